@@ -1,0 +1,200 @@
+package dev.rollout.engine;
+
+import dev.rollout.model.Torch;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.StringViewOptional;
+import org.bytedeco.pytorch.T_TensorTensor_T;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptional;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * Picks the next token of every sampling row in one batched pass over the logits and reports
+ * log-probabilities in SGLang's convention: log-softmax of the penalised logits divided by the
+ * temperature (raw log-softmax for greedy rows), before top-k/top-p/min-p filtering.
+ *
+ * <p>Randomness comes from each sequence's own generator, one uniform draw per token fed into an
+ * inverse-CDF lookup on the device, so a seeded request samples the same tokens whatever else
+ * shares its batch.
+ */
+final class Sampler {
+    private static final double GREEDY_BELOW = 1e-6;
+    private final Device device;
+    private final List<Integer> eosTokenIds;
+
+    Sampler(Device device, List<Integer> eosTokenIds) {
+        this.device = device;
+        this.eosTokenIds = eosTokenIds;
+    }
+
+    record Result(int[] tokens, TokenLogprob[] logprobs) {}
+
+    /** Samples one token per row; {@code logits} is (S, V) float32, row i belonging to {@code seqs[i]}. */
+    Result sample(Tensor logits, List<Sequence> seqs) {
+        int rows = seqs.size();
+        long vocab = logits.size(1);
+        applyPenaltiesAndBans(logits, seqs, vocab);
+
+        float[] temps = new float[rows];
+        float[] topP = new float[rows], minP = new float[rows], u = new float[rows];
+        long[] topK = new long[rows];
+        boolean[] greedy = new boolean[rows];
+        boolean anyRandom = false, anyTopKP = false, anyMinP = false, anyLogprobs = false;
+        for (int i = 0; i < rows; i++) {
+            SamplingParams p = seqs.get(i).params;
+            greedy[i] = p.greedy();
+            temps[i] = greedy[i] ? 1f : (float) Math.max(p.temperature(), GREEDY_BELOW);
+            topP[i] = (float) p.topP();
+            minP[i] = (float) p.minP();
+            topK[i] = Math.min(p.topK(), vocab);
+            u[i] = (float) seqs.get(i).rng.nextDouble();
+            anyRandom |= !greedy[i];
+            anyTopKP |= !greedy[i] && (topK[i] < vocab || topP[i] < 1f);
+            anyMinP |= !greedy[i] && minP[i] > 0f;
+            anyLogprobs |= seqs.get(i).logprobs.returnLogprob();
+        }
+        Tensor scaled = logits.div(Torch.floats(temps, device).view(rows, 1));               // (S, V)
+        Tensor chosen = logits.argmax(new org.bytedeco.pytorch.LongOptional(1), false);        // (S) greedy
+        if (anyRandom) {
+            Tensor probs = torch.softmax(scaled, 1);                                             // (S, V)
+            if (anyMinP) {
+                Tensor floor = probs.amax(new long[] {1}, true).mul(Torch.floats(minP, device).view(rows, 1));
+                probs = probs.masked_fill(torch.lt(probs, floor), new Scalar(0.0));
+            }
+            Tensor order = null;
+            if (anyTopKP) {
+                T_TensorTensor_T sorted = torch.sort(probs, 1, true);
+                probs = sorted.get0();                                                           // (S, V) descending
+                order = sorted.get1();
+                Tensor rank = torch.arange(new Scalar(0), new Scalar(vocab), Torch.options(org.bytedeco.pytorch.global.torch.ScalarType.Long, device)).view(1, vocab);
+                Tensor beyondK = torch.ge(rank, Torch.longs(topK, device).view(rows, 1));
+                // keep the smallest prefix whose mass reaches top_p: drop a token if the mass before it already does
+                Tensor before = probs.cumsum(1).sub(probs);
+                Tensor beyondP = torch.gt(before, Torch.floats(topP, device).view(rows, 1));
+                probs = probs.masked_fill(beyondK.logical_or(beyondP), new Scalar(0.0));
+            }
+            Tensor cdf = probs.cumsum(1);                                                        // (S, V)
+            Tensor target = cdf.narrow(1, vocab - 1, 1).mul(Torch.floats(u, device).view(rows, 1));
+            Tensor pos = torch.searchsorted(cdf, target, false, true, new StringViewOptional(), new TensorOptional())
+                    .clamp_max(new Scalar(vocab - 1));                                           // (S, 1)
+            Tensor sampled = (order == null ? pos : order.gather(1, pos)).view(rows);
+            chosen = torch.where(Torch.bools(greedy, device, rows), chosen, sampled);
+        }
+        long[] ids = Torch.toLongs(chosen);
+        int[] tokens = new int[rows];
+        for (int i = 0; i < rows; i++) tokens[i] = (int) ids[i];
+        TokenLogprob[] lps = anyLogprobs ? logprobs(torch.log_softmax(scaled, 1), tokens, seqs) : new TokenLogprob[rows];
+        return new Result(tokens, lps);
+    }
+
+    /** Scores given tokens: row i of {@code logits} (R, V) predicts {@code targets[i]} for {@code owners[i]}. */
+    TokenLogprob[] score(Tensor logits, int[] targets, List<Sequence> owners) {
+        float[] temps = new float[targets.length];
+        for (int i = 0; i < temps.length; i++) {
+            SamplingParams p = owners.get(i).params;
+            temps[i] = p.greedy() ? 1f : (float) p.temperature();
+        }
+        Tensor scaled = logits.div(Torch.floats(temps, device).view(targets.length, 1));
+        return logprobs(torch.log_softmax(scaled, 1), targets, owners);
+    }
+
+    /** Gathers, for each row, the target's logprob, the top-k and the requested ids, in one copy each. */
+    private TokenLogprob[] logprobs(Tensor logprobs, int[] targets, List<Sequence> owners) {
+        int rows = targets.length;
+        long[] t = new long[rows];
+        int maxTop = 0, maxIds = 0;
+        for (int i = 0; i < rows; i++) {
+            t[i] = targets[i];
+            LogprobOptions o = owners.get(i).logprobs;
+            maxTop = Math.max(maxTop, o.topLogprobsNum());
+            if (o.tokenIds() != null) maxIds = Math.max(maxIds, o.tokenIds().length);
+        }
+        float[] target = Torch.toFloats(logprobs.gather(1, Torch.longs(t, device).view(rows, 1)));
+        float[] topVals = null;
+        long[] topIdx = null;
+        if (maxTop > 0) {
+            T_TensorTensor_T top = torch.topk(logprobs, maxTop);
+            topVals = Torch.toFloats(top.get0());
+            topIdx = Torch.toLongs(top.get1());
+        }
+        float[] idsVals = null;
+        if (maxIds > 0) {
+            long[] idx = new long[rows * maxIds];
+            for (int i = 0; i < rows; i++) {
+                int[] ids = owners.get(i).logprobs.tokenIds();
+                for (int j = 0; ids != null && j < ids.length; j++) idx[i * maxIds + j] = ids[j];
+            }
+            idsVals = Torch.toFloats(logprobs.gather(1, Torch.longs(idx, rows, maxIds, device)));
+        }
+        TokenLogprob[] out = new TokenLogprob[rows];
+        for (int i = 0; i < rows; i++) {
+            LogprobOptions o = owners.get(i).logprobs;
+            int k = o.topLogprobsNum();
+            int[] ti = new int[k];
+            float[] tv = new float[k];
+            for (int j = 0; j < k; j++) {
+                ti[j] = (int) topIdx[i * maxTop + j];
+                tv[j] = topVals[i * maxTop + j];
+            }
+            float[] iv = null;
+            if (o.tokenIds() != null) {
+                iv = new float[o.tokenIds().length];
+                System.arraycopy(idsVals, i * maxIds, iv, 0, iv.length);
+            }
+            out[i] = new TokenLogprob(targets[i], target[i], ti, tv, iv);
+        }
+        return out;
+    }
+
+    /**
+     * Repetition penalty (over prompt and output), frequency and presence penalties (over the
+     * output), and bans on stop tokens before min_new_tokens, written into the rows in place.
+     */
+    private void applyPenaltiesAndBans(Tensor logits, List<Sequence> seqs, long vocab) {
+        int total = 0;
+        for (Sequence s : seqs) if (s.params.hasPenalties()) total += s.numTokens();
+        long[] idx = new long[total];
+        float[] rep = new float[total], sub = new float[total];
+        int k = 0;
+        for (int row = 0; row < seqs.size(); row++) {
+            Sequence s = seqs.get(row);
+            if (!s.params.hasPenalties()) continue;
+            Map<Integer, Integer> outCounts = new HashMap<>();
+            for (int i = s.promptLen; i < s.numTokens(); i++) outCounts.merge(s.tokens.get(i), 1, Integer::sum);
+            Map<Integer, Boolean> seen = new HashMap<>();
+            for (int i = 0; i < s.numTokens(); i++) {
+                int tok = s.tokens.get(i);
+                if (seen.put(tok, true) != null) continue;
+                int c = outCounts.getOrDefault(tok, 0);
+                idx[k] = row * vocab + tok;
+                rep[k] = (float) s.params.repetitionPenalty();
+                sub[k] = (float) (s.params.frequencyPenalty() * c + (c > 0 ? s.params.presencePenalty() : 0.0));
+                k++;
+            }
+        }
+        Tensor flat = logits.view(-1);
+        if (k > 0) {
+            Tensor at = Torch.longs(java.util.Arrays.copyOf(idx, k), device);
+            Tensor vals = flat.index_select(0, at);
+            Tensor r = Torch.floats(java.util.Arrays.copyOf(rep, k), device);
+            vals = torch.where(torch.gt(vals, new Scalar(0.0)), vals.div(r), vals.mul(r)).sub(Torch.floats(java.util.Arrays.copyOf(sub, k), device));
+            flat.index_copy_(0, at, vals);
+        }
+        // bans: a stop token may not end the sequence before min_new_tokens
+        java.util.List<Long> banned = new java.util.ArrayList<>();
+        for (int row = 0; row < seqs.size(); row++) {
+            Sequence s = seqs.get(row);
+            if (s.numOutputTokens() >= s.params.minNewTokens()) continue;
+            for (int tok : s.params.stopTokenIds()) banned.add(row * vocab + tok);
+            if (!s.params.ignoreEos()) for (int tok : eosTokenIds) if (tok < vocab) banned.add(row * vocab + tok);
+        }
+        if (!banned.isEmpty()) {
+            long[] b = banned.stream().mapToLong(Long::longValue).toArray();
+            flat.index_fill_(0, Torch.longs(b, device), new Scalar(Double.NEGATIVE_INFINITY));
+        }
+    }
+}

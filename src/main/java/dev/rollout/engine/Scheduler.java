@@ -1,0 +1,142 @@
+package dev.rollout.engine;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.Iterator;
+import java.util.List;
+
+/**
+ * Continuous batching with chunked prefill. Each step spends a token budget: first on the
+ * running sequences in arrival order (one token for a decode, the next chunk for an unfinished
+ * prompt), then on admitting waiting sequences, whose prompts may be cut into chunks. When the
+ * KV blocks run out, the latest running sequence is preempted: its blocks are freed and it
+ * goes back to the front of the queue, to be recomputed (mostly from the prefix cache).
+ * Pure Java: no tensors.
+ */
+public final class Scheduler {
+    private final BlockManager blocks;
+    private final int maxNumSeqs;
+    private final int maxNumBatchedTokens;
+    private final Deque<Sequence> waiting = new ArrayDeque<>();
+    private final List<Sequence> running = new ArrayList<>();
+    private long numPreemptions;
+
+    public Scheduler(BlockManager blocks, int maxNumSeqs, int maxNumBatchedTokens) {
+        this.blocks = blocks;
+        this.maxNumSeqs = maxNumSeqs;
+        this.maxNumBatchedTokens = maxNumBatchedTokens;
+    }
+
+    public void add(Sequence seq) {
+        waiting.addLast(seq);
+    }
+
+    public boolean hasWork() {
+        return !waiting.isEmpty() || !running.isEmpty();
+    }
+
+    public int numRunning() {
+        return running.size();
+    }
+
+    public int numWaiting() {
+        return waiting.size();
+    }
+
+    public long numPreemptions() {
+        return numPreemptions;
+    }
+
+    public List<ScheduledSequence> schedule() {
+        List<ScheduledSequence> batch = new ArrayList<>();
+        int budget = maxNumBatchedTokens;
+
+        // running: decodes and unfinished prompts
+        for (int i = 0; i < running.size() && budget > 0; i++) {
+            Sequence seq = running.get(i);
+            int n = Math.min(seq.numUncomputed(), budget);
+            boolean preemptedSelf = false;
+            while (!blocks.canAppend(seq, n)) {
+                if (running.size() - 1 > i) {
+                    preempt(running.remove(running.size() - 1));
+                } else {
+                    preempt(running.remove(i));
+                    preemptedSelf = true;
+                    break;
+                }
+            }
+            if (preemptedSelf) break;
+            batch.add(take(seq, n));
+            budget -= n;
+        }
+
+        // waiting: admit in arrival order while budget, sequence slots and blocks last
+        for (Iterator<Sequence> it = waiting.iterator(); it.hasNext() && budget > 0 && running.size() < maxNumSeqs; ) {
+            Sequence seq = it.next();
+            // An n>1 sibling waits until the first sample's prompt is in the cache, then shares it.
+            if (seq.prefixLeader != null && !seq.prefixLeader.promptComputed()) continue;
+            List<Integer> hits = blocks.findCached(seq, maxCachedTokens(seq));
+            int cachedTokens = hits.size() * blocks.blockSize();
+            int n = Math.min(seq.numTokens() - cachedTokens, budget);
+            if (!blocks.canAllocate(hits, cachedTokens + n)) break;
+            it.remove();
+            blocks.acquire(seq, hits);
+            if (seq.numCachedTokens < 0) seq.numCachedTokens = Math.min(cachedTokens, seq.promptLen);
+            seq.status = SequenceStatus.RUNNING;
+            running.add(seq);
+            batch.add(take(seq, n));
+            budget -= n;
+        }
+        return batch;
+    }
+
+    /**
+     * At least one token must run through the model to give logits, and prompt positions that
+     * are to be scored must be computed, not taken from the cache.
+     */
+    private static int maxCachedTokens(Sequence seq) {
+        int max = seq.numTokens() - 1;
+        if (seq.inputScoredUpTo < seq.promptLen) max = Math.min(max, Math.max(seq.inputScoredUpTo - 1, 0));
+        return max;
+    }
+
+    private ScheduledSequence take(Sequence seq, int n) {
+        int start = seq.numComputed;
+        blocks.appendSlots(seq, n);
+        return new ScheduledSequence(seq, start, n, start + n == seq.numTokens());
+    }
+
+    private void preempt(Sequence seq) {
+        blocks.free(seq);
+        seq.numComputed = 0;
+        seq.numRetractions++;
+        seq.status = SequenceStatus.WAITING;
+        waiting.addFirst(seq);
+        numPreemptions++;
+    }
+
+    /** Marks the step's tokens computed and publishes the blocks they filled to the prefix cache. */
+    public void markComputed(List<ScheduledSequence> batch) {
+        for (ScheduledSequence s : batch) {
+            s.seq().numComputed = s.start() + s.numTokens();
+            blocks.commitFullBlocks(s.seq());
+        }
+    }
+
+    /** Removes a finished or aborted sequence and returns its blocks. */
+    public void finish(Sequence seq) {
+        if (seq.status == SequenceStatus.RUNNING) running.remove(seq);
+        else waiting.remove(seq);
+        blocks.free(seq);
+        seq.status = SequenceStatus.FINISHED;
+    }
+
+    /** Running and waiting sequences whose rid starts with {@code prefix} (all when null). */
+    public List<Sequence> find(String prefix) {
+        List<Sequence> out = new ArrayList<>();
+        for (Sequence s : running) if (prefix == null || s.rid.startsWith(prefix)) out.add(s);
+        for (Sequence s : waiting) if (prefix == null || s.rid.startsWith(prefix)) out.add(s);
+        return out;
+    }
+}

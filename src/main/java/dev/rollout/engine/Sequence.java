@@ -1,0 +1,98 @@
+package dev.rollout.engine;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/**
+ * One sample being generated: its tokens, how far its KV is computed, its blocks in the cache,
+ * and what it has produced. Mutated only on the engine thread.
+ */
+public final class Sequence {
+    final String rid;
+    final int index;                 // sample index within its request (for n > 1)
+    final int promptLen;
+    final IntList tokens;            // prompt then output
+    final SamplingParams params;
+    final LogprobOptions logprobs;
+    final SplittableRandom rng;
+    final SequenceListener listener;
+    final boolean stream;
+    final long arrivalNanos;
+
+    SequenceStatus status = SequenceStatus.WAITING;
+    /** Tokens whose K/V are in the cache. */
+    int numComputed;
+    /** Prompt tokens found in the prefix cache at first admission. */
+    int numCachedTokens = -1;
+    int numRetractions;
+    final IntList blockTable = new IntList();
+    /** Full blocks already entered into the prefix cache, and the chained hash of the last. */
+    int numHashedBlocks;
+    long lastBlockHash;
+    /** The sibling whose prompt KV this one waits to share (n > 1), or null. */
+    Sequence prefixLeader;
+
+    final List<TokenLogprob> outputLogprobs = new ArrayList<>();
+    final List<TokenLogprob> inputLogprobs = new ArrayList<>();
+    /** The next prompt position to score; a recompute after preemption does not score twice. */
+    int inputScoredUpTo;
+    final IncrementalDetokenizer detokenizer;
+    FinishReason finishReason;
+    long firstTokenNanos;
+    long lastTokenNanos;
+    long finishedNanos;
+
+    public Sequence(String rid, int index, int[] prompt, SamplingParams params, LogprobOptions logprobs,
+                    TokenDecoder decoder, SequenceListener listener, boolean stream, long seed) {
+        this.rid = rid;
+        this.index = index;
+        this.promptLen = prompt.length;
+        this.tokens = IntList.of(prompt);
+        this.params = params;
+        this.logprobs = logprobs;
+        this.rng = new SplittableRandom(seed);
+        this.listener = listener;
+        this.stream = stream;
+        this.arrivalNanos = System.nanoTime();
+        this.detokenizer = decoder == null ? null : new IncrementalDetokenizer(decoder, params.skipSpecialTokens(),
+                Arrays.copyOfRange(prompt, Math.max(0, prompt.length - IncrementalDetokenizer.CONTEXT), prompt.length));
+        this.inputScoredUpTo = logprobs.wantsInput() ? Math.max(logprobs.startLen(), 1) : promptLen;
+    }
+
+    public String rid() {
+        return rid;
+    }
+
+    public SequenceStatus status() {
+        return status;
+    }
+
+    int numTokens() {
+        return tokens.size();
+    }
+
+    int numOutputTokens() {
+        return tokens.size() - promptLen;
+    }
+
+    /** Tokens still to run through the model (the prompt's rest, or the last sampled token). */
+    int numUncomputed() {
+        return tokens.size() - numComputed;
+    }
+
+    /** True once the prompt is computed, so siblings may reuse its blocks. */
+    boolean promptComputed() {
+        return numComputed >= promptLen || status == SequenceStatus.FINISHED;
+    }
+
+    SequenceOutput snapshot(String weightVersion) {
+        long now = finishedNanos != 0 ? finishedNanos : System.nanoTime();
+        String text = detokenizer == null ? null : detokenizer.text();
+        return new SequenceOutput(rid, index, tokens.toArray(promptLen, tokens.size()), text, finishReason, promptLen,
+                Math.max(numCachedTokens, 0), numRetractions, List.copyOf(outputLogprobs), List.copyOf(inputLogprobs),
+                weightVersion, (now - arrivalNanos) / 1e9,
+                firstTokenNanos == 0 ? Double.NaN : (firstTokenNanos - arrivalNanos) / 1e9);
+    }
+}

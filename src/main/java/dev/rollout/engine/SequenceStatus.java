@@ -1,0 +1,3 @@
+package dev.rollout.engine;
+
+public enum SequenceStatus { WAITING, RUNNING, FINISHED }

@@ -1,0 +1,59 @@
+package dev.rollout.model;
+
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * The paged KV cache: for every layer one K and one V tensor of
+ * (numBlocks * blockSize, numKvHeads, headDim), addressed by slot. Which slots belong to which
+ * sequence is the block manager's business; this class only holds the memory.
+ */
+public final class KvCache {
+    private final Tensor[] keys;   // per layer: (numSlots, numKvHeads, headDim)
+    private final Tensor[] values; // per layer: (numSlots, numKvHeads, headDim)
+    private final int numBlocks;
+    private final int blockSize;
+
+    public KvCache(ModelConfig config, int numBlocks, int blockSize, ScalarType dtype, Device device) {
+        this.numBlocks = numBlocks;
+        this.blockSize = blockSize;
+        keys = new Tensor[config.numLayers()];
+        values = new Tensor[config.numLayers()];
+        long slots = (long) numBlocks * blockSize;
+        for (int l = 0; l < config.numLayers(); l++) {
+            keys[l] = Torch.zeros(Torch.options(dtype, device), slots, config.numKvHeads(), config.headDim());
+            values[l] = Torch.zeros(Torch.options(dtype, device), slots, config.numKvHeads(), config.headDim());
+        }
+    }
+
+    public Tensor keys(int layer) {
+        return keys[layer];
+    }
+
+    public Tensor values(int layer) {
+        return values[layer];
+    }
+
+    public int numBlocks() {
+        return numBlocks;
+    }
+
+    public int blockSize() {
+        return blockSize;
+    }
+
+    public long bytes() {
+        long total = 0;
+        for (int l = 0; l < keys.length; l++) total += keys[l].nbytes() + values[l].nbytes();
+        return total;
+    }
+
+    /** Frees the memory now rather than at the next garbage collection. */
+    public void release() {
+        for (int l = 0; l < keys.length; l++) {
+            keys[l].close();
+            values[l].close();
+        }
+    }
+}

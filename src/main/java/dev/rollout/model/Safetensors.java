@@ -1,0 +1,134 @@
+package dev.rollout.model;
+
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The safetensors format: an 8-byte little-endian header length, a JSON header naming each
+ * tensor's dtype, shape and byte range, then the raw data. Reading memory-maps each tensor's
+ * range, so a checkpoint is never copied onto the Java heap.
+ */
+public final class Safetensors {
+    private Safetensors() {}
+
+    /** One tensor's entry in a file's header. {@code dtype} uses the format's names (F32, BF16, ...). */
+    public record Entry(Path file, String dtype, long[] shape, long begin, long end) {
+        public long numel() {
+            return Arrays.stream(shape).reduce(1, (a, b) -> a * b);
+        }
+    }
+
+    /** Reads the header of one file; offsets in the entries are absolute file positions. */
+    public static Map<String, Entry> readHeader(Path file) throws IOException {
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
+            readFully(ch, len, 0);
+            long n = len.flip().getLong();
+            if (n <= 0 || n > 100_000_000L || 8 + n > ch.size())
+                throw new IOException(file + ": not a safetensors file (header length " + n + ")");
+            ByteBuffer json = ByteBuffer.allocate((int) n);
+            readFully(ch, json, 8);
+            JsonObject header = JsonParser.parseString(new String(json.array(), StandardCharsets.UTF_8)).getAsJsonObject();
+            long dataStart = 8 + n;
+            Map<String, Entry> out = new LinkedHashMap<>();
+            for (var e : header.entrySet()) {
+                if (e.getKey().equals("__metadata__")) continue;
+                JsonObject t = e.getValue().getAsJsonObject();
+                long[] shape = new long[t.getAsJsonArray("shape").size()];
+                for (int i = 0; i < shape.length; i++) shape[i] = t.getAsJsonArray("shape").get(i).getAsLong();
+                long b = t.getAsJsonArray("data_offsets").get(0).getAsLong();
+                long end = t.getAsJsonArray("data_offsets").get(1).getAsLong();
+                Entry entry = new Entry(file, t.get("dtype").getAsString(), shape, dataStart + b, dataStart + end);
+                if (entry.end() > ch.size() || entry.end() - entry.begin() != entry.numel() * bytesPer(entry.dtype()))
+                    throw new IOException(file + ": tensor " + e.getKey() + " has an inconsistent byte range");
+                out.put(e.getKey(), entry);
+            }
+            return out;
+        }
+    }
+
+    /** Memory-maps one tensor's bytes (read-only, little-endian). */
+    public static ByteBuffer map(Entry e) throws IOException {
+        try (FileChannel ch = FileChannel.open(e.file(), StandardOpenOption.READ)) {
+            return ch.map(FileChannel.MapMode.READ_ONLY, e.begin(), e.end() - e.begin()).order(ByteOrder.LITTLE_ENDIAN);
+        }
+    }
+
+    public static int bytesPer(String dtype) {
+        return switch (dtype) {
+            case "F64", "I64", "U64" -> 8;
+            case "F32", "I32", "U32" -> 4;
+            case "F16", "BF16", "I16", "U16" -> 2;
+            case "I8", "U8", "BOOL", "F8_E4M3", "F8_E5M2" -> 1;
+            default -> throw new IllegalArgumentException("unknown safetensors dtype " + dtype);
+        };
+    }
+
+    /** A tensor to write: raw little-endian bytes plus its dtype and shape. */
+    public record Blob(String dtype, long[] shape, ByteBuffer data) {}
+
+    /** Writes tensors in the order given, as {@code save_pretrained} does. */
+    public static void write(Path file, Map<String, Blob> tensors, Map<String, String> metadata) throws IOException {
+        StringBuilder json = new StringBuilder("{");
+        List<String> parts = new ArrayList<>();
+        if (!metadata.isEmpty()) {
+            StringBuilder m = new StringBuilder("\"__metadata__\":{");
+            List<String> kv = new ArrayList<>();
+            metadata.forEach((k, v) -> kv.add(quote(k) + ":" + quote(v)));
+            parts.add(m.append(String.join(",", kv)).append('}').toString());
+        }
+        long offset = 0;
+        for (var e : tensors.entrySet()) {
+            Blob b = e.getValue();
+            long size = b.data().remaining();
+            parts.add(quote(e.getKey()) + ":{\"dtype\":" + quote(b.dtype()) + ",\"shape\":"
+                    + Arrays.toString(b.shape()).replace(" ", "") + ",\"data_offsets\":[" + offset + "," + (offset + size) + "]}");
+            offset += size;
+        }
+        json.append(String.join(",", parts)).append('}');
+        // The data must start 8-byte aligned; pad the header with spaces as the reference writer does.
+        byte[] header = json.toString().getBytes(StandardCharsets.UTF_8);
+        int padded = (header.length + 7) / 8 * 8;
+        byte[] headerPadded = Arrays.copyOf(header, padded);
+        Arrays.fill(headerPadded, header.length, padded, (byte) ' ');
+        try (OutputStream out = Files.newOutputStream(file)) {
+            out.write(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(padded).array());
+            out.write(headerPadded);
+            byte[] chunk = new byte[1 << 16];
+            for (Blob b : tensors.values()) {
+                ByteBuffer d = b.data().duplicate();
+                while (d.hasRemaining()) {
+                    int n = Math.min(chunk.length, d.remaining());
+                    d.get(chunk, 0, n);
+                    out.write(chunk, 0, n);
+                }
+            }
+        }
+    }
+
+    private static String quote(String s) {
+        return '"' + s.replace("\\", "\\\\").replace("\"", "\\\"") + '"';
+    }
+
+    private static void readFully(FileChannel ch, ByteBuffer buf, long pos) throws IOException {
+        while (buf.hasRemaining()) {
+            int n = ch.read(buf, pos);
+            if (n < 0) throw new IOException("unexpected end of file");
+            pos += n;
+        }
+    }
+}

@@ -1,0 +1,53 @@
+package dev.rollout.engine;
+
+import dev.rollout.model.CausalLm;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/** Drives an {@link LlmEngine} synchronously on the test thread. */
+final class EngineHarness {
+    final LlmEngine engine;
+    final Map<String, SequenceOutput> finished = new HashMap<>();
+    final Map<String, List<SequenceOutput>> streamed = new HashMap<>();
+    int maxBatch;
+
+    EngineHarness(Path checkpoint, EngineConfig config, TokenDecoder decoder) throws Exception {
+        CausalLm lm = CausalLm.load(checkpoint, ScalarType.Float, new Device("cpu"));
+        engine = new LlmEngine(lm, config, decoder, null);
+    }
+
+    static EngineHarness fixture(String arch, EngineConfig config) throws Exception {
+        return new EngineHarness(Path.of("src/test/resources/fixtures", arch), config, null);
+    }
+
+    static EngineConfig smallConfig() {
+        return new EngineConfig("cpu", "float32", 4, 64, 8, 16, 0);
+    }
+
+    Sequence add(String rid, int[] prompt, SamplingParams params, LogprobOptions lp) {
+        return add(rid, 0, prompt, params, lp, false, null);
+    }
+
+    Sequence add(String rid, int index, int[] prompt, SamplingParams params, LogprobOptions lp, boolean stream, Sequence leader) {
+        Sequence s = new Sequence(rid, index, prompt, params, lp, engine.decoder(), out -> {
+            if (out.finished()) finished.put(out.rid(), out);
+            else streamed.computeIfAbsent(out.rid(), k -> new ArrayList<>()).add(out);
+        }, stream, params.seed() == null ? 42 : params.seed());
+        s.prefixLeader = leader;
+        engine.add(s);
+        return s;
+    }
+
+    void runToCompletion() {
+        int steps = 0;
+        while (engine.hasWork()) {
+            maxBatch = Math.max(maxBatch, engine.step());
+            if (++steps > 100_000) throw new AssertionError("engine did not finish");
+        }
+    }
+}
