@@ -3,10 +3,10 @@ package dev.rollout.engine;
 import dev.rollout.model.CausalLm;
 import dev.rollout.model.KvCache;
 import dev.rollout.model.ModelConfig;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.HashSet;
 import java.util.Set;
+import java.util.function.Predicate;
 
 /**
  * The engine: schedule a step, run it, apply what came out. Single-threaded by design; the
@@ -143,9 +143,9 @@ public final class LlmEngine {
         seq.listener.onOutput(output);
     }
 
-    /** Aborts running and waiting sequences whose rid starts with {@code ridPrefix} (all when null). */
-    public int abort(String ridPrefix, String message) {
-        List<Sequence> hit = scheduler.find(ridPrefix);
+    /** Aborts the running and waiting sequences whose rid passes {@code test}, returning partial output. */
+    public int abort(Predicate<String> test, String message) {
+        List<Sequence> hit = scheduler.find(test);
         for (Sequence s : hit) finish(s, FinishReason.abort(message));
         return hit.size();
     }
@@ -170,7 +170,4 @@ public final class LlmEngine {
         }
     }
 
-    List<Sequence> snapshotAll() {
-        return new ArrayList<>(scheduler.find(null));
-    }
 }

@@ -5,6 +5,7 @@ import java.util.ArrayList;
 import java.util.Deque;
 import java.util.Iterator;
 import java.util.List;
+import java.util.function.Predicate;
 
 /**
  * Continuous batching with chunked prefill. Each step spends a token budget: first on the
@@ -132,11 +133,11 @@ public final class Scheduler {
         seq.status = SequenceStatus.FINISHED;
     }
 
-    /** Running and waiting sequences whose rid starts with {@code prefix} (all when null). */
-    public List<Sequence> find(String prefix) {
+    /** Running and waiting sequences whose rid passes {@code test}. */
+    public List<Sequence> find(Predicate<String> test) {
         List<Sequence> out = new ArrayList<>();
-        for (Sequence s : running) if (prefix == null || s.rid.startsWith(prefix)) out.add(s);
-        for (Sequence s : waiting) if (prefix == null || s.rid.startsWith(prefix)) out.add(s);
+        for (Sequence s : running) if (test.test(s.rid)) out.add(s);
+        for (Sequence s : waiting) if (test.test(s.rid)) out.add(s);
         return out;
     }
 }

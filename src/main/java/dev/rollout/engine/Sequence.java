@@ -61,6 +61,11 @@ public final class Sequence {
         this.inputScoredUpTo = logprobs.wantsInput() ? Math.max(logprobs.startLen(), 1) : promptLen;
     }
 
+    /** Makes this sample wait for {@code leader}'s prompt KV and then reuse it (n > 1). */
+    public void sharePrefixWith(Sequence leader) {
+        this.prefixLeader = leader;
+    }
+
     public String rid() {
         return rid;
     }

@@ -1,0 +1,235 @@
+package dev.rollout.api;
+
+import dev.rollout.engine.LogprobOptions;
+import dev.rollout.engine.SamplingParams;
+import dev.rollout.tokenizer.HfTokenizer;
+import jakarta.json.JsonArray;
+import jakarta.json.JsonObject;
+import jakarta.json.JsonValue;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.UUID;
+
+/**
+ * Turns a {@code /generate} body (SGLang's {@code GenerateReqInput}) into a validated
+ * {@link GenerateRequest}. Every refusal names the field. Unknown top-level fields are ignored,
+ * unknown {@code sampling_params} keys are refused, as in SGLang.
+ */
+final class GenerateRequestParser {
+    /** sampling_params keys that are accepted and have no effect here. */
+    private static final Set<String> IGNORED = Set.of("spaces_between_special_tokens", "stream_interval", "custom_params");
+    /** sampling_params keys that would change the output if honoured, so they are refused rather than ignored. */
+    private static final Set<String> UNSUPPORTED = Set.of("json_schema", "regex", "ebnf", "structural_tag", "stop_regex",
+            "logit_bias", "custom_logit_processor");
+    private static final Set<String> KNOWN = Set.of("max_new_tokens", "max_tokens", "min_new_tokens", "temperature", "top_p",
+            "top_k", "min_p", "frequency_penalty", "presence_penalty", "repetition_penalty", "stop", "stop_token_ids",
+            "ignore_eos", "skip_special_tokens", "no_stop_trim", "n", "sampling_seed", "seed");
+    private static final int MAX_TOP_LOGPROBS = 100;
+
+    /** What validation needs to know about the served model. */
+    record Limits(int vocabSize, int maxModelLen, long kvCapacityTokens, int maxN) {}
+
+    private final Limits limits;
+    private final HfTokenizer tokenizer;
+
+    GenerateRequestParser(Limits limits, HfTokenizer tokenizer) {
+        this.limits = limits;
+        this.tokenizer = tokenizer;
+    }
+
+    GenerateRequest parse(JsonObject o) {
+        for (String k : List.of("input_embeds", "image_data", "video_data", "audio_data"))
+            if (Fields.present(o, k)) throw ApiException.badRequest(k + " is not supported: this server serves text-only models");
+        boolean hasText = Fields.present(o, "text"), hasIds = Fields.present(o, "input_ids");
+        if (hasText == hasIds) throw ApiException.badRequest("Either text or input_ids should be provided (exactly one of them).");
+
+        List<int[]> prompts = new ArrayList<>();
+        boolean batch;
+        if (hasIds) {
+            JsonValue v = o.get("input_ids");
+            if (!(v instanceof JsonArray a)) throw Fields.type("input_ids", "a list of token ids or a list of such lists", v);
+            if (a.isEmpty()) throw ApiException.badRequest("input_ids cannot be empty.");
+            batch = a.get(0) instanceof JsonArray;
+            if (batch) for (int i = 0; i < a.size(); i++) prompts.add(Fields.intArray(a.get(i), "input_ids[" + i + "]"));
+            else prompts.add(Fields.intArray(a, "input_ids"));
+        } else {
+            JsonValue v = o.get("text");
+            batch = v instanceof JsonArray;
+            List<String> texts = Fields.stringOrList(v, "text");
+            if (texts.isEmpty()) throw ApiException.badRequest("text cannot be an empty list.");
+            if (tokenizer == null) throw ApiException.badRequest("text needs a tokenizer, and the model has none; send input_ids");
+            for (String t : texts) prompts.add(tokenizer.encode(t));
+        }
+        int size = prompts.size();
+        for (int i = 0; i < size; i++) checkPrompt(prompts.get(i), batch ? (hasIds ? "input_ids[" + i + "]" : "text[" + i + "]") : hasIds ? "input_ids" : "text");
+
+        List<String> rids = rids(o, size, batch);
+        List<GenerateRequest.Item> items = new ArrayList<>();
+        for (int i = 0; i < size; i++) {
+            String at = batch ? "[" + i + "]" : "";
+            JsonObject sp = perItemObject(o, "sampling_params", i, size);
+            SamplingParams params = samplingParams(sp, "sampling_params" + (o.get("sampling_params") instanceof JsonArray ? at : ""));
+            LogprobOptions lp = logprobs(o, i, size, prompts.get(i).length, at);
+            if (prompts.get(i).length >= limits.maxModelLen() && params.maxNewTokens() > 0)
+                throw ApiException.badRequest("the prompt" + at + " has " + prompts.get(i).length + " tokens, which leaves no room to "
+                        + "generate within the context length of " + limits.maxModelLen() + " tokens");
+            items.add(new GenerateRequest.Item(rids.get(i), prompts.get(i), params, lp));
+        }
+        boolean stream = Fields.present(o, "stream") && Fields.bool(o.get("stream"), "stream");
+        boolean textInLogprobs = Fields.present(o, "return_text_in_logprobs") && Fields.bool(o.get("return_text_in_logprobs"), "return_text_in_logprobs");
+        if (textInLogprobs && tokenizer == null) throw ApiException.badRequest("return_text_in_logprobs needs a tokenizer, and the model has none");
+        return new GenerateRequest(items, batch, stream, textInLogprobs);
+    }
+
+    private void checkPrompt(int[] ids, String name) {
+        if (ids.length == 0) throw ApiException.badRequest(name + " cannot be empty.");
+        for (int j = 0; j < ids.length; j++)
+            if (ids[j] < 0 || ids[j] >= limits.vocabSize())
+                throw ApiException.badRequest(name + "[" + j + "] = " + ids[j] + " is outside the vocabulary [0, " + limits.vocabSize() + ")");
+        if (ids.length > limits.maxModelLen())
+            throw ApiException.badRequest(name + " has " + ids.length + " tokens, longer than the context length of " + limits.maxModelLen());
+        if (ids.length + 1 > limits.kvCapacityTokens())
+            throw ApiException.badRequest(name + " has " + ids.length + " tokens, more than the KV cache holds (" + limits.kvCapacityTokens() + ")");
+    }
+
+    private static List<String> rids(JsonObject o, int size, boolean batch) {
+        List<String> out = new ArrayList<>();
+        if (!Fields.present(o, "rid")) {
+            for (int i = 0; i < size; i++) out.add(UUID.randomUUID().toString().replace("-", ""));
+        } else if (o.get("rid") instanceof JsonArray a) {
+            if (a.size() != size) throw ApiException.badRequest("rid has " + a.size() + " entries for " + size + " prompts");
+            for (int i = 0; i < size; i++) out.add(Fields.string(a.get(i), "rid[" + i + "]"));
+            if (new HashSet<>(out).size() != out.size()) throw ApiException.badRequest("rid contains duplicates");
+        } else {
+            String rid = Fields.string(o.get("rid"), "rid");
+            if (!batch) out.add(rid);
+            else for (int i = 0; i < size; i++) out.add(rid + "_" + i);
+        }
+        return out;
+    }
+
+    /** A field that is either one value for every prompt or a list with one value per prompt. */
+    private static JsonValue perItem(JsonObject o, String key, int i, int size, boolean listIsValue) {
+        if (!Fields.present(o, key)) return null;
+        JsonValue v = o.get(key);
+        if (v instanceof JsonArray a && !(listIsValue && (a.isEmpty() || !(a.get(0) instanceof JsonArray)))) {
+            if (a.size() != size) throw ApiException.badRequest(key + " has " + a.size() + " entries for " + size + " prompts");
+            JsonValue e = a.get(i);
+            return e.getValueType() == JsonValue.ValueType.NULL ? null : e;
+        }
+        return v;
+    }
+
+    private static JsonObject perItemObject(JsonObject o, String key, int i, int size) {
+        JsonValue v = perItem(o, key, i, size, false);
+        if (v == null) return JsonValue.EMPTY_JSON_OBJECT;
+        if (!(v instanceof JsonObject obj)) throw Fields.type(key, "an object (or a list of objects)", v);
+        return obj;
+    }
+
+    private LogprobOptions logprobs(JsonObject o, int i, int size, int promptLen, String at) {
+        JsonValue rl = perItem(o, "return_logprob", i, size, false);
+        boolean ret = rl != null && Fields.bool(rl, "return_logprob" + at);
+        JsonValue sl = perItem(o, "logprob_start_len", i, size, false);
+        int start = sl == null ? -1 : Fields.int32(sl, "logprob_start_len" + at);
+        if (start < -1) throw ApiException.badRequest("logprob_start_len" + at + " must be >= -1, got " + start);
+        if (start >= promptLen)
+            throw ApiException.badRequest("logprob_start_len" + at + " = " + start + " must be less than the prompt length " + promptLen);
+        JsonValue tn = perItem(o, "top_logprobs_num", i, size, false);
+        int top = tn == null ? 0 : Fields.int32(tn, "top_logprobs_num" + at);
+        if (top < 0 || top > MAX_TOP_LOGPROBS)
+            throw ApiException.badRequest("top_logprobs_num" + at + " must be between 0 and " + MAX_TOP_LOGPROBS + ", got " + top);
+        JsonValue ti = perItem(o, "token_ids_logprob", i, size, true);
+        int[] ids = ti == null ? null : Fields.intArray(ti, "token_ids_logprob" + at);
+        if (ids != null)
+            for (int id : ids)
+                if (id < 0 || id >= limits.vocabSize())
+                    throw ApiException.badRequest("token_ids_logprob" + at + " contains " + id + ", outside the vocabulary");
+        return new LogprobOptions(ret, ret ? start : -1, ret ? top : 0, ret ? ids : null);
+    }
+
+    SamplingParams samplingParams(JsonObject sp, String name) {
+        for (String k : sp.keySet()) {
+            if (sp.get(k).getValueType() == JsonValue.ValueType.NULL || IGNORED.contains(k)) continue;
+            if (UNSUPPORTED.contains(k)) throw ApiException.badRequest(name + "." + k + " is not supported by this server");
+            if (!KNOWN.contains(k)) throw ApiException.badRequest(name + " has an unknown key '" + k + "'");
+        }
+        SamplingParams.Builder b = SamplingParams.builder();
+        String f;
+        if (Fields.present(sp, f = "temperature")) {
+            double t = Fields.number(sp.get(f), name + "." + f);
+            if (t < 0) throw ApiException.badRequest(name + ".temperature must be >= 0, got " + t);
+            b.temperature(t);
+        }
+        if (Fields.present(sp, f = "top_p")) {
+            double p = Fields.number(sp.get(f), name + "." + f);
+            if (!(p > 0 && p <= 1)) throw ApiException.badRequest(name + ".top_p must be in (0, 1], got " + p);
+            b.topP(p);
+        }
+        if (Fields.present(sp, f = "top_k")) {
+            int k = Fields.int32(sp.get(f), name + "." + f);
+            if (k == 0 || k < -1) throw ApiException.badRequest(name + ".top_k must be -1 (all) or >= 1, got " + k);
+            b.topK(k == -1 ? Integer.MAX_VALUE : k);
+        }
+        if (Fields.present(sp, f = "min_p")) {
+            double p = Fields.number(sp.get(f), name + "." + f);
+            if (p < 0 || p > 1) throw ApiException.badRequest(name + ".min_p must be in [0, 1], got " + p);
+            b.minP(p);
+        }
+        for (String pen : List.of("frequency_penalty", "presence_penalty")) {
+            if (!Fields.present(sp, pen)) continue;
+            double p = Fields.number(sp.get(pen), name + "." + pen);
+            if (p < -2 || p > 2) throw ApiException.badRequest(name + "." + pen + " must be in [-2, 2], got " + p);
+            if (pen.startsWith("frequency")) b.frequencyPenalty(p); else b.presencePenalty(p);
+        }
+        if (Fields.present(sp, f = "repetition_penalty")) {
+            double p = Fields.number(sp.get(f), name + "." + f);
+            if (!(p > 0 && p <= 2)) throw ApiException.badRequest(name + ".repetition_penalty must be in (0, 2], got " + p);
+            b.repetitionPenalty(p);
+        }
+        if (Fields.present(sp, "max_new_tokens") && Fields.present(sp, "max_tokens"))
+            throw ApiException.badRequest(name + " has both max_new_tokens and max_tokens; send one");
+        int maxNew = 128;
+        for (String key : List.of("max_new_tokens", "max_tokens")) {
+            if (!Fields.present(sp, key)) continue;
+            maxNew = Fields.int32(sp.get(key), name + "." + key);
+            if (maxNew < 0) throw ApiException.badRequest(name + "." + key + " must be >= 0, got " + maxNew);
+        }
+        b.maxNewTokens(maxNew);
+        if (Fields.present(sp, f = "min_new_tokens")) {
+            int min = Fields.int32(sp.get(f), name + "." + f);
+            if (min < 0 || min > maxNew)
+                throw ApiException.badRequest(name + ".min_new_tokens must be in [0, max_new_tokens=" + maxNew + "], got " + min);
+            b.minNewTokens(min);
+        }
+        if (Fields.present(sp, f = "stop")) {
+            List<String> stop = Fields.stringOrList(sp.get(f), name + "." + f);
+            if (tokenizer == null && !stop.isEmpty()) throw ApiException.badRequest(name + ".stop needs a tokenizer; use stop_token_ids");
+            for (String s : stop) if (s.isEmpty()) throw ApiException.badRequest(name + ".stop cannot contain an empty string");
+            b.stop(stop);
+        }
+        if (Fields.present(sp, f = "stop_token_ids")) {
+            int[] ids = Fields.intArray(sp.get(f), name + "." + f);
+            List<Integer> list = new ArrayList<>();
+            for (int id : ids) {
+                if (id < 0 || id >= limits.vocabSize())
+                    throw ApiException.badRequest(name + ".stop_token_ids contains " + id + ", outside the vocabulary");
+                list.add(id);
+            }
+            b.stopTokenIds(list);
+        }
+        if (Fields.present(sp, f = "ignore_eos")) b.ignoreEos(Fields.bool(sp.get(f), name + "." + f));
+        if (Fields.present(sp, f = "skip_special_tokens")) b.skipSpecialTokens(Fields.bool(sp.get(f), name + "." + f));
+        if (Fields.present(sp, f = "no_stop_trim")) b.noStopTrim(Fields.bool(sp.get(f), name + "." + f));
+        if (Fields.present(sp, f = "n")) {
+            int n = Fields.int32(sp.get(f), name + "." + f);
+            if (n < 1 || n > limits.maxN()) throw ApiException.badRequest(name + ".n must be in [1, " + limits.maxN() + "], got " + n);
+            b.n(n);
+        }
+        for (String key : List.of("sampling_seed", "seed"))
+            if (Fields.present(sp, key)) b.seed(Fields.integer(sp.get(key), name + "." + key));
+        return b.build();
+    }
+}

@@ -1,0 +1,115 @@
+package dev.rollout.api;
+
+import dev.rollout.engine.FinishReason;
+import dev.rollout.engine.SequenceOutput;
+import dev.rollout.engine.TokenLogprob;
+import dev.rollout.tokenizer.HfTokenizer;
+import jakarta.json.Json;
+import jakarta.json.JsonArrayBuilder;
+import jakarta.json.JsonObject;
+import jakarta.json.JsonObjectBuilder;
+import java.util.List;
+
+/** Builds SGLang's {@code /generate} answer: {@code {text, output_ids, meta_info{...}}}. */
+final class GenerateResponses {
+    private final HfTokenizer tokenizer;   // null: no text anywhere
+    private final boolean textInLogprobs;
+
+    GenerateResponses(HfTokenizer tokenizer, boolean textInLogprobs) {
+        this.tokenizer = tokenizer;
+        this.textInLogprobs = textInLogprobs;
+    }
+
+    JsonObject toJson(SequenceOutput out, GenerateRequest.Item item, int index, boolean withIndex) {
+        JsonObjectBuilder o = Json.createObjectBuilder();
+        if (out.text() != null) o.add("text", out.text());
+        JsonArrayBuilder ids = Json.createArrayBuilder();
+        for (int id : out.outputIds()) ids.add(id);
+        o.add("output_ids", ids);
+        if (withIndex) o.add("index", index);
+
+        JsonObjectBuilder m = Json.createObjectBuilder()
+                .add("id", out.rid());
+        if (out.finishReason() == null) m.addNull("finish_reason");
+        else m.add("finish_reason", finishReason(out.finishReason()));
+        m.add("prompt_tokens", out.promptTokens())
+                .add("completion_tokens", out.completionTokens())
+                .add("cached_tokens", out.cachedTokens())
+                .add("weight_version", out.weightVersion())
+                .add("num_retractions", out.numRetractions())
+                .add("e2e_latency", out.e2eLatency());
+        if (item.logprobs().returnLogprob()) {
+            m.add("output_token_logprobs", tokenLogprobs(out.outputLogprobs()));
+            if (item.logprobs().topLogprobsNum() > 0) m.add("output_top_logprobs", topLogprobs(out.outputLogprobs()));
+            if (item.logprobs().tokenIds() != null)
+                m.add("output_token_ids_logprobs", idsLogprobs(out.outputLogprobs(), item.logprobs().tokenIds()));
+            if (item.logprobs().wantsInput()) {
+                m.add("input_token_logprobs", tokenLogprobs(out.inputLogprobs()));
+                if (item.logprobs().topLogprobsNum() > 0) m.add("input_top_logprobs", topLogprobs(out.inputLogprobs()));
+                if (item.logprobs().tokenIds() != null)
+                    m.add("input_token_ids_logprobs", idsLogprobs(out.inputLogprobs(), item.logprobs().tokenIds()));
+            }
+        }
+        return o.add("meta_info", m).build();
+    }
+
+    static JsonObject finishReason(FinishReason r) {
+        JsonObjectBuilder b = Json.createObjectBuilder();
+        switch (r.type()) {
+            case STOP -> {
+                b.add("type", "stop");
+                if (r.matched() instanceof Integer i) b.add("matched", i);
+                else b.add("matched", String.valueOf(r.matched()));
+            }
+            case LENGTH -> b.add("type", "length").add("length", r.length());
+            case ABORT -> b.add("type", "abort").add("message", r.message() == null ? "" : r.message());
+        }
+        return b.build();
+    }
+
+    /** [[logprob|null, token_id, text|null], ...] */
+    private JsonArrayBuilder tokenLogprobs(List<TokenLogprob> lps) {
+        JsonArrayBuilder a = Json.createArrayBuilder();
+        for (TokenLogprob t : lps) a.add(triple(t.logprob(), t.tokenId()));
+        return a;
+    }
+
+    private JsonArrayBuilder topLogprobs(List<TokenLogprob> lps) {
+        JsonArrayBuilder a = Json.createArrayBuilder();
+        for (TokenLogprob t : lps) {
+            if (Float.isNaN(t.logprob()) && t.topIds().length == 0) {
+                a.addNull();
+                continue;
+            }
+            JsonArrayBuilder alts = Json.createArrayBuilder();
+            for (int k = 0; k < t.topIds().length; k++) alts.add(triple(t.topLogprobs()[k], t.topIds()[k]));
+            a.add(alts);
+        }
+        return a;
+    }
+
+    private JsonArrayBuilder idsLogprobs(List<TokenLogprob> lps, int[] ids) {
+        JsonArrayBuilder a = Json.createArrayBuilder();
+        for (TokenLogprob t : lps) {
+            if (t.idsLogprobs() == null) {
+                a.addNull();
+                continue;
+            }
+            JsonArrayBuilder alts = Json.createArrayBuilder();
+            for (int k = 0; k < ids.length; k++) alts.add(triple(t.idsLogprobs()[k], ids[k]));
+            a.add(alts);
+        }
+        return a;
+    }
+
+    private JsonArrayBuilder triple(float logprob, int id) {
+        JsonArrayBuilder t = Json.createArrayBuilder();
+        if (Float.isNaN(logprob)) t.addNull();
+        else if (logprob == Float.NEGATIVE_INFINITY) t.add(-1e30); // JSON has no -inf; SGLang clients see a huge negative
+        else t.add((double) logprob);
+        t.add(id);
+        if (textInLogprobs && tokenizer != null) t.add(tokenizer.decode(new int[] {id}, false));
+        else t.addNull();
+        return t;
+    }
+}

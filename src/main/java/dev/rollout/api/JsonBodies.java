@@ -1,0 +1,56 @@
+package dev.rollout.api;
+
+import jakarta.json.Json;
+import jakarta.json.JsonObject;
+import jakarta.json.JsonReader;
+import jakarta.json.JsonStructure;
+import jakarta.json.JsonValue;
+import jakarta.json.stream.JsonParsingException;
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+
+/** Reads request bodies with a size cap and turns JSON syntax errors into messages that show where. */
+final class JsonBodies {
+    private JsonBodies() {}
+
+    static byte[] read(InputStream in, long limit) {
+        if (in == null) return new byte[0];
+        try {
+            ByteArrayOutputStream out = new ByteArrayOutputStream();
+            byte[] buf = new byte[1 << 16];
+            long total = 0;
+            int n;
+            while ((n = in.read(buf)) > 0) {
+                total += n;
+                if (total > limit)
+                    throw new ApiException(413, "request body is larger than the limit of " + limit + " bytes (rollout.max-body-bytes)");
+                out.write(buf, 0, n);
+            }
+            return out.toByteArray();
+        } catch (IOException e) {
+            throw ApiException.badRequest("could not read the request body: " + e.getMessage());
+        }
+    }
+
+    /** Parses an object body; an empty body is an empty object. */
+    static JsonObject object(InputStream in, long limit) {
+        byte[] body = read(in, limit);
+        if (body.length == 0 || new String(body, StandardCharsets.UTF_8).isBlank()) return JsonValue.EMPTY_JSON_OBJECT;
+        try (JsonReader r = Json.createReader(new ByteArrayInputStream(body))) {
+            JsonStructure s = r.read();
+            if (!(s instanceof JsonObject o)) throw ApiException.badRequest("request body must be a JSON object");
+            return o;
+        } catch (JsonParsingException e) {
+            long at = e.getLocation() == null ? -1 : e.getLocation().getStreamOffset();
+            String text = new String(body, StandardCharsets.UTF_8);
+            String near = at < 0 ? "" : " near '" + text.substring((int) Math.max(0, Math.min(text.length(), at) - 40),
+                    (int) Math.min(text.length(), Math.max(at, 0) + 5)) + "'";
+            throw ApiException.badRequest("request body is not valid JSON" + near + ": " + e.getMessage());
+        } catch (jakarta.json.JsonException e) {
+            throw ApiException.badRequest("request body is not valid JSON: " + e.getMessage());
+        }
+    }
+}

@@ -1,0 +1,182 @@
+package dev.rollout.api;
+
+import dev.rollout.engine.EngineLoop;
+import dev.rollout.engine.LlmEngine;
+import dev.rollout.engine.LogprobOptions;
+import dev.rollout.engine.SamplingParams;
+import dev.rollout.engine.Sequence;
+import dev.rollout.engine.SequenceOutput;
+import dev.rollout.model.ModelConfig;
+import dev.rollout.runtime.EngineService;
+import dev.rollout.runtime.ServerSettings;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.inject.Inject;
+import jakarta.json.Json;
+import jakarta.json.JsonObject;
+import jakarta.json.JsonObjectBuilder;
+import jakarta.ws.rs.GET;
+import jakarta.ws.rs.POST;
+import jakarta.ws.rs.Path;
+import jakarta.ws.rs.Produces;
+import jakarta.ws.rs.core.MediaType;
+import jakarta.ws.rs.core.Response;
+import java.io.InputStream;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/** SGLang's information and cache endpoints: model and server info, health probe, flush, abort. */
+@Path("/")
+@ApplicationScoped
+@Produces(MediaType.APPLICATION_JSON)
+public class ServerResource {
+    static final String VERSION = "0.1.0";
+    private static final long CONTROL_TIMEOUT_S = 30;
+    private static final long HEALTH_TIMEOUT_S = 20;
+
+    @Inject
+    EngineService service;
+
+    @GET
+    @Path("get_model_info")
+    public JsonObject modelInfo() {
+        EngineLoop loop = Requests.readyLoop(service);
+        ModelConfig c = loop.engine().modelConfig();
+        return Json.createObjectBuilder()
+                .add("model_path", service.modelDir().toString())
+                .add("tokenizer_path", service.tokenizer() == null ? "" : service.modelDir().toString())
+                .add("is_generation", true)
+                .addNull("preferred_sampling_params")
+                .add("weight_version", loop.engine().weightVersion())
+                .add("model_type", c.architecture().replace("ForCausalLM", "").toLowerCase())
+                .add("architectures", Json.createArrayBuilder().add(c.architecture()))
+                .build();
+    }
+
+    @GET
+    @Path("get_server_info")
+    public JsonObject serverInfo() {
+        EngineLoop loop = Requests.readyLoop(service);
+        ServerSettings s = service.settings();
+        LlmEngine engine = loop.engine();
+        LlmEngine.EngineStats st = loop.stats();
+        JsonObjectBuilder internal = Json.createObjectBuilder()
+                .add("num_running_reqs", st.numRunning())
+                .add("num_waiting_reqs", st.numWaiting())
+                .add("token_usage", st.tokenUsage())
+                .add("num_cached_blocks", st.cachedBlocks())
+                .add("num_preemptions", st.numPreemptions())
+                .add("weight_version", engine.weightVersion());
+        return Json.createObjectBuilder()
+                .add("model_path", service.modelDir().toString())
+                .add("served_model_name", servedModelName())
+                .add("device", s.engine().device())
+                .add("dtype", s.engine().dtype())
+                .add("page_size", s.engine().blockSize())
+                .add("max_running_requests", s.engine().maxNumSeqs())
+                .add("chunked_prefill_size", s.engine().maxNumBatchedTokens())
+                .add("context_length", engine.maxModelLen())
+                .add("max_total_num_tokens", (long) st.totalBlocks() * st.blockSize())
+                .add("max_req_input_len", engine.maxModelLen() - 1)
+                .add("skip_tokenizer_init", service.tokenizer() == null)
+                .add("weight_version", engine.weightVersion())
+                .add("internal_states", Json.createArrayBuilder().add(internal))
+                .add("version", VERSION)
+                .build();
+    }
+
+    @GET
+    @Path("get_weight_version")
+    public JsonObject weightVersion() {
+        return Json.createObjectBuilder().add("weight_version", Requests.readyLoop(service).engine().weightVersion()).build();
+    }
+
+    @GET
+    @Path("v1/models")
+    public JsonObject models() {
+        EngineLoop loop = Requests.readyLoop(service);
+        return Json.createObjectBuilder().add("object", "list").add("data", Json.createArrayBuilder().add(
+                Json.createObjectBuilder().add("id", servedModelName()).add("object", "model")
+                        .add("created", System.currentTimeMillis() / 1000).add("owned_by", "rollout-server")
+                        .add("root", service.modelDir().toString()).add("max_model_len", loop.engine().maxModelLen()))).build();
+    }
+
+    /** 200 once a one-token generation comes back within 20 s; 503 otherwise (SGLang's probe). */
+    @GET
+    @Path("health_generate")
+    public Response healthGenerate() {
+        EngineLoop loop;
+        try {
+            loop = Requests.readyLoop(service);
+        } catch (ApiException e) {
+            return Response.status(503).build();
+        }
+        CompletableFuture<SequenceOutput> done = new CompletableFuture<>();
+        String rid = "HEALTH_CHECK_" + System.nanoTime();
+        Sequence probe = new Sequence(rid, 0, new int[] {0}, SamplingParams.builder().temperature(0).maxNewTokens(1).build(),
+                LogprobOptions.NONE, null, out -> { if (out.finished()) done.complete(out); }, false, 0);
+        loop.submit(List.of(probe));
+        try {
+            done.get(HEALTH_TIMEOUT_S, TimeUnit.SECONDS);
+            return Response.ok().build();
+        } catch (TimeoutException | ExecutionException e) {
+            loop.abort(rid::equals, "health check timed out");
+            return Response.status(503).build();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return Response.status(503).build();
+        }
+    }
+
+    @GET
+    @Path("flush_cache")
+    @Produces(MediaType.TEXT_PLAIN)
+    public Response flushCacheGet() {
+        return flushCache();
+    }
+
+    /** Drops the prefix cache; 400 while requests run or wait, as in SGLang. */
+    @POST
+    @Path("flush_cache")
+    @Produces(MediaType.TEXT_PLAIN)
+    public Response flushCache() {
+        EngineLoop loop = Requests.readyLoop(service);
+        boolean flushed = await(loop.call(LlmEngine::flushCache));
+        return flushed
+                ? Response.ok("Cache flushed.\n").build()
+                : Response.status(400).entity("Cache not flushed: requests are running or waiting.\n").build();
+    }
+
+    /** {@code {rid, abort_all}}: aborts by rid prefix (SGLang's rule) or everything; callers get partial output. */
+    @POST
+    @Path("abort_request")
+    public Response abort(InputStream body) {
+        EngineLoop loop = Requests.readyLoop(service);
+        JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
+        boolean all = Fields.present(o, "abort_all") && Fields.bool(o.get("abort_all"), "abort_all");
+        String rid = Fields.present(o, "rid") ? Fields.string(o.get("rid"), "rid") : "";
+        if (!all && rid.isEmpty()) throw ApiException.badRequest("abort_request needs a non-empty rid or abort_all=true");
+        loop.abort(all ? r -> true : r -> r.startsWith(rid), all ? "aborted by abort_all" : "aborted by abort_request");
+        return Response.ok().build();
+    }
+
+    private String servedModelName() {
+        String name = service.settings().servedModelName();
+        return name.isBlank() ? service.modelDir().getFileName().toString() : name;
+    }
+
+    private static <T> T await(CompletableFuture<T> f) {
+        try {
+            return f.get(CONTROL_TIMEOUT_S, TimeUnit.SECONDS);
+        } catch (TimeoutException e) {
+            throw new ApiException(503, "the engine did not answer within " + CONTROL_TIMEOUT_S + " s");
+        } catch (ExecutionException e) {
+            throw new ApiException(500, "the engine failed: " + e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new ApiException(503, "interrupted");
+        }
+    }
+}

@@ -1,0 +1,112 @@
+package dev.rollout.metrics;
+
+import dev.rollout.engine.EngineObserver;
+import dev.rollout.engine.FinishReason;
+import dev.rollout.engine.LlmEngine;
+import dev.rollout.engine.SequenceOutput;
+import jakarta.annotation.PostConstruct;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.inject.Inject;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Supplier;
+import org.eclipse.microprofile.metrics.Counter;
+import org.eclipse.microprofile.metrics.Histogram;
+import org.eclipse.microprofile.metrics.Metadata;
+import org.eclipse.microprofile.metrics.MetricRegistry;
+import org.eclipse.microprofile.metrics.MetricUnits;
+import org.eclipse.microprofile.metrics.Timer;
+import java.time.Duration;
+
+/**
+ * Engine metrics for Prometheus, named after SGLang's ({@code sglang:*}) so that existing
+ * dashboards and veRL's scraper work, plus a few of ours ({@code rollout:*}). Fed from the
+ * engine thread through {@link EngineObserver}; the gauges read the loop's latest stats.
+ */
+@ApplicationScoped
+public class EngineMetrics implements EngineObserver {
+    @Inject
+    MetricRegistry registry;
+
+    private volatile Supplier<LlmEngine.EngineStats> stats = () -> null;
+    private Counter promptTokens, generationTokens, cachedTokens, requests, aborted;
+    private Timer ttft, itl, e2e;
+    private Histogram batchSize;
+    private final AtomicInteger maxBatch = new AtomicInteger();
+
+    @PostConstruct
+    void register() {
+        promptTokens = counter("sglang:prompt_tokens", "Prompt tokens processed");
+        generationTokens = counter("sglang:generation_tokens", "Tokens generated");
+        cachedTokens = counter("sglang:cached_tokens", "Prompt tokens served from the prefix cache");
+        requests = counter("sglang:num_requests", "Sequences finished (each sample of n counts)");
+        aborted = counter("sglang:num_aborted_requests", "Sequences aborted");
+        // timers are exported in seconds with the _seconds suffix, giving SGLang's names
+        ttft = timer("sglang:time_to_first_token", "Time to first token");
+        itl = timer("sglang:inter_token_latency", "Time between two tokens of a sequence");
+        e2e = timer("sglang:e2e_request_latency", "Arrival to last token");
+        batchSize = histogram("rollout:step_batch_size", MetricUnits.NONE, "Sequences in one engine step");
+        gauge("sglang:num_running_reqs", "Sequences running", s -> s.numRunning());
+        gauge("sglang:num_queue_reqs", "Sequences waiting", s -> s.numWaiting());
+        gauge("sglang:token_usage", "Fraction of KV-cache blocks in use", LlmEngine.EngineStats::tokenUsage);
+        gauge("rollout:num_preemptions", "Sequences preempted for KV space (total)", s -> s.numPreemptions());
+        registry.gauge(Metadata.builder().withName("sglang:cache_hit_rate").withDescription("Cached / prompt tokens").build(),
+                this, m -> m.promptTokens.getCount() == 0 ? 0.0 : (double) m.cachedTokens.getCount() / m.promptTokens.getCount());
+        registry.gauge(Metadata.builder().withName("rollout:max_step_batch_size")
+                .withDescription("Most sequences seen in one engine step").build(), maxBatch, AtomicInteger::get);
+    }
+
+    /** Points the gauges at a running engine. */
+    public void attach(Supplier<LlmEngine.EngineStats> source) {
+        stats = source;
+    }
+
+    @Override
+    public void onStep(int numSequences, int numTokens, double seconds) {
+        batchSize.update(numSequences);
+        maxBatch.accumulateAndGet(numSequences, Math::max);
+    }
+
+    @Override
+    public void onInterTokenLatency(double seconds) {
+        itl.update(Duration.ofNanos(seconds2nanos(seconds)));
+    }
+
+    @Override
+    public void onFinished(SequenceOutput out) {
+        promptTokens.inc(out.promptTokens());
+        generationTokens.inc(out.completionTokens());
+        cachedTokens.inc(out.cachedTokens());
+        requests.inc();
+        if (out.finishReason().type() == FinishReason.Type.ABORT) aborted.inc();
+        if (!Double.isNaN(out.timeToFirstToken())) ttft.update(Duration.ofNanos(seconds2nanos(out.timeToFirstToken())));
+        e2e.update(Duration.ofNanos(seconds2nanos(out.e2eLatency())));
+    }
+
+    public int maxStepBatchSize() {
+        return maxBatch.get();
+    }
+
+    private static long seconds2nanos(double s) {
+        return (long) (s * 1e9);
+    }
+
+    private Counter counter(String name, String description) {
+        return registry.counter(Metadata.builder().withName(name).withDescription(description).build());
+    }
+
+    private Timer timer(String name, String description) {
+        return registry.timer(Metadata.builder().withName(name).withDescription(description).build());
+    }
+
+    private Histogram histogram(String name, String unit, String description) {
+        return registry.histogram(Metadata.builder().withName(name).withDescription(description).withUnit(unit).build());
+    }
+
+    private void gauge(String name, String description, java.util.function.ToDoubleFunction<LlmEngine.EngineStats> f) {
+        registry.gauge(Metadata.builder().withName(name).withDescription(description).build(), this,
+                m -> {
+                    LlmEngine.EngineStats s = m.stats.get();
+                    return s == null ? 0.0 : f.applyAsDouble(s);
+                });
+    }
+}

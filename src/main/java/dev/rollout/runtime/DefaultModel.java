@@ -1,0 +1,49 @@
+package dev.rollout.runtime;
+
+import dev.rollout.model.RandomCheckpoint;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.List;
+import java.util.logging.Logger;
+
+/**
+ * The embedded default model: a small Qwen3 with random weights from a fixed seed and the real
+ * Qwen3 tokenizer, written once into a cache directory and then loaded like any checkpoint.
+ * Sized so that the server is ready within seconds on two cores.
+ */
+public final class DefaultModel {
+    private static final Logger LOG = Logger.getLogger(DefaultModel.class.getName());
+    static final long SEED = 20261126L;
+    static final RandomCheckpoint.Spec SPEC = new RandomCheckpoint.Spec(
+            151936, 128, 384, 4, 4, 2, 32, 4096, List.of(151645, 151643));
+    private static final String TOKENIZER = "/dev/rollout/tokenizer/qwen3/";
+    private static final String MARKER = "rollout-default-model.v1";
+
+    private DefaultModel() {}
+
+    /** Returns the checkpoint directory, writing it first if it is missing or incomplete. */
+    public static Path materialize(Path cacheRoot) throws IOException {
+        Path dir = cacheRoot.resolve("rollout-default-qwen3-tiny");
+        if (Files.exists(dir.resolve(MARKER))) return dir;
+        long t0 = System.nanoTime();
+        Path tmp = Files.createDirectories(cacheRoot).resolve(dir.getFileName() + ".tmp-" + ProcessHandle.current().pid());
+        RandomCheckpoint.write(tmp, SPEC, SEED);
+        for (String f : List.of("tokenizer.json", "tokenizer_config.json")) {
+            try (InputStream in = DefaultModel.class.getResourceAsStream(TOKENIZER + f)) {
+                if (in == null) throw new IOException("the build did not package " + TOKENIZER + f + " (tools/fetch-tokenizer.sh)");
+                Files.copy(in, tmp.resolve(f), StandardCopyOption.REPLACE_EXISTING);
+            }
+        }
+        Files.writeString(tmp.resolve(MARKER), SPEC + " seed=" + SEED + "\n");
+        try {
+            Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException raced) {
+            if (!Files.exists(dir.resolve(MARKER))) throw raced; // another process won; use theirs
+        }
+        LOG.info(() -> "wrote the default model to " + dir + " in " + (System.nanoTime() - t0) / 1_000_000 + " ms");
+        return dir;
+    }
+}

@@ -1,0 +1,154 @@
+package dev.rollout.runtime;
+
+import dev.rollout.engine.EngineConfig;
+import dev.rollout.engine.EngineLoop;
+import dev.rollout.engine.LlmEngine;
+import dev.rollout.engine.LogprobOptions;
+import dev.rollout.engine.SamplingParams;
+import dev.rollout.engine.Sequence;
+import dev.rollout.engine.SequenceOutput;
+import dev.rollout.metrics.EngineMetrics;
+import dev.rollout.model.CausalLm;
+import dev.rollout.model.ModelConfig;
+import dev.rollout.tokenizer.HfTokenizer;
+import jakarta.annotation.PreDestroy;
+import jakarta.annotation.Resource;
+import jakarta.enterprise.concurrent.ManagedThreadFactory;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Observes;
+import jakarta.enterprise.event.Startup;
+import jakarta.inject.Inject;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+import org.eclipse.microprofile.config.Config;
+
+/**
+ * Owns the engine for the lifetime of the application: loads the model on a managed thread at
+ * start-up, runs a warm-up generation, then serves. HTTP resources only enqueue work here.
+ */
+@ApplicationScoped
+public class EngineService {
+    private static final Logger LOG = Logger.getLogger(EngineService.class.getName());
+
+    public enum Phase { LOADING, WARMING_UP, READY, FAILED, STOPPED }
+
+    @Inject
+    Config config;
+
+    @Inject
+    EngineMetrics metrics;
+
+    @Resource(lookup = "java:comp/DefaultManagedThreadFactory")
+    ManagedThreadFactory threads;
+
+    private volatile Phase phase = Phase.LOADING;
+    private volatile String failure;
+    private volatile ServerSettings settings;
+    private volatile EngineLoop loop;
+    private volatile HfTokenizer tokenizer;
+    private volatile Path modelDir;
+
+    void onStart(@Observes Startup event) {
+        settings = SettingsReader.read(config);
+        Thread t = threads.newThread(this::load);
+        t.setName("rollout-model-loader");
+        t.start();
+    }
+
+    private void load() {
+        try {
+            ServerSettings s = settings;
+            long t0 = System.nanoTime();
+            modelDir = s.modelPath().isBlank() ? DefaultModel.materialize(Path.of(s.cacheDir())) : Path.of(s.modelPath());
+            if (s.torchThreads() > 0) torch.set_num_threads(s.torchThreads());
+            Device device = new Device(s.engine().device());
+            CausalLm model = CausalLm.load(modelDir, dtype(s.engine(), device), device);
+            Path tok = modelDir.resolve("tokenizer.json");
+            tokenizer = Files.exists(tok) ? HfTokenizer.load(tok) : null;
+            LlmEngine engine = new LlmEngine(model, s.engine(), tokenizer, metrics);
+            loop = new EngineLoop(engine, threads);
+            metrics.attach(loop::stats);
+            LOG.info(() -> String.format("loaded %s (%s, %s on %s, %.1f MB of weights) in %.1f s", modelDir,
+                    model.config().architecture(), model.dtype(), s.engine().device(), model.weightBytes() / 1e6,
+                    (System.nanoTime() - t0) / 1e9));
+            phase = Phase.WARMING_UP;
+            warmUp();
+            phase = Phase.READY;
+            LOG.info("engine ready");
+        } catch (Throwable t) {
+            failure = t.toString();
+            phase = Phase.FAILED;
+            LOG.log(Level.SEVERE, "the engine failed to start", t);
+        }
+    }
+
+    /** One short greedy generation through the whole path, as SGLang's warm-up does. */
+    private void warmUp() throws Exception {
+        CompletableFuture<SequenceOutput> done = new CompletableFuture<>();
+        int[] prompt = tokenizer != null ? tokenizer.encode("The capital city of France is") : new int[] {10, 11, 12};
+        Sequence s = new Sequence("warmup", 0, prompt, SamplingParams.builder().temperature(0).maxNewTokens(8).build(),
+                LogprobOptions.NONE, tokenizer, out -> { if (out.finished()) done.complete(out); }, false, 0);
+        loop.submit(List.of(s));
+        SequenceOutput out = done.get(120, TimeUnit.SECONDS);
+        LOG.info(() -> "warm-up generated " + out.completionTokens() + " tokens in " + out.e2eLatency() + " s");
+    }
+
+    private static ScalarType dtype(EngineConfig c, Device device) {
+        return switch (c.dtype()) {
+            case "float32" -> ScalarType.Float;
+            case "bfloat16" -> ScalarType.BFloat16;
+            case "float16" -> ScalarType.Half;
+            case "auto" -> device.is_cpu() ? ScalarType.Float : ScalarType.BFloat16;
+            default -> throw new IllegalArgumentException("rollout.dtype must be auto, float32, bfloat16 or float16");
+        };
+    }
+
+    @PreDestroy
+    void stop() {
+        phase = Phase.STOPPED;
+        EngineLoop l = loop;
+        if (l != null) l.close();
+    }
+
+    public Phase phase() {
+        return phase;
+    }
+
+    public boolean ready() {
+        return phase == Phase.READY;
+    }
+
+    public String failure() {
+        return failure;
+    }
+
+    public ServerSettings settings() {
+        return settings;
+    }
+
+    /** The loop, or null until the model is loaded. */
+    public EngineLoop loop() {
+        return loop;
+    }
+
+    public HfTokenizer tokenizer() {
+        return tokenizer;
+    }
+
+    public Path modelDir() {
+        return modelDir;
+    }
+
+    public ModelConfig modelConfig() {
+        EngineLoop l = loop;
+        return l == null ? null : l.engine().modelConfig();
+    }
+}

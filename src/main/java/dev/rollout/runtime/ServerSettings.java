@@ -1,0 +1,20 @@
+package dev.rollout.runtime;
+
+import dev.rollout.engine.EngineConfig;
+
+/**
+ * Every knob of the server, read once from MicroProfile Config (so from
+ * {@code microprofile-config.properties}, system properties or environment variables such as
+ * {@code ROLLOUT_MODEL_PATH}).
+ */
+public record ServerSettings(
+        String modelPath,
+        String servedModelName,
+        String cacheDir,
+        EngineConfig engine,
+        int torchThreads,
+        long maxBodyBytes,
+        int maxN,
+        double requestTimeoutSeconds,
+        double keepaliveSeconds,
+        double livenessSeconds) {}

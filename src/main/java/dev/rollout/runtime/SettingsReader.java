@@ -1,0 +1,31 @@
+package dev.rollout.runtime;
+
+import dev.rollout.engine.EngineConfig;
+import org.eclipse.microprofile.config.Config;
+
+/** Reads {@link ServerSettings} from MicroProfile Config; defaults live in microprofile-config.properties. */
+final class SettingsReader {
+    private SettingsReader() {}
+
+    static ServerSettings read(Config c) {
+        EngineConfig engine = new EngineConfig(
+                c.getValue("rollout.device", String.class),
+                c.getValue("rollout.dtype", String.class),
+                c.getValue("rollout.kv.block-size", Integer.class),
+                c.getValue("rollout.kv.blocks", Integer.class),
+                c.getValue("rollout.max-running-requests", Integer.class),
+                c.getValue("rollout.max-batched-tokens", Integer.class),
+                c.getValue("rollout.max-model-len", Integer.class));
+        return new ServerSettings(
+                c.getOptionalValue("rollout.model.path", String.class).orElse(""),
+                c.getOptionalValue("rollout.served-model-name", String.class).orElse(""),
+                c.getOptionalValue("rollout.cache-dir", String.class).orElse(System.getProperty("java.io.tmpdir")),
+                engine,
+                c.getValue("rollout.torch-threads", Integer.class),
+                c.getValue("rollout.max-body-bytes", Long.class),
+                c.getValue("rollout.max-n", Integer.class),
+                c.getValue("rollout.request-timeout-seconds", Double.class),
+                c.getValue("rollout.keepalive-seconds", Double.class),
+                c.getValue("rollout.liveness-seconds", Double.class));
+    }
+}

@@ -1,0 +1,45 @@
+package dev.rollout.tokenizer;
+
+import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import dev.rollout.engine.TokenDecoder;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Map;
+
+/**
+ * A Hugging Face {@code tokenizer.json} through DJL's binding of the Rust tokenizers library:
+ * the same pre-tokenizer, model and decoder as transformers, with no truncation or padding.
+ * Thread-safe: encoding runs on HTTP threads, decoding on the engine thread.
+ */
+public final class HfTokenizer implements TokenDecoder, AutoCloseable {
+    private final HuggingFaceTokenizer tokenizer;
+
+    private HfTokenizer(HuggingFaceTokenizer tokenizer) {
+        this.tokenizer = tokenizer;
+    }
+
+    public static HfTokenizer load(Path tokenizerJson) throws IOException {
+        return new HfTokenizer(HuggingFaceTokenizer.newInstance(tokenizerJson, Map.of(
+                "addSpecialTokens", "true", "truncation", "false", "padding", "false", "modelMaxLength", "100000000")));
+    }
+
+    /** Encodes text as the model's tokenizer does by default (special tokens per its post-processor). */
+    public int[] encode(String text) {
+        long[] ids = tokenizer.encode(text, true, false).getIds();
+        int[] out = new int[ids.length];
+        for (int i = 0; i < ids.length; i++) out[i] = (int) ids[i];
+        return out;
+    }
+
+    @Override
+    public String decode(int[] ids, boolean skipSpecialTokens) {
+        long[] l = new long[ids.length];
+        for (int i = 0; i < ids.length; i++) l[i] = ids[i];
+        return tokenizer.decode(l, skipSpecialTokens);
+    }
+
+    @Override
+    public void close() {
+        tokenizer.close();
+    }
+}

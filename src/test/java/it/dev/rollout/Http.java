@@ -1,0 +1,71 @@
+package it.dev.rollout;
+
+import static org.junit.jupiter.api.Assertions.fail;
+
+import jakarta.json.Json;
+import jakarta.json.JsonArray;
+import jakarta.json.JsonObject;
+import jakarta.json.JsonStructure;
+import java.io.StringReader;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+
+/** A small HTTP client for the integration tests, against the Liberty that the build started. */
+final class Http {
+    static final String BASE = "http://localhost:" + System.getProperty("http.port", "9080");
+    static final HttpClient CLIENT = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
+
+    record Reply(int status, String body) {
+        JsonObject object() {
+            return (JsonObject) json();
+        }
+
+        JsonArray array() {
+            return (JsonArray) json();
+        }
+
+        JsonStructure json() {
+            try (var r = Json.createReader(new StringReader(body))) {
+                return r.read();
+            }
+        }
+    }
+
+    static Reply get(String path) {
+        return send(HttpRequest.newBuilder(URI.create(BASE + path)).GET());
+    }
+
+    static Reply post(String path, String body) {
+        return send(HttpRequest.newBuilder(URI.create(BASE + path)).header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(body)));
+    }
+
+    static Reply send(HttpRequest.Builder b) {
+        try {
+            HttpResponse<String> r = CLIENT.send(b.timeout(Duration.ofSeconds(120)).build(), HttpResponse.BodyHandlers.ofString());
+            return new Reply(r.statusCode(), r.body());
+        } catch (Exception e) {
+            fail("request failed: " + e);
+            return null;
+        }
+    }
+
+    /** Waits (up to 3 minutes) for the engine to load and warm up. */
+    static void awaitReady() {
+        long deadline = System.nanoTime() + Duration.ofMinutes(3).toNanos();
+        while (System.nanoTime() < deadline) {
+            try {
+                HttpResponse<String> r = CLIENT.send(HttpRequest.newBuilder(URI.create(BASE + "/health/ready")).GET().build(),
+                        HttpResponse.BodyHandlers.ofString());
+                if (r.statusCode() == 200) return;
+                Thread.sleep(250);
+            } catch (Exception e) {
+                try { Thread.sleep(250); } catch (InterruptedException ie) { Thread.currentThread().interrupt(); return; }
+            }
+        }
+        fail("the server did not become ready within 3 minutes");
+    }
+}
