@@ -1,0 +1,109 @@
+package dev.rollout.engine;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.rollout.model.Torch;
+import java.util.ArrayList;
+import java.util.List;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.Tensor;
+import org.junit.jupiter.api.Test;
+
+/** The batched sampler on CPU tensors. */
+class SamplerTest {
+    static final Device CPU = new Device("cpu");
+    static final Sampler SAMPLER = new Sampler(CPU, List.of(3));
+    /** softmax of these is about [0.5, 0.3, 0.15, 0.05] */
+    static final float[] LOGITS = {(float) Math.log(0.5), (float) Math.log(0.3), (float) Math.log(0.15), (float) Math.log(0.05)};
+
+    static Sequence seq(SamplingParams p, long seed, int... prompt) {
+        return new Sequence("s", 0, prompt.length == 0 ? new int[] {0} : prompt, p, new LogprobOptions(true, -1, 2, new int[] {1}),
+                null, o -> {}, false, seed);
+    }
+
+    static Tensor logits(int rows, float[] row) {
+        float[] all = new float[rows * row.length];
+        for (int r = 0; r < rows; r++) System.arraycopy(row, 0, all, r * row.length, row.length);
+        return Torch.floats(all, CPU).view(rows, row.length);
+    }
+
+    static int[] counts(SamplingParams p, int draws) {
+        List<Sequence> seqs = new ArrayList<>();
+        for (int i = 0; i < draws; i++) seqs.add(seq(p, 1000 + i));
+        int[] c = new int[LOGITS.length];
+        for (int t : SAMPLER.sample(logits(draws, LOGITS), seqs).tokens()) c[t]++;
+        return c;
+    }
+
+    @Test
+    void greedyTakesTheArgmaxAndReportsRawLogprobs() {
+        Sampler.Result r = SAMPLER.sample(logits(1, LOGITS), List.of(seq(SamplingParams.GREEDY, 1)));
+        assertEquals(0, r.tokens()[0]);
+        TokenLogprob lp = r.logprobs()[0];
+        assertEquals(Math.log(0.5), lp.logprob(), 1e-5);
+        assertEquals(0, lp.topIds()[0]);
+        assertEquals(1, lp.topIds()[1]);
+        assertEquals(Math.log(0.3), lp.idsLogprobs()[0], 1e-5);
+    }
+
+    @Test
+    void temperatureSamplingFollowsTheDistribution() {
+        int[] c = counts(SamplingParams.builder().temperature(1.0).build(), 4000);
+        double[] expected = {0.5, 0.3, 0.15, 0.05};
+        for (int i = 0; i < 4; i++) assertEquals(expected[i], c[i] / 4000.0, 0.03, "token " + i);
+    }
+
+    @Test
+    void topKTopPAndMinPCutTheTail() {
+        int[] k = counts(SamplingParams.builder().temperature(1.0).topK(2).build(), 2000);
+        assertEquals(0, k[2] + k[3], "top_k=2 keeps two tokens");
+        assertTrue(k[1] > 400, "and renormalises over them");
+        int[] p = counts(SamplingParams.builder().temperature(1.0).topP(0.6).build(), 2000);
+        assertEquals(0, p[2] + p[3], "top_p=0.6 keeps the smallest set reaching 0.6: 0.5 + 0.3");
+        int[] m = counts(SamplingParams.builder().temperature(1.0).minP(0.4).build(), 2000);
+        assertEquals(0, m[2] + m[3], "min_p=0.4 drops tokens under 0.4 * 0.5");
+        int[] one = counts(SamplingParams.builder().temperature(1.0).topP(0.1).build(), 500);
+        assertEquals(500, one[0], "top_p below the top token's mass keeps only it");
+    }
+
+    @Test
+    void theSameSeedSamplesTheSameTokenWhateverTheBatch() {
+        SamplingParams p = SamplingParams.builder().temperature(1.5).build();
+        int alone = SAMPLER.sample(logits(1, LOGITS), List.of(seq(p, 77))).tokens()[0];
+        List<Sequence> batch = new ArrayList<>();
+        for (int i = 0; i < 16; i++) batch.add(seq(p, i == 9 ? 77 : i));
+        assertEquals(alone, SAMPLER.sample(logits(16, LOGITS), batch).tokens()[9]);
+    }
+
+    @Test
+    void logprobsAreTemperatureScaled() {
+        Sampler.Result r = SAMPLER.sample(logits(1, LOGITS), List.of(seq(SamplingParams.builder().temperature(2.0).build(), 5)));
+        double z = 0;
+        for (float l : LOGITS) z += Math.exp(l / 2.0);
+        int t = r.tokens()[0];
+        assertEquals(LOGITS[t] / 2.0 - Math.log(z), r.logprobs()[0].logprob(), 1e-5);
+    }
+
+    @Test
+    void repetitionPenaltyAvoidsSeenTokens() {
+        float[] flat = {1f, 1f, 0.99f, 0f};
+        SamplingParams rep = SamplingParams.builder().temperature(0).repetitionPenalty(2.0).build();
+        // tokens 0 and 1 are in the prompt, so their positive logits are halved
+        assertEquals(2, SAMPLER.sample(logits(1, flat), List.of(seq(rep, 1, 0, 1))).tokens()[0]);
+        SamplingParams freq = SamplingParams.builder().temperature(0).frequencyPenalty(1.5).build();
+        Sequence s = seq(freq, 1, 3);
+        s.tokens.add(0);  // generated once: only output tokens count for frequency
+        assertEquals(1, SAMPLER.sample(logits(1, flat), List.of(s)).tokens()[0]);
+    }
+
+    @Test
+    void minNewTokensBansEos() {
+        float[] eosFirst = {0f, 0f, 0f, 5f};  // token 3 is EOS here
+        SamplingParams p = SamplingParams.builder().temperature(0).minNewTokens(2).build();
+        assertNotEquals(3, SAMPLER.sample(logits(1, eosFirst), List.of(seq(p, 1))).tokens()[0]);
+        SamplingParams ignore = SamplingParams.builder().temperature(0).build();
+        assertEquals(3, SAMPLER.sample(logits(1, eosFirst), List.of(seq(ignore, 1))).tokens()[0]);
+    }
+}
