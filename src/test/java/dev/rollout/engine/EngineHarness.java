@@ -16,8 +16,11 @@ final class EngineHarness {
     final Map<String, List<SequenceOutput>> streamed = new HashMap<>();
     int maxBatch;
 
+    /** The device the engine tests run on: cpu in CI; tools/gpu/run-tests.sh sets cuda. */
+    static final String DEVICE = System.getProperty("rollout.test.device", "cpu");
+
     EngineHarness(Path checkpoint, EngineConfig config, TokenDecoder decoder) throws Exception {
-        CausalLm lm = CausalLm.load(checkpoint, ScalarType.Float, new Device("cpu"));
+        CausalLm lm = CausalLm.load(checkpoint, ScalarType.Float, new Device(DEVICE));
         engine = new LlmEngine(lm, config, decoder, null);
     }
 
@@ -26,7 +29,7 @@ final class EngineHarness {
     }
 
     static EngineConfig smallConfig() {
-        return new EngineConfig("cpu", "float32", 4, 64, 8, 16, 0);
+        return new EngineConfig(DEVICE, "float32", 4, 64, 8, 16, 0);
     }
 
     Sequence add(String rid, int[] prompt, SamplingParams params, LogprobOptions lp) {

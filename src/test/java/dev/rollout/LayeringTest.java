@@ -1,0 +1,37 @@
+package dev.rollout;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/** The layering rules of docs/architecture.md, checked on the sources. */
+class LayeringTest {
+    @ParameterizedTest(name = "{0} must not import {1}")
+    @CsvSource({
+        "engine, jakarta.",
+        "model, jakarta.",
+        "tokenizer, jakarta.",
+        "engine/Scheduler.java, org.bytedeco.",
+        "engine/BlockManager.java, org.bytedeco.",
+        "engine/Sequence.java, org.bytedeco.",
+        "model, dev.rollout.engine.",
+    })
+    void doesNotImport(String where, String forbidden) throws IOException {
+        Path root = Path.of("src/main/java/dev/rollout", where);
+        List<Path> files;
+        try (Stream<Path> s = Files.isDirectory(root) ? Files.walk(root) : Stream.of(root)) {
+            files = s.filter(p -> p.toString().endsWith(".java")).toList();
+        }
+        assertTrue(!files.isEmpty(), "no sources under " + root);
+        for (Path f : files)
+            for (String line : Files.readAllLines(f))
+                assertTrue(!line.startsWith("import " + forbidden) && !line.startsWith("import static " + forbidden),
+                        f + " imports " + line);
+    }
+}
