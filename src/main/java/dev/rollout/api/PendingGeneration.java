@@ -5,7 +5,9 @@ import dev.rollout.engine.Sequence;
 import dev.rollout.engine.SequenceOutput;
 import dev.rollout.tokenizer.HfTokenizer;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
@@ -73,7 +75,7 @@ final class PendingGeneration {
 
     /** Aborts whatever has not finished; the engine answers with partial outputs. */
     void abort(String message) {
-        java.util.Set<String> rids = new java.util.HashSet<>();
+        Set<String> rids = new HashSet<>();
         for (Sequence s : sequences) rids.add(s.rid());
         loop.abort(rids::contains, message);
     }

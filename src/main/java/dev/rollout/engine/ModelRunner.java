@@ -8,7 +8,9 @@ import java.util.ArrayList;
 import java.util.List;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch.ScalarType;
 import org.bytedeco.pytorch.global.torch;
 
 /**
@@ -131,10 +133,10 @@ final class ModelRunner {
                 long[] ctxSlots = new long[context];
                 for (int p = 0; p < context; p++) ctxSlots[p] = slot(seq, p);
                 // query i sits at position start + i and sees keys 0 .. start + i
-                Tensor q = torch.arange(new org.bytedeco.pytorch.Scalar(s.start()), new org.bytedeco.pytorch.Scalar(context),
-                        Torch.options(org.bytedeco.pytorch.global.torch.ScalarType.Long, device)).view(s.numTokens(), 1);
-                Tensor k = torch.arange(new org.bytedeco.pytorch.Scalar(context),
-                        Torch.options(org.bytedeco.pytorch.global.torch.ScalarType.Long, device)).view(1, context);
+                Tensor q = torch.arange(new Scalar(s.start()), new Scalar(context),
+                        Torch.options(ScalarType.Long, device)).view(s.numTokens(), 1);
+                Tensor k = torch.arange(new Scalar(context),
+                        Torch.options(ScalarType.Long, device)).view(1, context);
                 prefills.add(new ForwardBatch.PrefillChunk(start, s.numTokens(), context,
                         Torch.longs(ctxSlots, device), torch.le(k, q)));
             }

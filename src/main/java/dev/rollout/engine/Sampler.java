@@ -1,15 +1,19 @@
 package dev.rollout.engine;
 
 import dev.rollout.model.Torch;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.LongOptional;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.StringViewOptional;
 import org.bytedeco.pytorch.T_TensorTensor_T;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
+import org.bytedeco.pytorch.global.torch.ScalarType;
 import org.bytedeco.pytorch.global.torch;
 
 /**
@@ -58,7 +62,7 @@ final class Sampler {
             anyLogprobs |= seqs.get(i).logprobs.returnLogprob();
         }
         Tensor scaled = logits.div(Torch.floats(temps, device).view(rows, 1));               // (S, V)
-        Tensor chosen = logits.argmax(new org.bytedeco.pytorch.LongOptional(1), false);        // (S) greedy
+        Tensor chosen = logits.argmax(new LongOptional(1), false);        // (S) greedy
         if (anyRandom) {
             Tensor probs = torch.softmax(scaled, 1);                                             // (S, V)
             if (anyMinP) {
@@ -70,7 +74,7 @@ final class Sampler {
                 T_TensorTensor_T sorted = torch.sort(probs, 1, true);
                 probs = sorted.get0();                                                           // (S, V) descending
                 order = sorted.get1();
-                Tensor rank = torch.arange(new Scalar(0), new Scalar(vocab), Torch.options(org.bytedeco.pytorch.global.torch.ScalarType.Long, device)).view(1, vocab);
+                Tensor rank = torch.arange(new Scalar(0), new Scalar(vocab), Torch.options(ScalarType.Long, device)).view(1, vocab);
                 Tensor beyondK = torch.ge(rank, Torch.longs(topK, device).view(rows, 1));
                 // keep the smallest prefix whose mass reaches top_p: drop a token if the mass before it already does
                 Tensor before = probs.cumsum(1).sub(probs);
@@ -178,14 +182,14 @@ final class Sampler {
         }
         Tensor flat = logits.view(-1);
         if (k > 0) {
-            Tensor at = Torch.longs(java.util.Arrays.copyOf(idx, k), device);
+            Tensor at = Torch.longs(Arrays.copyOf(idx, k), device);
             Tensor vals = flat.index_select(0, at);
-            Tensor r = Torch.floats(java.util.Arrays.copyOf(rep, k), device);
-            vals = torch.where(torch.gt(vals, new Scalar(0.0)), vals.div(r), vals.mul(r)).sub(Torch.floats(java.util.Arrays.copyOf(sub, k), device));
+            Tensor r = Torch.floats(Arrays.copyOf(rep, k), device);
+            vals = torch.where(torch.gt(vals, new Scalar(0.0)), vals.div(r), vals.mul(r)).sub(Torch.floats(Arrays.copyOf(sub, k), device));
             flat.index_copy_(0, at, vals);
         }
         // bans: a stop token may not end the sequence before min_new_tokens
-        java.util.List<Long> banned = new java.util.ArrayList<>();
+        List<Long> banned = new ArrayList<>();
         for (int row = 0; row < seqs.size(); row++) {
             Sequence s = seqs.get(row);
             if (s.numOutputTokens() >= s.params.minNewTokens()) continue;

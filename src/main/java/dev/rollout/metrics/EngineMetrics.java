@@ -7,15 +7,16 @@ import dev.rollout.engine.SequenceOutput;
 import jakarta.annotation.PostConstruct;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.inject.Inject;
+import java.time.Duration;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
+import java.util.function.ToDoubleFunction;
 import org.eclipse.microprofile.metrics.Counter;
 import org.eclipse.microprofile.metrics.Histogram;
 import org.eclipse.microprofile.metrics.Metadata;
 import org.eclipse.microprofile.metrics.MetricRegistry;
 import org.eclipse.microprofile.metrics.MetricUnits;
 import org.eclipse.microprofile.metrics.Timer;
-import java.time.Duration;
 
 /**
  * Engine metrics for Prometheus, named after SGLang's ({@code sglang:*}) so that existing
@@ -102,7 +103,7 @@ public class EngineMetrics implements EngineObserver {
         return registry.histogram(Metadata.builder().withName(name).withDescription(description).withUnit(unit).build());
     }
 
-    private void gauge(String name, String description, java.util.function.ToDoubleFunction<LlmEngine.EngineStats> f) {
+    private void gauge(String name, String description, ToDoubleFunction<LlmEngine.EngineStats> f) {
         registry.gauge(Metadata.builder().withName(name).withDescription(description).build(), this,
                 m -> {
                     LlmEngine.EngineStats s = m.stats.get();

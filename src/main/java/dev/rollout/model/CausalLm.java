@@ -4,11 +4,13 @@ import java.io.IOException;
 import java.nio.file.Path;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.DoubleOptional;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.TensorVector;
-import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
+import org.bytedeco.pytorch.global.torch;
 
 /**
  * The Llama-family decoder (Llama 2/3, Qwen2/2.5, Qwen3) over libtorch, working on the flattened
@@ -157,8 +159,8 @@ public final class CausalLm {
     /** RMSNorm over the last dimension, computed in float32 and cast back, as transformers does. */
     private Tensor rmsNorm(Tensor x, Tensor weight) {
         Tensor xf = x.to(ScalarType.Float);
-        Tensor var = xf.mul(xf).mean(new long[] {-1}, true, new org.bytedeco.pytorch.ScalarTypeOptional());
-        return weight.mul(xf.mul(var.add(new org.bytedeco.pytorch.Scalar(config.rmsNormEps())).rsqrt()).to(dtype));
+        Tensor var = xf.mul(xf).mean(new long[] {-1}, true, new ScalarTypeOptional());
+        return weight.mul(xf.mul(var.add(new Scalar(config.rmsNormEps())).rsqrt()).to(dtype));
     }
 
     private static Tensor cat(Tensor... parts) {

@@ -2,8 +2,9 @@ package dev.rollout.model;
 
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch.ScalarType;
+import org.bytedeco.pytorch.global.torch;
 
 /**
  * Rotary position embedding as transformers computes it: inverse frequencies in float32
@@ -21,7 +22,7 @@ public final class RotaryEmbedding {
         for (int i = 0; i < pos.length; i++) pos[i] = i;
         Tensor p = Torch.longs(pos, device).to(ScalarType.Float);                 // (P)
         Tensor freqs = torch.outer(p, Torch.floats(invFreq, device));              // (P, dim/2)
-        Tensor emb = torch.cat(new org.bytedeco.pytorch.TensorVector(freqs, freqs), 1); // (P, dim)
+        Tensor emb = torch.cat(new TensorVector(freqs, freqs), 1); // (P, dim)
         cos = emb.cos().to(dtype);
         sin = emb.sin().to(dtype);
     }
@@ -55,7 +56,7 @@ public final class RotaryEmbedding {
         Tensor s = sin.index_select(0, positions).unsqueeze(1);
         Tensor x1 = x.narrow(2, 0, half);
         Tensor x2 = x.narrow(2, half, half);
-        Tensor rotated = torch.cat(new org.bytedeco.pytorch.TensorVector(x2.neg(), x1), 2);
+        Tensor rotated = torch.cat(new TensorVector(x2.neg(), x1), 2);
         return x.mul(c).add(rotated.mul(s));
     }
 }

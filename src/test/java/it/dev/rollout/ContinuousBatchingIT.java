@@ -43,6 +43,7 @@ class ContinuousBatchingIT {
         Matcher m = Pattern.compile("(?m)^rollout:max_step_batch_size\\{[^}]*} ([0-9.]+)").matcher(Http.get("/metrics").body());
         assertTrue(m.find(), "rollout:max_step_batch_size is exported");
         double maxBatch = Double.parseDouble(m.group(1));
-        assertTrue(maxBatch > 8, "steps should hold many sequences at once, max was " + maxBatch);
+        System.out.println("largest engine step: " + maxBatch + " sequences");
+        assertTrue(maxBatch >= 32, "steps should hold most of the 64 requests at once, max was " + maxBatch);
     }
 }
