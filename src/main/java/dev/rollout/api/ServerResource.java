@@ -116,7 +116,7 @@ public class ServerResource {
         CompletableFuture<SequenceOutput> done = new CompletableFuture<>();
         String rid = "HEALTH_CHECK_" + System.nanoTime();
         Sequence probe = new Sequence(rid, 0, new int[] {0}, SamplingParams.builder().temperature(0).maxNewTokens(1).build(),
-                LogprobOptions.NONE, null, out -> { if (out.finished()) done.complete(out); }, false, 0);
+                LogprobOptions.NONE, null, out -> { if (out.finished()) done.complete(out); }, false, 0).withoutMetrics();
         loop.submit(List.of(probe));
         try {
             done.get(HEALTH_TIMEOUT_S, TimeUnit.SECONDS);

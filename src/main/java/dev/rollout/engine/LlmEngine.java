@@ -100,7 +100,7 @@ public final class LlmEngine {
         if (out.logprob() != null) seq.outputLogprobs.add(out.logprob());
         if (seq.firstTokenNanos == 0) {
             seq.firstTokenNanos = now;
-        } else {
+        } else if (seq.logMetrics) {
             observer.onInterTokenLatency((now - seq.lastTokenNanos) / 1e9);
         }
         seq.lastTokenNanos = now;
@@ -139,7 +139,7 @@ public final class LlmEngine {
         seq.finishedNanos = System.nanoTime();
         if (seq.detokenizer != null && reason.type() != FinishReason.Type.STOP) seq.detokenizer.finish();
         SequenceOutput output = seq.snapshot(weightVersion);
-        observer.onFinished(output);
+        if (seq.logMetrics) observer.onFinished(output);
         seq.listener.onOutput(output);
     }
 

@@ -33,6 +33,8 @@ public final class Sequence {
     long lastBlockHash;
     /** The sibling whose prompt KV this one waits to share (n > 1), or null. */
     Sequence prefixLeader;
+    /** False for the server's own probes (warm-up, health), which metrics leave out, as SGLang's log_metrics. */
+    boolean logMetrics = true;
 
     final List<TokenLogprob> outputLogprobs = new ArrayList<>();
     final List<TokenLogprob> inputLogprobs = new ArrayList<>();
@@ -64,6 +66,12 @@ public final class Sequence {
     /** Makes this sample wait for {@code leader}'s prompt KV and then reuse it (n > 1). */
     public void sharePrefixWith(Sequence leader) {
         this.prefixLeader = leader;
+    }
+
+    /** Leaves this sequence out of the metrics (warm-up and health probes). */
+    public Sequence withoutMetrics() {
+        logMetrics = false;
+        return this;
     }
 
     public String rid() {

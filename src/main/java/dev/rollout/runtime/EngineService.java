@@ -95,7 +95,7 @@ public class EngineService {
         CompletableFuture<SequenceOutput> done = new CompletableFuture<>();
         int[] prompt = tokenizer != null ? tokenizer.encode("The capital city of France is") : new int[] {10, 11, 12};
         Sequence s = new Sequence("warmup", 0, prompt, SamplingParams.builder().temperature(0).maxNewTokens(8).build(),
-                LogprobOptions.NONE, tokenizer, out -> { if (out.finished()) done.complete(out); }, false, 0);
+                LogprobOptions.NONE, tokenizer, out -> { if (out.finished()) done.complete(out); }, false, 0).withoutMetrics();
         loop.submit(List.of(s));
         SequenceOutput out = done.get(120, TimeUnit.SECONDS);
         LOG.info(() -> "warm-up generated " + out.completionTokens() + " tokens in " + out.e2eLatency() + " s");

@@ -57,7 +57,8 @@ class ServerIT {
         assertEquals(200, r.status());
         for (String name : new String[] {"sglang:num_running_reqs", "sglang:num_queue_reqs", "sglang:token_usage",
                 "sglang:prompt_tokens_total", "sglang:generation_tokens_total", "sglang:cache_hit_rate",
-                "sglang:time_to_first_token_seconds", "sglang:inter_token_latency_seconds", "sglang:e2e_request_latency_seconds"})
+                "sglang:time_to_first_token_seconds_bucket", "sglang:inter_token_latency_seconds_bucket",
+                "sglang:e2e_request_latency_seconds_bucket", "rollout:max_step_batch_size"})
             assertTrue(r.body().contains(name), "missing metric " + name);
     }
 }
