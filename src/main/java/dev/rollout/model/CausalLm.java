@@ -2,79 +2,134 @@ package dev.rollout.model;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.DoubleOptional;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
-import org.bytedeco.pytorch.TensorVector;
-import org.bytedeco.pytorch.global.torch.ScalarType;
 import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /**
  * The Llama-family decoder (Llama 2/3, Qwen2/2.5, Qwen3) over libtorch, working on the flattened
- * tokens of a whole continuous batch. q/k/v and gate/up are fused into one matrix each at load
- * time, so a layer runs two projections in and two out.
+ * tokens of a whole continuous batch. q/k/v and gate/up are fused into one matrix each, so a
+ * layer runs two projections in and two out; {@link #parameters()} still addresses every weight
+ * by its Hugging Face name.
  */
 public final class CausalLm {
     private final ModelConfig config;
     private final Device device;
     private final ScalarType dtype;
-    private final Tensor embed;    // (vocab, hidden)
-    private final Tensor lmHead;   // (vocab, hidden); the same tensor as embed when tied
-    private final Tensor finalNorm; // (hidden)
-    private final Layer[] layers;
     private final RotaryEmbedding rope;
+    private Weights weights;   // null while released
 
     /**
-     * @param qkv    ((heads + 2 * kvHeads) * headDim, hidden)
+     * @param qkv     ((heads + 2 * kvHeads) * headDim, hidden)
      * @param qkvBias ((heads + 2 * kvHeads) * headDim) or null
-     * @param qNorm  (headDim) or null; Qwen3 normalises each head's q and k before RoPE
-     * @param gateUp (2 * intermediate, hidden)
+     * @param qNorm   (headDim) or null; Qwen3 normalises each head's q and k before RoPE
+     * @param gateUp  (2 * intermediate, hidden)
      */
     record Layer(Tensor inputNorm, Tensor qkv, Tensor qkvBias, Tensor qNorm, Tensor kNorm, Tensor o,
                  Tensor postNorm, Tensor gateUp, Tensor down) {}
 
-    private CausalLm(ModelConfig config, Device device, ScalarType dtype, Tensor embed, Tensor lmHead,
-                     Tensor finalNorm, Layer[] layers) {
+    /** @param embed (vocab, hidden); lmHead the same tensor when tied */
+    private record Weights(Tensor embed, Tensor lmHead, Tensor finalNorm, Layer[] layers, ParameterTable table,
+                           List<Tensor> owned) {}
+
+    private CausalLm(ModelConfig config, ScalarType dtype, Device device) {
         this.config = config;
         this.device = device;
         this.dtype = dtype;
-        this.embed = embed;
-        this.lmHead = lmHead;
-        this.finalNorm = finalNorm;
-        this.layers = layers;
         this.rope = new RotaryEmbedding(config, dtype, device);
+        this.weights = allocate();
     }
 
+    /** Reads {@code config.json} and every weight of the checkpoint in {@code dir}. */
     public static CausalLm load(Path dir, ScalarType dtype, Device device) throws IOException {
-        ModelConfig config = ModelConfig.read(dir);
-        Checkpoint ckpt = Checkpoint.open(dir);
-        Tensor embed = ckpt.load("model.embed_tokens.weight", dtype, device);
-        Tensor lmHead = config.tieWordEmbeddings() || !ckpt.contains("lm_head.weight")
-                ? embed : ckpt.load("lm_head.weight", dtype, device);
+        CausalLm lm = new CausalLm(ModelConfig.read(dir), dtype, device);
+        lm.loadCheckpoint(Checkpoint.open(dir));
+        return lm;
+    }
+
+    /**
+     * Copies every parameter from {@code ckpt} (same architecture and shapes) into the model.
+     * Everything is checked before anything is written, so a bad checkpoint changes nothing.
+     */
+    public void loadCheckpoint(Checkpoint ckpt) throws IOException {
+        ParameterTable table = parameters();
+        List<String> problems = new ArrayList<>();
+        for (String name : table.names()) {
+            if (!ckpt.contains(name)) problems.add("missing " + name);
+            else {
+                String m = table.mismatch(name, ckpt.shape(name));
+                if (m != null) problems.add(m);
+            }
+        }
+        for (String name : ckpt.names())
+            if (!table.contains(name) && !ParameterTable.ignorable(name) && !(name.equals("lm_head.weight") && config.tieWordEmbeddings()))
+                problems.add("unexpected " + name);
+        if (!problems.isEmpty())
+            throw new IOException(ckpt.dir() + " does not fit this model: " + String.join("; ", problems.subList(0, Math.min(5, problems.size())))
+                    + (problems.size() > 5 ? " (and " + (problems.size() - 5) + " more)" : ""));
+        for (String name : table.names()) ckpt.copyInto(name, table.get(name));
+    }
+
+    /** Allocates the fused tensors (zeros) and the name table over them. */
+    private Weights allocate() {
+        int h = config.hiddenSize(), d = config.headDim(), nH = config.numHeads(), nKv = config.numKvHeads();
+        int inter = config.intermediateSize(), v = config.vocabSize();
+        List<Tensor> owned = new ArrayList<>();
+        ParameterTable table = new ParameterTable();
+        Tensor embed = zeros(owned, v, h);
+        table.put("model.embed_tokens.weight", embed);
+        Tensor lmHead = embed;
+        if (!config.tieWordEmbeddings()) {
+            lmHead = zeros(owned, v, h);
+            table.put("lm_head.weight", lmHead);
+        }
         Layer[] layers = new Layer[config.numLayers()];
         for (int i = 0; i < layers.length; i++) {
-            String p = "model.layers." + i + ".";
-            String a = p + "self_attn.";
-            Tensor qkv = cat(ckpt.load(a + "q_proj.weight", dtype, device), ckpt.load(a + "k_proj.weight", dtype, device),
-                    ckpt.load(a + "v_proj.weight", dtype, device));
-            Tensor qkvBias = config.qkvBias()
-                    ? cat(ckpt.load(a + "q_proj.bias", dtype, device), ckpt.load(a + "k_proj.bias", dtype, device),
-                          ckpt.load(a + "v_proj.bias", dtype, device))
-                    : null;
-            layers[i] = new Layer(
-                    ckpt.load(p + "input_layernorm.weight", dtype, device),
-                    qkv, qkvBias,
-                    config.qkNorm() ? ckpt.load(a + "q_norm.weight", dtype, device) : null,
-                    config.qkNorm() ? ckpt.load(a + "k_norm.weight", dtype, device) : null,
-                    ckpt.load(a + "o_proj.weight", dtype, device),
-                    ckpt.load(p + "post_attention_layernorm.weight", dtype, device),
-                    cat(ckpt.load(p + "mlp.gate_proj.weight", dtype, device), ckpt.load(p + "mlp.up_proj.weight", dtype, device)),
-                    ckpt.load(p + "mlp.down_proj.weight", dtype, device));
+            String p = "model.layers." + i + ".", a = p + "self_attn.";
+            Tensor qkv = zeros(owned, (long) (nH + 2 * nKv) * d, h);
+            table.put(a + "q_proj.weight", qkv.narrow(0, 0, (long) nH * d));
+            table.put(a + "k_proj.weight", qkv.narrow(0, (long) nH * d, (long) nKv * d));
+            table.put(a + "v_proj.weight", qkv.narrow(0, (long) (nH + nKv) * d, (long) nKv * d));
+            Tensor qkvBias = null;
+            if (config.qkvBias()) {
+                qkvBias = zeros(owned, (long) (nH + 2 * nKv) * d);
+                table.put(a + "q_proj.bias", qkvBias.narrow(0, 0, (long) nH * d));
+                table.put(a + "k_proj.bias", qkvBias.narrow(0, (long) nH * d, (long) nKv * d));
+                table.put(a + "v_proj.bias", qkvBias.narrow(0, (long) (nH + nKv) * d, (long) nKv * d));
+            }
+            Tensor qNorm = null, kNorm = null;
+            if (config.qkNorm()) {
+                table.put(a + "q_norm.weight", qNorm = zeros(owned, d));
+                table.put(a + "k_norm.weight", kNorm = zeros(owned, d));
+            }
+            Tensor o = zeros(owned, h, (long) nH * d);
+            table.put(a + "o_proj.weight", o);
+            Tensor inNorm = zeros(owned, h), postNorm = zeros(owned, h);
+            table.put(p + "input_layernorm.weight", inNorm);
+            table.put(p + "post_attention_layernorm.weight", postNorm);
+            Tensor gateUp = zeros(owned, 2L * inter, h);
+            table.put(p + "mlp.gate_proj.weight", gateUp.narrow(0, 0, inter));
+            table.put(p + "mlp.up_proj.weight", gateUp.narrow(0, inter, inter));
+            Tensor down = zeros(owned, h, inter);
+            table.put(p + "mlp.down_proj.weight", down);
+            layers[i] = new Layer(inNorm, qkv, qkvBias, qNorm, kNorm, o, postNorm, gateUp, down);
         }
-        return new CausalLm(config, device, dtype, embed, lmHead, ckpt.load("model.norm.weight", dtype, device), layers);
+        Tensor finalNorm = zeros(owned, h);
+        table.put("model.norm.weight", finalNorm);
+        return new Weights(embed, lmHead, finalNorm, layers, table, owned);
+    }
+
+    private Tensor zeros(List<Tensor> owned, long... shape) {
+        Tensor t = Torch.zeros(Torch.options(dtype, device), shape);
+        owned.add(t);
+        return t;
     }
 
     public ModelConfig config() {
@@ -89,11 +144,35 @@ public final class CausalLm {
         return dtype;
     }
 
+    /** Every parameter by its Hugging Face name; throws while the weights are released. */
+    public ParameterTable parameters() {
+        return live().table();
+    }
+
+    public boolean weightsReleased() {
+        return weights == null;
+    }
+
+    /** Frees the weight memory now; returns the bytes given back. */
+    public long releaseWeights() {
+        if (weights == null) return 0;
+        long bytes = weightBytes();
+        for (Tensor t : weights.owned()) t.close();
+        weights = null;
+        return bytes;
+    }
+
+    /** Allocates the weights again (zeros); they must be loaded or pushed before serving. */
+    public void reallocateWeights() {
+        if (weights == null) weights = allocate();
+    }
+
     /** Runs every layer over the batch, writing its K/V into the cache; returns (T, hidden), normed. */
     public Tensor forward(ForwardBatch batch, KvCache cache) {
-        Tensor h = torch.embedding(embed, batch.inputIds());                  // (T, hidden)
-        for (int l = 0; l < layers.length; l++) {
-            Layer layer = layers[l];
+        Weights w = live();
+        Tensor h = torch.embedding(w.embed(), batch.inputIds());                  // (T, hidden)
+        for (int l = 0; l < w.layers().length; l++) {
+            Layer layer = w.layers()[l];
             // 1. attention block, pre-norm and residual
             h = h.add(attention(layer, rmsNorm(h, layer.inputNorm()), batch, cache.keys(l), cache.values(l)));
             // 2. MLP block: down(silu(gate) * up)
@@ -102,12 +181,18 @@ public final class CausalLm {
                     .mul(gateUp.narrow(1, config.intermediateSize(), config.intermediateSize()));
             h = h.add(torch.linear(act, layer.down()));
         }
-        return rmsNorm(h, finalNorm);
+        return rmsNorm(h, w.finalNorm());
     }
 
     /** Logits in float32 for the given rows of the final hidden states: (rows, vocab). */
     public Tensor logits(Tensor hidden) {
-        return torch.linear(hidden, lmHead).to(ScalarType.Float);
+        return torch.linear(hidden, live().lmHead()).to(ScalarType.Float);
+    }
+
+    private Weights live() {
+        Weights w = weights;
+        if (w == null) throw new IllegalStateException("the model's weights are released");
+        return w;
     }
 
     private Tensor attention(Layer layer, Tensor x, ForwardBatch batch, Tensor kCache, Tensor vCache) {
@@ -163,17 +248,12 @@ public final class CausalLm {
         return weight.mul(xf.mul(var.add(new Scalar(config.rmsNormEps())).rsqrt()).to(dtype));
     }
 
-    private static Tensor cat(Tensor... parts) {
-        return torch.cat(new TensorVector(parts), 0);
-    }
-
-    /** Bytes held by the weights (a tied head counted once). */
+    /** Bytes held by the weights (a tied head counted once); 0 while released. */
     public long weightBytes() {
-        long total = embed.nbytes() + finalNorm.nbytes() + (lmHead == embed ? 0 : lmHead.nbytes());
-        for (Layer l : layers) {
-            for (Tensor t : new Tensor[] {l.inputNorm(), l.qkv(), l.qkvBias(), l.qNorm(), l.kNorm(), l.o(), l.postNorm(), l.gateUp(), l.down()})
-                if (t != null) total += t.nbytes();
-        }
+        Weights w = weights;
+        if (w == null) return 0;
+        long total = 0;
+        for (Tensor t : w.owned()) total += t.nbytes();
         return total;
     }
 }

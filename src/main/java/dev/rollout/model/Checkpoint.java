@@ -62,6 +62,12 @@ public final class Checkpoint {
         return entries.keySet();
     }
 
+    public long[] shape(String name) {
+        Safetensors.Entry e = entries.get(name);
+        if (e == null) throw new IllegalArgumentException(dir + ": checkpoint has no tensor " + name);
+        return e.shape().clone();
+    }
+
     /** Reads one tensor and converts it; the result owns its memory (the mapping can go). */
     public Tensor load(String name, ScalarType dtype, Device device) throws IOException {
         Safetensors.Entry e = entries.get(name);
@@ -72,6 +78,17 @@ public final class Checkpoint {
         Tensor owned = view.to(device, dtype, false, true, new MemoryFormatOptional());
         bytes.clear(); // keeps the mapping reachable until the copy above has finished
         return owned;
+    }
+
+    /** Copies one tensor from the mapped file straight into {@code target} (converting dtype and device). */
+    public void copyInto(String name, Tensor target) throws IOException {
+        Safetensors.Entry e = entries.get(name);
+        if (e == null) throw new IOException(dir + ": checkpoint has no tensor " + name);
+        ByteBuffer bytes = Safetensors.map(e);
+        try (Tensor view = torch.from_blob(new BytePointer(bytes), e.shape(), Torch.options(scalarType(e.dtype())))) {
+            target.copy_(view);
+        }
+        bytes.clear(); // keeps the mapping reachable until the copy above has finished
     }
 
     static ScalarType scalarType(String safetensorsDtype) {
