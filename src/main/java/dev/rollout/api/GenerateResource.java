@@ -45,7 +45,7 @@ public class GenerateResource {
     }
 
     private Response handle(InputStream body) {
-        EngineLoop loop = Requests.readyLoop(service);
+        EngineLoop loop = Requests.generationLoop(service);
         ServerSettings settings = service.settings();
         JsonObject json = JsonBodies.object(body, settings.maxBodyBytes());
         GenerateRequest req = Requests.parser(service).parse(json);

@@ -36,6 +36,7 @@ final class GenerateResponses {
                 .add("completion_tokens", out.completionTokens())
                 .add("cached_tokens", out.cachedTokens())
                 .add("weight_version", out.weightVersion())
+                .add("weight_versions", spans(out))
                 .add("num_retractions", out.numRetractions())
                 .add("e2e_latency", out.e2eLatency());
         if (item.logprobs().returnLogprob()) {
@@ -51,6 +52,13 @@ final class GenerateResponses {
             }
         }
         return o.add("meta_info", m).build();
+    }
+
+    private static JsonArrayBuilder spans(SequenceOutput out) {
+        JsonArrayBuilder a = Json.createArrayBuilder();
+        for (SequenceOutput.VersionSpan s : out.weightVersions())
+            a.add(Json.createObjectBuilder().add("version", s.version()).add("start", s.start()).add("end", s.end()));
+        return a;
     }
 
     static JsonObject finishReason(FinishReason r) {

@@ -2,6 +2,7 @@ package dev.rollout.api;
 
 import dev.rollout.engine.EngineLoop;
 import dev.rollout.engine.LlmEngine;
+import dev.rollout.engine.RlState;
 import dev.rollout.runtime.EngineService;
 
 /** What every engine-facing resource checks first. */
@@ -11,11 +12,25 @@ final class Requests {
     /** The engine loop, or a 503 while the model loads, warms up or has failed. */
     static EngineLoop readyLoop(EngineService service) {
         EngineLoop loop = service.loop();
-        if (loop == null || !service.ready()) {
+        if (loop == null || !service.started()) {
             String why = service.phase() == EngineService.Phase.FAILED ? "the engine failed to start: " + service.failure()
                     : "the engine is " + service.phase().name().toLowerCase().replace('_', ' ');
             throw new ApiException(503, why);
         }
+        return loop;
+    }
+
+    /**
+     * The loop, for generation: also a 503 while memory is released or released weights have not
+     * all been pushed again, since such requests could only wait. A paused engine queues them.
+     */
+    static EngineLoop generationLoop(EngineService service) {
+        EngineLoop loop = readyLoop(service);
+        EngineLoop.RlStatus s = loop.status();
+        if (s.state() == RlState.RELEASED)
+            throw new ApiException(503, "memory is released (" + s.released() + "); call resume_memory_occupation first");
+        if (s.unpushedParameters() > 0)
+            throw new ApiException(503, s.unpushedParameters() + " parameters have not been pushed since the weights were resumed");
         return loop;
     }
 

@@ -7,6 +7,7 @@ import dev.rollout.engine.SamplingParams;
 import dev.rollout.engine.Sequence;
 import dev.rollout.engine.SequenceOutput;
 import dev.rollout.model.ModelConfig;
+import dev.rollout.runtime.DefaultModel;
 import dev.rollout.runtime.EngineService;
 import dev.rollout.runtime.ServerSettings;
 import jakarta.enterprise.context.ApplicationScoped;
@@ -18,6 +19,8 @@ import jakarta.ws.rs.GET;
 import jakarta.ws.rs.POST;
 import jakarta.ws.rs.Path;
 import jakarta.ws.rs.Produces;
+import jakarta.ws.rs.core.Context;
+import jakarta.ws.rs.core.HttpHeaders;
 import jakarta.ws.rs.core.MediaType;
 import jakarta.ws.rs.core.Response;
 import java.io.InputStream;
@@ -88,12 +91,6 @@ public class ServerResource {
     }
 
     @GET
-    @Path("get_weight_version")
-    public JsonObject weightVersion() {
-        return Json.createObjectBuilder().add("weight_version", Requests.readyLoop(service).engine().weightVersion()).build();
-    }
-
-    @GET
     @Path("v1/models")
     public JsonObject models() {
         EngineLoop loop = Requests.readyLoop(service);
@@ -130,32 +127,14 @@ public class ServerResource {
         }
     }
 
-    @GET
-    @Path("flush_cache")
-    @Produces(MediaType.TEXT_PLAIN)
-    public Response flushCacheGet() {
-        return flushCache();
-    }
-
-    /** Drops the prefix cache; 400 while requests run or wait, as in SGLang. */
-    @POST
-    @Path("flush_cache")
-    @Produces(MediaType.TEXT_PLAIN)
-    public Response flushCache() {
-        EngineLoop loop = Requests.readyLoop(service);
-        boolean flushed = await(loop.call(LlmEngine::flushCache));
-        return flushed
-                ? Response.ok("Cache flushed.\n").build()
-                : Response.status(400).entity("Cache not flushed: requests are running or waiting.\n").build();
-    }
-
     /** {@code {rid, abort_all}}: aborts by rid prefix (SGLang's rule) or everything; callers get partial output. */
     @POST
     @Path("abort_request")
-    public Response abort(InputStream body) {
+    public Response abort(InputStream body, @Context HttpHeaders headers) {
         EngineLoop loop = Requests.readyLoop(service);
         JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
         boolean all = Fields.present(o, "abort_all") && Fields.bool(o.get("abort_all"), "abort_all");
+        if (all) ApiKeys.requireAdmin(service.settings(), headers);  // aborting everyone's rollouts is a control action
         String rid = Fields.present(o, "rid") ? Fields.string(o.get("rid"), "rid") : "";
         if (!all && rid.isEmpty()) throw ApiException.badRequest("abort_request needs a non-empty rid or abort_all=true");
         loop.abort(all ? r -> true : r -> r.startsWith(rid), all ? "aborted by abort_all" : "aborted by abort_request");
@@ -164,7 +143,8 @@ public class ServerResource {
 
     private String servedModelName() {
         String name = service.settings().servedModelName();
-        return name.isBlank() ? service.modelDir().getFileName().toString() : name;
+        if (!name.isBlank()) return name;
+        return service.settings().modelPath().isBlank() ? DefaultModel.NAME : service.modelDir().getFileName().toString();
     }
 
     private static <T> T await(CompletableFuture<T> f) {

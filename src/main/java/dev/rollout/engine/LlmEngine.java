@@ -2,11 +2,21 @@ package dev.rollout.engine;
 
 import dev.rollout.model.CausalLm;
 import dev.rollout.model.KvCache;
+import dev.rollout.model.DeviceMemory;
 import dev.rollout.model.ModelConfig;
+import dev.rollout.model.ParameterTable;
 import java.util.List;
+import java.util.ArrayList;
+import java.util.EnumMap;
+import java.util.EnumSet;
 import java.util.HashSet;
+import java.util.Map;
 import java.util.Set;
 import java.util.function.Predicate;
+import dev.rollout.model.Torch;
+import java.util.TreeMap;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Tensor;
 
 /**
  * The engine: schedule a step, run it, apply what came out. Single-threaded by design; the
@@ -23,6 +33,13 @@ public final class LlmEngine {
     private final int maxModelLen;
     private final EngineObserver observer;
     private volatile String weightVersion = "default";
+    private long cacheSalt;
+    private boolean paused;
+    private boolean admissionsBlocked;
+    private final EnumSet<MemoryTag> released = EnumSet.noneOf(MemoryTag.class);
+    /** Parameters not pushed since the weights were resumed; generation waits until none is left. */
+    private final Set<String> unpushed = new HashSet<>();
+    private volatile UpdateRecord lastUpdate;
 
     public LlmEngine(CausalLm model, EngineConfig config, TokenDecoder decoder, EngineObserver observer) {
         this.model = model;
@@ -67,9 +84,15 @@ public final class LlmEngine {
         return scheduler.hasWork();
     }
 
+    /** True when a step would do something: work is queued and nothing holds the engine. */
+    public boolean canStep() {
+        return scheduler.hasWork() && !paused && released.isEmpty() && unpushed.isEmpty();
+    }
+
     /** Runs one step; returns the number of sequences that took part. */
     public int step() {
-        List<ScheduledSequence> batch = scheduler.schedule();
+        if (!canStep()) return 0;
+        List<ScheduledSequence> batch = scheduler.schedule(!admissionsBlocked);
         if (batch.isEmpty()) return 0;
         long t0 = System.nanoTime();
         List<ModelRunner.Output> outputs = runner.run(batch);
@@ -97,6 +120,7 @@ public final class LlmEngine {
         }
         int token = out.token();
         seq.tokens.add(token);
+        seq.noteVersion(weightVersion);
         if (out.logprob() != null) seq.outputLogprobs.add(out.logprob());
         if (seq.firstTokenNanos == 0) {
             seq.firstTokenNanos = now;
@@ -153,8 +177,201 @@ public final class LlmEngine {
     /** Drops the prefix cache; refused (false) while any sequence runs or waits. */
     public boolean flushCache() {
         if (scheduler.hasWork()) return false;
-        blocks.resetPrefixCache(0);
+        blocks.resetPrefixCache(++cacheSalt);
         return true;
+    }
+
+    // ---- the RL control plane: weights, pause, memory ------------------------------------
+
+    /** Why {@code update} cannot be applied (unknown names, wrong shapes, released weights), or null. */
+    public String checkUpdate(WeightUpdate update) {
+        if (model.weightsReleased()) return "the weights are released; resume them (resume_memory_occupation) before pushing";
+        if (update.tensors().isEmpty()) return "the update holds no tensors";
+        ParameterTable table = model.parameters();
+        List<String> problems = new ArrayList<>();
+        for (Map.Entry<String, Tensor> e : update.tensors().entrySet()) {
+            long[] shape = new long[(int) e.getValue().dim()];
+            for (int i = 0; i < shape.length; i++) shape[i] = e.getValue().size(i);
+            String m = table.mismatch(e.getKey(), shape);
+            if (m != null) problems.add(m);
+        }
+        if (problems.isEmpty()) return null;
+        return String.join("; ", problems.subList(0, Math.min(5, problems.size())))
+                + (problems.size() > 5 ? " (and " + (problems.size() - 5) + " more)" : "");
+    }
+
+    /**
+     * Copies the update into the model, then serves its version. Every tensor is checked before
+     * any is copied, so a refused update leaves the weights as they were. The prefix cache is
+     * re-keyed: KV computed under the old weights is never matched again.
+     */
+    public UpdateRecord applyWeights(WeightUpdate update) {
+        String problem = checkUpdate(update);
+        if (problem != null) throw new IllegalArgumentException(problem);
+        long t0 = System.nanoTime();
+        ParameterTable table = model.parameters();
+        for (Map.Entry<String, Tensor> e : update.tensors().entrySet()) table.get(e.getKey()).copy_(e.getValue());
+        if (update.version() != null) weightVersion = update.version();
+        blocks.resetPrefixCache(++cacheSalt);
+        unpushed.removeAll(update.tensors().keySet());
+        UpdateRecord r = new UpdateRecord(weightVersion, update.transport(), update.tensors().size(), update.bytes(),
+                (System.nanoTime() - t0) / 1e9, System.currentTimeMillis());
+        lastUpdate = r;
+        return r;
+    }
+
+    /** Changes the served version label only (SGLang's update_weight_version). */
+    public void setWeightVersion(String version) {
+        weightVersion = version;
+        blocks.resetPrefixCache(++cacheSalt);
+    }
+
+    /** What the last applied update was. */
+    public record UpdateRecord(String version, String transport, int numTensors, long bytes, double seconds, long atMillis) {}
+
+    public UpdateRecord lastUpdate() {
+        return lastUpdate;
+    }
+
+    public enum PauseMode { ABORT, RETRACT, IN_PLACE }
+
+    /** Stops stepping. ABORT ends what runs (partial output); RETRACT frees its KV to recompute later; IN_PLACE keeps it. */
+    public int pause(PauseMode mode) {
+        paused = true;
+        return switch (mode) {
+            case ABORT -> abort(rid -> true, "aborted by pause_generation");
+            case RETRACT -> scheduler.retractAll();
+            case IN_PLACE -> 0;
+        };
+    }
+
+    public void resume() {
+        paused = false;
+    }
+
+    public boolean paused() {
+        return paused;
+    }
+
+    /** Stops admitting new sequences (while an update or a drain waits for the running ones). */
+    public void blockAdmissions(boolean blocked) {
+        admissionsBlocked = blocked;
+    }
+
+    public int numRunning() {
+        return scheduler.numRunning();
+    }
+
+    /** Ids of the sequences now running. */
+    public List<String> runningRids() {
+        List<String> out = new ArrayList<>();
+        for (Sequence s : scheduler.find(rid -> true)) if (s.status == SequenceStatus.RUNNING) out.add(s.rid);
+        return out;
+    }
+
+    /** Retracts the running sequences and returns their snapshots (for a drain that ran out of time). */
+    public List<SequenceOutput> retractRunning() {
+        List<SequenceOutput> cut = new ArrayList<>();
+        for (Sequence s : scheduler.find(rid -> true)) if (s.status == SequenceStatus.RUNNING) cut.add(s.snapshot(weightVersion));
+        scheduler.retractAll();
+        return cut;
+    }
+
+    /** Memory the server can give back between RL phases. */
+    public enum MemoryTag { WEIGHTS, KV_CACHE, CUDA_GRAPH }
+
+    public Set<MemoryTag> released() {
+        return EnumSet.copyOf(released);
+    }
+
+    /** Bytes given back per tag. Refused while any request runs or waits. */
+    public Map<MemoryTag, Long> releaseMemory(Set<MemoryTag> tags) {
+        requireIdle("release memory");
+        Map<MemoryTag, Long> freed = new EnumMap<>(MemoryTag.class);
+        for (MemoryTag tag : tags) {
+            if (released.contains(tag)) {
+                freed.put(tag, 0L);
+                continue;
+            }
+            long bytes = switch (tag) {
+                case WEIGHTS -> model.releaseWeights();
+                case KV_CACHE -> {
+                    long b = runner.cache().bytes();
+                    runner.cache().release();
+                    runner.replaceCache(null);
+                    blocks.resetPrefixCache(++cacheSalt);
+                    yield b;
+                }
+                case CUDA_GRAPH -> 0L;  // no CUDA graphs yet
+            };
+            released.add(tag);
+            freed.put(tag, bytes);
+        }
+        DeviceMemory.giveBack(model.device());
+        return freed;
+    }
+
+    /**
+     * Allocates released memory again. Returns true when the weights must be pushed before the
+     * engine can generate: their contents were not kept.
+     */
+    public boolean resumeMemory(Set<MemoryTag> tags) {
+        requireIdle("resume memory");
+        for (MemoryTag tag : tags) {
+            if (!released.remove(tag)) continue;
+            switch (tag) {
+                case WEIGHTS -> {
+                    model.reallocateWeights();
+                    unpushed.addAll(model.parameters().names());
+                }
+                case KV_CACHE -> runner.replaceCache(new KvCache(model.config(), config.numKvBlocks(), config.blockSize(),
+                        model.dtype(), model.device()));
+                case CUDA_GRAPH -> { }
+            }
+        }
+        return !unpushed.isEmpty();
+    }
+
+    /** Parameters still to be pushed after a weights resume. */
+    public int numUnpushed() {
+        return unpushed.size();
+    }
+
+    private void requireIdle(String what) {
+        if (scheduler.hasWork())
+            throw new IllegalStateException("cannot " + what + " while " + scheduler.numRunning() + " requests run and "
+                    + scheduler.numWaiting() + " wait; pause or abort them first");
+    }
+
+    /** The first {@code n} values of a parameter (flattened), as float32. */
+    public float[] readParameterPrefix(String name, int n) {
+        if (model.weightsReleased()) throw new IllegalStateException("the weights are released");
+        try (PointerScope scope = new PointerScope()) {
+            Tensor flat = model.parameters().get(name).reshape(-1);
+            return Torch.toFloats(flat.narrow(0, 0, Math.min(n, flat.size(0))));
+        }
+    }
+
+    /** SHA-256 (hex) of every parameter's bytes in the engine's dtype, by HF name. */
+    public Map<String, String> checksums() {
+        if (model.weightsReleased()) throw new IllegalStateException("the weights are released");
+        Map<String, String> out = new TreeMap<>();
+        try (PointerScope scope = new PointerScope()) {
+            ParameterTable table = model.parameters();
+            for (String name : table.names()) out.put(name, Torch.sha256(table.get(name)));
+        }
+        return out;
+    }
+
+    /** One digest over all parameters: SHA-256 of "name:digest\n" lines in name order. */
+    public static String combinedChecksum(Map<String, String> checksums) {
+        StringBuilder all = new StringBuilder();
+        new TreeMap<>(checksums).forEach((k, v) -> all.append(k).append(':').append(v).append('\n'));
+        return Torch.sha256(all.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    }
+
+    public CausalLm model() {
+        return model;
     }
 
     public EngineStats stats() {

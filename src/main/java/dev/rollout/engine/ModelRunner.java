@@ -19,7 +19,7 @@ import org.bytedeco.pytorch.global.torch;
  */
 final class ModelRunner {
     private final CausalLm model;
-    private final KvCache cache;
+    private KvCache cache;          // null while the KV memory is released
     private final Sampler sampler;
     private final Device device;
     private final int blockSize;
@@ -34,6 +34,10 @@ final class ModelRunner {
 
     KvCache cache() {
         return cache;
+    }
+
+    void replaceCache(KvCache cache) {
+        this.cache = cache;
     }
 
     /**

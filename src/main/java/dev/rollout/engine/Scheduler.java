@@ -49,7 +49,13 @@ public final class Scheduler {
         return numPreemptions;
     }
 
+    /** A step with admissions: the usual case. */
     public List<ScheduledSequence> schedule() {
+        return schedule(true);
+    }
+
+    /** @param admit false while an update or drain waits for the running sequences to finish */
+    public List<ScheduledSequence> schedule(boolean admit) {
         List<ScheduledSequence> batch = new ArrayList<>();
         int budget = maxNumBatchedTokens;
 
@@ -73,7 +79,7 @@ public final class Scheduler {
         }
 
         // waiting: admit in arrival order while budget, sequence slots and blocks last
-        for (Iterator<Sequence> it = waiting.iterator(); it.hasNext() && budget > 0 && running.size() < maxNumSeqs; ) {
+        for (Iterator<Sequence> it = waiting.iterator(); admit && it.hasNext() && budget > 0 && running.size() < maxNumSeqs; ) {
             Sequence seq = it.next();
             // An n>1 sibling waits until the first sample's prompt is in the cache, then shares it.
             if (seq.prefixLeader != null && !seq.prefixLeader.promptComputed()) continue;
@@ -115,6 +121,13 @@ public final class Scheduler {
         seq.status = SequenceStatus.WAITING;
         waiting.addFirst(seq);
         numPreemptions++;
+    }
+
+    /** Moves every running sequence back to the queue, its KV freed (pause in "retract" mode). */
+    public int retractAll() {
+        int n = running.size();
+        while (!running.isEmpty()) preempt(running.remove(running.size() - 1));
+        return n;
     }
 
     /** Marks the step's tokens computed and publishes the blocks they filled to the prefix cache. */

@@ -40,6 +40,9 @@ public final class Sequence {
     final List<TokenLogprob> inputLogprobs = new ArrayList<>();
     /** The next prompt position to score; a recompute after preemption does not score twice. */
     int inputScoredUpTo;
+    /** Where each weight version began generating this sequence's output: (version, first output index). */
+    final List<String> spanVersions = new ArrayList<>();
+    final IntList spanStarts = new IntList(4);
     final IncrementalDetokenizer detokenizer;
     FinishReason finishReason;
     long firstTokenNanos;
@@ -100,12 +103,24 @@ public final class Sequence {
         return numComputed >= promptLen || status == SequenceStatus.FINISHED;
     }
 
+    /** Notes the version that generated the output token just appended. */
+    void noteVersion(String version) {
+        if (spanVersions.isEmpty() || !spanVersions.get(spanVersions.size() - 1).equals(version)) {
+            spanVersions.add(version);
+            spanStarts.add(numOutputTokens() - 1);
+        }
+    }
+
     SequenceOutput snapshot(String weightVersion) {
         long now = finishedNanos != 0 ? finishedNanos : System.nanoTime();
         String text = detokenizer == null ? null : detokenizer.text();
+        List<SequenceOutput.VersionSpan> spans = new ArrayList<>(spanVersions.size());
+        for (int i = 0; i < spanVersions.size(); i++)
+            spans.add(new SequenceOutput.VersionSpan(spanVersions.get(i), spanStarts.get(i),
+                    i + 1 < spanVersions.size() ? spanStarts.get(i + 1) : numOutputTokens()));
         return new SequenceOutput(rid, index, tokens.toArray(promptLen, tokens.size()), text, finishReason, promptLen,
                 Math.max(numCachedTokens, 0), numRetractions, List.copyOf(outputLogprobs), List.copyOf(inputLogprobs),
-                weightVersion, (now - arrivalNanos) / 1e9,
+                weightVersion, spans, (now - arrivalNanos) / 1e9,
                 firstTokenNanos == 0 ? Double.NaN : (firstTokenNanos - arrivalNanos) / 1e9);
     }
 }

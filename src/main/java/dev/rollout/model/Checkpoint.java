@@ -80,6 +80,13 @@ public final class Checkpoint {
         return owned;
     }
 
+    /** The dtype a tensor is stored in. */
+    public ScalarType storedType(String name) {
+        Safetensors.Entry e = entries.get(name);
+        if (e == null) throw new IllegalArgumentException(dir + ": checkpoint has no tensor " + name);
+        return scalarType(e.dtype());
+    }
+
     /** Copies one tensor from the mapped file straight into {@code target} (converting dtype and device). */
     public void copyInto(String name, Tensor target) throws IOException {
         Safetensors.Entry e = entries.get(name);

@@ -19,9 +19,14 @@ import java.util.SplittableRandom;
 public final class RandomCheckpoint {
     private RandomCheckpoint() {}
 
-    /** The shape of a Qwen3 model; tied embeddings keep the file small. */
+    /**
+     * The shape of a Qwen3 model; tied embeddings keep the file small. {@code std} is the spread
+     * of the random weights: transformers' 0.02 makes every layer a near no-op, so that the model
+     * just echoes its last token; 0.15 gives outputs that depend on the whole prompt and on the
+     * weights, which tests of weight updates need.
+     */
     public record Spec(int vocabSize, int hiddenSize, int intermediateSize, int numLayers, int numHeads,
-                       int numKvHeads, int headDim, int maxPositions, List<Integer> eosTokenIds) {}
+                       int numKvHeads, int headDim, int maxPositions, List<Integer> eosTokenIds, double std) {}
 
     public static void write(Path dir, Spec s, long seed) throws IOException {
         Files.createDirectories(dir);
@@ -59,20 +64,20 @@ public final class RandomCheckpoint {
         SplittableRandom rng = new SplittableRandom(seed);
         Map<String, Safetensors.Blob> t = new LinkedHashMap<>();
         int h = s.hiddenSize(), d = s.headDim();
-        t.put("model.embed_tokens.weight", normal(rng, 0.02, s.vocabSize(), h));
+        t.put("model.embed_tokens.weight", normal(rng, s.std(), s.vocabSize(), h));
         for (int l = 0; l < s.numLayers(); l++) {
             String p = "model.layers." + l + ".";
             t.put(p + "input_layernorm.weight", ones(h));
-            t.put(p + "self_attn.q_proj.weight", normal(rng, 0.02, s.numHeads() * d, h));
-            t.put(p + "self_attn.k_proj.weight", normal(rng, 0.02, s.numKvHeads() * d, h));
-            t.put(p + "self_attn.v_proj.weight", normal(rng, 0.02, s.numKvHeads() * d, h));
-            t.put(p + "self_attn.o_proj.weight", normal(rng, 0.02, h, s.numHeads() * d));
+            t.put(p + "self_attn.q_proj.weight", normal(rng, s.std(), s.numHeads() * d, h));
+            t.put(p + "self_attn.k_proj.weight", normal(rng, s.std(), s.numKvHeads() * d, h));
+            t.put(p + "self_attn.v_proj.weight", normal(rng, s.std(), s.numKvHeads() * d, h));
+            t.put(p + "self_attn.o_proj.weight", normal(rng, s.std(), h, s.numHeads() * d));
             t.put(p + "self_attn.q_norm.weight", ones(d));
             t.put(p + "self_attn.k_norm.weight", ones(d));
             t.put(p + "post_attention_layernorm.weight", ones(h));
-            t.put(p + "mlp.gate_proj.weight", normal(rng, 0.02, s.intermediateSize(), h));
-            t.put(p + "mlp.up_proj.weight", normal(rng, 0.02, s.intermediateSize(), h));
-            t.put(p + "mlp.down_proj.weight", normal(rng, 0.02, h, s.intermediateSize()));
+            t.put(p + "mlp.gate_proj.weight", normal(rng, s.std(), s.intermediateSize(), h));
+            t.put(p + "mlp.up_proj.weight", normal(rng, s.std(), s.intermediateSize(), h));
+            t.put(p + "mlp.down_proj.weight", normal(rng, s.std(), h, s.intermediateSize()));
         }
         t.put("model.norm.weight", ones(h));
         Safetensors.write(dir.resolve("model.safetensors"), t, Map.of("format", "pt"));

@@ -38,27 +38,57 @@ public final class Safetensors {
             ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
             readFully(ch, len, 0);
             long n = len.flip().getLong();
-            if (n <= 0 || n > 100_000_000L || 8 + n > ch.size())
+            if (n <= 0 || n > MAX_HEADER || 8 + n > ch.size())
                 throw new IOException(file + ": not a safetensors file (header length " + n + ")");
             ByteBuffer json = ByteBuffer.allocate((int) n);
             readFully(ch, json, 8);
-            JsonObject header = JsonParser.parseString(new String(json.array(), StandardCharsets.UTF_8)).getAsJsonObject();
-            long dataStart = 8 + n;
-            Map<String, Entry> out = new LinkedHashMap<>();
-            for (var e : header.entrySet()) {
-                if (e.getKey().equals("__metadata__")) continue;
+            return parseHeader(new String(json.array(), StandardCharsets.UTF_8), file, 8 + n, ch.size());
+        }
+    }
+
+    /** Reads the header of safetensors bytes held in memory; offsets are positions in {@code buf}. */
+    public static Map<String, Entry> readHeader(ByteBuffer buf) throws IOException {
+        ByteBuffer b = buf.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+        if (b.remaining() < 8) throw new IOException("not safetensors data: " + b.remaining() + " bytes");
+        long n = b.getLong(0);
+        if (n <= 0 || n > MAX_HEADER || 8 + n > b.remaining())
+            throw new IOException("not safetensors data (header length " + n + ")");
+        byte[] json = new byte[(int) n];
+        b.position(8);
+        b.get(json);
+        return parseHeader(new String(json, StandardCharsets.UTF_8), null, 8 + n, buf.remaining());
+    }
+
+    private static final long MAX_HEADER = 100_000_000L;
+
+    private static Map<String, Entry> parseHeader(String json, Path file, long dataStart, long size) throws IOException {
+        String where = file == null ? "safetensors data" : file.toString();
+        JsonObject header;
+        try {
+            header = JsonParser.parseString(json).getAsJsonObject();
+        } catch (RuntimeException e) {
+            throw new IOException(where + ": the header is not a JSON object");
+        }
+        Map<String, Entry> out = new LinkedHashMap<>();
+        for (var e : header.entrySet()) {
+            if (e.getKey().equals("__metadata__")) continue;
+            try {
                 JsonObject t = e.getValue().getAsJsonObject();
                 long[] shape = new long[t.getAsJsonArray("shape").size()];
                 for (int i = 0; i < shape.length; i++) shape[i] = t.getAsJsonArray("shape").get(i).getAsLong();
                 long b = t.getAsJsonArray("data_offsets").get(0).getAsLong();
                 long end = t.getAsJsonArray("data_offsets").get(1).getAsLong();
                 Entry entry = new Entry(file, t.get("dtype").getAsString(), shape, dataStart + b, dataStart + end);
-                if (entry.end() > ch.size() || entry.end() - entry.begin() != entry.numel() * bytesPer(entry.dtype()))
-                    throw new IOException(file + ": tensor " + e.getKey() + " has an inconsistent byte range");
+                if (b < 0 || entry.end() > size || entry.end() - entry.begin() != entry.numel() * bytesPer(entry.dtype()))
+                    throw new IOException(where + ": tensor " + e.getKey() + " has an inconsistent byte range");
                 out.put(e.getKey(), entry);
+            } catch (IOException x) {
+                throw x;
+            } catch (RuntimeException x) {
+                throw new IOException(where + ": bad header entry for " + e.getKey() + ": " + x.getMessage());
             }
-            return out;
         }
+        return out;
     }
 
     /** Memory-maps one tensor's bytes (read-only, little-endian). */

@@ -79,6 +79,22 @@ public final class Torch {
         return torch.zeros(shape, options);
     }
 
+    /** SHA-256 (hex) of a tensor's bytes: its own dtype, row-major, little-endian, copied to the host. */
+    public static String sha256(Tensor t) {
+        Tensor cpu = t.to(new Device("cpu"), t.scalar_type()).contiguous();
+        byte[] bytes = new byte[(int) cpu.nbytes()];
+        if (bytes.length > 0) new BytePointer(cpu.data_ptr()).get(bytes);
+        return sha256(bytes);
+    }
+
+    public static String sha256(byte[] bytes) {
+        try {
+            return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(bytes));
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
     public static ScalarTypeOptional dtype(ScalarType t) {
         return new ScalarTypeOptional(t);
     }

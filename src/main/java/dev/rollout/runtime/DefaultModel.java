@@ -16,17 +16,20 @@ import java.util.logging.Logger;
  */
 public final class DefaultModel {
     private static final Logger LOG = Logger.getLogger(DefaultModel.class.getName());
-    static final long SEED = 20261126L;
-    static final RandomCheckpoint.Spec SPEC = new RandomCheckpoint.Spec(
-            151936, 128, 384, 4, 4, 2, 32, 4096, List.of(151645, 151643));
+    public static final String NAME = "rollout-default-qwen3-tiny";
+    public static final long SEED = 20261126L;
+    public static final RandomCheckpoint.Spec SPEC = new RandomCheckpoint.Spec(
+            151936, 128, 384, 4, 4, 2, 32, 4096, List.of(151645, 151643), 0.15);
     private static final String TOKENIZER = "/dev/rollout/tokenizer/qwen3/";
-    private static final String MARKER = "rollout-default-model.v1";
+    private static final String MARKER = "rollout-default-model.complete";
 
     private DefaultModel() {}
 
     /** Returns the checkpoint directory, writing it first if it is missing or incomplete. */
     public static Path materialize(Path cacheRoot) throws IOException {
-        Path dir = cacheRoot.resolve("rollout-default-qwen3-tiny");
+        // the name changes with the spec and seed, so a cache from another version is never reused
+        String key = Integer.toHexString((SPEC + "/" + SEED).hashCode());
+        Path dir = cacheRoot.resolve(NAME + "-" + key);
         if (Files.exists(dir.resolve(MARKER))) return dir;
         long t0 = System.nanoTime();
         Path tmp = Files.createDirectories(cacheRoot).resolve(dir.getFileName() + ".tmp-" + ProcessHandle.current().pid());

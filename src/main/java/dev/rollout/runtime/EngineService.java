@@ -4,6 +4,7 @@ import dev.rollout.engine.EngineConfig;
 import dev.rollout.engine.EngineLoop;
 import dev.rollout.engine.LlmEngine;
 import dev.rollout.engine.LogprobOptions;
+import dev.rollout.engine.RlState;
 import dev.rollout.engine.SamplingParams;
 import dev.rollout.engine.Sequence;
 import dev.rollout.engine.SequenceOutput;
@@ -55,9 +56,10 @@ public class EngineService {
     private volatile EngineLoop loop;
     private volatile HfTokenizer tokenizer;
     private volatile Path modelDir;
+    private final WeightUpdateSessions updateSessions = new WeightUpdateSessions();
 
     void onStart(@Observes Startup event) {
-        settings = SettingsReader.read(config);
+        settings();
         Thread t = threads.newThread(this::load);
         t.setName("rollout-model-loader");
         t.start();
@@ -65,7 +67,7 @@ public class EngineService {
 
     private void load() {
         try {
-            ServerSettings s = settings;
+            ServerSettings s = settings();
             long t0 = System.nanoTime();
             modelDir = s.modelPath().isBlank() ? DefaultModel.materialize(Path.of(s.cacheDir())) : Path.of(s.modelPath());
             if (s.torchThreads() > 0) torch.set_num_threads(s.torchThreads());
@@ -122,8 +124,17 @@ public class EngineService {
         return phase;
     }
 
-    public boolean ready() {
+    /** Start-up is over: the model is loaded and warmed up (the engine may still be paused or released). */
+    public boolean started() {
         return phase == Phase.READY;
+    }
+
+    /** Ready for generation: started, and the RL state machine is serving (or paused, which queues). */
+    public boolean ready() {
+        EngineLoop l = loop;
+        if (phase != Phase.READY || l == null) return false;
+        RlState s = l.status().state();
+        return s != RlState.RELEASED && s != RlState.UPDATING && l.status().unpushedParameters() == 0;
     }
 
     public String failure() {
@@ -131,7 +142,9 @@ public class EngineService {
     }
 
     public ServerSettings settings() {
-        return settings;
+        ServerSettings s = settings;
+        if (s == null) settings = s = SettingsReader.read(config);  // a request raced the start-up event
+        return s;
     }
 
     /** The loop, or null until the model is loaded. */
@@ -141,6 +154,10 @@ public class EngineService {
 
     public HfTokenizer tokenizer() {
         return tokenizer;
+    }
+
+    public WeightUpdateSessions updateSessions() {
+        return updateSessions;
     }
 
     public Path modelDir() {

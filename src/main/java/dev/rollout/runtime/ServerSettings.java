@@ -17,4 +17,9 @@ public record ServerSettings(
         int maxN,
         double requestTimeoutSeconds,
         double keepaliveSeconds,
-        double livenessSeconds) {}
+        double livenessSeconds,
+        long maxWeightBodyBytes,
+        double weightUpdateWaitSeconds,
+        double weightSessionTimeoutSeconds,
+        String apiKey,
+        String adminApiKey) {}

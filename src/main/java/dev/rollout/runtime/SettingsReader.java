@@ -26,6 +26,11 @@ final class SettingsReader {
                 c.getValue("rollout.max-n", Integer.class),
                 c.getValue("rollout.request-timeout-seconds", Double.class),
                 c.getValue("rollout.keepalive-seconds", Double.class),
-                c.getValue("rollout.liveness-seconds", Double.class));
+                c.getValue("rollout.liveness-seconds", Double.class),
+                c.getValue("rollout.max-weight-body-bytes", Long.class),
+                c.getValue("rollout.weight-update-wait-seconds", Double.class),
+                c.getValue("rollout.weight-session-timeout-seconds", Double.class),
+                c.getOptionalValue("rollout.api-key", String.class).orElse(""),
+                c.getOptionalValue("rollout.admin-api-key", String.class).orElse(""));
     }
 }

@@ -24,7 +24,7 @@ class CudaEngineTest {
 
     @Test
     void bf16BatchOnCuda() throws Exception {
-        RandomCheckpoint.write(dir, new RandomCheckpoint.Spec(151936, 896, 4864, 24, 14, 2, 64, 4096, List.of(151645)), 1);
+        RandomCheckpoint.write(dir, new RandomCheckpoint.Spec(151936, 896, 4864, 24, 14, 2, 64, 4096, List.of(151645), 0.02), 1);
         Device cuda = new Device(EngineHarness.DEVICE);
         CausalLm lm = CausalLm.load(dir, ScalarType.BFloat16, cuda);  // outside any PointerScope: the weights live on
         LlmEngine engine = new LlmEngine(lm, new EngineConfig(EngineHarness.DEVICE, "bfloat16", 16, 4096, 256, 4096, 0), null, null);

@@ -57,7 +57,7 @@ class SafetensorsTest {
 
     @Test
     void theDefaultModelIsDeterministic() throws IOException {
-        RandomCheckpoint.Spec spec = new RandomCheckpoint.Spec(64, 16, 32, 1, 2, 1, 8, 128, java.util.List.of(1));
+        RandomCheckpoint.Spec spec = new RandomCheckpoint.Spec(64, 16, 32, 1, 2, 1, 8, 128, java.util.List.of(1), 0.15);
         RandomCheckpoint.write(dir.resolve("x"), spec, 5);
         RandomCheckpoint.write(dir.resolve("y"), spec, 5);
         assertArrayEquals(Files.readAllBytes(dir.resolve("x/model.safetensors")), Files.readAllBytes(dir.resolve("y/model.safetensors")));

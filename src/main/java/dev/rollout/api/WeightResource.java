@@ -1,0 +1,362 @@
+package dev.rollout.api;
+
+import dev.rollout.engine.EngineLoop;
+import dev.rollout.engine.LlmEngine;
+import dev.rollout.engine.WeightUpdate;
+import dev.rollout.model.TensorPayloads;
+import dev.rollout.runtime.EngineService;
+import dev.rollout.runtime.ServerSettings;
+import dev.rollout.runtime.WeightPayloads;
+import dev.rollout.runtime.WeightUpdateSessions;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.inject.Inject;
+import jakarta.json.Json;
+import jakarta.json.JsonArray;
+import jakarta.json.JsonArrayBuilder;
+import jakarta.json.JsonObject;
+import jakarta.json.JsonObjectBuilder;
+import jakarta.json.JsonValue;
+import jakarta.ws.rs.Consumes;
+import jakarta.ws.rs.GET;
+import jakarta.ws.rs.POST;
+import jakarta.ws.rs.Path;
+import jakarta.ws.rs.Produces;
+import jakarta.ws.rs.QueryParam;
+import jakarta.ws.rs.core.MediaType;
+import jakarta.ws.rs.core.Response;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * Weight updates, SGLang-compatible: {@code /update_weights_from_tensor} (safetensors in base64,
+ * or one flat bucket plus a manifest; or a raw safetensors body), {@code /update_weights_from_disk},
+ * versions, read-back and checksums, and the begin/end session that makes a multi-bucket update
+ * atomic. Pickled payloads are refused: they are code, not data.
+ */
+@Path("/")
+@Admin
+@ApplicationScoped
+@Produces(MediaType.APPLICATION_JSON)
+public class WeightResource {
+    @Inject
+    EngineService service;
+
+    // ---- pushing tensors ---------------------------------------------------------------
+
+    /** The SGLang shape: {@code {"serialized_named_tensors": [base64, ...], "load_format": ..., ...}}. */
+    @POST
+    @Path("update_weights_from_tensor")
+    @Consumes({MediaType.APPLICATION_JSON, MediaType.WILDCARD})
+    public Response fromTensor(InputStream body) {
+        EngineLoop loop = controlLoop();
+        ServerSettings s = service.settings();
+        JsonObject o = JsonBodies.object(body, s.maxWeightBodyBytes());
+        if (!Fields.present(o, "serialized_named_tensors"))
+            throw ApiException.badRequest("serialized_named_tensors is required: a list with one base64 payload per TP rank");
+        JsonValue v = o.get("serialized_named_tensors");
+        if (!(v instanceof JsonArray a) || a.isEmpty())
+            throw Fields.type("serialized_named_tensors", "a non-empty list of base64 strings", v);
+        // One engine rank: it takes entry 0, as SGLang's TP rank 0 does.
+        byte[] raw;
+        try {
+            raw = Base64.getDecoder().decode(Fields.string(a.get(0), "serialized_named_tensors[0]"));
+        } catch (IllegalArgumentException e) {
+            throw ApiException.badRequest("serialized_named_tensors[0] is not base64: " + e.getMessage());
+        }
+        String format = Fields.present(o, "load_format") ? Fields.string(o.get("load_format"), "load_format") : "safetensors";
+        WeightPayloads.Format f = switch (format) {
+            case "safetensors", "direct" -> WeightPayloads.Format.SAFETENSORS;
+            case "flattened_bucket" -> WeightPayloads.Format.FLATTENED_BUCKET;
+            default -> throw ApiException.badRequest("load_format '" + format
+                    + "' is not supported: use null/'safetensors' (safetensors bytes) or 'flattened_bucket'");
+        };
+        WeightUpdate update = decode(raw, f, f == WeightPayloads.Format.FLATTENED_BUCKET ? manifest(o) : null,
+                optString(o, "weight_version"), optBool(o, "abort_all_requests", false), format.equals("flattened_bucket")
+                        ? "flattened_bucket" : "safetensors");
+        return push(loop, update, optString(o, "update_id"),
+                Fields.present(o, "bucket_seq") ? Fields.integer(o.get("bucket_seq"), "bucket_seq") : null);
+    }
+
+    /** Ours: the body is a safetensors file as is, no base64, no JSON; options in the query. */
+    @POST
+    @Path("update_weights_from_tensor")
+    @Consumes(MediaType.APPLICATION_OCTET_STREAM)
+    public Response fromTensorBinary(InputStream body, @QueryParam("weight_version") String version,
+                                     @QueryParam("abort_all_requests") boolean abortAll, @QueryParam("update_id") String updateId,
+                                     @QueryParam("bucket_seq") Long bucketSeq) {
+        EngineLoop loop = controlLoop();
+        byte[] raw = JsonBodies.read(body, service.settings().maxWeightBodyBytes());
+        return push(loop, decode(raw, WeightPayloads.Format.SAFETENSORS, null, version, abortAll, "safetensors-binary"),
+                updateId, bucketSeq);
+    }
+
+    private static WeightUpdate decode(byte[] raw, WeightPayloads.Format format, List<TensorPayloads.FlatEntry> manifest,
+                                       String version, boolean abortAll, String transport) {
+        try {
+            return WeightPayloads.decode(raw, format, manifest, version, abortAll, transport);
+        } catch (IOException e) {
+            throw ApiException.badRequest("could not read the tensors: " + e.getMessage());
+        }
+    }
+
+    private static List<TensorPayloads.FlatEntry> manifest(JsonObject o) {
+        if (!Fields.present(o, "flattened_bucket_metadata"))
+            throw ApiException.badRequest("load_format 'flattened_bucket' needs flattened_bucket_metadata: "
+                    + "[{name, dtype, shape, start_idx, end_idx}, ...]");
+        JsonValue v = o.get("flattened_bucket_metadata");
+        if (!(v instanceof JsonArray a)) throw Fields.type("flattened_bucket_metadata", "a list of objects", v);
+        List<TensorPayloads.FlatEntry> out = new ArrayList<>();
+        for (int i = 0; i < a.size(); i++) {
+            String at = "flattened_bucket_metadata[" + i + "]";
+            if (!(a.get(i) instanceof JsonObject m)) throw Fields.type(at, "an object", a.get(i));
+            int[] shape = Fields.intArray(m.get("shape") == null ? JsonValue.NULL : m.get("shape"), at + ".shape");
+            long[] dims = new long[shape.length];
+            for (int d = 0; d < dims.length; d++) dims[d] = shape[d];
+            out.add(new TensorPayloads.FlatEntry(Fields.string(m.getOrDefault("name", JsonValue.NULL), at + ".name"),
+                    Fields.string(m.getOrDefault("dtype", JsonValue.NULL), at + ".dtype"), dims,
+                    Fields.integer(m.getOrDefault("start_idx", JsonValue.NULL), at + ".start_idx"),
+                    Fields.integer(m.getOrDefault("end_idx", JsonValue.NULL), at + ".end_idx")));
+        }
+        return out;
+    }
+
+    /** Applies a bucket now, or stages it when a begin/end session is open. */
+    private Response push(EngineLoop loop, WeightUpdate update, String updateId, Long bucketSeq) {
+        WeightUpdateSessions sessions = service.updateSessions();
+        String version = update.version();
+        String problem = Replies.await(loop.call(e -> e.checkUpdate(update)), 30);
+        if (problem != null) {
+            update.release();
+            return Replies.failure(400, problem);
+        }
+        if (sessions.isOpen()) {
+            if (version != null) {
+                update.release();
+                return Replies.failure(400, "weight_version belongs on end_weight_update while an update session is open");
+            }
+            int n = update.tensors().size();
+            boolean fresh;
+            try {
+                fresh = sessions.stage(updateId, bucketSeq, update);
+            } catch (WeightUpdateSessions.Refused r) {
+                return Replies.failure(r.status, r.getMessage());
+            }
+            return Replies.json(Replies.ok(fresh ? "Staged " + n + " tensors in update " + sessions.openId() + "."
+                    : "Bucket " + bucketSeq + " of update " + sessions.openId() + " was staged before; ignored.")
+                    .add("staged", fresh));
+        }
+        if (!sessions.firstTime(updateId, bucketSeq)) {
+            update.release();
+            return Replies.json(Replies.ok("Bucket " + bucketSeq + " of update " + updateId + " was applied before; ignored.")
+                    .add("applied", false).add("weight_version", loop.engine().weightVersion()));
+        }
+        ServerSettings s = service.settings();
+        try {
+            LlmEngine.UpdateRecord r = Replies.await(loop.updateWeights(update, wait(s)), s.weightUpdateWaitSeconds() + 30);
+            return Replies.json(updated(r, version));
+        } catch (ApiException e) {
+            sessions.forget(updateId, bucketSeq);
+            return Replies.failure(e.status(), e.getMessage());
+        }
+    }
+
+    private static JsonObjectBuilder updated(LlmEngine.UpdateRecord r, String version) {
+        return Replies.ok("Success." + (version != null ? " Weight version updated to " + version + "." : ""))
+                .add("applied", true)
+                .add("weight_version", r.version())
+                .add("num_tensors", r.numTensors())
+                .add("bytes", r.bytes())
+                .add("seconds", r.seconds())
+                .add("num_paused_requests", 0);
+    }
+
+    private static Duration wait(ServerSettings s) {
+        return Duration.ofMillis((long) (s.weightUpdateWaitSeconds() * 1000));
+    }
+
+    @POST
+    @Path("update_weights_from_disk")
+    public Response fromDisk(InputStream body) {
+        EngineLoop loop = controlLoop();
+        JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
+        if (!Fields.present(o, "model_path")) throw ApiException.badRequest("model_path is required");
+        String path = Fields.string(o.get("model_path"), "model_path");
+        String format = optString(o, "load_format");
+        if (format != null && !format.equals("auto") && !format.equals("safetensors"))
+            throw ApiException.badRequest("load_format '" + format + "' is not supported: checkpoints are read as safetensors");
+        if (service.updateSessions().isOpen())
+            return Replies.failure(409, "a begin/end weight update is open; end or abort it first");
+        java.nio.file.Path dir = java.nio.file.Path.of(path);
+        if (!Files.isDirectory(dir)) return Replies.failure(400, "model_path " + path + " is not a directory");
+        // Read on this thread: only the parameter names come from the engine thread.
+        var table = Replies.await(loop.call(e -> e.model().parameters()), 30);
+        WeightUpdate update;
+        try {
+            update = WeightPayloads.fromDisk(dir, table, optString(o, "weight_version"), optBool(o, "abort_all_requests", false));
+        } catch (IOException | RuntimeException e) {
+            return Replies.failure(400, "could not read " + path + ": " + e.getMessage());
+        }
+        return push(loop, update, null, null);
+    }
+
+    // ---- sessions ---------------------------------------------------------------------
+
+    @POST
+    @Path("begin_weight_update")
+    public Response begin(InputStream body) {
+        controlLoop();
+        JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
+        double timeout = Fields.present(o, "timeout_s") ? Fields.number(o.get("timeout_s"), "timeout_s")
+                : service.settings().weightSessionTimeoutSeconds();
+        if (timeout <= 0) throw ApiException.badRequest("timeout_s must be positive");
+        try {
+            String id = service.updateSessions().begin(optString(o, "update_id"), Duration.ofMillis((long) (timeout * 1000)));
+            return Replies.json(Replies.ok("Weight update " + id + " begun; buckets are staged until end_weight_update.")
+                    .add("update_id", id));
+        } catch (WeightUpdateSessions.Refused r) {
+            return Replies.failure(r.status, r.getMessage());
+        }
+    }
+
+    @POST
+    @Path("end_weight_update")
+    public Response end(InputStream body) {
+        EngineLoop loop = controlLoop();
+        JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
+        String version = optString(o, "weight_version");
+        ServerSettings s = service.settings();
+        try {
+            CompletableFuture<LlmEngine.UpdateRecord> f = service.updateSessions().end(optString(o, "update_id"), version,
+                    optBool(o, "abort_all_requests", false), wait(s), loop);
+            return Replies.json(updated(Replies.await(f, s.weightUpdateWaitSeconds() + 30), version));
+        } catch (WeightUpdateSessions.Refused r) {
+            return Replies.failure(r.status, r.getMessage());
+        } catch (ApiException e) {
+            return Replies.failure(e.status(), "update rolled back, weights unchanged: " + e.getMessage());
+        }
+    }
+
+    /** Ours: drop a session without applying it. */
+    @POST
+    @Path("abort_weight_update")
+    public Response abortSession(InputStream body) {
+        JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
+        try {
+            service.updateSessions().abort(optString(o, "update_id"), "aborted by abort_weight_update");
+            return Replies.json(Replies.ok("Weight update rolled back; the served weights never changed."));
+        } catch (WeightUpdateSessions.Refused r) {
+            return Replies.failure(r.status, r.getMessage());
+        }
+    }
+
+    // ---- versions, read-back, checksums ----------------------------------------------
+
+    @GET
+    @Path("get_weight_version")
+    public JsonObject weightVersion() {
+        return Json.createObjectBuilder().add("weight_version", Requests.readyLoop(service).engine().weightVersion()).build();
+    }
+
+    /** Relabels the served weights. {@code abort_all_requests} defaults to false (newest SGLang: true). */
+    @POST
+    @Path("update_weight_version")
+    public Response updateVersion(InputStream body) {
+        EngineLoop loop = controlLoop();
+        JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
+        if (!Fields.present(o, "new_version")) throw ApiException.badRequest("new_version is required");
+        String version = Fields.string(o.get("new_version"), "new_version");
+        boolean abortAll = optBool(o, "abort_all_requests", false);
+        Replies.await(loop.call(e -> {
+            if (abortAll) e.abort(rid -> true, "aborted by update_weight_version");
+            e.setWeightVersion(version);
+            return null;
+        }), 30);
+        return Replies.json(Replies.ok("Weight version updated to " + version + ".").add("new_version", version));
+    }
+
+    @GET
+    @Path("get_weights_by_name")
+    public Response weightsByNameGet(@QueryParam("name") String name, @QueryParam("truncate_size") Integer truncate) {
+        return weightsByName(name, truncate == null ? 100 : truncate);
+    }
+
+    /** The first {@code truncate_size} values of a parameter (flattened), by HF name. */
+    @POST
+    @Path("get_weights_by_name")
+    public Response weightsByNamePost(InputStream body) {
+        JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
+        if (!Fields.present(o, "name")) throw ApiException.badRequest("name is required");
+        int truncate = Fields.present(o, "truncate_size") ? Fields.int32(o.get("truncate_size"), "truncate_size") : 100;
+        return weightsByName(Fields.string(o.get("name"), "name"), truncate);
+    }
+
+    private Response weightsByName(String name, int truncate) {
+        EngineLoop loop = Requests.readyLoop(service);
+        if (name == null) throw ApiException.badRequest("name is required");
+        if (truncate <= 0) throw ApiException.badRequest("truncate_size must be positive");
+        float[] values = Replies.await(loop.call(e -> {
+            if (!e.model().weightsReleased() && !e.model().parameters().contains(name))
+                throw new IllegalArgumentException("unknown parameter " + name);
+            return e.readParameterPrefix(name, truncate);
+        }), 30);
+        JsonArrayBuilder a = Json.createArrayBuilder();
+        for (float f : values) a.add((double) f);
+        return Response.ok(a.build().toString(), MediaType.APPLICATION_JSON).build();
+    }
+
+    /**
+     * SGLang's {@code /weights_checker} with action "checksum": SHA-256 of each parameter's bytes
+     * in the engine's dtype (little-endian, row-major), by HF name, and one digest over all of them.
+     */
+    @POST
+    @Path("weights_checker")
+    public Response checker(InputStream body) {
+        EngineLoop loop = Requests.readyLoop(service);
+        JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
+        String action = Fields.present(o, "action") ? Fields.string(o.get("action"), "action") : "checksum";
+        if (!action.equals("checksum")) return Replies.failure(400, "action '" + action + "' is not supported; use 'checksum'");
+        Map<String, String> sums = Replies.await(loop.call(LlmEngine::checksums), 120);
+        JsonObjectBuilder per = Json.createObjectBuilder();
+        sums.forEach(per::add);
+        JsonObjectBuilder rank = Json.createObjectBuilder()
+                .add("checksums", per)
+                .add("per_gpu_checksum", LlmEngine.combinedChecksum(sums))
+                .add("dtype", loop.engine().model().dtype().name())
+                .add("parallelism_info", Json.createObjectBuilder().add("tp_rank", 0).add("tp_size", 1).add("dp_rank", 0)
+                        .add("dp_size", 1).add("pp_rank", 0).add("pp_size", 1).add("rank", 0).add("size", 1));
+        return Replies.json(Replies.ok("Checksums of " + sums.size() + " parameters (sha256).")
+                .add("weight_version", loop.engine().weightVersion())
+                .add("ranks", Json.createArrayBuilder().add(rank)));
+    }
+
+    @GET
+    @Path("weights_checker")
+    public Response checkerGet() {
+        return checker(null);
+    }
+
+    // ----------------------------------------------------------------------------------
+
+    /** The loop, for control calls: these work while paused or released, but not before start-up ends. */
+    private EngineLoop controlLoop() {
+        EngineLoop loop = service.loop();
+        if (loop == null || !service.started())
+            throw new ApiException(503, "the engine is " + service.phase().name().toLowerCase().replace('_', ' '));
+        return loop;
+    }
+
+    private static String optString(JsonObject o, String key) {
+        return Fields.present(o, key) ? Fields.string(o.get(key), key) : null;
+    }
+
+    private static boolean optBool(JsonObject o, String key, boolean dflt) {
+        return Fields.present(o, key) ? Fields.bool(o.get(key), key) : dflt;
+    }
+}

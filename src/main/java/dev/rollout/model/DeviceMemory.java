@@ -1,0 +1,17 @@
+package dev.rollout.model;
+
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch_cuda;
+
+/** Makes freed tensor memory really go back to the device, not just to libtorch's cache. */
+public final class DeviceMemory {
+    private DeviceMemory() {}
+
+    /** On CUDA: waits for the device, then empties the caching allocator. On CPU freed memory is already back. */
+    public static void giveBack(Device device) {
+        if (!device.is_cuda()) return;
+        torch_cuda.device_synchronize();
+        torch_cuda.getDeviceAllocator(torch.DeviceType.CUDA).emptyCache();
+    }
+}
