@@ -16,13 +16,15 @@ import jakarta.json.JsonArrayBuilder;
 import jakarta.json.JsonObject;
 import jakarta.json.JsonObjectBuilder;
 import jakarta.json.JsonValue;
-import jakarta.ws.rs.Consumes;
 import jakarta.ws.rs.GET;
 import jakarta.ws.rs.POST;
 import jakarta.ws.rs.Path;
 import jakarta.ws.rs.Produces;
 import jakarta.ws.rs.QueryParam;
+import jakarta.ws.rs.core.Context;
+import jakarta.ws.rs.core.HttpHeaders;
 import jakarta.ws.rs.core.MediaType;
+import jakarta.ws.rs.core.UriInfo;
 import jakarta.ws.rs.core.Response;
 import java.io.IOException;
 import java.io.InputStream;
@@ -41,7 +43,6 @@ import java.util.concurrent.CompletableFuture;
  * atomic. Pickled payloads are refused: they are code, not data.
  */
 @Path("/")
-@Admin
 @ApplicationScoped
 @Produces(MediaType.APPLICATION_JSON)
 public class WeightResource {
@@ -50,13 +51,30 @@ public class WeightResource {
 
     // ---- pushing tensors ---------------------------------------------------------------
 
-    /** The SGLang shape: {@code {"serialized_named_tensors": [base64, ...], "load_format": ..., ...}}. */
+    /**
+     * The SGLang shape, {@code {"serialized_named_tensors": [base64, ...], "load_format": ..., ...}};
+     * or, ours, with {@code Content-Type: application/octet-stream}, a safetensors file as the body
+     * (no base64, no JSON) and the options in the query string.
+     */
     @POST
+    @Admin
     @Path("update_weights_from_tensor")
-    @Consumes({MediaType.APPLICATION_JSON, MediaType.WILDCARD})
-    public Response fromTensor(InputStream body) {
+    public Response fromTensor(InputStream body, @Context HttpHeaders headers, @Context UriInfo uri) {
         EngineLoop loop = controlLoop();
         ServerSettings s = service.settings();
+        if (MediaType.APPLICATION_OCTET_STREAM_TYPE.isCompatible(headers.getMediaType())
+                && !MediaType.WILDCARD_TYPE.equals(headers.getMediaType())) {
+            var q = uri.getQueryParameters();
+            byte[] raw = JsonBodies.read(body, s.maxWeightBodyBytes());
+            Long seq;
+            try {
+                seq = q.getFirst("bucket_seq") == null ? null : Long.valueOf(q.getFirst("bucket_seq"));
+            } catch (NumberFormatException e) {
+                throw ApiException.badRequest("bucket_seq must be an integer");
+            }
+            return push(loop, decode(raw, WeightPayloads.Format.SAFETENSORS, null, q.getFirst("weight_version"),
+                    Boolean.parseBoolean(q.getFirst("abort_all_requests")), "safetensors-binary"), q.getFirst("update_id"), seq);
+        }
         JsonObject o = JsonBodies.object(body, s.maxWeightBodyBytes());
         if (!Fields.present(o, "serialized_named_tensors"))
             throw ApiException.badRequest("serialized_named_tensors is required: a list with one base64 payload per TP rank");
@@ -82,19 +100,6 @@ public class WeightResource {
                         ? "flattened_bucket" : "safetensors");
         return push(loop, update, optString(o, "update_id"),
                 Fields.present(o, "bucket_seq") ? Fields.integer(o.get("bucket_seq"), "bucket_seq") : null);
-    }
-
-    /** Ours: the body is a safetensors file as is, no base64, no JSON; options in the query. */
-    @POST
-    @Path("update_weights_from_tensor")
-    @Consumes(MediaType.APPLICATION_OCTET_STREAM)
-    public Response fromTensorBinary(InputStream body, @QueryParam("weight_version") String version,
-                                     @QueryParam("abort_all_requests") boolean abortAll, @QueryParam("update_id") String updateId,
-                                     @QueryParam("bucket_seq") Long bucketSeq) {
-        EngineLoop loop = controlLoop();
-        byte[] raw = JsonBodies.read(body, service.settings().maxWeightBodyBytes());
-        return push(loop, decode(raw, WeightPayloads.Format.SAFETENSORS, null, version, abortAll, "safetensors-binary"),
-                updateId, bucketSeq);
     }
 
     private static WeightUpdate decode(byte[] raw, WeightPayloads.Format format, List<TensorPayloads.FlatEntry> manifest,
@@ -152,6 +157,11 @@ public class WeightResource {
                     : "Bucket " + bucketSeq + " of update " + sessions.openId() + " was staged before; ignored.")
                     .add("staged", fresh));
         }
+        WeightUpdateSessions.Outcome closed = sessions.closed(updateId);
+        if (closed != null) {
+            update.release();
+            return Replies.failure(409, "update " + updateId + " is no longer open: it was " + closed.result() + " (" + closed.message() + ")");
+        }
         if (!sessions.firstTime(updateId, bucketSeq)) {
             update.release();
             return Replies.json(Replies.ok("Bucket " + bucketSeq + " of update " + updateId + " was applied before; ignored.")
@@ -182,6 +192,7 @@ public class WeightResource {
     }
 
     @POST
+    @Admin
     @Path("update_weights_from_disk")
     public Response fromDisk(InputStream body) {
         EngineLoop loop = controlLoop();
@@ -209,6 +220,7 @@ public class WeightResource {
     // ---- sessions ---------------------------------------------------------------------
 
     @POST
+    @Admin
     @Path("begin_weight_update")
     public Response begin(InputStream body) {
         controlLoop();
@@ -226,6 +238,7 @@ public class WeightResource {
     }
 
     @POST
+    @Admin
     @Path("end_weight_update")
     public Response end(InputStream body) {
         EngineLoop loop = controlLoop();
@@ -245,6 +258,7 @@ public class WeightResource {
 
     /** Ours: drop a session without applying it. */
     @POST
+    @Admin
     @Path("abort_weight_update")
     public Response abortSession(InputStream body) {
         JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
@@ -266,6 +280,7 @@ public class WeightResource {
 
     /** Relabels the served weights. {@code abort_all_requests} defaults to false (newest SGLang: true). */
     @POST
+    @Admin
     @Path("update_weight_version")
     public Response updateVersion(InputStream body) {
         EngineLoop loop = controlLoop();

@@ -57,6 +57,13 @@ public final class WeightUpdateSessions {
 
     private Session open;
     private Outcome lastOutcome;
+    /** Sessions that have ended, so that a late bucket naming one is refused rather than applied alone. */
+    private final Map<String, Outcome> closed = new LinkedHashMap<>() {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<String, Outcome> e) {
+            return size() > 256;
+        }
+    };
     private final Deque<String> appliedKeys = new ArrayDeque<>();
     private final Set<String> appliedKeySet = new HashSet<>();
 
@@ -187,5 +194,13 @@ public final class WeightUpdateSessions {
 
     private synchronized void record(String id, String result, String message) {
         lastOutcome = new Outcome(id, result, message, System.currentTimeMillis());
+        closed.put(id, lastOutcome);
+    }
+
+    /** How the session {@code updateId} ended, or null if it is open or was never a session. */
+    public synchronized Outcome closed(String updateId) {
+        expire();
+        if (updateId == null || (open != null && open.id.equals(updateId))) return null;
+        return closed.get(updateId);
     }
 }

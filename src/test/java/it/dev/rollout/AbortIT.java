@@ -26,7 +26,7 @@ class AbortIT {
         CompletableFuture<Http.Reply> call = CompletableFuture.supplyAsync(
                 () -> Http.post("/generate", "{\"input_ids\": [5, 6, 7], \"rid\": \"abort-me\", " + LONG + "}"));
         awaitRunning("abort-me");
-        assertEquals(400, Http.get("/flush_cache").status(), "flush must be refused while a request runs");
+        assertEquals(400, Http.adminGet("/flush_cache").status(), "flush must be refused while a request runs");
         assertEquals(200, Http.post("/abort_request", "{\"rid\": \"abort-me\"}").status());
         Http.Reply r = call.get(60, java.util.concurrent.TimeUnit.SECONDS);
         assertEquals(200, r.status(), r.body());
@@ -36,7 +36,7 @@ class AbortIT {
         assertTrue(n > 0 && n < 3000, "partial output, got " + n);
         assertEquals(n, o.getJsonObject("meta_info").getInt("completion_tokens"));
         awaitIdle();
-        assertEquals(200, Http.get("/flush_cache").status());
+        assertEquals(200, Http.adminGet("/flush_cache").status());
     }
 
     @Test
@@ -47,7 +47,7 @@ class AbortIT {
                 () -> Http.post("/generate", "{\"input_ids\": [8, 10], \"rid\": \"all-2\", " + LONG + "}"));
         awaitRunning("all-1");
         awaitRunning("all-2");
-        assertEquals(200, Http.post("/abort_request", "{\"abort_all\": true}").status());
+        assertEquals(200, Http.admin("/abort_request", "{\"abort_all\": true}").status());
         for (var f : java.util.List.of(a, b))
             assertEquals("abort", f.get(60, java.util.concurrent.TimeUnit.SECONDS).object().getJsonObject("meta_info")
                     .getJsonObject("finish_reason").getString("type"));

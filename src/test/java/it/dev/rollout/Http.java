@@ -16,7 +16,7 @@ import java.time.Duration;
 /** A small HTTP client for the integration tests, against the Liberty that the build started. */
 final class Http {
     static final String BASE = "http://localhost:" + System.getProperty("http.port", "9080");
-    static final HttpClient CLIENT = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
+    static final HttpClient CLIENT = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(10)).build();
 
     record Reply(int status, String body) {
         JsonObject object() {
@@ -32,6 +32,18 @@ final class Http {
                 return r.read();
             }
         }
+    }
+
+    static final String ADMIN_KEY = System.getProperty("it.admin.key", "it-admin-key");
+
+    /** A control call, with the admin key. */
+    static Reply admin(String path, String body) {
+        return send(HttpRequest.newBuilder(URI.create(BASE + path)).header("Content-Type", "application/json")
+                .header("Authorization", "Bearer " + ADMIN_KEY).POST(HttpRequest.BodyPublishers.ofString(body)));
+    }
+
+    static Reply adminGet(String path) {
+        return send(HttpRequest.newBuilder(URI.create(BASE + path)).header("Authorization", "Bearer " + ADMIN_KEY).GET());
     }
 
     static Reply get(String path) {

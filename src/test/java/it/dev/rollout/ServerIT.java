@@ -45,9 +45,9 @@ class ServerIT {
 
     @Test
     void flushCacheWhenIdle() {
-        Http.Reply get = Http.get("/flush_cache");
+        Http.Reply get = Http.adminGet("/flush_cache");
         assertEquals(200, get.status(), get.body());
-        assertEquals(200, Http.post("/flush_cache", "").status());
+        assertEquals(200, Http.admin("/flush_cache", "").status());
     }
 
     @Test

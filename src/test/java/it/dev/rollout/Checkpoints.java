@@ -1,0 +1,92 @@
+package it.dev.rollout;
+
+import dev.rollout.engine.EngineConfig;
+import dev.rollout.engine.LlmEngine;
+import dev.rollout.engine.LogprobOptions;
+import dev.rollout.engine.SamplingParams;
+import dev.rollout.engine.Sequence;
+import dev.rollout.engine.SequenceOutput;
+import dev.rollout.model.CausalLm;
+import dev.rollout.model.RandomCheckpoint;
+import dev.rollout.model.Safetensors;
+import dev.rollout.runtime.DefaultModel;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Base64;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicReference;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * Other weights for the default model's architecture, and the reference answer for them: the
+ * engine run in this JVM from the checkpoint on disk (itself held to transformers by
+ * ReferenceParityTest).
+ */
+final class Checkpoints {
+    static final int[] PROMPT = {9707, 11, 1879, 0, 576, 6722, 3283, 315};
+
+    /** A checkpoint with the default model's shape and different random weights. */
+    static Path other(long seed) throws IOException {
+        Path dir = Files.createTempDirectory("rollout-it-weights-");
+        RandomCheckpoint.write(dir, DefaultModel.SPEC, seed);
+        return dir;
+    }
+
+    static String base64File(Path file) throws IOException {
+        return Base64.getEncoder().encodeToString(Files.readAllBytes(file));
+    }
+
+    /** A safetensors blob holding some tensors of a checkpoint, their bytes as stored. */
+    static byte[] subset(Path dir, List<String> names) throws IOException {
+        Map<String, Safetensors.Entry> header = Safetensors.readHeader(dir.resolve("model.safetensors"));
+        Map<String, Safetensors.Blob> blobs = new LinkedHashMap<>();
+        for (String n : names) {
+            Safetensors.Entry e = header.get(n);
+            blobs.put(n, new Safetensors.Blob(e.dtype(), e.shape(), Safetensors.map(e)));
+        }
+        Path tmp = Files.createTempFile("bucket", ".safetensors");
+        Safetensors.write(tmp, blobs, Map.of());
+        byte[] bytes = Files.readAllBytes(tmp);
+        Files.delete(tmp);
+        return bytes;
+    }
+
+    /** The raw bytes of one stored tensor. */
+    static byte[] rawBytes(Path dir, String name) throws IOException {
+        Safetensors.Entry e = Safetensors.readHeader(dir.resolve("model.safetensors")).get(name);
+        ByteBuffer b = Safetensors.map(e);
+        byte[] out = new byte[b.remaining()];
+        b.get(out);
+        return out;
+    }
+
+    static long[] shape(Path dir, String name) throws IOException {
+        return Safetensors.readHeader(dir.resolve("model.safetensors")).get(name).shape();
+    }
+
+    /** An in-process engine on {@code dir}, as the server would run it on CPU. */
+    static LlmEngine engine(Path dir) throws IOException {
+        CausalLm lm = CausalLm.load(dir, ScalarType.Float, new Device("cpu"));
+        return new LlmEngine(lm, new EngineConfig("cpu", "float32", 16, 256, 8, 2048, 0), null, null);
+    }
+
+    static int[] greedy(LlmEngine engine, int n) {
+        AtomicReference<SequenceOutput> out = new AtomicReference<>();
+        engine.add(new Sequence("ref", 0, PROMPT, SamplingParams.builder().temperature(0).maxNewTokens(n).ignoreEos(true).build(),
+                LogprobOptions.NONE, null, o -> { if (o.finished()) out.set(o); }, false, 0));
+        while (engine.hasWork()) engine.step();
+        return out.get().outputIds();
+    }
+
+    static String greedyBody(int n) {
+        StringBuilder ids = new StringBuilder();
+        for (int id : PROMPT) ids.append(ids.length() == 0 ? "" : ",").append(id);
+        return "{\"input_ids\": [" + ids + "], \"sampling_params\": {\"max_new_tokens\": " + n
+                + ", \"temperature\": 0, \"ignore_eos\": true}}";
+    }
+}
