@@ -2,6 +2,7 @@ package dev.rollout.engine;
 
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Set;
@@ -137,7 +138,9 @@ public final class EngineLoop implements AutoCloseable {
         CompletableFuture<T> result = new CompletableFuture<>();
         commands.add(() -> {
             try {
-                result.complete(f.apply(engine));
+                T value = f.apply(engine);
+                refresh();  // the caller must see the state its call produced
+                result.complete(value);
             } catch (Throwable t) {
                 result.completeExceptionally(t);
             }
@@ -169,7 +172,9 @@ public final class EngineLoop implements AutoCloseable {
             if (update.abortAll()) engine.abort(rid -> true, "aborted for a weight update");
             Consumer<LlmEngine> apply = e -> {
                 try {
-                    result.complete(e.applyWeights(update));
+                    LlmEngine.UpdateRecord r = e.applyWeights(update);
+                    refresh();
+                    result.complete(r);
                 } catch (Throwable t) {
                     result.completeExceptionally(t);
                 } finally {
@@ -202,15 +207,17 @@ public final class EngineLoop implements AutoCloseable {
             List<String> started = engine.runningRids();
             barriers.add(new Barrier(RlState.DRAINING, System.nanoTime() + timeout.toNanos(), e -> {
                 e.pause(LlmEngine.PauseMode.IN_PLACE);
+                refresh();
                 result.complete(new DrainResult(started, List.of(), cutMode.name().toLowerCase()));
             }, e -> {
                 List<SequenceOutput> cut = e.retractRunning();
                 if (cutMode == LlmEngine.PauseMode.ABORT) {
-                    Set<String> ids = new java.util.HashSet<>();
+                    Set<String> ids = new HashSet<>();
                     cut.forEach(o -> ids.add(o.rid()));
                     e.abort(ids::contains, "cut by drain");
                 }
                 e.pause(LlmEngine.PauseMode.IN_PLACE);
+                refresh();
                 List<String> finished = new ArrayList<>(started);
                 cut.forEach(o -> finished.remove(o.rid()));
                 result.complete(new DrainResult(finished, cut, cutMode.name().toLowerCase()));

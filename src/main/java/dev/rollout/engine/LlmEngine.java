@@ -210,7 +210,9 @@ public final class LlmEngine {
         if (problem != null) throw new IllegalArgumentException(problem);
         long t0 = System.nanoTime();
         ParameterTable table = model.parameters();
-        for (Map.Entry<String, Tensor> e : update.tensors().entrySet()) table.get(e.getKey()).copy_(e.getValue());
+        try (PointerScope scope = new PointerScope()) {  // copy_ hands back a handle per call
+            for (Map.Entry<String, Tensor> e : update.tensors().entrySet()) table.get(e.getKey()).copy_(e.getValue());
+        }
         if (update.version() != null) weightVersion = update.version();
         blocks.resetPrefixCache(++cacheSalt);
         unpushed.removeAll(update.tensors().keySet());

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.DoubleOptional;
 import org.bytedeco.pytorch.Scalar;
@@ -74,7 +75,9 @@ public final class CausalLm {
         if (!problems.isEmpty())
             throw new IOException(ckpt.dir() + " does not fit this model: " + String.join("; ", problems.subList(0, Math.min(5, problems.size())))
                     + (problems.size() > 5 ? " (and " + (problems.size() - 5) + " more)" : ""));
-        for (String name : table.names()) ckpt.copyInto(name, table.get(name));
+        try (PointerScope scope = new PointerScope()) {
+            for (String name : table.names()) ckpt.copyInto(name, table.get(name));
+        }
     }
 
     /** Allocates the fused tensors (zeros) and the name table over them. */
@@ -157,6 +160,7 @@ public final class CausalLm {
     public long releaseWeights() {
         if (weights == null) return 0;
         long bytes = weightBytes();
+        weights.table().close();
         for (Tensor t : weights.owned()) t.close();
         weights = null;
         return bytes;

@@ -73,11 +73,12 @@ public final class Checkpoint {
         Safetensors.Entry e = entries.get(name);
         if (e == null) throw new IOException(dir + ": checkpoint has no tensor " + name);
         ByteBuffer bytes = Safetensors.map(e);
-        Tensor view = torch.from_blob(new BytePointer(bytes), e.shape(), Torch.options(scalarType(e.dtype())));
-        // copy=true: when dtype and device already match, `to` would otherwise alias the mapping.
-        Tensor owned = view.to(device, dtype, false, true, new MemoryFormatOptional());
-        bytes.clear(); // keeps the mapping reachable until the copy above has finished
-        return owned;
+        try (Tensor view = torch.from_blob(new BytePointer(bytes), e.shape(), Torch.options(scalarType(e.dtype())))) {
+            // copy=true: when dtype and device already match, `to` would otherwise alias the mapping.
+            return view.to(device, dtype, false, true, new MemoryFormatOptional());
+        } finally {
+            Safetensors.unmap(bytes);
+        }
     }
 
     /** The dtype a tensor is stored in. */
@@ -94,8 +95,9 @@ public final class Checkpoint {
         ByteBuffer bytes = Safetensors.map(e);
         try (Tensor view = torch.from_blob(new BytePointer(bytes), e.shape(), Torch.options(scalarType(e.dtype())))) {
             target.copy_(view);
+        } finally {
+            Safetensors.unmap(bytes);
         }
-        bytes.clear(); // keeps the mapping reachable until the copy above has finished
     }
 
     static ScalarType scalarType(String safetensorsDtype) {

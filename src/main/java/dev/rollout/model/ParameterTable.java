@@ -49,6 +49,15 @@ public final class ParameterTable {
                 : name + " has shape " + Arrays.toString(want) + ", got " + Arrays.toString(shape);
     }
 
+    /**
+     * Drops the views. A view keeps its base tensor's memory alive until its handle is freed, so
+     * releasing the weights must close the views too, not leave them to the garbage collector.
+     */
+    void close() {
+        views.values().forEach(Tensor::close);
+        views.clear();
+    }
+
     /** Names a checkpoint may carry that are not parameters (transformers drops them on load too). */
     public static boolean ignorable(String name) {
         return name.endsWith("rotary_emb.inv_freq");

@@ -98,6 +98,23 @@ public final class Safetensors {
         }
     }
 
+    /**
+     * Unmaps a buffer from {@link #map} now. Left to the garbage collector, every mapping of every
+     * weight load stays resident until a collection happens, which on a server with a small heap
+     * can be never: a thousand reloads would pin a thousand copies of the checkpoint's pages.
+     */
+    public static void unmap(ByteBuffer mapped) {
+        if (!mapped.isDirect()) return;
+        try {
+            var unsafeField = Class.forName("sun.misc.Unsafe").getDeclaredField("theUnsafe");
+            unsafeField.setAccessible(true);
+            Object unsafe = unsafeField.get(null);
+            unsafe.getClass().getMethod("invokeCleaner", ByteBuffer.class).invoke(unsafe, mapped);
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            // jdk.unsupported missing: the mapping goes with the next collection instead
+        }
+    }
+
     public static int bytesPer(String dtype) {
         return switch (dtype) {
             case "F64", "I64", "U64" -> 8;

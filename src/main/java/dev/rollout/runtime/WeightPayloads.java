@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
 
@@ -27,13 +28,35 @@ public final class WeightPayloads {
      */
     public static WeightUpdate decode(byte[] raw, Format format, List<TensorPayloads.FlatEntry> manifest, String version,
                                       boolean abortAll, String transport) throws IOException {
-        if (raw.length > 0 && (raw[0] & 0xff) == 0x80)
-            throw new IOException("this payload is a Python pickle, which can run code on the server and is refused; "
-                    + "send safetensors bytes (base64) or a flattened bucket with a JSON manifest (docs/api.md)");
-        ByteBuffer direct = ByteBuffer.allocateDirect(raw.length).put(raw).flip();
-        Map<String, Tensor> tensors = format == Format.SAFETENSORS
-                ? TensorPayloads.fromSafetensors(direct) : TensorPayloads.fromFlatBuffer(direct, manifest);
+        // native memory freed as soon as the tensors are copied out, not at some later collection
+        try (BytePointer buffer = new BytePointer(raw.length)) {
+            buffer.put(raw);
+            return decode(buffer.asByteBuffer(), raw, format, manifest, version, abortAll, transport);
+        }
+    }
+
+    private static WeightUpdate decode(ByteBuffer direct, byte[] raw, Format format, List<TensorPayloads.FlatEntry> manifest,
+                                       String version, boolean abortAll, String transport) throws IOException {
+        Map<String, Tensor> tensors;
+        if (format == Format.FLATTENED_BUCKET) {
+            tensors = TensorPayloads.fromFlatBuffer(direct, manifest);  // raw tensor bytes, described by JSON
+        } else {
+            try {
+                tensors = TensorPayloads.fromSafetensors(direct);
+            } catch (IOException notSafetensors) {
+                // Never unpickled: only named, so that an SGLang client learns why it was refused.
+                if (looksLikePickle(raw))
+                    throw new IOException("this payload is a Python pickle, which can run code on the server and is refused; "
+                            + "send safetensors bytes (base64) or a flattened bucket with a JSON manifest (docs/api.md)");
+                throw notSafetensors;
+            }
+        }
         return new WeightUpdate(tensors, version, abortAll, transport, raw.length);
+    }
+
+    /** Pickle protocol 2+ opens with PROTO (0x80, version) and every pickle ends with STOP ('.'). */
+    static boolean looksLikePickle(byte[] raw) {
+        return raw.length > 2 && (raw[0] & 0xff) == 0x80 && raw[1] >= 2 && raw[1] <= 5 && raw[raw.length - 1] == '.';
     }
 
     /** Every parameter of the checkpoint in {@code dir}, read onto the CPU in its stored dtype. */

@@ -152,7 +152,7 @@ class RlControlIT {
         // a real exploit shape: protocol-4 pickle calling os.system
         byte[] pickle = Base64.getDecoder().decode("gASVIQAAAAAAAACMBXBvc2l4lIwGc3lzdGVtlJOUjAllY2hvIHB3bmSUhZRSlC4=");
         assertRefused(tensorPush(Base64.getEncoder().encodeToString(pickle), ""), "pickle");
-        assertRefused(tensorPush("Y29zCnN5c3RlbQooUydlY2hvIHB3bmQnCnRSLg==", ""), "could not read the tensors");
+        assertRefused(tensorPush("Y29zCnN5c3RlbQooUydlY2hvIHB3bmQnCnRSLg==", ""), "could not read the tensors");  // protocol 0
         assertRefused(tensorPush("not base64!", ""), "not base64");
         assertRefused(tensorPush(Base64.getEncoder().encodeToString(norm), ", \"load_format\": \"pickle\""), "load_format");
         assertRefused("{\"load_format\": null}", "serialized_named_tensors is required");
