@@ -287,6 +287,43 @@ class RlControlIT {
     }
 
     @Test
+    void versionsReadBackAndRefusals() throws Exception {
+        Http.Reply v = Http.admin("/update_weight_version", "{\"new_version\": \"it-label\"}");
+        assertEquals(200, v.status(), v.body());
+        assertEquals("it-label", v.object().getString("new_version"));
+        assertEquals("it-label", Http.get("/get_weight_version").object().getString("weight_version"));
+        assertArrayEquals(original, ids(generate(Checkpoints.greedyBody(12))), "a new label leaves the weights alone");
+        assertEquals(400, Http.admin("/update_weight_version", "{}").status());
+
+        assertEquals(200, Http.get("/get_weights_by_name?name=model.norm.weight&truncate_size=3").status());
+        assertEquals(3, Http.get("/get_weights_by_name?name=model.norm.weight&truncate_size=3").array().size());
+        Http.Reply unknown = Http.post("/get_weights_by_name", "{\"name\": \"model.nope\"}");
+        assertEquals(400, unknown.status());
+        assertTrue(unknown.body().contains("unknown parameter model.nope"));
+        assertEquals(400, Http.post("/get_weights_by_name", "{\"name\": \"model.norm.weight\", \"truncate_size\": 0}").status());
+        assertEquals(400, Http.post("/weights_checker", "{\"action\": \"snapshot\"}").status());
+
+        assertEquals(200, Http.admin("/begin_weight_update", "{\"update_id\": \"v1\"}").status());
+        assertEquals(200, Http.admin("/begin_weight_update", "{\"update_id\": \"v1\"}").status(), "a retried begin is fine");
+        assertEquals(409, Http.admin("/begin_weight_update", "{\"update_id\": \"v2\"}").status(), "one session at a time");
+        assertEquals(409, Http.admin("/update_weights_from_disk", "{\"model_path\": \"" + originalDir + "\"}").status());
+        Http.Reply empty = Http.admin("/end_weight_update", "{\"update_id\": \"v1\"}");
+        assertEquals(400, empty.status(), "ending a session with nothing staged changes nothing");
+        assertEquals(409, Http.admin("/abort_weight_update", "{\"update_id\": \"v1\"}").status(), "already closed");
+        assertEquals(400, Http.admin("/update_weights_from_disk", "{\"model_path\": \"/nonexistent\"}").status());
+        assertEquals(400, Http.admin("/update_weights_from_disk", "{}").status());
+
+        // drain that lets the request finish, then retract mode
+        CompletableFuture<Http.Reply> quick = CompletableFuture.supplyAsync(() -> Http.post("/generate", Checkpoints.greedyBody(20)));
+        awaitState("in_flight", 1);
+        JsonObject d = Http.admin("/drain", "{\"timeout_s\": 30, \"mode\": \"retract\"}").object();
+        assertEquals(0, d.getJsonArray("cut").size(), "everything finished within the deadline");
+        assertEquals(200, quick.get(60, TimeUnit.SECONDS).status());
+        assertEquals(200, Http.admin("/continue_generation", "{}").status());
+        assertEquals(400, Http.admin("/drain", "{\"timeout_s\": -1}").status());
+    }
+
+    @Test
     void controlRoutesNeedTheAdminKey() {
         assertEquals(403, Http.post("/pause_generation", "{}").status());
         assertEquals(403, Http.post("/update_weights_from_tensor", "{}").status());
