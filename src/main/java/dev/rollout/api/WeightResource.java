@@ -76,6 +76,12 @@ public class WeightResource {
                     Boolean.parseBoolean(q.getFirst("abort_all_requests")), "safetensors-binary"), q.getFirst("update_id"), seq);
         }
         JsonObject o = JsonBodies.object(body, s.maxWeightBodyBytes());
+        String version = optString(o, "weight_version");
+        boolean abortAll = optBool(o, "abort_all_requests", false);
+        String updateId = optString(o, "update_id");
+        Long seq = Fields.present(o, "bucket_seq") ? Fields.integer(o.get("bucket_seq"), "bucket_seq") : null;
+        String format = Fields.present(o, "load_format") ? Fields.string(o.get("load_format"), "load_format") : "safetensors";
+        if (format.equals("cuda_ipc")) return push(loop, cudaIpc(o, s, version, abortAll), updateId, seq);
         if (!Fields.present(o, "serialized_named_tensors"))
             throw ApiException.badRequest("serialized_named_tensors is required: a list with one base64 payload per TP rank");
         JsonValue v = o.get("serialized_named_tensors");
@@ -88,18 +94,67 @@ public class WeightResource {
         } catch (IllegalArgumentException e) {
             throw ApiException.badRequest("serialized_named_tensors[0] is not base64: " + e.getMessage());
         }
-        String format = Fields.present(o, "load_format") ? Fields.string(o.get("load_format"), "load_format") : "safetensors";
+        if (WeightPayloads.looksLikePickle(raw) && !Fields.present(o, "flattened_bucket_metadata") && s.allowPickle()) {
+            try {
+                return push(loop, WeightPayloads.fromPickle(raw, s.engine().device(), version, abortAll), updateId, seq);
+            } catch (IOException e) {
+                return Replies.failure(400, "could not read the pickled tensors: " + e.getMessage());
+            }
+        }
         WeightPayloads.Format f = switch (format) {
             case "safetensors", "direct" -> WeightPayloads.Format.SAFETENSORS;
-            case "flattened_bucket" -> WeightPayloads.Format.FLATTENED_BUCKET;
+            case "flattened_bucket" -> Fields.present(o, "flattened_bucket_metadata") || !WeightPayloads.looksLikePickle(raw)
+                    ? WeightPayloads.Format.FLATTENED_BUCKET : WeightPayloads.Format.SAFETENSORS;  // SGLang's pickled bucket
             default -> throw ApiException.badRequest("load_format '" + format
-                    + "' is not supported: use null/'safetensors' (safetensors bytes) or 'flattened_bucket'");
+                    + "' is not supported: use null/'safetensors' (safetensors bytes), 'flattened_bucket' or 'cuda_ipc'");
         };
-        WeightUpdate update = decode(raw, f, f == WeightPayloads.Format.FLATTENED_BUCKET ? manifest(o) : null,
-                optString(o, "weight_version"), optBool(o, "abort_all_requests", false), format.equals("flattened_bucket")
-                        ? "flattened_bucket" : "safetensors");
-        return push(loop, update, optString(o, "update_id"),
-                Fields.present(o, "bucket_seq") ? Fields.integer(o.get("bucket_seq"), "bucket_seq") : null);
+        WeightUpdate update = decode(raw, f, f == WeightPayloads.Format.FLATTENED_BUCKET ? manifest(o) : null, version, abortAll,
+                f == WeightPayloads.Format.FLATTENED_BUCKET ? "flattened_bucket" : "safetensors");
+        return push(loop, update, updateId, seq);
+    }
+
+    /** Ours: {@code "load_format": "cuda_ipc", "cuda_ipc_tensors": [{name, dtype, shape, stride, ipc_handle, ...}]}. */
+    private static WeightUpdate cudaIpc(JsonObject o, ServerSettings s, String version, boolean abortAll) {
+        if (!(o.get("cuda_ipc_tensors") instanceof JsonArray a) || a.isEmpty())
+            throw ApiException.badRequest("load_format 'cuda_ipc' needs cuda_ipc_tensors: [{name, dtype, shape, stride, storage_offset, "
+                    + "ipc_handle, storage_offset_bytes, device_uuid}, ...]");
+        List<WeightPayloads.IpcDescriptor> out = new ArrayList<>();
+        for (int i = 0; i < a.size(); i++) {
+            String at = "cuda_ipc_tensors[" + i + "]";
+            if (!(a.get(i) instanceof JsonObject m)) throw Fields.type(at, "an object", a.get(i));
+            out.add(new WeightPayloads.IpcDescriptor(
+                    Fields.string(m.getOrDefault("name", JsonValue.NULL), at + ".name"),
+                    Fields.string(m.getOrDefault("dtype", JsonValue.NULL), at + ".dtype"),
+                    longs(m.getOrDefault("shape", JsonValue.NULL), at + ".shape"),
+                    Fields.present(m, "stride") ? longs(m.get("stride"), at + ".stride") : null,
+                    Fields.present(m, "storage_offset") ? Fields.integer(m.get("storage_offset"), at + ".storage_offset") : 0,
+                    bytes(m.getOrDefault("ipc_handle", JsonValue.NULL), at + ".ipc_handle"),
+                    Fields.present(m, "storage_offset_bytes") ? Fields.integer(m.get("storage_offset_bytes"), at + ".storage_offset_bytes") : 0,
+                    Fields.present(m, "device_uuid") ? Fields.string(m.get("device_uuid"), at + ".device_uuid") : null,
+                    Fields.present(m, "device_index") ? Fields.int32(m.get("device_index"), at + ".device_index") : 0,
+                    Fields.present(m, "event_handle") ? bytes(m.get("event_handle"), at + ".event_handle") : null,
+                    Fields.present(m, "event_sync_required") && Fields.bool(m.get("event_sync_required"), at + ".event_sync_required")));
+        }
+        try {
+            return WeightPayloads.fromCudaIpc(out, s.engine().device(), version, abortAll);
+        } catch (IOException | RuntimeException e) {
+            throw ApiException.badRequest("could not open the CUDA IPC tensors: " + e.getMessage());
+        }
+    }
+
+    private static long[] longs(JsonValue v, String name) {
+        int[] ints = Fields.intArray(v, name);
+        long[] out = new long[ints.length];
+        for (int i = 0; i < ints.length; i++) out[i] = ints[i];
+        return out;
+    }
+
+    private static byte[] bytes(JsonValue v, String name) {
+        try {
+            return Base64.getDecoder().decode(Fields.string(v, name));
+        } catch (IllegalArgumentException e) {
+            throw ApiException.badRequest(name + " is not base64");
+        }
     }
 
     private static WeightUpdate decode(byte[] raw, WeightPayloads.Format format, List<TensorPayloads.FlatEntry> manifest,

@@ -100,7 +100,7 @@ public final class Checkpoint {
         }
     }
 
-    static ScalarType scalarType(String safetensorsDtype) {
+    public static ScalarType scalarType(String safetensorsDtype) {
         return switch (safetensorsDtype) {
             case "F32" -> ScalarType.Float;
             case "F16" -> ScalarType.Half;

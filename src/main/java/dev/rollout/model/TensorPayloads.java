@@ -44,6 +44,23 @@ public final class TensorPayloads {
         return out;
     }
 
+    /** Cuts a flat uint8 tensor (any device) into the tensors its manifest describes, each copied out. */
+    public static Map<String, Tensor> sliceFlat(Tensor flat, List<FlatEntry> manifest) throws IOException {
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        for (FlatEntry f : manifest) {
+            String dtype = safetensorsDtype(f.dtype());
+            long numel = 1;
+            for (long d : f.shape()) numel *= d;
+            if (f.start() < 0 || f.end() > flat.size(0) || f.end() - f.start() != numel * Safetensors.bytesPer(dtype))
+                throw new IOException(f.name() + ": bytes [" + f.start() + ", " + f.end() + ") do not hold a " + f.dtype()
+                        + " tensor of " + numel + " elements inside the " + flat.size(0) + "-byte bucket");
+            try (Tensor bytes = flat.narrow(0, f.start(), f.end() - f.start()); Tensor typed = bytes.view(Checkpoint.scalarType(dtype))) {
+                out.put(f.name(), typed.view(f.shape()).clone());
+            }
+        }
+        return out;
+    }
+
     /** Accepts torch's names ("bfloat16", "torch.float32", "half") and safetensors' ("BF16"). */
     public static String safetensorsDtype(String name) throws IOException {
         return switch (name.replace("torch.", "").toLowerCase()) {

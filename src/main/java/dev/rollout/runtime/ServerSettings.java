@@ -22,4 +22,5 @@ public record ServerSettings(
         double weightUpdateWaitSeconds,
         double weightSessionTimeoutSeconds,
         String apiKey,
-        String adminApiKey) {}
+        String adminApiKey,
+        boolean allowPickle) {}

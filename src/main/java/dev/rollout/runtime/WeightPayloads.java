@@ -2,6 +2,7 @@ package dev.rollout.runtime;
 
 import dev.rollout.engine.WeightUpdate;
 import dev.rollout.model.Checkpoint;
+import dev.rollout.model.CudaIpc;
 import dev.rollout.model.ParameterTable;
 import dev.rollout.model.TensorPayloads;
 import java.io.IOException;
@@ -28,6 +29,7 @@ public final class WeightPayloads {
      */
     public static WeightUpdate decode(byte[] raw, Format format, List<TensorPayloads.FlatEntry> manifest, String version,
                                       boolean abortAll, String transport) throws IOException {
+
         // native memory freed as soon as the tensors are copied out, not at some later collection
         try (BytePointer buffer = new BytePointer(raw.length)) {
             buffer.put(raw);
@@ -44,18 +46,88 @@ public final class WeightPayloads {
             try {
                 tensors = TensorPayloads.fromSafetensors(direct);
             } catch (IOException notSafetensors) {
-                // Never unpickled: only named, so that an SGLang client learns why it was refused.
-                if (looksLikePickle(raw))
-                    throw new IOException("this payload is a Python pickle, which can run code on the server and is refused; "
-                            + "send safetensors bytes (base64) or a flattened bucket with a JSON manifest (docs/api.md)");
+                if (looksLikePickle(raw)) throw new PickleRefused();
                 throw notSafetensors;
             }
         }
         return new WeightUpdate(tensors, version, abortAll, transport, raw.length);
     }
 
+    /**
+     * SGLang's and veRL's pickled pushes (allowed by rollout.allow-pickle): CUDA tensors shared by
+     * IPC, opened and copied onto {@code device}, and closed before this returns.
+     */
+    public static WeightUpdate fromPickle(byte[] raw, String device, String version, boolean abortAll) throws IOException {
+        return fromIpc(TorchPickles.decode(raw, 0), device, version, abortAll, "pickle-cuda-ipc");
+    }
+
+    /**
+     * One tensor of our JSON CUDA-IPC transport: what torch's {@code _share_cuda_} returns plus the
+     * tensor's dtype, shape, strides and offset.
+     */
+    public record IpcDescriptor(String name, String dtype, long[] shape, long[] stride, long storageOffset, byte[] ipcHandle,
+                                long storageOffsetBytes, String deviceUuid, int deviceIndex, byte[] eventHandle,
+                                boolean eventSyncRequired) {}
+
+    /** Our JSON descriptors of CUDA IPC tensors (no pickle at all). */
+    public static WeightUpdate fromCudaIpc(List<IpcDescriptor> descriptors, String device, String version, boolean abortAll)
+            throws IOException {
+        List<CudaIpc.Handle> handles = new java.util.ArrayList<>();
+        for (IpcDescriptor d : descriptors) {
+            long[] stride = d.stride();
+            if (stride == null) {  // contiguous
+                stride = new long[d.shape().length];
+                long s = 1;
+                for (int i = stride.length - 1; i >= 0; i--) {
+                    stride[i] = s;
+                    s *= d.shape()[i];
+                }
+            }
+            handles.add(new CudaIpc.Handle(d.name(), Checkpoint.scalarType(TensorPayloads.safetensorsDtype(d.dtype())), d.shape(),
+                    stride, d.storageOffset(), d.ipcHandle(), d.storageOffsetBytes(), d.deviceUuid(), d.deviceIndex(),
+                    d.eventHandle(), d.eventSyncRequired()));
+        }
+        return fromIpc(new TorchPickles.Decoded(handles, null, List.of()), device, version, abortAll, "cuda-ipc");
+    }
+
+    private static WeightUpdate fromIpc(TorchPickles.Decoded d, String device, String version, boolean abortAll, String transport)
+            throws IOException {
+        if (!device.startsWith("cuda"))
+            throw new IOException("CUDA IPC tensors can only be opened by a server on a GPU (rollout.device=cuda); this one runs on "
+                    + device + ": push safetensors instead");
+        Device target = new Device(device);
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
+        long bytes = 0;
+        try {
+            if (d.flat() != null) {
+                try (Tensor flat = CudaIpc.copyOut(d.flat(), target)) {
+                    tensors.putAll(TensorPayloads.sliceFlat(flat, d.flatEntries()));
+                    bytes = flat.nbytes();
+                }
+            }
+            for (CudaIpc.Handle h : d.tensors()) {
+                Tensor t = CudaIpc.copyOut(h, target);
+                tensors.put(h.name(), t);
+                bytes += t.nbytes();
+            }
+        } catch (IOException | RuntimeException e) {
+            tensors.values().forEach(Tensor::close);
+            throw e instanceof IOException io ? io : new IOException(e.getMessage(), e);
+        }
+        return new WeightUpdate(tensors, version, abortAll, transport, bytes);
+    }
+
+    /** A payload that is a pickle, where safetensors were expected; never unpickled unless allowed. */
+    public static final class PickleRefused extends IOException {
+        PickleRefused() {
+            super("this payload is a Python pickle, which can run code on the server and is refused; send safetensors bytes "
+                    + "(base64), a flattened bucket with a JSON manifest, or CUDA IPC descriptors (docs/api.md), or start the "
+                    + "server with rollout.allow-pickle=true to read SGLang/veRL pickles through an allow-list");
+        }
+    }
+
     /** Pickle protocol 2+ opens with PROTO (0x80, version) and every pickle ends with STOP ('.'). */
-    static boolean looksLikePickle(byte[] raw) {
+    public static boolean looksLikePickle(byte[] raw) {
         return raw.length > 2 && (raw[0] & 0xff) == 0x80 && raw[1] >= 2 && raw[1] <= 5 && raw[raw.length - 1] == '.';
     }
 

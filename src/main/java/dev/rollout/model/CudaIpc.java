@@ -1,0 +1,110 @@
+package dev.rollout.model;
+
+import java.util.HexFormat;
+import org.bytedeco.cuda.cudart.CUevent_st;
+import org.bytedeco.cuda.cudart.cudaDeviceProp;
+import org.bytedeco.cuda.cudart.cudaIpcEventHandle_t;
+import org.bytedeco.cuda.cudart.cudaIpcMemHandle_t;
+import org.bytedeco.cuda.global.cudart;
+import org.bytedeco.javacpp.BytePointer;
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+import org.bytedeco.pytorch.global.torch_cuda;
+
+/**
+ * Tensors that another process on this host shares through CUDA IPC, as torch's
+ * {@code _share_cuda_} exports them: the allocation's IPC handle, the byte offset of the storage in
+ * it, and the tensor's dtype, shape, strides and element offset. Each is opened, copied into memory
+ * of our own, and closed again before the caller answers, so the sender may reuse its buffer as
+ * soon as the HTTP call returns.
+ */
+public final class CudaIpc {
+    private CudaIpc() {}
+
+    /**
+     * @param memHandle          torch's handle bytes: a version byte, a kind byte ('c' for a cudaMalloc
+     *                           block) and the 64-byte cudaIpcMemHandle_t; or the bare 64 bytes
+     * @param storageOffsetBytes where the storage starts inside the shared allocation
+     * @param storageOffset      the tensor's offset into its storage, in elements
+     * @param deviceUuid         the sender's GPU by UUID (SGLang's patched pickles), or null
+     * @param deviceIndex        the sender's device index when no UUID is given
+     */
+    public record Handle(String name, ScalarType dtype, long[] shape, long[] stride, long storageOffset, byte[] memHandle,
+                         long storageOffsetBytes, String deviceUuid, int deviceIndex, byte[] eventHandle,
+                         boolean eventSyncRequired) {}
+
+    /** Opens the handle, copies the tensor onto {@code target}, closes the handle. */
+    public static Tensor copyOut(Handle h, Device target) {
+        int device = h.deviceUuid() != null ? deviceByUuid(h.deviceUuid()) : h.deviceIndex();
+        check(cudart.cudaSetDevice(device), "cudaSetDevice");
+        cudaIpcMemHandle_t mh = new cudaIpcMemHandle_t();
+        byte[] raw = rawHandle(h.memHandle());
+        for (int i = 0; i < raw.length; i++) mh.reserved(i, raw[i]);
+        Pointer base = new Pointer();
+        check(cudart.cudaIpcOpenMemHandle(base, mh, cudart.cudaIpcMemLazyEnablePeerAccess), "cudaIpcOpenMemHandle(" + h.name() + ")");
+        try {
+            if (h.eventSyncRequired() && h.eventHandle() != null && h.eventHandle().length == 64) waitFor(h.eventHandle());
+            long elem = Torch.empty(Torch.options(h.dtype()), 0).element_size();
+            Pointer at = new Pointer(base).position(h.storageOffsetBytes() + h.storageOffset() * elem);
+            Device source = new Device("cuda:" + device);
+            try (Tensor view = org.bytedeco.pytorch.global.torch.from_blob(at, h.shape(), h.stride(), Torch.options(h.dtype(), source))) {
+                Tensor owned = Torch.empty(Torch.options(h.dtype(), target), h.shape());
+                owned.copy_(view);
+                torch_cuda.device_synchronize();  // the copy must be done before the handle closes
+                return owned;
+            }
+        } finally {
+            cudart.cudaIpcCloseMemHandle(base);
+        }
+    }
+
+    /** The 64-byte cudaIpcMemHandle_t inside torch's handle bytes. */
+    static byte[] rawHandle(byte[] torchHandle) {
+        if (torchHandle.length == 64) return torchHandle;
+        if (torchHandle.length == 66 && torchHandle[1] == 'c') return java.util.Arrays.copyOfRange(torchHandle, 2, 66);
+        throw new IllegalArgumentException("unsupported CUDA IPC handle (" + torchHandle.length + " bytes"
+                + (torchHandle.length > 1 ? ", kind '" + (char) torchHandle[1] + "'" : "")
+                + "): only cudaMalloc blocks can be opened; run the trainer without expandable_segments");
+    }
+
+    private static void waitFor(byte[] eventHandle) {
+        cudaIpcEventHandle_t eh = new cudaIpcEventHandle_t();
+        for (int i = 0; i < 64; i++) eh.reserved(i, eventHandle[i]);
+        CUevent_st event = new CUevent_st();
+        check(cudart.cudaIpcOpenEventHandle(event, eh), "cudaIpcOpenEventHandle");
+        try {
+            check(cudart.cudaEventSynchronize(event), "cudaEventSynchronize");
+        } finally {
+            cudart.cudaEventDestroy(event);
+        }
+    }
+
+    /** The local index of the GPU with this UUID ("0a18..." or "GPU-0a18..."). */
+    public static int deviceByUuid(String uuid) {
+        String want = uuid.startsWith("GPU-") ? uuid.substring(4) : uuid;
+        int[] n = new int[1];
+        check(cudart.cudaGetDeviceCount(n), "cudaGetDeviceCount");
+        for (int i = 0; i < n[0]; i++) {
+            if (uuidOf(i).equalsIgnoreCase(want)) return i;
+        }
+        throw new IllegalArgumentException("no GPU with UUID " + uuid + " on this host; CUDA IPC needs the trainer on the same machine");
+    }
+
+    /** A GPU's UUID as torch prints it (8-4-4-4-12 hex digits). */
+    public static String uuidOf(int device) {
+        try (cudaDeviceProp prop = new cudaDeviceProp()) {
+            check(cudart.cudaGetDeviceProperties(prop, device), "cudaGetDeviceProperties");
+            byte[] b = new byte[16];
+            new BytePointer(prop.uuid()).capacity(16).get(b, 0, 16);  // cudaUUID_t is char bytes[16]
+            String hex = HexFormat.of().formatHex(b);
+            return hex.substring(0, 8) + "-" + hex.substring(8, 12) + "-" + hex.substring(12, 16) + "-" + hex.substring(16, 20)
+                    + "-" + hex.substring(20);
+        }
+    }
+
+    private static void check(int err, String what) {
+        if (err != 0) throw new IllegalStateException(what + " failed: " + cudart.cudaGetErrorString(err).getString());
+    }
+}
