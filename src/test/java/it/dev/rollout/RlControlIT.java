@@ -157,6 +157,12 @@ class RlControlIT {
         assertRefused(tensorPush(Base64.getEncoder().encodeToString(norm), ", \"load_format\": \"pickle\""), "load_format");
         assertRefused("{\"load_format\": null}", "serialized_named_tensors is required");
         assertRefused(tensorPush("AAAA", ", \"load_format\": \"flattened_bucket\""), "flattened_bucket_metadata");
+        // a real SGLang push (torch's ForkingPickler, CUDA IPC): refused while rollout.allow-pickle is off
+        String real = com.google.gson.JsonParser.parseString(java.nio.file.Files.readString(
+                Path.of("src/test/resources/pickles/torch-pickles.json"))).getAsJsonObject().getAsJsonObject("payloads").get("sglang").getAsString();
+        assertRefused(tensorPush(real, ""), "rollout.allow-pickle");
+        assertRefused("{\"load_format\": \"cuda_ipc\", \"cuda_ipc_tensors\": [{\"name\": \"model.norm.weight\", \"dtype\": \"float32\", "
+                + "\"shape\": [128], \"ipc_handle\": \"AAAA\"}]}", "server on a GPU");
         assertEquals(before, serverChecksum(), "refused pushes leave the weights untouched");
         assertEquals("default", Http.get("/get_weight_version").object().getString("weight_version"));
     }
