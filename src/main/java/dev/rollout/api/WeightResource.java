@@ -65,15 +65,22 @@ public class WeightResource {
         if (MediaType.APPLICATION_OCTET_STREAM_TYPE.isCompatible(headers.getMediaType())
                 && !MediaType.WILDCARD_TYPE.equals(headers.getMediaType())) {
             var q = uri.getQueryParameters();
-            byte[] raw = JsonBodies.read(body, s.maxWeightBodyBytes());
             Long seq;
             try {
                 seq = q.getFirst("bucket_seq") == null ? null : Long.valueOf(q.getFirst("bucket_seq"));
             } catch (NumberFormatException e) {
                 throw ApiException.badRequest("bucket_seq must be an integer");
             }
-            return push(loop, decode(raw, WeightPayloads.Format.SAFETENSORS, null, q.getFirst("weight_version"),
-                    Boolean.parseBoolean(q.getFirst("abort_all_requests")), "safetensors-binary"), q.getFirst("update_id"), seq);
+            WeightUpdate update;
+            try {
+                update = WeightPayloads.readSafetensors(body, contentLength(headers), s.maxWeightBodyBytes(), q.getFirst("weight_version"),
+                        Boolean.parseBoolean(q.getFirst("abort_all_requests")), "safetensors-binary");
+            } catch (WeightPayloads.BodyTooLarge e) {
+                throw new ApiException(413, e.getMessage());
+            } catch (IOException e) {
+                throw ApiException.badRequest("could not read the tensors: " + e.getMessage());
+            }
+            return push(loop, update, q.getFirst("update_id"), seq);
         }
         JsonObject o = JsonBodies.object(body, s.maxWeightBodyBytes());
         String version = optString(o, "weight_version");
@@ -139,6 +146,15 @@ public class WeightResource {
             return WeightPayloads.fromCudaIpc(out, s.engine().device(), version, abortAll);
         } catch (IOException | RuntimeException e) {
             throw ApiException.badRequest("could not open the CUDA IPC tensors: " + e.getMessage());
+        }
+    }
+
+    private static long contentLength(HttpHeaders headers) {
+        String v = headers.getHeaderString(HttpHeaders.CONTENT_LENGTH);
+        try {
+            return v == null ? -1 : Long.parseLong(v.trim());
+        } catch (NumberFormatException e) {
+            return -1;
         }
     }
 

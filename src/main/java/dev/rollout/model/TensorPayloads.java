@@ -30,18 +30,11 @@ public final class TensorPayloads {
     }
 
     public static Map<String, Tensor> fromFlatBuffer(ByteBuffer direct, List<FlatEntry> manifest) throws IOException {
-        Map<String, Tensor> out = new LinkedHashMap<>();
-        for (FlatEntry f : manifest) {
-            String dtype = safetensorsDtype(f.dtype());
-            long numel = 1;
-            for (long d : f.shape()) numel *= d;
-            if (f.start() < 0 || f.end() > direct.remaining() || f.end() - f.start() != numel * Safetensors.bytesPer(dtype))
-                throw new IOException(f.name() + ": bytes [" + f.start() + ", " + f.end() + ") do not hold a " + f.dtype()
-                        + " tensor of " + numel + " elements inside the " + direct.remaining() + "-byte buffer");
-            if (out.containsKey(f.name())) throw new IOException(f.name() + " appears twice in the manifest");
-            out.put(f.name(), copyOut(direct, f.start(), f.end(), f.shape(), dtype));
+        if (!direct.isDirect()) throw new IllegalArgumentException("payload buffer must be direct");
+        try (Tensor flat = org.bytedeco.pytorch.global.torch.from_blob(new BytePointer(direct), new long[] {direct.remaining()},
+                Torch.options(org.bytedeco.pytorch.global.torch.ScalarType.Byte))) {
+            return sliceFlat(flat, manifest);
         }
-        return out;
     }
 
     /** Cuts a flat uint8 tensor (any device) into the tensors its manifest describes, each copied out. */
@@ -54,6 +47,7 @@ public final class TensorPayloads {
             if (f.start() < 0 || f.end() > flat.size(0) || f.end() - f.start() != numel * Safetensors.bytesPer(dtype))
                 throw new IOException(f.name() + ": bytes [" + f.start() + ", " + f.end() + ") do not hold a " + f.dtype()
                         + " tensor of " + numel + " elements inside the " + flat.size(0) + "-byte bucket");
+            if (out.containsKey(f.name())) throw new IOException(f.name() + " appears twice in the manifest");
             try (Tensor bytes = flat.narrow(0, f.start(), f.end() - f.start()); Tensor typed = bytes.view(Checkpoint.scalarType(dtype))) {
                 out.put(f.name(), typed.view(f.shape()).clone());
             }

@@ -6,6 +6,9 @@ import dev.rollout.model.CudaIpc;
 import dev.rollout.model.ParameterTable;
 import dev.rollout.model.TensorPayloads;
 import java.io.IOException;
+import java.io.InputStream;
+import java.nio.channels.Channels;
+import java.nio.channels.ReadableByteChannel;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -34,6 +37,61 @@ public final class WeightPayloads {
         try (BytePointer buffer = new BytePointer(raw.length)) {
             buffer.put(raw);
             return decode(buffer.asByteBuffer(), raw, format, manifest, version, abortAll, transport);
+        }
+    }
+
+    /**
+     * A safetensors request body read straight from the socket into native memory: one copy in,
+     * one copy out into the tensors, no Java heap in between.
+     *
+     * @param length the Content-Length, or -1 when the body is chunked
+     */
+    public static WeightUpdate readSafetensors(InputStream in, long length, long limit, String version, boolean abortAll,
+                                               String transport) throws IOException {
+        if (length > limit) throw new BodyTooLarge(limit);
+        long capacity = length >= 0 ? length : 1 << 20;
+        BytePointer buffer = new BytePointer(capacity);
+        try {
+            long size = 0;
+            ReadableByteChannel ch = Channels.newChannel(in);
+            while (true) {
+                if (size == capacity) {
+                    if (length >= 0) break;                       // all that Content-Length announced
+                    if (capacity > limit) throw new BodyTooLarge(limit);
+                    BytePointer grown = new BytePointer(Math.min(capacity * 2, limit + 1));  // chunked: grow
+                    grown.put(buffer.position(0).limit(size));
+                    buffer.close();
+                    buffer = grown;
+                    capacity = grown.capacity();
+                }
+                int n = ch.read(buffer.position(size).limit(capacity).asByteBuffer());
+                if (n < 0) break;
+                size += n;
+                if (size > limit) throw new BodyTooLarge(limit);
+            }
+            buffer.position(0).limit(size);
+            ByteBuffer direct = buffer.asByteBuffer();
+            byte[] ends = new byte[size >= 2 ? 3 : 0];
+            if (ends.length > 0) {
+                ends[0] = direct.get(0);
+                ends[1] = direct.get(1);
+                ends[2] = direct.get((int) size - 1);
+            }
+            try {
+                return new WeightUpdate(TensorPayloads.fromSafetensors(direct), version, abortAll, transport, size);
+            } catch (IOException notSafetensors) {
+                if (looksLikePickle(ends)) throw new PickleRefused();
+                throw notSafetensors;
+            }
+        } finally {
+            buffer.close();
+        }
+    }
+
+    /** A body over its route's limit. */
+    public static final class BodyTooLarge extends IOException {
+        BodyTooLarge(long limit) {
+            super("request body is larger than the limit of " + limit + " bytes (rollout.max-weight-body-bytes)");
         }
     }
 
