@@ -43,11 +43,18 @@ final class Checkpoints {
 
     /** A safetensors blob holding some tensors of a checkpoint, their bytes as stored. */
     static byte[] subset(Path dir, List<String> names) throws IOException {
+        Map<String, String> same = new LinkedHashMap<>();
+        names.forEach(n -> same.put(n, n));
+        return renamed(dir, same);
+    }
+
+    /** Like {@link #subset}, each tensor stored under a new name. */
+    static byte[] renamed(Path dir, Map<String, String> fromTo) throws IOException {
         Map<String, Safetensors.Entry> header = Safetensors.readHeader(dir.resolve("model.safetensors"));
         Map<String, Safetensors.Blob> blobs = new LinkedHashMap<>();
-        for (String n : names) {
-            Safetensors.Entry e = header.get(n);
-            blobs.put(n, new Safetensors.Blob(e.dtype(), e.shape(), Safetensors.map(e)));
+        for (var ft : fromTo.entrySet()) {
+            Safetensors.Entry e = header.get(ft.getKey());
+            blobs.put(ft.getValue(), new Safetensors.Blob(e.dtype(), e.shape(), Safetensors.map(e)));
         }
         Path tmp = Files.createTempFile("bucket", ".safetensors");
         Safetensors.write(tmp, blobs, Map.of());

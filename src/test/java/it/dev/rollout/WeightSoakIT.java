@@ -90,7 +90,7 @@ class WeightSoakIT {
 
     @Test
     void pushesUnderLoadThenReleaseResumeCycles() throws Exception {
-        int hidden = Http.get("/get_server_info").object().getInt("context_length") > 0 ? 128 : 128;
+        int hidden = dev.rollout.runtime.DefaultModel.SPEC.hiddenSize();
         LlmEngine reference = Checkpoints.engine(Path.of(originalDir));
         long rss0 = rssBytes(), heap0 = heap("memory_usedHeap_bytes");
         long warmPushes = 0, warmCycles = 0;   // RSS once thread pools, JIT and allocator have warmed up
