@@ -11,7 +11,6 @@ import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch.ScalarType;
-import org.bytedeco.pytorch.global.torch_cuda;
 
 /**
  * Tensors that another process on this host shares through CUDA IPC, as torch's
@@ -52,7 +51,7 @@ public final class CudaIpc {
             try (Tensor view = org.bytedeco.pytorch.global.torch.from_blob(at, h.shape(), h.stride(), Torch.options(h.dtype(), source))) {
                 Tensor owned = Torch.empty(Torch.options(h.dtype(), target), h.shape());
                 owned.copy_(view);
-                torch_cuda.device_synchronize();  // the copy must be done before the handle closes
+                check(cudart.cudaDeviceSynchronize(), "cudaDeviceSynchronize");  // done copying before the handle closes
                 return owned;
             }
         } finally {

@@ -11,7 +11,13 @@ public final class DeviceMemory {
     /** On CUDA: waits for the device, then empties the caching allocator. On CPU freed memory is already back. */
     public static void giveBack(Device device) {
         if (!device.is_cuda()) return;
-        torch_cuda.device_synchronize();
-        torch_cuda.getDeviceAllocator(torch.DeviceType.CUDA).emptyCache();
+        org.bytedeco.cuda.global.cudart.cudaDeviceSynchronize();
+        try {
+            torch_cuda.getDeviceAllocator(torch.DeviceType.CUDA).emptyCache();
+        } catch (LinkageError e) {
+            // torch_cuda's class pulls in cuBLAS, cuDNN, ... JNI glue that a slim distribution may leave out
+            java.util.logging.Logger.getLogger(DeviceMemory.class.getName()).warning(
+                    "could not empty libtorch's CUDA cache (" + e + "): freed memory stays reserved by this process");
+        }
     }
 }

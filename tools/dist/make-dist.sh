@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Builds target/rollout-dist.tar.xz: a self-contained Rollout Server for a GPU machine without
+# Java (issue #4, "mode (b)": it uses the machine's own PyTorch for libtorch and CUDA). One
+# archive, under 64 MiB: a jlink'd Java runtime, the minified Liberty with the war, and the
+# JavaCPP GPU JNI glue. Run after `./mvnw package` (and a verify, which unpacks Liberty).
+#   usage: tools/dist/make-dist.sh [SHARED_DEVICE_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+shared="${1:-../shared/device}"
+root="$(pwd)"
+work="$root/target/dist"
+wlp="$root/target/liberty/wlp"
+# Debian's JDK 17 makes the smallest runtime (4 MB less than Temurin 25 once compressed), which is
+# what keeps the archive under the GPU machine's 64 MiB; it needs glibc 2.34, libstdc++ and zlib there.
+jdk="${DIST_JDK:-/usr/lib/jvm/java-17-openjdk-amd64}"
+[ -x "$wlp/bin/server" ] || { echo "make-dist: run ./mvnw verify first (it unpacks Liberty into target/liberty)" >&2; exit 1; }
+rm -rf "$work" && mkdir -p "$work/war" "$work/rollout"
+
+# 1. the war, minus what the GPU machine brings itself: libtorch (CPU natives), other platforms' natives
+(cd "$work/war" && unzip -q "$root/target/rollout-server.war")
+lib="$work/war/WEB-INF/lib"
+rm -f "$lib"/pytorch-*-linux-x86_64.jar
+keep_only() {  # keep_only JAR PATTERN...: drop every native library in JAR that matches none of the patterns
+  local jar="$1"; shift; local tmp; tmp="$(mktemp -d)"
+  (cd "$tmp" && unzip -q "$jar")
+  find "$tmp" -type d \( -name 'linux-aarch64' -o -name 'linux-arm64' -o -name 'osx-*' -o -name 'win-*' -o -name 'macosx-*' \) -prune -exec rm -rf {} +
+  find "$tmp" \( -name '*.so' -o -name '*.so.*' -o -name '*.dylib' -o -name '*.dll' -o -name '*.h' \) | while read -r f; do
+    local b; b="$(basename "$f")"; local k=0
+    for p in "$@"; do case "$b" in $p) k=1 ;; esac; done
+    [ $k = 1 ] || rm -f "$f"
+  done
+  find "$tmp" -type d -empty -delete
+  rm -f "$jar" && (cd "$tmp" && zip -q -r -0 "$jar" .) && rm -rf "$tmp"
+}
+keep_only "$lib"/tokenizers-*.jar 'libtokenizers.so'
+cp ~/.m2/repository/org/bytedeco/cuda/13.1-9.19-1.5.13/cuda-13.1-9.19-1.5.13-linux-x86_64.jar "$lib/"
+keep_only "$lib"/cuda-*-linux-x86_64.jar 'libjnicudart.so'
+# the torch preset inherits openblas (which inherits openblas_nolapack): both JNI libraries load, with libopenblas
+# the embedded default model's tokenizer (11 MB): a real checkpoint brings its own tokenizer.json
+rm -rf "$work/war/WEB-INF/classes/dev/rollout/tokenizer/qwen3"
+keep_only "$lib"/openblas-*-linux-x86_64.jar 'libjniopenblas.so' 'libjniopenblas_nolapack.so' 'libopenblas.so.0' 'libgfortran.so.5' 'libquadmath.so.0'
+(cd "$work/war" && zip -q -r -0 "$work/rollout-server.war" .)
+
+# 2. Liberty with only the features server.xml names, and the war
+export WLP_USER_DIR="$work/usr"
+"$wlp/bin/server" create rollout >/dev/null
+cp src/main/liberty/config/server.xml src/main/liberty/config/jvm.options src/main/liberty/config/server.env "$WLP_USER_DIR/servers/rollout/"
+mkdir -p "$WLP_USER_DIR/servers/rollout/apps" && cp "$work/rollout-server.war" "$WLP_USER_DIR/servers/rollout/apps/"
+"$wlp/bin/server" package rollout --archive="$work/liberty.zip" --include=minify >/dev/null
+(cd "$work/rollout" && unzip -q "$work/liberty.zip")
+rm -rf "$work/rollout/wlp/usr/servers/rollout/resources/security" "$work/rollout/wlp/usr/servers/rollout/apps/expanded"
+# jars stored, not deflated: one xz pass over everything compresses far better (liberty-feasibility.md)
+python3 tools/dist/store_jars.py "$work/rollout/wlp"
+
+# 3. a Java runtime: the modules Liberty needs, uncompressed for the same reason
+"$jdk/bin/jlink" --add-modules java.base,java.compiler,java.desktop,java.instrument,java.logging,java.management,java.naming,java.rmi,java.security.jgss,java.sql,java.xml,jdk.jfr,jdk.management,jdk.unsupported,jdk.crypto.ec,jdk.zipfs \
+  --strip-debug --no-header-files --no-man-pages --compress=0 --output "$work/rollout/jre"
+
+# 4. the GPU JNI glue and the start script
+mkdir -p "$work/rollout/jni-gpu"
+tar -C "$work/rollout/jni-gpu" -xJf "$shared"/pytorch-*-linux-x86_64-gpu-jni.tar.xz
+cp tools/dist/start.sh "$work/rollout/start.sh" && chmod +x "$work/rollout/start.sh"
+
+tar -C "$work" -cf - rollout | xz -9e -T2 > target/rollout-dist.tar.xz
+ls -la target/rollout-dist.tar.xz
