@@ -16,7 +16,7 @@ import java.time.Duration;
 /** A small HTTP client for the integration tests, against the Liberty that the build started. */
 final class Http {
     static final String BASE = "http://localhost:" + System.getProperty("http.port", "9080");
-    static final HttpClient CLIENT = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(10)).build();
+    static final HttpClient CLIENT = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
 
     record Reply(int status, String body) {
         JsonObject object() {
