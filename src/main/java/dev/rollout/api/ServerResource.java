@@ -36,7 +36,6 @@ import java.util.concurrent.TimeoutException;
 @Produces(MediaType.APPLICATION_JSON)
 public class ServerResource {
     static final String VERSION = "0.1.0";
-    private static final long CONTROL_TIMEOUT_S = 30;
     private static final long HEALTH_TIMEOUT_S = 20;
 
     @Inject
@@ -145,18 +144,5 @@ public class ServerResource {
         String name = service.settings().servedModelName();
         if (!name.isBlank()) return name;
         return service.settings().modelPath().isBlank() ? DefaultModel.NAME : service.modelDir().getFileName().toString();
-    }
-
-    private static <T> T await(CompletableFuture<T> f) {
-        try {
-            return f.get(CONTROL_TIMEOUT_S, TimeUnit.SECONDS);
-        } catch (TimeoutException e) {
-            throw new ApiException(503, "the engine did not answer within " + CONTROL_TIMEOUT_S + " s");
-        } catch (ExecutionException e) {
-            throw new ApiException(500, "the engine failed: " + e.getCause());
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new ApiException(503, "interrupted");
-        }
     }
 }

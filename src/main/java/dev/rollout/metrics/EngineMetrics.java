@@ -83,10 +83,6 @@ public class EngineMetrics implements EngineObserver {
         e2e.update(Duration.ofNanos(seconds2nanos(out.e2eLatency())));
     }
 
-    public int maxStepBatchSize() {
-        return maxBatch.get();
-    }
-
     private static long seconds2nanos(double s) {
         return (long) (s * 1e9);
     }

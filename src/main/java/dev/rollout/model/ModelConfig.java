@@ -33,8 +33,7 @@ public record ModelConfig(
         boolean qkvBias,
         boolean qkNorm,
         String torchDtype,
-        List<Integer> eosTokenIds,
-        JsonObject generationDefaults) {
+        List<Integer> eosTokenIds) {
 
     public static final List<String> ARCHITECTURES =
             List.of("LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM");
@@ -92,8 +91,7 @@ public record ModelConfig(
                 qwen3,
                 has(c, "torch_dtype") ? c.get("torch_dtype").getAsString()
                         : has(c, "dtype") ? c.get("dtype").getAsString() : "float32",
-                List.copyOf(eos),
-                gen);
+                List.copyOf(eos));
     }
 
     /** transformers 5 writes {@code rope_parameters}; older checkpoints {@code rope_theta} + {@code rope_scaling}. */

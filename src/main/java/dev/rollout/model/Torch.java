@@ -6,7 +6,6 @@ import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.DeviceOptional;
 import org.bytedeco.pytorch.MemoryFormatOptional;
-import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.global.torch;
@@ -93,10 +92,6 @@ public final class Torch {
         } catch (java.security.NoSuchAlgorithmException e) {
             throw new IllegalStateException(e);
         }
-    }
-
-    public static ScalarTypeOptional dtype(ScalarType t) {
-        return new ScalarTypeOptional(t);
     }
 
     private static Tensor onDevice(Tensor cpu, Device device) {

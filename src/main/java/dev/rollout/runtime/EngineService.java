@@ -10,7 +10,6 @@ import dev.rollout.engine.Sequence;
 import dev.rollout.engine.SequenceOutput;
 import dev.rollout.metrics.EngineMetrics;
 import dev.rollout.model.CausalLm;
-import dev.rollout.model.ModelConfig;
 import dev.rollout.tokenizer.HfTokenizer;
 import jakarta.annotation.PreDestroy;
 import jakarta.annotation.Resource;
@@ -162,10 +161,5 @@ public class EngineService {
 
     public Path modelDir() {
         return modelDir;
-    }
-
-    public ModelConfig modelConfig() {
-        EngineLoop l = loop;
-        return l == null ? null : l.engine().modelConfig();
     }
 }
