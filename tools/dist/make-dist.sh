@@ -59,7 +59,15 @@ python3 tools/dist/store_jars.py "$work/rollout/wlp"
 # 4. the GPU JNI glue and the start script
 mkdir -p "$work/rollout/jni-gpu"
 tar -C "$work/rollout/jni-gpu" -xJf "$shared"/pytorch-*-linux-x86_64-gpu-jni.tar.xz
-cp tools/dist/start.sh "$work/rollout/start.sh" && chmod +x "$work/rollout/start.sh"
+cp tools/dist/start.sh tools/dist/env.sh "$work/rollout/" && chmod +x "$work/rollout/start.sh"
+
+# 5. our native preset as sources: start.sh builds it against the machine's libtorch (cppbuild.sh)
+native="$work/rollout/native"
+mkdir -p "$native/jni/linux"
+cp -r native-presets/include native-presets/cppbuild.sh "$native/"
+cp "$jdk/include/jni.h" "$native/jni/" && cp "$jdk/include/linux/jni_md.h" "$native/jni/linux/"
+"$jdk/bin/java" -cp "$(ls ~/.m2/repository/org/bytedeco/javacpp/1.5.13/javacpp-1.5.13.jar):target/classes" \
+  org.bytedeco.javacpp.tools.Builder -nocompile -d "$native/generated" dev.rollout.model.RolloutCuda >/dev/null
 
 tar -C "$work" -cf - rollout | xz -9e -T2 > target/rollout-dist.tar.xz
 ls -la target/rollout-dist.tar.xz

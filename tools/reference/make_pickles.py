@@ -98,6 +98,17 @@ def serialize(obj, patched):
     return buf.getvalue()
 
 
+def ipc_descriptor(name, t):
+    """Our JSON CUDA-IPC transport for one tensor: what _share_cuda_ returns, plus the tensor's own layout."""
+    (device, handle, _size, offset_bytes, _ref, _ref_off, event, event_sync) = t.untyped_storage()._share_cuda_()
+    return {"name": name, "dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape),
+            "stride": list(t.stride()), "storage_offset": t.storage_offset(),
+            "ipc_handle": base64.b64encode(handle).decode(), "storage_offset_bytes": offset_bytes,
+            "device_uuid": str(torch.cuda.get_device_properties(device).uuid),
+            "event_handle": base64.b64encode(event).decode() if event else None,
+            "event_sync_required": bool(event_sync)}
+
+
 def describe(t):
     return {"dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape), "values": t.float().flatten().tolist()}
 
@@ -127,16 +138,7 @@ def main(out, cmd):
     for k in payloads:
         expected[k] = {n: describe(t) for n, t in named}
 
-    # our JSON transport: what _share_cuda_ returns, plus the tensor's own layout
-    descriptors = []
-    for n, t in named:
-        (device, handle, _size, offset_bytes, _ref, _ref_off, event, event_sync) = t.untyped_storage()._share_cuda_()
-        descriptors.append({"name": n, "dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape),
-                            "stride": list(t.stride()), "storage_offset": t.storage_offset(),
-                            "ipc_handle": base64.b64encode(handle).decode(), "storage_offset_bytes": offset_bytes,
-                            "device_uuid": str(torch.cuda.get_device_properties(device).uuid),
-                            "event_handle": base64.b64encode(event).decode() if event else None,
-                            "event_sync_required": bool(event_sync)})
+    descriptors = [ipc_descriptor(n, t) for n, t in named]
     expected["cuda_ipc"] = {n: describe(t) for n, t in named}
 
     class Exploit:

@@ -40,6 +40,7 @@ public final class LlmEngine {
     /** Parameters not pushed since the weights were resumed; generation waits until none is left. */
     private final Set<String> unpushed = new HashSet<>();
     private volatile UpdateRecord lastUpdate;
+    private final int numKvBlocks;
 
     public LlmEngine(CausalLm model, EngineConfig config, TokenDecoder decoder, EngineObserver observer) {
         this.model = model;
@@ -50,9 +51,10 @@ public final class LlmEngine {
         this.eos = new HashSet<>(mc.eosTokenIds());
         this.maxModelLen = config.maxModelLen() > 0 ? Math.min(config.maxModelLen(), mc.maxPositionEmbeddings())
                 : mc.maxPositionEmbeddings();
-        this.blocks = new BlockManager(config.numKvBlocks(), config.blockSize());
+        this.numKvBlocks = config.numKvBlocks() > 0 ? config.numKvBlocks() : autoKvBlocks(model, config, maxModelLen);
+        this.blocks = new BlockManager(numKvBlocks, config.blockSize());
         this.scheduler = new Scheduler(blocks, config.maxNumSeqs(), config.maxNumBatchedTokens());
-        KvCache cache = new KvCache(mc, config.numKvBlocks(), config.blockSize(), model.dtype(), model.device());
+        KvCache cache = new KvCache(mc, numKvBlocks, config.blockSize(), model.dtype(), model.device());
         this.runner = new ModelRunner(model, cache, new Sampler(model.device(), mc.eosTokenIds()));
     }
 
@@ -62,6 +64,24 @@ public final class LlmEngine {
 
     public EngineConfig config() {
         return config;
+    }
+
+    /**
+     * On CUDA, as many blocks as fit in the configured share of the free memory, but no more than
+     * twice what every running sequence at full length could use (a small model on a large card
+     * would otherwise get millions of blocks it never fills); on a CPU a fixed default.
+     */
+    private static int autoKvBlocks(CausalLm model, EngineConfig config, int maxModelLen) {
+        if (!model.device().is_cuda()) return EngineConfig.CPU_AUTO_KV_BLOCKS;
+        long useful = 2L * config.maxNumSeqs() * ((maxModelLen + config.blockSize() - 1) / config.blockSize());
+        int fitting = KvCache.blocksFitting(model.config(), config.blockSize(), model.dtype(), model.device(),
+                config.kvMemoryFraction());
+        return (int) Math.min(fitting, useful);
+    }
+
+    /** Blocks in the KV cache, as configured or as sized from free device memory. */
+    public int numKvBlocks() {
+        return numKvBlocks;
     }
 
     public int maxModelLen() {
@@ -326,7 +346,7 @@ public final class LlmEngine {
                     model.reallocateWeights();
                     unpushed.addAll(model.parameters().names());
                 }
-                case KV_CACHE -> runner.replaceCache(new KvCache(model.config(), config.numKvBlocks(), config.blockSize(),
+                case KV_CACHE -> runner.replaceCache(new KvCache(model.config(), numKvBlocks, config.blockSize(),
                         model.dtype(), model.device()));
                 case CUDA_GRAPH -> { }
             }

@@ -7,6 +7,7 @@ import java.util.List;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.DoubleOptional;
+import org.bytedeco.pytorch.GeneratorOptional;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
@@ -25,6 +26,7 @@ public final class CausalLm {
     private final Device device;
     private final ScalarType dtype;
     private final RotaryEmbedding rope;
+    private Boolean unroundedLogits;  // probed on first use
     private Weights weights;   // null while released
 
     /**
@@ -52,6 +54,26 @@ public final class CausalLm {
     public static CausalLm load(Path dir, ScalarType dtype, Device device) throws IOException {
         CausalLm lm = new CausalLm(ModelConfig.read(dir), dtype, device);
         lm.loadCheckpoint(Checkpoint.open(dir));
+        return lm;
+    }
+
+    /**
+     * A model of the architecture in {@code dir/config.json} with random weights made on the
+     * device itself, with no checkpoint (SGLang's and vLLM's {@code load_format=dummy}): for
+     * benchmarks of large shapes whose weights need not exist on disk. Norm weights are 1, every
+     * other parameter is normal(0, {@code std}); the same seed gives the same weights on the same device.
+     */
+    public static CausalLm random(Path dir, ScalarType dtype, Device device, long seed, double std) throws IOException {
+        CausalLm lm = new CausalLm(ModelConfig.read(dir), dtype, device);
+        torch.manual_seed(seed);
+        ParameterTable table = lm.parameters();
+        try (PointerScope scope = new PointerScope()) {
+            for (String name : new java.util.TreeSet<>(table.names())) {  // a fixed order: the same seed, the same weights
+                Tensor p = table.get(name);
+                if (name.endsWith("norm.weight")) p.fill_(new Scalar(1.0));
+                else p.normal_(0.0, std, new GeneratorOptional());
+            }
+        }
         return lm;
     }
 
@@ -188,9 +210,34 @@ public final class CausalLm {
         return rmsNorm(h, w.finalNorm());
     }
 
-    /** Logits in float32 for the given rows of the final hidden states: (rows, vocab). */
+    /**
+     * Logits in float32 for the given rows of the final hidden states: (rows, vocab). In bf16/fp16
+     * the GEMM accumulates in float32 anyway; asking for a float32 result keeps the logits from
+     * being rounded to 8 mantissa bits, a rounding that moves a logit of 4 by up to 0.016 and the
+     * logprobs that RL trainers compare with their own by as much.
+     */
     public Tensor logits(Tensor hidden) {
-        return torch.linear(hidden, live().lmHead()).to(ScalarType.Float);
+        Tensor head = live().lmHead();                                       // (vocab, hidden)
+        if (dtype == ScalarType.Float || !unroundedLogits()) return torch.linear(hidden, head).to(ScalarType.Float);
+        return torch.mm(hidden, head.t(), ScalarType.Float);
+    }
+
+    /** Whether this libtorch has mm with a float32 result for our dtype on our device (CUDA, torch 2.9 and later). */
+    private boolean unroundedLogits() {
+        if (unroundedLogits == null) {
+            String why;
+            try (Tensor a = Torch.zeros(Torch.options(dtype, device), 2, 8); Tensor r = torch.mm(a, a.t(), ScalarType.Float)) {
+                unroundedLogits = r.scalar_type() == ScalarType.Float;
+                why = "mm returned " + r.scalar_type();
+            } catch (RuntimeException e) {
+                unroundedLogits = false;
+                why = e.getMessage() == null ? e.toString() : e.getMessage().lines().findFirst().orElse("");
+            }
+            String reason = why;
+            java.util.logging.Logger.getLogger(CausalLm.class.getName()).info(() -> unroundedLogits
+                    ? "logits: " + dtype + " GEMM with a float32 result" : "logits: rounded to " + dtype + " (" + reason + ")");
+        }
+        return unroundedLogits;
     }
 
     private Weights live() {

@@ -27,6 +27,19 @@ public final class KvCache {
         }
     }
 
+    /**
+     * How many blocks fit in {@code fraction} of the device memory that is free now (after the
+     * weights are loaded); the rest stays for activations, logits and the allocator's slack.
+     */
+    public static int blocksFitting(ModelConfig config, int blockSize, ScalarType dtype, Device device, double fraction) {
+        DeviceMemory.giveBack(device);  // what loading the weights left in libtorch's cache is free too
+        long perBlock = 2L * config.numLayers() * blockSize * config.numKvHeads() * config.headDim() * Torch.elementSize(dtype);
+        long blocks = (long) (DeviceMemory.free(device) * fraction) / perBlock;
+        if (blocks < 1) throw new IllegalStateException("no device memory left for the KV cache: "
+                + DeviceMemory.free(device) + " bytes free, " + perBlock + " bytes per block");
+        return (int) Math.min(blocks, Integer.MAX_VALUE / blockSize);
+    }
+
     public Tensor keys(int layer) {
         return keys[layer];
     }

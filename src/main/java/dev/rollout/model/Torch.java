@@ -70,6 +70,15 @@ public final class Torch {
         return out;
     }
 
+    /** Bytes per element of the dtypes a model or KV cache may use. */
+    public static int elementSize(ScalarType dtype) {
+        return switch (dtype) {
+            case Float -> 4;
+            case BFloat16, Half -> 2;
+            default -> throw new IllegalArgumentException("not a model dtype: " + dtype);
+        };
+    }
+
     public static Tensor empty(TensorOptions options, long... shape) {
         return torch.empty(shape, options, new MemoryFormatOptional());
     }

@@ -10,6 +10,7 @@ import dev.rollout.engine.Sequence;
 import dev.rollout.engine.SequenceOutput;
 import dev.rollout.metrics.EngineMetrics;
 import dev.rollout.model.CausalLm;
+import dev.rollout.model.RolloutCuda;
 import dev.rollout.tokenizer.HfTokenizer;
 import jakarta.annotation.PreDestroy;
 import jakarta.annotation.Resource;
@@ -37,6 +38,8 @@ import org.eclipse.microprofile.config.Config;
 @ApplicationScoped
 public class EngineService {
     private static final Logger LOG = Logger.getLogger(EngineService.class.getName());
+    /** The spread of dummy weights: transformers' usual initializer_range. */
+    private static final double DUMMY_STD = 0.02;
 
     public enum Phase { LOADING, WARMING_UP, READY, FAILED, STOPPED }
 
@@ -71,15 +74,26 @@ public class EngineService {
             modelDir = s.modelPath().isBlank() ? DefaultModel.materialize(Path.of(s.cacheDir())) : Path.of(s.modelPath());
             if (s.torchThreads() > 0) torch.set_num_threads(s.torchThreads());
             Device device = new Device(s.engine().device());
-            CausalLm model = CausalLm.load(modelDir, dtype(s.engine(), device), device);
+            CausalLm model = switch (s.loadFormat()) {
+                case "auto" -> CausalLm.load(modelDir, dtype(s.engine(), device), device);
+                case "dummy" -> {
+                    LOG.warning("rollout.load-format=dummy: serving random weights, not " + modelDir + "'s");
+                    yield CausalLm.random(modelDir, dtype(s.engine(), device), device,
+                            s.dummySeed(), DUMMY_STD);
+                }
+                default -> throw new IllegalArgumentException("rollout.load-format must be auto or dummy, not " + s.loadFormat());
+            };
             Path tok = modelDir.resolve("tokenizer.json");
             tokenizer = Files.exists(tok) ? HfTokenizer.load(tok) : null;
             LlmEngine engine = new LlmEngine(model, s.engine(), tokenizer, metrics);
             loop = new EngineLoop(engine, threads);
             metrics.attach(loop::stats);
-            LOG.info(() -> String.format("loaded %s (%s, %s on %s, %.1f MB of weights) in %.1f s", modelDir,
-                    model.config().architecture(), model.dtype(), s.engine().device(), model.weightBytes() / 1e6,
-                    (System.nanoTime() - t0) / 1e9));
+            LOG.info(() -> String.format("loaded %s (%s, %s on %s, %.1f MB of weights; KV cache of %d tokens) in %.1f s",
+                    modelDir, model.config().architecture(), model.dtype(), s.engine().device(), model.weightBytes() / 1e6,
+                    (long) engine.numKvBlocks() * s.engine().blockSize(), (System.nanoTime() - t0) / 1e9));
+            if (device.is_cuda())
+                LOG.info(() -> RolloutCuda.available() ? "native preset loaded (libjniRolloutCuda)"
+                        : "native preset not loaded, going on without it: " + RolloutCuda.whyUnavailable());
             phase = Phase.WARMING_UP;
             warmUp();
             phase = Phase.READY;

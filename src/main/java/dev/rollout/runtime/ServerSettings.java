@@ -9,6 +9,8 @@ import dev.rollout.engine.EngineConfig;
  */
 public record ServerSettings(
         String modelPath,
+        String loadFormat,
+        long dummySeed,
         String servedModelName,
         String cacheDir,
         EngineConfig engine,

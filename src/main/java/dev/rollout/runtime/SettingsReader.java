@@ -15,9 +15,12 @@ final class SettingsReader {
                 c.getValue("rollout.kv.blocks", Integer.class),
                 c.getValue("rollout.max-running-requests", Integer.class),
                 c.getValue("rollout.max-batched-tokens", Integer.class),
-                c.getValue("rollout.max-model-len", Integer.class));
+                c.getValue("rollout.max-model-len", Integer.class),
+                c.getValue("rollout.kv.memory-fraction", Double.class));
         return new ServerSettings(
                 c.getOptionalValue("rollout.model.path", String.class).orElse(""),
+                c.getValue("rollout.load-format", String.class),
+                c.getValue("rollout.dummy-seed", Long.class),
                 c.getOptionalValue("rollout.served-model-name", String.class).orElse(""),
                 c.getOptionalValue("rollout.cache-dir", String.class).orElse(System.getProperty("java.io.tmpdir")),
                 engine,

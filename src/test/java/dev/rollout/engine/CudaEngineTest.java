@@ -27,7 +27,7 @@ class CudaEngineTest {
         RandomCheckpoint.write(dir, new RandomCheckpoint.Spec(151936, 896, 4864, 24, 14, 2, 64, 4096, List.of(151645), 0.02), 1);
         Device cuda = new Device(EngineHarness.DEVICE);
         CausalLm lm = CausalLm.load(dir, ScalarType.BFloat16, cuda);  // outside any PointerScope: the weights live on
-        LlmEngine engine = new LlmEngine(lm, new EngineConfig(EngineHarness.DEVICE, "bfloat16", 16, 4096, 256, 4096, 0), null, null);
+        LlmEngine engine = new LlmEngine(lm, new EngineConfig(EngineHarness.DEVICE, "bfloat16", 16, 4096, 256, 4096, 0, 0.8), null, null);
         int[] done = {0};
         for (int i = 0; i < 64; i++) {
             int[] prompt = new int[128];

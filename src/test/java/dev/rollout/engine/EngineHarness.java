@@ -29,7 +29,7 @@ final class EngineHarness {
     }
 
     static EngineConfig smallConfig() {
-        return new EngineConfig(DEVICE, "float32", 4, 64, 8, 16, 0);
+        return new EngineConfig(DEVICE, "float32", 4, 64, 8, 16, 0, 0.8);
     }
 
     Sequence add(String rid, int[] prompt, SamplingParams params, LogprobOptions lp) {

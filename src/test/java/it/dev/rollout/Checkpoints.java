@@ -79,7 +79,7 @@ final class Checkpoints {
     /** An in-process engine on {@code dir}, as the server would run it on CPU. */
     static LlmEngine engine(Path dir) throws IOException {
         CausalLm lm = CausalLm.load(dir, ScalarType.Float, new Device("cpu"));
-        return new LlmEngine(lm, new EngineConfig("cpu", "float32", 16, 256, 8, 2048, 0), null, null);
+        return new LlmEngine(lm, new EngineConfig("cpu", "float32", 16, 256, 8, 2048, 0, 0.8), null, null);
     }
 
     static int[] greedy(LlmEngine engine, int n) {

@@ -1,0 +1,183 @@
+package dev.rollout.bench;
+
+import dev.rollout.engine.EngineConfig;
+import dev.rollout.engine.LlmEngine;
+import dev.rollout.engine.EngineObserver;
+import dev.rollout.engine.LogprobOptions;
+import dev.rollout.engine.SamplingParams;
+import dev.rollout.engine.Sequence;
+import dev.rollout.model.CausalLm;
+import dev.rollout.model.ModelConfig;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * The engine in-process, on the workloads of the benchmark protocol
+ * ({@code ../shared/research/perf-anchors.md} §5), with every result also given as a fraction of
+ * the HBM floor: the time to read the weights and every sequence's KV once per decode step.
+ *
+ * <pre>
+ * EngineBench --model DIR [--dummy] [--device cuda] [--dtype bfloat16] [--hbm-gbps 4300] WORKLOAD...
+ *   grpo:P:n:IN:OUT        P prompts x n samples (prefix shared), fixed lengths (R1, R2)
+ *   decode:IN:OUT          one request; median decode step (R4)
+ *   sweep:IN:OUT:B1,B2,..  B requests at once; median decode step per B (R5)
+ * </pre>
+ * With {@code --dummy} the weights are random, made on the device from {@code DIR/config.json}.
+ * Prompts are {@link Prompts}' seeded ids, the same that {@code bench/hf_cb.py} feeds transformers.
+ * Prints one {@code RESULT {json}} line per measurement. Sampling: temperature 1, EOS ignored.
+ */
+public final class EngineBench {
+    private LlmEngine engine;
+    private final double weightBytes, kvBytesPerToken, bytesPerSecond;
+    private int vocab;
+    /** The last step's shape, from the engine's observer: a decode-only step computes one token per sequence. */
+    private int lastSequences, lastTokens;
+
+    private EngineBench(double weightBytes, double kvBytesPerToken, double bytesPerSecond) {
+        this.weightBytes = weightBytes;
+        this.kvBytesPerToken = kvBytesPerToken;
+        this.bytesPerSecond = bytesPerSecond;
+    }
+
+    public static void main(String[] args) throws Exception {
+        String model = null, device = "cuda", dtype = "bfloat16";
+        boolean dummy = false;
+        double gbps = 4300;  // H200, measured copy bandwidth (perf-anchors §3.1); H100: 3000
+        int maxSeqs = 512;
+        List<String> workloads = new ArrayList<>();
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--model" -> model = args[++i];
+                case "--dummy" -> dummy = true;
+                case "--device" -> device = args[++i];
+                case "--dtype" -> dtype = args[++i];
+                case "--hbm-gbps" -> gbps = Double.parseDouble(args[++i]);
+                case "--max-seqs" -> maxSeqs = Integer.parseInt(args[++i]);
+                default -> workloads.add(args[i]);
+            }
+        }
+        if (model == null || workloads.isEmpty()) throw new IllegalArgumentException("usage: EngineBench --model DIR [--dummy] WORKLOAD...");
+        Device dev = new Device(device);
+        ScalarType st = switch (dtype) {
+            case "float32" -> ScalarType.Float;
+            case "float16" -> ScalarType.Half;
+            default -> ScalarType.BFloat16;
+        };
+        long t0 = System.nanoTime();
+        CausalLm lm = dummy ? CausalLm.random(Path.of(model), st, dev, 0, 0.02) : CausalLm.load(Path.of(model), st, dev);
+        ModelConfig c = lm.config();
+        double kv = 2.0 * c.numLayers() * c.numKvHeads() * c.headDim() * (st == ScalarType.Float ? 4 : 2);
+        EngineBench b = new EngineBench(lm.weightBytes(), kv, gbps * 1e9);
+        LlmEngine engine = new LlmEngine(lm, new EngineConfig(device, dtype, 16, 0, maxSeqs, 8192, 0, 0.85), null, new EngineObserver() {
+            @Override
+            public void onStep(int sequences, int tokens, double seconds) {
+                b.lastSequences = sequences;
+                b.lastTokens = tokens;
+            }
+        });
+        b.engine = engine;
+        b.vocab = c.vocabSize();
+        double load = (System.nanoTime() - t0) / 1e9;
+        System.out.printf(Locale.ROOT, "RESULT {\"what\": \"setup\", \"model\": \"%s\", \"dummy\": %s, \"device\": \"%s\", \"dtype\": \"%s\", "
+                        + "\"weight_bytes\": %.0f, \"kv_bytes_per_token\": %.0f, \"kv_tokens\": %d, \"load_s\": %.2f, \"hbm_gbps\": %.0f}%n",
+                model, dummy, device, dtype, b.weightBytes, kv, (long) engine.numKvBlocks() * 16, load, gbps);
+        b.grpo(4, 2, 32, 32, false);  // warm-up: kernels, allocator, JIT
+        for (String w : workloads) {
+            String[] p = w.split(":");
+            switch (p[0]) {
+                case "grpo" -> b.grpo(i(p[1]), i(p[2]), i(p[3]), i(p[4]), true);
+                case "decode" -> b.sweep(i(p[1]), i(p[2]), new int[] {1}, "decode");
+                case "sweep" -> b.sweep(i(p[1]), i(p[2]), Arrays.stream(p[3].split(",")).mapToInt(Integer::parseInt).toArray(), "sweep");
+                default -> throw new IllegalArgumentException("unknown workload " + w);
+            }
+        }
+    }
+
+    private static int i(String s) {
+        return Integer.parseInt(s);
+    }
+
+    /** The HBM floor of one decode step: every weight once, every sequence's context once. */
+    double floorSeconds(int batch, double context) {
+        return (weightBytes + batch * context * kvBytesPerToken) / bytesPerSecond;
+    }
+
+    /** P prompts x n samples; reports makespan, output tok/s and the fraction of the decode floor's ceiling. */
+    void grpo(int prompts, int n, int in, int out, boolean report) {
+        List<Sequence> all = new ArrayList<>();
+        int[][] ids = Prompts.make(prompts, in, 1234, vocab);
+        int[] finished = {0};
+        long[] generated = {0};
+        for (int p = 0; p < prompts; p++) {
+            Sequence leader = null;
+            for (int k = 0; k < n; k++) {
+                Sequence s = new Sequence("p" + p, k, ids[p], params(out), LogprobOptions.NONE, null, o -> {
+                    if (o.finished()) {
+                        finished[0]++;
+                        generated[0] += o.completionTokens();
+                    }
+                }, false, p * 1000L + k);
+                if (leader == null) leader = s;
+                else s.sharePrefixWith(leader);
+                all.add(s);
+            }
+        }
+        long t0 = System.nanoTime();
+        for (Sequence s : all) engine.add(s);
+        int steps = run();
+        double makespan = (System.nanoTime() - t0) / 1e9;
+        if (!report) return;
+        int b = prompts * n;
+        double floor = 0;
+        for (int k = 1; k <= out; k++) floor += floorSeconds(b, in + k);
+        double tokS = generated[0] / makespan, ceiling = (double) b * out / floor;
+        System.out.printf(Locale.ROOT, "RESULT {\"what\": \"grpo\", \"prompts\": %d, \"n\": %d, \"in\": %d, \"out\": %d, \"finished\": %d, "
+                        + "\"generated\": %d, \"expected\": %d, \"steps\": %d, \"makespan_s\": %.3f, \"out_tok_s\": %.1f, "
+                        + "\"ceiling_tok_s\": %.0f, \"roofline_fraction\": %.4f}%n",
+                prompts, n, in, out, finished[0], generated[0], (long) b * out, steps, makespan, tokS, ceiling, tokS / ceiling);
+    }
+
+    /** For each batch size: B requests at once; the median step time once every prompt is in (decode only). */
+    void sweep(int in, int out, int[] batches, String what) {
+        for (int batch : batches) {
+            int[][] ids = Prompts.make(batch, in, 99 + batch, vocab);
+            for (int q = 0; q < batch; q++)
+                engine.add(new Sequence("s" + q, 0, ids[q], params(out), LogprobOptions.NONE, null, o -> { }, false, q));
+            List<Double> decode = new ArrayList<>();
+            long t0 = System.nanoTime();
+            while (engine.hasWork()) {
+                long s0 = System.nanoTime();
+                engine.step();
+                double ms = (System.nanoTime() - s0) / 1e6;
+                if (lastSequences == batch && lastTokens == batch) decode.add(ms);  // every sequence decoding, no prefill
+            }
+            double makespan = (System.nanoTime() - t0) / 1e9;
+            double[] sorted = decode.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+            double median = sorted.length == 0 ? Double.NaN : sorted[sorted.length / 2];
+            double p99 = sorted.length == 0 ? Double.NaN : sorted[Math.min(sorted.length - 1, (int) (sorted.length * 0.99))];
+            double floorMs = 1e3 * floorSeconds(batch, in + out / 2.0);
+            System.out.printf(Locale.ROOT, "RESULT {\"what\": \"%s\", \"batch\": %d, \"in\": %d, \"out\": %d, \"decode_steps\": %d, "
+                            + "\"step_ms_p50\": %.3f, \"step_ms_p99\": %.3f, \"floor_ms\": %.3f, \"roofline_fraction\": %.4f, "
+                            + "\"makespan_s\": %.3f, \"out_tok_s\": %.1f}%n",
+                    what, batch, in, out, sorted.length, median, p99, floorMs, floorMs / median, makespan, (double) batch * out / makespan);
+        }
+    }
+
+    private int run() {
+        int steps = 0;
+        while (engine.hasWork()) {
+            engine.step();
+            steps++;
+        }
+        return steps;
+    }
+
+    private static SamplingParams params(int out) {
+        return SamplingParams.builder().temperature(1.0).maxNewTokens(out).ignoreEos(true).build();
+    }
+}

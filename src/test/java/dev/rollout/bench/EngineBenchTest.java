@@ -1,0 +1,55 @@
+package dev.rollout.bench;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Keeps the GPU benchmark harness working between GPU sessions: EngineBench runs its workloads on
+ * the CPU with a tiny dummy model and reports every generated token. (No timing is asserted.)
+ */
+class EngineBenchTest {
+    @Test
+    void workloadsRunAndCountEveryToken(@TempDir Path dir) throws Exception {
+        Files.copy(Path.of("src/test/resources/fixtures/qwen3/config.json"), dir.resolve("config.json"));
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        PrintStream old = System.out;
+        System.setOut(new PrintStream(buf, true, StandardCharsets.UTF_8));
+        try {
+            EngineBench.main(new String[] {"--model", dir.toString(), "--dummy", "--device", "cpu", "--dtype", "float32",
+                    "grpo:3:2:20:8", "decode:16:6", "sweep:16:6:1,3"});
+        } finally {
+            System.setOut(old);
+        }
+        String printed = buf.toString(StandardCharsets.UTF_8);
+        List<JsonObject> results = printed.lines().filter(l -> l.startsWith("RESULT "))
+                .map(l -> JsonParser.parseString(l.substring(7)).getAsJsonObject()).toList();
+        assertEquals(5, results.size(), printed);
+        JsonObject grpo = results.get(1);
+        assertEquals(6, grpo.get("finished").getAsInt());
+        assertEquals(grpo.get("expected").getAsLong(), grpo.get("generated").getAsLong());
+        for (JsonObject r : results.subList(2, 5)) {
+            assertEquals(5, r.get("decode_steps").getAsInt(), r.toString());  // the first token comes with the prefill
+            assertTrue(r.get("roofline_fraction").getAsDouble() > 0);
+        }
+    }
+
+    @Test
+    void promptsAreTheOnesTheTransformersBaselineMakes() {
+        // bench/hf_cb.py: prompts(2, 5, 1234, 151936) gives the same ids
+        int[][] p = Prompts.make(2, 5, 1234, 151936);
+        assertEquals(List.of(62195, 95964, 148946, 19579, 44989), Arrays.stream(p[0]).boxed().toList());
+        assertEquals(List.of(53529, 61430, 68583, 22123, 29355), Arrays.stream(p[1]).boxed().toList());
+    }
+}

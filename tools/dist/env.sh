@@ -1,0 +1,19 @@
+# Sourced by start.sh (and by bench/gpu-bench.sh): points the distribution's Java at the machine's
+# PyTorch (python3 -c "import torch") for libtorch, CUDA and cuBLAS, builds our native preset
+# against it once per torch version, and exports JAVA_HOME and JVM_ARGS. Needs $here, the
+# unpacked distribution's directory.
+torch_lib="$(python3 -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
+nv="$(dirname "$(dirname "$torch_lib")")/nvidia"
+libs="$torch_lib:$here/jni-gpu"
+for d in "$nv"/*/lib; do libs="$libs:$d"; done
+export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# libtorch_cuda registers the CUDA kernels; the JNI glue does not link it by itself
+export LD_PRELOAD="$torch_lib/libtorch_cuda.so:$torch_lib/libc10_cuda.so${LD_PRELOAD:+:$LD_PRELOAD}"
+# our native preset, built once per torch version against that torch (a few seconds; needs g++)
+native="$here/native/lib-$(python3 -c 'import torch; print(torch.__version__)')"
+if [ ! -f "$native/libjniRolloutCuda.so" ] && command -v "${CXX:-g++}" >/dev/null; then
+  "$here/native/cppbuild.sh" "$here/native/generated" "$here/native/jni" "$native" >&2 \
+    || echo "env: could not build the native preset; going on without it" >&2
+fi
+export JAVA_HOME="$here/jre"
+export JVM_ARGS="-Djava.library.path=$here/jni-gpu:$native -Dorg.bytedeco.javacpp.pathsFirst=true ${JVM_ARGS:-}"
