@@ -8,10 +8,13 @@ machine has) on the same prompt ids as EngineBench (SplitMix64, dev.rollout.benc
 ARCH: qwen2.5-0.5b, qwen2.5-7b, qwen3-0.6b. Prints `RESULT {json}` lines like EngineBench.
 """
 import json
+import os
 import sys
 import time
 
 import torch
+sys.path.insert(0, os.path.dirname(__file__))
+from prompts import prompts  # noqa: E402  the same ids as EngineBench's
 from transformers import AutoConfig, AutoModelForCausalLM, ContinuousBatchingConfig, GenerationConfig, Qwen2Config, Qwen3Config
 
 ARCHS = {  # public config.json values (perf-anchors §2.5)
@@ -25,26 +28,6 @@ ARCHS = {  # public config.json values (perf-anchors §2.5)
                                       num_attention_heads=16, num_key_value_heads=8, head_dim=128, tie_word_embeddings=True,
                                       max_position_embeddings=40960, rope_theta=1e6, rms_norm_eps=1e-6),
 }
-MASK = (1 << 64) - 1
-
-
-def prompts(count, length, seed, vocab):
-    """SplitMix64 ids: the same as dev.rollout.bench.Prompts.make."""
-    lo, hi = (1000 if vocab > 2000 else 0), min(vocab, 151000)
-    state, out = seed, []
-    for _ in range(count):
-        row = []
-        for _ in range(length):
-            state = (state + 0x9E3779B97F4A7C15) & MASK
-            z = state
-            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
-            z ^= z >> 31
-            row.append(lo + z % (hi - lo))
-        out.append(row)
-    return out
-
-
 def save(d, arch):
     torch.manual_seed(0)
     cfg = ARCHS[arch]()

@@ -1,9 +1,17 @@
 // The C++ that dev.rollout.model.RolloutCuda binds: small calls into the libtorch that runs the
 // server, which the org.bytedeco:pytorch classes reach only through torch_cuda's JNI library
-// (that one needs cuBLAS and cuDNN JNI glue, tens of MB the GPU distribution leaves out).
+// (that one needs cuBLAS and cuDNN JNI glue, tens of MB the GPU distribution leaves out), and
+// our kernels (rollout_kernels.h), launched on libtorch's current stream so that they join the
+// step's stream order and CUDA-graph captures.
 #pragma once
+#include <stdexcept>
+
+#include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "rollout_kernels.h"
 
 namespace rollout {
 
@@ -12,6 +20,85 @@ namespace rollout {
 inline void emptyCache() {
     c10::cuda::device_synchronize();
     c10::cuda::CUDACachingAllocator::emptyCache();
+}
+
+inline int pagedDecodePartitions(int maxBlocks, int blockSize) {
+    return kernels::paged_decode_partitions(maxBlocks, blockSize);
+}
+
+// Decode attention from the paged KV cache (paged_attention.cu); every pointer is a tensor's
+// data_ptr on the current device. Throws (a Java RuntimeException) when it cannot launch.
+inline void pagedDecodeAttention(long long q, long long kCache, long long vCache, long long blockTable,
+                                 long long seqLens, long long partM, long long partL, long long partAcc, long long out,
+                                 int batch, int numHeads, int numKvHeads, int headDim, int blockSize, int maxBlocks,
+                                 float scale) {
+    kernels::PagedDecodeArgs a{reinterpret_cast<const void*>(q), reinterpret_cast<const void*>(kCache),
+                               reinterpret_cast<const void*>(vCache), reinterpret_cast<const void*>(blockTable),
+                               reinterpret_cast<const void*>(seqLens), reinterpret_cast<void*>(partM),
+                               reinterpret_cast<void*>(partL), reinterpret_cast<void*>(partAcc),
+                               reinterpret_cast<void*>(out), batch, numHeads, numKvHeads, headDim, blockSize,
+                               maxBlocks, scale};
+    const char* err = kernels::paged_decode_attention(a, c10::cuda::getCurrentCUDAStream().stream());
+    if (err != nullptr) throw std::runtime_error(err);
+}
+
+// CUDA graphs of decode steps (proven from Java in ../shared/device/examples/cuda_graph_shim.cpp).
+// Warm-up and capture run on a side stream, as CUDA requires; every graph allocates from one
+// memory pool, as vLLM's do, since they never run at the same time. All on the engine thread:
+// libtorch's current stream is per thread.
+inline c10::cuda::CUDAStream& captureStream() {
+    static c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool();
+    return stream;
+}
+
+inline at::cuda::MempoolId_t& graphPool() {
+    static at::cuda::MempoolId_t pool = at::cuda::graph_pool_handle();
+    return pool;
+}
+
+// Runs the thread's later libtorch work on the capture stream (for the warm-up before a capture).
+inline void useCaptureStream() {
+    c10::cuda::getCurrentCUDAStream().synchronize();
+    c10::cuda::setCurrentCUDAStream(captureStream());
+}
+
+// Back to the default stream, after the capture stream's work is done.
+inline void useDefaultStream() {
+    captureStream().synchronize();
+    c10::cuda::setCurrentCUDAStream(c10::cuda::getDefaultCUDAStream());
+}
+
+// Starts capturing the thread's libtorch work on the capture stream; returns the graph's handle.
+inline long long graphBegin() {
+    auto* graph = new at::cuda::CUDAGraph();
+    useCaptureStream();
+    try {
+        graph->capture_begin(graphPool(), cudaStreamCaptureModeThreadLocal);
+    } catch (...) {
+        delete graph;
+        useDefaultStream();
+        throw;
+    }
+    return reinterpret_cast<long long>(graph);
+}
+
+inline void graphEnd(long long handle) {
+    auto* graph = reinterpret_cast<at::cuda::CUDAGraph*>(handle);
+    try {
+        graph->capture_end();
+    } catch (...) {
+        useDefaultStream();
+        throw;
+    }
+    useDefaultStream();
+}
+
+inline void graphReplay(long long handle) {
+    reinterpret_cast<at::cuda::CUDAGraph*>(handle)->replay();
+}
+
+inline void graphDestroy(long long handle) {
+    delete reinterpret_cast<at::cuda::CUDAGraph*>(handle);
 }
 
 }  // namespace rollout

@@ -64,10 +64,13 @@ cp tools/dist/start.sh tools/dist/env.sh "$work/rollout/" && chmod +x "$work/rol
 # 5. our native preset as sources: start.sh builds it against the machine's libtorch (cppbuild.sh)
 native="$work/rollout/native"
 mkdir -p "$native/jni/linux"
-cp -r native-presets/include native-presets/cppbuild.sh "$native/"
+cp -r native-presets/include native-presets/src native-presets/cppbuild.sh "$native/"
 cp "$jdk/include/jni.h" "$native/jni/" && cp "$jdk/include/linux/jni_md.h" "$native/jni/linux/"
 "$jdk/bin/java" -cp "$(ls ~/.m2/repository/org/bytedeco/javacpp/1.5.13/javacpp-1.5.13.jar):target/classes" \
   org.bytedeco.javacpp.tools.Builder -nocompile -d "$native/generated" dev.rollout.model.RolloutCuda >/dev/null
 
 tar -C "$work" -cf - rollout | xz -9e -T2 > target/rollout-dist.tar.xz
+# beside it, for bench/gpu-bench.sh test (carried with target/test-classes when CUDA tests run)
+./mvnw -q -B dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.11.4 -DoutputDirectory=target
+mv target/junit-platform-console-standalone-1.11.4.jar target/junit-console.jar
 ls -la target/rollout-dist.tar.xz

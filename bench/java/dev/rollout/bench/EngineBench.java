@@ -8,6 +8,7 @@ import dev.rollout.engine.SamplingParams;
 import dev.rollout.engine.Sequence;
 import dev.rollout.model.CausalLm;
 import dev.rollout.model.ModelConfig;
+import dev.rollout.model.PagedDecode;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -22,7 +23,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * the HBM floor: the time to read the weights and every sequence's KV once per decode step.
  *
  * <pre>
- * EngineBench --model DIR [--dummy] [--device cuda] [--dtype bfloat16] [--hbm-gbps 4300] WORKLOAD...
+ * EngineBench --model DIR [--dummy] [--no-native-kernels] [--cuda-graphs] [--device cuda] [--dtype bfloat16] [--hbm-gbps 4300] WORKLOAD...
  *   grpo:P:n:IN:OUT        P prompts x n samples (prefix shared), fixed lengths (R1, R2)
  *   decode:IN:OUT          one request; median decode step (R4)
  *   sweep:IN:OUT:B1,B2,..  B requests at once; median decode step per B (R5)
@@ -46,7 +47,7 @@ public final class EngineBench {
 
     public static void main(String[] args) throws Exception {
         String model = null, device = "cuda", dtype = "bfloat16";
-        boolean dummy = false;
+        boolean dummy = false, nativeKernels = true, graphs = false;
         double gbps = 4300;  // H200, measured copy bandwidth (perf-anchors §3.1); H100: 3000
         int maxSeqs = 512;
         List<String> workloads = new ArrayList<>();
@@ -54,6 +55,8 @@ public final class EngineBench {
             switch (args[i]) {
                 case "--model" -> model = args[++i];
                 case "--dummy" -> dummy = true;
+                case "--no-native-kernels" -> nativeKernels = false;
+                case "--cuda-graphs" -> graphs = true;
                 case "--device" -> device = args[++i];
                 case "--dtype" -> dtype = args[++i];
                 case "--hbm-gbps" -> gbps = Double.parseDouble(args[++i]);
@@ -70,6 +73,7 @@ public final class EngineBench {
         };
         long t0 = System.nanoTime();
         CausalLm lm = dummy ? CausalLm.random(Path.of(model), st, dev, 0, 0.02) : CausalLm.load(Path.of(model), st, dev);
+        String whyNot = dev.is_cuda() ? PagedDecode.useIfPossible(lm, nativeKernels) : "CPU";
         ModelConfig c = lm.config();
         double kv = 2.0 * c.numLayers() * c.numKvHeads() * c.headDim() * (st == ScalarType.Float ? 4 : 2);
         EngineBench b = new EngineBench(lm.weightBytes(), kv, gbps * 1e9);
@@ -81,11 +85,14 @@ public final class EngineBench {
             }
         });
         b.engine = engine;
+        String noGraphs = graphs ? engine.enableCudaGraphs() : "not asked for";
         b.vocab = c.vocabSize();
         double load = (System.nanoTime() - t0) / 1e9;
         System.out.printf(Locale.ROOT, "RESULT {\"what\": \"setup\", \"model\": \"%s\", \"dummy\": %s, \"device\": \"%s\", \"dtype\": \"%s\", "
-                        + "\"weight_bytes\": %.0f, \"kv_bytes_per_token\": %.0f, \"kv_tokens\": %d, \"load_s\": %.2f, \"hbm_gbps\": %.0f}%n",
-                model, dummy, device, dtype, b.weightBytes, kv, (long) engine.numKvBlocks() * 16, load, gbps);
+                        + "\"weight_bytes\": %.0f, \"kv_bytes_per_token\": %.0f, \"kv_tokens\": %d, \"load_s\": %.2f, \"hbm_gbps\": %.0f, "
+                        + "\"decode_attention\": \"%s\", \"paged_kernel_unused\": \"%s\", \"cuda_graphs_unused\": \"%s\"}%n",
+                model, dummy, device, dtype, b.weightBytes, kv, (long) engine.numKvBlocks() * 16, load, gbps,
+                lm.decodeAttention(), whyNot == null ? "" : whyNot, noGraphs == null ? "" : noGraphs);
         b.grpo(4, 2, 32, 32, false);  // warm-up: kernels, allocator, JIT
         for (String w : workloads) {
             String[] p = w.split(":");

@@ -79,6 +79,19 @@ public final class LlmEngine {
         return (int) Math.min(fitting, useful);
     }
 
+    /**
+     * Replays decode steps as CUDA graphs from now on, captured per batch size on first use.
+     * Call before the engine loop starts. Returns why graphs cannot be used, or null.
+     */
+    public String enableCudaGraphs() {
+        return runner.enableGraphs(config.maxNumSeqs());
+    }
+
+    /** How many CUDA graphs are captured now (0 when graphs are off). */
+    public int numCudaGraphs() {
+        return runner.graphs() == null ? 0 : runner.graphs().size();
+    }
+
     /** Blocks in the KV cache, as configured or as sized from free device memory. */
     public int numKvBlocks() {
         return numKvBlocks;
@@ -316,7 +329,10 @@ public final class LlmEngine {
                 continue;
             }
             long bytes = switch (tag) {
-                case WEIGHTS -> model.releaseWeights();
+                case WEIGHTS -> {
+                    runner.closeGraphs();  // they read the weights at their old addresses
+                    yield model.releaseWeights();
+                }
                 case KV_CACHE -> {
                     long b = runner.cache().bytes();
                     runner.cache().release();
@@ -324,7 +340,11 @@ public final class LlmEngine {
                     blocks.resetPrefixCache(++cacheSalt);
                     yield b;
                 }
-                case CUDA_GRAPH -> 0L;  // no CUDA graphs yet
+                case CUDA_GRAPH -> {
+                    // their memory comes back with the cache emptied below; it is not counted per graph
+                    runner.closeGraphs();
+                    yield 0L;
+                }
             };
             released.add(tag);
             freed.put(tag, bytes);

@@ -1,6 +1,8 @@
 package dev.rollout.engine;
 
 import dev.rollout.model.CausalLm;
+import dev.rollout.model.DecodeAttention;
+import dev.rollout.model.DecodeGraphs;
 import dev.rollout.model.ForwardBatch;
 import dev.rollout.model.KvCache;
 import dev.rollout.model.Torch;
@@ -20,6 +22,7 @@ import org.bytedeco.pytorch.global.torch;
 final class ModelRunner {
     private final CausalLm model;
     private KvCache cache;          // null while the KV memory is released
+    private DecodeGraphs graphs;    // null unless enabled
     private final Sampler sampler;
     private final Device device;
     private final int blockSize;
@@ -37,6 +40,7 @@ final class ModelRunner {
     }
 
     void replaceCache(KvCache cache) {
+        closeGraphs();  // they write to the old cache's addresses
         this.cache = cache;
     }
 
@@ -51,9 +55,6 @@ final class ModelRunner {
 
     List<Output> run(List<ScheduledSequence> batch) {
         try (PointerScope scope = new PointerScope()) {
-            ForwardBatch fb = prepare(batch);
-            Tensor hidden = model.forward(fb, cache);                                          // (T, hidden)
-
             // Rows that need logits: the last token of each sampling sequence, then the prompt
             // positions to be scored (position p predicts token p + 1).
             List<Long> rows = new ArrayList<>();
@@ -83,10 +84,18 @@ final class ModelRunner {
             }
             int numSampling = rows.size();
             rows.addAll(scoreRows);
+            // a step where every sequence decodes and samples one token may replay a CUDA graph
+            boolean decodeOnly = offset == batch.size() && numSampling == batch.size() && scoreRows.isEmpty();
+            Tensor logits = decodeOnly && graphs != null ? graphs.decode(decodeStep(batch), cache) : null;  // (B, V) f32
+            if (logits == null && !rows.isEmpty()) {
+                Tensor hidden = model.forward(prepare(batch), cache);                          // (T, hidden)
+                logits = model.logits(hidden.index_select(0, Torch.longs(unbox(rows), device)));  // (R, V) f32
+            } else if (logits == null) {
+                model.forward(prepare(batch), cache);  // prompt chunks only: their K/V is the product
+            }
             Sampler.Result sampled = null;
             TokenLogprob[] scores = new TokenLogprob[0];
             if (!rows.isEmpty()) {
-                Tensor logits = model.logits(hidden.index_select(0, Torch.longs(unbox(rows), device))); // (R, V) f32
                 if (numSampling > 0) sampled = sampler.sample(logits.narrow(0, 0, numSampling), sampling);
                 if (!scoreRows.isEmpty()) {
                     int[] targets = scoreTargets.stream().mapToInt(Integer::intValue).toArray();
@@ -109,6 +118,47 @@ final class ModelRunner {
             }
             return out;
         }
+    }
+
+    /** A decode-only step as DecodeGraphs takes it: host arrays, no tensors. */
+    private DecodeGraphs.Step decodeStep(List<ScheduledSequence> batch) {
+        int b = batch.size(), maxContext = 0;
+        for (ScheduledSequence s : batch) maxContext = Math.max(maxContext, s.start() + 1);
+        int maxBlocks = (maxContext + blockSize - 1) / blockSize;
+        long[] ids = new long[b], pos = new long[b], slots = new long[b];
+        int[] table = new int[b * maxBlocks], lens = new int[b];
+        for (int i = 0; i < b; i++) {
+            ScheduledSequence s = batch.get(i);
+            Sequence seq = s.seq();
+            int p = s.start();
+            ids[i] = seq.tokens.get(p);
+            pos[i] = p;
+            slots[i] = slot(seq, p);
+            lens[i] = p + 1;
+            for (int k = 0; k * blockSize < p + 1; k++) table[i * maxBlocks + k] = seq.blockTable.get(k);
+        }
+        return new DecodeGraphs.Step(ids, pos, slots, table, maxBlocks, lens);
+    }
+
+    /**
+     * Replays decode steps as CUDA graphs from now on (needs the paged kernel: the graphs' shapes
+     * must not depend on the context length). Returns why not, or null.
+     */
+    String enableGraphs(int maxBatch) {
+        if (model.decodeAttention() != DecodeAttention.PAGED_NATIVE)
+            return "CUDA graphs need the paged decode kernel, and decode attention is " + model.decodeAttention();
+        closeGraphs();
+        graphs = new DecodeGraphs(model, maxBatch);
+        return null;
+    }
+
+    /** Frees the captured graphs; they are captured again on demand. Before weights or KV move. */
+    void closeGraphs() {
+        if (graphs != null) graphs.close();
+    }
+
+    DecodeGraphs graphs() {
+        return graphs;
     }
 
     private ForwardBatch prepare(List<ScheduledSequence> batch) {
@@ -147,21 +197,42 @@ final class ModelRunner {
         }
         ForwardBatch.DecodeGroup decode = null;
         if (!decodes.isEmpty()) {
-            int b = decodes.size();
-            long[] ctxSlots = new long[b * maxContext];
-            boolean[] mask = new boolean[b * maxContext];
-            for (int i = 0; i < b; i++) {
-                ScheduledSequence s = decodes.get(i);
-                int context = s.start() + 1;
-                for (int p = 0; p < context; p++) {
-                    ctxSlots[i * maxContext + p] = slot(s.seq(), p);
-                    mask[i * maxContext + p] = true;
-                }
-            }
-            decode = new ForwardBatch.DecodeGroup(Torch.longs(unbox(decodeIndex), device), Torch.longs(ctxSlots, device),
-                    b, maxContext, Torch.bools(mask, device, b, 1, 1, maxContext));
+            decode = model.decodeAttention().paged() ? blockTables(decodeIndex, decodes, maxContext)
+                    : gatheredSlots(decodeIndex, decodes, maxContext);
         }
         return new ForwardBatch(Torch.longs(ids, device), Torch.longs(pos, device), Torch.longs(slots, device), decode, prefills);
+    }
+
+    /** The decoding sequences' context as padded slots and a mask, for {@link dev.rollout.model.DecodeAttention#GATHER}. */
+    private ForwardBatch.DecodeGroup gatheredSlots(List<Long> decodeIndex, List<ScheduledSequence> decodes, int maxContext) {
+        int b = decodes.size();
+        long[] ctxSlots = new long[b * maxContext];
+        boolean[] mask = new boolean[b * maxContext];
+        for (int i = 0; i < b; i++) {
+            ScheduledSequence s = decodes.get(i);
+            int context = s.start() + 1;
+            for (int p = 0; p < context; p++) {
+                ctxSlots[i * maxContext + p] = slot(s.seq(), p);
+                mask[i * maxContext + p] = true;
+            }
+        }
+        return new ForwardBatch.DecodeGroup(Torch.longs(unbox(decodeIndex), device), Torch.longs(ctxSlots, device),
+                b, maxContext, Torch.bools(mask, device, b, 1, 1, maxContext), null, null, 0);
+    }
+
+    /** The decoding sequences' context as block tables and lengths, for paged attention. */
+    private ForwardBatch.DecodeGroup blockTables(List<Long> decodeIndex, List<ScheduledSequence> decodes, int maxContext) {
+        int b = decodes.size();
+        int maxBlocks = (maxContext + blockSize - 1) / blockSize;
+        int[] table = new int[b * maxBlocks], lens = new int[b];
+        for (int i = 0; i < b; i++) {
+            ScheduledSequence s = decodes.get(i);
+            int context = s.start() + 1;
+            for (int k = 0; k * blockSize < context; k++) table[i * maxBlocks + k] = s.seq().blockTable.get(k);
+            lens[i] = context;
+        }
+        return new ForwardBatch.DecodeGroup(Torch.longs(unbox(decodeIndex), device), null, b, maxContext, null,
+                Torch.ints(table, device, b, maxBlocks), Torch.ints(lens, device, b), maxBlocks);
     }
 
     private long slot(Sequence seq, int position) {

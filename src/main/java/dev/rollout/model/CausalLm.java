@@ -27,6 +27,7 @@ public final class CausalLm {
     private final ScalarType dtype;
     private final RotaryEmbedding rope;
     private Boolean unroundedLogits;  // probed on first use
+    private DecodeAttention decodeAttention = DecodeAttention.GATHER;
     private Weights weights;   // null while released
 
     /**
@@ -200,7 +201,7 @@ public final class CausalLm {
         for (int l = 0; l < w.layers().length; l++) {
             Layer layer = w.layers()[l];
             // 1. attention block, pre-norm and residual
-            h = h.add(attention(layer, rmsNorm(h, layer.inputNorm()), batch, cache.keys(l), cache.values(l)));
+            h = h.add(attention(layer, rmsNorm(h, layer.inputNorm()), batch, cache.keys(l), cache.values(l), cache.blockSize()));
             // 2. MLP block: down(silu(gate) * up)
             Tensor gateUp = torch.linear(rmsNorm(h, layer.postNorm()), layer.gateUp()); // (T, 2 * inter)
             Tensor act = torch.silu(gateUp.narrow(1, 0, config.intermediateSize()))
@@ -246,7 +247,7 @@ public final class CausalLm {
         return w;
     }
 
-    private Tensor attention(Layer layer, Tensor x, ForwardBatch batch, Tensor kCache, Tensor vCache) {
+    private Tensor attention(Layer layer, Tensor x, ForwardBatch batch, Tensor kCache, Tensor vCache, int blockSize) {
         int nH = config.numHeads(), nKv = config.numKvHeads(), d = config.headDim(), g = config.queryGroupSize();
         long t = x.size(0);
         Tensor qkv = layer.qkvBias() == null ? torch.linear(x, layer.qkv())
@@ -266,12 +267,13 @@ public final class CausalLm {
         Tensor out = Torch.empty(Torch.options(dtype, device), t, nH, d);                      // (T, nH, d)
         ForwardBatch.DecodeGroup dec = batch.decode();
         if (dec != null) {
-            // One query per sequence; the query heads that share a KV head attend as a group.
-            Tensor qd = q.index_select(0, dec.tokenIndex()).view(dec.batch(), nKv, g, d);       // (B, nKv, g, d)
-            Tensor kd = kCache.index_select(0, dec.slots()).view(dec.batch(), dec.maxContext(), nKv, d).permute(0, 2, 1, 3);
-            Tensor vd = vCache.index_select(0, dec.slots()).view(dec.batch(), dec.maxContext(), nKv, d).permute(0, 2, 1, 3);
-            Tensor o = sdpa(qd, kd, vd, dec.mask());                                           // (B, nKv, g, d)
-            out.index_copy_(0, dec.tokenIndex(), o.reshape(dec.batch(), nH, d));
+            Tensor qd = q.index_select(0, dec.tokenIndex());                                   // (B, nH, d)
+            Tensor o = switch (decodeAttention) {
+                case GATHER -> PagedDecode.gathered(qd, kCache, vCache, dec.slots(), dec.maxContext(), dec.mask(), config);
+                case PAGED_TORCH -> PagedDecode.reference(qd, kCache, vCache, dec, blockSize, config);
+                case PAGED_NATIVE -> PagedDecode.attend(qd, kCache, vCache, dec, blockSize, config);
+            };
+            out.index_copy_(0, dec.tokenIndex(), o);
         }
         for (ForwardBatch.PrefillChunk c : batch.prefills()) {
             // (qLen, nH, d) -> (nKv, g * qLen, d): rows are (group member, query position)
@@ -286,6 +288,19 @@ public final class CausalLm {
             out.narrow(0, c.queryStart(), c.queryLen()).copy_(o);
         }
         return torch.linear(out.view(t, (long) nH * d), layer.o());
+    }
+
+    /** How decoding sequences attend; see {@link DecodeAttention}. Set once, before the first step. */
+    public void setDecodeAttention(DecodeAttention mode) {
+        if (mode == DecodeAttention.PAGED_NATIVE) {
+            String why = PagedDecode.unsupported(config, dtype, device);
+            if (why != null) throw new IllegalArgumentException("paged decode kernel: " + why);
+        }
+        this.decodeAttention = mode;
+    }
+
+    public DecodeAttention decodeAttention() {
+        return decodeAttention;
     }
 
     private static Tensor sdpa(Tensor q, Tensor k, Tensor v, Tensor mask) {

@@ -21,11 +21,19 @@ public record ForwardBatch(Tensor inputIds, Tensor positions, Tensor slotMapping
                            DecodeGroup decode, List<PrefillChunk> prefills) {
 
     /**
+     * The decoding sequences' context, in the form the model's {@link DecodeAttention} reads:
+     * gathered slots with a mask, or the block table that paged attention reads in place (the
+     * other pair is null).
+     *
      * @param tokenIndex (B) int64, each sequence's row in the flattened tokens
      * @param slots      (B * maxContext) int64, each sequence's context slots, padded
+     * @param maxContext the longest context among them
      * @param mask       (B, 1, 1, maxContext) bool, true for the real context positions
+     * @param blockTable (B, maxBlocks) int32, each sequence's KV blocks in order, padded with 0
+     * @param seqLens    (B) int32, each sequence's context length, the current token included
      */
-    public record DecodeGroup(Tensor tokenIndex, Tensor slots, int batch, int maxContext, Tensor mask) {}
+    public record DecodeGroup(Tensor tokenIndex, Tensor slots, int batch, int maxContext, Tensor mask,
+                              Tensor blockTable, Tensor seqLens, int maxBlocks) {}
 
     /**
      * @param queryStart first row of the chunk in the flattened tokens

@@ -6,8 +6,9 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /**
  * The paged KV cache: for every layer one K and one V tensor of
- * (numBlocks * blockSize, numKvHeads, headDim), addressed by slot. Which slots belong to which
- * sequence is the block manager's business; this class only holds the memory.
+ * ((numBlocks + 1) * blockSize, numKvHeads, headDim), addressed by slot; the last block is
+ * scratch. Which slots belong to which sequence is the block manager's business; this class only
+ * holds the memory.
  */
 public final class KvCache {
     private final Tensor[] keys;   // per layer: (numSlots, numKvHeads, headDim)
@@ -20,7 +21,7 @@ public final class KvCache {
         this.blockSize = blockSize;
         keys = new Tensor[config.numLayers()];
         values = new Tensor[config.numLayers()];
-        long slots = (long) numBlocks * blockSize;
+        long slots = (long) (numBlocks + 1) * blockSize;  // + a scratch block that no sequence owns
         for (int l = 0; l < config.numLayers(); l++) {
             keys[l] = Torch.zeros(Torch.options(dtype, device), slots, config.numKvHeads(), config.headDim());
             values[l] = Torch.zeros(Torch.options(dtype, device), slots, config.numKvHeads(), config.headDim());
@@ -46,6 +47,14 @@ public final class KvCache {
 
     public Tensor values(int layer) {
         return values[layer];
+    }
+
+    /**
+     * A slot outside every block the block manager hands out: padding rows of a CUDA-graph step
+     * write their K/V there, where no sequence reads.
+     */
+    public long scratchSlot() {
+        return (long) numBlocks * blockSize;
     }
 
     public int numBlocks() {

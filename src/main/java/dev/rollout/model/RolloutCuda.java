@@ -39,4 +39,35 @@ public final class RolloutCuda {
 
     /** Waits for the device, then gives libtorch's cached free blocks back to it. */
     public static native void emptyCache();
+
+    /** How many context partitions {@link #pagedDecodeAttention} uses: the workspaces' third dimension. */
+    public static native int pagedDecodePartitions(int maxBlocks, int blockSize);
+
+    /**
+     * Decode attention straight from the paged KV cache, on libtorch's current stream
+     * ({@code native-presets/src/paged_attention.cu}). Arguments are tensors' {@code data_ptr}s:
+     * q and out (B, nH, D) bf16, the caches (slots, nKv, D) bf16, blockTable (B, maxBlocks) and
+     * seqLens (B) int32, workspaces partM and partL (B, nH, P) and partAcc (B, nH, P, D) float32.
+     */
+    public static native void pagedDecodeAttention(long q, long kCache, long vCache, long blockTable, long seqLens,
+                                                   long partM, long partL, long partAcc, long out, int batch, int numHeads,
+                                                   int numKvHeads, int headDim, int blockSize, int maxBlocks, float scale);
+
+    /** Runs this thread's later libtorch work on the capture stream (the warm-up before a capture). */
+    public static native void useCaptureStream();
+
+    /** Back to the default stream once the capture stream's work is done. */
+    public static native void useDefaultStream();
+
+    /** Starts capturing this thread's libtorch work into a CUDA graph; returns its handle. */
+    public static native long graphBegin();
+
+    /** Ends the capture and returns to the default stream. */
+    public static native void graphEnd(long graph);
+
+    /** Replays the graph on the current stream. */
+    public static native void graphReplay(long graph);
+
+    /** Frees the graph (its memory stays in the shared pool until every graph is gone). */
+    public static native void graphDestroy(long graph);
 }

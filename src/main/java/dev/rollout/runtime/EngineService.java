@@ -10,6 +10,7 @@ import dev.rollout.engine.Sequence;
 import dev.rollout.engine.SequenceOutput;
 import dev.rollout.metrics.EngineMetrics;
 import dev.rollout.model.CausalLm;
+import dev.rollout.model.PagedDecode;
 import dev.rollout.model.RolloutCuda;
 import dev.rollout.tokenizer.HfTokenizer;
 import jakarta.annotation.PreDestroy;
@@ -85,15 +86,22 @@ public class EngineService {
             };
             Path tok = modelDir.resolve("tokenizer.json");
             tokenizer = Files.exists(tok) ? HfTokenizer.load(tok) : null;
+            if (device.is_cuda()) {
+                LOG.info(() -> RolloutCuda.available() ? "native preset loaded (libjniRolloutCuda)"
+                        : "native preset not loaded, going on without it: " + RolloutCuda.whyUnavailable());
+                String why = PagedDecode.useIfPossible(model, s.nativeKernels());
+                LOG.info(() -> "decode attention: " + model.decodeAttention() + (why == null ? "" : " (paged kernel unused: " + why + ")"));
+            }
             LlmEngine engine = new LlmEngine(model, s.engine(), tokenizer, metrics);
+            if (device.is_cuda() && s.cudaGraphs()) {
+                String why = engine.enableCudaGraphs();
+                LOG.info(() -> why == null ? "decode steps replay as CUDA graphs" : "CUDA graphs unused: " + why);
+            }
             loop = new EngineLoop(engine, threads);
             metrics.attach(loop::stats);
             LOG.info(() -> String.format("loaded %s (%s, %s on %s, %.1f MB of weights; KV cache of %d tokens) in %.1f s",
                     modelDir, model.config().architecture(), model.dtype(), s.engine().device(), model.weightBytes() / 1e6,
                     (long) engine.numKvBlocks() * s.engine().blockSize(), (System.nanoTime() - t0) / 1e9));
-            if (device.is_cuda())
-                LOG.info(() -> RolloutCuda.available() ? "native preset loaded (libjniRolloutCuda)"
-                        : "native preset not loaded, going on without it: " + RolloutCuda.whyUnavailable());
             phase = Phase.WARMING_UP;
             warmUp();
             phase = Phase.READY;

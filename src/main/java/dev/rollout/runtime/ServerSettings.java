@@ -11,6 +11,8 @@ public record ServerSettings(
         String modelPath,
         String loadFormat,
         long dummySeed,
+        boolean nativeKernels,
+        boolean cudaGraphs,
         String servedModelName,
         String cacheDir,
         EngineConfig engine,

@@ -21,6 +21,8 @@ final class SettingsReader {
                 c.getOptionalValue("rollout.model.path", String.class).orElse(""),
                 c.getValue("rollout.load-format", String.class),
                 c.getValue("rollout.dummy-seed", Long.class),
+                c.getValue("rollout.native-kernels", Boolean.class),
+                c.getValue("rollout.cuda-graphs", Boolean.class),
                 c.getOptionalValue("rollout.served-model-name", String.class).orElse(""),
                 c.getOptionalValue("rollout.cache-dir", String.class).orElse(System.getProperty("java.io.tmpdir")),
                 engine,

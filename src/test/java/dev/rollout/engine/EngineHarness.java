@@ -1,6 +1,7 @@
 package dev.rollout.engine;
 
 import dev.rollout.model.CausalLm;
+import dev.rollout.model.DecodeAttention;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -20,12 +21,21 @@ final class EngineHarness {
     static final String DEVICE = System.getProperty("rollout.test.device", "cpu");
 
     EngineHarness(Path checkpoint, EngineConfig config, TokenDecoder decoder) throws Exception {
+        this(checkpoint, config, decoder, DecodeAttention.GATHER);
+    }
+
+    EngineHarness(Path checkpoint, EngineConfig config, TokenDecoder decoder, DecodeAttention decode) throws Exception {
         CausalLm lm = CausalLm.load(checkpoint, ScalarType.Float, new Device(DEVICE));
+        lm.setDecodeAttention(decode);
         engine = new LlmEngine(lm, config, decoder, null);
     }
 
     static EngineHarness fixture(String arch, EngineConfig config) throws Exception {
-        return new EngineHarness(Path.of("src/test/resources/fixtures", arch), config, null);
+        return fixture(arch, config, DecodeAttention.GATHER);
+    }
+
+    static EngineHarness fixture(String arch, EngineConfig config, DecodeAttention decode) throws Exception {
+        return new EngineHarness(Path.of("src/test/resources/fixtures", arch), config, null, decode);
     }
 
     static EngineConfig smallConfig() {

@@ -8,27 +8,30 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import dev.rollout.model.DecodeAttention;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * The engine against transformers (tools/reference/make_fixtures.py): greedy tokens identical and
  * logprobs within 1e-4 in float32, for every architecture, with all prompts batched together and
- * small blocks and a small token budget so that paging and chunked prefill are exercised.
+ * small blocks and a small token budget so that paging and chunked prefill are exercised. Decoding
+ * sequences attend both ways that run on a CPU: over gathered slots, and from their block tables
+ * as the paged kernel does (its libtorch-op reference).
  */
 class ReferenceParityTest {
     private static final double TOL = 1e-4;
 
     @ParameterizedTest
-    @ValueSource(strings = {"qwen2", "qwen3", "llama"})
-    void matchesTransformers(String arch) throws Exception {
+    @CsvSource({"qwen2, GATHER", "qwen3, GATHER", "llama, GATHER", "qwen2, PAGED_TORCH", "qwen3, PAGED_TORCH", "llama, PAGED_TORCH"})
+    void matchesTransformers(String arch, DecodeAttention decode) throws Exception {
         JsonObject ref = JsonParser.parseString(
                 Files.readString(Path.of("src/test/resources/fixtures", arch, "reference.json"))).getAsJsonObject();
         JsonArray prompts = ref.getAsJsonArray("prompts");
-        EngineHarness h = EngineHarness.fixture(arch, EngineHarness.smallConfig());
+        EngineHarness h = EngineHarness.fixture(arch, EngineHarness.smallConfig(), decode);
         for (int i = 0; i < prompts.size(); i++) {
             JsonObject p = prompts.get(i).getAsJsonObject();
             int max = p.getAsJsonArray("output_ids").size();

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""R6 of the benchmark protocol (../shared/research/perf-anchors.md §5): online serving over HTTP.
+
+Requests of fixed shape (token ids in, EOS ignored, temperature 1) arrive as a Poisson process at
+each given rate ("inf": all at once), each streamed over SSE from the server's /generate. Reports
+per rate: makespan, output tok/s, TTFT, TPOT (time per output token after the first) and E2E
+latency, p50 and p99, and checks that every request produced every token. Standard library only,
+so it runs on any machine; prompt ids are bench's SplitMix64 ones (dev.rollout.bench.Prompts).
+
+    python3 bench/online.py --url http://localhost:9080 --requests 512 --in 512 --out 256 --rates inf,16,4
+"""
+import argparse
+import json
+import os
+import random
+import sys
+import threading
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(__file__))
+from prompts import prompts  # noqa: E402
+
+
+def one(url, ids, out_len, result):
+    body = {"input_ids": ids, "stream": True,
+            "sampling_params": {"max_new_tokens": out_len, "temperature": 1.0, "ignore_eos": True}}
+    req = urllib.request.Request(url + "/generate", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    t0 = time.perf_counter()
+    first, last, tokens, error = None, None, 0, None
+    try:
+        with urllib.request.urlopen(req, timeout=3600) as r:
+            for line in r:
+                line = line.decode().strip()
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                chunk = json.loads(line[6:])
+                n = len(chunk.get("output_ids", []))
+                if n > tokens:
+                    now = time.perf_counter()
+                    if first is None:
+                        first = now
+                    last, tokens = now, n
+    except Exception as e:  # counted, and the run is marked failed
+        error = repr(e)
+    result.update(start=t0, first=first, last=last, tokens=tokens, error=error)
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
+
+
+def run(url, vocab, n, inp, out, rate, seed=7):
+    ids = prompts(n, inp, 4321, vocab)
+    rng = random.Random(seed)
+    results = [dict() for _ in range(n)]
+    threads = []
+    t0 = time.perf_counter()
+    for i in range(n):
+        if rate != float("inf") and i > 0:
+            time.sleep(rng.expovariate(rate))
+        t = threading.Thread(target=one, args=(url, ids[i], out, results[i]), daemon=True)
+        t.start()
+        threads.append(t)
+    for t in threads:
+        t.join()
+    makespan = time.perf_counter() - t0
+    ok = [r for r in results if r["error"] is None and r["tokens"] == out]
+    ttft = [r["first"] - r["start"] for r in ok]
+    tpot = [(r["last"] - r["first"]) / (out - 1) for r in ok if out > 1]
+    e2e = [r["last"] - r["start"] for r in ok]
+    generated = sum(r["tokens"] for r in results)
+    rep = {"what": "online", "rate": "inf" if rate == float("inf") else rate, "requests": n, "in": inp, "out": out,
+           "completed": len(ok), "failed": n - len(ok), "generated": generated, "expected": n * out,
+           "makespan_s": round(makespan, 3), "out_tok_s": round(generated / makespan, 1)}
+    for name, xs in (("ttft", ttft), ("tpot", tpot), ("e2e", e2e)):
+        rep[name + "_ms_p50"] = round(1000 * pct(xs, 0.5), 2)
+        rep[name + "_ms_p99"] = round(1000 * pct(xs, 0.99), 2)
+    errors = [r["error"] for r in results if r["error"]]
+    if errors:
+        rep["first_error"] = errors[0][:300]
+    return rep
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", default=os.environ.get("ROLLOUT_URL", "http://localhost:9080"))
+    ap.add_argument("--requests", type=int, default=512)
+    ap.add_argument("--in", dest="inp", type=int, default=512)
+    ap.add_argument("--out", type=int, default=256)
+    ap.add_argument("--rates", default="inf", help="comma-separated requests per second; inf = all at once")
+    ap.add_argument("--vocab", type=int, help="the model's vocabulary size (default: read from its config.json, same host)")
+    a = ap.parse_args()
+    vocab = a.vocab
+    if vocab is None:
+        with urllib.request.urlopen(a.url + "/get_model_info", timeout=60) as r:
+            path = json.loads(r.read())["model_path"]
+        with open(os.path.join(path, "config.json")) as f:
+            vocab = json.load(f)["vocab_size"]
+    failed = False
+    for rate in a.rates.split(","):
+        rep = run(a.url, vocab, a.requests, a.inp, a.out, float(rate))
+        print("RESULT " + json.dumps(rep), flush=True)
+        failed |= rep["failed"] > 0
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+package dev.rollout.model;
+
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.DoubleOptional;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptional;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * Decode attention, one query token per sequence, in the three ways of {@link DecodeAttention}.
+ * Our kernel ({@code native-presets/src/paged_attention.cu}) reads each sequence's K/V once, in
+ * place, through its block table; the other two gather the context into a padded copy first and
+ * run libtorch's attention on it.
+ */
+public final class PagedDecode {
+    private PagedDecode() {}
+
+    /**
+     * Makes {@code model} decode through the kernel when {@code enabled} and it can; returns why
+     * not, or null when it does.
+     */
+    public static String useIfPossible(CausalLm model, boolean enabled) {
+        String why = enabled ? unsupported(model.config(), model.dtype(), model.device()) : "turned off";
+        if (why == null) model.setDecodeAttention(DecodeAttention.PAGED_NATIVE);
+        return why;
+    }
+
+    /** Why the kernel cannot serve this model here, or null if it can. */
+    public static String unsupported(ModelConfig c, ScalarType dtype, Device device) {
+        if (!device.is_cuda()) return "needs CUDA";
+        if (dtype != ScalarType.BFloat16) return "needs bfloat16, not " + dtype;
+        if (c.headDim() != 64 && c.headDim() != 128) return "needs head_dim 64 or 128, not " + c.headDim();
+        if (c.queryGroupSize() > 8) return "needs at most 8 query heads per KV head, not " + c.queryGroupSize();
+        if (!RolloutCuda.available()) return "the native preset is not loaded: " + RolloutCuda.whyUnavailable();
+        return null;
+    }
+
+    /**
+     * The kernel's reference in libtorch's ops: the block table expanded into slots and a mask,
+     * then {@link #gathered}. q (B, nH, d); returns (B, nH, d).
+     */
+    static Tensor reference(Tensor q, Tensor kCache, Tensor vCache, ForwardBatch.DecodeGroup dec, int blockSize, ModelConfig c) {
+        int b = dec.batch();
+        long ctx = (long) dec.maxBlocks() * blockSize;
+        Device device = q.device();
+        Tensor offsets = torch.arange(new Scalar(blockSize), Torch.options(ScalarType.Long, device)).view(1, 1, blockSize);
+        Tensor slots = dec.blockTable().to(ScalarType.Long).unsqueeze(2).mul(new Scalar(blockSize)).add(offsets).view(-1); // (B * ctx)
+        Tensor pos = torch.arange(new Scalar(ctx), Torch.options(ScalarType.Long, device)).view(1, ctx);
+        Tensor mask = torch.lt(pos, dec.seqLens().to(ScalarType.Long).view(b, 1)).view(b, 1, 1, ctx);           // (B, 1, 1, ctx)
+        return gathered(q, kCache, vCache, slots, ctx, mask, c);
+    }
+
+    /**
+     * One query per sequence over its context gathered into a padded batch: the query heads that
+     * share a KV head attend as a group. q (B, nH, d); slots (B * ctx); mask (B, 1, 1, ctx); returns (B, nH, d).
+     */
+    static Tensor gathered(Tensor q, Tensor kCache, Tensor vCache, Tensor slots, long ctx, Tensor mask, ModelConfig c) {
+        int nH = c.numHeads(), nKv = c.numKvHeads(), d = c.headDim(), g = c.queryGroupSize();
+        long b = q.size(0);
+        Tensor qg = q.view(b, nKv, g, d);                                                     // (B, nKv, g, d)
+        Tensor k = kCache.index_select(0, slots).view(b, ctx, nKv, d).permute(0, 2, 1, 3);   // (B, nKv, ctx, d)
+        Tensor v = vCache.index_select(0, slots).view(b, ctx, nKv, d).permute(0, 2, 1, 3);
+        return torch.scaled_dot_product_attention(qg, k, v, new TensorOptional(mask), 0.0, false, new DoubleOptional(), false)
+                .reshape(b, nH, d);                                                           // (B, nH, d)
+    }
+
+    /** Our kernel: q (B, nH, d) bf16; the caches (slots, nKv, d); returns (B, nH, d). */
+    static Tensor attend(Tensor q, Tensor kCache, Tensor vCache, ForwardBatch.DecodeGroup dec, int blockSize, ModelConfig c) {
+        int b = dec.batch(), nH = c.numHeads(), d = c.headDim();
+        int partitions = RolloutCuda.pagedDecodePartitions(dec.maxBlocks(), blockSize);
+        Device device = q.device();
+        Tensor qc = q.contiguous();
+        Tensor out = Torch.empty(Torch.options(ScalarType.BFloat16, device), b, nH, d);          // (B, nH, d)
+        Tensor partM = Torch.empty(Torch.options(ScalarType.Float, device), b, nH, partitions);  // (B, nH, P)
+        Tensor partL = Torch.empty(Torch.options(ScalarType.Float, device), b, nH, partitions);
+        Tensor partAcc = Torch.empty(Torch.options(ScalarType.Float, device), b, nH, partitions, d); // (B, nH, P, d)
+        RolloutCuda.pagedDecodeAttention(qc.data_ptr().address(), kCache.data_ptr().address(), vCache.data_ptr().address(),
+                dec.blockTable().data_ptr().address(), dec.seqLens().data_ptr().address(), partM.data_ptr().address(),
+                partL.data_ptr().address(), partAcc.data_ptr().address(), out.data_ptr().address(), b, nH,
+                c.numKvHeads(), d, blockSize, dec.maxBlocks(), (float) (1.0 / Math.sqrt(d)));
+        return out;
+    }
+}
