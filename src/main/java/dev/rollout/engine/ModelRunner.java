@@ -7,13 +7,12 @@ import dev.rollout.model.ForwardBatch;
 import dev.rollout.model.KvCache;
 import dev.rollout.model.Torch;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
+import java.util.function.ToIntFunction;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
-import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.global.torch.ScalarType;
-import org.bytedeco.pytorch.global.torch;
 
 /**
  * Turns a scheduled step into tensors, runs the model over the whole batch at once, and samples.
@@ -167,7 +166,7 @@ final class ModelRunner {
         long[] ids = new long[total], pos = new long[total], slots = new long[total];
         List<Long> decodeIndex = new ArrayList<>();
         List<ScheduledSequence> decodes = new ArrayList<>();
-        List<ForwardBatch.PrefillChunk> prefills = new ArrayList<>();
+        List<Chunk> chunks = new ArrayList<>();
         int row = 0;
         int maxContext = 0;
         for (ScheduledSequence s : batch) {
@@ -184,15 +183,7 @@ final class ModelRunner {
                 decodes.add(s);
                 maxContext = Math.max(maxContext, context);
             } else {
-                long[] ctxSlots = new long[context];
-                for (int p = 0; p < context; p++) ctxSlots[p] = slot(seq, p);
-                // query i sits at position start + i and sees keys 0 .. start + i
-                Tensor q = torch.arange(new Scalar(s.start()), new Scalar(context),
-                        Torch.options(ScalarType.Long, device)).view(s.numTokens(), 1);
-                Tensor k = torch.arange(new Scalar(context),
-                        Torch.options(ScalarType.Long, device)).view(1, context);
-                prefills.add(new ForwardBatch.PrefillChunk(start, s.numTokens(), context,
-                        Torch.longs(ctxSlots, device), torch.le(k, q)));
+                chunks.add(new Chunk(s, start));
             }
         }
         ForwardBatch.DecodeGroup decode = null;
@@ -200,7 +191,89 @@ final class ModelRunner {
             decode = model.decodeAttention().paged() ? blockTables(decodeIndex, decodes, maxContext)
                     : gatheredSlots(decodeIndex, decodes, maxContext);
         }
+        List<ForwardBatch.PrefillGroup> prefills = new ArrayList<>();
+        for (List<Chunk> group : groupBySize(chunks)) prefills.add(prefillGroup(group));
         return new ForwardBatch(Torch.longs(ids, device), Torch.longs(pos, device), Torch.longs(slots, device), decode, prefills);
+    }
+
+    /** Query x key pairs of padding that are never worth a separate attention call. */
+    private static final long SMALL_PADDING = 1 << 16;
+
+    /** A prompt chunk of a step: the sequence's scheduled tokens and their first row in the step. */
+    private record Chunk(ScheduledSequence s, int row) {
+        int queryLen() {
+            return s.numTokens();
+        }
+
+        int context() {
+            return s.start() + s.numTokens();
+        }
+    }
+
+    /**
+     * Groups chunks so that padding each group to its longest chunk and context adds at most a
+     * quarter to its attention work (or a negligible amount): one group for equal prompts, as in
+     * GRPO; more when a long prompt meets short ones. Each group costs one attention call.
+     */
+    static <C> List<List<C>> groupBy(List<C> chunks, ToIntFunction<C> queryLen,
+                                     ToIntFunction<C> context) {
+        List<C> sorted = new ArrayList<>(chunks);
+        sorted.sort(Comparator.comparingInt(context).reversed());
+        List<List<C>> groups = new ArrayList<>();
+        List<C> cur = new ArrayList<>();
+        long actual = 0;
+        int mq = 0, mc = 0;
+        for (C c : sorted) {
+            int q = queryLen.applyAsInt(c), k = context.applyAsInt(c);
+            long padded = (long) (cur.size() + 1) * Math.max(mq, q) * Math.max(mc, k);
+            long work = actual + (long) q * k;
+            if (!cur.isEmpty() && 4 * padded > 5 * work && padded - work > SMALL_PADDING) {
+                groups.add(cur);
+                cur = new ArrayList<>();
+                actual = 0;
+                mq = mc = 0;
+            }
+            cur.add(c);
+            actual += (long) q * k;
+            mq = Math.max(mq, q);
+            mc = Math.max(mc, k);
+        }
+        if (!cur.isEmpty()) groups.add(cur);
+        return groups;
+    }
+
+    private static List<List<Chunk>> groupBySize(List<Chunk> chunks) {
+        return groupBy(chunks, Chunk::queryLen, Chunk::context);
+    }
+
+    private ForwardBatch.PrefillGroup prefillGroup(List<Chunk> group) {
+        int p = group.size(), mq = 0, mc = 0, real = 0;
+        for (Chunk c : group) {
+            mq = Math.max(mq, c.queryLen());
+            mc = Math.max(mc, c.context());
+            real += c.queryLen();
+        }
+        long[] rows = new long[p * mq], qpos = new long[p * mq], ctx = new long[p * mc];
+        long[] valid = new long[real], targets = new long[real];
+        int r = 0;
+        for (int i = 0; i < p; i++) {
+            Chunk c = group.get(i);
+            Sequence seq = c.s().seq();
+            int start = c.s().start();
+            for (int j = 0; j < mq; j++) {
+                boolean isReal = j < c.queryLen();
+                rows[i * mq + j] = c.row() + (isReal ? j : 0);       // padding repeats the first row
+                qpos[i * mq + j] = isReal ? start + j : 0;           // and sees key 0 only
+                if (isReal) {
+                    valid[r] = (long) i * mq + j;
+                    targets[r++] = c.row() + j;
+                }
+            }
+            long first = slot(seq, 0);
+            for (int k = 0; k < mc; k++) ctx[i * mc + k] = k < c.context() ? slot(seq, k) : first;
+        }
+        return new ForwardBatch.PrefillGroup(p, mq, mc, Torch.longs(rows, device), Torch.longs(qpos, p, mq, device),
+                Torch.longs(ctx, device), Torch.longs(valid, device), Torch.longs(targets, device));
     }
 
     /** The decoding sequences' context as padded slots and a mask, for {@link dev.rollout.model.DecodeAttention#GATHER}. */

@@ -275,17 +275,21 @@ public final class CausalLm {
             };
             out.index_copy_(0, dec.tokenIndex(), o);
         }
-        for (ForwardBatch.PrefillChunk c : batch.prefills()) {
-            // (qLen, nH, d) -> (nKv, g * qLen, d): rows are (group member, query position)
-            Tensor qc = q.narrow(0, c.queryStart(), c.queryLen()).view(c.queryLen(), nKv, g, d)
-                    .permute(1, 2, 0, 3).reshape(nKv, (long) g * c.queryLen(), d);
-            Tensor kc = kCache.index_select(0, c.slots()).permute(1, 0, 2);                    // (nKv, ctx, d)
-            Tensor vc = vCache.index_select(0, c.slots()).permute(1, 0, 2);
-            Tensor mask = c.mask().unsqueeze(0).expand(g, c.queryLen(), c.contextLen())
-                    .reshape((long) g * c.queryLen(), c.contextLen());                        // (g * qLen, ctx)
-            Tensor o = sdpa(qc, kc, vc, mask)                                                   // (nKv, g * qLen, d)
-                    .view(nKv, g, c.queryLen(), d).permute(2, 0, 1, 3).reshape(c.queryLen(), nH, d);
-            out.narrow(0, c.queryStart(), c.queryLen()).copy_(o);
+        for (ForwardBatch.PrefillGroup pg : batch.prefills()) {
+            int p = pg.chunks(), mq = pg.maxQuery();
+            long mc = pg.maxContext();
+            // (P * maxQ, nH, d) -> (P, nKv, g * maxQ, d): rows are (group member, query position)
+            Tensor qb = q.index_select(0, pg.rows()).view(p, mq, nKv, g, d).permute(0, 2, 3, 1, 4)
+                    .reshape(p, nKv, (long) g * mq, d);
+            Tensor kb = kCache.index_select(0, pg.slots()).view(p, mc, nKv, d).permute(0, 2, 1, 3); // (P, nKv, maxCtx, d)
+            Tensor vb = vCache.index_select(0, pg.slots()).view(p, mc, nKv, d).permute(0, 2, 1, 3);
+            // query at position i sees keys 0 .. i; padded keys sit past every real query
+            Tensor keyPos = torch.arange(new Scalar(mc), Torch.options(ScalarType.Long, device)).view(1, 1, mc);
+            Tensor mask = torch.le(keyPos, pg.queryPos().unsqueeze(2))                           // (P, maxQ, maxCtx)
+                    .unsqueeze(1).expand(p, g, mq, mc).reshape(p, 1, (long) g * mq, mc);        // (P, 1, g * maxQ, maxCtx)
+            Tensor o = sdpa(qb, kb, vb, mask)                                                   // (P, nKv, g * maxQ, d)
+                    .view(p, nKv, g, mq, d).permute(0, 3, 1, 2, 4).reshape((long) p * mq, (long) nH * d);
+            out.view(t, (long) nH * d).index_copy_(0, pg.targets(), o.index_select(0, pg.valid()));
         }
         return torch.linear(out.view(t, (long) nH * d), layer.o());
     }

@@ -9,16 +9,16 @@ import org.bytedeco.pytorch.Tensor;
  * step by the model runner and shared by every layer.
  *
  * <p>Sequences that compute a single token (decodes) attend together in one padded batch;
- * sequences that compute a chunk of prompt attend one by one with a causal mask.
+ * sequences that compute a chunk of prompt attend in padded groups with a causal mask.
  *
  * @param inputIds    (T) int64, the tokens computed in this step, sequence after sequence
  * @param positions   (T) int64, their positions in their sequences
  * @param slotMapping (T) int64, the KV-cache slot (block * blockSize + offset) each token writes
  * @param decode      the single-token sequences, or null if there are none
- * @param prefills    the multi-token chunks
+ * @param prefills    the multi-token chunks, in groups of similar size
  */
 public record ForwardBatch(Tensor inputIds, Tensor positions, Tensor slotMapping,
-                           DecodeGroup decode, List<PrefillChunk> prefills) {
+                           DecodeGroup decode, List<PrefillGroup> prefills) {
 
     /**
      * The decoding sequences' context, in the form the model's {@link DecodeAttention} reads:
@@ -36,10 +36,19 @@ public record ForwardBatch(Tensor inputIds, Tensor positions, Tensor slotMapping
                               Tensor blockTable, Tensor seqLens, int maxBlocks) {}
 
     /**
-     * @param queryStart first row of the chunk in the flattened tokens
-     * @param queryLen   tokens computed in this chunk
-     * @param slots      (contextLen) int64, the slots of every position up to the chunk's end
-     * @param mask       (queryLen, contextLen) bool, causal
+     * Prompt chunks that attend together as one padded batch, each with a causal mask over its
+     * cached prefix (one attention call for P chunks instead of P). Padded query rows repeat a real
+     * row and see key 0; padded context slots lie past every real query and are masked.
+     *
+     * @param chunks     P, the chunks in the group
+     * @param maxQuery   the longest chunk
+     * @param maxContext the longest context (cached prefix + chunk)
+     * @param rows       (P * maxQuery) int64, each chunk's rows in the flattened tokens, padded
+     * @param queryPos   (P, maxQuery) int64, each query's position in its sequence (padding: 0)
+     * @param slots      (P * maxContext) int64, each chunk's context slots, padded
+     * @param valid      (R) int64, the real rows among the P * maxQuery, in order
+     * @param targets    (R) int64, the flattened-token row of each real one
      */
-    public record PrefillChunk(int queryStart, int queryLen, int contextLen, Tensor slots, Tensor mask) {}
+    public record PrefillGroup(int chunks, int maxQuery, int maxContext, Tensor rows, Tensor queryPos, Tensor slots,
+                               Tensor valid, Tensor targets) {}
 }
