@@ -19,13 +19,13 @@ import java.util.UUID;
  */
 final class GenerateRequestParser {
     /** sampling_params keys that are accepted and have no effect here. */
-    private static final Set<String> IGNORED = Set.of("spaces_between_special_tokens", "stream_interval", "custom_params");
+    private static final Set<String> IGNORED = Set.of("spaces_between_special_tokens", "custom_params");
     /** sampling_params keys that would change the output if honoured, so they are refused rather than ignored. */
     private static final Set<String> UNSUPPORTED = Set.of("json_schema", "regex", "ebnf", "structural_tag", "stop_regex",
             "logit_bias", "custom_logit_processor");
     private static final Set<String> KNOWN = Set.of("max_new_tokens", "max_tokens", "min_new_tokens", "temperature", "top_p",
             "top_k", "min_p", "frequency_penalty", "presence_penalty", "repetition_penalty", "stop", "stop_token_ids",
-            "ignore_eos", "skip_special_tokens", "no_stop_trim", "n", "sampling_seed", "seed");
+            "ignore_eos", "skip_special_tokens", "no_stop_trim", "n", "sampling_seed", "seed", "stream_interval");
     private static final int MAX_TOP_LOGPROBS = 100;
 
     /** What validation needs to know about the served model. */
@@ -188,6 +188,11 @@ final class GenerateRequestParser {
             double p = Fields.number(sp.get(f), name + "." + f);
             if (!(p > 0 && p <= 2)) throw ApiException.badRequest(name + ".repetition_penalty must be in (0, 2], got " + p);
             b.repetitionPenalty(p);
+        }
+        if (Fields.present(sp, f = "stream_interval")) {
+            int k = Fields.int32(sp.get(f), name + "." + f);
+            if (k < 1) throw ApiException.badRequest(name + ".stream_interval must be >= 1, got " + k);
+            b.streamInterval(k);
         }
         if (Fields.present(sp, "max_new_tokens") && Fields.present(sp, "max_tokens"))
             throw ApiException.badRequest(name + " has both max_new_tokens and max_tokens; send one");

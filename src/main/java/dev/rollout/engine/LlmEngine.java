@@ -164,7 +164,8 @@ public final class LlmEngine {
         String delta = seq.detokenizer == null ? "" : seq.detokenizer.add(token);
         FinishReason reason = finishReason(seq, token, delta);
         if (reason != null) finish(seq, reason);
-        else if (seq.stream) seq.listener.onOutput(seq.snapshot(weightVersion));
+        else if (seq.stream && seq.numOutputTokens() % seq.params.streamInterval() == 0)
+            seq.listener.onOutput(seq.snapshot(weightVersion));
     }
 
     private FinishReason finishReason(Sequence seq, int token, String delta) {

@@ -5,6 +5,7 @@ import java.util.List;
 /**
  * How one request samples and when it stops; SGLang's {@code sampling_params}, already validated.
  * {@code topK} is {@code Integer.MAX_VALUE} when disabled; a temperature under 1e-6 means greedy.
+ * A streamed request gets an event every {@code streamInterval} tokens, and one when it finishes.
  */
 public record SamplingParams(
         double temperature,
@@ -22,11 +23,13 @@ public record SamplingParams(
         boolean skipSpecialTokens,
         boolean noStopTrim,
         int n,
-        Long seed) {
+        Long seed,
+        int streamInterval) {
 
     public static final SamplingParams GREEDY = builder().temperature(0).build();
 
     public SamplingParams {
+        if (streamInterval < 1) throw new IllegalArgumentException("streamInterval must be >= 1, not " + streamInterval);
         stop = List.copyOf(stop);
         stopTokenIds = List.copyOf(stopTokenIds);
     }
@@ -49,6 +52,7 @@ public record SamplingParams(
         b.repetitionPenalty = repetitionPenalty; b.frequencyPenalty = frequencyPenalty; b.presencePenalty = presencePenalty;
         b.maxNewTokens = maxNewTokens; b.minNewTokens = minNewTokens; b.stop = stop; b.stopTokenIds = stopTokenIds;
         b.ignoreEos = ignoreEos; b.skipSpecialTokens = skipSpecialTokens; b.noStopTrim = noStopTrim; b.n = n; b.seed = seed;
+        b.streamInterval = streamInterval;
         return b;
     }
 
@@ -57,7 +61,7 @@ public record SamplingParams(
         private double temperature = 1.0, topP = 1.0, minP = 0.0;
         private int topK = Integer.MAX_VALUE;
         private double repetitionPenalty = 1.0, frequencyPenalty = 0.0, presencePenalty = 0.0;
-        private int maxNewTokens = 128, minNewTokens = 0, n = 1;
+        private int maxNewTokens = 128, minNewTokens = 0, n = 1, streamInterval = 1;
         private List<String> stop = List.of();
         private List<Integer> stopTokenIds = List.of();
         private boolean ignoreEos, noStopTrim, skipSpecialTokens = true;
@@ -79,10 +83,12 @@ public record SamplingParams(
         public Builder noStopTrim(boolean v) { noStopTrim = v; return this; }
         public Builder n(int v) { n = v; return this; }
         public Builder seed(Long v) { seed = v; return this; }
+        public Builder streamInterval(int v) { streamInterval = v; return this; }
 
         public SamplingParams build() {
             return new SamplingParams(temperature, topP, topK, minP, repetitionPenalty, frequencyPenalty, presencePenalty,
-                    maxNewTokens, minNewTokens, stop, stopTokenIds, ignoreEos, skipSpecialTokens, noStopTrim, n, seed);
+                    maxNewTokens, minNewTokens, stop, stopTokenIds, ignoreEos, skipSpecialTokens, noStopTrim, n, seed,
+                    streamInterval);
         }
     }
 }

@@ -35,6 +35,7 @@ class BadInputIT {
         unknown sampling key           | {"input_ids": [1], "sampling_params": {"temprature": 0.5}}               | temprature
         top_p out of range             | {"input_ids": [1], "sampling_params": {"top_p": 1.5}}                    | top_p
         top_k zero                     | {"input_ids": [1], "sampling_params": {"top_k": 0}}                      | top_k
+        stream_interval zero           | {"input_ids": [1], "sampling_params": {"stream_interval": 0}}            | stream_interval
         negative max_new_tokens        | {"input_ids": [1], "sampling_params": {"max_new_tokens": -1}}            | max_new_tokens
         fractional max_new_tokens      | {"input_ids": [1], "sampling_params": {"max_new_tokens": 1.5}}           | max_new_tokens
         min over max                   | {"input_ids": [1], "sampling_params": {"max_new_tokens": 2, "min_new_tokens": 3}} | min_new_tokens

@@ -182,4 +182,14 @@ class GenerateIT {
         assertArrayEquals(ids(whole.getJsonArray("output_ids")), ids(chunks.get(5).getJsonArray("output_ids")));
         assertEquals(whole.getString("text"), chunks.get(5).getString("text"));
     }
+
+    @Test
+    void streamIntervalSpacesTheEventsAndKeepsTheLast() {
+        List<String> events = Sse.post("/generate", "{\"input_ids\": " + PROMPT_IDS
+                + ", \"stream\": true, \"sampling_params\": {\"max_new_tokens\": 10, \"temperature\": 0, \"stream_interval\": 4}}");
+        assertEquals("[DONE]", events.get(events.size() - 1));
+        List<Integer> sizes = new ArrayList<>();
+        for (String e : events.subList(0, events.size() - 1)) sizes.add(Sse.json(e).getJsonArray("output_ids").size());
+        assertEquals(List.of(4, 8, 10), sizes, "an event every 4 tokens, and the finishing one");
+    }
 }
