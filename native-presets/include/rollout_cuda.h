@@ -42,6 +42,40 @@ inline void pagedDecodeAttention(long long q, long long kCache, long long vCache
     if (err != nullptr) throw std::runtime_error(err);
 }
 
+namespace detail {
+inline void check(const char* err) {
+    if (err != nullptr) throw std::runtime_error(err);
+}
+inline cudaStream_t stream() {
+    return c10::cuda::getCurrentCUDAStream().stream();
+}
+}  // namespace detail
+
+// The fused per-layer ops (fused_ops.cu); arguments are tensors' data_ptrs, delta and the norms may be 0.
+inline void rmsNorm(long long x, long long delta, long long hOut, long long w, long long out, int rows, int hidden,
+                    float eps) {
+    detail::check(kernels::rms_norm(reinterpret_cast<const void*>(x), reinterpret_cast<const void*>(delta),
+                                    reinterpret_cast<void*>(hOut), reinterpret_cast<const void*>(w),
+                                    reinterpret_cast<void*>(out), rows, hidden, eps, detail::stream()));
+}
+
+inline void siluAndMul(long long gateUp, long long out, int rows, int inter) {
+    detail::check(kernels::silu_and_mul(reinterpret_cast<const void*>(gateUp), reinterpret_cast<void*>(out), rows,
+                                        inter, detail::stream()));
+}
+
+inline void ropeAndCache(long long qkv, long long positions, long long slots, long long cos, long long sin,
+                         long long qNorm, long long kNorm, long long qOut, long long kCache, long long vCache,
+                         int tokens, int numHeads, int numKvHeads, int headDim, float eps) {
+    kernels::RopeArgs a{reinterpret_cast<const void*>(qkv), reinterpret_cast<const void*>(positions),
+                        reinterpret_cast<const void*>(slots), reinterpret_cast<const void*>(cos),
+                        reinterpret_cast<const void*>(sin), reinterpret_cast<const void*>(qNorm),
+                        reinterpret_cast<const void*>(kNorm), reinterpret_cast<void*>(qOut),
+                        reinterpret_cast<void*>(kCache), reinterpret_cast<void*>(vCache), tokens, numHeads,
+                        numKvHeads, headDim, eps};
+    detail::check(kernels::rope_and_cache(a, detail::stream()));
+}
+
 // CUDA graphs of decode steps (proven from Java in ../shared/device/examples/cuda_graph_shim.cpp).
 // Warm-up and capture run on a side stream, as CUDA requires; every graph allocates from one
 // memory pool, as vLLM's do, since they never run at the same time. All on the engine thread:

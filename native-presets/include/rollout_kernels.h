@@ -28,5 +28,29 @@ int paged_decode_partitions(int max_blocks, int block_size);
 // Launches on `stream`; returns null, or why it could not.
 const char* paged_decode_attention(const PagedDecodeArgs& args, cudaStream_t stream);
 
+// Fused per-layer ops (fused_ops.cu), all bf16. rms_norm with delta != null first writes
+// h_out = x + delta and normalises that.
+const char* rms_norm(const void* x, const void* delta, void* h_out, const void* w, void* out, int rows, int hidden,
+                     float eps, cudaStream_t stream);
+
+const char* silu_and_mul(const void* gate_up, void* out, int rows, int inter, cudaStream_t stream);
+
+struct RopeArgs {
+    const void* qkv;         // [T, (nH + 2 nKv) D] bf16, contiguous
+    const void* positions;   // [T] int64
+    const void* slots;       // [T] int64, the KV slot of each token
+    const void* cos;         // [maxPos, D] bf16
+    const void* sin;         // [maxPos, D] bf16
+    const void* q_norm;      // [D] bf16, or null (no per-head norm)
+    const void* k_norm;      // [D] bf16, or null
+    void* q_out;             // [T, nH, D] bf16
+    void* k_cache;           // [slots, nKv, D] bf16
+    void* v_cache;           // [slots, nKv, D] bf16
+    int tokens, num_heads, num_kv_heads, head_dim;
+    float eps;
+};
+
+const char* rope_and_cache(const RopeArgs& args, cudaStream_t stream);
+
 }  // namespace kernels
 }  // namespace rollout

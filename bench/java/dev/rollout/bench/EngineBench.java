@@ -23,7 +23,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * the HBM floor: the time to read the weights and every sequence's KV once per decode step.
  *
  * <pre>
- * EngineBench --model DIR [--dummy] [--no-native-kernels] [--cuda-graphs] [--device cuda] [--dtype bfloat16] [--hbm-gbps 4300] WORKLOAD...
+ * EngineBench --model DIR [--dummy] [--native-kernels] [--cuda-graphs] [--device cuda] [--dtype bfloat16] [--hbm-gbps 4300] WORKLOAD...
  *   grpo:P:n:IN:OUT        P prompts x n samples (prefix shared), fixed lengths (R1, R2)
  *   decode:IN:OUT          one request; median decode step (R4)
  *   sweep:IN:OUT:B1,B2,..  B requests at once; median decode step per B (R5)
@@ -47,7 +47,7 @@ public final class EngineBench {
 
     public static void main(String[] args) throws Exception {
         String model = null, device = "cuda", dtype = "bfloat16";
-        boolean dummy = false, nativeKernels = true, graphs = false;
+        boolean dummy = false, nativeKernels = false, graphs = false;
         double gbps = 4300;  // H200, measured copy bandwidth (perf-anchors §3.1); H100: 3000
         int maxSeqs = 512;
         List<String> workloads = new ArrayList<>();
@@ -55,7 +55,7 @@ public final class EngineBench {
             switch (args[i]) {
                 case "--model" -> model = args[++i];
                 case "--dummy" -> dummy = true;
-                case "--no-native-kernels" -> nativeKernels = false;
+                case "--native-kernels" -> nativeKernels = true;
                 case "--cuda-graphs" -> graphs = true;
                 case "--device" -> device = args[++i];
                 case "--dtype" -> dtype = args[++i];
@@ -145,7 +145,7 @@ public final class EngineBench {
         double tokS = generated[0] / makespan, ceiling = (double) b * out / floor;
         System.out.printf(Locale.ROOT, "RESULT {\"what\": \"grpo\", \"prompts\": %d, \"n\": %d, \"in\": %d, \"out\": %d, \"finished\": %d, "
                         + "\"generated\": %d, \"expected\": %d, \"steps\": %d, \"makespan_s\": %.3f, \"out_tok_s\": %.1f, "
-                        + "\"ceiling_tok_s\": %.0f, \"roofline_fraction\": %.4f}%n",
+                        + "\"ceiling_tok_s\": %.0f, \"roofline_fraction\": %.4g}%n",
                 prompts, n, in, out, finished[0], generated[0], (long) b * out, steps, makespan, tokS, ceiling, tokS / ceiling);
     }
 
@@ -169,7 +169,7 @@ public final class EngineBench {
             double p99 = sorted.length == 0 ? Double.NaN : sorted[Math.min(sorted.length - 1, (int) (sorted.length * 0.99))];
             double floorMs = 1e3 * floorSeconds(batch, in + out / 2.0);
             System.out.printf(Locale.ROOT, "RESULT {\"what\": \"%s\", \"batch\": %d, \"in\": %d, \"out\": %d, \"decode_steps\": %d, "
-                            + "\"step_ms_p50\": %.3f, \"step_ms_p99\": %.3f, \"floor_ms\": %.3f, \"roofline_fraction\": %.4f, "
+                            + "\"step_ms_p50\": %.3f, \"step_ms_p99\": %.3f, \"floor_ms\": %.3f, \"roofline_fraction\": %.4g, "
                             + "\"makespan_s\": %.3f, \"out_tok_s\": %.1f}%n",
                     what, batch, in, out, sorted.length, median, p99, floorMs, floorMs / median, makespan, (double) batch * out / makespan);
         }

@@ -28,6 +28,7 @@ public final class CausalLm {
     private final RotaryEmbedding rope;
     private Boolean unroundedLogits;  // probed on first use
     private DecodeAttention decodeAttention = DecodeAttention.GATHER;
+    private boolean fusedOps;
     private Weights weights;   // null while released
 
     /**
@@ -197,11 +198,13 @@ public final class CausalLm {
     /** Runs every layer over the batch, writing its K/V into the cache; returns (T, hidden), normed. */
     public Tensor forward(ForwardBatch batch, KvCache cache) {
         Weights w = live();
+        if (fusedOps) return forwardFused(w, batch, cache);
         Tensor h = torch.embedding(w.embed(), batch.inputIds());                  // (T, hidden)
         for (int l = 0; l < w.layers().length; l++) {
             Layer layer = w.layers()[l];
             // 1. attention block, pre-norm and residual
-            h = h.add(attention(layer, rmsNorm(h, layer.inputNorm()), batch, cache.keys(l), cache.values(l), cache.blockSize()));
+            Tensor q = projectAndCache(layer, rmsNorm(h, layer.inputNorm()), batch, cache.keys(l), cache.values(l)); // (T, nH, d)
+            h = h.add(torch.linear(attend(q, batch, cache.keys(l), cache.values(l), cache.blockSize()), layer.o()));
             // 2. MLP block: down(silu(gate) * up)
             Tensor gateUp = torch.linear(rmsNorm(h, layer.postNorm()), layer.gateUp()); // (T, 2 * inter)
             Tensor act = torch.silu(gateUp.narrow(1, 0, config.intermediateSize()))
@@ -209,6 +212,34 @@ public final class CausalLm {
             h = h.add(torch.linear(act, layer.down()));
         }
         return rmsNorm(h, w.finalNorm());
+    }
+
+    /**
+     * The same layers through our fused ops (native-presets/src/fused_ops.cu): each residual add
+     * is fused with the norm after it, q/k norm, RoPE and the K/V write are one kernel, and
+     * SiLU-and-mul another: about ten kernels a layer instead of forty to sixty.
+     */
+    private Tensor forwardFused(Weights w, ForwardBatch batch, KvCache cache) {
+        double eps = config.rmsNormEps();
+        Layer[] layers = w.layers();
+        Tensor h = torch.embedding(w.embed(), batch.inputIds());                  // (T, hidden)
+        Tensor x = NativeOps.rmsNorm(h, layers[0].inputNorm(), eps);             // (T, hidden), normed
+        for (int l = 0; l < layers.length; l++) {
+            Layer layer = layers[l];
+            Tensor qkv = layer.qkvBias() == null ? torch.linear(x, layer.qkv())
+                    : torch.linear(x, layer.qkv(), new TensorOptional(layer.qkvBias()));      // (T, (nH + 2nKv) * d)
+            Tensor q = NativeOps.ropeAndCache(qkv, batch, rope, layer.qNorm(), layer.kNorm(), cache.keys(l), cache.values(l),
+                    config);                                                                   // (T, nH, d)
+            Tensor o = torch.linear(attend(q, batch, cache.keys(l), cache.values(l), cache.blockSize()), layer.o());
+            Tensor[] hx = NativeOps.addRmsNorm(h, o, layer.postNorm(), eps);
+            h = hx[0];
+            Tensor act = NativeOps.siluAndMul(torch.linear(hx[1], layer.gateUp()), config.intermediateSize()); // (T, inter)
+            Tensor next = l + 1 < layers.length ? layers[l + 1].inputNorm() : w.finalNorm();
+            hx = NativeOps.addRmsNorm(h, torch.linear(act, layer.down()), next, eps);
+            h = hx[0];
+            x = hx[1];
+        }
+        return x;
     }
 
     /**
@@ -247,8 +278,9 @@ public final class CausalLm {
         return w;
     }
 
-    private Tensor attention(Layer layer, Tensor x, ForwardBatch batch, Tensor kCache, Tensor vCache, int blockSize) {
-        int nH = config.numHeads(), nKv = config.numKvHeads(), d = config.headDim(), g = config.queryGroupSize();
+    /** q, k, v from the fused projection, q/k norm and RoPE, K/V written to the cache; returns q (T, nH, d). */
+    private Tensor projectAndCache(Layer layer, Tensor x, ForwardBatch batch, Tensor kCache, Tensor vCache) {
+        int nH = config.numHeads(), nKv = config.numKvHeads(), d = config.headDim();
         long t = x.size(0);
         Tensor qkv = layer.qkvBias() == null ? torch.linear(x, layer.qkv())
                 : torch.linear(x, layer.qkv(), new TensorOptional(layer.qkvBias()));          // (T, (nH + 2nKv) * d)
@@ -263,7 +295,13 @@ public final class CausalLm {
         k = rope.apply(k, batch.positions());
         kCache.index_copy_(0, batch.slotMapping(), k);
         vCache.index_copy_(0, batch.slotMapping(), v);
+        return q;
+    }
 
+    /** Every token's attention over its sequence's cached context: q (T, nH, d) -> (T, nH * d). */
+    private Tensor attend(Tensor q, ForwardBatch batch, Tensor kCache, Tensor vCache, int blockSize) {
+        int nH = config.numHeads(), nKv = config.numKvHeads(), d = config.headDim(), g = config.queryGroupSize();
+        long t = q.size(0);
         Tensor out = Torch.empty(Torch.options(dtype, device), t, nH, d);                      // (T, nH, d)
         ForwardBatch.DecodeGroup dec = batch.decode();
         if (dec != null) {
@@ -291,7 +329,7 @@ public final class CausalLm {
                     .view(p, nKv, g, mq, d).permute(0, 3, 1, 2, 4).reshape((long) p * mq, (long) nH * d);
             out.view(t, (long) nH * d).index_copy_(0, pg.targets(), o.index_select(0, pg.valid()));
         }
-        return torch.linear(out.view(t, (long) nH * d), layer.o());
+        return out.view(t, (long) nH * d);
     }
 
     /** How decoding sequences attend; see {@link DecodeAttention}. Set once, before the first step. */
@@ -305,6 +343,19 @@ public final class CausalLm {
 
     public DecodeAttention decodeAttention() {
         return decodeAttention;
+    }
+
+    /** Runs the layers through our fused ops; see {@link #forwardFused}. Set once, before the first step. */
+    public void setFusedOps(boolean on) {
+        if (on) {
+            String why = NativeOps.unsupported(config, dtype, device);
+            if (why != null) throw new IllegalArgumentException("fused ops: " + why);
+        }
+        this.fusedOps = on;
+    }
+
+    public boolean fusedOps() {
+        return fusedOps;
     }
 
     private static Tensor sdpa(Tensor q, Tensor k, Tensor v, Tensor mask) {

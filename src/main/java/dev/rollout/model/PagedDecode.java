@@ -18,13 +18,18 @@ public final class PagedDecode {
     private PagedDecode() {}
 
     /**
-     * Makes {@code model} decode through the kernel when {@code enabled} and it can; returns why
-     * not, or null when it does.
+     * Makes {@code model} run through our kernels when {@code enabled}: the paged decode kernel and
+     * the fused per-layer ops, each where it fits the model. Returns why either is not used, or
+     * null when both are.
      */
     public static String useIfPossible(CausalLm model, boolean enabled) {
-        String why = enabled ? unsupported(model.config(), model.dtype(), model.device()) : "turned off";
-        if (why == null) model.setDecodeAttention(DecodeAttention.PAGED_NATIVE);
-        return why;
+        if (!enabled) return "turned off";
+        String fused = NativeOps.unsupported(model.config(), model.dtype(), model.device());
+        if (fused == null) model.setFusedOps(true);
+        String paged = unsupported(model.config(), model.dtype(), model.device());
+        if (paged == null) model.setDecodeAttention(DecodeAttention.PAGED_NATIVE);
+        if (paged != null) return "paged decode: " + paged;
+        return fused == null ? null : "fused ops: " + fused;
     }
 
     /** Why the kernel cannot serve this model here, or null if it can. */

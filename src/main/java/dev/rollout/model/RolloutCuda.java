@@ -53,6 +53,24 @@ public final class RolloutCuda {
                                                    long partM, long partL, long partAcc, long out, int batch, int numHeads,
                                                    int numKvHeads, int headDim, int blockSize, int maxBlocks, float scale);
 
+    /**
+     * Fused RMSNorm (native-presets/src/fused_ops.cu), rows of {@code hidden} bf16 values:
+     * out = norm(x) * w; with {@code delta} != 0, first hOut = x + delta and out = norm(hOut) * w.
+     */
+    public static native void rmsNorm(long x, long delta, long hOut, long w, long out, int rows, int hidden, float eps);
+
+    /** out (rows, inter) = silu(gateUp[:, :inter]) * gateUp[:, inter:], bf16. */
+    public static native void siluAndMul(long gateUp, long out, int rows, int inter);
+
+    /**
+     * From the fused projection qkv (T, (nH + 2 nKv) D): optional per-head RMSNorm of q and k, RoPE
+     * at each token's position (int64), q into qOut (T, nH, D), k and v into the caches at each
+     * token's slot (int64). cos and sin are (maxPos, D) bf16; qNorm and kNorm may be 0.
+     */
+    public static native void ropeAndCache(long qkv, long positions, long slots, long cos, long sin, long qNorm, long kNorm,
+                                           long qOut, long kCache, long vCache, int tokens, int numHeads, int numKvHeads,
+                                           int headDim, float eps);
+
     /** Runs this thread's later libtorch work on the capture stream (the warm-up before a capture). */
     public static native void useCaptureStream();
 

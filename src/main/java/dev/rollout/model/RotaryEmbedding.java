@@ -49,6 +49,15 @@ public final class RotaryEmbedding {
         return inv;
     }
 
+    /** (maxPositions, headDim) in the model's dtype: the table our fused RoPE kernel reads. */
+    Tensor cos() {
+        return cos;
+    }
+
+    Tensor sin() {
+        return sin;
+    }
+
     /** Rotates {@code x} (T, heads, headDim) at {@code positions} (T). */
     public Tensor apply(Tensor x, Tensor positions) {
         long half = x.size(2) / 2;

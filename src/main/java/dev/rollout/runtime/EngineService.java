@@ -90,7 +90,8 @@ public class EngineService {
                 LOG.info(() -> RolloutCuda.available() ? "native preset loaded (libjniRolloutCuda)"
                         : "native preset not loaded, going on without it: " + RolloutCuda.whyUnavailable());
                 String why = PagedDecode.useIfPossible(model, s.nativeKernels());
-                LOG.info(() -> "decode attention: " + model.decodeAttention() + (why == null ? "" : " (paged kernel unused: " + why + ")"));
+                LOG.info(() -> "decode attention: " + model.decodeAttention() + ", fused ops: " + model.fusedOps()
+                        + (why == null ? "" : " (" + why + ")"));
             }
             LlmEngine engine = new LlmEngine(model, s.engine(), tokenizer, metrics);
             if (device.is_cuda() && s.cudaGraphs()) {

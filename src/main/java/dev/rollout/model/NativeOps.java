@@ -1,0 +1,67 @@
+package dev.rollout.model;
+
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * Our fused per-layer ops ({@code native-presets/src/fused_ops.cu}) on libtorch tensors: bf16,
+ * contiguous, on the current CUDA device, each result a fresh tensor from libtorch's allocator
+ * (so they join CUDA-graph captures like libtorch's own ops).
+ */
+final class NativeOps {
+    private NativeOps() {}
+
+    /** Why the fused ops cannot serve this model here, or null if they can. */
+    static String unsupported(ModelConfig c, ScalarType dtype, Device device) {
+        if (!device.is_cuda()) return "needs CUDA";
+        if (dtype != ScalarType.BFloat16) return "needs bfloat16, not " + dtype;
+        if (c.headDim() != 64 && c.headDim() != 128) return "needs head_dim 64 or 128, not " + c.headDim();
+        if (!RolloutCuda.available()) return "the native preset is not loaded: " + RolloutCuda.whyUnavailable();
+        return null;
+    }
+
+    /** (T, H) -> (T, H): x / rms(x) * w, rounded as transformers rounds it. */
+    static Tensor rmsNorm(Tensor x, Tensor w, double eps) {
+        Tensor xc = x.contiguous();
+        Tensor out = Torch.empty(Torch.options(ScalarType.BFloat16, x.device()), x.size(0), x.size(1));
+        RolloutCuda.rmsNorm(ptr(xc), 0, 0, ptr(w), ptr(out), (int) x.size(0), (int) x.size(1), (float) eps);
+        return out;
+    }
+
+    /** h (T, H) + delta (T, H), and its norm: {h + delta, rmsNorm(h + delta) * w}. */
+    static Tensor[] addRmsNorm(Tensor h, Tensor delta, Tensor w, double eps) {
+        Tensor hc = h.contiguous(), dc = delta.contiguous();
+        Tensor sum = Torch.empty(Torch.options(ScalarType.BFloat16, h.device()), h.size(0), h.size(1));
+        Tensor out = Torch.empty(Torch.options(ScalarType.BFloat16, h.device()), h.size(0), h.size(1));
+        RolloutCuda.rmsNorm(ptr(hc), ptr(dc), ptr(sum), ptr(w), ptr(out), (int) h.size(0), (int) h.size(1), (float) eps);
+        return new Tensor[] {sum, out};
+    }
+
+    /** gateUp (T, 2 * inter) -> (T, inter): silu(gate) * up. */
+    static Tensor siluAndMul(Tensor gateUp, int inter) {
+        Tensor gu = gateUp.contiguous();
+        Tensor out = Torch.empty(Torch.options(ScalarType.BFloat16, gu.device()), gu.size(0), inter);
+        RolloutCuda.siluAndMul(ptr(gu), ptr(out), (int) gu.size(0), inter);
+        return out;
+    }
+
+    /**
+     * From qkv (T, (nH + 2 nKv) d): optional per-head q/k norm, RoPE at the batch's positions, K and
+     * V written at its slots; returns q (T, nH, d).
+     */
+    static Tensor ropeAndCache(Tensor qkv, ForwardBatch batch, RotaryEmbedding rope, Tensor qNorm, Tensor kNorm,
+                               Tensor kCache, Tensor vCache, ModelConfig c) {
+        Tensor in = qkv.contiguous();
+        long t = in.size(0);
+        Tensor q = Torch.empty(Torch.options(ScalarType.BFloat16, in.device()), t, c.numHeads(), c.headDim());
+        RolloutCuda.ropeAndCache(ptr(in), ptr(batch.positions()), ptr(batch.slotMapping()), ptr(rope.cos()), ptr(rope.sin()),
+                qNorm == null ? 0 : ptr(qNorm), kNorm == null ? 0 : ptr(kNorm), ptr(q), ptr(kCache), ptr(vCache), (int) t,
+                c.numHeads(), c.numKvHeads(), c.headDim(), (float) c.rmsNormEps());
+        return q;
+    }
+
+    private static long ptr(Tensor t) {
+        return t.data_ptr().address();
+    }
+}
