@@ -9,6 +9,7 @@ import java.util.Map;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.LongOptional;
 import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.StringViewOptional;
 import org.bytedeco.pytorch.T_TensorTensor_T;
 import org.bytedeco.pytorch.Tensor;
@@ -27,6 +28,8 @@ import org.bytedeco.pytorch.global.torch;
  */
 final class Sampler {
     private static final double GREEDY_BELOW = 1e-6;
+    /** Top-k/top-p sample among this many most likely tokens when those hold the whole nucleus, not a sorted vocabulary. */
+    static final int CANDIDATES = 1024;
     private final Device device;
     private final List<Integer> eosTokenIds;
 
@@ -70,11 +73,14 @@ final class Sampler {
                 probs = probs.masked_fill(torch.lt(probs, floor), new Scalar(0.0));
             }
             Tensor order = null;
+            long width = vocab;
             if (anyTopKP) {
-                T_TensorTensor_T sorted = torch.sort(probs, 1, true);
-                probs = sorted.get0();                                                           // (S, V) descending
+                T_TensorTensor_T sorted = candidates(probs, greedy, topK, topP, vocab);
+                if (sorted == null) sorted = torch.sort(probs, 1, true);
+                probs = sorted.get0();                                                           // (S, W) descending
                 order = sorted.get1();
-                Tensor rank = torch.arange(new Scalar(0), new Scalar(vocab), Torch.options(ScalarType.Long, device)).view(1, vocab);
+                width = probs.size(1);
+                Tensor rank = torch.arange(new Scalar(0), new Scalar(width), Torch.options(ScalarType.Long, device)).view(1, width);
                 Tensor beyondK = torch.ge(rank, Torch.longs(topK, device).view(rows, 1));
                 // keep the smallest prefix whose mass reaches top_p: drop a token if the mass before it already does
                 Tensor before = probs.cumsum(1).sub(probs);
@@ -82,9 +88,9 @@ final class Sampler {
                 probs = probs.masked_fill(beyondK.logical_or(beyondP), new Scalar(0.0));
             }
             Tensor cdf = probs.cumsum(1);                                                        // (S, V)
-            Tensor target = cdf.narrow(1, vocab - 1, 1).mul(Torch.floats(u, device).view(rows, 1));
+            Tensor target = cdf.narrow(1, width - 1, 1).mul(Torch.floats(u, device).view(rows, 1));
             Tensor pos = torch.searchsorted(cdf, target, false, true, new StringViewOptional(), new TensorOptional())
-                    .clamp_max(new Scalar(vocab - 1));                                           // (S, 1)
+                    .clamp_max(new Scalar(width - 1));                                           // (S, 1)
             Tensor sampled = (order == null ? pos : order.gather(1, pos)).view(rows);
             chosen = torch.where(Torch.bools(greedy, device, rows), chosen, sampled);
         }
@@ -93,6 +99,31 @@ final class Sampler {
         for (int i = 0; i < rows; i++) tokens[i] = (int) ids[i];
         TokenLogprob[] lps = anyLogprobs ? logprobs(torch.log_softmax(scaled, 1), tokens, seqs) : new TokenLogprob[rows];
         return new Result(tokens, lps);
+    }
+
+    /**
+     * The {@link #CANDIDATES} most likely tokens of every row, in descending order, when they hold
+     * every token that top-k/top-p can keep in every sampling row (so sampling among them is exact);
+     * else null, and the caller sorts the whole vocabulary. A row with neither top-k nor top-p
+     * needs the whole distribution. One small copy to the host checks the top-p rows' mass.
+     */
+    T_TensorTensor_T candidates(Tensor probs, boolean[] greedy, long[] topK, float[] topP, long vocab) {
+        if (vocab <= CANDIDATES) return null;
+        boolean anyTopP = false;
+        for (int i = 0; i < greedy.length; i++) {
+            if (greedy[i]) continue;
+            boolean kFits = topK[i] <= CANDIDATES, pLimited = topP[i] < 1f;
+            if (!kFits && !pLimited) return null;
+            anyTopP |= !kFits;
+        }
+        T_TensorTensor_T top = torch.topk(probs, CANDIDATES, 1, true, true);                 // (S, C) descending
+        if (anyTopP) {
+            // exact only if the token that crosses top_p is among the candidates: their mass must exceed it
+            float[] mass = Torch.toFloats(top.get0().sum(new long[] {1}, false, new ScalarTypeOptional()));
+            for (int i = 0; i < greedy.length; i++)
+                if (!greedy[i] && topK[i] > CANDIDATES && !(mass[i] > topP[i] + 1e-5f)) return null;
+        }
+        return top;
     }
 
     /** Scores given tokens: row i of {@code logits} (R, V) predicts {@code targets[i]} for {@code owners[i]}. */

@@ -68,6 +68,59 @@ class SamplerTest {
         assertEquals(500, one[0], "top_p below the top token's mass keeps only it");
     }
 
+    /**
+     * With a large vocabulary, top-k/top-p rows sample among the most likely candidates instead of a
+     * sorted vocabulary when the nucleus fits in them: the same tokens as the full sort, which a
+     * batch runs when one of its rows has neither limit. Flat rows whose nucleus is wider fall back.
+     */
+    @Test
+    void candidateSamplingEqualsTheFullSort() {
+        int vocab = 6000, rows = 40;
+        float[] peaked = randomLogits(rows + 1, vocab, 4.0);
+        List<Sequence> seqs = new ArrayList<>();
+        for (int i = 0; i < rows; i++) {
+            SamplingParams.Builder p = SamplingParams.builder().temperature(1.0);
+            if (i % 2 == 0) p.topP(i % 4 == 0 ? 0.9 : 0.99);
+            else p.topK(i % 4 == 1 ? 40 : 2000).topP(0.95);
+            seqs.add(seq(p.build(), 500 + i));
+        }
+        Tensor limited = Torch.floats(java.util.Arrays.copyOf(peaked, rows * vocab), CPU).view(rows, vocab);
+        assertTrue(candidatesFit(limited, seqs), "peaked rows: the nucleus fits in the candidates");
+        int[] fast = SAMPLER.sample(limited, seqs).tokens();
+
+        List<Sequence> again = new ArrayList<>();
+        for (int i = 0; i < rows; i++) again.add(seq(seqs.get(i).params, 500 + i));
+        again.add(seq(SamplingParams.builder().temperature(1.0).build(), 9));  // no limit: the whole vocabulary is sorted
+        Tensor all = Torch.floats(peaked, CPU).view(rows + 1, vocab);
+        assertTrue(!candidatesFit(all, again), "a row without limits needs the full sort");
+        int[] full = SAMPLER.sample(all, again).tokens();
+        for (int i = 0; i < rows; i++) assertEquals(full[i], fast[i], "row " + i);
+        assertTrue(java.util.Arrays.stream(fast).distinct().count() > 10, "rows sampled different tokens");
+
+        Tensor flat = Torch.floats(randomLogits(1, vocab, 0.1), CPU).view(1, vocab);
+        List<Sequence> wide = List.of(seq(SamplingParams.builder().temperature(1.0).topP(0.99).build(), 1));
+        assertTrue(!candidatesFit(flat, wide), "a flat row's nucleus is wider than the candidates");
+    }
+
+    static float[] randomLogits(int rows, int vocab, double scale) {
+        java.util.Random r = new java.util.Random(5);
+        float[] out = new float[rows * vocab];
+        for (int i = 0; i < out.length; i++) out[i] = (float) (r.nextGaussian() * scale);
+        return out;
+    }
+
+    static boolean candidatesFit(Tensor logits, List<Sequence> seqs) {
+        int n = seqs.size();
+        boolean[] greedy = new boolean[n];
+        long[] topK = new long[n];
+        float[] topP = new float[n];
+        for (int i = 0; i < n; i++) {
+            topK[i] = Math.min(seqs.get(i).params.topK(), logits.size(1));
+            topP[i] = (float) seqs.get(i).params.topP();
+        }
+        return SAMPLER.candidates(org.bytedeco.pytorch.global.torch.softmax(logits, 1), greedy, topK, topP, logits.size(1)) != null;
+    }
+
     @Test
     void theSameSeedSamplesTheSameTokenWhateverTheBatch() {
         SamplingParams p = SamplingParams.builder().temperature(1.5).build();
