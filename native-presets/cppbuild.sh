@@ -30,7 +30,7 @@ for cu in "$here"/src/*.cu; do
 done
 mkdir -p "$out"
 ${CXX:-g++} -O2 -shared -fPIC -std=c++17 -D_GLIBCXX_USE_CXX11_ABI=1 \
-  -I"$here/include" -I"$jni" -I"$jni/linux" -I"$torch_inc" "${cuda_inc[@]}" \
+  -I"$here/include" -I"$jni" -I"$jni/linux" -I"$torch_inc" -I"$torch_inc/torch/csrc/api/include" "${cuda_inc[@]}" \
   "$gen/jniRolloutCuda.cpp" "$gen/jnijavacpp.cpp" "$obj"/*.o \
   -L"$torch_lib" -ltorch_cuda -ltorch_cpu -lc10_cuda -lc10 "$cudart" -Wl,-rpath,"$torch_lib" -Wl,-rpath,"$(dirname "$cudart")" \
   -o "$out/libjniRolloutCuda.so.tmp"

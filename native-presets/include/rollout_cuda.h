@@ -85,8 +85,8 @@ inline c10::cuda::CUDAStream& captureStream() {
     return stream;
 }
 
-inline at::cuda::MempoolId_t& graphPool() {
-    static at::cuda::MempoolId_t pool = at::cuda::graph_pool_handle();
+inline decltype(at::cuda::graph_pool_handle())& graphPool() {
+    static auto pool = at::cuda::graph_pool_handle();
     return pool;
 }
 

@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Turns the `RESULT {json}` lines of EngineBench, hf_cb.py, online.py and weight_push.py logs into
+the markdown tables of docs/benchmarks.md, with our engine beside transformers on the same shape.
+
+    python3 bench/summarize.py $OUT/bench.log [more logs...]
+"""
+import json
+import sys
+
+
+def load(paths):
+    out = []
+    for p in paths:
+        with open(p) as f:
+            for line in f:
+                if line.startswith("RESULT "):
+                    out.append(json.loads(line[7:]))
+    return out
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main():
+    results = load(sys.argv[1:])
+    setups = [r for r in results if r["what"] == "setup"]
+    for s in setups:
+        print("engine: %s, %s, decode attention %s%s" % (s["model"], s["dtype"], s.get("decode_attention"),
+                                                        ", dummy weights" if s.get("dummy") else ""))
+    hf = {(r["prompts"], r["n"], r["in"], r["out"]): r for r in results if r["what"] == "hf_grpo"}
+    grpo = [r for r in results if r["what"] == "grpo"]
+    if grpo:
+        rows = []
+        for r in grpo:
+            key = (r["prompts"], r["n"], r["in"], r["out"])
+            h = hf.get(key)
+            rows.append(["%d x %d, %d in, %d out" % key, "%d / %d" % (r["generated"], r["expected"]), r["makespan_s"],
+                         "%.0f" % r["out_tok_s"], "%.0f" % r["ceiling_tok_s"], "%.1f%%" % (100 * r["roofline_fraction"]),
+                         "%.0f" % h["out_tok_s"] if h else "-", "%.1fx" % (r["out_tok_s"] / h["out_tok_s"]) if h else "-"])
+        print("\n" + table(["workload", "tokens", "makespan s", "out tok/s", "HBM ceiling tok/s", "of ceiling",
+                             "transformers CB tok/s", "ratio"], rows))
+    steps = [r for r in results if r["what"] in ("decode", "sweep")]
+    if steps:
+        rows = [[r["what"], r["batch"], r["in"], r["out"], r["step_ms_p50"], r["step_ms_p99"], r["floor_ms"],
+                 "%.1f%%" % (100 * r["roofline_fraction"]), "%.0f" % r["out_tok_s"]] for r in steps]
+        print("\n" + table(["workload", "batch", "in", "out", "step ms p50", "p99", "HBM floor ms", "of floor", "out tok/s"], rows))
+    online = [r for r in results if r["what"] == "online"]
+    if online:
+        rows = [[r["rate"], "%d / %d" % (r["completed"], r["requests"]), r["makespan_s"], "%.0f" % r["out_tok_s"],
+                 "%s / %s" % (r["ttft_ms_p50"], r["ttft_ms_p99"]), "%s / %s" % (r["tpot_ms_p50"], r["tpot_ms_p99"]),
+                 "%s / %s" % (r["e2e_ms_p50"], r["e2e_ms_p99"])] for r in online]
+        print("\n" + table(["rate req/s", "completed", "makespan s", "out tok/s", "TTFT ms p50/p99", "TPOT ms p50/p99",
+                             "E2E ms p50/p99"], rows))
+    pushes = [r for r in results if r["what"] == "push"]
+    if pushes:
+        size = next((r["bytes"] for r in results if r["what"] == "push_setup"), 0)
+        rows = [[r["way"], r["median_s"], r["min_s"], r["gb_per_s"], "%d / %d" % (r["verified"], r["repeat"])] for r in pushes]
+        print("\n%.2f GB of weights per push" % (size / 1e9))
+        print(table(["from", "median s", "min s", "GB/s", "verified"], rows))
+
+
+if __name__ == "__main__":
+    main()
