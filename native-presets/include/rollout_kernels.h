@@ -12,8 +12,8 @@ struct PagedDecodeArgs {
     const void* q;            // [B, nH, D] bf16
     const void* k_cache;      // [slots, nKv, D] bf16
     const void* v_cache;      // [slots, nKv, D] bf16
-    const void* block_table;  // [B, maxBlocks] int32
-    const void* seq_lens;     // [B] int32
+    const void* block_table;  // [B, maxBlocks] int64
+    const void* seq_lens;     // [B] int64
     void* part_m;             // [B, nH, P] float32
     void* part_l;             // [B, nH, P] float32
     void* part_acc;           // [B, nH, P, D] float32

@@ -11,8 +11,8 @@
 // Layouts (row-major, bf16 unless said otherwise):
 //   q           [B, nH, D]            query head h attends with KV head h / g (transformers' repeat_kv)
 //   k/v cache   [slots, nKv, D]       slot = block * blockSize + offset
-//   blockTable  [B, maxBlocks] int32  a sequence's blocks in order; unused entries are never read
-//   seqLens     [B] int32             context length including the current token; 0 = padding row
+//   blockTable  [B, maxBlocks] int64  a sequence's blocks in order; unused entries are never read
+//   seqLens     [B] int64             context length including the current token; 0 = padding row
 //   partial m,l [B, nH, P] float32,  partial acc [B, nH, P, D] float32   (workspace, P = partitions)
 //   out         [B, nH, D]
 #include <cuda_bf16.h>
@@ -36,14 +36,14 @@ __device__ __forceinline__ float warp_sum(float x) {
 template <int D>
 __global__ void __launch_bounds__(WARPS * 32) partition_kernel(
         const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ kc, const __nv_bfloat16* __restrict__ vc,
-        const int* __restrict__ block_table, const int* __restrict__ seq_lens, float* __restrict__ part_m,
+        const long long* __restrict__ block_table, const long long* __restrict__ seq_lens, float* __restrict__ part_m,
         float* __restrict__ part_l, float* __restrict__ part_acc, int nH, int nKv, int block_size, int max_blocks,
         int partitions, float scale) {
     constexpr int PER_LANE = D / 32;  // each lane owns PER_LANE consecutive dims of a head
     const int b = blockIdx.x, kvh = blockIdx.y, part = blockIdx.z;
     const int g = nH / nKv;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int len = seq_lens[b];
+    const int len = (int) seq_lens[b];
     const int start = part * PARTITION, end = min(len, start + PARTITION);
 
     __shared__ float sm_m[WARPS][MAX_G], sm_l[WARPS][MAX_G];
@@ -62,7 +62,7 @@ __global__ void __launch_bounds__(WARPS * 32) partition_kernel(
     }
 
     for (int t = start + warp; t < end; t += WARPS) {
-        const int slot = block_table[(size_t) b * max_blocks + t / block_size] * block_size + t % block_size;
+        const long long slot = block_table[(size_t) b * max_blocks + t / block_size] * block_size + t % block_size;
         const size_t row = ((size_t) slot * nKv + kvh) * D + lane * PER_LANE;
         float k[PER_LANE], v[PER_LANE];
 #pragma unroll
@@ -146,8 +146,8 @@ cudaError_t launch(const rollout::kernels::PagedDecodeArgs& a, cudaStream_t stre
     dim3 grid(a.batch, a.num_kv_heads, partitions);
     partition_kernel<D><<<grid, WARPS * 32, 0, stream>>>(
             static_cast<const __nv_bfloat16*>(a.q), static_cast<const __nv_bfloat16*>(a.k_cache),
-            static_cast<const __nv_bfloat16*>(a.v_cache), static_cast<const int*>(a.block_table),
-            static_cast<const int*>(a.seq_lens), static_cast<float*>(a.part_m), static_cast<float*>(a.part_l),
+            static_cast<const __nv_bfloat16*>(a.v_cache), static_cast<const long long*>(a.block_table),
+            static_cast<const long long*>(a.seq_lens), static_cast<float*>(a.part_m), static_cast<float*>(a.part_l),
             static_cast<float*>(a.part_acc), a.num_heads, a.num_kv_heads, a.block_size, a.max_blocks, partitions, a.scale);
     merge_kernel<D><<<a.batch * a.num_heads, D, 0, stream>>>(
             static_cast<const float*>(a.part_m), static_cast<const float*>(a.part_l), static_cast<const float*>(a.part_acc),

@@ -124,8 +124,7 @@ final class ModelRunner {
         int b = batch.size(), maxContext = 0;
         for (ScheduledSequence s : batch) maxContext = Math.max(maxContext, s.start() + 1);
         int maxBlocks = (maxContext + blockSize - 1) / blockSize;
-        long[] ids = new long[b], pos = new long[b], slots = new long[b];
-        int[] table = new int[b * maxBlocks], lens = new int[b];
+        long[] ids = new long[b], pos = new long[b], slots = new long[b], table = new long[b * maxBlocks], lens = new long[b];
         for (int i = 0; i < b; i++) {
             ScheduledSequence s = batch.get(i);
             Sequence seq = s.seq();
@@ -297,7 +296,7 @@ final class ModelRunner {
     private ForwardBatch.DecodeGroup blockTables(List<Long> decodeIndex, List<ScheduledSequence> decodes, int maxContext) {
         int b = decodes.size();
         int maxBlocks = (maxContext + blockSize - 1) / blockSize;
-        int[] table = new int[b * maxBlocks], lens = new int[b];
+        long[] table = new long[b * maxBlocks], lens = new long[b];
         for (int i = 0; i < b; i++) {
             ScheduledSequence s = decodes.get(i);
             int context = s.start() + 1;
@@ -305,7 +304,7 @@ final class ModelRunner {
             lens[i] = context;
         }
         return new ForwardBatch.DecodeGroup(Torch.longs(unbox(decodeIndex), device), null, b, maxContext, null,
-                Torch.ints(table, device, b, maxBlocks), Torch.ints(lens, device, b), maxBlocks);
+                Torch.longs(table, b, maxBlocks, device), Torch.longs(lens, device), maxBlocks);
     }
 
     private long slot(Sequence seq, int position) {

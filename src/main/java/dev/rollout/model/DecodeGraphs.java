@@ -44,28 +44,32 @@ public final class DecodeGraphs implements AutoCloseable {
      * @param blockTable (B * maxBlocks) row-major, each sequence's blocks
      * @param seqLens    (B) context lengths, the current token included
      */
-    public record Step(long[] ids, long[] positions, long[] slots, int[] blockTable, int maxBlocks, int[] seqLens) {
+    public record Step(long[] ids, long[] positions, long[] slots, long[] blockTable, int maxBlocks, long[] seqLens) {
         int batch() {
             return ids.length;
         }
     }
 
-    /** A captured graph with its static buffers (kept past every PointerScope). */
+    /**
+     * A captured graph and its static inputs: views of one int64 device buffer laid out as
+     * [ids | positions | slots | seqLens | blockTable], so that a step costs one host-to-device copy.
+     */
     private static final class Graph {
         final int batch, maxBlocks;
-        final Tensor ids, positions, slots, tokenIndex, blockTable, seqLens;
+        final Tensor inputs, ids, positions, slots, seqLens, blockTable, tokenIndex;
         Tensor logits;   // (batch, vocab) float32, written by every replay
         long handle;
 
         Graph(int batch, int maxBlocks, Device device) {
             this.batch = batch;
             this.maxBlocks = maxBlocks;
-            ids = keep(Torch.zeros(Torch.options(ScalarType.Long, device), batch));
-            positions = keep(Torch.zeros(Torch.options(ScalarType.Long, device), batch));
-            slots = keep(Torch.zeros(Torch.options(ScalarType.Long, device), batch));
+            inputs = keep(Torch.zeros(Torch.options(ScalarType.Long, device), 4L * batch + (long) batch * maxBlocks));
+            ids = keep(inputs.narrow(0, 0, batch));
+            positions = keep(inputs.narrow(0, batch, batch));
+            slots = keep(inputs.narrow(0, 2L * batch, batch));
+            seqLens = keep(inputs.narrow(0, 3L * batch, batch));
+            blockTable = keep(inputs.narrow(0, 4L * batch, (long) batch * maxBlocks).view(batch, maxBlocks));
             tokenIndex = keep(torch.arange(new Scalar(batch), Torch.options(ScalarType.Long, device)));
-            blockTable = keep(Torch.zeros(Torch.options(ScalarType.Int, device), batch, maxBlocks));
-            seqLens = keep(Torch.zeros(Torch.options(ScalarType.Int, device), batch));
         }
 
         ForwardBatch forwardBatch(int blockSize) {
@@ -73,29 +77,24 @@ public final class DecodeGraphs implements AutoCloseable {
                     maxBlocks * blockSize, null, blockTable, seqLens, maxBlocks), List.of());
         }
 
-        /** Copies the step into the buffers, padding rows and block-table columns past it. */
+        /** Copies the step into the buffer, padding rows (scratch slot, length 0) and block-table columns. */
         void fill(Step s, long scratchSlot) {
             int b = s.batch();
-            long[] ids = new long[batch], pos = new long[batch], slot = new long[batch];
-            int[] table = new int[batch * maxBlocks], lens = new int[batch];
-            System.arraycopy(s.ids(), 0, ids, 0, b);
-            System.arraycopy(s.positions(), 0, pos, 0, b);
-            System.arraycopy(s.slots(), 0, slot, 0, b);
-            java.util.Arrays.fill(slot, b, batch, scratchSlot);
-            for (int i = 0; i < b; i++) System.arraycopy(s.blockTable(), i * s.maxBlocks(), table, i * maxBlocks, s.maxBlocks());
-            System.arraycopy(s.seqLens(), 0, lens, 0, b);
-            Device cpu = new Device("cpu");
-            this.ids.copy_(Torch.longs(ids, cpu));
-            positions.copy_(Torch.longs(pos, cpu));
-            slots.copy_(Torch.longs(slot, cpu));
-            blockTable.copy_(Torch.ints(table, cpu, batch, maxBlocks));
-            seqLens.copy_(Torch.ints(lens, cpu, batch));
+            long[] host = new long[4 * batch + batch * maxBlocks];
+            System.arraycopy(s.ids(), 0, host, 0, b);
+            System.arraycopy(s.positions(), 0, host, batch, b);
+            System.arraycopy(s.slots(), 0, host, 2 * batch, b);
+            java.util.Arrays.fill(host, 2 * batch + b, 3 * batch, scratchSlot);
+            System.arraycopy(s.seqLens(), 0, host, 3 * batch, b);
+            for (int i = 0; i < b; i++)
+                System.arraycopy(s.blockTable(), i * s.maxBlocks(), host, 4 * batch + i * maxBlocks, s.maxBlocks());
+            inputs.copy_(Torch.longs(host, new Device("cpu")));
         }
 
         void close() {
             if (handle != 0) RolloutCuda.graphDestroy(handle);
             handle = 0;
-            for (Tensor t : new Tensor[] {ids, positions, slots, tokenIndex, blockTable, seqLens, logits})
+            for (Tensor t : new Tensor[] {ids, positions, slots, seqLens, blockTable, tokenIndex, inputs, logits})
                 if (t != null) t.releaseReference();
         }
     }

@@ -29,8 +29,8 @@ public record ForwardBatch(Tensor inputIds, Tensor positions, Tensor slotMapping
      * @param slots      (B * maxContext) int64, each sequence's context slots, padded
      * @param maxContext the longest context among them
      * @param mask       (B, 1, 1, maxContext) bool, true for the real context positions
-     * @param blockTable (B, maxBlocks) int32, each sequence's KV blocks in order, padded with 0
-     * @param seqLens    (B) int32, each sequence's context length, the current token included
+     * @param blockTable (B, maxBlocks) int64, each sequence's KV blocks in order, padded with 0
+     * @param seqLens    (B) int64, each sequence's context length, the current token included
      */
     public record DecodeGroup(Tensor tokenIndex, Tensor slots, int batch, int maxContext, Tensor mask,
                               Tensor blockTable, Tensor seqLens, int maxBlocks) {}

@@ -51,9 +51,9 @@ public final class PagedDecode {
         long ctx = (long) dec.maxBlocks() * blockSize;
         Device device = q.device();
         Tensor offsets = torch.arange(new Scalar(blockSize), Torch.options(ScalarType.Long, device)).view(1, 1, blockSize);
-        Tensor slots = dec.blockTable().to(ScalarType.Long).unsqueeze(2).mul(new Scalar(blockSize)).add(offsets).view(-1); // (B * ctx)
+        Tensor slots = dec.blockTable().unsqueeze(2).mul(new Scalar(blockSize)).add(offsets).view(-1); // (B * ctx)
         Tensor pos = torch.arange(new Scalar(ctx), Torch.options(ScalarType.Long, device)).view(1, ctx);
-        Tensor mask = torch.lt(pos, dec.seqLens().to(ScalarType.Long).view(b, 1)).view(b, 1, 1, ctx);           // (B, 1, 1, ctx)
+        Tensor mask = torch.lt(pos, dec.seqLens().view(b, 1)).view(b, 1, 1, ctx);                               // (B, 1, 1, ctx)
         return gathered(q, kCache, vCache, slots, ctx, mask, c);
     }
 

@@ -47,7 +47,7 @@ public final class RolloutCuda {
      * Decode attention straight from the paged KV cache, on libtorch's current stream
      * ({@code native-presets/src/paged_attention.cu}). Arguments are tensors' {@code data_ptr}s:
      * q and out (B, nH, D) bf16, the caches (slots, nKv, D) bf16, blockTable (B, maxBlocks) and
-     * seqLens (B) int32, workspaces partM and partL (B, nH, P) and partAcc (B, nH, P, D) float32.
+     * seqLens (B) int64, workspaces partM and partL (B, nH, P) and partAcc (B, nH, P, D) float32.
      */
     public static native void pagedDecodeAttention(long q, long kCache, long vCache, long blockTable, long seqLens,
                                                    long partM, long partL, long partAcc, long out, int batch, int numHeads,

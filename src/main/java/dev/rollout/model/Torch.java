@@ -2,7 +2,6 @@ package dev.rollout.model;
 
 import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.FloatPointer;
-import org.bytedeco.javacpp.IntPointer;
 import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.DeviceOptional;
@@ -37,13 +36,6 @@ public final class Torch {
     /** A 2-D int64 tensor of shape (rows, cols) on {@code device}; {@code values} is row-major. */
     public static Tensor longs(long[] values, int rows, int cols, Device device) {
         return longs(values, device).view(rows, cols);
-    }
-
-    /** An int32 tensor of the given shape on {@code device}; {@code values} is row-major. */
-    public static Tensor ints(int[] values, Device device, long... shape) {
-        Tensor cpu = empty(options(ScalarType.Int), values.length);
-        if (values.length > 0) new IntPointer(cpu.data_ptr_int()).put(values);
-        return onDevice(cpu, device).view(shape);
     }
 
     /** A 1-D float32 tensor on {@code device} holding {@code values}. */

@@ -24,7 +24,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 @EnabledIfSystemProperty(named = "rollout.test.device", matches = "cuda.*")
 class PagedDecodeKernelTest {
     static final int BLOCK = 16;
-    static final int[] LENS = {1, 15, 16, 17, 700, 0, 1500, 513};
+    static final long[] LENS = {1, 15, 16, 17, 700, 0, 1500, 513};
 
     @ParameterizedTest
     @CsvSource({"14, 2, 64", "16, 8, 128", "28, 4, 128", "32, 32, 128"})
@@ -35,14 +35,14 @@ class PagedDecodeKernelTest {
                 new ModelConfig.Rope("default", 1e6, 1, 0, 0, 0), 4096, true, false, false, "bfloat16", List.of(0));
         try (PointerScope scope = new PointerScope()) {
             int b = LENS.length, maxBlocks = 0, total = 0;
-            for (int len : LENS) {
-                maxBlocks = Math.max(maxBlocks, (len + BLOCK - 1) / BLOCK);
-                total += (len + BLOCK - 1) / BLOCK;
+            for (long len : LENS) {
+                maxBlocks = (int) Math.max(maxBlocks, (len + BLOCK - 1) / BLOCK);
+                total += (int) ((len + BLOCK - 1) / BLOCK);
             }
             List<Integer> ids = new ArrayList<>();
             for (int i = 0; i < total + 5; i++) ids.add(i);
             Collections.shuffle(ids, new Random(7));  // a sequence's blocks lie anywhere in the cache
-            int[] table = new int[b * maxBlocks];
+            long[] table = new long[b * maxBlocks];
             int next = 0;
             for (int s = 0; s < b; s++)
                 for (int k = 0; k * BLOCK < LENS[s]; k++) table[s * maxBlocks + k] = ids.get(next++);
@@ -51,7 +51,7 @@ class PagedDecodeKernelTest {
             Tensor kCache = torch.randn(new long[] {(total + 5L) * BLOCK, nKv, d}, Torch.options(ScalarType.BFloat16, cuda));
             Tensor vCache = torch.randn(new long[] {(total + 5L) * BLOCK, nKv, d}, Torch.options(ScalarType.BFloat16, cuda));
             ForwardBatch.DecodeGroup dec = new ForwardBatch.DecodeGroup(null, null, b, maxBlocks * BLOCK, null,
-                    Torch.ints(table, cuda, b, maxBlocks), Torch.ints(LENS, cuda, b), maxBlocks);
+                    Torch.longs(table, b, maxBlocks, cuda), Torch.longs(LENS, cuda), maxBlocks);
 
             float[] mine = Torch.toFloats(PagedDecode.attend(q, kCache, vCache, dec, BLOCK, c));
             float[] ref = Torch.toFloats(PagedDecode.reference(q, kCache, vCache, dec, BLOCK, c));
