@@ -37,16 +37,16 @@ def main():
         for r in grpo:
             key = (r["prompts"], r["n"], r["in"], r["out"])
             h = hf.get(key)
-            rows.append(["%d x %d, %d in, %d out" % key, "%d / %d" % (r["generated"], r["expected"]), r["makespan_s"],
+            rows.append(["%d x %d, %d in, %d out" % key, r.get("run", 1), "%d / %d" % (r["generated"], r["expected"]), r["makespan_s"],
                          "%.0f" % r["out_tok_s"], "%.0f" % r["ceiling_tok_s"], "%.1f%%" % (100 * r["roofline_fraction"]),
                          "%.0f" % h["out_tok_s"] if h else "-", "%.1fx" % (r["out_tok_s"] / h["out_tok_s"]) if h else "-"])
-        print("\n" + table(["workload", "tokens", "makespan s", "out tok/s", "HBM ceiling tok/s", "of ceiling",
+        print("\n" + table(["workload", "run", "tokens", "makespan s", "out tok/s", "HBM ceiling tok/s", "of ceiling",
                              "transformers CB tok/s", "ratio"], rows))
     steps = [r for r in results if r["what"] in ("decode", "sweep")]
     if steps:
-        rows = [[r["what"], r["batch"], r["in"], r["out"], r["step_ms_p50"], r["step_ms_p99"], r["floor_ms"],
+        rows = [[r["what"], r.get("run", 1), r["batch"], r["in"], r["out"], r["step_ms_p50"], r["step_ms_p99"], r["floor_ms"],
                  "%.1f%%" % (100 * r["roofline_fraction"]), "%.0f" % r["out_tok_s"]] for r in steps]
-        print("\n" + table(["workload", "batch", "in", "out", "step ms p50", "p99", "HBM floor ms", "of floor", "out tok/s"], rows))
+        print("\n" + table(["workload", "run", "batch", "in", "out", "step ms p50", "p99", "HBM floor ms", "of floor", "out tok/s"], rows))
     online = [r for r in results if r["what"] == "online"]
     if online:
         rows = [[r["rate"], "%d / %d" % (r["completed"], r["requests"]), r["makespan_s"], "%.0f" % r["out_tok_s"],

@@ -23,7 +23,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * the HBM floor: the time to read the weights and every sequence's KV once per decode step.
  *
  * <pre>
- * EngineBench --model DIR [--dummy] [--native-kernels] [--cuda-graphs] [--device cuda] [--dtype bfloat16] [--hbm-gbps 4300] WORKLOAD...
+ * EngineBench --model DIR [--dummy] [--native-kernels] [--cuda-graphs] [--repeat N] [--device cuda] [--dtype bfloat16] [--hbm-gbps 4300] WORKLOAD...
  *   grpo:P:n:IN:OUT        P prompts x n samples (prefix shared), fixed lengths (R1, R2)
  *   decode:IN:OUT          one request; median decode step (R4)
  *   sweep:IN:OUT:B1,B2,..  B requests at once; median decode step per B (R5)
@@ -35,7 +35,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 public final class EngineBench {
     private LlmEngine engine;
     private final double weightBytes, kvBytesPerToken, bytesPerSecond;
-    private int vocab;
+    private int vocab, run = 1;
     /** The last step's shape, from the engine's observer: a decode-only step computes one token per sequence. */
     private int lastSequences, lastTokens;
 
@@ -49,7 +49,7 @@ public final class EngineBench {
         String model = null, device = "cuda", dtype = "bfloat16";
         boolean dummy = false, nativeKernels = false, graphs = false;
         double gbps = 4300;  // H200, measured copy bandwidth (perf-anchors §3.1); H100: 3000
-        int maxSeqs = 512;
+        int maxSeqs = 512, repeat = 1;
         List<String> workloads = new ArrayList<>();
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
@@ -61,6 +61,7 @@ public final class EngineBench {
                 case "--dtype" -> dtype = args[++i];
                 case "--hbm-gbps" -> gbps = Double.parseDouble(args[++i]);
                 case "--max-seqs" -> maxSeqs = Integer.parseInt(args[++i]);
+                case "--repeat" -> repeat = Integer.parseInt(args[++i]);
                 default -> workloads.add(args[i]);
             }
         }
@@ -94,13 +95,17 @@ public final class EngineBench {
                 model, dummy, device, dtype, b.weightBytes, kv, (long) engine.numKvBlocks() * 16, load, gbps,
                 lm.decodeAttention(), whyNot == null ? "" : whyNot, noGraphs == null ? "" : noGraphs);
         b.grpo(4, 2, 32, 32, false);  // warm-up: kernels, allocator, JIT
-        for (String w : workloads) {
-            String[] p = w.split(":");
-            switch (p[0]) {
-                case "grpo" -> b.grpo(i(p[1]), i(p[2]), i(p[3]), i(p[4]), true);
-                case "decode" -> b.sweep(i(p[1]), i(p[2]), new int[] {1}, "decode");
-                case "sweep" -> b.sweep(i(p[1]), i(p[2]), Arrays.stream(p[3].split(",")).mapToInt(Integer::parseInt).toArray(), "sweep");
-                default -> throw new IllegalArgumentException("unknown workload " + w);
+        // the first run of a shape also captures its CUDA graphs: with --repeat 2 the second shows the steady state
+        for (int run = 1; run <= repeat; run++) {
+            b.run = run;
+            for (String w : workloads) {
+                String[] p = w.split(":");
+                switch (p[0]) {
+                    case "grpo" -> b.grpo(i(p[1]), i(p[2]), i(p[3]), i(p[4]), true);
+                    case "decode" -> b.sweep(i(p[1]), i(p[2]), new int[] {1}, "decode");
+                    case "sweep" -> b.sweep(i(p[1]), i(p[2]), Arrays.stream(p[3].split(",")).mapToInt(Integer::parseInt).toArray(), "sweep");
+                    default -> throw new IllegalArgumentException("unknown workload " + w);
+                }
             }
         }
     }
@@ -143,7 +148,7 @@ public final class EngineBench {
         double floor = 0;
         for (int k = 1; k <= out; k++) floor += floorSeconds(b, in + k);
         double tokS = generated[0] / makespan, ceiling = (double) b * out / floor;
-        System.out.printf(Locale.ROOT, "RESULT {\"what\": \"grpo\", \"prompts\": %d, \"n\": %d, \"in\": %d, \"out\": %d, \"finished\": %d, "
+        System.out.printf(Locale.ROOT, "RESULT {\"what\": \"grpo\", \"run\": " + run + ", \"prompts\": %d, \"n\": %d, \"in\": %d, \"out\": %d, \"finished\": %d, "
                         + "\"generated\": %d, \"expected\": %d, \"steps\": %d, \"makespan_s\": %.3f, \"out_tok_s\": %.1f, "
                         + "\"ceiling_tok_s\": %.0f, \"roofline_fraction\": %.4g}%n",
                 prompts, n, in, out, finished[0], generated[0], (long) b * out, steps, makespan, tokS, ceiling, tokS / ceiling);
@@ -168,7 +173,7 @@ public final class EngineBench {
             double median = sorted.length == 0 ? Double.NaN : sorted[sorted.length / 2];
             double p99 = sorted.length == 0 ? Double.NaN : sorted[Math.min(sorted.length - 1, (int) (sorted.length * 0.99))];
             double floorMs = 1e3 * floorSeconds(batch, in + out / 2.0);
-            System.out.printf(Locale.ROOT, "RESULT {\"what\": \"%s\", \"batch\": %d, \"in\": %d, \"out\": %d, \"decode_steps\": %d, "
+            System.out.printf(Locale.ROOT, "RESULT {\"what\": \"%s\", \"run\": " + run + ", \"batch\": %d, \"in\": %d, \"out\": %d, \"decode_steps\": %d, "
                             + "\"step_ms_p50\": %.3f, \"step_ms_p99\": %.3f, \"floor_ms\": %.3f, \"roofline_fraction\": %.4g, "
                             + "\"makespan_s\": %.3f, \"out_tok_s\": %.1f}%n",
                     what, batch, in, out, sorted.length, median, p99, floorMs, floorMs / median, makespan, (double) batch * out / makespan);
