@@ -28,6 +28,7 @@ import jakarta.ws.rs.core.UriInfo;
 import jakarta.ws.rs.core.Response;
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -82,42 +83,36 @@ public class WeightResource {
             }
             return push(loop, update, q.getFirst("update_id"), seq);
         }
-        JsonObject o = JsonBodies.object(body, s.maxWeightBodyBytes());
-        String version = optString(o, "weight_version");
-        boolean abortAll = optBool(o, "abort_all_requests", false);
-        String updateId = optString(o, "update_id");
-        Long seq = Fields.present(o, "bucket_seq") ? Fields.integer(o.get("bucket_seq"), "bucket_seq") : null;
-        String format = Fields.present(o, "load_format") ? Fields.string(o.get("load_format"), "load_format") : "safetensors";
-        if (format.equals("cuda_ipc")) return push(loop, cudaIpc(o, s, version, abortAll), updateId, seq);
-        if (!Fields.present(o, "serialized_named_tensors"))
-            throw ApiException.badRequest("serialized_named_tensors is required: a list with one base64 payload per TP rank");
-        JsonValue v = o.get("serialized_named_tensors");
-        if (!(v instanceof JsonArray a) || a.isEmpty())
-            throw Fields.type("serialized_named_tensors", "a non-empty list of base64 strings", v);
-        // One engine rank: it takes entry 0, as SGLang's TP rank 0 does.
-        byte[] raw;
-        try {
-            raw = Base64.getDecoder().decode(Fields.string(a.get(0), "serialized_named_tensors[0]"));
-        } catch (IllegalArgumentException e) {
-            throw ApiException.badRequest("serialized_named_tensors[0] is not base64: " + e.getMessage());
-        }
-        if (WeightPayloads.looksLikePickle(raw) && !Fields.present(o, "flattened_bucket_metadata") && s.allowPickle()) {
-            try {
-                return push(loop, WeightPayloads.fromPickle(raw, s.engine().device(), version, abortAll), updateId, seq);
-            } catch (IOException e) {
-                return Replies.failure(400, "could not read the pickled tensors: " + e.getMessage());
+        try (TensorPushBody b = TensorPushBody.read(body, contentLength(headers), s.maxWeightBodyBytes())) {
+            JsonObject o = b.fields();
+            String version = optString(o, "weight_version");
+            boolean abortAll = optBool(o, "abort_all_requests", false);
+            String updateId = optString(o, "update_id");
+            Long seq = Fields.present(o, "bucket_seq") ? Fields.integer(o.get("bucket_seq"), "bucket_seq") : null;
+            String format = Fields.present(o, "load_format") ? Fields.string(o.get("load_format"), "load_format") : "safetensors";
+            if (format.equals("cuda_ipc")) return push(loop, cudaIpc(o, s, version, abortAll), updateId, seq);
+            ByteBuffer raw = b.payload();  // serialized_named_tensors[0], decoded into native memory
+            boolean pickled = WeightPayloads.looksLikePickle(raw);
+            if (pickled && !Fields.present(o, "flattened_bucket_metadata") && s.allowPickle()) {
+                byte[] pickle = new byte[raw.remaining()];  // IPC handles and metadata: small
+                raw.duplicate().get(pickle);
+                try {
+                    return push(loop, WeightPayloads.fromPickle(pickle, s.engine().device(), version, abortAll), updateId, seq);
+                } catch (IOException e) {
+                    return Replies.failure(400, "could not read the pickled tensors: " + e.getMessage());
+                }
             }
+            WeightPayloads.Format f = switch (format) {
+                case "safetensors", "direct" -> WeightPayloads.Format.SAFETENSORS;
+                case "flattened_bucket" -> Fields.present(o, "flattened_bucket_metadata") || !pickled
+                        ? WeightPayloads.Format.FLATTENED_BUCKET : WeightPayloads.Format.SAFETENSORS;  // SGLang's pickled bucket
+                default -> throw ApiException.badRequest("load_format '" + format
+                        + "' is not supported: use null/'safetensors' (safetensors bytes), 'flattened_bucket' or 'cuda_ipc'");
+            };
+            WeightUpdate update = decode(raw, f, f == WeightPayloads.Format.FLATTENED_BUCKET ? manifest(o) : null, version, abortAll,
+                    f == WeightPayloads.Format.FLATTENED_BUCKET ? "flattened_bucket" : "safetensors");
+            return push(loop, update, updateId, seq);
         }
-        WeightPayloads.Format f = switch (format) {
-            case "safetensors", "direct" -> WeightPayloads.Format.SAFETENSORS;
-            case "flattened_bucket" -> Fields.present(o, "flattened_bucket_metadata") || !WeightPayloads.looksLikePickle(raw)
-                    ? WeightPayloads.Format.FLATTENED_BUCKET : WeightPayloads.Format.SAFETENSORS;  // SGLang's pickled bucket
-            default -> throw ApiException.badRequest("load_format '" + format
-                    + "' is not supported: use null/'safetensors' (safetensors bytes), 'flattened_bucket' or 'cuda_ipc'");
-        };
-        WeightUpdate update = decode(raw, f, f == WeightPayloads.Format.FLATTENED_BUCKET ? manifest(o) : null, version, abortAll,
-                f == WeightPayloads.Format.FLATTENED_BUCKET ? "flattened_bucket" : "safetensors");
-        return push(loop, update, updateId, seq);
     }
 
     /** Ours: {@code "load_format": "cuda_ipc", "cuda_ipc_tensors": [{name, dtype, shape, stride, ipc_handle, ...}]}. */
@@ -173,7 +168,7 @@ public class WeightResource {
         }
     }
 
-    private static WeightUpdate decode(byte[] raw, WeightPayloads.Format format, List<TensorPayloads.FlatEntry> manifest,
+    private static WeightUpdate decode(ByteBuffer raw, WeightPayloads.Format format, List<TensorPayloads.FlatEntry> manifest,
                                        String version, boolean abortAll, String transport) {
         try {
             return WeightPayloads.decode(raw, format, manifest, version, abortAll, transport);

@@ -26,18 +26,25 @@ public final class WeightPayloads {
     public enum Format { SAFETENSORS, FLATTENED_BUCKET }
 
     /**
-     * @param raw      the payload: safetensors bytes, or the flat buffer of a bucket
+     * @param direct   the payload in native memory: safetensors bytes, or the flat buffer of a bucket;
+     *                 the tensors are copied out, so the caller may free it once this returns
      * @param manifest where each tensor sits in a flat buffer (FLATTENED_BUCKET only)
      * @throws IOException with a message fit for the caller when the bytes do not hold what they claim
      */
-    public static WeightUpdate decode(byte[] raw, Format format, List<TensorPayloads.FlatEntry> manifest, String version,
+    public static WeightUpdate decode(ByteBuffer direct, Format format, List<TensorPayloads.FlatEntry> manifest, String version,
                                       boolean abortAll, String transport) throws IOException {
-
-        // native memory freed as soon as the tensors are copied out, not at some later collection
-        try (BytePointer buffer = new BytePointer(raw.length)) {
-            buffer.put(raw);
-            return decode(buffer.asByteBuffer(), raw, format, manifest, version, abortAll, transport);
+        Map<String, Tensor> tensors;
+        if (format == Format.FLATTENED_BUCKET) {
+            tensors = TensorPayloads.fromFlatBuffer(direct, manifest);  // raw tensor bytes, described by JSON
+        } else {
+            try {
+                tensors = TensorPayloads.fromSafetensors(direct);
+            } catch (IOException notSafetensors) {
+                if (looksLikePickle(direct)) throw new PickleRefused();
+                throw notSafetensors;
+            }
         }
+        return new WeightUpdate(tensors, version, abortAll, transport, direct.remaining());
     }
 
     /**
@@ -70,19 +77,7 @@ public final class WeightPayloads {
                 if (size > limit) throw new BodyTooLarge(limit);
             }
             buffer.position(0).limit(size);
-            ByteBuffer direct = buffer.asByteBuffer();
-            byte[] ends = new byte[size >= 2 ? 3 : 0];
-            if (ends.length > 0) {
-                ends[0] = direct.get(0);
-                ends[1] = direct.get(1);
-                ends[2] = direct.get((int) size - 1);
-            }
-            try {
-                return new WeightUpdate(TensorPayloads.fromSafetensors(direct), version, abortAll, transport, size);
-            } catch (IOException notSafetensors) {
-                if (looksLikePickle(ends)) throw new PickleRefused();
-                throw notSafetensors;
-            }
+            return decode(buffer.asByteBuffer(), Format.SAFETENSORS, null, version, abortAll, transport);
         } finally {
             buffer.close();
         }
@@ -93,22 +88,6 @@ public final class WeightPayloads {
         BodyTooLarge(long limit) {
             super("request body is larger than the limit of " + limit + " bytes (rollout.max-weight-body-bytes)");
         }
-    }
-
-    private static WeightUpdate decode(ByteBuffer direct, byte[] raw, Format format, List<TensorPayloads.FlatEntry> manifest,
-                                       String version, boolean abortAll, String transport) throws IOException {
-        Map<String, Tensor> tensors;
-        if (format == Format.FLATTENED_BUCKET) {
-            tensors = TensorPayloads.fromFlatBuffer(direct, manifest);  // raw tensor bytes, described by JSON
-        } else {
-            try {
-                tensors = TensorPayloads.fromSafetensors(direct);
-            } catch (IOException notSafetensors) {
-                if (looksLikePickle(raw)) throw new PickleRefused();
-                throw notSafetensors;
-            }
-        }
-        return new WeightUpdate(tensors, version, abortAll, transport, raw.length);
     }
 
     /**
@@ -186,7 +165,12 @@ public final class WeightPayloads {
 
     /** Pickle protocol 2+ opens with PROTO (0x80, version) and every pickle ends with STOP ('.'). */
     public static boolean looksLikePickle(byte[] raw) {
-        return raw.length > 2 && (raw[0] & 0xff) == 0x80 && raw[1] >= 2 && raw[1] <= 5 && raw[raw.length - 1] == '.';
+        return looksLikePickle(ByteBuffer.wrap(raw));
+    }
+
+    public static boolean looksLikePickle(ByteBuffer b) {
+        int n = b.remaining(), at = b.position();
+        return n > 2 && (b.get(at) & 0xff) == 0x80 && b.get(at + 1) >= 2 && b.get(at + 1) <= 5 && b.get(at + n - 1) == '.';
     }
 
     /** Every parameter of the checkpoint in {@code dir}, read onto the CPU in its stored dtype. */

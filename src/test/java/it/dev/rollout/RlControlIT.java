@@ -90,8 +90,10 @@ class RlControlIT {
 
     @Test
     void aPushedModelIsTheOneGenerating() throws Exception {
-        Http.Reply r = Http.admin("/update_weights_from_tensor",
-                tensorPush(Checkpoints.base64File(other.resolve("model.safetensors")), ", \"load_format\": null, \"flush_cache\": true, \"weight_version\": \"it-step-1\""));
+        // the whole model, base64 in JSON (streamed into native memory), with a second TP rank's entry that one rank skips
+        Http.Reply r = Http.admin("/update_weights_from_tensor", "{\"serialized_named_tensors\": [\""
+                + Checkpoints.base64File(other.resolve("model.safetensors")) + "\", \"rank 1's payload, never read\"], "
+                + "\"load_format\": null, \"flush_cache\": true, \"weight_version\": \"it-step-1\"}");
         assertEquals(200, r.status(), r.body());
         assertTrue(r.object().getBoolean("success"));
         assertTrue(r.object().getString("message").contains("Weight version updated to it-step-1"));

@@ -1,0 +1,230 @@
+package dev.rollout.api;
+
+import com.fasterxml.jackson.core.Base64Variants;
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.core.StreamReadConstraints;
+import jakarta.json.Json;
+import jakarta.json.JsonArrayBuilder;
+import jakarta.json.JsonObject;
+import jakarta.json.JsonObjectBuilder;
+import jakarta.json.JsonValue;
+import java.io.FilterInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import org.bytedeco.javacpp.BytePointer;
+
+/**
+ * The JSON body of {@code update_weights_from_tensor}, read as a stream: the base64 payload of
+ * {@code serialized_named_tensors[0]} is decoded straight from the socket into native memory,
+ * and the other entries (other TP ranks) are skipped without being held; every other field is
+ * kept as JSON-P for the usual checks. A 1 GB push therefore never sits on the Java heap, where
+ * body, string and decoded bytes would take about six times its size.
+ */
+final class TensorPushBody implements AutoCloseable {
+    private static final String TENSORS = "serialized_named_tensors";
+    private static final JsonFactory JSON = JsonFactory.builder()
+            .streamReadConstraints(StreamReadConstraints.builder().maxStringLength(Integer.MAX_VALUE).build()).build();
+
+    private final JsonObject fields;
+    private final NativeSink payload;   // null when serialized_named_tensors[0] was not read
+    private final String problem;       // why serialized_named_tensors is unusable, or null
+
+    private TensorPushBody(JsonObject fields, NativeSink payload, String problem) {
+        this.fields = fields;
+        this.payload = payload;
+        this.problem = problem;
+    }
+
+    /** Every top-level field but serialized_named_tensors. */
+    JsonObject fields() {
+        return fields;
+    }
+
+    /** The decoded bytes of serialized_named_tensors[0]; valid until {@link #close()}. */
+    ByteBuffer payload() {
+        if (problem != null) throw ApiException.badRequest(problem);
+        return payload.bytes();
+    }
+
+    /**
+     * @param length Content-Length, or -1; sizes the native buffer (base64 is 4/3 of the bytes)
+     * @param limit  rollout.max-weight-body-bytes
+     */
+    static TensorPushBody read(InputStream in, long length, long limit) {
+        if (length > limit) throw tooLarge(limit);
+        NativeSink sink = null;
+        String problem = null;
+        boolean seen = false;
+        try (JsonParser p = JSON.createParser(new Limited(in, limit))) {
+            JsonToken first = p.nextToken();
+            if (first == null) return new TensorPushBody(JsonValue.EMPTY_JSON_OBJECT, null, TENSORS + " is required: "
+                    + "a list with one base64 payload per TP rank");  // an empty body is an empty object
+            if (first != JsonToken.START_OBJECT) throw ApiException.badRequest("request body must be a JSON object");
+            JsonObjectBuilder rest = Json.createObjectBuilder();
+            while (p.nextToken() == JsonToken.FIELD_NAME) {
+                String name = p.currentName();
+                JsonToken t = p.nextToken();
+                if (!name.equals(TENSORS)) {
+                    rest.add(name, value(p, t));
+                    continue;
+                }
+                seen = true;
+                if (t != JsonToken.START_ARRAY) {
+                    problem = TENSORS + " must be a non-empty list of base64 strings, not " + describe(t);
+                    p.skipChildren();
+                    continue;
+                }
+                int i = 0;
+                for (t = p.nextToken(); t != JsonToken.END_ARRAY; t = p.nextToken(), i++) {
+                    if (i == 0 && t == JsonToken.VALUE_STRING) {
+                        // One engine rank: it takes entry 0, as SGLang's TP rank 0 does.
+                        sink = new NativeSink(length > 0 ? length / 4 * 3 + 3 : 1 << 20, limit);
+                        try {
+                            p.readBinaryValue(Base64Variants.MIME_NO_LINEFEEDS, sink);
+                        } catch (JsonProcessingException e) {
+                            throw ApiException.badRequest(TENSORS + "[0] is not base64: " + e.getOriginalMessage());
+                        } catch (IllegalArgumentException e) {  // how Jackson reports a bad base64 unit
+                            throw ApiException.badRequest(TENSORS + "[0] is not base64: " + e.getMessage());
+                        }
+                    } else if (i == 0) {
+                        problem = TENSORS + "[0] must be a base64 string, not " + describe(t);
+                        p.skipChildren();
+                    } else {
+                        p.skipChildren();  // other ranks' payloads: scanned past, never held
+                    }
+                }
+                if (i == 0) problem = TENSORS + " must be a non-empty list of base64 strings, not an empty list";
+            }
+            if (!seen) problem = TENSORS + " is required: a list with one base64 payload per TP rank";
+            TensorPushBody body = new TensorPushBody(rest.build(), sink, problem);
+            sink = null;
+            return body;
+        } catch (Limited.TooLarge e) {
+            throw tooLarge(limit);
+        } catch (JsonProcessingException e) {
+            throw ApiException.badRequest("request body is not valid JSON: " + e.getOriginalMessage());
+        } catch (IOException e) {
+            throw ApiException.badRequest("could not read the request body: " + e.getMessage());
+        } finally {
+            if (sink != null) sink.close();
+        }
+    }
+
+    /** The JSON value at the parser's current token, as JSON-P. */
+    private static JsonValue value(JsonParser p, JsonToken t) throws IOException {
+        return switch (t) {
+            case START_OBJECT -> {
+                JsonObjectBuilder o = Json.createObjectBuilder();
+                while (p.nextToken() == JsonToken.FIELD_NAME) {
+                    String name = p.currentName();
+                    o.add(name, value(p, p.nextToken()));
+                }
+                yield o.build();
+            }
+            case START_ARRAY -> {
+                JsonArrayBuilder a = Json.createArrayBuilder();
+                for (JsonToken e = p.nextToken(); e != JsonToken.END_ARRAY; e = p.nextToken()) a.add(value(p, e));
+                yield a.build();
+            }
+            case VALUE_STRING -> Json.createValue(p.getText());
+            case VALUE_NUMBER_INT -> Json.createValue(p.getBigIntegerValue());
+            case VALUE_NUMBER_FLOAT -> Json.createValue(p.getDecimalValue());
+            case VALUE_TRUE -> JsonValue.TRUE;
+            case VALUE_FALSE -> JsonValue.FALSE;
+            case VALUE_NULL -> JsonValue.NULL;
+            default -> throw ApiException.badRequest("request body is not valid JSON near " + t);
+        };
+    }
+
+    private static String describe(JsonToken t) {
+        return switch (t) {
+            case START_OBJECT -> "an object";
+            case START_ARRAY -> "a list";
+            case VALUE_STRING -> "a string";
+            case VALUE_NUMBER_INT, VALUE_NUMBER_FLOAT -> "a number";
+            case VALUE_TRUE, VALUE_FALSE -> "a boolean";
+            case VALUE_NULL -> "null";
+            default -> t.toString();
+        };
+    }
+
+    private static ApiException tooLarge(long limit) {
+        return new ApiException(413, "request body is larger than the limit of " + limit + " bytes (rollout.max-weight-body-bytes)");
+    }
+
+    @Override
+    public void close() {
+        if (payload != null) payload.close();
+    }
+
+    /** Decoded bytes into native memory, grown by doubling when the size was not known. */
+    private static final class NativeSink extends OutputStream {
+        private final long limit;
+        private BytePointer buffer;
+        private long size;
+
+        NativeSink(long capacity, long limit) {
+            this.limit = limit;
+            buffer = new BytePointer(Math.max(16, capacity));
+        }
+
+        @Override
+        public void write(int b) throws IOException {
+            write(new byte[] {(byte) b}, 0, 1);
+        }
+
+        @Override
+        public void write(byte[] b, int off, int len) throws IOException {
+            if (size + len > buffer.capacity()) {
+                if (size + len > limit) throw new Limited.TooLarge();
+                BytePointer grown = new BytePointer(Math.min(Math.max(buffer.capacity() * 2, size + len), limit));
+                grown.put(buffer.position(0).limit(size));
+                buffer.close();
+                buffer = grown;
+            }
+            buffer.position(size).put(b, off, len);
+            size += len;
+        }
+
+        ByteBuffer bytes() {
+            return buffer.position(0).limit(size).asByteBuffer();
+        }
+
+        @Override
+        public void close() {
+            buffer.close();
+        }
+    }
+
+    /** The request body, refused past the route's limit as it streams in. */
+    private static final class Limited extends FilterInputStream {
+        static final class TooLarge extends IOException {}
+
+        private final long limit;
+        private long read;
+
+        Limited(InputStream in, long limit) {
+            super(in == null ? InputStream.nullInputStream() : in);
+            this.limit = limit;
+        }
+
+        @Override
+        public int read() throws IOException {
+            int b = super.read();
+            if (b >= 0 && ++read > limit) throw new TooLarge();
+            return b;
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) throws IOException {
+            int n = super.read(b, off, len);
+            if (n > 0 && (read += n) > limit) throw new TooLarge();
+            return n;
+        }
+    }
+}
