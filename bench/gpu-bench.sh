@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # ON THE GPU MACHINE: the engine benchmarks in-process (EngineBench) and the transformers baseline
 # (hf_cb.py), one after the other on the same GPU, same prompt ids, same shapes; the log goes to $OUT.
-# Carry ["target/rollout-dist.tar.xz", "target/test-classes/dev", "target/junit-console.jar"]
-# (make-dist.sh puts the JUnit launcher there): 66.8 MB with the working tree, just under the
-# 64 MiB limit. Later runs on the same warm machine may leave the archive out.
+# Carry ["target/rollout-dist.tar.xz", "target/test-classes/dev"] for ours (hf and save need only
+# the working tree). For test, the archive, the test classes
+# and the JUnit launcher (make-dist.sh puts it in target/) come to just over the 64 MiB limit, so
+# carry ["target/test-classes/dev", "target/junit-console.jar"] in a run right after one that
+# carried the archive: the warm machine still has it unpacked.
 #   bench/gpu-bench.sh ours  MODEL_DIR [--dummy] [--hbm-gbps 4300] WORKLOAD...   (EngineBench's arguments)
 #   bench/gpu-bench.sh hf    MODEL_DIR WORKLOAD...                               (hf_cb.py run)
 #   bench/gpu-bench.sh save  MODEL_DIR ARCH                                      (hf_cb.py save)
