@@ -8,7 +8,7 @@ import dev.rollout.engine.SamplingParams;
 import dev.rollout.engine.Sequence;
 import dev.rollout.model.CausalLm;
 import dev.rollout.model.ModelConfig;
-import dev.rollout.model.PagedDecode;
+import dev.rollout.model.NativeOps;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -74,7 +74,7 @@ public final class EngineBench {
         };
         long t0 = System.nanoTime();
         CausalLm lm = dummy ? CausalLm.random(Path.of(model), st, dev, 0, 0.02) : CausalLm.load(Path.of(model), st, dev);
-        String whyNot = dev.is_cuda() ? PagedDecode.useIfPossible(lm, nativeKernels) : "CPU";
+        String whyNot = dev.is_cuda() ? NativeOps.useIfPossible(lm, nativeKernels) : "CPU";
         ModelConfig c = lm.config();
         double kv = 2.0 * c.numLayers() * c.numKvHeads() * c.headDim() * (st == ScalarType.Float ? 4 : 2);
         EngineBench b = new EngineBench(lm.weightBytes(), kv, gbps * 1e9);
@@ -91,7 +91,7 @@ public final class EngineBench {
         double load = (System.nanoTime() - t0) / 1e9;
         System.out.printf(Locale.ROOT, "RESULT {\"what\": \"setup\", \"model\": \"%s\", \"dummy\": %s, \"device\": \"%s\", \"dtype\": \"%s\", "
                         + "\"weight_bytes\": %.0f, \"kv_bytes_per_token\": %.0f, \"kv_tokens\": %d, \"load_s\": %.2f, \"hbm_gbps\": %.0f, "
-                        + "\"decode_attention\": \"%s\", \"paged_kernel_unused\": \"%s\", \"cuda_graphs_unused\": \"%s\"}%n",
+                        + "\"decode_attention\": \"%s\", \"native_kernels_unused\": \"%s\", \"cuda_graphs_unused\": \"%s\"}%n",
                 model, dummy, device, dtype, b.weightBytes, kv, (long) engine.numKvBlocks() * 16, load, gbps,
                 lm.decodeAttention(), whyNot == null ? "" : whyNot, noGraphs == null ? "" : noGraphs);
         b.grpo(4, 2, 32, 32, false);  // warm-up: kernels, allocator, JIT

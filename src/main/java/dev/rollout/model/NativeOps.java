@@ -9,8 +9,23 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * contiguous, on the current CUDA device, each result a fresh tensor from libtorch's allocator
  * (so they join CUDA-graph captures like libtorch's own ops).
  */
-final class NativeOps {
+public final class NativeOps {
     private NativeOps() {}
+
+    /**
+     * Makes {@code model} run through our kernels when {@code enabled}: the fused per-layer ops and
+     * the paged decode kernel ({@link PagedDecode}), each where it fits the model. Returns why
+     * either is not used, or null when both are.
+     */
+    public static String useIfPossible(CausalLm model, boolean enabled) {
+        if (!enabled) return "turned off";
+        String fused = unsupported(model.config(), model.dtype(), model.device());
+        if (fused == null) model.setFusedOps(true);
+        String paged = PagedDecode.unsupported(model.config(), model.dtype(), model.device());
+        if (paged == null) model.setDecodeAttention(DecodeAttention.PAGED_NATIVE);
+        if (paged != null) return "paged decode: " + paged;
+        return fused == null ? null : "fused ops: " + fused;
+    }
 
     /** Why the fused ops cannot serve this model here, or null if they can. */
     static String unsupported(ModelConfig c, ScalarType dtype, Device device) {

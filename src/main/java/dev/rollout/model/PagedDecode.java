@@ -17,21 +17,6 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 public final class PagedDecode {
     private PagedDecode() {}
 
-    /**
-     * Makes {@code model} run through our kernels when {@code enabled}: the paged decode kernel and
-     * the fused per-layer ops, each where it fits the model. Returns why either is not used, or
-     * null when both are.
-     */
-    public static String useIfPossible(CausalLm model, boolean enabled) {
-        if (!enabled) return "turned off";
-        String fused = NativeOps.unsupported(model.config(), model.dtype(), model.device());
-        if (fused == null) model.setFusedOps(true);
-        String paged = unsupported(model.config(), model.dtype(), model.device());
-        if (paged == null) model.setDecodeAttention(DecodeAttention.PAGED_NATIVE);
-        if (paged != null) return "paged decode: " + paged;
-        return fused == null ? null : "fused ops: " + fused;
-    }
-
     /** Why the kernel cannot serve this model here, or null if it can. */
     public static String unsupported(ModelConfig c, ScalarType dtype, Device device) {
         if (!device.is_cuda()) return "needs CUDA";

@@ -10,7 +10,7 @@ import dev.rollout.engine.Sequence;
 import dev.rollout.engine.SequenceOutput;
 import dev.rollout.metrics.EngineMetrics;
 import dev.rollout.model.CausalLm;
-import dev.rollout.model.PagedDecode;
+import dev.rollout.model.NativeOps;
 import dev.rollout.model.RolloutCuda;
 import dev.rollout.tokenizer.HfTokenizer;
 import jakarta.annotation.PreDestroy;
@@ -89,7 +89,7 @@ public class EngineService {
             if (device.is_cuda()) {
                 LOG.info(() -> RolloutCuda.available() ? "native preset loaded (libjniRolloutCuda)"
                         : "native preset not loaded, going on without it: " + RolloutCuda.whyUnavailable());
-                String why = PagedDecode.useIfPossible(model, s.nativeKernels());
+                String why = NativeOps.useIfPossible(model, s.nativeKernels());
                 LOG.info(() -> "decode attention: " + model.decodeAttention() + ", fused ops: " + model.fusedOps()
                         + (why == null ? "" : " (" + why + ")"));
             }

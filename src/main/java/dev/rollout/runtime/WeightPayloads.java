@@ -164,10 +164,6 @@ public final class WeightPayloads {
     }
 
     /** Pickle protocol 2+ opens with PROTO (0x80, version) and every pickle ends with STOP ('.'). */
-    public static boolean looksLikePickle(byte[] raw) {
-        return looksLikePickle(ByteBuffer.wrap(raw));
-    }
-
     public static boolean looksLikePickle(ByteBuffer b) {
         int n = b.remaining(), at = b.position();
         return n > 2 && (b.get(at) & 0xff) == 0x80 && b.get(at + 1) >= 2 && b.get(at + 1) <= 5 && b.get(at + n - 1) == '.';

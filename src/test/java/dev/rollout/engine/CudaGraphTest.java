@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.rollout.model.CausalLm;
 import dev.rollout.model.DecodeAttention;
-import dev.rollout.model.PagedDecode;
+import dev.rollout.model.NativeOps;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
@@ -49,7 +49,7 @@ class CudaGraphTest {
     private Map<String, SequenceOutput> run(DecodeAttention mode, boolean graphs) throws Exception {
         Device cuda = new Device(EngineHarness.DEVICE);
         CausalLm lm = CausalLm.random(dir, ScalarType.BFloat16, cuda, 5, 0.1);  // std 0.1: peaked logits, few near-ties
-        if (mode == DecodeAttention.PAGED_NATIVE) assertNull(PagedDecode.useIfPossible(lm, true), "the paged kernel must be usable");
+        if (mode == DecodeAttention.PAGED_NATIVE) assertNull(NativeOps.useIfPossible(lm, true), "the paged kernel must be usable");
         LlmEngine engine = new LlmEngine(lm, new EngineConfig(EngineHarness.DEVICE, "bfloat16", 16, 2048, 64, 4096, 0, 0.8), null, null);
         if (graphs) assertNull(engine.enableCudaGraphs());
         Map<String, SequenceOutput> out = new HashMap<>();
