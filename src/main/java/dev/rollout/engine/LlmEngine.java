@@ -40,7 +40,6 @@ public final class LlmEngine {
     /** Parameters not pushed since the weights were resumed; generation waits until none is left. */
     private final Set<String> unpushed = new HashSet<>();
     private volatile UpdateRecord lastUpdate;
-    private final int numKvBlocks;
 
     public LlmEngine(CausalLm model, EngineConfig config, TokenDecoder decoder, EngineObserver observer) {
         this.model = model;
@@ -51,7 +50,7 @@ public final class LlmEngine {
         this.eos = new HashSet<>(mc.eosTokenIds());
         this.maxModelLen = config.maxModelLen() > 0 ? Math.min(config.maxModelLen(), mc.maxPositionEmbeddings())
                 : mc.maxPositionEmbeddings();
-        this.numKvBlocks = config.numKvBlocks() > 0 ? config.numKvBlocks() : autoKvBlocks(model, config, maxModelLen);
+        int numKvBlocks = config.numKvBlocks() > 0 ? config.numKvBlocks() : autoKvBlocks(model, config, maxModelLen);
         this.blocks = new BlockManager(numKvBlocks, config.blockSize());
         this.scheduler = new Scheduler(blocks, config.maxNumSeqs(), config.maxNumBatchedTokens());
         KvCache cache = new KvCache(mc, numKvBlocks, config.blockSize(), model.dtype(), model.device());
@@ -94,7 +93,7 @@ public final class LlmEngine {
 
     /** Blocks in the KV cache, as configured or as sized from free device memory. */
     public int numKvBlocks() {
-        return numKvBlocks;
+        return blocks.numBlocks();
     }
 
     public int maxModelLen() {
@@ -367,7 +366,7 @@ public final class LlmEngine {
                     model.reallocateWeights();
                     unpushed.addAll(model.parameters().names());
                 }
-                case KV_CACHE -> runner.replaceCache(new KvCache(model.config(), numKvBlocks, config.blockSize(),
+                case KV_CACHE -> runner.replaceCache(new KvCache(model.config(), blocks.numBlocks(), config.blockSize(),
                         model.dtype(), model.device()));
                 case CUDA_GRAPH -> { }
             }

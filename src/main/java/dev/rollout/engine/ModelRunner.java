@@ -119,7 +119,7 @@ final class ModelRunner {
         }
     }
 
-    /** A decode-only step as DecodeGraphs takes it: host arrays, no tensors. */
+    /** Decoding sequences (one token each) as host arrays: what DecodeGraphs takes, and the block tables of paged attention. */
     private DecodeGraphs.Step decodeStep(List<ScheduledSequence> batch) {
         int b = batch.size(), maxContext = 0;
         for (ScheduledSequence s : batch) maxContext = Math.max(maxContext, s.start() + 1);
@@ -187,7 +187,7 @@ final class ModelRunner {
         }
         ForwardBatch.DecodeGroup decode = null;
         if (!decodes.isEmpty()) {
-            decode = model.decodeAttention().paged() ? blockTables(decodeIndex, decodes, maxContext)
+            decode = model.decodeAttention().paged() ? blockTables(decodeIndex, decodes)
                     : gatheredSlots(decodeIndex, decodes, maxContext);
         }
         List<ForwardBatch.PrefillGroup> prefills = new ArrayList<>();
@@ -293,18 +293,11 @@ final class ModelRunner {
     }
 
     /** The decoding sequences' context as block tables and lengths, for paged attention. */
-    private ForwardBatch.DecodeGroup blockTables(List<Long> decodeIndex, List<ScheduledSequence> decodes, int maxContext) {
+    private ForwardBatch.DecodeGroup blockTables(List<Long> decodeIndex, List<ScheduledSequence> decodes) {
+        DecodeGraphs.Step step = decodeStep(decodes);
         int b = decodes.size();
-        int maxBlocks = (maxContext + blockSize - 1) / blockSize;
-        long[] table = new long[b * maxBlocks], lens = new long[b];
-        for (int i = 0; i < b; i++) {
-            ScheduledSequence s = decodes.get(i);
-            int context = s.start() + 1;
-            for (int k = 0; k * blockSize < context; k++) table[i * maxBlocks + k] = s.seq().blockTable.get(k);
-            lens[i] = context;
-        }
-        return new ForwardBatch.DecodeGroup(Torch.longs(unbox(decodeIndex), device), null, b, maxContext, null,
-                Torch.longs(table, b, maxBlocks, device), Torch.longs(lens, device), maxBlocks);
+        return new ForwardBatch.DecodeGroup(Torch.longs(unbox(decodeIndex), device), null, b, step.maxBlocks() * blockSize, null,
+                Torch.longs(step.blockTable(), b, step.maxBlocks(), device), Torch.longs(step.seqLens(), device), step.maxBlocks());
     }
 
     private long slot(Sequence seq, int position) {

@@ -1,5 +1,6 @@
 package dev.rollout.model;
 
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -84,7 +85,7 @@ public final class DecodeGraphs implements AutoCloseable {
             System.arraycopy(s.ids(), 0, host, 0, b);
             System.arraycopy(s.positions(), 0, host, batch, b);
             System.arraycopy(s.slots(), 0, host, 2 * batch, b);
-            java.util.Arrays.fill(host, 2 * batch + b, 3 * batch, scratchSlot);
+            Arrays.fill(host, 2 * batch + b, 3 * batch, scratchSlot);
             System.arraycopy(s.seqLens(), 0, host, 3 * batch, b);
             for (int i = 0; i < b; i++)
                 System.arraycopy(s.blockTable(), i * s.maxBlocks(), host, 4 * batch + i * maxBlocks, s.maxBlocks());
