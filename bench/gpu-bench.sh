@@ -2,10 +2,8 @@
 # ON THE GPU MACHINE: the engine benchmarks in-process (EngineBench) and the transformers baseline
 # (hf_cb.py), one after the other on the same GPU, same prompt ids, same shapes; the log goes to $OUT.
 # Carry ["target/rollout-dist.tar.xz", "target/test-classes/dev"] for ours (hf and save need only
-# the working tree). For test, the archive, the test classes
-# and the JUnit launcher (make-dist.sh puts it in target/) come to just over the 64 MiB limit, so
-# carry ["target/test-classes/dev", "target/junit-console.jar"] in a run right after one that
-# carried the archive: the warm machine still has it unpacked.
+# the working tree). For test, carry also "target/junit-console.jar" (make-dist.sh trims it to
+# Jupiter, so that all three fit in 64 MiB).
 #   bench/gpu-bench.sh ours  MODEL_DIR [--dummy] [--hbm-gbps 4300] WORKLOAD...   (EngineBench's arguments)
 #   bench/gpu-bench.sh hf    MODEL_DIR WORKLOAD...                               (hf_cb.py run)
 #   bench/gpu-bench.sh save  MODEL_DIR ARCH                                      (hf_cb.py save)
@@ -25,12 +23,12 @@ case "$what" in
     if [ "$what" = ours ]; then
       model="$1"; shift
       # shellcheck disable=SC2086
-      "$JAVA_HOME/bin/java" -Xmx8g $JVM_ARGS -cp "$cp" dev.rollout.bench.EngineBench --model "$model" "$@" 2>&1 | tee -a "$out/bench.log"
+      "$JAVA_HOME/bin/java" -Xmx8g $JVM_ARGS ${BENCH_JVM_ARGS:-} -cp "$cp" dev.rollout.bench.EngineBench --model "$model" "$@" 2>&1 | tee -a "$out/bench.log"
     else
       sel=()
       for c in "$@"; do sel+=(--select-class "$c"); done
       # shellcheck disable=SC2086
-      "$JAVA_HOME/bin/java" $JVM_ARGS -Drollout.test.device=cuda -jar target/junit-console.jar -cp "$cp" \
+      "$JAVA_HOME/bin/java" $JVM_ARGS -Drollout.test.device=cuda -jar target/junit-console.jar execute -cp "$cp" \
         --details=tree --disable-banner "${sel[@]}" 2>&1 | tee -a "$out/tests.log"
     fi
     ;;

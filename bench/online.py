@@ -11,6 +11,7 @@ so it runs on any machine; prompt ids are bench's SplitMix64 ones (dev.rollout.b
 """
 import argparse
 import json
+import multiprocessing
 import os
 import random
 import sys
@@ -26,7 +27,7 @@ def one(url, ids, out_len, result):
     body = {"input_ids": ids, "stream": True,
             "sampling_params": {"max_new_tokens": out_len, "temperature": 1.0, "ignore_eos": True}}
     req = urllib.request.Request(url + "/generate", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    t0 = time.perf_counter()
+    t0 = time.time()
     first, last, tokens, error = None, None, 0, None
     try:
         with urllib.request.urlopen(req, timeout=3600) as r:
@@ -37,7 +38,7 @@ def one(url, ids, out_len, result):
                 chunk = json.loads(line[6:])
                 n = len(chunk.get("output_ids", []))
                 if n > tokens:
-                    now = time.perf_counter()
+                    now = time.time()
                     if first is None:
                         first = now
                     last, tokens = now, n
@@ -51,21 +52,51 @@ def pct(xs, q):
     return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
 
 
-def run(url, vocab, n, inp, out, rate, seed=7):
-    ids = prompts(n, inp, 4321, vocab)
-    rng = random.Random(seed)
-    results = [dict() for _ in range(n)]
+def client(url, ids, out, offsets, t0, conn):
+    """One client process: a thread per request, each started at t0 + its arrival offset."""
+    results = [dict() for _ in ids]
     threads = []
-    t0 = time.perf_counter()
-    for i in range(n):
-        if rate != float("inf") and i > 0:
-            time.sleep(rng.expovariate(rate))
-        t = threading.Thread(target=one, args=(url, ids[i], out, results[i]), daemon=True)
+    for i, (p, at) in enumerate(zip(ids, offsets)):
+        delay = t0 + at - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        t = threading.Thread(target=one, args=(url, p, out, results[i]), daemon=True)
         t.start()
         threads.append(t)
     for t in threads:
         t.join()
-    makespan = time.perf_counter() - t0
+    conn.send(results)
+    conn.close()
+
+
+def run(url, vocab, n, inp, out, rate, processes, seed=7):
+    """Requests spread round-robin over client processes: one Python process parsing 512 streams
+    of SSE events (each chunk carries the output ids so far, as SGLang's do) is slower than the
+    server, and would measure itself."""
+    ids = prompts(n, inp, 4321, vocab)
+    rng = random.Random(seed)
+    offsets, at = [], 0.0
+    for i in range(n):
+        if rate != float("inf") and i > 0:
+            at += rng.expovariate(rate)
+        offsets.append(at)
+    ctx = multiprocessing.get_context("fork")
+    t0 = time.time() + 0.5  # every process ready before the first arrival
+    workers = []
+    for k in range(processes):
+        mine = list(range(k, n, processes))
+        recv, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=client, args=(url, [ids[i] for i in mine], out, [offsets[i] for i in mine], t0, send))
+        proc.start()
+        workers.append((mine, recv, proc))
+    results = [None] * n
+    for mine, recv, proc in workers:
+        for i, r in zip(mine, recv.recv()):
+            results[i] = r
+        proc.join()
+    # times are wall-clock (time.time) in every process, so they compare across processes
+    t0 = min(t0, min(r["start"] for r in results))
+    makespan = max((r["last"] or r["start"]) for r in results) - t0
     ok = [r for r in results if r["error"] is None and r["tokens"] == out]
     ttft = [r["first"] - r["start"] for r in ok]
     tpot = [(r["last"] - r["first"]) / (out - 1) for r in ok if out > 1]
@@ -90,6 +121,7 @@ def main():
     ap.add_argument("--in", dest="inp", type=int, default=512)
     ap.add_argument("--out", type=int, default=256)
     ap.add_argument("--rates", default="inf", help="comma-separated requests per second; inf = all at once")
+    ap.add_argument("--processes", type=int, default=8, help="client processes the requests are spread over")
     ap.add_argument("--vocab", type=int, help="the model's vocabulary size (default: read from its config.json, same host)")
     a = ap.parse_args()
     vocab = a.vocab
@@ -100,7 +132,7 @@ def main():
             vocab = json.load(f)["vocab_size"]
     failed = False
     for rate in a.rates.split(","):
-        rep = run(a.url, vocab, a.requests, a.inp, a.out, float(rate))
+        rep = run(a.url, vocab, a.requests, a.inp, a.out, float(rate), a.processes)
         print("RESULT " + json.dumps(rep), flush=True)
         failed |= rep["failed"] > 0
     sys.exit(1 if failed else 0)

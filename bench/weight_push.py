@@ -29,8 +29,11 @@ PROMPT = [9707, 11, 1879]
 
 
 def call(url, path, body=None, raw=None, query="", timeout=600):
-    data, ctype = (raw, "application/octet-stream") if raw is not None else (json.dumps(body).encode(), "application/json")
-    req = urllib.request.Request(url + path + query, data=data, headers={"Content-Type": ctype})
+    if raw is None and body is None:  # a GET (get_model_info, get_weight_version, ...)
+        req = urllib.request.Request(url + path + query)
+    else:
+        data, ctype = (raw, "application/octet-stream") if raw is not None else (json.dumps(body).encode(), "application/json")
+        req = urllib.request.Request(url + path + query, data=data, headers={"Content-Type": ctype})
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return json.loads(r.read())
 

@@ -22,6 +22,24 @@ inline void emptyCache() {
     c10::cuda::CUDACachingAllocator::emptyCache();
 }
 
+// libtorch's caching allocator on the current device, in bytes. which: 0 allocated to tensors
+// now, 1 the most allocated so far, 2 reserved from the device now, 3 the most reserved so far.
+inline long long memoryStat(int which) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(c10::cuda::current_device());
+    constexpr size_t aggregate = 0;  // StatType::AGGREGATE, both pools (its namespace moved between versions)
+    switch (which) {
+        case 0: return stats.allocated_bytes[aggregate].current;
+        case 1: return stats.allocated_bytes[aggregate].peak;
+        case 2: return stats.reserved_bytes[aggregate].current;
+        case 3: return stats.reserved_bytes[aggregate].peak;
+        default: throw std::invalid_argument("memoryStat: which must be 0 to 3");
+    }
+}
+
+inline void resetPeakMemoryStats() {
+    c10::cuda::CUDACachingAllocator::resetPeakStats(c10::cuda::current_device());
+}
+
 inline int pagedDecodePartitions(int maxBlocks, int blockSize) {
     return kernels::paged_decode_partitions(maxBlocks, blockSize);
 }
@@ -85,8 +103,17 @@ inline c10::cuda::CUDAStream& captureStream() {
     return stream;
 }
 
-inline decltype(at::cuda::graph_pool_handle())& graphPool() {
-    static auto pool = at::cuda::graph_pool_handle();
+// The pool every live graph shares, and how many graphs hold it. A pool whose graphs were all
+// destroyed cannot take a new capture (libtorch 2.11's host allocator keeps it, released, under
+// the same id and asserts on reuse), so the first capture after that starts a fresh pool; the old
+// one's memory goes back with the next emptyCache.
+struct GraphPool {
+    decltype(at::cuda::graph_pool_handle()) id{};
+    long live = 0;
+};
+
+inline GraphPool& graphPool() {
+    static GraphPool pool;
     return pool;
 }
 
@@ -102,14 +129,22 @@ inline void useDefaultStream() {
     c10::cuda::setCurrentCUDAStream(c10::cuda::getDefaultCUDAStream());
 }
 
+inline void graphDestroy(long long handle) {
+    delete reinterpret_cast<at::cuda::CUDAGraph*>(handle);
+    graphPool().live--;
+}
+
 // Starts capturing the thread's libtorch work on the capture stream; returns the graph's handle.
 inline long long graphBegin() {
+    GraphPool& pool = graphPool();
+    if (pool.live == 0) pool.id = at::cuda::graph_pool_handle();
     auto* graph = new at::cuda::CUDAGraph();
+    pool.live++;  // from here on, deleting the graph gives its share of the pool back
     useCaptureStream();
     try {
-        graph->capture_begin(graphPool(), cudaStreamCaptureModeThreadLocal);
+        graph->capture_begin(pool.id, cudaStreamCaptureModeThreadLocal);
     } catch (...) {
-        delete graph;
+        graphDestroy(reinterpret_cast<long long>(graph));
         useDefaultStream();
         throw;
     }
@@ -131,8 +166,5 @@ inline void graphReplay(long long handle) {
     reinterpret_cast<at::cuda::CUDAGraph*>(handle)->replay();
 }
 
-inline void graphDestroy(long long handle) {
-    delete reinterpret_cast<at::cuda::CUDAGraph*>(handle);
-}
 
 }  // namespace rollout

@@ -72,5 +72,6 @@ cp "$jdk/include/jni.h" "$native/jni/" && cp "$jdk/include/linux/jni_md.h" "$nat
 tar -C "$work" -cf - rollout | xz -9e -T2 > target/rollout-dist.tar.xz
 # beside it, for bench/gpu-bench.sh test (carried with target/test-classes when CUDA tests run)
 ./mvnw -q -B dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.11.4 -DoutputDirectory=target
-mv target/junit-platform-console-standalone-1.11.4.jar target/junit-console.jar
+python3 tools/dist/trim_junit.py target/junit-platform-console-standalone-1.11.4.jar target/junit-console.jar
+rm target/junit-platform-console-standalone-1.11.4.jar
 ls -la target/rollout-dist.tar.xz

@@ -9,6 +9,7 @@ import dev.rollout.engine.Sequence;
 import dev.rollout.model.CausalLm;
 import dev.rollout.model.ModelConfig;
 import dev.rollout.model.NativeOps;
+import dev.rollout.model.RolloutCuda;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -23,7 +24,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * the HBM floor: the time to read the weights and every sequence's KV once per decode step.
  *
  * <pre>
- * EngineBench --model DIR [--dummy] [--native-kernels] [--cuda-graphs] [--repeat N] [--device cuda] [--dtype bfloat16] [--hbm-gbps 4300] WORKLOAD...
+ * EngineBench --model DIR [--dummy] [--native-kernels] [--cuda-graphs] [--repeat N] [--kv-fraction 0.5] [--device cuda] [--dtype bfloat16] [--hbm-gbps 4300] WORKLOAD...
  *   grpo:P:n:IN:OUT        P prompts x n samples (prefix shared), fixed lengths (R1, R2)
  *   decode:IN:OUT          one request; median decode step (R4)
  *   sweep:IN:OUT:B1,B2,..  B requests at once; median decode step per B (R5)
@@ -50,6 +51,7 @@ public final class EngineBench {
         boolean dummy = false, nativeKernels = false, graphs = false;
         double gbps = 4300;  // H200, measured copy bandwidth (perf-anchors §3.1); H100: 3000
         int maxSeqs = 512, repeat = 1;
+        double kvFraction = 0.5;  // of the free memory: the rest is for activations, cuBLAS and the graphs' pool
         List<String> workloads = new ArrayList<>();
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
@@ -62,6 +64,7 @@ public final class EngineBench {
                 case "--hbm-gbps" -> gbps = Double.parseDouble(args[++i]);
                 case "--max-seqs" -> maxSeqs = Integer.parseInt(args[++i]);
                 case "--repeat" -> repeat = Integer.parseInt(args[++i]);
+                case "--kv-fraction" -> kvFraction = Double.parseDouble(args[++i]);
                 default -> workloads.add(args[i]);
             }
         }
@@ -78,7 +81,7 @@ public final class EngineBench {
         ModelConfig c = lm.config();
         double kv = 2.0 * c.numLayers() * c.numKvHeads() * c.headDim() * (st == ScalarType.Float ? 4 : 2);
         EngineBench b = new EngineBench(lm.weightBytes(), kv, gbps * 1e9);
-        LlmEngine engine = new LlmEngine(lm, new EngineConfig(device, dtype, 16, 0, maxSeqs, 8192, 0, 0.85), null, new EngineObserver() {
+        LlmEngine engine = new LlmEngine(lm, new EngineConfig(device, dtype, 16, 0, maxSeqs, 8192, 0, kvFraction), null, new EngineObserver() {
             @Override
             public void onStep(int sequences, int tokens, double seconds) {
                 b.lastSequences = sequences;
@@ -95,6 +98,7 @@ public final class EngineBench {
                 model, dummy, device, dtype, b.weightBytes, kv, (long) engine.numKvBlocks() * 16, load, gbps,
                 lm.decodeAttention(), whyNot == null ? "" : whyNot, noGraphs == null ? "" : noGraphs);
         b.grpo(4, 2, 32, 32, false);  // warm-up: kernels, allocator, JIT
+        if (dev.is_cuda()) memory("setup");
         // the first run of a shape also captures its CUDA graphs: with --repeat 2 the second shows the steady state
         for (int run = 1; run <= repeat; run++) {
             b.run = run;
@@ -106,8 +110,20 @@ public final class EngineBench {
                     case "sweep" -> b.sweep(i(p[1]), i(p[2]), Arrays.stream(p[3].split(",")).mapToInt(Integer::parseInt).toArray(), "sweep");
                     default -> throw new IllegalArgumentException("unknown workload " + w);
                 }
+                if (dev.is_cuda()) memory(w);
             }
         }
+    }
+
+    /** libtorch's device memory after a workload, and the most it held during it. */
+    private static void memory(String workload) {
+        if (!RolloutCuda.available()) return;
+        double gib = 1L << 30;
+        System.out.printf(Locale.ROOT, "RESULT {\"what\": \"memory\", \"after\": \"%s\", \"allocated_gib\": %.2f, "
+                        + "\"peak_allocated_gib\": %.2f, \"reserved_gib\": %.2f, \"peak_reserved_gib\": %.2f}%n", workload,
+                RolloutCuda.memoryStat(0) / gib, RolloutCuda.memoryStat(1) / gib, RolloutCuda.memoryStat(2) / gib,
+                RolloutCuda.memoryStat(3) / gib);
+        RolloutCuda.resetPeakMemoryStats();
     }
 
     private static int i(String s) {

@@ -1,6 +1,7 @@
 package dev.rollout.api;
 
 import dev.rollout.engine.EngineLoop;
+import dev.rollout.engine.OutputText;
 import dev.rollout.engine.Sequence;
 import dev.rollout.engine.SequenceOutput;
 import dev.rollout.tokenizer.HfTokenizer;
@@ -21,12 +22,14 @@ final class PendingGeneration {
     private final List<Sequence> sequences = new ArrayList<>();
     private final List<GenerateRequest.Item> itemOf = new ArrayList<>();
     private final SequenceOutput[] finals;
+    private final OutputText[] texts;  // per sequence: decoded here, not on the engine thread (null: no tokenizer, or the engine decodes)
     private final EngineLoop loop;
     private int remaining;
 
     PendingGeneration(GenerateRequest req, EngineLoop loop, HfTokenizer tokenizer) {
         this.loop = loop;
         int index = 0;
+        List<OutputText> text = new ArrayList<>();
         for (GenerateRequest.Item item : req.items()) {
             Sequence leader = null;
             int n = item.params().n();
@@ -35,8 +38,11 @@ final class PendingGeneration {
                 Long seed = item.params().seed();
                 // n samples of one seeded request differ from each other but repeat across calls
                 long s = seed == null ? ThreadLocalRandom.current().nextLong() : seed * 0x9E3779B97F4A7C15L + j;
-                Sequence seq = new Sequence(rid, index++, item.inputIds(), item.params(), item.logprobs(), tokenizer,
-                        events::add, req.stream(), s);
+                boolean engineDecodes = tokenizer != null && OutputText.engineDecodes(item.params());
+                text.add(tokenizer == null || engineDecodes ? null
+                        : new OutputText(tokenizer, item.params().skipSpecialTokens(), item.inputIds()));
+                Sequence seq = new Sequence(rid, index++, item.inputIds(), item.params(), item.logprobs(),
+                        engineDecodes ? tokenizer : null, events::add, req.stream(), s);
                 if (leader == null) leader = seq;
                 else seq.sharePrefixWith(leader);
                 sequences.add(seq);
@@ -44,6 +50,7 @@ final class PendingGeneration {
             }
         }
         finals = new SequenceOutput[sequences.size()];
+        texts = text.toArray(new OutputText[0]);
         remaining = sequences.size();
     }
 
@@ -54,6 +61,7 @@ final class PendingGeneration {
     /** The next snapshot, or null after {@code timeoutMs}. Records finished ones. */
     SequenceOutput poll(long timeoutMs) throws InterruptedException {
         SequenceOutput out = events.poll(timeoutMs, TimeUnit.MILLISECONDS);
+        if (out != null && texts[out.index()] != null) out = texts[out.index()].apply(out);
         if (out != null && out.finished() && finals[out.index()] == null) {
             finals[out.index()] = out;
             remaining--;

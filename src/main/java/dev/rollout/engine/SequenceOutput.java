@@ -6,7 +6,8 @@ import java.util.List;
  * An immutable snapshot of a sequence, handed to its listener from the engine thread: while it
  * streams (finishReason null) and once when it ends.
  *
- * @param text            detokenized output, or null when the engine runs without a tokenizer
+ * @param text            detokenized output, or null when the sequence was given no decoder (the
+ *                        reader of its snapshots then decodes the ids itself, see {@link OutputText})
  * @param inputLogprobs   one per scored prompt position (from logprob_start_len), first may be unscored
  * @param weightVersion   the version served when this snapshot was taken (SGLang's meta_info.weight_version)
  * @param weightVersions  which version generated which output tokens; more than one span when an update
@@ -39,5 +40,11 @@ public record SequenceOutput(
 
     public int completionTokens() {
         return outputIds.length;
+    }
+
+    /** This snapshot with {@code text} in place of its own. */
+    public SequenceOutput withText(String text) {
+        return new SequenceOutput(rid, index, outputIds, text, finishReason, promptTokens, cachedTokens, numRetractions,
+                outputLogprobs, inputLogprobs, weightVersion, weightVersions, e2eLatency, timeToFirstToken);
     }
 }

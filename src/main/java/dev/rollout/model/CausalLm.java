@@ -200,18 +200,23 @@ public final class CausalLm {
         Weights w = live();
         if (fusedOps) return forwardFused(w, batch, cache);
         Tensor h = torch.embedding(w.embed(), batch.inputIds());                  // (T, hidden)
+        LayerCarry carry = new LayerCarry(h);
         for (int l = 0; l < w.layers().length; l++) {
             Layer layer = w.layers()[l];
-            // 1. attention block, pre-norm and residual
-            Tensor q = projectAndCache(layer, rmsNorm(h, layer.inputNorm()), batch, cache.keys(l), cache.values(l)); // (T, nH, d)
-            h = h.add(torch.linear(attend(q, batch, cache.keys(l), cache.values(l), cache.blockSize()), layer.o()));
-            // 2. MLP block: down(silu(gate) * up)
-            Tensor gateUp = torch.linear(rmsNorm(h, layer.postNorm()), layer.gateUp()); // (T, 2 * inter)
-            Tensor act = torch.silu(gateUp.narrow(1, 0, config.intermediateSize()))
-                    .mul(gateUp.narrow(1, config.intermediateSize(), config.intermediateSize()));
-            h = h.add(torch.linear(act, layer.down()));
+            int li = l;
+            carry.next(in -> {
+                Tensor hl = in[0];
+                // 1. attention block, pre-norm and residual
+                Tensor q = projectAndCache(layer, rmsNorm(hl, layer.inputNorm()), batch, cache.keys(li), cache.values(li)); // (T, nH, d)
+                hl = hl.add(torch.linear(attend(q, batch, cache.keys(li), cache.values(li), cache.blockSize()), layer.o()));
+                // 2. MLP block: down(silu(gate) * up)
+                Tensor gateUp = torch.linear(rmsNorm(hl, layer.postNorm()), layer.gateUp()); // (T, 2 * inter)
+                Tensor act = torch.silu(gateUp.narrow(1, 0, config.intermediateSize()))
+                        .mul(gateUp.narrow(1, config.intermediateSize(), config.intermediateSize()));
+                return new Tensor[] {hl.add(torch.linear(act, layer.down()))};
+            });
         }
-        return rmsNorm(h, w.finalNorm());
+        return carry.finish(rmsNorm(carry.get(0), w.finalNorm()));
     }
 
     /**
@@ -223,23 +228,74 @@ public final class CausalLm {
         double eps = config.rmsNormEps();
         Layer[] layers = w.layers();
         Tensor h = torch.embedding(w.embed(), batch.inputIds());                  // (T, hidden)
-        Tensor x = NativeOps.rmsNorm(h, layers[0].inputNorm(), eps);             // (T, hidden), normed
+        LayerCarry carry = new LayerCarry(h, NativeOps.rmsNorm(h, layers[0].inputNorm(), eps)); // (h, normed h)
         for (int l = 0; l < layers.length; l++) {
             Layer layer = layers[l];
-            Tensor qkv = layer.qkvBias() == null ? torch.linear(x, layer.qkv())
-                    : torch.linear(x, layer.qkv(), new TensorOptional(layer.qkvBias()));      // (T, (nH + 2nKv) * d)
-            Tensor q = NativeOps.ropeAndCache(qkv, batch, rope, layer.qNorm(), layer.kNorm(), cache.keys(l), cache.values(l),
-                    config);                                                                   // (T, nH, d)
-            Tensor o = torch.linear(attend(q, batch, cache.keys(l), cache.values(l), cache.blockSize()), layer.o());
-            Tensor[] hx = NativeOps.addRmsNorm(h, o, layer.postNorm(), eps);
-            h = hx[0];
-            Tensor act = NativeOps.siluAndMul(torch.linear(hx[1], layer.gateUp()), config.intermediateSize()); // (T, inter)
-            Tensor next = l + 1 < layers.length ? layers[l + 1].inputNorm() : w.finalNorm();
-            hx = NativeOps.addRmsNorm(h, torch.linear(act, layer.down()), next, eps);
-            h = hx[0];
-            x = hx[1];
+            Tensor nextNorm = l + 1 < layers.length ? layers[l + 1].inputNorm() : w.finalNorm();
+            int li = l;
+            carry.next(in -> {
+                Tensor x = in[1];
+                Tensor qkv = layer.qkvBias() == null ? torch.linear(x, layer.qkv())
+                        : torch.linear(x, layer.qkv(), new TensorOptional(layer.qkvBias()));  // (T, (nH + 2nKv) * d)
+                Tensor q = NativeOps.ropeAndCache(qkv, batch, rope, layer.qNorm(), layer.kNorm(), cache.keys(li),
+                        cache.values(li), config);                                             // (T, nH, d)
+                Tensor o = torch.linear(attend(q, batch, cache.keys(li), cache.values(li), cache.blockSize()), layer.o());
+                Tensor[] hx = NativeOps.addRmsNorm(in[0], o, layer.postNorm(), eps);
+                Tensor act = NativeOps.siluAndMul(torch.linear(hx[1], layer.gateUp()), config.intermediateSize()); // (T, inter)
+                return NativeOps.addRmsNorm(hx[0], torch.linear(act, layer.down()), nextNorm, eps);
+            });
         }
-        return x;
+        return carry.finish(carry.get(1));
+    }
+
+    /**
+     * The tensors one layer hands the next (the residual stream, and its norm in the fused path).
+     * Each layer runs in a PointerScope of its own, so that its intermediates (the MLP's
+     * (T, 2 * inter) activations, attention's gathered K/V) go back to libtorch's allocator when
+     * the layer ends, as Python's reference counting would free them, and not when the step does:
+     * a step that held every layer's activations at once needed some 30 GB for a 7B prefill of 8,192 tokens.
+     */
+    private static final class LayerCarry {
+        private final PointerScope outer = PointerScope.getInnerScope();
+        private Tensor[] carried;
+        private boolean owned;  // false while `carried` are the caller's (the first layer's input)
+
+        LayerCarry(Tensor... first) {
+            carried = first;
+        }
+
+        Tensor get(int i) {
+            return carried[i];
+        }
+
+        /** Runs a layer on what the last one carried; keeps only what it returns. */
+        void next(java.util.function.UnaryOperator<Tensor[]> layer) {
+            Tensor[] out;
+            try (PointerScope scope = new PointerScope()) {
+                out = layer.apply(carried);
+                for (Tensor t : out) t.retainReference();  // outlives the layer's scope, until the next layer is done
+            } catch (RuntimeException e) {
+                release(null);
+                throw e;
+            }
+            release(null);
+            carried = out;
+            owned = true;
+        }
+
+        /** Lets the carried tensors go, except {@code result}, which goes to the caller's scope; returns it. */
+        Tensor finish(Tensor result) {
+            boolean carriedResult = false;
+            for (Tensor c : carried) carriedResult |= c == result;
+            if (carriedResult && outer != null) outer.attach(result);  // the caller's scope takes a reference of its own
+            release(outer == null ? result : null);
+            return result;
+        }
+
+        private void release(Tensor keep) {
+            if (owned) for (Tensor t : carried) if (t != keep) t.releaseReference();
+            owned = false;
+        }
     }
 
     /**
@@ -302,15 +358,19 @@ public final class CausalLm {
     private Tensor attend(Tensor q, ForwardBatch batch, Tensor kCache, Tensor vCache, int blockSize) {
         int nH = config.numHeads(), nKv = config.numKvHeads(), d = config.headDim(), g = config.queryGroupSize();
         long t = q.size(0);
-        Tensor out = Torch.empty(Torch.options(dtype, device), t, nH, d);                      // (T, nH, d)
         ForwardBatch.DecodeGroup dec = batch.decode();
+        // a decode-only step (every step replayed as a CUDA graph) has its tokens in order, one per
+        // sequence: no select and scatter around the attention, two kernels a layer fewer
+        boolean decodeOnly = dec != null && batch.prefills().isEmpty() && dec.batch() == t;
+        Tensor out = decodeOnly ? null : Torch.empty(Torch.options(dtype, device), t, nH, d); // (T, nH, d)
         if (dec != null) {
-            Tensor qd = q.index_select(0, dec.tokenIndex());                                   // (B, nH, d)
+            Tensor qd = decodeOnly ? q : q.index_select(0, dec.tokenIndex());                  // (B, nH, d)
             Tensor o = switch (decodeAttention) {
                 case GATHER -> PagedDecode.gathered(qd, kCache, vCache, dec.slots(), dec.maxContext(), dec.mask(), config);
                 case PAGED_TORCH -> PagedDecode.reference(qd, kCache, vCache, dec, blockSize, config);
                 case PAGED_NATIVE -> PagedDecode.attend(qd, kCache, vCache, dec, blockSize, config);
             };
+            if (decodeOnly) return o.reshape(t, (long) nH * d);
             out.index_copy_(0, dec.tokenIndex(), o);
         }
         for (ForwardBatch.PrefillGroup pg : batch.prefills()) {

@@ -55,13 +55,27 @@ public record ModelConfig(
         return numHeads / numKvHeads;
     }
 
+    /** The first of config.json's architectures or, where a config names none, its model_type's. */
+    private static String architectureOf(JsonObject c) {
+        if (has(c, "architectures") && c.get("architectures").isJsonArray() && !c.getAsJsonArray("architectures").isEmpty())
+            return c.getAsJsonArray("architectures").get(0).getAsString();
+        String type = has(c, "model_type") ? c.get("model_type").getAsString() : "";
+        return switch (type) {
+            case "qwen2" -> "Qwen2ForCausalLM";
+            case "qwen3" -> "Qwen3ForCausalLM";
+            case "llama" -> "LlamaForCausalLM";
+            default -> throw new IllegalArgumentException("config.json names no architectures, and its model_type '" + type
+                    + "' is none of qwen2, qwen3, llama");
+        };
+    }
+
     public static ModelConfig read(Path dir) throws IOException {
         JsonObject c = JsonParser.parseString(Files.readString(dir.resolve("config.json"))).getAsJsonObject();
         JsonObject gen = new JsonObject();
         if (Files.exists(dir.resolve("generation_config.json")))
             gen = JsonParser.parseString(Files.readString(dir.resolve("generation_config.json"))).getAsJsonObject();
 
-        String arch = c.getAsJsonArray("architectures").get(0).getAsString();
+        String arch = architectureOf(c);
         int hidden = c.get("hidden_size").getAsInt();
         int heads = c.get("num_attention_heads").getAsInt();
         int headDim = has(c, "head_dim") ? c.get("head_dim").getAsInt() : hidden / heads;

@@ -40,6 +40,15 @@ public final class RolloutCuda {
     /** Waits for the device, then gives libtorch's cached free blocks back to it. */
     public static native void emptyCache();
 
+    /**
+     * libtorch's caching allocator on the current device, in bytes: {@code which} 0 allocated to
+     * tensors now, 1 the most allocated so far, 2 reserved from the device now, 3 the most reserved.
+     */
+    public static native long memoryStat(int which);
+
+    /** Starts the "most so far" figures of {@link #memoryStat} again from now. */
+    public static native void resetPeakMemoryStats();
+
     /** How many context partitions {@link #pagedDecodeAttention} uses: the workspaces' third dimension. */
     public static native int pagedDecodePartitions(int maxBlocks, int blockSize);
 

@@ -6,10 +6,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.rollout.model.CausalLm;
 import dev.rollout.model.DecodeAttention;
-import dev.rollout.model.NativeOps;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import org.bytedeco.pytorch.Device;
@@ -20,9 +20,10 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * On the GPU with the native preset (bench/gpu-bench.sh test): the same bf16 model decoding the
- * same prompts greedily three ways (libtorch's gathered attention, our paged kernel, our kernel
- * replayed as CUDA graphs) gives the same tokens and logprobs within bf16 noise; graphs are
- * captured, survive a KV release and resume, and pad odd batch sizes.
+ * same prompts greedily through libtorch's ops alone, with our fused ops, with our paged kernel,
+ * with both, and with both replayed as CUDA graphs. Each kernel change stays within bf16 noise of
+ * libtorch (see {@link #compare}); the graphs compute exactly what the same kernels do eagerly,
+ * are captured, survive a KV release and resume, and pad odd batch sizes.
  */
 @EnabledIfSystemProperty(named = "rollout.test.device", matches = "cuda.*")
 class CudaGraphTest {
@@ -39,17 +40,27 @@ class CudaGraphTest {
                  "head_dim": 64, "max_position_embeddings": 4096, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
                  "tie_word_embeddings": true, "eos_token_id": 1, "torch_dtype": "bfloat16"}
                 """);
-        Map<String, SequenceOutput> gather = run(DecodeAttention.GATHER, false);
-        Map<String, SequenceOutput> kernel = run(DecodeAttention.PAGED_NATIVE, false);
-        Map<String, SequenceOutput> graphs = run(DecodeAttention.PAGED_NATIVE, true);
-        compare("paged kernel", gather, kernel);
-        compare("CUDA graphs", kernel, graphs);
+        Map<String, SequenceOutput> libtorch = run(DecodeAttention.GATHER, false, false);
+        // each change on its own first, so that a mismatch names its cause
+        double[] again = compare("libtorch again", libtorch, run(DecodeAttention.GATHER, false, false));
+        double[] fused = compare("fused ops", libtorch, run(DecodeAttention.GATHER, true, false));
+        double[] kernelOnly = compare("paged kernel", libtorch, run(DecodeAttention.PAGED_NATIVE, false, false));
+        Map<String, SequenceOutput> kernel = run(DecodeAttention.PAGED_NATIVE, true, false);
+        double[] both = compare("paged kernel + fused ops", libtorch, kernel);
+        double[] graphs = compare("CUDA graphs", kernel, run(DecodeAttention.PAGED_NATIVE, true, true));
+        check("fused ops", fused);
+        check("paged kernel", kernelOnly);
+        check("paged kernel + fused ops", both);
+        assertEquals(1.0, again[0], "libtorch's own decoding repeats exactly");
+        assertEquals(1.0, graphs[0], "a replayed graph computes what the same kernels do eagerly");
+        assertEquals(0.0, graphs[1], "a replayed graph computes what the same kernels do eagerly");
     }
 
-    private Map<String, SequenceOutput> run(DecodeAttention mode, boolean graphs) throws Exception {
+    private Map<String, SequenceOutput> run(DecodeAttention mode, boolean fusedOps, boolean graphs) throws Exception {
         Device cuda = new Device(EngineHarness.DEVICE);
         CausalLm lm = CausalLm.random(dir, ScalarType.BFloat16, cuda, 5, 0.1);  // std 0.1: peaked logits, few near-ties
-        if (mode == DecodeAttention.PAGED_NATIVE) assertNull(NativeOps.useIfPossible(lm, true), "the paged kernel must be usable");
+        lm.setDecodeAttention(mode);
+        lm.setFusedOps(fusedOps);
         LlmEngine engine = new LlmEngine(lm, new EngineConfig(EngineHarness.DEVICE, "bfloat16", 16, 2048, 64, 4096, 0, 0.8), null, null);
         if (graphs) assertNull(engine.enableCudaGraphs());
         Map<String, SequenceOutput> out = new HashMap<>();
@@ -63,7 +74,7 @@ class CudaGraphTest {
                 for (int j = 0; j < prompt.length; j++) prompt[j] = 2 + (i * 7919 + j * 104729) % 31000;
                 String rid = round + "-" + i;
                 engine.add(new Sequence(rid, 0, prompt, SamplingParams.builder().temperature(0).maxNewTokens(NEW).ignoreEos(true).build(),
-                        new LogprobOptions(true, -1, 0, null), null, o -> { if (o.finished()) out.put(o.rid(), o); }, false, i));
+                        new LogprobOptions(true, -1, 5, null), null, o -> { if (o.finished()) out.put(o.rid(), o); }, false, i));
             }
             while (engine.hasWork()) engine.step();
             if (graphs) assertTrue(engine.numCudaGraphs() > 0, "decode steps were replayed from captured graphs");
@@ -71,23 +82,47 @@ class CudaGraphTest {
         return out;
     }
 
-    private static void compare(String what, Map<String, SequenceOutput> ref, Map<String, SequenceOutput> mine) {
-        int same = 0, total = 0;
-        double worst = 0;
+    /**
+     * Greedy decoding in bf16 can take another token wherever the two best are within a few bf16
+     * steps of the logit (0.03 to 0.06 at logits of 8 to 16), and from there the sequences part:
+     * a faithful change of kernel parts them now and then, a wrong one from the first tokens on.
+     * So this measures, per sequence, the logprob differences before the first divergence and,
+     * at the divergence, how far apart the two tokens were for each side (from its top-5).
+     * Returns {share of greedy tokens equal, largest logprob difference, widest gap at a divergence}.
+     */
+    private static double[] compare(String what, Map<String, SequenceOutput> ref, Map<String, SequenceOutput> mine) {
+        int same = 0, total = 0, divergences = 0;
+        double worst = 0, widest = 0;
         for (String rid : ref.keySet()) {
-            int[] a = ref.get(rid).outputIds(), b = mine.get(rid).outputIds();
-            assertEquals(NEW, b.length);
-            boolean diverged = false;
-            for (int t = 0; t < a.length; t++) {
+            List<TokenLogprob> a = ref.get(rid).outputLogprobs(), b = mine.get(rid).outputLogprobs();
+            assertEquals(NEW, b.size());
+            for (int t = 0; t < a.size(); t++) {
+                if (a.get(t).tokenId() != b.get(t).tokenId()) {
+                    divergences++;
+                    widest = Math.max(widest, Math.max(gap(a.get(t), b.get(t).tokenId()), gap(b.get(t), a.get(t).tokenId())));
+                    total += a.size() - t;
+                    break;
+                }
+                same++;
                 total++;
-                if (a[t] == b[t]) same++;
-                else diverged = true;
-                if (!diverged)
-                    worst = Math.max(worst, Math.abs(ref.get(rid).outputLogprobs().get(t).logprob() - mine.get(rid).outputLogprobs().get(t).logprob()));
+                worst = Math.max(worst, Math.abs(a.get(t).logprob() - b.get(t).logprob()));
             }
         }
-        System.out.printf("%s vs reference: %d/%d greedy tokens equal, max logprob difference %.2e%n", what, same, total, worst);
-        assertTrue(same >= 0.97 * total, what + ": " + same + "/" + total + " greedy tokens equal");
-        assertTrue(worst <= 5e-2, what + ": logprobs differ by " + worst);
+        System.out.printf("%s vs reference: %d/%d greedy tokens equal, max logprob difference %.2e before divergence, "
+                + "%d divergences, the widest at a gap of %.2e%n", what, same, total, worst, divergences, widest);
+        return new double[] {(double) same / total, worst, widest};
+    }
+
+    /** How much less likely {@code other} was than the token chosen at this position (infinite if not in the top 5). */
+    private static double gap(TokenLogprob chosen, int other) {
+        for (int i = 0; i < chosen.topIds().length; i++)
+            if (chosen.topIds()[i] == other) return chosen.logprob() - chosen.topLogprobs()[i];
+        return Double.POSITIVE_INFINITY;
+    }
+
+    /** Bounds of a few bf16 steps of the logit: a wrong kernel misses them by O(1) at the first tokens. */
+    private static void check(String what, double[] r) {
+        assertTrue(r[1] <= 0.25, what + ": logprobs differ by " + r[1] + " before the sequences part");
+        assertTrue(r[2] <= 0.25, what + ": sequences part where the two tokens' logprobs are " + r[2] + " apart, no near-tie");
     }
 }

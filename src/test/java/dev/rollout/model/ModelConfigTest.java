@@ -49,4 +49,20 @@ class ModelConfigTest {
                 """);
         assertThrows(IllegalArgumentException.class, () -> ModelConfig.read(dir));
     }
+
+    @Test
+    void takesTheArchitectureFromModelTypeWhenAConfigNamesNone() throws Exception {
+        // what transformers writes for a config saved on its own (no model built from it)
+        Files.writeString(dir.resolve("config.json"), """
+                {"model_type": "qwen2", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 16,
+                 "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1}
+                """);
+        assertEquals("Qwen2ForCausalLM", ModelConfig.read(dir).architecture());
+        Files.writeString(dir.resolve("config.json"), """
+                {"model_type": "gpt2", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 16,
+                 "num_hidden_layers": 1, "num_attention_heads": 2}
+                """);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ModelConfig.read(dir));
+        assertTrue(e.getMessage().contains("gpt2"), e.getMessage());
+    }
 }

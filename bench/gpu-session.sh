@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# ON THE GPU MACHINE: several benchmark and test stages in one device command, each under its own
+# time limit, a failed stage not stopping the next. The card's copy bandwidth (--hbm-gbps,
+# perf-anchors §3.1) is chosen from nvidia-smi. $OUT gets session.log (each stage's end),
+# bench.log (every RESULT line) and logs.tgz (each stage's whole log): the device tool brings
+# back at most 8 files.
+#   bench/gpu-session.sh STAGE...
+# Carry ["target/rollout-dist.tar.xz", "target/test-classes/dev", "target/junit-console.jar"].
+# Stages (in the order given):
+#   tests          the CUDA-only JUnit classes (kernels, fused ops, graphs, CUDA engine, IPC)
+#   save05         a random Qwen2.5-0.5B checkpoint in /tmp/q05 (both engines load it)
+#   gather05       ours, libtorch's gathered attention, eager (R1 R4 R5)
+#   prof05         graphs05's decode shapes under Java Flight Recorder (prof05.jfr in logs.tgz)
+#   ncu05          Nsight Compute's time of every kernel of a few eager decode steps at batch 512
+#   kernels05      ours, our paged kernel and fused ops, eager
+#   graphs05       ours, kernel + fused ops + CUDA graphs, --repeat 2 (the first run captures)
+#   r6ref          R6's in-process reference: 512 requests of 512 + 256 at once, kernels + graphs
+#   hf05           transformers continuous batching on the reduced R1 shape
+#   graphs7        7B random weights made on the GPU (R2 R4), kernels + graphs
+#   online05 push05  R6 and R8 against the distribution's server (kernels and graphs: its defaults)
+#   online05prof   R6 at rate inf with the server under Java Flight Recorder (server.jfr in logs.tgz)
+#   parity         bf16 parity with transformers (tools/gpu/parity.py)
+set -uo pipefail
+export OUT="${OUT:-/tmp/out}"
+logs=/tmp/session-logs
+mkdir -p "$OUT" "$logs"
+card="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
+case "$card" in *H200*) gbps=4300 ;; *) gbps=3000 ;; esac
+echo "card: $card, hbm-gbps $gbps, $(date -u +%FT%TZ)" | tee -a "$OUT/session.log"
+r1="grpo:64:8:512:256"
+shapes05="--hbm-gbps $gbps decode:128:512 sweep:512:128:1,8,32,64,128,256,512 $r1 sweep:512:256:512"
+stage() {  # stage NAME SECONDS CMD...
+  local name="$1" limit="$2"; shift 2
+  local t0; t0=$(date +%s)
+  echo "== $name ($(date -u +%T))" | tee -a "$OUT/session.log"
+  OUT="$logs" timeout -k 10 "$limit" "$@" > "$logs/$name.log" 2>&1  # their own files go to the tarball
+  local rc=$?
+  echo "== $name rc=$rc in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/session.log"
+  grep -h '^RESULT' "$logs/$name.log" >> "$OUT/bench.log" 2>/dev/null
+  # the tests' own comparisons, then the end of the log
+  grep -h 'vs reference\|max |' "$logs/$name.log" | sed 's/^/   /' | tee -a "$OUT/session.log"
+  tail -5 "$logs/$name.log" | sed 's/^/   /' | tee -a "$OUT/session.log"
+  tar -C "$logs" -czf "$OUT/logs.tgz" .
+}
+ours=(bash bench/gpu-bench.sh ours)
+for s in "$@"; do
+  case "$s" in
+    tests) stage tests 300 bash bench/gpu-bench.sh test dev.rollout.model.PagedDecodeKernelTest \
+             dev.rollout.model.FusedOpsTest dev.rollout.engine.CudaGraphTest dev.rollout.model.RolloutCudaTest ;;
+    save05) stage save05 120 bash bench/gpu-bench.sh save /tmp/q05 qwen2.5-0.5b ;;
+    gather05) stage gather05 150 "${ours[@]}" /tmp/q05 $shapes05 ;;
+    prof05) stage prof05 120 env BENCH_JVM_ARGS="-XX:StartFlightRecording=filename=$logs/prof05.jfr,settings=profile" \
+              "${ours[@]}" /tmp/q05 --native-kernels --cuda-graphs --repeat 3 --hbm-gbps "$gbps" decode:128:512 sweep:512:128:64 ;;
+    ncu05) ncu="$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"
+           # eager kernels, decode at batch 512 (one prefill step, then decode): every kernel's time in 4 steps
+           stage ncu05 240 "$ncu" --clock-control none --target-processes all --metrics gpu__time_duration.sum --csv \
+             --launch-skip 25000 --launch-count 1300 "${ours[@]}" /tmp/q05 --native-kernels --hbm-gbps "$gbps" sweep:16:1024:512 ;;
+    kernels05) stage kernels05 150 "${ours[@]}" /tmp/q05 --native-kernels $shapes05 ;;
+    graphs05) stage graphs05 200 "${ours[@]}" /tmp/q05 --native-kernels --cuda-graphs --repeat 2 $shapes05 ;;
+    r6ref) stage r6ref 120 "${ours[@]}" /tmp/q05 --native-kernels --cuda-graphs --repeat 2 --hbm-gbps "$gbps" sweep:512:256:512 ;;
+    hf05) stage hf05 200 bash bench/gpu-bench.sh hf /tmp/q05 grpo:16:8:512:256 ;;
+    graphs7) bash bench/gpu-bench.sh save /tmp/q7 qwen2.5-7b > /dev/null 2>&1
+             stage graphs7 300 "${ours[@]}" /tmp/q7 --dummy --native-kernels --cuda-graphs --repeat 2 --hbm-gbps "$gbps" decode:128:512 grpo:32:8:512:1024 ;;
+    # R6 against the in-process engine's settings (EngineBench: 512 running, 8,192 tokens a step)
+    online05) stage online05 300 env ROLLOUT_MODEL_PATH=/tmp/q05 ROLLOUT_MAX_RUNNING_REQUESTS=512 ROLLOUT_MAX_BATCHED_TOKENS=8192 \
+                bash tools/dist/gpu-run.sh python3 bench/online.py --requests 512 --in 512 --out 256 --rates inf,16 ;;
+    online05prof) stage online05prof 240 env ROLLOUT_MODEL_PATH=/tmp/q05 ROLLOUT_MAX_RUNNING_REQUESTS=512 ROLLOUT_MAX_BATCHED_TOKENS=8192 \
+                    JVM_ARGS="-XX:StartFlightRecording=filename=$logs/server.jfr,settings=profile,dumponexit=true" \
+                    bash tools/dist/gpu-run.sh bash -c 'python3 bench/online.py --requests 512 --in 512 --out 256 --rates inf;
+                      kill "$ROLLOUT_SERVER_PID"; sleep 10' ;;  # the JVM writes its recording as it exits
+    push05) stage push05 200 env ROLLOUT_MODEL_PATH=/tmp/q05 ROLLOUT_KV_MEMORY_FRACTION=0.3 \
+              bash tools/dist/gpu-run.sh python3 bench/weight_push.py --ways gpu,host,disk ;;
+    parity) stage parity 300 bash -c 'python3 tools/gpu/parity.py make /tmp/parity && ROLLOUT_MODEL_PATH=/tmp/parity \
+              bash tools/dist/gpu-run.sh python3 tools/gpu/parity.py check /tmp/parity' ;;
+    *) echo "unknown stage $s" | tee -a "$OUT/session.log" ;;
+  esac
+done
