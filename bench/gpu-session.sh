@@ -18,6 +18,7 @@
 #   hf05           transformers continuous batching on the reduced R1 shape
 #   graphs7        7B random weights made on the GPU (R2 R4), kernels + graphs
 #   online05 push05  R6 and R8 against the distribution's server (kernels and graphs: its defaults)
+#   online05inc    online05 with incremental streaming (each chunk only what is new)
 #   online05prof   R6 at rate inf with the server under Java Flight Recorder (server.jfr in logs.tgz)
 #   parity         bf16 parity with transformers (tools/gpu/parity.py)
 set -uo pipefail
@@ -64,6 +65,9 @@ for s in "$@"; do
     # R6 against the in-process engine's settings (EngineBench: 512 running, 8,192 tokens a step)
     online05) stage online05 300 env ROLLOUT_MODEL_PATH=/tmp/q05 ROLLOUT_MAX_RUNNING_REQUESTS=512 ROLLOUT_MAX_BATCHED_TOKENS=8192 \
                 bash tools/dist/gpu-run.sh python3 bench/online.py --requests 512 --in 512 --out 256 --rates inf,16 ;;
+    online05inc) stage online05inc 300 env ROLLOUT_MODEL_PATH=/tmp/q05 ROLLOUT_MAX_RUNNING_REQUESTS=512 ROLLOUT_MAX_BATCHED_TOKENS=8192 \
+                   ROLLOUT_INCREMENTAL_STREAMING_OUTPUT=true \
+                   bash tools/dist/gpu-run.sh python3 bench/online.py --requests 512 --in 512 --out 256 --rates inf,16 ;;
     online05prof) stage online05prof 240 env ROLLOUT_MODEL_PATH=/tmp/q05 ROLLOUT_MAX_RUNNING_REQUESTS=512 ROLLOUT_MAX_BATCHED_TOKENS=8192 \
                     JVM_ARGS="-XX:StartFlightRecording=filename=$logs/server.jfr,settings=profile,dumponexit=true" \
                     bash tools/dist/gpu-run.sh bash -c 'python3 bench/online.py --requests 512 --in 512 --out 256 --rates inf;

@@ -36,7 +36,8 @@ def one(url, ids, out_len, result):
                 if not line.startswith("data: ") or line == "data: [DONE]":
                     continue
                 chunk = json.loads(line[6:])
-                n = len(chunk.get("output_ids", []))
+                # a total in both streaming styles (cumulative chunks, or incremental ones)
+                n = chunk.get("meta_info", {}).get("completion_tokens", 0)
                 if n > tokens:
                     now = time.time()
                     if first is None:

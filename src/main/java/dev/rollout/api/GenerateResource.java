@@ -18,6 +18,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 
 /**
  * {@code POST /generate}: SGLang's native generation call, token ids or text in, token ids,
@@ -63,6 +64,9 @@ public class GenerateResource {
         long keepaliveMs = Math.max(1, (long) (settings.keepaliveSeconds() * 1000));
         long deadline = System.nanoTime() + (long) (settings.requestTimeoutSeconds() * 1e9);
         boolean timedOut = false;
+        boolean incremental = settings.incrementalStreamingOutput();
+        GenerateResponses.Sent[] sent = new GenerateResponses.Sent[pending.size()];
+        Arrays.fill(sent, GenerateResponses.Sent.NOTHING);
         try {
             while (!pending.done()) {
                 SequenceOutput ev = pending.poll(keepaliveMs);
@@ -75,7 +79,10 @@ public class GenerateResource {
                     }
                     write(os, req.stream() ? ": keepalive\n\n" : " ");
                 } else if (req.stream()) {
-                    JsonObject chunk = responses.toJson(ev, pending.item(ev.index()), ev.index(), req.answersWithList());
+                    int i = ev.index();
+                    JsonObject chunk = responses.toJson(ev, pending.item(i), i, req.answersWithList(),
+                            incremental ? sent[i] : GenerateResponses.Sent.NOTHING);
+                    if (incremental) sent[i] = GenerateResponses.Sent.after(ev);
                     write(os, "data: " + chunk + "\n\n");
                 }
             }

@@ -21,10 +21,32 @@ final class GenerateResponses {
     }
 
     JsonObject toJson(SequenceOutput out, GenerateRequest.Item item, int index, boolean withIndex) {
+        return toJson(out, item, index, withIndex, Sent.NOTHING);
+    }
+
+    /**
+     * What a stream has already sent of a sequence: its first {@code tokens} output tokens (ids
+     * and logprobs), {@code chars} characters of text, and its input logprobs if {@code input}.
+     */
+    record Sent(int tokens, int chars, boolean input) {
+        static final Sent NOTHING = new Sent(0, 0, false);
+
+        static Sent after(SequenceOutput out) {
+            return new Sent(out.outputIds().length, out.text() == null ? 0 : out.text().length(), true);
+        }
+    }
+
+    /**
+     * The answer for {@code out} without what {@code sent} says went out already (incremental
+     * streaming); counts (completion_tokens) stay totals, as in SGLang.
+     */
+    JsonObject toJson(SequenceOutput out, GenerateRequest.Item item, int index, boolean withIndex, Sent sent) {
         JsonObjectBuilder o = Json.createObjectBuilder();
-        if (out.text() != null) o.add("text", out.text());
+        // text can be shorter than what went out when a stop string is cut from its end
+        if (out.text() != null) o.add("text", out.text().substring(Math.min(sent.chars(), out.text().length())));
         JsonArrayBuilder ids = Json.createArrayBuilder();
-        for (int id : out.outputIds()) ids.add(id);
+        int[] outIds = out.outputIds();
+        for (int i = Math.min(sent.tokens(), outIds.length); i < outIds.length; i++) ids.add(outIds[i]);
         o.add("output_ids", ids);
         if (withIndex) o.add("index", index);
 
@@ -40,11 +62,13 @@ final class GenerateResponses {
                 .add("num_retractions", out.numRetractions())
                 .add("e2e_latency", out.e2eLatency());
         if (item.logprobs().returnLogprob()) {
-            m.add("output_token_logprobs", tokenLogprobs(out.outputLogprobs()));
-            if (item.logprobs().topLogprobsNum() > 0) m.add("output_top_logprobs", topLogprobs(out.outputLogprobs()));
+            List<TokenLogprob> outLps = out.outputLogprobs();
+            outLps = outLps.subList(Math.min(sent.tokens(), outLps.size()), outLps.size());
+            m.add("output_token_logprobs", tokenLogprobs(outLps));
+            if (item.logprobs().topLogprobsNum() > 0) m.add("output_top_logprobs", topLogprobs(outLps));
             if (item.logprobs().tokenIds() != null)
-                m.add("output_token_ids_logprobs", idsLogprobs(out.outputLogprobs(), item.logprobs().tokenIds()));
-            if (item.logprobs().wantsInput()) {
+                m.add("output_token_ids_logprobs", idsLogprobs(outLps, item.logprobs().tokenIds()));
+            if (item.logprobs().wantsInput() && !sent.input()) {
                 m.add("input_token_logprobs", tokenLogprobs(out.inputLogprobs()));
                 if (item.logprobs().topLogprobsNum() > 0) m.add("input_top_logprobs", topLogprobs(out.inputLogprobs()));
                 if (item.logprobs().tokenIds() != null)

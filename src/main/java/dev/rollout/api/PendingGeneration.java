@@ -69,6 +69,11 @@ final class PendingGeneration {
         return out;
     }
 
+    /** How many sequences (the request's items times their n). */
+    int size() {
+        return sequences.size();
+    }
+
     boolean done() {
         return remaining == 0;
     }

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.UnaryOperator;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.DoubleOptional;
@@ -269,7 +270,7 @@ public final class CausalLm {
         }
 
         /** Runs a layer on what the last one carried; keeps only what it returns. */
-        void next(java.util.function.UnaryOperator<Tensor[]> layer) {
+        void next(UnaryOperator<Tensor[]> layer) {
             Tensor[] out;
             try (PointerScope scope = new PointerScope()) {
                 out = layer.apply(carried);

@@ -27,4 +27,5 @@ public record ServerSettings(
         double weightSessionTimeoutSeconds,
         String apiKey,
         String adminApiKey,
-        boolean allowPickle) {}
+        boolean allowPickle,
+        boolean incrementalStreamingOutput) {}

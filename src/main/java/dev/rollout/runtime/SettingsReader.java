@@ -37,6 +37,7 @@ final class SettingsReader {
                 c.getValue("rollout.weight-session-timeout-seconds", Double.class),
                 c.getOptionalValue("rollout.api-key", String.class).orElse(""),
                 c.getOptionalValue("rollout.admin-api-key", String.class).orElse(""),
-                c.getValue("rollout.allow-pickle", Boolean.class));
+                c.getValue("rollout.allow-pickle", Boolean.class),
+                c.getValue("rollout.incremental-streaming-output", Boolean.class));
     }
 }

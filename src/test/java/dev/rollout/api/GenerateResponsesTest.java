@@ -1,0 +1,69 @@
+package dev.rollout.api;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.rollout.engine.FinishReason;
+import dev.rollout.engine.LogprobOptions;
+import dev.rollout.engine.SamplingParams;
+import dev.rollout.engine.SequenceOutput;
+import dev.rollout.engine.TokenLogprob;
+import jakarta.json.JsonObject;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** Incremental streaming (SGLang's --incremental-streaming-output): the chunks add up to the whole answer. */
+class GenerateResponsesTest {
+    final GenerateResponses responses = new GenerateResponses(null, false);
+    final GenerateRequest.Item item = new GenerateRequest.Item("r", new int[] {1, 2, 3},
+            SamplingParams.builder().maxNewTokens(4).build(), new LogprobOptions(true, 1, 0, null));
+
+    @Test
+    void incrementalChunksAddUpToTheCumulativeAnswer() {
+        int[] ids = {5, 6, 7, 8};
+        String[] texts = {"a", "ab", "abc", "abcd"};
+        List<TokenLogprob> lps = new ArrayList<>();
+        List<Integer> gotIds = new ArrayList<>();
+        List<Double> gotLps = new ArrayList<>();
+        StringBuilder gotText = new StringBuilder();
+        GenerateResponses.Sent sent = GenerateResponses.Sent.NOTHING;
+        int inputChunks = 0;
+        for (int n = 1; n <= ids.length; n += (n == 1 ? 2 : 1)) {  // snapshots after 1, 3 and 4 tokens
+            while (lps.size() < n) lps.add(new TokenLogprob(ids[lps.size()], -0.5f * lps.size(), new int[0], new float[0], null));
+            SequenceOutput out = snapshot(java.util.Arrays.copyOf(ids, n), texts[n - 1], n == ids.length, lps);
+            JsonObject chunk = responses.toJson(out, item, 0, false, sent);
+            sent = GenerateResponses.Sent.after(out);
+            chunk.getJsonArray("output_ids").forEach(v -> gotIds.add(((jakarta.json.JsonNumber) v).intValue()));
+            gotText.append(chunk.getString("text"));
+            JsonObject meta = chunk.getJsonObject("meta_info");
+            meta.getJsonArray("output_token_logprobs").forEach(t -> gotLps.add(t.asJsonArray().getJsonNumber(0).doubleValue()));
+            assertEquals(n, meta.getInt("completion_tokens"), "counts stay totals");
+            if (meta.containsKey("input_token_logprobs")) inputChunks++;
+        }
+        assertEquals(List.of(5, 6, 7, 8), gotIds);
+        assertEquals("abcd", gotText.toString());
+        assertEquals(List.of(0.0, -0.5, -1.0, -1.5), gotLps);
+        assertEquals(1, inputChunks, "input logprobs go out once, in the first chunk");
+    }
+
+    @Test
+    void aStopStringCutAfterItsStartWentOutGivesNoNegativeText() {
+        List<TokenLogprob> none = List.of();
+        GenerateResponses.Sent sent = GenerateResponses.Sent.after(snapshot(new int[] {5, 6}, "ab STO", false, none));
+        JsonObject last = responses.toJson(snapshot(new int[] {5, 6, 7}, "ab ", true, none), item, 0, false, sent);
+        assertEquals("", last.getString("text"));
+        assertEquals(1, last.getJsonArray("output_ids").size());
+        JsonObject whole = responses.toJson(snapshot(new int[] {5, 6, 7}, "ab ", true, none), item, 0, false);
+        assertEquals("ab ", whole.getString("text"), "without a stream state the answer is cumulative");
+        assertTrue(whole.getJsonObject("meta_info").containsKey("input_token_logprobs"));
+        assertFalse(last.getJsonObject("meta_info").containsKey("input_token_logprobs"));
+    }
+
+    private static SequenceOutput snapshot(int[] ids, String text, boolean done, List<TokenLogprob> lps) {
+        return new SequenceOutput("r", 0, ids, text, done ? FinishReason.length(ids.length) : null, 3, 0, 0, List.copyOf(lps),
+                List.of(TokenLogprob.unscored(2), new TokenLogprob(3, -1f, new int[0], new float[0], null)), "v",
+                List.of(new SequenceOutput.VersionSpan("v", 0, ids.length)), 0.1, 0.05);
+    }
+}
