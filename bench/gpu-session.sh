@@ -11,7 +11,8 @@
 #   save05         a random Qwen2.5-0.5B checkpoint in /tmp/q05 (both engines load it)
 #   gather05       ours, libtorch's gathered attention, eager (R1 R4 R5)
 #   prof05         graphs05's decode shapes under Java Flight Recorder (prof05.jfr in logs.tgz)
-#   ncu05          Nsight Compute's time of every kernel of a few eager decode steps at batch 512
+#   ncu05          Nsight Compute's time of single kernels of eager decode steps at batch 512
+#   soak           issue #3's GPU soak (bench/rl_soak.py) against the server with its defaults
 #   kernels05      ours, our paged kernel and fused ops, eager
 #   graphs05       ours, kernel + fused ops + CUDA graphs, --repeat 2 (the first run captures)
 #   r6ref          R6's in-process reference: 512 requests of 512 + 256 at once, kernels + graphs
@@ -52,10 +53,16 @@ for s in "$@"; do
     gather05) stage gather05 150 "${ours[@]}" /tmp/q05 $shapes05 ;;
     prof05) stage prof05 120 env BENCH_JVM_ARGS="-XX:StartFlightRecording=filename=$logs/prof05.jfr,settings=profile" \
               "${ours[@]}" /tmp/q05 --native-kernels --cuda-graphs --repeat 3 --hbm-gbps "$gbps" decode:128:512 sweep:512:128:64 ;;
+    # Nsight Compute's time of single kernels, our attention first: a small KV cache (ncu saves and
+    # restores what a kernel may write), and only kernels whose name matches are counted and timed
     ncu05) ncu="$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"
-           # eager kernels, decode at batch 512 (one prefill step, then decode): every kernel's time in 4 steps
-           stage ncu05 240 "$ncu" --clock-control none --target-processes all --metrics gpu__time_duration.sum --csv \
-             --launch-skip 25000 --launch-count 1300 "${ours[@]}" /tmp/q05 --native-kernels --hbm-gbps "$gbps" sweep:16:1024:512 ;;
+           stage ncu05 300 "$ncu" --clock-control none --target-processes all --metrics gpu__time_duration.sum --csv \
+             --kernel-name regex:"partition_kernel|merge_kernel|rope_and_cache|rms_norm|silu_and_mul|nvjet|gemm|gemv|cutlass" \
+             --launch-skip 6000 --launch-count 400 "${ours[@]}" /tmp/q05 --native-kernels --kv-fraction 0.05 \
+             --hbm-gbps "$gbps" sweep:16:1024:512 ;;
+    # issue #3's soak with the engine's defaults (kernels and graphs), and the glibc heap tuned down
+    soak) stage soak 590 env ROLLOUT_MODEL_PATH=/tmp/q05 ROLLOUT_MAX_RUNNING_REQUESTS=512 MALLOC_MMAP_THRESHOLD_=131072 \
+            bash tools/dist/gpu-run.sh python3 bench/rl_soak.py --deadline-s 480 ;;
     kernels05) stage kernels05 150 "${ours[@]}" /tmp/q05 --native-kernels $shapes05 ;;
     graphs05) stage graphs05 200 "${ours[@]}" /tmp/q05 --native-kernels --cuda-graphs --repeat 2 $shapes05 ;;
     r6ref) stage r6ref 120 "${ours[@]}" /tmp/q05 --native-kernels --cuda-graphs --repeat 2 --hbm-gbps "$gbps" sweep:512:256:512 ;;
