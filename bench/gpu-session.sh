@@ -22,6 +22,7 @@
 #   online05inc    online05 with incremental streaming (each chunk only what is new)
 #   online05prof   R6 at rate inf with the server under Java Flight Recorder (server.jfr in logs.tgz)
 #   parity         bf16 parity with transformers (tools/gpu/parity.py)
+#   parity32       the same with float32 logits from the LM head (rollout.fp32-lm-head)
 set -uo pipefail
 export OUT="${OUT:-/tmp/out}"
 logs=/tmp/session-logs
@@ -83,6 +84,8 @@ for s in "$@"; do
               bash tools/dist/gpu-run.sh python3 bench/weight_push.py --ways gpu,host,disk ;;
     parity) stage parity 300 bash -c 'python3 tools/gpu/parity.py make /tmp/parity && ROLLOUT_MODEL_PATH=/tmp/parity \
               bash tools/dist/gpu-run.sh python3 tools/gpu/parity.py check /tmp/parity' ;;
+    parity32) stage parity32 300 bash -c 'python3 tools/gpu/parity.py make /tmp/parity && ROLLOUT_MODEL_PATH=/tmp/parity \
+                ROLLOUT_FP32_LM_HEAD=true bash tools/dist/gpu-run.sh python3 tools/gpu/parity.py check /tmp/parity' ;;
     *) echo "unknown stage $s" | tee -a "$OUT/session.log" ;;
   esac
 done

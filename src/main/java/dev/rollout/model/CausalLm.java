@@ -30,6 +30,7 @@ public final class CausalLm {
     private Boolean unroundedLogits;  // probed on first use
     private DecodeAttention decodeAttention = DecodeAttention.GATHER;
     private boolean fusedOps;
+    private boolean fp32LmHead;
     private Weights weights;   // null while released
 
     /**
@@ -300,23 +301,31 @@ public final class CausalLm {
     }
 
     /**
-     * Logits in float32 for the given rows of the final hidden states: (rows, vocab). In bf16/fp16
-     * the GEMM accumulates in float32 anyway; asking for a float32 result keeps the logits from
-     * being rounded to 8 mantissa bits, a rounding that moves a logit of 4 by up to 0.016 and the
-     * logprobs that RL trainers compare with their own by as much.
+     * Logits in float32 for the given rows of the final hidden states: (rows, vocab). By default
+     * the LM head's GEMM returns the model's dtype and the logits are rounded to it before the
+     * float32 softmax, as transformers, SGLang and RL trainers compute them (a trainer's logprobs
+     * come from bf16 logits too). With {@link #setFp32LmHead} the GEMM, which accumulates in
+     * float32 anyway, hands back float32 (SGLang's --enable-fp32-lm-head): a logit of 4 then keeps
+     * the up to 0.016 that bf16 rounding moves it by.
      */
     public Tensor logits(Tensor hidden) {
         Tensor head = live().lmHead();                                       // (vocab, hidden)
-        if (dtype == ScalarType.Float || !unroundedLogits()) return torch.linear(hidden, head).to(ScalarType.Float);
+        if (dtype == ScalarType.Float || !fp32LmHead || !unroundedLogits()) return torch.linear(hidden, head).to(ScalarType.Float);
         return torch.mm(hidden, head.t(), ScalarType.Float);
     }
 
-    /** Whether this libtorch has mm with a float32 result for our dtype on our device (CUDA, torch 2.9 and later). */
+    /** Asks for float32 logits straight from the LM head's GEMM where libtorch can give them (CUDA, torch 2.9 and later). */
+    public void setFp32LmHead(boolean on) {
+        this.fp32LmHead = on;
+    }
+
+    /** Whether this libtorch has mm with a float32 result for our dtype on our device. */
     private boolean unroundedLogits() {
         if (unroundedLogits == null) {
             String why;
             try (Tensor a = Torch.zeros(Torch.options(dtype, device), 2, 8); Tensor r = torch.mm(a, a.t(), ScalarType.Float)) {
-                unroundedLogits = r.scalar_type() == ScalarType.Float;
+                // intern(): JavaCPP returns native enums as new instances, never == a constant
+                unroundedLogits = r.scalar_type().intern() == ScalarType.Float;
                 why = "mm returned " + r.scalar_type();
             } catch (RuntimeException e) {
                 unroundedLogits = false;

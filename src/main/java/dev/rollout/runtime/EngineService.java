@@ -93,6 +93,7 @@ public class EngineService {
                 LOG.info(() -> "decode attention: " + model.decodeAttention() + ", fused ops: " + model.fusedOps()
                         + (why == null ? "" : " (" + why + ")"));
             }
+            model.setFp32LmHead(s.fp32LmHead());
             LlmEngine engine = new LlmEngine(model, s.engine(), tokenizer, metrics);
             if (device.is_cuda() && s.cudaGraphs()) {
                 String why = engine.enableCudaGraphs();

@@ -13,6 +13,7 @@ public record ServerSettings(
         long dummySeed,
         boolean nativeKernels,
         boolean cudaGraphs,
+        boolean fp32LmHead,
         String servedModelName,
         String cacheDir,
         EngineConfig engine,

@@ -23,6 +23,7 @@ final class SettingsReader {
                 c.getValue("rollout.dummy-seed", Long.class),
                 c.getValue("rollout.native-kernels", Boolean.class),
                 c.getValue("rollout.cuda-graphs", Boolean.class),
+                c.getValue("rollout.fp32-lm-head", Boolean.class),
                 c.getOptionalValue("rollout.served-model-name", String.class).orElse(""),
                 c.getOptionalValue("rollout.cache-dir", String.class).orElse(System.getProperty("java.io.tmpdir")),
                 engine,
