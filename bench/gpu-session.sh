@@ -12,7 +12,7 @@
 #   gather05       ours, libtorch's gathered attention, eager (R1 R4 R5)
 #   prof05         graphs05's decode shapes under Java Flight Recorder (prof05.jfr in logs.tgz)
 #   ncu05          Nsight Compute's time of single kernels of eager decode steps at batch 512
-#   soak           issue #3's GPU soak (bench/rl_soak.py) against the server with its defaults
+#   soak           issue #3's GPU soak (bench/rl_soak.py, the embedded default model, as in benchmarks.md)
 #   kernels05      ours, our paged kernel and fused ops, eager
 #   graphs05       ours, kernel + fused ops + CUDA graphs, --repeat 2 (the first run captures)
 #   r6ref          R6's in-process reference: 512 requests of 512 + 256 at once, kernels + graphs
@@ -62,7 +62,7 @@ for s in "$@"; do
              --launch-skip 6000 --launch-count 400 "${ours[@]}" /tmp/q05 --native-kernels --kv-fraction 0.05 \
              --hbm-gbps "$gbps" sweep:16:1024:512 ;;
     # issue #3's soak with the engine's defaults (kernels and graphs), and the glibc heap tuned down
-    soak) stage soak 590 env ROLLOUT_MODEL_PATH=/tmp/q05 ROLLOUT_MAX_RUNNING_REQUESTS=512 MALLOC_MMAP_THRESHOLD_=131072 \
+    soak) stage soak 590 env ROLLOUT_MAX_RUNNING_REQUESTS=512 MALLOC_MMAP_THRESHOLD_=131072 \
             bash tools/dist/gpu-run.sh python3 bench/rl_soak.py --deadline-s 480 ;;
     kernels05) stage kernels05 150 "${ours[@]}" /tmp/q05 --native-kernels $shapes05 ;;
     graphs05) stage graphs05 200 "${ours[@]}" /tmp/q05 --native-kernels --cuda-graphs --repeat 2 $shapes05 ;;
