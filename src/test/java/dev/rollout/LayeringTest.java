@@ -21,6 +21,12 @@ class LayeringTest {
         "engine/BlockManager.java, org.bytedeco.",
         "engine/Sequence.java, org.bytedeco.",
         "model, dev.rollout.engine.",
+        // the client ships to trainers and environments without the server
+        "client, dev.rollout.api.",
+        "client, dev.rollout.engine.",
+        "client, dev.rollout.model.",
+        "client, dev.rollout.runtime.",
+        "client, org.bytedeco.",
     })
     void doesNotImport(String where, String forbidden) throws IOException {
         Path root = Path.of("src/main/java/dev/rollout", where);

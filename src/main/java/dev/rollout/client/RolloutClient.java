@@ -1,0 +1,376 @@
+package dev.rollout.client;
+
+import jakarta.json.Json;
+import jakarta.json.JsonArray;
+import jakarta.json.JsonNumber;
+import jakarta.json.JsonObject;
+import jakarta.json.JsonObjectBuilder;
+import jakarta.json.JsonValue;
+import java.io.IOException;
+import java.io.StringReader;
+import java.net.URI;
+import java.net.URLEncoder;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.function.Consumer;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+
+/**
+ * A trainer's or an environment's handle on one rollout server (this one, or any server with
+ * SGLang's HTTP API for what it uses) over HTTP: readiness, generation (blocking, asynchronous,
+ * streamed), weight pushes (one file, or buckets as an atomic update) and the served version,
+ * pause and continue, memory release and resume, abort, flush and the RL state. The JDK's
+ * HttpClient and JSON-P only; nothing of the server.
+ *
+ * <p>Every failure is a {@link RolloutClientException} whose message names the server, the call
+ * and the cause. Calls that may be repeated safely are retried on a lost connection: reads, and
+ * the buckets of an atomic update, which carry an idempotency key (update id and bucket number) so
+ * that a bucket the server already applied is not applied twice. A single push outside a session
+ * and generation are not retried.
+ */
+public final class RolloutClient {
+    /**
+     * @param requestTimeout  how long one call may take (a generation, a push)
+     * @param apiKey          the server's {@code rollout.api-key}, or null
+     * @param adminApiKey     its {@code rollout.admin-api-key} for control calls (pushes), or null
+     * @param retries         further tries of a retryable call after a lost connection
+     */
+    public record Options(Duration requestTimeout, String apiKey, String adminApiKey, int retries) {
+        public static Options defaults() {
+            return new Options(Duration.ofMinutes(10), null, null, 2);
+        }
+
+        public Options withAdminApiKey(String key) {
+            return new Options(requestTimeout, apiKey, key, retries);
+        }
+    }
+
+    private final URI base;
+    private final Options options;
+    private final HttpClient http;
+
+    private RolloutClient(URI base, Options options) {
+        String s = base.toString();
+        this.base = URI.create(s.endsWith("/") ? s.substring(0, s.length() - 1) : s);
+        this.options = options;
+        this.http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(10)).build();
+    }
+
+    public static RolloutClient connect(URI base) {
+        return connect(base, Options.defaults());
+    }
+
+    public static RolloutClient connect(URI base, Options options) {
+        return new RolloutClient(base, options);
+    }
+
+    /** Waits until the server reports ready (/health/ready), polling; throws once {@code timeout} has passed. */
+    public void awaitReady(Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        String last = "no answer yet";
+        while (true) {
+            try {
+                HttpResponse<String> r = http.send(HttpRequest.newBuilder(uri("/health/ready")).timeout(Duration.ofSeconds(5)).GET().build(),
+                        HttpResponse.BodyHandlers.ofString());
+                if (r.statusCode() == 200) return;
+                last = "status " + r.statusCode();
+            } catch (IOException e) {
+                last = e.toString();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw failure("GET /health/ready", 0, "interrupted", e);
+            }
+            if (System.nanoTime() > deadline)
+                throw failure("GET /health/ready", 0, "not ready after " + timeout.toSeconds() + " s (last: " + last + ")", null);
+            sleep(250);
+        }
+    }
+
+    /** Generates from token ids, with each output token's logprob; blocks until done. */
+    public Generation generate(int[] inputIds, Sampling sampling) {
+        return generation(call("POST", "/generate", generateBody(inputIds, sampling), false, false));
+    }
+
+    /** {@link #generate} without blocking: many rollouts in flight over one client. */
+    public CompletableFuture<Generation> generateAsync(int[] inputIds, Sampling sampling) {
+        HttpRequest req = request("POST", "/generate", generateBody(inputIds, sampling), false);
+        return http.sendAsync(req, HttpResponse.BodyHandlers.ofString()).handle((r, e) -> {
+            if (e != null) throw new CompletionException(failure("POST /generate", 0, cause(e).toString(), cause(e)));
+            return generation(answer("POST /generate", r));
+        });
+    }
+
+    /**
+     * Generates as {@link #generate} does, handing each streamed snapshot (everything so far, as
+     * SGLang streams) to {@code onChunk} as it arrives; returns the finished generation.
+     */
+    public Generation stream(int[] inputIds, Sampling sampling, Consumer<Generation> onChunk) {
+        JsonObject body = Json.createObjectBuilder(generateBody(inputIds, sampling)).add("stream", true).build();
+        HttpRequest req = request("POST", "/generate", body, false);
+        String what = "POST /generate (stream)";
+        Generation last = null;
+        try {
+            HttpResponse<Stream<String>> r = http.send(req, HttpResponse.BodyHandlers.ofLines());
+            if (r.statusCode() >= 400) {
+                String text;
+                try (Stream<String> lines = r.body()) {
+                    text = lines.collect(Collectors.joining("\n"));
+                }
+                answer(what, new StringResponse(r, text));  // throws the server's refusal
+            }
+            try (Stream<String> lines = r.body()) {
+                for (String line : (Iterable<String>) lines::iterator) {
+                    if (!line.startsWith("data: ") || line.equals("data: [DONE]")) continue;
+                    JsonObject chunk;
+                    try (var reader = Json.createReader(new StringReader(line.substring(6)))) {
+                        chunk = reader.readObject();
+                    }
+                    if (chunk.get("error") instanceof JsonObject err) throw failure(what, 0, err.getString("message", ""), null);
+                    last = generation(chunk);
+                    onChunk.accept(last);
+                }
+            }
+        } catch (IOException e) {
+            throw failure(what, 0, e.toString(), e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw failure(what, 0, "interrupted", e);
+        }
+        if (last == null || last.finishReason() == null) throw failure(what, 0, "the stream ended before the generation did", null);
+        return last;
+    }
+
+    /** The weight version the server serves now. */
+    public String weightVersion() {
+        return call("GET", "/get_weight_version", null, false, true).getString("weight_version");
+    }
+
+    /**
+     * Pushes a safetensors file's tensors (any subset of the model's parameters, by their Hugging
+     * Face names) as one update outside a session, SGLang's semantics: they serve from the next
+     * step on, stamped {@code weightVersion}.
+     */
+    public PushResult pushWeights(byte[] safetensors, String weightVersion) {
+        return pushResult(push(safetensors, "?weight_version=" + enc(weightVersion), false));
+    }
+
+    /**
+     * Pushes buckets of tensors as one atomic update: nothing of it serves until every bucket has
+     * arrived, then all of it does, as {@code weightVersion}. A failed bucket rolls the update
+     * back on the server before the exception comes.
+     */
+    public PushResult pushWeights(List<byte[]> buckets, String weightVersion) {
+        String id = "client-" + UUID.randomUUID();
+        call("POST", "/begin_weight_update", Json.createObjectBuilder().add("update_id", id).build(), true, false);
+        try {
+            for (int i = 0; i < buckets.size(); i++)
+                push(buckets.get(i), "?update_id=" + enc(id) + "&bucket_seq=" + i, true);
+            return pushResult(call("POST", "/end_weight_update",
+                    Json.createObjectBuilder().add("update_id", id).add("weight_version", weightVersion).build(), true, true));
+        } catch (RolloutClientException e) {
+            try {
+                call("POST", "/abort_weight_update", Json.createObjectBuilder().add("update_id", id).build(), true, true);
+            } catch (RolloutClientException rollback) {
+                e.addSuppressed(rollback);
+            }
+            throw e;
+        }
+    }
+
+    /** Loads a checkpoint directory the server can read (SGLang's update_weights_from_disk). */
+    public PushResult updateWeightsFromDisk(String modelPath, String weightVersion) {
+        return pushResult(call("POST", "/update_weights_from_disk",
+                Json.createObjectBuilder().add("model_path", modelPath).add("weight_version", weightVersion).build(), true, false));
+    }
+
+    /**
+     * Stops generation (SGLang's pause_generation): {@code mode} "abort" ends what runs with its
+     * partial output, "retract" requeues it to be recomputed, "in_place" keeps it; new requests
+     * wait until {@link #continueGeneration}. Returns how many requests it touched.
+     */
+    public int pauseGeneration(String mode) {
+        return call("POST", "/pause_generation", Json.createObjectBuilder().add("mode", mode).build(), true, false)
+                .getInt("affected_requests", 0);
+    }
+
+    public void continueGeneration() {
+        call("POST", "/continue_generation", JsonValue.EMPTY_JSON_OBJECT, true, true);
+    }
+
+    /**
+     * Frees device memory for the trainer (SGLang's release_memory_occupation); {@code tags} among
+     * "weights", "kv_cache", "cuda_graph", none for all. Returns the bytes freed per tag; the call
+     * returns once the memory is free.
+     */
+    public Map<String, Long> releaseMemory(String... tags) {
+        JsonObject freed = call("POST", "/release_memory_occupation", tagsBody(tags), true, false).getJsonObject("freed_bytes");
+        Map<String, Long> out = new LinkedHashMap<>();
+        if (freed != null) freed.forEach((k, v) -> out.put(k, ((JsonNumber) v).longValue()));
+        return out;
+    }
+
+    /** Takes the memory back; returns true when the weights must be pushed again before serving. */
+    public boolean resumeMemory(String... tags) {
+        return call("POST", "/resume_memory_occupation", tagsBody(tags), true, false).getBoolean("weights_must_be_pushed", false);
+    }
+
+    /** Aborts every running and waiting request; each caller gets its partial output. */
+    public void abortAll() {
+        call("POST", "/abort_request", Json.createObjectBuilder().add("abort_all", true).build(), true, true);
+    }
+
+    /** Empties the prefix cache (SGLang's flush_cache). */
+    public void flushCache() {
+        call("POST", "/flush_cache", null, true, true);
+    }
+
+    /** The RL state: "serving", "paused", "draining", "updating" or "released" (GET /rl/state). */
+    public String rlState() {
+        return call("GET", "/rl/state", null, false, true).getString("state");
+    }
+
+    private static JsonObject tagsBody(String... tags) {
+        if (tags.length == 0) return Json.createObjectBuilder().addNull("tags").build();
+        var a = Json.createArrayBuilder();
+        for (String t : tags) a.add(t);
+        return Json.createObjectBuilder().add("tags", a).build();
+    }
+
+    private JsonObject push(byte[] safetensors, String query, boolean retry) {
+        HttpRequest req = HttpRequest.newBuilder(uri("/update_weights_from_tensor" + query)).timeout(options.requestTimeout())
+                .header("Content-Type", "application/octet-stream").headers(auth(true))
+                .POST(HttpRequest.BodyPublishers.ofByteArray(safetensors)).build();
+        return send("POST /update_weights_from_tensor", req, retry);
+    }
+
+    private static JsonObject generateBody(int[] inputIds, Sampling s) {
+        var ids = Json.createArrayBuilder();
+        for (int id : inputIds) ids.add(id);
+        JsonObjectBuilder sp = Json.createObjectBuilder().add("max_new_tokens", s.maxNewTokens()).add("temperature", s.temperature())
+                .add("top_p", s.topP()).add("top_k", s.topK()).add("ignore_eos", s.ignoreEos());
+        if (s.seed() != null) sp.add("seed", s.seed());
+        return Json.createObjectBuilder().add("input_ids", ids).add("sampling_params", sp).add("return_logprob", true).build();
+    }
+
+    private static Generation generation(JsonObject o) {
+        JsonArray ids = o.getJsonArray("output_ids");
+        int[] out = new int[ids.size()];
+        for (int i = 0; i < out.length; i++) out[i] = ids.getInt(i);
+        JsonObject meta = o.getJsonObject("meta_info");
+        JsonArray lps = meta.getJsonArray("output_token_logprobs");  // [[logprob, id, text], ...]
+        float[] logprobs = new float[lps == null ? 0 : lps.size()];
+        for (int i = 0; i < logprobs.length; i++) {
+            JsonValue v = lps.getJsonArray(i).get(0);
+            logprobs[i] = v instanceof JsonNumber n ? (float) n.doubleValue() : Float.NaN;
+        }
+        JsonValue reason = meta.get("finish_reason");
+        String finish = reason instanceof JsonObject r ? r.getString("type", null) : null;
+        return new Generation(out, logprobs, o.containsKey("text") ? o.getString("text") : null, finish,
+                meta.getString("weight_version", null), meta.getInt("prompt_tokens", -1));
+    }
+
+    private static PushResult pushResult(JsonObject o) {
+        return new PushResult(o.getString("weight_version", null), o.getInt("num_tensors", 0),
+                o.containsKey("bytes") ? o.getJsonNumber("bytes").longValue() : 0,
+                o.containsKey("seconds") ? o.getJsonNumber("seconds").doubleValue() : 0);
+    }
+
+    private JsonObject call(String method, String path, JsonObject body, boolean admin, boolean retry) {
+        return send(method + " " + path, request(method, path, body, admin), retry);
+    }
+
+    private HttpRequest request(String method, String path, JsonObject body, boolean admin) {
+        HttpRequest.Builder b = HttpRequest.newBuilder(uri(path)).timeout(options.requestTimeout()).headers(auth(admin));
+        if (body == null) return b.method(method, HttpRequest.BodyPublishers.noBody()).build();
+        return b.header("Content-Type", "application/json").method(method, HttpRequest.BodyPublishers.ofString(body.toString())).build();
+    }
+
+    /** Sends, retrying a lost connection up to {@code options.retries()} times when {@code retry}. */
+    private JsonObject send(String what, HttpRequest req, boolean retry) {
+        for (int attempt = 0; ; attempt++) {
+            try {
+                return answer(what, http.send(req, HttpResponse.BodyHandlers.ofString()));
+            } catch (IOException e) {
+                if (!retry || attempt >= options.retries()) throw failure(what, 0, e.toString(), e);
+                sleep(200L << attempt);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw failure(what, 0, "interrupted", e);
+            }
+        }
+    }
+
+    /** A streamed answer's status with its body read as text (to report a refusal). */
+    private record StringResponse(int statusCode, String body) {
+        StringResponse(HttpResponse<?> r, String body) {
+            this(r.statusCode(), body);
+        }
+    }
+
+    /** The answer's JSON, or the server's refusal as an exception. */
+    private JsonObject answer(String what, HttpResponse<String> r) {
+        return answer(what, new StringResponse(r, r.body()));
+    }
+
+    private JsonObject answer(String what, StringResponse r) {
+        JsonObject o;
+        try (var reader = Json.createReader(new StringReader(r.body()))) {
+            o = reader.readObject();
+        } catch (RuntimeException e) {
+            // some answers are text (flush_cache's "Cache flushed.") or empty (abort_request)
+            if (r.statusCode() < 400) return JsonValue.EMPTY_JSON_OBJECT;
+            throw failure(what, r.statusCode(), abbreviate(r.body()), null);
+        }
+        boolean refused = r.statusCode() >= 400 || (o.containsKey("success") && !o.getBoolean("success", true));
+        if (refused) {
+            String message = o.containsKey("message") ? o.getString("message", "")
+                    : o.get("error") instanceof JsonObject err ? err.getString("message", "") : abbreviate(r.body());
+            throw failure(what, r.statusCode(), message, null);
+        }
+        return o;
+    }
+
+    private String[] auth(boolean admin) {
+        String key = admin && options.adminApiKey() != null ? options.adminApiKey() : options.apiKey();
+        return key == null ? new String[] {"Accept", "application/json"} : new String[] {"Authorization", "Bearer " + key};
+    }
+
+    private URI uri(String path) {
+        return URI.create(base + path);
+    }
+
+    private RolloutClientException failure(String what, int status, String cause, Throwable t) {
+        String s = status == 0 ? "" : " (" + status + ")";
+        return new RolloutClientException(base + ": " + what + " failed" + s + ": " + cause, status, t);
+    }
+
+    private static Throwable cause(Throwable e) {
+        return e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
+    }
+
+    private static String enc(String s) {
+        return URLEncoder.encode(s, StandardCharsets.UTF_8);
+    }
+
+    private static String abbreviate(String s) {
+        return s.length() <= 200 ? s : s.substring(0, 200) + "…";
+    }
+
+    private static void sleep(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}
