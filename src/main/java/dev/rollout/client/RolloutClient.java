@@ -340,9 +340,13 @@ public final class RolloutClient {
         return o;
     }
 
+    /**
+     * The key a call needs (the admin key for control calls where one is set, else the API key),
+     * after an Accept of anything: most answers are JSON, a few text (flush_cache).
+     */
     private String[] auth(boolean admin) {
         String key = admin && options.adminApiKey() != null ? options.adminApiKey() : options.apiKey();
-        return key == null ? new String[] {"Accept", "application/json"} : new String[] {"Authorization", "Bearer " + key};
+        return key == null ? new String[] {"Accept", "*/*"} : new String[] {"Accept", "*/*", "Authorization", "Bearer " + key};
     }
 
     private URI uri(String path) {
