@@ -9,6 +9,7 @@ import dev.rollout.client.Generation;
 import dev.rollout.client.PushResult;
 import dev.rollout.client.RolloutClient;
 import dev.rollout.client.RolloutClientException;
+import dev.rollout.client.RolloutRouter;
 import dev.rollout.client.Sampling;
 import dev.rollout.model.Safetensors;
 import java.net.URI;
@@ -100,6 +101,32 @@ class ClientIT {
         Generation g = client.generate(Checkpoints.PROMPT, Sampling.greedy(12));
         assertEquals("client-2", g.weightVersion());
         assertArrayEquals(Checkpoints.greedy(Checkpoints.engine(two), 12), g.outputIds());
+    }
+
+    @Test
+    void aRouterSpreadsRequestsKeepsAGroupTogetherAndPushesToEveryServer() throws Exception {
+        // two handles on the one test server stand for two replicas: what is checked is the routing
+        RolloutClient.Options admin = RolloutClient.Options.defaults().withAdminApiKey(Http.ADMIN_KEY);
+        RolloutRouter router = new RolloutRouter(List.of(RolloutClient.connect(URI.create(Http.BASE), admin),
+                RolloutClient.connect(URI.create(Http.BASE), admin)));
+        router.awaitReady(Duration.ofSeconds(30));
+        List<CompletableFuture<Generation>> calls = new ArrayList<>();
+        for (int i = 0; i < 8; i++) calls.add(router.generateAsync(null, Checkpoints.PROMPT, Sampling.greedy(16)));
+        assertTrue(router.dispatched(0) >= 3 && router.dispatched(1) >= 3,
+                "8 calls at once spread by outstanding requests: " + router.dispatched(0) + " and " + router.dispatched(1));
+
+        long[] before = {router.dispatched(0), router.dispatched(1)};
+        for (int i = 0; i < 3; i++) calls.add(router.generateAsync("group-7", Checkpoints.PROMPT, Sampling.greedy(4)));
+        long d0 = router.dispatched(0) - before[0], d1 = router.dispatched(1) - before[1];
+        assertTrue((d0 == 3 && d1 == 0) || (d0 == 0 && d1 == 3), "a group stays on one server: " + d0 + " and " + d1);
+        for (CompletableFuture<Generation> c : calls) c.get();
+        assertEquals(0, router.outstanding(0) + router.outstanding(1), "finished calls are not outstanding");
+
+        Path weights = Checkpoints.other(34);
+        // one file each (two atomic sessions at once would be two on the one test server, which refuses the second)
+        List<PushResult> pushed = router.pushWeights(Files.readAllBytes(weights.resolve("model.safetensors")), "router-1");
+        assertEquals(List.of("router-1", "router-1"), pushed.stream().map(PushResult::weightVersion).toList());
+        assertEquals("router-1", client.weightVersion());
     }
 
     @Test
