@@ -12,8 +12,8 @@
 // token against the g query heads (its K row read with 16-byte loads), one warp per head takes the
 // softmax of the partition, and then threads own (token group, dimension) pairs to sum p * V, so
 // that V rows are read coalesced and each V value serves all g heads. (A first version gave each
-// warp one token at a time, with a warp reduction per head per token: latency-bound, 0.1 ms per
-// layer per partition on an H200.)
+// warp one token at a time, with a warp reduction per head per token: latency-bound. On an H200
+// the rewrite took a graphed 0.5B decode step from 4.40 to 1.86 ms at batch 1, 12.8 to 7.0 ms at 512.)
 //
 // Layouts (row-major, bf16 unless said otherwise):
 //   q           [B, nH, D]            query head h attends with KV head h / g (transformers' repeat_kv)

@@ -247,9 +247,8 @@ public final class RolloutClient {
     }
 
     private JsonObject push(byte[] safetensors, String query, boolean retry) {
-        HttpRequest req = HttpRequest.newBuilder(uri("/update_weights_from_tensor" + query)).timeout(options.requestTimeout())
-                .header("Content-Type", "application/octet-stream").headers(auth(true))
-                .POST(HttpRequest.BodyPublishers.ofByteArray(safetensors)).build();
+        HttpRequest req = request("POST", "/update_weights_from_tensor" + query, "application/octet-stream",
+                HttpRequest.BodyPublishers.ofByteArray(safetensors), true);
         return send("POST /update_weights_from_tensor", req, retry);
     }
 
@@ -290,9 +289,14 @@ public final class RolloutClient {
     }
 
     private HttpRequest request(String method, String path, JsonObject body, boolean admin) {
+        return body == null ? request(method, path, null, HttpRequest.BodyPublishers.noBody(), admin)
+                : request(method, path, "application/json", HttpRequest.BodyPublishers.ofString(body.toString()), admin);
+    }
+
+    private HttpRequest request(String method, String path, String contentType, HttpRequest.BodyPublisher body, boolean admin) {
         HttpRequest.Builder b = HttpRequest.newBuilder(uri(path)).timeout(options.requestTimeout()).headers(auth(admin));
-        if (body == null) return b.method(method, HttpRequest.BodyPublishers.noBody()).build();
-        return b.header("Content-Type", "application/json").method(method, HttpRequest.BodyPublishers.ofString(body.toString())).build();
+        if (contentType != null) b.header("Content-Type", contentType);
+        return b.method(method, body).build();
     }
 
     /** Sends, retrying a lost connection up to {@code options.retries()} times when {@code retry}. */
