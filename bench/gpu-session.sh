@@ -13,8 +13,11 @@
 #   prof05         graphs05's decode shapes under Java Flight Recorder (prof05.jfr in logs.tgz)
 #   ncu05          Nsight Compute's time of single kernels of eager decode steps at batch 512
 #   soak           issue #3's GPU soak (bench/rl_soak.py, the embedded default model, as in benchmarks.md)
+#   heapprobe      where the soak's native memory growth comes from: streams alone, then 200 pushes
+#                  in each transport alone, then release/resume cycles alone (the glibc heap after each)
 #   kernels05      ours, our paged kernel and fused ops, eager
 #   graphs05       ours, kernel + fused ops + CUDA graphs, --repeat 2 (the first run captures)
+#   sampling05     graphs05's R1 and batch sweep with libtorch's sampling ops instead of our kernel (its baseline)
 #   r6ref          R6's in-process reference: 512 requests of 512 + 256 at once, kernels + graphs
 #   hf05           transformers continuous batching on the reduced R1 shape
 #   graphs7        7B random weights made on the GPU (R2 R4), kernels + graphs
@@ -49,7 +52,8 @@ ours=(bash bench/gpu-bench.sh ours)
 for s in "$@"; do
   case "$s" in
     tests) stage tests 300 bash bench/gpu-bench.sh test dev.rollout.model.PagedDecodeKernelTest \
-             dev.rollout.model.FusedOpsTest dev.rollout.engine.CudaGraphTest dev.rollout.model.RolloutCudaTest ;;
+             dev.rollout.model.FusedOpsTest dev.rollout.engine.CudaGraphTest dev.rollout.model.RolloutCudaTest \
+             dev.rollout.engine.SamplingKernelTest ;;
     save05) stage save05 120 bash bench/gpu-bench.sh save /tmp/q05 qwen2.5-0.5b ;;
     gather05) stage gather05 150 "${ours[@]}" /tmp/q05 $shapes05 ;;
     prof05) stage prof05 120 env BENCH_JVM_ARGS="-XX:StartFlightRecording=filename=$logs/prof05.jfr,settings=profile" \
@@ -61,11 +65,19 @@ for s in "$@"; do
              --kernel-name regex:"partition_kernel|merge_kernel|rope_and_cache|rms_norm|silu_and_mul|nvjet|gemm|gemv|cutlass" \
              --launch-skip 6000 --launch-count 400 "${ours[@]}" /tmp/q05 --native-kernels --kv-fraction 0.05 \
              --hbm-gbps "$gbps" sweep:16:1024:512 ;;
-    # issue #3's soak with the engine's defaults (kernels and graphs), and the glibc heap tuned down
-    soak) stage soak 590 env ROLLOUT_MAX_RUNNING_REQUESTS=512 MALLOC_MMAP_THRESHOLD_=131072 \
-            bash tools/dist/gpu-run.sh python3 bench/rl_soak.py --deadline-s 480 ;;
+    # issue #3's soak with the engine's defaults (kernels and graphs), the JVM tracking its own native memory
+    soak) stage soak 590 env ROLLOUT_MAX_RUNNING_REQUESTS=512 JVM_ARGS=-XX:NativeMemoryTracking=summary \
+            bash tools/dist/gpu-run.sh python3 bench/rl_soak.py --deadline-s 400 ;;
+    heapprobe) stage heapprobe 400 env ROLLOUT_MAX_RUNNING_REQUESTS=512 bash tools/dist/gpu-run.sh bash -c '
+                 soak="python3 bench/rl_soak.py --cycles 0 --no-sessions --modes wait"
+                 $soak --pushes 0 --streams-only-s 60 | grep "^streams only"
+                 for t in safetensors binary flattened_bucket cuda_ipc pickle; do echo "== $t"
+                   $soak --streams 0 --pushes 200 --transports $t | grep "^pushes\|^memory \(start\|end\)\|PROBLEM"; done
+                 echo "== cycles"; python3 bench/rl_soak.py --streams 0 --pushes 0 --cycles 100 | grep "^release\|^memory \(start\|end\)"' ;;
     kernels05) stage kernels05 150 "${ours[@]}" /tmp/q05 --native-kernels $shapes05 ;;
     graphs05) stage graphs05 200 "${ours[@]}" /tmp/q05 --native-kernels --cuda-graphs --repeat 2 $shapes05 ;;
+    sampling05) stage sampling05 200 "${ours[@]}" /tmp/q05 --native-kernels --libtorch-sampling --cuda-graphs --repeat 2 \
+                  --hbm-gbps "$gbps" sweep:512:128:1,64,512 $r1 ;;
     r6ref) stage r6ref 120 "${ours[@]}" /tmp/q05 --native-kernels --cuda-graphs --repeat 2 --hbm-gbps "$gbps" sweep:512:256:512 ;;
     hf05) stage hf05 200 bash bench/gpu-bench.sh hf /tmp/q05 grpo:16:8:512:256 ;;
     graphs7) bash bench/gpu-bench.sh save /tmp/q7 qwen2.5-7b > /dev/null 2>&1

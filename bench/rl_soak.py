@@ -62,8 +62,8 @@ class Server:
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode(errors="replace")
 
-    def metric(self, name):
-        with urllib.request.urlopen(self.url + "/metrics?scope=base", timeout=30) as r:
+    def metric(self, name, scope="base"):
+        with urllib.request.urlopen(self.url + "/metrics?scope=" + scope, timeout=30) as r:
             for line in r.read().decode().splitlines():
                 if line.startswith(name):
                     return float(line.rsplit(" ", 1)[1])
@@ -90,6 +90,52 @@ def biggest_mappings(pid, n=6):
                 sizes[name] = sizes.get(name, 0) + int(parts[1]) * 1024
     top = sorted(sizes.items(), key=lambda kv: -kv[1])[:n]
     return ", ".join("%s %.0f MiB" % (os.path.basename(k) or k, v / 2**20) for k, v in top)
+
+
+def main_heap_bytes(pid):
+    """Resident size of glibc's main arena (the [heap] mapping): where freed-but-kept malloc memory shows."""
+    rss, in_heap = 0, False
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            parts = line.split()
+            if "-" in parts[0] and len(parts) >= 5 and not parts[0].endswith(":"):
+                in_heap = len(parts) > 5 and parts[5] == "[heap]"
+            elif in_heap and parts[0] == "Rss:":
+                rss += int(parts[1]) * 1024
+    return rss
+
+
+def jcmd(pid, *command):
+    """Runs jcmd of the server's own runtime (the distribution bundles it); None where there is none."""
+    exe = os.path.join(os.path.dirname(os.path.realpath("/proc/%d/exe" % pid)), "jcmd")
+    if not os.path.exists(exe):
+        return None
+    return subprocess.run([exe, str(pid), *command], capture_output=True, text=True, timeout=120).stdout
+
+
+def native_memory_probe(server, pid):
+    """Where the native memory outside the Java heap went. Three readings of glibc's main heap and
+    of the native memory JavaCPP handles own: as the run left them, after a full collection (which
+    frees tensors whose handles were dropped without a close), and after glibc gives its free pages
+    back (System.trim_native_heap, i.e. malloc_trim). Growth that the collection removes waited
+    for the GC; growth that the trim removes was free memory glibc kept; what stays is live."""
+    def reading():
+        return "main heap %.0f MiB, JavaCPP-owned %.0f MiB, RSS %.0f MiB" % (
+            main_heap_bytes(pid) / 2**20, server.metric("rollout_native_pointer_bytes", "application") / 2**20,
+            rss_bytes(pid) / 2**20)
+    lines = ["native memory as left: " + reading()]
+    if jcmd(pid, "GC.run") is None:
+        return lines + ["(no jcmd beside the server's java: no collection or trim)"]
+    time.sleep(2)  # JavaCPP's deallocator thread frees what the collection found
+    lines.append("after a full GC:       " + reading())
+    jcmd(pid, "System.trim_native_heap")
+    lines.append("after malloc_trim:     " + reading())
+    nmt = jcmd(pid, "VM.native_memory", "summary") or ""
+    for line in nmt.splitlines():  # the JVM's own share, where -XX:NativeMemoryTracking is on
+        if line.startswith("Total:") or "malloc:" in line and line.strip().startswith("("):
+            lines.append("JVM native memory tracking: " + line.strip())
+            break
+    return lines
 
 
 def gpu_bytes(pid):
@@ -297,6 +343,8 @@ def main():
     # narrower runs, to tell which path a cost or a leak comes from
     ap.add_argument("--transports", default="safetensors,flattened_bucket,binary,cuda_ipc,pickle")
     ap.add_argument("--modes", default="wait,in_place,abort")
+    ap.add_argument("--streams-only-s", type=float, default=0,
+                    help="first let the streams run alone this long, and report the server's memory before and after")
     ap.add_argument("--no-sessions", dest="sessions", action="store_false",
                     help="leave out the three-bucket sessions and the whole-model pushes")
     args = ap.parse_args()
@@ -323,10 +371,20 @@ def main():
 
     def memory():
         return {"rss": rss_bytes(args.server_pid), "heap": server.metric("memory_usedHeap_bytes"),
-                "committed": server.metric("memory_committedHeap_bytes"), "gpu": gpu_bytes(args.server_pid)}
+                "committed": server.metric("memory_committedHeap_bytes"), "gpu": gpu_bytes(args.server_pid),
+                "main_heap": main_heap_bytes(args.server_pid),
+                "javacpp": server.metric("rollout_native_pointer_bytes", "application")}
 
     time.sleep(2)
     mem0 = memory()
+    if args.streams_only_s > 0:  # what serving alone costs, apart from the pushes
+        time.sleep(args.streams_only_s)
+        streams.collect()
+        m = memory()
+        print("streams only for %.0f s: %d completed; glibc main heap %.0f -> %.0f MiB, RSS %.0f -> %.0f MiB" % (
+            args.streams_only_s, streams.completed.value, mem0["main_heap"] / 2**20, m["main_heap"] / 2**20,
+            mem0["rss"] / 2**20, m["rss"] / 2**20), flush=True)
+        mem0 = m
     smaps0 = biggest_mappings(args.server_pid)
     mem_half = None
     problems, lp_diffs, token_flips, checks, by_kind = [], [], 0, 0, {}
@@ -477,10 +535,13 @@ def main():
                                           mib(max(released_gpu or [0])), mib(min(resumed_gpu or [0])), mib(max(resumed_gpu or [0]))))
     for name, m in [("start", mem0), ("half of the pushes", mem_half or mem0), ("after pushes", mem_pushes),
                     ("quarter of the cycles", mem_cycles or mem_pushes), ("end", mem_end)]:
-        print("memory %-22s RSS %6.0f MiB, used heap %5.0f MiB, outside the committed heap %6.0f MiB, GPU %6.0f MiB" % (
-            name, mib(m["rss"]), mib(m["heap"]), outside(m), mib(m["gpu"])))
+        print("memory %-22s RSS %6.0f MiB, used heap %5.0f MiB, outside the committed heap %6.0f MiB, GPU %6.0f MiB, "
+              "glibc main heap %6.0f MiB, JavaCPP-owned %6.0f MiB" % (
+                  name, mib(m["rss"]), mib(m["heap"]), outside(m), mib(m["gpu"]), mib(m["main_heap"]), mib(m["javacpp"])))
     print("resident by mapping at the start:", smaps0)
     print("resident by mapping at the end:  ", biggest_mappings(args.server_pid))
+    for line in native_memory_probe(server, args.server_pid):
+        print(line)
     for p in streams.failures[:30]:
         print("STREAM FAILURE", p)
     ok = not problems and not streams.failures and not hung and done == args.pushes and cycles_done == args.cycles

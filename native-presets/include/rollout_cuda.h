@@ -94,6 +94,13 @@ inline void ropeAndCache(long long qkv, long long positions, long long slots, lo
     detail::check(kernels::rope_and_cache(a, detail::stream()));
 }
 
+// Samples one token per row of the logits (sampling.cu); arguments are tensors' data_ptrs.
+inline void sampleRows(long long logits, long long temperature, long long uniform, long long out, int rows, int vocab) {
+    detail::check(kernels::sample_rows(reinterpret_cast<const void*>(logits), reinterpret_cast<const void*>(temperature),
+                                       reinterpret_cast<const void*>(uniform), reinterpret_cast<void*>(out), rows, vocab,
+                                       detail::stream()));
+}
+
 // CUDA graphs of decode steps (proven from Java in ../shared/device/examples/cuda_graph_shim.cpp).
 // Warm-up and capture run on a side stream, as CUDA requires; every graph allocates from one
 // memory pool, as vLLM's do, since they never run at the same time. All on the engine thread:

@@ -52,5 +52,11 @@ struct RopeArgs {
 
 const char* rope_and_cache(const RopeArgs& args, cudaStream_t stream);
 
+// One token per row of float32 logits [rows, vocab] (sampling.cu): the argmax where
+// temperature[r] is 0, else a draw from softmax(logits / T) by inverse CDF at uniform[r] in
+// [0, 1). out [rows, 2] float32 gets (token, its logprob under softmax(logits / T)).
+const char* sample_rows(const void* logits, const void* temperature, const void* uniform, void* out, int rows,
+                        int vocab, cudaStream_t stream);
+
 }  // namespace kernels
 }  // namespace rollout

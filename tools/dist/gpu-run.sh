@@ -25,6 +25,7 @@ for i in $(seq 1 240); do
 done
 # the JVM is the newest java process under the start script (Liberty's script may fork it)
 export ROLLOUT_SERVER_PID="$(pgrep -n -f 'ws-server.jar' || echo $pid)"
+grep -q libjemalloc "/proc/$ROLLOUT_SERVER_PID/maps" 2>/dev/null && echo "server malloc: jemalloc" || echo "server malloc: glibc"
 rc=1
 [ $ready = 1 ] && { "$@"; rc=$?; }
 cp "$logs/messages.log" "$out/messages.log" 2>/dev/null

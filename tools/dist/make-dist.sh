@@ -38,6 +38,10 @@ keep_only "$lib"/cuda-*-linux-x86_64.jar 'libjnicudart.so'
 # the torch preset inherits openblas (which inherits openblas_nolapack): both JNI libraries load, with libopenblas
 # the embedded default model's tokenizer (11 MB): a real checkpoint brings its own tokenizer.json
 rm -rf "$work/war/WEB-INF/classes/dev/rollout/tokenizer/qwen3"
+# JNA (DJL's) carries its dispatch library for some thirty platforms: keep Linux x86-64's
+jna="$(ls "$lib"/jna-*.jar)" && jtmp="$(mktemp -d)" && (cd "$jtmp" && unzip -q "$jna" \
+  && find com/sun/jna -mindepth 1 -maxdepth 1 -type d -name '*-*' ! -name linux-x86-64 -exec rm -rf {} + \
+  && rm -f "$jna" && zip -q -r -0 "$jna" .) && rm -rf "$jtmp"
 keep_only "$lib"/openblas-*-linux-x86_64.jar 'libjniopenblas.so' 'libjniopenblas_nolapack.so' 'libopenblas.so.0' 'libgfortran.so.5' 'libquadmath.so.0'
 (cd "$work/war" && zip -q -r -0 "$work/rollout-server.war" .)
 
@@ -53,13 +57,17 @@ rm -rf "$work/rollout/wlp/usr/servers/rollout/resources/security" "$work/rollout
 python3 tools/dist/store_jars.py "$work/rollout/wlp"
 
 # 3. a Java runtime: the modules Liberty needs, uncompressed for the same reason
-"$jdk/bin/jlink" --add-modules java.base,java.compiler,java.desktop,java.instrument,java.logging,java.management,java.naming,java.rmi,java.security.jgss,java.sql,java.xml,jdk.jfr,jdk.management,jdk.unsupported,jdk.crypto.ec,jdk.zipfs \
+"$jdk/bin/jlink" --add-modules java.base,java.compiler,java.desktop,java.instrument,java.logging,java.management,java.naming,java.rmi,java.security.jgss,java.sql,java.xml,jdk.jfr,jdk.jcmd,jdk.attach,jdk.management,jdk.unsupported,jdk.crypto.ec,jdk.zipfs \
   --strip-debug --no-header-files --no-man-pages --compress=0 --output "$work/rollout/jre"
 
 # 4. the GPU JNI glue and the start script
 mkdir -p "$work/rollout/jni-gpu"
 tar -C "$work/rollout/jni-gpu" -xJf "$shared"/pytorch-*-linux-x86_64-gpu-jni.tar.xz
 cp tools/dist/start.sh tools/dist/env.sh "$work/rollout/" && chmod +x "$work/rollout/start.sh"
+# jemalloc for the server's native heap (start.sh says why), from the Debian package libjemalloc2
+mkdir -p "$work/rollout/lib"
+cp /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 "$work/rollout/lib/" \
+  || { echo "make-dist: needs libjemalloc2 (apt-get install libjemalloc2)" >&2; exit 1; }
 
 # 5. our native preset as sources: start.sh builds it against the machine's libtorch (cppbuild.sh)
 native="$work/rollout/native"

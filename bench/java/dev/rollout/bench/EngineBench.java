@@ -24,7 +24,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * the HBM floor: the time to read the weights and every sequence's KV once per decode step.
  *
  * <pre>
- * EngineBench --model DIR [--dummy] [--native-kernels] [--cuda-graphs] [--repeat N] [--kv-fraction 0.5] [--device cuda] [--dtype bfloat16] [--hbm-gbps 4300] WORKLOAD...
+ * EngineBench --model DIR [--dummy] [--native-kernels [--libtorch-sampling]] [--cuda-graphs] [--repeat N] [--kv-fraction 0.5] [--device cuda] [--dtype bfloat16] [--hbm-gbps 4300] WORKLOAD...
  *   grpo:P:n:IN:OUT        P prompts x n samples (prefix shared), fixed lengths (R1, R2)
  *   decode:IN:OUT          one request; median decode step (R4)
  *   sweep:IN:OUT:B1,B2,..  B requests at once; median decode step per B (R5)
@@ -48,7 +48,7 @@ public final class EngineBench {
 
     public static void main(String[] args) throws Exception {
         String model = null, device = "cuda", dtype = "bfloat16";
-        boolean dummy = false, nativeKernels = false, graphs = false;
+        boolean dummy = false, nativeKernels = false, samplingKernel = true, graphs = false;
         double gbps = 4300;  // H200, measured copy bandwidth (perf-anchors §3.1); H100: 3000
         int maxSeqs = 512, repeat = 1;
         double kvFraction = 0.5;  // of the free memory: the rest is for activations, cuBLAS and the graphs' pool
@@ -58,6 +58,7 @@ public final class EngineBench {
                 case "--model" -> model = args[++i];
                 case "--dummy" -> dummy = true;
                 case "--native-kernels" -> nativeKernels = true;
+                case "--libtorch-sampling" -> samplingKernel = false;  // the baseline of the sampling kernel
                 case "--cuda-graphs" -> graphs = true;
                 case "--device" -> device = args[++i];
                 case "--dtype" -> dtype = args[++i];
@@ -89,14 +90,17 @@ public final class EngineBench {
             }
         });
         b.engine = engine;
+        String noSampling = nativeKernels && samplingKernel ? engine.enableSamplingKernel() : "not asked for";
         String noGraphs = graphs ? engine.enableCudaGraphs() : "not asked for";
         b.vocab = c.vocabSize();
         double load = (System.nanoTime() - t0) / 1e9;
         System.out.printf(Locale.ROOT, "RESULT {\"what\": \"setup\", \"model\": \"%s\", \"dummy\": %s, \"device\": \"%s\", \"dtype\": \"%s\", "
                         + "\"weight_bytes\": %.0f, \"kv_bytes_per_token\": %.0f, \"kv_tokens\": %d, \"load_s\": %.2f, \"hbm_gbps\": %.0f, "
-                        + "\"decode_attention\": \"%s\", \"native_kernels_unused\": \"%s\", \"cuda_graphs_unused\": \"%s\"}%n",
+                        + "\"decode_attention\": \"%s\", \"native_kernels_unused\": \"%s\", \"sampling_kernel_unused\": \"%s\", "
+                        + "\"cuda_graphs_unused\": \"%s\"}%n",
                 model, dummy, device, dtype, b.weightBytes, kv, (long) engine.numKvBlocks() * 16, load, gbps,
-                lm.decodeAttention(), whyNot == null ? "" : whyNot, noGraphs == null ? "" : noGraphs);
+                lm.decodeAttention(), whyNot == null ? "" : whyNot, noSampling == null ? "" : noSampling,
+                noGraphs == null ? "" : noGraphs);
         b.grpo(4, 2, 32, 32, false);  // warm-up: kernels, allocator, JIT
         if (dev.is_cuda()) memory("setup");
         // the first run of a shape also captures its CUDA graphs: with --repeat 2 the second shows the steady state

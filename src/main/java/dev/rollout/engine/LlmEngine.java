@@ -86,6 +86,14 @@ public final class LlmEngine {
         return runner.enableGraphs(config.maxNumSeqs());
     }
 
+    /**
+     * Samples rows without top-k, top-p or min-p through our kernel (one pass to normalise, one to
+     * draw) instead of libtorch's ten; returns why it cannot, or null.
+     */
+    public String enableSamplingKernel() {
+        return runner.sampler().useKernel();
+    }
+
     /** How many CUDA graphs are captured now (0 when graphs are off). */
     public int numCudaGraphs() {
         return runner.graphs() == null ? 0 : runner.graphs().size();

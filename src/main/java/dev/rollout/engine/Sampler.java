@@ -1,5 +1,6 @@
 package dev.rollout.engine;
 
+import dev.rollout.model.NativeOps;
 import dev.rollout.model.Torch;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -32,10 +33,18 @@ final class Sampler {
     static final int CANDIDATES = 1024;
     private final Device device;
     private final List<Integer> eosTokenIds;
+    private boolean kernel;  // rows without top-k/top-p/min-p go through our sampling kernel
 
     Sampler(Device device, List<Integer> eosTokenIds) {
         this.device = device;
         this.eosTokenIds = eosTokenIds;
+    }
+
+    /** Samples plain rows with our kernel from now on; returns why it cannot, or null. */
+    String useKernel() {
+        String why = NativeOps.samplingUnsupported(device);
+        kernel = why == null;
+        return why;
     }
 
     record Result(int[] tokens, TokenLogprob[] logprobs) {}
@@ -49,54 +58,74 @@ final class Sampler {
         float[] temps = new float[rows];
         float[] topP = new float[rows], minP = new float[rows], u = new float[rows];
         long[] topK = new long[rows];
-        boolean[] greedy = new boolean[rows];
-        boolean anyRandom = false, anyTopKP = false, anyMinP = false, anyLogprobs = false;
+        boolean[] greedy = new boolean[rows], filtered = new boolean[rows];
+        boolean anyRandom = false, anyTopKP = false, anyMinP = false, anyLogprobs = false, anyLogprobDetail = false;
         for (int i = 0; i < rows; i++) {
             SamplingParams p = seqs.get(i).params;
+            LogprobOptions lo = seqs.get(i).logprobs;
             greedy[i] = p.greedy();
             temps[i] = greedy[i] ? 1f : (float) Math.max(p.temperature(), GREEDY_BELOW);
             topP[i] = (float) p.topP();
             minP[i] = (float) p.minP();
             topK[i] = Math.min(p.topK(), vocab);
             u[i] = (float) seqs.get(i).rng.nextDouble();
+            filtered[i] = !greedy[i] && (topK[i] < vocab || topP[i] < 1f || minP[i] > 0f);
             anyRandom |= !greedy[i];
             anyTopKP |= !greedy[i] && (topK[i] < vocab || topP[i] < 1f);
             anyMinP |= !greedy[i] && minP[i] > 0f;
-            anyLogprobs |= seqs.get(i).logprobs.returnLogprob();
+            anyLogprobs |= lo.returnLogprob();
+            anyLogprobDetail |= lo.returnLogprob() && (lo.topLogprobsNum() > 0 || lo.tokenIds() != null);
+        }
+        boolean anyFiltered = anyTopKP || anyMinP;
+        int[] tokens = new int[rows];
+        if (kernel) {
+            // one kernel for every row (a seeded row draws the same token whatever shares its
+            // batch); filtered rows are then redrawn below, and their logprobs come from libtorch
+            float[] kernelTemps = new float[rows];
+            for (int i = 0; i < rows; i++) kernelTemps[i] = greedy[i] ? 0f : temps[i];
+            float[] out = Torch.toFloats(NativeOps.sampleRows(logits, Torch.floats(kernelTemps, device), Torch.floats(u, device)));
+            for (int i = 0; i < rows; i++) tokens[i] = (int) out[2 * i];
+            if (!anyFiltered && !anyLogprobDetail) {
+                TokenLogprob[] lps = new TokenLogprob[rows];
+                for (int i = 0; anyLogprobs && i < rows; i++)
+                    lps[i] = new TokenLogprob(tokens[i], out[2 * i + 1], new int[0], new float[0], null);
+                return new Result(tokens, lps);
+            }
         }
         Tensor scaled = logits.div(Torch.floats(temps, device).view(rows, 1));               // (S, V)
-        Tensor chosen = logits.argmax(new LongOptional(1), false);        // (S) greedy
-        if (anyRandom) {
-            Tensor probs = torch.softmax(scaled, 1);                                             // (S, V)
-            if (anyMinP) {
-                Tensor floor = probs.amax(new long[] {1}, true).mul(Torch.floats(minP, device).view(rows, 1));
-                probs = probs.masked_fill(torch.lt(probs, floor), new Scalar(0.0));
+        if (!kernel || anyFiltered) {  // libtorch draws: every row, or (with the kernel) the filtered ones
+            Tensor chosen = logits.argmax(new LongOptional(1), false);        // (S) greedy
+            if (anyRandom) {
+                Tensor probs = torch.softmax(scaled, 1);                                             // (S, V)
+                if (anyMinP) {
+                    Tensor floor = probs.amax(new long[] {1}, true).mul(Torch.floats(minP, device).view(rows, 1));
+                    probs = probs.masked_fill(torch.lt(probs, floor), new Scalar(0.0));
+                }
+                Tensor order = null;
+                long width = vocab;
+                if (anyTopKP) {
+                    T_TensorTensor_T sorted = candidates(probs, greedy, topK, topP, vocab);
+                    if (sorted == null) sorted = torch.sort(probs, 1, true);
+                    probs = sorted.get0();                                                           // (S, W) descending
+                    order = sorted.get1();
+                    width = probs.size(1);
+                    Tensor rank = torch.arange(new Scalar(0), new Scalar(width), Torch.options(ScalarType.Long, device)).view(1, width);
+                    Tensor beyondK = torch.ge(rank, Torch.longs(topK, device).view(rows, 1));
+                    // keep the smallest prefix whose mass reaches top_p: drop a token if the mass before it already does
+                    Tensor before = probs.cumsum(1).sub(probs);
+                    Tensor beyondP = torch.gt(before, Torch.floats(topP, device).view(rows, 1));
+                    probs = probs.masked_fill(beyondK.logical_or(beyondP), new Scalar(0.0));
+                }
+                Tensor cdf = probs.cumsum(1);                                                        // (S, V)
+                Tensor target = cdf.narrow(1, width - 1, 1).mul(Torch.floats(u, device).view(rows, 1));
+                Tensor pos = torch.searchsorted(cdf, target, false, true, new StringViewOptional(), new TensorOptional())
+                        .clamp_max(new Scalar(width - 1));                                           // (S, 1)
+                Tensor sampled = (order == null ? pos : order.gather(1, pos)).view(rows);
+                chosen = torch.where(Torch.bools(greedy, device, rows), chosen, sampled);
             }
-            Tensor order = null;
-            long width = vocab;
-            if (anyTopKP) {
-                T_TensorTensor_T sorted = candidates(probs, greedy, topK, topP, vocab);
-                if (sorted == null) sorted = torch.sort(probs, 1, true);
-                probs = sorted.get0();                                                           // (S, W) descending
-                order = sorted.get1();
-                width = probs.size(1);
-                Tensor rank = torch.arange(new Scalar(0), new Scalar(width), Torch.options(ScalarType.Long, device)).view(1, width);
-                Tensor beyondK = torch.ge(rank, Torch.longs(topK, device).view(rows, 1));
-                // keep the smallest prefix whose mass reaches top_p: drop a token if the mass before it already does
-                Tensor before = probs.cumsum(1).sub(probs);
-                Tensor beyondP = torch.gt(before, Torch.floats(topP, device).view(rows, 1));
-                probs = probs.masked_fill(beyondK.logical_or(beyondP), new Scalar(0.0));
-            }
-            Tensor cdf = probs.cumsum(1);                                                        // (S, V)
-            Tensor target = cdf.narrow(1, width - 1, 1).mul(Torch.floats(u, device).view(rows, 1));
-            Tensor pos = torch.searchsorted(cdf, target, false, true, new StringViewOptional(), new TensorOptional())
-                    .clamp_max(new Scalar(width - 1));                                           // (S, 1)
-            Tensor sampled = (order == null ? pos : order.gather(1, pos)).view(rows);
-            chosen = torch.where(Torch.bools(greedy, device, rows), chosen, sampled);
+            long[] ids = Torch.toLongs(chosen);
+            for (int i = 0; i < rows; i++) if (!kernel || filtered[i]) tokens[i] = (int) ids[i];
         }
-        long[] ids = Torch.toLongs(chosen);
-        int[] tokens = new int[rows];
-        for (int i = 0; i < rows; i++) tokens[i] = (int) ids[i];
         TokenLogprob[] lps = anyLogprobs ? logprobs(torch.log_softmax(scaled, 1), tokens, seqs) : new TokenLogprob[rows];
         return new Result(tokens, lps);
     }

@@ -52,6 +52,12 @@ public final class CausalLm {
         this.dtype = dtype;
         this.rope = new RotaryEmbedding(config, dtype, device);
         this.weights = allocate();
+        // Prefill attention goes to libtorch's SDPA with a mask whose shape follows the step's
+        // prompts. Its cuDNN backend compiles a kernel for every new shape and keeps each one
+        // loaded: under a GPU soak the driver's host memory grew by 2.9 GB in 400 pushes and 92k
+        // requests (a jemalloc heap profile, docs/benchmarks.md). The memory-efficient backend,
+        // which takes the same masks, is compiled ahead of time.
+        if (device.is_cuda()) torch.globalContext().setSDPUseCuDNN(false);
     }
 
     /** Reads {@code config.json} and every weight of the checkpoint in {@code dir}. */

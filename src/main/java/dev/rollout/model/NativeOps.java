@@ -36,6 +36,25 @@ public final class NativeOps {
         return null;
     }
 
+    /** Why our sampling kernel cannot run on this device, or null if it can. */
+    public static String samplingUnsupported(Device device) {
+        if (!device.is_cuda()) return "needs CUDA";
+        if (!RolloutCuda.available()) return "the native preset is not loaded: " + RolloutCuda.whyUnavailable();
+        return null;
+    }
+
+    /**
+     * One token per row in one kernel ({@code native-presets/src/sampling.cu}): logits (S, V)
+     * float32, temperature (S) float32 with 0 for greedy rows, uniform (S) float32 in [0, 1) ->
+     * (S, 2) float32 of (token, logprob under softmax(logits / T)).
+     */
+    public static Tensor sampleRows(Tensor logits, Tensor temperature, Tensor uniform) {
+        Tensor l = logits.contiguous();
+        Tensor out = Torch.empty(Torch.options(ScalarType.Float, l.device()), l.size(0), 2);
+        RolloutCuda.sampleRows(ptr(l), ptr(temperature), ptr(uniform), ptr(out), (int) l.size(0), (int) l.size(1));
+        return out;
+    }
+
     /** (T, H) -> (T, H): x / rms(x) * w, rounded as transformers rounds it. */
     static Tensor rmsNorm(Tensor x, Tensor w, double eps) {
         Tensor xc = x.contiguous();

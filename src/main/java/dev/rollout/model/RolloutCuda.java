@@ -80,6 +80,13 @@ public final class RolloutCuda {
                                            long qOut, long kCache, long vCache, int tokens, int numHeads, int numKvHeads,
                                            int headDim, float eps);
 
+    /**
+     * One token per row of float32 logits (rows, vocab): the argmax where temperature is 0, else a
+     * draw from softmax(logits / T) at the row's uniform in [0, 1). out (rows, 2) float32 gets
+     * (token, its logprob under softmax(logits / T)). temperature and uniform are (rows) float32.
+     */
+    public static native void sampleRows(long logits, long temperature, long uniform, long out, int rows, int vocab);
+
     /** Runs this thread's later libtorch work on the capture stream (the warm-up before a capture). */
     public static native void useCaptureStream();
 

@@ -95,6 +95,10 @@ public class EngineService {
             }
             model.setFp32LmHead(s.fp32LmHead());
             LlmEngine engine = new LlmEngine(model, s.engine(), tokenizer, metrics);
+            if (device.is_cuda() && s.nativeKernels()) {
+                String why = engine.enableSamplingKernel();
+                LOG.info(() -> why == null ? "sampling kernel in use" : "sampling kernel unused: " + why);
+            }
             if (device.is_cuda() && s.cudaGraphs()) {
                 String why = engine.enableCudaGraphs();
                 LOG.info(() -> why == null ? "decode steps replay as CUDA graphs" : "CUDA graphs unused: " + why);
