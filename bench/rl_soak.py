@@ -114,15 +114,14 @@ def jcmd(pid, *command):
 
 
 def native_memory_probe(server, pid):
-    """Where the native memory outside the Java heap went. Three readings of glibc's main heap and
-    of the native memory JavaCPP handles own: as the run left them, after a full collection (which
-    frees tensors whose handles were dropped without a close), and after glibc gives its free pages
-    back (System.trim_native_heap, i.e. malloc_trim). Growth that the collection removes waited
-    for the GC; growth that the trim removes was free memory glibc kept; what stays is live."""
+    """Where the native memory outside the Java heap went. Three readings of glibc's main heap
+    (empty under jemalloc) and of the resident memory: as the run left them, after a full
+    collection (which frees tensors whose handles were dropped without a close), and after the
+    allocator gives its free pages back (System.trim_native_heap, i.e. malloc_trim). Growth that
+    the collection removes waited for the GC; growth that the trim removes was free memory the
+    allocator kept; what stays is live."""
     def reading():
-        return "main heap %.0f MiB, JavaCPP-owned %.0f MiB, RSS %.0f MiB" % (
-            main_heap_bytes(pid) / 2**20, server.metric("rollout_native_pointer_bytes", "application") / 2**20,
-            rss_bytes(pid) / 2**20)
+        return "glibc main heap %.0f MiB, RSS %.0f MiB" % (main_heap_bytes(pid) / 2**20, rss_bytes(pid) / 2**20)
     lines = ["native memory as left: " + reading()]
     if jcmd(pid, "GC.run") is None:
         return lines + ["(no jcmd beside the server's java: no collection or trim)"]
@@ -372,8 +371,7 @@ def main():
     def memory():
         return {"rss": rss_bytes(args.server_pid), "heap": server.metric("memory_usedHeap_bytes"),
                 "committed": server.metric("memory_committedHeap_bytes"), "gpu": gpu_bytes(args.server_pid),
-                "main_heap": main_heap_bytes(args.server_pid),
-                "javacpp": server.metric("rollout_native_pointer_bytes", "application")}
+                "main_heap": main_heap_bytes(args.server_pid)}
 
     time.sleep(2)
     mem0 = memory()
@@ -536,8 +534,8 @@ def main():
     for name, m in [("start", mem0), ("half of the pushes", mem_half or mem0), ("after pushes", mem_pushes),
                     ("quarter of the cycles", mem_cycles or mem_pushes), ("end", mem_end)]:
         print("memory %-22s RSS %6.0f MiB, used heap %5.0f MiB, outside the committed heap %6.0f MiB, GPU %6.0f MiB, "
-              "glibc main heap %6.0f MiB, JavaCPP-owned %6.0f MiB" % (
-                  name, mib(m["rss"]), mib(m["heap"]), outside(m), mib(m["gpu"]), mib(m["main_heap"]), mib(m["javacpp"])))
+              "glibc main heap %6.0f MiB" % (
+                  name, mib(m["rss"]), mib(m["heap"]), outside(m), mib(m["gpu"]), mib(m["main_heap"])))
     print("resident by mapping at the start:", smaps0)
     print("resident by mapping at the end:  ", biggest_mappings(args.server_pid))
     for line in native_memory_probe(server, args.server_pid):

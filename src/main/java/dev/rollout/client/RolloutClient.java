@@ -38,7 +38,7 @@ import java.util.stream.Stream;
  * that a bucket the server already applied is not applied twice. A single push outside a session
  * and generation are not retried.
  */
-public final class RolloutClient {
+public final class RolloutClient implements AutoCloseable {
     /**
      * @param requestTimeout  how long one call may take (a generation, a push)
      * @param apiKey          the server's {@code rollout.api-key}, or null
@@ -58,11 +58,13 @@ public final class RolloutClient {
     private final URI base;
     private final Options options;
     private final HttpClient http;
+    private final ServerProcess owned;  // the server this client started, or null
 
-    private RolloutClient(URI base, Options options) {
+    private RolloutClient(URI base, Options options, ServerProcess owned) {
         String s = base.toString();
         this.base = URI.create(s.endsWith("/") ? s.substring(0, s.length() - 1) : s);
         this.options = options;
+        this.owned = owned;
         this.http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(10)).build();
     }
 
@@ -71,7 +73,27 @@ public final class RolloutClient {
     }
 
     public static RolloutClient connect(URI base, Options options) {
-        return new RolloutClient(base, options);
+        return new RolloutClient(base, options, null);
+    }
+
+    /**
+     * Starts a server process ({@link ServerProcess.Spec#liberty}, {@link ServerProcess.Spec#distribution})
+     * and returns a client of it once it is ready; {@link #close()} stops the server.
+     */
+    public static RolloutClient launch(ServerProcess.Spec spec, Options options) {
+        ServerProcess server = ServerProcess.start(spec);
+        return new RolloutClient(server.url(), options, server);
+    }
+
+    /** The server process this client started, or null when it connected to a running server. */
+    public ServerProcess serverProcess() {
+        return owned;
+    }
+
+    /** Stops the server if this client started it; a connected client has nothing to release. */
+    @Override
+    public void close() {
+        if (owned != null) owned.close();
     }
 
     /** Waits until the server reports ready (/health/ready), polling; throws once {@code timeout} has passed. */

@@ -55,11 +55,7 @@ public class EngineMetrics implements EngineObserver {
                 this, m -> m.promptTokens.getCount() == 0 ? 0.0 : (double) m.cachedTokens.getCount() / m.promptTokens.getCount());
         registry.gauge(Metadata.builder().withName("rollout:max_step_batch_size")
                 .withDescription("Most sequences seen in one engine step").build(), maxBatch, AtomicInteger::get);
-        // Native memory the JVM's heap metrics miss. JavaCPP frees what a tensor handle owns when the
-        // handle is closed or, failing that, when the garbage collector finds it: a growing
-        // pointer-bytes figure is native memory waiting for a collection, not a leak in libtorch.
-        registry.gauge(Metadata.builder().withName("rollout:native_pointer").withUnit(MetricUnits.BYTES)
-                .withDescription("Native memory owned by JavaCPP handles not yet freed").build(), Pointer::totalBytes);
+        // the JVM's own metrics see only its heap; libtorch, CUDA and the tokenizer allocate outside it
         registry.gauge(Metadata.builder().withName("rollout:resident").withUnit(MetricUnits.BYTES)
                 .withDescription("Resident memory of the whole process (heap, native, mapped)").build(), Pointer::physicalBytes);
     }

@@ -1,6 +1,10 @@
 package dev.rollout.model;
 
+import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
 import org.bytedeco.cuda.cudart.CUevent_st;
 import org.bytedeco.cuda.cudart.cudaDeviceProp;
 import org.bytedeco.cuda.cudart.cudaIpcEventHandle_t;
@@ -15,9 +19,9 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 /**
  * Tensors that another process on this host shares through CUDA IPC, as torch's
  * {@code _share_cuda_} exports them: the allocation's IPC handle, the byte offset of the storage in
- * it, and the tensor's dtype, shape, strides and element offset. Each is opened, copied into memory
- * of our own, and closed again before the caller answers, so the sender may reuse its buffer as
- * soon as the HTTP call returns.
+ * it, and the tensor's dtype, shape, strides and element offset. They are opened, copied into
+ * memory of our own, and closed again before the caller answers, so the sender may reuse its
+ * buffers as soon as the HTTP call returns.
  */
 public final class CudaIpc {
     private CudaIpc() {}
@@ -36,26 +40,50 @@ public final class CudaIpc {
 
     /** Opens the handle, copies the tensor onto {@code target}, closes the handle. */
     public static Tensor copyOut(Handle h, Device target) {
-        int device = h.deviceUuid() != null ? deviceByUuid(h.deviceUuid()) : h.deviceIndex();
-        check(cudart.cudaSetDevice(device), "cudaSetDevice");
-        cudaIpcMemHandle_t mh = new cudaIpcMemHandle_t();
-        byte[] raw = rawHandle(h.memHandle());
-        for (int i = 0; i < raw.length; i++) mh.reserved(i, raw[i]);
-        Pointer base = new Pointer();
-        check(cudart.cudaIpcOpenMemHandle(base, mh, cudart.cudaIpcMemLazyEnablePeerAccess), "cudaIpcOpenMemHandle(" + h.name() + ")");
+        return copyOut(List.of(h), target).get(0);
+    }
+
+    /**
+     * Copies every tensor onto {@code target}: each distinct allocation is opened once (tensors
+     * that share a storage share its handle, and CUDA maps a handle only once per process), every
+     * copy is queued, the device is synchronized once, and the handles are closed. A whole model
+     * arrives as hundreds of tensors; a synchronization per tensor waited each time for the
+     * engine's running step as well.
+     */
+    public static List<Tensor> copyOut(List<Handle> handles, Device target) {
+        Map<String, Pointer> opened = new HashMap<>();  // raw handle (hex) -> mapped base address
+        List<Tensor> out = new ArrayList<>(handles.size());
         try {
-            if (h.eventSyncRequired() && h.eventHandle() != null && h.eventHandle().length == 64) waitFor(h.eventHandle());
-            long elem = Torch.empty(Torch.options(h.dtype()), 0).element_size();
-            Pointer at = new Pointer(base).position(h.storageOffsetBytes() + h.storageOffset() * elem);
-            Device source = new Device("cuda:" + device);
-            try (Tensor view = org.bytedeco.pytorch.global.torch.from_blob(at, h.shape(), h.stride(), Torch.options(h.dtype(), source))) {
-                Tensor owned = Torch.empty(Torch.options(h.dtype(), target), h.shape());
-                owned.copy_(view);
-                check(cudart.cudaDeviceSynchronize(), "cudaDeviceSynchronize");  // done copying before the handle closes
-                return owned;
+            for (Handle h : handles) {
+                int device = h.deviceUuid() != null ? deviceByUuid(h.deviceUuid()) : h.deviceIndex();
+                check(cudart.cudaSetDevice(device), "cudaSetDevice");
+                byte[] raw = rawHandle(h.memHandle());
+                Pointer base = opened.get(HexFormat.of().formatHex(raw));
+                if (base == null) {
+                    cudaIpcMemHandle_t mh = new cudaIpcMemHandle_t();
+                    for (int i = 0; i < raw.length; i++) mh.reserved(i, raw[i]);
+                    base = new Pointer();
+                    check(cudart.cudaIpcOpenMemHandle(base, mh, cudart.cudaIpcMemLazyEnablePeerAccess),
+                            "cudaIpcOpenMemHandle(" + h.name() + ")");
+                    opened.put(HexFormat.of().formatHex(raw), base);
+                }
+                if (h.eventSyncRequired() && h.eventHandle() != null && h.eventHandle().length == 64) waitFor(h.eventHandle());
+                long elem = org.bytedeco.pytorch.global.torch.elementSize(h.dtype());
+                Pointer at = new Pointer(base).position(h.storageOffsetBytes() + h.storageOffset() * elem);
+                try (Tensor view = org.bytedeco.pytorch.global.torch.from_blob(at, h.shape(), h.stride(),
+                        Torch.options(h.dtype(), new Device("cuda:" + device)))) {
+                    Tensor owned = Torch.empty(Torch.options(h.dtype(), target), h.shape());
+                    out.add(owned);
+                    owned.copy_(view);
+                }
             }
+            check(cudart.cudaDeviceSynchronize(), "cudaDeviceSynchronize");  // every copy done before the handles close
+            return out;
+        } catch (RuntimeException e) {
+            out.forEach(Tensor::close);
+            throw e;
         } finally {
-            cudart.cudaIpcCloseMemHandle(base);
+            for (Pointer base : opened.values()) cudart.cudaIpcCloseMemHandle(base);
         }
     }
 

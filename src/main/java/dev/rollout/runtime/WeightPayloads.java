@@ -142,10 +142,10 @@ public final class WeightPayloads {
                     bytes = flat.nbytes();
                 }
             }
-            for (CudaIpc.Handle h : d.tensors()) {
-                Tensor t = CudaIpc.copyOut(h, target);
-                tensors.put(h.name(), t);
-                bytes += t.nbytes();
+            List<Tensor> copied = CudaIpc.copyOut(d.tensors(), target);
+            for (int i = 0; i < copied.size(); i++) {
+                tensors.put(d.tensors().get(i).name(), copied.get(i));
+                bytes += copied.get(i).nbytes();
             }
         } catch (IOException | RuntimeException e) {
             tensors.values().forEach(Tensor::close);

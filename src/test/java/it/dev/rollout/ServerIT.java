@@ -60,5 +60,8 @@ class ServerIT {
                 "sglang:time_to_first_token_seconds_bucket", "sglang:inter_token_latency_seconds_bucket",
                 "sglang:e2e_request_latency_seconds_bucket", "rollout:max_step_batch_size"})
             assertTrue(r.body().contains(name), "missing metric " + name);
+        java.util.regex.Matcher rss = java.util.regex.Pattern.compile("(?m)^rollout:resident_bytes\\{[^}]*} ([0-9.E+]+)").matcher(r.body());
+        assertTrue(rss.find(), "rollout:resident_bytes is exported");
+        assertTrue(Double.parseDouble(rss.group(1)) > 100e6, "a JVM with libtorch is resident in more than 100 MB: " + rss.group(1));
     }
 }

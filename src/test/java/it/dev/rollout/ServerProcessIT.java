@@ -1,0 +1,83 @@
+package it.dev.rollout;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.rollout.client.Generation;
+import dev.rollout.client.RolloutClient;
+import dev.rollout.client.RolloutClientException;
+import dev.rollout.client.Sampling;
+import dev.rollout.client.ServerProcess;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The client starting a server of its own, as a trainer that owns its rollout server does: a
+ * second Liberty server of the build's installation, with the test server's configuration, on a
+ * port of its own; stopped by the client's close(). And a server that dies while starting.
+ */
+class ServerProcessIT {
+    static final Path IT_SERVER = Path.of(System.getProperty("it.server.dir", "target/liberty/wlp/usr/servers/itServer"));
+
+    @Test
+    void launchesAServerAndStopsItOnClose() throws Exception {
+        Path wlp = IT_SERVER.getParent().getParent().getParent();
+        Path userDir = Files.createTempDirectory("rollout-launched-");
+        Path server = userDir.resolve("servers/launched");
+        Files.createDirectories(server.resolve("apps"));
+        // the test server's configuration; the application is its loose archive, which points at target/
+        for (String f : List.of("server.xml", "server.env", "jvm.options", "apps/rollout-server.war.xml"))
+            if (Files.exists(IT_SERVER.resolve(f))) Files.copy(IT_SERVER.resolve(f), server.resolve(f));
+        int port = freePort();
+        ServerProcess.Spec spec = ServerProcess.Spec.liberty(wlp, "launched", port)
+                .withEnvironment("WLP_USER_DIR", userDir.toString())
+                .withStartupTimeout(Duration.ofMinutes(3));
+        RolloutClient.Options options = RolloutClient.Options.defaults().withAdminApiKey(Http.ADMIN_KEY);
+        ServerProcess process;
+        try (RolloutClient client = RolloutClient.launch(spec, options)) {
+            process = client.serverProcess();
+            assertTrue(process.isAlive());
+            assertEquals(port, process.url().getPort());
+            Generation g = client.generate(Checkpoints.PROMPT, Sampling.greedy(4));
+            assertEquals(4, g.outputIds().length);
+            assertEquals("default", g.weightVersion(), "a fresh server serves its checkpoint's weights");
+            client.pauseGeneration("abort");  // a control call: the admin key came with the configuration
+            client.continueGeneration();
+        }
+        assertFalse(process.isAlive(), "close() stops the server");
+        assertFalse(listening(port), "and its port is closed");
+    }
+
+    @Test
+    void aServerThatDiesWhileStartingFailsAtOnceWithItsLog() throws Exception {
+        ServerProcess.Spec spec = new ServerProcess.Spec(List.of("sh", "-c", "echo 'no model at /nowhere' >&2; exit 3"),
+                java.util.Map.of(), freePort(), Files.createTempFile("rollout-failing-", ".log"), Duration.ofMinutes(5));
+        long t0 = System.nanoTime();
+        RolloutClientException e = assertThrows(RolloutClientException.class, () -> ServerProcess.start(spec));
+        assertTrue((System.nanoTime() - t0) / 1e9 < 30, "reported when the process exits, not at the five-minute timeout");
+        assertTrue(e.getMessage().contains("exited with code 3"), e.getMessage());
+        assertTrue(e.getMessage().contains("no model at /nowhere"), "the message carries the end of the log: " + e.getMessage());
+    }
+
+    static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0)) {
+            return s.getLocalPort();
+        }
+    }
+
+    static boolean listening(int port) {
+        try (Socket s = new Socket("localhost", port)) {
+            return true;
+        } catch (IOException refused) {
+            return false;
+        }
+    }
+}
