@@ -1,5 +1,7 @@
 package dev.rollout.api;
 
+import static dev.rollout.api.JsonBodies.JSON;
+
 import dev.rollout.engine.EngineLoop;
 import dev.rollout.engine.LlmEngine;
 import dev.rollout.engine.SequenceOutput;
@@ -7,7 +9,6 @@ import dev.rollout.runtime.EngineService;
 import dev.rollout.runtime.WeightUpdateSessions;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.inject.Inject;
-import jakarta.json.Json;
 import jakarta.json.JsonArray;
 import jakarta.json.JsonArrayBuilder;
 import jakarta.json.JsonObject;
@@ -53,7 +54,7 @@ public class ControlResource {
             default -> throw ApiException.badRequest("mode must be 'abort', 'retract' or 'in_place', got '" + mode + "'");
         };
         int affected = Replies.await(loop.call(e -> e.pause(m)), CONTROL_TIMEOUT_S);
-        return Replies.json(Json.createObjectBuilder().add("message", "Generation paused successfully.").add("status", "ok")
+        return Replies.json(JSON.createObjectBuilder().add("message", "Generation paused successfully.").add("status", "ok")
                 .add("mode", mode).add("affected_requests", affected));
     }
 
@@ -67,7 +68,7 @@ public class ControlResource {
             e.resume();
             return null;
         }), CONTROL_TIMEOUT_S);
-        return Replies.json(Json.createObjectBuilder().add("message", "Generation continued successfully.").add("status", "ok"));
+        return Replies.json(JSON.createObjectBuilder().add("message", "Generation continued successfully.").add("status", "ok"));
     }
 
     /**
@@ -90,15 +91,15 @@ public class ControlResource {
             default -> throw ApiException.badRequest("mode must be 'retract' or 'abort', got '" + mode + "'");
         };
         EngineLoop.DrainResult r = Replies.await(loop.drain(Duration.ofMillis((long) (timeout * 1000)), cut), timeout + CONTROL_TIMEOUT_S);
-        JsonArrayBuilder finished = Json.createArrayBuilder();
+        JsonArrayBuilder finished = JSON.createArrayBuilder();
         r.finished().forEach(finished::add);
-        JsonArrayBuilder cutOut = Json.createArrayBuilder();
+        JsonArrayBuilder cutOut = JSON.createArrayBuilder();
         for (SequenceOutput s : r.cut()) {
-            JsonArrayBuilder ids = Json.createArrayBuilder();
+            JsonArrayBuilder ids = JSON.createArrayBuilder();
             for (int id : s.outputIds()) ids.add(id);
-            cutOut.add(Json.createObjectBuilder().add("rid", s.rid()).add("output_ids", ids).add("completion_tokens", s.completionTokens()));
+            cutOut.add(JSON.createObjectBuilder().add("rid", s.rid()).add("output_ids", ids).add("completion_tokens", s.completionTokens()));
         }
-        return Replies.json(Json.createObjectBuilder().add("status", "paused").add("mode", r.cutMode())
+        return Replies.json(JSON.createObjectBuilder().add("status", "paused").add("mode", r.cutMode())
                 .add("finished", finished).add("cut", cutOut));
     }
 
@@ -117,7 +118,7 @@ public class ControlResource {
         EngineLoop loop = Requests.readyLoop(service);
         Set<LlmEngine.MemoryTag> tags = tags(JsonBodies.object(body, service.settings().maxBodyBytes()));
         Map<LlmEngine.MemoryTag, Long> freed = Replies.await(loop.call(e -> e.releaseMemory(tags)), CONTROL_TIMEOUT_S);
-        JsonObjectBuilder bytes = Json.createObjectBuilder();
+        JsonObjectBuilder bytes = JSON.createObjectBuilder();
         freed.forEach((t, b) -> bytes.add(t.name().toLowerCase(), b));
         return Replies.json(Replies.ok("Released " + tags + ".").add("freed_bytes", bytes));
     }
@@ -168,9 +169,9 @@ public class ControlResource {
     public JsonObject state() {
         EngineLoop loop = Requests.readyLoop(service);
         EngineLoop.RlStatus s = loop.status();
-        JsonArrayBuilder released = Json.createArrayBuilder();
+        JsonArrayBuilder released = JSON.createArrayBuilder();
         s.released().forEach(t -> released.add(t.name().toLowerCase()));
-        JsonObjectBuilder b = Json.createObjectBuilder()
+        JsonObjectBuilder b = JSON.createObjectBuilder()
                 .add("state", s.state().name().toLowerCase())
                 .add("weight_version", s.weightVersion())
                 .add("in_flight", s.running())
@@ -181,13 +182,13 @@ public class ControlResource {
                 .add("ready", service.ready());
         LlmEngine.UpdateRecord u = s.lastUpdate();
         if (u == null) b.addNull("last_update");
-        else b.add("last_update", Json.createObjectBuilder().add("weight_version", u.version()).add("transport", u.transport())
+        else b.add("last_update", JSON.createObjectBuilder().add("weight_version", u.version()).add("transport", u.transport())
                 .add("num_tensors", u.numTensors()).add("bytes", u.bytes()).add("seconds", u.seconds()).add("at_ms", u.atMillis()));
         WeightUpdateSessions sessions = service.updateSessions();
         Map<String, Object> open = sessions.describeOpen();
         if (open == null) b.addNull("open_update");
         else {
-            JsonObjectBuilder ob = Json.createObjectBuilder();
+            JsonObjectBuilder ob = JSON.createObjectBuilder();
             open.forEach((k, v) -> {
                 if (v instanceof Number n) ob.add(k, n.doubleValue());
                 else ob.add(k, String.valueOf(v));
@@ -196,7 +197,7 @@ public class ControlResource {
         }
         WeightUpdateSessions.Outcome last = sessions.lastOutcome();
         if (last == null) b.addNull("last_update_session");
-        else b.add("last_update_session", Json.createObjectBuilder().add("update_id", last.updateId()).add("result", last.result())
+        else b.add("last_update_session", JSON.createObjectBuilder().add("update_id", last.updateId()).add("result", last.result())
                 .add("message", last.message()).add("at_ms", last.atMillis()));
         return b.build();
     }

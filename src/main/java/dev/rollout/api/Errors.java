@@ -1,6 +1,7 @@
 package dev.rollout.api;
 
-import jakarta.json.Json;
+import static dev.rollout.api.JsonBodies.JSON;
+
 import jakarta.json.JsonObject;
 import jakarta.ws.rs.core.MediaType;
 import jakarta.ws.rs.core.Response;
@@ -11,7 +12,7 @@ public final class Errors {
 
     public static JsonObject body(int status, String message) {
         Response.Status s = Response.Status.fromStatusCode(status);
-        return Json.createObjectBuilder()
+        return JSON.createObjectBuilder()
                 .add("object", "error")
                 .add("message", message == null ? "" : message)
                 .add("type", s != null ? s.getReasonPhrase() : String.valueOf(status))

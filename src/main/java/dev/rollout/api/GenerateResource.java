@@ -1,12 +1,13 @@
 package dev.rollout.api;
 
+import static dev.rollout.api.JsonBodies.JSON;
+
 import dev.rollout.engine.EngineLoop;
 import dev.rollout.engine.SequenceOutput;
 import dev.rollout.runtime.EngineService;
 import dev.rollout.runtime.ServerSettings;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.inject.Inject;
-import jakarta.json.Json;
 import jakarta.json.JsonArrayBuilder;
 import jakarta.json.JsonObject;
 import jakarta.ws.rs.POST;
@@ -103,7 +104,7 @@ public class GenerateResource {
             write(os, responses.toJson(finals[0], pending.item(0), 0, false).toString());
             return;
         }
-        JsonArrayBuilder all = Json.createArrayBuilder();
+        JsonArrayBuilder all = JSON.createArrayBuilder();
         for (int i = 0; i < finals.length; i++) {
             if (finals[i] == null) all.add(Errors.body(504, "no answer from the engine"));
             else all.add(responses.toJson(finals[i], pending.item(i), i, false));

@@ -1,10 +1,11 @@
 package dev.rollout.api;
 
+import static dev.rollout.api.JsonBodies.JSON;
+
 import dev.rollout.engine.FinishReason;
 import dev.rollout.engine.SequenceOutput;
 import dev.rollout.engine.TokenLogprob;
 import dev.rollout.tokenizer.HfTokenizer;
-import jakarta.json.Json;
 import jakarta.json.JsonArrayBuilder;
 import jakarta.json.JsonObject;
 import jakarta.json.JsonObjectBuilder;
@@ -41,16 +42,16 @@ final class GenerateResponses {
      * streaming); counts (completion_tokens) stay totals, as in SGLang.
      */
     JsonObject toJson(SequenceOutput out, GenerateRequest.Item item, int index, boolean withIndex, Sent sent) {
-        JsonObjectBuilder o = Json.createObjectBuilder();
+        JsonObjectBuilder o = JSON.createObjectBuilder();
         // text can be shorter than what went out when a stop string is cut from its end
         if (out.text() != null) o.add("text", out.text().substring(Math.min(sent.chars(), out.text().length())));
-        JsonArrayBuilder ids = Json.createArrayBuilder();
+        JsonArrayBuilder ids = JSON.createArrayBuilder();
         int[] outIds = out.outputIds();
         for (int i = Math.min(sent.tokens(), outIds.length); i < outIds.length; i++) ids.add(outIds[i]);
         o.add("output_ids", ids);
         if (withIndex) o.add("index", index);
 
-        JsonObjectBuilder m = Json.createObjectBuilder()
+        JsonObjectBuilder m = JSON.createObjectBuilder()
                 .add("id", out.rid());
         if (out.finishReason() == null) m.addNull("finish_reason");
         else m.add("finish_reason", finishReason(out.finishReason()));
@@ -79,14 +80,14 @@ final class GenerateResponses {
     }
 
     private static JsonArrayBuilder spans(SequenceOutput out) {
-        JsonArrayBuilder a = Json.createArrayBuilder();
+        JsonArrayBuilder a = JSON.createArrayBuilder();
         for (SequenceOutput.VersionSpan s : out.weightVersions())
-            a.add(Json.createObjectBuilder().add("version", s.version()).add("start", s.start()).add("end", s.end()));
+            a.add(JSON.createObjectBuilder().add("version", s.version()).add("start", s.start()).add("end", s.end()));
         return a;
     }
 
     static JsonObject finishReason(FinishReason r) {
-        JsonObjectBuilder b = Json.createObjectBuilder();
+        JsonObjectBuilder b = JSON.createObjectBuilder();
         switch (r.type()) {
             case STOP -> {
                 b.add("type", "stop");
@@ -101,19 +102,19 @@ final class GenerateResponses {
 
     /** [[logprob|null, token_id, text|null], ...] */
     private JsonArrayBuilder tokenLogprobs(List<TokenLogprob> lps) {
-        JsonArrayBuilder a = Json.createArrayBuilder();
+        JsonArrayBuilder a = JSON.createArrayBuilder();
         for (TokenLogprob t : lps) a.add(triple(t.logprob(), t.tokenId()));
         return a;
     }
 
     private JsonArrayBuilder topLogprobs(List<TokenLogprob> lps) {
-        JsonArrayBuilder a = Json.createArrayBuilder();
+        JsonArrayBuilder a = JSON.createArrayBuilder();
         for (TokenLogprob t : lps) {
             if (Float.isNaN(t.logprob()) && t.topIds().length == 0) {
                 a.addNull();
                 continue;
             }
-            JsonArrayBuilder alts = Json.createArrayBuilder();
+            JsonArrayBuilder alts = JSON.createArrayBuilder();
             for (int k = 0; k < t.topIds().length; k++) alts.add(triple(t.topLogprobs()[k], t.topIds()[k]));
             a.add(alts);
         }
@@ -121,13 +122,13 @@ final class GenerateResponses {
     }
 
     private JsonArrayBuilder idsLogprobs(List<TokenLogprob> lps, int[] ids) {
-        JsonArrayBuilder a = Json.createArrayBuilder();
+        JsonArrayBuilder a = JSON.createArrayBuilder();
         for (TokenLogprob t : lps) {
             if (t.idsLogprobs() == null) {
                 a.addNull();
                 continue;
             }
-            JsonArrayBuilder alts = Json.createArrayBuilder();
+            JsonArrayBuilder alts = JSON.createArrayBuilder();
             for (int k = 0; k < ids.length; k++) alts.add(triple(t.idsLogprobs()[k], ids[k]));
             a.add(alts);
         }
@@ -135,7 +136,7 @@ final class GenerateResponses {
     }
 
     private JsonArrayBuilder triple(float logprob, int id) {
-        JsonArrayBuilder t = Json.createArrayBuilder();
+        JsonArrayBuilder t = JSON.createArrayBuilder();
         if (Float.isNaN(logprob)) t.addNull();
         else if (logprob == Float.NEGATIVE_INFINITY) t.add(-1e30); // JSON has no -inf; SGLang clients see a huge negative
         else t.add((double) logprob);

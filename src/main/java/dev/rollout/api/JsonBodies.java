@@ -1,10 +1,10 @@
 package dev.rollout.api;
 
-import jakarta.json.Json;
 import jakarta.json.JsonObject;
 import jakarta.json.JsonReader;
 import jakarta.json.JsonStructure;
 import jakarta.json.JsonValue;
+import jakarta.json.spi.JsonProvider;
 import jakarta.json.stream.JsonParsingException;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
@@ -14,6 +14,13 @@ import java.nio.charset.StandardCharsets;
 
 /** Reads request bodies with a size cap and turns JSON syntax errors into messages that show where. */
 final class JsonBodies {
+    /**
+     * The JSON-P provider, looked up once. Each {@code JSON.createX} call looks it up again, and
+     * under Liberty the lookup goes through OSGi's class loaders: in a Flight Recording of the
+     * server streaming 512 requests (R6, an H100) it took 27% of the HTTP threads' samples.
+     */
+    static final JsonProvider JSON = JsonProvider.provider();
+
     private JsonBodies() {}
 
     static byte[] read(InputStream in, long limit) {
@@ -39,7 +46,7 @@ final class JsonBodies {
     static JsonObject object(InputStream in, long limit) {
         byte[] body = read(in, limit);
         if (body.length == 0 || new String(body, StandardCharsets.UTF_8).isBlank()) return JsonValue.EMPTY_JSON_OBJECT;
-        try (JsonReader r = Json.createReader(new ByteArrayInputStream(body))) {
+        try (JsonReader r = JSON.createReader(new ByteArrayInputStream(body))) {
             JsonStructure s = r.read();
             if (!(s instanceof JsonObject o)) throw ApiException.badRequest("request body must be a JSON object");
             return o;

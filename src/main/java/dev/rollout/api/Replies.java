@@ -1,6 +1,7 @@
 package dev.rollout.api;
 
-import jakarta.json.Json;
+import static dev.rollout.api.JsonBodies.JSON;
+
 import jakarta.json.JsonObjectBuilder;
 import jakarta.ws.rs.core.MediaType;
 import jakarta.ws.rs.core.Response;
@@ -14,7 +15,7 @@ final class Replies {
     private Replies() {}
 
     static JsonObjectBuilder ok(String message) {
-        return Json.createObjectBuilder().add("success", true).add("message", message);
+        return JSON.createObjectBuilder().add("success", true).add("message", message);
     }
 
     static Response json(JsonObjectBuilder b) {
@@ -23,7 +24,7 @@ final class Replies {
 
     static Response failure(int status, String message) {
         return Response.status(status).type(MediaType.APPLICATION_JSON)
-                .entity(Json.createObjectBuilder().add("success", false).add("message", message).build().toString()).build();
+                .entity(JSON.createObjectBuilder().add("success", false).add("message", message).build().toString()).build();
     }
 
     /**

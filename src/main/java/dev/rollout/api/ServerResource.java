@@ -1,5 +1,7 @@
 package dev.rollout.api;
 
+import static dev.rollout.api.JsonBodies.JSON;
+
 import dev.rollout.engine.EngineLoop;
 import dev.rollout.engine.LlmEngine;
 import dev.rollout.engine.LogprobOptions;
@@ -12,7 +14,6 @@ import dev.rollout.runtime.EngineService;
 import dev.rollout.runtime.ServerSettings;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.inject.Inject;
-import jakarta.json.Json;
 import jakarta.json.JsonObject;
 import jakarta.json.JsonObjectBuilder;
 import jakarta.ws.rs.GET;
@@ -46,14 +47,14 @@ public class ServerResource {
     public JsonObject modelInfo() {
         EngineLoop loop = Requests.readyLoop(service);
         ModelConfig c = loop.engine().modelConfig();
-        return Json.createObjectBuilder()
+        return JSON.createObjectBuilder()
                 .add("model_path", service.modelDir().toString())
                 .add("tokenizer_path", service.tokenizer() == null ? "" : service.modelDir().toString())
                 .add("is_generation", true)
                 .addNull("preferred_sampling_params")
                 .add("weight_version", loop.engine().weightVersion())
                 .add("model_type", c.architecture().replace("ForCausalLM", "").toLowerCase())
-                .add("architectures", Json.createArrayBuilder().add(c.architecture()))
+                .add("architectures", JSON.createArrayBuilder().add(c.architecture()))
                 .build();
     }
 
@@ -64,14 +65,14 @@ public class ServerResource {
         ServerSettings s = service.settings();
         LlmEngine engine = loop.engine();
         LlmEngine.EngineStats st = loop.stats();
-        JsonObjectBuilder internal = Json.createObjectBuilder()
+        JsonObjectBuilder internal = JSON.createObjectBuilder()
                 .add("num_running_reqs", st.numRunning())
                 .add("num_waiting_reqs", st.numWaiting())
                 .add("token_usage", st.tokenUsage())
                 .add("num_cached_blocks", st.cachedBlocks())
                 .add("num_preemptions", st.numPreemptions())
                 .add("weight_version", engine.weightVersion());
-        return Json.createObjectBuilder()
+        return JSON.createObjectBuilder()
                 .add("model_path", service.modelDir().toString())
                 .add("served_model_name", servedModelName())
                 .add("device", s.engine().device())
@@ -84,7 +85,7 @@ public class ServerResource {
                 .add("max_req_input_len", engine.maxModelLen() - 1)
                 .add("skip_tokenizer_init", service.tokenizer() == null)
                 .add("weight_version", engine.weightVersion())
-                .add("internal_states", Json.createArrayBuilder().add(internal))
+                .add("internal_states", JSON.createArrayBuilder().add(internal))
                 .add("version", VERSION)
                 .build();
     }
@@ -93,8 +94,8 @@ public class ServerResource {
     @Path("v1/models")
     public JsonObject models() {
         EngineLoop loop = Requests.readyLoop(service);
-        return Json.createObjectBuilder().add("object", "list").add("data", Json.createArrayBuilder().add(
-                Json.createObjectBuilder().add("id", servedModelName()).add("object", "model")
+        return JSON.createObjectBuilder().add("object", "list").add("data", JSON.createArrayBuilder().add(
+                JSON.createObjectBuilder().add("id", servedModelName()).add("object", "model")
                         .add("created", System.currentTimeMillis() / 1000).add("owned_by", "rollout-server")
                         .add("root", service.modelDir().toString()).add("max_model_len", loop.engine().maxModelLen()))).build();
     }

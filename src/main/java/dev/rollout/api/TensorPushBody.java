@@ -1,12 +1,13 @@
 package dev.rollout.api;
 
+import static dev.rollout.api.JsonBodies.JSON;
+
 import com.fasterxml.jackson.core.Base64Variants;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.StreamReadConstraints;
-import jakarta.json.Json;
 import jakarta.json.JsonArrayBuilder;
 import jakarta.json.JsonObject;
 import jakarta.json.JsonObjectBuilder;
@@ -27,7 +28,7 @@ import org.bytedeco.javacpp.BytePointer;
  */
 final class TensorPushBody implements AutoCloseable {
     private static final String TENSORS = "serialized_named_tensors";
-    private static final JsonFactory JSON = JsonFactory.builder()
+    private static final JsonFactory JACKSON = JsonFactory.builder()
             .streamReadConstraints(StreamReadConstraints.builder().maxStringLength(Integer.MAX_VALUE).build()).build();
 
     private final JsonObject fields;
@@ -60,12 +61,12 @@ final class TensorPushBody implements AutoCloseable {
         NativeSink sink = null;
         String problem = null;
         boolean seen = false;
-        try (JsonParser p = JSON.createParser(new Limited(in, limit))) {
+        try (JsonParser p = JACKSON.createParser(new Limited(in, limit))) {
             JsonToken first = p.nextToken();
             if (first == null) return new TensorPushBody(JsonValue.EMPTY_JSON_OBJECT, null, TENSORS + " is required: "
                     + "a list with one base64 payload per TP rank");  // an empty body is an empty object
             if (first != JsonToken.START_OBJECT) throw ApiException.badRequest("request body must be a JSON object");
-            JsonObjectBuilder rest = Json.createObjectBuilder();
+            JsonObjectBuilder rest = JSON.createObjectBuilder();
             while (p.nextToken() == JsonToken.FIELD_NAME) {
                 String name = p.currentName();
                 JsonToken t = p.nextToken();
@@ -119,7 +120,7 @@ final class TensorPushBody implements AutoCloseable {
     private static JsonValue value(JsonParser p, JsonToken t) throws IOException {
         return switch (t) {
             case START_OBJECT -> {
-                JsonObjectBuilder o = Json.createObjectBuilder();
+                JsonObjectBuilder o = JSON.createObjectBuilder();
                 while (p.nextToken() == JsonToken.FIELD_NAME) {
                     String name = p.currentName();
                     o.add(name, value(p, p.nextToken()));
@@ -127,13 +128,13 @@ final class TensorPushBody implements AutoCloseable {
                 yield o.build();
             }
             case START_ARRAY -> {
-                JsonArrayBuilder a = Json.createArrayBuilder();
+                JsonArrayBuilder a = JSON.createArrayBuilder();
                 for (JsonToken e = p.nextToken(); e != JsonToken.END_ARRAY; e = p.nextToken()) a.add(value(p, e));
                 yield a.build();
             }
-            case VALUE_STRING -> Json.createValue(p.getText());
-            case VALUE_NUMBER_INT -> Json.createValue(p.getBigIntegerValue());
-            case VALUE_NUMBER_FLOAT -> Json.createValue(p.getDecimalValue());
+            case VALUE_STRING -> JSON.createValue(p.getText());
+            case VALUE_NUMBER_INT -> JSON.createValue(p.getBigIntegerValue());
+            case VALUE_NUMBER_FLOAT -> JSON.createValue(p.getDecimalValue());
             case VALUE_TRUE -> JsonValue.TRUE;
             case VALUE_FALSE -> JsonValue.FALSE;
             case VALUE_NULL -> JsonValue.NULL;

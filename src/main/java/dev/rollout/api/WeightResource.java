@@ -1,5 +1,7 @@
 package dev.rollout.api;
 
+import static dev.rollout.api.JsonBodies.JSON;
+
 import dev.rollout.engine.EngineLoop;
 import dev.rollout.engine.LlmEngine;
 import dev.rollout.engine.WeightUpdate;
@@ -10,7 +12,6 @@ import dev.rollout.runtime.WeightPayloads;
 import dev.rollout.runtime.WeightUpdateSessions;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.inject.Inject;
-import jakarta.json.Json;
 import jakarta.json.JsonArray;
 import jakarta.json.JsonArrayBuilder;
 import jakarta.json.JsonObject;
@@ -341,7 +342,7 @@ public class WeightResource {
     @GET
     @Path("get_weight_version")
     public JsonObject weightVersion() {
-        return Json.createObjectBuilder().add("weight_version", Requests.readyLoop(service).engine().weightVersion()).build();
+        return JSON.createObjectBuilder().add("weight_version", Requests.readyLoop(service).engine().weightVersion()).build();
     }
 
     /** Relabels the served weights. {@code abort_all_requests} defaults to false (newest SGLang: true). */
@@ -387,7 +388,7 @@ public class WeightResource {
                 throw new IllegalArgumentException("unknown parameter " + name);
             return e.readParameterPrefix(name, truncate);
         }), 30);
-        JsonArrayBuilder a = Json.createArrayBuilder();
+        JsonArrayBuilder a = JSON.createArrayBuilder();
         for (float f : values) a.add((double) f);
         return Response.ok(a.build().toString(), MediaType.APPLICATION_JSON).build();
     }
@@ -404,17 +405,17 @@ public class WeightResource {
         String action = Fields.present(o, "action") ? Fields.string(o.get("action"), "action") : "checksum";
         if (!action.equals("checksum")) return Replies.failure(400, "action '" + action + "' is not supported; use 'checksum'");
         Map<String, String> sums = Replies.await(loop.call(LlmEngine::checksums), 120);
-        JsonObjectBuilder per = Json.createObjectBuilder();
+        JsonObjectBuilder per = JSON.createObjectBuilder();
         sums.forEach(per::add);
-        JsonObjectBuilder rank = Json.createObjectBuilder()
+        JsonObjectBuilder rank = JSON.createObjectBuilder()
                 .add("checksums", per)
                 .add("per_gpu_checksum", LlmEngine.combinedChecksum(sums))
                 .add("dtype", loop.engine().model().dtype().name())
-                .add("parallelism_info", Json.createObjectBuilder().add("tp_rank", 0).add("tp_size", 1).add("dp_rank", 0)
+                .add("parallelism_info", JSON.createObjectBuilder().add("tp_rank", 0).add("tp_size", 1).add("dp_rank", 0)
                         .add("dp_size", 1).add("pp_rank", 0).add("pp_size", 1).add("rank", 0).add("size", 1));
         return Replies.json(Replies.ok("Checksums of " + sums.size() + " parameters (sha256).")
                 .add("weight_version", loop.engine().weightVersion())
-                .add("ranks", Json.createArrayBuilder().add(rank)));
+                .add("ranks", JSON.createArrayBuilder().add(rank)));
     }
 
     @GET

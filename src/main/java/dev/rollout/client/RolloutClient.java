@@ -1,11 +1,11 @@
 package dev.rollout.client;
 
-import jakarta.json.Json;
 import jakarta.json.JsonArray;
 import jakarta.json.JsonNumber;
 import jakarta.json.JsonObject;
 import jakarta.json.JsonObjectBuilder;
 import jakarta.json.JsonValue;
+import jakarta.json.spi.JsonProvider;
 import java.io.IOException;
 import java.io.StringReader;
 import java.net.URI;
@@ -54,6 +54,9 @@ public final class RolloutClient implements AutoCloseable {
             return new Options(requestTimeout, apiKey, key, retries);
         }
     }
+
+    /** Looked up once: each {@code Json.createX} call would search the service loader again. */
+    private static final JsonProvider JSON = JsonProvider.provider();
 
     private final URI base;
     private final Options options;
@@ -137,7 +140,7 @@ public final class RolloutClient implements AutoCloseable {
      * SGLang streams) to {@code onChunk} as it arrives; returns the finished generation.
      */
     public Generation stream(int[] inputIds, Sampling sampling, Consumer<Generation> onChunk) {
-        JsonObject body = Json.createObjectBuilder(generateBody(inputIds, sampling)).add("stream", true).build();
+        JsonObject body = JSON.createObjectBuilder(generateBody(inputIds, sampling)).add("stream", true).build();
         HttpRequest req = request("POST", "/generate", body, false);
         String what = "POST /generate (stream)";
         Generation last = null;
@@ -154,7 +157,7 @@ public final class RolloutClient implements AutoCloseable {
                 for (String line : (Iterable<String>) lines::iterator) {
                     if (!line.startsWith("data: ") || line.equals("data: [DONE]")) continue;
                     JsonObject chunk;
-                    try (var reader = Json.createReader(new StringReader(line.substring(6)))) {
+                    try (var reader = JSON.createReader(new StringReader(line.substring(6)))) {
                         chunk = reader.readObject();
                     }
                     if (chunk.get("error") instanceof JsonObject err) throw failure(what, 0, err.getString("message", ""), null);
@@ -193,15 +196,15 @@ public final class RolloutClient implements AutoCloseable {
      */
     public PushResult pushWeights(List<byte[]> buckets, String weightVersion) {
         String id = "client-" + UUID.randomUUID();
-        call("POST", "/begin_weight_update", Json.createObjectBuilder().add("update_id", id).build(), true, false);
+        call("POST", "/begin_weight_update", JSON.createObjectBuilder().add("update_id", id).build(), true, false);
         try {
             for (int i = 0; i < buckets.size(); i++)
                 push(buckets.get(i), "?update_id=" + enc(id) + "&bucket_seq=" + i, true);
             return pushResult(call("POST", "/end_weight_update",
-                    Json.createObjectBuilder().add("update_id", id).add("weight_version", weightVersion).build(), true, true));
+                    JSON.createObjectBuilder().add("update_id", id).add("weight_version", weightVersion).build(), true, true));
         } catch (RolloutClientException e) {
             try {
-                call("POST", "/abort_weight_update", Json.createObjectBuilder().add("update_id", id).build(), true, true);
+                call("POST", "/abort_weight_update", JSON.createObjectBuilder().add("update_id", id).build(), true, true);
             } catch (RolloutClientException rollback) {
                 e.addSuppressed(rollback);
             }
@@ -212,7 +215,7 @@ public final class RolloutClient implements AutoCloseable {
     /** Loads a checkpoint directory the server can read (SGLang's update_weights_from_disk). */
     public PushResult updateWeightsFromDisk(String modelPath, String weightVersion) {
         return pushResult(call("POST", "/update_weights_from_disk",
-                Json.createObjectBuilder().add("model_path", modelPath).add("weight_version", weightVersion).build(), true, false));
+                JSON.createObjectBuilder().add("model_path", modelPath).add("weight_version", weightVersion).build(), true, false));
     }
 
     /**
@@ -221,7 +224,7 @@ public final class RolloutClient implements AutoCloseable {
      * wait until {@link #continueGeneration}. Returns how many requests it touched.
      */
     public int pauseGeneration(String mode) {
-        return call("POST", "/pause_generation", Json.createObjectBuilder().add("mode", mode).build(), true, false)
+        return call("POST", "/pause_generation", JSON.createObjectBuilder().add("mode", mode).build(), true, false)
                 .getInt("affected_requests", 0);
     }
 
@@ -248,7 +251,7 @@ public final class RolloutClient implements AutoCloseable {
 
     /** Aborts every running and waiting request; each caller gets its partial output. */
     public void abortAll() {
-        call("POST", "/abort_request", Json.createObjectBuilder().add("abort_all", true).build(), true, true);
+        call("POST", "/abort_request", JSON.createObjectBuilder().add("abort_all", true).build(), true, true);
     }
 
     /** Empties the prefix cache (SGLang's flush_cache). */
@@ -262,10 +265,10 @@ public final class RolloutClient implements AutoCloseable {
     }
 
     private static JsonObject tagsBody(String... tags) {
-        if (tags.length == 0) return Json.createObjectBuilder().addNull("tags").build();
-        var a = Json.createArrayBuilder();
+        if (tags.length == 0) return JSON.createObjectBuilder().addNull("tags").build();
+        var a = JSON.createArrayBuilder();
         for (String t : tags) a.add(t);
-        return Json.createObjectBuilder().add("tags", a).build();
+        return JSON.createObjectBuilder().add("tags", a).build();
     }
 
     private JsonObject push(byte[] safetensors, String query, boolean retry) {
@@ -275,12 +278,12 @@ public final class RolloutClient implements AutoCloseable {
     }
 
     private static JsonObject generateBody(int[] inputIds, Sampling s) {
-        var ids = Json.createArrayBuilder();
+        var ids = JSON.createArrayBuilder();
         for (int id : inputIds) ids.add(id);
-        JsonObjectBuilder sp = Json.createObjectBuilder().add("max_new_tokens", s.maxNewTokens()).add("temperature", s.temperature())
+        JsonObjectBuilder sp = JSON.createObjectBuilder().add("max_new_tokens", s.maxNewTokens()).add("temperature", s.temperature())
                 .add("top_p", s.topP()).add("top_k", s.topK()).add("ignore_eos", s.ignoreEos());
         if (s.seed() != null) sp.add("seed", s.seed());
-        return Json.createObjectBuilder().add("input_ids", ids).add("sampling_params", sp).add("return_logprob", true).build();
+        return JSON.createObjectBuilder().add("input_ids", ids).add("sampling_params", sp).add("return_logprob", true).build();
     }
 
     private static Generation generation(JsonObject o) {
@@ -350,7 +353,7 @@ public final class RolloutClient implements AutoCloseable {
 
     private JsonObject answer(String what, StringResponse r) {
         JsonObject o;
-        try (var reader = Json.createReader(new StringReader(r.body()))) {
+        try (var reader = JSON.createReader(new StringReader(r.body()))) {
             o = reader.readObject();
         } catch (RuntimeException e) {
             // some answers are text (flush_cache's "Cache flushed.") or empty (abort_request)
