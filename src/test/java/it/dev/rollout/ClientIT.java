@@ -130,6 +130,21 @@ class ClientIT {
     }
 
     @Test
+    void aRouterFailsOverFromAServerThatDoesNotAnswerAndMovesItsGroups() throws Exception {
+        URI dead = URI.create("http://localhost:" + ServerProcessIT.freePort());  // nothing listens there
+        RolloutRouter router = new RolloutRouter(List.of(RolloutClient.connect(dead), RolloutClient.connect(URI.create(Http.BASE))),
+                Duration.ofMinutes(5));
+        Generation first = router.generateAsync("group-9", Checkpoints.PROMPT, Sampling.greedy(4)).get();
+        for (int i = 0; i < 5; i++) {
+            Generation g = router.generateAsync(i % 2 == 0 ? "group-9" : null, Checkpoints.PROMPT, Sampling.greedy(4)).get();
+            assertArrayEquals(first.outputIds(), g.outputIds());
+        }
+        assertTrue(router.dispatched(0) <= 1, "the dead server is tried at most once, then left out: " + router.dispatched(0));
+        assertEquals(6, router.dispatched(1), "every generation is served by the live one");
+        assertTrue(!router.available(0) && router.available(1));
+    }
+
+    @Test
     void refusalsNameTheServerTheCallAndTheCauseAndLeaveTheWeightsAlone() throws Exception {
         String before = client.weightVersion();
         Path other = Checkpoints.other(33);

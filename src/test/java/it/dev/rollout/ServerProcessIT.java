@@ -8,10 +8,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.rollout.client.Generation;
 import dev.rollout.client.RolloutClient;
 import dev.rollout.client.RolloutClientException;
+import dev.rollout.client.RolloutRouter;
 import dev.rollout.client.Sampling;
 import dev.rollout.client.ServerProcess;
 import java.io.IOException;
 import java.net.ServerSocket;
+import java.net.URI;
 import java.net.Socket;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -22,7 +24,8 @@ import org.junit.jupiter.api.Test;
 /**
  * The client starting a server of its own, as a trainer that owns its rollout server does: a
  * second Liberty server of the build's installation, with the test server's configuration, on a
- * port of its own; stopped by the client's close(). And a server that dies while starting.
+ * port of its own; stopped by the client's close(), after which a router over both servers sends
+ * everything to the one left. And a server that dies while starting.
  */
 class ServerProcessIT {
     static final Path IT_SERVER = Path.of(System.getProperty("it.server.dir", "target/liberty/wlp/usr/servers/itServer"));
@@ -42,6 +45,7 @@ class ServerProcessIT {
                 .withStartupTimeout(Duration.ofMinutes(3));
         RolloutClient.Options options = RolloutClient.Options.defaults().withAdminApiKey(Http.ADMIN_KEY);
         ServerProcess process;
+        RolloutRouter router;
         try (RolloutClient client = RolloutClient.launch(spec, options)) {
             process = client.serverProcess();
             assertTrue(process.isAlive());
@@ -51,9 +55,16 @@ class ServerProcessIT {
             assertEquals("default", g.weightVersion(), "a fresh server serves its checkpoint's weights");
             client.pauseGeneration("abort");  // a control call: the admin key came with the configuration
             client.continueGeneration();
+            router = new RolloutRouter(List.of(RolloutClient.connect(URI.create(Http.BASE)), client), Duration.ofMinutes(5));
+            for (int i = 0; i < 4; i++) router.generateAsync(null, Checkpoints.PROMPT, Sampling.greedy(2)).get();
+            assertTrue(router.dispatched(0) > 0 && router.dispatched(1) > 0, "two real servers share the calls");
         }
         assertFalse(process.isAlive(), "close() stops the server");
         assertFalse(listening(port), "and its port is closed");
+        long before = router.dispatched(0);
+        for (int i = 0; i < 4; i++) assertEquals(2, router.generateAsync(null, Checkpoints.PROMPT, Sampling.greedy(2)).get().outputIds().length);
+        assertEquals(before + 4, router.dispatched(0), "with one replica gone, the other serves every call");
+        assertFalse(router.available(1), "ties rotate, so a call went to the stopped one and found it gone");
     }
 
     @Test
