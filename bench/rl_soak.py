@@ -62,8 +62,8 @@ class Server:
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode(errors="replace")
 
-    def metric(self, name, scope="base"):
-        with urllib.request.urlopen(self.url + "/metrics?scope=" + scope, timeout=30) as r:
+    def metric(self, name):
+        with urllib.request.urlopen(self.url + "/metrics?scope=base", timeout=30) as r:
             for line in r.read().decode().splitlines():
                 if line.startswith(name):
                     return float(line.rsplit(" ", 1)[1])

@@ -43,15 +43,17 @@ public final class ServerProcess implements AutoCloseable {
          * in a temporary file, five minutes to start (a large checkpoint loads and warms up first).
          */
         public static Spec liberty(Path wlp, String serverName, int httpPort) {
-            return new Spec(List.of(wlp.resolve("bin/server").toString(), "run", serverName),
-                    Map.of("HTTP_PORT", Integer.toString(httpPort), "HTTPS_PORT", "-1"), httpPort, tempLog(),
-                    Duration.ofMinutes(5));
+            return onPort(List.of(wlp.resolve("bin/server").toString(), "run", serverName), httpPort);
         }
 
-        /** The GPU distribution's {@code start.sh} (tools/dist) on {@code httpPort}. */
+        /** The GPU distribution's {@code start.sh} (tools/dist) on {@code httpPort}, the same defaults. */
         public static Spec distribution(Path startScript, int httpPort) {
-            return new Spec(List.of(startScript.toString()), Map.of("HTTP_PORT", Integer.toString(httpPort), "HTTPS_PORT", "-1"),
-                    httpPort, tempLog(), Duration.ofMinutes(5));
+            return onPort(List.of(startScript.toString()), httpPort);
+        }
+
+        private static Spec onPort(List<String> command, int httpPort) {
+            return new Spec(command, Map.of("HTTP_PORT", Integer.toString(httpPort), "HTTPS_PORT", "-1"), httpPort, tempLog(),
+                    Duration.ofMinutes(5));
         }
 
         /** The same with one more environment variable, e.g. {@code ROLLOUT_MODEL_PATH}. */

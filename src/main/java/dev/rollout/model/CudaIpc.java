@@ -58,14 +58,15 @@ public final class CudaIpc {
                 int device = h.deviceUuid() != null ? deviceByUuid(h.deviceUuid()) : h.deviceIndex();
                 check(cudart.cudaSetDevice(device), "cudaSetDevice");
                 byte[] raw = rawHandle(h.memHandle());
-                Pointer base = opened.get(HexFormat.of().formatHex(raw));
+                String key = HexFormat.of().formatHex(raw);
+                Pointer base = opened.get(key);
                 if (base == null) {
                     cudaIpcMemHandle_t mh = new cudaIpcMemHandle_t();
                     for (int i = 0; i < raw.length; i++) mh.reserved(i, raw[i]);
                     base = new Pointer();
                     check(cudart.cudaIpcOpenMemHandle(base, mh, cudart.cudaIpcMemLazyEnablePeerAccess),
                             "cudaIpcOpenMemHandle(" + h.name() + ")");
-                    opened.put(HexFormat.of().formatHex(raw), base);
+                    opened.put(key, base);
                 }
                 if (h.eventSyncRequired() && h.eventHandle() != null && h.eventHandle().length == 64) waitFor(h.eventHandle());
                 long elem = org.bytedeco.pytorch.global.torch.elementSize(h.dtype());
