@@ -109,13 +109,27 @@ public final class CudaIpc {
         }
     }
 
-    /** The local index of the GPU with this UUID ("0a18..." or "GPU-0a18..."). */
+    /** This process's GPUs' UUIDs by index, read once: they do not change while it runs. */
+    private static volatile List<String> uuids;
+
+    /**
+     * The local index of the GPU with this UUID ("0a18..." or "GPU-0a18..."). SGLang's pickles and
+     * our descriptors name the device of every tensor, and cudaGetDeviceProperties, which reads
+     * the UUID, takes a good part of a millisecond: asked once per tensor it cost most of a
+     * whole-model push.
+     */
     public static int deviceByUuid(String uuid) {
         String want = uuid.startsWith("GPU-") ? uuid.substring(4) : uuid;
-        int[] n = new int[1];
-        check(cudart.cudaGetDeviceCount(n), "cudaGetDeviceCount");
-        for (int i = 0; i < n[0]; i++) {
-            if (uuidOf(i).equalsIgnoreCase(want)) return i;
+        List<String> known = uuids;
+        if (known == null) {
+            int[] n = new int[1];
+            check(cudart.cudaGetDeviceCount(n), "cudaGetDeviceCount");
+            List<String> all = new ArrayList<>(n[0]);
+            for (int i = 0; i < n[0]; i++) all.add(uuidOf(i));
+            uuids = known = List.copyOf(all);
+        }
+        for (int i = 0; i < known.size(); i++) {
+            if (known.get(i).equalsIgnoreCase(want)) return i;
         }
         throw new IllegalArgumentException("no GPU with UUID " + uuid + " on this host; CUDA IPC needs the trainer on the same machine");
     }
