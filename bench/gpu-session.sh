@@ -11,7 +11,7 @@
 #   save05         a random Qwen2.5-0.5B checkpoint in /tmp/q05 (both engines load it)
 #   gather05       ours, libtorch's gathered attention, eager (R1 R4 R5)
 #   prof05         graphs05's decode shapes under Java Flight Recorder (prof05.jfr in logs.tgz)
-#   ncu05          Nsight Compute's time of single kernels of eager decode steps at batch 512
+#   ncu05          Nsight Compute's time of each kernel of one eager decode step at batch 512
 #   soak           issue #3's GPU soak (bench/rl_soak.py, the embedded default model, as in benchmarks.md)
 #   heapprobe      where the soak's native memory growth comes from: streams alone, then 200 pushes
 #                  in each transport alone, then release/resume cycles alone (the glibc heap after each)
@@ -19,11 +19,15 @@
 #   graphs05       ours, kernel + fused ops + CUDA graphs, --repeat 2 (the first run captures)
 #   sampling05     graphs05's R1 and batch sweep with libtorch's sampling ops instead of our kernel (its baseline)
 #   r6ref          R6's in-process reference: 512 requests of 512 + 256 at once, kernels + graphs
-#   hf05           transformers continuous batching on the reduced R1 shape
+#   hf05           transformers on 0.5B: continuous batching on the reduced R1 shape, `generate` at
+#                  batch 1 (R4) and batches 1-512 (R5), load_state_dict from GPU/host/disk (R8)
+#   hf05r6         transformers continuous batching on R6's shape (512 requests of 512 + 256 at once)
+#                  and its load_state_dict pushes (R8), for the run of r6ref online05inc push05
+#   hf7            the same on 7B random weights made on the GPU (R2 reduced, R4, R8 from GPU and host)
 #   graphs7        7B random weights made on the GPU (R2 R4), kernels + graphs
 #   online05 push05  R6 and R8 against the distribution's server (kernels and graphs: its defaults)
 #   online05inc    online05 with incremental streaming (each chunk only what is new)
-#   online05prof   R6 at rate inf with the server under Java Flight Recorder (server.jfr in logs.tgz)
+#   online05prof   online05inc at rate inf with the server under Java Flight Recorder (server.jfr in logs.tgz)
 #   parity         bf16 parity with transformers (tools/gpu/parity.py)
 #   parity32       the same with float32 logits from the LM head (rollout.fp32-lm-head)
 set -uo pipefail
@@ -63,8 +67,8 @@ for s in "$@"; do
     ncu05) ncu="$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"
            stage ncu05 300 "$ncu" --clock-control none --target-processes all --metrics gpu__time_duration.sum --csv \
              --kernel-name regex:"partition_kernel|merge_kernel|rope_and_cache|rms_norm|silu_and_mul|nvjet|gemm|gemv|cutlass" \
-             --launch-skip 6000 --launch-count 400 "${ours[@]}" /tmp/q05 --native-kernels --kv-fraction 0.05 \
-             --hbm-gbps "$gbps" sweep:16:1024:512 ;;
+             --launch-skip 600 --launch-count 300 "${ours[@]}" /tmp/q05 --native-kernels --kv-fraction 0.05 \
+             --hbm-gbps "$gbps" sweep:16:8:512 ;;
     # issue #3's soak with the engine's defaults (kernels and graphs), the JVM tracking its own native memory
     soak) stage soak 590 env ROLLOUT_MAX_RUNNING_REQUESTS=512 JVM_ARGS=-XX:NativeMemoryTracking=summary \
             bash tools/dist/gpu-run.sh python3 bench/rl_soak.py --deadline-s 400 ;;
@@ -75,29 +79,36 @@ for s in "$@"; do
                    $soak --streams 0 --pushes 200 --transports $t | grep "^pushes\|^memory \(start\|end\)\|PROBLEM"; done
                  echo "== cycles"; python3 bench/rl_soak.py --streams 0 --pushes 0 --cycles 100 | grep "^release\|^memory \(start\|end\)"' ;;
     kernels05) stage kernels05 150 "${ours[@]}" /tmp/q05 --native-kernels $shapes05 ;;
-    graphs05) stage graphs05 200 "${ours[@]}" /tmp/q05 --native-kernels --cuda-graphs --repeat 2 $shapes05 ;;
+    graphs05) stage graphs05 330 "${ours[@]}" /tmp/q05 --native-kernels --cuda-graphs --repeat 2 $shapes05 ;;
     sampling05) stage sampling05 200 "${ours[@]}" /tmp/q05 --native-kernels --libtorch-sampling --cuda-graphs --repeat 2 \
                   --hbm-gbps "$gbps" sweep:512:128:1,64,512 $r1 ;;
     r6ref) stage r6ref 120 "${ours[@]}" /tmp/q05 --native-kernels --cuda-graphs --repeat 2 --hbm-gbps "$gbps" sweep:512:256:512 ;;
-    hf05) stage hf05 200 bash bench/gpu-bench.sh hf /tmp/q05 grpo:16:8:512:256 ;;
+    hf05) stage hf05 300 bash bench/gpu-bench.sh hf /tmp/q05 --hbm-gbps "$gbps" decode:128:512 sweep:512:128:1,8,64,512 push \
+            grpo:16:8:512:256 ;;
+    hf05r6) stage hf05r6 300 bash bench/gpu-bench.sh hf /tmp/q05 --hbm-gbps "$gbps" push grpo:512:1:512:256 ;;
+    hf7) bash bench/gpu-bench.sh save /tmp/q7 qwen2.5-7b > /dev/null 2>&1
+         stage hf7 400 bash bench/gpu-bench.sh hf /tmp/q7 --hbm-gbps "$gbps" decode:128:512 push grpo:4:8:512:256 ;;
     graphs7) bash bench/gpu-bench.sh save /tmp/q7 qwen2.5-7b > /dev/null 2>&1
              stage graphs7 300 "${ours[@]}" /tmp/q7 --dummy --native-kernels --cuda-graphs --repeat 2 --hbm-gbps "$gbps" decode:128:512 grpo:32:8:512:1024 ;;
     # R6 against the in-process engine's settings (EngineBench: 512 running, 8,192 tokens a step)
     online05) stage online05 300 env ROLLOUT_MODEL_PATH=/tmp/q05 ROLLOUT_MAX_RUNNING_REQUESTS=512 ROLLOUT_MAX_BATCHED_TOKENS=8192 \
-                bash tools/dist/gpu-run.sh python3 bench/online.py --requests 512 --in 512 --out 256 --rates inf,16 ;;
+                bash tools/dist/gpu-run.sh python3 bench/online.py --requests 512 --in 512 --out 256 --rates inf,inf,16 ;;
     online05inc) stage online05inc 300 env ROLLOUT_MODEL_PATH=/tmp/q05 ROLLOUT_MAX_RUNNING_REQUESTS=512 ROLLOUT_MAX_BATCHED_TOKENS=8192 \
                    ROLLOUT_INCREMENTAL_STREAMING_OUTPUT=true \
-                   bash tools/dist/gpu-run.sh python3 bench/online.py --requests 512 --in 512 --out 256 --rates inf,16 ;;
+                   bash tools/dist/gpu-run.sh python3 bench/online.py --requests 512 --in 512 --out 256 --rates inf,inf,16 ;;
     online05prof) stage online05prof 240 env ROLLOUT_MODEL_PATH=/tmp/q05 ROLLOUT_MAX_RUNNING_REQUESTS=512 ROLLOUT_MAX_BATCHED_TOKENS=8192 \
+                    ROLLOUT_INCREMENTAL_STREAMING_OUTPUT=true \
                     JVM_ARGS="-XX:StartFlightRecording=filename=$logs/server.jfr,settings=profile,dumponexit=true" \
                     bash tools/dist/gpu-run.sh bash -c 'python3 bench/online.py --requests 512 --in 512 --out 256 --rates inf;
                       kill "$ROLLOUT_SERVER_PID"; sleep 10' ;;  # the JVM writes its recording as it exits
     push05) stage push05 200 env ROLLOUT_MODEL_PATH=/tmp/q05 ROLLOUT_KV_MEMORY_FRACTION=0.3 \
               bash tools/dist/gpu-run.sh python3 bench/weight_push.py --ways gpu,host,disk ;;
-    parity) stage parity 300 bash -c 'python3 tools/gpu/parity.py make /tmp/parity && ROLLOUT_MODEL_PATH=/tmp/parity \
-              bash tools/dist/gpu-run.sh python3 tools/gpu/parity.py check /tmp/parity' ;;
-    parity32) stage parity32 300 bash -c 'python3 tools/gpu/parity.py make /tmp/parity && ROLLOUT_MODEL_PATH=/tmp/parity \
-                ROLLOUT_FP32_LM_HEAD=true bash tools/dist/gpu-run.sh python3 tools/gpu/parity.py check /tmp/parity' ;;
+    # make trains for up to 120 s; the server starts on the flat checkpoint and loads the trained one
+    parity) stage parity 560 bash -c 'python3 tools/gpu/parity.py make /tmp/parity --train-s 120 && \
+              ROLLOUT_MODEL_PATH=/tmp/parity/flat bash tools/dist/gpu-run.sh python3 tools/gpu/parity.py check /tmp/parity' ;;
+    parity32) stage parity32 560 bash -c '[ -d /tmp/parity/trained ] || python3 tools/gpu/parity.py make /tmp/parity --train-s 120; \
+                ROLLOUT_MODEL_PATH=/tmp/parity/flat ROLLOUT_FP32_LM_HEAD=true bash tools/dist/gpu-run.sh \
+                python3 tools/gpu/parity.py check /tmp/parity --logits fp32' ;;
     *) echo "unknown stage $s" | tee -a "$OUT/session.log" ;;
   esac
 done

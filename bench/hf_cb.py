@@ -4,8 +4,15 @@ continuous batching (`init_continuous_batching`, `paged|sdpa`, the only paged at
 machine has) on the same prompt ids as EngineBench (SplitMix64, dev.rollout.bench.Prompts).
 
     python3 bench/hf_cb.py save DIR ARCH        # random weights in the HF layout, for both engines
-    python3 bench/hf_cb.py run DIR grpo:P:n:IN:OUT ...
-ARCH: qwen2.5-0.5b, qwen2.5-7b, qwen3-0.6b. Prints `RESULT {json}` lines like EngineBench.
+    python3 bench/hf_cb.py run DIR [--hbm-gbps 3000] WORKLOAD ...
+WORKLOAD, as EngineBench's:
+    grpo:P:n:IN:OUT      R1/R2: continuous batching, P prompts x n samples (makespan, output tok/s)
+    decode:IN:OUT        R4: `generate` for one request (ms per output token)
+    sweep:IN:OUT:B,...   R5: `generate` for a static batch of B (ms per decode step)
+    push                 R8's in-process counterpart: `load_state_dict` of every weight from GPU
+                         tensors, from host memory and from the checkpoint's safetensors on disk
+ARCH: qwen2.5-0.5b, qwen2.5-7b, qwen3-0.6b. Prints `RESULT {json}` lines like EngineBench, each
+step time beside its HBM floor (every weight and every sequence's KV read once per step).
 """
 import json
 import os
@@ -67,10 +74,75 @@ def grpo(model, p, n, inp, out):
                                   "makespan_s": round(makespan, 3), "out_tok_s": round(generated / makespan, 1)}), flush=True)
 
 
+def floor_s(model, batch, context, gbps):
+    """The HBM floor of one decode step, as EngineBench computes it."""
+    c = model.config
+    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    kv_per_token = c.num_hidden_layers * 2 * c.num_key_value_heads * head_dim * 2  # K and V, bf16
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())  # tied embeddings once
+    return (weights + batch * context * kv_per_token) / (gbps * 1e9)
+
+
+def timed_generate(model, ids, out):
+    """Seconds for `generate` of `out` tokens (sampled, no early stop) from the (B, IN) ids."""
+    gen = dict(do_sample=True, temperature=1.0, top_k=0, top_p=1.0, eos_token_id=None, pad_token_id=0)
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    with torch.no_grad():
+        model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=out, min_new_tokens=out, **gen)
+    torch.cuda.synchronize()
+    return time.perf_counter() - t
+
+
+def steps(model, what, inp, out, batches, gbps):
+    """Decode step time of `generate` at each batch size: (time for OUT tokens - time for 1) / (OUT - 1)."""
+    for b in batches:
+        ids = torch.tensor(prompts(b, inp, 1234, model.config.vocab_size), device="cuda")
+        timed_generate(model, ids, 4)  # warm-up
+        first = min(timed_generate(model, ids, 1) for _ in range(2))
+        total = timed_generate(model, ids, out)
+        step = (total - first) / (out - 1)
+        floor = floor_s(model, b, inp + out / 2.0, gbps)
+        print("RESULT " + json.dumps({"what": "hf_" + what, "batch": b, "in": inp, "out": out, "step_ms": round(1e3 * step, 3),
+                                      "floor_ms": round(1e3 * floor, 3), "roofline_fraction": round(floor / step, 4),
+                                      "out_tok_s": round(b / step, 1)}), flush=True)
+
+
+def push(model, d, repeat=3):
+    """R8's in-process counterpart: every weight replaced by `load_state_dict`, from GPU tensors, from
+    host memory and from the safetensors on disk (what a trainer sharing the process would do)."""
+    from safetensors.torch import load_file
+    files = sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".safetensors"))
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    # the model's own bytes (tied embeddings once); load_state_dict copies a tied tensor once per name
+    size = sum(p.numel() * p.element_size() for p in model.parameters())
+    host = {k: v.cpu() for k, v in state.items()}
+    ways = {"gpu": lambda: model.load_state_dict(state, strict=False),
+            "host": lambda: model.load_state_dict(host, strict=False)}
+    if files:
+        ways["disk"] = lambda: [model.load_state_dict(load_file(f, device="cuda"), strict=False) for f in files]
+    for way, fn in ways.items():
+        times = []
+        for _ in range(repeat):
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            with torch.no_grad():
+                fn()
+            torch.cuda.synchronize()
+            times.append(time.perf_counter() - t)
+        med = sorted(times)[len(times) // 2]
+        print("RESULT " + json.dumps({"what": "hf_push", "way": way, "bytes": size, "median_s": round(med, 4),
+                                      "min_s": round(min(times), 4), "gb_per_s": round(size / med / 1e9, 2)}), flush=True)
+
+
 def main():
     what, d = sys.argv[1], sys.argv[2]
     if what == "save":
         return save(d, sys.argv[3])
+    args = sys.argv[3:]
+    gbps = 3000.0
+    if args[:1] == ["--hbm-gbps"]:
+        gbps, args = float(args[1]), args[2:]
     cfg = AutoConfig.from_pretrained(d)
     try:
         model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.bfloat16, attn_implementation="sdpa").cuda().eval()
@@ -80,11 +152,18 @@ def main():
     print("RESULT " + json.dumps({"what": "hf_setup", "model": d, "torch": torch.__version__,
                                   "transformers": __import__("transformers").__version__,
                                   "device": torch.cuda.get_device_name()}), flush=True)
-    for w in sys.argv[3:]:
-        kind, *args = w.split(":")
-        if kind != "grpo":
-            raise SystemExit("hf_cb.py runs grpo workloads only, not " + w)
-        grpo(model, *map(int, args))
+    for w in args:
+        kind, *a = w.split(":")
+        if kind == "grpo":
+            grpo(model, *map(int, a))
+        elif kind == "decode":
+            steps(model, "decode", int(a[0]), int(a[1]), [1], gbps)
+        elif kind == "sweep":
+            steps(model, "sweep", int(a[0]), int(a[1]), [int(b) for b in a[2].split(",")], gbps)
+        elif kind == "push":
+            push(model, d)
+        else:
+            raise SystemExit("unknown workload " + w)
 
 
 if __name__ == "__main__":

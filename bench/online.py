@@ -133,6 +133,8 @@ def main():
             vocab = json.load(f)["vocab_size"]
     failed = False
     for rate in a.rates.split(","):
+        # the same prompts every pass: drop the prefix cache so that each pass prefills them again
+        urllib.request.urlopen(urllib.request.Request(a.url + "/flush_cache", data=b"", method="POST"), timeout=60).read()
         rep = run(a.url, vocab, a.requests, a.inp, a.out, float(rate), a.processes)
         print("RESULT " + json.dumps(rep), flush=True)
         failed |= rep["failed"] > 0

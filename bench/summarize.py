@@ -47,6 +47,16 @@ def main():
         rows = [[r["what"], r.get("run", 1), r["batch"], r["in"], r["out"], r["step_ms_p50"], r["step_ms_p99"], r["floor_ms"],
                  "%.1f%%" % (100 * r["roofline_fraction"]), "%.0f" % r["out_tok_s"]] for r in steps]
         print("\n" + table(["workload", "run", "batch", "in", "out", "step ms p50", "p99", "HBM floor ms", "of floor", "out tok/s"], rows))
+    hf_steps = [r for r in results if r["what"] in ("hf_decode", "hf_sweep")]
+    if hf_steps:
+        ours = {(r["batch"], r["in"], r["out"]): r for r in steps}
+        rows = []
+        for r in hf_steps:
+            o = ours.get((r["batch"], r["in"], r["out"]))
+            rows.append([r["what"], r["batch"], r["in"], r["out"], r["step_ms"], r["floor_ms"], "%.1f%%" % (100 * r["roofline_fraction"]),
+                         o["step_ms_p50"] if o else "-", "%.1fx" % (r["step_ms"] / o["step_ms_p50"]) if o else "-"])
+        print("\n" + table(["transformers generate", "batch", "in", "out", "step ms", "HBM floor ms", "of floor",
+                             "ours step ms p50", "ours faster"], rows))
     online = [r for r in results if r["what"] == "online"]
     if online:
         rows = [[r["rate"], "%d / %d" % (r["completed"], r["requests"]), r["makespan_s"], "%.0f" % r["out_tok_s"],
@@ -60,6 +70,11 @@ def main():
         rows = [[r["way"], r["median_s"], r["min_s"], r["gb_per_s"], "%d / %d" % (r["verified"], r["repeat"])] for r in pushes]
         print("\n%.2f GB of weights per push" % (size / 1e9))
         print(table(["from", "median s", "min s", "GB/s", "verified"], rows))
+    hf_pushes = [r for r in results if r["what"] == "hf_push"]
+    if hf_pushes:
+        rows = [[r["way"], "%.2f GB" % (r["bytes"] / 1e9), r["median_s"], r["min_s"], r["gb_per_s"]] for r in hf_pushes]
+        print("\ntransformers, load_state_dict in its own process")
+        print(table(["from", "size", "median s", "min s", "GB/s"], rows))
 
 
 if __name__ == "__main__":

@@ -107,6 +107,9 @@ public final class EngineBench {
         for (int run = 1; run <= repeat; run++) {
             b.run = run;
             for (String w : workloads) {
+                // every workload prefills its prompts: the prefix cache of the one before (a sweep's batch
+                // of 512 and R6's share their prompts) or of the run before would skip them
+                if (!b.engine.flushCache()) throw new IllegalStateException("the engine still has work before " + w);
                 String[] p = w.split(":");
                 switch (p[0]) {
                     case "grpo" -> b.grpo(i(p[1]), i(p[2]), i(p[3]), i(p[4]), true);
