@@ -42,7 +42,7 @@ final class PendingGeneration {
                 text.add(tokenizer == null || engineDecodes ? null
                         : new OutputText(tokenizer, item.params().skipSpecialTokens(), item.inputIds()));
                 Sequence seq = new Sequence(rid, index++, item.inputIds(), item.params(), item.logprobs(),
-                        engineDecodes ? tokenizer : null, events::add, req.stream(), s);
+                        engineDecodes ? tokenizer : null, loop.relaying(events::add), req.stream(), s);
                 if (leader == null) leader = seq;
                 else seq.sharePrefixWith(leader);
                 sequences.add(seq);

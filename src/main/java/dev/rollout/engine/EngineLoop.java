@@ -40,6 +40,7 @@ public final class EngineLoop implements AutoCloseable {
     private volatile LlmEngine.EngineStats stats;
     private volatile RlStatus status;
     private final Thread thread;
+    private final OutputRelay relay;
 
     /** Work that waits until no sequence runs (or the engine is paused), with a deadline. */
     private record Barrier(RlState state, long deadlineNanos, Consumer<LlmEngine> whenIdle, Consumer<LlmEngine> atDeadline) {}
@@ -50,6 +51,7 @@ public final class EngineLoop implements AutoCloseable {
 
     public EngineLoop(LlmEngine engine, ThreadFactory threads) {
         this.engine = engine;
+        this.relay = new OutputRelay(threads);
         refresh();
         this.thread = threads.newThread(this::run);
         thread.setName("rollout-engine");
@@ -122,6 +124,14 @@ public final class EngineLoop implements AutoCloseable {
             LOG.log(Level.SEVERE, "engine command failed", t);
         }
         refresh();
+    }
+
+    /**
+     * A listener for sequences submitted here that receives their snapshots on the output relay's
+     * thread instead of the engine's (for listeners that wake other threads).
+     */
+    public SequenceListener relaying(SequenceListener target) {
+        return relay.relaying(target);
     }
 
     /** Queues sequences for generation. */
@@ -255,6 +265,7 @@ public final class EngineLoop implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+        relay.close();  // after the engine thread: its last outputs (the shutdown aborts) are delivered
     }
 
     private SequenceOutput finishedBeforeStart(Sequence s, String message) {

@@ -1,6 +1,6 @@
 package dev.rollout.engine;
 
-/** Receives a sequence's snapshots on the engine thread; implementations must return quickly. */
+/** Receives a sequence's snapshots on the engine thread (or {@link OutputRelay}'s); implementations must return quickly. */
 @FunctionalInterface
 public interface SequenceListener {
     void onOutput(SequenceOutput output);

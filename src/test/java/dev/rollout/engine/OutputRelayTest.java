@@ -1,0 +1,84 @@
+package dev.rollout.engine;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+
+class OutputRelayTest {
+    private static SequenceOutput output(int index, int tokens) {
+        return new SequenceOutput("r" + index, index, new int[tokens], null, null, 1, 0, 0, List.of(), List.of(), "v", List.of(),
+                0, Double.NaN);
+    }
+
+    @Test
+    void everyListenerGetsItsSnapshotsInOrderOffTheProducingThread() throws Exception {
+        int listeners = 64, steps = 200;
+        List<List<Integer>> seen = new ArrayList<>();
+        List<Thread> on = new ArrayList<>();
+        CountDownLatch all = new CountDownLatch(listeners * steps);
+        try (OutputRelay relay = new OutputRelay(Thread::new)) {
+            List<SequenceListener> relayed = new ArrayList<>();
+            for (int i = 0; i < listeners; i++) {
+                List<Integer> mine = new ArrayList<>();  // written by the relay thread only
+                seen.add(mine);
+                relayed.add(relay.relaying(o -> {
+                    mine.add(o.outputIds().length);
+                    synchronized (on) {
+                        if (on.isEmpty()) on.add(Thread.currentThread());
+                    }
+                    all.countDown();
+                }));
+            }
+            // one producer, as the engine thread is: a snapshot per sequence per step, pausing between
+            // steps so that the relay goes idle and must be woken again
+            for (int step = 1; step <= steps; step++) {
+                for (int i = 0; i < listeners; i++) relayed.get(i).onOutput(output(i, step));
+                if (step % 50 == 0) Thread.sleep(30);
+            }
+            assertTrue(all.await(30, TimeUnit.SECONDS), "undelivered: " + all.getCount());
+        }
+        for (List<Integer> mine : seen) {
+            assertEquals(steps, mine.size());
+            for (int k = 0; k < steps; k++) assertEquals(k + 1, mine.get(k), "out of order");
+        }
+        assertNotEquals(Thread.currentThread(), on.get(0), "delivered on the producing thread");
+    }
+
+    @Test
+    void closeDeliversWhatIsQueuedAndLaterOutputsGoDirectly() {
+        List<String> got = new ArrayList<>();
+        OutputRelay relay = new OutputRelay(Thread::new);
+        SequenceListener l = relay.relaying(o -> {
+            synchronized (got) {
+                got.add(o.rid());
+            }
+        });
+        for (int i = 0; i < 1000; i++) l.onOutput(output(i, 1));
+        relay.close();
+        assertEquals(1000, got.size(), "close must deliver the queue");
+        l.onOutput(output(1000, 1));  // after close: delivered on this thread
+        assertEquals("r1000", got.get(1000));
+    }
+
+    @Test
+    void aFailingListenerDoesNotStopTheOthers() throws Exception {
+        CountDownLatch good = new CountDownLatch(10);
+        try (OutputRelay relay = new OutputRelay(Thread::new)) {
+            SequenceListener bad = relay.relaying(o -> {
+                throw new IllegalStateException("listener broke");
+            });
+            SequenceListener fine = relay.relaying(o -> good.countDown());
+            for (int i = 0; i < 10; i++) {
+                bad.onOutput(output(i, 1));
+                fine.onOutput(output(i, 1));
+            }
+            assertTrue(good.await(30, TimeUnit.SECONDS));
+        }
+    }
+}
