@@ -12,6 +12,8 @@
 #   gather05       ours, libtorch's gathered attention, eager (R1 R4 R5)
 #   prof05         graphs05's decode shapes under Java Flight Recorder (prof05.jfr in logs.tgz)
 #   ncu05          Nsight Compute's time of each kernel of one eager decode step at batch 512
+#   nsys05         Nsight Systems' per-kernel summary of graphed decode steps at batch 512
+#                  (it traces, where Nsight Compute replays each kernel and did not finish in 300 s)
 #   soak           issue #3's GPU soak (bench/rl_soak.py, the embedded default model, as in benchmarks.md)
 #   heapprobe      where the soak's native memory growth comes from: streams alone, then 200 pushes
 #                  in each transport alone, then release/resume cycles alone (the glibc heap after each)
@@ -69,6 +71,11 @@ for s in "$@"; do
              --kernel-name regex:"partition_kernel|merge_kernel|rope_and_cache|rms_norm|silu_and_mul|nvjet|gemm|gemv|cutlass" \
              --launch-skip 600 --launch-count 300 "${ours[@]}" /tmp/q05 --native-kernels --kv-fraction 0.05 \
              --hbm-gbps "$gbps" sweep:16:8:512 ;;
+    nsys05) nsys="$(command -v nsys || ls /opt/nvidia/nsight-systems/*/bin/nsys /usr/local/cuda/bin/nsys 2>/dev/null | head -1)"
+            if [ -z "$nsys" ]; then echo "no nsys on this machine" | tee -a "$OUT/session.log"; else
+              stage nsys05 300 bash -c "'$nsys' profile --cuda-graph-trace=node --trace=cuda -o $logs/nsys05 --force-overwrite true \
+                ${ours[*]} /tmp/q05 --native-kernels --cuda-graphs --hbm-gbps $gbps sweep:512:128:512 && \
+                '$nsys' stats --report cuda_gpu_kern_sum --format csv $logs/nsys05.nsys-rep"; fi ;;
     # issue #3's soak with the engine's defaults (kernels and graphs), the JVM tracking its own native memory
     soak) stage soak 590 env ROLLOUT_MAX_RUNNING_REQUESTS=512 JVM_ARGS=-XX:NativeMemoryTracking=summary \
             bash tools/dist/gpu-run.sh python3 bench/rl_soak.py --deadline-s 400 ;;
