@@ -1,5 +1,6 @@
 package dev.rollout.client;
 
+import dev.rollout.safetensors.SafetensorsWriter;
 import jakarta.json.JsonArray;
 import jakarta.json.JsonNumber;
 import jakarta.json.JsonObject;
@@ -22,6 +23,7 @@ import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.function.Consumer;
+import java.util.function.IntFunction;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
@@ -195,11 +197,27 @@ public final class RolloutClient implements AutoCloseable {
      * back on the server before the exception comes.
      */
     public PushResult pushWeights(List<byte[]> buckets, String weightVersion) {
+        return pushSession(buckets.size(), buckets::get, weightVersion);
+    }
+
+    /**
+     * Pushes named tensors (Hugging Face names, raw little-endian bytes) in safetensors buckets of
+     * at most {@code bucketBytes} of tensor data each: one update when they fit in one bucket, an
+     * atomic session of buckets (as {@link #pushWeights(List, String)}) when they do not. Each
+     * bucket is encoded as it is sent, so a model is never held twice over.
+     */
+    public PushResult pushTensors(Map<String, SafetensorsWriter.Tensor> tensors, long bucketBytes, String weightVersion) {
+        WeightBuckets buckets = WeightBuckets.of(tensors, bucketBytes);
+        return buckets.size() == 1 ? pushWeights(buckets.encode(0), weightVersion)
+                : pushSession(buckets.size(), buckets::encode, weightVersion);
+    }
+
+    private PushResult pushSession(int count, IntFunction<byte[]> bucket, String weightVersion) {
         String id = "client-" + UUID.randomUUID();
         call("POST", "/begin_weight_update", JSON.createObjectBuilder().add("update_id", id).build(), true, false);
         try {
-            for (int i = 0; i < buckets.size(); i++)
-                push(buckets.get(i), "?update_id=" + enc(id) + "&bucket_seq=" + i, true);
+            for (int i = 0; i < count; i++)
+                push(bucket.apply(i), "?update_id=" + enc(id) + "&bucket_seq=" + i, true);
             return pushResult(call("POST", "/end_weight_update",
                     JSON.createObjectBuilder().add("update_id", id).add("weight_version", weightVersion).build(), true, true));
         } catch (RolloutClientException e) {

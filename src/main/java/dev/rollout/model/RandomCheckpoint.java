@@ -1,5 +1,6 @@
 package dev.rollout.model;
 
+import dev.rollout.safetensors.SafetensorsWriter;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -62,7 +63,7 @@ public final class RandomCheckpoint {
                 """.formatted(s.eosTokenIds()));
 
         SplittableRandom rng = new SplittableRandom(seed);
-        Map<String, Safetensors.Blob> t = new LinkedHashMap<>();
+        Map<String, SafetensorsWriter.Tensor> t = new LinkedHashMap<>();
         int h = s.hiddenSize(), d = s.headDim();
         t.put("model.embed_tokens.weight", normal(rng, s.std(), s.vocabSize(), h));
         for (int l = 0; l < s.numLayers(); l++) {
@@ -83,17 +84,17 @@ public final class RandomCheckpoint {
         Safetensors.write(dir.resolve("model.safetensors"), t, Map.of("format", "pt"));
     }
 
-    private static Safetensors.Blob normal(SplittableRandom rng, double std, long... shape) {
+    private static SafetensorsWriter.Tensor normal(SplittableRandom rng, double std, long... shape) {
         int n = (int) (shape[0] * (shape.length > 1 ? shape[1] : 1));
         ByteBuffer b = ByteBuffer.allocate(2 * n).order(ByteOrder.LITTLE_ENDIAN);
         for (int i = 0; i < n; i++) b.putShort(bf16((float) (rng.nextGaussian() * std)));
-        return new Safetensors.Blob("BF16", shape, b.flip());
+        return new SafetensorsWriter.Tensor("BF16", shape, b.flip());
     }
 
-    private static Safetensors.Blob ones(long n) {
+    private static SafetensorsWriter.Tensor ones(long n) {
         ByteBuffer b = ByteBuffer.allocate((int) (2 * n)).order(ByteOrder.LITTLE_ENDIAN);
         for (int i = 0; i < n; i++) b.putShort(bf16(1f));
-        return new Safetensors.Blob("BF16", new long[] {n}, b.flip());
+        return new SafetensorsWriter.Tensor("BF16", new long[] {n}, b.flip());
     }
 
     /** float32 to bfloat16, rounding to nearest even. */

@@ -2,6 +2,8 @@ package dev.rollout.model;
 
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import dev.rollout.safetensors.SafetensorsWriter;
+import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
@@ -11,10 +13,8 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 
 /**
@@ -125,50 +125,11 @@ public final class Safetensors {
         };
     }
 
-    /** A tensor to write: raw little-endian bytes plus its dtype and shape. */
-    public record Blob(String dtype, long[] shape, ByteBuffer data) {}
-
     /** Writes tensors in the order given, as {@code save_pretrained} does. */
-    public static void write(Path file, Map<String, Blob> tensors, Map<String, String> metadata) throws IOException {
-        StringBuilder json = new StringBuilder("{");
-        List<String> parts = new ArrayList<>();
-        if (!metadata.isEmpty()) {
-            StringBuilder m = new StringBuilder("\"__metadata__\":{");
-            List<String> kv = new ArrayList<>();
-            metadata.forEach((k, v) -> kv.add(quote(k) + ":" + quote(v)));
-            parts.add(m.append(String.join(",", kv)).append('}').toString());
+    public static void write(Path file, Map<String, SafetensorsWriter.Tensor> tensors, Map<String, String> metadata) throws IOException {
+        try (OutputStream out = new BufferedOutputStream(Files.newOutputStream(file), 1 << 16)) {
+            SafetensorsWriter.write(out, tensors, metadata);
         }
-        long offset = 0;
-        for (var e : tensors.entrySet()) {
-            Blob b = e.getValue();
-            long size = b.data().remaining();
-            parts.add(quote(e.getKey()) + ":{\"dtype\":" + quote(b.dtype()) + ",\"shape\":"
-                    + Arrays.toString(b.shape()).replace(" ", "") + ",\"data_offsets\":[" + offset + "," + (offset + size) + "]}");
-            offset += size;
-        }
-        json.append(String.join(",", parts)).append('}');
-        // The data must start 8-byte aligned; pad the header with spaces as the reference writer does.
-        byte[] header = json.toString().getBytes(StandardCharsets.UTF_8);
-        int padded = (header.length + 7) / 8 * 8;
-        byte[] headerPadded = Arrays.copyOf(header, padded);
-        Arrays.fill(headerPadded, header.length, padded, (byte) ' ');
-        try (OutputStream out = Files.newOutputStream(file)) {
-            out.write(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(padded).array());
-            out.write(headerPadded);
-            byte[] chunk = new byte[1 << 16];
-            for (Blob b : tensors.values()) {
-                ByteBuffer d = b.data().duplicate();
-                while (d.hasRemaining()) {
-                    int n = Math.min(chunk.length, d.remaining());
-                    d.get(chunk, 0, n);
-                    out.write(chunk, 0, n);
-                }
-            }
-        }
-    }
-
-    private static String quote(String s) {
-        return '"' + s.replace("\\", "\\\\").replace("\"", "\\\"") + '"';
     }
 
     private static void readFully(FileChannel ch, ByteBuffer buf, long pos) throws IOException {

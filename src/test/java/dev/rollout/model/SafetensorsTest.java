@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import dev.rollout.safetensors.SafetensorsWriter;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -26,9 +27,9 @@ class SafetensorsTest {
         for (int i = 0; i < 6; i++) f32.putFloat(i * 1.5f);
         ByteBuffer bf16 = ByteBuffer.allocate(2 * 3).order(ByteOrder.LITTLE_ENDIAN);
         for (float v : new float[] {1f, -2f, 0.5f}) bf16.putShort(RandomCheckpoint.bf16(v));
-        Map<String, Safetensors.Blob> t = new LinkedHashMap<>();
-        t.put("a.weight", new Safetensors.Blob("F32", new long[] {2, 3}, f32.flip()));
-        t.put("b", new Safetensors.Blob("BF16", new long[] {3}, bf16.flip()));
+        Map<String, SafetensorsWriter.Tensor> t = new LinkedHashMap<>();
+        t.put("a.weight", new SafetensorsWriter.Tensor("F32", new long[] {2, 3}, f32.flip()));
+        t.put("b", new SafetensorsWriter.Tensor("BF16", new long[] {3}, bf16.flip()));
         Safetensors.write(dir.resolve("model.safetensors"), t, Map.of("format", "pt"));
 
         Map<String, Safetensors.Entry> h = Safetensors.readHeader(dir.resolve("model.safetensors"));

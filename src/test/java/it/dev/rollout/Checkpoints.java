@@ -10,6 +10,7 @@ import dev.rollout.model.CausalLm;
 import dev.rollout.model.RandomCheckpoint;
 import dev.rollout.model.Safetensors;
 import dev.rollout.runtime.DefaultModel;
+import dev.rollout.safetensors.SafetensorsWriter;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
@@ -51,10 +52,10 @@ final class Checkpoints {
     /** Like {@link #subset}, each tensor stored under a new name. */
     static byte[] renamed(Path dir, Map<String, String> fromTo) throws IOException {
         Map<String, Safetensors.Entry> header = Safetensors.readHeader(dir.resolve("model.safetensors"));
-        Map<String, Safetensors.Blob> blobs = new LinkedHashMap<>();
+        Map<String, SafetensorsWriter.Tensor> blobs = new LinkedHashMap<>();
         for (var ft : fromTo.entrySet()) {
             Safetensors.Entry e = header.get(ft.getKey());
-            blobs.put(ft.getValue(), new Safetensors.Blob(e.dtype(), e.shape(), Safetensors.map(e)));
+            blobs.put(ft.getValue(), new SafetensorsWriter.Tensor(e.dtype(), e.shape(), Safetensors.map(e)));
         }
         Path tmp = Files.createTempFile("bucket", ".safetensors");
         Safetensors.write(tmp, blobs, Map.of());

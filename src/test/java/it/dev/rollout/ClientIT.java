@@ -11,12 +11,15 @@ import dev.rollout.client.RolloutClient;
 import dev.rollout.client.RolloutClientException;
 import dev.rollout.client.RolloutRouter;
 import dev.rollout.client.Sampling;
+import dev.rollout.client.WeightBuckets;
 import dev.rollout.model.Safetensors;
+import dev.rollout.safetensors.SafetensorsWriter;
 import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -101,6 +104,28 @@ class ClientIT {
         Generation g = client.generate(Checkpoints.PROMPT, Sampling.greedy(12));
         assertEquals("client-2", g.weightVersion());
         assertArrayEquals(Checkpoints.greedy(Checkpoints.engine(two), 12), g.outputIds());
+    }
+
+    @Test
+    void pushesNamedTensorsInBucketsOfAGivenSize() throws Exception {
+        Path three = Checkpoints.other(33);
+        Map<String, SafetensorsWriter.Tensor> tensors = new LinkedHashMap<>();
+        for (var e : Safetensors.readHeader(three.resolve("model.safetensors")).entrySet())
+            tensors.put(e.getKey(), new SafetensorsWriter.Tensor(e.getValue().dtype(), e.getValue().shape(), Safetensors.map(e.getValue())));
+        long bucketBytes = 64 << 10;
+        int buckets = WeightBuckets.of(tensors, bucketBytes).size();
+        assertTrue(buckets > 2, "the model in several buckets, not " + buckets);
+        PushResult r = client.pushTensors(tensors, bucketBytes, "client-3");
+        assertEquals("client-3", r.weightVersion());
+        assertEquals(tensors.size(), r.numTensors(), "every tensor, once");
+        Generation g = client.generate(Checkpoints.PROMPT, Sampling.greedy(12));
+        assertEquals("client-3", g.weightVersion());
+        assertArrayEquals(Checkpoints.greedy(Checkpoints.engine(three), 12), g.outputIds(), "the pushed weights generate");
+        // one tensor alone: a plain update, no session
+        String norm = "model.norm.weight";
+        r = client.pushTensors(Map.of(norm, tensors.get(norm)), bucketBytes, "client-4");
+        assertEquals(1, r.numTensors());
+        assertEquals("client-4", client.weightVersion());
     }
 
     @Test

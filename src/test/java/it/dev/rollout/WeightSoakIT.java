@@ -12,6 +12,7 @@ import dev.rollout.engine.WeightUpdate;
 import dev.rollout.model.RandomCheckpoint;
 import dev.rollout.model.Safetensors;
 import dev.rollout.model.TensorPayloads;
+import dev.rollout.safetensors.SafetensorsWriter;
 import jakarta.json.JsonObject;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
@@ -82,7 +83,7 @@ class WeightSoakIT {
 
     static byte[] safetensors(String name, byte[] bf16, int hidden) throws Exception {
         Path tmp = Files.createTempFile("soak", ".safetensors");
-        Safetensors.write(tmp, Map.of(name, new Safetensors.Blob("BF16", new long[] {hidden}, ByteBuffer.wrap(bf16))), Map.of());
+        Safetensors.write(tmp, Map.of(name, new SafetensorsWriter.Tensor("BF16", new long[] {hidden}, ByteBuffer.wrap(bf16))), Map.of());
         byte[] out = Files.readAllBytes(tmp);
         Files.delete(tmp);
         return out;
