@@ -27,6 +27,12 @@ class LayeringTest {
         "client, dev.rollout.model.",
         "client, dev.rollout.runtime.",
         "client, org.bytedeco.",
+        // the trainer side runs in trainer processes: libtorch and the client, none of the server
+        "trainer, dev.rollout.api.",
+        "trainer, dev.rollout.engine.",
+        "trainer, dev.rollout.model.",
+        "trainer, dev.rollout.runtime.",
+        "trainer, jakarta.",
         // the safetensors writer ships in the client jar too: the JDK only
         "safetensors, dev.rollout.",
         "safetensors, jakarta.",

@@ -213,20 +213,71 @@ public final class RolloutClient implements AutoCloseable {
     }
 
     private PushResult pushSession(int count, IntFunction<byte[]> bucket, String weightVersion) {
-        String id = "client-" + UUID.randomUUID();
-        call("POST", "/begin_weight_update", JSON.createObjectBuilder().add("update_id", id).build(), true, false);
+        UpdateSession session = beginWeightUpdate();
         try {
-            for (int i = 0; i < count; i++)
-                push(bucket.apply(i), "?update_id=" + enc(id) + "&bucket_seq=" + i, true);
-            return pushResult(call("POST", "/end_weight_update",
-                    JSON.createObjectBuilder().add("update_id", id).add("weight_version", weightVersion).build(), true, true));
+            for (int i = 0; i < count; i++) session.pushBucket(bucket.apply(i));
+            return session.commit(weightVersion);
         } catch (RolloutClientException e) {
             try {
-                call("POST", "/abort_weight_update", JSON.createObjectBuilder().add("update_id", id).build(), true, true);
+                session.abort();
             } catch (RolloutClientException rollback) {
                 e.addSuppressed(rollback);
             }
             throw e;
+        }
+    }
+
+    /**
+     * Starts an atomic weight update: buckets pushed into it are held by the server and serve
+     * together on {@link UpdateSession#commit}, or not at all. For pushers that make each bucket
+     * only as the previous one is sent ({@link #pushWeights(List, String)} takes them all at once).
+     */
+    public UpdateSession beginWeightUpdate() {
+        String id = "client-" + UUID.randomUUID();
+        call("POST", "/begin_weight_update", JSON.createObjectBuilder().add("update_id", id).build(), true, false);
+        return new UpdateSession(id);
+    }
+
+    /** An atomic weight update in progress; closed uncommitted, it is rolled back on the server. */
+    public final class UpdateSession implements AutoCloseable {
+        private final String id;
+        private int buckets;
+        private boolean ended;
+
+        private UpdateSession(String id) {
+            this.id = id;
+        }
+
+        /** Sends one safetensors bucket (one HTTP update); a retried bucket reuses its sequence number. */
+        public void pushBucket(byte[] safetensors) {
+            if (ended) throw new IllegalStateException("update " + id + " has ended");
+            push(safetensors, "?update_id=" + enc(id) + "&bucket_seq=" + buckets, true);
+            buckets++;
+        }
+
+        /** Makes every bucket serve, stamped {@code weightVersion}. */
+        public PushResult commit(String weightVersion) {
+            PushResult r = pushResult(call("POST", "/end_weight_update",
+                    JSON.createObjectBuilder().add("update_id", id).add("weight_version", weightVersion).build(), true, true));
+            ended = true;
+            return r;
+        }
+
+        /** Drops the buckets sent so far; the served weights stay as they were. */
+        public void abort() {
+            if (ended) return;
+            ended = true;
+            call("POST", "/abort_weight_update", JSON.createObjectBuilder().add("update_id", id).build(), true, true);
+        }
+
+        /** Buckets sent so far. */
+        public int buckets() {
+            return buckets;
+        }
+
+        @Override
+        public void close() {
+            abort();
         }
     }
 
