@@ -1,0 +1,214 @@
+"""A small Python client for Rollout Server, standard library only (torch is imported only by the
+methods that push torch tensors). It speaks the server's SGLang-compatible API: generation with
+token ids and logprobs, and weight pushes through the safe transports by default (safetensors
+bytes; CUDA-IPC descriptors for a trainer on the same GPU node), SGLang's pickles only if asked.
+
+    client = RolloutClient("http://localhost:9080", admin_api_key=key)
+    client.wait_ready(timeout=300)
+    out = client.generate([[9707, 11, 1879]], {"max_new_tokens": 64, "temperature": 1.0})
+    client.push_tensors(model.named_parameters(), weight_version="step-3")     # torch tensors
+
+Every call has a timeout; a failed call raises RolloutError naming the server, the call and the
+server's message. Calls that change the weights are retried only where the server makes them
+idempotent (buckets of a session carry their sequence number).
+"""
+import base64
+import json
+import struct
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+__all__ = ["RolloutClient", "RolloutError", "safetensors_bytes"]
+
+
+class RolloutError(RuntimeError):
+    """A call the server refused or did not answer."""
+
+
+def safetensors_bytes(tensors):
+    """The safetensors encoding of {name: (dtype, shape, raw little-endian bytes)} in order, dtype
+    as safetensors names it ("BF16", "F32", ...): what `safetensors.torch.save` writes."""
+    header, offset = {}, 0
+    for name, (dtype, shape, raw) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + len(raw)]}
+        offset += len(raw)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)  # the data starts 8-byte aligned
+    return struct.pack("<Q", len(h)) + h + b"".join(raw for _, _, raw in tensors.values())
+
+
+class RolloutClient:
+    def __init__(self, url, api_key=None, admin_api_key=None, timeout=600.0, retries=2):
+        self.url = url.rstrip("/")
+        self.api_key, self.admin_api_key = api_key, admin_api_key
+        self.timeout, self.retries = timeout, retries
+
+    # ---- plumbing ---------------------------------------------------------------------------
+    def _call(self, method, path, body=None, raw=None, admin=False, query="", timeout=None, retry=False):
+        data, ctype = (raw, "application/octet-stream") if raw is not None else \
+            ((json.dumps(body).encode(), "application/json") if body is not None else (None, None))
+        key = self.admin_api_key if admin and self.admin_api_key else self.api_key
+        for attempt in range(self.retries + 1 if retry else 1):
+            req = urllib.request.Request(self.url + path + query, data=data, method=method)
+            if ctype:
+                req.add_header("Content-Type", ctype)
+            if key:
+                req.add_header("Authorization", "Bearer " + key)
+            try:
+                with urllib.request.urlopen(req, timeout=timeout or self.timeout) as r:
+                    text = r.read().decode()
+                    return json.loads(text) if text.strip().startswith(("{", "[")) else text
+            except urllib.error.HTTPError as e:  # the server answered: its message, never retried
+                raise RolloutError("%s %s%s: HTTP %d: %s" % (method, self.url, path, e.code, e.read().decode(errors="replace")[:500]))
+            except OSError as e:  # no answer: retried where that is safe
+                if attempt == (self.retries if retry else 0):
+                    raise RolloutError("%s %s%s: no answer: %s" % (method, self.url, path, e))
+                time.sleep(2.0 * 2 ** attempt)
+
+    def _update(self, answer, what):
+        if isinstance(answer, dict) and answer.get("success") is False:
+            raise RolloutError("%s %s: %s" % (what, self.url, answer.get("message")))
+        return answer
+
+    # ---- readiness and generation -------------------------------------------------------------
+    def wait_ready(self, timeout=300.0):
+        """Polls /health/ready (Kubernetes' readiness: the model is loaded and warmed up) until it answers 200."""
+        deadline = time.time() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/health/ready", timeout=5) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.time() > deadline:
+                raise RolloutError("%s: not ready after %.0f s" % (self.url, timeout))
+            time.sleep(1.0)
+
+    def generate(self, input_ids, sampling_params, return_logprob=True, rid=None):
+        """SGLang's /generate with token ids: one list of ids, or a batch (a list of lists). Returns
+        the server's answer: for a batch, one {"output_ids", "meta_info": {"output_token_logprobs",
+        "weight_version", ...}} per prompt and per sample of n."""
+        body = {"input_ids": input_ids, "sampling_params": sampling_params, "return_logprob": return_logprob}
+        if rid is not None:
+            body["rid"] = rid
+        return self._call("POST", "/generate", body)
+
+    def stream(self, input_ids, sampling_params, return_logprob=False):
+        """Yields the server-sent chunks of one streamed generation (each the output so far)."""
+        body = {"input_ids": input_ids, "sampling_params": sampling_params, "return_logprob": return_logprob, "stream": True}
+        req = urllib.request.Request(self.url + "/generate", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        if self.api_key:
+            req.add_header("Authorization", "Bearer " + self.api_key)
+        with urllib.request.urlopen(req, timeout=self.timeout) as r:
+            for line in r:
+                line = line.decode().strip()
+                if line.startswith("data:") and line[5:].strip() != "[DONE]":
+                    yield json.loads(line[5:])
+
+    # ---- weights -----------------------------------------------------------------------------
+    def weight_version(self):
+        return self._call("GET", "/get_weight_version")["weight_version"]
+
+    def push_safetensors(self, body, weight_version=None):
+        """One safetensors file's tensors, as one update (the raw body: no base64, no pickle)."""
+        q = "?weight_version=" + urllib.request.quote(weight_version) if weight_version else ""
+        return self._update(self._call("POST", "/update_weights_from_tensor", raw=body, admin=True, query=q), "push")
+
+    def push_buckets(self, buckets, weight_version=None):
+        """Safetensors bodies as one atomic update: nothing serves until the last has arrived, then
+        all of it does; a failure rolls the update back. `buckets` may be a generator, so that each
+        is made only when it is sent."""
+        uid = "py-" + uuid.uuid4().hex
+        self._update(self._call("POST", "/begin_weight_update", {"update_id": uid}, admin=True), "begin_weight_update")
+        try:
+            for seq, body in enumerate(buckets):
+                self._update(self._call("POST", "/update_weights_from_tensor", raw=body, admin=True, retry=True,
+                                        query="?update_id=%s&bucket_seq=%d" % (uid, seq)), "bucket %d" % seq)
+            end = {"update_id": uid}
+            if weight_version:
+                end["weight_version"] = weight_version
+            return self._update(self._call("POST", "/end_weight_update", end, admin=True), "end_weight_update")
+        except BaseException:
+            try:
+                self._call("POST", "/abort_weight_update", {"update_id": uid}, admin=True)
+            except RolloutError:
+                pass
+            raise
+
+    def push_tensors(self, named_tensors, weight_version=None, bucket_bytes=512 << 20, transport="safetensors"):
+        """Pushes (name, torch.Tensor) pairs with their Hugging Face names.
+        transport "safetensors": host copies in buckets of `bucket_bytes`, one atomic update;
+        "cuda_ipc": our JSON descriptors of the GPU tensors themselves (same node: the server copies
+        them from this process's memory; keep the tensors alive until this returns);
+        "pickle": SGLang's ForkingPickler payload (needs a server started with rollout.allow-pickle)."""
+        named = [(n, t.detach()) for n, t in named_tensors]
+        if transport == "cuda_ipc":
+            body = {"load_format": "cuda_ipc", "cuda_ipc_tensors": [_ipc_descriptor(n, t) for n, t in named]}
+        elif transport == "pickle":
+            from torch.multiprocessing.reductions import ForkingPickler  # noqa: F401  (registers CUDA IPC reductions)
+            import io
+            buf = io.BytesIO()
+            ForkingPickler(buf, 2).dump(named)
+            body = {"serialized_named_tensors": [base64.b64encode(buf.getvalue()).decode()]}
+        elif transport == "safetensors":
+            return self.push_buckets((safetensors_bytes(b) for b in _buckets(named, bucket_bytes)), weight_version)
+        else:
+            raise ValueError("transport is safetensors, cuda_ipc or pickle, not %r" % transport)
+        if weight_version:
+            body["weight_version"] = weight_version
+        return self._update(self._call("POST", "/update_weights_from_tensor", body, admin=True), "push")
+
+    def update_weights_from_disk(self, model_path, weight_version=None):
+        body = {"model_path": model_path}
+        if weight_version:
+            body["weight_version"] = weight_version
+        return self._update(self._call("POST", "/update_weights_from_disk", body, admin=True), "update_weights_from_disk")
+
+    # ---- the RL control plane -----------------------------------------------------------------
+    def pause_generation(self, mode="abort"):
+        return self._call("POST", "/pause_generation", {"mode": mode}, admin=True)
+
+    def continue_generation(self):
+        return self._call("POST", "/continue_generation", {}, admin=True)
+
+    def release_memory_occupation(self, tags=None):
+        return self._call("POST", "/release_memory_occupation", {"tags": tags}, admin=True)
+
+    def resume_memory_occupation(self, tags=None):
+        return self._call("POST", "/resume_memory_occupation", {"tags": tags}, admin=True)
+
+    def flush_cache(self):
+        return self._call("POST", "/flush_cache", raw=b"", admin=True)
+
+
+_DTYPES = {"torch.bfloat16": "BF16", "torch.float16": "F16", "torch.float32": "F32", "torch.float64": "F64"}
+
+
+def _buckets(named, limit):
+    """Consecutive {name: (dtype, shape, bytes)} groups of at most `limit` tensor bytes (a larger tensor alone)."""
+    cur, size = {}, 0
+    for name, t in named:
+        n = t.numel() * t.element_size()
+        if cur and size + n > limit:
+            yield cur
+            cur, size = {}, 0
+        cpu = t.contiguous().cpu()
+        import torch  # only here: the client itself needs no torch
+        raw = cpu.view(torch.uint8).numpy().tobytes() if cpu.numel() else b""
+        cur[name] = (_DTYPES[str(t.dtype)], tuple(t.shape), raw)
+        size += n
+    if cur:
+        yield cur
+
+
+def _ipc_descriptor(name, t):
+    import torch
+    (device, handle, _size, offset_bytes, _ref, _ref_off, event, event_sync) = t.untyped_storage()._share_cuda_()
+    return {"name": name, "dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape), "stride": list(t.stride()),
+            "storage_offset": t.storage_offset(), "ipc_handle": base64.b64encode(handle).decode(),
+            "storage_offset_bytes": offset_bytes, "device_uuid": str(torch.cuda.get_device_properties(device).uuid),
+            "event_handle": base64.b64encode(event).decode() if event else None, "event_sync_required": bool(event_sync)}

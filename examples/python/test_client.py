@@ -1,0 +1,93 @@
+"""The Python client and the veRL-shaped adapter against a running server (standard library only;
+PythonClientIT runs it against the ITs' server on the CPU). Environment:
+  ROLLOUT_URL, ROLLOUT_ADMIN_KEY   the server and its admin key
+  CHECKPOINT                       a checkpoint of the served model's shape, other weights
+  PROMPT, EXPECTED                 comma-separated ids: a prompt, and the 12 greedy tokens CHECKPOINT's weights give it
+"""
+import json
+import os
+import struct
+import unittest
+
+from rollout_client import RolloutClient, RolloutError, safetensors_bytes
+from verl_adapter import RolloutAdapter
+
+URL, KEY = os.environ["ROLLOUT_URL"], os.environ["ROLLOUT_ADMIN_KEY"]
+PROMPT = [int(x) for x in os.environ["PROMPT"].split(",")]
+EXPECTED = [int(x) for x in os.environ["EXPECTED"].split(",")]
+
+
+def read_checkpoint(path):
+    """{name: (dtype, shape, raw bytes)} of a safetensors file, in file order."""
+    with open(path, "rb") as f:
+        data = f.read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    header.pop("__metadata__", None)
+    base = 8 + n
+    ordered = sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0])
+    return {k: (v["dtype"], v["shape"], data[base + v["data_offsets"][0]:base + v["data_offsets"][1]]) for k, v in ordered}
+
+
+def buckets(tensors, limit):
+    cur, size = {}, 0
+    for name, t in tensors.items():
+        if cur and size + len(t[2]) > limit:
+            yield safetensors_bytes(cur)
+            cur, size = {}, 0
+        cur[name] = t
+        size += len(t[2])
+    if cur:
+        yield safetensors_bytes(cur)
+
+
+class ClientTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.client = RolloutClient(URL, admin_api_key=KEY, timeout=120)
+        cls.client.wait_ready(timeout=120)
+        cls.tensors = read_checkpoint(os.path.join(os.environ["CHECKPOINT"], "model.safetensors"))
+
+    def test_1_generates_with_logprobs_and_streams(self):
+        one = self.client.generate(PROMPT, {"max_new_tokens": 6, "temperature": 0})
+        self.assertEqual(6, len(one["output_ids"]))
+        lps = one["meta_info"]["output_token_logprobs"]
+        self.assertEqual(one["output_ids"], [lp[1] for lp in lps])
+        self.assertTrue(all(lp[0] <= 0 for lp in lps))
+        batch = self.client.generate([PROMPT, PROMPT[:3]], {"max_new_tokens": 4, "temperature": 1.0, "n": 2})
+        self.assertEqual(4, len(batch), "two prompts, two samples each")
+        chunks = list(self.client.stream(PROMPT, {"max_new_tokens": 6, "temperature": 0}))
+        self.assertEqual(one["output_ids"], chunks[-1]["output_ids"], "the stream ends in the blocking answer")
+
+    def test_2_pushes_a_checkpoint_in_buckets_atomically(self):
+        bodies = list(buckets(self.tensors, 64 << 10))
+        self.assertGreater(len(bodies), 2)
+        self.client.push_buckets(iter(bodies), weight_version="py-1")
+        self.assertEqual("py-1", self.client.weight_version())
+        out = self.client.generate(PROMPT, {"max_new_tokens": 12, "temperature": 0})
+        self.assertEqual("py-1", out["meta_info"]["weight_version"])
+        self.assertEqual(EXPECTED, out["output_ids"], "the pushed weights generate")
+
+    def test_3_a_refused_push_names_the_problem_and_changes_nothing(self):
+        name, (dtype, shape, raw) = next(iter(self.tensors.items()))
+        with self.assertRaises(RolloutError) as e:
+            self.client.push_buckets(iter([safetensors_bytes({name: (dtype, shape, raw)}),
+                                           safetensors_bytes({"model.no_such.weight": (dtype, shape, raw)})]), weight_version="py-bad")
+        self.assertIn("no_such", str(e.exception))
+        self.assertNotEqual("py-bad", self.client.weight_version())
+
+    def test_4_the_verl_adapter_sleeps_and_wakes_up_with_new_weights(self):
+        rollout = RolloutAdapter(URL, admin_api_key=KEY)
+        batch = rollout.generate_sequences([PROMPT, PROMPT[:4]], n=3, max_new_tokens=5, seed=7)
+        self.assertEqual(6, len(batch["response_ids"]))
+        self.assertEqual([PROMPT] * 3 + [PROMPT[:4]] * 3, batch["prompt_ids"])
+        self.assertTrue(all(len(r) == 5 and len(lp) == 5 for r, lp in zip(batch["response_ids"], batch["response_logprobs"])))
+        rollout.sleep()
+        rollout.wake_up(safetensors_buckets=buckets(self.tensors, 1 << 20), weight_version="py-2")
+        again = rollout.generate_sequences([PROMPT], n=1, temperature=0, max_new_tokens=12)
+        self.assertEqual(["py-2"], again["weight_versions"])
+        self.assertEqual([EXPECTED], again["response_ids"])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,55 @@
+package it.dev.rollout;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** examples/python (the Python client and the veRL-shaped adapter) run by python3 against this server. */
+class PythonClientIT {
+    static String versionBefore;
+
+    @BeforeAll
+    static void version() {
+        Http.awaitReady();
+        versionBefore = Http.get("/get_weight_version").object().getString("weight_version");
+    }
+
+    @AfterAll
+    static void restore() {  // the other ITs share this server: its own weights and version back
+        Http.admin("/update_weights_from_disk", "{\"model_path\": \"" + Http.get("/get_model_info").object().getString("model_path")
+                + "\", \"weight_version\": \"" + versionBefore + "\"}");
+    }
+
+    @Test
+    void theExamplesTestsPass() throws Exception {
+        Path ckpt = Checkpoints.other(60);
+        int[] expected = Checkpoints.greedy(Checkpoints.engine(ckpt), 12);
+        Path log = Files.createTempFile("python-client-", ".log");
+        ProcessBuilder pb = new ProcessBuilder("python3", "test_client.py").directory(Path.of("examples/python").toFile())
+                .redirectErrorStream(true).redirectOutput(log.toFile());
+        pb.environment().put("ROLLOUT_URL", Http.BASE);
+        pb.environment().put("ROLLOUT_ADMIN_KEY", Http.ADMIN_KEY);
+        pb.environment().put("CHECKPOINT", ckpt.toString());
+        pb.environment().put("PROMPT", ids(Checkpoints.PROMPT));
+        pb.environment().put("EXPECTED", ids(expected));
+        Process p = pb.start();
+        boolean done = p.waitFor(300, TimeUnit.SECONDS);
+        if (!done) p.destroyForcibly();
+        String out = Files.readString(log);
+        assertTrue(done, "python3 test_client.py did not finish in 300 s:\n" + out);
+        assertEquals(0, p.exitValue(), out);
+        assertTrue(out.contains("Ran 4 tests") && out.contains("OK"), out);
+    }
+
+    private static String ids(int[] ids) {
+        return Arrays.stream(ids).mapToObj(String::valueOf).collect(Collectors.joining(","));
+    }
+}
