@@ -196,9 +196,8 @@ def _buckets(named, limit):
         if cur and size + n > limit:
             yield cur
             cur, size = {}, 0
-        cpu = t.contiguous().cpu()
-        import torch  # only here: the client itself needs no torch
-        raw = cpu.view(torch.uint8).numpy().tobytes() if cpu.numel() else b""
+        own = t.cpu().contiguous().clone()  # a storage of its own, exactly the tensor's bytes
+        raw = bytes(own.untyped_storage())
         cur[name] = (_DTYPES[str(t.dtype)], tuple(t.shape), raw)
         size += n
     if cur:
