@@ -30,6 +30,7 @@
 #   online05 push05  R6 and R8 against the distribution's server (kernels and graphs: its defaults)
 #   online05inc    online05 with incremental streaming (each chunk only what is new)
 #   online05prof   online05inc at rate inf with the server under Java Flight Recorder (server.jfr in logs.tgz)
+#   pyclient       examples/python's torch transports (safetensors buckets, CUDA IPC, pickles) against the server
 #   parity         bf16 parity with transformers (tools/gpu/parity.py)
 #   parity32       the same with float32 logits from the LM head (rollout.fp32-lm-head)
 set -uo pipefail
@@ -110,6 +111,7 @@ for s in "$@"; do
                       kill "$ROLLOUT_SERVER_PID"; sleep 10' ;;  # the JVM writes its recording as it exits
     push05) stage push05 200 env ROLLOUT_MODEL_PATH=/tmp/q05 ROLLOUT_KV_MEMORY_FRACTION=0.3 \
               bash tools/dist/gpu-run.sh python3 bench/weight_push.py --ways gpu,host,disk ;;
+    pyclient) stage pyclient 300 bash tools/dist/gpu-run.sh bash -c 'cd examples/python && python3 gpu_check.py' ;;
     # make trains for up to 120 s; the server starts on the flat checkpoint and loads the trained one
     parity) stage parity 560 bash -c 'python3 tools/gpu/parity.py make /tmp/parity --train-s 120 && \
               ROLLOUT_MODEL_PATH=/tmp/parity/flat bash tools/dist/gpu-run.sh python3 tools/gpu/parity.py check /tmp/parity' ;;

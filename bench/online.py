@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import random
+import re
 import sys
 import threading
 import time
@@ -68,6 +69,18 @@ def client(url, ids, out, offsets, t0, conn):
         t.join()
     conn.send(results)
     conn.close()
+
+
+def step_times(url):
+    """The server's rollout:step_model and rollout:step_host timers (seconds summed, and counts) from /metrics."""
+    with urllib.request.urlopen(url + "/metrics", timeout=60) as r:
+        text = r.read().decode()
+    out = {}
+    for part in ("model", "host"):
+        for stat in ("sum", "count"):
+            m = re.search(r"^rollout:step_%s_seconds_%s\{[^}]*\} ([0-9.eE+-]+)" % (part, stat), text, re.M)
+            out["%s_%s" % (part, stat)] = float(m.group(1)) if m else 0.0
+    return out
 
 
 def run(url, vocab, n, inp, out, rate, processes, seed=7):
@@ -135,7 +148,14 @@ def main():
     for rate in a.rates.split(","):
         # the same prompts every pass: drop the prefix cache so that each pass prefills them again
         urllib.request.urlopen(urllib.request.Request(a.url + "/flush_cache", data=b"", method="POST"), timeout=60).read()
+        before = step_times(a.url)
         rep = run(a.url, vocab, a.requests, a.inp, a.out, float(rate), a.processes)
+        after = step_times(a.url)
+        steps = after["model_count"] - before["model_count"]
+        # the engine's own split of its steps: in the model runner, and applying the tokens (host only)
+        rep["engine_steps"] = int(steps)
+        for part in ("model", "host"):
+            rep["step_%s_ms_mean" % part] = round(1e3 * (after[part + "_sum"] - before[part + "_sum"]) / max(1, steps), 3)
         print("RESULT " + json.dumps(rep), flush=True)
         failed |= rep["failed"] > 0
     sys.exit(1 if failed else 0)

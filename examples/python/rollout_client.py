@@ -110,6 +110,10 @@ class RolloutClient:
                     yield json.loads(line[5:])
 
     # ---- weights -----------------------------------------------------------------------------
+    def model_info(self):
+        """SGLang's /get_model_info: model_path, the served weight_version, ..."""
+        return self._call("GET", "/get_model_info")
+
     def weight_version(self):
         return self._call("GET", "/get_weight_version")["weight_version"]
 

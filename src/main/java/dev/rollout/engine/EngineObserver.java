@@ -4,7 +4,12 @@ package dev.rollout.engine;
 public interface EngineObserver {
     EngineObserver NONE = new EngineObserver() {};
 
-    default void onStep(int numSequences, int numTokens, double seconds) {}
+    /**
+     * After each step: {@code modelSeconds} in the model runner (inputs, forward, sampling, the
+     * sampled tokens back on the host), {@code hostSeconds} applying them (stops, snapshots,
+     * listeners), time in which the GPU waits for the next step.
+     */
+    default void onStep(int numSequences, int numTokens, double modelSeconds, double hostSeconds) {}
 
     default void onInterTokenLatency(double seconds) {}
 

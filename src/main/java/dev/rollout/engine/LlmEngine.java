@@ -136,14 +136,14 @@ public final class LlmEngine {
         if (batch.isEmpty()) return 0;
         long t0 = System.nanoTime();
         List<ModelRunner.Output> outputs = runner.run(batch);
-        scheduler.markComputed(batch);
         long now = System.nanoTime();
+        scheduler.markComputed(batch);
         int tokens = 0;
         for (int i = 0; i < batch.size(); i++) {
             tokens += batch.get(i).numTokens();
             apply(batch.get(i), outputs.get(i), now);
         }
-        observer.onStep(batch.size(), tokens, (now - t0) / 1e9);
+        observer.onStep(batch.size(), tokens, (now - t0) / 1e9, (System.nanoTime() - now) / 1e9);
         return batch.size();
     }
 

@@ -31,7 +31,7 @@ public class EngineMetrics implements EngineObserver {
 
     private volatile Supplier<LlmEngine.EngineStats> stats = () -> null;
     private Counter promptTokens, generationTokens, cachedTokens, requests, aborted;
-    private Timer ttft, itl, e2e;
+    private Timer ttft, itl, e2e, stepModel, stepHost;
     private Histogram batchSize;
     private final AtomicInteger maxBatch = new AtomicInteger();
 
@@ -46,6 +46,8 @@ public class EngineMetrics implements EngineObserver {
         ttft = timer("sglang:time_to_first_token", "Time to first token");
         itl = timer("sglang:inter_token_latency", "Time between two tokens of a sequence");
         e2e = timer("sglang:e2e_request_latency", "Arrival to last token");
+        stepModel = timer("rollout:step_model", "Engine step: inputs, forward, sampling, tokens back on the host");
+        stepHost = timer("rollout:step_host", "Engine step: applying the sampled tokens (stops, snapshots, listeners)");
         batchSize = histogram("rollout:step_batch_size", MetricUnits.NONE, "Sequences in one engine step");
         gauge("sglang:num_running_reqs", "Sequences running", s -> s.numRunning());
         gauge("sglang:num_queue_reqs", "Sequences waiting", s -> s.numWaiting());
@@ -66,7 +68,9 @@ public class EngineMetrics implements EngineObserver {
     }
 
     @Override
-    public void onStep(int numSequences, int numTokens, double seconds) {
+    public void onStep(int numSequences, int numTokens, double modelSeconds, double hostSeconds) {
+        stepModel.update(Duration.ofNanos(seconds2nanos(modelSeconds)));
+        stepHost.update(Duration.ofNanos(seconds2nanos(hostSeconds)));
         batchSize.update(numSequences);
         maxBatch.accumulateAndGet(numSequences, Math::max);
     }

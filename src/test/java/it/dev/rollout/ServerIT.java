@@ -58,7 +58,8 @@ class ServerIT {
         for (String name : new String[] {"sglang:num_running_reqs", "sglang:num_queue_reqs", "sglang:token_usage",
                 "sglang:prompt_tokens_total", "sglang:generation_tokens_total", "sglang:cache_hit_rate",
                 "sglang:time_to_first_token_seconds_bucket", "sglang:inter_token_latency_seconds_bucket",
-                "sglang:e2e_request_latency_seconds_bucket", "rollout:max_step_batch_size"})
+                "sglang:e2e_request_latency_seconds_bucket", "rollout:max_step_batch_size", "rollout:step_model_seconds_sum",
+                "rollout:step_host_seconds_sum"})
             assertTrue(r.body().contains(name), "missing metric " + name);
         java.util.regex.Matcher rss = java.util.regex.Pattern.compile("(?m)^rollout:resident_bytes\\{[^}]*} ([0-9.E+]+)").matcher(r.body());
         assertTrue(rss.find(), "rollout:resident_bytes is exported");
