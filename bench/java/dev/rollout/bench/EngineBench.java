@@ -24,7 +24,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * the HBM floor: the time to read the weights and every sequence's KV once per decode step.
  *
  * <pre>
- * EngineBench --model DIR [--dummy] [--native-kernels [--libtorch-sampling]] [--cuda-graphs] [--repeat N] [--kv-fraction 0.5] [--device cuda] [--dtype bfloat16] [--hbm-gbps 4300] WORKLOAD...
+ * EngineBench --model DIR [--dummy] [--stream] [--native-kernels [--libtorch-sampling]] [--cuda-graphs] [--repeat N] [--kv-fraction 0.5] [--device cuda] [--dtype bfloat16] [--hbm-gbps 4300] WORKLOAD...
  *   grpo:P:n:IN:OUT        P prompts x n samples (prefix shared), fixed lengths (R1, R2)
  *   decode:IN:OUT          one request; median decode step (R4)
  *   sweep:IN:OUT:B1,B2,..  B requests at once; median decode step per B (R5)
@@ -40,6 +40,8 @@ public final class EngineBench {
     /** The last step's shape, from the engine's observer: a decode-only step computes one token per sequence. */
     private int lastSequences, lastTokens;
     private double lastHostSeconds;
+    /** Sweeps make a snapshot per token, as the server does for streamed requests. */
+    private static boolean stream;
 
     private EngineBench(double weightBytes, double kvBytesPerToken, double bytesPerSecond) {
         this.weightBytes = weightBytes;
@@ -58,6 +60,7 @@ public final class EngineBench {
             switch (args[i]) {
                 case "--model" -> model = args[++i];
                 case "--dummy" -> dummy = true;
+                case "--stream" -> stream = true;
                 case "--native-kernels" -> nativeKernels = true;
                 case "--libtorch-sampling" -> samplingKernel = false;  // the baseline of the sampling kernel
                 case "--cuda-graphs" -> graphs = true;
@@ -70,7 +73,7 @@ public final class EngineBench {
                 default -> workloads.add(args[i]);
             }
         }
-        if (model == null || workloads.isEmpty()) throw new IllegalArgumentException("usage: EngineBench --model DIR [--dummy] WORKLOAD...");
+        if (model == null || workloads.isEmpty()) throw new IllegalArgumentException("usage: EngineBench --model DIR [--dummy] [--stream] WORKLOAD...");
         Device dev = new Device(device);
         ScalarType st = switch (dtype) {
             case "float32" -> ScalarType.Float;
@@ -184,7 +187,7 @@ public final class EngineBench {
         for (int batch : batches) {
             int[][] ids = Prompts.make(batch, in, 99 + batch, vocab);
             for (int q = 0; q < batch; q++)
-                engine.add(new Sequence("s" + q, 0, ids[q], params(out), LogprobOptions.NONE, null, o -> { }, false, q));
+                engine.add(new Sequence("s" + q, 0, ids[q], params(out), LogprobOptions.NONE, null, o -> { }, stream, q));
             List<Double> decode = new ArrayList<>();
             double hostMs = 0;
             long t0 = System.nanoTime();
