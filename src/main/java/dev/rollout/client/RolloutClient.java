@@ -318,6 +318,23 @@ public final class RolloutClient implements AutoCloseable {
         return call("POST", "/resume_memory_occupation", tagsBody(tags), true, false).getBoolean("weights_must_be_pushed", false);
     }
 
+    /**
+     * Admits nothing new, lets what runs finish for up to {@code timeout}, then cuts the rest:
+     * {@code mode} "retract" requeues them (they finish after {@link #continueGeneration}),
+     * "abort" ends them with their partial output. Leaves the server paused. Ours: POST /drain.
+     */
+    public DrainResult drain(Duration timeout, String mode) {
+        JsonObject o = call("POST", "/drain", JSON.createObjectBuilder().add("timeout_s", timeout.toMillis() / 1000.0)
+                .add("mode", mode).build(), true, false);
+        List<String> finished = o.getJsonArray("finished").getValuesAs(JsonValue.class).stream()
+                .map(v -> ((jakarta.json.JsonString) v).getString()).toList();
+        Map<String, int[]> cut = new LinkedHashMap<>();
+        for (JsonObject c : o.getJsonArray("cut").getValuesAs(JsonObject.class))
+            cut.put(c.getString("rid"), c.getJsonArray("output_ids").getValuesAs(JsonNumber.class).stream()
+                    .mapToInt(JsonNumber::intValue).toArray());
+        return new DrainResult(finished, cut, o.getString("mode"));
+    }
+
     /** Aborts every running and waiting request; each caller gets its partial output. */
     public void abortAll() {
         call("POST", "/abort_request", JSON.createObjectBuilder().add("abort_all", true).build(), true, true);

@@ -1,5 +1,6 @@
 package dev.rollout.client;
 
+import dev.rollout.safetensors.SafetensorsWriter;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -104,6 +105,11 @@ public final class RolloutRouter {
     /** Pushes the same buckets to every server at once, as one atomic update each; returns each server's result, in order. */
     public List<PushResult> pushWeights(List<byte[]> buckets, String weightVersion) {
         return onEveryServer(s -> s.pushWeights(buckets, weightVersion));
+    }
+
+    /** Pushes named tensors in safetensors buckets to every server at once ({@link RolloutClient#pushTensors}). */
+    public List<PushResult> pushTensors(Map<String, SafetensorsWriter.Tensor> tensors, long bucketBytes, String weightVersion) {
+        return onEveryServer(s -> s.pushTensors(tensors, bucketBytes, weightVersion));
     }
 
     /** Pushes one safetensors file to every server at once, outside a session (SGLang's semantics). */

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.rollout.client.DrainResult;
 import dev.rollout.client.Generation;
 import dev.rollout.client.PushResult;
 import dev.rollout.client.RolloutClient;
@@ -107,6 +108,24 @@ class ClientIT {
     }
 
     @Test
+    void drainsWhatRunsRetractingTheRestUntilGenerationContinues() throws Exception {
+        Sampling longRun = new Sampling(600, 0, 1, -1, null, true);
+        CompletableFuture<Generation> running = client.generateAsync(Checkpoints.PROMPT, longRun);
+        RlControlIT.awaitState("in_flight", 1);
+        DrainResult d = client.drain(Duration.ofMillis(300), "retract");
+        assertEquals("retract", d.mode());
+        assertEquals(1, d.cut().size(), "the long request is cut: " + d.cut().keySet());
+        assertTrue(d.cut().values().iterator().next().length > 0, "with what it had generated");
+        assertEquals("paused", client.rlState());
+        Thread.sleep(200);
+        assertTrue(!running.isDone(), "a retracted request waits, it is not ended");
+        client.continueGeneration();
+        Generation g = running.get(120, java.util.concurrent.TimeUnit.SECONDS);
+        assertEquals(600, g.outputIds().length, "requeued, then finished in full");
+        assertEquals("serving", client.rlState());
+    }
+
+    @Test
     void pushesNamedTensorsInBucketsOfAGivenSize() throws Exception {
         Path three = Checkpoints.other(33);
         Map<String, SafetensorsWriter.Tensor> tensors = new LinkedHashMap<>();
@@ -152,6 +171,12 @@ class ClientIT {
         List<PushResult> pushed = router.pushWeights(Files.readAllBytes(weights.resolve("model.safetensors")), "router-1");
         assertEquals(List.of("router-1", "router-1"), pushed.stream().map(PushResult::weightVersion).toList());
         assertEquals("router-1", client.weightVersion());
+
+        String norm = "model.norm.weight";
+        Safetensors.Entry e = Safetensors.readHeader(weights.resolve("model.safetensors")).get(norm);
+        pushed = router.pushTensors(Map.of(norm, new SafetensorsWriter.Tensor(e.dtype(), e.shape(), Safetensors.map(e))), 1 << 20, "router-2");
+        assertEquals(List.of("router-2", "router-2"), pushed.stream().map(PushResult::weightVersion).toList());
+        assertEquals("router-2", client.weightVersion());
     }
 
     @Test
