@@ -150,6 +150,8 @@ public final class TpWeightPusher {
             case Double -> "F64";
             default -> throw new IllegalArgumentException(name + ": weights are floating point, not " + t.scalar_type());
         };
+        if (t.nbytes() > Integer.MAX_VALUE - 8)
+            throw new IllegalArgumentException(name + ": " + t.nbytes() + " bytes do not fit one Java array (2 GiB)");
         byte[] b = new byte[(int) t.nbytes()];
         new BytePointer(t.data_ptr()).capacity(b.length).get(b);
         return new SafetensorsWriter.Tensor(dtype, t.sizes().vec().get(), ByteBuffer.wrap(b));
