@@ -8,26 +8,12 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 
 /** examples/python (the Python client and the veRL-shaped adapter) run by python3 against this server. */
+@ExtendWith(RestoresServedWeights.class)
 class PythonClientIT {
-    static String versionBefore;
-
-    @BeforeAll
-    static void version() {
-        Http.awaitReady();
-        versionBefore = Http.get("/get_weight_version").object().getString("weight_version");
-    }
-
-    @AfterAll
-    static void restore() {  // the other ITs share this server: its own weights and version back
-        Http.admin("/update_weights_from_disk", "{\"model_path\": \"" + Http.get("/get_model_info").object().getString("model_path")
-                + "\", \"weight_version\": \"" + versionBefore + "\"}");
-    }
-
     @Test
     void theExamplesTestsPass() throws Exception {
         Path ckpt = Checkpoints.other(60);

@@ -19,8 +19,7 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -29,21 +28,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  * alone sends, one HTTP update per bucket, and the server then holds exactly the unsharded
  * weights (every parameter's checksum) and generates what they generate.
  */
+@ExtendWith(RestoresServedWeights.class)
 class TpPushIT {
-    static String versionBefore;
-
-    @BeforeAll
-    static void version() {
-        Http.awaitReady();
-        versionBefore = Http.get("/get_weight_version").object().getString("weight_version");
-    }
-
-    @AfterAll
-    static void restore() {  // the other ITs share this server: its own weights and version back
-        Http.admin("/update_weights_from_disk", "{\"model_path\": \"" + Http.get("/get_model_info").object().getString("model_path")
-                + "\", \"weight_version\": \"" + versionBefore + "\"}");
-    }
-
     @ParameterizedTest(name = "{0} ranks")
     @ValueSource(ints = {2, 4})
     void rankZeroAlonePushesTheGatheredWeightsOneUpdatePerBucket(int world) throws Exception {
