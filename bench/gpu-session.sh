@@ -74,9 +74,9 @@ for s in "$@"; do
              --hbm-gbps "$gbps" sweep:16:8:512 ;;
     nsys05) nsys="$(command -v nsys || ls /opt/nvidia/nsight-systems/*/bin/nsys /usr/local/cuda/bin/nsys 2>/dev/null | head -1)"
             if [ -z "$nsys" ]; then echo "no nsys on this machine" | tee -a "$OUT/session.log"; else
-              stage nsys05 300 bash -c "'$nsys' profile --cuda-graph-trace=node --trace=cuda -o $logs/nsys05 --force-overwrite true \
+              stage nsys05 300 bash -c "'$nsys' profile --cuda-graph-trace=node --trace=cuda -o /tmp/nsys05 --force-overwrite true \
                 ${ours[*]} /tmp/q05 --native-kernels --cuda-graphs --hbm-gbps $gbps sweep:512:128:512 && \
-                '$nsys' stats --report cuda_gpu_kern_sum --format csv $logs/nsys05.nsys-rep"; fi ;;
+                '$nsys' stats --report cuda_gpu_kern_sum --format csv /tmp/nsys05.nsys-rep"; fi ;;  # the report stays out of logs.tgz: too large to bring back
     # issue #3's soak with the engine's defaults (kernels and graphs), the JVM tracking its own native memory
     soak) stage soak 590 env ROLLOUT_MAX_RUNNING_REQUESTS=512 JVM_ARGS=-XX:NativeMemoryTracking=summary \
             bash tools/dist/gpu-run.sh python3 bench/rl_soak.py --deadline-s 400 ;;
