@@ -159,7 +159,8 @@ class RolloutClient:
             ForkingPickler(buf, 2).dump(named)
             body = {"serialized_named_tensors": [base64.b64encode(buf.getvalue()).decode()]}
         elif transport == "safetensors":
-            return self.push_buckets((safetensors_bytes(b) for b in _buckets(named, bucket_bytes)), weight_version)
+            from safetensors.torch import save  # the writer transformers itself saves checkpoints with
+            return self.push_buckets((save(b) for b in _buckets(named, bucket_bytes)), weight_version)
         else:
             raise ValueError("transport is safetensors, cuda_ipc or pickle, not %r" % transport)
         if weight_version:
@@ -189,20 +190,15 @@ class RolloutClient:
         return self._call("POST", "/flush_cache", raw=b"", admin=True)
 
 
-_DTYPES = {"torch.bfloat16": "BF16", "torch.float16": "F16", "torch.float32": "F32", "torch.float64": "F64"}
-
-
 def _buckets(named, limit):
-    """Consecutive {name: (dtype, shape, bytes)} groups of at most `limit` tensor bytes (a larger tensor alone)."""
+    """Consecutive {name: host tensor} groups of at most `limit` tensor bytes (a larger tensor alone)."""
     cur, size = {}, 0
     for name, t in named:
         n = t.numel() * t.element_size()
         if cur and size + n > limit:
             yield cur
             cur, size = {}, 0
-        own = t.cpu().contiguous().clone()  # a storage of its own, exactly the tensor's bytes
-        raw = bytes(own.untyped_storage())
-        cur[name] = (_DTYPES[str(t.dtype)], tuple(t.shape), raw)
+        cur[name] = t.cpu().contiguous()
         size += n
     if cur:
         yield cur
