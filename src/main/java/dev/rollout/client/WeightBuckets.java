@@ -21,23 +21,38 @@ public final class WeightBuckets {
 
     /** {@code tensors} in their order, cut before any tensor that would take a bucket past {@code maxBytes}. */
     public static WeightBuckets of(Map<String, SafetensorsWriter.Tensor> tensors, long maxBytes) {
-        if (maxBytes <= 0) throw new IllegalArgumentException("bucket size must be positive, not " + maxBytes);
-        if (tensors.isEmpty()) throw new IllegalArgumentException("no tensors to push");
+        Map<String, Long> sizes = new LinkedHashMap<>();
+        tensors.forEach((name, t) -> sizes.put(name, t.size()));
         List<Map<String, SafetensorsWriter.Tensor>> out = new ArrayList<>();
-        Map<String, SafetensorsWriter.Tensor> current = new LinkedHashMap<>();
+        for (List<String> names : plan(sizes, maxBytes)) {
+            Map<String, SafetensorsWriter.Tensor> bucket = new LinkedHashMap<>();
+            names.forEach(n -> bucket.put(n, tensors.get(n)));
+            out.add(bucket);
+        }
+        return new WeightBuckets(out);
+    }
+
+    /**
+     * The names, in order, cut into consecutive groups of at most {@code maxBytes} (by the sizes
+     * given), a larger one alone: for pushers that know the sizes before they have the bytes.
+     */
+    public static List<List<String>> plan(Map<String, Long> sizes, long maxBytes) {
+        if (maxBytes <= 0) throw new IllegalArgumentException("bucket size must be positive, not " + maxBytes);
+        if (sizes.isEmpty()) throw new IllegalArgumentException("no tensors to push");
+        List<List<String>> out = new ArrayList<>();
+        List<String> current = new ArrayList<>();
         long size = 0;
-        for (var e : tensors.entrySet()) {
-            long t = e.getValue().size();
-            if (!current.isEmpty() && size + t > maxBytes) {
+        for (var e : sizes.entrySet()) {
+            if (!current.isEmpty() && size + e.getValue() > maxBytes) {
                 out.add(current);
-                current = new LinkedHashMap<>();
+                current = new ArrayList<>();
                 size = 0;
             }
-            current.put(e.getKey(), e.getValue());
-            size += t;
+            current.add(e.getKey());
+            size += e.getValue();
         }
         out.add(current);
-        return new WeightBuckets(out);
+        return out;
     }
 
     public int size() {

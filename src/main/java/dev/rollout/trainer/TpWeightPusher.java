@@ -3,9 +3,9 @@ package dev.rollout.trainer;
 import dev.rollout.client.PushResult;
 import dev.rollout.client.RolloutClient;
 import dev.rollout.client.RolloutClientException;
+import dev.rollout.client.WeightBuckets;
 import dev.rollout.safetensors.SafetensorsWriter;
 import java.nio.ByteBuffer;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -106,25 +106,11 @@ public final class TpWeightPusher {
         return new Result(buckets.size(), updates, answer);
     }
 
-    /** Consecutive groups of names whose full tensors hold at most {@code bucketBytes} (a larger one alone). */
+    /** The buckets, from the full tensors' sizes: the same on every rank. */
     private List<List<String>> plan(Map<String, Shard> params, long bucketBytes) {
-        if (bucketBytes <= 0) throw new IllegalArgumentException("bucket size must be positive, not " + bucketBytes);
-        List<List<String>> out = new ArrayList<>();
-        List<String> current = new ArrayList<>();
-        long size = 0;
-        for (var e : params.entrySet()) {
-            Shard s = e.getValue();
-            long bytes = s.tensor().nbytes() * (s.dim() < 0 ? 1 : group.world());
-            if (!current.isEmpty() && size + bytes > bucketBytes) {
-                out.add(current);
-                current = new ArrayList<>();
-                size = 0;
-            }
-            current.add(e.getKey());
-            size += bytes;
-        }
-        if (!current.isEmpty()) out.add(current);
-        return out;
+        Map<String, Long> sizes = new LinkedHashMap<>();
+        params.forEach((name, s) -> sizes.put(name, s.tensor().nbytes() * (s.dim() < 0 ? 1 : group.world())));
+        return WeightBuckets.plan(sizes, bucketBytes);
     }
 
     /** The whole parameter on this rank's host: the shards concatenated along their dim. */
