@@ -25,7 +25,12 @@ public final class HfTokenizer implements TokenDecoder, AutoCloseable {
 
     /** Encodes text as the model's tokenizer does by default (special tokens per its post-processor). */
     public int[] encode(String text) {
-        long[] ids = tokenizer.encode(text, true, false).getIds();
+        return encode(text, true);
+    }
+
+    /** Encodes text, with or without the special tokens its post-processor adds (BOS and the like). */
+    public int[] encode(String text, boolean addSpecialTokens) {
+        long[] ids = tokenizer.encode(text, addSpecialTokens, false).getIds();
         int[] out = new int[ids.length];
         for (int i = 0; i < ids.length; i++) out[i] = (int) ids[i];
         return out;
