@@ -109,6 +109,13 @@ class RolloutClient:
                 if line.startswith("data:") and line[5:].strip() != "[DONE]":
                     yield json.loads(line[5:])
 
+    def tokenize(self, text, add_special_tokens=True):
+        """`text` as the served model's tokenizer encodes it (SGLang's /tokenize)."""
+        return self._call("POST", "/tokenize", {"prompt": text, "add_special_tokens": add_special_tokens})["tokens"]
+
+    def detokenize(self, ids, skip_special_tokens=False):
+        return self._call("POST", "/detokenize", {"tokens": ids, "skip_special_tokens": skip_special_tokens})["text"]
+
     # ---- weights -----------------------------------------------------------------------------
     def model_info(self):
         """SGLang's /get_model_info: model_path, the served weight_version, ..."""

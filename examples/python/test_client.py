@@ -58,6 +58,9 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(4, len(batch), "two prompts, two samples each")
         chunks = list(self.client.stream(PROMPT, {"max_new_tokens": 6, "temperature": 0}))
         self.assertEqual(one["output_ids"], chunks[-1]["output_ids"], "the stream ends in the blocking answer")
+        ids = self.client.tokenize("Hello, world")
+        self.assertEqual([9707, 11, 1879], ids)
+        self.assertEqual("Hello, world", self.client.detokenize(ids))
 
     def test_2_pushes_a_checkpoint_in_buckets_atomically(self):
         bodies = list(buckets(self.tensors, 64 << 10))

@@ -345,6 +345,20 @@ public final class RolloutClient implements AutoCloseable {
         call("POST", "/flush_cache", null, true, true);
     }
 
+    /** {@code text} as the served model's tokenizer encodes it, special tokens included (POST /tokenize). */
+    public int[] tokenize(String text) {
+        return call("POST", "/tokenize", JSON.createObjectBuilder().add("prompt", text).build(), false, true)
+                .getJsonArray("tokens").getValuesAs(JsonNumber.class).stream().mapToInt(JsonNumber::intValue).toArray();
+    }
+
+    /** The text of {@code ids} (POST /detokenize). */
+    public String detokenize(int[] ids, boolean skipSpecialTokens) {
+        var a = JSON.createArrayBuilder();
+        for (int id : ids) a.add(id);
+        return call("POST", "/detokenize", JSON.createObjectBuilder().add("tokens", a).add("skip_special_tokens", skipSpecialTokens)
+                .build(), false, true).getString("text");
+    }
+
     /** The RL state: "serving", "paused", "draining", "updating" or "released" (GET /rl/state). */
     public String rlState() {
         return call("GET", "/rl/state", null, false, true).getString("state");

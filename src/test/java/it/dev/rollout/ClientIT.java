@@ -59,6 +59,10 @@ class ClientIT {
         List<CompletableFuture<Generation>> inFlight = new ArrayList<>();
         for (int i = 0; i < 4; i++) inFlight.add(client.generateAsync(Checkpoints.PROMPT, Sampling.greedy(8)));
         for (CompletableFuture<Generation> f : inFlight) assertArrayEquals(g.outputIds(), f.get().outputIds());
+
+        int[] ids = client.tokenize("Hello, world");
+        assertArrayEquals(new int[] {9707, 11, 1879}, ids);
+        assertEquals("Hello, world", client.detokenize(ids, false));
     }
 
     @Test
