@@ -100,9 +100,7 @@ public class TokenizeResource {
 
     /** The engine, once started: tokenizing needs no weights, so released memory does not matter. */
     private EngineLoop loop() {
-        EngineLoop loop = service.loop();
-        if (loop == null || !service.started()) throw new ApiException(503, "the engine is " + service.phase().name().toLowerCase().replace('_', ' '));
-        return loop;
+        return Requests.readyLoop(service);
     }
 
     private static JsonArrayBuilder ids(int[] ids) {

@@ -428,10 +428,7 @@ public class WeightResource {
 
     /** The loop, for control calls: these work while paused or released, but not before start-up ends. */
     private EngineLoop controlLoop() {
-        EngineLoop loop = service.loop();
-        if (loop == null || !service.started())
-            throw new ApiException(503, "the engine is " + service.phase().name().toLowerCase().replace('_', ' '));
-        return loop;
+        return Requests.readyLoop(service);
     }
 
     private static String optString(JsonObject o, String key) {
