@@ -147,7 +147,9 @@ def main():
     failed = False
     for rate in a.rates.split(","):
         # the same prompts every pass: drop the prefix cache so that each pass prefills them again
-        urllib.request.urlopen(urllib.request.Request(a.url + "/flush_cache", data=b"", method="POST"), timeout=60).read()
+        key = os.environ.get("ROLLOUT_ADMIN_KEY")  # flush_cache is an admin call where the server has a key
+        urllib.request.urlopen(urllib.request.Request(a.url + "/flush_cache", data=b"", method="POST",
+                                                      headers={"Authorization": "Bearer " + key} if key else {}), timeout=60).read()
         before = step_times(a.url)
         rep = run(a.url, vocab, a.requests, a.inp, a.out, float(rate), a.processes)
         after = step_times(a.url)
