@@ -17,6 +17,16 @@
 #   soak           issue #3's GPU soak (bench/rl_soak.py, the embedded default model, as in benchmarks.md)
 #   heapprobe      where the soak's native memory growth comes from: streams alone, then 200 pushes
 #                  in each transport alone, then release/resume cycles alone (the glibc heap after each)
+#   phases05       GPU time per phase of eager decode steps (CUDA events: GEMMs, attention, fused ops, LM head,
+#                  sampling) at batches 1, 64 and 512: the profile behind the large-batch misses
+#   phases7        the same on 7B random weights (batches 1, 64, 256)
+#   kernelbench    single kernels in isolation (KernelBench): our paged attention and one layer's GEMMs, each
+#                  with its bytes and fraction of the HBM floor, for Qwen2.5-0.5B's and 7B's shapes
+#   toolmodels     trains the tool-calling test model and GRPO's starting point from target/agent/*.jsonl.xz
+#                  (AgentTranscripts' output); the safetensors come back in logs.tgz
+#   grpo           the GRPO demonstration (examples/python/grpo_demo.py): grpo.jsonl and grpo-reward.svg in logs.tgz
+#   agentbench     AgentBench on the server: episodes/s and engine busy fraction, continuous against lock-step
+#                  (carry also "target/test-classes/agent", the tool-calling model it loads)
 #   kernels05      ours, our paged kernel and fused ops, eager
 #   graphs05       ours, kernel + fused ops + CUDA graphs, --repeat 2 (the first run captures)
 #   sampling05     graphs05's R1 and batch sweep with libtorch's sampling ops instead of our kernel (its baseline)
@@ -86,6 +96,25 @@ for s in "$@"; do
                  for t in safetensors binary flattened_bucket cuda_ipc pickle; do echo "== $t"
                    $soak --streams 0 --pushes 200 --transports $t | grep "^pushes\|^memory \(start\|end\)\|PROBLEM"; done
                  echo "== cycles"; python3 bench/rl_soak.py --streams 0 --pushes 0 --cycles 100 | grep "^release\|^memory \(start\|end\)"' ;;
+    kernelbench) stage kernelbench 200 bash bench/gpu-bench.sh kernels --hbm-gbps "$gbps" 0.5b:1:576 0.5b:64:576 0.5b:512:576 \
+                   0.5b:512:2048 7b:1:576 7b:64:576 7b:256:576 ;;
+    phases05) stage phases05 200 "${ours[@]}" /tmp/q05 --native-kernels --phase-profile --hbm-gbps "$gbps" sweep:512:128:1,64,512 ;;
+    phases7) bash bench/gpu-bench.sh save /tmp/q7 qwen2.5-7b > /dev/null 2>&1
+             stage phases7 240 "${ours[@]}" /tmp/q7 --dummy --native-kernels --phase-profile --hbm-gbps "$gbps" sweep:512:128:1,64,256 ;;
+    # the tool-calling test models (tools/agent/train_tool_model.py) from target/agent's transcripts, into logs.tgz
+    toolmodels) stage toolmodels 300 bash -c "xz -dc target/agent/tool.jsonl.xz > /tmp/tool.jsonl && \
+                  xz -dc target/agent/tool-partial.jsonl.xz > /tmp/tool-partial.jsonl && \
+                  python3 tools/agent/train_tool_model.py /tmp/tool.jsonl $logs/tool-model.safetensors --steps 3000 --batch 64 && \
+                  python3 tools/agent/train_tool_model.py /tmp/tool-partial.jsonl $logs/tool-model-partial.safetensors --steps 1500 --batch 64" ;;
+    # issue #5's GRPO demonstration: the starting policy trained from target/agent's transcripts (85% guesses),
+    # then examples/python/grpo_demo.py against the server and its example environment
+    grpo) stage grpo 560 bash -c "xz -dc target/agent/tool-partial.jsonl.xz > /tmp/tool-partial.jsonl && \
+            python3 tools/agent/train_tool_model.py /tmp/tool-partial.jsonl /tmp/tool-model-partial.safetensors --steps 1500 --batch 64 && \
+            ROLLOUT_EXAMPLE_ENV_ENABLED=true bash tools/dist/gpu-run.sh bash -c \
+              'cd examples/python && OUT=$logs python3 grpo_demo.py /tmp/tool-model-partial.safetensors --steps 30'" ;;
+    # issue #5's claim: the agent loop with continuous batching against lock-step, tool model loaded, env latencies
+    agentbench) stage agentbench 400 env ROLLOUT_EXAMPLE_ENV_ENABLED=true bash tools/dist/gpu-run.sh \
+                  bash bench/gpu-bench.sh agent --episodes 1024 --concurrency 256 --latencies 50,50-500,50-2000 ;;
     kernels05) stage kernels05 150 "${ours[@]}" /tmp/q05 --native-kernels $shapes05 ;;
     graphs05) stage graphs05 330 "${ours[@]}" /tmp/q05 --native-kernels --cuda-graphs --repeat 2 $shapes05 ;;
     sampling05) stage sampling05 200 "${ours[@]}" /tmp/q05 --native-kernels --libtorch-sampling --cuda-graphs --repeat 2 \

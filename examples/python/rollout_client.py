@@ -160,10 +160,11 @@ class RolloutClient:
         if transport == "cuda_ipc":
             body = {"load_format": "cuda_ipc", "cuda_ipc_tensors": [_ipc_descriptor(n, t) for n, t in named]}
         elif transport == "pickle":
-            from torch.multiprocessing.reductions import ForkingPickler  # noqa: F401  (registers CUDA IPC reductions)
             import io
+            from multiprocessing.reduction import ForkingPickler
+            import torch.multiprocessing  # noqa: F401  (its import registers torch's CUDA IPC reductions with ForkingPickler)
             buf = io.BytesIO()
-            ForkingPickler(buf, 2).dump(named)
+            ForkingPickler(buf).dump(named)  # the default protocol, as SGLang's MultiprocessingSerializer
             body = {"serialized_named_tensors": [base64.b64encode(buf.getvalue()).decode()]}
         elif transport == "safetensors":
             from safetensors.torch import save  # the writer transformers itself saves checkpoints with

@@ -3,12 +3,15 @@ PythonClientIT runs it against the ITs' server on the CPU). Environment:
   ROLLOUT_URL, ROLLOUT_ADMIN_KEY   the server and its admin key
   CHECKPOINT                       a checkpoint of the served model's shape, other weights
   PROMPT, EXPECTED                 comma-separated ids: a prompt, and the 12 greedy tokens CHECKPOINT's weights give it
+  TOOL_MODEL                       the tool-calling test model (for the agent loop against /env)
 """
 import json
 import os
+import re
 import struct
 import unittest
 
+import agent_loop
 from rollout_client import RolloutClient, RolloutError, safetensors_bytes
 from verl_adapter import RolloutAdapter
 
@@ -90,6 +93,29 @@ class ClientTest(unittest.TestCase):
         again = rollout.generate_sequences([PROMPT], n=1, temperature=0, max_new_tokens=12)
         self.assertEqual(["py-2"], again["weight_versions"])
         self.assertEqual([EXPECTED], again["response_ids"])
+
+    def test_5_the_agent_loop_calls_the_tool_over_flaky_http_and_keeps_token_ids(self):
+        self.client.update_weights_from_disk(os.environ["TOOL_MODEL"], weight_version="py-tool")
+        env = agent_loop.Environment(URL + "/env", query="latency_ms=10-100&failure_rate=0.2", retries=6)
+        questions = ["What is 12*34?", "What is 55+17?", "What is 90-13?", "What is 41*29?"]
+        episodes = agent_loop.AgentLoop(self.client, env, temperature=0.0, concurrency=4).run(questions)
+        for q, e in zip(questions, episodes):
+            self.assertEqual("answered", e["finish"], e)
+            self.assertEqual(1, e["tool_calls"], e)
+            self.assertEqual(["py-tool", "py-tool"], e["weight_versions"])
+            n = len(e["response_ids"])
+            self.assertEqual(n, len(e["response_mask"]))
+            self.assertEqual(n, len(e["response_logprobs"]))
+            a, op, b = int(q[8:10]), q[10], int(q[11:13])
+            result = {"*": a * b, "+": a + b, "-": a - b}[op]
+            # the environment's tokens are the calculator's answer as the server tokenizes it
+            first_env = e["response_mask"].index(0)
+            last_env = n - e["response_mask"][::-1].index(0)
+            self.assertEqual(self.client.tokenize(agent_loop.tool_responses([str(result)])), e["response_ids"][first_env:last_env])
+            self.assertTrue(all(lp == 0.0 for lp in e["response_logprobs"][first_env:last_env]))
+            self.assertTrue(all(lp <= 0.0 for lp in e["response_logprobs"][:first_env]))
+            stated = [int(x) for x in re.findall(r"-?\d+", e["final_text"])]
+            self.assertEqual(1.0 if stated and stated[-1] == result else 0.0, e["reward"], e["final_text"])
 
 
 if __name__ == "__main__":

@@ -173,5 +173,32 @@ inline void graphReplay(long long handle) {
     reinterpret_cast<at::cuda::CUDAGraph*>(handle)->replay();
 }
 
+// CUDA events with timing on the current stream, for benchmarks' per-phase profiles
+// (dev.rollout.model.PhaseTimer): the presets' CUDAEvent pulls in the CUDA presets' own JNI,
+// which the distribution does not carry.
+inline void cudaCheck(cudaError_t r) {
+    if (r != cudaSuccess) throw std::runtime_error(cudaGetErrorString(r));
+}
+
+inline long long eventCreate() {
+    cudaEvent_t e;
+    cudaCheck(cudaEventCreate(&e));
+    return reinterpret_cast<long long>(e);
+}
+
+inline void eventRecord(long long e) {
+    cudaCheck(cudaEventRecord(reinterpret_cast<cudaEvent_t>(e), detail::stream()));
+}
+
+inline void eventSynchronize(long long e) {
+    cudaCheck(cudaEventSynchronize(reinterpret_cast<cudaEvent_t>(e)));
+}
+
+inline float eventElapsedMs(long long from, long long to) {
+    float ms = 0;
+    cudaCheck(cudaEventElapsedTime(&ms, reinterpret_cast<cudaEvent_t>(from), reinterpret_cast<cudaEvent_t>(to)));
+    return ms;
+}
+
 
 }  // namespace rollout

@@ -36,8 +36,8 @@ keep_only "$lib"/tokenizers-*.jar 'libtokenizers.so'
 cp ~/.m2/repository/org/bytedeco/cuda/13.1-9.19-1.5.13/cuda-13.1-9.19-1.5.13-linux-x86_64.jar "$lib/"
 keep_only "$lib"/cuda-*-linux-x86_64.jar 'libjnicudart.so'
 # the torch preset inherits openblas (which inherits openblas_nolapack): both JNI libraries load, with libopenblas
-# the embedded default model's tokenizer (11 MB): a real checkpoint brings its own tokenizer.json
-rm -rf "$work/war/WEB-INF/classes/dev/rollout/tokenizer/qwen3"
+# the embedded default model's tokenizer stays (11 MB, 1.4 MB compressed): agent loops and the GRPO
+# demo tokenize through the server
 # JNA (DJL's) carries its dispatch library for some thirty platforms: keep Linux x86-64's
 jna="$(ls "$lib"/jna-*.jar)" && jtmp="$(mktemp -d)" && (cd "$jtmp" && unzip -q "$jna" \
   && find com/sun/jna -mindepth 1 -maxdepth 1 -type d -name '*-*' ! -name linux-x86-64 -exec rm -rf {} + \
@@ -56,8 +56,8 @@ rm -rf "$work/rollout/wlp/usr/servers/rollout/resources/security" "$work/rollout
 # jars stored, not deflated: one xz pass over everything compresses far better (liberty-feasibility.md)
 python3 tools/dist/store_jars.py "$work/rollout/wlp"
 
-# 3. a Java runtime: the modules Liberty needs, uncompressed for the same reason
-"$jdk/bin/jlink" --add-modules java.base,java.compiler,java.desktop,java.instrument,java.logging,java.management,java.naming,java.rmi,java.security.jgss,java.sql,java.xml,jdk.jfr,jdk.jcmd,jdk.attach,jdk.management,jdk.unsupported,jdk.crypto.ec,jdk.zipfs \
+# 3. a Java runtime: the modules Liberty needs, and java.net.http for the Java client (AgentBench, RolloutClient), uncompressed for the same reason
+"$jdk/bin/jlink" --add-modules java.base,java.compiler,java.desktop,java.instrument,java.logging,java.management,java.naming,java.net.http,java.rmi,java.security.jgss,java.sql,java.xml,jdk.jfr,jdk.jcmd,jdk.attach,jdk.management,jdk.unsupported,jdk.crypto.ec,jdk.zipfs \
   --strip-debug --no-header-files --no-man-pages --compress=0 --output "$work/rollout/jre"
 
 # 4. the GPU JNI glue and the start script

@@ -8,6 +8,7 @@ import dev.rollout.engine.SamplingParams;
 import dev.rollout.engine.Sequence;
 import dev.rollout.model.CausalLm;
 import dev.rollout.model.ModelConfig;
+import dev.rollout.model.PhaseTimer;
 import dev.rollout.model.NativeOps;
 import dev.rollout.model.RolloutCuda;
 import java.nio.file.Path;
@@ -51,7 +52,7 @@ public final class EngineBench {
 
     public static void main(String[] args) throws Exception {
         String model = null, device = "cuda", dtype = "bfloat16";
-        boolean dummy = false, nativeKernels = false, samplingKernel = true, graphs = false;
+        boolean dummy = false, nativeKernels = false, samplingKernel = true, graphs = false, phaseProfile = false;
         double gbps = 4300;  // H200, measured copy bandwidth (perf-anchors §3.1); H100: 3000
         int maxSeqs = 512, repeat = 1;
         double kvFraction = 0.5;  // of the free memory: the rest is for activations, cuBLAS and the graphs' pool
@@ -64,6 +65,8 @@ public final class EngineBench {
                 case "--native-kernels" -> nativeKernels = true;
                 case "--libtorch-sampling" -> samplingKernel = false;  // the baseline of the sampling kernel
                 case "--cuda-graphs" -> graphs = true;
+                // GPU time per phase of eager decode steps (CUDA events); graphs replay without the events
+                case "--phase-profile" -> phaseProfile = true;
                 case "--device" -> device = args[++i];
                 case "--dtype" -> dtype = args[++i];
                 case "--hbm-gbps" -> gbps = Double.parseDouble(args[++i]);
@@ -74,6 +77,7 @@ public final class EngineBench {
             }
         }
         if (model == null || workloads.isEmpty()) throw new IllegalArgumentException("usage: EngineBench --model DIR [--dummy] [--stream] WORKLOAD...");
+        if (phaseProfile && graphs) throw new IllegalArgumentException("--phase-profile times eager steps: leave out --cuda-graphs");
         Device dev = new Device(device);
         ScalarType st = switch (dtype) {
             case "float32" -> ScalarType.Float;
@@ -95,6 +99,7 @@ public final class EngineBench {
             }
         });
         b.engine = engine;
+        if (phaseProfile) lm.setPhaseTimer(PhaseTimer.cuda());
         String noSampling = nativeKernels && samplingKernel ? engine.enableSamplingKernel() : "not asked for";
         String noGraphs = graphs ? engine.enableCudaGraphs() : "not asked for";
         b.vocab = c.vocabSize();
@@ -190,6 +195,8 @@ public final class EngineBench {
                 engine.add(new Sequence("s" + q, 0, ids[q], params(out), LogprobOptions.NONE, null, o -> { }, stream, q));
             List<Double> decode = new ArrayList<>();
             double hostMs = 0;
+            PhaseTimer phases = engine.model().phaseTimer();
+            phases.reset();
             long t0 = System.nanoTime();
             while (engine.hasWork()) {
                 long s0 = System.nanoTime();
@@ -210,6 +217,13 @@ public final class EngineBench {
                             + "\"host_ms_mean\": %.3f, \"makespan_s\": %.3f, \"out_tok_s\": %.1f}%n",
                     what, batch, in, out, sorted.length, median, p99, floorMs, floorMs / median, hostMs / Math.max(1, sorted.length),
                     makespan, (double) batch * out / makespan);
+            if (phases.steps() > 0) {
+                StringBuilder j = new StringBuilder();
+                phases.perStep().forEach((k, v) -> j.append(j.length() == 0 ? "" : ", ")
+                        .append(String.format(Locale.ROOT, "\"%s\": [%.4f, %.0f]", k, v[0], v[1])));
+                System.out.printf(Locale.ROOT, "RESULT {\"what\": \"phases\", \"run\": " + run + ", \"batch\": %d, \"in\": %d, \"out\": %d, "
+                        + "\"steps\": %d, \"ms_per_step_and_count\": {%s}}%n", batch, in, out, phases.steps(), j);
+            }
         }
     }
 

@@ -347,8 +347,24 @@ public final class RolloutClient implements AutoCloseable {
 
     /** {@code text} as the served model's tokenizer encodes it, special tokens included (POST /tokenize). */
     public int[] tokenize(String text) {
-        return call("POST", "/tokenize", JSON.createObjectBuilder().add("prompt", text).build(), false, true)
-                .getJsonArray("tokens").getValuesAs(JsonNumber.class).stream().mapToInt(JsonNumber::intValue).toArray();
+        return tokens(call("POST", "/tokenize", tokenizeBody(text), false, true));
+    }
+
+    /** {@link #tokenize} without blocking, for agent loops appending an environment's answer. */
+    public CompletableFuture<int[]> tokenizeAsync(String text) {
+        HttpRequest req = request("POST", "/tokenize", tokenizeBody(text), false);
+        return http.sendAsync(req, HttpResponse.BodyHandlers.ofString()).handle((r, e) -> {
+            if (e != null) throw new CompletionException(failure("POST /tokenize", 0, cause(e).toString(), cause(e)));
+            return tokens(answer("POST /tokenize", r));
+        });
+    }
+
+    private static JsonObject tokenizeBody(String text) {
+        return JSON.createObjectBuilder().add("prompt", text).build();
+    }
+
+    private static int[] tokens(JsonObject answer) {
+        return answer.getJsonArray("tokens").getValuesAs(JsonNumber.class).stream().mapToInt(JsonNumber::intValue).toArray();
     }
 
     /** The text of {@code ids} (POST /detokenize). */

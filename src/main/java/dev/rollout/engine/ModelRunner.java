@@ -5,6 +5,7 @@ import dev.rollout.model.DecodeAttention;
 import dev.rollout.model.DecodeGraphs;
 import dev.rollout.model.ForwardBatch;
 import dev.rollout.model.KvCache;
+import dev.rollout.model.PhaseTimer;
 import dev.rollout.model.Torch;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -86,9 +87,12 @@ final class ModelRunner {
             // a step where every sequence decodes and samples one token may replay a CUDA graph
             boolean decodeOnly = offset == batch.size() && numSampling == batch.size() && scoreRows.isEmpty();
             Tensor logits = decodeOnly && graphs != null ? graphs.decode(decodeStep(batch), cache) : null;  // (B, V) f32
+            PhaseTimer phases = model.phaseTimer();  // benchmarks' profile of eager steps; off otherwise
             if (logits == null && !rows.isEmpty()) {
+                phases.begin();
                 Tensor hidden = model.forward(prepare(batch), cache);                          // (T, hidden)
                 logits = model.logits(hidden.index_select(0, Torch.longs(unbox(rows), device)));  // (R, V) f32
+                phases.mark("lm_head");
             } else if (logits == null) {
                 model.forward(prepare(batch), cache);  // prompt chunks only: their K/V is the product
             }
@@ -96,12 +100,14 @@ final class ModelRunner {
             TokenLogprob[] scores = new TokenLogprob[0];
             if (!rows.isEmpty()) {
                 if (numSampling > 0) sampled = sampler.sample(logits.narrow(0, 0, numSampling), sampling);
+                phases.mark("sample");
                 if (!scoreRows.isEmpty()) {
                     int[] targets = scoreTargets.stream().mapToInt(Integer::intValue).toArray();
                     scores = sampler.score(logits.narrow(0, numSampling, scoreRows.size()), targets, scoreOwners);
                 }
             }
 
+            phases.endStep(decodeOnly);
             List<Output> out = new ArrayList<>(batch.size());
             int si = 0, sc = 0;
             for (int i = 0; i < batch.size(); i++) {

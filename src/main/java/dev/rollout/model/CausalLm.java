@@ -31,6 +31,7 @@ public final class CausalLm {
     private DecodeAttention decodeAttention = DecodeAttention.GATHER;
     private boolean fusedOps;
     private boolean fp32LmHead;
+    private PhaseTimer phases = PhaseTimer.OFF;
     private Weights weights;   // null while released
 
     /**
@@ -237,6 +238,7 @@ public final class CausalLm {
         Layer[] layers = w.layers();
         Tensor h = torch.embedding(w.embed(), batch.inputIds());                  // (T, hidden)
         LayerCarry carry = new LayerCarry(h, NativeOps.rmsNorm(h, layers[0].inputNorm(), eps)); // (h, normed h)
+        phases.mark("inputs_embed_norm");
         for (int l = 0; l < layers.length; l++) {
             Layer layer = layers[l];
             Tensor nextNorm = l + 1 < layers.length ? layers[l + 1].inputNorm() : w.finalNorm();
@@ -245,12 +247,25 @@ public final class CausalLm {
                 Tensor x = in[1];
                 Tensor qkv = layer.qkvBias() == null ? torch.linear(x, layer.qkv())
                         : torch.linear(x, layer.qkv(), new TensorOptional(layer.qkvBias()));  // (T, (nH + 2nKv) * d)
+                phases.mark("qkv_gemm");
                 Tensor q = NativeOps.ropeAndCache(qkv, batch, rope, layer.qNorm(), layer.kNorm(), cache.keys(li),
                         cache.values(li), config);                                             // (T, nH, d)
-                Tensor o = torch.linear(attend(q, batch, cache.keys(li), cache.values(li), cache.blockSize()), layer.o());
+                phases.mark("rope_kv_write");
+                Tensor a = attend(q, batch, cache.keys(li), cache.values(li), cache.blockSize());  // (T, nH * d)
+                phases.mark("attention");
+                Tensor o = torch.linear(a, layer.o());
+                phases.mark("o_gemm");
                 Tensor[] hx = NativeOps.addRmsNorm(in[0], o, layer.postNorm(), eps);
-                Tensor act = NativeOps.siluAndMul(torch.linear(hx[1], layer.gateUp()), config.intermediateSize()); // (T, inter)
-                return NativeOps.addRmsNorm(hx[0], torch.linear(act, layer.down()), nextNorm, eps);
+                phases.mark("add_rms_norm");
+                Tensor gateUp = torch.linear(hx[1], layer.gateUp());                           // (T, 2 * inter)
+                phases.mark("gate_up_gemm");
+                Tensor act = NativeOps.siluAndMul(gateUp, config.intermediateSize());          // (T, inter)
+                phases.mark("silu_mul");
+                Tensor down = torch.linear(act, layer.down());
+                phases.mark("down_gemm");
+                Tensor[] next = NativeOps.addRmsNorm(hx[0], down, nextNorm, eps);
+                phases.mark("add_rms_norm");
+                return next;
             });
         }
         return carry.finish(carry.get(1));
@@ -406,6 +421,15 @@ public final class CausalLm {
             out.view(t, (long) nH * d).index_copy_(0, pg.targets(), o.index_select(0, pg.valid()));
         }
         return out.view(t, (long) nH * d);
+    }
+
+    /** Times the phases of eager steps through the fused ops (benchmarks); {@link PhaseTimer#OFF} by default. */
+    public void setPhaseTimer(PhaseTimer timer) {
+        phases = timer;
+    }
+
+    public PhaseTimer phaseTimer() {
+        return phases;
     }
 
     /** How decoding sequences attend; see {@link DecodeAttention}. Set once, before the first step. */

@@ -30,6 +30,31 @@ public final class RandomCheckpoint {
                        int numKvHeads, int headDim, int maxPositions, List<Integer> eosTokenIds, double std) {}
 
     public static void write(Path dir, Spec s, long seed) throws IOException {
+        writeConfig(dir, s);
+        SplittableRandom rng = new SplittableRandom(seed);
+        Map<String, SafetensorsWriter.Tensor> t = new LinkedHashMap<>();
+        int h = s.hiddenSize(), d = s.headDim();
+        t.put("model.embed_tokens.weight", normal(rng, s.std(), s.vocabSize(), h));
+        for (int l = 0; l < s.numLayers(); l++) {
+            String p = "model.layers." + l + ".";
+            t.put(p + "input_layernorm.weight", ones(h));
+            t.put(p + "self_attn.q_proj.weight", normal(rng, s.std(), s.numHeads() * d, h));
+            t.put(p + "self_attn.k_proj.weight", normal(rng, s.std(), s.numKvHeads() * d, h));
+            t.put(p + "self_attn.v_proj.weight", normal(rng, s.std(), s.numKvHeads() * d, h));
+            t.put(p + "self_attn.o_proj.weight", normal(rng, s.std(), h, s.numHeads() * d));
+            t.put(p + "self_attn.q_norm.weight", ones(d));
+            t.put(p + "self_attn.k_norm.weight", ones(d));
+            t.put(p + "post_attention_layernorm.weight", ones(h));
+            t.put(p + "mlp.gate_proj.weight", normal(rng, s.std(), s.intermediateSize(), h));
+            t.put(p + "mlp.up_proj.weight", normal(rng, s.std(), s.intermediateSize(), h));
+            t.put(p + "mlp.down_proj.weight", normal(rng, s.std(), h, s.intermediateSize()));
+        }
+        t.put("model.norm.weight", ones(h));
+        Safetensors.write(dir.resolve("model.safetensors"), t, Map.of("format", "pt"));
+    }
+
+    /** {@code config.json} and {@code generation_config.json} of a model of this shape, for weights made elsewhere. */
+    public static void writeConfig(Path dir, Spec s) throws IOException {
         Files.createDirectories(dir);
         Files.writeString(dir.resolve("config.json"), """
                 {
@@ -61,27 +86,6 @@ public final class RandomCheckpoint {
                   "top_k": 20
                 }
                 """.formatted(s.eosTokenIds()));
-
-        SplittableRandom rng = new SplittableRandom(seed);
-        Map<String, SafetensorsWriter.Tensor> t = new LinkedHashMap<>();
-        int h = s.hiddenSize(), d = s.headDim();
-        t.put("model.embed_tokens.weight", normal(rng, s.std(), s.vocabSize(), h));
-        for (int l = 0; l < s.numLayers(); l++) {
-            String p = "model.layers." + l + ".";
-            t.put(p + "input_layernorm.weight", ones(h));
-            t.put(p + "self_attn.q_proj.weight", normal(rng, s.std(), s.numHeads() * d, h));
-            t.put(p + "self_attn.k_proj.weight", normal(rng, s.std(), s.numKvHeads() * d, h));
-            t.put(p + "self_attn.v_proj.weight", normal(rng, s.std(), s.numKvHeads() * d, h));
-            t.put(p + "self_attn.o_proj.weight", normal(rng, s.std(), h, s.numHeads() * d));
-            t.put(p + "self_attn.q_norm.weight", ones(d));
-            t.put(p + "self_attn.k_norm.weight", ones(d));
-            t.put(p + "post_attention_layernorm.weight", ones(h));
-            t.put(p + "mlp.gate_proj.weight", normal(rng, s.std(), s.intermediateSize(), h));
-            t.put(p + "mlp.up_proj.weight", normal(rng, s.std(), s.intermediateSize(), h));
-            t.put(p + "mlp.down_proj.weight", normal(rng, s.std(), h, s.intermediateSize()));
-        }
-        t.put("model.norm.weight", ones(h));
-        Safetensors.write(dir.resolve("model.safetensors"), t, Map.of("format", "pt"));
     }
 
     private static SafetensorsWriter.Tensor normal(SplittableRandom rng, double std, long... shape) {

@@ -104,4 +104,15 @@ public final class RolloutCuda {
 
     /** Frees the graph (its memory stays in the shared pool until every graph is gone). */
     public static native void graphDestroy(long graph);
+
+    /** A CUDA event with timing (PhaseTimer's profiles); events live as long as the process. */
+    public static native long eventCreate();
+
+    /** Records the event on the current stream. */
+    public static native void eventRecord(long event);
+
+    public static native void eventSynchronize(long event);
+
+    /** GPU milliseconds between two recorded events. */
+    public static native float eventElapsedMs(long from, long to);
 }

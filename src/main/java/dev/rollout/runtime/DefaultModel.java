@@ -37,7 +37,7 @@ public final class DefaultModel {
         for (String f : List.of("tokenizer.json", "tokenizer_config.json")) {
             try (InputStream in = DefaultModel.class.getResourceAsStream(TOKENIZER + f)) {
                 if (in == null) {
-                    // the GPU distribution leaves the 11 MB tokenizer out to fit its size limit
+                    // a build that left the tokenizer out (to save 11 MB) still serves token ids
                     LOG.warning("no tokenizer packaged (" + TOKENIZER + f + "): the default model serves token ids only");
                     break;
                 }

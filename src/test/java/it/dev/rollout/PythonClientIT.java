@@ -3,6 +3,7 @@ package it.dev.rollout;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.rollout.bench.ToolModel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -11,7 +12,7 @@ import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
-/** examples/python (the Python client and the veRL-shaped adapter) run by python3 against this server. */
+/** examples/python (the Python client, the veRL-shaped adapter, the agent loop) run by python3 against this server. */
 @ExtendWith(RestoresServedWeights.class)
 class PythonClientIT {
     @Test
@@ -26,13 +27,14 @@ class PythonClientIT {
         pb.environment().put("CHECKPOINT", ckpt.toString());
         pb.environment().put("PROMPT", ids(Checkpoints.PROMPT));
         pb.environment().put("EXPECTED", ids(expected));
+        pb.environment().put("TOOL_MODEL", ToolModel.materialize().toString());
         Process p = pb.start();
         boolean done = p.waitFor(300, TimeUnit.SECONDS);
         if (!done) p.destroyForcibly();
         String out = Files.readString(log);
         assertTrue(done, "python3 test_client.py did not finish in 300 s:\n" + out);
         assertEquals(0, p.exitValue(), out);
-        assertTrue(out.contains("Ran 4 tests") && out.contains("OK"), out);
+        assertTrue(out.contains("Ran 5 tests") && out.contains("OK"), out);
     }
 
     private static String ids(int[] ids) {

@@ -1,0 +1,98 @@
+package dev.rollout.model;
+
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.function.Supplier;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * The GPU time of single decode-step kernels in isolation: each replayed from a CUDA graph between
+ * two CUDA events, so the GPU never waits on the host and the time is the kernel's own (what
+ * Nsight Compute would report; it did not finish in 300 s here, and Nsight Systems is missing). Each figure comes with the bytes the kernel must move and
+ * the fraction of the card's copy bandwidth that makes: our paged attention over B contexts, and
+ * libtorch's GEMMs of one layer at batch B.
+ *
+ *   KernelBench --hbm-gbps 3000 MODEL:B:CONTEXT ...     MODEL: 0.5b or 7b (Qwen2.5's shapes)
+ */
+public final class KernelBench {
+    private KernelBench() {}
+
+    /** Qwen2.5's shapes: hidden, heads, KV heads, head dim, intermediate. */
+    private record Shape(int hidden, int heads, int kvHeads, int headDim, int inter) {}
+
+    public static void main(String[] args) {
+        double gbps = 3000;
+        Device dev = new Device("cuda");
+        for (int i = 0; i < args.length; i++) {
+            if (args[i].equals("--hbm-gbps")) {
+                gbps = Double.parseDouble(args[++i]);
+                continue;
+            }
+            String[] p = args[i].split(":");
+            Shape s = p[0].equals("7b") ? new Shape(3584, 28, 4, 128, 18944) : new Shape(896, 14, 2, 64, 4864);
+            run(p[0], s, Integer.parseInt(p[1]), Integer.parseInt(p[2]), gbps * 1e9, dev);
+        }
+    }
+
+    private static void run(String model, Shape s, int b, int ctx, double bytesPerSecond, Device dev) {
+        int blockSize = 16, nb = (ctx + blockSize - 1) / blockSize;
+        var bf16 = Torch.options(ScalarType.BFloat16, dev);
+        Tensor k = torch.randn(new long[] {(long) b * nb * blockSize, s.kvHeads(), s.headDim()}, bf16); // (slots, nKv, d)
+        Tensor v = torch.randn(new long[] {(long) b * nb * blockSize, s.kvHeads(), s.headDim()}, bf16);
+        Tensor q = torch.randn(new long[] {b, s.heads(), s.headDim()}, bf16);                           // (B, nH, d)
+        long[] table = new long[b * nb], lens = new long[b];
+        for (int i = 0; i < b * nb; i++) table[i] = i;  // sequence i owns blocks i * nb .. i * nb + nb - 1
+        Arrays.fill(lens, ctx);
+        ForwardBatch.DecodeGroup dec = new ForwardBatch.DecodeGroup(null, null, b, ctx, null,
+                Torch.longs(table, b, nb, dev), Torch.longs(lens, dev), nb);
+        ModelConfig c = new ModelConfig("Qwen2ForCausalLM", 151936, s.hidden(), s.inter(), 1, s.heads(), s.kvHeads(), s.headDim(),
+                1e-6, new ModelConfig.Rope("default", 1e6, 1, 1, 1, 32768), 32768, false, true, false, "bfloat16", List.of(0));
+        double kvBytes = 2.0 * b * ctx * s.kvHeads() * s.headDim() * 2;
+        report(model, "paged_attention", b, ctx, time(() -> PagedDecode.attend(q, k, v, dec, blockSize, c)), kvBytes, bytesPerSecond);
+
+        Tensor x = torch.randn(new long[] {b, s.hidden()}, bf16);
+        Tensor a = torch.randn(new long[] {b, s.inter()}, bf16);
+        int qkvOut = (s.heads() + 2 * s.kvHeads()) * s.headDim();
+        Tensor wQkv = torch.randn(new long[] {qkvOut, s.hidden()}, bf16);
+        Tensor wO = torch.randn(new long[] {s.hidden(), s.heads() * s.headDim()}, bf16);
+        Tensor wGateUp = torch.randn(new long[] {2L * s.inter(), s.hidden()}, bf16);
+        Tensor wDown = torch.randn(new long[] {s.hidden(), s.inter()}, bf16);
+        Tensor xo = torch.randn(new long[] {b, (long) s.heads() * s.headDim()}, bf16);
+        report(model, "qkv_gemm", b, ctx, time(() -> torch.linear(x, wQkv)), 2.0 * qkvOut * s.hidden(), bytesPerSecond);
+        report(model, "o_gemm", b, ctx, time(() -> torch.linear(xo, wO)), 2.0 * s.hidden() * s.heads() * s.headDim(), bytesPerSecond);
+        report(model, "gate_up_gemm", b, ctx, time(() -> torch.linear(x, wGateUp)), 4.0 * s.inter() * s.hidden(), bytesPerSecond);
+        report(model, "down_gemm", b, ctx, time(() -> torch.linear(a, wDown)), 2.0 * s.inter() * s.hidden(), bytesPerSecond);
+    }
+
+    /**
+     * Microseconds of GPU time per call: 20 calls captured into a CUDA graph, replayed 5 times
+     * between two events. Replays issue no host work, so a small kernel is not timed as the host's
+     * launch cost (some 20 us a libtorch op from Java, 100 us our attention call with its allocations).
+     */
+    private static double time(Supplier<Tensor> op) {
+        for (int i = 0; i < 3; i++) op.get();  // cuBLAS heuristics and the allocator settle before the capture
+        long graph = RolloutCuda.graphBegin();
+        for (int i = 0; i < 20; i++) op.get();
+        RolloutCuda.graphEnd(graph);
+        RolloutCuda.graphReplay(graph);  // the first replay uploads the graph
+        long e0 = RolloutCuda.eventCreate(), e1 = RolloutCuda.eventCreate();
+        RolloutCuda.eventRecord(e0);
+        for (int i = 0; i < 5; i++) RolloutCuda.graphReplay(graph);
+        RolloutCuda.eventRecord(e1);
+        RolloutCuda.eventSynchronize(e1);
+        double us = 1e3 * RolloutCuda.eventElapsedMs(e0, e1) / 100;
+        RolloutCuda.graphDestroy(graph);
+        return us;
+    }
+
+    private static void report(String model, String kernel, int b, int ctx, double us, double bytes, double bytesPerSecond) {
+        double floorUs = 1e6 * bytes / bytesPerSecond;
+        System.out.printf(Locale.ROOT, "RESULT {\"what\": \"kernel\", \"model\": \"%s\", \"kernel\": \"%s\", \"batch\": %d, \"context\": %d, "
+                        + "\"us\": %.2f, \"bytes\": %.0f, \"floor_us\": %.2f, \"hbm_fraction\": %.3f}%n",
+                model, kernel, b, ctx, us, bytes, floorUs, floorUs / us);
+    }
+}

@@ -1,0 +1,54 @@
+package dev.rollout.client.agent;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import jakarta.json.Json;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class ChatFormatTest {
+    @Test
+    void parsesHermesToolCallsInOrder() {
+        List<ToolCall> calls = ChatFormat.toolCalls("""
+                <tool_call>
+                {"name": "calculator", "arguments": {"expression": "37*91"}}
+                </tool_call>
+                <tool_call>
+                {"name": "search", "arguments": {}}
+                </tool_call>""");
+        assertEquals(2, calls.size());
+        assertEquals("calculator", calls.get(0).name());
+        assertEquals("37*91", calls.get(0).arguments().getString("expression"));
+        assertEquals("search", calls.get(1).name());
+        assertFalse(calls.get(1).isMalformed());
+    }
+
+    @Test
+    void aFinalAnswerHasNoCalls() {
+        assertTrue(ChatFormat.toolCalls("The answer is 3367.").isEmpty());
+    }
+
+    @Test
+    void malformedCallsAreReportedNotDropped() {
+        assertEquals("the tool call is not valid JSON", ChatFormat.toolCalls("<tool_call>{\"name\": </tool_call>").get(0).malformed());
+        assertEquals("a tool call needs a \"name\"", ChatFormat.toolCalls("<tool_call>[1]</tool_call>").get(0).malformed());
+        assertEquals("a tool call's \"arguments\" must be an object",
+                ChatFormat.toolCalls("<tool_call>{\"name\": \"x\", \"arguments\": 3}</tool_call>").get(0).malformed());
+        // cut off before the closing tag: still a (malformed) call, so the episode does not end as answered
+        assertTrue(ChatFormat.toolCalls("<tool_call>\n{\"name\": \"calc").get(0).isMalformed());
+    }
+
+    @Test
+    void rendersTheQwenTurns() {
+        var tool = Json.createObjectBuilder().add("type", "function").build();
+        String p = ChatFormat.prompt(List.of(tool), "What is 2+2?");
+        assertTrue(p.startsWith("<|im_start|>system\n# Tools\n"), p);
+        assertTrue(p.contains("<tools>\n{\"type\":\"function\"}\n</tools>"), p);
+        assertTrue(p.endsWith("<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"), p);
+        assertEquals("<|im_start|>system\n<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n", ChatFormat.prompt(List.of(), "hi"));
+        assertEquals("\n<|im_start|>user\n<tool_response>\n4\n</tool_response>\n<tool_response>\n5\n</tool_response><|im_end|>\n"
+                + "<|im_start|>assistant\n", ChatFormat.toolResponses(List.of("4", "5")));
+    }
+}
