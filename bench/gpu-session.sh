@@ -40,6 +40,9 @@
 #   online05 push05  R6 and R8 against the distribution's server (kernels and graphs: its defaults)
 #   online05inc    online05 with incremental streaming (each chunk only what is new)
 #   online05prof   online05inc at rate inf with the server under Java Flight Recorder (server.jfr in logs.tgz)
+#   kernelab       the paged attention kernel of this tree against kernel-baseline.cu, same card, same command
+#                  (git show REV:native-presets/src/paged_attention.cu > kernel-baseline.cu, uncommitted)
+#   push7          R8 for 7B against the server (its weights and the pusher's random, made on the GPU)
 #   pyclient       examples/python's torch transports (safetensors buckets, CUDA IPC, pickles) against the server
 #   parity         bf16 parity with transformers (tools/gpu/parity.py)
 #   parity32       the same with float32 logits from the LM head (rollout.fp32-lm-head)
@@ -140,6 +143,21 @@ for s in "$@"; do
                       kill "$ROLLOUT_SERVER_PID"; sleep 10' ;;  # the JVM writes its recording as it exits
     push05) stage push05 200 env ROLLOUT_MODEL_PATH=/tmp/q05 ROLLOUT_KV_MEMORY_FRACTION=0.3 \
               bash tools/dist/gpu-run.sh python3 bench/weight_push.py --ways gpu,host,disk ;;
+    # the paged attention kernel of this tree against a baseline source (kernel-baseline.cu at the tree's
+    # root), one after the other on the same card: KernelBench and graphed steps (R5 at 1 and 512, R1)
+    kernelab) stage kernelab 500 bash -c "set -e; src=/tmp/rollout-dist/rollout/native/src/paged_attention.cu
+                both() { bash bench/gpu-bench.sh kernels --hbm-gbps $gbps 0.5b:1:576 0.5b:512:576 0.5b:512:2048 7b:1:576 7b:256:576
+                         bash bench/gpu-bench.sh ours /tmp/q05 --native-kernels --cuda-graphs --repeat 2 --hbm-gbps $gbps \
+                           sweep:512:128:1,512 grpo:64:8:512:256; }
+                bash tools/dist/unpack.sh; cp \$src /tmp/kernel-this-tree.cu
+                echo '== this tree'; both
+                cp kernel-baseline.cu \$src; rm -rf /tmp/rollout-dist/rollout/native/lib-*
+                echo '== baseline'; both
+                cp /tmp/kernel-this-tree.cu \$src; rm -rf /tmp/rollout-dist/rollout/native/lib-*" ;;
+    # R8 for 7B through the server: random weights made on the GPU on both sides (15 GB; disk left out)
+    push7) bash bench/gpu-bench.sh save /tmp/q7 qwen2.5-7b > /dev/null 2>&1
+           stage push7 400 env ROLLOUT_MODEL_PATH=/tmp/q7 ROLLOUT_LOAD_FORMAT=dummy ROLLOUT_KV_MEMORY_FRACTION=0.3 \
+             bash tools/dist/gpu-run.sh python3 bench/weight_push.py --ways gpu,host ;;
     pyclient) stage pyclient 300 bash tools/dist/gpu-run.sh bash -c 'cd examples/python && python3 gpu_check.py' ;;
     # make trains for up to 120 s; the server starts on the flat checkpoint and loads the trained one
     parity) stage parity 560 bash -c 'python3 tools/gpu/parity.py make /tmp/parity --train-s 120 && \

@@ -10,10 +10,13 @@
 //
 // Inside a block the work is spread over tokens, not looped over them: every thread scores one
 // token against the g query heads (its K row read with 16-byte loads), one warp per head takes the
-// softmax of the partition, and then threads own (token group, dimension) pairs to sum p * V, so
-// that V rows are read coalesced and each V value serves all g heads. (A first version gave each
-// warp one token at a time, with a warp reduction per head per token: latency-bound. On an H200
-// the rewrite took a graphed 0.5B decode step from 4.40 to 1.86 ms at batch 1, 12.8 to 7.0 ms at 512.)
+// softmax of the partition, and then each thread sums p * V over 4 dimensions of every 16th (D 64)
+// or 8th (D 128) token, each V read an 8-byte load that serves all g heads. (A first version gave
+// each warp one token at a time, with a warp reduction per head per token: latency-bound. On an
+// H200 the rewrite took a graphed 0.5B decode step from 4.40 to 1.86 ms at batch 1, 12.8 to 7.0 ms
+// at 512. Its p * V read V two bytes a thread, 64 loads a thread in rounds of four: at batch 512
+// the kernel moved 37% of the H100's bandwidth (KernelBench); now 16 loads of 8 bytes, in rounds
+// of eight, at four blocks an SM.)
 //
 // Layouts (row-major, bf16 unless said otherwise):
 //   q           [B, nH, D]            query head h attends with KV head h / g (transformers' repeat_kv)
@@ -48,12 +51,14 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 
 template <int D>
-__global__ void __launch_bounds__(THREADS) partition_kernel(
+__global__ void __launch_bounds__(THREADS, 4) partition_kernel(
         const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ kc, const __nv_bfloat16* __restrict__ vc,
         const long long* __restrict__ block_table, const long long* __restrict__ seq_lens, float* __restrict__ part_m,
         float* __restrict__ part_l, float* __restrict__ part_acc, int nH, int nKv, int block_size, int max_blocks,
         int partitions, float scale) {
-    constexpr int GROUPS = THREADS / D;  // token groups when summing p * V: 4 for D 64, 2 for D 128
+    constexpr int VEC = 4;                  // bf16 values in one 8-byte load (16-byte ones need 100 registers)
+    constexpr int TPR = D / VEC;            // threads that read one V row together: 16 for D 64, 32 for D 128
+    constexpr int ROWS = THREADS / TPR;     // V rows (tokens) read at once by the block: 16 for D 64, 8 for D 128
     const int b = blockIdx.x, kvh = blockIdx.y, part = blockIdx.z;
     const int g = nH / nKv, tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int start = part * PARTITION, n = min((int) seq_lens[b], start + PARTITION) - start;
@@ -71,7 +76,7 @@ __global__ void __launch_bounds__(THREADS) partition_kernel(
     __shared__ float sq[MAX_G][D];              // the group's queries, scaled
     __shared__ float sp[MAX_G][PARTITION];      // scores, then probabilities
     __shared__ long long sslot[PARTITION];      // each token's KV slot
-    __shared__ float sacc[GROUPS][MAX_G][D];    // p * V per token group, before the groups are summed
+    __shared__ float sacc[WARPS][MAX_G][D];     // p * V per warp, before the warps are summed
 
     for (int i = tid; i < g * D; i += THREADS) sq[i / D][i % D] = __bfloat162float(q[first * D + i]) * scale;
     for (int t = tid; t < n; t += THREADS) {
@@ -125,29 +130,63 @@ __global__ void __launch_bounds__(THREADS) partition_kernel(
     }
     __syncthreads();
 
-    // 3. p * V: thread (group, d) sums dimension d over every GROUPS-th token, for all g heads at once
-    const int grp = tid / D, d = tid % D;
-    float a[MAX_G];
-#pragma unroll
-    for (int h = 0; h < MAX_G; h++) a[h] = 0.f;
-#pragma unroll 4
-    for (int t = grp; t < n; t += GROUPS) {
-        const float v = __bfloat162float(vc[((size_t) sslot[t] * nKv + kvh) * D + d]);
-#pragma unroll
-        for (int h = 0; h < MAX_G; h++) {
-            if (h < g) a[h] += sp[h][t] * v;
-        }
-    }
+    // 3. p * V: each thread owns VEC consecutive dimensions of every ROWS-th token, read as one
+    //    8-byte load (a V row is TPR threads), and sums them for all g heads at once; the rows of a
+    //    warp are then added with shuffles, and the warps' sums through shared memory
+    const int row = tid / TPR, c = tid % TPR;
+    float a[MAX_G][VEC];
 #pragma unroll
     for (int h = 0; h < MAX_G; h++) {
-        if (h < g) sacc[grp][h][d] = a[h];
+#pragma unroll
+        for (int j = 0; j < VEC; j++) a[h][j] = 0.f;
+    }
+#pragma unroll 8
+    for (int t = row; t < n; t += ROWS) {
+        const uint2 raw = *reinterpret_cast<const uint2*>(vc + ((size_t) sslot[t] * nKv + kvh) * D + c * VEC);
+        const __nv_bfloat162* v2 = reinterpret_cast<const __nv_bfloat162*>(&raw);
+        float v[VEC];
+#pragma unroll
+        for (int j = 0; j < VEC / 2; j++) {
+            const float2 f = __bfloat1622float2(v2[j]);
+            v[2 * j] = f.x;
+            v[2 * j + 1] = f.y;
+        }
+#pragma unroll
+        for (int h = 0; h < MAX_G; h++) {
+            if (h < g) {
+                const float p = sp[h][t];
+#pragma unroll
+                for (int j = 0; j < VEC; j++) a[h][j] += p * v[j];
+            }
+        }
+    }
+    // lanes l, l + TPR, ... of a warp hold the same dimensions of different rows (D 64: two rows a
+    // warp; D 128: a row is the whole warp, nothing to add)
+#pragma unroll
+    for (int h = 0; h < MAX_G; h++) {
+        if (h < g) {
+#pragma unroll
+            for (int j = 0; j < VEC; j++) {
+#pragma unroll
+                for (int o = TPR; o < 32; o <<= 1) a[h][j] += __shfl_xor_sync(0xffffffffu, a[h][j], o);
+            }
+        }
+    }
+    if (lane < TPR) {
+#pragma unroll
+        for (int h = 0; h < MAX_G; h++) {
+            if (h < g) {
+#pragma unroll
+                for (int j = 0; j < VEC; j++) sacc[warp][h][c * VEC + j] = a[h][j];
+            }
+        }
     }
     __syncthreads();
     for (int i = tid; i < g * D; i += THREADS) {
         const int h = i / D, dd = i % D;
         float total = 0.f;
 #pragma unroll
-        for (int k = 0; k < GROUPS; k++) total += sacc[k][h][dd];
+        for (int w = 0; w < WARPS; w++) total += sacc[w][h][dd];
         part_acc[((first + h) * partitions + part) * D + dd] = total;
     }
 }
