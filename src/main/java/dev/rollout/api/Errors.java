@@ -24,4 +24,21 @@ public final class Errors {
     public static Response response(int status, String message) {
         return Response.status(status).type(MediaType.APPLICATION_JSON).entity(body(status, message).toString()).build();
     }
+
+    /**
+     * The error for a request to {@code path}: OpenAI's shape ({@code {"error": {"message", "type",
+     * "param", "code"}}}, which its SDKs read into their typed errors) under {@code v1/}, SGLang's elsewhere.
+     */
+    public static Response response(int status, String message, String path) {
+        if (path == null || !path.replaceFirst("^/+", "").startsWith("v1/")) return response(status, message);
+        String type = switch (status) {
+            case 401 -> "authentication_error";
+            case 403 -> "permission_error";
+            case 404 -> "not_found_error";
+            default -> status >= 500 ? "server_error" : "invalid_request_error";
+        };
+        JsonObject body = JSON.createObjectBuilder().add("error", JSON.createObjectBuilder()
+                .add("message", message == null ? "" : message).add("type", type).addNull("param").addNull("code")).build();
+        return Response.status(status).type(MediaType.APPLICATION_JSON).entity(body.toString()).build();
+    }
 }

@@ -15,20 +15,12 @@ import jakarta.ws.rs.PUT;
 import jakarta.ws.rs.Path;
 import jakarta.ws.rs.core.Response;
 import jakarta.ws.rs.core.StreamingOutput;
-import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
-import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 
 /**
  * {@code POST /generate}: SGLang's native generation call, token ids or text in, token ids,
- * text and logprobs out, whole or as server-sent events.
- *
- * <p>The request thread only waits on a queue. It writes a keep-alive (a space in JSON, a
- * comment in SSE) whenever nothing else is due, because a write is how a servlet container
- * notices that the client has gone; a client that disconnects has its sequences aborted and
- * their KV freed within one keep-alive interval.
+ * text and logprobs out, whole or as server-sent events ({@link GenerationRelay} waits and writes).
  */
 @Path("/generate")
 @ApplicationScoped
@@ -52,68 +44,55 @@ public class GenerateResource {
         JsonObject json = JsonBodies.object(body, settings.maxBodyBytes());
         GenerateRequest req = Requests.parser(service).parse(json);
         PendingGeneration pending = new PendingGeneration(req, loop, service.tokenizer());
-        GenerateResponses responses = new GenerateResponses(service.tokenizer(), req.returnTextInLogprobs());
+        GenerationRelay.Format format = new SglangFormat(pending, req, new GenerateResponses(service.tokenizer(),
+                req.returnTextInLogprobs()), settings.incrementalStreamingOutput());
         pending.submit();
-        StreamingOutput out = os -> relay(pending, req, responses, os, settings);
+        StreamingOutput out = os -> GenerationRelay.run(pending, req.stream(), format, os, settings);
         return req.stream()
                 ? Response.ok(out, "text/event-stream").header("Cache-Control", "no-cache").build()
                 : Response.ok(out, "application/json").build();
     }
 
-    private static void relay(PendingGeneration pending, GenerateRequest req, GenerateResponses responses, OutputStream os,
-                              ServerSettings settings) throws IOException {
-        long keepaliveMs = Math.max(1, (long) (settings.keepaliveSeconds() * 1000));
-        long deadline = System.nanoTime() + (long) (settings.requestTimeoutSeconds() * 1e9);
-        boolean timedOut = false;
-        boolean incremental = settings.incrementalStreamingOutput();
-        GenerateResponses.Sent[] sent = new GenerateResponses.Sent[pending.size()];
-        Arrays.fill(sent, GenerateResponses.Sent.NOTHING);
-        try {
-            while (!pending.done()) {
-                SequenceOutput ev = pending.poll(keepaliveMs);
-                if (ev == null) {
-                    if (!timedOut && System.nanoTime() > deadline) {
-                        timedOut = true;
-                        pending.abort("request exceeded rollout.request-timeout-seconds");
-                    } else if (timedOut && System.nanoTime() > deadline + 30_000_000_000L) {
-                        break; // the engine never answered the abort; stop waiting
-                    }
-                    write(os, req.stream() ? ": keepalive\n\n" : " ");
-                } else if (req.stream()) {
-                    int i = ev.index();
-                    JsonObject chunk = responses.toJson(ev, pending.item(i), i, req.answersWithList(),
-                            incremental ? sent[i] : GenerateResponses.Sent.NOTHING);
-                    if (incremental) sent[i] = GenerateResponses.Sent.after(ev);
-                    write(os, "data: " + chunk + "\n\n");
-                }
-            }
-        } catch (IOException disconnected) {
-            pending.abort("client disconnected");
-            return;
-        } catch (InterruptedException e) {
-            pending.abort("server interrupted");
-            Thread.currentThread().interrupt();
-            return;
-        }
-        if (req.stream()) {
-            write(os, "data: [DONE]\n\n");
-            return;
-        }
-        SequenceOutput[] finals = pending.finals();
-        if (!req.answersWithList()) {
-            write(os, responses.toJson(finals[0], pending.item(0), 0, false).toString());
-            return;
-        }
-        JsonArrayBuilder all = JSON.createArrayBuilder();
-        for (int i = 0; i < finals.length; i++) {
-            if (finals[i] == null) all.add(Errors.body(504, "no answer from the engine"));
-            else all.add(responses.toJson(finals[i], pending.item(i), i, false));
-        }
-        write(os, all.build().toString());
-    }
+    /** SGLang's answers: each streamed snapshot whole (or only what is new, incrementally), then [DONE]. */
+    private static final class SglangFormat implements GenerationRelay.Format {
+        private final PendingGeneration pending;
+        private final GenerateRequest req;
+        private final GenerateResponses responses;
+        private final boolean incremental;
+        private final GenerateResponses.Sent[] sent;
 
-    private static void write(OutputStream os, String s) throws IOException {
-        os.write(s.getBytes(StandardCharsets.UTF_8));
-        os.flush();
+        SglangFormat(PendingGeneration pending, GenerateRequest req, GenerateResponses responses, boolean incremental) {
+            this.pending = pending;
+            this.req = req;
+            this.responses = responses;
+            this.incremental = incremental;
+            this.sent = new GenerateResponses.Sent[pending.size()];
+            Arrays.fill(sent, GenerateResponses.Sent.NOTHING);
+        }
+
+        @Override
+        public String event(SequenceOutput ev) {
+            int i = ev.index();
+            JsonObject chunk = responses.toJson(ev, pending.item(i), i, req.answersWithList(),
+                    incremental ? sent[i] : GenerateResponses.Sent.NOTHING);
+            if (incremental) sent[i] = GenerateResponses.Sent.after(ev);
+            return "data: " + chunk + "\n\n";
+        }
+
+        @Override
+        public String end(SequenceOutput[] finals) {
+            return "data: [DONE]\n\n";
+        }
+
+        @Override
+        public String whole(SequenceOutput[] finals) {
+            if (!req.answersWithList()) return responses.toJson(finals[0], pending.item(0), 0, false).toString();
+            JsonArrayBuilder all = JSON.createArrayBuilder();
+            for (int i = 0; i < finals.length; i++) {
+                if (finals[i] == null) all.add(Errors.body(504, "no answer from the engine"));
+                else all.add(responses.toJson(finals[i], pending.item(i), i, false));
+            }
+            return all.build().toString();
+        }
     }
 }

@@ -142,6 +142,11 @@ public class ServerResource {
     }
 
     private String servedModelName() {
+        return servedModelName(service);
+    }
+
+    /** The id /v1/models lists and OpenAI answers carry: rollout.served-model-name, else the model's directory. */
+    static String servedModelName(EngineService service) {
         String name = service.settings().servedModelName();
         if (!name.isBlank()) return name;
         return service.settings().modelPath().isBlank() ? DefaultModel.NAME : service.modelDir().getFileName().toString();

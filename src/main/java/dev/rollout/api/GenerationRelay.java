@@ -1,0 +1,67 @@
+package dev.rollout.api;
+
+import dev.rollout.engine.SequenceOutput;
+import dev.rollout.runtime.ServerSettings;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+
+/**
+ * Carries a pending generation to its HTTP client in an endpoint's format (SGLang's
+ * {@code /generate}, OpenAI's completions). The request thread only waits on a queue. It writes a
+ * keep-alive (a space in JSON, a comment in SSE) whenever nothing else is due, because a write is
+ * how a servlet container notices that the client has gone; a client that disconnects has its
+ * sequences aborted and their KV freed within one keep-alive interval.
+ */
+final class GenerationRelay {
+    /** How an endpoint writes what the relay hands it. */
+    interface Format {
+        /** Streaming: the server-sent event for one snapshot, or null for none. */
+        String event(SequenceOutput snapshot);
+
+        /** Streaming: what closes the stream after the last event. */
+        String end(SequenceOutput[] finals);
+
+        /** Not streaming: the whole answer; a final may be null when the engine never answered. */
+        String whole(SequenceOutput[] finals);
+    }
+
+    private GenerationRelay() {}
+
+    static void run(PendingGeneration pending, boolean stream, Format format, OutputStream os, ServerSettings settings)
+            throws IOException {
+        long keepaliveMs = Math.max(1, (long) (settings.keepaliveSeconds() * 1000));
+        long deadline = System.nanoTime() + (long) (settings.requestTimeoutSeconds() * 1e9);
+        boolean timedOut = false;
+        try {
+            while (!pending.done()) {
+                SequenceOutput ev = pending.poll(keepaliveMs);
+                if (ev == null) {
+                    if (!timedOut && System.nanoTime() > deadline) {
+                        timedOut = true;
+                        pending.abort("request exceeded rollout.request-timeout-seconds");
+                    } else if (timedOut && System.nanoTime() > deadline + 30_000_000_000L) {
+                        break; // the engine never answered the abort; stop waiting
+                    }
+                    write(os, stream ? ": keepalive\n\n" : " ");
+                } else if (stream) {
+                    String event = format.event(ev);
+                    if (event != null) write(os, event);
+                }
+            }
+        } catch (IOException disconnected) {
+            pending.abort("client disconnected");
+            return;
+        } catch (InterruptedException e) {
+            pending.abort("server interrupted");
+            Thread.currentThread().interrupt();
+            return;
+        }
+        write(os, stream ? format.end(pending.finals()) : format.whole(pending.finals()));
+    }
+
+    private static void write(OutputStream os, String s) throws IOException {
+        os.write(s.getBytes(StandardCharsets.UTF_8));
+        os.flush();
+    }
+}
