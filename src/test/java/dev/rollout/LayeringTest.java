@@ -33,6 +33,11 @@ class LayeringTest {
         "trainer, dev.rollout.model.",
         "trainer, dev.rollout.runtime.",
         "trainer, jakarta.",
+        // the example environment is separate from the server proper (ADR 0011): none of its packages
+        "env, dev.rollout.",
+        "env, org.bytedeco.",
+        // the agent loop ships in the client jar
+        "client/agent, jakarta.ws.",
         // the safetensors writer ships in the client jar too: the JDK only
         "safetensors, dev.rollout.",
         "safetensors, jakarta.",
