@@ -8,6 +8,7 @@ const client = new OpenAI({ baseURL: process.env.ROLLOUT_URL + "/v1", apiKey: "u
 const model = (await client.models.list()).data[0].id;
 
 test("a completion with logprobs and usage", async () => {
+  assert.equal((await client.models.retrieve(model)).id, model);
   const r = await client.completions.create({ model, prompt: "Hello, world", max_tokens: 8, temperature: 0, logprobs: 2 });
   assert.equal(r.object, "text_completion");
   assert.equal(r.model, model);
@@ -53,6 +54,7 @@ test("a stream adds up to the blocking answer, usage last", async () => {
 test("refusals are the SDK's typed errors, with the server's message", async () => {
   await assert.rejects(client.completions.create({ model: "no-such-model", prompt: "x" }),
     (e) => e instanceof OpenAI.NotFoundError && e.type === "not_found_error" && /no-such-model/.test(e.message));
+  await assert.rejects(client.models.retrieve("no-such-model"), (e) => e instanceof OpenAI.NotFoundError);
   await assert.rejects(client.completions.create({ model, prompt: "x", max_tokens: "many" }),
     (e) => e instanceof OpenAI.BadRequestError && e.type === "invalid_request_error" && /max_tokens/.test(e.message));
   await assert.rejects(client.completions.create({ model, prompt: "x", echo: true }),

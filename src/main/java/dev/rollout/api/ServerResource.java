@@ -19,6 +19,7 @@ import jakarta.json.JsonObjectBuilder;
 import jakarta.ws.rs.GET;
 import jakarta.ws.rs.POST;
 import jakarta.ws.rs.Path;
+import jakarta.ws.rs.PathParam;
 import jakarta.ws.rs.Produces;
 import jakarta.ws.rs.core.Context;
 import jakarta.ws.rs.core.HttpHeaders;
@@ -98,6 +99,16 @@ public class ServerResource {
                 JSON.createObjectBuilder().add("id", servedModelName()).add("object", "model")
                         .add("created", System.currentTimeMillis() / 1000).add("owned_by", "rollout-server")
                         .add("root", service.modelDir().toString()).add("max_model_len", loop.engine().maxModelLen()))).build();
+    }
+
+    /** OpenAI's {@code GET /v1/models/{model}}: the served model, or 404 for any other id. */
+    @GET
+    @Path("v1/models/{model: .+}")  // ids may hold a slash (Qwen/Qwen3-0.6B)
+    public JsonObject model(@PathParam("model") String model) {
+        JsonObject served = models().getJsonArray("data").getJsonObject(0);
+        if (!served.getString("id").equals(model))
+            throw new ApiException(404, "The model `" + model + "` does not exist; this server serves \"" + served.getString("id") + "\"");
+        return served;
     }
 
     /** 200 once a one-token generation comes back within 20 s; 503 otherwise (SGLang's probe). */
