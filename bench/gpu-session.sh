@@ -42,6 +42,7 @@
 #   online05prof   online05inc at rate inf with the server under Java Flight Recorder (server.jfr in logs.tgz)
 #   kernelab       the paged attention kernel of this tree against kernel-baseline.cu, same card, same command
 #                  (git show REV:native-presets/src/paged_attention.cu > kernel-baseline.cu, uncommitted)
+#   chatfixtures   issue #6: Qwen3's chat template rendered by transformers (chat-fixtures.json in logs.tgz)
 #   push7          R8 for 7B against the server (its weights and the pusher's random, made on the GPU)
 #   pyclient       examples/python's torch transports (safetensors buckets, CUDA IPC, pickles) against the server
 #   parity         bf16 parity with transformers (tools/gpu/parity.py)
@@ -154,6 +155,9 @@ for s in "$@"; do
                 cp kernel-baseline.cu \$src; rm -rf /tmp/rollout-dist/rollout/native/lib-*
                 echo '== baseline'; both
                 cp /tmp/kernel-this-tree.cu \$src; rm -rf /tmp/rollout-dist/rollout/native/lib-*" ;;
+    # issue #6's chat-template fixtures: transformers' apply_chat_template on the tokenizer the war carries
+    chatfixtures) stage chatfixtures 120 bash -c "bash tools/dist/unpack.sh && python3 tools/gpu/chat_fixtures.py \
+                    /tmp/rollout-dist/war/WEB-INF/classes/dev/rollout/tokenizer/qwen3 $logs/chat-fixtures.json" ;;
     # R8 for 7B through the server: random weights made on the GPU on both sides (15 GB; disk left out)
     push7) bash bench/gpu-bench.sh save /tmp/q7 qwen2.5-7b > /dev/null 2>&1
            stage push7 400 env ROLLOUT_MODEL_PATH=/tmp/q7 ROLLOUT_LOAD_FORMAT=dummy ROLLOUT_KV_MEMORY_FRACTION=0.3 \
