@@ -46,13 +46,13 @@ public final class AgentTranscripts {
                 String expr = q.substring("What is ".length(), q.length() - 1);
                 Line line = new Line(client.tokenize(ChatFormat.prompt(env.tools(), q)));
                 if (rng.nextDouble() < direct) {
-                    long result = Long.parseLong(env.call(ToolCall.of("calculator", expression(expr))).join());
+                    long result = Long.parseLong(env.call(ToolCall.of("calculator", expression(expr))).join().content());
                     long guess = result + (rng.nextBoolean() ? 1 : -1) * rng.nextLong(1, 1 + Math.max(2, Math.abs(result) / 5));
                     line.model(client.tokenize("The answer is " + guess + ".<|im_end|>"));
                 } else {
                     String call = "<tool_call>\n{\"name\": \"calculator\", \"arguments\": {\"expression\": \"" + expr + "\"}}\n</tool_call>";
                     line.model(client.tokenize(call + "<|im_end|>"));
-                    String result = env.call(ToolCall.of("calculator", expression(expr))).join();
+                    String result = env.call(ToolCall.of("calculator", expression(expr))).join().content();
                     line.env(client.tokenize(ChatFormat.toolResponses(List.of(result))));
                     line.model(client.tokenize("The answer is " + result + ".<|im_end|>"));
                 }

@@ -14,7 +14,6 @@ import jakarta.ws.rs.POST;
 import jakarta.ws.rs.PUT;
 import jakarta.ws.rs.Path;
 import jakarta.ws.rs.core.Response;
-import jakarta.ws.rs.core.StreamingOutput;
 import java.io.InputStream;
 import java.util.Arrays;
 
@@ -46,11 +45,7 @@ public class GenerateResource {
         PendingGeneration pending = new PendingGeneration(req, loop, service.tokenizer());
         GenerationRelay.Format format = new SglangFormat(pending, req, new GenerateResponses(service.tokenizer(),
                 req.returnTextInLogprobs()), settings.incrementalStreamingOutput());
-        pending.submit();
-        StreamingOutput out = os -> GenerationRelay.run(pending, req.stream(), format, os, settings);
-        return req.stream()
-                ? Response.ok(out, "text/event-stream").header("Cache-Control", "no-cache").build()
-                : Response.ok(out, "application/json").build();
+        return GenerationRelay.respond(pending, req.stream(), format, settings);
     }
 
     /** SGLang's answers: each streamed snapshot whole (or only what is new, incrementally), then [DONE]. */

@@ -2,6 +2,8 @@ package dev.rollout.api;
 
 import dev.rollout.engine.SequenceOutput;
 import dev.rollout.runtime.ServerSettings;
+import jakarta.ws.rs.core.Response;
+import jakarta.ws.rs.core.StreamingOutput;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
@@ -27,6 +29,15 @@ final class GenerationRelay {
     }
 
     private GenerationRelay() {}
+
+    /** Submits {@code pending} and answers with its relay: server-sent events or one JSON body. */
+    static Response respond(PendingGeneration pending, boolean stream, Format format, ServerSettings settings) {
+        pending.submit();
+        StreamingOutput out = os -> run(pending, stream, format, os, settings);
+        return stream
+                ? Response.ok(out, "text/event-stream").header("Cache-Control", "no-cache").build()
+                : Response.ok(out, "application/json").build();
+    }
 
     static void run(PendingGeneration pending, boolean stream, Format format, OutputStream os, ServerSettings settings)
             throws IOException {

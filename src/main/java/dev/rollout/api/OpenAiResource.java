@@ -10,7 +10,6 @@ import jakarta.json.JsonString;
 import jakarta.ws.rs.POST;
 import jakarta.ws.rs.Path;
 import jakarta.ws.rs.core.Response;
-import jakarta.ws.rs.core.StreamingOutput;
 import java.io.InputStream;
 
 /**
@@ -37,10 +36,6 @@ public class OpenAiResource {
         PendingGeneration pending = new PendingGeneration(req, loop, service.tokenizer());
         GenerationRelay.Format format = new OpenAiCompletions.Format(pending, service.tokenizer(), model,
                 OpenAiCompletions.includeUsage(o), OpenAiCompletions.returnTokenIds(o));
-        pending.submit();
-        StreamingOutput out = os -> GenerationRelay.run(pending, req.stream(), format, os, settings);
-        return req.stream()
-                ? Response.ok(out, "text/event-stream").header("Cache-Control", "no-cache").build()
-                : Response.ok(out, "application/json").build();
+        return GenerationRelay.respond(pending, req.stream(), format, settings);
     }
 }

@@ -130,11 +130,7 @@ public final class RolloutClient implements AutoCloseable {
 
     /** {@link #generate} without blocking: many rollouts in flight over one client. */
     public CompletableFuture<Generation> generateAsync(int[] inputIds, Sampling sampling) {
-        HttpRequest req = request("POST", "/generate", generateBody(inputIds, sampling), false);
-        return http.sendAsync(req, HttpResponse.BodyHandlers.ofString()).handle((r, e) -> {
-            if (e != null) throw new CompletionException(failure("POST /generate", 0, cause(e).toString(), cause(e)));
-            return generation(answer("POST /generate", r));
-        });
+        return callAsync("POST", "/generate", generateBody(inputIds, sampling)).thenApply(RolloutClient::generation);
     }
 
     /**
@@ -352,10 +348,15 @@ public final class RolloutClient implements AutoCloseable {
 
     /** {@link #tokenize} without blocking, for agent loops appending an environment's answer. */
     public CompletableFuture<int[]> tokenizeAsync(String text) {
-        HttpRequest req = request("POST", "/tokenize", tokenizeBody(text), false);
-        return http.sendAsync(req, HttpResponse.BodyHandlers.ofString()).handle((r, e) -> {
-            if (e != null) throw new CompletionException(failure("POST /tokenize", 0, cause(e).toString(), cause(e)));
-            return tokens(answer("POST /tokenize", r));
+        return callAsync("POST", "/tokenize", tokenizeBody(text)).thenApply(RolloutClient::tokens);
+    }
+
+    /** A call without blocking and without retries: its answer, or the failure naming server, call and cause. */
+    private CompletableFuture<JsonObject> callAsync(String method, String path, JsonObject body) {
+        String what = method + " " + path;
+        return http.sendAsync(request(method, path, body, false), HttpResponse.BodyHandlers.ofString()).handle((r, e) -> {
+            if (e != null) throw new CompletionException(failure(what, 0, cause(e).toString(), cause(e)));
+            return answer(what, r);
         });
     }
 

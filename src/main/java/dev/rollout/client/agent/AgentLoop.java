@@ -160,12 +160,12 @@ public final class AgentLoop {
         /** The environment's answers to this turn's calls, appended as the next user turn. */
         CompletableFuture<Void> observe() {
             toolCalls += pending.size();
-            List<CompletableFuture<String>> answers = pending.stream().map(env::call).toList();
+            List<CompletableFuture<ToolResult>> answers = pending.stream().map(env::call).toList();
             return CompletableFuture.allOf(answers.toArray(CompletableFuture[]::new))
                     .thenCompose(x -> {
-                        List<String> obs = answers.stream().map(CompletableFuture::join).toList();
-                        toolFailures += (int) obs.stream().filter(o -> o.startsWith("error: the tool did not answer")).count();
-                        return server.tokenizeAsync(ChatFormat.toolResponses(obs));
+                        List<ToolResult> results = answers.stream().map(CompletableFuture::join).toList();
+                        toolFailures += (int) results.stream().filter(ToolResult::failed).count();
+                        return server.tokenizeAsync(ChatFormat.toolResponses(results.stream().map(ToolResult::content).toList()));
                     })
                     .thenAccept(envIds -> {
                         for (int id : envIds) {

@@ -10,7 +10,7 @@ public interface Environment {
     List<JsonObject> tools();
 
     /** The observation for one call, as the model will read it; a tool error is an observation too. */
-    CompletableFuture<String> call(ToolCall call);
+    CompletableFuture<ToolResult> call(ToolCall call);
 
     /** The reward for an episode that ended with {@code finalText} as the answer to {@code question}. */
     CompletableFuture<Double> reward(String question, String finalText);

@@ -59,13 +59,13 @@ public final class HttpEnvironment implements Environment {
     }
 
     @Override
-    public CompletableFuture<String> call(ToolCall call) {
-        if (call.isMalformed()) return CompletableFuture.completedFuture("error: " + call.malformed());
+    public CompletableFuture<ToolResult> call(ToolCall call) {
+        if (call.isMalformed()) return CompletableFuture.completedFuture(ToolResult.answer("error: " + call.malformed()));
         if (tools.stream().noneMatch(t -> call.name().equals(t.getJsonObject("function").getString("name"))))
-            return CompletableFuture.completedFuture("error: there is no tool named " + call.name());
+            return CompletableFuture.completedFuture(ToolResult.answer("error: there is no tool named " + call.name()));
         HttpRequest req = request("/tools/" + call.name() + (query.isEmpty() ? "" : "?" + query), call.arguments());
-        return attempt(req, 0).thenApply(o -> o.getString("content"))
-                .exceptionally(e -> "error: the tool did not answer (" + cause(e).getMessage() + ")");
+        return attempt(req, 0).thenApply(o -> ToolResult.answer(o.getString("content")))
+                .exceptionally(e -> new ToolResult("error: the tool did not answer (" + cause(e).getMessage() + ")", true));
     }
 
     @Override
