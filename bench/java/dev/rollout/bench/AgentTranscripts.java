@@ -44,7 +44,7 @@ public final class AgentTranscripts {
         try (BufferedWriter w = Files.newBufferedWriter(out)) {
             for (String q : questions) {
                 String expr = q.substring("What is ".length(), q.length() - 1);
-                Line line = new Line(client.tokenize(ChatFormat.prompt(env.tools(), q)));
+                Line line = new Line(client.tokenizeChat(List.of(ChatFormat.user(q)), env.tools()));
                 if (rng.nextDouble() < direct) {
                     long result = Long.parseLong(env.call(ToolCall.of("calculator", expression(expr))).join().content());
                     long guess = result + (rng.nextBoolean() ? 1 : -1) * rng.nextLong(1, 1 + Math.max(2, Math.abs(result) / 5));

@@ -17,6 +17,9 @@ class LayeringTest {
         "engine, jakarta.",
         "model, jakarta.",
         "tokenizer, jakarta.",
+        // chat templates and the answer parser: usable outside the server, no HTTP types
+        "chat, jakarta.",
+        "chat, dev.rollout.",
         "engine/Scheduler.java, org.bytedeco.",
         "engine/BlockManager.java, org.bytedeco.",
         "engine/Sequence.java, org.bytedeco.",

@@ -29,15 +29,6 @@ import java.util.UUID;
  */
 final class OpenAiCompletions {
     private static final Set<String> UNSUPPORTED = Set.of("suffix", "echo", "logit_bias");
-    /** OpenAI field -> /generate's sampling_params field, same value. */
-    private static final List<String[]> SAMPLING = List.of(
-            new String[] {"temperature", "temperature"}, new String[] {"top_p", "top_p"}, new String[] {"n", "n"},
-            new String[] {"stop", "stop"}, new String[] {"seed", "seed"}, new String[] {"presence_penalty", "presence_penalty"},
-            new String[] {"frequency_penalty", "frequency_penalty"}, new String[] {"top_k", "top_k"}, new String[] {"min_p", "min_p"},
-            new String[] {"repetition_penalty", "repetition_penalty"}, new String[] {"ignore_eos", "ignore_eos"},
-            new String[] {"stop_token_ids", "stop_token_ids"}, new String[] {"min_tokens", "min_new_tokens"},
-            new String[] {"skip_special_tokens", "skip_special_tokens"});
-
     private OpenAiCompletions() {}
 
     /** The /generate body for an OpenAI completions request; 400s name OpenAI's fields. */
@@ -60,28 +51,15 @@ final class OpenAiCompletions {
         } else {
             throw Fields.type("prompt", "a string, a list of strings, a list of token ids or a list of such lists", prompt);
         }
-        JsonObjectBuilder sp = JSON.createObjectBuilder();
         // OpenAI's default is 16 tokens
-        sp.add("max_new_tokens", Fields.present(o, "max_tokens") ? Fields.integer(o.get("max_tokens"), "max_tokens") : 16);
-        for (String[] f : SAMPLING) if (Fields.present(o, f[0])) sp.add(f[1], o.get(f[0]));
-        g.add("sampling_params", sp);
+        g.add("sampling_params", OpenAi.sampling(o, Fields.present(o, "max_tokens") ? Fields.integer(o.get("max_tokens"), "max_tokens") : 16));
         if (Fields.present(o, "logprobs")) {
             long k = Fields.integer(o.get("logprobs"), "logprobs");
             if (k < 0 || k > 20) throw ApiException.badRequest("logprobs must be from 0 to 20, not " + k);
             g.add("return_logprob", true).add("top_logprobs_num", k);
         }
-        if (Fields.present(o, "stream")) g.add("stream", Fields.bool(o.get("stream"), "stream"));
-        if (Fields.present(o, "rid")) g.add("rid", o.get("rid"));
+        OpenAi.passThrough(o, g);
         return g.build();
-    }
-
-    /** Whether the request asked for the usage chunk at the end of a stream. */
-    static boolean includeUsage(JsonObject o) {
-        return o.get("stream_options") instanceof JsonObject so && so.getBoolean("include_usage", false);
-    }
-
-    static boolean returnTokenIds(JsonObject o) {
-        return Fields.present(o, "return_token_ids") && Fields.bool(o.get("return_token_ids"), "return_token_ids");
     }
 
     /** The answers: one choice per sequence (prompt-major, then sample), usage over all. */
@@ -118,7 +96,7 @@ final class OpenAiCompletions {
         @Override
         public String end(SequenceOutput[] finals) {
             String usage = includeUsage
-                    ? "data: " + head().add("choices", JSON.createArrayBuilder()).add("usage", usage(finals)).build() + "\n\n" : "";
+                    ? "data: " + head().add("choices", JSON.createArrayBuilder()).add("usage", OpenAi.usage(pending, finals)).build() + "\n\n" : "";
             return usage + "data: [DONE]\n\n";
         }
 
@@ -129,7 +107,7 @@ final class OpenAiCompletions {
                 if (f == null) return Errors.body(504, "no answer from the engine").toString();
                 choices.add(choice(f, f.text() == null ? "" : f.text(), 0));
             }
-            return head().add("choices", choices).add("usage", usage(finals)).build().toString();
+            return head().add("choices", choices).add("usage", OpenAi.usage(pending, finals)).build().toString();
         }
 
         private JsonObjectBuilder head() {
@@ -142,16 +120,10 @@ final class OpenAiCompletions {
             if (item.logprobs().returnLogprob()) c.add("logprobs", logprobs(out.outputLogprobs(), fromToken));
             else c.addNull("logprobs");
             if (out.finishReason() == null) c.addNull("finish_reason");
-            else c.add("finish_reason", finishReason(out.finishReason()));
+            else c.add("finish_reason", OpenAi.finishReason(out.finishReason()));
             if (tokenIds) {
-                JsonArrayBuilder ids = JSON.createArrayBuilder();
-                for (int k = fromToken; k < out.outputIds().length; k++) ids.add(out.outputIds()[k]);
-                c.add("token_ids", ids);
-                if (fromToken == 0) {
-                    JsonArrayBuilder p = JSON.createArrayBuilder();
-                    for (int t : item.inputIds()) p.add(t);
-                    c.add("prompt_token_ids", p);
-                }
+                c.add("token_ids", OpenAi.ids(out.outputIds(), fromToken));
+                if (fromToken == 0) c.add("prompt_token_ids", OpenAi.ids(item.inputIds(), 0));
             }
             return c;
         }
@@ -166,9 +138,9 @@ final class OpenAiCompletions {
                 String piece = piece(t.tokenId());
                 if (k >= from) {
                     tokens.add(piece);
-                    values.add(finite(t.logprob()));
+                    values.add(OpenAi.finite(t.logprob()));
                     JsonObjectBuilder top = JSON.createObjectBuilder();
-                    for (int j = 0; j < t.topIds().length; j++) top.add(piece(t.topIds()[j]), finite(t.topLogprobs()[j]));
+                    for (int j = 0; j < t.topIds().length; j++) top.add(piece(t.topIds()[j]), OpenAi.finite(t.topLogprobs()[j]));
                     tops.add(top);
                     offsets.add(offset);
                 }
@@ -180,31 +152,6 @@ final class OpenAiCompletions {
 
         private String piece(int id) {
             return tokenizer == null ? "token_id:" + id : tokenizer.decode(new int[] {id}, false);
-        }
-
-        private static double finite(float lp) {
-            return lp == Float.NEGATIVE_INFINITY || Float.isNaN(lp) ? -9999.0 : lp;  // JSON has no -inf; OpenAI clients expect numbers
-        }
-
-        private static String finishReason(FinishReason r) {
-            return switch (r.type()) {
-                case STOP -> "stop";
-                case LENGTH -> "length";
-                case ABORT -> "abort";
-            };
-        }
-
-        private JsonObject usage(SequenceOutput[] finals) {
-            int prompt = 0, completion = 0;
-            Set<GenerateRequest.Item> counted = Collections.newSetFromMap(new IdentityHashMap<>());
-            for (SequenceOutput f : finals) {
-                if (f == null) continue;
-                completion += f.completionTokens();
-                // the n samples of a prompt share it: count each prompt once, as OpenAI does
-                if (counted.add(pending.item(f.index()))) prompt += f.promptTokens();
-            }
-            return JSON.createObjectBuilder().add("prompt_tokens", prompt).add("completion_tokens", completion)
-                    .add("total_tokens", prompt + completion).build();
         }
     }
 }

@@ -30,13 +30,25 @@ public class TokenizeResource {
     @Inject
     EngineService service;
 
-    /** {"prompt": "text" | ["text", ...], "add_special_tokens": true} → {"tokens", "count", "max_model_len"}. */
+    /**
+     * {"prompt": "text" | ["text", ...], "add_special_tokens": true} → {"tokens", "count", "max_model_len"};
+     * or, as vLLM, a conversation: {"messages", "tools", "add_generation_prompt", "chat_template_kwargs", ...}
+     * rendered by the model's chat template, as {@code /v1/chat/completions} would render it.
+     */
     @POST
     @Path("tokenize")
     public JsonObject tokenize(InputStream body) {
         HfTokenizer tok = tokenizer();
         JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
-        if (!Fields.present(o, "prompt")) throw ApiException.badRequest("prompt is required: a string or a list of strings");
+        if (Fields.present(o, "messages")) {
+            if (Fields.present(o, "prompt")) throw ApiException.badRequest("send prompt or messages, not both");
+            // the template writes the special tokens itself
+            boolean special = Fields.present(o, "add_special_tokens") && Fields.bool(o.get("add_special_tokens"), "add_special_tokens");
+            int[] ids = tok.encode(OpenAiChat.render(o, service.chatTemplates()).prompt(), special);
+            return JSON.createObjectBuilder().add("tokens", ids(ids)).add("count", ids.length)
+                    .add("max_model_len", loop().engine().maxModelLen()).build();
+        }
+        if (!Fields.present(o, "prompt")) throw ApiException.badRequest("prompt is required: a string or a list of strings (or messages)");
         boolean special = !Fields.present(o, "add_special_tokens") || Fields.bool(o.get("add_special_tokens"), "add_special_tokens");
         JsonObject out;
         if (o.get("prompt") instanceof JsonString s) {

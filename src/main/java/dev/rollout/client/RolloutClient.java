@@ -2,6 +2,7 @@ package dev.rollout.client;
 
 import dev.rollout.safetensors.SafetensorsWriter;
 import jakarta.json.JsonArray;
+import jakarta.json.JsonArrayBuilder;
 import jakarta.json.JsonNumber;
 import jakarta.json.JsonObject;
 import jakarta.json.JsonObjectBuilder;
@@ -349,6 +350,25 @@ public final class RolloutClient implements AutoCloseable {
     /** {@link #tokenize} without blocking, for agent loops appending an environment's answer. */
     public CompletableFuture<int[]> tokenizeAsync(String text) {
         return callAsync("POST", "/tokenize", tokenizeBody(text)).thenApply(RolloutClient::tokens);
+    }
+
+    /**
+     * A conversation as the served model's chat template renders it, with an open assistant turn,
+     * tokenized (POST /tokenize with messages): the prompt {@code /v1/chat/completions} would run.
+     * {@code tools} in OpenAI's function format, or empty.
+     */
+    public CompletableFuture<int[]> tokenizeChatAsync(List<JsonObject> messages, List<JsonObject> tools) {
+        JsonArrayBuilder m = JSON.createArrayBuilder(), t = JSON.createArrayBuilder();
+        messages.forEach(m::add);
+        tools.forEach(t::add);
+        JsonObjectBuilder body = JSON.createObjectBuilder().add("messages", m).add("add_generation_prompt", true);
+        if (!tools.isEmpty()) body.add("tools", t);
+        return callAsync("POST", "/tokenize", body.build()).thenApply(RolloutClient::tokens);
+    }
+
+    /** {@link #tokenizeChatAsync}, waiting for the answer. */
+    public int[] tokenizeChat(List<JsonObject> messages, List<JsonObject> tools) {
+        return tokenizeChatAsync(messages, tools).join();
     }
 
     /** A call without blocking and without retries: its answer, or the failure naming server, call and cause. */

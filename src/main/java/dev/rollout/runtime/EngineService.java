@@ -12,6 +12,7 @@ import dev.rollout.metrics.EngineMetrics;
 import dev.rollout.model.CausalLm;
 import dev.rollout.model.NativeOps;
 import dev.rollout.model.RolloutCuda;
+import dev.rollout.chat.ChatTemplates;
 import dev.rollout.tokenizer.HfTokenizer;
 import jakarta.annotation.PreDestroy;
 import jakarta.annotation.Resource;
@@ -58,6 +59,7 @@ public class EngineService {
     private volatile ServerSettings settings;
     private volatile EngineLoop loop;
     private volatile HfTokenizer tokenizer;
+    private volatile ChatTemplates chatTemplates;
     private volatile Path modelDir;
     private final WeightUpdateSessions updateSessions = new WeightUpdateSessions();
 
@@ -86,6 +88,7 @@ public class EngineService {
             };
             Path tok = modelDir.resolve("tokenizer.json");
             tokenizer = Files.exists(tok) ? HfTokenizer.load(tok) : null;
+            chatTemplates = ChatTemplates.load(modelDir);
             if (device.is_cuda()) {
                 LOG.info(() -> RolloutCuda.available() ? "native preset loaded (libjniRolloutCuda)"
                         : "native preset not loaded, going on without it: " + RolloutCuda.whyUnavailable());
@@ -181,6 +184,11 @@ public class EngineService {
 
     public HfTokenizer tokenizer() {
         return tokenizer;
+    }
+
+    /** The model's chat templates, or null when its tokenizer config has none. */
+    public ChatTemplates chatTemplates() {
+        return chatTemplates;
     }
 
     public WeightUpdateSessions updateSessions() {

@@ -118,7 +118,8 @@ public final class AgentLoop {
         }
 
         CompletableFuture<Void> start() {
-            return server.tokenizeAsync(ChatFormat.prompt(env.tools(), question)).thenAccept(p -> promptIds = p);
+            // the first prompt is the served model's chat template's, as /v1/chat/completions renders it
+            return server.tokenizeChatAsync(List.of(ChatFormat.user(question)), env.tools()).thenAccept(p -> promptIds = p);
         }
 
         CompletableFuture<Void> loop() {

@@ -11,14 +11,15 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * The Qwen chat format with Hermes-style tool calls, as Qwen2.5's and Qwen3's chat templates
- * write it (without Qwen3's thinking block): the tools listed in the system turn, calls as
+ * What the agent loop writes between the model's turns, in the Qwen chat format with Hermes-style
+ * tool calls as Qwen2.5's and Qwen3's chat templates write it: calls as
  * {@code <tool_call>{"name": ..., "arguments": {...}}</tool_call>} in the assistant turn, and the
  * environment's answers in a user turn as {@code <tool_response>...</tool_response>}.
  *
- * <p>The agent loop renders text only for what it appends (the first prompt, then each set of
- * tool responses) and tokenizes just that: the model's own tokens are kept as ids, so nothing the
- * model wrote is ever re-tokenized (and drifts) between turns.
+ * <p>The first prompt comes from the server, rendered by the model's own chat template
+ * ({@link dev.rollout.client.RolloutClient#tokenizeChatAsync}). After that the loop renders text
+ * only for what it appends (each set of tool responses) and tokenizes just that: the model's own
+ * tokens are kept as ids, so nothing the model wrote is ever re-tokenized (and drifts) between turns.
  */
 public final class ChatFormat {
     private static final JsonProvider JSON = JsonProvider.provider();
@@ -26,18 +27,9 @@ public final class ChatFormat {
 
     private ChatFormat() {}
 
-    /** The first prompt: the tools in the system turn, the question, and an open assistant turn. */
-    public static String prompt(List<JsonObject> tools, String question) {
-        StringBuilder s = new StringBuilder("<|im_start|>system\n");
-        if (!tools.isEmpty()) {
-            s.append("# Tools\n\nYou may call one or more functions to assist with the user query.\n\n")
-                    .append("You are provided with function signatures within <tools></tools> XML tags:\n<tools>");
-            for (JsonObject t : tools) s.append('\n').append(t);
-            s.append("\n</tools>\n\nFor each function call, return a json object with function name and arguments within ")
-                    .append("<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n")
-                    .append("</tool_call>");
-        }
-        return s.append("<|im_end|>\n<|im_start|>user\n").append(question).append("<|im_end|>\n<|im_start|>assistant\n").toString();
+    /** A user message, for the first prompt, which the server renders with the model's chat template. */
+    public static JsonObject user(String question) {
+        return JSON.createObjectBuilder().add("role", "user").add("content", question).build();
     }
 
     /**

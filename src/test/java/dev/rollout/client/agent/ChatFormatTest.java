@@ -41,13 +41,9 @@ class ChatFormatTest {
     }
 
     @Test
-    void rendersTheQwenTurns() {
-        var tool = Json.createObjectBuilder().add("type", "function").build();
-        String p = ChatFormat.prompt(List.of(tool), "What is 2+2?");
-        assertTrue(p.startsWith("<|im_start|>system\n# Tools\n"), p);
-        assertTrue(p.contains("<tools>\n{\"type\":\"function\"}\n</tools>"), p);
-        assertTrue(p.endsWith("<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"), p);
-        assertEquals("<|im_start|>system\n<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n", ChatFormat.prompt(List.of(), "hi"));
+    void rendersTheToolTurn() {
+        // ChatTemplateTest checks this against the Qwen3 template itself
+        assertEquals("{\"role\":\"user\",\"content\":\"hi\"}", ChatFormat.user("hi").toString());
         assertEquals("\n<|im_start|>user\n<tool_response>\n4\n</tool_response>\n<tool_response>\n5\n</tool_response><|im_end|>\n"
                 + "<|im_start|>assistant\n", ChatFormat.toolResponses(List.of("4", "5")));
     }

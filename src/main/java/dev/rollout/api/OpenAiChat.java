@@ -1,0 +1,416 @@
+package dev.rollout.api;
+
+import static dev.rollout.api.JsonBodies.JSON;
+
+import dev.rollout.chat.AssistantOutput;
+import dev.rollout.chat.ChatTemplate;
+import dev.rollout.chat.ChatTemplates;
+import dev.rollout.engine.SequenceOutput;
+import dev.rollout.engine.TokenLogprob;
+import dev.rollout.tokenizer.HfTokenizer;
+import jakarta.json.JsonArray;
+import jakarta.json.JsonArrayBuilder;
+import jakarta.json.JsonNumber;
+import jakarta.json.JsonObject;
+import jakarta.json.JsonObjectBuilder;
+import jakarta.json.JsonString;
+import jakarta.json.JsonValue;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.UUID;
+
+/**
+ * OpenAI's {@code POST /v1/chat/completions}: the conversation is rendered by the model's chat
+ * template ({@link ChatTemplate}), tokenized, and run as the equivalent {@code /generate} call;
+ * the answers are split into {@code reasoning_content}, {@code content} and {@code tool_calls}
+ * ({@link AssistantOutput}), whole or as {@code chat.completion.chunk} events.
+ *
+ * <p>{@code tool_choice} "none" leaves the tools out of the prompt (as SGLang does); "required"
+ * and a named function are kept by starting the answer with the call's opening, the model
+ * continuing from it: there is no constrained decoding to force them otherwise.
+ */
+final class OpenAiChat {
+    private static final Set<String> UNSUPPORTED = Set.of("logit_bias", "audio", "modalities", "prediction", "functions",
+            "function_call", "web_search_options", "chat_template");
+    private static final Set<String> ROLES = Set.of("system", "developer", "user", "assistant", "tool");
+
+    private OpenAiChat() {}
+
+    /** What the request asks beyond its /generate body: how to read the answers back. */
+    record Plan(JsonObject generate, String prompt, String prefill, boolean reasoning, boolean startsInReasoning, boolean parseTools,
+                boolean includeUsage, boolean tokenIds, boolean promptTokenIds) {
+        AssistantOutput parser() {
+            AssistantOutput p = new AssistantOutput(reasoning, startsInReasoning, parseTools);
+            p.feed(prefill);   // the call's opening is in the prompt; the parser reads it as the answer's start
+            return p;
+        }
+    }
+
+    /** A conversation rendered by the model's chat template, with what rendering decided. */
+    record Rendered(String prompt, ChatTemplate template, boolean withTools, String toolChoice) {}
+
+    /**
+     * The prompt for a chat request's messages, tools and template options (also what
+     * {@code /tokenize} with messages encodes). 400s name the request's fields.
+     */
+    static Rendered render(JsonObject o, ChatTemplates templates) {
+        if (templates == null) throw ApiException.badRequest("this model has no chat template (tokenizer_config.json); send a prompt");
+        List<Object> messages = messages(o.get("messages"));
+        List<Object> tools = tools(o.get("tools"));
+        String choice = toolChoice(o.get("tool_choice"), tools);
+        boolean addGenerationPrompt = !Fields.present(o, "add_generation_prompt") || OpenAi.flag(o, "add_generation_prompt");
+        boolean continueFinal = OpenAi.flag(o, "continue_final_message");
+        if (continueFinal && addGenerationPrompt && Fields.present(o, "add_generation_prompt"))
+            throw ApiException.badRequest("continue_final_message and add_generation_prompt cannot both be true");
+        if (continueFinal) addGenerationPrompt = false;
+
+        Map<String, Object> variables = new HashMap<>(templates.specialTokens());
+        if (Fields.present(o, "chat_template_kwargs")) {
+            if (!(o.get("chat_template_kwargs") instanceof JsonObject kw)) throw Fields.type("chat_template_kwargs", "an object", o.get("chat_template_kwargs"));
+            kw.forEach((k, v) -> variables.put(k, java(v)));
+        }
+        variables.put("add_generation_prompt", addGenerationPrompt);
+        boolean withTools = tools != null && !choice.equals("none");
+        try {
+            ChatTemplate template = templates.select(null, withTools);
+            String prompt = template.render(messages, withTools ? tools : null, variables);
+            return new Rendered(continueFinal ? continueFinalMessage(prompt, messages) : prompt, template, withTools, choice);
+        } catch (IllegalArgumentException e) {
+            throw ApiException.badRequest(e.getMessage());
+        }
+    }
+
+    static Plan plan(JsonObject o, ChatTemplates templates, HfTokenizer tokenizer, int maxModelLen) {
+        for (String k : UNSUPPORTED)
+            if (Fields.present(o, k)) throw ApiException.badRequest(k + " is not supported by this server's chat completions");
+        if (tokenizer == null) throw ApiException.badRequest("this model has no tokenizer.json; use /v1/completions with token ids");
+        if (o.get("response_format") instanceof JsonObject rf && !"text".equals(rf.getString("type", "text")))
+            throw ApiException.badRequest("response_format " + rf.get("type") + " needs constrained decoding, which this server does not have");
+        Rendered r = render(o, templates);
+        ChatTemplate template = r.template();
+        String prompt = r.prompt(), choice = r.toolChoice();
+        boolean withTools = r.withTools();
+
+        boolean hermes = template.mentions(AssistantOutput.CALL_START);
+        String prefill = "";
+        if (withTools && !choice.equals("auto")) {
+            if (!hermes) throw ApiException.badRequest("tool_choice \"" + choice + "\" needs a template with <tool_call> blocks");
+            prefill = choice.equals("required") ? "<tool_call>\n{\"name\": \"" : "<tool_call>\n{\"name\": \"" + choice;
+        }
+        boolean reasoning = template.mentions(AssistantOutput.THINK_END)
+                && (!Fields.present(o, "separate_reasoning") || OpenAi.flag(o, "separate_reasoning"));
+        boolean startsInReasoning = reasoning && prefill.isEmpty() && endsInThink(prompt, templates.specialTokens().get("eos_token"));
+        prompt += prefill;
+
+        int[] ids = tokenizer.encode(prompt, false);
+        JsonObjectBuilder g = JSON.createObjectBuilder().add("input_ids", OpenAi.ids(ids, 0));
+        g.add("sampling_params", OpenAi.sampling(o, maxTokens(o, maxModelLen - ids.length)));
+        boolean logprobs = OpenAi.flag(o, "logprobs");
+        if (Fields.present(o, "top_logprobs")) {
+            long k = Fields.integer(o.get("top_logprobs"), "top_logprobs");
+            if (k < 0 || k > 20) throw ApiException.badRequest("top_logprobs must be from 0 to 20, not " + k);
+            if (!logprobs && k > 0) throw ApiException.badRequest("top_logprobs needs logprobs: true");
+            g.add("top_logprobs_num", k);
+        }
+        if (logprobs) g.add("return_logprob", true);
+        OpenAi.passThrough(o, g);
+        return new Plan(g.build(), prompt, prefill, reasoning, startsInReasoning, withTools && hermes, OpenAi.includeUsage(o),
+                OpenAi.flag(o, "return_token_ids"), OpenAi.flag(o, "return_token_ids") || OpenAi.flag(o, "return_prompt_token_ids"));
+    }
+
+    /** max_completion_tokens (or the older max_tokens); by default, what the context leaves. */
+    private static long maxTokens(JsonObject o, int room) {
+        for (String k : List.of("max_completion_tokens", "max_tokens"))
+            if (Fields.present(o, k)) return Fields.integer(o.get(k), k);
+        return Math.max(room, 0);
+    }
+
+    /**
+     * Whether a rendered prompt leaves the answer inside a think block: a template that opens it
+     * for the model, or a continued assistant turn that opened it. A {@code <think>} that some
+     * turn's end (the template's eos token) follows is text of an earlier turn.
+     */
+    static boolean endsInThink(String prompt, Object eosToken) {
+        int open = prompt.lastIndexOf(AssistantOutput.THINK_START);
+        if (open < 0 || open < prompt.lastIndexOf(AssistantOutput.THINK_END)) return false;
+        return !(eosToken instanceof String eos) || eos.isEmpty() || prompt.indexOf(eos, open) < 0;
+    }
+
+    /**
+     * transformers' continue_final_message: the prompt ends where the last message's content
+     * ends, so the model continues that message instead of closing it.
+     */
+    private static String continueFinalMessage(String prompt, List<Object> messages) {
+        Object content = ((Map<?, ?>) messages.get(messages.size() - 1)).get("content");
+        String last = content instanceof String s ? s : "";
+        int at = last.isBlank() ? -1 : prompt.lastIndexOf(last.strip());
+        if (at < 0) throw ApiException.badRequest("continue_final_message: the last message's content is not in the rendered prompt");
+        int end = prompt.startsWith(last, at) ? at + last.length() : at + last.strip().length();
+        return prompt.substring(0, end);
+    }
+
+    /** The messages as the template reads them, OpenAI's variants made plain. */
+    private static List<Object> messages(JsonValue v) {
+        if (!(v instanceof JsonArray a) || a.isEmpty()) throw Fields.type("messages", "a non-empty list of messages", v);
+        List<Object> out = new ArrayList<>();
+        for (int i = 0; i < a.size(); i++) {
+            String at = "messages[" + i + "]";
+            if (!(a.get(i) instanceof JsonObject m)) throw Fields.type(at, "an object", a.get(i));
+            if (!(m.get("role") instanceof JsonString r) || !ROLES.contains(r.getString()))
+                throw ApiException.badRequest(at + ".role must be one of " + ROLES + ", got " + m.get("role"));
+            @SuppressWarnings("unchecked")
+            Map<String, Object> msg = (Map<String, Object>) java(m);
+            // OpenAI's "developer" is the system prompt of newer clients
+            if (r.getString().equals("developer")) msg.put("role", "system");
+            msg.put("content", content(m.get("content"), at + ".content"));
+            if (m.get("tool_calls") instanceof JsonArray calls) msg.put("tool_calls", toolCalls(calls, at + ".tool_calls"));
+            else if (Fields.present(m, "tool_calls")) throw Fields.type(at + ".tool_calls", "a list", m.get("tool_calls"));
+            out.add(msg);
+        }
+        return out;
+    }
+
+    /** A string; null as "" (templates test and slice it); text parts joined, as vLLM and SGLang join them. */
+    private static String content(JsonValue v, String at) {
+        if (v == null || v == JsonValue.NULL) return "";
+        if (v instanceof JsonString s) return s.getString();
+        if (!(v instanceof JsonArray parts)) throw Fields.type(at, "a string or a list of content parts", v);
+        List<String> texts = new ArrayList<>();
+        for (int i = 0; i < parts.size(); i++) {
+            if (!(parts.get(i) instanceof JsonObject p) || !(p.get("type") instanceof JsonString t))
+                throw Fields.type(at + "[" + i + "]", "a content part with a type", parts.get(i));
+            if (!t.getString().equals("text") || !(p.get("text") instanceof JsonString text))
+                throw ApiException.badRequest(at + "[" + i + "] is a \"" + t.getString() + "\" part; this model reads text parts only");
+            texts.add(text.getString());
+        }
+        return String.join("\n", texts);
+    }
+
+    /**
+     * An assistant's earlier calls, arguments as objects: OpenAI clients send them as JSON text,
+     * and templates write objects with {@code tojson}, as the model saw them in training.
+     */
+    private static List<Object> toolCalls(JsonArray calls, String at) {
+        List<Object> out = new ArrayList<>();
+        for (int i = 0; i < calls.size(); i++) {
+            if (!(calls.get(i) instanceof JsonObject c) || !(c.get("function") instanceof JsonObject f) || !(f.get("name") instanceof JsonString))
+                throw Fields.type(at + "[" + i + "]", "{\"type\": \"function\", \"function\": {\"name\", \"arguments\"}}", calls.get(i));
+            @SuppressWarnings("unchecked")
+            Map<String, Object> call = (Map<String, Object>) java(c);
+            @SuppressWarnings("unchecked")
+            Map<String, Object> function = (Map<String, Object>) call.get("function");
+            if (function.get("arguments") instanceof String s) {
+                try {
+                    JsonValue parsed = JSON.createReader(new java.io.StringReader(s)).readValue();
+                    function.put("arguments", java(parsed));
+                } catch (RuntimeException notJson) {
+                    throw ApiException.badRequest(at + "[" + i + "].function.arguments is not valid JSON: " + s);
+                }
+            }
+            out.add(call);
+        }
+        return out;
+    }
+
+    private static List<Object> tools(JsonValue v) {
+        if (v == null || v == JsonValue.NULL) return null;
+        if (!(v instanceof JsonArray a)) throw Fields.type("tools", "a list of tools", v);
+        for (int i = 0; i < a.size(); i++) {
+            if (!(a.get(i) instanceof JsonObject t) || !"function".equals(t.getString("type", null))
+                    || !(t.get("function") instanceof JsonObject f) || !(f.get("name") instanceof JsonString))
+                throw Fields.type("tools[" + i + "]", "{\"type\": \"function\", \"function\": {\"name\", ...}}", a.get(i));
+        }
+        @SuppressWarnings("unchecked")
+        List<Object> tools = (List<Object>) java(a);
+        return tools.isEmpty() ? null : tools;
+    }
+
+    /** "none", "auto", "required", or the name of the one function to call. */
+    private static String toolChoice(JsonValue v, List<Object> tools) {
+        if (v == null || v == JsonValue.NULL) return tools == null ? "none" : "auto";
+        String choice;
+        if (v instanceof JsonString s && Set.of("none", "auto", "required").contains(s.getString())) {
+            choice = s.getString();
+        } else if (v instanceof JsonObject o && o.get("function") instanceof JsonObject f && f.get("name") instanceof JsonString n) {
+            choice = n.getString();
+            boolean known = tools != null && tools.stream().anyMatch(t -> choice.equals(((Map<?, ?>) ((Map<?, ?>) t).get("function")).get("name")));
+            if (!known) throw ApiException.badRequest("tool_choice names \"" + choice + "\", which is not in tools");
+        } else {
+            throw Fields.type("tool_choice", "\"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": {\"name\"}}", v);
+        }
+        if (tools == null && !choice.equals("none")) throw ApiException.badRequest("tool_choice \"" + choice + "\" needs tools");
+        return choice;
+    }
+
+    /** JSON-P as plain Java for the template: maps in order, lists, strings, BigInteger or Double. */
+    static Object java(JsonValue v) {
+        return switch (v.getValueType()) {
+            case NULL -> null;
+            case TRUE -> true;
+            case FALSE -> false;
+            case STRING -> ((JsonString) v).getString();
+            case NUMBER -> ((JsonNumber) v).isIntegral() ? (Object) ((JsonNumber) v).bigIntegerValue() : (Object) ((JsonNumber) v).doubleValue();
+            case ARRAY -> {
+                List<Object> l = new ArrayList<>();
+                for (JsonValue x : (JsonArray) v) l.add(java(x));
+                yield l;
+            }
+            case OBJECT -> {
+                Map<String, Object> m = new LinkedHashMap<>();
+                ((JsonObject) v).forEach((k, x) -> m.put(k, java(x)));
+                yield m;
+            }
+        };
+    }
+
+    /** The answers: a message per choice, or a stream of deltas. */
+    static final class Format implements GenerationRelay.Format {
+        private final PendingGeneration pending;
+        private final HfTokenizer tokenizer;
+        private final Plan plan;
+        private final String id, model;
+        private final long created = System.currentTimeMillis() / 1000;
+        private final AssistantOutput[] parsers;
+        private final int[] sentTokens, sentChars, calls;
+        private final boolean[] started;
+        private boolean promptSent;
+
+        Format(PendingGeneration pending, HfTokenizer tokenizer, Plan plan, String model) {
+            this.pending = pending;
+            this.tokenizer = tokenizer;
+            this.plan = plan;
+            this.id = "chatcmpl-" + UUID.randomUUID().toString().replace("-", "");
+            this.model = model;
+            int n = pending.size();
+            parsers = new AssistantOutput[n];
+            for (int i = 0; i < n; i++) parsers[i] = plan.parser();
+            sentTokens = new int[n];
+            sentChars = new int[n];
+            calls = new int[n];
+            started = new boolean[n];
+        }
+
+        @Override
+        public String event(SequenceOutput ev) {
+            int i = ev.index();
+            String text = ev.text() == null ? "" : ev.text();
+            AssistantOutput.Delta d = parsers[i].feed(text.substring(Math.min(sentChars[i], text.length())));
+            sentChars[i] = text.length();
+            boolean finished = ev.finishReason() != null;
+            if (finished) d = merge(d, parsers[i].finish());
+            boolean newTokens = ev.outputIds().length > sentTokens[i];
+            if (d.isEmpty() && started[i] && !finished && !(newTokens && logprobs())) return null;
+            JsonObjectBuilder delta = JSON.createObjectBuilder();
+            if (!started[i]) delta.add("role", "assistant");
+            if (!d.reasoning().isEmpty()) delta.add("reasoning_content", d.reasoning());
+            if (!d.content().isEmpty() || !started[i]) delta.add("content", d.content());
+            if (!d.toolCalls().isEmpty()) delta.add("tool_calls", toolCalls(d.toolCalls(), i, true));
+            started[i] = true;
+            JsonObjectBuilder c = JSON.createObjectBuilder().add("index", i).add("delta", delta);
+            if (logprobs()) c.add("logprobs", logprobs(ev.outputLogprobs(), sentTokens[i]));
+            else c.addNull("logprobs");
+            if (finished) c.add("finish_reason", finishReason(ev, i));
+            else c.addNull("finish_reason");
+            if (plan.tokenIds()) c.add("token_ids", OpenAi.ids(ev.outputIds(), sentTokens[i]));
+            sentTokens[i] = ev.outputIds().length;
+            JsonObjectBuilder chunk = head("chat.completion.chunk").add("choices", JSON.createArrayBuilder().add(c));
+            if (plan.promptTokenIds() && !promptSent) {   // once, in the first chunk
+                chunk.add("prompt_token_ids", OpenAi.ids(pending.item(0).inputIds(), 0));
+                promptSent = true;
+            }
+            return "data: " + chunk.build() + "\n\n";
+        }
+
+        @Override
+        public String end(SequenceOutput[] finals) {
+            String usage = plan.includeUsage()
+                    ? "data: " + head("chat.completion.chunk").add("choices", JSON.createArrayBuilder())
+                            .add("usage", OpenAi.usage(pending, finals)).build() + "\n\n" : "";
+            return usage + "data: [DONE]\n\n";
+        }
+
+        @Override
+        public String whole(SequenceOutput[] finals) {
+            JsonArrayBuilder choices = JSON.createArrayBuilder();
+            for (SequenceOutput f : finals) {
+                if (f == null) return Errors.body(504, "no answer from the engine").toString();
+                int i = f.index();
+                AssistantOutput parser = plan.parser();
+                AssistantOutput.Delta d = merge(parser.feed(f.text() == null ? "" : f.text()), parser.finish());
+                JsonObjectBuilder message = JSON.createObjectBuilder().add("role", "assistant");
+                if (d.content().isEmpty() && !d.toolCalls().isEmpty()) message.addNull("content");
+                else message.add("content", d.content());
+                if (!d.reasoning().isEmpty()) message.add("reasoning_content", d.reasoning());
+                if (!d.toolCalls().isEmpty()) message.add("tool_calls", toolCalls(d.toolCalls(), i, false));
+                JsonObjectBuilder c = JSON.createObjectBuilder().add("index", i).add("message", message);
+                if (logprobs()) c.add("logprobs", logprobs(f.outputLogprobs(), 0));
+                else c.addNull("logprobs");
+                c.add("finish_reason", finishReason(f, i));
+                if (plan.tokenIds()) c.add("token_ids", OpenAi.ids(f.outputIds(), 0));
+                choices.add(c);
+            }
+            JsonObjectBuilder r = head("chat.completion").add("choices", choices).add("usage", OpenAi.usage(pending, finals));
+            if (plan.promptTokenIds()) r.add("prompt_token_ids", OpenAi.ids(pending.item(0).inputIds(), 0));
+            return r.build().toString();
+        }
+
+        private JsonObjectBuilder head(String object) {
+            return JSON.createObjectBuilder().add("id", id).add("object", object).add("created", created).add("model", model);
+        }
+
+        private boolean logprobs() {
+            return pending.item(0).logprobs().returnLogprob();
+        }
+
+        /** "tool_calls" when the model stopped after calling tools, as OpenAI reports it. */
+        private String finishReason(SequenceOutput out, int i) {
+            String r = OpenAi.finishReason(out.finishReason());
+            return r.equals("stop") && calls[i] > 0 ? "tool_calls" : r;
+        }
+
+        /** Numbered per choice across the stream; a streamed call comes whole in one delta. */
+        private JsonArrayBuilder toolCalls(List<AssistantOutput.ToolCall> parsed, int choice, boolean streaming) {
+            JsonArrayBuilder a = JSON.createArrayBuilder();
+            for (AssistantOutput.ToolCall call : parsed) {
+                JsonObjectBuilder c = JSON.createObjectBuilder();
+                if (streaming) c.add("index", calls[choice]);
+                c.add("id", "call_" + UUID.randomUUID().toString().replace("-", "").substring(0, 24)).add("type", "function")
+                        .add("function", JSON.createObjectBuilder().add("name", call.name()).add("arguments", call.argumentsJson()));
+                calls[choice]++;
+                a.add(c);
+            }
+            return a;
+        }
+
+        /** The chat shape: content[] of {token, logprob, bytes, top_logprobs[]}. */
+        private JsonObject logprobs(List<TokenLogprob> lps, int from) {
+            JsonArrayBuilder content = JSON.createArrayBuilder();
+            for (int k = from; k < lps.size(); k++) {
+                TokenLogprob t = lps.get(k);
+                JsonArrayBuilder tops = JSON.createArrayBuilder();
+                for (int j = 0; j < t.topIds().length; j++) tops.add(token(t.topIds()[j], t.topLogprobs()[j]));
+                content.add(token(t.tokenId(), t.logprob()).add("top_logprobs", tops));
+            }
+            return JSON.createObjectBuilder().add("content", content).addNull("refusal").build();
+        }
+
+        private JsonObjectBuilder token(int id, float logprob) {
+            String piece = tokenizer.decode(new int[] {id}, false);
+            JsonArrayBuilder bytes = JSON.createArrayBuilder();
+            for (byte b : piece.getBytes(StandardCharsets.UTF_8)) bytes.add(b & 0xff);
+            return JSON.createObjectBuilder().add("token", piece).add("logprob", OpenAi.finite(logprob)).add("bytes", bytes);
+        }
+
+        private static AssistantOutput.Delta merge(AssistantOutput.Delta a, AssistantOutput.Delta b) {
+            List<AssistantOutput.ToolCall> calls = new ArrayList<>(a.toolCalls());
+            calls.addAll(b.toolCalls());
+            return new AssistantOutput.Delta(a.reasoning() + b.reasoning(), a.content() + b.content(), calls);
+        }
+    }
+
+}
