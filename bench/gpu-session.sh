@@ -109,11 +109,11 @@ for s in "$@"; do
     toolmodels) stage toolmodels 300 bash -c "xz -dc target/agent/tool.jsonl.xz > /tmp/tool.jsonl && \
                   xz -dc target/agent/tool-partial.jsonl.xz > /tmp/tool-partial.jsonl && \
                   python3 tools/agent/train_tool_model.py /tmp/tool.jsonl $logs/tool-model.safetensors --steps 3000 --batch 64 && \
-                  python3 tools/agent/train_tool_model.py /tmp/tool-partial.jsonl $logs/tool-model-partial.safetensors --steps 1500 --batch 64" ;;
+                  python3 tools/agent/train_tool_model.py /tmp/tool-partial.jsonl $logs/tool-model-partial.safetensors --steps 3000 --batch 64" ;;
     # issue #5's GRPO demonstration: the starting policy trained from target/agent's transcripts (85% guesses),
     # then examples/python/grpo_demo.py against the server and its example environment
     grpo) stage grpo 560 bash -c "xz -dc target/agent/tool-partial.jsonl.xz > /tmp/tool-partial.jsonl && \
-            python3 tools/agent/train_tool_model.py /tmp/tool-partial.jsonl /tmp/tool-model-partial.safetensors --steps 1500 --batch 64 && \
+            python3 tools/agent/train_tool_model.py /tmp/tool-partial.jsonl /tmp/tool-model-partial.safetensors --steps 3000 --batch 64 && \
             ROLLOUT_EXAMPLE_ENV_ENABLED=true bash tools/dist/gpu-run.sh bash -c \
               'cd examples/python && OUT=$logs python3 grpo_demo.py /tmp/tool-model-partial.safetensors --steps 30'" ;;
     # issue #5's claim: the agent loop with continuous batching against lock-step, tool model loaded, env latencies
