@@ -92,7 +92,7 @@ public final class EngineBench {
         EngineBench b = new EngineBench(lm.weightBytes(), kv, gbps * 1e9);
         LlmEngine engine = new LlmEngine(lm, new EngineConfig(device, dtype, 16, 0, maxSeqs, 8192, 0, kvFraction), null, new EngineObserver() {
             @Override
-            public void onStep(int sequences, int tokens, double modelSeconds, double hostSeconds) {
+            public void onStep(int sequences, int tokens, int sampled, double modelSeconds, double hostSeconds) {
                 b.lastSequences = sequences;
                 b.lastTokens = tokens;
                 b.lastHostSeconds = hostSeconds;

@@ -5,11 +5,13 @@ public interface EngineObserver {
     EngineObserver NONE = new EngineObserver() {};
 
     /**
-     * After each step: {@code modelSeconds} in the model runner (inputs, forward, sampling, the
-     * sampled tokens back on the host), {@code hostSeconds} applying them (stops, snapshots,
-     * listeners), time in which the GPU waits for the next step.
+     * After each step: {@code numTokens} the model computed (prompt chunks and decode positions),
+     * {@code sampledTokens} it generated (one per sequence that sampled), {@code modelSeconds} in
+     * the model runner (inputs, forward, sampling, the sampled tokens back on the host),
+     * {@code hostSeconds} applying them (stops, snapshots, listeners), time in which the GPU waits
+     * for the next step.
      */
-    default void onStep(int numSequences, int numTokens, double modelSeconds, double hostSeconds) {}
+    default void onStep(int numSequences, int numTokens, int sampledTokens, double modelSeconds, double hostSeconds) {}
 
     default void onInterTokenLatency(double seconds) {}
 

@@ -6,6 +6,7 @@ import dev.rollout.model.DeviceMemory;
 import dev.rollout.model.ModelConfig;
 import dev.rollout.model.ParameterTable;
 import java.util.List;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.EnumSet;
@@ -39,7 +40,9 @@ public final class LlmEngine {
     private final EnumSet<MemoryTag> released = EnumSet.noneOf(MemoryTag.class);
     /** Parameters not pushed since the weights were resumed; generation waits until none is left. */
     private final Set<String> unpushed = new HashSet<>();
-    private volatile UpdateRecord lastUpdate;
+    /** The last {@link #HISTORY} updates applied, oldest first; read by HTTP threads (the status page). */
+    private final ArrayDeque<UpdateRecord> updates = new ArrayDeque<>();
+    private static final int HISTORY = 32;
 
     public LlmEngine(CausalLm model, EngineConfig config, TokenDecoder decoder, EngineObserver observer) {
         this.model = model;
@@ -138,12 +141,13 @@ public final class LlmEngine {
         List<ModelRunner.Output> outputs = runner.run(batch);
         long now = System.nanoTime();
         scheduler.markComputed(batch);
-        int tokens = 0;
+        int tokens = 0, sampled = 0;
         for (int i = 0; i < batch.size(); i++) {
             tokens += batch.get(i).numTokens();
+            if (batch.get(i).sample()) sampled++;
             apply(batch.get(i), outputs.get(i), now);
         }
-        observer.onStep(batch.size(), tokens, (now - t0) / 1e9, (System.nanoTime() - now) / 1e9);
+        observer.onStep(batch.size(), tokens, sampled, (now - t0) / 1e9, (System.nanoTime() - now) / 1e9);
         return batch.size();
     }
 
@@ -259,7 +263,10 @@ public final class LlmEngine {
         unpushed.removeAll(update.tensors().keySet());
         UpdateRecord r = new UpdateRecord(weightVersion, update.transport(), update.tensors().size(), update.bytes(),
                 (System.nanoTime() - t0) / 1e9, System.currentTimeMillis());
-        lastUpdate = r;
+        synchronized (updates) {
+            if (updates.size() == HISTORY) updates.removeFirst();
+            updates.addLast(r);
+        }
         return r;
     }
 
@@ -273,7 +280,16 @@ public final class LlmEngine {
     public record UpdateRecord(String version, String transport, int numTensors, long bytes, double seconds, long atMillis) {}
 
     public UpdateRecord lastUpdate() {
-        return lastUpdate;
+        synchronized (updates) {
+            return updates.peekLast();
+        }
+    }
+
+    /** The most recent applied updates, oldest first (at most 32). */
+    public List<UpdateRecord> recentUpdates() {
+        synchronized (updates) {
+            return List.copyOf(updates);
+        }
     }
 
     public enum PauseMode { ABORT, RETRACT, IN_PLACE }

@@ -30,7 +30,7 @@ public class EngineMetrics implements EngineObserver {
     MetricRegistry registry;
 
     private volatile Supplier<LlmEngine.EngineStats> stats = () -> null;
-    private Counter promptTokens, generationTokens, cachedTokens, requests, aborted;
+    private Counter promptTokens, generationTokens, cachedTokens, requests, aborted, stepTokens, sampledTokens;
     private Timer ttft, itl, e2e, stepModel, stepHost;
     private Histogram batchSize;
     private final AtomicInteger maxBatch = new AtomicInteger();
@@ -42,6 +42,9 @@ public class EngineMetrics implements EngineObserver {
         cachedTokens = counter("sglang:cached_tokens", "Prompt tokens served from the prefix cache");
         requests = counter("sglang:num_requests", "Sequences finished (each sample of n counts)");
         aborted = counter("sglang:num_aborted_requests", "Sequences aborted");
+        // counted as the steps run (sglang:generation_tokens counts when a sequence finishes): live throughput
+        stepTokens = counter("rollout:step_tokens", "Tokens the model computed, prompt chunks and decode positions");
+        sampledTokens = counter("rollout:sampled_tokens", "Tokens generated, one per sequence and step that sampled");
         // timers are exported in seconds with the _seconds suffix, giving SGLang's names
         ttft = timer("sglang:time_to_first_token", "Time to first token");
         itl = timer("sglang:inter_token_latency", "Time between two tokens of a sequence");
@@ -54,12 +57,31 @@ public class EngineMetrics implements EngineObserver {
         gauge("sglang:token_usage", "Fraction of KV-cache blocks in use", LlmEngine.EngineStats::tokenUsage);
         gauge("rollout:num_preemptions", "Sequences preempted for KV space (total)", s -> s.numPreemptions());
         registry.gauge(Metadata.builder().withName("sglang:cache_hit_rate").withDescription("Cached / prompt tokens").build(),
-                this, m -> m.promptTokens.getCount() == 0 ? 0.0 : (double) m.cachedTokens.getCount() / m.promptTokens.getCount());
+                this, EngineMetrics::cacheHitRate);
         registry.gauge(Metadata.builder().withName("rollout:max_step_batch_size")
                 .withDescription("Most sequences seen in one engine step").build(), maxBatch, AtomicInteger::get);
         // the JVM's own metrics see only its heap; libtorch, CUDA and the tokenizer allocate outside it
         registry.gauge(Metadata.builder().withName("rollout:resident").withUnit(MetricUnits.BYTES)
                 .withDescription("Resident memory of the whole process (heap, native, mapped)").build(), Pointer::physicalBytes);
+    }
+
+    /** Tokens computed and tokens generated so far, for throughput over time (the status page). */
+    public long stepTokens() {
+        return stepTokens.getCount();
+    }
+
+    public long sampledTokens() {
+        return sampledTokens.getCount();
+    }
+
+    /** Prefix-cache hits over prompt tokens of finished sequences, 0 before any. */
+    public double cacheHitRate() {
+        return promptTokens.getCount() == 0 ? 0.0 : (double) cachedTokens.getCount() / promptTokens.getCount();
+    }
+
+    /** The running engine's latest stats, or null before it runs. */
+    public LlmEngine.EngineStats stats() {
+        return stats.get();
     }
 
     /** Points the gauges at a running engine. */
@@ -68,7 +90,9 @@ public class EngineMetrics implements EngineObserver {
     }
 
     @Override
-    public void onStep(int numSequences, int numTokens, double modelSeconds, double hostSeconds) {
+    public void onStep(int numSequences, int numTokens, int sampled, double modelSeconds, double hostSeconds) {
+        stepTokens.inc(numTokens);
+        sampledTokens.inc(sampled);
         stepModel.update(Duration.ofNanos(seconds2nanos(modelSeconds)));
         stepHost.update(Duration.ofNanos(seconds2nanos(hostSeconds)));
         batchSize.update(numSequences);

@@ -469,6 +469,18 @@ public final class CausalLm {
         return weight.mul(xf.mul(var.add(new Scalar(config.rmsNormEps())).rsqrt()).to(dtype));
     }
 
+    /** Parameters of the model, from the parameter table's shapes (a tied head counted once). */
+    public long parameterCount() {
+        ParameterTable table = parameters();
+        long total = 0;
+        for (String name : table.names()) {
+            long n = 1;
+            for (long d : table.shape(name)) n *= d;
+            total += n;
+        }
+        return total;
+    }
+
     /** Bytes held by the weights (a tied head counted once); 0 while released. */
     public long weightBytes() {
         Weights w = weights;
