@@ -1,6 +1,7 @@
 package dev.rollout.client;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -44,6 +45,21 @@ public final class ServerProcess implements AutoCloseable {
          */
         public static Spec liberty(Path wlp, String serverName, int httpPort) {
             return onPort(List.of(wlp.resolve("bin/server").toString(), "run", serverName), httpPort);
+        }
+
+        /**
+         * The runnable archive ({@code ./mvnw package} makes target/rollout-server.jar) under this
+         * JVM's {@code java}, on {@code httpPort}, the same defaults; it unpacks into a temporary
+         * directory of its own.
+         */
+        public static Spec runnableJar(Path jar, int httpPort) {
+            String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+            try {
+                return onPort(List.of(java, "-jar", jar.toString()), httpPort)
+                        .withEnvironment("WLP_JAR_EXTRACT_DIR", Files.createTempDirectory("rollout-jar-").toString());
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
         }
 
         /** The GPU distribution's {@code start.sh} (tools/dist) on {@code httpPort}, the same defaults. */

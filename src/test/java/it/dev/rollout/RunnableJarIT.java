@@ -1,0 +1,79 @@
+package it.dev.rollout;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.rollout.client.RolloutClient;
+import dev.rollout.client.ServerProcess;
+import dev.rollout.safetensors.SafetensorsWriter;
+import jakarta.json.Json;
+import jakarta.json.JsonObject;
+import java.io.StringReader;
+import java.net.URI;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The README's quick start, as a newcomer runs it: {@code java -jar target/rollout-server.jar}
+ * with keys from the environment, a generation, a chat completion, the status page, and a weight
+ * push of a safetensors file, each as the README's curl line sends it.
+ */
+class RunnableJarIT {
+    static final String ADMIN = "readme-admin-key";
+
+    @Test
+    void theReadmesQuickStartWorks() throws Exception {
+        int port = ServerProcessIT.freePort();
+        ServerProcess.Spec spec = ServerProcess.Spec.runnableJar(Path.of("target/rollout-server.jar"), port)
+                .withEnvironment("ROLLOUT_ADMIN_API_KEY", ADMIN).withStartupTimeout(Duration.ofMinutes(3));
+        try (RolloutClient ignored = RolloutClient.launch(spec, RolloutClient.Options.defaults())) {
+            String base = "http://localhost:" + port;
+            JsonObject g = json(post(base + "/generate",
+                    "{\"text\": \"The capital of France is\", \"sampling_params\": {\"max_new_tokens\": 16, \"temperature\": 0}}", null));
+            assertEquals(16, g.getJsonArray("output_ids").size());
+            String model = json(send(HttpRequest.newBuilder(URI.create(base + "/v1/models")).GET(), 200)).getJsonArray("data")
+                    .getJsonObject(0).getString("id");
+            JsonObject chat = json(post(base + "/v1/chat/completions", "{\"model\": \"" + model
+                    + "\", \"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"max_tokens\": 8}", null));
+            assertEquals("assistant", chat.getJsonArray("choices").getJsonObject(0).getJsonObject("message").getString("role"));
+            assertTrue(send(HttpRequest.newBuilder(URI.create(base + "/")).GET(), 200).contains("Rollout Server"));
+
+            // a push of one tensor, model.norm.weight (hidden size 128, float32 on the CPU), as a safetensors file
+            ByteBuffer ones = ByteBuffer.allocate(128 * 4).order(ByteOrder.LITTLE_ENDIAN);
+            for (int i = 0; i < 128; i++) ones.putFloat(1.5f);
+            byte[] file = SafetensorsWriter.bytes(Map.of("model.norm.weight", new SafetensorsWriter.Tensor("F32", new long[] {128}, ones.flip())));
+            HttpRequest.Builder push = HttpRequest.newBuilder(URI.create(base + "/update_weights_from_tensor?weight_version=step-1"))
+                    .header("Content-Type", "application/octet-stream").POST(HttpRequest.BodyPublishers.ofByteArray(file));
+            send(push.copy(), 403);   // control routes need the admin key
+            JsonObject pushed = json(send(push.header("Authorization", "Bearer " + ADMIN), 200));
+            assertEquals("step-1", pushed.getString("weight_version"));
+            String norm = post(base + "/get_weights_by_name", "{\"name\": \"model.norm.weight\", \"truncate_size\": 2}", null);
+            assertEquals("[1.5,1.5]", norm.replace(" ", ""));
+            assertEquals("step-1", json(post(base + "/generate", "{\"text\": \"Hi\", \"sampling_params\": {\"max_new_tokens\": 2}}", null))
+                    .getJsonObject("meta_info").getString("weight_version"));
+        }
+    }
+
+    private static String post(String url, String body, String key) throws Exception {
+        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(url)).header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(body));
+        if (key != null) b.header("Authorization", "Bearer " + key);
+        return send(b, 200);
+    }
+
+    private static String send(HttpRequest.Builder b, int status) throws Exception {
+        HttpResponse<String> r = Http.CLIENT.send(b.timeout(Duration.ofMinutes(1)).build(), HttpResponse.BodyHandlers.ofString());
+        assertEquals(status, r.statusCode(), r.body());
+        return r.body();
+    }
+
+    private static JsonObject json(String s) {
+        return Json.createReader(new StringReader(s)).readObject();
+    }
+}
