@@ -7,6 +7,7 @@ import dev.rollout.engine.LlmEngine;
 import dev.rollout.metrics.EngineMetrics;
 import dev.rollout.metrics.ThroughputHistory;
 import dev.rollout.model.CausalLm;
+import dev.rollout.model.Torch;
 import dev.rollout.runtime.EngineService;
 import dev.rollout.runtime.ServerSettings;
 import jakarta.enterprise.context.ApplicationScoped;
@@ -61,7 +62,7 @@ public class StatusResource {
                 .add("architecture", engine.modelConfig().architecture())
                 .add("parameters", model.parameterCount())
                 .add("weight_bytes", model.weightBytes())
-                .add("dtype", dtypeName(model.dtype().toString()))
+                .add("dtype", Torch.name(model.dtype()))
                 .add("device", s.engine().device())
                 .add("context_length", engine.maxModelLen()));
         o.add("engine", JSON.createObjectBuilder()
@@ -93,15 +94,5 @@ public class StatusResource {
                     .add("kv_usage", p.kvUsage()));
         o.add("throughput", JSON.createObjectBuilder().add("interval_s", 1).add("points", points));
         return o.build();
-    }
-
-    /** libtorch's scalar type as the settings spell it ({@code rollout.dtype}). */
-    private static String dtypeName(String scalarType) {
-        return switch (scalarType) {
-            case "Float" -> "float32";
-            case "BFloat16" -> "bfloat16";
-            case "Half" -> "float16";
-            default -> scalarType.toLowerCase();
-        };
     }
 }

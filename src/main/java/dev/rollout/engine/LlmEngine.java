@@ -40,6 +40,7 @@ public final class LlmEngine {
     private final EnumSet<MemoryTag> released = EnumSet.noneOf(MemoryTag.class);
     /** Parameters not pushed since the weights were resumed; generation waits until none is left. */
     private final Set<String> unpushed = new HashSet<>();
+    private static final java.util.logging.Logger LOG = java.util.logging.Logger.getLogger(LlmEngine.class.getName());
     /** The last {@link #HISTORY} updates applied, oldest first; read by HTTP threads (the status page). */
     private final ArrayDeque<UpdateRecord> updates = new ArrayDeque<>();
     private static final int HISTORY = 32;
@@ -267,6 +268,8 @@ public final class LlmEngine {
             if (updates.size() == HISTORY) updates.removeFirst();
             updates.addLast(r);
         }
+        LOG.info(() -> String.format("weights %s applied: %d tensors, %.1f MB over %s in %.1f ms", r.version(), r.numTensors(),
+                r.bytes() / 1e6, r.transport(), r.seconds() * 1e3));
         return r;
     }
 

@@ -108,9 +108,16 @@ public final class CausalLm {
         if (!problems.isEmpty())
             throw new IOException(ckpt.dir() + " does not fit this model: " + String.join("; ", problems.subList(0, Math.min(5, problems.size())))
                     + (problems.size() > 5 ? " (and " + (problems.size() - 5) + " more)" : ""));
+        long total = 0;
+        for (String name : table.names()) total += ckpt.byteSize(name);
+        LoadProgress progress = new LoadProgress(ckpt.dir().toString(), table.names().size(), total);
         try (PointerScope scope = new PointerScope()) {
-            for (String name : table.names()) ckpt.copyInto(name, table.get(name));
+            for (String name : table.names()) {
+                ckpt.copyInto(name, table.get(name));
+                progress.advance(ckpt.byteSize(name));
+            }
         }
+        progress.done();
     }
 
     /** Allocates the fused tensors (zeros) and the name table over them. */

@@ -81,6 +81,13 @@ public final class Checkpoint {
         }
     }
 
+    /** The bytes a tensor takes in the checkpoint. */
+    public long byteSize(String name) {
+        Safetensors.Entry e = entries.get(name);
+        if (e == null) throw new IllegalArgumentException(dir + ": checkpoint has no tensor " + name);
+        return e.end() - e.begin();
+    }
+
     /** The dtype a tensor is stored in. */
     public ScalarType storedType(String name) {
         Safetensors.Entry e = entries.get(name);

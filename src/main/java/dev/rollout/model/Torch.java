@@ -106,4 +106,14 @@ public final class Torch {
     private static Tensor onDevice(Tensor cpu, Device device) {
         return device.is_cpu() ? cpu : cpu.to(device, cpu.scalar_type());
     }
+
+    /** A scalar type as the settings and transformers spell it: float32, bfloat16, float16. */
+    public static String name(ScalarType t) {
+        return switch (t) {
+            case Float -> "float32";
+            case BFloat16 -> "bfloat16";
+            case Half -> "float16";
+            default -> t.toString().toLowerCase();
+        };
+    }
 }

@@ -12,6 +12,7 @@ import dev.rollout.metrics.EngineMetrics;
 import dev.rollout.model.CausalLm;
 import dev.rollout.model.NativeOps;
 import dev.rollout.model.RolloutCuda;
+import dev.rollout.model.Torch;
 import dev.rollout.chat.ChatTemplates;
 import dev.rollout.tokenizer.HfTokenizer;
 import jakarta.annotation.PreDestroy;
@@ -109,12 +110,17 @@ public class EngineService {
             loop = new EngineLoop(engine, threads);
             metrics.attach(loop::stats);
             LOG.info(() -> String.format("loaded %s (%s, %s on %s, %.1f MB of weights; KV cache of %d tokens) in %.1f s",
-                    modelDir, model.config().architecture(), model.dtype(), s.engine().device(), model.weightBytes() / 1e6,
+                    modelDir, model.config().architecture(), Torch.name(model.dtype()), s.engine().device(), model.weightBytes() / 1e6,
                     (long) engine.numKvBlocks() * s.engine().blockSize(), (System.nanoTime() - t0) / 1e9));
             phase = Phase.WARMING_UP;
+            long warm = System.nanoTime();
             warmUp();
             phase = Phase.READY;
-            LOG.info("engine ready");
+            // the one line an operator looks for
+            LOG.info(() -> String.format("ready: %s, %.1f M parameters, %s on %s, KV cache of %d tokens, %.1f s to ready "
+                            + "(warm-up %.1f s)", model.config().architecture(), model.parameterCount() / 1e6, Torch.name(model.dtype()),
+                    s.engine().device(), (long) engine.numKvBlocks() * s.engine().blockSize(), (System.nanoTime() - t0) / 1e9,
+                    (System.nanoTime() - warm) / 1e9));
         } catch (Throwable t) {
             failure = t.toString();
             phase = Phase.FAILED;
