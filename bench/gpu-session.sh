@@ -44,6 +44,7 @@
 #                  (git show REV:native-presets/src/paged_attention.cu > kernel-baseline.cu, uncommitted)
 #   chatfixtures   issue #6: Qwen3's chat template rendered by transformers (chat-fixtures.json in logs.tgz)
 #   push7          R8 for 7B against the server (its weights and the pusher's random, made on the GPU)
+#   opssmoke       issue #7 from the distribution on CUDA: status page, /status, chat, log lines; a 7B load's progress
 #   pyclient       examples/python's torch transports (safetensors buckets, CUDA IPC, pickles) against the server
 #   parity         bf16 parity with transformers (tools/gpu/parity.py)
 #   parity32       the same with float32 logits from the LM head (rollout.fp32-lm-head)
@@ -162,6 +163,7 @@ for s in "$@"; do
     push7) bash bench/gpu-bench.sh save /tmp/q7 qwen2.5-7b > /dev/null 2>&1
            stage push7 400 env ROLLOUT_MODEL_PATH=/tmp/q7 ROLLOUT_LOAD_FORMAT=dummy ROLLOUT_KV_MEMORY_FRACTION=0.3 \
              bash tools/dist/gpu-run.sh python3 bench/weight_push.py --ways gpu,host ;;
+    opssmoke) stage opssmoke 560 bash tools/gpu/ops_smoke.sh "$logs/opssmoke" ;;
     pyclient) stage pyclient 300 bash tools/dist/gpu-run.sh bash -c 'cd examples/python && python3 gpu_check.py' ;;
     # make trains for up to 120 s; the server starts on the flat checkpoint and loads the trained one
     parity) stage parity 560 bash -c 'python3 tools/gpu/parity.py make /tmp/parity --train-s 120 && \

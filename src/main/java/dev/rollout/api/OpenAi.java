@@ -74,6 +74,13 @@ final class OpenAi {
         return a;
     }
 
+    /** What closes an OpenAI stream: the usage chunk (no choices) when asked for, then [DONE]. */
+    static String streamEnd(JsonObjectBuilder head, boolean includeUsage, PendingGeneration pending, SequenceOutput[] finals) {
+        String usage = includeUsage
+                ? "data: " + head.add("choices", JSON.createArrayBuilder()).add("usage", usage(pending, finals)).build() + "\n\n" : "";
+        return usage + "data: [DONE]\n\n";
+    }
+
     /** Usage over all choices; the n samples of a prompt share it, so each prompt counts once, as OpenAI counts. */
     static JsonObject usage(PendingGeneration pending, SequenceOutput[] finals) {
         int prompt = 0, completion = 0;

@@ -328,10 +328,7 @@ final class OpenAiChat {
 
         @Override
         public String end(SequenceOutput[] finals) {
-            String usage = plan.includeUsage()
-                    ? "data: " + head("chat.completion.chunk").add("choices", JSON.createArrayBuilder())
-                            .add("usage", OpenAi.usage(pending, finals)).build() + "\n\n" : "";
-            return usage + "data: [DONE]\n\n";
+            return OpenAi.streamEnd(head("chat.completion.chunk"), plan.includeUsage(), pending, finals);
         }
 
         @Override

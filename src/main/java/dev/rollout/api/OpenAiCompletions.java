@@ -95,9 +95,7 @@ final class OpenAiCompletions {
 
         @Override
         public String end(SequenceOutput[] finals) {
-            String usage = includeUsage
-                    ? "data: " + head().add("choices", JSON.createArrayBuilder()).add("usage", OpenAi.usage(pending, finals)).build() + "\n\n" : "";
-            return usage + "data: [DONE]\n\n";
+            return OpenAi.streamEnd(head(), includeUsage, pending, finals);
         }
 
         @Override

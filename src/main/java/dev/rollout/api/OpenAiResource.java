@@ -2,7 +2,6 @@ package dev.rollout.api;
 
 import dev.rollout.engine.EngineLoop;
 import dev.rollout.runtime.EngineService;
-import dev.rollout.runtime.ServerSettings;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.inject.Inject;
 import jakarta.json.JsonObject;
@@ -21,32 +20,36 @@ public class OpenAiResource {
     @Inject
     EngineService service;
 
+    /** A request body for the served model, with the loop that will run it. */
+    private record Call(EngineLoop loop, JsonObject body, String model) {}
+
+    private Call call(InputStream body) {
+        EngineLoop loop = Requests.generationLoop(service);
+        JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
+        String model = ServerResource.servedModelName(service);
+        OpenAi.checkModel(o, model);
+        return new Call(loop, o, model);
+    }
+
     @POST
     @Path("v1/completions")
     public Response completions(InputStream body) {
-        EngineLoop loop = Requests.generationLoop(service);
-        ServerSettings settings = service.settings();
-        JsonObject o = JsonBodies.object(body, settings.maxBodyBytes());
-        String model = ServerResource.servedModelName(service);
-        OpenAi.checkModel(o, model);
-        GenerateRequest req = Requests.parser(service).parse(OpenAiCompletions.toGenerate(o));
-        PendingGeneration pending = new PendingGeneration(req, loop, service.tokenizer());
-        GenerationRelay.Format format = new OpenAiCompletions.Format(pending, service.tokenizer(), model,
-                OpenAi.includeUsage(o), OpenAi.flag(o, "return_token_ids"));
-        return GenerationRelay.respond(pending, req.stream(), format, settings);
+        Call c = call(body);
+        GenerateRequest req = Requests.parser(service).parse(OpenAiCompletions.toGenerate(c.body()));
+        PendingGeneration pending = new PendingGeneration(req, c.loop(), service.tokenizer());
+        GenerationRelay.Format format = new OpenAiCompletions.Format(pending, service.tokenizer(), c.model(),
+                OpenAi.includeUsage(c.body()), OpenAi.flag(c.body(), "return_token_ids"));
+        return GenerationRelay.respond(pending, req.stream(), format, service.settings());
     }
 
     @POST
     @Path("v1/chat/completions")
     public Response chatCompletions(InputStream body) {
-        EngineLoop loop = Requests.generationLoop(service);
-        ServerSettings settings = service.settings();
-        JsonObject o = JsonBodies.object(body, settings.maxBodyBytes());
-        String model = ServerResource.servedModelName(service);
-        OpenAi.checkModel(o, model);
-        OpenAiChat.Plan plan = OpenAiChat.plan(o, service.chatTemplates(), service.tokenizer(), loop.engine().maxModelLen());
+        Call c = call(body);
+        OpenAiChat.Plan plan = OpenAiChat.plan(c.body(), service.chatTemplates(), service.tokenizer(), c.loop().engine().maxModelLen());
         GenerateRequest req = Requests.parser(service).parse(plan.generate());
-        PendingGeneration pending = new PendingGeneration(req, loop, service.tokenizer());
-        return GenerationRelay.respond(pending, req.stream(), new OpenAiChat.Format(pending, service.tokenizer(), plan, model), settings);
+        PendingGeneration pending = new PendingGeneration(req, c.loop(), service.tokenizer());
+        return GenerationRelay.respond(pending, req.stream(), new OpenAiChat.Format(pending, service.tokenizer(), plan, c.model()),
+                service.settings());
     }
 }

@@ -5,21 +5,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import com.google.gson.JsonElement;
+import com.google.gson.JsonParser;
 import dev.rollout.client.agent.ChatFormat;
 import dev.rollout.tokenizer.HfTokenizer;
-
-import jakarta.json.Json;
-import jakarta.json.JsonArray;
-import jakarta.json.JsonNumber;
-import jakarta.json.JsonObject;
-import jakarta.json.JsonReader;
-import jakarta.json.JsonString;
-import jakarta.json.JsonValue;
 import java.io.IOException;
-import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -39,27 +31,12 @@ import org.junit.jupiter.params.provider.MethodSource;
  * Jinja2 behaviour the fixtures do not reach.
  */
 class ChatTemplateTest {
-    static JsonObject read(String path) throws IOException {
-        try (InputStream in = Files.newInputStream(Path.of(path)); JsonReader r = Json.createReader(in)) {
-            return r.readObject();
-        }
-    }
-
+    /** The fixtures as the server sees JSON: plain Java objects (AssistantOutput.java, the chat package's reader). */
+    @SuppressWarnings("unchecked")
     static Stream<Arguments> fixtures() throws IOException {
-        return read("src/test/resources/chat/qwen3-fixtures.json").getJsonArray("fixtures").stream()
-                .map(v -> Arguments.of(v.asJsonObject().getString("name"), v.asJsonObject()));
-    }
-
-    static Object java(JsonValue v) {
-        return switch (v.getValueType()) {
-            case NULL -> null;
-            case TRUE -> true;
-            case FALSE -> false;
-            case STRING -> ((JsonString) v).getString();
-            case NUMBER -> ((JsonNumber) v).isIntegral() ? (Object) ((JsonNumber) v).bigIntegerValue() : (Object) ((JsonNumber) v).doubleValue();
-            case ARRAY -> { List<Object> l = new ArrayList<>(); for (JsonValue x : (JsonArray) v) l.add(java(x)); yield l; }
-            case OBJECT -> { Map<String, Object> m = new LinkedHashMap<>(); ((JsonObject) v).forEach((k, x) -> m.put(k, java(x))); yield m; }
-        };
+        JsonElement all = JsonParser.parseString(Files.readString(Path.of("src/test/resources/chat/qwen3-fixtures.json")));
+        List<Object> fixtures = (List<Object>) ((Map<String, Object>) AssistantOutput.java(all)).get("fixtures");
+        return fixtures.stream().map(f -> Arguments.of(((Map<String, Object>) f).get("name"), f));
     }
 
     static final Path QWEN3 = Path.of("target/classes/dev/rollout/tokenizer/qwen3");
@@ -77,22 +54,18 @@ class ChatTemplateTest {
         tokenizer.close();
     }
 
-    /** The fixture's variables, as the server adds them: the special tokens, then the request's kwargs. */
-    @SuppressWarnings("unchecked")
-    static Map<String, Object> variables(JsonObject fixture) {
-        Map<String, Object> v = new HashMap<>(templates.specialTokens());
-        v.putAll((Map<String, Object>) java(fixture.get("kwargs")));
-        return v;
-    }
-
     @ParameterizedTest(name = "{0}")
     @MethodSource("fixtures")
-    void matchesTransformers(String name, JsonObject fixture) {
-        String out = templates.select(null, fixture.get("tools") != JsonValue.NULL)
-                .render((List<?>) java(fixture.get("messages")), (List<?>) java(fixture.get("tools")), variables(fixture));
-        assertEquals(fixture.getString("prompt"), out);
+    @SuppressWarnings("unchecked")
+    void matchesTransformers(String name, Map<String, Object> fixture) {
+        // the special tokens, then the request's kwargs, as the server adds them
+        Map<String, Object> variables = new HashMap<>(templates.specialTokens());
+        variables.putAll((Map<String, Object>) fixture.get("kwargs"));
+        List<?> tools = (List<?>) fixture.get("tools");
+        String out = templates.select(null, tools != null).render((List<?>) fixture.get("messages"), tools, variables);
+        assertEquals(fixture.get("prompt"), out);
         // and the server's tokenizer reads it, special tokens and all, as transformers' does
-        int[] expected = fixture.getJsonArray("input_ids").getValuesAs(JsonNumber.class).stream().mapToInt(JsonNumber::intValue).toArray();
+        int[] expected = ((List<?>) fixture.get("input_ids")).stream().mapToInt(x -> ((Number) x).intValue()).toArray();
         assertArrayEquals(expected, tokenizer.encode(out, false));
     }
 
