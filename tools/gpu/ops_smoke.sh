@@ -6,7 +6,19 @@
 set -uo pipefail
 out="${1:-${OUT:-/tmp/out}}"
 mkdir -p "$out/default" "$out/q7"
-python3 bench/hf_cb.py save /tmp/q7 qwen2.5-7b > "$out/q7/save.log" 2>&1 &
+# a 7B checkpoint with its weights on disk (15 GB of random bf16; bench/hf_cb.py's save writes only its config)
+python3 - > "$out/q7/save.log" 2>&1 <<'PY' &
+import os, sys, torch
+sys.path.insert(0, "bench")
+from hf_cb import ARCHS
+from transformers import AutoModelForCausalLM
+if not os.path.exists("/tmp/q7w/model.safetensors.index.json"):
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        model = AutoModelForCausalLM.from_config(ARCHS["qwen2.5-7b"](), dtype=torch.bfloat16)
+    model.save_pretrained("/tmp/q7w")
+print("saved /tmp/q7w")
+PY
 saver=$!
 OUT="$out/default" bash tools/dist/gpu-run.sh bash -c '
   curl -s "$ROLLOUT_URL/" | head -c 200; echo
@@ -23,6 +35,6 @@ OUT="$out/default" bash tools/dist/gpu-run.sh bash -c '
 echo "default model rc=$?"
 grep -E "ready:|weights smoke-1" "$out/default/messages.log" | cut -c1-300
 wait $saver
-OUT="$out/q7" ROLLOUT_KV_MEMORY_FRACTION=0.3 ROLLOUT_MODEL_PATH=/tmp/q7 bash tools/dist/gpu-run.sh bash -c 'curl -s "$ROLLOUT_URL/status" > "$OUT/status.json"'
+OUT="$out/q7" ROLLOUT_KV_MEMORY_FRACTION=0.3 ROLLOUT_MODEL_PATH=/tmp/q7w bash tools/dist/gpu-run.sh bash -c 'curl -s "$ROLLOUT_URL/status" > "$OUT/status.json"'
 echo "7B rc=$?"
 grep -E "LoadProgress|ready:" "$out/q7/messages.log" | cut -c1-300
