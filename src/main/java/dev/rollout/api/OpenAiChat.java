@@ -42,7 +42,7 @@ final class OpenAiChat {
     private OpenAiChat() {}
 
     /** What the request asks beyond its /generate body: how to read the answers back. */
-    record Plan(JsonObject generate, String prompt, String prefill, boolean reasoning, boolean startsInReasoning, boolean parseTools,
+    record Plan(JsonObject generate, String prefill, boolean reasoning, boolean startsInReasoning, boolean parseTools,
                 boolean includeUsage, boolean tokenIds, boolean promptTokenIds) {
         AssistantOutput parser() {
             AssistantOutput p = new AssistantOutput(reasoning, startsInReasoning, parseTools);
@@ -119,15 +119,18 @@ final class OpenAiChat {
         }
         if (logprobs) g.add("return_logprob", true);
         OpenAi.passThrough(o, g);
-        return new Plan(g.build(), prompt, prefill, reasoning, startsInReasoning, withTools && hermes, OpenAi.includeUsage(o),
+        return new Plan(g.build(), prefill, reasoning, startsInReasoning, withTools && hermes, OpenAi.includeUsage(o),
                 OpenAi.flag(o, "return_token_ids"), OpenAi.flag(o, "return_token_ids") || OpenAi.flag(o, "return_prompt_token_ids"));
     }
 
-    /** max_completion_tokens (or the older max_tokens); by default, what the context leaves. */
+    /**
+     * max_completion_tokens (or the older max_tokens); by default, what the context leaves (at
+     * least one, so that a prompt filling the context is refused as leaving no room).
+     */
     private static long maxTokens(JsonObject o, int room) {
         for (String k : List.of("max_completion_tokens", "max_tokens"))
             if (Fields.present(o, k)) return Fields.integer(o.get(k), k);
-        return Math.max(room, 0);
+        return Math.max(room, 1);
     }
 
     /**

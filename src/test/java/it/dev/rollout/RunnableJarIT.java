@@ -14,15 +14,19 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /**
  * The README's quick start, as a newcomer runs it: {@code java -jar target/rollout-server.jar}
  * with keys from the environment, a generation, a chat completion, the status page, and a weight
- * push of a safetensors file, each as the README's curl line sends it.
+ * push of a safetensors file, each as the README's curl line sends it; with {@code LOG_FORMAT=json}
+ * the console log is JSON lines.
  */
 class RunnableJarIT {
     static final String ADMIN = "readme-admin-key";
@@ -31,8 +35,9 @@ class RunnableJarIT {
     void theReadmesQuickStartWorks() throws Exception {
         int port = ServerProcessIT.freePort();
         ServerProcess.Spec spec = ServerProcess.Spec.runnableJar(Path.of("target/rollout-server.jar"), port)
-                .withEnvironment("ROLLOUT_ADMIN_API_KEY", ADMIN).withStartupTimeout(Duration.ofMinutes(3));
-        try (RolloutClient ignored = RolloutClient.launch(spec, RolloutClient.Options.defaults())) {
+                .withEnvironment("ROLLOUT_ADMIN_API_KEY", ADMIN).withEnvironment("LOG_FORMAT", "json")
+                .withStartupTimeout(Duration.ofMinutes(3));
+        try (RolloutClient client = RolloutClient.launch(spec, RolloutClient.Options.defaults())) {
             String base = "http://localhost:" + port;
             JsonObject g = json(post(base + "/generate",
                     "{\"text\": \"The capital of France is\", \"sampling_params\": {\"max_new_tokens\": 16, \"temperature\": 0}}", null));
@@ -57,6 +62,13 @@ class RunnableJarIT {
             assertEquals("[1.5,1.5]", norm.replace(" ", ""));
             assertEquals("step-1", json(post(base + "/generate", "{\"text\": \"Hi\", \"sampling_params\": {\"max_new_tokens\": 2}}", null))
                     .getJsonObject("meta_info").getString("weight_version"));
+
+            // LOG_FORMAT=json: the console is JSON lines, with the ready line and the push's line among them
+            List<String> messages = new ArrayList<>();
+            for (String line : Files.readAllLines(client.serverProcess().log()))
+                if (line.startsWith("{\"type\":\"liberty_message\"")) messages.add(json(line).getString("message"));
+            assertTrue(messages.stream().anyMatch(m -> m.startsWith("ready: Qwen3ForCausalLM, 20.2 M parameters, float32 on cpu")), messages.toString());
+            assertTrue(messages.stream().anyMatch(m -> m.startsWith("weights step-1 applied: 1 tensors, 0.0 MB over ")), messages.toString());
         }
     }
 
