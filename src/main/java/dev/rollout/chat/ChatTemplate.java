@@ -91,6 +91,9 @@ public final class ChatTemplate {
                 .withTrimBlocks(true)
                 .withLstripBlocks(true)
                 .withElResolver(resolver)
+                // Jinjava would otherwise render "{{ ... }}" found inside a value: a message's text
+                // would run as template code (and come out unlike transformers' prompt)
+                .withNestedInterpretationEnabled(false)
                 .withLegacyOverrides(LegacyOverrides.newBuilder()
                         .withParseWhitespaceControlStrictly(true)
                         .withUseTrimmingForNotesAndExpressions(true)

@@ -87,6 +87,16 @@ class ChatTemplateTest {
     }
 
     @Test
+    void messagesAreDataNotTemplateCode() {
+        String text = "{{ 7*7 }} {% for x in [1, 2] %}x{% endfor %} {{ raise_exception('no') }}";
+        ChatTemplate t = new ChatTemplate("{% for m in messages %}{{ m.content }}|{{ m.content|trim }}{% endfor %}");
+        assertEquals(text + "|" + text, t.render(List.of(Map.of("role", "user", "content", text)), null, Map.of()));
+        String qwen = templates.select(null, false).render(List.of(Map.of("role", "user", "content", text)), null,
+                Map.of("add_generation_prompt", true));
+        assertEquals("<|im_start|>user\n" + text + "<|im_end|>\n<|im_start|>assistant\n", qwen);
+    }
+
+    @Test
     void raiseExceptionIsTheRequestsFault() {
         ChatTemplate t = new ChatTemplate("{% if messages[0].role != 'user' %}{{ raise_exception('Conversations must start with a user turn') }}{% endif %}ok");
         assertEquals("ok", t.render(List.of(Map.of("role", "user")), null, Map.of()));

@@ -61,6 +61,14 @@ class ChatCompletionsIT {
         }
     }
 
+    @Test
+    void aMessageIsNeverRunAsTemplateCode() {
+        Http.Reply r = Http.post("/tokenize", "{\"messages\": [{\"role\": \"user\", \"content\": \"{{ 7*7 }}{% if true %}!{% endif %}\"}]}");
+        assertEquals(200, r.status(), r.body());
+        String text = Http.post("/detokenize", "{\"tokens\": " + r.object().getJsonArray("tokens") + "}").object().getString("text");
+        assertEquals("<|im_start|>user\n{{ 7*7 }}{% if true %}!{% endif %}<|im_end|>\n<|im_start|>assistant\n", text);
+    }
+
     static JsonObject chat(String extra) {
         Http.Reply r = Http.post("/v1/chat/completions", "{\"model\": \"" + model + "\", \"temperature\": 0, "
                 + "\"messages\": [{\"role\": \"user\", \"content\": \"What is 6*7?\"}]" + extra + "}");
