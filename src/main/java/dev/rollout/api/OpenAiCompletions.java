@@ -2,7 +2,6 @@ package dev.rollout.api;
 
 import static dev.rollout.api.JsonBodies.JSON;
 
-import dev.rollout.engine.FinishReason;
 import dev.rollout.engine.SequenceOutput;
 import dev.rollout.engine.TokenLogprob;
 import dev.rollout.tokenizer.HfTokenizer;
@@ -13,8 +12,6 @@ import jakarta.json.JsonObject;
 import jakarta.json.JsonObjectBuilder;
 import jakarta.json.JsonString;
 import jakarta.json.JsonValue;
-import java.util.Collections;
-import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Set;
 import java.util.UUID;
