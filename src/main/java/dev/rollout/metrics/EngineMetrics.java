@@ -91,8 +91,8 @@ public class EngineMetrics implements EngineObserver {
 
     @Override
     public void onStep(int numSequences, int numTokens, int sampled, double modelSeconds, double hostSeconds) {
-        stepTokens.inc(numTokens);
-        sampledTokens.inc(sampled);
+        if (numTokens > 0) stepTokens.inc(numTokens);
+        if (sampled > 0) sampledTokens.inc(sampled);   // a step of prompt chunks only samples nothing
         stepModel.update(Duration.ofNanos(seconds2nanos(modelSeconds)));
         stepHost.update(Duration.ofNanos(seconds2nanos(hostSeconds)));
         batchSize.update(numSequences);
