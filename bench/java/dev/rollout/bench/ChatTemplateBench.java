@@ -30,7 +30,7 @@ public final class ChatTemplateBench {
         messages.add(Map.of("role", "user", "content", "And 12*12?"));
         Map<String, Object> variables = new HashMap<>(templates.specialTokens());
         variables.put("add_generation_prompt", true);
-        ChatTemplate template = templates.select(null, true);
+        ChatTemplate template = templates.select(true);
         int n = 2000;
         for (int r = 0; r < rounds; r++) {
             long t0 = System.nanoTime();

@@ -77,7 +77,7 @@ final class OpenAiChat {
         variables.put("add_generation_prompt", addGenerationPrompt);
         boolean withTools = tools != null && !choice.equals("none");
         try {
-            ChatTemplate template = templates.select(null, withTools);
+            ChatTemplate template = templates.select(withTools);
             String prompt = template.render(messages, withTools ? tools : null, variables);
             return new Rendered(continueFinal ? continueFinalMessage(prompt, messages) : prompt, template, withTools, choice);
         } catch (IllegalArgumentException e) {

@@ -64,18 +64,8 @@ public final class ChatTemplates {
         return content == null ? null : content.getAsString();
     }
 
-    /**
-     * The template to use: the one named {@code name} if given, else transformers' choice (the
-     * {@code tool_use} template when tools are passed and the model has one, else the default).
-     *
-     * @throws IllegalArgumentException for a name the model lacks, naming those it has
-     */
-    public ChatTemplate select(String name, boolean withTools) {
-        if (name != null) {
-            ChatTemplate t = named.get(name);
-            if (t == null) throw new IllegalArgumentException("no chat template named \"" + name + "\"; this model has " + named.keySet());
-            return t;
-        }
+    /** transformers' choice: the {@code tool_use} template when tools are passed and the model has one, else the default. */
+    public ChatTemplate select(boolean withTools) {
         if (withTools && named.containsKey(TOOL_USE)) return named.get(TOOL_USE);
         ChatTemplate t = named.get(DEFAULT);
         return t != null ? t : named.values().iterator().next();

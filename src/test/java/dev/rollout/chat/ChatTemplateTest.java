@@ -62,7 +62,7 @@ class ChatTemplateTest {
         Map<String, Object> variables = new HashMap<>(templates.specialTokens());
         variables.putAll((Map<String, Object>) fixture.get("kwargs"));
         List<?> tools = (List<?>) fixture.get("tools");
-        String out = templates.select(null, tools != null).render((List<?>) fixture.get("messages"), tools, variables);
+        String out = templates.select(tools != null).render((List<?>) fixture.get("messages"), tools, variables);
         assertEquals(fixture.get("prompt"), out);
         // and the server's tokenizer reads it, special tokens and all, as transformers' does
         int[] expected = ((List<?>) fixture.get("input_ids")).stream().mapToInt(x -> ((Number) x).intValue()).toArray();
@@ -77,7 +77,7 @@ class ChatTemplateTest {
         Map<String, Object> call = Map.of("type", "function", "function", Map.of("name", "calculator", "arguments", args));
         Map<String, Object> assistant = Map.of("role", "assistant", "content", "", "tool_calls", List.of(call));
         Map<String, Object> vars = new HashMap<>(Map.of("add_generation_prompt", true));
-        ChatTemplate t = templates.select(null, true);
+        ChatTemplate t = templates.select(true);
         String first = t.render(List.of(user), List.of(calculator), vars);
         String full = t.render(List.of(user, assistant, Map.of("role", "tool", "content", "4"), Map.of("role", "tool", "content", "5")),
                 List.of(calculator), vars);
@@ -91,7 +91,7 @@ class ChatTemplateTest {
         String text = "{{ 7*7 }} {% for x in [1, 2] %}x{% endfor %} {{ raise_exception('no') }}";
         ChatTemplate t = new ChatTemplate("{% for m in messages %}{{ m.content }}|{{ m.content|trim }}{% endfor %}");
         assertEquals(text + "|" + text, t.render(List.of(Map.of("role", "user", "content", text)), null, Map.of()));
-        String qwen = templates.select(null, false).render(List.of(Map.of("role", "user", "content", text)), null,
+        String qwen = templates.select(false).render(List.of(Map.of("role", "user", "content", text)), null,
                 Map.of("add_generation_prompt", true));
         assertEquals("<|im_start|>user\n" + text + "<|im_end|>\n<|im_start|>assistant\n", qwen);
     }
@@ -112,12 +112,11 @@ class ChatTemplateTest {
                  "chat_template": [{"name": "default", "template": "{{ bos_token }}D{{ messages|length }}"},
                                    {"name": "tool_use", "template": "T{{ tools|length }}{{ eos_token }}"}]}""");
         ChatTemplates named = ChatTemplates.load(dir);
-        assertEquals("<s>D1", named.select(null, false).render(List.of(Map.of()), null, named.specialTokens()));
-        assertEquals("T2</s>", named.select(null, true).render(List.of(), List.of(1, 2), named.specialTokens()));
-        assertThrows(IllegalArgumentException.class, () -> named.select("rag", false));
+        assertEquals("<s>D1", named.select(false).render(List.of(Map.of()), null, named.specialTokens()));
+        assertEquals("T2</s>", named.select(true).render(List.of(), List.of(1, 2), named.specialTokens()));
         // a chat_template.jinja beside the config wins, as in transformers
         Files.writeString(dir.resolve("chat_template.jinja"), "J");
-        assertEquals("J", ChatTemplates.load(dir).select(null, false).render(List.of(), null, Map.of()));
+        assertEquals("J", ChatTemplates.load(dir).select(false).render(List.of(), null, Map.of()));
         assertNull(ChatTemplates.load(dir.resolve("missing")));
     }
 
