@@ -1,18 +1,23 @@
 package dev.rollout.api;
 
-import static dev.rollout.api.JsonBodies.JSON;
-
+import dev.rollout.engine.DrainResult;
+import dev.rollout.engine.EngineCommand;
 import dev.rollout.engine.EngineLoop;
-import dev.rollout.engine.LlmEngine;
+import dev.rollout.engine.MemoryTag;
+import dev.rollout.engine.PauseMode;
+import dev.rollout.engine.ReleaseReport;
+import dev.rollout.engine.ResumeReport;
+import dev.rollout.engine.RlStatus;
 import dev.rollout.engine.SequenceOutput;
+import dev.rollout.engine.UpdateRecord;
 import dev.rollout.runtime.EngineService;
-import dev.rollout.runtime.WeightUpdateSessions;
+import dev.rollout.weights.SessionOutcome;
+import dev.rollout.weights.SessionView;
+import dev.rollout.weights.WeightUpdates;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.inject.Inject;
 import jakarta.json.JsonArray;
-import jakarta.json.JsonArrayBuilder;
 import jakarta.json.JsonObject;
-import jakarta.json.JsonObjectBuilder;
 import jakarta.json.JsonValue;
 import jakarta.ws.rs.GET;
 import jakarta.ws.rs.POST;
@@ -22,53 +27,84 @@ import jakarta.ws.rs.core.MediaType;
 import jakarta.ws.rs.core.Response;
 import java.io.InputStream;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.EnumSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 
 /**
  * The RL state machine's controls: pause and continue, drain with a deadline, memory release and
- * resume, the prefix-cache flush, and {@code GET /rl/state}. Refused operations are a 400 or 409
- * with a reason; none of them can wedge the engine.
+ * resume, the prefix-cache flush, and {@code GET /rl/state}. Each is one typed engine command;
+ * refused operations are a 400 or 409 with a reason, and none of them can wedge the engine.
  */
 @Path("/")
 @ApplicationScoped
 @Produces(MediaType.APPLICATION_JSON)
 public class ControlResource {
     private static final double CONTROL_TIMEOUT_S = 30;
+    /** A drain may wait at most an hour: longer is a client bug, not a plan. */
+    private static final double MAX_DRAIN_S = 3600;
 
     @Inject
     EngineService service;
 
+    public record Paused(String message, String status, String mode, int affectedRequests) {}
+
+    public record Continued(String message, String status) {}
+
+    public record CutRequest(String rid, int[] outputIds, int completionTokens) {}
+
+    public record Drained(String status, String mode, List<String> finished, List<CutRequest> cut) {}
+
+    /** {@code weights_kept}: whether a host copy was made, so that resume needs no push. */
+    public record Released(boolean success, String message, Map<String, Long> freedBytes, boolean weightsKept, long backupBytes) {}
+
+    public record Resumed(boolean success, String message, List<String> resumed, boolean weightsRestored, long restoredBytes,
+                          boolean weightsMustBePushed, int parametersToPush) {}
+
+    public record LastUpdate(String weightVersion, String transport, int numTensors, long bytes, double seconds, long atMs) {
+        static LastUpdate of(UpdateRecord u) {
+            return u == null ? null : new LastUpdate(u.version(), u.transport(), u.numTensors(), u.bytes(), u.seconds(), u.atMillis());
+        }
+    }
+
+    public record OpenUpdate(String updateId, int stagedTensors, long stagedBytes, int buckets, double secondsLeft) {}
+
+    public record LastSession(String updateId, String result, String message, long atMs) {}
+
+    /** {@code GET /rl/state}. */
+    public record RlStateView(String state, String weightVersion, int inFlight, int waiting, long freeKvTokens, List<String> released,
+                          int unpushedParameters, long hostBackupBytes, boolean ready, LastUpdate lastUpdate,
+                          OpenUpdate openUpdate, LastSession lastUpdateSession) {}
+
     @POST
     @Admin
     @Path("pause_generation")
-    public Response pause(InputStream body) {
+    public Paused pause(InputStream body) {
         EngineLoop loop = Requests.readyLoop(service);
         JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
         String mode = Fields.present(o, "mode") ? Fields.string(o.get("mode"), "mode") : "abort";
-        LlmEngine.PauseMode m = switch (mode) {
-            case "abort" -> LlmEngine.PauseMode.ABORT;
-            case "retract" -> LlmEngine.PauseMode.RETRACT;
-            case "in_place" -> LlmEngine.PauseMode.IN_PLACE;
+        PauseMode m = switch (mode) {
+            case "abort" -> PauseMode.ABORT;
+            case "retract" -> PauseMode.RETRACT;
+            case "in_place" -> PauseMode.IN_PLACE;
             default -> throw ApiException.badRequest("mode must be 'abort', 'retract' or 'in_place', got '" + mode + "'");
         };
-        int affected = Replies.await(loop.call(e -> e.pause(m)), CONTROL_TIMEOUT_S);
-        return Replies.json(JSON.createObjectBuilder().add("message", "Generation paused successfully.").add("status", "ok")
-                .add("mode", mode).add("affected_requests", affected));
+        int affected = Replies.await(loop.submit(new EngineCommand.Pause(m)), CONTROL_TIMEOUT_S);
+        return new Paused("Generation paused successfully.", "ok", mode, affected);
     }
 
     @POST
     @Admin
     @Path("continue_generation")
-    public Response resume(InputStream body) {
+    public Continued resume(InputStream body) {
         EngineLoop loop = Requests.readyLoop(service);
         JsonBodies.object(body, service.settings().maxBodyBytes());  // torch_empty_cache: nothing is cached between steps here
-        Replies.await(loop.call(e -> {
-            e.resume();
-            return null;
-        }), CONTROL_TIMEOUT_S);
-        return Replies.json(JSON.createObjectBuilder().add("message", "Generation continued successfully.").add("status", "ok"));
+        Replies.await(loop.submit(new EngineCommand.Continue()), CONTROL_TIMEOUT_S);
+        return new Continued("Generation continued successfully.", "ok");
     }
 
     /**
@@ -79,34 +115,28 @@ public class ControlResource {
     @POST
     @Admin
     @Path("drain")
-    public Response drain(InputStream body) {
+    public Drained drain(InputStream body) {
         EngineLoop loop = Requests.readyLoop(service);
         JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
         double timeout = Fields.present(o, "timeout_s") ? Fields.number(o.get("timeout_s"), "timeout_s") : 30;
-        if (timeout < 0 || timeout > 3600) throw ApiException.badRequest("timeout_s must be in [0, 3600], got " + timeout);
+        if (timeout < 0 || timeout > MAX_DRAIN_S) throw ApiException.badRequest("timeout_s must be in [0, " + MAX_DRAIN_S + "], got " + timeout);
         String mode = Fields.present(o, "mode") ? Fields.string(o.get("mode"), "mode") : "retract";
-        LlmEngine.PauseMode cut = switch (mode) {
-            case "retract" -> LlmEngine.PauseMode.RETRACT;
-            case "abort" -> LlmEngine.PauseMode.ABORT;
+        PauseMode cut = switch (mode) {
+            case "retract" -> PauseMode.RETRACT;
+            case "abort" -> PauseMode.ABORT;
             default -> throw ApiException.badRequest("mode must be 'retract' or 'abort', got '" + mode + "'");
         };
-        EngineLoop.DrainResult r = Replies.await(loop.drain(Duration.ofMillis((long) (timeout * 1000)), cut), timeout + CONTROL_TIMEOUT_S);
-        JsonArrayBuilder finished = JSON.createArrayBuilder();
-        r.finished().forEach(finished::add);
-        JsonArrayBuilder cutOut = JSON.createArrayBuilder();
-        for (SequenceOutput s : r.cut()) {
-            JsonArrayBuilder ids = JSON.createArrayBuilder();
-            for (int id : s.outputIds()) ids.add(id);
-            cutOut.add(JSON.createObjectBuilder().add("rid", s.rid()).add("output_ids", ids).add("completion_tokens", s.completionTokens()));
-        }
-        return Replies.json(JSON.createObjectBuilder().add("status", "paused").add("mode", r.cutMode())
-                .add("finished", finished).add("cut", cutOut));
+        DrainResult r = Replies.await(loop.submit(new EngineCommand.Drain(Duration.ofMillis((long) (timeout * 1000)), cut)),
+                timeout + CONTROL_TIMEOUT_S);
+        List<CutRequest> cutOut = new ArrayList<>();
+        for (SequenceOutput s : r.cut()) cutOut.add(new CutRequest(s.rid(), s.outputIds(), s.completionTokens()));
+        return new Drained("paused", lower(r.cutMode()), r.finished(), cutOut);
     }
 
     @GET
     @Admin
     @Path("release_memory_occupation")
-    public Response releaseGet() {
+    public Released releaseGet() {
         return release(null);
     }
 
@@ -114,32 +144,38 @@ public class ControlResource {
     @POST
     @Admin
     @Path("release_memory_occupation")
-    public Response release(InputStream body) {
+    public Released release(InputStream body) {
         EngineLoop loop = Requests.readyLoop(service);
-        Set<LlmEngine.MemoryTag> tags = tags(JsonBodies.object(body, service.settings().maxBodyBytes()));
-        Map<LlmEngine.MemoryTag, Long> freed = Replies.await(loop.call(e -> e.releaseMemory(tags)), CONTROL_TIMEOUT_S);
-        JsonObjectBuilder bytes = JSON.createObjectBuilder();
-        freed.forEach((t, b) -> bytes.add(t.name().toLowerCase(), b));
-        return Replies.json(Replies.ok("Released " + tags + ".").add("freed_bytes", bytes));
+        Set<MemoryTag> tags = tags(JsonBodies.object(body, service.settings().maxBodyBytes()));
+        ReleaseReport r = Replies.await(loop.submit(new EngineCommand.ReleaseMemory(tags)), CONTROL_TIMEOUT_S);
+        Map<String, Long> freed = new LinkedHashMap<>();
+        for (MemoryTag t : EnumSet.copyOf(r.freedBytes().keySet())) freed.put(lower(t), r.freedBytes().get(t));
+        String weights = !tags.contains(MemoryTag.WEIGHTS) ? ""
+                : r.weightsKept() ? " The weights were copied to host memory (" + r.backupBytes() + " bytes); resume restores them."
+                : " The weights were discarded; push them after resume.";
+        return new Released(true, "Released " + names(tags) + "." + weights, freed, r.weightsKept(), r.backupBytes());
     }
 
     @GET
     @Admin
     @Path("resume_memory_occupation")
-    public Response resumeGet() {
+    public Resumed resumeGet() {
         return resumeMemory(null);
     }
 
-    /** Allocates released memory again and says whether the weights must be pushed before serving. */
+    /** Allocates released memory again and says whether the weights came back or must be pushed before serving. */
     @POST
     @Admin
     @Path("resume_memory_occupation")
-    public Response resumeMemory(InputStream body) {
+    public Resumed resumeMemory(InputStream body) {
         EngineLoop loop = Requests.readyLoop(service);
-        Set<LlmEngine.MemoryTag> tags = tags(JsonBodies.object(body, service.settings().maxBodyBytes()));
-        boolean mustPush = Replies.await(loop.call(e -> e.resumeMemory(tags)), CONTROL_TIMEOUT_S);
-        return Replies.json(Replies.ok("Resumed " + tags + "." + (mustPush ? " Push the weights before generating." : ""))
-                .add("weights_must_be_pushed", mustPush));
+        Set<MemoryTag> tags = tags(JsonBodies.object(body, service.settings().maxBodyBytes()));
+        ResumeReport r = Replies.await(loop.submit(new EngineCommand.ResumeMemory(tags)), CONTROL_TIMEOUT_S);
+        boolean mustPush = r.parametersToPush() > 0;
+        String message = "Resumed " + names(tags) + "."
+                + (r.weightsRestored() ? " The weights were restored from host memory (" + r.restoredBytes() + " bytes)." : "")
+                + (mustPush ? " Push the weights before generating." : "");
+        return new Resumed(true, message, names(r.resumed()), r.weightsRestored(), r.restoredBytes(), mustPush, r.parametersToPush());
     }
 
     @GET
@@ -157,7 +193,7 @@ public class ControlResource {
     @Produces(MediaType.TEXT_PLAIN)
     public Response flushCache() {
         EngineLoop loop = Requests.readyLoop(service);
-        boolean flushed = Replies.await(loop.call(LlmEngine::flushCache), CONTROL_TIMEOUT_S);
+        boolean flushed = Replies.await(loop.submit(new EngineCommand.FlushCache()), CONTROL_TIMEOUT_S);
         return flushed
                 ? Response.ok("Cache flushed.\n").build()
                 : Response.status(400).entity("Cache not flushed: requests are running or waiting.\n").build();
@@ -166,57 +202,45 @@ public class ControlResource {
     /** The one RL state machine: serving | paused | draining | updating | released. */
     @GET
     @Path("rl/state")
-    public JsonObject state() {
+    public RlStateView state() {
         EngineLoop loop = Requests.readyLoop(service);
-        EngineLoop.RlStatus s = loop.status();
-        JsonArrayBuilder released = JSON.createArrayBuilder();
-        s.released().forEach(t -> released.add(t.name().toLowerCase()));
-        JsonObjectBuilder b = JSON.createObjectBuilder()
-                .add("state", s.state().name().toLowerCase())
-                .add("weight_version", s.weightVersion())
-                .add("in_flight", s.running())
-                .add("waiting", s.waiting())
-                .add("free_kv_tokens", (long) s.freeBlocks() * s.blockSize())
-                .add("released", released)
-                .add("unpushed_parameters", s.unpushedParameters())
-                .add("ready", service.ready());
-        LlmEngine.UpdateRecord u = s.lastUpdate();
-        if (u == null) b.addNull("last_update");
-        else b.add("last_update", JSON.createObjectBuilder().add("weight_version", u.version()).add("transport", u.transport())
-                .add("num_tensors", u.numTensors()).add("bytes", u.bytes()).add("seconds", u.seconds()).add("at_ms", u.atMillis()));
-        WeightUpdateSessions sessions = service.updateSessions();
-        Map<String, Object> open = sessions.describeOpen();
-        if (open == null) b.addNull("open_update");
-        else {
-            JsonObjectBuilder ob = JSON.createObjectBuilder();
-            open.forEach((k, v) -> {
-                if (v instanceof Number n) ob.add(k, n.doubleValue());
-                else ob.add(k, String.valueOf(v));
-            });
-            b.add("open_update", ob);
-        }
-        WeightUpdateSessions.Outcome last = sessions.lastOutcome();
-        if (last == null) b.addNull("last_update_session");
-        else b.add("last_update_session", JSON.createObjectBuilder().add("update_id", last.updateId()).add("result", last.result())
-                .add("message", last.message()).add("at_ms", last.atMillis()));
-        return b.build();
+        RlStatus s = loop.status();
+        WeightUpdates weights = service.weights();
+        SessionView open = weights.openSession();
+        SessionOutcome last = weights.lastSession();
+        return new RlStateView(lower(s.state()), s.weightVersion(), s.running(), s.waiting(), (long) s.freeBlocks() * s.blockSize(),
+                names(s.released()), s.unpushedParameters(), s.hostBackupBytes(), service.ready(), LastUpdate.of(s.lastUpdate()),
+                open == null ? null : new OpenUpdate(open.updateId(), open.stagedTensors(), open.stagedBytes(), open.buckets(),
+                        open.secondsLeft()),
+                last == null ? null : new LastSession(last.updateId(), last.result().label(), last.message(), last.atMillis()));
     }
 
-    private static Set<LlmEngine.MemoryTag> tags(JsonObject o) {
-        if (!Fields.present(o, "tags")) return EnumSet.allOf(LlmEngine.MemoryTag.class);
+    private static Set<MemoryTag> tags(JsonObject o) {
+        if (!Fields.present(o, "tags")) return EnumSet.allOf(MemoryTag.class);
         JsonValue v = o.get("tags");
         if (!(v instanceof JsonArray a)) throw Fields.type("tags", "a list of strings or null", v);
-        if (a.isEmpty()) return EnumSet.allOf(LlmEngine.MemoryTag.class);
-        Set<LlmEngine.MemoryTag> out = EnumSet.noneOf(LlmEngine.MemoryTag.class);
+        if (a.isEmpty()) return EnumSet.allOf(MemoryTag.class);
+        Set<MemoryTag> out = EnumSet.noneOf(MemoryTag.class);
         for (int i = 0; i < a.size(); i++) {
             String t = Fields.string(a.get(i), "tags[" + i + "]");
             switch (t) {
-                case "weights" -> out.add(LlmEngine.MemoryTag.WEIGHTS);
-                case "kv_cache" -> out.add(LlmEngine.MemoryTag.KV_CACHE);
-                case "cuda_graph" -> out.add(LlmEngine.MemoryTag.CUDA_GRAPH);
+                case "weights" -> out.add(MemoryTag.WEIGHTS);
+                case "kv_cache" -> out.add(MemoryTag.KV_CACHE);
+                case "cuda_graph" -> out.add(MemoryTag.CUDA_GRAPH);
                 default -> throw ApiException.badRequest("tags[" + i + "] = '" + t + "' is not one of weights, kv_cache, cuda_graph");
             }
         }
         return out;
+    }
+
+    /** Tags as the API names them, in a fixed order. */
+    private static List<String> names(Set<MemoryTag> tags) {
+        List<String> out = new ArrayList<>();
+        for (MemoryTag t : tags.isEmpty() ? EnumSet.noneOf(MemoryTag.class) : EnumSet.copyOf(tags)) out.add(lower(t));
+        return out;
+    }
+
+    private static String lower(Enum<?> e) {
+        return e.name().toLowerCase(Locale.ROOT);
     }
 }

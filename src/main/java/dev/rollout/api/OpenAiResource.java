@@ -46,7 +46,7 @@ public class OpenAiResource {
     @Path("v1/chat/completions")
     public Response chatCompletions(InputStream body) {
         Call c = call(body);
-        OpenAiChat.Plan plan = OpenAiChat.plan(c.body(), service.chatTemplates(), service.tokenizer(), c.loop().engine().maxModelLen());
+        OpenAiChat.Plan plan = OpenAiChat.plan(c.body(), service.chatTemplates(), service.tokenizer(), c.loop().info().maxModelLen());
         GenerateRequest req = Requests.parser(service).parse(plan.generate());
         PendingGeneration pending = new PendingGeneration(req, c.loop(), service.tokenizer());
         return GenerationRelay.respond(pending, req.stream(), new OpenAiChat.Format(pending, service.tokenizer(), plan, c.model()),

@@ -1,6 +1,8 @@
 package dev.rollout.api;
 
+import dev.rollout.engine.EngineCommand;
 import dev.rollout.engine.EngineLoop;
+import dev.rollout.engine.RequestMatch;
 import dev.rollout.engine.OutputText;
 import dev.rollout.engine.Sequence;
 import dev.rollout.engine.SequenceOutput;
@@ -55,7 +57,7 @@ final class PendingGeneration {
     }
 
     void submit() {
-        loop.submit(sequences);
+        loop.submit(new EngineCommand.Generate(sequences));
     }
 
     /** The next snapshot, or null after {@code timeoutMs}. Records finished ones. */
@@ -90,6 +92,6 @@ final class PendingGeneration {
     void abort(String message) {
         Set<String> rids = new HashSet<>();
         for (Sequence s : sequences) rids.add(s.rid());
-        loop.abort(rids::contains, message);
+        loop.submit(new EngineCommand.Abort(RequestMatch.ids(rids), message));
     }
 }

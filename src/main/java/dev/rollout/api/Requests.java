@@ -1,7 +1,8 @@
 package dev.rollout.api;
 
 import dev.rollout.engine.EngineLoop;
-import dev.rollout.engine.LlmEngine;
+import dev.rollout.engine.EngineInfo;
+import dev.rollout.engine.RlStatus;
 import dev.rollout.engine.RlState;
 import dev.rollout.runtime.EngineService;
 
@@ -26,7 +27,7 @@ final class Requests {
      */
     static EngineLoop generationLoop(EngineService service) {
         EngineLoop loop = readyLoop(service);
-        EngineLoop.RlStatus s = loop.status();
+        RlStatus s = loop.status();
         if (s.state() == RlState.RELEASED)
             throw new ApiException(503, "memory is released (" + s.released() + "); call resume_memory_occupation first");
         if (s.unpushedParameters() > 0)
@@ -35,9 +36,8 @@ final class Requests {
     }
 
     static GenerateRequestParser parser(EngineService service) {
-        LlmEngine engine = service.loop().engine();
-        LlmEngine.EngineStats stats = service.loop().stats();
-        return new GenerateRequestParser(new GenerateRequestParser.Limits(engine.modelConfig().vocabSize(), engine.maxModelLen(),
-                (long) stats.totalBlocks() * stats.blockSize(), service.settings().maxN()), service.tokenizer());
+        EngineInfo info = service.loop().info();
+        return new GenerateRequestParser(new GenerateRequestParser.Limits(info.vocabSize(), info.maxModelLen(), info.kvTokens(),
+                service.settings().maxN()), service.tokenizer());
     }
 }

@@ -2,13 +2,15 @@ package dev.rollout.api;
 
 import static dev.rollout.api.JsonBodies.JSON;
 
+import dev.rollout.engine.EngineCommand;
+import dev.rollout.engine.EngineInfo;
 import dev.rollout.engine.EngineLoop;
-import dev.rollout.engine.LlmEngine;
+import dev.rollout.engine.EngineStats;
+import dev.rollout.engine.RequestMatch;
 import dev.rollout.engine.LogprobOptions;
 import dev.rollout.engine.SamplingParams;
 import dev.rollout.engine.Sequence;
 import dev.rollout.engine.SequenceOutput;
-import dev.rollout.model.ModelConfig;
 import dev.rollout.runtime.DefaultModel;
 import dev.rollout.runtime.EngineService;
 import dev.rollout.runtime.ServerSettings;
@@ -27,6 +29,7 @@ import jakarta.ws.rs.core.MediaType;
 import jakarta.ws.rs.core.Response;
 import java.io.InputStream;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -47,15 +50,15 @@ public class ServerResource {
     @Path("get_model_info")
     public JsonObject modelInfo() {
         EngineLoop loop = Requests.readyLoop(service);
-        ModelConfig c = loop.engine().modelConfig();
+        EngineInfo info = loop.info();
         return JSON.createObjectBuilder()
                 .add("model_path", service.modelDir().toString())
                 .add("tokenizer_path", service.tokenizer() == null ? "" : service.modelDir().toString())
                 .add("is_generation", true)
                 .addNull("preferred_sampling_params")
-                .add("weight_version", loop.engine().weightVersion())
-                .add("model_type", c.architecture().replace("ForCausalLM", "").toLowerCase())
-                .add("architectures", JSON.createArrayBuilder().add(c.architecture()))
+                .add("weight_version", loop.status().weightVersion())
+                .add("model_type", info.modelType())
+                .add("architectures", JSON.createArrayBuilder().add(info.architecture()))
                 .build();
     }
 
@@ -64,15 +67,16 @@ public class ServerResource {
     public JsonObject serverInfo() {
         EngineLoop loop = Requests.readyLoop(service);
         ServerSettings s = service.settings();
-        LlmEngine engine = loop.engine();
-        LlmEngine.EngineStats st = loop.stats();
+        EngineInfo info = loop.info();
+        String version = loop.status().weightVersion();
+        EngineStats st = loop.stats();
         JsonObjectBuilder internal = JSON.createObjectBuilder()
                 .add("num_running_reqs", st.numRunning())
                 .add("num_waiting_reqs", st.numWaiting())
                 .add("token_usage", st.tokenUsage())
                 .add("num_cached_blocks", st.cachedBlocks())
                 .add("num_preemptions", st.numPreemptions())
-                .add("weight_version", engine.weightVersion());
+                .add("weight_version", version);
         return JSON.createObjectBuilder()
                 .add("model_path", service.modelDir().toString())
                 .add("served_model_name", servedModelName())
@@ -81,11 +85,11 @@ public class ServerResource {
                 .add("page_size", s.engine().blockSize())
                 .add("max_running_requests", s.engine().maxNumSeqs())
                 .add("chunked_prefill_size", s.engine().maxNumBatchedTokens())
-                .add("context_length", engine.maxModelLen())
+                .add("context_length", info.maxModelLen())
                 .add("max_total_num_tokens", (long) st.totalBlocks() * st.blockSize())
-                .add("max_req_input_len", engine.maxModelLen() - 1)
+                .add("max_req_input_len", info.maxModelLen() - 1)
                 .add("skip_tokenizer_init", service.tokenizer() == null)
-                .add("weight_version", engine.weightVersion())
+                .add("weight_version", version)
                 .add("internal_states", JSON.createArrayBuilder().add(internal))
                 .add("version", VERSION)
                 .build();
@@ -98,7 +102,7 @@ public class ServerResource {
         return JSON.createObjectBuilder().add("object", "list").add("data", JSON.createArrayBuilder().add(
                 JSON.createObjectBuilder().add("id", servedModelName()).add("object", "model")
                         .add("created", System.currentTimeMillis() / 1000).add("owned_by", "rollout-server")
-                        .add("root", service.modelDir().toString()).add("max_model_len", loop.engine().maxModelLen()))).build();
+                        .add("root", service.modelDir().toString()).add("max_model_len", loop.info().maxModelLen()))).build();
     }
 
     /** OpenAI's {@code GET /v1/models/{model}}: the served model, or 404 for any other id. */
@@ -125,12 +129,12 @@ public class ServerResource {
         String rid = "HEALTH_CHECK_" + System.nanoTime();
         Sequence probe = new Sequence(rid, 0, new int[] {0}, SamplingParams.builder().temperature(0).maxNewTokens(1).build(),
                 LogprobOptions.NONE, null, out -> { if (out.finished()) done.complete(out); }, false, 0).withoutMetrics();
-        loop.submit(List.of(probe));
+        loop.submit(new EngineCommand.Generate(List.of(probe)));
         try {
             done.get(HEALTH_TIMEOUT_S, TimeUnit.SECONDS);
             return Response.ok().build();
         } catch (TimeoutException | ExecutionException e) {
-            loop.abort(rid::equals, "health check timed out");
+            loop.submit(new EngineCommand.Abort(RequestMatch.ids(Set.of(rid)), "health check timed out"));
             return Response.status(503).build();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -148,7 +152,8 @@ public class ServerResource {
         if (all) ApiKeys.requireAdmin(service.settings(), headers);  // aborting everyone's rollouts is a control action
         String rid = Fields.present(o, "rid") ? Fields.string(o.get("rid"), "rid") : "";
         if (!all && rid.isEmpty()) throw ApiException.badRequest("abort_request needs a non-empty rid or abort_all=true");
-        loop.abort(all ? r -> true : r -> r.startsWith(rid), all ? "aborted by abort_all" : "aborted by abort_request");
+        loop.submit(all ? new EngineCommand.Abort(RequestMatch.every(), "aborted by abort_all")
+                : new EngineCommand.Abort(RequestMatch.prefix(rid), "aborted by abort_request"));
         return Response.ok().build();
     }
 

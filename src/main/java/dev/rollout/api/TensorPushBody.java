@@ -15,9 +15,8 @@ import jakarta.json.JsonValue;
 import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
+import dev.rollout.weights.NativeBytes;
 import java.nio.ByteBuffer;
-import org.bytedeco.javacpp.BytePointer;
 
 /**
  * The JSON body of {@code update_weights_from_tensor}, read as a stream: the base64 payload of
@@ -32,10 +31,10 @@ final class TensorPushBody implements AutoCloseable {
             .streamReadConstraints(StreamReadConstraints.builder().maxStringLength(Integer.MAX_VALUE).build()).build();
 
     private final JsonObject fields;
-    private final NativeSink payload;   // null when serialized_named_tensors[0] was not read
+    private final NativeBytes payload;   // null when serialized_named_tensors[0] was not read
     private final String problem;       // why serialized_named_tensors is unusable, or null
 
-    private TensorPushBody(JsonObject fields, NativeSink payload, String problem) {
+    private TensorPushBody(JsonObject fields, NativeBytes payload, String problem) {
         this.fields = fields;
         this.payload = payload;
         this.problem = problem;
@@ -58,7 +57,7 @@ final class TensorPushBody implements AutoCloseable {
      */
     static TensorPushBody read(InputStream in, long length, long limit) {
         if (length > limit) throw tooLarge(limit);
-        NativeSink sink = null;
+        NativeBytes sink = null;
         String problem = null;
         boolean seen = false;
         try (JsonParser p = JACKSON.createParser(new Limited(in, limit))) {
@@ -84,7 +83,7 @@ final class TensorPushBody implements AutoCloseable {
                 for (t = p.nextToken(); t != JsonToken.END_ARRAY; t = p.nextToken(), i++) {
                     if (i == 0 && t == JsonToken.VALUE_STRING) {
                         // One engine rank: it takes entry 0, as SGLang's TP rank 0 does.
-                        sink = new NativeSink(length > 0 ? length / 4 * 3 + 3 : 1 << 20, limit);
+                        sink = new NativeBytes(length > 0 ? length / 4 * 3 + 3 : 1 << 20, limit);
                         try {
                             p.readBinaryValue(Base64Variants.MIME_NO_LINEFEEDS, sink);
                         } catch (JsonProcessingException e) {
@@ -105,7 +104,7 @@ final class TensorPushBody implements AutoCloseable {
             TensorPushBody body = new TensorPushBody(rest.build(), sink, problem);
             sink = null;
             return body;
-        } catch (Limited.TooLarge e) {
+        } catch (Limited.TooLarge | NativeBytes.TooLarge e) {
             throw tooLarge(limit);
         } catch (JsonProcessingException e) {
             throw ApiException.badRequest("request body is not valid JSON: " + e.getOriginalMessage());
@@ -161,45 +160,6 @@ final class TensorPushBody implements AutoCloseable {
     @Override
     public void close() {
         if (payload != null) payload.close();
-    }
-
-    /** Decoded bytes into native memory, grown by doubling when the size was not known. */
-    private static final class NativeSink extends OutputStream {
-        private final long limit;
-        private BytePointer buffer;
-        private long size;
-
-        NativeSink(long capacity, long limit) {
-            this.limit = limit;
-            buffer = new BytePointer(Math.max(16, capacity));
-        }
-
-        @Override
-        public void write(int b) throws IOException {
-            write(new byte[] {(byte) b}, 0, 1);
-        }
-
-        @Override
-        public void write(byte[] b, int off, int len) throws IOException {
-            if (size + len > buffer.capacity()) {
-                if (size + len > limit) throw new Limited.TooLarge();
-                BytePointer grown = new BytePointer(Math.min(Math.max(buffer.capacity() * 2, size + len), limit));
-                grown.put(buffer.position(0).limit(size));
-                buffer.close();
-                buffer = grown;
-            }
-            buffer.position(size).put(b, off, len);
-            size += len;
-        }
-
-        ByteBuffer bytes() {
-            return buffer.position(0).limit(size).asByteBuffer();
-        }
-
-        @Override
-        public void close() {
-            buffer.close();
-        }
     }
 
     /** The request body, refused past the route's limit as it streams in. */

@@ -46,7 +46,7 @@ public class TokenizeResource {
             boolean special = Fields.present(o, "add_special_tokens") && Fields.bool(o.get("add_special_tokens"), "add_special_tokens");
             int[] ids = tok.encode(OpenAiChat.render(o, service.chatTemplates()).prompt(), special);
             return JSON.createObjectBuilder().add("tokens", ids(ids)).add("count", ids.length)
-                    .add("max_model_len", loop().engine().maxModelLen()).build();
+                    .add("max_model_len", loop().info().maxModelLen()).build();
         }
         if (!Fields.present(o, "prompt")) throw ApiException.badRequest("prompt is required: a string or a list of strings (or messages)");
         boolean special = !Fields.present(o, "add_special_tokens") || Fields.bool(o.get("add_special_tokens"), "add_special_tokens");
@@ -63,7 +63,7 @@ public class TokenizeResource {
             }
             out = JSON.createObjectBuilder().add("tokens", tokens).add("count", counts).build();
         }
-        return JSON.createObjectBuilder(out).add("max_model_len", loop().engine().maxModelLen()).build();
+        return JSON.createObjectBuilder(out).add("max_model_len", loop().info().maxModelLen()).build();
     }
 
     @POST
@@ -80,7 +80,7 @@ public class TokenizeResource {
         JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
         if (!(o.get("tokens") instanceof JsonArray tokens)) throw ApiException.badRequest("tokens is required: a list of token ids or a list of such lists");
         boolean skip = Fields.present(o, "skip_special_tokens") && Fields.bool(o.get("skip_special_tokens"), "skip_special_tokens");
-        int vocab = loop().engine().modelConfig().vocabSize();
+        int vocab = loop().info().vocabSize();
         if (!tokens.isEmpty() && tokens.get(0).getValueType() == JsonValue.ValueType.ARRAY) {
             JsonArrayBuilder texts = JSON.createArrayBuilder();
             for (int i = 0; i < tokens.size(); i++) texts.add(tok.decode(checked(tokens.get(i), "tokens[" + i + "]", vocab), skip));

@@ -1,56 +1,93 @@
 package dev.rollout.engine;
 
-import java.time.Duration;
+import dev.rollout.model.CausalLm;
+import dev.rollout.model.ModelConfig;
+import dev.rollout.model.ParameterTable;
+import dev.rollout.model.Torch;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.Iterator;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
-import java.util.function.Consumer;
-import java.util.function.Function;
-import java.util.function.Predicate;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 import org.bytedeco.pytorch.InferenceMode;
 
 /**
- * The one thread that owns the engine. Other threads never touch engine state: they enqueue
- * commands (add, abort, flush, weight updates, pause) that run between steps. The loop never
- * dies from a failed step: it aborts what was running with the error, so no caller waits
- * forever, and carries on.
+ * The one thread that owns the engine. Other threads never touch engine state: they {@link
+ * #submit} {@link EngineCommand}s, plain data that runs between two steps, and read the values
+ * the loop publishes ({@link #info()}, {@link #status()}, {@link #stats()}). The loop never dies
+ * from a failed step: it aborts what was running with the error, so no caller waits forever, and
+ * carries on.
  *
- * <p>Operations that must wait for the running sequences to finish (a weight update that does
- * not abort them, a drain) are barriers: while one is pending no new sequence is admitted, and
- * each has a deadline after which it gives up (update) or cuts what still runs (drain).
+ * <p>Commands that must wait for the running sequences to finish (a weight update that does not
+ * abort them, a drain) are barriers: while one is pending no new sequence is admitted, and each
+ * has a deadline after which it gives up (update) or cuts what still runs (drain).
  */
 public final class EngineLoop implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(EngineLoop.class.getName());
     private static final long IDLE_POLL_MS = 50;
+    private static final long HOUSEKEEPING_NANOS = TimeUnit.MILLISECONDS.toNanos(IDLE_POLL_MS);
+    /** A command whose answer comes later, from a barrier. */
+    private static final Object LATER = new Object();
 
     private final LlmEngine engine;
-    private final BlockingQueue<Runnable> commands = new LinkedBlockingQueue<>();
+    private final WeightControl weights;
+    private final MemoryOccupation memory;
+    private final BlockingQueue<Queued<?>> commands = new LinkedBlockingQueue<>();
     private final List<Barrier> barriers = new ArrayList<>();   // engine thread only
+    private final List<Housekeeping> housekeeping = new CopyOnWriteArrayList<>();
     private volatile boolean running = true;
     private volatile long heartbeatNanos = System.nanoTime();
-    private volatile LlmEngine.EngineStats stats;
+    private long lastHousekeepingNanos = System.nanoTime();
+    private volatile EngineStats stats;
     private volatile RlStatus status;
+    private volatile EngineInfo info;
     private final Thread thread;
     private final OutputRelay relay;
 
+    /**
+     * Work the engine thread does between steps, at most every 50 ms and whenever it is idle,
+     * for state that belongs to it but that no request may come to touch again (an abandoned
+     * weight-update session's staged tensors). It must return quickly.
+     */
+    @FunctionalInterface
+    public interface Housekeeping {
+        void tick(long nowNanos);
+    }
+
+    private record Queued<R>(EngineCommand<R> command, CompletableFuture<R> result) {
+        @SuppressWarnings("unchecked")
+        void complete(Object value) {
+            result.complete((R) value);
+        }
+
+        void fail(Throwable t) {
+            result.completeExceptionally(t);
+        }
+    }
+
     /** Work that waits until no sequence runs (or the engine is paused), with a deadline. */
-    private record Barrier(RlState state, long deadlineNanos, Consumer<LlmEngine> whenIdle, Consumer<LlmEngine> atDeadline) {}
+    private record Barrier(RlState state, long deadlineNanos, Runnable whenIdle, Runnable atDeadline) {}
 
-    /** What /rl/state shows; refreshed by the loop between steps. */
-    public record RlStatus(RlState state, String weightVersion, int running, int waiting, int freeBlocks, int blockSize,
-                           Set<LlmEngine.MemoryTag> released, int unpushedParameters, LlmEngine.UpdateRecord lastUpdate) {}
-
-    public EngineLoop(LlmEngine engine, ThreadFactory threads) {
+    /**
+     * Starts the engine thread over {@code engine}, which no other thread may touch from now on.
+     *
+     * @param weightsHostBackup keep a host copy of the weights when they are released, and restore it on resume
+     */
+    public EngineLoop(LlmEngine engine, boolean weightsHostBackup, ThreadFactory threads) {
         this.engine = engine;
+        this.weights = new WeightControl(engine, weightsHostBackup);
+        this.memory = new MemoryOccupation(engine, weights);
+        this.info = describe(engine, weightsHostBackup);
         this.relay = new OutputRelay(threads);
         refresh();
         this.thread = threads.newThread(this::run);
@@ -58,26 +95,47 @@ public final class EngineLoop implements AutoCloseable {
         thread.start();
     }
 
+    private static EngineInfo describe(LlmEngine engine, boolean weightsHostBackup) {
+        CausalLm model = engine.model();
+        ModelConfig c = model.config();
+        ParameterTable table = model.parameters();
+        Map<String, List<Long>> shapes = new LinkedHashMap<>();
+        for (String name : table.names()) {
+            List<Long> shape = new ArrayList<>();
+            for (long d : table.shape(name)) shape.add(d);
+            shapes.put(name, shape);
+        }
+        EngineConfig ec = engine.config();
+        return new EngineInfo(c.architecture(), c.architecture().replace("ForCausalLM", "").toLowerCase(), model.parameterCount(),
+                model.weightBytes(), Torch.name(model.dtype()), ec.device(), engine.maxModelLen(), c.vocabSize(),
+                engine.numKvBlocks(), ec.blockSize(), ec.maxNumSeqs(), ec.maxNumBatchedTokens(), shapes, true, weightsHostBackup);
+    }
+
+    // ---- the engine thread -------------------------------------------------------------
+
     private void run() {
         try (InferenceMode guard = new InferenceMode()) {
             while (running) {
                 heartbeatNanos = System.nanoTime();
-                Runnable cmd;
-                while ((cmd = commands.poll()) != null) runCommand(cmd);
+                Queued<?> q;
+                while ((q = commands.poll()) != null) execute(q);
                 checkBarriers();
+                housekeeping(false);
                 if (engine.canStep()) {
                     step();
                 } else {
-                    refresh();
-                    cmd = commands.poll(IDLE_POLL_MS, TimeUnit.MILLISECONDS);
-                    if (cmd != null) runCommand(cmd);
+                    q = commands.poll(IDLE_POLL_MS, TimeUnit.MILLISECONDS);
+                    if (q != null) execute(q);
+                    else housekeeping(true);
                 }
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         } finally {
-            engine.abort(rid -> true, "server shutting down");
-            for (Barrier b : barriers) b.atDeadline().accept(engine);
+            engine.abort(RequestMatch.every(), "server shutting down");
+            for (Barrier b : barriers) b.atDeadline().run();
+            Queued<?> q;
+            while ((q = commands.poll()) != null) refuse(q);
         }
     }
 
@@ -86,44 +144,193 @@ public final class EngineLoop implements AutoCloseable {
             engine.step();
         } catch (Throwable t) {
             LOG.log(Level.SEVERE, "engine step failed; aborting the running requests", t);
-            engine.abort(rid -> true, "internal error in the engine step: " + t);
+            engine.abort(RequestMatch.every(), "internal error in the engine step: " + t);
         }
         refresh();
+    }
+
+    private void housekeeping(boolean idle) {
+        long now = System.nanoTime();
+        if (!idle && now - lastHousekeepingNanos < HOUSEKEEPING_NANOS) return;
+        lastHousekeepingNanos = now;
+        for (Housekeeping h : housekeeping) {
+            try {
+                h.tick(now);
+            } catch (Throwable t) {
+                LOG.log(Level.SEVERE, "housekeeping failed", t);
+            }
+        }
+    }
+
+    /** Runs one command; its future completes after the published state shows its effect. */
+    private void execute(Queued<?> q) {
+        Object value;
+        try {
+            value = run(q);
+        } catch (Throwable t) {
+            if (!(t instanceof IllegalArgumentException || t instanceof IllegalStateException))
+                LOG.log(Level.SEVERE, "engine command " + q.command().getClass().getSimpleName() + " failed", t);
+            refresh();
+            q.fail(t);
+            return;
+        }
+        refresh();
+        if (value != LATER) q.complete(value);
+    }
+
+    /** The command's answer, or {@link #LATER} when a barrier will give it. */
+    private Object run(Queued<?> q) {
+        EngineCommand<?> c = q.command();
+        if (c instanceof EngineCommand.Generate g) {
+            g.sequences().forEach(engine::add);
+            return g.sequences().size();
+        } else if (c instanceof EngineCommand.Abort a) {
+            return engine.abort(a.match(), a.message());
+        } else if (c instanceof EngineCommand.Pause p) {
+            return engine.pause(p.mode());
+        } else if (c instanceof EngineCommand.Continue) {
+            boolean was = engine.paused();
+            engine.resume();
+            return was;
+        } else if (c instanceof EngineCommand.Drain d) {
+            return drain(d, q);
+        } else if (c instanceof EngineCommand.UpdateWeights u) {
+            return updateWeights(u, q);
+        } else if (c instanceof EngineCommand.SetWeightVersion v) {
+            if (v.abortAll()) engine.abort(RequestMatch.every(), "aborted by update_weight_version");
+            engine.setWeightVersion(v.version());
+            return v.version();
+        } else if (c instanceof EngineCommand.ReleaseMemory r) {
+            return memory.release(r.tags());
+        } else if (c instanceof EngineCommand.ResumeMemory r) {
+            return memory.resume(r.tags());
+        } else if (c instanceof EngineCommand.FlushCache) {
+            return engine.flushCache();
+        } else if (c instanceof EngineCommand.ReadParameter r) {
+            return weights.read(r.name(), r.limit());
+        } else if (c instanceof EngineCommand.Checksums) {
+            return weights.checksums();
+        }
+        throw new IllegalArgumentException("unknown engine command " + c);
+    }
+
+    private Object updateWeights(EngineCommand.UpdateWeights u, Queued<?> q) {
+        WeightUpdate update = u.update();
+        String problem = weights.check(update);
+        if (problem != null) {
+            update.release();
+            throw new IllegalArgumentException(problem);
+        }
+        if (update.abortAll()) engine.abort(RequestMatch.every(), "aborted for a weight update");
+        if (engine.numRunning() == 0 || engine.paused()) {
+            try {
+                return weights.apply(update);
+            } finally {
+                update.release();
+            }
+        }
+        barriers.add(new Barrier(RlState.UPDATING, System.nanoTime() + u.maxWait().toNanos(), () -> {
+            try {
+                UpdateRecord r = weights.apply(update);
+                refresh();
+                q.complete(r);
+            } catch (Throwable t) {
+                q.fail(t);
+            } finally {
+                update.release();
+            }
+        }, () -> {
+            update.release();
+            q.fail(new IllegalStateException("the running requests did not finish within " + u.maxWait().toSeconds()
+                    + " s; the weights are unchanged (pass abort_all_requests, or pause first)"));
+        }));
+        return LATER;
+    }
+
+    private Object drain(EngineCommand.Drain d, Queued<?> q) {
+        List<String> started = engine.runningRids();
+        barriers.add(new Barrier(RlState.DRAINING, System.nanoTime() + d.timeout().toNanos(), () -> {
+            engine.pause(PauseMode.IN_PLACE);
+            refresh();
+            q.complete(new DrainResult(started, List.of(), d.cut()));
+        }, () -> {
+            List<SequenceOutput> cut = engine.retractRunning();
+            if (d.cut() == PauseMode.ABORT) {
+                Set<String> ids = new HashSet<>();
+                cut.forEach(o -> ids.add(o.rid()));
+                engine.abort(RequestMatch.ids(ids), "cut by drain");
+            }
+            engine.pause(PauseMode.IN_PLACE);
+            refresh();
+            List<String> finished = new ArrayList<>(started);
+            cut.forEach(o -> finished.remove(o.rid()));
+            q.complete(new DrainResult(finished, cut, d.cut()));
+        }));
+        return LATER;
     }
 
     private void checkBarriers() {
         for (Iterator<Barrier> it = barriers.iterator(); it.hasNext(); ) {
             Barrier b = it.next();
-            if (engine.numRunning() == 0 || engine.paused()) {
-                it.remove();
-                runCommand(() -> b.whenIdle().accept(engine));
-            } else if (System.nanoTime() > b.deadlineNanos()) {
-                it.remove();
-                runCommand(() -> b.atDeadline().accept(engine));
+            Runnable due = engine.numRunning() == 0 || engine.paused() ? b.whenIdle()
+                    : System.nanoTime() > b.deadlineNanos() ? b.atDeadline() : null;
+            if (due == null) continue;
+            it.remove();
+            try {
+                due.run();
+            } catch (Throwable t) {
+                LOG.log(Level.SEVERE, "engine barrier failed", t);
             }
+            refresh();
         }
         engine.blockAdmissions(!barriers.isEmpty());
     }
 
+    /** Publishes what other threads may read; engine thread only. */
     private void refresh() {
-        stats = engine.stats();
-        RlState state = !engine.released().isEmpty() ? RlState.RELEASED
+        engine.hold(memory.holdsEngine());
+        EngineStats st = engine.stats();
+        Set<MemoryTag> released = memory.released();
+        RlState state = !released.isEmpty() ? RlState.RELEASED
                 : barriers.stream().anyMatch(b -> b.state() == RlState.UPDATING) ? RlState.UPDATING
                 : !barriers.isEmpty() ? RlState.DRAINING
                 : engine.paused() ? RlState.PAUSED
                 : RlState.SERVING;
-        status = new RlStatus(state, engine.weightVersion(), stats.numRunning(), stats.numWaiting(),
-                stats.totalBlocks() - stats.usedBlocks(), stats.blockSize(), engine.released(), engine.numUnpushed(),
-                engine.lastUpdate());
+        stats = st;
+        status = new RlStatus(state, engine.weightVersion(), st.numRunning(), st.numWaiting(), st.totalBlocks() - st.usedBlocks(),
+                st.blockSize(), released, weights.numUnpushed(), weights.heldBackupBytes(), weights.history());
+        boolean resident = !released.contains(MemoryTag.WEIGHTS);
+        if (info.weightsResident() != resident) info = info.withWeightsResident(resident);
     }
 
-    private void runCommand(Runnable cmd) {
-        try {
-            cmd.run();
-        } catch (Throwable t) {
-            LOG.log(Level.SEVERE, "engine command failed", t);
+    private void refuse(Queued<?> q) {
+        if (q.command() instanceof EngineCommand.Generate g) {
+            for (Sequence s : g.sequences()) s.listener.onOutput(finishedBeforeStart(s, "server shutting down"));
+            q.complete(0);
+        } else {
+            if (q.command() instanceof EngineCommand.UpdateWeights u) u.update().release();
+            q.fail(new IllegalStateException("the engine has stopped"));
         }
-        refresh();
+    }
+
+    private SequenceOutput finishedBeforeStart(Sequence s, String message) {
+        s.finishReason = FinishReason.abort(message);
+        s.finishedNanos = System.nanoTime();
+        return s.snapshot(engine.weightVersion());
+    }
+
+    // ---- other threads -----------------------------------------------------------------
+
+    /**
+     * Queues a command for the engine thread. The future completes with the command's answer once
+     * the published state ({@link #status()}, {@link #info()}) shows its effect, or exceptionally
+     * (see {@link EngineCommand}); after {@link #close()} it fails at once.
+     */
+    public <R> CompletableFuture<R> submit(EngineCommand<R> command) {
+        Queued<R> q = new Queued<>(command, new CompletableFuture<>());
+        commands.add(q);
+        if (!running && commands.remove(q)) refuse(q);  // the loop may be gone: nobody else would answer
+        return q.result();
     }
 
     /**
@@ -134,118 +341,22 @@ public final class EngineLoop implements AutoCloseable {
         return relay.relaying(target);
     }
 
-    /** Queues sequences for generation. */
-    public void submit(List<Sequence> seqs) {
-        if (!running) {
-            seqs.forEach(s -> s.listener.onOutput(finishedBeforeStart(s, "server shutting down")));
-            return;
-        }
-        commands.add(() -> seqs.forEach(engine::add));
+    /** Runs {@code task} on the engine thread between steps from now on. */
+    public void addHousekeeping(Housekeeping task) {
+        housekeeping.add(task);
     }
 
-    /** Runs {@code f} on the engine thread between steps. */
-    public <T> CompletableFuture<T> call(Function<LlmEngine, T> f) {
-        CompletableFuture<T> result = new CompletableFuture<>();
-        commands.add(() -> {
-            try {
-                T value = f.apply(engine);
-                refresh();  // the caller must see the state its call produced
-                result.complete(value);
-            } catch (Throwable t) {
-                result.completeExceptionally(t);
-            }
-        });
-        return result;
+    /** What the engine serves; published at start and after every change. */
+    public EngineInfo info() {
+        return info;
     }
 
-    /** Aborts asynchronously; SGLang's abort_request is fire-and-forget too. */
-    public void abort(Predicate<String> rids, String message) {
-        commands.add(() -> engine.abort(rids, message));
-    }
-
-    /**
-     * Applies new weights between steps. With {@code abortAll} the running requests are aborted
-     * first; when the engine is paused the update applies at once (the requests resume on the new
-     * weights); otherwise it waits, admitting nothing new, until the running requests finish, for
-     * at most {@code wait}. Fails with IllegalArgumentException for a bad update (weights
-     * untouched) and IllegalStateException when the wait runs out.
-     */
-    public CompletableFuture<LlmEngine.UpdateRecord> updateWeights(WeightUpdate update, Duration wait) {
-        CompletableFuture<LlmEngine.UpdateRecord> result = new CompletableFuture<>();
-        commands.add(() -> {
-            String problem = engine.checkUpdate(update);
-            if (problem != null) {
-                update.release();
-                result.completeExceptionally(new IllegalArgumentException(problem));
-                return;
-            }
-            if (update.abortAll()) engine.abort(rid -> true, "aborted for a weight update");
-            Consumer<LlmEngine> apply = e -> {
-                try {
-                    LlmEngine.UpdateRecord r = e.applyWeights(update);
-                    refresh();
-                    result.complete(r);
-                } catch (Throwable t) {
-                    result.completeExceptionally(t);
-                } finally {
-                    update.release();
-                }
-            };
-            if (engine.numRunning() == 0 || engine.paused()) {
-                apply.accept(engine);
-            } else {
-                barriers.add(new Barrier(RlState.UPDATING, System.nanoTime() + wait.toNanos(), apply, e -> {
-                    update.release();
-                    result.completeExceptionally(new IllegalStateException("the running requests did not finish within "
-                            + wait.toSeconds() + " s; the weights are unchanged (pass abort_all_requests, or pause first)"));
-                }));
-            }
-        });
-        return result;
-    }
-
-    /** What a drain did: the requests that finished in time, and the partial outputs of those it cut. */
-    public record DrainResult(List<String> finished, List<SequenceOutput> cut, String cutMode) {}
-
-    /**
-     * Lets the running requests finish, admitting nothing new, for at most {@code timeout}; then
-     * aborts or retracts the rest. Leaves the engine paused (continue_generation resumes).
-     */
-    public CompletableFuture<DrainResult> drain(Duration timeout, LlmEngine.PauseMode cutMode) {
-        CompletableFuture<DrainResult> result = new CompletableFuture<>();
-        commands.add(() -> {
-            List<String> started = engine.runningRids();
-            barriers.add(new Barrier(RlState.DRAINING, System.nanoTime() + timeout.toNanos(), e -> {
-                e.pause(LlmEngine.PauseMode.IN_PLACE);
-                refresh();
-                result.complete(new DrainResult(started, List.of(), cutMode.name().toLowerCase()));
-            }, e -> {
-                List<SequenceOutput> cut = e.retractRunning();
-                if (cutMode == LlmEngine.PauseMode.ABORT) {
-                    Set<String> ids = new HashSet<>();
-                    cut.forEach(o -> ids.add(o.rid()));
-                    e.abort(ids::contains, "cut by drain");
-                }
-                e.pause(LlmEngine.PauseMode.IN_PLACE);
-                refresh();
-                List<String> finished = new ArrayList<>(started);
-                cut.forEach(o -> finished.remove(o.rid()));
-                result.complete(new DrainResult(finished, cut, cutMode.name().toLowerCase()));
-            }));
-        });
-        return result;
-    }
-
-    public LlmEngine.EngineStats stats() {
+    public EngineStats stats() {
         return stats;
     }
 
     public RlStatus status() {
         return status;
-    }
-
-    public LlmEngine engine() {
-        return engine;
     }
 
     /** Seconds since the loop last went round; a step in progress counts as busy, not dead. */
@@ -266,11 +377,5 @@ public final class EngineLoop implements AutoCloseable {
             Thread.currentThread().interrupt();
         }
         relay.close();  // after the engine thread: its last outputs (the shutdown aborts) are delivered
-    }
-
-    private SequenceOutput finishedBeforeStart(Sequence s, String message) {
-        s.finishReason = FinishReason.abort(message);
-        s.finishedNanos = System.nanoTime();
-        return s.snapshot(engine.weightVersion());
     }
 }

@@ -2,26 +2,16 @@ package dev.rollout.engine;
 
 import dev.rollout.model.CausalLm;
 import dev.rollout.model.KvCache;
-import dev.rollout.model.DeviceMemory;
 import dev.rollout.model.ModelConfig;
-import dev.rollout.model.ParameterTable;
-import java.util.List;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.EnumMap;
-import java.util.EnumSet;
 import java.util.HashSet;
-import java.util.Map;
+import java.util.List;
 import java.util.Set;
-import java.util.function.Predicate;
-import dev.rollout.model.Torch;
-import java.util.TreeMap;
-import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.pytorch.Tensor;
 
 /**
  * The engine: schedule a step, run it, apply what came out. Single-threaded by design; the
- * {@link EngineLoop} is the only caller in the server, and tests drive it directly.
+ * {@link EngineLoop} is the only caller in the server, and tests and benchmarks drive it directly.
+ * Weights, versions and memory are the loop's {@link WeightControl} and {@link MemoryOccupation}.
  */
 public final class LlmEngine {
     private final CausalLm model;
@@ -33,17 +23,11 @@ public final class LlmEngine {
     private final Set<Integer> eos;
     private final int maxModelLen;
     private final EngineObserver observer;
-    private volatile String weightVersion = "default";
+    private String weightVersion = "default";
     private long cacheSalt;
     private boolean paused;
+    private boolean held;
     private boolean admissionsBlocked;
-    private final EnumSet<MemoryTag> released = EnumSet.noneOf(MemoryTag.class);
-    /** Parameters not pushed since the weights were resumed; generation waits until none is left. */
-    private final Set<String> unpushed = new HashSet<>();
-    private static final java.util.logging.Logger LOG = java.util.logging.Logger.getLogger(LlmEngine.class.getName());
-    /** The last {@link #HISTORY} updates applied, oldest first; read by HTTP threads (the status page). */
-    private final ArrayDeque<UpdateRecord> updates = new ArrayDeque<>();
-    private static final int HISTORY = 32;
 
     public LlmEngine(CausalLm model, EngineConfig config, TokenDecoder decoder, EngineObserver observer) {
         this.model = model;
@@ -130,7 +114,7 @@ public final class LlmEngine {
 
     /** True when a step would do something: work is queued and nothing holds the engine. */
     public boolean canStep() {
-        return scheduler.hasWork() && !paused && released.isEmpty() && unpushed.isEmpty();
+        return scheduler.hasWork() && !paused && !held;
     }
 
     /** Runs one step; returns the number of sequences that took part. */
@@ -213,9 +197,9 @@ public final class LlmEngine {
         seq.listener.onOutput(output);
     }
 
-    /** Aborts the running and waiting sequences whose rid passes {@code test}, returning partial output. */
-    public int abort(Predicate<String> test, String message) {
-        List<Sequence> hit = scheduler.find(test);
+    /** Aborts the matching running and waiting sequences, returning their partial output. */
+    public int abort(RequestMatch match, String message) {
+        List<Sequence> hit = scheduler.find(match::test);
         for (Sequence s : hit) finish(s, FinishReason.abort(message));
         return hit.size();
     }
@@ -223,85 +207,17 @@ public final class LlmEngine {
     /** Drops the prefix cache; refused (false) while any sequence runs or waits. */
     public boolean flushCache() {
         if (scheduler.hasWork()) return false;
-        blocks.resetPrefixCache(++cacheSalt);
+        resetPrefixCache();
         return true;
     }
 
-    // ---- the RL control plane: weights, pause, memory ------------------------------------
-
-    /** Why {@code update} cannot be applied (unknown names, wrong shapes, released weights), or null. */
-    public String checkUpdate(WeightUpdate update) {
-        if (model.weightsReleased()) return "the weights are released; resume them (resume_memory_occupation) before pushing";
-        if (update.tensors().isEmpty()) return "the update holds no tensors";
-        ParameterTable table = model.parameters();
-        List<String> problems = new ArrayList<>();
-        for (Map.Entry<String, Tensor> e : update.tensors().entrySet()) {
-            long[] shape = new long[(int) e.getValue().dim()];
-            for (int i = 0; i < shape.length; i++) shape[i] = e.getValue().size(i);
-            String m = table.mismatch(e.getKey(), shape);
-            if (m != null) problems.add(m);
-        }
-        if (problems.isEmpty()) return null;
-        return String.join("; ", problems.subList(0, Math.min(5, problems.size())))
-                + (problems.size() > 5 ? " (and " + (problems.size() - 5) + " more)" : "");
-    }
-
-    /**
-     * Copies the update into the model, then serves its version. Every tensor is checked before
-     * any is copied, so a refused update leaves the weights as they were. The prefix cache is
-     * re-keyed: KV computed under the old weights is never matched again.
-     */
-    public UpdateRecord applyWeights(WeightUpdate update) {
-        String problem = checkUpdate(update);
-        if (problem != null) throw new IllegalArgumentException(problem);
-        long t0 = System.nanoTime();
-        ParameterTable table = model.parameters();
-        try (PointerScope scope = new PointerScope()) {  // copy_ hands back a handle per call
-            for (Map.Entry<String, Tensor> e : update.tensors().entrySet()) table.get(e.getKey()).copy_(e.getValue());
-        }
-        if (update.version() != null) weightVersion = update.version();
-        blocks.resetPrefixCache(++cacheSalt);
-        unpushed.removeAll(update.tensors().keySet());
-        UpdateRecord r = new UpdateRecord(weightVersion, update.transport(), update.tensors().size(), update.bytes(),
-                (System.nanoTime() - t0) / 1e9, System.currentTimeMillis());
-        synchronized (updates) {
-            if (updates.size() == HISTORY) updates.removeFirst();
-            updates.addLast(r);
-        }
-        LOG.info(() -> String.format("weights %s applied: %d tensors, %.1f MB over %s in %.1f ms", r.version(), r.numTensors(),
-                r.bytes() / 1e6, r.transport(), r.seconds() * 1e3));
-        return r;
-    }
-
-    /** Changes the served version label only (SGLang's update_weight_version). */
-    public void setWeightVersion(String version) {
-        weightVersion = version;
-        blocks.resetPrefixCache(++cacheSalt);
-    }
-
-    /** What the last applied update was. */
-    public record UpdateRecord(String version, String transport, int numTensors, long bytes, double seconds, long atMillis) {}
-
-    public UpdateRecord lastUpdate() {
-        synchronized (updates) {
-            return updates.peekLast();
-        }
-    }
-
-    /** The most recent applied updates, oldest first (at most 32). */
-    public List<UpdateRecord> recentUpdates() {
-        synchronized (updates) {
-            return List.copyOf(updates);
-        }
-    }
-
-    public enum PauseMode { ABORT, RETRACT, IN_PLACE }
+    // ---- what the loop's control commands use ---------------------------------------
 
     /** Stops stepping. ABORT ends what runs (partial output); RETRACT frees its KV to recompute later; IN_PLACE keeps it. */
     public int pause(PauseMode mode) {
         paused = true;
         return switch (mode) {
-            case ABORT -> abort(rid -> true, "aborted by pause_generation");
+            case ABORT -> abort(RequestMatch.every(), "aborted by pause_generation");
             case RETRACT -> scheduler.retractAll();
             case IN_PLACE -> 0;
         };
@@ -316,8 +232,13 @@ public final class LlmEngine {
     }
 
     /** Stops admitting new sequences (while an update or a drain waits for the running ones). */
-    public void blockAdmissions(boolean blocked) {
+    void blockAdmissions(boolean blocked) {
         admissionsBlocked = blocked;
+    }
+
+    /** Holds the engine still whatever its queue holds: its memory is released or its weights are incomplete. */
+    void hold(boolean held) {
+        this.held = held;
     }
 
     public int numRunning() {
@@ -325,118 +246,50 @@ public final class LlmEngine {
     }
 
     /** Ids of the sequences now running. */
-    public List<String> runningRids() {
+    List<String> runningRids() {
         List<String> out = new ArrayList<>();
         for (Sequence s : scheduler.find(rid -> true)) if (s.status == SequenceStatus.RUNNING) out.add(s.rid);
         return out;
     }
 
     /** Retracts the running sequences and returns their snapshots (for a drain that ran out of time). */
-    public List<SequenceOutput> retractRunning() {
+    List<SequenceOutput> retractRunning() {
         List<SequenceOutput> cut = new ArrayList<>();
         for (Sequence s : scheduler.find(rid -> true)) if (s.status == SequenceStatus.RUNNING) cut.add(s.snapshot(weightVersion));
         scheduler.retractAll();
         return cut;
     }
 
-    /** Memory the server can give back between RL phases. */
-    public enum MemoryTag { WEIGHTS, KV_CACHE, CUDA_GRAPH }
-
-    public Set<MemoryTag> released() {
-        return EnumSet.copyOf(released);
+    /** Serves {@code version} from now on; KV computed under the old label is never matched again. */
+    void setWeightVersion(String version) {
+        weightVersion = version;
+        resetPrefixCache();
     }
 
-    /** Bytes given back per tag. Refused while any request runs or waits. */
-    public Map<MemoryTag, Long> releaseMemory(Set<MemoryTag> tags) {
-        requireIdle("release memory");
-        Map<MemoryTag, Long> freed = new EnumMap<>(MemoryTag.class);
-        for (MemoryTag tag : tags) {
-            if (released.contains(tag)) {
-                freed.put(tag, 0L);
-                continue;
-            }
-            long bytes = switch (tag) {
-                case WEIGHTS -> {
-                    runner.closeGraphs();  // they read the weights at their old addresses
-                    yield model.releaseWeights();
-                }
-                case KV_CACHE -> {
-                    long b = runner.cache().bytes();
-                    runner.cache().release();
-                    runner.replaceCache(null);
-                    blocks.resetPrefixCache(++cacheSalt);
-                    yield b;
-                }
-                case CUDA_GRAPH -> {
-                    // their memory comes back with the cache emptied below; it is not counted per graph
-                    runner.closeGraphs();
-                    yield 0L;
-                }
-            };
-            released.add(tag);
-            freed.put(tag, bytes);
-        }
-        DeviceMemory.giveBack(model.device());
-        return freed;
+    /** Re-keys the prefix cache: nothing cached before this call is found again. */
+    void resetPrefixCache() {
+        blocks.resetPrefixCache(++cacheSalt);
     }
 
-    /**
-     * Allocates released memory again. Returns true when the weights must be pushed before the
-     * engine can generate: their contents were not kept.
-     */
-    public boolean resumeMemory(Set<MemoryTag> tags) {
-        requireIdle("resume memory");
-        for (MemoryTag tag : tags) {
-            if (!released.remove(tag)) continue;
-            switch (tag) {
-                case WEIGHTS -> {
-                    model.reallocateWeights();
-                    unpushed.addAll(model.parameters().names());
-                }
-                case KV_CACHE -> runner.replaceCache(new KvCache(model.config(), blocks.numBlocks(), config.blockSize(),
-                        model.dtype(), model.device()));
-                case CUDA_GRAPH -> { }
-            }
-        }
-        return !unpushed.isEmpty();
+    /** Frees the KV cache's memory (and the graphs that write to it); returns the bytes given back. */
+    long releaseKvCache() {
+        long b = runner.cache().bytes();
+        runner.cache().release();
+        runner.replaceCache(null);
+        resetPrefixCache();
+        return b;
     }
 
-    /** Parameters still to be pushed after a weights resume. */
-    public int numUnpushed() {
-        return unpushed.size();
+    /** Allocates the KV cache again, at the size it had. */
+    long allocateKvCache() {
+        KvCache cache = new KvCache(model.config(), blocks.numBlocks(), config.blockSize(), model.dtype(), model.device());
+        runner.replaceCache(cache);
+        return cache.bytes();
     }
 
-    private void requireIdle(String what) {
-        if (scheduler.hasWork())
-            throw new IllegalStateException("cannot " + what + " while " + scheduler.numRunning() + " requests run and "
-                    + scheduler.numWaiting() + " wait; pause or abort them first");
-    }
-
-    /** The first {@code n} values of a parameter (flattened), as float32. */
-    public float[] readParameterPrefix(String name, int n) {
-        if (model.weightsReleased()) throw new IllegalStateException("the weights are released");
-        try (PointerScope scope = new PointerScope()) {
-            Tensor flat = model.parameters().get(name).reshape(-1);
-            return Torch.toFloats(flat.narrow(0, 0, Math.min(n, flat.size(0))));
-        }
-    }
-
-    /** SHA-256 (hex) of every parameter's bytes in the engine's dtype, by HF name. */
-    public Map<String, String> checksums() {
-        if (model.weightsReleased()) throw new IllegalStateException("the weights are released");
-        Map<String, String> out = new TreeMap<>();
-        try (PointerScope scope = new PointerScope()) {
-            ParameterTable table = model.parameters();
-            for (String name : table.names()) out.put(name, Torch.sha256(table.get(name)));
-        }
-        return out;
-    }
-
-    /** One digest over all parameters: SHA-256 of "name:digest\n" lines in name order. */
-    public static String combinedChecksum(Map<String, String> checksums) {
-        StringBuilder all = new StringBuilder();
-        new TreeMap<>(checksums).forEach((k, v) -> all.append(k).append(':').append(v).append('\n'));
-        return Torch.sha256(all.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    /** Drops the captured CUDA graphs (they read the weights and the cache at their old addresses). */
+    void dropGraphs() {
+        runner.closeGraphs();
     }
 
     public CausalLm model() {
@@ -447,13 +300,4 @@ public final class LlmEngine {
         return new EngineStats(scheduler.numRunning(), scheduler.numWaiting(), blocks.numUsedBlocks(), blocks.numBlocks(),
                 blocks.blockSize(), blocks.numCachedBlocks(), scheduler.numPreemptions());
     }
-
-    /** A read-only view of the engine's occupancy. */
-    public record EngineStats(int numRunning, int numWaiting, int usedBlocks, int totalBlocks, int blockSize,
-                              int cachedBlocks, long numPreemptions) {
-        public double tokenUsage() {
-            return totalBlocks == 0 ? 0 : (double) usedBlocks / totalBlocks;
-        }
-    }
-
 }

@@ -1,5 +1,6 @@
 package dev.rollout.health;
 
+import dev.rollout.engine.RlStatus;
 import dev.rollout.runtime.EngineService;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.inject.Inject;
@@ -7,22 +8,34 @@ import org.eclipse.microprofile.health.HealthCheck;
 import org.eclipse.microprofile.health.HealthCheckResponse;
 import org.eclipse.microprofile.health.Readiness;
 
-/** Ready while the engine accepts requests. */
+/** Ready while the engine accepts requests; a change is logged once, not at every probe. */
 @Readiness
 @ApplicationScoped
 public class EngineReadinessCheck implements HealthCheck {
+    private final Transitions transitions = new Transitions("readiness");
+
     @Inject
     EngineService service;
 
     @Override
     public HealthCheckResponse call() {
         var loop = service.loop();
-        var b = HealthCheckResponse.named("engine-ready").status(service.ready() && loop != null && loop.isAlive());
-        if (loop != null) {
-            var s = loop.stats();
-            b.withData("running", s.numRunning()).withData("waiting", s.numWaiting())
-                    .withData("weight_version", loop.engine().weightVersion());
+        boolean up = service.ready() && loop != null && loop.isAlive();
+        var b = HealthCheckResponse.named("engine-ready").status(up);
+        String why = "";
+        if (loop == null) {
+            why = "the engine is " + service.phase().name().toLowerCase();
+        } else {
+            RlStatus s = loop.status();
+            var st = loop.stats();
+            b.withData("running", st.numRunning()).withData("waiting", st.numWaiting())
+                    .withData("weight_version", s.weightVersion()).withData("rl_state", s.state().name().toLowerCase());
+            if (!up) why = !loop.isAlive() ? "the engine loop has stopped"
+                    : !service.started() ? "the engine is " + service.phase().name().toLowerCase()
+                    : !s.released().isEmpty() ? "memory is released " + s.released() + " until resume_memory_occupation"
+                    : s.unpushedParameters() + " parameters wait to be pushed since the weights were resumed";
         }
+        transitions.report(up, why);
         return b.build();
     }
 }

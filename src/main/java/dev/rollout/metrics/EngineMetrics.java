@@ -2,7 +2,7 @@ package dev.rollout.metrics;
 
 import dev.rollout.engine.EngineObserver;
 import dev.rollout.engine.FinishReason;
-import dev.rollout.engine.LlmEngine;
+import dev.rollout.engine.EngineStats;
 import dev.rollout.engine.SequenceOutput;
 import jakarta.annotation.PostConstruct;
 import jakarta.enterprise.context.ApplicationScoped;
@@ -29,7 +29,7 @@ public class EngineMetrics implements EngineObserver {
     @Inject
     MetricRegistry registry;
 
-    private volatile Supplier<LlmEngine.EngineStats> stats = () -> null;
+    private volatile Supplier<EngineStats> stats = () -> null;
     private Counter promptTokens, generationTokens, cachedTokens, requests, aborted, stepTokens, sampledTokens;
     private Timer ttft, itl, e2e, stepModel, stepHost;
     private Histogram batchSize;
@@ -54,7 +54,7 @@ public class EngineMetrics implements EngineObserver {
         batchSize = histogram("rollout:step_batch_size", MetricUnits.NONE, "Sequences in one engine step");
         gauge("sglang:num_running_reqs", "Sequences running", s -> s.numRunning());
         gauge("sglang:num_queue_reqs", "Sequences waiting", s -> s.numWaiting());
-        gauge("sglang:token_usage", "Fraction of KV-cache blocks in use", LlmEngine.EngineStats::tokenUsage);
+        gauge("sglang:token_usage", "Fraction of KV-cache blocks in use", EngineStats::tokenUsage);
         gauge("rollout:num_preemptions", "Sequences preempted for KV space (total)", s -> s.numPreemptions());
         registry.gauge(Metadata.builder().withName("sglang:cache_hit_rate").withDescription("Cached / prompt tokens").build(),
                 this, EngineMetrics::cacheHitRate);
@@ -80,12 +80,12 @@ public class EngineMetrics implements EngineObserver {
     }
 
     /** The running engine's latest stats, or null before it runs. */
-    public LlmEngine.EngineStats stats() {
+    public EngineStats stats() {
         return stats.get();
     }
 
     /** Points the gauges at a running engine. */
-    public void attach(Supplier<LlmEngine.EngineStats> source) {
+    public void attach(Supplier<EngineStats> source) {
         stats = source;
     }
 
@@ -131,10 +131,10 @@ public class EngineMetrics implements EngineObserver {
         return registry.histogram(Metadata.builder().withName(name).withDescription(description).withUnit(unit).build());
     }
 
-    private void gauge(String name, String description, ToDoubleFunction<LlmEngine.EngineStats> f) {
+    private void gauge(String name, String description, ToDoubleFunction<EngineStats> f) {
         registry.gauge(Metadata.builder().withName(name).withDescription(description).build(), this,
                 m -> {
-                    LlmEngine.EngineStats s = m.stats.get();
+                    EngineStats s = m.stats.get();
                     return s == null ? 0.0 : f.applyAsDouble(s);
                 });
     }

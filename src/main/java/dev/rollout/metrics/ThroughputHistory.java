@@ -1,6 +1,6 @@
 package dev.rollout.metrics;
 
-import dev.rollout.engine.LlmEngine;
+import dev.rollout.engine.EngineStats;
 import jakarta.annotation.PreDestroy;
 import jakarta.annotation.Resource;
 import jakarta.enterprise.concurrent.ManagedScheduledExecutorService;
@@ -49,7 +49,7 @@ public class ThroughputHistory {
     private void sample() {
         long now = System.nanoTime(), sampled = metrics.sampledTokens(), computed = metrics.stepTokens();
         double dt = Math.max(1e-3, (now - lastNanos) / 1e9);
-        LlmEngine.EngineStats s = metrics.stats();
+        EngineStats s = metrics.stats();
         Point p = new Point(System.currentTimeMillis(), (sampled - lastSampled) / dt, (computed - lastComputed) / dt,
                 s == null ? 0 : s.numRunning(), s == null ? 0 : s.numWaiting(), s == null ? 0 : s.tokenUsage());
         lastNanos = now;

@@ -1,10 +1,13 @@
 package dev.rollout.model;
 
+import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
+import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
 
 /**
@@ -56,6 +59,22 @@ public final class ParameterTable {
     void close() {
         views.values().forEach(Tensor::close);
         views.clear();
+    }
+
+    /** SHA-256 (hex) of every parameter's bytes in its own dtype (row-major, little-endian), by name. */
+    public Map<String, String> checksums() {
+        Map<String, String> out = new TreeMap<>();
+        try (PointerScope scope = new PointerScope()) {
+            for (Map.Entry<String, Tensor> e : views.entrySet()) out.put(e.getKey(), Torch.sha256(e.getValue()));
+        }
+        return out;
+    }
+
+    /** One digest over all parameters: SHA-256 of "name:digest\n" lines in name order. */
+    public static String combinedChecksum(Map<String, String> checksums) {
+        StringBuilder all = new StringBuilder();
+        new TreeMap<>(checksums).forEach((k, v) -> all.append(k).append(':').append(v).append('\n'));
+        return Torch.sha256(all.toString().getBytes(StandardCharsets.UTF_8));
     }
 
     /** Names a checkpoint may carry that are not parameters (transformers drops them on load too). */

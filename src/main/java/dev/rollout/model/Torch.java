@@ -87,6 +87,21 @@ public final class Torch {
         return torch.zeros(shape, options);
     }
 
+    /**
+     * A host copy of {@code t} (same dtype and shape, contiguous) that {@code t.copy_(copy)} can
+     * restore bit for bit. From a CUDA tensor the copy goes to pinned memory, which the device
+     * reads and writes at full bus speed; pageable memory would halve that.
+     */
+    public static Tensor hostCopy(Tensor t) {
+        long[] shape = new long[(int) t.dim()];
+        for (int i = 0; i < shape.length; i++) shape[i] = t.size(i);
+        TensorOptions o = options(t.scalar_type());
+        if (t.is_cuda()) o = o.pinned_memory(new org.bytedeco.pytorch.BoolOptional(true));
+        Tensor copy = empty(o, shape);
+        copy.copy_(t);
+        return copy;
+    }
+
     /** SHA-256 (hex) of a tensor's bytes: its own dtype, row-major, little-endian, copied to the host. */
     public static String sha256(Tensor t) {
         Tensor cpu = t.to(new Device("cpu"), t.scalar_type()).contiguous();

@@ -1,5 +1,6 @@
 package dev.rollout.runtime;
 
+import dev.rollout.engine.EngineCommand;
 import dev.rollout.engine.EngineConfig;
 import dev.rollout.engine.EngineLoop;
 import dev.rollout.engine.LlmEngine;
@@ -15,6 +16,7 @@ import dev.rollout.model.RolloutCuda;
 import dev.rollout.model.Torch;
 import dev.rollout.chat.ChatTemplates;
 import dev.rollout.tokenizer.HfTokenizer;
+import dev.rollout.weights.WeightUpdates;
 import jakarta.annotation.PreDestroy;
 import jakarta.annotation.Resource;
 import jakarta.enterprise.concurrent.ManagedThreadFactory;
@@ -24,6 +26,7 @@ import jakarta.enterprise.event.Startup;
 import jakarta.inject.Inject;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -62,7 +65,7 @@ public class EngineService {
     private volatile HfTokenizer tokenizer;
     private volatile ChatTemplates chatTemplates;
     private volatile Path modelDir;
-    private final WeightUpdateSessions updateSessions = new WeightUpdateSessions();
+    private volatile WeightUpdates weights;
 
     void onStart(@Observes Startup event) {
         settings();
@@ -107,7 +110,9 @@ public class EngineService {
                 String why = engine.enableCudaGraphs();
                 LOG.info(() -> why == null ? "decode steps replay as CUDA graphs" : "CUDA graphs unused: " + why);
             }
-            loop = new EngineLoop(engine, threads);
+            loop = new EngineLoop(engine, s.weightsHostBackup(), threads);
+            weights = new WeightUpdates(loop, new WeightUpdates.Settings(seconds(s.weightUpdateWaitSeconds()),
+                    seconds(s.weightSessionTimeoutSeconds()), s.allowPickle(), s.engine().device()));
             metrics.attach(loop::stats);
             LOG.info(() -> String.format("loaded %s (%s, %s on %s, %.1f MB of weights; KV cache of %d tokens) in %.1f s",
                     modelDir, model.config().architecture(), Torch.name(model.dtype()), s.engine().device(), model.weightBytes() / 1e6,
@@ -134,9 +139,13 @@ public class EngineService {
         int[] prompt = tokenizer != null ? tokenizer.encode("The capital city of France is") : new int[] {10, 11, 12};
         Sequence s = new Sequence("warmup", 0, prompt, SamplingParams.builder().temperature(0).maxNewTokens(8).build(),
                 LogprobOptions.NONE, tokenizer, out -> { if (out.finished()) done.complete(out); }, false, 0).withoutMetrics();
-        loop.submit(List.of(s));
+        loop.submit(new EngineCommand.Generate(List.of(s)));
         SequenceOutput out = done.get(120, TimeUnit.SECONDS);
         LOG.info(() -> "warm-up generated " + out.completionTokens() + " tokens in " + out.e2eLatency() + " s");
+    }
+
+    private static Duration seconds(double s) {
+        return Duration.ofMillis((long) (s * 1000));
     }
 
     private static ScalarType dtype(EngineConfig c, Device device) {
@@ -165,12 +174,16 @@ public class EngineService {
         return phase == Phase.READY;
     }
 
-    /** Ready for generation: started, and the RL state machine is serving (or paused, which queues). */
+    /**
+     * Ready for generation: started, with the weights and the KV cache in place. A paused engine
+     * queues new requests, and so does one whose weight update waits for running requests (for
+     * at most rollout.weight-update-wait-seconds): both answer them afterwards, so both stay
+     * ready; taking the pod out of its Service for every weight push would only churn endpoints.
+     */
     public boolean ready() {
         EngineLoop l = loop;
         if (phase != Phase.READY || l == null) return false;
-        RlState s = l.status().state();
-        return s != RlState.RELEASED && s != RlState.UPDATING && l.status().unpushedParameters() == 0;
+        return l.status().state() != RlState.RELEASED && l.status().unpushedParameters() == 0;
     }
 
     public String failure() {
@@ -197,8 +210,9 @@ public class EngineService {
         return chatTemplates;
     }
 
-    public WeightUpdateSessions updateSessions() {
-        return updateSessions;
+    /** The weight path (pushes, update sessions), or null until the model is loaded. */
+    public WeightUpdates weights() {
+        return weights;
     }
 
     public Path modelDir() {

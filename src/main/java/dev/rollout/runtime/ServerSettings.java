@@ -29,4 +29,5 @@ public record ServerSettings(
         String apiKey,
         String adminApiKey,
         boolean allowPickle,
+        boolean weightsHostBackup,
         boolean incrementalStreamingOutput) {}

@@ -39,6 +39,7 @@ final class SettingsReader {
                 c.getOptionalValue("rollout.api-key", String.class).orElse(""),
                 c.getOptionalValue("rollout.admin-api-key", String.class).orElse(""),
                 c.getValue("rollout.allow-pickle", Boolean.class),
+                c.getValue("rollout.weights-host-backup", Boolean.class),
                 c.getValue("rollout.incremental-streaming-output", Boolean.class));
     }
 }

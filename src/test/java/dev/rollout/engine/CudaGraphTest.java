@@ -66,8 +66,9 @@ class CudaGraphTest {
         Map<String, SequenceOutput> out = new HashMap<>();
         for (int round = 0; round < 2; round++) {
             if (round == 1) {  // graphs must be dropped with the KV cache and captured again
-                engine.releaseMemory(Set.of(LlmEngine.MemoryTag.KV_CACHE));
-                engine.resumeMemory(Set.of(LlmEngine.MemoryTag.KV_CACHE));
+                MemoryOccupation memory = new MemoryOccupation(engine, new WeightControl(engine, false));
+                memory.release(Set.of(MemoryTag.KV_CACHE));
+                memory.resume(Set.of(MemoryTag.KV_CACHE));
             }
             for (int i = 0; i < PROMPTS; i++) {
                 int[] prompt = new int[5 + 37 * i];  // 5 to 375 tokens: contexts across several blocks and partitions

@@ -13,6 +13,9 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 /** Drives an {@link LlmEngine} synchronously on the test thread. */
 final class EngineHarness {
     final LlmEngine engine;
+    /** The weight and memory controls the loop would run beside the engine; the backup off, as by default. */
+    final WeightControl weights;
+    final MemoryOccupation memory;
     final Map<String, SequenceOutput> finished = new HashMap<>();
     final Map<String, List<SequenceOutput>> streamed = new HashMap<>();
     int maxBatch;
@@ -28,6 +31,18 @@ final class EngineHarness {
         CausalLm lm = CausalLm.load(checkpoint, ScalarType.Float, new Device(DEVICE));
         lm.setDecodeAttention(decode);
         engine = new LlmEngine(lm, config, decoder, null);
+        weights = new WeightControl(engine, false);
+        memory = new MemoryOccupation(engine, weights);
+    }
+
+    /** The combined SHA-256 of every parameter, as /weights_checker reports it. */
+    String checksum() {
+        return weights.checksums().combined();
+    }
+
+    /** What the loop does after every command: hold the engine while memory is released or weights are missing. */
+    void settle() {
+        engine.hold(memory.holdsEngine());
     }
 
     static EngineHarness fixture(String arch, EngineConfig config) throws Exception {

@@ -21,6 +21,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicReference;
 import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /**
@@ -81,6 +82,16 @@ final class Checkpoints {
     static LlmEngine engine(Path dir) throws IOException {
         CausalLm lm = CausalLm.load(dir, ScalarType.Float, new Device("cpu"));
         return new LlmEngine(lm, new EngineConfig("cpu", "float32", 16, 256, 8, 2048, 0, 0.8), null, null);
+    }
+
+    /**
+     * Copies tensors into an in-process reference engine's parameters, as the server's update
+     * does, so that the reference generates what the server should after the same push.
+     */
+    static void copyInto(LlmEngine engine, Map<String, Tensor> tensors) {
+        tensors.forEach((name, t) -> engine.model().parameters().get(name).copy_(t));
+        tensors.values().forEach(Tensor::close);
+        engine.flushCache();  // KV computed under the old weights must not be reused
     }
 
     static int[] greedy(LlmEngine engine, int n) {

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.rollout.engine.LlmEngine;
+import dev.rollout.model.ParameterTable;
 import jakarta.json.Json;
 import jakarta.json.JsonArray;
 import jakarta.json.JsonNumber;
@@ -43,7 +44,7 @@ class RlControlIT {
         other = Checkpoints.other(99);
         LlmEngine ref = Checkpoints.engine(other);
         reference = Checkpoints.greedy(ref, 12);
-        referenceChecksum = LlmEngine.combinedChecksum(ref.checksums());
+        referenceChecksum = ParameterTable.combinedChecksum(ref.model().parameters().checksums());
         assertFalse(java.util.Arrays.equals(original, reference), "the two weight sets must generate differently");
     }
 

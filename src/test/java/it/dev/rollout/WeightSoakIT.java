@@ -8,7 +8,6 @@ import dev.rollout.engine.LogprobOptions;
 import dev.rollout.engine.SamplingParams;
 import dev.rollout.engine.Sequence;
 import dev.rollout.engine.SequenceOutput;
-import dev.rollout.engine.WeightUpdate;
 import dev.rollout.model.Safetensors;
 import dev.rollout.model.TensorPayloads;
 import dev.rollout.safetensors.SafetensorsWriter;
@@ -133,8 +132,7 @@ class WeightSoakIT {
             assertEquals(200, r.status(), "push " + i + ": " + r.body());
 
             // the pushed weights are the ones generating: same logprob as the reference with the same update
-            reference.applyWeights(new WeightUpdate(TensorPayloads.fromSafetensors(ByteBuffer.allocateDirect(blob.length).put(blob).flip()),
-                    version, false, "soak", blob.length));
+            Checkpoints.copyInto(reference, TensorPayloads.fromSafetensors(ByteBuffer.allocateDirect(blob.length).put(blob).flip()));
             JsonObject out = Http.post("/generate", "{\"input_ids\": [9707, 11, 1879], \"return_logprob\": true, "
                     + "\"sampling_params\": {\"max_new_tokens\": 1, \"temperature\": 0}}").object();
             assertEquals(version, out.getJsonObject("meta_info").getString("weight_version"));
@@ -145,7 +143,7 @@ class WeightSoakIT {
             if (i % 20 == 19) {
                 String sum = Http.admin("/weights_checker", "{}").object().getJsonArray("ranks").getJsonObject(0)
                         .getJsonObject("checksums").getString(NORM);
-                assertEquals(reference.checksums().get(NORM), sum, "push " + i + ": checksum of the pushed tensor");
+                assertEquals(reference.model().parameters().checksums().get(NORM), sum, "push " + i + ": checksum of the pushed tensor");
                 checked++;
             }
         }

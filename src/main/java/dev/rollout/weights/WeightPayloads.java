@@ -1,9 +1,8 @@
-package dev.rollout.runtime;
+package dev.rollout.weights;
 
 import dev.rollout.engine.WeightUpdate;
 import dev.rollout.model.Checkpoint;
 import dev.rollout.model.CudaIpc;
-import dev.rollout.model.ParameterTable;
 import dev.rollout.model.TensorPayloads;
 import java.io.IOException;
 import java.io.InputStream;
@@ -11,6 +10,7 @@ import java.nio.channels.Channels;
 import java.nio.channels.ReadableByteChannel;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.util.Collection;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -170,12 +170,12 @@ public final class WeightPayloads {
     }
 
     /** Every parameter of the checkpoint in {@code dir}, read onto the CPU in its stored dtype. */
-    public static WeightUpdate fromDisk(Path dir, ParameterTable table, String version, boolean abortAll) throws IOException {
+    public static WeightUpdate fromDisk(Path dir, Collection<String> names, String version, boolean abortAll) throws IOException {
         Checkpoint ckpt = Checkpoint.open(dir);
         Map<String, Tensor> tensors = new LinkedHashMap<>();
         long bytes = 0;
         try {
-            for (String name : table.names()) {
+            for (String name : names) {
                 if (!ckpt.contains(name)) throw new IOException(dir + " has no " + name);
                 Tensor t = ckpt.load(name, ckpt.storedType(name), new Device("cpu"));
                 tensors.put(name, t);

@@ -1,4 +1,4 @@
-package dev.rollout.runtime;
+package dev.rollout.weights;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;

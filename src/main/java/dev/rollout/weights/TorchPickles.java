@@ -1,4 +1,4 @@
-package dev.rollout.runtime;
+package dev.rollout.weights;
 
 import dev.rollout.model.CudaIpc;
 import dev.rollout.model.TensorPayloads;

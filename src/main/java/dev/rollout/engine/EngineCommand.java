@@ -1,0 +1,105 @@
+package dev.rollout.engine;
+
+import java.time.Duration;
+import java.util.List;
+import java.util.Objects;
+import java.util.Set;
+
+/**
+ * Everything another thread may ask of the engine, as plain data. The engine thread runs each
+ * command between two steps and completes its future with a result of type {@code R}; nothing
+ * else reaches engine state. A command carries no code, so a rank group can replay the same
+ * command on every rank (tensor parallelism) and get the same state on each.
+ *
+ * <p>Failures complete the future exceptionally: {@link IllegalArgumentException} for a command
+ * the engine cannot apply as given (an unknown parameter, a wrong shape), {@link
+ * IllegalStateException} for one the engine's state refuses now (requests running, memory released).
+ *
+ * @param <R> what the command answers
+ */
+public sealed interface EngineCommand<R> {
+
+    /** Queues sequences for generation; answers how many. */
+    record Generate(List<Sequence> sequences) implements EngineCommand<Integer> {
+        public Generate {
+            sequences = List.copyOf(sequences);
+        }
+    }
+
+    /** Ends the matching running and waiting requests with their partial output; answers how many. */
+    record Abort(RequestMatch match, String message) implements EngineCommand<Integer> {
+        public Abort {
+            Objects.requireNonNull(match);
+            Objects.requireNonNull(message);
+        }
+    }
+
+    /** Stops stepping; answers how many requests the mode affected. */
+    record Pause(PauseMode mode) implements EngineCommand<Integer> {
+        public Pause {
+            Objects.requireNonNull(mode);
+        }
+    }
+
+    /** Steps again after a pause or a drain; answers whether the engine was paused. */
+    record Continue() implements EngineCommand<Boolean> {}
+
+    /**
+     * Admits nothing new and lets what runs finish for at most {@code timeout}, then cuts the rest
+     * ({@code cut}: RETRACT or ABORT); leaves the engine paused.
+     */
+    record Drain(Duration timeout, PauseMode cut) implements EngineCommand<DrainResult> {
+        public Drain {
+            if (timeout.isNegative()) throw new IllegalArgumentException("a drain's timeout cannot be negative");
+            if (cut == PauseMode.IN_PLACE) throw new IllegalArgumentException("a drain cuts by RETRACT or ABORT");
+        }
+    }
+
+    /**
+     * Copies new weights into the model between two steps. With {@code update.abortAll()} the
+     * running requests are aborted first; on a paused engine it applies at once; otherwise it
+     * waits, admitting nothing new, until what runs has finished, for at most {@code maxWait}.
+     * The engine owns the update's tensors from here on and frees them.
+     */
+    record UpdateWeights(WeightUpdate update, Duration maxWait) implements EngineCommand<UpdateRecord> {
+        public UpdateWeights {
+            Objects.requireNonNull(update);
+            Objects.requireNonNull(maxWait);
+        }
+    }
+
+    /** Relabels the served weights (SGLang's update_weight_version); answers the new version. */
+    record SetWeightVersion(String version, boolean abortAll) implements EngineCommand<String> {
+        public SetWeightVersion {
+            Objects.requireNonNull(version);
+        }
+    }
+
+    /** Gives memory back; refused while any request runs or waits. */
+    record ReleaseMemory(Set<MemoryTag> tags) implements EngineCommand<ReleaseReport> {
+        public ReleaseMemory {
+            tags = Set.copyOf(tags);
+        }
+    }
+
+    /** Allocates released memory again (and restores the weights where a host copy was kept). */
+    record ResumeMemory(Set<MemoryTag> tags) implements EngineCommand<ResumeReport> {
+        public ResumeMemory {
+            tags = Set.copyOf(tags);
+        }
+    }
+
+    /** Drops the prefix cache; answers false (nothing done) while any request runs or waits. */
+    record FlushCache() implements EngineCommand<Boolean> {}
+
+    /** The first {@code limit} values of a parameter, by Hugging Face name. */
+    record ReadParameter(String name, int limit) implements EngineCommand<ParameterValues> {
+        public ReadParameter {
+            Objects.requireNonNull(name);
+            if (limit <= 0) throw new IllegalArgumentException("limit must be positive");
+        }
+    }
+
+    /** SHA-256 of every parameter. */
+    record Checksums() implements EngineCommand<WeightChecksums> {}
+}

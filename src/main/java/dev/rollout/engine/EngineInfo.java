@@ -1,0 +1,46 @@
+package dev.rollout.engine;
+
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * What the served engine is, as an immutable value: the model, its parameters' names and shapes,
+ * the dtype, device and cache sizes. The loop publishes it at start and again after every change
+ * (a memory release or resume); HTTP threads read it instead of the engine, so they can answer
+ * in every state, including while the weights are released.
+ *
+ * @param parameterCount  parameters of the model (a tied head counted once), fixed at load
+ * @param weightBytes     bytes the weights take on the device when resident
+ * @param dtype           as transformers spells it: float32, bfloat16, float16
+ * @param parameterShapes every parameter's shape by Hugging Face name, in load order
+ * @param weightsResident false while the weights are released
+ * @param weightsHostBackup whether releasing the weights keeps a host copy to restore on resume
+ */
+public record EngineInfo(String architecture, String modelType, long parameterCount, long weightBytes, String dtype,
+                         String device, int maxModelLen, int vocabSize, int numKvBlocks, int blockSize, int maxRunning,
+                         int maxBatchedTokens, Map<String, List<Long>> parameterShapes, boolean weightsResident,
+                         boolean weightsHostBackup) {
+    public EngineInfo {
+        parameterShapes = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(parameterShapes));
+    }
+
+    /** Tokens the KV cache holds. */
+    public long kvTokens() {
+        return (long) numKvBlocks * blockSize;
+    }
+
+    /** Why a tensor of {@code shape} cannot be loaded into parameter {@code name}, or null if it can. */
+    public String shapeMismatch(String name, long[] shape) {
+        List<Long> want = parameterShapes.get(name);
+        if (want == null) return "unknown parameter " + name;
+        long[] w = want.stream().mapToLong(Long::longValue).toArray();
+        return Arrays.equals(w, shape) ? null : name + " has shape " + Arrays.toString(w) + ", got " + Arrays.toString(shape);
+    }
+
+    EngineInfo withWeightsResident(boolean resident) {
+        return new EngineInfo(architecture, modelType, parameterCount, weightBytes, dtype, device, maxModelLen, vocabSize,
+                numKvBlocks, blockSize, maxRunning, maxBatchedTokens, parameterShapes, resident, weightsHostBackup);
+    }
+}
