@@ -107,10 +107,11 @@ public final class EngineBench {
         System.out.printf(Locale.ROOT, "RESULT {\"what\": \"setup\", \"model\": \"%s\", \"dummy\": %s, \"device\": \"%s\", \"dtype\": \"%s\", "
                         + "\"weight_bytes\": %.0f, \"kv_bytes_per_token\": %.0f, \"kv_tokens\": %d, \"load_s\": %.2f, \"hbm_gbps\": %.0f, "
                         + "\"decode_attention\": \"%s\", \"fused_ops\": %s, \"sampling_kernel\": %s, \"cuda_graphs\": %s, "
-                        + "\"kernels_not_used\": \"%s\"}%n",
+                        + "\"kernels_not_used\": \"%s\", \"native_preset\": \"%s\"}%n",
                 model, dummy, device, dtype, b.weightBytes, kv, (long) engine.numKvBlocks() * 16, load, gbps,
                 kernels.decodeAttention(), kernels.fusedOps(), kernels.samplingKernel(), kernels.cudaGraphs(),
-                kernels.notUsed().stream().map(Kernels.NotUsed::toString).collect(java.util.stream.Collectors.joining("; ")));
+                kernels.notUsed().stream().map(Kernels.NotUsed::toString).collect(java.util.stream.Collectors.joining("; ")),
+                RolloutCuda.available() ? "loaded" : RolloutCuda.whyUnavailable());
         b.grpo(4, 2, 32, 32, false);  // warm-up: kernels, allocator, JIT
         if (dev.is_cuda()) memory("setup");
         // the first run of a shape also captures its CUDA graphs: with --repeat 2 the second shows the steady state

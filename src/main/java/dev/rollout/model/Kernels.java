@@ -138,7 +138,8 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
         }
         if (k == Kernel.PAGED_DECODE && c.queryGroupSize() > 8)
             missing.add("at most 8 query heads per KV head (not " + c.queryGroupSize() + ")");
-        if (!RolloutCuda.available()) missing.add("the native preset (not loaded: " + RolloutCuda.whyUnavailable() + ")");
+        // why the library did not load is one long line (RolloutCuda.whyUnavailable()), logged once by whoever resolves
+        if (!RolloutCuda.available()) missing.add("the native preset (not loaded)");
         return missing.isEmpty() ? Optional.empty() : Optional.of("needs " + String.join(", ", missing));
     }
 
