@@ -155,10 +155,6 @@ final class ModelRunner {
         return graphs;
     }
 
-    Sampler sampler() {
-        return sampler;
-    }
-
     private ForwardBatch prepare(List<ScheduledSequence> batch) {
         int total = 0;
         for (ScheduledSequence s : batch) total += s.numTokens();
