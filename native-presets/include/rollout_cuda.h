@@ -4,13 +4,16 @@
 // our kernels (rollout_kernels.h), launched on libtorch's current stream so that they join the
 // step's stream order and CUDA-graph captures.
 #pragma once
+#include <climits>
 #include <stdexcept>
 
+#include <ATen/core/Tensor.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAStream.h>
 
+#include "rollout_checks.h"
 #include "rollout_kernels.h"
 
 namespace rollout {
@@ -44,22 +47,6 @@ inline int pagedDecodePartitions(int maxBlocks, int blockSize) {
     return kernels::paged_decode_partitions(maxBlocks, blockSize);
 }
 
-// Decode attention from the paged KV cache (paged_attention.cu); every pointer is a tensor's
-// data_ptr on the current device. Throws (a Java RuntimeException) when it cannot launch.
-inline void pagedDecodeAttention(long long q, long long kCache, long long vCache, long long blockTable,
-                                 long long seqLens, long long partM, long long partL, long long partAcc, long long out,
-                                 int batch, int numHeads, int numKvHeads, int headDim, int blockSize, int maxBlocks,
-                                 float scale) {
-    kernels::PagedDecodeArgs a{reinterpret_cast<const void*>(q), reinterpret_cast<const void*>(kCache),
-                               reinterpret_cast<const void*>(vCache), reinterpret_cast<const void*>(blockTable),
-                               reinterpret_cast<const void*>(seqLens), reinterpret_cast<void*>(partM),
-                               reinterpret_cast<void*>(partL), reinterpret_cast<void*>(partAcc),
-                               reinterpret_cast<void*>(out), batch, numHeads, numKvHeads, headDim, blockSize,
-                               maxBlocks, scale};
-    const char* err = kernels::paged_decode_attention(a, c10::cuda::getCurrentCUDAStream().stream());
-    if (err != nullptr) throw std::runtime_error(err);
-}
-
 namespace detail {
 inline void check(const char* err) {
     if (err != nullptr) throw std::runtime_error(err);
@@ -67,37 +54,75 @@ inline void check(const char* err) {
 inline cudaStream_t stream() {
     return c10::cuda::getCurrentCUDAStream().stream();
 }
+// Where the kernels run, so where every tensor handed to them must be: libtorch's current device.
+inline c10::Device device() {
+    return c10::Device(c10::kCUDA, c10::cuda::current_device());
+}
 }  // namespace detail
 
-// The fused per-layer ops (fused_ops.cu); arguments are tensors' data_ptrs, delta and the norms may be 0.
-inline void rmsNorm(long long x, long long delta, long long hOut, long long w, long long out, int rows, int hidden,
-                    float eps) {
-    detail::check(kernels::rms_norm(reinterpret_cast<const void*>(x), reinterpret_cast<const void*>(delta),
-                                    reinterpret_cast<void*>(hOut), reinterpret_cast<const void*>(w),
-                                    reinterpret_cast<void*>(out), rows, hidden, eps, detail::stream()));
+// The kernels' entry points take libtorch's tensors, as the presets' own functions do, and check
+// them (rollout_checks.h) before taking their data pointers: a wrong tensor throws (a Java
+// RuntimeException), it is never read or written out of bounds. Sizes come from the tensors
+// themselves. Outputs are tensors the caller allocated, written in place.
+
+// Decode attention from the paged KV cache (paged_attention.cu).
+inline void pagedDecodeAttention(const at::Tensor& q, const at::Tensor& kCache, const at::Tensor& vCache,
+                                 const at::Tensor& blockTable, const at::Tensor& seqLens, const at::Tensor& partM,
+                                 const at::Tensor& partL, const at::Tensor& partAcc, const at::Tensor& out, int blockSize,
+                                 float scale) {
+    const int64_t maxBlocks = blockTable.defined() && blockTable.dim() == 2 ? blockTable.size(1) : 0;
+    const int partitions = blockSize > 0 && maxBlocks <= INT_MAX
+                                   ? kernels::paged_decode_partitions(static_cast<int>(maxBlocks), blockSize) : 0;
+    checks::pagedDecodeAttention(q, kCache, vCache, blockTable, seqLens, partM, partL, partAcc, out, blockSize,
+                                 partitions, detail::device());
+    kernels::PagedDecodeArgs a{q.data_ptr(), kCache.data_ptr(), vCache.data_ptr(), blockTable.data_ptr(),
+                               seqLens.data_ptr(), partM.data_ptr(), partL.data_ptr(), partAcc.data_ptr(), out.data_ptr(),
+                               static_cast<int>(q.size(0)), static_cast<int>(q.size(1)), static_cast<int>(kCache.size(1)),
+                               static_cast<int>(q.size(2)), blockSize, static_cast<int>(maxBlocks), scale};
+    detail::check(kernels::paged_decode_attention(a, detail::stream()));
 }
 
-inline void siluAndMul(long long gateUp, long long out, int rows, int inter) {
-    detail::check(kernels::silu_and_mul(reinterpret_cast<const void*>(gateUp), reinterpret_cast<void*>(out), rows,
-                                        inter, detail::stream()));
+// The fused per-layer ops (fused_ops.cu). out = rmsNorm(x) * w.
+inline void rmsNorm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& out, float eps) {
+    checks::rmsNorm(x, nullptr, nullptr, w, out, detail::device());
+    detail::check(kernels::rms_norm(x.data_ptr(), nullptr, nullptr, w.data_ptr(), out.data_ptr(),
+                                    static_cast<int>(x.size(0)), static_cast<int>(x.size(1)), eps, detail::stream()));
 }
 
-inline void ropeAndCache(long long qkv, long long positions, long long slots, long long cos, long long sin,
-                         long long qNorm, long long kNorm, long long qOut, long long kCache, long long vCache,
-                         int tokens, int numHeads, int numKvHeads, int headDim, float eps) {
-    kernels::RopeArgs a{reinterpret_cast<const void*>(qkv), reinterpret_cast<const void*>(positions),
-                        reinterpret_cast<const void*>(slots), reinterpret_cast<const void*>(cos),
-                        reinterpret_cast<const void*>(sin), reinterpret_cast<const void*>(qNorm),
-                        reinterpret_cast<const void*>(kNorm), reinterpret_cast<void*>(qOut),
-                        reinterpret_cast<void*>(kCache), reinterpret_cast<void*>(vCache), tokens, numHeads,
-                        numKvHeads, headDim, eps};
+// hOut = x + delta, out = rmsNorm(hOut) * w: the residual add and the norm after it.
+inline void addRmsNorm(const at::Tensor& x, const at::Tensor& delta, const at::Tensor& hOut, const at::Tensor& w,
+                       const at::Tensor& out, float eps) {
+    checks::rmsNorm(x, &delta, &hOut, w, out, detail::device());
+    detail::check(kernels::rms_norm(x.data_ptr(), delta.data_ptr(), hOut.data_ptr(), w.data_ptr(), out.data_ptr(),
+                                    static_cast<int>(x.size(0)), static_cast<int>(x.size(1)), eps, detail::stream()));
+}
+
+// out = silu(gateUp[:, :inter]) * gateUp[:, inter:], inter = out's width.
+inline void siluAndMul(const at::Tensor& gateUp, const at::Tensor& out) {
+    checks::siluAndMul(gateUp, out, detail::device());
+    detail::check(kernels::silu_and_mul(gateUp.data_ptr(), out.data_ptr(), static_cast<int>(gateUp.size(0)),
+                                        static_cast<int>(out.size(1)), detail::stream()));
+}
+
+// q/k per-head norm (qNorm and kNorm may be null), RoPE, q into qOut, k and v into the caches.
+inline void ropeAndCache(const at::Tensor& qkv, const at::Tensor& positions, const at::Tensor& slots,
+                         const at::Tensor& cos, const at::Tensor& sin, const at::Tensor* qNorm, const at::Tensor* kNorm,
+                         const at::Tensor& qOut, const at::Tensor& kCache, const at::Tensor& vCache, float eps) {
+    checks::ropeAndCache(qkv, positions, slots, cos, sin, qNorm, kNorm, qOut, kCache, vCache, detail::device());
+    kernels::RopeArgs a{qkv.data_ptr(), positions.data_ptr(), slots.data_ptr(), cos.data_ptr(), sin.data_ptr(),
+                        qNorm == nullptr ? nullptr : qNorm->data_ptr(), kNorm == nullptr ? nullptr : kNorm->data_ptr(),
+                        qOut.data_ptr(), kCache.data_ptr(), vCache.data_ptr(), static_cast<int>(qOut.size(0)),
+                        static_cast<int>(qOut.size(1)), static_cast<int>(kCache.size(1)), static_cast<int>(qOut.size(2)),
+                        eps};
     detail::check(kernels::rope_and_cache(a, detail::stream()));
 }
 
-// Samples one token per row of the logits (sampling.cu); arguments are tensors' data_ptrs.
-inline void sampleRows(long long logits, long long temperature, long long uniform, long long out, int rows, int vocab) {
-    detail::check(kernels::sample_rows(reinterpret_cast<const void*>(logits), reinterpret_cast<const void*>(temperature),
-                                       reinterpret_cast<const void*>(uniform), reinterpret_cast<void*>(out), rows, vocab,
+// One token per row of the logits (sampling.cu): out (rows, 2) gets (token, logprob).
+inline void sampleRows(const at::Tensor& logits, const at::Tensor& temperature, const at::Tensor& uniform,
+                       const at::Tensor& out) {
+    checks::sampleRows(logits, temperature, uniform, out, detail::device());
+    detail::check(kernels::sample_rows(logits.data_ptr(), temperature.data_ptr(), uniform.data_ptr(), out.data_ptr(),
+                                       static_cast<int>(logits.size(0)), static_cast<int>(logits.size(1)),
                                        detail::stream()));
 }
 

@@ -74,8 +74,12 @@ native="$work/rollout/native"
 mkdir -p "$native/jni/linux"
 cp -r native-presets/include native-presets/src native-presets/cppbuild.sh "$native/"
 cp "$jdk/include/jni.h" "$native/jni/" && cp "$jdk/include/linux/jni_md.h" "$native/jni/linux/"
-"$jdk/bin/java" -cp "$(ls ~/.m2/repository/org/bytedeco/javacpp/1.5.13/javacpp-1.5.13.jar):target/classes" \
+# the pytorch jar too: RolloutCuda's kernels take its Tensor class, and without it the Builder leaves
+# them out with a mere warning
+"$jdk/bin/java" -cp "$(ls ~/.m2/repository/org/bytedeco/javacpp/1.5.13/javacpp-1.5.13.jar):$(ls ~/.m2/repository/org/bytedeco/pytorch/2.10.0-1.5.13/pytorch-2.10.0-1.5.13.jar):target/classes" \
   org.bytedeco.javacpp.tools.Builder -nocompile -d "$native/generated" dev.rollout.model.RolloutCuda >/dev/null
+grep -q Java_dev_rollout_model_RolloutCuda_ropeAndCache "$native/generated/jniRolloutCuda.cpp" \
+  || { echo "make-dist: JavaCPP generated no JNI code for RolloutCuda's kernels" >&2; exit 1; }
 
 tar -C "$work" -cf - rollout | xz -9e -T2 > target/rollout-dist.tar.xz
 # beside it, for bench/gpu-bench.sh test (carried with target/test-classes when CUDA tests run)

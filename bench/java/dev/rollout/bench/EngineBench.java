@@ -9,7 +9,7 @@ import dev.rollout.engine.Sequence;
 import dev.rollout.model.CausalLm;
 import dev.rollout.model.ModelConfig;
 import dev.rollout.model.PhaseTimer;
-import dev.rollout.model.NativeOps;
+import dev.rollout.model.Kernels;
 import dev.rollout.model.RolloutCuda;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -85,8 +85,10 @@ public final class EngineBench {
             default -> ScalarType.BFloat16;
         };
         long t0 = System.nanoTime();
-        CausalLm lm = dummy ? CausalLm.random(Path.of(model), st, dev, 0, 0.02) : CausalLm.load(Path.of(model), st, dev);
-        String whyNot = dev.is_cuda() ? NativeOps.useIfPossible(lm, nativeKernels) : "CPU";
+        // --cuda-graphs alone asks for graphs without the paged kernel they need: the setup line says so
+        Kernels kernels = Kernels.resolve(new Kernels.Wanted(nativeKernels, nativeKernels, nativeKernels && samplingKernel, graphs, false),
+                ModelConfig.read(Path.of(model)), st, dev);
+        CausalLm lm = dummy ? CausalLm.random(Path.of(model), st, dev, 0, 0.02, kernels) : CausalLm.load(Path.of(model), st, dev, kernels);
         ModelConfig c = lm.config();
         double kv = 2.0 * c.numLayers() * c.numKvHeads() * c.headDim() * (st == ScalarType.Float ? 4 : 2);
         EngineBench b = new EngineBench(lm.weightBytes(), kv, gbps * 1e9);
@@ -100,17 +102,16 @@ public final class EngineBench {
         });
         b.engine = engine;
         if (phaseProfile) lm.setPhaseTimer(PhaseTimer.cuda());
-        String noSampling = nativeKernels && samplingKernel ? engine.enableSamplingKernel() : "not asked for";
-        String noGraphs = graphs ? engine.enableCudaGraphs() : "not asked for";
         b.vocab = c.vocabSize();
         double load = (System.nanoTime() - t0) / 1e9;
         System.out.printf(Locale.ROOT, "RESULT {\"what\": \"setup\", \"model\": \"%s\", \"dummy\": %s, \"device\": \"%s\", \"dtype\": \"%s\", "
                         + "\"weight_bytes\": %.0f, \"kv_bytes_per_token\": %.0f, \"kv_tokens\": %d, \"load_s\": %.2f, \"hbm_gbps\": %.0f, "
-                        + "\"decode_attention\": \"%s\", \"native_kernels_unused\": \"%s\", \"sampling_kernel_unused\": \"%s\", "
-                        + "\"cuda_graphs_unused\": \"%s\"}%n",
+                        + "\"decode_attention\": \"%s\", \"fused_ops\": %s, \"sampling_kernel\": %s, \"cuda_graphs\": %s, "
+                        + "\"kernels_not_used\": \"%s\", \"native_preset\": \"%s\"}%n",
                 model, dummy, device, dtype, b.weightBytes, kv, (long) engine.numKvBlocks() * 16, load, gbps,
-                lm.decodeAttention(), whyNot == null ? "" : whyNot, noSampling == null ? "" : noSampling,
-                noGraphs == null ? "" : noGraphs);
+                kernels.decodeAttention(), kernels.fusedOps(), kernels.samplingKernel(), kernels.cudaGraphs(),
+                kernels.notUsed().stream().map(Kernels.NotUsed::toString).collect(java.util.stream.Collectors.joining("; ")),
+                RolloutCuda.available() ? "loaded" : RolloutCuda.whyUnavailable());
         b.grpo(4, 2, 32, 32, false);  // warm-up: kernels, allocator, JIT
         if (dev.is_cuda()) memory("setup");
         // the first run of a shape also captures its CUDA graphs: with --repeat 2 the second shows the steady state

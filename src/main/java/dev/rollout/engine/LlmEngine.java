@@ -42,7 +42,8 @@ public final class LlmEngine {
         this.blocks = new BlockManager(numKvBlocks, config.blockSize());
         this.scheduler = new Scheduler(blocks, config.maxNumSeqs(), config.maxNumBatchedTokens());
         KvCache cache = new KvCache(mc, numKvBlocks, config.blockSize(), model.dtype(), model.device());
-        this.runner = new ModelRunner(model, cache, new Sampler(model.device(), mc.eosTokenIds()));
+        this.runner = new ModelRunner(model, cache, new Sampler(model.device(), mc.eosTokenIds(), model.kernels().samplingKernel()),
+                config.maxNumSeqs());
     }
 
     public ModelConfig modelConfig() {
@@ -64,22 +65,6 @@ public final class LlmEngine {
         int fitting = KvCache.blocksFitting(model.config(), config.blockSize(), model.dtype(), model.device(),
                 config.kvMemoryFraction());
         return (int) Math.min(fitting, useful);
-    }
-
-    /**
-     * Replays decode steps as CUDA graphs from now on, captured per batch size on first use.
-     * Call before the engine loop starts. Returns why graphs cannot be used, or null.
-     */
-    public String enableCudaGraphs() {
-        return runner.enableGraphs(config.maxNumSeqs());
-    }
-
-    /**
-     * Samples rows without top-k, top-p or min-p through our kernel (one pass to normalise, one to
-     * draw) instead of libtorch's ten; returns why it cannot, or null.
-     */
-    public String enableSamplingKernel() {
-        return runner.sampler().useKernel();
     }
 
     /** How many CUDA graphs are captured now (0 when graphs are off). */

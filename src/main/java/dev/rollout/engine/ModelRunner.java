@@ -1,7 +1,6 @@
 package dev.rollout.engine;
 
 import dev.rollout.model.CausalLm;
-import dev.rollout.model.DecodeAttention;
 import dev.rollout.model.DecodeGraphs;
 import dev.rollout.model.ForwardBatch;
 import dev.rollout.model.KvCache;
@@ -22,17 +21,20 @@ import org.bytedeco.pytorch.Tensor;
 final class ModelRunner {
     private final CausalLm model;
     private KvCache cache;          // null while the KV memory is released
-    private DecodeGraphs graphs;    // null unless enabled
+    private final DecodeGraphs graphs;    // null unless the model's kernels replay decode steps as CUDA graphs
     private final Sampler sampler;
     private final Device device;
     private final int blockSize;
 
-    ModelRunner(CausalLm model, KvCache cache, Sampler sampler) {
+    /** @param maxBatch the most sequences a step runs: the largest CUDA-graph batch worth capturing */
+    ModelRunner(CausalLm model, KvCache cache, Sampler sampler, int maxBatch) {
         this.model = model;
         this.cache = cache;
         this.sampler = sampler;
         this.device = model.device();
         this.blockSize = cache.blockSize();
+        // the graphs' shapes must not depend on the context length: Kernels allows them only with the paged kernel
+        this.graphs = model.kernels().cudaGraphs() ? new DecodeGraphs(model, maxBatch) : null;
     }
 
     KvCache cache() {
@@ -144,18 +146,6 @@ final class ModelRunner {
         return new DecodeGraphs.Step(ids, pos, slots, table, maxBlocks, lens);
     }
 
-    /**
-     * Replays decode steps as CUDA graphs from now on (needs the paged kernel: the graphs' shapes
-     * must not depend on the context length). Returns why not, or null.
-     */
-    String enableGraphs(int maxBatch) {
-        if (model.decodeAttention() != DecodeAttention.PAGED_NATIVE)
-            return "CUDA graphs need the paged decode kernel, and decode attention is " + model.decodeAttention();
-        closeGraphs();
-        graphs = new DecodeGraphs(model, maxBatch);
-        return null;
-    }
-
     /** Frees the captured graphs; they are captured again on demand. Before weights or KV move. */
     void closeGraphs() {
         if (graphs != null) graphs.close();
@@ -163,10 +153,6 @@ final class ModelRunner {
 
     DecodeGraphs graphs() {
         return graphs;
-    }
-
-    Sampler sampler() {
-        return sampler;
     }
 
     private ForwardBatch prepare(List<ScheduledSequence> batch) {
@@ -197,7 +183,7 @@ final class ModelRunner {
         }
         ForwardBatch.DecodeGroup decode = null;
         if (!decodes.isEmpty()) {
-            decode = model.decodeAttention().paged() ? blockTables(decodeIndex, decodes)
+            decode = model.kernels().decodeAttention().paged() ? blockTables(decodeIndex, decodes)
                     : gatheredSlots(decodeIndex, decodes, maxContext);
         }
         List<ForwardBatch.PrefillGroup> prefills = new ArrayList<>();

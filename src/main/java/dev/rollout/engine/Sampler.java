@@ -1,5 +1,6 @@
 package dev.rollout.engine;
 
+import dev.rollout.model.Kernels;
 import dev.rollout.model.NativeOps;
 import dev.rollout.model.Torch;
 import java.util.ArrayList;
@@ -33,18 +34,22 @@ final class Sampler {
     static final int CANDIDATES = 1024;
     private final Device device;
     private final List<Integer> eosTokenIds;
-    private boolean kernel;  // rows without top-k/top-p/min-p go through our sampling kernel
+    private final boolean kernel;  // rows without top-k/top-p/min-p go through our sampling kernel
 
+    /** A sampler of libtorch's ops only. */
     Sampler(Device device, List<Integer> eosTokenIds) {
-        this.device = device;
-        this.eosTokenIds = eosTokenIds;
+        this(device, eosTokenIds, false);
     }
 
-    /** Samples plain rows with our kernel from now on; returns why it cannot, or null. */
-    String useKernel() {
-        String why = NativeOps.samplingUnsupported(device);
-        kernel = why == null;
-        return why;
+    /**
+     * @param kernel whether plain rows go through our sampling kernel ({@link Kernels#samplingKernel()});
+     *               an IllegalArgumentException says why where it cannot run on {@code device}
+     */
+    Sampler(Device device, List<Integer> eosTokenIds, boolean kernel) {
+        if (kernel) Kernels.requireSamplingKernel(device);
+        this.device = device;
+        this.eosTokenIds = eosTokenIds;
+        this.kernel = kernel;
     }
 
     record Result(int[] tokens, TokenLogprob[] logprobs) {}

@@ -10,7 +10,6 @@ import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.DoubleOptional;
 import org.bytedeco.pytorch.GeneratorOptional;
 import org.bytedeco.pytorch.Scalar;
-import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.global.torch;
@@ -27,10 +26,8 @@ public final class CausalLm {
     private final Device device;
     private final ScalarType dtype;
     private final RotaryEmbedding rope;
-    private Boolean unroundedLogits;  // probed on first use
-    private DecodeAttention decodeAttention = DecodeAttention.GATHER;
-    private boolean fusedOps;
-    private boolean fp32LmHead;
+    private final Kernels kernels;
+    private final LayerOps ops;       // the layer's small ops: libtorch's, or our fused kernels (kernels.fusedOps())
     private PhaseTimer phases = PhaseTimer.OFF;
     private Weights weights;   // null while released
 
@@ -47,11 +44,14 @@ public final class CausalLm {
     private record Weights(Tensor embed, Tensor lmHead, Tensor finalNorm, Layer[] layers, ParameterTable table,
                            List<Tensor> owned) {}
 
-    private CausalLm(ModelConfig config, ScalarType dtype, Device device) {
+    private CausalLm(ModelConfig config, ScalarType dtype, Device device, Kernels kernels) {
+        kernels.requireUsable(config, dtype, device);  // before anything is allocated
         this.config = config;
         this.device = device;
         this.dtype = dtype;
+        this.kernels = kernels;
         this.rope = new RotaryEmbedding(config, dtype, device);
+        this.ops = kernels.fusedOps() ? new FusedLayerOps(config, rope) : new TorchLayerOps(config, dtype, rope);
         this.weights = allocate();
         // Prefill attention goes to libtorch's SDPA with a mask whose shape follows the step's
         // prompts. Its cuDNN backend compiles a kernel for every new shape and keeps each one
@@ -61,9 +61,17 @@ public final class CausalLm {
         if (device.is_cuda()) torch.globalContext().setSDPUseCuDNN(false);
     }
 
-    /** Reads {@code config.json} and every weight of the checkpoint in {@code dir}. */
+    /** Reads {@code config.json} and every weight of the checkpoint in {@code dir}; libtorch's ops only. */
     public static CausalLm load(Path dir, ScalarType dtype, Device device) throws IOException {
-        CausalLm lm = new CausalLm(ModelConfig.read(dir), dtype, device);
+        return load(dir, dtype, device, Kernels.LIBTORCH);
+    }
+
+    /**
+     * Reads {@code config.json} and every weight of the checkpoint in {@code dir}, to run with
+     * {@code kernels}; throws an IllegalArgumentException if they cannot serve the model here.
+     */
+    public static CausalLm load(Path dir, ScalarType dtype, Device device, Kernels kernels) throws IOException {
+        CausalLm lm = new CausalLm(ModelConfig.read(dir), dtype, device, kernels);
         lm.loadCheckpoint(Checkpoint.open(dir));
         return lm;
     }
@@ -75,7 +83,13 @@ public final class CausalLm {
      * other parameter is normal(0, {@code std}); the same seed gives the same weights on the same device.
      */
     public static CausalLm random(Path dir, ScalarType dtype, Device device, long seed, double std) throws IOException {
-        CausalLm lm = new CausalLm(ModelConfig.read(dir), dtype, device);
+        return random(dir, dtype, device, seed, std, Kernels.LIBTORCH);
+    }
+
+    /** {@link #random(Path, ScalarType, Device, long, double)}, to run with {@code kernels}. */
+    public static CausalLm random(Path dir, ScalarType dtype, Device device, long seed, double std, Kernels kernels)
+            throws IOException {
+        CausalLm lm = new CausalLm(ModelConfig.read(dir), dtype, device, kernels);
         torch.manual_seed(seed);
         ParameterTable table = lm.parameters();
         try (PointerScope scope = new PointerScope()) {
@@ -187,6 +201,11 @@ public final class CausalLm {
         return dtype;
     }
 
+    /** The kernels this model runs with, chosen when it was built; the engine over it takes its sampling and graph choices from here. */
+    public Kernels kernels() {
+        return kernels;
+    }
+
     /** Every parameter by its Hugging Face name; throws while the weights are released. */
     public ParameterTable parameters() {
         return live().table();
@@ -211,66 +230,45 @@ public final class CausalLm {
         if (weights == null) weights = allocate();
     }
 
-    /** Runs every layer over the batch, writing its K/V into the cache; returns (T, hidden), normed. */
+    /**
+     * Runs every layer over the batch, writing its K/V into the cache; returns (T, hidden), normed.
+     * One skeleton for every choice of kernels: the small ops between the GEMMs are {@link #ops}'s
+     * (libtorch's, or our fused kernels), decode attention is {@link Kernels#decodeAttention()}'s.
+     * Each layer hands the next its residual stream and that stream already normed by the next
+     * layer's input norm (the last layer: by the final norm), so that every residual add is one
+     * call with the norm after it, fused or not.
+     */
     public Tensor forward(ForwardBatch batch, KvCache cache) {
         Weights w = live();
-        if (fusedOps) return forwardFused(w, batch, cache);
-        Tensor h = torch.embedding(w.embed(), batch.inputIds());                  // (T, hidden)
-        LayerCarry carry = new LayerCarry(h);
-        for (int l = 0; l < w.layers().length; l++) {
-            Layer layer = w.layers()[l];
-            int li = l;
-            carry.next(in -> {
-                Tensor hl = in[0];
-                // 1. attention block, pre-norm and residual
-                Tensor q = projectAndCache(layer, rmsNorm(hl, layer.inputNorm()), batch, cache.keys(li), cache.values(li)); // (T, nH, d)
-                hl = hl.add(torch.linear(attend(q, batch, cache.keys(li), cache.values(li), cache.blockSize()), layer.o()));
-                // 2. MLP block: down(silu(gate) * up)
-                Tensor gateUp = torch.linear(rmsNorm(hl, layer.postNorm()), layer.gateUp()); // (T, 2 * inter)
-                Tensor act = torch.silu(gateUp.narrow(1, 0, config.intermediateSize()))
-                        .mul(gateUp.narrow(1, config.intermediateSize(), config.intermediateSize()));
-                return new Tensor[] {hl.add(torch.linear(act, layer.down()))};
-            });
-        }
-        return carry.finish(rmsNorm(carry.get(0), w.finalNorm()));
-    }
-
-    /**
-     * The same layers through our fused ops (native-presets/src/fused_ops.cu): each residual add
-     * is fused with the norm after it, q/k norm, RoPE and the K/V write are one kernel, and
-     * SiLU-and-mul another: about ten kernels a layer instead of forty to sixty.
-     */
-    private Tensor forwardFused(Weights w, ForwardBatch batch, KvCache cache) {
-        double eps = config.rmsNormEps();
         Layer[] layers = w.layers();
-        Tensor h = torch.embedding(w.embed(), batch.inputIds());                  // (T, hidden)
-        LayerCarry carry = new LayerCarry(h, NativeOps.rmsNorm(h, layers[0].inputNorm(), eps)); // (h, normed h)
+        Tensor h = torch.embedding(w.embed(), batch.inputIds());                            // (T, hidden)
+        LayerCarry carry = new LayerCarry(h, ops.rmsNorm(h, layers[0].inputNorm()));       // (residual, normed)
         phases.mark("inputs_embed_norm");
         for (int l = 0; l < layers.length; l++) {
             Layer layer = layers[l];
             Tensor nextNorm = l + 1 < layers.length ? layers[l + 1].inputNorm() : w.finalNorm();
-            int li = l;
+            Tensor kCache = cache.keys(l), vCache = cache.values(l);
             carry.next(in -> {
-                Tensor x = in[1];
-                Tensor qkv = layer.qkvBias() == null ? torch.linear(x, layer.qkv())
-                        : torch.linear(x, layer.qkv(), new TensorOptional(layer.qkvBias()));  // (T, (nH + 2nKv) * d)
+                // 1. attention block: q/k/v, RoPE and the K/V write, attention, the residual add
+                Tensor qkv = layer.qkvBias() == null ? torch.linear(in[1], layer.qkv())
+                        : torch.linear(in[1], layer.qkv(), new TensorOptional(layer.qkvBias()));  // (T, (nH + 2nKv) * d)
                 phases.mark("qkv_gemm");
-                Tensor q = NativeOps.ropeAndCache(qkv, batch, rope, layer.qNorm(), layer.kNorm(), cache.keys(li),
-                        cache.values(li), config);                                             // (T, nH, d)
+                Tensor q = ops.qkNormRopeAndCache(qkv, layer.qNorm(), layer.kNorm(), batch, kCache, vCache); // (T, nH, d)
                 phases.mark("rope_kv_write");
-                Tensor a = attend(q, batch, cache.keys(li), cache.values(li), cache.blockSize());  // (T, nH * d)
+                Tensor a = attend(q, batch, kCache, vCache, cache.blockSize());                 // (T, nH * d)
                 phases.mark("attention");
                 Tensor o = torch.linear(a, layer.o());
                 phases.mark("o_gemm");
-                Tensor[] hx = NativeOps.addRmsNorm(in[0], o, layer.postNorm(), eps);
+                Tensor[] hx = ops.addRmsNorm(in[0], o, layer.postNorm());                       // (h, post-attention norm)
                 phases.mark("add_rms_norm");
-                Tensor gateUp = torch.linear(hx[1], layer.gateUp());                           // (T, 2 * inter)
+                // 2. MLP block: down(silu(gate) * up), the residual add and the next layer's norm
+                Tensor gateUp = torch.linear(hx[1], layer.gateUp());                            // (T, 2 * inter)
                 phases.mark("gate_up_gemm");
-                Tensor act = NativeOps.siluAndMul(gateUp, config.intermediateSize());          // (T, inter)
+                Tensor act = ops.siluAndMul(gateUp);                                            // (T, inter)
                 phases.mark("silu_mul");
                 Tensor down = torch.linear(act, layer.down());
                 phases.mark("down_gemm");
-                Tensor[] next = NativeOps.addRmsNorm(hx[0], down, nextNorm, eps);
+                Tensor[] next = ops.addRmsNorm(hx[0], down, nextNorm);
                 phases.mark("add_rms_norm");
                 return next;
             });
@@ -279,7 +277,7 @@ public final class CausalLm {
     }
 
     /**
-     * The tensors one layer hands the next (the residual stream, and its norm in the fused path).
+     * The tensors one layer hands the next (the residual stream, and its norm).
      * Each layer runs in a PointerScope of its own, so that its intermediates (the MLP's
      * (T, 2 * inter) activations, attention's gathered K/V) go back to libtorch's allocator when
      * the layer ends, as Python's reference counting would free them, and not when the step does:
@@ -332,64 +330,20 @@ public final class CausalLm {
      * Logits in float32 for the given rows of the final hidden states: (rows, vocab). By default
      * the LM head's GEMM returns the model's dtype and the logits are rounded to it before the
      * float32 softmax, as transformers, SGLang and RL trainers compute them (a trainer's logprobs
-     * come from bf16 logits too). With {@link #setFp32LmHead} the GEMM, which accumulates in
+     * come from bf16 logits too). With {@link Kernels#fp32LmHead()} the GEMM, which accumulates in
      * float32 anyway, hands back float32 (SGLang's --enable-fp32-lm-head): a logit of 4 then keeps
      * the up to 0.016 that bf16 rounding moves it by.
      */
     public Tensor logits(Tensor hidden) {
         Tensor head = live().lmHead();                                       // (vocab, hidden)
-        if (dtype == ScalarType.Float || !fp32LmHead || !unroundedLogits()) return torch.linear(hidden, head).to(ScalarType.Float);
+        if (!kernels.fp32LmHead()) return torch.linear(hidden, head).to(ScalarType.Float);
         return torch.mm(hidden, head.t(), ScalarType.Float);
-    }
-
-    /** Asks for float32 logits straight from the LM head's GEMM where libtorch can give them (CUDA, torch 2.9 and later). */
-    public void setFp32LmHead(boolean on) {
-        this.fp32LmHead = on;
-    }
-
-    /** Whether this libtorch has mm with a float32 result for our dtype on our device. */
-    private boolean unroundedLogits() {
-        if (unroundedLogits == null) {
-            String why;
-            try (Tensor a = Torch.zeros(Torch.options(dtype, device), 2, 8); Tensor r = torch.mm(a, a.t(), ScalarType.Float)) {
-                // intern(): JavaCPP returns native enums as new instances, never == a constant
-                unroundedLogits = r.scalar_type().intern() == ScalarType.Float;
-                why = "mm returned " + r.scalar_type();
-            } catch (RuntimeException e) {
-                unroundedLogits = false;
-                why = e.getMessage() == null ? e.toString() : e.getMessage().lines().findFirst().orElse("");
-            }
-            String reason = why;
-            java.util.logging.Logger.getLogger(CausalLm.class.getName()).info(() -> unroundedLogits
-                    ? "logits: " + dtype + " GEMM with a float32 result" : "logits: rounded to " + dtype + " (" + reason + ")");
-        }
-        return unroundedLogits;
     }
 
     private Weights live() {
         Weights w = weights;
         if (w == null) throw new IllegalStateException("the model's weights are released");
         return w;
-    }
-
-    /** q, k, v from the fused projection, q/k norm and RoPE, K/V written to the cache; returns q (T, nH, d). */
-    private Tensor projectAndCache(Layer layer, Tensor x, ForwardBatch batch, Tensor kCache, Tensor vCache) {
-        int nH = config.numHeads(), nKv = config.numKvHeads(), d = config.headDim();
-        long t = x.size(0);
-        Tensor qkv = layer.qkvBias() == null ? torch.linear(x, layer.qkv())
-                : torch.linear(x, layer.qkv(), new TensorOptional(layer.qkvBias()));          // (T, (nH + 2nKv) * d)
-        Tensor q = qkv.narrow(1, 0, (long) nH * d).reshape(t, nH, d);                          // (T, nH, d)
-        Tensor k = qkv.narrow(1, (long) nH * d, (long) nKv * d).reshape(t, nKv, d);            // (T, nKv, d)
-        Tensor v = qkv.narrow(1, (long) (nH + nKv) * d, (long) nKv * d).reshape(t, nKv, d);   // (T, nKv, d)
-        if (layer.qNorm() != null) {
-            q = rmsNorm(q, layer.qNorm());
-            k = rmsNorm(k, layer.kNorm());
-        }
-        q = rope.apply(q, batch.positions());
-        k = rope.apply(k, batch.positions());
-        kCache.index_copy_(0, batch.slotMapping(), k);
-        vCache.index_copy_(0, batch.slotMapping(), v);
-        return q;
     }
 
     /** Every token's attention over its sequence's cached context: q (T, nH, d) -> (T, nH * d). */
@@ -403,11 +357,7 @@ public final class CausalLm {
         Tensor out = decodeOnly ? null : Torch.empty(Torch.options(dtype, device), t, nH, d); // (T, nH, d)
         if (dec != null) {
             Tensor qd = decodeOnly ? q : q.index_select(0, dec.tokenIndex());                  // (B, nH, d)
-            Tensor o = switch (decodeAttention) {
-                case GATHER -> PagedDecode.gathered(qd, kCache, vCache, dec.slots(), dec.maxContext(), dec.mask(), config);
-                case PAGED_TORCH -> PagedDecode.reference(qd, kCache, vCache, dec, blockSize, config);
-                case PAGED_NATIVE -> PagedDecode.attend(qd, kCache, vCache, dec, blockSize, config);
-            };
+            Tensor o = kernels.decodeAttention().attend(qd, kCache, vCache, dec, blockSize, config);   // (B, nH, d)
             if (decodeOnly) return o.reshape(t, (long) nH * d);
             out.index_copy_(0, dec.tokenIndex(), o);
         }
@@ -430,7 +380,7 @@ public final class CausalLm {
         return out.view(t, (long) nH * d);
     }
 
-    /** Times the phases of eager steps through the fused ops (benchmarks); {@link PhaseTimer#OFF} by default. */
+    /** Times the phases of eager steps (benchmarks); {@link PhaseTimer#OFF} by default. An instrument: it changes no result. */
     public void setPhaseTimer(PhaseTimer timer) {
         phases = timer;
     }
@@ -439,41 +389,8 @@ public final class CausalLm {
         return phases;
     }
 
-    /** How decoding sequences attend; see {@link DecodeAttention}. Set once, before the first step. */
-    public void setDecodeAttention(DecodeAttention mode) {
-        if (mode == DecodeAttention.PAGED_NATIVE) {
-            String why = PagedDecode.unsupported(config, dtype, device);
-            if (why != null) throw new IllegalArgumentException("paged decode kernel: " + why);
-        }
-        this.decodeAttention = mode;
-    }
-
-    public DecodeAttention decodeAttention() {
-        return decodeAttention;
-    }
-
-    /** Runs the layers through our fused ops; see {@link #forwardFused}. Set once, before the first step. */
-    public void setFusedOps(boolean on) {
-        if (on) {
-            String why = NativeOps.unsupported(config, dtype, device);
-            if (why != null) throw new IllegalArgumentException("fused ops: " + why);
-        }
-        this.fusedOps = on;
-    }
-
-    public boolean fusedOps() {
-        return fusedOps;
-    }
-
     private static Tensor sdpa(Tensor q, Tensor k, Tensor v, Tensor mask) {
         return torch.scaled_dot_product_attention(q, k, v, new TensorOptional(mask), 0.0, false, new DoubleOptional(), false);
-    }
-
-    /** RMSNorm over the last dimension, computed in float32 and cast back, as transformers does. */
-    private Tensor rmsNorm(Tensor x, Tensor weight) {
-        Tensor xf = x.to(ScalarType.Float);
-        Tensor var = xf.mul(xf).mean(new long[] {-1}, true, new ScalarTypeOptional());
-        return weight.mul(xf.mul(var.add(new Scalar(config.rmsNormEps())).rsqrt()).to(dtype));
     }
 
     /** Parameters of the model, from the parameter table's shapes (a tied head counted once). */

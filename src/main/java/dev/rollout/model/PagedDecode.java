@@ -17,16 +17,6 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 public final class PagedDecode {
     private PagedDecode() {}
 
-    /** Why the kernel cannot serve this model here, or null if it can. */
-    public static String unsupported(ModelConfig c, ScalarType dtype, Device device) {
-        if (!device.is_cuda()) return "needs CUDA";
-        if (dtype != ScalarType.BFloat16) return "needs bfloat16, not " + dtype;
-        if (c.headDim() != 64 && c.headDim() != 128) return "needs head_dim 64 or 128, not " + c.headDim();
-        if (c.queryGroupSize() > 8) return "needs at most 8 query heads per KV head, not " + c.queryGroupSize();
-        if (!RolloutCuda.available()) return "the native preset is not loaded: " + RolloutCuda.whyUnavailable();
-        return null;
-    }
-
     /**
      * The kernel's reference in libtorch's ops: the block table expanded into slots and a mask,
      * then {@link #gathered}. q (B, nH, d); returns (B, nH, d).
@@ -66,10 +56,8 @@ public final class PagedDecode {
         Tensor partM = Torch.empty(Torch.options(ScalarType.Float, device), b, nH, partitions);  // (B, nH, P)
         Tensor partL = Torch.empty(Torch.options(ScalarType.Float, device), b, nH, partitions);
         Tensor partAcc = Torch.empty(Torch.options(ScalarType.Float, device), b, nH, partitions, d); // (B, nH, P, d)
-        RolloutCuda.pagedDecodeAttention(qc.data_ptr().address(), kCache.data_ptr().address(), vCache.data_ptr().address(),
-                dec.blockTable().data_ptr().address(), dec.seqLens().data_ptr().address(), partM.data_ptr().address(),
-                partL.data_ptr().address(), partAcc.data_ptr().address(), out.data_ptr().address(), b, nH,
-                c.numKvHeads(), d, blockSize, dec.maxBlocks(), (float) (1.0 / Math.sqrt(d)));
+        RolloutCuda.pagedDecodeAttention(qc, kCache, vCache, dec.blockTable(), dec.seqLens(), partM, partL, partAcc, out,
+                blockSize, (float) (1.0 / Math.sqrt(d)));
         return out;
     }
 }

@@ -1,8 +1,11 @@
 package dev.rollout.model;
 
 import org.bytedeco.javacpp.Loader;
+import org.bytedeco.javacpp.annotation.ByRef;
+import org.bytedeco.javacpp.annotation.Const;
 import org.bytedeco.javacpp.annotation.Namespace;
 import org.bytedeco.javacpp.annotation.Platform;
+import org.bytedeco.pytorch.Tensor;
 
 /**
  * Our JavaCPP peer for {@code native-presets/include/rollout_cuda.h}. Its JNI library is built on
@@ -52,40 +55,55 @@ public final class RolloutCuda {
     /** How many context partitions {@link #pagedDecodeAttention} uses: the workspaces' third dimension. */
     public static native int pagedDecodePartitions(int maxBlocks, int blockSize);
 
-    /**
-     * Decode attention straight from the paged KV cache, on libtorch's current stream
-     * ({@code native-presets/src/paged_attention.cu}). Arguments are tensors' {@code data_ptr}s:
-     * q and out (B, nH, D) bf16, the caches (slots, nKv, D) bf16, blockTable (B, maxBlocks) and
-     * seqLens (B) int64, workspaces partM and partL (B, nH, P) and partAcc (B, nH, P, D) float32.
+    /*
+     * Our kernels take libtorch's tensors, as the presets' own functions do (@Const @ByRef: the
+     * C++ side gets the at::Tensor the Java object holds, no copy): the C++ side checks each one's
+     * device, dtype, dimensions, contiguity and the sizes that must agree
+     * (native-presets/include/rollout_checks.h) before a kernel touches its memory, and throws a
+     * RuntimeException naming the op, the argument and what is wrong (ADR 0014). Outputs are
+     * tensors the caller allocated; the kernels write them in place, on libtorch's current stream.
      */
-    public static native void pagedDecodeAttention(long q, long kCache, long vCache, long blockTable, long seqLens,
-                                                   long partM, long partL, long partAcc, long out, int batch, int numHeads,
-                                                   int numKvHeads, int headDim, int blockSize, int maxBlocks, float scale);
 
     /**
-     * Fused RMSNorm (native-presets/src/fused_ops.cu), rows of {@code hidden} bf16 values:
-     * out = norm(x) * w; with {@code delta} != 0, first hOut = x + delta and out = norm(hOut) * w.
+     * Decode attention straight from the paged KV cache ({@code native-presets/src/paged_attention.cu}):
+     * q and out (B, nH, D) bf16, the caches (slots, nKv, D) bf16, blockTable (B, maxBlocks) and
+     * seqLens (B) int64, workspaces partM and partL (B, nH, P) and partAcc (B, nH, P, D) float32,
+     * with P = {@link #pagedDecodePartitions}(maxBlocks, blockSize).
      */
-    public static native void rmsNorm(long x, long delta, long hOut, long w, long out, int rows, int hidden, float eps);
+    public static native void pagedDecodeAttention(@Const @ByRef Tensor q, @Const @ByRef Tensor kCache,
+                                                   @Const @ByRef Tensor vCache, @Const @ByRef Tensor blockTable,
+                                                   @Const @ByRef Tensor seqLens, @Const @ByRef Tensor partM,
+                                                   @Const @ByRef Tensor partL, @Const @ByRef Tensor partAcc,
+                                                   @Const @ByRef Tensor out, int blockSize, float scale);
+
+    /** Fused RMSNorm ({@code native-presets/src/fused_ops.cu}): x and out (rows, hidden) bf16, w (hidden); out = norm(x) * w. */
+    public static native void rmsNorm(@Const @ByRef Tensor x, @Const @ByRef Tensor w, @Const @ByRef Tensor out, float eps);
+
+    /** The residual add and the RMSNorm after it: hOut = x + delta, out = norm(hOut) * w; all (rows, hidden) bf16 but w. */
+    public static native void addRmsNorm(@Const @ByRef Tensor x, @Const @ByRef Tensor delta, @Const @ByRef Tensor hOut,
+                                         @Const @ByRef Tensor w, @Const @ByRef Tensor out, float eps);
 
     /** out (rows, inter) = silu(gateUp[:, :inter]) * gateUp[:, inter:], bf16. */
-    public static native void siluAndMul(long gateUp, long out, int rows, int inter);
+    public static native void siluAndMul(@Const @ByRef Tensor gateUp, @Const @ByRef Tensor out);
 
     /**
      * From the fused projection qkv (T, (nH + 2 nKv) D): optional per-head RMSNorm of q and k, RoPE
-     * at each token's position (int64), q into qOut (T, nH, D), k and v into the caches at each
-     * token's slot (int64). cos and sin are (maxPos, D) bf16; qNorm and kNorm may be 0.
+     * at each token's position (int64), q into qOut (T, nH, D), k and v into the caches
+     * (slots, nKv, D) at each token's slot (int64). cos and sin are (maxPos, D) bf16; qNorm and
+     * kNorm (D) are both null for models without the per-head norm.
      */
-    public static native void ropeAndCache(long qkv, long positions, long slots, long cos, long sin, long qNorm, long kNorm,
-                                           long qOut, long kCache, long vCache, int tokens, int numHeads, int numKvHeads,
-                                           int headDim, float eps);
+    public static native void ropeAndCache(@Const @ByRef Tensor qkv, @Const @ByRef Tensor positions,
+                                           @Const @ByRef Tensor slots, @Const @ByRef Tensor cos, @Const @ByRef Tensor sin,
+                                           @Const Tensor qNorm, @Const Tensor kNorm, @Const @ByRef Tensor qOut,
+                                           @Const @ByRef Tensor kCache, @Const @ByRef Tensor vCache, float eps);
 
     /**
      * One token per row of float32 logits (rows, vocab): the argmax where temperature is 0, else a
      * draw from softmax(logits / T) at the row's uniform in [0, 1). out (rows, 2) float32 gets
      * (token, its logprob under softmax(logits / T)). temperature and uniform are (rows) float32.
      */
-    public static native void sampleRows(long logits, long temperature, long uniform, long out, int rows, int vocab);
+    public static native void sampleRows(@Const @ByRef Tensor logits, @Const @ByRef Tensor temperature,
+                                         @Const @ByRef Tensor uniform, @Const @ByRef Tensor out);
 
     /** Runs this thread's later libtorch work on the capture stream (the warm-up before a capture). */
     public static native void useCaptureStream();

@@ -11,7 +11,8 @@ import dev.rollout.engine.Sequence;
 import dev.rollout.engine.SequenceOutput;
 import dev.rollout.metrics.EngineMetrics;
 import dev.rollout.model.CausalLm;
-import dev.rollout.model.NativeOps;
+import dev.rollout.model.Kernels;
+import dev.rollout.model.ModelConfig;
 import dev.rollout.model.RolloutCuda;
 import dev.rollout.model.Torch;
 import dev.rollout.chat.ChatTemplates;
@@ -81,35 +82,26 @@ public class EngineService {
             modelDir = s.modelPath().isBlank() ? DefaultModel.materialize(Path.of(s.cacheDir())) : Path.of(s.modelPath());
             if (s.torchThreads() > 0) torch.set_num_threads(s.torchThreads());
             Device device = new Device(s.engine().device());
+            ScalarType dtype = dtype(s.engine(), device);
+            if (device.is_cuda())
+                LOG.info(() -> RolloutCuda.available() ? "native preset loaded (libjniRolloutCuda)"
+                        : "native preset not loaded, going on without it: " + RolloutCuda.whyUnavailable());
+            // our kernels, chosen once for the model and the engine over it; the log says why any asked for is not used
+            Kernels kernels = Kernels.resolve(Kernels.Wanted.of(s.nativeKernels(), s.cudaGraphs(), s.fp32LmHead()),
+                    ModelConfig.read(modelDir), dtype, device);
+            LOG.info(() -> "kernels: " + kernels.describe());
             CausalLm model = switch (s.loadFormat()) {
-                case "auto" -> CausalLm.load(modelDir, dtype(s.engine(), device), device);
+                case "auto" -> CausalLm.load(modelDir, dtype, device, kernels);
                 case "dummy" -> {
                     LOG.warning("rollout.load-format=dummy: serving random weights, not " + modelDir + "'s");
-                    yield CausalLm.random(modelDir, dtype(s.engine(), device), device,
-                            s.dummySeed(), DUMMY_STD);
+                    yield CausalLm.random(modelDir, dtype, device, s.dummySeed(), DUMMY_STD, kernels);
                 }
                 default -> throw new IllegalArgumentException("rollout.load-format must be auto or dummy, not " + s.loadFormat());
             };
             Path tok = modelDir.resolve("tokenizer.json");
             tokenizer = Files.exists(tok) ? HfTokenizer.load(tok) : null;
             chatTemplates = ChatTemplates.load(modelDir);
-            if (device.is_cuda()) {
-                LOG.info(() -> RolloutCuda.available() ? "native preset loaded (libjniRolloutCuda)"
-                        : "native preset not loaded, going on without it: " + RolloutCuda.whyUnavailable());
-                String why = NativeOps.useIfPossible(model, s.nativeKernels());
-                LOG.info(() -> "decode attention: " + model.decodeAttention() + ", fused ops: " + model.fusedOps()
-                        + (why == null ? "" : " (" + why + ")"));
-            }
-            model.setFp32LmHead(s.fp32LmHead());
             LlmEngine engine = new LlmEngine(model, s.engine(), tokenizer, metrics);
-            if (device.is_cuda() && s.nativeKernels()) {
-                String why = engine.enableSamplingKernel();
-                LOG.info(() -> why == null ? "sampling kernel in use" : "sampling kernel unused: " + why);
-            }
-            if (device.is_cuda() && s.cudaGraphs()) {
-                String why = engine.enableCudaGraphs();
-                LOG.info(() -> why == null ? "decode steps replay as CUDA graphs" : "CUDA graphs unused: " + why);
-            }
             loop = new EngineLoop(engine, s.weightsHostBackup(), threads);
             weights = new WeightUpdates(loop, new WeightUpdates.Settings(seconds(s.weightUpdateWaitSeconds()),
                     seconds(s.weightSessionTimeoutSeconds()), s.allowPickle(), s.engine().device()));

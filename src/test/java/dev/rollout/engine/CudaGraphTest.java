@@ -1,11 +1,11 @@
 package dev.rollout.engine;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.rollout.model.CausalLm;
 import dev.rollout.model.DecodeAttention;
+import dev.rollout.model.Kernels;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
@@ -58,11 +58,9 @@ class CudaGraphTest {
 
     private Map<String, SequenceOutput> run(DecodeAttention mode, boolean fusedOps, boolean graphs) throws Exception {
         Device cuda = new Device(EngineHarness.DEVICE);
-        CausalLm lm = CausalLm.random(dir, ScalarType.BFloat16, cuda, 5, 0.1);  // std 0.1: peaked logits, few near-ties
-        lm.setDecodeAttention(mode);
-        lm.setFusedOps(fusedOps);
+        Kernels kernels = new Kernels(mode, fusedOps, false, false, graphs, List.of());
+        CausalLm lm = CausalLm.random(dir, ScalarType.BFloat16, cuda, 5, 0.1, kernels);  // std 0.1: peaked logits, few near-ties
         LlmEngine engine = new LlmEngine(lm, new EngineConfig(EngineHarness.DEVICE, "bfloat16", 16, 2048, 64, 4096, 0, 0.8), null, null);
-        if (graphs) assertNull(engine.enableCudaGraphs());
         Map<String, SequenceOutput> out = new HashMap<>();
         for (int round = 0; round < 2; round++) {
             if (round == 1) {  // graphs must be dropped with the KV cache and captured again

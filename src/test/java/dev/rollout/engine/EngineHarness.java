@@ -2,6 +2,7 @@ package dev.rollout.engine;
 
 import dev.rollout.model.CausalLm;
 import dev.rollout.model.DecodeAttention;
+import dev.rollout.model.Kernels;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -28,8 +29,7 @@ final class EngineHarness {
     }
 
     EngineHarness(Path checkpoint, EngineConfig config, TokenDecoder decoder, DecodeAttention decode) throws Exception {
-        CausalLm lm = CausalLm.load(checkpoint, ScalarType.Float, new Device(DEVICE));
-        lm.setDecodeAttention(decode);
+        CausalLm lm = CausalLm.load(checkpoint, ScalarType.Float, new Device(DEVICE), Kernels.libtorch(decode));
         engine = new LlmEngine(lm, config, decoder, null);
         weights = new WeightControl(engine, false);
         memory = new MemoryOccupation(engine, weights);

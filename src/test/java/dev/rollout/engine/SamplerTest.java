@@ -2,6 +2,7 @@ package dev.rollout.engine;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.rollout.model.Torch;
@@ -35,6 +36,13 @@ class SamplerTest {
         int[] c = new int[LOGITS.length];
         for (int t : SAMPLER.sample(logits(draws, LOGITS), seqs).tokens()) c[t]++;
         return c;
+    }
+
+    /** The sampling kernel is chosen when the sampler is built, and refused there, with the reason, where it cannot run. */
+    @Test
+    void theSamplingKernelIsRefusedOffCuda() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new Sampler(CPU, List.of(3), true));
+        assertTrue(e.getMessage().startsWith("sampling kernel: needs CUDA"), e.getMessage());
     }
 
     @Test

@@ -1,0 +1,186 @@
+// What each of our entry points (rollout_cuda.h) requires of the tensors it is handed, checked
+// before a kernel touches their memory: a wrong tensor becomes an exception with a message (a
+// Java RuntimeException through JavaCPP), never a read or write past the end of a buffer, nor a
+// device pointer taken for a host one (ADR 0014).
+//
+// What is checked: every tensor is defined, on the expected device, of the expected dtype and
+// number of dimensions, contiguous; the sizes that the kernel derives from one argument agree
+// with the others; the sizes fit the launchers' ints. What is not: the *values* of index tensors
+// (positions, KV slots, block ids, context lengths), which live on the device and would cost a
+// device-to-host copy and a synchronisation per call (and cannot be read inside a CUDA-graph
+// capture). They come from the engine's own scheduler and block manager, never from a request.
+//
+// Plain ATen, no CUDA header: the caller names the device the tensors must be on, so this file
+// compiles against any libtorch, CPU-only ones included.
+#pragma once
+#include <climits>
+#include <cstdint>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+#include <ATen/core/Tensor.h>
+
+namespace rollout {
+namespace checks {
+
+constexpr c10::ScalarType BF16 = c10::ScalarType::BFloat16;
+constexpr c10::ScalarType F32 = c10::ScalarType::Float;
+constexpr c10::ScalarType I64 = c10::ScalarType::Long;
+
+// Message building only on the way out: the checks that pass cost a few field reads each.
+[[noreturn]] inline void fail(const char* op, const char* name, const std::string& why) {
+    throw std::invalid_argument(std::string(op) + ": " + name + " " + why);
+}
+
+inline std::string shape(const at::Tensor& t) {
+    std::ostringstream s;
+    s << t.sizes();
+    return s.str();
+}
+
+// t is defined, on `device`, of `dtype`, has `dims` dimensions and is contiguous.
+inline void tensor(const char* op, const char* name, const at::Tensor& t, c10::ScalarType dtype, int64_t dims,
+                   c10::Device device) {
+    if (!t.defined()) fail(op, name, "is an undefined tensor");
+    if (t.device() != device) fail(op, name, "is on " + t.device().str() + ", not on " + device.str());
+    if (t.scalar_type() != dtype)
+        fail(op, name, std::string("is ") + c10::toString(t.scalar_type()) + ", not " + c10::toString(dtype));
+    if (t.dim() != dims) fail(op, name, "has shape " + shape(t) + ", not " + std::to_string(dims) + " dimensions");
+    if (!t.is_contiguous()) fail(op, name, "of shape " + shape(t) + " is not contiguous");
+}
+
+// Dimension d of t is `expected`, which `why` explains (another argument's size, or the op's rule).
+inline void size(const char* op, const char* name, const at::Tensor& t, int64_t d, int64_t expected, const char* why) {
+    if (t.size(d) != expected)
+        fail(op, name, "has shape " + shape(t) + ": dimension " + std::to_string(d) + " must be " +
+                               std::to_string(expected) + " (" + why + ")");
+}
+
+// t has exactly the shape of `like`.
+inline void sameShape(const char* op, const char* name, const at::Tensor& t, const char* likeName, const at::Tensor& like) {
+    if (t.sizes() != like.sizes()) fail(op, name, "has shape " + shape(t) + ", " + likeName + " " + shape(like));
+}
+
+// A size handed to a launcher as an int.
+inline int toInt(const char* op, const char* what, int64_t n) {
+    if (n > INT_MAX) fail(op, what, "is " + std::to_string(n) + ", more than a kernel launch takes");
+    return static_cast<int>(n);
+}
+
+// rmsNorm: x, out (rows, hidden) bf16; w (hidden) bf16. addRmsNorm also: delta, hOut like x.
+inline void rmsNorm(const at::Tensor& x, const at::Tensor* delta, const at::Tensor* hOut, const at::Tensor& w,
+                    const at::Tensor& out, c10::Device device) {
+    const char* op = delta != nullptr ? "addRmsNorm" : "rmsNorm";
+    tensor(op, "x", x, BF16, 2, device);
+    tensor(op, "w", w, BF16, 1, device);
+    size(op, "w", w, 0, x.size(1), "x's hidden size");
+    tensor(op, "out", out, BF16, 2, device);
+    sameShape(op, "out", out, "x", x);
+    if (delta != nullptr) {
+        tensor(op, "delta", *delta, BF16, 2, device);
+        sameShape(op, "delta", *delta, "x", x);
+        tensor(op, "hOut", *hOut, BF16, 2, device);
+        sameShape(op, "hOut", *hOut, "x", x);
+    }
+    toInt(op, "rows", x.size(0));
+}
+
+// gateUp (rows, 2 inter) bf16 -> out (rows, inter) bf16.
+inline void siluAndMul(const at::Tensor& gateUp, const at::Tensor& out, c10::Device device) {
+    const char* op = "siluAndMul";
+    tensor(op, "gateUp", gateUp, BF16, 2, device);
+    tensor(op, "out", out, BF16, 2, device);
+    size(op, "out", out, 0, gateUp.size(0), "gateUp's rows");
+    size(op, "gateUp", gateUp, 1, 2 * out.size(1), "twice out's width: gate then up");
+    toInt(op, "rows", gateUp.size(0));
+    toInt(op, "inter", out.size(1));
+}
+
+// qkv (T, (nH + 2 nKv) D) bf16; positions, slots (T) int64; cos, sin (maxPos, D) bf16; qNorm, kNorm
+// (D) bf16, both or neither; qOut (T, nH, D) bf16; kCache, vCache (slots, nKv, D) bf16.
+inline void ropeAndCache(const at::Tensor& qkv, const at::Tensor& positions, const at::Tensor& slots,
+                         const at::Tensor& cos, const at::Tensor& sin, const at::Tensor* qNorm, const at::Tensor* kNorm,
+                         const at::Tensor& qOut, const at::Tensor& kCache, const at::Tensor& vCache, c10::Device device) {
+    const char* op = "ropeAndCache";
+    tensor(op, "qOut", qOut, BF16, 3, device);
+    tensor(op, "kCache", kCache, BF16, 3, device);
+    tensor(op, "vCache", vCache, BF16, 3, device);
+    sameShape(op, "vCache", vCache, "kCache", kCache);
+    const int64_t t = qOut.size(0), nH = qOut.size(1), d = qOut.size(2), nKv = kCache.size(1);
+    size(op, "kCache", kCache, 2, d, "qOut's head_dim");
+    tensor(op, "qkv", qkv, BF16, 2, device);
+    size(op, "qkv", qkv, 0, t, "qOut's tokens");
+    size(op, "qkv", qkv, 1, (nH + 2 * nKv) * d, "(qOut's heads + 2 kCache's heads) * head_dim");
+    tensor(op, "positions", positions, I64, 1, device);
+    size(op, "positions", positions, 0, t, "qOut's tokens");
+    tensor(op, "slots", slots, I64, 1, device);
+    size(op, "slots", slots, 0, t, "qOut's tokens");
+    tensor(op, "cos", cos, BF16, 2, device);
+    size(op, "cos", cos, 1, d, "qOut's head_dim");
+    tensor(op, "sin", sin, BF16, 2, device);
+    sameShape(op, "sin", sin, "cos", cos);
+    if ((qNorm == nullptr) != (kNorm == nullptr)) fail(op, "qNorm and kNorm", "must be given both or neither");
+    if (qNorm != nullptr) {
+        tensor(op, "qNorm", *qNorm, BF16, 1, device);
+        size(op, "qNorm", *qNorm, 0, d, "qOut's head_dim");
+        tensor(op, "kNorm", *kNorm, BF16, 1, device);
+        size(op, "kNorm", *kNorm, 0, d, "qOut's head_dim");
+    }
+    toInt(op, "tokens", t);
+}
+
+// q, out (B, nH, D) bf16; kCache, vCache (slots, nKv, D) bf16; blockTable (B, maxBlocks) and
+// seqLens (B) int64; partM, partL (B, nH, partitions) and partAcc (B, nH, partitions, D) float32.
+inline void pagedDecodeAttention(const at::Tensor& q, const at::Tensor& kCache, const at::Tensor& vCache,
+                                 const at::Tensor& blockTable, const at::Tensor& seqLens, const at::Tensor& partM,
+                                 const at::Tensor& partL, const at::Tensor& partAcc, const at::Tensor& out, int blockSize,
+                                 int64_t partitions, c10::Device device) {
+    const char* op = "pagedDecodeAttention";
+    if (blockSize <= 0) fail(op, "blockSize", "is " + std::to_string(blockSize) + ", not positive");
+    tensor(op, "q", q, BF16, 3, device);
+    const int64_t b = q.size(0), nH = q.size(1), d = q.size(2);
+    tensor(op, "out", out, BF16, 3, device);
+    sameShape(op, "out", out, "q", q);
+    tensor(op, "kCache", kCache, BF16, 3, device);
+    size(op, "kCache", kCache, 2, d, "q's head_dim");
+    tensor(op, "vCache", vCache, BF16, 3, device);
+    sameShape(op, "vCache", vCache, "kCache", kCache);
+    tensor(op, "blockTable", blockTable, I64, 2, device);
+    size(op, "blockTable", blockTable, 0, b, "q's batch");
+    tensor(op, "seqLens", seqLens, I64, 1, device);
+    size(op, "seqLens", seqLens, 0, b, "q's batch");
+    tensor(op, "partM", partM, F32, 3, device);
+    size(op, "partM", partM, 0, b, "q's batch");
+    size(op, "partM", partM, 1, nH, "q's heads");
+    size(op, "partM", partM, 2, partitions, "the partitions of blockTable's context");
+    tensor(op, "partL", partL, F32, 3, device);
+    sameShape(op, "partL", partL, "partM", partM);
+    tensor(op, "partAcc", partAcc, F32, 4, device);
+    size(op, "partAcc", partAcc, 0, b, "q's batch");
+    size(op, "partAcc", partAcc, 1, nH, "q's heads");
+    size(op, "partAcc", partAcc, 2, partitions, "the partitions of blockTable's context");
+    size(op, "partAcc", partAcc, 3, d, "q's head_dim");
+    toInt(op, "batch", b);
+    toInt(op, "maxBlocks", blockTable.size(1));
+}
+
+// logits (rows, vocab) float32; temperature, uniform (rows) float32; out (rows, 2) float32.
+inline void sampleRows(const at::Tensor& logits, const at::Tensor& temperature, const at::Tensor& uniform,
+                       const at::Tensor& out, c10::Device device) {
+    const char* op = "sampleRows";
+    tensor(op, "logits", logits, F32, 2, device);
+    const int64_t rows = logits.size(0);
+    tensor(op, "temperature", temperature, F32, 1, device);
+    size(op, "temperature", temperature, 0, rows, "logits' rows");
+    tensor(op, "uniform", uniform, F32, 1, device);
+    size(op, "uniform", uniform, 0, rows, "logits' rows");
+    tensor(op, "out", out, F32, 2, device);
+    size(op, "out", out, 0, rows, "logits' rows");
+    size(op, "out", out, 1, 2, "token and logprob");
+    toInt(op, "rows", rows);
+    toInt(op, "vocab", logits.size(1));
+}
+
+}  // namespace checks
+}  // namespace rollout

@@ -1,0 +1,171 @@
+package dev.rollout.model;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.stream.Collectors;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * Which of our own kernels a model and the engine over it run, chosen once, before the model is
+ * built, and handed to its constructor ({@link CausalLm#load(java.nio.file.Path, ScalarType, Device, Kernels)});
+ * the engine takes the sampling and CUDA-graph choices from the model. Nothing switches after
+ * construction.
+ *
+ * <p>{@link #resolve} is the server's and the benchmarks' way: every kernel that was asked for and
+ * can serve the model on its device is used, and {@link #notUsed()} says why each other one is not,
+ * for the log. A test names the kernels it wants with the canonical constructor or
+ * {@link #libtorch}; the model refuses a choice that cannot run ({@link #requireUsable}).
+ *
+ * @param decodeAttention how decoding sequences attend
+ * @param fusedOps        norms, q/k norm + RoPE + K/V write and SiLU-and-mul through fused_ops.cu ({@link FusedLayerOps})
+ * @param fp32LmHead      logits in float32 straight from the LM head's GEMM (SGLang's --enable-fp32-lm-head)
+ * @param samplingKernel  rows without top-k/top-p/min-p sampled by sampling.cu
+ * @param cudaGraphs      decode-only steps replayed as CUDA graphs ({@link DecodeGraphs}); needs {@link DecodeAttention#PAGED_NATIVE}
+ * @param notUsed         each kernel that was asked for but is not used, with the reason
+ */
+public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean fp32LmHead, boolean samplingKernel,
+                      boolean cudaGraphs, List<NotUsed> notUsed) {
+
+    /** libtorch's ops everywhere, decoding sequences gathered: what runs on any device and dtype. */
+    public static final Kernels LIBTORCH = libtorch(DecodeAttention.GATHER);
+
+    /** What {@link Kernels} can choose besides libtorch's ops. */
+    public enum Kernel {
+        FUSED_OPS("fused ops"), PAGED_DECODE("paged decode kernel"), SAMPLING("sampling kernel"), CUDA_GRAPHS("CUDA graphs"),
+        FP32_LM_HEAD("float32 LM head");
+
+        private final String label;
+
+        Kernel(String label) {
+            this.label = label;
+        }
+
+        @Override
+        public String toString() {
+            return label;
+        }
+    }
+
+    /** A kernel that was asked for and is not used, and why. */
+    public record NotUsed(Kernel kernel, String reason) {
+        @Override
+        public String toString() {
+            return kernel + ": " + reason;
+        }
+    }
+
+    /** What a configuration asks for; {@link #resolve} uses each where it can serve the model. */
+    public record Wanted(boolean fusedOps, boolean pagedDecode, boolean samplingKernel, boolean cudaGraphs, boolean fp32LmHead) {
+        /** The server's settings: {@code rollout.native-kernels} asks for all three of our kernels. */
+        public static Wanted of(boolean nativeKernels, boolean cudaGraphs, boolean fp32LmHead) {
+            return new Wanted(nativeKernels, nativeKernels, nativeKernels, cudaGraphs, fp32LmHead);
+        }
+    }
+
+    public Kernels {
+        Objects.requireNonNull(decodeAttention, "decodeAttention");
+        if (cudaGraphs && decodeAttention != DecodeAttention.PAGED_NATIVE)
+            throw new IllegalArgumentException("CUDA graphs need the paged decode kernel (decode attention PAGED_NATIVE), not "
+                    + decodeAttention + ": a graph's shapes must not depend on the context length");
+        notUsed = List.copyOf(notUsed);
+    }
+
+    /** libtorch's ops only, decoding sequences attending the given way (GATHER, or PAGED_TORCH: the paged kernel's reference). */
+    public static Kernels libtorch(DecodeAttention decode) {
+        if (decode == DecodeAttention.PAGED_NATIVE) throw new IllegalArgumentException("PAGED_NATIVE is our kernel, not libtorch's ops");
+        return new Kernels(decode, false, false, false, false, List.of());
+    }
+
+    /** Every kernel in {@code wanted} that can serve a model of {@code c} in {@code dtype} on {@code device}; the reasons for the others. */
+    public static Kernels resolve(Wanted wanted, ModelConfig c, ScalarType dtype, Device device) {
+        List<NotUsed> notUsed = new ArrayList<>();
+        boolean fused = wanted.fusedOps() && usable(Kernel.FUSED_OPS, c, dtype, device, notUsed);
+        boolean paged = wanted.pagedDecode() && usable(Kernel.PAGED_DECODE, c, dtype, device, notUsed);
+        boolean sampling = wanted.samplingKernel() && usable(Kernel.SAMPLING, c, dtype, device, notUsed);
+        boolean graphs = wanted.cudaGraphs() && paged;
+        if (wanted.cudaGraphs() && !paged)
+            notUsed.add(new NotUsed(Kernel.CUDA_GRAPHS, "they need the paged decode kernel, which "
+                    + (wanted.pagedDecode() ? "cannot serve this model here" : "was not asked for")));
+        boolean fp32 = wanted.fp32LmHead() && usable(Kernel.FP32_LM_HEAD, c, dtype, device, notUsed);
+        return new Kernels(paged ? DecodeAttention.PAGED_NATIVE : DecodeAttention.GATHER, fused, fp32, sampling, graphs, notUsed);
+    }
+
+    private static boolean usable(Kernel k, ModelConfig c, ScalarType dtype, Device device, List<NotUsed> notUsed) {
+        Optional<String> why = whyNot(k, c, dtype, device);
+        why.ifPresent(reason -> notUsed.add(new NotUsed(k, reason)));
+        return why.isEmpty();
+    }
+
+    /**
+     * Throws an IllegalArgumentException naming every kernel of this choice that cannot serve a
+     * model of {@code c} in {@code dtype} on {@code device}, and why.
+     */
+    public void requireUsable(ModelConfig c, ScalarType dtype, Device device) {
+        List<String> problems = new ArrayList<>();
+        List<Kernel> chosen = new ArrayList<>();
+        if (fusedOps) chosen.add(Kernel.FUSED_OPS);
+        if (decodeAttention == DecodeAttention.PAGED_NATIVE) chosen.add(Kernel.PAGED_DECODE);
+        if (samplingKernel) chosen.add(Kernel.SAMPLING);
+        if (fp32LmHead) chosen.add(Kernel.FP32_LM_HEAD);
+        for (Kernel k : chosen) whyNot(k, c, dtype, device).ifPresent(why -> problems.add(k + ": " + why));
+        if (!problems.isEmpty()) throw new IllegalArgumentException("these kernels cannot serve the model here: " + String.join("; ", problems));
+    }
+
+    /** Throws an IllegalArgumentException where our sampling kernel cannot run on {@code device}. */
+    public static void requireSamplingKernel(Device device) {
+        whyNot(Kernel.SAMPLING, null, null, device).ifPresent(why -> {
+            throw new IllegalArgumentException(Kernel.SAMPLING + ": " + why);
+        });
+    }
+
+    /**
+     * Why kernel {@code k} cannot serve a model of {@code c} in {@code dtype} on {@code device}:
+     * every requirement it misses, so that one look at the log says all that would have to change;
+     * empty if it can.
+     */
+    static Optional<String> whyNot(Kernel k, ModelConfig c, ScalarType dtype, Device device) {
+        if (k == Kernel.FP32_LM_HEAD) return whyNotFp32Logits(dtype, device);
+        List<String> missing = new ArrayList<>();
+        if (!device.is_cuda()) missing.add("CUDA");
+        if (k == Kernel.FUSED_OPS || k == Kernel.PAGED_DECODE) {
+            if (dtype.intern() != ScalarType.BFloat16) missing.add("bfloat16 (not " + Torch.name(dtype) + ")");
+            if (c.headDim() != 64 && c.headDim() != 128) missing.add("head_dim 64 or 128 (not " + c.headDim() + ")");
+        }
+        if (k == Kernel.PAGED_DECODE && c.queryGroupSize() > 8)
+            missing.add("at most 8 query heads per KV head (not " + c.queryGroupSize() + ")");
+        // why the library did not load is one long line (RolloutCuda.whyUnavailable()), logged once by whoever resolves
+        if (!RolloutCuda.available()) missing.add("the native preset (not loaded)");
+        return missing.isEmpty() ? Optional.empty() : Optional.of("needs " + String.join(", ", missing));
+    }
+
+    /** Whether this libtorch has mm with a float32 result for {@code dtype} on {@code device} (CUDA, torch 2.9 and later). */
+    private static Optional<String> whyNotFp32Logits(ScalarType dtype, Device device) {
+        if (dtype.intern() == ScalarType.Float) return Optional.of("the model computes in float32: its logits are float32 already");
+        try (Tensor a = Torch.zeros(Torch.options(dtype, device), 2, 8); Tensor r = torch.mm(a, a.t(), ScalarType.Float)) {
+            // intern(): JavaCPP returns native enums as new instances, never == a constant
+            ScalarType got = r.scalar_type().intern();
+            return got == ScalarType.Float ? Optional.empty() : Optional.of("libtorch's mm returned " + Torch.name(got));
+        } catch (RuntimeException e) {
+            // libtorch's first sentence says it ("Could not run 'aten::mm.dtype' ... from the 'CPU' backend"); the rest is a backend list
+            String m = e.getMessage() == null ? e.toString() : e.getMessage().lines().findFirst().orElse("").split("\\. ", 2)[0];
+            return Optional.of("libtorch's mm has no float32 result for " + Torch.name(dtype) + " here: " + m);
+        }
+    }
+
+    /** One line for the log: what runs, and why each kernel asked for does not. */
+    public String describe() {
+        String chosen = "decode attention " + decodeAttention + ", fused ops " + onOff(fusedOps) + ", sampling kernel "
+                + onOff(samplingKernel) + ", CUDA graphs " + onOff(cudaGraphs) + ", float32 LM head " + onOff(fp32LmHead);
+        return notUsed.isEmpty() ? chosen
+                : chosen + "; not used: " + notUsed.stream().map(NotUsed::toString).collect(Collectors.joining("; "));
+    }
+
+    private static String onOff(boolean on) {
+        return on ? "on" : "off";
+    }
+}

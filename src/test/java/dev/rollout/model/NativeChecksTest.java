@@ -1,0 +1,132 @@
+package dev.rollout.model;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.List;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
+import org.junit.jupiter.api.function.Executable;
+
+/**
+ * Every entry point of our native preset refuses a wrong tensor with an exception that names the
+ * op, the argument and what is wrong (native-presets/include/rollout_checks.h, ADR 0014), before
+ * a kernel touches its memory: after every refusal the device still computes, so no kernel ran
+ * out of bounds. On the GPU with the native preset built (bench/gpu-bench.sh test).
+ */
+@EnabledIfSystemProperty(named = "rollout.test.device", matches = "cuda.*")
+class NativeChecksTest {
+    static final Device CPU = new Device("cpu");
+    static final int T = 5, H = 128, NH = 4, NKV = 2, D = 64, SLOTS = 64, BLOCK = 16;
+
+    static Tensor bf16(Device d, long... shape) {
+        return torch.randn(shape, Torch.options(ScalarType.BFloat16, d));
+    }
+
+    static Tensor f32(Device d, long... shape) {
+        return torch.rand(shape, Torch.options(ScalarType.Float, d));
+    }
+
+    /** Refused with a RuntimeException whose message contains {@code expected}. */
+    static void refused(String expected, Executable call) {
+        RuntimeException e = assertThrows(RuntimeException.class, call, expected);
+        assertTrue(e.getMessage() != null && e.getMessage().contains(expected), "expected \"" + expected + "\" in: " + e.getMessage());
+    }
+
+    @Test
+    void wrongTensorsAreRefusedWithAMessageAndCorruptNothing() {
+        assertTrue(RolloutCuda.available(), "the native preset must be built for this test: " + RolloutCuda.whyUnavailable());
+        Device cuda = new Device(System.getProperty("rollout.test.device"));
+        // nor a closed one (made outside the scope below, which would close it again)
+        Tensor closed = bf16(cuda, T, H), w0 = bf16(cuda, H), out0 = bf16(cuda, T, H);
+        closed.close();
+        assertThrows(NullPointerException.class, () -> RolloutCuda.rmsNorm(closed, w0, out0, 1e-6f));
+        w0.close();
+        out0.close();
+        try (PointerScope scope = new PointerScope()) {
+            // rmsNorm and addRmsNorm
+            Tensor x = bf16(cuda, T, H), w = bf16(cuda, H), out = bf16(cuda, T, H), delta = bf16(cuda, T, H), hOut = bf16(cuda, T, H);
+            refused("rmsNorm: x is on cpu, not on cuda:0", () -> RolloutCuda.rmsNorm(bf16(CPU, T, H), w, out, 1e-6f));
+            refused("rmsNorm: x is Float, not BFloat16", () -> RolloutCuda.rmsNorm(f32(cuda, T, H), w, out, 1e-6f));
+            refused("rmsNorm: x of shape [5, 128] is not contiguous",
+                    () -> RolloutCuda.rmsNorm(bf16(cuda, T, 2 * H).narrow(1, 0, H), w, out, 1e-6f));
+            refused("rmsNorm: x has shape [5, 2, 64], not 2 dimensions", () -> RolloutCuda.rmsNorm(bf16(cuda, T, 2, 64), w, out, 1e-6f));
+            refused("rmsNorm: w has shape [64]: dimension 0 must be 128 (x's hidden size)",
+                    () -> RolloutCuda.rmsNorm(x, bf16(cuda, 64), out, 1e-6f));
+            refused("rmsNorm: out has shape [4, 128], x [5, 128]", () -> RolloutCuda.rmsNorm(x, w, bf16(cuda, 4, H), 1e-6f));
+            refused("addRmsNorm: delta has shape [5, 64], x [5, 128]",
+                    () -> RolloutCuda.addRmsNorm(x, bf16(cuda, T, 64), hOut, w, out, 1e-6f));
+            refused("addRmsNorm: hOut is on cpu", () -> RolloutCuda.addRmsNorm(x, delta, bf16(CPU, T, H), w, out, 1e-6f));
+            // JavaCPP's own check: a null tensor never reaches C++
+            assertThrows(NullPointerException.class, () -> RolloutCuda.rmsNorm(null, w, out, 1e-6f));
+
+            // siluAndMul
+            refused("siluAndMul: gateUp has shape [5, 100]: dimension 1 must be 128 (twice out's width: gate then up)",
+                    () -> RolloutCuda.siluAndMul(bf16(cuda, T, 100), bf16(cuda, T, 64)));
+            refused("siluAndMul: out has shape [3, 64]: dimension 0 must be 5 (gateUp's rows)",
+                    () -> RolloutCuda.siluAndMul(bf16(cuda, T, 128), bf16(cuda, 3, 64)));
+
+            // ropeAndCache
+            ModelConfig c = new ModelConfig("Qwen3ForCausalLM", 1000, NH * D, 3 * NH * D, 1, NH, NKV, D, 1e-6,
+                    new ModelConfig.Rope("default", 1e6, 1, 0, 0, 0), 4096, true, false, true, "bfloat16", List.of(0));
+            RotaryEmbedding rope = new RotaryEmbedding(c, ScalarType.BFloat16, cuda);
+            Tensor qkv = bf16(cuda, T, (NH + 2 * NKV) * D), q = bf16(cuda, T, NH, D), norm = bf16(cuda, D);
+            Tensor kCache = bf16(cuda, SLOTS, NKV, D), vCache = bf16(cuda, SLOTS, NKV, D);
+            Tensor pos = Torch.longs(new long[] {0, 1, 2, 3, 4}, cuda), slots = Torch.longs(new long[] {9, 8, 7, 6, 5}, cuda);
+            refused("ropeAndCache: positions is Int, not Long", () -> RolloutCuda.ropeAndCache(qkv, pos.to(ScalarType.Int), slots,
+                    rope.cos(), rope.sin(), norm, norm, q, kCache, vCache, 1e-6f));
+            refused("ropeAndCache: slots is on cpu", () -> RolloutCuda.ropeAndCache(qkv, pos, Torch.longs(new long[] {9, 8, 7, 6, 5}, CPU),
+                    rope.cos(), rope.sin(), norm, norm, q, kCache, vCache, 1e-6f));
+            refused("ropeAndCache: qkv has shape [5, 256]: dimension 1 must be 512", () -> RolloutCuda.ropeAndCache(bf16(cuda, T, 256), pos,
+                    slots, rope.cos(), rope.sin(), norm, norm, q, kCache, vCache, 1e-6f));
+            refused("ropeAndCache: qNorm and kNorm must be given both or neither", () -> RolloutCuda.ropeAndCache(qkv, pos, slots,
+                    rope.cos(), rope.sin(), norm, null, q, kCache, vCache, 1e-6f));
+            refused("ropeAndCache: vCache has shape [32, 2, 64], kCache [64, 2, 64]", () -> RolloutCuda.ropeAndCache(qkv, pos, slots,
+                    rope.cos(), rope.sin(), norm, norm, q, kCache, bf16(cuda, 32, NKV, D), 1e-6f));
+            refused("ropeAndCache: cos is Float, not BFloat16", () -> RolloutCuda.ropeAndCache(qkv, pos, slots,
+                    rope.cos().to(ScalarType.Float), rope.sin(), norm, norm, q, kCache, vCache, 1e-6f));
+
+            // pagedDecodeAttention: 3 sequences over at most 2 blocks of 16, one partition
+            int b = 3, maxBlocks = 2, p = RolloutCuda.pagedDecodePartitions(maxBlocks, BLOCK);
+            Tensor qd = bf16(cuda, b, NH, D), od = bf16(cuda, b, NH, D);
+            Tensor table = Torch.longs(new long[] {0, 1, 2, 0, 3, 0}, b, maxBlocks, cuda), lens = Torch.longs(new long[] {20, 5, 1}, cuda);
+            Tensor m = f32(cuda, b, NH, p), l = f32(cuda, b, NH, p), acc = f32(cuda, b, NH, p, D);
+            refused("pagedDecodeAttention: partM has shape [3, 4, 2]: dimension 2 must be 1 (the partitions of blockTable's context)",
+                    () -> RolloutCuda.pagedDecodeAttention(qd, kCache, vCache, table, lens, f32(cuda, b, NH, 2), l, acc, od, BLOCK, 0.125f));
+            refused("pagedDecodeAttention: blockTable is Int, not Long", () -> RolloutCuda.pagedDecodeAttention(qd, kCache, vCache,
+                    table.to(ScalarType.Int), lens, m, l, acc, od, BLOCK, 0.125f));
+            refused("pagedDecodeAttention: seqLens has shape [2]: dimension 0 must be 3 (q's batch)", () -> RolloutCuda.pagedDecodeAttention(
+                    qd, kCache, vCache, table, Torch.longs(new long[] {20, 5}, cuda), m, l, acc, od, BLOCK, 0.125f));
+            refused("pagedDecodeAttention: kCache has shape [64, 2, 128]: dimension 2 must be 64 (q's head_dim)",
+                    () -> RolloutCuda.pagedDecodeAttention(qd, bf16(cuda, SLOTS, NKV, 128), vCache, table, lens, m, l, acc, od, BLOCK, 0.125f));
+
+            // sampleRows
+            Tensor logits = f32(cuda, 4, 1000), temps = f32(cuda, 4), u = f32(cuda, 4), sampled = f32(cuda, 4, 2);
+            refused("sampleRows: logits is BFloat16, not Float", () -> RolloutCuda.sampleRows(bf16(cuda, 4, 1000), temps, u, sampled));
+            refused("sampleRows: uniform has shape [3]: dimension 0 must be 4 (logits' rows)",
+                    () -> RolloutCuda.sampleRows(logits, temps, f32(cuda, 3), sampled));
+            refused("sampleRows: out has shape [4, 3]: dimension 1 must be 2 (token and logprob)",
+                    () -> RolloutCuda.sampleRows(logits, temps, u, f32(cuda, 4, 3)));
+
+            // after all of that, every op still runs and the device is healthy (a kernel out of
+            // bounds would have left a sticky error that the next synchronisation reports)
+            RolloutCuda.rmsNorm(x, w, out, 1e-6f);
+            RolloutCuda.addRmsNorm(x, delta, hOut, w, out, 1e-6f);
+            RolloutCuda.siluAndMul(bf16(cuda, T, 128), bf16(cuda, T, 64));
+            RolloutCuda.ropeAndCache(qkv, pos, slots, rope.cos(), rope.sin(), norm, norm, q, kCache, vCache, 1e-6f);
+            RolloutCuda.ropeAndCache(qkv, pos, slots, rope.cos(), rope.sin(), null, null, q, kCache, vCache, 1e-6f);
+            RolloutCuda.pagedDecodeAttention(qd, kCache, vCache, table, lens, m, l, acc, od, BLOCK, 0.125f);
+            RolloutCuda.sampleRows(logits, torch.zeros(new long[] {4}, Torch.options(ScalarType.Float, cuda)), u, sampled);
+            float[] tokens = Torch.toFloats(sampled);
+            long[] argmax = Torch.toLongs(logits.argmax(new org.bytedeco.pytorch.LongOptional(1), false));
+            for (int r = 0; r < 4; r++) assertEquals(argmax[r], (long) tokens[2 * r], "greedy row " + r);
+            assertEquals(0.0, FusedOpsTest.maxDiff(hOut, x.add(delta)), "addRmsNorm's sum");
+        }
+    }
+}
