@@ -7,7 +7,7 @@
 #   bench/gpu-session.sh STAGE...
 # Carry ["target/rollout-dist.tar.xz", "target/test-classes/dev", "target/junit-console.jar"].
 # Stages (in the order given):
-#   tests          the CUDA-only JUnit classes (kernels, fused ops, graphs, sampling kernel, the native checks)
+#   tests          the CUDA-only JUnit classes (kernels, fused ops, graphs, sampling kernel, the native checks, the host backup)
 #   save05         a random Qwen2.5-0.5B checkpoint in /tmp/q05 (both engines load it)
 #   gather05       ours, libtorch's gathered attention, eager (R1 R4 R5)
 #   prof05         graphs05's decode shapes under Java Flight Recorder (prof05.jfr in logs.tgz)
@@ -75,7 +75,7 @@ for s in "$@"; do
   case "$s" in
     tests) stage tests 300 bash bench/gpu-bench.sh test dev.rollout.model.PagedDecodeKernelTest \
              dev.rollout.model.FusedOpsTest dev.rollout.engine.CudaGraphTest dev.rollout.model.RolloutCudaTest \
-             dev.rollout.engine.SamplingKernelTest dev.rollout.model.NativeChecksTest ;;
+             dev.rollout.engine.SamplingKernelTest dev.rollout.model.NativeChecksTest dev.rollout.engine.CudaHostBackupTest ;;
     save05) stage save05 120 bash bench/gpu-bench.sh save /tmp/q05 qwen2.5-0.5b ;;
     gather05) stage gather05 150 "${ours[@]}" /tmp/q05 $shapes05 ;;
     prof05) stage prof05 120 env BENCH_JVM_ARGS="-XX:StartFlightRecording=filename=$logs/prof05.jfr,settings=profile" \

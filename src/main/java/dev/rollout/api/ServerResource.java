@@ -1,7 +1,5 @@
 package dev.rollout.api;
 
-import static dev.rollout.api.JsonBodies.JSON;
-
 import dev.rollout.engine.EngineCommand;
 import dev.rollout.engine.EngineInfo;
 import dev.rollout.engine.EngineLoop;
@@ -17,7 +15,6 @@ import dev.rollout.runtime.ServerSettings;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.inject.Inject;
 import jakarta.json.JsonObject;
-import jakarta.json.JsonObjectBuilder;
 import jakarta.ws.rs.GET;
 import jakarta.ws.rs.POST;
 import jakarta.ws.rs.Path;
@@ -46,72 +43,67 @@ public class ServerResource {
     @Inject
     EngineService service;
 
+    /** SGLang's {@code /get_model_info}. */
+    public record ModelInfo(String modelPath, String tokenizerPath, boolean isGeneration, Object preferredSamplingParams,
+                            String weightVersion, String modelType, List<String> architectures) {}
+
+    public record InternalState(int numRunningReqs, int numWaitingReqs, double tokenUsage, int numCachedBlocks, long numPreemptions,
+                                String weightVersion) {}
+
+    /** SGLang's {@code /get_server_info}: the server's arguments as SGLang names them, and the scheduler's state. */
+    public record ServerInfo(String modelPath, String servedModelName, String device, String dtype, int pageSize, int maxRunningRequests,
+                             int chunkedPrefillSize, int contextLength, long maxTotalNumTokens, int maxReqInputLen,
+                             boolean skipTokenizerInit, String weightVersion, List<InternalState> internalStates, String version) {}
+
+    /** An OpenAI model object, with vLLM's {@code max_model_len}. */
+    public record Model(String id, String object, long created, String ownedBy, String root, int maxModelLen) {}
+
+    public record Models(String object, List<Model> data) {}
+
     @GET
     @Path("get_model_info")
-    public JsonObject modelInfo() {
+    public ModelInfo modelInfo() {
         EngineLoop loop = Requests.readyLoop(service);
         EngineInfo info = loop.info();
-        return JSON.createObjectBuilder()
-                .add("model_path", service.modelDir().toString())
-                .add("tokenizer_path", service.tokenizer() == null ? "" : service.modelDir().toString())
-                .add("is_generation", true)
-                .addNull("preferred_sampling_params")
-                .add("weight_version", loop.status().weightVersion())
-                .add("model_type", info.modelType())
-                .add("architectures", JSON.createArrayBuilder().add(info.architecture()))
-                .build();
+        return new ModelInfo(service.modelDir().toString(), service.tokenizer() == null ? "" : service.modelDir().toString(), true, null,
+                loop.status().weightVersion(), info.modelType(), List.of(info.architecture()));
     }
 
     @GET
     @Path("get_server_info")
-    public JsonObject serverInfo() {
+    public ServerInfo serverInfo() {
         EngineLoop loop = Requests.readyLoop(service);
         ServerSettings s = service.settings();
         EngineInfo info = loop.info();
         String version = loop.status().weightVersion();
         EngineStats st = loop.stats();
-        JsonObjectBuilder internal = JSON.createObjectBuilder()
-                .add("num_running_reqs", st.numRunning())
-                .add("num_waiting_reqs", st.numWaiting())
-                .add("token_usage", st.tokenUsage())
-                .add("num_cached_blocks", st.cachedBlocks())
-                .add("num_preemptions", st.numPreemptions())
-                .add("weight_version", version);
-        return JSON.createObjectBuilder()
-                .add("model_path", service.modelDir().toString())
-                .add("served_model_name", servedModelName())
-                .add("device", s.engine().device())
-                .add("dtype", s.engine().dtype())
-                .add("page_size", s.engine().blockSize())
-                .add("max_running_requests", s.engine().maxNumSeqs())
-                .add("chunked_prefill_size", s.engine().maxNumBatchedTokens())
-                .add("context_length", info.maxModelLen())
-                .add("max_total_num_tokens", (long) st.totalBlocks() * st.blockSize())
-                .add("max_req_input_len", info.maxModelLen() - 1)
-                .add("skip_tokenizer_init", service.tokenizer() == null)
-                .add("weight_version", version)
-                .add("internal_states", JSON.createArrayBuilder().add(internal))
-                .add("version", VERSION)
-                .build();
+        InternalState internal = new InternalState(st.numRunning(), st.numWaiting(), st.tokenUsage(), st.cachedBlocks(),
+                st.numPreemptions(), version);
+        return new ServerInfo(service.modelDir().toString(), servedModelName(), s.engine().device(), s.engine().dtype(),
+                s.engine().blockSize(), s.engine().maxNumSeqs(), s.engine().maxNumBatchedTokens(), info.maxModelLen(),
+                (long) st.totalBlocks() * st.blockSize(), info.maxModelLen() - 1, service.tokenizer() == null, version,
+                List.of(internal), VERSION);
     }
 
     @GET
     @Path("v1/models")
-    public JsonObject models() {
+    public Models models() {
+        return new Models("list", List.of(served()));
+    }
+
+    private Model served() {
         EngineLoop loop = Requests.readyLoop(service);
-        return JSON.createObjectBuilder().add("object", "list").add("data", JSON.createArrayBuilder().add(
-                JSON.createObjectBuilder().add("id", servedModelName()).add("object", "model")
-                        .add("created", System.currentTimeMillis() / 1000).add("owned_by", "rollout-server")
-                        .add("root", service.modelDir().toString()).add("max_model_len", loop.info().maxModelLen()))).build();
+        return new Model(servedModelName(), "model", System.currentTimeMillis() / 1000, "rollout-server", service.modelDir().toString(),
+                loop.info().maxModelLen());
     }
 
     /** OpenAI's {@code GET /v1/models/{model}}: the served model, or 404 for any other id. */
     @GET
     @Path("v1/models/{model: .+}")  // ids may hold a slash (Qwen/Qwen3-0.6B)
-    public JsonObject model(@PathParam("model") String model) {
-        JsonObject served = models().getJsonArray("data").getJsonObject(0);
-        if (!served.getString("id").equals(model))
-            throw new ApiException(404, "The model `" + model + "` does not exist; this server serves \"" + served.getString("id") + "\"");
+    public Model model(@PathParam("model") String model) {
+        Model served = served();
+        if (!served.id().equals(model))
+            throw new ApiException(404, "The model `" + model + "` does not exist; this server serves \"" + served.id() + "\"");
         return served;
     }
 
