@@ -50,17 +50,7 @@ final class WeightControl {
     String check(WeightUpdate update) {
         if (model.weightsReleased()) return "the weights are released; resume them (resume_memory_occupation) before pushing";
         if (update.tensors().isEmpty()) return "the update holds no tensors";
-        ParameterTable table = model.parameters();
-        List<String> problems = new ArrayList<>();
-        for (Map.Entry<String, Tensor> e : update.tensors().entrySet()) {
-            long[] shape = new long[(int) e.getValue().dim()];
-            for (int i = 0; i < shape.length; i++) shape[i] = e.getValue().size(i);
-            String m = table.mismatch(e.getKey(), shape);
-            if (m != null) problems.add(m);
-        }
-        if (problems.isEmpty()) return null;
-        return String.join("; ", problems.subList(0, Math.min(5, problems.size())))
-                + (problems.size() > 5 ? " (and " + (problems.size() - 5) + " more)" : "");
+        return update.mismatches(model.parameters()::mismatch);
     }
 
     /**

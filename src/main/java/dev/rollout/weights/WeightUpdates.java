@@ -1,7 +1,6 @@
 package dev.rollout.weights;
 
 import dev.rollout.engine.EngineCommand;
-import dev.rollout.engine.EngineInfo;
 import dev.rollout.engine.EngineLoop;
 import dev.rollout.engine.MemoryTag;
 import dev.rollout.engine.UpdateRecord;
@@ -13,14 +12,11 @@ import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import org.bytedeco.pytorch.Tensor;
 
 /**
  * The weight path, in one place: a push is decoded from its transport (safetensors, a flat
@@ -153,17 +149,7 @@ public final class WeightUpdates {
         if (loop.status().released().contains(MemoryTag.WEIGHTS))
             return "the weights are released; resume them (resume_memory_occupation) before pushing";
         if (update.tensors().isEmpty()) return "the update holds no tensors";
-        EngineInfo info = loop.info();
-        List<String> problems = new ArrayList<>();
-        for (Map.Entry<String, Tensor> e : update.tensors().entrySet()) {
-            long[] shape = new long[(int) e.getValue().dim()];
-            for (int i = 0; i < shape.length; i++) shape[i] = e.getValue().size(i);
-            String m = info.shapeMismatch(e.getKey(), shape);
-            if (m != null) problems.add(m);
-        }
-        if (problems.isEmpty()) return null;
-        return String.join("; ", problems.subList(0, Math.min(5, problems.size())))
-                + (problems.size() > 5 ? " (and " + (problems.size() - 5) + " more)" : "");
+        return update.mismatches(loop.info()::shapeMismatch);
     }
 
     private WeightOutcome apply(WeightUpdate update) {

@@ -9,10 +9,6 @@ import dev.rollout.client.ServerProcess;
 import jakarta.json.JsonObject;
 import java.net.URI;
 import java.net.http.HttpRequest;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.time.Duration;
-import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -24,18 +20,8 @@ import org.junit.jupiter.api.Test;
 class HostBackupIT {
     @Test
     void releaseResumeGenerateGivesTheSameOutputWithoutAPush() throws Exception {
-        Path it = ServerProcessIT.IT_SERVER;
-        Path wlp = it.getParent().getParent().getParent();
-        Path userDir = Files.createTempDirectory("rollout-backup-");
-        Path server = userDir.resolve("servers/backup");
-        Files.createDirectories(server.resolve("apps"));
-        for (String f : List.of("server.xml", "server.env", "jvm.options", "apps/rollout-server.war.xml"))
-            if (Files.exists(it.resolve(f))) Files.copy(it.resolve(f), server.resolve(f));
         int port = ServerProcessIT.freePort();
-        ServerProcess.Spec spec = ServerProcess.Spec.liberty(wlp, "backup", port)
-                .withEnvironment("WLP_USER_DIR", userDir.toString())
-                .withEnvironment("ROLLOUT_WEIGHTS_HOST_BACKUP", "true")
-                .withStartupTimeout(Duration.ofMinutes(3));
+        ServerProcess.Spec spec = ServerProcessIT.secondServer("backup", port).withEnvironment("ROLLOUT_WEIGHTS_HOST_BACKUP", "true");
         try (RolloutClient client = RolloutClient.launch(spec, RolloutClient.Options.defaults().withAdminApiKey(Http.ADMIN_KEY))) {
             String base = "http://localhost:" + port;
             String greedyBefore = post(base, "/generate", Checkpoints.greedyBody(12)).object().getJsonArray("output_ids").toString();

@@ -30,19 +30,25 @@ import org.junit.jupiter.api.Test;
 class ServerProcessIT {
     static final Path IT_SERVER = Path.of(System.getProperty("it.server.dir", "target/liberty/wlp/usr/servers/itServer"));
 
-    @Test
-    void launchesAServerAndStopsItOnClose() throws Exception {
+    /**
+     * A second Liberty server of the build's installation with the test server's configuration
+     * (the application is its loose archive, which points at target/), on a free port.
+     */
+    static ServerProcess.Spec secondServer(String name, int port) throws IOException {
         Path wlp = IT_SERVER.getParent().getParent().getParent();
-        Path userDir = Files.createTempDirectory("rollout-launched-");
-        Path server = userDir.resolve("servers/launched");
+        Path userDir = Files.createTempDirectory("rollout-" + name + "-");
+        Path server = userDir.resolve("servers/" + name);
         Files.createDirectories(server.resolve("apps"));
-        // the test server's configuration; the application is its loose archive, which points at target/
         for (String f : List.of("server.xml", "server.env", "jvm.options", "apps/rollout-server.war.xml"))
             if (Files.exists(IT_SERVER.resolve(f))) Files.copy(IT_SERVER.resolve(f), server.resolve(f));
-        int port = freePort();
-        ServerProcess.Spec spec = ServerProcess.Spec.liberty(wlp, "launched", port)
-                .withEnvironment("WLP_USER_DIR", userDir.toString())
+        return ServerProcess.Spec.liberty(wlp, name, port).withEnvironment("WLP_USER_DIR", userDir.toString())
                 .withStartupTimeout(Duration.ofMinutes(3));
+    }
+
+    @Test
+    void launchesAServerAndStopsItOnClose() throws Exception {
+        int port = freePort();
+        ServerProcess.Spec spec = secondServer("launched", port);
         RolloutClient.Options options = RolloutClient.Options.defaults().withAdminApiKey(Http.ADMIN_KEY);
         ServerProcess process;
         RolloutRouter router;
