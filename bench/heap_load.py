@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Short streamed generations from many clients against a running server, printing the server
 process's glibc main heap ([heap]) and resident memory every 10 s: how the native heap behaves
-under serving alone (docs/benchmarks.md, weight-update soak, "jemalloc"). Standard library only.
+under serving alone (docs/benchmarks-log.md, 2026-11-26, "The GPU soak complete", "jemalloc"). Standard library only.
 
     python3 bench/heap_load.py --pid "$(pgrep -n -f ws-server.jar)" --requests 6000 --clients 16
 """

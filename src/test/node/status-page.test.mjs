@@ -1,9 +1,10 @@
 // The live status page in headless Chromium (run by StatusPageIT with node --test). ROLLOUT_URL:
-// the server; CHROMIUM: the system browser; ADMIN_KEY: for the weight push; SCREENSHOT: where the
-// page's picture goes.
+// the server; CHROMIUM: the system browser, or empty for the one npm @sparticuz/chromium ships
+// (packaged-chromium.mjs); ADMIN_KEY: for the weight push; SCREENSHOT: where the page's picture goes.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
+import { packagedChromium } from "./packaged-chromium.mjs";
 
 const base = process.env.ROLLOUT_URL;
 const json = async (path, body, headers = {}) => {
@@ -16,7 +17,8 @@ const json = async (path, body, headers = {}) => {
 
 test("the page loads, shows the model, and follows generations and a weight push", async () => {
   const model = (await json("/v1/models")).data[0].id;
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM, args: ["--no-sandbox"] });
+  const executable = process.env.CHROMIUM ? { executablePath: process.env.CHROMIUM } : await packagedChromium();
+  const browser = await chromium.launch({ ...executable, args: ["--no-sandbox"] });
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     const errors = [];

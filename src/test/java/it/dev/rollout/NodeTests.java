@@ -9,10 +9,12 @@ import java.nio.file.StandardCopyOption;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
 
 /**
  * Runs a test file of src/test/node under {@code node --test} in a folder of target/ where its
- * npm packages are installed on first use (npm caches them), against the ITs' server.
+ * npm packages are installed on first use (npm caches them), against the ITs' server. The folder
+ * gets every module of src/test/node, so that a test can import the helpers beside it.
  */
 final class NodeTests {
     private NodeTests() {}
@@ -21,7 +23,10 @@ final class NodeTests {
     static String assertPasses(String folder, List<String> packages, String file, int tests, Map<String, String> env) throws Exception {
         Path dir = Path.of("target", folder);
         Files.createDirectories(dir);
-        Files.copy(Path.of("src/test/node", file), dir.resolve(file), StandardCopyOption.REPLACE_EXISTING);
+        try (Stream<Path> modules = Files.list(Path.of("src/test/node"))) {
+            for (Path m : modules.filter(p -> p.toString().endsWith(".mjs")).toList())
+                Files.copy(m, dir.resolve(m.getFileName()), StandardCopyOption.REPLACE_EXISTING);
+        }
         for (String pkg : packages) {
             String name = pkg.substring(0, pkg.lastIndexOf('@'));
             if (!Files.exists(dir.resolve("node_modules").resolve(name).resolve("package.json")))
