@@ -6,9 +6,10 @@ import java.util.Arrays;
  * The text of one sequence's output, decoded by whoever reads its snapshots rather than by the
  * engine thread. Detokenizing is two tokenizer calls per token; on the engine thread that is two
  * calls for every running sequence in every step, while the threads that read the snapshots
- * (one per HTTP call) do it in parallel: at 512 streams on an H100 the time per output token
- * fell from 29 to 21.8 ms when it moved (R6 in docs/benchmarks.md). The engine decodes only sequences with stop strings, which it must match as they
- * are generated; their snapshots arrive with text and pass through unchanged.
+ * (one per HTTP call) do it in parallel (R6, 512 streams on an H100: 21.8 ms per output token,
+ * docs/benchmarks-log.md, "The first GPU figures"). The engine decodes only sequences with stop
+ * strings, which it must match as they are generated; their snapshots arrive with text and pass
+ * through unchanged.
  */
 public final class OutputText {
     private final IncrementalDetokenizer detokenizer;

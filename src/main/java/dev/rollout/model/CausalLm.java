@@ -56,7 +56,7 @@ public final class CausalLm {
         // Prefill attention goes to libtorch's SDPA with a mask whose shape follows the step's
         // prompts. Its cuDNN backend compiles a kernel for every new shape and keeps each one
         // loaded: under a GPU soak the driver's host memory grew by 2.9 GB in 400 pushes and 92k
-        // requests (a jemalloc heap profile, docs/benchmarks.md). The memory-efficient backend,
+        // requests (a jemalloc heap profile, docs/benchmarks-log.md, "The GPU soak complete"). The memory-efficient backend,
         // which takes the same masks, is compiled ahead of time.
         if (device.is_cuda()) torch.globalContext().setSDPUseCuDNN(false);
     }
