@@ -29,6 +29,8 @@
 #                  (carry also "target/test-classes/agent", the tool-calling model it loads)
 #   kernels05      ours, our paged kernel and fused ops, eager
 #   graphs05       ours, kernel + fused ops + CUDA graphs, --repeat 2 (the first run captures)
+#   ab05           graphs05's R4 and R1 for this tree and a baseline tree, alternating (bench/ab-engine.sh; carry
+#                  also ".device/base.tar.xz", made here by bench/ab-pack.sh OTHER_CHECKOUT .device/base.tar.xz)
 #   sampling05     graphs05's R1 and batch sweep with libtorch's sampling ops instead of our kernel (its baseline)
 #   r6ref          R6's in-process reference: 512 requests of 512 + 256 at once, kernels + graphs
 #   hf05           transformers on 0.5B: continuous batching on the reduced R1 shape, `generate` at
@@ -122,6 +124,9 @@ for s in "$@"; do
                   bash bench/gpu-bench.sh agent --episodes 1024 --concurrency 256 --latencies 50,50-500,50-2000 ;;
     kernels05) stage kernels05 150 "${ours[@]}" /tmp/q05 --native-kernels $shapes05 ;;
     graphs05) stage graphs05 330 "${ours[@]}" /tmp/q05 --native-kernels --cuda-graphs --repeat 2 $shapes05 ;;
+    # R4 and R1 (reduced) of this tree against a baseline tree, alternating, in this one command
+    ab05) stage ab05 560 bash bench/ab-engine.sh .device/base.tar.xz /tmp/q05 --native-kernels --cuda-graphs --repeat 2 \
+            --hbm-gbps "$gbps" decode:128:512 $r1 ;;
     sampling05) stage sampling05 200 "${ours[@]}" /tmp/q05 --native-kernels --libtorch-sampling --cuda-graphs --repeat 2 \
                   --hbm-gbps "$gbps" sweep:512:128:1,64,512 $r1 ;;
     r6ref) stage r6ref 120 "${ours[@]}" /tmp/q05 --native-kernels --cuda-graphs --repeat 2 --hbm-gbps "$gbps" sweep:512:256:512 ;;
