@@ -5,7 +5,8 @@
 # bench.log (every RESULT line) and logs.tgz (each stage's whole log): the device tool brings
 # back at most 8 files.
 #   bench/gpu-session.sh STAGE...
-# Carry ["target/rollout-dist.tar.xz", "target/test-classes/dev", "target/junit-console.jar"].
+# Carry ["target/rollout-dist.tar.xz", "target/test-classes/dev", "target/junit-console.jar"]; the archive
+# passes 64 MiB by itself, so it travels in two parts over two calls (docs/gpu.md).
 # Stages (in the order given):
 #   tests          the CUDA-only JUnit classes (kernels, fused ops, graphs, CUDA engine, IPC)
 #   save05         a random Qwen2.5-0.5B checkpoint in /tmp/q05 (both engines load it)
