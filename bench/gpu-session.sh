@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # ON THE GPU MACHINE: several benchmark and test stages in one device command, each under its own
 # time limit, a failed stage not stopping the next. The card's copy bandwidth (--hbm-gbps,
-# perf-anchors §3.1) is chosen from nvidia-smi. $OUT gets session.log (each stage's end),
+# docs/benchmark-protocol.md) is chosen from nvidia-smi. $OUT gets session.log (each stage's end),
 # bench.log (every RESULT line) and logs.tgz (each stage's whole log): the device tool brings
 # back at most 8 files.
 #   bench/gpu-session.sh STAGE...
-# Carry ["target/rollout-dist.tar.xz", "target/test-classes/dev", "target/junit-console.jar"].
+# Carry ["target/rollout-dist.tar.xz", "target/test-classes/dev", "target/junit-console.jar"]; the archive
+# passes 64 MiB by itself, so it travels in two parts over two calls (docs/gpu.md).
 # Stages (in the order given):
 #   tests          the CUDA-only JUnit classes (kernels, fused ops, graphs, sampling kernel, the native checks, the host backup)
 #   save05         a random Qwen2.5-0.5B checkpoint in /tmp/q05 (both engines load it)
@@ -46,6 +47,8 @@
 #                  (git show REV:native-presets/src/paged_attention.cu > kernel-baseline.cu, uncommitted)
 #   chatfixtures   issue #6: Qwen3's chat template rendered by transformers (chat-fixtures.json in logs.tgz)
 #   push7          R8 for 7B against the server (its weights and the pusher's random, made on the GPU)
+#   dist           the distribution as docs/gpu.md tells a user to start it (tools/dist/node-smoke.sh):
+#                  a fresh unpack, start.sh, /health/ready, /generate with curl; needs only the archive
 #   opssmoke       issue #7 from the distribution on CUDA: status page, /status, chat, log lines; a 7B load's progress
 #   pyclient       examples/python's torch transports (safetensors buckets, CUDA IPC, pickles) against the server
 #   parity         bf16 parity with transformers (tools/gpu/parity.py)
@@ -168,6 +171,7 @@ for s in "$@"; do
     push7) bash bench/gpu-bench.sh save /tmp/q7 qwen2.5-7b > /dev/null 2>&1
            stage push7 400 env ROLLOUT_MODEL_PATH=/tmp/q7 ROLLOUT_LOAD_FORMAT=dummy ROLLOUT_KV_MEMORY_FRACTION=0.3 \
              bash tools/dist/gpu-run.sh python3 bench/weight_push.py --ways gpu,host ;;
+    dist) stage dist 400 bash tools/dist/node-smoke.sh target/rollout-dist.tar.xz ;;
     opssmoke) stage opssmoke 560 bash tools/gpu/ops_smoke.sh "$logs/opssmoke" ;;
     pyclient) stage pyclient 300 bash tools/dist/gpu-run.sh bash -c 'cd examples/python && python3 gpu_check.py' ;;
     # make trains for up to 120 s; the server starts on the flat checkpoint and loads the trained one

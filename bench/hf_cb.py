@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The transformers baseline of the benchmark protocol (../shared/research/perf-anchors.md §2.5, §5):
+"""The transformers baseline of the benchmark protocol (docs/benchmark-protocol.md):
 continuous batching (`init_continuous_batching`, `paged|sdpa`, the only paged attention the GPU
 machine has) on the same prompt ids as EngineBench (SplitMix64, dev.rollout.bench.Prompts).
 
@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from prompts import prompts  # noqa: E402  the same ids as EngineBench's
 from transformers import AutoConfig, AutoModelForCausalLM, ContinuousBatchingConfig, GenerationConfig, Qwen2Config, Qwen3Config
 
-ARCHS = {  # public config.json values (perf-anchors §2.5)
+ARCHS = {  # public config.json values of the Hugging Face checkpoints
     "qwen2.5-0.5b": lambda: Qwen2Config(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
                                         num_attention_heads=14, num_key_value_heads=2, tie_word_embeddings=True,
                                         max_position_embeddings=32768, rope_theta=1e6, rms_norm_eps=1e-6),

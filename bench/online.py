@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""R6 of the benchmark protocol (../shared/research/perf-anchors.md §5): online serving over HTTP.
+"""R6 of the benchmark protocol (docs/benchmark-protocol.md): online serving over HTTP.
 
 Requests of fixed shape (token ids in, EOS ignored, temperature 1) arrive as a Poisson process at
 each given rate ("inf": all at once), each streamed over SSE from the server's /generate. Reports

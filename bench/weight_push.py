@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""R8 of the benchmark protocol (../shared/research/perf-anchors.md §5): a full bf16 weight push
+"""R8 of the benchmark protocol (docs/benchmark-protocol.md): a full bf16 weight push
 into a running server, three ways, each timed from the call to the answer and then checked by
 the logprob of a fixed prompt moving:
   gpu   our CUDA-IPC descriptors: the server copies from this process's GPU tensors;

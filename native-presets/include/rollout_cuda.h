@@ -126,7 +126,7 @@ inline void sampleRows(const at::Tensor& logits, const at::Tensor& temperature, 
                                        detail::stream()));
 }
 
-// CUDA graphs of decode steps (proven from Java in ../shared/device/examples/cuda_graph_shim.cpp).
+// CUDA graphs of decode steps (proven from Java by a JNI spike first: docs/gpu.md).
 // Warm-up and capture run on a side stream, as CUDA requires; every graph allocates from one
 // memory pool, as vLLM's do, since they never run at the same time. All on the engine thread:
 // libtorch's current stream is per thread.

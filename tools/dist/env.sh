@@ -2,7 +2,10 @@
 # PyTorch (python3 -c "import torch") for libtorch, CUDA and cuBLAS, builds our native preset
 # against it once per torch version, and exports JAVA_HOME and JVM_ARGS. Needs $here, the
 # unpacked distribution's directory.
-torch_lib="$(python3 -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
+torch_lib="$(python3 -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')" || {
+  echo "env: $(command -v python3 || echo python3) cannot import torch; activate the Python environment that has PyTorch 2.11 for CUDA 13 (docs/gpu.md)" >&2
+  exit 1
+}
 nv="$(dirname "$(dirname "$torch_lib")")/nvidia"
 libs="$torch_lib:$here/jni-gpu"
 for d in "$nv"/*/lib; do libs="$libs:$d"; done

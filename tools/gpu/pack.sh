@@ -1,19 +1,32 @@
 #!/usr/bin/env bash
 # Run HERE (the CPU machine) after `./mvnw test-compile`: packs what the GPU machine needs to run
 # the engine tests on CUDA into .device/ (ignored by git; name it in the device tool's `carry`).
-# The GPU machine has no Java and no network, but its own libtorch and CUDA libraries
-# (../shared/device/README.md): we bring a small JRE, the Java jars and the GPU JNI glue.
+# The GPU machine has no Java and no network, but its own libtorch and CUDA libraries (its
+# PyTorch): we bring a small JRE, the Java jars and the presets' GPU JNI glue (from Maven Central,
+# the dist profile's unpack, as for the distribution; docs/gpu.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-shared="${SHARED:-../shared/device}"
+jdk="${DIST_JDK:-/usr/lib/jvm/java-17-openjdk-amd64}"
 out=.device
 mkdir -p "$out/lib"
-[ -s "$out/jre.tar.xz" ] || bash "$shared/make-jre.sh" "$out/jre.tar.xz" java.base,jdk.unsupported,java.logging,java.management,java.naming,java.sql
-cp "$shared/torch-env.sh" "$shared"/pytorch-*-gpu-jni.tar.xz "$out/"
+if [ ! -s "$out/jre.tar.xz" ]; then  # the modules a plain JavaCPP program and the engine tests use
+  tmp="$(mktemp -d)"
+  "$jdk/bin/jlink" --add-modules java.base,jdk.unsupported,java.logging,java.management,java.naming,java.sql \
+    --strip-debug --no-header-files --no-man-pages --compress=2 --output "$tmp/jre"
+  tar -C "$tmp" -cf - jre | xz -6 -T2 > "$out/jre.tar.xz" && rm -rf "$tmp"
+fi
+# the GPU JNI glue (libjnitorch*.so), compressed: 31 MB as files, 5 MB as xz
+./mvnw -q -B -Pdist dependency:unpack@dist-gpu-jni
+tar -C target/dist-deps/jni-gpu -cf - . | xz -6 -T2 > "$out/jni-gpu.tar.xz"
 # runtime jars without the CPU libtorch natives (the machine's own libtorch is used instead)
 ./mvnw -q -B dependency:copy-dependencies -DincludeScope=test -DexcludeClassifiers=linux-x86_64 -DoutputDirectory="$out/lib"
-# the engine tests need neither the tokenizer (DJL and its dependencies) nor the Jakarta APIs
+# the engine tests need neither the tokenizer (DJL and its dependencies), nor the chat templates
+# (Jinjava and its dependencies: 10 MB, which took .device past the 64 MiB a call carries), nor the Jakarta APIs
 rm -f "$out"/lib/{tokenizers,api,commons,jna,slf4j,parsson,microprofile}-* "$out"/lib/jakarta.* "$out"/lib/error_prone*
+rm -f "$out"/lib/{jinjava,guava,failureaccess,listenablefuture,jsr305,checker-qual,j2objc-annotations,javassist,re2j}-* \
+      "$out"/lib/{java-ipv6,annotations,jackson-annotations,jackson-databind,jackson-dataformat-yaml,snakeyaml}-* \
+      "$out"/lib/{jackson-datatype-jdk8,big-math,immutables-exceptions,algebra,hubspot-style,immutable-collection-encodings}-* \
+      "$out"/lib/{encode,derive4j-annotation}-*
 for a in org.bytedeco:openblas:0.3.31-1.5.13:jar:linux-x86_64 org.bytedeco:cuda:13.1-9.19-1.5.13 \
          org.bytedeco:cuda:13.1-9.19-1.5.13:jar:linux-x86_64 org.bytedeco:javacpp:1.5.13:jar:linux-x86_64 \
          org.junit.platform:junit-platform-console-standalone:1.11.4; do
@@ -26,4 +39,6 @@ rm -f "$out"/lib/junit-jupiter*.jar "$out"/lib/junit-platform-commons*.jar "$out
 rm -rf "$out/classes" "$out/test-classes"
 cp -r target/classes "$out/classes"; rm -rf "$out/classes/dev/rollout/tokenizer"
 cp -r target/test-classes "$out/test-classes"
+# nor the ITs (it/) and the agent tests' tool-calling model (agent/, 1.6 MB)
+rm -rf "$out/test-classes/it" "$out/test-classes/agent"
 du -sh "$out"

@@ -21,7 +21,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /**
  * The engine in-process, on the workloads of the benchmark protocol
- * ({@code ../shared/research/perf-anchors.md} §5), with every result also given as a fraction of
+ * ({@code docs/benchmark-protocol.md}), with every result also given as a fraction of
  * the HBM floor: the time to read the weights and every sequence's KV once per decode step.
  *
  * <pre>
@@ -53,7 +53,7 @@ public final class EngineBench {
     public static void main(String[] args) throws Exception {
         String model = null, device = "cuda", dtype = "bfloat16";
         boolean dummy = false, nativeKernels = false, samplingKernel = true, graphs = false, phaseProfile = false;
-        double gbps = 4300;  // H200, measured copy bandwidth (perf-anchors §3.1); H100: 3000
+        double gbps = 4300;  // H200, measured copy bandwidth (docs/benchmark-protocol.md); H100: 3000
         int maxSeqs = 512, repeat = 1;
         double kvFraction = 0.5;  // of the free memory: the rest is for activations, cuBLAS and the graphs' pool
         List<String> workloads = new ArrayList<>();
