@@ -82,15 +82,14 @@ public class ControlResource {
     public Response drain(InputStream body) {
         EngineLoop loop = Requests.readyLoop(service);
         JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
-        double timeout = Fields.present(o, "timeout_s") ? Fields.number(o.get("timeout_s"), "timeout_s") : 30;
-        if (timeout < 0 || timeout > 3600) throw ApiException.badRequest("timeout_s must be in [0, 3600], got " + timeout);
+        Duration timeout = Fields.present(o, "timeout_s") ? Fields.seconds(o.get("timeout_s"), "timeout_s", 0, 3600) : Duration.ofSeconds(30);
         String mode = Fields.present(o, "mode") ? Fields.string(o.get("mode"), "mode") : "retract";
         LlmEngine.PauseMode cut = switch (mode) {
             case "retract" -> LlmEngine.PauseMode.RETRACT;
             case "abort" -> LlmEngine.PauseMode.ABORT;
             default -> throw ApiException.badRequest("mode must be 'retract' or 'abort', got '" + mode + "'");
         };
-        EngineLoop.DrainResult r = Replies.await(loop.drain(Duration.ofMillis((long) (timeout * 1000)), cut), timeout + CONTROL_TIMEOUT_S);
+        EngineLoop.DrainResult r = Replies.await(loop.drain(timeout, cut), timeout.toMillis() / 1000.0 + CONTROL_TIMEOUT_S);
         JsonArrayBuilder finished = JSON.createArrayBuilder();
         r.finished().forEach(finished::add);
         JsonArrayBuilder cutOut = JSON.createArrayBuilder();

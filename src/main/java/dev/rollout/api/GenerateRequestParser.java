@@ -60,7 +60,8 @@ final class GenerateRequestParser {
             List<String> texts = Fields.stringOrList(v, "text");
             if (texts.isEmpty()) throw ApiException.badRequest("text cannot be an empty list.");
             if (tokenizer == null) throw ApiException.badRequest("text needs a tokenizer, and the model has none; send input_ids");
-            for (String t : texts) prompts.add(tokenizer.encode(t));
+            for (int i = 0; i < texts.size(); i++)
+                prompts.add(encode(tokenizer, texts.get(i), true, limits.maxModelLen(), batch ? "text[" + i + "]" : null));
         }
         int size = prompts.size();
         for (int i = 0; i < size; i++) checkPrompt(prompts.get(i), batch ? (hasIds ? "input_ids[" + i + "]" : "text[" + i + "]") : hasIds ? "input_ids" : "text");
@@ -72,9 +73,15 @@ final class GenerateRequestParser {
             JsonObject sp = perItemObject(o, "sampling_params", i, size);
             SamplingParams params = samplingParams(sp, "sampling_params" + (o.get("sampling_params") instanceof JsonArray ? at : ""));
             LogprobOptions lp = logprobs(o, i, size, prompts.get(i).length, at);
-            if (prompts.get(i).length >= limits.maxModelLen() && params.maxNewTokens() > 0)
-                throw ApiException.badRequest("the prompt" + at + " has " + prompts.get(i).length + " tokens, which leaves no room to "
-                        + "generate within the context length of " + limits.maxModelLen() + " tokens");
+            // SGLang's rule (TokenizerManager._validate_one_request): an explicit max_new_tokens
+            // must fit beside the prompt; without one, generation stops at the context's end
+            int len = prompts.get(i).length, context = limits.maxModelLen();
+            if ((Fields.present(sp, "max_new_tokens") || Fields.present(sp, "max_tokens")) && (long) params.maxNewTokens() + len > context)
+                throw ApiException.badRequest((batch ? (hasIds ? "input_ids" : "text") + at + ": " : "")
+                        + "Requested token count exceeds the model's maximum context length of " + context + " tokens. You requested "
+                        + "a total of " + ((long) params.maxNewTokens() + len) + " tokens: " + len + " tokens from the input messages and "
+                        + params.maxNewTokens() + " tokens for the completion. Please reduce the number of tokens in the input "
+                        + "messages or the completion to fit within the limit.");
             items.add(new GenerateRequest.Item(rids.get(i), prompts.get(i), params, lp));
         }
         boolean stream = Fields.present(o, "stream") && Fields.bool(o.get("stream"), "stream");
@@ -88,10 +95,29 @@ final class GenerateRequestParser {
         for (int j = 0; j < ids.length; j++)
             if (ids[j] < 0 || ids[j] >= limits.vocabSize())
                 throw ApiException.badRequest(name + "[" + j + "] = " + ids[j] + " is outside the vocabulary [0, " + limits.vocabSize() + ")");
-        if (ids.length > limits.maxModelLen())
-            throw ApiException.badRequest(name + " has " + ids.length + " tokens, longer than the context length of " + limits.maxModelLen());
+        if (ids.length >= limits.maxModelLen()) throw inputTooLong(name.contains("[") ? name : null, ids.length + "", limits.maxModelLen());
         if (ids.length + 1 > limits.kvCapacityTokens())
             throw ApiException.badRequest(name + " has " + ids.length + " tokens, more than the KV cache holds (" + limits.kvCapacityTokens() + ")");
+    }
+
+    /**
+     * SGLang's refusal of a prompt that leaves no room in the context (input >= context length),
+     * with the field first in a batch.
+     */
+    static ApiException inputTooLong(String field, String tokens, int context) {
+        return ApiException.badRequest((field == null ? "" : field + ": ") + "The input (" + tokens + " tokens) is longer than the "
+                + "model's context length (" + context + " tokens).");
+    }
+
+    /**
+     * Tokenizes text from a request, after refusing by its length alone a text that cannot fit
+     * the context ({@link HfTokenizer#minTokens}): tokenizing a 12 MB text only to refuse it
+     * afterwards took 16 s. Every route that tokenizes user text comes through here.
+     */
+    static int[] encode(HfTokenizer tokenizer, String text, boolean addSpecialTokens, int context, String field) {
+        long atLeast = tokenizer.minTokens(text);
+        if (atLeast >= context) throw inputTooLong(field, "at least " + atLeast, context);
+        return tokenizer.encode(text, addSpecialTokens);
     }
 
     private static List<String> rids(JsonObject o, int size, boolean batch) {

@@ -12,7 +12,10 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 
-/** Reads request bodies with a size cap and turns JSON syntax errors into messages that show where. */
+/**
+ * Reads request bodies with a size cap and the {@link JsonLimits}, and turns JSON syntax errors
+ * into messages that show where.
+ */
 final class JsonBodies {
     /**
      * The JSON-P provider, looked up once. Each {@code JSON.createX} call looks it up again, and
@@ -46,6 +49,7 @@ final class JsonBodies {
     static JsonObject object(InputStream in, long limit) {
         byte[] body = read(in, limit);
         if (body.length == 0 || new String(body, StandardCharsets.UTF_8).isBlank()) return JsonValue.EMPTY_JSON_OBJECT;
+        JsonLimits.check(body);
         try (JsonReader r = JSON.createReader(new ByteArrayInputStream(body))) {
             JsonStructure s = r.read();
             if (!(s instanceof JsonObject o)) throw ApiException.badRequest("request body must be a JSON object");
@@ -57,6 +61,10 @@ final class JsonBodies {
                     (int) Math.min(text.length(), Math.max(at, 0) + 5)) + "'";
             throw ApiException.badRequest("request body is not valid JSON" + near + ": " + e.getMessage());
         } catch (jakarta.json.JsonException e) {
+            throw ApiException.badRequest("request body is not valid JSON: " + e.getMessage());
+        } catch (ApiException e) {
+            throw e;
+        } catch (RuntimeException e) {  // Parsson's own limits throw bare RuntimeExceptions
             throw ApiException.badRequest("request body is not valid JSON: " + e.getMessage());
         }
     }

@@ -8,6 +8,8 @@ import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.StreamReadConstraints;
+import com.fasterxml.jackson.core.exc.StreamConstraintsException;
+import dev.rollout.model.NativeBytes;
 import jakarta.json.JsonArrayBuilder;
 import jakarta.json.JsonObject;
 import jakarta.json.JsonObjectBuilder;
@@ -17,7 +19,6 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
-import org.bytedeco.javacpp.BytePointer;
 
 /**
  * The JSON body of {@code update_weights_from_tensor}, read as a stream: the base64 payload of
@@ -28,8 +29,10 @@ import org.bytedeco.javacpp.BytePointer;
  */
 final class TensorPushBody implements AutoCloseable {
     private static final String TENSORS = "serialized_named_tensors";
+    /** Strings as long as a push (the base64 payload); nesting and numbers as every JSON body (JsonLimits). */
     private static final JsonFactory JACKSON = JsonFactory.builder()
-            .streamReadConstraints(StreamReadConstraints.builder().maxStringLength(Integer.MAX_VALUE).build()).build();
+            .streamReadConstraints(StreamReadConstraints.builder().maxStringLength(Integer.MAX_VALUE)
+                    .maxNestingDepth(JsonLimits.MAX_DEPTH).maxNumberLength(JsonLimits.MAX_NUMBER_LENGTH).build()).build();
 
     private final JsonObject fields;
     private final NativeSink payload;   // null when serialized_named_tensors[0] was not read
@@ -53,7 +56,7 @@ final class TensorPushBody implements AutoCloseable {
     }
 
     /**
-     * @param length Content-Length, or -1; sizes the native buffer (base64 is 4/3 of the bytes)
+     * @param length Content-Length, or -1: a hint for the native buffer (base64 is 4/3 of the bytes), never allocated up front
      * @param limit  rollout.max-weight-body-bytes
      */
     static TensorPushBody read(InputStream in, long length, long limit) {
@@ -74,6 +77,8 @@ final class TensorPushBody implements AutoCloseable {
                     rest.add(name, value(p, t));
                     continue;
                 }
+                // a second copy would decode a second payload beside the first (and leak it)
+                if (seen) throw ApiException.badRequest(TENSORS + " appears twice in the request body");
                 seen = true;
                 if (t != JsonToken.START_ARRAY) {
                     problem = TENSORS + " must be a non-empty list of base64 strings, not " + describe(t);
@@ -84,7 +89,7 @@ final class TensorPushBody implements AutoCloseable {
                 for (t = p.nextToken(); t != JsonToken.END_ARRAY; t = p.nextToken(), i++) {
                     if (i == 0 && t == JsonToken.VALUE_STRING) {
                         // One engine rank: it takes entry 0, as SGLang's TP rank 0 does.
-                        sink = new NativeSink(length > 0 ? length / 4 * 3 + 3 : 1 << 20, limit);
+                        sink = new NativeSink(length > 0 ? length / 4 * 3 + 3 : -1, limit);
                         try {
                             p.readBinaryValue(Base64Variants.MIME_NO_LINEFEEDS, sink);
                         } catch (JsonProcessingException e) {
@@ -107,6 +112,9 @@ final class TensorPushBody implements AutoCloseable {
             return body;
         } catch (Limited.TooLarge e) {
             throw tooLarge(limit);
+        } catch (StreamConstraintsException e) {
+            long at = e.getLocation() == null ? -1 : e.getLocation().getByteOffset();
+            throw e.getMessage().contains("nesting depth") ? JsonLimits.tooDeep(at) : JsonLimits.numberTooLong(at);
         } catch (JsonProcessingException e) {
             throw ApiException.badRequest("request body is not valid JSON: " + e.getOriginalMessage());
         } catch (IOException e) {
@@ -163,15 +171,15 @@ final class TensorPushBody implements AutoCloseable {
         if (payload != null) payload.close();
     }
 
-    /** Decoded bytes into native memory, grown by doubling when the size was not known. */
+    /**
+     * Decoded bytes into native memory ({@link NativeBytes}): Content-Length only hints at the
+     * size; memory is taken as the decoded bytes arrive.
+     */
     private static final class NativeSink extends OutputStream {
-        private final long limit;
-        private BytePointer buffer;
-        private long size;
+        private final NativeBytes bytes;
 
-        NativeSink(long capacity, long limit) {
-            this.limit = limit;
-            buffer = new BytePointer(Math.max(16, capacity));
+        NativeSink(long expected, long limit) throws IOException {
+            bytes = new NativeBytes(expected, limit);
         }
 
         @Override
@@ -181,24 +189,20 @@ final class TensorPushBody implements AutoCloseable {
 
         @Override
         public void write(byte[] b, int off, int len) throws IOException {
-            if (size + len > buffer.capacity()) {
-                if (size + len > limit) throw new Limited.TooLarge();
-                BytePointer grown = new BytePointer(Math.min(Math.max(buffer.capacity() * 2, size + len), limit));
-                grown.put(buffer.position(0).limit(size));
-                buffer.close();
-                buffer = grown;
+            try {
+                bytes.append(b, off, len);
+            } catch (NativeBytes.TooLarge e) {
+                throw new Limited.TooLarge();
             }
-            buffer.position(size).put(b, off, len);
-            size += len;
         }
 
         ByteBuffer bytes() {
-            return buffer.position(0).limit(size).asByteBuffer();
+            return bytes.bytes();
         }
 
         @Override
         public void close() {
-            buffer.close();
+            bytes.close();
         }
     }
 

@@ -48,6 +48,15 @@ import java.util.concurrent.CompletableFuture;
 @ApplicationScoped
 @Produces(MediaType.APPLICATION_JSON)
 public class WeightResource {
+    /** begin_weight_update's timeout_s: at most a day (docs/api.md, Limits). */
+    static final double MAX_SESSION_S = 86_400;
+    /**
+     * get_weights_by_name's truncate_size: the answer is a JSON list built on the heap (about
+     * 60 bytes a value), so a whole embedding (19 M values for the default model) asked 16
+     * times at once would take the heap; a million values is 60 MB.
+     */
+    static final int MAX_READ_BACK = 1 << 20;
+
     @Inject
     EngineService service;
 
@@ -265,13 +274,13 @@ public class WeightResource {
         EngineLoop loop = controlLoop();
         JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
         if (!Fields.present(o, "model_path")) throw ApiException.badRequest("model_path is required");
-        String path = Fields.string(o.get("model_path"), "model_path");
+        java.nio.file.Path dir = Fields.path(o.get("model_path"), "model_path");
+        String path = dir.toString();
         String format = optString(o, "load_format");
         if (format != null && !format.equals("auto") && !format.equals("safetensors"))
             throw ApiException.badRequest("load_format '" + format + "' is not supported: checkpoints are read as safetensors");
         if (service.updateSessions().isOpen())
             return Replies.failure(409, "a begin/end weight update is open; end or abort it first");
-        java.nio.file.Path dir = java.nio.file.Path.of(path);
         if (!Files.isDirectory(dir)) return Replies.failure(400, "model_path " + path + " is not a directory");
         // Read on this thread: only the parameter names come from the engine thread.
         var table = Replies.await(loop.call(e -> e.model().parameters()), 30);
@@ -292,11 +301,10 @@ public class WeightResource {
     public Response begin(InputStream body) {
         controlLoop();
         JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
-        double timeout = Fields.present(o, "timeout_s") ? Fields.number(o.get("timeout_s"), "timeout_s")
-                : service.settings().weightSessionTimeoutSeconds();
-        if (timeout <= 0) throw ApiException.badRequest("timeout_s must be positive");
+        Duration timeout = Fields.present(o, "timeout_s") ? Fields.seconds(o.get("timeout_s"), "timeout_s", 0.001, MAX_SESSION_S)
+                : Duration.ofMillis((long) (service.settings().weightSessionTimeoutSeconds() * 1000));
         try {
-            String id = service.updateSessions().begin(optString(o, "update_id"), Duration.ofMillis((long) (timeout * 1000)));
+            String id = service.updateSessions().begin(optString(o, "update_id"), timeout);
             return Replies.json(Replies.ok("Weight update " + id + " begun; buckets are staged until end_weight_update.")
                     .add("update_id", id));
         } catch (WeightUpdateSessions.Refused r) {
@@ -382,7 +390,8 @@ public class WeightResource {
     private Response weightsByName(String name, int truncate) {
         EngineLoop loop = Requests.readyLoop(service);
         if (name == null) throw ApiException.badRequest("name is required");
-        if (truncate <= 0) throw ApiException.badRequest("truncate_size must be positive");
+        if (truncate <= 0 || truncate > MAX_READ_BACK)
+            throw ApiException.badRequest("truncate_size must be between 1 and " + MAX_READ_BACK + ", got " + truncate);
         float[] values = Replies.await(loop.call(e -> {
             if (!e.model().weightsReleased() && !e.model().parameters().contains(name))
                 throw new IllegalArgumentException("unknown parameter " + name);
