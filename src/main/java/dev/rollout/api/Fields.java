@@ -122,6 +122,7 @@ final class Fields {
     }
 
     private static String shown(JsonValue v) {
+        if (v == null) return "nothing";
         String shown = v.toString();
         return shown.length() > 40 ? shown.substring(0, 40) + "..." : shown;
     }

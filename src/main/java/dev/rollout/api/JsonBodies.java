@@ -45,10 +45,16 @@ final class JsonBodies {
         }
     }
 
+    /** JSON whitespace only (a body of 16 MB is not copied into a String to find out). */
+    private static boolean blank(byte[] body) {
+        for (byte b : body) if (b != ' ' && b != '\n' && b != '\r' && b != '\t') return false;
+        return true;
+    }
+
     /** Parses an object body; an empty body is an empty object. */
     static JsonObject object(InputStream in, long limit) {
         byte[] body = read(in, limit);
-        if (body.length == 0 || new String(body, StandardCharsets.UTF_8).isBlank()) return JsonValue.EMPTY_JSON_OBJECT;
+        if (blank(body)) return JsonValue.EMPTY_JSON_OBJECT;
         JsonLimits.check(body);
         try (JsonReader r = JSON.createReader(new ByteArrayInputStream(body))) {
             JsonStructure s = r.read();

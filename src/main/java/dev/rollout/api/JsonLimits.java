@@ -2,6 +2,7 @@ package dev.rollout.api;
 
 import dev.rollout.runtime.EngineService;
 import jakarta.inject.Inject;
+import jakarta.json.JsonValue;
 import jakarta.ws.rs.ext.Provider;
 import jakarta.ws.rs.ext.ReaderInterceptor;
 import jakarta.ws.rs.ext.ReaderInterceptorContext;
@@ -29,6 +30,10 @@ public final class JsonLimits {
     public static final int MAX_NUMBER_LENGTH = 1000;
 
     private JsonLimits() {}
+
+    private static String describe(Object v) {
+        return v instanceof JsonValue j ? "a JSON " + j.getValueType().name().toLowerCase() : v.getClass().getSimpleName();
+    }
 
     static ApiException tooDeep(long at) {
         return ApiException.badRequest("request body nests arrays and objects more than " + MAX_DEPTH + " levels deep"
@@ -92,7 +97,13 @@ public final class JsonLimits {
             byte[] body = JsonBodies.read(ctx.getInputStream(), service.settings().maxBodyBytes());
             check(body);
             ctx.setInputStream(new ByteArrayInputStream(body));
-            return ctx.proceed();
+            Object value = ctx.proceed();
+            // JSON-P's reader hands back whatever the body is: [1, 2] for a JsonObject parameter
+            // reached the resource method as a JsonArray, which RESTEasy answered with a 500
+            if (value != null && !type.isInstance(value))
+                throw ApiException.badRequest("request body must be a JSON " + (JsonValue.class.isAssignableFrom(type)
+                        ? type.getSimpleName().replace("Json", "").toLowerCase() : "object") + ", not " + describe(value));
+            return value;
         }
     }
 }
