@@ -11,6 +11,8 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
 
 /**
  * Reads request bodies with a size cap and the {@link JsonLimits}, and turns JSON syntax errors
@@ -26,8 +28,39 @@ final class JsonBodies {
 
     private JsonBodies() {}
 
-    static byte[] read(InputStream in, long limit) {
-        if (in == null) return new byte[0];
+    /** Bodies up to this size are read at once; larger ones take a {@link Body slot}. */
+    static final int SMALL = 1 << 16;
+    /**
+     * Slots for large bodies, from the heap: an eighth of it, in bodies of the default limit
+     * (16 MiB). A body takes about five times its size on the heap while it is parsed (bytes,
+     * text, JSON-P values): 16 clients sending 12 MB prompts at once needed more than the heap.
+     * Past the slots, a large body waits for one; small bodies (every generation of token ids,
+     * every control call) never wait.
+     */
+    private static final Semaphore LARGE = new Semaphore((int) Math.max(2, Runtime.getRuntime().maxMemory() / 8 / (16L << 20)), true);
+    private static final long WAIT_S = 60;
+
+    /** A body's bytes, holding a large-body slot (if it needed one) until closed. */
+    static final class Body implements AutoCloseable {
+        final byte[] bytes;
+        private boolean slot;
+
+        private Body(byte[] bytes, boolean slot) {
+            this.bytes = bytes;
+            this.slot = slot;
+        }
+
+        @Override
+        public void close() {
+            if (slot) LARGE.release();
+            slot = false;
+        }
+    }
+
+    /** Reads a body, refused past {@code limit}; close it once its bytes are parsed. */
+    static Body read(InputStream in, long limit) {
+        if (in == null) return new Body(new byte[0], false);
+        boolean slot = false;
         try {
             ByteArrayOutputStream out = new ByteArrayOutputStream();
             byte[] buf = new byte[1 << 16];
@@ -37,11 +70,23 @@ final class JsonBodies {
                 total += n;
                 if (total > limit)
                     throw new ApiException(413, "request body is larger than the limit of " + limit + " bytes (rollout.max-body-bytes)");
+                if (total > SMALL && !slot) {
+                    if (!LARGE.tryAcquire(WAIT_S, TimeUnit.SECONDS))
+                        throw new ApiException(503, "the server is reading as many large request bodies as its heap allows; retry");
+                    slot = true;
+                }
                 out.write(buf, 0, n);
             }
-            return out.toByteArray();
+            Body body = new Body(out.toByteArray(), slot);
+            slot = false;
+            return body;
         } catch (IOException e) {
             throw ApiException.badRequest("could not read the request body: " + e.getMessage());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new ApiException(503, "interrupted while waiting to read the request body");
+        } finally {
+            if (slot) LARGE.release();
         }
     }
 
@@ -53,7 +98,12 @@ final class JsonBodies {
 
     /** Parses an object body; an empty body is an empty object. */
     static JsonObject object(InputStream in, long limit) {
-        byte[] body = read(in, limit);
+        try (Body b = read(in, limit)) {
+            return parse(b.bytes);
+        }
+    }
+
+    private static JsonObject parse(byte[] body) {
         if (blank(body)) return JsonValue.EMPTY_JSON_OBJECT;
         JsonLimits.check(body);
         try (JsonReader r = JSON.createReader(new ByteArrayInputStream(body))) {

@@ -94,10 +94,12 @@ public final class JsonLimits {
             if (InputStream.class.isAssignableFrom(type) || Reader.class.isAssignableFrom(type) || type == byte[].class
                     || type == String.class)
                 return ctx.proceed();
-            byte[] body = JsonBodies.read(ctx.getInputStream(), service.settings().maxBodyBytes());
-            check(body);
-            ctx.setInputStream(new ByteArrayInputStream(body));
-            Object value = ctx.proceed();
+            Object value;
+            try (JsonBodies.Body body = JsonBodies.read(ctx.getInputStream(), service.settings().maxBodyBytes())) {
+                check(body.bytes);
+                ctx.setInputStream(new ByteArrayInputStream(body.bytes));
+                value = ctx.proceed();
+            }
             // JSON-P's reader hands back whatever the body is: [1, 2] for a JsonObject parameter
             // reached the resource method as a JsonArray, which RESTEasy answered with a 500
             if (value != null && !type.isInstance(value))
