@@ -31,13 +31,13 @@ final class JsonBodies {
     /** Bodies up to this size are read at once; larger ones take a {@link Body slot}. */
     static final int SMALL = 1 << 16;
     /**
-     * Slots for large bodies, from the heap: an eighth of it, in bodies of the default limit
-     * (16 MiB). A body takes about five times its size on the heap while it is parsed (bytes,
-     * text, JSON-P values): 16 clients sending 12 MB prompts at once needed more than the heap.
-     * Past the slots, a large body waits for one; small bodies (every generation of token ids,
-     * every control call) never wait.
+     * Slots for large bodies, from the heap: a body of the default limit (16 MiB) may take about
+     * 20 times its size as JSON-P values while it is parsed (a list of 8 million small numbers
+     * is 8 million objects), so a slot stands for 24 times 16 MiB: 5 slots in a 2 GiB heap, 2 in
+     * 1 GiB. Past the slots, a large body waits for one; small bodies (every generation of token
+     * ids, every control call) never wait.
      */
-    private static final Semaphore LARGE = new Semaphore((int) Math.max(2, Runtime.getRuntime().maxMemory() / 8 / (16L << 20)), true);
+    private static final Semaphore LARGE = new Semaphore((int) Math.max(2, Runtime.getRuntime().maxMemory() / (24 * (16L << 20))), true);
     private static final long WAIT_S = 60;
 
     /** A body's bytes, holding a large-body slot (if it needed one) until closed. */

@@ -82,4 +82,15 @@ class GenerateRequestParserTest {
         assertTrue(m.startsWith("text[1]: The input (at least 93750 tokens) is longer than the model's context length (64 tokens)"), m);
         assertTrue(ms < 3000, "took " + ms + " ms");  // tokenizing it takes seconds (16 s on the server)
     }
+
+    @Test
+    void theSequencesOfOneRequestAreBounded() {
+        String prompts = "[" + "[1],".repeat(70_000) + "[1]]";
+        assertTrue(refused("{\"input_ids\": " + prompts + "}").contains("more than 65536"));
+        String some = "[" + "[1],".repeat(19_999) + "[1]]";
+        assertTrue(refused("{\"input_ids\": " + some + ", \"sampling_params\": {\"n\": 4, \"max_new_tokens\": 1}}")
+                .contains("more than 65536 sequences"));
+        assertEquals(16_000, parser.parse(json("{\"input_ids\": " + "[" + "[1],".repeat(3_999) + "[1]]"
+                + ", \"sampling_params\": {\"n\": 4, \"max_new_tokens\": 1}}")).items().size() * 4);
+    }
 }
