@@ -91,6 +91,7 @@ public final class WeightPayloads {
     /** Our JSON descriptors of CUDA IPC tensors (no pickle at all). */
     public static WeightUpdate fromCudaIpc(List<IpcDescriptor> descriptors, String device, String version, boolean abortAll)
             throws IOException {
+        requireGpu(device);  // the first thing to tell a client on a CPU server, whatever its descriptors say
         List<CudaIpc.Handle> handles = new java.util.ArrayList<>();
         for (IpcDescriptor d : descriptors) {
             long[] stride = d.stride();
@@ -110,13 +111,17 @@ public final class WeightPayloads {
         return fromIpc(new TorchPickles.Decoded(handles, null, List.of()), device, version, abortAll, "cuda-ipc");
     }
 
-    private static WeightUpdate fromIpc(TorchPickles.Decoded d, String device, String version, boolean abortAll, String transport)
-            throws IOException {
-        CudaIpc.check(d.tensors());  // layouts from the request, checked before the device is even looked at
-        if (d.flat() != null) CudaIpc.check(List.of(d.flat()));
+    private static void requireGpu(String device) throws IOException {
         if (!device.startsWith("cuda"))
             throw new IOException("CUDA IPC tensors can only be opened by a server on a GPU (rollout.device=cuda); this one runs on "
                     + device + ": push safetensors instead");
+    }
+
+    private static WeightUpdate fromIpc(TorchPickles.Decoded d, String device, String version, boolean abortAll, String transport)
+            throws IOException {
+        requireGpu(device);
+        CudaIpc.check(d.tensors());  // layouts from the request, checked before CUDA maps or copies anything
+        if (d.flat() != null) CudaIpc.check(List.of(d.flat()));
         Device target = new Device(device);
         Map<String, Tensor> tensors = new LinkedHashMap<>();
         long bytes = 0;
