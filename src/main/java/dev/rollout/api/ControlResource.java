@@ -118,16 +118,15 @@ public class ControlResource {
     public Drained drain(InputStream body) {
         EngineLoop loop = Requests.readyLoop(service);
         JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
-        double timeout = Fields.present(o, "timeout_s") ? Fields.number(o.get("timeout_s"), "timeout_s") : 30;
-        if (timeout < 0 || timeout > MAX_DRAIN_S) throw ApiException.badRequest("timeout_s must be in [0, " + MAX_DRAIN_S + "], got " + timeout);
+        Duration timeout = Fields.present(o, "timeout_s") ? Fields.seconds(o.get("timeout_s"), "timeout_s", 0, MAX_DRAIN_S)
+                : Duration.ofSeconds(30);
         String mode = Fields.present(o, "mode") ? Fields.string(o.get("mode"), "mode") : "retract";
         PauseMode cut = switch (mode) {
             case "retract" -> PauseMode.RETRACT;
             case "abort" -> PauseMode.ABORT;
             default -> throw ApiException.badRequest("mode must be 'retract' or 'abort', got '" + mode + "'");
         };
-        DrainResult r = Replies.await(loop.submit(new EngineCommand.Drain(Duration.ofMillis((long) (timeout * 1000)), cut)),
-                timeout + CONTROL_TIMEOUT_S);
+        DrainResult r = Replies.await(loop.submit(new EngineCommand.Drain(timeout, cut)), timeout.toMillis() / 1000.0 + CONTROL_TIMEOUT_S);
         List<CutRequest> cutOut = new ArrayList<>();
         for (SequenceOutput s : r.cut()) cutOut.add(new CutRequest(s.rid(), s.outputIds(), s.completionTokens()));
         return new Drained("paused", lower(r.cutMode()), r.finished(), cutOut);

@@ -5,6 +5,10 @@ import jakarta.json.JsonNumber;
 import jakarta.json.JsonObject;
 import jakarta.json.JsonString;
 import jakarta.json.JsonValue;
+import java.math.BigDecimal;
+import java.nio.file.InvalidPathException;
+import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -41,15 +45,55 @@ final class Fields {
 
     static long integer(JsonValue v, String name) {
         if (v instanceof JsonNumber n) {
-            if (!n.isIntegral() && n.doubleValue() != Math.rint(n.doubleValue()))
-                throw ApiException.badRequest(name + " must be an integer, got " + v);
+            BigDecimal b;
             try {
-                return n.bigDecimalValue().longValueExact();
+                b = n.bigDecimalValue();
+            } catch (RuntimeException e) {
+                throw ApiException.badRequest(name + " is out of range: " + shown(v));
+            }
+            if (b.signum() == 0) return 0;
+            // decided from precision and scale alone: 1e999999999 or 1e-999999999 must not make
+            // BigDecimal build a power of ten with a billion digits
+            long integerDigits = (long) b.precision() - b.scale();
+            if (integerDigits <= 0) throw ApiException.badRequest(name + " must be an integer, got " + shown(v));
+            if (integerDigits > 19) throw ApiException.badRequest(name + " is out of range: " + shown(v));
+            try {
+                return b.longValueExact();
             } catch (ArithmeticException e) {
-                throw ApiException.badRequest(name + " is out of range: " + v);
+                throw ApiException.badRequest(b.stripTrailingZeros().scale() > 0 ? name + " must be an integer, got " + shown(v)
+                        : name + " is out of range: " + shown(v));
             }
         }
         throw type(name, "an integer", v);
+    }
+
+    /**
+     * A duration in seconds: a finite number in [{@code min}, {@code max}], as a Duration of
+     * whole milliseconds. Every seconds field of the API goes through here, so that none can
+     * overflow the long of a Duration or a deadline ({@code timeout_s: 1e12} did).
+     */
+    static Duration seconds(JsonValue v, String name, double min, double max) {
+        double s = number(v, name);
+        if (!(s >= min && s <= max))
+            throw ApiException.badRequest(name + " must be between " + plain(min) + " and " + plain(max) + " seconds, got " + plain(s));
+        return Duration.ofMillis(Math.round(s * 1000));
+    }
+
+    private static String plain(double d) {
+        return d == Math.rint(d) && Math.abs(d) < 1e15 ? Long.toString((long) d) : Double.toString(d);
+    }
+
+    /**
+     * A file-system path from a request. A path the platform cannot represent (a NUL byte, on
+     * Linux) is the caller's mistake: a 400 naming the field, not InvalidPathException's 500.
+     */
+    static Path path(JsonValue v, String name) {
+        String s = string(v, name);
+        try {
+            return Path.of(s);
+        } catch (InvalidPathException e) {
+            throw ApiException.badRequest(name + " is not a valid path: " + e.getReason());
+        }
     }
 
     static int int32(JsonValue v, String name) {
@@ -74,8 +118,12 @@ final class Fields {
     }
 
     static ApiException type(String name, String expected, JsonValue got) {
-        String shown = got.toString();
-        if (shown.length() > 40) shown = shown.substring(0, 40) + "...";
-        return ApiException.badRequest(name + " must be " + expected + ", got " + shown);
+        return ApiException.badRequest(name + " must be " + expected + ", got " + shown(got));
+    }
+
+    private static String shown(JsonValue v) {
+        if (v == null) return "nothing";
+        String shown = v.toString();
+        return shown.length() > 40 ? shown.substring(0, 40) + "..." : shown;
     }
 }

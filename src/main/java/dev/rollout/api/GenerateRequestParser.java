@@ -27,6 +27,12 @@ final class GenerateRequestParser {
             "top_k", "min_p", "frequency_penalty", "presence_penalty", "repetition_penalty", "stop", "stop_token_ids",
             "ignore_eos", "skip_special_tokens", "no_stop_trim", "n", "sampling_seed", "seed", "stream_interval");
     private static final int MAX_TOP_LOGPROBS = 100;
+    /**
+     * Sequences one request may ask for (prompts times n): each becomes engine state before the
+     * first step. A 16 MB body of one-token prompts with n = 64 asked for 256 million; a GRPO
+     * batch of 1,024 prompts with n = 16 is 16,384.
+     */
+    static final int MAX_SEQUENCES = 65_536;
 
     /** What validation needs to know about the served model. */
     record Limits(int vocabSize, int maxModelLen, long kvCapacityTokens, int maxN) {}
@@ -52,6 +58,7 @@ final class GenerateRequestParser {
             if (!(v instanceof JsonArray a)) throw Fields.type("input_ids", "a list of token ids or a list of such lists", v);
             if (a.isEmpty()) throw ApiException.badRequest("input_ids cannot be empty.");
             batch = a.get(0) instanceof JsonArray;
+            if (batch) tooManyPrompts(a.size());
             if (batch) for (int i = 0; i < a.size(); i++) prompts.add(Fields.intArray(a.get(i), "input_ids[" + i + "]"));
             else prompts.add(Fields.intArray(a, "input_ids"));
         } else {
@@ -59,23 +66,36 @@ final class GenerateRequestParser {
             batch = v instanceof JsonArray;
             List<String> texts = Fields.stringOrList(v, "text");
             if (texts.isEmpty()) throw ApiException.badRequest("text cannot be an empty list.");
+            tooManyPrompts(texts.size());
             if (tokenizer == null) throw ApiException.badRequest("text needs a tokenizer, and the model has none; send input_ids");
-            for (String t : texts) prompts.add(tokenizer.encode(t));
+            for (int i = 0; i < texts.size(); i++)
+                prompts.add(encode(tokenizer, texts.get(i), true, limits.maxModelLen(), batch ? "text[" + i + "]" : null));
         }
         int size = prompts.size();
         for (int i = 0; i < size; i++) checkPrompt(prompts.get(i), batch ? (hasIds ? "input_ids[" + i + "]" : "text[" + i + "]") : hasIds ? "input_ids" : "text");
 
         List<String> rids = rids(o, size, batch);
         List<GenerateRequest.Item> items = new ArrayList<>();
+        long sequences = 0;
         for (int i = 0; i < size; i++) {
             String at = batch ? "[" + i + "]" : "";
             JsonObject sp = perItemObject(o, "sampling_params", i, size);
             SamplingParams params = samplingParams(sp, "sampling_params" + (o.get("sampling_params") instanceof JsonArray ? at : ""));
             LogprobOptions lp = logprobs(o, i, size, prompts.get(i).length, at);
-            if (prompts.get(i).length >= limits.maxModelLen() && params.maxNewTokens() > 0)
-                throw ApiException.badRequest("the prompt" + at + " has " + prompts.get(i).length + " tokens, which leaves no room to "
-                        + "generate within the context length of " + limits.maxModelLen() + " tokens");
+            // SGLang's rule (TokenizerManager._validate_one_request): an explicit max_new_tokens
+            // must fit beside the prompt; without one, generation stops at the context's end
+            int len = prompts.get(i).length, context = limits.maxModelLen();
+            if ((Fields.present(sp, "max_new_tokens") || Fields.present(sp, "max_tokens")) && (long) params.maxNewTokens() + len > context)
+                throw ApiException.badRequest((batch ? (hasIds ? "input_ids" : "text") + at + ": " : "")
+                        + "Requested token count exceeds the model's maximum context length of " + context + " tokens. You requested "
+                        + "a total of " + ((long) params.maxNewTokens() + len) + " tokens: " + len + " tokens from the input messages and "
+                        + params.maxNewTokens() + " tokens for the completion. Please reduce the number of tokens in the input "
+                        + "messages or the completion to fit within the limit.");
             items.add(new GenerateRequest.Item(rids.get(i), prompts.get(i), params, lp));
+            sequences += params.n();
+            if (sequences > MAX_SEQUENCES)
+                throw ApiException.badRequest("the request asks for more than " + MAX_SEQUENCES + " sequences (prompts times n); "
+                        + "send it in parts");
         }
         boolean stream = Fields.present(o, "stream") && Fields.bool(o.get("stream"), "stream");
         boolean textInLogprobs = Fields.present(o, "return_text_in_logprobs") && Fields.bool(o.get("return_text_in_logprobs"), "return_text_in_logprobs");
@@ -88,10 +108,34 @@ final class GenerateRequestParser {
         for (int j = 0; j < ids.length; j++)
             if (ids[j] < 0 || ids[j] >= limits.vocabSize())
                 throw ApiException.badRequest(name + "[" + j + "] = " + ids[j] + " is outside the vocabulary [0, " + limits.vocabSize() + ")");
-        if (ids.length > limits.maxModelLen())
-            throw ApiException.badRequest(name + " has " + ids.length + " tokens, longer than the context length of " + limits.maxModelLen());
+        if (ids.length >= limits.maxModelLen()) throw inputTooLong(name.contains("[") ? name : null, ids.length + "", limits.maxModelLen());
         if (ids.length + 1 > limits.kvCapacityTokens())
             throw ApiException.badRequest(name + " has " + ids.length + " tokens, more than the KV cache holds (" + limits.kvCapacityTokens() + ")");
+    }
+
+    private static void tooManyPrompts(int prompts) {
+        if (prompts > MAX_SEQUENCES)
+            throw ApiException.badRequest("the request has " + prompts + " prompts, more than " + MAX_SEQUENCES + "; send it in parts");
+    }
+
+    /**
+     * SGLang's refusal of a prompt that leaves no room in the context (input >= context length),
+     * with the field first in a batch.
+     */
+    static ApiException inputTooLong(String field, String tokens, int context) {
+        return ApiException.badRequest((field == null ? "" : field + ": ") + "The input (" + tokens + " tokens) is longer than the "
+                + "model's context length (" + context + " tokens).");
+    }
+
+    /**
+     * Tokenizes text from a request, after refusing by its length alone a text that cannot fit
+     * the context ({@link HfTokenizer#minTokens}): tokenizing a 12 MB text only to refuse it
+     * afterwards took 16 s. Every route that tokenizes user text comes through here.
+     */
+    static int[] encode(HfTokenizer tokenizer, String text, boolean addSpecialTokens, int context, String field) {
+        long atLeast = tokenizer.minTokens(text);
+        if (atLeast >= context) throw inputTooLong(field, "at least " + atLeast, context);
+        return tokenizer.encode(text, addSpecialTokens);
     }
 
     private static List<String> rids(JsonObject o, int size, boolean batch) {

@@ -107,7 +107,7 @@ final class OpenAiChat {
         boolean startsInReasoning = reasoning && prefill.isEmpty() && endsInThink(prompt, templates.specialTokens().get("eos_token"));
         prompt += prefill;
 
-        int[] ids = tokenizer.encode(prompt, false);
+        int[] ids = GenerateRequestParser.encode(tokenizer, prompt, false, maxModelLen, null);
         JsonObjectBuilder g = JSON.createObjectBuilder().add("input_ids", OpenAi.ids(ids, 0));
         g.add("sampling_params", OpenAi.sampling(o, maxTokens(o, maxModelLen - ids.length)));
         boolean logprobs = OpenAi.flag(o, "logprobs");
@@ -208,6 +208,7 @@ final class OpenAiChat {
             @SuppressWarnings("unchecked")
             Map<String, Object> function = (Map<String, Object>) call.get("function");
             if (function.get("arguments") instanceof String s) {
+                JsonLimits.check(s.getBytes(StandardCharsets.UTF_8));  // JSON inside a string: the body's limits apply to it too
                 try {
                     JsonValue parsed = JSON.createReader(new java.io.StringReader(s)).readValue();
                     function.put("arguments", java(parsed));

@@ -32,7 +32,7 @@ final class OpenAiCompletions {
     static JsonObject toGenerate(JsonObject o) {
         for (String k : UNSUPPORTED)
             if (Fields.present(o, k)) throw ApiException.badRequest(k + " is not supported by this server's completions");
-        if (Fields.present(o, "best_of") && !(o.get("best_of") instanceof JsonNumber b && b.intValue() == 1))
+        if (Fields.present(o, "best_of") && Fields.integer(o.get("best_of"), "best_of") != 1)
             throw ApiException.badRequest("best_of must be 1 (use n for several completions)");
         if (!Fields.present(o, "prompt")) throw ApiException.badRequest("prompt is required: a string, a list of strings, or token ids");
         JsonObjectBuilder g = JSON.createObjectBuilder();

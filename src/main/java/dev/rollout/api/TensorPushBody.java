@@ -8,6 +8,8 @@ import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.StreamReadConstraints;
+import com.fasterxml.jackson.core.exc.StreamConstraintsException;
+import dev.rollout.weights.NativeBytes;
 import jakarta.json.JsonArrayBuilder;
 import jakarta.json.JsonObject;
 import jakarta.json.JsonObjectBuilder;
@@ -15,7 +17,6 @@ import jakarta.json.JsonValue;
 import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import dev.rollout.weights.NativeBytes;
 import java.nio.ByteBuffer;
 
 /**
@@ -27,8 +28,10 @@ import java.nio.ByteBuffer;
  */
 final class TensorPushBody implements AutoCloseable {
     private static final String TENSORS = "serialized_named_tensors";
+    /** Strings as long as a push (the base64 payload); nesting and numbers as every JSON body (JsonLimits). */
     private static final JsonFactory JACKSON = JsonFactory.builder()
-            .streamReadConstraints(StreamReadConstraints.builder().maxStringLength(Integer.MAX_VALUE).build()).build();
+            .streamReadConstraints(StreamReadConstraints.builder().maxStringLength(Integer.MAX_VALUE)
+                    .maxNestingDepth(JsonLimits.MAX_DEPTH).maxNumberLength(JsonLimits.MAX_NUMBER_LENGTH).build()).build();
 
     private final JsonObject fields;
     private final NativeBytes payload;   // null when serialized_named_tensors[0] was not read
@@ -52,7 +55,7 @@ final class TensorPushBody implements AutoCloseable {
     }
 
     /**
-     * @param length Content-Length, or -1; sizes the native buffer (base64 is 4/3 of the bytes)
+     * @param length Content-Length, or -1: a hint for the native buffer (base64 is 4/3 of the bytes), never allocated up front
      * @param limit  rollout.max-weight-body-bytes
      */
     static TensorPushBody read(InputStream in, long length, long limit) {
@@ -73,6 +76,8 @@ final class TensorPushBody implements AutoCloseable {
                     rest.add(name, value(p, t));
                     continue;
                 }
+                // a second copy would decode a second payload beside the first (and leak it)
+                if (seen) throw ApiException.badRequest(TENSORS + " appears twice in the request body");
                 seen = true;
                 if (t != JsonToken.START_ARRAY) {
                     problem = TENSORS + " must be a non-empty list of base64 strings, not " + describe(t);
@@ -83,7 +88,7 @@ final class TensorPushBody implements AutoCloseable {
                 for (t = p.nextToken(); t != JsonToken.END_ARRAY; t = p.nextToken(), i++) {
                     if (i == 0 && t == JsonToken.VALUE_STRING) {
                         // One engine rank: it takes entry 0, as SGLang's TP rank 0 does.
-                        sink = new NativeBytes(length > 0 ? length / 4 * 3 + 3 : 1 << 20, limit);
+                        sink = new NativeBytes(length > 0 ? length / 4 * 3 + 3 : -1, limit);
                         try {
                             p.readBinaryValue(Base64Variants.MIME_NO_LINEFEEDS, sink);
                         } catch (JsonProcessingException e) {
@@ -106,6 +111,9 @@ final class TensorPushBody implements AutoCloseable {
             return body;
         } catch (Limited.TooLarge | NativeBytes.TooLarge e) {
             throw tooLarge(limit);
+        } catch (StreamConstraintsException e) {
+            long at = e.getLocation() == null ? -1 : e.getLocation().getByteOffset();
+            throw e.getMessage().contains("nesting depth") ? JsonLimits.tooDeep(at) : JsonLimits.numberTooLong(at);
         } catch (JsonProcessingException e) {
             throw ApiException.badRequest("request body is not valid JSON: " + e.getOriginalMessage());
         } catch (IOException e) {

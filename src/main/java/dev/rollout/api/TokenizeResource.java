@@ -17,6 +17,7 @@ import jakarta.ws.rs.Path;
 import jakarta.ws.rs.Produces;
 import jakarta.ws.rs.core.MediaType;
 import java.io.InputStream;
+import java.util.List;
 
 /**
  * SGLang's {@code /tokenize} and {@code /detokenize} (also under {@code /v1/}): the served model's
@@ -44,26 +45,29 @@ public class TokenizeResource {
             if (Fields.present(o, "prompt")) throw ApiException.badRequest("send prompt or messages, not both");
             // the template writes the special tokens itself
             boolean special = Fields.present(o, "add_special_tokens") && Fields.bool(o.get("add_special_tokens"), "add_special_tokens");
-            int[] ids = tok.encode(OpenAiChat.render(o, service.chatTemplates()).prompt(), special);
-            return JSON.createObjectBuilder().add("tokens", ids(ids)).add("count", ids.length)
-                    .add("max_model_len", loop().info().maxModelLen()).build();
+            int context = loop().info().maxModelLen();
+            int[] ids = GenerateRequestParser.encode(tok, OpenAiChat.render(o, service.chatTemplates()).prompt(), special, context, "messages");
+            return JSON.createObjectBuilder().add("tokens", ids(ids)).add("count", ids.length).add("max_model_len", context).build();
         }
         if (!Fields.present(o, "prompt")) throw ApiException.badRequest("prompt is required: a string or a list of strings (or messages)");
         boolean special = !Fields.present(o, "add_special_tokens") || Fields.bool(o.get("add_special_tokens"), "add_special_tokens");
+        // a text that cannot fit the context is refused by its length, as generation refuses it, not tokenized
+        int context = loop().info().maxModelLen();
         JsonObject out;
         if (o.get("prompt") instanceof JsonString s) {
-            int[] ids = tok.encode(s.getString(), special);
+            int[] ids = GenerateRequestParser.encode(tok, s.getString(), special, context, "prompt");
             out = JSON.createObjectBuilder().add("tokens", ids(ids)).add("count", ids.length).build();
         } else {
             JsonArrayBuilder tokens = JSON.createArrayBuilder(), counts = JSON.createArrayBuilder();
-            for (String text : Fields.stringOrList(o.get("prompt"), "prompt")) {
-                int[] ids = tok.encode(text, special);
+            List<String> texts = Fields.stringOrList(o.get("prompt"), "prompt");
+            for (int i = 0; i < texts.size(); i++) {
+                int[] ids = GenerateRequestParser.encode(tok, texts.get(i), special, context, "prompt[" + i + "]");
                 tokens.add(ids(ids));
                 counts.add(ids.length);
             }
             out = JSON.createObjectBuilder().add("tokens", tokens).add("count", counts).build();
         }
-        return JSON.createObjectBuilder(out).add("max_model_len", loop().info().maxModelLen()).build();
+        return JSON.createObjectBuilder(out).add("max_model_len", context).build();
     }
 
     @POST

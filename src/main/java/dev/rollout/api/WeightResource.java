@@ -46,6 +46,12 @@ import java.util.Map;
 public class WeightResource {
     private static final double READ_TIMEOUT_S = 30;
     private static final double CHECKSUM_TIMEOUT_S = 120;
+    /**
+     * get_weights_by_name's truncate_size: the answer is a JSON list built on the heap (about
+     * 60 bytes a value), so a whole embedding (19 M values for the default model) asked 16
+     * times at once would take the heap; a million values is 60 MB.
+     */
+    static final int MAX_READ_BACK = 1 << 20;
 
     @Inject
     EngineService service;
@@ -181,17 +187,12 @@ public class WeightResource {
     public Response begin(InputStream body) {
         WeightUpdates weights = weights();
         JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
-        Duration timeout = null;
-        if (Fields.present(o, "timeout_s")) {
-            double t = Fields.number(o.get("timeout_s"), "timeout_s");
-            if (!(t > 0 && t <= MAX_SESSION_S)) throw ApiException.badRequest("timeout_s must be in (0, " + MAX_SESSION_S + "], got " + t);
-            timeout = Duration.ofMillis((long) (t * 1000));
-        }
+        Duration timeout = Fields.present(o, "timeout_s") ? Fields.seconds(o.get("timeout_s"), "timeout_s", 0.001, MAX_SESSION_S) : null;
         return render(weights.begin(optString(o, "update_id"), timeout), null);
     }
 
-    /** A session may stay open for at most a day: longer is a client bug, not a plan. */
-    private static final double MAX_SESSION_S = 86_400;
+    /** begin_weight_update's timeout_s: a session may stay open for at most a day (docs/api.md, Limits). */
+    static final double MAX_SESSION_S = 86_400;
 
     @POST
     @Admin
@@ -281,7 +282,8 @@ public class WeightResource {
     private Response weightsByName(String name, int truncate) {
         EngineLoop loop = Requests.readyLoop(service);
         if (name == null) throw ApiException.badRequest("name is required");
-        if (truncate <= 0) throw ApiException.badRequest("truncate_size must be positive");
+        if (truncate <= 0 || truncate > MAX_READ_BACK)
+            throw ApiException.badRequest("truncate_size must be between 1 and " + MAX_READ_BACK + ", got " + truncate);
         if (!loop.info().parameterShapes().containsKey(name)) throw ApiException.badRequest("unknown parameter " + name);
         ParameterValues values = Replies.await(loop.submit(new EngineCommand.ReadParameter(name, truncate)), READ_TIMEOUT_S);
         double[] out = new double[values.values().length];  // each float32 exactly, as Python's tolist() gives it

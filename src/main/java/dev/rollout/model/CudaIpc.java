@@ -38,6 +38,53 @@ public final class CudaIpc {
                          long storageOffsetBytes, String deviceUuid, int deviceIndex, byte[] eventHandle,
                          boolean eventSyncRequired) {}
 
+    /**
+     * Checks every handle's layout before CUDA maps or copies anything: each name once, a shape
+     * of non-negative dimensions whose element count fits 64 bits, one non-negative stride per
+     * dimension, non-negative offsets, a furthest byte that fits 64 bits, torch's handle sizes.
+     * A descriptor comes from a request; libtorch would fail on these with a 500, or read
+     * outside the shared allocation.
+     */
+    public static void check(List<Handle> handles) throws java.io.IOException {
+        java.util.Set<String> names = new java.util.HashSet<>();
+        for (Handle h : handles) {
+            String what = "CUDA IPC tensor '" + h.name() + "'";
+            if (!names.add(h.name())) throw new java.io.IOException(what + " appears twice");
+            long numel = TensorLayout.numel(h.shape(), what);
+            if (h.stride().length != h.shape().length)
+                throw new java.io.IOException(what + ": " + h.stride().length + " strides for " + h.shape().length + " dimensions");
+            if (h.storageOffset() < 0 || h.storageOffsetBytes() < 0)
+                throw new java.io.IOException(what + ": storage_offset and storage_offset_bytes must be >= 0");
+            if (h.deviceUuid() == null && h.deviceIndex() < 0) throw new java.io.IOException(what + ": device_index must be >= 0");
+            if (h.memHandle() == null || (h.memHandle().length != 64 && h.memHandle().length != 66))
+                throw new java.io.IOException(what + ": ipc_handle must be torch's 66 bytes or the raw 64 (got "
+                        + (h.memHandle() == null ? "none" : h.memHandle().length + "") + ")");
+            if (h.eventHandle() != null && h.eventHandle().length != 64)
+                throw new java.io.IOException(what + ": event_handle must be 64 bytes, got " + h.eventHandle().length);
+            for (int i = 0; i < h.shape().length; i++)
+                if (h.stride()[i] < 0) throw new java.io.IOException(what + ": stride " + i + " is negative (" + h.stride()[i] + ")");
+            if (numel > 0 && extentBytes(h) < 0) throw new java.io.IOException(what + ": its shape, strides and offsets reach past 2^63 bytes");
+        }
+    }
+
+    /**
+     * How many bytes of the shared allocation the tensor's view reaches (its furthest byte + 1),
+     * or -1 where that overflows 64 bits. Shape, strides and offsets must be non-negative.
+     */
+    static long extentBytes(Handle h) {
+        try {
+            long last = h.storageOffset();
+            for (int i = 0; i < h.shape().length; i++) {
+                if (h.shape()[i] == 0) return h.storageOffsetBytes();  // an empty tensor reads nothing
+                last = Math.addExact(last, Math.multiplyExact(h.shape()[i] - 1, h.stride()[i]));
+            }
+            long elem = org.bytedeco.pytorch.global.torch.elementSize(h.dtype());
+            return Math.addExact(h.storageOffsetBytes(), Math.multiplyExact(Math.addExact(last, 1), elem));
+        } catch (ArithmeticException overflow) {
+            return -1;
+        }
+    }
+
     /** Opens the handle, copies the tensor onto {@code target}, closes the handle. */
     public static Tensor copyOut(Handle h, Device target) {
         return copyOut(List.of(h), target).get(0);
@@ -68,6 +115,7 @@ public final class CudaIpc {
                             "cudaIpcOpenMemHandle(" + h.name() + ")");
                     opened.put(key, base);
                 }
+                checkInsideAllocation(h, base);
                 if (h.eventSyncRequired() && h.eventHandle() != null && h.eventHandle().length == 64) waitFor(h.eventHandle());
                 long elem = org.bytedeco.pytorch.global.torch.elementSize(h.dtype());
                 Pointer at = new Pointer(base).position(h.storageOffsetBytes() + h.storageOffset() * elem);
@@ -85,6 +133,24 @@ public final class CudaIpc {
             throw e;
         } finally {
             for (Pointer base : opened.values()) cudart.cudaIpcCloseMemHandle(base);
+        }
+    }
+
+    /**
+     * The view must stay inside the allocation the handle maps: a descriptor that claims more
+     * would make the copy read past it (an illegal-address fault ends the CUDA context, and with
+     * it the server). The driver knows the allocation's range; where it cannot say, the copy
+     * goes ahead as before.
+     */
+    private static void checkInsideAllocation(Handle h, Pointer base) {
+        long[] start = new long[1];
+        try (org.bytedeco.javacpp.SizeTPointer size = new org.bytedeco.javacpp.SizeTPointer(1)) {
+            if (cudart.cuMemGetAddressRange(start, size, base.address()) != 0) return;
+            long available = start[0] + size.get() - base.address();
+            long needed = extentBytes(h);
+            if (needed < 0 || needed > available)
+                throw new IllegalArgumentException("CUDA IPC tensor '" + h.name() + "' reaches " + needed + " bytes into an allocation of "
+                        + available + " bytes: its shape, strides or offsets do not match what the trainer shared");
         }
     }
 

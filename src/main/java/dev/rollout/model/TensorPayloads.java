@@ -20,11 +20,16 @@ public final class TensorPayloads {
     public record FlatEntry(String name, String dtype, long[] shape, long start, long end) {}
 
     public static Map<String, Tensor> fromSafetensors(ByteBuffer direct) throws IOException {
-        Map<String, Safetensors.Entry> entries = Safetensors.readHeader(direct);
+        Map<String, Safetensors.Entry> entries = Safetensors.readHeader(direct);  // checked: ranges tile the data
         Map<String, Tensor> out = new LinkedHashMap<>();
-        for (var e : entries.entrySet()) {
-            Safetensors.Entry t = e.getValue();
-            out.put(e.getKey(), copyOut(direct, t.begin(), t.end(), t.shape(), t.dtype()));
+        try {
+            for (var e : entries.entrySet()) {
+                Safetensors.Entry t = e.getValue();
+                out.put(e.getKey(), copyOut(direct, t.begin(), t.end(), t.shape(), t.dtype()));
+            }
+        } catch (IOException | RuntimeException e) {
+            out.values().forEach(Tensor::close);
+            throw e;
         }
         return out;
     }
@@ -39,20 +44,41 @@ public final class TensorPayloads {
 
     /** Cuts a flat uint8 tensor (any device) into the tensors its manifest describes, each copied out. */
     public static Map<String, Tensor> sliceFlat(Tensor flat, List<FlatEntry> manifest) throws IOException {
+        checkManifest(manifest, flat.size(0));
         Map<String, Tensor> out = new LinkedHashMap<>();
-        for (FlatEntry f : manifest) {
-            String dtype = safetensorsDtype(f.dtype());
-            long numel = 1;
-            for (long d : f.shape()) numel *= d;
-            if (f.start() < 0 || f.end() > flat.size(0) || f.end() - f.start() != numel * Safetensors.bytesPer(dtype))
-                throw new IOException(f.name() + ": bytes [" + f.start() + ", " + f.end() + ") do not hold a " + f.dtype()
-                        + " tensor of " + numel + " elements inside the " + flat.size(0) + "-byte bucket");
-            if (out.containsKey(f.name())) throw new IOException(f.name() + " appears twice in the manifest");
-            try (Tensor bytes = flat.narrow(0, f.start(), f.end() - f.start()); Tensor typed = bytes.view(Checkpoint.scalarType(dtype))) {
-                out.put(f.name(), typed.view(f.shape()).clone());
+        try {
+            for (FlatEntry f : manifest) {
+                String dtype = safetensorsDtype(f.dtype());
+                try (Tensor bytes = flat.narrow(0, f.start(), f.end() - f.start()); Tensor typed = bytes.view(Checkpoint.scalarType(dtype))) {
+                    out.put(f.name(), typed.view(f.shape()).clone());
+                }
             }
+        } catch (IOException | RuntimeException e) {
+            out.values().forEach(Tensor::close);
+            throw e;
         }
         return out;
+    }
+
+    /**
+     * A flattened bucket's manifest, checked before any byte is touched: each name once, a known
+     * dtype, a shape of non-negative dimensions whose byte count fits 64 bits and equals its
+     * range, and the ranges tiling the bucket as SGLang's FlattenedTensorBucket lays them out
+     * (the same rule as safetensors' data_offsets).
+     */
+    public static void checkManifest(List<FlatEntry> manifest, long bucketBytes) throws IOException {
+        java.util.Set<String> names = new java.util.HashSet<>();
+        List<TensorLayout.Range> ranges = new java.util.ArrayList<>();
+        for (FlatEntry f : manifest) {
+            if (!names.add(f.name())) throw new IOException(f.name() + " appears twice in the manifest");
+            String dtype = safetensorsDtype(f.dtype());
+            long nbytes = TensorLayout.nbytes(f.shape(), Safetensors.bytesPer(dtype), f.name());
+            if (f.start() >= 0 && f.end() >= f.start() && f.end() - f.start() != nbytes)
+                throw new IOException(f.name() + ": bytes [" + f.start() + ", " + f.end() + ") do not hold a " + f.dtype()
+                        + " tensor of shape " + java.util.Arrays.toString(f.shape()) + " (" + nbytes + " bytes)");
+            ranges.add(new TensorLayout.Range(f.name(), f.start(), f.end()));
+        }
+        TensorLayout.checkTiling(ranges, bucketBytes, "the flattened bucket");
     }
 
     /** Accepts torch's names ("bfloat16", "torch.float32", "half") and safetensors' ("BF16"). */

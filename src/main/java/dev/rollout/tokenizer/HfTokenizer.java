@@ -13,14 +13,30 @@ import java.util.Map;
  */
 public final class HfTokenizer implements TokenDecoder, AutoCloseable {
     private final HuggingFaceTokenizer tokenizer;
+    private final TokenCountBound bound;
 
-    private HfTokenizer(HuggingFaceTokenizer tokenizer) {
+    private HfTokenizer(HuggingFaceTokenizer tokenizer, TokenCountBound bound) {
         this.tokenizer = tokenizer;
+        this.bound = bound;
     }
 
     public static HfTokenizer load(Path tokenizerJson) throws IOException {
         return new HfTokenizer(HuggingFaceTokenizer.newInstance(tokenizerJson, Map.of(
-                "addSpecialTokens", "true", "truncation", "false", "padding", "false", "modelMaxLength", "100000000")));
+                "addSpecialTokens", "true", "truncation", "false", "padding", "false", "modelMaxLength", "100000000")),
+                TokenCountBound.of(tokenizerJson));
+    }
+
+    /**
+     * At least how many tokens {@link #encode} makes of {@code text}, from its length alone
+     * (0 where this tokenizer allows no bound): {@link TokenCountBound}.
+     */
+    public long minTokens(String text) {
+        return bound.atLeast(text);
+    }
+
+    /** The bound {@link #minTokens} uses, for logs and docs. */
+    public TokenCountBound bound() {
+        return bound;
     }
 
     /** Encodes text as the model's tokenizer does by default (special tokens per its post-processor). */

@@ -3,67 +3,121 @@ package dev.rollout.weights;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
+import java.nio.channels.ReadableByteChannel;
 import org.bytedeco.javacpp.BytePointer;
+import org.bytedeco.javacpp.Pointer;
 
 /**
- * Bytes written into native memory, off the Java heap, as a request body streams in: a weight
- * push of a gigabyte must not sit on the heap. The buffer starts at the size the caller expects,
- * but never larger than {@link #FIRST_CHUNK}, and doubles only as bytes actually arrive: a size
- * a client merely claims (a Content-Length, a header) allocates nothing it does not send.
+ * A request body's bytes in native memory, grown only as bytes actually arrive. A size that a
+ * request announces (Content-Length, a base64 length) is a hint, never an allocation: an earlier
+ * fuzz run took the server down by claiming 2 GB in a 10-byte body, and the server allocated
+ * the 2 GB first. The first allocation is at most {@link #FIRST_ALLOCATION}; after that the
+ * capacity doubles, so memory stays within twice what was received.
+ *
+ * <p>The memory is malloc'd and grown with realloc: glibc (and jemalloc) move large blocks by
+ * remapping pages, so growing a 1 GB push from 64 MB copies little or nothing. It is freed by
+ * {@link #close()}.
  */
 public final class NativeBytes extends OutputStream {
-    /** The most allocated before any byte has arrived. */
-    static final long FIRST_CHUNK = 64L << 20;
+    /** What a body may have allocated before any of it arrived. */
+    public static final long FIRST_ALLOCATION = 64L << 20;
 
-    /** More bytes than the limit. */
+    /** More bytes than the limit arrived. */
     public static final class TooLarge extends IOException {
+        public final long limit;
+
         TooLarge(long limit) {
-            super("more than " + limit + " bytes");
+            super("the body is larger than the limit of " + limit + " bytes");
+            this.limit = limit;
         }
     }
 
     private final long limit;
-    private BytePointer buffer;
-    private long size;
+    private final long expected;
+    private Pointer memory;
+    private long capacity, size;
 
     /**
-     * @param expected how many bytes the caller expects (a hint, not trusted)
-     * @param limit    the most this may hold; one more byte is {@link TooLarge}
+     * @param expected how many bytes the request says will come, or -1; only a hint
+     * @param limit    the most bytes this body may hold
      */
-    public NativeBytes(long expected, long limit) {
+    public NativeBytes(long expected, long limit) throws IOException {
         this.limit = limit;
-        buffer = new BytePointer(Math.max(16, Math.min(Math.min(expected, limit), FIRST_CHUNK)));
+        this.expected = expected;
+        long first = Math.max(16, Math.min(expected > 0 ? expected : 1 << 20, Math.min(FIRST_ALLOCATION, limit)));
+        memory = Pointer.malloc(first);
+        if (memory == null || memory.isNull()) throw new IOException("could not allocate " + first + " bytes of native memory");
+        capacity = first;
+    }
+
+    /** Room for {@code more} bytes past the current size, or TooLarge past the limit. */
+    private void reserve(long more) throws IOException {
+        long needed = size + more;
+        if (needed > limit) throw new TooLarge(limit);
+        if (needed <= capacity) return;
+        long grown = Math.max(needed, Math.min(capacity * 2, limit));
+        if (expected >= needed && expected < grown) grown = expected;  // the announced size, once the bytes show it may be true
+        Pointer p = Pointer.realloc(memory, grown);
+        if (p == null || p.isNull()) throw new IOException("could not allocate " + grown + " bytes of native memory");
+        memory = p;
+        capacity = grown;
     }
 
     @Override
     public void write(int b) throws IOException {
-        write(new byte[] {(byte) b}, 0, 1);
+        append(new byte[] {(byte) b}, 0, 1);
     }
 
+    /** As {@link #append}: a streaming decoder (Jackson's base64) writes here. */
     @Override
     public void write(byte[] b, int off, int len) throws IOException {
-        if (size + len > buffer.capacity()) {
-            if (size + len > limit) throw new TooLarge(limit);
-            BytePointer grown = new BytePointer(Math.min(Math.max(buffer.capacity() * 2, size + len), limit));
-            grown.put(buffer.position(0).limit(size));
-            buffer.close();
-            buffer = grown;
-        }
-        buffer.position(size).put(b, off, len);
+        append(b, off, len);
+    }
+
+    public void append(byte[] b, int off, int len) throws IOException {
+        reserve(len);
+        view().position(size).put(b, off, len);
         size += len;
     }
 
-    /** What was written, as a direct buffer over the native memory; valid until {@link #close()}. */
-    public ByteBuffer bytes() {
-        return buffer.position(0).limit(size).asByteBuffer();
+    /** Reads {@code in} to its end. */
+    public void readFrom(ReadableByteChannel in) throws IOException {
+        while (true) {
+            if (size == capacity) {
+                if (size == limit) {  // full: the body may end exactly here
+                    if (in.read(ByteBuffer.allocate(1)) < 0) return;
+                    throw new TooLarge(limit);
+                }
+                reserve(Math.min(capacity, limit - size));
+            }
+            int n = in.read(view().position(size).limit(capacity).asByteBuffer());
+            if (n < 0) return;
+            size += n;
+            if (size > limit) throw new TooLarge(limit);
+        }
     }
 
     public long size() {
         return size;
     }
 
+    /** What is allocated now. */
+    long capacity() {
+        return capacity;
+    }
+
+    /** The bytes so far, as a direct buffer over this memory: valid until the next write or close. */
+    public ByteBuffer bytes() {
+        return view().position(0).limit(size).asByteBuffer();
+    }
+
+    private BytePointer view() {
+        return new BytePointer(memory).capacity(capacity);
+    }
+
     @Override
     public void close() {
-        buffer.close();
+        if (memory != null) Pointer.free(memory);
+        memory = null;
     }
 }

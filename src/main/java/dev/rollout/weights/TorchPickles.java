@@ -124,10 +124,34 @@ public final class TorchPickles {
                 }
                 case Opcodes.INST, Opcodes.OBJ, Opcodes.PERSID, Opcodes.BINPERSID, Opcodes.EXT1, Opcodes.EXT2, Opcodes.EXT4 ->
                         throw new PickleException("opcode " + key + " is not allowed in a weight payload");
+                case Opcodes.BINBYTES, Opcodes.BINUNICODE, Opcodes.BINSTRING -> {
+                    checkLength(4, key);
+                    return super.dispatch(key);
+                }
+                case Opcodes.BINBYTES8, Opcodes.BINUNICODE8, Opcodes.BYTEARRAY8 -> {
+                    checkLength(8, key);
+                    return super.dispatch(key);
+                }
                 default -> {
                     return super.dispatch(key);
                 }
             }
+        }
+
+        /**
+         * The pickle library allocates a byte string's length before reading it; a length from
+         * the payload is checked against the bytes that are there first (a 10-byte pickle could
+         * claim 2 GB).
+         */
+        private void checkLength(int width, short key) throws IOException {
+            input.mark(width);
+            byte[] b = input.readNBytes(width);
+            input.reset();
+            long n = 0;
+            for (int i = width - 1; i >= 0; i--) n = (n << 8) | (b[i] & 0xff);
+            long left = input.available() - width;
+            if (b.length < width || n < 0 || n > left)
+                throw new PickleException("opcode " + key + " claims " + n + " bytes, but " + Math.max(0, left) + " are left in the payload");
         }
 
         private static Object resolve(String module, String name) {

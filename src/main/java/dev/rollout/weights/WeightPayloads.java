@@ -3,18 +3,17 @@ package dev.rollout.weights;
 import dev.rollout.engine.WeightUpdate;
 import dev.rollout.model.Checkpoint;
 import dev.rollout.model.CudaIpc;
+import dev.rollout.model.TensorLayout;
 import dev.rollout.model.TensorPayloads;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.channels.Channels;
-import java.nio.channels.ReadableByteChannel;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.Collection;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
 
@@ -56,30 +55,12 @@ public final class WeightPayloads {
     public static WeightUpdate readSafetensors(InputStream in, long length, long limit, String version, boolean abortAll,
                                                String transport) throws IOException {
         if (length > limit) throw new BodyTooLarge(limit);
-        long capacity = length >= 0 ? length : 1 << 20;
-        BytePointer buffer = new BytePointer(capacity);
-        try {
-            long size = 0;
-            ReadableByteChannel ch = Channels.newChannel(in);
-            while (true) {
-                if (size == capacity) {
-                    if (length >= 0) break;                       // all that Content-Length announced
-                    if (capacity > limit) throw new BodyTooLarge(limit);
-                    BytePointer grown = new BytePointer(Math.min(capacity * 2, limit + 1));  // chunked: grow
-                    grown.put(buffer.position(0).limit(size));
-                    buffer.close();
-                    buffer = grown;
-                    capacity = grown.capacity();
-                }
-                int n = ch.read(buffer.position(size).limit(capacity).asByteBuffer());
-                if (n < 0) break;
-                size += n;
-                if (size > limit) throw new BodyTooLarge(limit);
-            }
-            buffer.position(0).limit(size);
-            return decode(buffer.asByteBuffer(), Format.SAFETENSORS, null, version, abortAll, transport);
-        } finally {
-            buffer.close();
+        // Content-Length is what the client claims: the buffer grows as the bytes come (NativeBytes)
+        try (NativeBytes buffer = new NativeBytes(length, limit)) {
+            buffer.readFrom(Channels.newChannel(in));
+            return decode(buffer.bytes(), Format.SAFETENSORS, null, version, abortAll, transport);
+        } catch (NativeBytes.TooLarge e) {
+            throw new BodyTooLarge(limit);
         }
     }
 
@@ -109,10 +90,12 @@ public final class WeightPayloads {
     /** Our JSON descriptors of CUDA IPC tensors (no pickle at all). */
     public static WeightUpdate fromCudaIpc(List<IpcDescriptor> descriptors, String device, String version, boolean abortAll)
             throws IOException {
+        requireGpu(device);  // the first thing to tell a client on a CPU server, whatever its descriptors say
         List<CudaIpc.Handle> handles = new java.util.ArrayList<>();
         for (IpcDescriptor d : descriptors) {
             long[] stride = d.stride();
             if (stride == null) {  // contiguous
+                TensorLayout.numel(d.shape(), "CUDA IPC tensor '" + d.name() + "'");  // no overflow below
                 stride = new long[d.shape().length];
                 long s = 1;
                 for (int i = stride.length - 1; i >= 0; i--) {
@@ -127,11 +110,17 @@ public final class WeightPayloads {
         return fromIpc(new TorchPickles.Decoded(handles, null, List.of()), device, version, abortAll, "cuda-ipc");
     }
 
-    private static WeightUpdate fromIpc(TorchPickles.Decoded d, String device, String version, boolean abortAll, String transport)
-            throws IOException {
+    private static void requireGpu(String device) throws IOException {
         if (!device.startsWith("cuda"))
             throw new IOException("CUDA IPC tensors can only be opened by a server on a GPU (rollout.device=cuda); this one runs on "
                     + device + ": push safetensors instead");
+    }
+
+    private static WeightUpdate fromIpc(TorchPickles.Decoded d, String device, String version, boolean abortAll, String transport)
+            throws IOException {
+        requireGpu(device);
+        CudaIpc.check(d.tensors());  // layouts from the request, checked before CUDA maps or copies anything
+        if (d.flat() != null) CudaIpc.check(List.of(d.flat()));
         Device target = new Device(device);
         Map<String, Tensor> tensors = new LinkedHashMap<>();
         long bytes = 0;

@@ -73,4 +73,30 @@ class TensorPushBodyTest {
         byte[] chunked = ("{\"serialized_named_tensors\": [\"" + "A".repeat(4000) + "\"]}").getBytes(StandardCharsets.UTF_8);
         assertEquals(413, assertThrows(ApiException.class, () -> TensorPushBody.read(new ByteArrayInputStream(chunked), -1, 1000)).status());
     }
+
+    @Test
+    void depthBombsAndLongNumbersAreA400LikeEveryOtherJsonBody() {
+        for (int levels : new int[] {65, 999, 1001, 200_000}) {
+            String bomb = "{\"weight_version\": " + "[".repeat(levels) + "]".repeat(levels) + "}";
+            assertTrue(message(() -> read(bomb, 1 << 24)).contains("more than 64 levels deep"), "depth " + levels);
+        }
+        String nested64 = "{\"meta\": " + "[".repeat(63) + "]".repeat(63) + "}";
+        read(nested64, 1 << 24).close();
+        assertTrue(message(() -> read("{\"bucket_seq\": " + "1".repeat(1001) + "}", 1 << 24)).contains("number longer than 1000"));
+    }
+
+    @Test
+    void aSecondPayloadIsRefusedRatherThanDecodedBesideTheFirst() {
+        String twice = "{\"serialized_named_tensors\": [\"QUJD\"], \"serialized_named_tensors\": [\"REVG\"]}";
+        assertTrue(message(() -> read(twice, 1000)).contains("appears twice"));
+    }
+
+    @Test
+    void aContentLengthThatClaimsGigabytesIsOnlyAHint() {
+        byte[] b = "{\"serialized_named_tensors\": [\"QUJD\"]}".getBytes(StandardCharsets.UTF_8);
+        // 1.9 GB claimed, 40 bytes sent: read as what arrived, nothing sized from the claim
+        try (TensorPushBody body = TensorPushBody.read(new ByteArrayInputStream(b), 1_999_999_999L, 2_147_483_000L)) {
+            assertEquals(3, body.payload().remaining());
+        }
+    }
 }

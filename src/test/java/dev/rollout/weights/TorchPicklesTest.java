@@ -86,4 +86,17 @@ class TorchPicklesTest {
         IOException e = assertThrows(IOException.class, () -> TorchPickles.decode(payload(kind), 1));
         assertTrue(e.getMessage().contains("no value for rank 1"), e.getMessage());
     }
+
+    /** The pickle library allocates a byte string's claimed length first: a 12-byte pickle claiming 2 GB must not allocate it. */
+    @ParameterizedTest
+    @ValueSource(ints = {0x42, 0x58, 0x8e, 0x96})  // BINBYTES, BINUNICODE, BINBYTES8, BYTEARRAY8
+    void lengthsInAPickleAreCheckedAgainstItsBytes(int opcode) {
+        boolean wide = opcode >= 0x8e;
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(3 + (wide ? 8 : 4) + 3).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        b.put((byte) 0x80).put((byte) 5).put((byte) opcode);
+        if (wide) b.putLong(2_000_000_000L); else b.putInt(2_000_000_000);
+        b.put((byte) 'a').put((byte) 'b').put((byte) '.');
+        IOException e = assertThrows(IOException.class, () -> TorchPickles.decode(b.array(), 0));
+        assertTrue(e.getMessage().contains("claims 2000000000 bytes, but 3 are left"), e.getMessage());
+    }
 }

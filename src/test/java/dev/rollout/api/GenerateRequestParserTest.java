@@ -1,0 +1,96 @@
+package dev.rollout.api;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.rollout.tokenizer.HfTokenizer;
+import jakarta.json.Json;
+import jakarta.json.JsonObject;
+import java.io.StringReader;
+import java.nio.file.Path;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** The context rule of SGLang (prompt + max_new_tokens) and the refusal of texts that cannot fit, before tokenizing. */
+class GenerateRequestParserTest {
+    static HfTokenizer tok;
+    static GenerateRequestParser parser;
+
+    @BeforeAll
+    static void load() throws Exception {
+        tok = HfTokenizer.load(Path.of(GenerateRequestParserTest.class.getResource("/dev/rollout/tokenizer/qwen3/tokenizer.json").toURI()));
+        parser = new GenerateRequestParser(new GenerateRequestParser.Limits(151936, 64, 10_000, 4), tok);
+    }
+
+    @AfterAll
+    static void close() {
+        tok.close();
+    }
+
+    static JsonObject json(String s) {
+        return Json.createReader(new StringReader(s)).readObject();
+    }
+
+    static String ids(int n) {
+        StringBuilder b = new StringBuilder("[");
+        for (int i = 0; i < n; i++) b.append(i == 0 ? "" : ",").append(100 + i);
+        return b.append("]").toString();
+    }
+
+    static String refused(String body) {
+        ApiException e = assertThrows(ApiException.class, () -> parser.parse(json(body)));
+        assertEquals(400, e.status());
+        return e.getMessage();
+    }
+
+    @Test
+    void promptPlusMaxNewTokensMayFillTheContextButNotPassIt() {
+        assertEquals(54, parser.parse(json("{\"input_ids\": " + ids(10) + ", \"sampling_params\": {\"max_new_tokens\": 54}}"))
+                .items().get(0).params().maxNewTokens());
+        assertEquals("Requested token count exceeds the model's maximum context length of 64 tokens. You requested a total of 65 "
+                + "tokens: 10 tokens from the input messages and 55 tokens for the completion. Please reduce the number of tokens in "
+                + "the input messages or the completion to fit within the limit.",
+                refused("{\"input_ids\": " + ids(10) + ", \"sampling_params\": {\"max_new_tokens\": 55}}"));
+        assertTrue(refused("{\"input_ids\": " + ids(10) + ", \"sampling_params\": {\"max_tokens\": 1e9}}")
+                .contains("You requested a total of 1000000010 tokens"));
+        assertTrue(refused("{\"input_ids\": [" + ids(10) + ", " + ids(2) + "], \"sampling_params\": {\"max_new_tokens\": 60}}")
+                .startsWith("input_ids[0]: Requested token count exceeds"));
+    }
+
+    @Test
+    void withoutMaxNewTokensGenerationStopsAtTheContextsEnd() {
+        // the default (128) is not the caller's request: as in SGLang, it is not checked against the context
+        assertEquals(128, parser.parse(json("{\"input_ids\": " + ids(60) + "}")).items().get(0).params().maxNewTokens());
+    }
+
+    @Test
+    void aPromptThatFillsTheContextIsRefusedAsSglangRefusesIt() {
+        assertEquals("The input (64 tokens) is longer than the model's context length (64 tokens).",
+                refused("{\"input_ids\": " + ids(64) + ", \"sampling_params\": {\"max_new_tokens\": 0}}"));
+        assertEquals("input_ids[1]: The input (70 tokens) is longer than the model's context length (64 tokens).",
+                refused("{\"input_ids\": [" + ids(3) + ", " + ids(70) + "]}"));
+    }
+
+    @Test
+    void aTextTooLongForTheContextIsRefusedByItsLengthBeforeTokenizing() {
+        String text = "x".repeat(12_000_000);
+        long t0 = System.nanoTime();
+        String m = refused("{\"text\": [\"short\", \"" + text + "\"]}");
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        assertTrue(m.startsWith("text[1]: The input (at least 93750 tokens) is longer than the model's context length (64 tokens)"), m);
+        assertTrue(ms < 3000, "took " + ms + " ms");  // tokenizing it takes seconds (16 s on the server)
+    }
+
+    @Test
+    void theSequencesOfOneRequestAreBounded() {
+        String prompts = "[" + "[1],".repeat(70_000) + "[1]]";
+        assertTrue(refused("{\"input_ids\": " + prompts + "}").contains("more than 65536"));
+        String some = "[" + "[1],".repeat(19_999) + "[1]]";
+        assertTrue(refused("{\"input_ids\": " + some + ", \"sampling_params\": {\"n\": 4, \"max_new_tokens\": 1}}")
+                .contains("more than 65536 sequences"));
+        assertEquals(16_000, parser.parse(json("{\"input_ids\": " + "[" + "[1],".repeat(3_999) + "[1]]"
+                + ", \"sampling_params\": {\"n\": 4, \"max_new_tokens\": 1}}")).items().size() * 4);
+    }
+}
