@@ -18,6 +18,7 @@ for shared in jre jni-gpu lib; do ln -s "$new/$shared" "$base/rollout/$shared"; 
 echo "baseline $(cat "$base/REVISION"), this tree $(git rev-parse --short HEAD 2>/dev/null || echo '?')" | tee -a "$out/bench.log"
 run() {  # run SIDE ROLLOUT_DIR CLASSES TEST_CLASSES
   local side="$1" here="$2" classes="$3" tests="$4"
+  shift 4
   (
     source "$here/env.sh"
     cp="$classes:$tests:$(ls /tmp/rollout-dist/war/WEB-INF/lib/*.jar | tr '\n' ':')"

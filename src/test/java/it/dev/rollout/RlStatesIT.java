@@ -49,10 +49,10 @@ class RlStatesIT {
         assertEquals(200, r.status(), r.body());
     }
 
-    /** A request that runs until aborted (by rid). */
+    /** A request that runs until aborted (by rid): 4,000 new tokens fit the default model's 4,096-token context. */
     static CompletableFuture<Http.Reply> longRequest(String rid) throws InterruptedException {
         CompletableFuture<Http.Reply> r = CompletableFuture.supplyAsync(() -> Http.post("/generate",
-                "{\"input_ids\": [4, 5, 6], \"rid\": \"" + rid + "\", \"sampling_params\": {\"max_new_tokens\": 100000, \"ignore_eos\": true}}"));
+                "{\"input_ids\": [4, 5, 6], \"rid\": \"" + rid + "\", \"sampling_params\": {\"max_new_tokens\": 4000, \"ignore_eos\": true}}"));
         RlControlIT.awaitState("in_flight", 1);
         return r;
     }
