@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run ON THE GPU MACHINE from the repository root, with .device/ carried (tools/gpu/pack.sh):
 # runs the given JUnit classes with the engine on CUDA.  usage: run-tests.sh CLASS...
-# CUDA IPC: python3 tools/reference/make_pickles.py /tmp/p.json -- bash tools/gpu/run-tests.sh dev.rollout.runtime.CudaIpcTest
+# CUDA IPC: python3 tools/reference/make_pickles.py /tmp/p.json -- bash tools/gpu/run-tests.sh dev.rollout.weights.CudaIpcTest
 set -euo pipefail
 [ -x /tmp/jre/bin/java ] || tar -C /tmp -xJf .device/jre.tar.xz
 # the machine's own libtorch, CUDA and cuBLAS (its PyTorch) under the presets' GPU JNI glue, as
