@@ -28,9 +28,14 @@ import java.nio.ByteBuffer;
  */
 final class TensorPushBody implements AutoCloseable {
     private static final String TENSORS = "serialized_named_tensors";
-    /** Strings as long as a push (the base64 payload); nesting and numbers as every JSON body (JsonLimits). */
+    /**
+     * The longest string among the other fields (names, versions, IPC handles: all short). The
+     * payload itself streams through readBinaryValue, which this limit does not touch.
+     */
+    static final int MAX_FIELD_STRING = 16 << 20;
+    /** Nesting and numbers as every JSON body (JsonLimits). */
     private static final JsonFactory JACKSON = JsonFactory.builder()
-            .streamReadConstraints(StreamReadConstraints.builder().maxStringLength(Integer.MAX_VALUE)
+            .streamReadConstraints(StreamReadConstraints.builder().maxStringLength(MAX_FIELD_STRING)
                     .maxNestingDepth(JsonLimits.MAX_DEPTH).maxNumberLength(JsonLimits.MAX_NUMBER_LENGTH).build()).build();
 
     private final JsonObject fields;
@@ -57,8 +62,10 @@ final class TensorPushBody implements AutoCloseable {
     /**
      * @param length Content-Length, or -1: a hint for the native buffer (base64 is 4/3 of the bytes), never allocated up front
      * @param limit  rollout.max-weight-body-bytes
+     * @param fieldsLimit rollout.max-body-bytes: what every field but serialized_named_tensors may take
+     *               together, since those are built on the heap
      */
-    static TensorPushBody read(InputStream in, long length, long limit) {
+    static TensorPushBody read(InputStream in, long length, long limit, long fieldsLimit) {
         if (length > limit) throw tooLarge(limit);
         NativeBytes sink = null;
         String problem = null;
@@ -69,13 +76,16 @@ final class TensorPushBody implements AutoCloseable {
                     + "a list with one base64 payload per TP rank");  // an empty body is an empty object
             if (first != JsonToken.START_OBJECT) throw ApiException.badRequest("request body must be a JSON object");
             JsonObjectBuilder rest = JSON.createObjectBuilder();
+            FieldBudget budget = new FieldBudget(fieldsLimit);
             while (p.nextToken() == JsonToken.FIELD_NAME) {
                 String name = p.currentName();
                 JsonToken t = p.nextToken();
                 if (!name.equals(TENSORS)) {
-                    rest.add(name, value(p, t));
+                    rest.add(name, value(p, t, budget));
+                    budget.check(p);  // a long string is only measured once read (at most MAX_FIELD_STRING)
                     continue;
                 }
+                long tensorsStart = p.currentTokenLocation().getByteOffset();
                 // a second copy would decode a second payload beside the first (and leak it)
                 if (seen) throw ApiException.badRequest(TENSORS + " appears twice in the request body");
                 seen = true;
@@ -104,6 +114,7 @@ final class TensorPushBody implements AutoCloseable {
                     }
                 }
                 if (i == 0) problem = TENSORS + " must be a non-empty list of base64 strings, not an empty list";
+                budget.exclude(p.currentLocation().getByteOffset() - tensorsStart);
             }
             if (!seen) problem = TENSORS + " is required: a list with one base64 payload per TP rank";
             TensorPushBody body = new TensorPushBody(rest.build(), sink, problem);
@@ -113,6 +124,8 @@ final class TensorPushBody implements AutoCloseable {
             throw tooLarge(limit);
         } catch (StreamConstraintsException e) {
             long at = e.getLocation() == null ? -1 : e.getLocation().getByteOffset();
+            if (e.getMessage().contains("String value length"))
+                throw new ApiException(413, "a string in the request body is longer than " + MAX_FIELD_STRING + " bytes");
             throw e.getMessage().contains("nesting depth") ? JsonLimits.tooDeep(at) : JsonLimits.numberTooLong(at);
         } catch (JsonProcessingException e) {
             throw ApiException.badRequest("request body is not valid JSON: " + e.getOriginalMessage());
@@ -123,20 +136,43 @@ final class TensorPushBody implements AutoCloseable {
         }
     }
 
+    /**
+     * The bytes the other fields have taken, checked at every token as they are built on the
+     * heap: the body's bytes so far less those of serialized_named_tensors, which go to native memory.
+     */
+    private static final class FieldBudget {
+        private final long limit;
+        private long excluded;
+
+        FieldBudget(long limit) {
+            this.limit = limit;
+        }
+
+        void exclude(long bytes) {
+            excluded += bytes;
+        }
+
+        void check(JsonParser p) {
+            if (p.currentLocation().getByteOffset() - excluded > limit)
+                throw new ApiException(413, "the fields beside " + TENSORS + " take more than " + limit + " bytes (rollout.max-body-bytes)");
+        }
+    }
+
     /** The JSON value at the parser's current token, as JSON-P. */
-    private static JsonValue value(JsonParser p, JsonToken t) throws IOException {
+    private static JsonValue value(JsonParser p, JsonToken t, FieldBudget budget) throws IOException {
+        budget.check(p);
         return switch (t) {
             case START_OBJECT -> {
                 JsonObjectBuilder o = JSON.createObjectBuilder();
                 while (p.nextToken() == JsonToken.FIELD_NAME) {
                     String name = p.currentName();
-                    o.add(name, value(p, p.nextToken()));
+                    o.add(name, value(p, p.nextToken(), budget));
                 }
                 yield o.build();
             }
             case START_ARRAY -> {
                 JsonArrayBuilder a = JSON.createArrayBuilder();
-                for (JsonToken e = p.nextToken(); e != JsonToken.END_ARRAY; e = p.nextToken()) a.add(value(p, e));
+                for (JsonToken e = p.nextToken(); e != JsonToken.END_ARRAY; e = p.nextToken()) a.add(value(p, e, budget));
                 yield a.build();
             }
             case VALUE_STRING -> JSON.createValue(p.getText());

@@ -114,7 +114,7 @@ public class WeightResource {
                     q.getFirst("update_id"), seq);
             return render(weights.push(new TensorPayload.SafetensorsBody(body, contentLength(headers), limit), options), options.version());
         }
-        try (TensorPushBody b = TensorPushBody.read(body, contentLength(headers), limit)) {
+        try (TensorPushBody b = TensorPushBody.read(body, contentLength(headers), limit, service.settings().maxBodyBytes())) {
             JsonObject o = b.fields();
             var options = new WeightUpdates.PushOptions(optString(o, "weight_version"), optBool(o, "abort_all_requests", false),
                     optString(o, "update_id"), Fields.present(o, "bucket_seq") ? Fields.integer(o.get("bucket_seq"), "bucket_seq") : null);

@@ -131,11 +131,25 @@ public final class EngineLoop implements AutoCloseable {
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
+        } catch (Throwable t) {
+            LOG.log(Level.SEVERE, "the engine loop stopped", t);  // liveness reports it; nobody is left waiting
         } finally {
-            engine.abort(RequestMatch.every(), "server shutting down");
-            for (Barrier b : barriers) b.atDeadline().run();
+            running = false;  // from here submit() answers at once
+            bestEffort(() -> engine.abort(RequestMatch.every(), "server shutting down"));
+            for (Barrier b : barriers) bestEffort(b.atDeadline());
             Queued<?> q;
-            while ((q = commands.poll()) != null) refuse(q);
+            while ((q = commands.poll()) != null) {
+                Queued<?> refused = q;
+                bestEffort(() -> refuse(refused));
+            }
+        }
+    }
+
+    private static void bestEffort(Runnable cleanup) {
+        try {
+            cleanup.run();
+        } catch (Throwable t) {
+            LOG.log(Level.WARNING, "engine loop clean-up failed", t);
         }
     }
 

@@ -35,7 +35,6 @@ final class MemoryOccupation {
         requireIdle("release memory");
         Map<MemoryTag, Long> freed = new EnumMap<>(MemoryTag.class);
         long backedUp = 0;
-        boolean kept = false;
         for (MemoryTag tag : EnumSet.copyOf(tags.isEmpty() ? EnumSet.allOf(MemoryTag.class) : tags)) {
             if (released.contains(tag)) {
                 freed.put(tag, 0L);
@@ -46,7 +45,6 @@ final class MemoryOccupation {
                     engine.dropGraphs();  // they read the weights at their old addresses
                     long b = engine.model().weightBytes();
                     backedUp = weights.releaseAndBackUp();
-                    kept = weights.heldBackupBytes() > 0;
                     yield b;
                 }
                 case KV_CACHE -> engine.releaseKvCache();
@@ -60,7 +58,8 @@ final class MemoryOccupation {
             freed.put(tag, bytes);
         }
         DeviceMemory.giveBack(engine.model().device());
-        return new ReleaseReport(freed, kept, backedUp);
+        // a host copy may be held from an earlier release of the same weights: say so either way
+        return new ReleaseReport(freed, weights.heldBackupBytes() > 0, backedUp);
     }
 
     /** Allocates the tagged memory again; the weights come back from their host copy where one is held. */
@@ -70,9 +69,8 @@ final class MemoryOccupation {
         long restored = 0;
         boolean fromBackup = false;
         for (MemoryTag tag : EnumSet.copyOf(tags.isEmpty() ? EnumSet.allOf(MemoryTag.class) : tags)) {
-            if (!released.remove(tag)) continue;
-            resumed.add(tag);
-            switch (tag) {
+            if (!released.contains(tag)) continue;
+            switch (tag) {  // a failed allocation (the trainer still holds the GPU) leaves the tag released, to try again
                 case WEIGHTS -> {
                     fromBackup = weights.heldBackupBytes() > 0;
                     restored = weights.reallocateAndRestore();
@@ -80,6 +78,8 @@ final class MemoryOccupation {
                 case KV_CACHE -> engine.allocateKvCache();
                 case CUDA_GRAPH -> { }  // captured again on demand
             }
+            released.remove(tag);
+            resumed.add(tag);
         }
         return new ResumeReport(resumed, fromBackup, restored, weights.numUnpushed());
     }

@@ -102,8 +102,14 @@ final class WeightControl {
         if (hostBackup) {
             ParameterTable table = model.parameters();
             if (backup == null) {  // first release: allocate, outside any scope, since the copies are kept
-                backup = new LinkedHashMap<>();
-                for (String name : table.names()) backup.put(name, Torch.hostCopy(table.get(name)));
+                Map<String, Tensor> copies = new LinkedHashMap<>();
+                try {
+                    for (String name : table.names()) copies.put(name, Torch.hostCopy(table.get(name)));
+                } catch (RuntimeException e) {  // pinned host memory ran out: free what was made, keep the weights
+                    copies.values().forEach(Tensor::close);
+                    throw new IllegalStateException("could not copy the weights to host memory: " + e.getMessage(), e);
+                }
+                backup = copies;
             } else {
                 try (PointerScope scope = new PointerScope()) {  // copy_ hands back a handle per call
                     for (String name : table.names()) backup.get(name).copy_(table.get(name));

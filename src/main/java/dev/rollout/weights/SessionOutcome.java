@@ -4,7 +4,8 @@ package dev.rollout.weights;
 public record SessionOutcome(String updateId, Result result, String message, long atMillis) {
 
     public enum Result {
-        COMMITTED("committed"), ROLLED_BACK("rolled back"), EMPTY("empty");
+        /** Ended, its update handed to the engine and not yet answered. */
+        COMMITTING("being applied"), COMMITTED("committed"), ROLLED_BACK("rolled back"), EMPTY("empty");
 
         private final String label;
 

@@ -124,6 +124,9 @@ final class UpdateSessions implements EngineLoop.Housekeeping {
             record(s.id, SessionOutcome.Result.EMPTY, "no buckets were pushed; nothing changed");
             return new Take.Nothing(badRequest("update " + s.id + " staged no tensors"));
         }
+        // recorded as ended now, not when the engine answers: a late or retried bucket of this
+        // session meanwhile is refused, never applied on its own
+        record(s.id, SessionOutcome.Result.COMMITTING, "handed to the engine");
         return new Take.Ready(s.id, new WeightUpdate(s.staged, version, abortAll, "session", s.bytes));
     }
 

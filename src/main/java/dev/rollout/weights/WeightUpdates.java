@@ -77,7 +77,9 @@ public final class WeightUpdates {
                     : done.outcome();
         }
         WeightOutcome outcome = apply(update);
-        if (!(outcome instanceof WeightOutcome.Applied)) sessions.unclaim(options.updateId(), options.bucketSeq());
+        // a refusal frees the key for a retry; an engine that did not answer may still apply it, so that key stays
+        if (outcome instanceof WeightOutcome.Refused r && r.reason() != WeightOutcome.Reason.UNAVAILABLE)
+            sessions.unclaim(options.updateId(), options.bucketSeq());
         return outcome;
     }
 
@@ -117,14 +119,20 @@ public final class WeightUpdates {
         if (take instanceof UpdateSessions.Take.Nothing nothing) return nothing.refusal();
         UpdateSessions.Take.Ready ready = (UpdateSessions.Take.Ready) take;
         CompletableFuture<UpdateRecord> applied = loop.submit(new EngineCommand.UpdateWeights(ready.update(), settings.updateWait()));
-        applied.whenComplete((r, t) -> {  // recorded even if the caller stopped waiting
-            if (t == null) sessions.record(ready.updateId(), SessionOutcome.Result.COMMITTED,
-                    "applied " + r.numTensors() + " tensors as version " + r.version());
-            else sessions.record(ready.updateId(), SessionOutcome.Result.ROLLED_BACK, t.getMessage());
-        });
+        applied.whenComplete((r, t) -> recordEnd(ready.updateId(), r, t));  // even if the caller stopped waiting
         WeightOutcome outcome = await(applied);
-        return outcome instanceof WeightOutcome.Refused r
-                ? refused(r.reason(), "update rolled back, weights unchanged: " + r.message()) : outcome;
+        // and on this thread before the answer, so that /rl/state read right after it shows this session
+        if (applied.isDone()) applied.handle((r, t) -> recordEnd(ready.updateId(), r, t));
+        if (!(outcome instanceof WeightOutcome.Refused r)) return outcome;
+        return refused(r.reason(), r.reason() == WeightOutcome.Reason.UNAVAILABLE
+                ? r.message() + "; the update may still apply: see last_update_session in /rl/state"
+                : "update rolled back, weights unchanged: " + r.message());
+    }
+
+    private Void recordEnd(String updateId, UpdateRecord r, Throwable t) {
+        if (t == null) sessions.record(updateId, SessionOutcome.Result.COMMITTED, "applied " + r.numTensors() + " tensors as version " + r.version());
+        else sessions.record(updateId, SessionOutcome.Result.ROLLED_BACK, (t.getCause() != null ? t.getCause() : t).getMessage());
+        return null;
     }
 
     /** Drops the open session without applying it. */

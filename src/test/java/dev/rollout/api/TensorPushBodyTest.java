@@ -16,7 +16,7 @@ import org.junit.jupiter.api.Test;
 class TensorPushBodyTest {
     static TensorPushBody read(String json, long limit) {
         byte[] b = json.getBytes(StandardCharsets.UTF_8);
-        return TensorPushBody.read(new ByteArrayInputStream(b), b.length, limit);
+        return TensorPushBody.read(new ByteArrayInputStream(b), b.length, limit, 1 << 20);
     }
 
     static String message(Runnable r) {
@@ -71,7 +71,7 @@ class TensorPushBodyTest {
         assertEquals(413, big.status());
         // a chunked body (no Content-Length) is refused as it passes the limit
         byte[] chunked = ("{\"serialized_named_tensors\": [\"" + "A".repeat(4000) + "\"]}").getBytes(StandardCharsets.UTF_8);
-        assertEquals(413, assertThrows(ApiException.class, () -> TensorPushBody.read(new ByteArrayInputStream(chunked), -1, 1000)).status());
+        assertEquals(413, assertThrows(ApiException.class, () -> TensorPushBody.read(new ByteArrayInputStream(chunked), -1, 1000, 1000)).status());
     }
 
     @Test
@@ -95,8 +95,28 @@ class TensorPushBodyTest {
     void aContentLengthThatClaimsGigabytesIsOnlyAHint() {
         byte[] b = "{\"serialized_named_tensors\": [\"QUJD\"]}".getBytes(StandardCharsets.UTF_8);
         // 1.9 GB claimed, 40 bytes sent: read as what arrived, nothing sized from the claim
-        try (TensorPushBody body = TensorPushBody.read(new ByteArrayInputStream(b), 1_999_999_999L, 2_147_483_000L)) {
+        try (TensorPushBody body = TensorPushBody.read(new ByteArrayInputStream(b), 1_999_999_999L, 2_147_483_000L, 1 << 20)) {
             assertEquals(3, body.payload().remaining());
         }
+    }
+
+    @Test
+    void theOtherFieldsAreBoundedButThePayloadsAreNot() {
+        // payloads of several ranks, far past the fields' budget of 1 MiB and past the 16 MiB string cap: streamed, not held
+        byte[] payload = new byte[18 << 20];
+        String base64 = Base64.getEncoder().encodeToString(payload);
+        String json = "{\"serialized_named_tensors\": [\"" + base64 + "\", \"" + base64 + "\"], \"weight_version\": \"v\"}";
+        try (TensorPushBody body = read(json, 1L << 30)) {
+            assertEquals(payload.length, body.payload().remaining());
+        }
+        // the fields beside them are built on the heap: a large one is refused as it streams in, not after
+        String bigVersion = "{\"weight_version\": \"" + "v".repeat(2 << 20) + "\", \"serialized_named_tensors\": [\"QUJD\"]}";
+        assertEquals(413, assertThrows(ApiException.class, () -> read(bigVersion, 1L << 30)).status());
+        StringBuilder manifest = new StringBuilder("{\"flattened_bucket_metadata\": [");
+        for (int i = 0; i < 40_000; i++) manifest.append(i == 0 ? "" : ",").append("{\"name\": \"w").append(i).append("\", \"shape\": [1]}");
+        String many = manifest.append("], \"serialized_named_tensors\": [\"QUJD\"]}").toString();
+        ApiException e = assertThrows(ApiException.class, () -> read(many, 1L << 30));
+        assertEquals(413, e.status());
+        assertTrue(e.getMessage().contains("rollout.max-body-bytes"), e.getMessage());
     }
 }

@@ -197,6 +197,7 @@ class WeightUpdateTest {
             assertEquals(parameters * 4, released.backupBytes(), "float32: every parameter, once");
             assertEquals(0, h.engine.model().weightBytes(), "the weights' memory is given back");
             assertEquals(released.backupBytes(), weights.heldBackupBytes());
+            assertTrue(memory.release(EnumSet.of(MemoryTag.WEIGHTS)).weightsKept(), "released again: the copy is still held, and said so");
             assertEquals(served, weights.checksums().combined(), "while released, read-back reads the host copy");
             ResumeReport resumed = memory.resume(EnumSet.of(MemoryTag.WEIGHTS, MemoryTag.KV_CACHE));
             assertTrue(resumed.weightsRestored());

@@ -128,4 +128,25 @@ class UpdateSessionsTest {
         assertEquals(WeightOutcome.Reason.BAD_REQUEST, r.reason());
         assertTrue(r.message().contains("model.norm.weight has shape [64], got [16]"), r.message());
     }
+
+    @Test
+    void aBucketOfASessionBeingAppliedIsRefusedNotAppliedAlone() {
+        UpdateSessions sessions = new UpdateSessions();
+        sessions.begin("ending", Duration.ofMinutes(1));
+        Map<String, Tensor> first = new LinkedHashMap<>();
+        first.put("model.norm.weight", Torch.zeros(Torch.options(ScalarType.Float), 64));
+        sessions.route("ending", 0L, new WeightUpdate(first, null, false, "test", 256));
+        UpdateSessions.Take.Ready ready = assertInstanceOf(UpdateSessions.Take.Ready.class, sessions.take("ending", "v", false));
+        // end_weight_update is waiting for the engine now; a retry of bucket 0 arrives meanwhile
+        Map<String, Tensor> retry = new LinkedHashMap<>();
+        Tensor late = Torch.zeros(Torch.options(ScalarType.Float), 64);
+        retry.put("model.norm.weight", late);
+        UpdateSessions.Route route = sessions.route("ending", 0L, new WeightUpdate(retry, null, false, "test", 256));
+        WeightOutcome.Refused refused = assertInstanceOf(WeightOutcome.Refused.class,
+                assertInstanceOf(UpdateSessions.Route.Done.class, route).outcome());
+        assertEquals(WeightOutcome.Reason.CONFLICT, refused.reason());
+        assertTrue(refused.message().contains("being applied"), refused.message());
+        assertTrue(late.isNull(), "the refused bucket's tensors are freed");
+        ready.update().release();
+    }
 }
