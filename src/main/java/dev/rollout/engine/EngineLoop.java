@@ -306,7 +306,7 @@ public final class EngineLoop implements AutoCloseable {
         EngineStats st = engine.stats();
         Set<MemoryTag> released = memory.released();
         RlState state = !released.isEmpty() ? RlState.RELEASED
-                : barriers.stream().anyMatch(b -> b.state() == RlState.UPDATING) ? RlState.UPDATING
+                : !barriers.isEmpty() && barriers.stream().anyMatch(b -> b.state() == RlState.UPDATING) ? RlState.UPDATING
                 : !barriers.isEmpty() ? RlState.DRAINING
                 : engine.paused() ? RlState.PAUSED
                 : RlState.SERVING;

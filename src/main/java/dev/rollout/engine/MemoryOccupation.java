@@ -15,6 +15,8 @@ final class MemoryOccupation {
     private final LlmEngine engine;
     private final WeightControl weights;
     private final EnumSet<MemoryTag> released = EnumSet.noneOf(MemoryTag.class);
+    /** {@link #released} as the loop publishes it after every step: copied when it changes, not at every step. */
+    private Set<MemoryTag> snapshot = Set.of();
 
     MemoryOccupation(LlmEngine engine, WeightControl weights) {
         this.engine = engine;
@@ -22,7 +24,7 @@ final class MemoryOccupation {
     }
 
     Set<MemoryTag> released() {
-        return EnumSet.copyOf(released);
+        return snapshot;
     }
 
     /** Whether the engine must hold still: memory is released, or weights are still to be pushed. */
@@ -55,6 +57,7 @@ final class MemoryOccupation {
                 }
             };
             released.add(tag);
+            snapshot = Set.copyOf(released);
             freed.put(tag, bytes);
         }
         DeviceMemory.giveBack(engine.model().device());
@@ -79,6 +82,7 @@ final class MemoryOccupation {
                 case CUDA_GRAPH -> { }  // captured again on demand
             }
             released.remove(tag);
+            snapshot = Set.copyOf(released);
             resumed.add(tag);
         }
         return new ResumeReport(resumed, fromBackup, restored, weights.numUnpushed());

@@ -35,6 +35,7 @@ public final class NativeBytes extends OutputStream {
     private final long limit;
     private final long expected;
     private Pointer memory;
+    private BytePointer view;
     private long capacity, size;
 
     /**
@@ -61,6 +62,7 @@ public final class NativeBytes extends OutputStream {
         if (p == null || p.isNull()) throw new IOException("could not allocate " + grown + " bytes of native memory");
         memory = p;
         capacity = grown;
+        view = null;
     }
 
     @Override
@@ -111,13 +113,16 @@ public final class NativeBytes extends OutputStream {
         return view().position(0).limit(size).asByteBuffer();
     }
 
+    /** A pointer over the memory, made again only after a realloc: Jackson writes a push in 8 KB pieces. */
     private BytePointer view() {
-        return new BytePointer(memory).capacity(capacity);
+        if (view == null) view = new BytePointer(memory).capacity(capacity);
+        return view;
     }
 
     @Override
     public void close() {
         if (memory != null) Pointer.free(memory);
         memory = null;
+        view = null;
     }
 }
