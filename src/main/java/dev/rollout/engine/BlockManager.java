@@ -139,6 +139,28 @@ public final class BlockManager {
         }
     }
 
+    /**
+     * Holds {@code id} for someone other than a sequence (a session's pin): while held, the block
+     * is never on the free list, so its cached prefix cannot be evicted. Each call needs one
+     * {@link #release}.
+     */
+    void retain(int id) {
+        if (refCount[id]++ == 0) free.remove(id);
+    }
+
+    /** Gives back one {@link #retain}; a block nobody holds any more joins the free list, findable until reused. */
+    void release(int id) {
+        if (refCount[id] <= 0) throw new IllegalStateException("block " + id + " is not held");
+        if (--refCount[id] == 0) free.add(id);
+    }
+
+    /** Whether {@code id} still holds a findable prefix (a prefix-cache reset forgets every block). */
+    boolean isCached(int id) {
+        if (!hashed[id]) return false;
+        Integer holder = cached.get(hash[id]);
+        return holder != null && holder == id;
+    }
+
     /** Returns {@code seq}'s blocks; its last blocks become the first to be reused. */
     void free(Sequence seq) {
         for (int i = seq.blockTable.size() - 1; i >= 0; i--) {

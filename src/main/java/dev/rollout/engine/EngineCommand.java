@@ -2,6 +2,7 @@ package dev.rollout.engine;
 
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 
@@ -19,10 +20,41 @@ import java.util.Set;
  */
 public sealed interface EngineCommand<R> {
 
-    /** Queues sequences for generation; answers how many. */
-    record Generate(List<Sequence> sequences) implements EngineCommand<Integer> {
+    /**
+     * Queues sequences for generation; answers how many. A sequence whose rid is in {@code
+     * sessionTurns} continues a session: the engine puts the session's history before its prompt,
+     * or refuses the whole command (the future fails, nothing is queued) when the turn is invalid.
+     */
+    record Generate(List<Sequence> sequences, Map<String, SessionTurn> sessionTurns) implements EngineCommand<Integer> {
         public Generate {
             sequences = List.copyOf(sequences);
+            sessionTurns = Map.copyOf(sessionTurns);
+        }
+
+        public Generate(List<Sequence> sequences) {
+            this(sequences, Map.of());
+        }
+    }
+
+    /**
+     * Opens a session (SGLang's open_session) that may keep up to {@code capacityTokens} of KV
+     * pinned; answers its id ({@code sessionId}, or a new one when that is null). Refused when the
+     * id is open already (IllegalArgumentException) or a server limit is reached ({@link SessionLimitExceeded}).
+     *
+     * @param idleTimeout close it after this long without a request, or null for never
+     */
+    record OpenSession(String sessionId, long capacityTokens, Duration idleTimeout) implements EngineCommand<String> {
+        public OpenSession {
+            if (capacityTokens < 0) throw new IllegalArgumentException("a session's capacity cannot be negative");
+            if (idleTimeout != null && (idleTimeout.isNegative() || idleTimeout.isZero()))
+                throw new IllegalArgumentException("a session's timeout must be positive");
+        }
+    }
+
+    /** Closes a session and gives back its pinned KV; answers whether it was open. */
+    record CloseSession(String sessionId) implements EngineCommand<Boolean> {
+        public CloseSession {
+            Objects.requireNonNull(sessionId);
         }
     }
 

@@ -90,6 +90,7 @@ public final class EngineLoop implements AutoCloseable {
         this.info = describe(engine, weightsHostBackup);
         this.relay = new OutputRelay(threads);
         refresh();
+        housekeeping.add(now -> engine.sessions().expire(now));  // sessions opened with a timeout close when idle
         this.thread = threads.newThread(this::run);
         thread.setName("rollout-engine");
         thread.start();
@@ -196,8 +197,11 @@ public final class EngineLoop implements AutoCloseable {
     private Object run(Queued<?> q) {
         EngineCommand<?> c = q.command();
         if (c instanceof EngineCommand.Generate g) {
-            g.sequences().forEach(engine::add);
-            return g.sequences().size();
+            return engine.admit(g);
+        } else if (c instanceof EngineCommand.OpenSession o) {
+            return engine.sessions().open(o.sessionId(), o.capacityTokens(), o.idleTimeout(), System.nanoTime());
+        } else if (c instanceof EngineCommand.CloseSession cs) {
+            return engine.sessions().close(cs.sessionId());
         } else if (c instanceof EngineCommand.Abort a) {
             return engine.abort(a.match(), a.message());
         } else if (c instanceof EngineCommand.Pause p) {

@@ -25,6 +25,11 @@ public final class IncrementalDetokenizer {
         this.readOffset = promptTail.length;
     }
 
+    /** A fresh detokenizer like this one with another prompt tail (a session's history came first). */
+    IncrementalDetokenizer withContext(int[] promptTail) {
+        return new IncrementalDetokenizer(decoder, skipSpecial, promptTail);
+    }
+
     /** Adds one token; returns the text it completes (possibly empty). */
     public String add(int tokenId) {
         ids.add(tokenId);

@@ -23,6 +23,7 @@ public final class LlmEngine {
     private final Set<Integer> eos;
     private final int maxModelLen;
     private final EngineObserver observer;
+    private final Sessions sessions;
     private String weightVersion = "default";
     private long cacheSalt;
     private boolean paused;
@@ -41,6 +42,8 @@ public final class LlmEngine {
         int numKvBlocks = config.numKvBlocks() > 0 ? config.numKvBlocks() : autoKvBlocks(model, config, maxModelLen);
         this.blocks = new BlockManager(numKvBlocks, config.blockSize());
         this.scheduler = new Scheduler(blocks, config.maxNumSeqs(), config.maxNumBatchedTokens());
+        this.sessions = new Sessions(blocks, (seq, message) -> finish(seq, FinishReason.abort(message)),
+                SessionLimits.defaults((long) numKvBlocks * config.blockSize()));
         KvCache cache = new KvCache(mc, numKvBlocks, config.blockSize(), model.dtype(), model.device());
         this.runner = new ModelRunner(model, cache, new Sampler(model.device(), mc.eosTokenIds(), model.kernels().samplingKernel()),
                 config.maxNumSeqs());
@@ -93,6 +96,26 @@ public final class LlmEngine {
         scheduler.add(seq);
     }
 
+    /**
+     * Queues a command's sequences, first giving those that continue a session their history;
+     * throws, queueing nothing, when a session turn is refused.
+     */
+    int admit(EngineCommand.Generate g) {
+        sessions.bind(g.sequences(), g.sessionTurns(), maxModelLen, System.nanoTime());
+        g.sequences().forEach(scheduler::add);
+        return g.sequences().size();
+    }
+
+    /** Bounds what sessions may hold; set once, before the engine serves. */
+    public void limitSessions(SessionLimits limits) {
+        sessions.limit(limits);
+    }
+
+    /** The engine's sessions (engine thread only). */
+    Sessions sessions() {
+        return sessions;
+    }
+
     public boolean hasWork() {
         return scheduler.hasWork();
     }
@@ -106,6 +129,8 @@ public final class LlmEngine {
     public int step() {
         if (!canStep()) return 0;
         List<ScheduledSequence> batch = scheduler.schedule(!admissionsBlocked);
+        // nothing could run: if session pins fill the cache, they give way (the least recently used session first)
+        while (batch.isEmpty() && !admissionsBlocked && sessions.yieldPins()) batch = scheduler.schedule(true);
         if (batch.isEmpty()) return 0;
         long t0 = System.nanoTime();
         List<ModelRunner.Output> outputs = runner.run(batch);
@@ -173,6 +198,7 @@ public final class LlmEngine {
     }
 
     private void finish(Sequence seq, FinishReason reason) {
+        sessions.finished(seq, System.nanoTime());  // before its blocks are freed: a session pins them
         scheduler.finish(seq);
         seq.finishReason = reason;
         seq.finishedNanos = System.nanoTime();
@@ -253,6 +279,7 @@ public final class LlmEngine {
 
     /** Re-keys the prefix cache: nothing cached before this call is found again. */
     void resetPrefixCache() {
+        sessions.dropAllPins();  // what they kept can never be found again
         blocks.resetPrefixCache(++cacheSalt);
     }
 

@@ -12,7 +12,7 @@ import java.util.SplittableRandom;
 public final class Sequence {
     final String rid;
     final int index;                 // sample index within its request (for n > 1)
-    final int promptLen;
+    int promptLen;                   // grows once if a session puts its history first (Sessions.bind)
     final IntList tokens;            // prompt then output
     final SamplingParams params;
     final LogprobOptions logprobs;
@@ -43,7 +43,9 @@ public final class Sequence {
     /** Where each weight version began generating this sequence's output: (version, first output index). */
     final List<String> spanVersions = new ArrayList<>();
     final IntList spanStarts = new IntList(4);
-    final IncrementalDetokenizer detokenizer;
+    IncrementalDetokenizer detokenizer;
+    /** Its place in a session, while it runs; null for a request outside sessions. */
+    Sessions.Node sessionNode;
     FinishReason finishReason;
     long firstTokenNanos;
     long lastTokenNanos;
@@ -64,6 +66,24 @@ public final class Sequence {
         this.detokenizer = decoder == null ? null : new IncrementalDetokenizer(decoder, params.skipSpecialTokens(),
                 Arrays.copyOfRange(prompt, Math.max(0, prompt.length - IncrementalDetokenizer.CONTEXT), prompt.length));
         this.inputScoredUpTo = logprobs.wantsInput() ? Math.max(logprobs.startLen(), 1) : promptLen;
+    }
+
+    /**
+     * Puts a session's history before the prompt, on the engine thread before the sequence is
+     * queued: the prompt, the decoding context and the first position to score follow.
+     */
+    void prependHistory(int[] history) {
+        if (history.length == 0) return;
+        if (status != SequenceStatus.WAITING || numComputed > 0 || numOutputTokens() > 0)
+            throw new IllegalStateException("a history goes before a sequence that has not started");
+        int[] prompt = tokens.toArray();
+        tokens.clear();
+        for (int t : history) tokens.add(t);
+        for (int t : prompt) tokens.add(t);
+        promptLen = tokens.size();
+        if (detokenizer != null)
+            detokenizer = detokenizer.withContext(tokens.toArray(Math.max(0, promptLen - IncrementalDetokenizer.CONTEXT), promptLen));
+        inputScoredUpTo = logprobs.wantsInput() ? Math.max(logprobs.startLen(), 1) : promptLen;
     }
 
     /** Makes this sample wait for {@code leader}'s prompt KV and then reuse it (n > 1). */

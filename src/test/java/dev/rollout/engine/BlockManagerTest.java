@@ -113,4 +113,23 @@ class BlockManagerTest {
         System.arraycopy(b, 0, c, a.length, b.length);
         return c;
     }
+    @Test
+    void aRetainedBlockStaysCachedThroughEvictionUntilReleased() {
+        BlockManager bm = new BlockManager(4, 4);
+        Sequence a = seq(range(100, 9));
+        prefill(bm, a);
+        int first = a.blockTable.get(0);
+        bm.retain(first);       // a session pins the first block
+        bm.free(a);
+        assertEquals(3, bm.numFreeBlocks(), "the pinned block is not free");
+        Sequence b = seq(range(500, 12));
+        prefill(bm, b);         // takes every free block: the unpinned ones are evicted
+        assertEquals(0, bm.numFreeBlocks());
+        bm.free(b);
+        assertEquals(List.of(first), bm.findCached(seq(range(100, 9)), 8), "the pinned block is still found, the others not");
+        bm.release(first);
+        assertEquals(4, bm.numFreeBlocks());
+        assertTrue(bm.isCached(first), "released, it stays findable until reused");
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class, () -> bm.release(first), "released twice");
+    }
 }
