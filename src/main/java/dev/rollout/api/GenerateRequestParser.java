@@ -75,13 +75,15 @@ final class GenerateRequestParser {
         for (int i = 0; i < size; i++) checkPrompt(prompts.get(i), batch ? (hasIds ? "input_ids[" + i + "]" : "text[" + i + "]") : hasIds ? "input_ids" : "text");
 
         List<String> rids = rids(o, size, batch);
+        // in a session, logprob_start_len counts the session's history too, which only the engine knows: it checks it there
+        boolean inSession = SessionParams.present(o);
         List<GenerateRequest.Item> items = new ArrayList<>();
         long sequences = 0;
         for (int i = 0; i < size; i++) {
             String at = batch ? "[" + i + "]" : "";
             JsonObject sp = perItemObject(o, "sampling_params", i, size);
             SamplingParams params = samplingParams(sp, "sampling_params" + (o.get("sampling_params") instanceof JsonArray ? at : ""));
-            LogprobOptions lp = logprobs(o, i, size, prompts.get(i).length, at);
+            LogprobOptions lp = logprobs(o, i, size, inSession ? Integer.MAX_VALUE : prompts.get(i).length, at);
             // SGLang's rule (TokenizerManager._validate_one_request): an explicit max_new_tokens
             // must fit beside the prompt; without one, generation stops at the context's end
             int len = prompts.get(i).length, context = limits.maxModelLen();

@@ -42,7 +42,8 @@ public class GenerateResource {
         ServerSettings settings = service.settings();
         JsonObject json = JsonBodies.object(body, settings.maxBodyBytes());
         GenerateRequest req = Requests.parser(service).parse(json);
-        PendingGeneration pending = new PendingGeneration(req, loop, service.tokenizer());
+        PendingGeneration pending = new PendingGeneration(req, loop, service.tokenizer(),
+                SessionParams.parse(json, req, service.tokenizer()));
         GenerationRelay.Format format = new SglangFormat(pending, req, new GenerateResponses(service.tokenizer(),
                 req.returnTextInLogprobs()), settings.incrementalStreamingOutput());
         return GenerationRelay.respond(pending, req.stream(), format, settings);

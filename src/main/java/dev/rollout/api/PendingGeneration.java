@@ -6,10 +6,12 @@ import dev.rollout.engine.RequestMatch;
 import dev.rollout.engine.OutputText;
 import dev.rollout.engine.Sequence;
 import dev.rollout.engine.SequenceOutput;
+import dev.rollout.engine.SessionTurn;
 import dev.rollout.tokenizer.HfTokenizer;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ThreadLocalRandom;
@@ -26,10 +28,17 @@ final class PendingGeneration {
     private final SequenceOutput[] finals;
     private final OutputText[] texts;  // per sequence: decoded here, not on the engine thread (null: no tokenizer, or the engine decodes)
     private final EngineLoop loop;
+    private final SessionTurn sessionTurn;  // null outside sessions
     private int remaining;
 
     PendingGeneration(GenerateRequest req, EngineLoop loop, HfTokenizer tokenizer) {
+        this(req, loop, tokenizer, null);
+    }
+
+    /** @param sessionTurn the session the one sequence continues ({@code session_params}), or null */
+    PendingGeneration(GenerateRequest req, EngineLoop loop, HfTokenizer tokenizer, SessionTurn sessionTurn) {
         this.loop = loop;
+        this.sessionTurn = sessionTurn;
         int index = 0;
         List<OutputText> text = new ArrayList<>();
         for (GenerateRequest.Item item : req.items()) {
@@ -57,7 +66,14 @@ final class PendingGeneration {
     }
 
     void submit() {
-        loop.submit(new EngineCommand.Generate(sequences));
+        if (sessionTurn == null) {
+            loop.submit(new EngineCommand.Generate(sequences));
+            return;
+        }
+        // the engine checks a session turn against the session's history: wait for its verdict, so that a
+        // refusal is a 4xx before any of the answer is written
+        SessionParams.awaitAdmission(loop.submit(new EngineCommand.Generate(sequences, Map.of(sequences.get(0).rid(), sessionTurn))),
+                () -> abort("the engine did not take the session's turn in time"));
     }
 
     /** The next snapshot, or null after {@code timeoutMs}. Records finished ones. */

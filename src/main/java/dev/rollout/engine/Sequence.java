@@ -69,17 +69,18 @@ public final class Sequence {
     }
 
     /**
-     * Puts a session's history before the prompt, on the engine thread before the sequence is
+     * Puts a session's history before the prompt (without the prompt's first token if {@code
+     * dropFirst}: a BOS the history already has), on the engine thread before the sequence is
      * queued: the prompt, the decoding context and the first position to score follow.
      */
-    void prependHistory(int[] history) {
-        if (history.length == 0) return;
+    void prependHistory(int[] history, boolean dropFirst) {
+        if (history.length == 0 && !dropFirst) return;
         if (status != SequenceStatus.WAITING || numComputed > 0 || numOutputTokens() > 0)
             throw new IllegalStateException("a history goes before a sequence that has not started");
         int[] prompt = tokens.toArray();
         tokens.clear();
         for (int t : history) tokens.add(t);
-        for (int t : prompt) tokens.add(t);
+        for (int i = dropFirst ? 1 : 0; i < prompt.length; i++) tokens.add(prompt[i]);
         promptLen = tokens.size();
         if (detokenizer != null)
             detokenizer = detokenizer.withContext(tokens.toArray(Math.max(0, promptLen - IncrementalDetokenizer.CONTEXT), promptLen));

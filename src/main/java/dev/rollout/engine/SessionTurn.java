@@ -15,9 +15,16 @@ import java.util.Objects;
  * @param replace            cut the parent short if it still runs, and forget what was built on it
  *                           (with no parent: forget the whole session)
  * @param dropPreviousOutput continue from the parent's prompt only, without its output
+ * @param bosTokenId         the tokenizer's BOS token, or -1: a turn that continues a parent drops
+ *                           it from the front of its input, as SGLang does (the history has one already)
  */
-public record SessionTurn(String sessionId, String parentRid, int offset, boolean replace, boolean dropPreviousOutput) {
+public record SessionTurn(String sessionId, String parentRid, int offset, boolean replace, boolean dropPreviousOutput,
+                          int bosTokenId) {
     public SessionTurn {
         Objects.requireNonNull(sessionId, "sessionId");
+    }
+
+    public SessionTurn(String sessionId, String parentRid, int offset, boolean replace, boolean dropPreviousOutput) {
+        this(sessionId, parentRid, offset, replace, dropPreviousOutput, -1);
     }
 }

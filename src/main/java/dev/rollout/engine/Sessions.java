@@ -130,7 +130,7 @@ final class Sessions {
         for (Plan p : plans) apply(p, nowNanos);
     }
 
-    private record Plan(Sequence seq, Session session, Node parent, List<Node> forget, int keep) {}
+    private record Plan(Sequence seq, Session session, Node parent, List<Node> forget, int keep, boolean dropBos) {}
 
     private Plan plan(Sequence seq, SessionTurn t, int maxModelLen) {
         Session s = open.get(t.sessionId());
@@ -157,17 +157,19 @@ final class Sessions {
                     + "limit (rollout.sessions.max-requests); close it, or start over with replace: true and no rid");
         int base = parent == null ? 0 : t.dropPreviousOutput() ? parent.promptLen : parent.length();
         int keep = parent == null ? 0 : sliceEnd(base, t.offset());
-        long total = (long) keep + seq.numTokens();
+        boolean dropBos = parent != null && t.bosTokenId() >= 0 && seq.numTokens() > 1 && seq.tokens.get(0) == t.bosTokenId();
+        int sent = seq.numTokens() - (dropBos ? 1 : 0);
+        long total = (long) keep + sent;
         if (total >= maxModelLen)
             throw new IllegalArgumentException("The input (" + total + " tokens: " + keep + " from the session's history and "
-                    + seq.numTokens() + " sent) is longer than the model's context length (" + maxModelLen + " tokens).");
+                    + sent + " sent) is longer than the model's context length (" + maxModelLen + " tokens).");
         if (blocks.blocksFor((int) total + 1) > blocks.numBlocks())
             throw new IllegalArgumentException("The input (" + total + " tokens with the session's history) is more than the KV cache "
                     + "holds (" + (long) blocks.numBlocks() * blocks.blockSize() + " tokens)");
         if (seq.logprobs.startLen() >= total)
             throw new IllegalArgumentException("logprob_start_len (" + seq.logprobs.startLen() + ") is higher than the number of input "
                     + "tokens (" + total + ", with the session's history). Request with a lower logprob_start_len.");
-        return new Plan(seq, s, parent, forget, keep);
+        return new Plan(seq, s, parent, forget, keep, dropBos);
     }
 
     private void apply(Plan p, long nowNanos) {
@@ -179,7 +181,7 @@ final class Sessions {
         }
         int[] history = p.parent() == null ? new int[0] : prefix(p.parent(), p.keep());
         Sequence seq = p.seq();
-        seq.prependHistory(history);
+        seq.prependHistory(history, p.dropBos());
         Node node = new Node(s, seq.rid, p.parent(), p.keep());
         node.running = seq;
         node.promptLen = seq.promptLen;

@@ -7,6 +7,7 @@ import dev.rollout.engine.LlmEngine;
 import dev.rollout.engine.LogprobOptions;
 import dev.rollout.engine.RlState;
 import dev.rollout.engine.SamplingParams;
+import dev.rollout.engine.SessionLimits;
 import dev.rollout.engine.Sequence;
 import dev.rollout.engine.SequenceOutput;
 import dev.rollout.metrics.EngineMetrics;
@@ -102,6 +103,7 @@ public class EngineService {
             tokenizer = Files.exists(tok) ? HfTokenizer.load(tok) : null;
             chatTemplates = ChatTemplates.load(modelDir);
             LlmEngine engine = new LlmEngine(model, s.engine(), tokenizer, metrics);
+            engine.limitSessions(sessionLimits((long) engine.numKvBlocks() * s.engine().blockSize()));
             loop = new EngineLoop(engine, s.weightsHostBackup(), threads);
             weights = new WeightUpdates(loop, new WeightUpdates.Settings(seconds(s.weightUpdateWaitSeconds()),
                     seconds(s.weightSessionTimeoutSeconds()), s.allowPickle(), s.engine().device()));
@@ -123,6 +125,14 @@ public class EngineService {
             phase = Phase.FAILED;
             LOG.log(Level.SEVERE, "the engine failed to start", t);
         }
+    }
+
+    /** What sessions may hold (rollout.sessions.*); pinned tokens 0 = half the KV cache. */
+    private SessionLimits sessionLimits(long kvTokens) {
+        long pinned = config.getOptionalValue("rollout.sessions.max-pinned-tokens", Long.class).orElse(0L);
+        return new SessionLimits(config.getOptionalValue("rollout.sessions.max-open", Integer.class).orElse(1024),
+                pinned > 0 ? Math.min(pinned, kvTokens) : kvTokens / 2,
+                config.getOptionalValue("rollout.sessions.max-requests", Integer.class).orElse(4096));
     }
 
     /** One short greedy generation through the whole path, as SGLang's warm-up does. */

@@ -248,6 +248,19 @@ class SessionsTest {
     }
 
     @Test
+    void anAppendedTurnDropsTheBosItsHistoryAlreadyHas() {
+        String sid = open(100);
+        int bos = 7;
+        int[] p1 = concat(new int[] {bos}, tokens(0, 6));
+        SequenceOutput t1 = turn("a", p1, 2, new SessionTurn(sid, null, 0, false, false, bos));
+        assertEquals(7, t1.promptTokens(), "a root keeps its BOS");
+        SequenceOutput t2 = turn("b", concat(new int[] {bos}, tokens(20, 3)), 2, new SessionTurn(sid, "a", 0, false, false, bos));
+        assertEquals(7 + 2 + 3, t2.promptTokens(), "the appended input's BOS is dropped");
+        SequenceOutput t3 = turn("c", tokens(30, 3), 1, new SessionTurn(sid, "b", 0, false, false, bos));
+        assertEquals(12 + 2 + 3, t3.promptTokens(), "an input without a BOS is kept whole");
+    }
+
+    @Test
     void sliceEndFollowsPython() {
         assertEquals(10, Sessions.sliceEnd(10, 0));
         assertEquals(4, Sessions.sliceEnd(10, 4));
