@@ -22,6 +22,7 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -54,6 +55,14 @@ class SglangSessionControlIT {
                 return r.read();
             }
         }
+    }
+
+    /** Sessions this test opened: closed after each test even when it fails, so no pin outlives it into other ITs. */
+    private final List<String> opened = new ArrayList<>();
+
+    @AfterEach
+    void closeSessions() {
+        for (String id : opened) post("/close_session", "{\"session_id\": " + Json.createValue(id) + "}");
     }
 
     @BeforeAll
@@ -379,7 +388,7 @@ class SglangSessionControlIT {
         return "{\"temperature\": 0, \"max_new_tokens\": " + maxNew + ", \"no_stop_trim\": true, \"skip_special_tokens\": false}";
     }
 
-    private static String openSession(String body) {
+    private String openSession(String body) {
         Reply r = post("/open_session", body);
         assertEquals(200, r.status(), r.body());
         JsonValue v;
@@ -387,6 +396,7 @@ class SglangSessionControlIT {
             v = reader.readValue();
         }
         assertTrue(v instanceof JsonString, "open_session answers the id as a JSON string: " + r.body());
+        opened.add(((JsonString) v).getString());
         return ((JsonString) v).getString();
     }
 
