@@ -53,10 +53,6 @@ final class Sessions {
         this.limits = limits;
     }
 
-    SessionLimits limits() {
-        return limits;
-    }
-
     int numOpen() {
         return open.size();
     }

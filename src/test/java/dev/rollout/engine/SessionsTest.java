@@ -183,6 +183,7 @@ class SessionsTest {
         assertTrue(sessions().close(sid));
         assertFalse(sessions().close(sid), "closing twice: it was not open");
         assertEquals(0, h.engine.stats().usedBlocks(), "closing gave every pinned block back");
+        assertEquals(0, sessions().numPinnedBlocks());
         assertThrows(IllegalArgumentException.class, () -> turn("d", tokens(9, 2), 1, append(sid, "a")), "a closed session");
     }
 
