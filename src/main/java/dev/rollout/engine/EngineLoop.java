@@ -196,6 +196,12 @@ public final class EngineLoop implements AutoCloseable {
     private Object run(Queued<?> q) {
         EngineCommand<?> c = q.command();
         if (c instanceof EngineCommand.Generate g) {
+            try {
+                g.sequences().forEach(engine::checkAddable);  // all or none of a request is queued
+            } catch (IllegalArgumentException e) {            // its waiters are answered, not left hanging
+                for (Sequence s : g.sequences()) s.listener.onOutput(finishedBeforeStart(s, e.getMessage()));
+                return 0;
+            }
             g.sequences().forEach(engine::add);
             return g.sequences().size();
         } else if (c instanceof EngineCommand.Abort a) {
