@@ -1,6 +1,7 @@
 package dev.rollout.api;
 
 import dev.rollout.engine.LogprobOptions;
+import dev.rollout.engine.PromptEmbeds;
 import dev.rollout.engine.SamplingParams;
 import java.util.List;
 
@@ -12,7 +13,12 @@ import java.util.List;
  */
 record GenerateRequest(List<Item> items, boolean batch, boolean stream, boolean returnTextInLogprobs) {
 
-    record Item(String rid, int[] inputIds, SamplingParams params, LogprobOptions logprobs) {}
+    /** @param embeds the prompt as embeddings ({@code inputIds} are then placeholders), or null */
+    record Item(String rid, int[] inputIds, SamplingParams params, LogprobOptions logprobs, PromptEmbeds embeds) {
+        Item(String rid, int[] inputIds, SamplingParams params, LogprobOptions logprobs) {
+            this(rid, inputIds, params, logprobs, null);
+        }
+    }
 
     int numSequences() {
         return items.stream().mapToInt(i -> i.params().n()).sum();

@@ -1,6 +1,7 @@
 package dev.rollout.api;
 
 import dev.rollout.engine.LogprobOptions;
+import dev.rollout.engine.PromptEmbeds;
 import dev.rollout.engine.SamplingParams;
 import dev.rollout.tokenizer.HfTokenizer;
 import jakarta.json.JsonArray;
@@ -35,7 +36,7 @@ final class GenerateRequestParser {
     static final int MAX_SEQUENCES = 65_536;
 
     /** What validation needs to know about the served model. */
-    record Limits(int vocabSize, int maxModelLen, long kvCapacityTokens, int maxN) {}
+    record Limits(int vocabSize, int maxModelLen, long kvCapacityTokens, int maxN, int hiddenSize) {}
 
     private final Limits limits;
     private final HfTokenizer tokenizer;
@@ -46,14 +47,22 @@ final class GenerateRequestParser {
     }
 
     GenerateRequest parse(JsonObject o) {
-        for (String k : List.of("input_embeds", "image_data", "video_data", "audio_data"))
+        for (String k : List.of("image_data", "video_data", "audio_data"))
             if (Fields.present(o, k)) throw ApiException.badRequest(k + " is not supported: this server serves text-only models");
-        boolean hasText = Fields.present(o, "text"), hasIds = Fields.present(o, "input_ids");
-        if (hasText == hasIds) throw ApiException.badRequest("Either text or input_ids should be provided (exactly one of them).");
+        boolean hasText = Fields.present(o, "text"), hasIds = Fields.present(o, "input_ids"), hasEmbeds = InputEmbeds.present(o);
+        if ((hasText ? 1 : 0) + (hasIds ? 1 : 0) + (hasEmbeds ? 1 : 0) != 1)
+            throw ApiException.badRequest("Either text, input_ids or input_embeds should be provided (exactly one of them).");
 
         List<int[]> prompts = new ArrayList<>();
+        List<PromptEmbeds> embeds = null;
         boolean batch;
-        if (hasIds) {
+        if (hasEmbeds) {
+            InputEmbeds.Parsed parsed = InputEmbeds.parse(o, limits.hiddenSize());
+            batch = parsed.batch();
+            if (batch) tooManyPrompts(parsed.prompts().size());
+            embeds = parsed.prompts();
+            for (PromptEmbeds e : embeds) prompts.add(new int[e.length()]);  // placeholder ids: only their count matters
+        } else if (hasIds) {
             JsonValue v = o.get("input_ids");
             if (!(v instanceof JsonArray a)) throw Fields.type("input_ids", "a list of token ids or a list of such lists", v);
             if (a.isEmpty()) throw ApiException.badRequest("input_ids cannot be empty.");
@@ -72,11 +81,14 @@ final class GenerateRequestParser {
                 prompts.add(encode(tokenizer, texts.get(i), true, limits.maxModelLen(), batch ? "text[" + i + "]" : null));
         }
         int size = prompts.size();
-        for (int i = 0; i < size; i++) checkPrompt(prompts.get(i), batch ? (hasIds ? "input_ids[" + i + "]" : "text[" + i + "]") : hasIds ? "input_ids" : "text");
+        String field = hasEmbeds ? "input_embeds" : hasIds ? "input_ids" : "text";
+        for (int i = 0; i < size; i++) checkPrompt(prompts.get(i), batch ? field + "[" + i + "]" : field);
 
         List<String> rids = rids(o, size, batch);
         // in a session, logprob_start_len counts the session's history too, which only the engine knows: it checks it there
         boolean inSession = SessionParams.present(o);
+        if (inSession && hasEmbeds)  // a session prepends its history as tokens; embedding rows have none to join
+            throw ApiException.badRequest("input_embeds cannot continue a session: send the turn as text or input_ids");
         List<GenerateRequest.Item> items = new ArrayList<>();
         long sequences = 0;
         for (int i = 0; i < size; i++) {
@@ -84,16 +96,19 @@ final class GenerateRequestParser {
             JsonObject sp = perItemObject(o, "sampling_params", i, size);
             SamplingParams params = samplingParams(sp, "sampling_params" + (o.get("sampling_params") instanceof JsonArray ? at : ""));
             LogprobOptions lp = logprobs(o, i, size, inSession ? Integer.MAX_VALUE : prompts.get(i).length, at);
+            if (hasEmbeds && lp.wantsInput())
+                throw ApiException.badRequest("logprob_start_len" + at + " must be -1 with input_embeds: a prompt given as embeddings "
+                        + "has no tokens to score");
             // SGLang's rule (TokenizerManager._validate_one_request): an explicit max_new_tokens
             // must fit beside the prompt; without one, generation stops at the context's end
             int len = prompts.get(i).length, context = limits.maxModelLen();
             if ((Fields.present(sp, "max_new_tokens") || Fields.present(sp, "max_tokens")) && (long) params.maxNewTokens() + len > context)
-                throw ApiException.badRequest((batch ? (hasIds ? "input_ids" : "text") + at + ": " : "")
+                throw ApiException.badRequest((batch ? field + at + ": " : "")
                         + "Requested token count exceeds the model's maximum context length of " + context + " tokens. You requested "
                         + "a total of " + ((long) params.maxNewTokens() + len) + " tokens: " + len + " tokens from the input messages and "
                         + params.maxNewTokens() + " tokens for the completion. Please reduce the number of tokens in the input "
                         + "messages or the completion to fit within the limit.");
-            items.add(new GenerateRequest.Item(rids.get(i), prompts.get(i), params, lp));
+            items.add(new GenerateRequest.Item(rids.get(i), prompts.get(i), params, lp, embeds == null ? null : embeds.get(i)));
             sequences += params.n();
             if (sequences > MAX_SEQUENCES)
                 throw ApiException.badRequest("the request asks for more than " + MAX_SEQUENCES + " sequences (prompts times n); "

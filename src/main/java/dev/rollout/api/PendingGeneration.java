@@ -44,6 +44,8 @@ final class PendingGeneration {
         for (GenerateRequest.Item item : req.items()) {
             Sequence leader = null;
             int n = item.params().n();
+            // an embeddings prompt's samples share its KV in a cache namespace of their own
+            long namespace = item.embeds() == null ? 0 : ThreadLocalRandom.current().nextLong() | 1;
             for (int j = 0; j < n; j++) {
                 String rid = n == 1 ? item.rid() : item.rid() + "_" + j;
                 Long seed = item.params().seed();
@@ -54,6 +56,7 @@ final class PendingGeneration {
                         : new OutputText(tokenizer, item.params().skipSpecialTokens(), item.inputIds()));
                 Sequence seq = new Sequence(rid, index++, item.inputIds(), item.params(), item.logprobs(),
                         engineDecodes ? tokenizer : null, loop.relaying(events::add), req.stream(), s);
+                if (item.embeds() != null) seq.withPromptEmbeds(item.embeds(), namespace);
                 if (leader == null) leader = seq;
                 else seq.sharePrefixWith(leader);
                 sequences.add(seq);

@@ -68,7 +68,7 @@ public final class BlockManager {
      */
     List<Integer> findCached(Sequence seq, int maxTokens) {
         List<Integer> hits = new ArrayList<>();
-        long h = salt;
+        long h = root(seq);
         for (int b = 0; (b + 1) * blockSize <= maxTokens; b++) {
             int[] toks = seq.tokens.toArray(b * blockSize, (b + 1) * blockSize);
             long parent = h;
@@ -78,6 +78,11 @@ public final class BlockManager {
             hits.add(id);
         }
         return hits;
+    }
+
+    /** The hash a sequence's chain starts from: the cache's salt, in the sequence's namespace. */
+    private long root(Sequence seq) {
+        return salt ^ seq.cacheNamespace;
     }
 
     /** Can {@code seq} take {@code hits} from the cache and then grow to {@code numTokens}? */
@@ -95,7 +100,7 @@ public final class BlockManager {
         }
         seq.numComputed = hits.size() * blockSize;
         seq.numHashedBlocks = hits.size();
-        seq.lastBlockHash = hits.isEmpty() ? salt : hash[hits.get(hits.size() - 1)];
+        seq.lastBlockHash = hits.isEmpty() ? root(seq) : hash[hits.get(hits.size() - 1)];
     }
 
     /** Can {@code seq} compute {@code n} more tokens with the free blocks left? */

@@ -31,6 +31,11 @@ public record EngineInfo(String architecture, String modelType, long parameterCo
         return (long) numKvBlocks * blockSize;
     }
 
+    /** The width of the model's embeddings: what a prompt given as embeddings must have per row. */
+    public int hiddenSize() {
+        return parameterShapes.get("model.embed_tokens.weight").get(1).intValue();
+    }
+
     /** Why a tensor of {@code shape} cannot be loaded into parameter {@code name}, or null if it can. */
     public String shapeMismatch(String name, long[] shape) {
         List<Long> want = parameterShapes.get(name);

@@ -197,6 +197,12 @@ public final class EngineLoop implements AutoCloseable {
     private Object run(Queued<?> q) {
         EngineCommand<?> c = q.command();
         if (c instanceof EngineCommand.Generate g) {
+            try {
+                g.sequences().forEach(engine::checkAddable);  // all or none of a request is queued
+            } catch (IllegalArgumentException e) {            // its waiters are answered, not left hanging
+                for (Sequence s : g.sequences()) s.listener.onOutput(finishedBeforeStart(s, e.getMessage()));
+                return 0;
+            }
             return engine.admit(g);
         } else if (c instanceof EngineCommand.OpenSession o) {
             return engine.sessions().open(o.sessionId(), o.capacityTokens(), o.idleTimeout(), System.nanoTime());

@@ -93,6 +93,7 @@ public final class LlmEngine {
     }
 
     public void add(Sequence seq) {
+        checkAddable(seq);
         scheduler.add(seq);
     }
 
@@ -114,6 +115,13 @@ public final class LlmEngine {
     /** The engine's sessions (engine thread only). */
     Sessions sessions() {
         return sessions;
+    }
+
+    /** Refuses a sequence the model cannot run, before anything of its request is queued. */
+    void checkAddable(Sequence seq) {
+        int hidden = model.config().hiddenSize();
+        if (seq.promptEmbeds != null && seq.promptEmbeds.hidden() != hidden)
+            throw new IllegalArgumentException("input_embeds rows have " + seq.promptEmbeds.hidden() + " values; the model's hidden size is " + hidden);
     }
 
     public boolean hasWork() {

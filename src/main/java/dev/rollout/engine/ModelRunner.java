@@ -87,7 +87,9 @@ final class ModelRunner {
             int numSampling = rows.size();
             rows.addAll(scoreRows);
             // a step where every sequence decodes and samples one token may replay a CUDA graph
-            boolean decodeOnly = offset == batch.size() && numSampling == batch.size() && scoreRows.isEmpty();
+            // (a one-position embeddings prompt looks like a decode, but its input is no token)
+            boolean decodeOnly = offset == batch.size() && numSampling == batch.size() && scoreRows.isEmpty()
+                    && batch.stream().noneMatch(ModelRunner::embedsInput);
             Tensor logits = decodeOnly && graphs != null ? graphs.decode(decodeStep(batch), cache) : null;  // (B, V) f32
             PhaseTimer phases = model.phaseTimer();  // benchmarks' profile of eager steps; off otherwise
             if (logits == null && !rows.isEmpty()) {
@@ -188,7 +190,38 @@ final class ModelRunner {
         }
         List<ForwardBatch.PrefillGroup> prefills = new ArrayList<>();
         for (List<Chunk> group : groupBySize(chunks)) prefills.add(prefillGroup(group));
-        return new ForwardBatch(Torch.longs(ids, device), Torch.longs(pos, device), Torch.longs(slots, device), decode, prefills);
+        return new ForwardBatch(Torch.longs(ids, device), Torch.longs(pos, device), Torch.longs(slots, device), decode, prefills,
+                embeds(batch));
+    }
+
+    /** Whether this step computes prompt positions that were given as embeddings. */
+    private static boolean embedsInput(ScheduledSequence s) {
+        return s.seq().promptEmbeds != null && s.start() < s.seq().promptLen;
+    }
+
+    /** The step's rows whose input is a given embedding, with those embeddings; null if none. */
+    private ForwardBatch.Embeds embeds(List<ScheduledSequence> batch) {
+        int count = 0, hidden = 0;
+        for (ScheduledSequence s : batch)
+            if (embedsInput(s)) {
+                count += Math.min(s.numTokens(), s.seq().promptLen - s.start());
+                hidden = s.seq().promptEmbeds.hidden();
+            }
+        if (count == 0) return null;
+        long[] rows = new long[count];
+        float[] values = new float[count * hidden];
+        int row = 0, e = 0;
+        for (ScheduledSequence s : batch) {
+            if (embedsInput(s)) {
+                int n = Math.min(s.numTokens(), s.seq().promptLen - s.start());
+                for (int j = 0; j < n; j++) rows[e + j] = row + j;
+                System.arraycopy(s.seq().promptEmbeds.values(), s.start() * hidden, values, e * hidden, n * hidden);
+                e += n;
+            }
+            row += s.numTokens();
+        }
+        Tensor v = Torch.floats(values, device).view(count, hidden);                        // (E, hidden)
+        return new ForwardBatch.Embeds(Torch.longs(rows, device), v);
     }
 
     /** Query x key pairs of padding that are never worth a separate attention call. */

@@ -235,7 +235,8 @@ final class Sampler {
             Map<Integer, Integer> outCounts = new HashMap<>();
             for (int i = s.promptLen; i < s.numTokens(); i++) outCounts.merge(s.tokens.get(i), 1, Integer::sum);
             Map<Integer, Boolean> seen = new HashMap<>();
-            for (int i = 0; i < s.numTokens(); i++) {
+            // an embeddings prompt's ids are placeholders: only its output can repeat
+            for (int i = s.promptEmbeds == null ? 0 : s.promptLen; i < s.numTokens(); i++) {
                 int tok = s.tokens.get(i);
                 if (seen.put(tok, true) != null) continue;
                 int c = outCounts.getOrDefault(tok, 0);

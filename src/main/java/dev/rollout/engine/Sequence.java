@@ -35,6 +35,14 @@ public final class Sequence {
     Sequence prefixLeader;
     /** False for the server's own probes (warm-up, health), which metrics leave out, as SGLang's log_metrics. */
     boolean logMetrics = true;
+    /** The prompt as embeddings (its token ids are then placeholders), or null. */
+    PromptEmbeds promptEmbeds;
+    /**
+     * Mixed into the prefix cache's root hash: 0 for token prompts, which share one namespace; a
+     * request's own random value for an embeddings prompt, whose placeholder ids say nothing of
+     * its KV, so that only its own samples (n > 1) and its own recompute find its blocks.
+     */
+    long cacheNamespace;
 
     final List<TokenLogprob> outputLogprobs = new ArrayList<>();
     final List<TokenLogprob> inputLogprobs = new ArrayList<>();
@@ -95,6 +103,20 @@ public final class Sequence {
     /** Leaves this sequence out of the metrics (warm-up and health probes). */
     public Sequence withoutMetrics() {
         logMetrics = false;
+        return this;
+    }
+
+    /**
+     * Makes the prompt these embeddings (SGLang's {@code input_embeds}); the token ids given at
+     * construction are placeholders of the same length. Samples of one request pass the same
+     * {@code cacheNamespace} so that they share the prompt's KV.
+     */
+    public Sequence withPromptEmbeds(PromptEmbeds embeds, long cacheNamespace) {
+        if (embeds.length() != promptLen)
+            throw new IllegalArgumentException(embeds.length() + " embedding rows for a prompt of " + promptLen + " positions");
+        if (cacheNamespace == 0) throw new IllegalArgumentException("namespace 0 is the token prompts'");
+        this.promptEmbeds = embeds;
+        this.cacheNamespace = cacheNamespace;
         return this;
     }
 

@@ -242,6 +242,8 @@ public final class CausalLm {
         Weights w = live();
         Layer[] layers = w.layers();
         Tensor h = torch.embedding(w.embed(), batch.inputIds());                            // (T, hidden)
+        if (batch.embeds() != null)                                                          // given rows replace the lookup
+            h.index_copy_(0, batch.embeds().rows(), batch.embeds().values().to(h.device(), h.scalar_type()));
         LayerCarry carry = new LayerCarry(h, ops.rmsNorm(h, layers[0].inputNorm()));       // (residual, normed)
         phases.mark("inputs_embed_norm");
         for (int l = 0; l < layers.length; l++) {

@@ -16,9 +16,23 @@ import org.bytedeco.pytorch.Tensor;
  * @param slotMapping (T) int64, the KV-cache slot (block * blockSize + offset) each token writes
  * @param decode      the single-token sequences, or null if there are none
  * @param prefills    the multi-token chunks, in groups of similar size
+ * @param embeds      prompt rows given as embeddings instead of ids, or null if there are none
  */
 public record ForwardBatch(Tensor inputIds, Tensor positions, Tensor slotMapping,
-                           DecodeGroup decode, List<PrefillGroup> prefills) {
+                           DecodeGroup decode, List<PrefillGroup> prefills, Embeds embeds) {
+
+    public ForwardBatch(Tensor inputIds, Tensor positions, Tensor slotMapping, DecodeGroup decode, List<PrefillGroup> prefills) {
+        this(inputIds, positions, slotMapping, decode, prefills, null);
+    }
+
+    /**
+     * Prompt positions whose input is an embedding rather than a token (SGLang's
+     * {@code input_embeds}): they replace the embedding layer's output at those rows.
+     *
+     * @param rows   (E) int64, rows in the flattened tokens
+     * @param values (E, hidden) float32, on the model's device
+     */
+    public record Embeds(Tensor rows, Tensor values) {}
 
     /**
      * The decoding sequences' context, in the form the model's {@link DecodeAttention} reads:

@@ -21,7 +21,7 @@ class GenerateRequestParserTest {
     @BeforeAll
     static void load() throws Exception {
         tok = HfTokenizer.load(Path.of(GenerateRequestParserTest.class.getResource("/dev/rollout/tokenizer/qwen3/tokenizer.json").toURI()));
-        parser = new GenerateRequestParser(new GenerateRequestParser.Limits(151936, 64, 10_000, 4), tok);
+        parser = new GenerateRequestParser(new GenerateRequestParser.Limits(151936, 64, 10_000, 4, 8), tok);
     }
 
     @AfterAll

@@ -26,7 +26,7 @@ class SessionParamsTest {
     @BeforeAll
     static void load() throws Exception {
         tok = HfTokenizer.load(Path.of(SessionParamsTest.class.getResource("/dev/rollout/tokenizer/qwen3/tokenizer.json").toURI()));
-        parser = new GenerateRequestParser(new GenerateRequestParser.Limits(151936, 4096, 100_000, 4), tok);
+        parser = new GenerateRequestParser(new GenerateRequestParser.Limits(151936, 4096, 100_000, 4, 8), tok);
     }
 
     @AfterAll
