@@ -212,6 +212,12 @@ final class GenerateRequestParser {
     }
 
     SamplingParams samplingParams(JsonObject sp, String name) {
+        // custom_params reach only custom logit processors (refused), except the top-p sets that
+        // slime's patched SGLang returns when asked here; a run that needs them must stop at once
+        if (sp.get("custom_params") instanceof JsonObject custom && custom.containsKey("return_top_p_token_ids")
+                && custom.get("return_top_p_token_ids") != JsonValue.FALSE && custom.get("return_top_p_token_ids") != JsonValue.NULL)
+            throw ApiException.badRequest(name + ".custom_params.return_top_p_token_ids is not supported: this server does not "
+                    + "return the top-p token sets (a patch of slime's SGLang); sample with top_p = 1");
         for (String k : sp.keySet()) {
             if (sp.get(k).getValueType() == JsonValue.ValueType.NULL || IGNORED.contains(k)) continue;
             if (UNSUPPORTED.contains(k)) throw ApiException.badRequest(name + "." + k + " is not supported by this server");

@@ -223,11 +223,25 @@ public final class LlmEngine {
         return hit.size();
     }
 
-    /** Drops the prefix cache; refused (false) while any sequence runs or waits. */
+    /**
+     * Drops the prefix cache; refused (false) while any sequence runs or waits, as in SGLang. While
+     * paused, sequences that wait holding no KV do not count: SGLang holds the requests that
+     * arrive during a pause before its scheduler, so RL clients that flush between pause and
+     * continue (slime, veRL) find it idle.
+     */
     public boolean flushCache() {
-        if (scheduler.hasWork()) return false;
+        if (!idleForMemoryWork()) return false;
         resetPrefixCache();
         return true;
+    }
+
+    /**
+     * No sequence holds KV, and none would start while the caller works: nothing runs, and either
+     * nothing waits or the engine is paused (waiting sequences hold no blocks; they are admitted,
+     * and recompute from the prefix cache, after continue_generation).
+     */
+    public boolean idleForMemoryWork() {
+        return scheduler.numRunning() == 0 && (paused || scheduler.numWaiting() == 0);
     }
 
     // ---- what the loop's control commands use ---------------------------------------

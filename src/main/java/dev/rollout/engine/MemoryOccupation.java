@@ -89,7 +89,7 @@ final class MemoryOccupation {
     }
 
     private void requireIdle(String what) {
-        if (engine.hasWork())
+        if (!engine.idleForMemoryWork())
             throw new IllegalStateException("cannot " + what + " while " + engine.numRunning() + " requests run and "
                     + (engine.stats().numWaiting()) + " wait; pause or abort them first");
     }

@@ -212,6 +212,10 @@ public final class WeightUpdates {
         TensorPayload.Encoded enc = (TensorPayload.Encoded) payload;
         ByteBuffer raw = enc.bytes();
         String format = enc.loadFormat() == null ? "safetensors" : enc.loadFormat();
+        // a loader named by its import path (veRL's delta loader) is code to run: refused by name, before any pickle is read
+        if (!List.of("safetensors", "direct", "flattened_bucket").contains(format))
+            throw new Undecodable("load_format '" + format
+                    + "' is not supported: use null/'safetensors' (safetensors bytes), 'flattened_bucket' or 'cuda_ipc'");
         boolean pickled = WeightPayloads.looksLikePickle(raw);
         if (pickled && enc.manifest() == null && settings.allowPickle()) {
             byte[] pickle = new byte[raw.remaining()];  // IPC handles and metadata: small
@@ -227,8 +231,7 @@ public final class WeightUpdates {
             // SGLang's own flattened bucket is a pickle: read as safetensors, it is refused as one
             case "flattened_bucket" -> enc.manifest() != null || !pickled ? WeightPayloads.Format.FLATTENED_BUCKET
                     : WeightPayloads.Format.SAFETENSORS;
-            default -> throw new Undecodable("load_format '" + format
-                    + "' is not supported: use null/'safetensors' (safetensors bytes), 'flattened_bucket' or 'cuda_ipc'");
+            default -> throw new IllegalStateException(format);  // checked above
         };
         if (f == WeightPayloads.Format.FLATTENED_BUCKET && enc.manifest() == null)
             throw new Undecodable("load_format 'flattened_bucket' needs flattened_bucket_metadata: "

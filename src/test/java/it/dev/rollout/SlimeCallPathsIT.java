@@ -1,0 +1,183 @@
+package it.dev.rollout;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import jakarta.json.JsonArray;
+import jakarta.json.JsonObject;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * slime's calls to an SGLang server, as slime (THUDM/slime at 624b824a) makes them, against a
+ * server without keys: its external-engine attach (the mode in which slime uses a server it did
+ * not start), generation as sglang_rollout.py and the agent adapters post it, the end-of-rollout
+ * abort, and the weight-sync steps of SGLangEngine (sglang_engine.py: {@code requests.post(url,
+ * json=payload or {})}, {@code raise_for_status()}, no timeout, no key). The list of call paths
+ * and their status is in docs/api.md ("RL frameworks").
+ *
+ * <p>slime's colocated push is a pickled flattened bucket of CUDA IPC handles (GPU only: the GPU
+ * suite's CudaIpcTest); here that step pushes the same weights from disk, so that the calls
+ * around it run exactly. NCCL sync (init_weights_update_group) is issue #18.
+ */
+class SlimeCallPathsIT {
+    static FrameworkServer server;
+
+    @BeforeAll
+    static void start() throws Exception {
+        server = FrameworkServer.start("slime");
+    }
+
+    @AfterAll
+    static void stop() {
+        if (server != null) server.close();
+    }
+
+    @AfterEach
+    void serving() {
+        server.restore();
+    }
+
+    /** sglang_rollout.generate: the sampling params slime always sends (None values included). */
+    static String generateBody(int[] inputIds, int maxNewTokens, String extraSampling) {
+        return "{\"sampling_params\": {\"temperature\": 1.0, \"top_p\": 1.0, \"top_k\": -1, \"max_new_tokens\": " + maxNewTokens
+                + ", \"stop\": null, \"stop_token_ids\": null, \"skip_special_tokens\": false, \"no_stop_trim\": true, "
+                + "\"spaces_between_special_tokens\": false" + extraSampling + "}, \"return_logprob\": true, \"input_ids\": "
+                + Arrays.toString(inputIds) + "}";
+    }
+
+    /** What slime reads of an answer (sglang_rollout.py): a KeyError on any of these fails the rollout. */
+    static JsonObject checkGeneration(Http.Reply r) {
+        server.ok(r);
+        JsonObject o = r.object();
+        assertTrue(o.containsKey("text"), "slime reads output[\"text\"]");
+        JsonObject meta = o.getJsonObject("meta_info");
+        JsonArray lps = meta.getJsonArray("output_token_logprobs");
+        assertEquals(meta.getInt("completion_tokens"), lps.size());
+        for (String k : new String[] {"weight_version", "prompt_tokens", "completion_tokens", "cached_tokens"})
+            assertTrue(meta.containsKey(k), k);
+        String type = meta.getJsonObject("finish_reason").getString("type");
+        assertTrue(type.equals("length") || type.equals("stop") || type.equals("abort"), type);
+        return o;
+    }
+
+    /** external.py: /server_info first, then /get_server_info; the sizes slime reads default to 1 when absent. */
+    @Test
+    void externalEngineAttachReadsTheServerInfo() {
+        Http.Reply info = server.get("/server_info").status() == 200 ? server.get("/server_info") : server.get("/get_server_info");
+        server.ok(info);
+        JsonObject o = info.object();
+        for (String k : new String[] {"tp_size", "pp_size", "ep_size"})
+            if (o.containsKey(k)) assertEquals(1, o.getInt(k), k);
+        assertTrue(o.containsKey("model_path"));
+        server.ok(server.get("/health_generate"));  // the health monitor (S22)
+    }
+
+    @Test
+    void rolloutGenerate() {
+        JsonObject g = checkGeneration(server.post("/generate", generateBody(Checkpoints.PROMPT, 16, "")));
+        assertEquals(16, g.getJsonObject("meta_info").getInt("completion_tokens"));
+    }
+
+    /**
+     * With --rollout-top-p below 1, slime asks its patched SGLang for the top-p token sets
+     * (custom_params.return_top_p_token_ids) and its loss raises without them: refused by name
+     * rather than ignored, so that the run stops at the first request instead of at the loss.
+     */
+    @Test
+    void topPReplayIsRefusedByName() {
+        Http.Reply r = server.post("/generate", generateBody(Checkpoints.PROMPT, 4,
+                ", \"custom_params\": {\"return_top_p_token_ids\": true}").replace("\"top_p\": 1.0", "\"top_p\": 0.9"));
+        assertEquals(400, r.status(), r.body());
+        assertTrue(r.body().contains("return_top_p_token_ids"), r.body());
+    }
+
+    /** Agent adapters (agent/adapters/common.py): a rid of their own; on a client cancel, abort_request {"rid"} (not an admin call). */
+    @Test
+    void agentAdapterGenerateAndCancel() throws Exception {
+        String rid = java.util.UUID.randomUUID().toString().replace("-", "");
+        String body = "{\"rid\": \"" + rid + "\", \"input_ids\": " + Arrays.toString(Checkpoints.PROMPT) + ", \"sampling_params\": "
+                + "{\"skip_special_tokens\": false, \"spaces_between_special_tokens\": false, \"no_stop_trim\": true, "
+                + "\"max_new_tokens\": 3000, \"temperature\": 1.0, \"ignore_eos\": true}, \"return_logprob\": true}";
+        CompletableFuture<Http.Reply> call = server.postAsync("/generate", body);
+        server.await(s -> s.getInt("num_running_reqs") == 1, "the agent's turn runs");
+        server.ok(server.post("/abort_request", "{\"rid\": \"" + rid + "\"}"));
+        JsonObject o = checkGeneration(call.get(30, TimeUnit.SECONDS));
+        assertEquals("abort", o.getJsonObject("meta_info").getJsonObject("finish_reason").getString("type"));
+    }
+
+    /**
+     * End of rollout (server_control.abort_server_until_idle): abort_request {"abort_all": true},
+     * then /v1/loads until idle. We have no /v1/loads (404): slime then logs a warning and stops
+     * after one abort, which has already ended every request with its partial output.
+     */
+    @Test
+    void endOfRolloutAbortAll() throws Exception {
+        CompletableFuture<Http.Reply> a = server.postAsync("/generate", generateBody(Checkpoints.PROMPT, 3000, ", \"ignore_eos\": true"));
+        CompletableFuture<Http.Reply> b = server.postAsync("/generate", generateBody(Checkpoints.PROMPT, 3000, ", \"ignore_eos\": true"));
+        server.await(s -> s.getInt("num_running_reqs") == 2, "two rollouts run");
+        server.ok(server.post("/abort_request", "{\"abort_all\": true}"));
+        for (CompletableFuture<Http.Reply> f : java.util.List.of(a, b))
+            assertEquals("abort", checkGeneration(f.get(30, TimeUnit.SECONDS)).getJsonObject("meta_info")
+                    .getJsonObject("finish_reason").getString("type"));
+        server.await(s -> s.getInt("num_running_reqs") == 0 && s.getInt("num_waiting_reqs") == 0, "idle");
+    }
+
+    /**
+     * The colocated step (train.py with --colocate): offload = flush_cache polled (60 tries, 1 s
+     * apart) then release {}; onload_weights = resume {"tags": ["weights"]}; update_weights =
+     * pause {}, flush, the push, continue {}; onload_kv = resume {"tags": ["kv_cache", "cuda_graph"]}.
+     */
+    @Test
+    void colocatedOffloadSyncOnload() throws Exception {
+        server.poll(() -> server.get("/flush_cache"), 60, Duration.ofSeconds(1));
+        server.ok(server.post("/release_memory_occupation", "{}"));
+        server.ok(server.post("/resume_memory_occupation", "{\"tags\": [\"weights\"]}"));
+        server.ok(server.post("/pause_generation", "{}"));
+        server.poll(() -> server.get("/flush_cache"), 60, Duration.ofSeconds(1));
+        // in place of the pickled flattened bucket (see the class comment): the same weights, from disk
+        server.ok(server.post("/update_weights_from_disk", "{\"model_path\": \"" + server.modelPath + "\", \"weight_version\": \"1\"}"));
+        server.ok(server.post("/continue_generation", "{}"));
+        server.ok(server.post("/resume_memory_occupation", "{\"tags\": [\"kv_cache\", \"cuda_graph\"]}"));
+        JsonObject g = checkGeneration(server.post("/generate", generateBody(Checkpoints.PROMPT, 8, "")));
+        assertEquals("1", g.getJsonObject("meta_info").getString("weight_version"));
+    }
+
+    /**
+     * --update-weight-transport disk (update_weight_from_disk): pause {}, flush polled, update
+     * from disk with a version, the CI check GET /get_weight_version, continue {}.
+     */
+    @Test
+    void diskTransportStep() throws Exception {
+        server.ok(server.post("/pause_generation", "{}"));
+        server.poll(() -> server.get("/flush_cache"), 60, Duration.ofSeconds(1));
+        server.ok(server.post("/update_weights_from_disk", "{\"model_path\": \"" + server.modelPath + "\", \"weight_version\": \"7\"}"));
+        assertEquals("7", server.get("/get_weight_version").object().getString("weight_version"));
+        server.ok(server.post("/continue_generation", "{}"));
+        assertEquals("7", checkGeneration(server.post("/generate", generateBody(Checkpoints.PROMPT, 4, "")))
+                .getJsonObject("meta_info").getString("weight_version"));
+    }
+
+    /**
+     * Fully-async rollout (fully_async_rollout.py) keeps posting /generate during the sync: the
+     * requests that arrive while paused must not keep flush_cache from answering 200 (slime gives
+     * up with a TimeoutError after 60 tries), and they run once generation continues.
+     */
+    @Test
+    void fullyAsyncRequestsDuringAPauseDoNotBlockTheFlush() throws Exception {
+        server.ok(server.post("/pause_generation", "{}"));
+        CompletableFuture<Http.Reply> held = server.postAsync("/generate", generateBody(Checkpoints.PROMPT, 8, ""));
+        server.await(s -> s.getInt("num_waiting_reqs") == 1, "the request waits behind the pause");
+        server.poll(() -> server.get("/flush_cache"), 60, Duration.ofSeconds(1));
+        server.ok(server.post("/update_weights_from_disk", "{\"model_path\": \"" + server.modelPath + "\", \"weight_version\": \"9\"}"));
+        server.ok(server.post("/continue_generation", "{}"));
+        JsonObject g = checkGeneration(held.get(30, TimeUnit.SECONDS));
+        assertEquals("9", g.getJsonObject("meta_info").getString("weight_version"), "it ran on the new weights");
+    }
+}
