@@ -45,6 +45,10 @@ public final class Sequence {
     final IntList spanStarts = new IntList(4);
     final IncrementalDetokenizer detokenizer;
     FinishReason finishReason;
+    /** When it last entered the waiting queue (the waiting timeout's clock; a preemption restarts it). */
+    long queuedNanos;
+    /** When it was first admitted (the running timeout's clock); 0 before. */
+    long admittedNanos;
     long firstTokenNanos;
     long lastTokenNanos;
     long finishedNanos;

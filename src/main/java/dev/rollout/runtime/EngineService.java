@@ -102,6 +102,7 @@ public class EngineService {
             tokenizer = Files.exists(tok) ? HfTokenizer.load(tok) : null;
             chatTemplates = ChatTemplates.load(modelDir);
             LlmEngine engine = new LlmEngine(model, s.engine(), tokenizer, metrics);
+            engine.setTimeouts(s.timeouts());
             loop = new EngineLoop(engine, s.weightsHostBackup(), threads);
             weights = new WeightUpdates(loop, new WeightUpdates.Settings(seconds(s.weightUpdateWaitSeconds()),
                     seconds(s.weightSessionTimeoutSeconds()), s.allowPickle(), s.engine().device()));
