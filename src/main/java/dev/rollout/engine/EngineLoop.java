@@ -199,7 +199,7 @@ public final class EngineLoop implements AutoCloseable {
             g.sequences().forEach(engine::add);
             return g.sequences().size();
         } else if (c instanceof EngineCommand.Abort a) {
-            return engine.abort(a.match(), a.message());
+            return engine.abort(a.match(), a.message(), a.waitingMessage());
         } else if (c instanceof EngineCommand.Pause p) {
             return engine.pause(p.mode());
         } else if (c instanceof EngineCommand.Continue) {

@@ -225,8 +225,16 @@ public final class LlmEngine {
 
     /** Aborts the matching running and waiting sequences, returning their partial output. */
     public int abort(RequestMatch match, String message) {
+        return abort(match, message, message);
+    }
+
+    /**
+     * As {@link #abort(RequestMatch, String)}, a waiting sequence (a retracted one keeps its partial
+     * output) reporting {@code waitingMessage}: SGLang's /abort_request says "Abort in waiting queue".
+     */
+    public int abort(RequestMatch match, String message, String waitingMessage) {
         List<Sequence> hit = scheduler.find(match::test);
-        for (Sequence s : hit) finish(s, FinishReason.abort(message));
+        for (Sequence s : hit) finish(s, FinishReason.abort(s.status == SequenceStatus.WAITING ? waitingMessage : message));
         return hit.size();
     }
 
