@@ -52,7 +52,7 @@ class RequestTimeoutsTest {
     }
 
     @Test
-    void offByDefaultAndAWaitAfterPreemptionStartsAgain() throws Exception {
+    void offByDefault() throws Exception {
         EngineHarness h = oneAtATime();
         h.add("a", new int[] {5, 6, 7}, tokens(3), LogprobOptions.NONE);
         h.add("b", new int[] {5, 6, 9}, tokens(3), LogprobOptions.NONE);

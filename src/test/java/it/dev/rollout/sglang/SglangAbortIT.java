@@ -17,7 +17,6 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Nested;
@@ -33,10 +32,20 @@ import org.junit.jupiter.api.TestInstance;
  * {@code ROLLOUT_WAITING_TIMEOUT_SECONDS}, {@code SGLANG_REQ_RUNNING_TIMEOUT} is
  * {@code ROLLOUT_RUNNING_TIMEOUT_SECONDS}, {@code SGLANG_TIMED_OUT_REQUEST_STATUS_CODE} is
  * {@code ROLLOUT_TIMED_OUT_REQUEST_STATUS_CODE}, {@code --api-key} is {@code ROLLOUT_API_KEY}.
- * The rest run on the build's IT server. The default model is random, so SGLang's prompts give
+ * Second servers are launched once per test JVM and shared with {@link SglangSchedulerControlIT}
+ * ({@link TestServer#launched}). The rest run on the build's IT server. The default model is random, so SGLang's prompts give
  * nonsense here; no assertion reads the text beyond its presence.
  */
 class SglangAbortIT {
+    /**
+     * SGLang gives the API-key test and the retraction test servers of their own; here they share
+     * one (second servers are slow to start on a CPU CI machine): the API key for the first, 16
+     * running requests and 48 KV blocks (768 tokens) for the second, so that long requests
+     * retract each other within a few dozen steps even on a slow CPU. The memory-leak check is the stricter for it: it runs
+     * through retractions.
+     */
+    static final Map<String, String> API_KEY_SMALL_KV = Map.of("ROLLOUT_API_KEY", "test-api-key",
+            "ROLLOUT_MAX_RUNNING_REQUESTS", "16", "ROLLOUT_KV_BLOCKS", "48");
     static final String PROMPT = "\n                System: You are a helpful assistant.\n                User: What is the capital of France?\n"
             + "                Assistant: The capital of France is\n                ";
 
@@ -77,12 +86,7 @@ class SglangAbortIT {
 
         @BeforeAll
         void launch() throws Exception {
-            server = TestServer.launch("abort-api-key", Map.of("ROLLOUT_API_KEY", "test-api-key"));
-        }
-
-        @AfterAll
-        void stop() {
-            if (server != null) server.close();
+            server = TestServer.launched("api-key-small-kv", SglangAbortIT.API_KEY_SMALL_KV);
         }
 
         @Test
@@ -154,7 +158,7 @@ class SglangAbortIT {
     }
 
     /**
-     * SGLang forces retraction with SGLANG_TEST_RETRACT; here a KV cache of 128 blocks (2,048
+     * SGLang forces retraction with SGLANG_TEST_RETRACT; here a KV cache of 48 blocks (768
      * tokens) for 16 running requests of up to 4,000 tokens runs out within seconds, and the
      * scheduler retracts (preempts) the latest. Instead of sleeping 8 s, the test waits until
      * retractions have happened, then aborts everything: retracted requests, back in the queue,
@@ -167,12 +171,7 @@ class SglangAbortIT {
 
         @BeforeAll
         void launch() throws Exception {
-            server = TestServer.launch("abort-retraction", Map.of("ROLLOUT_MAX_RUNNING_REQUESTS", "16", "ROLLOUT_KV_BLOCKS", "128"));
-        }
-
-        @AfterAll
-        void stop() {
-            if (server != null) server.close();
+            server = TestServer.launched("api-key-small-kv", SglangAbortIT.API_KEY_SMALL_KV);
         }
 
         @Test
@@ -188,10 +187,11 @@ class SglangAbortIT {
             String body = json("text", "The capital of France is", "sampling_params",
                     new TestServer.Raw(json("temperature", 0, "max_new_tokens", 4000, "ignore_eos", true)),
                     "return_logprob", true, "top_logprobs_num", 3);
+            double before = s.metric("rollout:num_preemptions");  // the server is shared: count this test's own
             List<Future<Http.Reply>> futures = AbortTimeoutKit.concurrently(pool, n, () -> s.post("/generate", body));
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
-            while (s.metric("rollout:num_preemptions") < 8 && System.nanoTime() < deadline) Thread.sleep(200);
-            assertTrue(s.metric("rollout:num_preemptions") >= 8, "retractions happened");
+            while (s.metric("rollout:num_preemptions") - before < 8 && System.nanoTime() < deadline) Thread.sleep(200);
+            assertTrue(s.metric("rollout:num_preemptions") - before >= 8, "retractions happened");
             assertEquals(200, s.admin("/abort_request", json("abort_all", true)).status());
             int inQueue = 0, inQueueWithOutput = 0;
             for (Future<Http.Reply> f : futures) {
@@ -218,11 +218,17 @@ class SglangAbortIT {
         }
     }
 
-    /** The waiting timeout is 0.2 s, not SGLang's 1 ms: long enough that the first request is never the one that waited. */
+    /**
+     * The waiting timeout is 0.1 s, not SGLang's 1 ms: long enough that the first request, admitted
+     * at once, never waits that long on a busy CI machine; the requests are 128 tokens, not 512, so
+     * that the first finishes within the kit's 60 s on a CPU, and still outlasts 0.1 s on a fast one.
+     */
     static Map<String, String> waitingTimeout(int status) {
-        return Map.of("ROLLOUT_MAX_RUNNING_REQUESTS", "1", "ROLLOUT_WAITING_TIMEOUT_SECONDS", "0.2",
+        return Map.of("ROLLOUT_MAX_RUNNING_REQUESTS", "1", "ROLLOUT_WAITING_TIMEOUT_SECONDS", "0.1",
                 "ROLLOUT_TIMED_OUT_REQUEST_STATUS_CODE", String.valueOf(status));
     }
+
+    static final int WAITING_TIMEOUT_MAX_NEW_TOKENS = 128;
 
     @Nested
     @TestInstance(TestInstance.Lifecycle.PER_CLASS)
@@ -235,12 +241,7 @@ class SglangAbortIT {
 
         @BeforeAll
         void launch() throws Exception {
-            server = TestServer.launch("waiting-timeout-" + status(), waitingTimeout(status()));
-        }
-
-        @AfterAll
-        void stop() {
-            if (server != null) server.close();
+            server = TestServer.launched("waiting-timeout-" + status(), waitingTimeout(status()));
         }
 
         @Override
@@ -251,6 +252,11 @@ class SglangAbortIT {
         @Override
         public int timedOutRequestStatusCode() {
             return status();
+        }
+
+        @Override
+        public int waitingTimeoutMaxNewTokens() {
+            return WAITING_TIMEOUT_MAX_NEW_TOKENS;
         }
     }
 
@@ -263,6 +269,7 @@ class SglangAbortIT {
         }
     }
 
+    /** Also runs the kit's two-wave mixin, which test_abort.py does not mix in, on the same server. */
     @Nested
     @TestInstance(TestInstance.Lifecycle.PER_CLASS)
     class TestAbortWithRunningTimeout implements AbortTimeoutKit.RunningTimeoutTwoWave {
@@ -270,12 +277,7 @@ class SglangAbortIT {
 
         @BeforeAll
         void launch() throws Exception {
-            server = TestServer.launch("running-timeout", Map.of("ROLLOUT_RUNNING_TIMEOUT_SECONDS", "0.001"));
-        }
-
-        @AfterAll
-        void stop() {
-            if (server != null) server.close();
+            server = TestServer.launched("running-timeout", Map.of("ROLLOUT_RUNNING_TIMEOUT_SECONDS", "0.001"));
         }
 
         @Override

@@ -12,7 +12,6 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Nested;
@@ -43,12 +42,7 @@ class SglangSchedulerControlIT {
 
         @BeforeAll
         void launch() throws Exception {
-            server = TestServer.launch("control-api-key", Map.of("ROLLOUT_API_KEY", "test-api-key"));
-        }
-
-        @AfterAll
-        void stop() {
-            if (server != null) server.close();
+            server = TestServer.launched("api-key-small-kv", SglangAbortIT.API_KEY_SMALL_KV);
         }
 
         @Test
@@ -126,12 +120,7 @@ class SglangSchedulerControlIT {
 
         @BeforeAll
         void launch() throws Exception {
-            server = TestServer.launch("control-retraction", Map.of("ROLLOUT_MAX_RUNNING_REQUESTS", "16", "ROLLOUT_KV_BLOCKS", "128"));
-        }
-
-        @AfterAll
-        void stop() {
-            if (server != null) server.close();
+            server = TestServer.launched("api-key-small-kv", SglangAbortIT.API_KEY_SMALL_KV);
         }
 
         @Test
@@ -148,17 +137,17 @@ class SglangSchedulerControlIT {
 
         @BeforeAll
         void launch() throws Exception {
-            server = TestServer.launch("control-waiting-timeout", SglangAbortIT.waitingTimeout(503));
-        }
-
-        @AfterAll
-        void stop() {
-            if (server != null) server.close();
+            server = TestServer.launched("waiting-timeout-503", SglangAbortIT.waitingTimeout(503));
         }
 
         @Override
         public TestServer server() {
             return server;
+        }
+
+        @Override
+        public int waitingTimeoutMaxNewTokens() {
+            return SglangAbortIT.WAITING_TIMEOUT_MAX_NEW_TOKENS;
         }
     }
 
@@ -169,12 +158,7 @@ class SglangSchedulerControlIT {
 
         @BeforeAll
         void launch() throws Exception {
-            server = TestServer.launch("control-running-timeout", Map.of("ROLLOUT_RUNNING_TIMEOUT_SECONDS", "0.001"));
-        }
-
-        @AfterAll
-        void stop() {
-            if (server != null) server.close();
+            server = TestServer.launched("running-timeout", Map.of("ROLLOUT_RUNNING_TIMEOUT_SECONDS", "0.001"));
         }
 
         @Test

@@ -44,7 +44,36 @@ final class TestServer implements AutoCloseable {
         return new TestServer(Http.BASE, Integer.parseInt(System.getProperty("http.port", "9080")), null, null);
     }
 
-    /** A second server with {@code env} (ROLLOUT_* settings), ready when this returns. */
+    private static final Map<String, TestServer> LAUNCHED = new java.util.HashMap<>();
+
+    /**
+     * A second server with {@code env} (ROLLOUT_* settings), ready when this returns: launched once
+     * per test JVM and shared by every class that asks for the same settings (test_abort.py and
+     * test_scheduler_control.py launch the same servers; a launch takes most of a minute on a
+     * busy CI machine), and stopped when the JVM exits.
+     */
+    static synchronized TestServer launched(String name, Map<String, String> env) throws IOException {
+        String key = new java.util.TreeMap<>(env).toString();
+        TestServer s = LAUNCHED.get(key);
+        if (s == null) {
+            if (LAUNCHED.isEmpty()) Runtime.getRuntime().addShutdownHook(new Thread(TestServer::stopLaunched, "stop-sglang-test-servers"));
+            s = launch(name, env);
+            LAUNCHED.put(key, s);
+        }
+        return s;
+    }
+
+    private static synchronized void stopLaunched() {
+        for (TestServer s : LAUNCHED.values()) {
+            try {
+                s.close();
+            } catch (RuntimeException e) {
+                System.err.println("stopping " + s.base + ": " + e);
+            }
+        }
+    }
+
+    /** A second server with {@code env} (ROLLOUT_* settings), ready when this returns; the caller closes it. */
     static TestServer launch(String name, Map<String, String> env) throws IOException {
         int port = ServerProcessIT.freePort();
         ServerProcess.Spec spec = ServerProcessIT.secondServer(name, port);
@@ -56,6 +85,20 @@ final class TestServer implements AutoCloseable {
 
     Http.Reply post(String path, String body) {
         return Http.send(request(path).header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)));
+    }
+
+    /** As {@link #post(String, String)}, waiting up to {@code timeout} (Http's own limit is 120 s). */
+    Http.Reply post(String path, String body, Duration timeout) {
+        try {
+            var r = Http.CLIENT.send(request(path).timeout(timeout).header("Content-Type", "application/json")
+                    .POST(HttpRequest.BodyPublishers.ofString(body)).build(), java.net.http.HttpResponse.BodyHandlers.ofString());
+            return new Http.Reply(r.statusCode(), r.body());
+        } catch (IOException e) {
+            throw new AssertionError(path + " failed: " + e, e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError(path + " interrupted", e);
+        }
     }
 
     Http.Reply get(String path) {
