@@ -1,17 +1,23 @@
 package dev.rollout.api;
 
+import dev.rollout.engine.LogitBias;
 import dev.rollout.engine.LogprobOptions;
 import dev.rollout.engine.PromptEmbeds;
 import dev.rollout.engine.SamplingParams;
+import dev.rollout.engine.StopRegex;
 import dev.rollout.tokenizer.HfTokenizer;
 import jakarta.json.JsonArray;
 import jakarta.json.JsonObject;
 import jakarta.json.JsonValue;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
+import java.util.regex.Pattern;
+import java.util.regex.PatternSyntaxException;
 
 /**
  * Turns a {@code /generate} body (SGLang's {@code GenerateReqInput}) into a validated
@@ -22,11 +28,12 @@ final class GenerateRequestParser {
     /** sampling_params keys that are accepted and have no effect here. */
     private static final Set<String> IGNORED = Set.of("spaces_between_special_tokens", "custom_params");
     /** sampling_params keys that would change the output if honoured, so they are refused rather than ignored. */
-    private static final Set<String> UNSUPPORTED = Set.of("json_schema", "regex", "ebnf", "structural_tag", "stop_regex",
-            "logit_bias", "custom_logit_processor");
+    private static final Set<String> UNSUPPORTED = Set.of("json_schema", "regex", "ebnf", "structural_tag",
+            "custom_logit_processor");
     private static final Set<String> KNOWN = Set.of("max_new_tokens", "max_tokens", "min_new_tokens", "temperature", "top_p",
             "top_k", "min_p", "frequency_penalty", "presence_penalty", "repetition_penalty", "stop", "stop_token_ids",
-            "ignore_eos", "skip_special_tokens", "no_stop_trim", "n", "sampling_seed", "seed", "stream_interval");
+            "ignore_eos", "skip_special_tokens", "no_stop_trim", "n", "sampling_seed", "seed", "stream_interval",
+            "logit_bias", "stop_regex");
     private static final int MAX_TOP_LOGPROBS = 100;
     /**
      * Sequences one request may ask for (prompts times n): each becomes engine state before the
@@ -302,6 +309,55 @@ final class GenerateRequestParser {
         }
         for (String key : List.of("sampling_seed", "seed"))
             if (Fields.present(sp, key)) b.seed(Fields.integer(sp.get(key), name + "." + key));
+        if (Fields.present(sp, f = "logit_bias")) b.logitBias(logitBias(sp.get(f), name + "." + f));
+        if (Fields.present(sp, f = "stop_regex")) b.stopRegex(stopRegex(sp.get(f), name + "." + f));
         return b.build();
+    }
+
+    /**
+     * SGLang's {@code logit_bias}: token ids as string keys (JSON has no others), each a number to
+     * add to that token's logit. Any finite bias is taken, as SGLang takes it (OpenAI documents
+     * -100 to 100); a key that is not a token id of this model is refused by name.
+     */
+    private LogitBias logitBias(JsonValue v, String name) {
+        if (!(v instanceof JsonObject o)) throw Fields.type(name, "an object from token id (a string) to a bias", v);
+        Map<Integer, Double> bias = new HashMap<>();
+        for (Map.Entry<String, JsonValue> e : o.entrySet()) {
+            String key = e.getKey();
+            int id;
+            try {
+                id = Integer.parseInt(key.strip());
+            } catch (NumberFormatException notAnId) {
+                throw ApiException.badRequest(name + " has the key '" + shorten(key) + "', which is not a token id");
+            }
+            if (id < 0 || id >= limits.vocabSize())
+                throw ApiException.badRequest(name + " must have keys in [0, " + (limits.vocabSize() - 1) + "], got " + key.strip());
+            double d = Fields.number(e.getValue(), name + "[\"" + id + "\"]");
+            if (!Double.isFinite(d) || Math.abs(d) > Float.MAX_VALUE)
+                throw ApiException.badRequest(name + "[\"" + id + "\"] must be a finite number, got " + d);
+            if (bias.put(id, d) != null) throw ApiException.badRequest(name + " has the token id " + id + " twice");
+        }
+        return LogitBias.of(bias);
+    }
+
+    /** SGLang's {@code stop_regex}: a pattern or a list of them, each compiled here so a bad one is a 400 naming it. */
+    private StopRegex stopRegex(JsonValue v, String name) {
+        List<String> regexes = Fields.stringOrList(v, name);
+        if (regexes.isEmpty()) return StopRegex.NONE;
+        if (tokenizer == null) throw ApiException.badRequest(name + " needs a tokenizer (the output is matched as text)");
+        for (String r : regexes) {
+            if (r.isEmpty()) throw ApiException.badRequest(name + " cannot contain an empty pattern");
+            try {
+                Pattern.compile(r);
+            } catch (PatternSyntaxException e) {
+                throw ApiException.badRequest(name + " has an invalid regular expression '" + shorten(r) + "': "
+                        + e.getDescription() + " near index " + e.getIndex());
+            }
+        }
+        return StopRegex.compile(regexes);
+    }
+
+    private static String shorten(String s) {
+        return s.length() <= 64 ? s : s.substring(0, 64) + "...";
     }
 }

@@ -95,7 +95,10 @@ final class GenerateResponses {
                 else b.add("matched", String.valueOf(r.matched()));
             }
             case LENGTH -> b.add("type", "length").add("length", r.length());
-            case ABORT -> b.add("type", "abort").add("message", r.message() == null ? "" : r.message());
+            case ABORT -> {
+                b.add("type", "abort").add("message", r.message() == null ? "" : r.message());
+                if (r.statusCode() != 0) b.add("status_code", r.statusCode());  // a timeout: SGLang's FINISH_ABORT carries it
+            }
         }
         return b.build();
     }

@@ -1,5 +1,6 @@
 package dev.rollout.api;
 
+import dev.rollout.engine.FinishReason;
 import dev.rollout.engine.SequenceOutput;
 import dev.rollout.runtime.ServerSettings;
 import jakarta.ws.rs.core.Response;
@@ -30,9 +31,26 @@ final class GenerationRelay {
 
     private GenerationRelay() {}
 
-    /** Submits {@code pending} and answers with its relay: server-sent events or one JSON body. */
+    /**
+     * Submits {@code pending} and answers with its relay: server-sent events or one JSON body. A
+     * whole answer waits up to one keep-alive interval before its status is sent, so that a
+     * request the engine refuses at once (SGLang's waiting or running timeout) is answered with
+     * that status and SGLang's error body, not a 200.
+     */
     static Response respond(PendingGeneration pending, boolean stream, Format format, ServerSettings settings) {
         pending.submit();
+        if (!stream) {
+            long until = System.nanoTime() + (long) (Math.max(0.001, settings.keepaliveSeconds()) * 1e9);
+            try {
+                while (!pending.done() && System.nanoTime() < until)
+                    pending.poll(Math.max(1, (until - System.nanoTime()) / 1_000_000));
+            } catch (InterruptedException e) {
+                pending.abort("server interrupted");
+                Thread.currentThread().interrupt();
+            }
+            FinishReason refused = pending.done() ? refusal(pending.finals()) : null;
+            if (refused != null) return Errors.response(refused.statusCode(), refused.message());
+        }
         StreamingOutput out = os -> run(pending, stream, format, os, settings);
         return stream
                 ? Response.ok(out, "text/event-stream").header("Cache-Control", "no-cache").build()
@@ -68,7 +86,17 @@ final class GenerationRelay {
             Thread.currentThread().interrupt();
             return;
         }
-        write(os, stream ? format.end(pending.finals()) : format.whole(pending.finals()));
+        FinishReason refused = stream ? null : refusal(pending.finals());
+        // the status is sent already; the body still says what SGLang's says
+        if (refused != null) write(os, Errors.body(refused.statusCode(), refused.message()).toString());
+        else write(os, stream ? format.end(pending.finals()) : format.whole(pending.finals()));
+    }
+
+    /** The first abort that carries an HTTP status (a timeout), which SGLang answers as an error for the whole call. */
+    static FinishReason refusal(SequenceOutput[] finals) {
+        for (SequenceOutput f : finals)
+            if (f != null && f.finishReason() != null && f.finishReason().statusCode() != 0) return f.finishReason();
+        return null;
     }
 
     private static void write(OutputStream os, String s) throws IOException {

@@ -22,7 +22,8 @@ final class OpenAi {
             new String[] {"frequency_penalty", "frequency_penalty"}, new String[] {"top_k", "top_k"}, new String[] {"min_p", "min_p"},
             new String[] {"repetition_penalty", "repetition_penalty"}, new String[] {"ignore_eos", "ignore_eos"},
             new String[] {"stop_token_ids", "stop_token_ids"}, new String[] {"min_tokens", "min_new_tokens"},
-            new String[] {"skip_special_tokens", "skip_special_tokens"});
+            new String[] {"skip_special_tokens", "skip_special_tokens"},
+            new String[] {"logit_bias", "logit_bias"}, new String[] {"stop_regex", "stop_regex"});
 
     private OpenAi() {}
 

@@ -35,7 +35,7 @@ import java.util.UUID;
  * continuing from it: there is no constrained decoding to force them otherwise.
  */
 final class OpenAiChat {
-    private static final Set<String> UNSUPPORTED = Set.of("logit_bias", "audio", "modalities", "prediction", "functions",
+    private static final Set<String> UNSUPPORTED = Set.of("audio", "modalities", "prediction", "functions",
             "function_call", "web_search_options", "chat_template");
     private static final Set<String> ROLES = Set.of("system", "developer", "user", "assistant", "tool");
 

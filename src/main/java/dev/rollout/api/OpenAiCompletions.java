@@ -25,7 +25,7 @@ import java.util.UUID;
  * {@code return_token_ids} (each choice's {@code token_ids}, and {@code prompt_token_ids}).
  */
 final class OpenAiCompletions {
-    private static final Set<String> UNSUPPORTED = Set.of("suffix", "echo", "logit_bias");
+    private static final Set<String> UNSUPPORTED = Set.of("suffix", "echo");
     private OpenAiCompletions() {}
 
     /** The /generate body for an OpenAI completions request; 400s name OpenAI's fields. */

@@ -144,8 +144,8 @@ public class ServerResource {
         if (all) ApiKeys.requireAdmin(service.settings(), headers);  // aborting everyone's rollouts is a control action
         String rid = Fields.present(o, "rid") ? Fields.string(o.get("rid"), "rid") : "";
         if (!all && rid.isEmpty()) throw ApiException.badRequest("abort_request needs a non-empty rid or abort_all=true");
-        loop.submit(all ? new EngineCommand.Abort(RequestMatch.every(), "aborted by abort_all")
-                : new EngineCommand.Abort(RequestMatch.prefix(rid), "aborted by abort_request"));
+        loop.submit(all ? new EngineCommand.Abort(RequestMatch.every(), "aborted by abort_all", "Abort in waiting queue")
+                : new EngineCommand.Abort(RequestMatch.prefix(rid), "aborted by abort_request", "Abort in waiting queue"));
         return Response.ok().build();
     }
 

@@ -58,11 +58,19 @@ public sealed interface EngineCommand<R> {
         }
     }
 
-    /** Ends the matching running and waiting requests with their partial output; answers how many. */
-    record Abort(RequestMatch match, String message) implements EngineCommand<Integer> {
+    /**
+     * Ends the matching running and waiting requests with their partial output; answers how many.
+     * Waiting ones report {@code waitingMessage} (SGLang's "Abort in waiting queue" for /abort_request).
+     */
+    record Abort(RequestMatch match, String message, String waitingMessage) implements EngineCommand<Integer> {
+        public Abort(RequestMatch match, String message) {
+            this(match, message, message);
+        }
+
         public Abort {
             Objects.requireNonNull(match);
             Objects.requireNonNull(message);
+            Objects.requireNonNull(waitingMessage);
         }
     }
 

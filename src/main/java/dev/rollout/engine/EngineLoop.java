@@ -209,7 +209,7 @@ public final class EngineLoop implements AutoCloseable {
         } else if (c instanceof EngineCommand.CloseSession cs) {
             return engine.sessions().close(cs.sessionId());
         } else if (c instanceof EngineCommand.Abort a) {
-            return engine.abort(a.match(), a.message());
+            return engine.abort(a.match(), a.message(), a.waitingMessage());
         } else if (c instanceof EngineCommand.Pause p) {
             return engine.pause(p.mode());
         } else if (c instanceof EngineCommand.Continue) {

@@ -29,6 +29,9 @@ public final class LlmEngine {
     private boolean paused;
     private boolean held;
     private boolean admissionsBlocked;
+    private RequestTimeouts timeouts = RequestTimeouts.NONE;
+    /** Reused every step by the timeout check, so that it allocates nothing while no request times out. */
+    private final List<Sequence> waitedTooLong = new ArrayList<>(), ranTooLong = new ArrayList<>();
 
     public LlmEngine(CausalLm model, EngineConfig config, TokenDecoder decoder, EngineObserver observer) {
         this.model = model;
@@ -133,9 +136,15 @@ public final class LlmEngine {
         return scheduler.hasWork() && !paused && !held;
     }
 
+    /** SGLang's waiting and running timeouts; set before the engine runs (the loop's thread reads them). */
+    public void setTimeouts(RequestTimeouts timeouts) {
+        this.timeouts = timeouts;
+    }
+
     /** Runs one step; returns the number of sequences that took part. */
     public int step() {
         if (!canStep()) return 0;
+        if (timeouts.any()) abortTimedOut(System.nanoTime());
         List<ScheduledSequence> batch = scheduler.schedule(!admissionsBlocked);
         // nothing could run: if session pins fill the cache, they give way (the least recently used session first)
         while (batch.isEmpty() && !admissionsBlocked && sessions.yieldPins()) batch = scheduler.schedule(true);
@@ -182,6 +191,21 @@ public final class LlmEngine {
             seq.listener.onOutput(seq.snapshot(weightVersion));
     }
 
+    /**
+     * Aborts, before the step is scheduled, what waited or ran too long, with the status SGLang
+     * answers such a request with; the rest of the batch goes on. Checked once per step, on the
+     * engine thread, like SGLang's scheduler does once per iteration.
+     */
+    private void abortTimedOut(long now) {
+        scheduler.timedOut(now, timeouts.waitingNanos(), timeouts.runningNanos(), waitedTooLong, ranTooLong);
+        for (int i = 0; i < waitedTooLong.size(); i++)
+            finish(waitedTooLong.get(i), FinishReason.abort(RequestTimeouts.WAITING_MESSAGE, timeouts.statusCode()));
+        for (int i = 0; i < ranTooLong.size(); i++)
+            finish(ranTooLong.get(i), FinishReason.abort(RequestTimeouts.RUNNING_MESSAGE, timeouts.statusCode()));
+        waitedTooLong.clear();
+        ranTooLong.clear();
+    }
+
     private FinishReason finishReason(Sequence seq, int token, String delta) {
         SamplingParams p = seq.params;
         int generated = seq.numOutputTokens();
@@ -197,6 +221,23 @@ public final class LlmEngine {
                         seq.detokenizer.truncate(p.noStopTrim() ? at + stop.length() : at);
                         return FinishReason.stopString(stop);
                     }
+                }
+            }
+            if (!p.stopRegex().isEmpty() && !delta.isEmpty()) {
+                String text = seq.detokenizer.text();
+                String pattern;
+                try {
+                    pattern = p.stopRegex().find(text);
+                } catch (StopRegex.Overrun spent) {
+                    return FinishReason.abort("stop_regex '" + spent.pattern + "' took too long to search the last "
+                            + StopRegex.WINDOW_CHARS + " characters of the output (it backtracks too much); the request was ended");
+                }
+                if (pattern != null) {
+                    // SGLang trims at the pattern's own text where it appears in the output (its
+                    // trim_matched_stop looks for the matched value as a string), else keeps the match
+                    int at = p.noStopTrim() ? -1 : text.indexOf(pattern);
+                    if (at >= 0) seq.detokenizer.truncate(at);
+                    return FinishReason.stopRegex(pattern);
                 }
             }
         }
@@ -218,8 +259,16 @@ public final class LlmEngine {
 
     /** Aborts the matching running and waiting sequences, returning their partial output. */
     public int abort(RequestMatch match, String message) {
+        return abort(match, message, message);
+    }
+
+    /**
+     * As {@link #abort(RequestMatch, String)}, a waiting sequence (a retracted one keeps its partial
+     * output) reporting {@code waitingMessage}: SGLang's /abort_request says "Abort in waiting queue".
+     */
+    public int abort(RequestMatch match, String message, String waitingMessage) {
         List<Sequence> hit = scheduler.find(match::test);
-        for (Sequence s : hit) finish(s, FinishReason.abort(message));
+        for (Sequence s : hit) finish(s, FinishReason.abort(s.status == SequenceStatus.WAITING ? waitingMessage : message));
         return hit.size();
     }
 

@@ -30,8 +30,8 @@ public final class OutputText {
         return out.withText(detokenizer.text());
     }
 
-    /** Whether the engine must decode this sequence itself: it has stop strings to match as it goes. */
+    /** Whether the engine must decode this sequence itself: it has stop strings or patterns to match as it goes. */
     public static boolean engineDecodes(SamplingParams params) {
-        return !params.stop().isEmpty();
+        return !params.stop().isEmpty() || !params.stopRegex().isEmpty();
     }
 }

@@ -21,8 +21,10 @@ import org.bytedeco.pytorch.global.torch;
 
 /**
  * Picks the next token of every sampling row in one batched pass over the logits and reports
- * log-probabilities in SGLang's convention: log-softmax of the penalised logits divided by the
- * temperature (raw log-softmax for greedy rows), before top-k/top-p/min-p filtering.
+ * log-probabilities in SGLang's convention: log-softmax of the penalised and biased logits divided
+ * by the temperature (raw log-softmax for greedy rows), before top-k/top-p/min-p filtering.
+ * Penalties, {@code logit_bias} and bans are written into the logits first, so every path that
+ * picks a token (greedy argmax, libtorch's draw, our sampling kernel) sees them.
  *
  * <p>Randomness comes from each sequence's own generator, one uniform draw per token fed into an
  * inverse-CDF lookup on the device, so a seeded request samples the same tokens whatever else
@@ -221,7 +223,9 @@ final class Sampler {
 
     /**
      * Repetition penalty (over prompt and output), frequency and presence penalties (over the
-     * output), and bans on stop tokens before min_new_tokens, written into the rows in place.
+     * output), {@code logit_bias}, and bans on stop tokens before min_new_tokens, written into the
+     * rows in place, in SGLang's order (penalties, then the bias). One index_add_ for the biases of
+     * every row: a copy of their ids and values to the device, no (S, V) tensor.
      */
     private void applyPenaltiesAndBans(Tensor logits, List<Sequence> seqs, long vocab) {
         int total = 0;
@@ -253,6 +257,21 @@ final class Sampler {
             Tensor r = Torch.floats(Arrays.copyOf(rep, k), device);
             vals = torch.where(torch.gt(vals, new Scalar(0.0)), vals.div(r), vals.mul(r)).sub(Torch.floats(Arrays.copyOf(sub, k), device));
             flat.index_copy_(0, at, vals);
+        }
+        int biased = 0;
+        for (Sequence s : seqs) biased += s.params.logitBias().size();
+        if (biased > 0) {
+            long[] at = new long[biased];
+            float[] add = new float[biased];
+            int j = 0;
+            for (int row = 0; row < seqs.size(); row++) {
+                LogitBias b = seqs.get(row).params.logitBias();
+                for (int i = 0; i < b.size(); i++) {
+                    at[j] = row * vocab + b.tokenIds()[i];
+                    add[j++] = b.biases()[i];
+                }
+            }
+            flat.index_add_(0, Torch.longs(at, device), Torch.floats(add, device));
         }
         // bans: a stop token may not end the sequence before min_new_tokens
         List<Long> banned = new ArrayList<>();

@@ -6,6 +6,8 @@ import java.util.List;
  * How one request samples and when it stops; SGLang's {@code sampling_params}, already validated.
  * {@code topK} is {@code Integer.MAX_VALUE} when disabled; a temperature under 1e-6 means greedy.
  * A streamed request gets an event every {@code streamInterval} tokens, and one when it finishes.
+ * {@code logitBias} is added to the logits before sampling; {@code stopRegex} ends the output when
+ * one of its patterns matches the decoded text.
  */
 public record SamplingParams(
         double temperature,
@@ -24,7 +26,9 @@ public record SamplingParams(
         boolean noStopTrim,
         int n,
         Long seed,
-        int streamInterval) {
+        int streamInterval,
+        LogitBias logitBias,
+        StopRegex stopRegex) {
 
     public static final SamplingParams GREEDY = builder().temperature(0).build();
 
@@ -32,6 +36,8 @@ public record SamplingParams(
         if (streamInterval < 1) throw new IllegalArgumentException("streamInterval must be >= 1, not " + streamInterval);
         stop = List.copyOf(stop);
         stopTokenIds = List.copyOf(stopTokenIds);
+        if (logitBias == null) logitBias = LogitBias.NONE;
+        if (stopRegex == null) stopRegex = StopRegex.NONE;
     }
 
     public boolean greedy() {
@@ -52,7 +58,7 @@ public record SamplingParams(
         b.repetitionPenalty = repetitionPenalty; b.frequencyPenalty = frequencyPenalty; b.presencePenalty = presencePenalty;
         b.maxNewTokens = maxNewTokens; b.minNewTokens = minNewTokens; b.stop = stop; b.stopTokenIds = stopTokenIds;
         b.ignoreEos = ignoreEos; b.skipSpecialTokens = skipSpecialTokens; b.noStopTrim = noStopTrim; b.n = n; b.seed = seed;
-        b.streamInterval = streamInterval;
+        b.streamInterval = streamInterval; b.logitBias = logitBias; b.stopRegex = stopRegex;
         return b;
     }
 
@@ -66,6 +72,8 @@ public record SamplingParams(
         private List<Integer> stopTokenIds = List.of();
         private boolean ignoreEos, noStopTrim, skipSpecialTokens = true;
         private Long seed;
+        private LogitBias logitBias = LogitBias.NONE;
+        private StopRegex stopRegex;
 
         public Builder temperature(double v) { temperature = v; return this; }
         public Builder topP(double v) { topP = v; return this; }
@@ -84,11 +92,13 @@ public record SamplingParams(
         public Builder n(int v) { n = v; return this; }
         public Builder seed(Long v) { seed = v; return this; }
         public Builder streamInterval(int v) { streamInterval = v; return this; }
+        public Builder logitBias(LogitBias v) { logitBias = v; return this; }
+        public Builder stopRegex(StopRegex v) { stopRegex = v; return this; }
 
         public SamplingParams build() {
             return new SamplingParams(temperature, topP, topK, minP, repetitionPenalty, frequencyPenalty, presencePenalty,
                     maxNewTokens, minNewTokens, stop, stopTokenIds, ignoreEos, skipSpecialTokens, noStopTrim, n, seed,
-                    streamInterval);
+                    streamInterval, logitBias, stopRegex);
         }
     }
 }

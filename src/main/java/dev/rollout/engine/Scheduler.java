@@ -30,6 +30,7 @@ public final class Scheduler {
     }
 
     public void add(Sequence seq) {
+        seq.queuedNanos = System.nanoTime();
         waiting.addLast(seq);
     }
 
@@ -91,6 +92,7 @@ public final class Scheduler {
             blocks.acquire(seq, hits);
             if (seq.numCachedTokens < 0) seq.numCachedTokens = Math.min(cachedTokens, seq.promptLen);
             seq.status = SequenceStatus.RUNNING;
+            if (seq.admittedNanos == 0) seq.admittedNanos = System.nanoTime();
             running.add(seq);
             batch.add(take(seq, n));
             budget -= n;
@@ -119,6 +121,7 @@ public final class Scheduler {
         seq.numComputed = 0;
         seq.numRetractions++;
         seq.status = SequenceStatus.WAITING;
+        seq.queuedNanos = System.nanoTime();
         waiting.addFirst(seq);
         numPreemptions++;
     }
@@ -144,6 +147,22 @@ public final class Scheduler {
         else waiting.remove(seq);
         blocks.free(seq);
         seq.status = SequenceStatus.FINISHED;
+    }
+
+    /**
+     * Adds to {@code waitedTooLong} the sequences queued for {@code waitingNanos} or more by
+     * {@code now}, and to {@code ranTooLong} those running {@code runningNanos} or more since their
+     * first admission (Long.MAX_VALUE turns either off). A pass over both queues that allocates
+     * nothing per sequence: it runs every step while a timeout is set.
+     */
+    public void timedOut(long now, long waitingNanos, long runningNanos, List<Sequence> waitedTooLong, List<Sequence> ranTooLong) {
+        if (waitingNanos != Long.MAX_VALUE)
+            for (Sequence s : waiting) if (now - s.queuedNanos >= waitingNanos) waitedTooLong.add(s);
+        if (runningNanos != Long.MAX_VALUE)
+            for (int i = 0; i < running.size(); i++) {
+                Sequence s = running.get(i);
+                if (now - s.admittedNanos >= runningNanos) ranTooLong.add(s);
+            }
     }
 
     /** Running and waiting sequences whose rid passes {@code test}. */

@@ -55,6 +55,10 @@ public final class Sequence {
     /** Its place in a session, while it runs; null for a request outside sessions. */
     Sessions.Node sessionNode;
     FinishReason finishReason;
+    /** When it last entered the waiting queue (the waiting timeout's clock; a preemption restarts it). */
+    long queuedNanos;
+    /** When it was first admitted (the running timeout's clock); 0 before. */
+    long admittedNanos;
     long firstTokenNanos;
     long lastTokenNanos;
     long finishedNanos;

@@ -1,6 +1,7 @@
 package dev.rollout.runtime;
 
 import dev.rollout.engine.EngineConfig;
+import dev.rollout.engine.RequestTimeouts;
 
 /**
  * Every knob of the server, read once from MicroProfile Config (so from
@@ -30,4 +31,5 @@ public record ServerSettings(
         String adminApiKey,
         boolean allowPickle,
         boolean weightsHostBackup,
-        boolean incrementalStreamingOutput) {}
+        boolean incrementalStreamingOutput,
+        RequestTimeouts timeouts) {}

@@ -1,6 +1,7 @@
 package dev.rollout.runtime;
 
 import dev.rollout.engine.EngineConfig;
+import dev.rollout.engine.RequestTimeouts;
 import org.eclipse.microprofile.config.Config;
 
 /** Reads {@link ServerSettings} from MicroProfile Config; defaults live in microprofile-config.properties. */
@@ -40,6 +41,9 @@ final class SettingsReader {
                 c.getOptionalValue("rollout.admin-api-key", String.class).orElse(""),
                 c.getValue("rollout.allow-pickle", Boolean.class),
                 c.getValue("rollout.weights-host-backup", Boolean.class),
-                c.getValue("rollout.incremental-streaming-output", Boolean.class));
+                c.getValue("rollout.incremental-streaming-output", Boolean.class),
+                new RequestTimeouts(c.getValue("rollout.waiting-timeout-seconds", Double.class),
+                        c.getValue("rollout.running-timeout-seconds", Double.class),
+                        c.getValue("rollout.timed-out-request-status-code", Integer.class)));
     }
 }

@@ -93,4 +93,46 @@ class GenerateRequestParserTest {
         assertEquals(16_000, parser.parse(json("{\"input_ids\": " + "[" + "[1],".repeat(3_999) + "[1]]"
                 + ", \"sampling_params\": {\"n\": 4, \"max_new_tokens\": 1}}")).items().size() * 4);
     }
+
+    static dev.rollout.engine.SamplingParams params(String samplingParams) {
+        return parser.parse(json("{\"input_ids\": [1, 2], \"sampling_params\": " + samplingParams + "}")).items().get(0).params();
+    }
+
+    @Test
+    void logitBiasTakesTokenIdKeysAndRefusesOthersByName() {
+        dev.rollout.engine.LogitBias b = params("{\"logit_bias\": {\"151935\": -100, \"7\": 2.5}}").logitBias();
+        assertEquals(dev.rollout.engine.LogitBias.of(java.util.Map.of(7, 2.5, 151935, -100.0)), b);
+        assertEquals(150.0f, params("{\"logit_bias\": {\"3\": 150}}").logitBias().biases()[0], "any finite bias, as SGLang takes it");
+        assertTrue(params("{\"logit_bias\": null}").logitBias().isEmpty());
+        assertEquals("sampling_params.logit_bias must have keys in [0, 151935], got 151936",
+                refused("{\"input_ids\": [1], \"sampling_params\": {\"logit_bias\": {\"151936\": 1}}}"));
+        assertTrue(refused("{\"input_ids\": [1], \"sampling_params\": {\"logit_bias\": {\"-1\": 1}}}").contains("got -1"));
+        assertTrue(refused("{\"input_ids\": [1], \"sampling_params\": {\"logit_bias\": {\"the\": 1}}}")
+                .contains("logit_bias has the key 'the', which is not a token id"));
+        assertTrue(refused("{\"input_ids\": [1], \"sampling_params\": {\"logit_bias\": {\"1\": \"x\"}}}").contains("logit_bias[\"1\"]"));
+        assertTrue(refused("{\"input_ids\": [1], \"sampling_params\": {\"logit_bias\": [1, 2]}}").contains("sampling_params.logit_bias"));
+        assertTrue(refused("{\"input_ids\": [1], \"sampling_params\": {\"logit_bias\": {\"1\": 1, \" 1\": 2}}}").contains("twice"));
+        assertTrue(refused("{\"input_ids\": [1], \"sampling_params\": {\"logit_bias\": {\"1\": 1e300}}}").contains("finite"));
+    }
+
+    @Test
+    void stopRegexIsCompiledAndABadOneIsRefusedByName() {
+        assertEquals(java.util.List.of("and|or"), params("{\"stop_regex\": \"and|or\"}").stopRegex().patterns());
+        assertEquals(java.util.List.of("a", "[.!?]\\s*$"), params("{\"stop_regex\": [\"a\", \"[.!?]\\\\s*$\"]}").stopRegex().patterns());
+        String m = refused("{\"input_ids\": [1], \"sampling_params\": {\"stop_regex\": [\"ok\", \"(unclosed\"]}}");
+        assertTrue(m.startsWith("sampling_params.stop_regex has an invalid regular expression '(unclosed'"), m);
+        assertTrue(refused("{\"input_ids\": [1], \"sampling_params\": {\"stop_regex\": [\"\"]}}").contains("empty pattern"));
+        assertTrue(refused("{\"input_ids\": [1], \"sampling_params\": {\"stop_regex\": 5}}").contains("sampling_params.stop_regex"));
+        GenerateRequestParser noTokenizer = new GenerateRequestParser(new GenerateRequestParser.Limits(151936, 64, 10_000, 4, 8), null);
+        ApiException e = assertThrows(ApiException.class, () -> noTokenizer.parse(json(
+                "{\"input_ids\": [1], \"sampling_params\": {\"stop_regex\": \"x\"}}")));
+        assertTrue(e.getMessage().contains("needs a tokenizer"), e.getMessage());
+    }
+
+    @Test
+    void constrainedDecodingIsStillRefusedByName() {
+        for (String k : java.util.List.of("regex", "json_schema", "ebnf", "structural_tag", "custom_logit_processor"))
+            assertEquals("sampling_params." + k + " is not supported by this server",
+                    refused("{\"input_ids\": [1], \"sampling_params\": {\"" + k + "\": \"x\"}}"));
+    }
 }

@@ -136,4 +136,41 @@ class SamplingKernelTest {
         for (int i = 0; i < times; i++) System.arraycopy(row, 0, all, i * row.length, row.length);
         return all;
     }
+
+    /**
+     * logit_bias reaches the kernel's rows (greedy and plain sampling) and the filtered rows that
+     * libtorch redraws: the bias is written into the logits on the device before either picks.
+     */
+    @Test
+    void logitBiasForcesAndBansOnTheKernelPath() {
+        int rows = 24, vocab = 151_936, forced = 12_345;
+        Random r = new Random(11);
+        float[] logits = new float[rows * vocab];
+        for (int i = 0; i < logits.length; i++) logits[i] = (float) (r.nextGaussian() * 3);
+        List<Sequence> seqs = new ArrayList<>();
+        for (int i = 0; i < rows; i++) {
+            SamplingParams.Builder b = i % 3 == 0 ? SamplingParams.builder().temperature(0)
+                    : i % 3 == 1 ? SamplingParams.builder().temperature(1.0) : SamplingParams.builder().temperature(1.0).topK(50).topP(0.9);
+            seqs.add(seq(b.logitBias(LogitBias.of(java.util.Map.of(forced, 100.0))).build(), 500 + i));
+        }
+        try (PointerScope scope = new PointerScope()) {
+            Sampler.Result res = kernelSampler().sample(Torch.floats(logits, CUDA).view(rows, vocab), seqs);
+            for (int i = 0; i < rows; i++) assertEquals(forced, res.tokens()[i], "row " + i);
+            assertEquals(0.0, res.logprobs()[0].logprob(), 1e-3, "the biased logits' logprob");
+        }
+        // ban each greedy row's argmax: the kernel must pick another token
+        int[] argmax = new int[rows];
+        for (int i = 0; i < rows; i++) {
+            int best = 0;
+            for (int v = 1; v < vocab; v++) if (logits[i * vocab + v] > logits[i * vocab + best]) best = v;
+            argmax[i] = best;
+        }
+        List<Sequence> banned = new ArrayList<>();
+        for (int i = 0; i < rows; i++)
+            banned.add(seq(SamplingParams.builder().temperature(0).logitBias(LogitBias.of(java.util.Map.of(argmax[i], -1000.0))).build(), 900 + i));
+        try (PointerScope scope = new PointerScope()) {
+            Sampler.Result res = kernelSampler().sample(Torch.floats(logits, CUDA).view(rows, vocab), banned);
+            for (int i = 0; i < rows; i++) assertTrue(res.tokens()[i] != argmax[i], "row " + i + " took its banned argmax");
+        }
+    }
 }

@@ -118,4 +118,34 @@ class SchedulerTest {
         s.add(seq("other", 2, 2));
         assertEquals(2, s.find(r -> r.startsWith("req")).size());
     }
+
+    /**
+     * The timeout scan: waiting sequences by the time they (re)entered the queue, running ones by
+     * their first admission; a preemption restarts the waiting clock and keeps the running one.
+     */
+    @Test
+    void timedOutFindsLongWaitersAndLongRunnersAndAPreemptionRestartsTheWait() {
+        Scheduler s = new Scheduler(new BlockManager(4, 2), 1, 100);
+        Sequence a = seq("a", 1, 3, 10), b = seq("b", 50, 3, 10);
+        s.add(a);
+        s.add(b);
+        complete(s, s.schedule());                       // a runs (one slot), b waits
+        List<Sequence> waited = new java.util.ArrayList<>(), ran = new java.util.ArrayList<>();
+        long later = System.nanoTime() + 5_000_000_000L;
+        s.timedOut(later, Long.MAX_VALUE, Long.MAX_VALUE, waited, ran);
+        assertTrue(waited.isEmpty() && ran.isEmpty(), "a timeout of Long.MAX_VALUE is off");
+        s.timedOut(later, 1_000_000_000L, 1_000_000_000L, waited, ran);
+        assertEquals(List.of(b), waited);
+        assertEquals(List.of(a), ran);
+        long admitted = a.admittedNanos;
+        long queuedBefore = b.queuedNanos;
+        assertEquals(1, s.retractAll());                 // a goes back to the queue
+        assertTrue(a.queuedNanos >= queuedBefore, "its waiting clock starts again");
+        waited.clear();
+        ran.clear();
+        s.timedOut(a.queuedNanos + 500_000_000L, 1_000_000_000L, 1, waited, ran);
+        assertTrue(!waited.contains(a) && ran.isEmpty(), "retracted half a second ago: neither waited too long nor running");
+        complete(s, s.schedule());
+        assertEquals(admitted, a.admittedNanos, "its running clock goes on from the first admission");
+    }
 }
