@@ -41,6 +41,15 @@ final class GenerationRelay {
 
     static void run(PendingGeneration pending, boolean stream, Format format, OutputStream os, ServerSettings settings)
             throws IOException {
+        try {
+            relay(pending, stream, format, os, settings);
+        } finally {
+            pending.release();
+        }
+    }
+
+    private static void relay(PendingGeneration pending, boolean stream, Format format, OutputStream os, ServerSettings settings)
+            throws IOException {
         long keepaliveMs = Math.max(1, (long) (settings.keepaliveSeconds() * 1000));
         long deadline = System.nanoTime() + (long) (settings.requestTimeoutSeconds() * 1e9);
         boolean timedOut = false;

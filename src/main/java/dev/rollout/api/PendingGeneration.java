@@ -26,10 +26,13 @@ final class PendingGeneration {
     private final SequenceOutput[] finals;
     private final OutputText[] texts;  // per sequence: decoded here, not on the engine thread (null: no tokenizer, or the engine decodes)
     private final EngineLoop loop;
+    private final RidsInFlight inFlight;
+    private boolean claimed;
     private int remaining;
 
-    PendingGeneration(GenerateRequest req, EngineLoop loop, HfTokenizer tokenizer) {
+    PendingGeneration(GenerateRequest req, EngineLoop loop, HfTokenizer tokenizer, RidsInFlight inFlight) {
         this.loop = loop;
+        this.inFlight = inFlight;
         int index = 0;
         List<OutputText> text = new ArrayList<>();
         for (GenerateRequest.Item item : req.items()) {
@@ -56,8 +59,23 @@ final class PendingGeneration {
         remaining = sequences.size();
     }
 
+    /** Claims the rids (a 400 when one is already running) and hands the sequences to the engine. */
     void submit() {
+        inFlight.claim(rids());
+        claimed = true;
         loop.submit(new EngineCommand.Generate(sequences));
+    }
+
+    /** Frees the rids for new requests; called once the relay has ended, whatever the ending. */
+    void release() {
+        if (claimed) inFlight.release(rids());
+        claimed = false;
+    }
+
+    private List<String> rids() {
+        List<String> rids = new ArrayList<>(sequences.size());
+        for (Sequence s : sequences) rids.add(s.rid());
+        return rids;
     }
 
     /** The next snapshot, or null after {@code timeoutMs}. Records finished ones. */
