@@ -13,49 +13,49 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.time.Duration;
 
-/** A small HTTP client for the integration tests, against the Liberty that the build started. */
-final class Http {
-    static final String BASE = "http://localhost:" + System.getProperty("http.port", "9080");
-    static final HttpClient CLIENT = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
+/** A small HTTP client for the integration tests, against the Liberty that the build started (public: the ported SGLang tests in it.dev.rollout.sglang use it too). */
+public final class Http {
+    public static final String BASE = "http://localhost:" + System.getProperty("http.port", "9080");
+    public static final HttpClient CLIENT = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
 
-    record Reply(int status, String body) {
-        JsonObject object() {
+    public record Reply(int status, String body) {
+        public JsonObject object() {
             return (JsonObject) json();
         }
 
-        JsonArray array() {
+        public JsonArray array() {
             return (JsonArray) json();
         }
 
-        JsonStructure json() {
+        public JsonStructure json() {
             try (var r = Json.createReader(new StringReader(body))) {
                 return r.read();
             }
         }
     }
 
-    static final String ADMIN_KEY = System.getProperty("it.admin.key", "it-admin-key");
+    public static final String ADMIN_KEY = System.getProperty("it.admin.key", "it-admin-key");
 
     /** A control call, with the admin key. */
-    static Reply admin(String path, String body) {
+    public static Reply admin(String path, String body) {
         return send(HttpRequest.newBuilder(URI.create(BASE + path)).header("Content-Type", "application/json")
                 .header("Authorization", "Bearer " + ADMIN_KEY).POST(HttpRequest.BodyPublishers.ofString(body)));
     }
 
-    static Reply adminGet(String path) {
+    public static Reply adminGet(String path) {
         return send(HttpRequest.newBuilder(URI.create(BASE + path)).header("Authorization", "Bearer " + ADMIN_KEY).GET());
     }
 
-    static Reply get(String path) {
+    public static Reply get(String path) {
         return send(HttpRequest.newBuilder(URI.create(BASE + path)).GET());
     }
 
-    static Reply post(String path, String body) {
+    public static Reply post(String path, String body) {
         return send(HttpRequest.newBuilder(URI.create(BASE + path)).header("Content-Type", "application/json")
                 .POST(HttpRequest.BodyPublishers.ofString(body)));
     }
 
-    static Reply send(HttpRequest.Builder b) {
+    public static Reply send(HttpRequest.Builder b) {
         try {
             HttpResponse<String> r = CLIENT.send(b.timeout(Duration.ofSeconds(120)).build(), HttpResponse.BodyHandlers.ofString());
             return new Reply(r.statusCode(), r.body());
@@ -66,7 +66,7 @@ final class Http {
     }
 
     /** Waits (up to 3 minutes) for the engine to load and warm up. */
-    static void awaitReady() {
+    public static void awaitReady() {
         long deadline = System.nanoTime() + Duration.ofMinutes(3).toNanos();
         while (System.nanoTime() < deadline) {
             try {

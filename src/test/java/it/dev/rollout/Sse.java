@@ -12,9 +12,9 @@ import java.time.Duration;
 import java.util.List;
 import java.util.stream.Collectors;
 
-/** Reads a server-sent-event response into its data payloads. */
-final class Sse {
-    static List<String> post(String path, String body) {
+/** Reads a server-sent-event response into its data payloads (public for it.dev.rollout.sglang). */
+public final class Sse {
+    public static List<String> post(String path, String body) {
         try {
             HttpResponse<java.util.stream.Stream<String>> r = Http.CLIENT.send(HttpRequest.newBuilder(URI.create(Http.BASE + path))
                     .timeout(Duration.ofSeconds(120)).header("Content-Type", "application/json")
@@ -27,7 +27,7 @@ final class Sse {
         }
     }
 
-    static JsonObject json(String data) {
+    public static JsonObject json(String data) {
         try (var r = Json.createReader(new StringReader(data))) {
             return r.readObject();
         }
