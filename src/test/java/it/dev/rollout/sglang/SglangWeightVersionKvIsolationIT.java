@@ -7,8 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import it.dev.rollout.Http;
 import jakarta.json.JsonObject;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 import org.junit.jupiter.api.AfterAll;
@@ -24,8 +22,9 @@ import org.junit.jupiter.api.Test;
  * {@code weight_version_end} across it. SGLang needs {@code --enable-weight-version-kv-isolation}
  * for this; here every version change re-keys the prefix cache, always.
  *
- * <p>The long generation is 2,500 tokens (SGLang's 4,000 do not fit the default model's 4,096-token
- * context beside the ~1,400-token prompt). The disk reload loads the served model's own
+ * <p>The long generation streams, and the commit comes once its first token is out (SGLang sleeps
+ * 0.5 s into 4,000 tokens, which would not fit the default model's 4,096-token context beside the
+ * ~1,400-token prompt; 256 tokens suffice when the commit waits for decode to start). The disk reload loads the served model's own
  * directory, so the weights do not change; the class sets the version back at the end.
  * {@code test_z_pause_watchdog_auto_continues} needs SGLang's pause watchdog
  * ({@code SGLANG_ENGINE_PAUSE_TIMEOUT}), which this server has not: a pause lasts until
@@ -75,10 +74,11 @@ class SglangWeightVersionKvIsolationIT {
         JsonObject hit = generate(PROMPT, 8, false);
         assertTrue(hit.getInt("cached_tokens") > 1000, hit.toString());
 
-        CompletableFuture<JsonObject> inflight = CompletableFuture.supplyAsync(() -> generate(PROMPT + " tell me a story.", 2500, true));
-        Thread.sleep(500);  // let it get into decode
+        LiveStream inflight = new LiveStream(obj("text", PROMPT + " tell me a story.", "stream", true,
+                "sampling_params", obj("max_new_tokens", 256, "temperature", 0, "ignore_eos", true)));
+        inflight.awaitTokensOver(0);  // SGLang sleeps 0.5 s "to get into decode"; here: its first token is out
         commit(newVersion);
-        JsonObject done = inflight.get(300, TimeUnit.SECONDS);
+        JsonObject done = inflight.result().getJsonObject("meta_info");
         assertEquals(base, done.getString("weight_version_start"));
         assertEquals(newVersion, done.getString("weight_version_end"));
         assertTrue(List.of("length", "stop").contains(done.getJsonObject("finish_reason").getString("type")), done.toString());

@@ -32,16 +32,17 @@ import org.junit.jupiter.api.TestMethodOrder;
  * one engine has as well (the DP and speculative cases then check one rank and plain decoding).
  * Differences, and why: the base version is whatever the shared IT server serves when the class
  * starts (SGLang launches with {@code base-v0}), and the class sets it back at the end so the
- * other ITs see it; generations are sized for the default model's 4,096-token context and a
- * CPU's speed (SGLang waits 2 s into 1024-token answers on a GPU; here 0.3 s into 2,000-token
- * ones); in {@code test_10} half the requests arrive while paused, so that some surely abort
- * before their first token (SGLang relies on {@code --max-running-requests 8} for that). The
- * disk reload loads the served model's own directory: the weights do not change.
+ * other ITs see it. SGLang sleeps 2 s into 1,024-token answers before it pauses; here the long
+ * requests stream ({@link LiveStream}) and the pause comes once each has its first token, so the
+ * cases hold on an idle machine (where 1,024 tokens take less than 2 s) and on a loaded one (where
+ * the first token may take longer), with 128-token answers. In {@code test_10} half the requests
+ * arrive while paused, so that some surely abort before their first token (SGLang relies on
+ * {@code --max-running-requests 8} for that). The disk reload loads the served model's own
+ * directory: the weights do not change.
  */
 @TestMethodOrder(MethodOrderer.MethodName.class)
 class SglangWeightVersionSpansIT {
-    static final int LONG = 2000;
-    static final long INTO_DECODE_MS = 300;
+    static final int LONG = 128;
     static String initialVersion, model;
     static ExecutorService pool;
 
@@ -109,36 +110,58 @@ class SglangWeightVersionSpansIT {
         assertTrue(r.object().getBoolean("success"), r.body());
     }
 
+    /** Until the engine holds {@code n} requests (running or waiting), at most 30 s: the ones sent while paused have arrived. */
+    static void awaitQueued(int n) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (true) {
+            JsonObject state = Http.get("/rl/state").object();
+            if (state.getInt("in_flight") + state.getInt("waiting") >= n) return;
+            assertTrue(System.nanoTime() < deadline, "requests sent while paused did not arrive: " + state);
+            Thread.sleep(10);
+        }
+    }
+
     static void abortAll() {
         assertEquals(200, Http.admin("/abort_request", obj("abort_all", true).toString()).status());
     }
 
-    static List<CompletableFuture<JsonObject>> launch(int n, int maxNewTokens) {
-        List<CompletableFuture<JsonObject>> f = new ArrayList<>();
-        for (int i = 0; i < n; i++) {
-            int k = i;
-            f.add(CompletableFuture.supplyAsync(() -> generate(maxNewTokens - 16 * k, "Write a long story about the number " + k + "."), pool));
-        }
-        return f;
+    /** SGLang's long requests, streamed: "Write a long story about the number k.", each a few tokens shorter. */
+    static List<LiveStream> launch(int n, int maxNewTokens) {
+        List<LiveStream> streams = new ArrayList<>();
+        for (int k = 0; k < n; k++)
+            streams.add(new LiveStream(obj("text", "Write a long story about the number " + k + ".", "stream", true,
+                    "sampling_params", obj("temperature", 0.8, "max_new_tokens", maxNewTokens - 4 * k, "ignore_eos", true))));
+        return streams;
     }
 
-    static List<JsonObject> results(List<CompletableFuture<JsonObject>> futures) throws Exception {
+    static List<JsonObject> joined(List<CompletableFuture<JsonObject>> futures) throws Exception {
         List<JsonObject> out = new ArrayList<>();
         for (CompletableFuture<JsonObject> f : futures) out.add(f.get(300, TimeUnit.SECONDS));
         return out;
     }
 
+    /** Where SGLang sleeps 2 s: until every request has its first token. */
+    static void awaitDecoding(List<LiveStream> streams) throws InterruptedException {
+        for (LiveStream s : streams) s.awaitTokensOver(0);
+    }
+
+    static List<JsonObject> results(List<LiveStream> streams) throws Exception {
+        List<JsonObject> out = new ArrayList<>();
+        for (LiveStream s : streams) out.add(s.result());
+        return out;
+    }
+
     /** SGLang's _run_while_paused: requests decoding, then pause, the action, continue. */
     static List<JsonObject> runWhilePaused(int numRequests, Runnable whilePaused, String mode, int maxNewTokens) throws Exception {
-        List<CompletableFuture<JsonObject>> futures = launch(numRequests, maxNewTokens);
-        Thread.sleep(INTO_DECODE_MS);
+        List<LiveStream> streams = launch(numRequests, maxNewTokens);
+        awaitDecoding(streams);
         pause(mode);
         try {
             whilePaused.run();
         } finally {
             continueGeneration();
         }
-        return results(futures);
+        return results(streams);
     }
 
     @Test
@@ -157,7 +180,7 @@ class SglangWeightVersionSpansIT {
         assertEquals("endpoint-v1", Sglang.currentVersion());
         List<CompletableFuture<JsonObject>> f = new ArrayList<>();
         for (int i = 0; i < 4; i++) f.add(CompletableFuture.supplyAsync(() -> generate(8), pool));
-        for (JsonObject data : results(f)) {
+        for (JsonObject data : joined(f)) {
             JsonArray spans = assertSpansContiguous(data.getJsonObject("meta_info"));
             assertEquals(1, spans.size());
             assertEquals("endpoint-v1", spans.getJsonObject(0).getString("version"));
@@ -276,19 +299,22 @@ class SglangWeightVersionSpansIT {
     @Test
     void test_09_three_spans_across_two_updates() throws Exception {
         String first = Sglang.currentVersion();
-        List<CompletableFuture<JsonObject>> futures = launch(4, 3000);
+        List<LiveStream> streams = launch(4, LONG);
+        awaitDecoding(streams);
         for (String newVersion : List.of("multi-a", "multi-b")) {
-            Thread.sleep(INTO_DECODE_MS);
+            int[] before = streams.stream().mapToInt(LiveStream::tokens).toArray();
             pause("in_place");
             try {
                 setWeightVersion(newVersion);
             } finally {
                 continueGeneration();
             }
+            // SGLang's second 2 s sleep: until each request has a token of the new version
+            if (newVersion.equals("multi-a")) for (int i = 0; i < streams.size(); i++) streams.get(i).awaitTokensOver(before[i] + 1);
         }
         List<String> expected = List.of(first, "multi-a", "multi-b");
         int threeSpans = 0;
-        for (JsonObject data : results(futures)) {
+        for (JsonObject data : results(streams)) {
             JsonObject metaInfo = data.getJsonObject("meta_info");
             JsonArray spans = assertSpansContiguous(metaInfo);
             List<String> v = versions(spans);
@@ -304,18 +330,18 @@ class SglangWeightVersionSpansIT {
     @Test
     void test_10_abort_before_first_token_reports_empty_span() throws Exception {
         String version = Sglang.currentVersion();
-        List<CompletableFuture<JsonObject>> futures = launch(8, LONG);
-        Thread.sleep(INTO_DECODE_MS);
+        List<LiveStream> streams = launch(8, LONG);
+        awaitDecoding(streams);
         pause("retract");
         try {
-            futures.addAll(launch(8, LONG));  // these queue behind the pause: aborted before any token
-            Thread.sleep(INTO_DECODE_MS);
+            streams.addAll(launch(8, LONG));  // these queue behind the pause: aborted before any token
+            awaitQueued(16);
             abortAll();
         } finally {
             continueGeneration();
         }
         List<JsonObject> emptyAborts = new ArrayList<>();
-        for (JsonObject data : results(futures)) {
+        for (JsonObject data : results(streams)) {
             JsonObject metaInfo = data.getJsonObject("meta_info");
             if (metaInfo.getJsonObject("finish_reason").getString("type").equals("abort") && metaInfo.getInt("completion_tokens") == 0)
                 emptyAborts.add(metaInfo);
@@ -363,7 +389,7 @@ class SglangWeightVersionSpansIT {
         assertEquals("dp-v1", Sglang.currentVersion());
         List<CompletableFuture<JsonObject>> f = new ArrayList<>();
         for (int i = 0; i < 8; i++) f.add(CompletableFuture.supplyAsync(() -> generate(8), pool));
-        for (JsonObject data : results(f)) {
+        for (JsonObject data : joined(f)) {
             JsonArray spans = assertSpansContiguous(data.getJsonObject("meta_info"));
             assertEquals(1, spans.size());
             assertEquals("dp-v1", spans.getJsonObject(0).getString("version"));
@@ -373,11 +399,11 @@ class SglangWeightVersionSpansIT {
     @Test
     void test_14_all_inflight_requests_are_swept() throws Exception {
         String previous = Sglang.currentVersion();
-        List<CompletableFuture<JsonObject>> futures = launch(8, LONG);
-        Thread.sleep(INTO_DECODE_MS);
+        List<LiveStream> streams = launch(8, LONG);
+        awaitDecoding(streams);
         setWeightVersion("dp-v2");
         int split = 0;
-        for (JsonObject data : results(futures)) {
+        for (JsonObject data : results(streams)) {
             JsonObject metaInfo = data.getJsonObject("meta_info");
             JsonArray spans = assertSpansContiguous(metaInfo);
             assertEquals(metaInfo.getInt("completion_tokens"), spans.getJsonObject(spans.size() - 1).getInt("end"));
