@@ -105,5 +105,6 @@ test("bad chat requests are the SDK's typed errors, naming the field", async () 
   await bad({ messages: [question], tool_choice: "required" }, /needs tools/);
   await bad({ messages: [question], response_format: { type: "json_object" } }, /response_format/);
   await bad({ messages: [question], top_logprobs: 3 }, /logprobs/);
-  await assert.rejects(client.chat.completions.create({ model: "gpt-4o", messages: [question] }), (e) => e instanceof OpenAI.NotFoundError);
+  await assert.rejects(client.chat.completions.create({ model: "gpt-4o", messages: [question] }),
+    (e) => e instanceof OpenAI.BadRequestError && /The served model name is/.test(e.message));
 });

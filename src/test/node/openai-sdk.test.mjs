@@ -52,8 +52,9 @@ test("a stream adds up to the blocking answer, usage last", async () => {
 });
 
 test("refusals are the SDK's typed errors, with the server's message", async () => {
+  // SGLang's answer to a model it does not serve: a 400 naming it and the served name
   await assert.rejects(client.completions.create({ model: "no-such-model", prompt: "x" }),
-    (e) => e instanceof OpenAI.NotFoundError && e.type === "not_found_error" && /no-such-model/.test(e.message));
+    (e) => e instanceof OpenAI.BadRequestError && e.type === "invalid_request_error" && /The model `no-such-model` does not exist/.test(e.message));
   await assert.rejects(client.models.retrieve("no-such-model"), (e) => e instanceof OpenAI.NotFoundError);
   await assert.rejects(client.completions.create({ model, prompt: "x", max_tokens: "many" }),
     (e) => e instanceof OpenAI.BadRequestError && e.type === "invalid_request_error" && /max_tokens/.test(e.message));

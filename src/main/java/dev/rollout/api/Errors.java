@@ -6,7 +6,10 @@ import jakarta.json.JsonObject;
 import jakarta.ws.rs.core.MediaType;
 import jakarta.ws.rs.core.Response;
 
-/** SGLang's error body: {@code {"object":"error","message":...,"type":...,"param":null,"code":N}}. */
+/**
+ * The error bodies: SGLang's general one, {@code {"object":"error","message":...,"type":...,"param":null,"code":N}};
+ * SGLang's {@code /generate} one, {@code {"error": {"message": ...}}}; OpenAI's under {@code /v1/}.
+ */
 public final class Errors {
     private Errors() {}
 
@@ -26,19 +29,34 @@ public final class Errors {
     }
 
     /**
-     * The error for a request to {@code path}: OpenAI's shape ({@code {"error": {"message", "type",
-     * "param", "code"}}}, which its SDKs read into their typed errors) under {@code v1/}, SGLang's elsewhere.
+     * SGLang's {@code /generate} error ({@code http_server._create_error_response}): clients of
+     * {@code /generate} read {@code error.message}.
+     */
+    public static JsonObject generateBody(String message) {
+        return JSON.createObjectBuilder().add("error", JSON.createObjectBuilder().add("message", message == null ? "" : message)).build();
+    }
+
+    /**
+     * The error for a request to {@code path}: SGLang's {@code /generate} shape there, OpenAI's shape
+     * ({@code {"error": {"message", "type", "param", "code"}}}, which its SDKs read into their
+     * typed errors) under {@code v1/}, SGLang's general one elsewhere.
      */
     public static Response response(int status, String message, String path) {
-        if (path == null || !path.replaceFirst("^/+", "").startsWith("v1/")) return response(status, message);
+        return Response.status(status).type(MediaType.APPLICATION_JSON).entity(body(status, message, path).toString()).build();
+    }
+
+    /** The body of {@link #response(int, String, String)}. */
+    static JsonObject body(int status, String message, String path) {
+        String p = path == null ? "" : path.replaceFirst("^/+", "");
+        if (p.equals("generate") || p.equals("generate/")) return generateBody(message);
+        if (!p.startsWith("v1/")) return body(status, message);
         String type = switch (status) {
             case 401 -> "authentication_error";
             case 403 -> "permission_error";
             case 404 -> "not_found_error";
             default -> status >= 500 ? "server_error" : "invalid_request_error";
         };
-        JsonObject body = JSON.createObjectBuilder().add("error", JSON.createObjectBuilder()
+        return JSON.createObjectBuilder().add("error", JSON.createObjectBuilder()
                 .add("message", message == null ? "" : message).add("type", type).addNull("param").addNull("code")).build();
-        return Response.status(status).type(MediaType.APPLICATION_JSON).entity(body.toString()).build();
     }
 }

@@ -56,6 +56,7 @@ final class GenerateRequestParser {
     GenerateRequest parse(JsonObject o) {
         for (String k : List.of("image_data", "video_data", "audio_data"))
             if (Fields.present(o, k)) throw ApiException.badRequest(k + " is not supported: this server serves text-only models");
+        refuseUnhonoured(o);
         boolean hasText = Fields.present(o, "text"), hasIds = Fields.present(o, "input_ids"), hasEmbeds = InputEmbeds.present(o);
         if ((hasText ? 1 : 0) + (hasIds ? 1 : 0) + (hasEmbeds ? 1 : 0) != 1)
             throw ApiException.badRequest("Either text, input_ids or input_embeds should be provided (exactly one of them).");
@@ -127,6 +128,22 @@ final class GenerateRequestParser {
         return new GenerateRequest(items, batch, stream, textInLogprobs);
     }
 
+    /**
+     * Top-level fields that would change the output and that this server does not honour: a 400
+     * naming each when it carries a value; the defaults clients send (null, false, "", a list of
+     * nulls) stay accepted. {@code custom_logit_processor} is a dill payload, i.e. code: it is
+     * refused unread and never run.
+     */
+    private static void refuseUnhonoured(JsonObject o) {
+        if (OpenAi.hasValue(o.get("custom_logit_processor")))
+            throw ApiException.badRequest("custom_logit_processor is not supported: it is serialized code, which this server never runs");
+        if (OpenAi.hasValue(o.get("lora_path")) || OpenAi.hasValue(o.get("lora_id")))
+            throw ApiException.badRequest((OpenAi.hasValue(o.get("lora_path")) ? "lora_path" : "lora_id")
+                    + " is not supported: LoRA is not enabled on this server");
+        if (OpenAi.hasValue(o.get("return_hidden_states")))
+            throw ApiException.badRequest("return_hidden_states is not supported by this server");
+    }
+
     private void checkPrompt(int[] ids, String name) {
         if (ids.length == 0) throw ApiException.badRequest(name + " cannot be empty.");
         for (int j = 0; j < ids.length; j++)
@@ -169,13 +186,23 @@ final class GenerateRequestParser {
         } else if (o.get("rid") instanceof JsonArray a) {
             if (a.size() != size) throw ApiException.badRequest("rid has " + a.size() + " entries for " + size + " prompts");
             for (int i = 0; i < size; i++) out.add(Fields.string(a.get(i), "rid[" + i + "]"));
-            if (new HashSet<>(out).size() != out.size()) throw ApiException.badRequest("rid contains duplicates");
+            if (new HashSet<>(out).size() != out.size()) throw duplicateRids(out);
         } else {
             String rid = Fields.string(o.get("rid"), "rid");
             if (!batch) out.add(rid);
             else for (int i = 0; i < size; i++) out.add(rid + "_" + i);
         }
         return out;
+    }
+
+    /** SGLang's refusal of a batch that names one rid twice (GenerateReqInput._validate_rid_uniqueness), in its words. */
+    private static ApiException duplicateRids(List<String> rids) {
+        Set<String> seen = new HashSet<>();
+        Set<String> twice = new java.util.LinkedHashSet<>();
+        for (String r : rids) if (!seen.add(r)) twice.add(r);
+        StringBuilder list = new StringBuilder("[");
+        for (String r : twice) list.append(list.length() > 1 ? ", " : "").append('\'').append(r).append('\'');
+        return ApiException.badRequest("Duplicate request IDs detected within the request: " + list + "]");
     }
 
     /** A field that is either one value for every prompt or a list with one value per prompt. */

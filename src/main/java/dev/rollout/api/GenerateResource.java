@@ -27,6 +27,9 @@ public class GenerateResource {
     @Inject
     EngineService service;
 
+    @Inject
+    RidsInFlight rids;
+
     @POST
     public Response generate(InputStream body) {
         return handle(body);
@@ -42,7 +45,7 @@ public class GenerateResource {
         ServerSettings settings = service.settings();
         JsonObject json = JsonBodies.object(body, settings.maxBodyBytes());
         GenerateRequest req = Requests.parser(service).parse(json);
-        PendingGeneration pending = new PendingGeneration(req, loop, service.tokenizer(),
+        PendingGeneration pending = new PendingGeneration(req, loop, service.tokenizer(), rids,
                 SessionParams.parse(json, req, service.tokenizer()));
         GenerationRelay.Format format = new SglangFormat(pending, req, new GenerateResponses(service.tokenizer(),
                 req.returnTextInLogprobs()), settings.incrementalStreamingOutput());
@@ -85,7 +88,7 @@ public class GenerateResource {
             if (!req.answersWithList()) return responses.toJson(finals[0], pending.item(0), 0, false).toString();
             JsonArrayBuilder all = JSON.createArrayBuilder();
             for (int i = 0; i < finals.length; i++) {
-                if (finals[i] == null) all.add(Errors.body(504, "no answer from the engine"));
+                if (finals[i] == null) all.add(Errors.generateBody("no answer from the engine"));
                 else all.add(responses.toJson(finals[i], pending.item(i), i, false));
             }
             return all.build().toString();

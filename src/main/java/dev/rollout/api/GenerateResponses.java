@@ -58,9 +58,17 @@ final class GenerateResponses {
         m.add("prompt_tokens", out.promptTokens())
                 .add("completion_tokens", out.completionTokens())
                 .add("cached_tokens", out.cachedTokens())
-                .add("weight_version", out.weightVersion())
-                .add("weight_versions", spans(out))
-                .add("num_retractions", out.numRetractions())
+                .add("weight_version", out.weightVersion());
+        if (out.finished()) {
+            // SGLang carries the spans on the finishing chunk only; intermediate stream chunks
+            // would repeat a growing list for nothing (test_weight_version_spans test_11)
+            JsonArrayBuilder spans = spans(out);
+            List<SequenceOutput.VersionSpan> list = spansOf(out);
+            m.add("weight_versions", spans)
+                    .add("weight_version_start", list.get(0).version())
+                    .add("weight_version_end", list.get(list.size() - 1).version());
+        }
+        m.add("num_retractions", out.numRetractions())
                 .add("e2e_latency", out.e2eLatency());
         if (item.logprobs().returnLogprob()) {
             List<TokenLogprob> outLps = out.outputLogprobs();
@@ -79,11 +87,22 @@ final class GenerateResponses {
         return o.add("meta_info", m).build();
     }
 
-    private static JsonArrayBuilder spans(SequenceOutput out) {
+    /** SGLang's {@code weight_versions}: {@code [{version, start, end}, ...]} over the output tokens. */
+    static JsonArrayBuilder spans(SequenceOutput out) {
         JsonArrayBuilder a = JSON.createArrayBuilder();
-        for (SequenceOutput.VersionSpan s : out.weightVersions())
+        for (SequenceOutput.VersionSpan s : spansOf(out))
             a.add(JSON.createObjectBuilder().add("version", s.version()).add("start", s.start()).add("end", s.end()));
         return a;
+    }
+
+    /**
+     * The spans, never empty: a sequence that ended before its first token (aborted while it
+     * waited) reports one empty span of the version it saw, {@code [{version, 0, 0}]}, as SGLang
+     * does, so that clients can always read the first and last span.
+     */
+    static List<SequenceOutput.VersionSpan> spansOf(SequenceOutput out) {
+        List<SequenceOutput.VersionSpan> spans = out.weightVersions();
+        return spans == null || spans.isEmpty() ? List.of(new SequenceOutput.VersionSpan(out.weightVersion(), 0, 0)) : spans;
     }
 
     static JsonObject finishReason(FinishReason r) {

@@ -49,7 +49,10 @@ final class GenerationRelay {
                 Thread.currentThread().interrupt();
             }
             FinishReason refused = pending.done() ? refusal(pending.finals()) : null;
-            if (refused != null) return Errors.response(refused.statusCode(), refused.message());
+            if (refused != null) {
+                pending.release();  // no relay runs to free its rids
+                return Errors.response(refused.statusCode(), refused.message());
+            }
         }
         StreamingOutput out = os -> run(pending, stream, format, os, settings);
         return stream
@@ -58,6 +61,15 @@ final class GenerationRelay {
     }
 
     static void run(PendingGeneration pending, boolean stream, Format format, OutputStream os, ServerSettings settings)
+            throws IOException {
+        try {
+            relay(pending, stream, format, os, settings);
+        } finally {
+            pending.release();
+        }
+    }
+
+    private static void relay(PendingGeneration pending, boolean stream, Format format, OutputStream os, ServerSettings settings)
             throws IOException {
         long keepaliveMs = Math.max(1, (long) (settings.keepaliveSeconds() * 1000));
         long deadline = System.nanoTime() + (long) (settings.requestTimeoutSeconds() * 1e9);

@@ -4,16 +4,18 @@ import static dev.rollout.api.JsonBodies.JSON;
 
 import dev.rollout.engine.FinishReason;
 import dev.rollout.engine.SequenceOutput;
+import jakarta.json.JsonArray;
 import jakarta.json.JsonArrayBuilder;
 import jakarta.json.JsonObject;
 import jakarta.json.JsonObjectBuilder;
 import jakarta.json.JsonString;
+import jakarta.json.JsonValue;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Set;
 
-/** What OpenAI's completions and chat completions share: the model check, sampling fields, usage. */
+/** What OpenAI's completions and chat completions share: the model check, refusals, sampling fields, usage, SGLang's extras. */
 final class OpenAi {
     /** OpenAI field -> /generate's sampling_params field, same value. */
     private static final List<String[]> SAMPLING = List.of(
@@ -27,11 +29,69 @@ final class OpenAi {
 
     private OpenAi() {}
 
-    /** A 400 without {@code model}, a 404 for a model this server does not serve (as OpenAI answers). */
-    static void checkModel(JsonObject o, String served) {
-        if (!(o.get("model") instanceof JsonString m)) throw ApiException.badRequest("model is required: \"" + served + "\" (GET /v1/models)");
-        if (!m.getString().equals(served))
-            throw new ApiException(404, "The model `" + m.getString() + "` does not exist; this server serves \"" + served + "\"");
+    /**
+     * SGLang's OpenAI protocol fields that would change the output and that this server cannot
+     * honour yet: each is a 400 naming it when it carries a value (null, false and empty values
+     * are what clients send as defaults, and stay accepted).
+     */
+    private static final List<String> UNHONOURED = List.of("regex", "json_schema", "ebnf", "lora_path", "return_hidden_states");
+
+    /**
+     * The model a request names: SGLang's clients send the served name, {@code "default"} (the
+     * protocol's default, which SGLang's own kits send) or the model's path; a missing model is
+     * {@code "default"}, as in SGLang's protocol. Any other name is a 400, as SGLang's strict
+     * validation answers; {@code name:adapter} asks for a LoRA adapter, which this server has not.
+     *
+     * @return the name to echo in answers: what the request said, as SGLang echoes it
+     */
+    static String checkModel(JsonObject o, String served, Set<String> aliases) {
+        if (!Fields.present(o, "model")) return "default";
+        String m = Fields.string(o.get("model"), "model");
+        if (m.equals(served) || m.equals("default") || aliases.contains(m)) return m;
+        int colon = m.lastIndexOf(':');
+        if (colon > 0 && (m.substring(0, colon).equals(served) || aliases.contains(m.substring(0, colon))))
+            throw ApiException.badRequest("The model `" + m + "` names a LoRA adapter, and LoRA is not enabled on this server");
+        throw ApiException.badRequest("The model `" + m + "` does not exist. The served model name is `" + served + "`"
+                + " (\"default\" and the model's path are accepted too; GET /v1/models)");
+    }
+
+    /** A 400 naming the first field of {@link #UNHONOURED} that carries a value. */
+    static void refuseUnhonoured(JsonObject o) {
+        for (String k : UNHONOURED)
+            if (hasValue(o.get(k)))
+                throw ApiException.badRequest(k + " is not supported by this server" + (k.equals("lora_path") ? " (LoRA is not enabled)"
+                        : k.equals("return_hidden_states") ? "" : " (constrained decoding is not available yet)"));
+    }
+
+    /** Whether a field carries something other than a default: null, false, "", [] and {} do not. */
+    static boolean hasValue(JsonValue v) {
+        if (v == null) return false;
+        return switch (v.getValueType()) {
+            case NULL, FALSE -> false;
+            case STRING -> !((JsonString) v).getString().isEmpty();
+            case ARRAY -> ((JsonArray) v).stream().anyMatch(OpenAi::hasValue);
+            case OBJECT -> !((JsonObject) v).isEmpty();
+            default -> true;
+        };
+    }
+
+    /**
+     * SGLang's {@code matched_stop}: the stop token id or stop string that ended the choice, null
+     * for any other end (length, abort) and while it runs.
+     */
+    static void matchedStop(JsonObjectBuilder choice, FinishReason r) {
+        if (r == null || r.type() != FinishReason.Type.STOP || r.matched() == null) choice.addNull("matched_stop");
+        else if (r.matched() instanceof Integer id) choice.add("matched_stop", id);
+        else choice.add("matched_stop", String.valueOf(r.matched()));
+    }
+
+    /**
+     * SGLang's response {@code metadata}: the weight version and the version spans of the first
+     * choice (one block for the whole answer, so with n > 1 it describes choice 0, as SGLang's does).
+     */
+    static JsonObject metadata(SequenceOutput first) {
+        return JSON.createObjectBuilder().add("weight_version", first.weightVersion())
+                .add("weight_versions", GenerateResponses.spans(first)).build();
     }
 
     /** /generate's sampling_params for an OpenAI request, generating at most {@code maxNewTokens}. */

@@ -88,6 +88,7 @@ final class OpenAiChat {
     static Plan plan(JsonObject o, ChatTemplates templates, HfTokenizer tokenizer, int maxModelLen) {
         for (String k : UNSUPPORTED)
             if (Fields.present(o, k)) throw ApiException.badRequest(k + " is not supported by this server's chat completions");
+        OpenAi.refuseUnhonoured(o);
         if (tokenizer == null) throw ApiException.badRequest("this model has no tokenizer.json; use /v1/completions with token ids");
         if (o.get("response_format") instanceof JsonObject rf && !"text".equals(rf.getString("type", "text")))
             throw ApiException.badRequest("response_format " + rf.get("type") + " needs constrained decoding, which this server does not have");
@@ -320,6 +321,7 @@ final class OpenAiChat {
             else c.addNull("logprobs");
             if (finished) c.add("finish_reason", finishReason(ev, i));
             else c.addNull("finish_reason");
+            OpenAi.matchedStop(c, ev.finishReason());
             if (plan.tokenIds()) c.add("token_ids", OpenAi.ids(ev.outputIds(), sentTokens[i]));
             sentTokens[i] = ev.outputIds().length;
             JsonObjectBuilder chunk = head("chat.completion.chunk").add("choices", JSON.createArrayBuilder().add(c));
@@ -352,10 +354,12 @@ final class OpenAiChat {
                 if (logprobs()) c.add("logprobs", logprobs(f.outputLogprobs(), 0));
                 else c.addNull("logprobs");
                 c.add("finish_reason", finishReason(f, i));
+                OpenAi.matchedStop(c, f.finishReason());
                 if (plan.tokenIds()) c.add("token_ids", OpenAi.ids(f.outputIds(), 0));
                 choices.add(c);
             }
-            JsonObjectBuilder r = head("chat.completion").add("choices", choices).add("usage", OpenAi.usage(pending, finals));
+            JsonObjectBuilder r = head("chat.completion").add("choices", choices).add("usage", OpenAi.usage(pending, finals))
+                    .add("metadata", OpenAi.metadata(finals[0]));
             if (plan.promptTokenIds()) r.add("prompt_token_ids", OpenAi.ids(pending.item(0).inputIds(), 0));
             return r.build().toString();
         }

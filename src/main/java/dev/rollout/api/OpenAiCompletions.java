@@ -32,6 +32,7 @@ final class OpenAiCompletions {
     static JsonObject toGenerate(JsonObject o) {
         for (String k : UNSUPPORTED)
             if (Fields.present(o, k)) throw ApiException.badRequest(k + " is not supported by this server's completions");
+        OpenAi.refuseUnhonoured(o);
         if (Fields.present(o, "best_of") && Fields.integer(o.get("best_of"), "best_of") != 1)
             throw ApiException.badRequest("best_of must be 1 (use n for several completions)");
         if (!Fields.present(o, "prompt")) throw ApiException.badRequest("prompt is required: a string, a list of strings, or token ids");
@@ -102,7 +103,8 @@ final class OpenAiCompletions {
                 if (f == null) return Errors.body(504, "no answer from the engine").toString();
                 choices.add(choice(f, f.text() == null ? "" : f.text(), 0));
             }
-            return head().add("choices", choices).add("usage", OpenAi.usage(pending, finals)).build().toString();
+            return head().add("choices", choices).add("usage", OpenAi.usage(pending, finals)).add("metadata", OpenAi.metadata(finals[0]))
+                    .build().toString();
         }
 
         private JsonObjectBuilder head() {
@@ -116,6 +118,7 @@ final class OpenAiCompletions {
             else c.addNull("logprobs");
             if (out.finishReason() == null) c.addNull("finish_reason");
             else c.add("finish_reason", OpenAi.finishReason(out.finishReason()));
+            OpenAi.matchedStop(c, out.finishReason());
             if (tokenIds) {
                 c.add("token_ids", OpenAi.ids(out.outputIds(), fromToken));
                 if (fromToken == 0) c.add("prompt_token_ids", OpenAi.ids(item.inputIds(), 0));

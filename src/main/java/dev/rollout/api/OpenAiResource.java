@@ -9,6 +9,8 @@ import jakarta.ws.rs.POST;
 import jakarta.ws.rs.Path;
 import jakarta.ws.rs.core.Response;
 import java.io.InputStream;
+import java.util.HashSet;
+import java.util.Set;
 
 /**
  * The OpenAI API's generation routes, for agent frameworks and environments that speak it:
@@ -20,15 +22,21 @@ public class OpenAiResource {
     @Inject
     EngineService service;
 
-    /** A request body for the served model, with the loop that will run it. */
+    @Inject
+    RidsInFlight rids;
+
+    /** A request body for the served model, with the loop that will run it and the model name its answers echo. */
     private record Call(EngineLoop loop, JsonObject body, String model) {}
 
     private Call call(InputStream body) {
         EngineLoop loop = Requests.generationLoop(service);
         JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
-        String model = ServerResource.servedModelName(service);
-        OpenAi.checkModel(o, model);
-        return new Call(loop, o, model);
+        String served = ServerResource.servedModelName(service);
+        // the path forms SGLang clients send: as configured, and as /get_model_info reports it
+        Set<String> paths = new HashSet<>();
+        paths.add(service.modelDir().toString());
+        if (!service.settings().modelPath().isBlank()) paths.add(service.settings().modelPath());
+        return new Call(loop, o, OpenAi.checkModel(o, served, paths));
     }
 
     @POST
@@ -36,7 +44,7 @@ public class OpenAiResource {
     public Response completions(InputStream body) {
         Call c = call(body);
         GenerateRequest req = Requests.parser(service).parse(OpenAiCompletions.toGenerate(c.body()));
-        PendingGeneration pending = new PendingGeneration(req, c.loop(), service.tokenizer());
+        PendingGeneration pending = new PendingGeneration(req, c.loop(), service.tokenizer(), rids);
         GenerationRelay.Format format = new OpenAiCompletions.Format(pending, service.tokenizer(), c.model(),
                 OpenAi.includeUsage(c.body()), OpenAi.flag(c.body(), "return_token_ids"));
         return GenerationRelay.respond(pending, req.stream(), format, service.settings());
@@ -48,7 +56,7 @@ public class OpenAiResource {
         Call c = call(body);
         OpenAiChat.Plan plan = OpenAiChat.plan(c.body(), service.chatTemplates(), service.tokenizer(), c.loop().info().maxModelLen());
         GenerateRequest req = Requests.parser(service).parse(plan.generate());
-        PendingGeneration pending = new PendingGeneration(req, c.loop(), service.tokenizer());
+        PendingGeneration pending = new PendingGeneration(req, c.loop(), service.tokenizer(), rids);
         return GenerationRelay.respond(pending, req.stream(), new OpenAiChat.Format(pending, service.tokenizer(), plan, c.model()),
                 service.settings());
     }

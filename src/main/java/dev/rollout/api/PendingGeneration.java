@@ -28,16 +28,19 @@ final class PendingGeneration {
     private final SequenceOutput[] finals;
     private final OutputText[] texts;  // per sequence: decoded here, not on the engine thread (null: no tokenizer, or the engine decodes)
     private final EngineLoop loop;
+    private final RidsInFlight inFlight;
+    private boolean claimed;
     private final SessionTurn sessionTurn;  // null outside sessions
     private int remaining;
 
-    PendingGeneration(GenerateRequest req, EngineLoop loop, HfTokenizer tokenizer) {
-        this(req, loop, tokenizer, null);
+    PendingGeneration(GenerateRequest req, EngineLoop loop, HfTokenizer tokenizer, RidsInFlight inFlight) {
+        this(req, loop, tokenizer, inFlight, null);
     }
 
     /** @param sessionTurn the session the one sequence continues ({@code session_params}), or null */
-    PendingGeneration(GenerateRequest req, EngineLoop loop, HfTokenizer tokenizer, SessionTurn sessionTurn) {
+    PendingGeneration(GenerateRequest req, EngineLoop loop, HfTokenizer tokenizer, RidsInFlight inFlight, SessionTurn sessionTurn) {
         this.loop = loop;
+        this.inFlight = inFlight;
         this.sessionTurn = sessionTurn;
         int index = 0;
         List<OutputText> text = new ArrayList<>();
@@ -68,15 +71,35 @@ final class PendingGeneration {
         remaining = sequences.size();
     }
 
+    /** Claims the rids (a 400 when one is already running) and hands the sequences to the engine. */
     void submit() {
+        inFlight.claim(rids());
+        claimed = true;
         if (sessionTurn == null) {
             loop.submit(new EngineCommand.Generate(sequences));
             return;
         }
         // the engine checks a session turn against the session's history: wait for its verdict, so that a
-        // refusal is a 4xx before any of the answer is written
-        SessionParams.awaitAdmission(loop.submit(new EngineCommand.Generate(sequences, Map.of(sequences.get(0).rid(), sessionTurn))),
-                () -> abort("the engine did not take the session's turn in time"));
+        // refusal is a 4xx before any of the answer is written (and the rid is free again)
+        try {
+            SessionParams.awaitAdmission(loop.submit(new EngineCommand.Generate(sequences, Map.of(sequences.get(0).rid(), sessionTurn))),
+                    () -> abort("the engine did not take the session's turn in time"));
+        } catch (RuntimeException e) {
+            release();
+            throw e;
+        }
+    }
+
+    /** Frees the rids for new requests; called once the relay has ended, whatever the ending. */
+    void release() {
+        if (claimed) inFlight.release(rids());
+        claimed = false;
+    }
+
+    private List<String> rids() {
+        List<String> rids = new ArrayList<>(sequences.size());
+        for (Sequence s : sequences) rids.add(s.rid());
+        return rids;
     }
 
     /** The next snapshot, or null after {@code timeoutMs}. Records finished ones. */

@@ -61,6 +61,46 @@ class GenerateResponsesTest {
         assertFalse(last.getJsonObject("meta_info").containsKey("input_token_logprobs"));
     }
 
+    /** SGLang's test_weight_version_spans test_11: stream chunks before the last carry the version, not the spans. */
+    @Test
+    void spansGoOutOnTheFinishingSnapshotOnly() {
+        JsonObject running = responses.toJson(snapshot(new int[] {5}, "a", false, List.of()), item, 0, false).getJsonObject("meta_info");
+        assertEquals("v", running.getString("weight_version"));
+        assertFalse(running.containsKey("weight_versions"));
+        assertFalse(running.containsKey("weight_version_start"));
+        JsonObject last = responses.toJson(snapshot(new int[] {5, 6}, "ab", true, List.of()), item, 0, false).getJsonObject("meta_info");
+        assertEquals(1, last.getJsonArray("weight_versions").size());
+        assertEquals(2, last.getJsonArray("weight_versions").getJsonObject(0).getInt("end"));
+        assertEquals("v", last.getString("weight_version_start"));
+        assertEquals("v", last.getString("weight_version_end"));
+    }
+
+    /** SGLang's test_10: a request aborted before its first token reports [{version, 0, 0}], not []. */
+    @Test
+    void anAbortBeforeTheFirstTokenReportsOneEmptySpan() {
+        SequenceOutput aborted = new SequenceOutput("r", 0, new int[0], "", FinishReason.abort("aborted"), 3, 0, 0, List.of(), List.of(),
+                "step-3", List.of(), 0.1, Double.NaN);
+        JsonObject meta = responses.toJson(aborted, item, 0, false).getJsonObject("meta_info");
+        JsonObject span = meta.getJsonArray("weight_versions").getJsonObject(0);
+        assertEquals(1, meta.getJsonArray("weight_versions").size());
+        assertEquals("step-3", span.getString("version"));
+        assertEquals(0, span.getInt("start"));
+        assertEquals(0, span.getInt("end"));
+        assertEquals("step-3", meta.getString("weight_version"));
+    }
+
+    /** Two updates during one request: start and end name the first and the last span's versions. */
+    @Test
+    void startAndEndNameTheFirstAndLastSpans() {
+        SequenceOutput out = new SequenceOutput("r", 0, new int[] {5, 6, 7}, "abc", FinishReason.length(3), 3, 0, 0, List.of(), List.of(), "c",
+                List.of(new SequenceOutput.VersionSpan("a", 0, 1), new SequenceOutput.VersionSpan("b", 1, 2),
+                        new SequenceOutput.VersionSpan("c", 2, 3)), 0.1, 0.05);
+        JsonObject meta = responses.toJson(out, item, 0, false).getJsonObject("meta_info");
+        assertEquals("a", meta.getString("weight_version_start"));
+        assertEquals("c", meta.getString("weight_version_end"));
+        assertEquals(3, meta.getJsonArray("weight_versions").size());
+    }
+
     private static SequenceOutput snapshot(int[] ids, String text, boolean done, List<TokenLogprob> lps) {
         return new SequenceOutput("r", 0, ids, text, done ? FinishReason.length(ids.length) : null, 3, 0, 0, List.copyOf(lps),
                 List.of(TokenLogprob.unscored(2), new TokenLogprob(3, -1f, new int[0], new float[0], null)), "v",

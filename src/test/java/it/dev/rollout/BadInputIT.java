@@ -11,7 +11,11 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
-/** Every invalid request is a 4xx in SGLang's error shape naming the problem, and disturbs nobody. */
+/**
+ * Every invalid request is a 4xx in SGLang's error shape naming the problem, and disturbs nobody.
+ * {@code /generate} answers with SGLang's {@code {"error": {"message"}}}, the control routes with
+ * {@code {"object": "error", "message", ...}}, {@code /v1/} with OpenAI's {@code {"error": {...}}}.
+ */
 class BadInputIT {
     @BeforeAll
     static void ready() {
@@ -45,7 +49,7 @@ class BadInputIT {
         logprob_start_len past prompt  | {"input_ids": [1, 2], "return_logprob": true, "logprob_start_len": 5}    | logprob_start_len
         top_logprobs_num negative      | {"input_ids": [1], "return_logprob": true, "top_logprobs_num": -2}       | top_logprobs_num
         sampling_params list too short | {"input_ids": [[1], [2]], "sampling_params": [{}]}                        | sampling_params
-        duplicate rids                 | {"input_ids": [[1], [2]], "rid": ["a", "a"]}                              | duplicates
+        duplicate rids                 | {"input_ids": [[1], [2]], "rid": ["a", "a"]}                              | Duplicate request IDs detected within the request: ['a']
         images                         | {"text": "a", "image_data": "x.png"}                                     | image_data
         body is not an object          | [1, 2, 3]                                                                | JSON object
         body is not JSON               | {"input_ids": [1,                                                        | not valid JSON
@@ -53,10 +57,16 @@ class BadInputIT {
     void refused(String name, String body, String mentions) {
         Http.Reply r = Http.post("/generate", body);
         assertEquals(400, r.status(), name + ": " + r.body());
-        JsonObject e = r.object();
-        assertEquals("error", e.getString("object"));
-        assertEquals(400, e.getInt("code"));
-        assertTrue(e.getString("message").contains(mentions), name + ": message should mention '" + mentions + "': " + e.getString("message"));
+        String message = generateError(r);
+        assertTrue(message.contains(mentions), name + ": message should mention '" + mentions + "': " + message);
+    }
+
+    /** The message of SGLang's /generate error, {"error": {"message": ...}} and nothing else. */
+    static String generateError(Http.Reply r) {
+        JsonObject o = r.object();
+        assertEquals(java.util.Set.of("error"), o.keySet(), r.body());
+        assertEquals(java.util.Set.of("message"), o.getJsonObject("error").keySet(), r.body());
+        return o.getJsonObject("error").getString("message");
     }
 
     /** Every way a JSON body is read (JSON-P, Jackson's stream, JAX-RS entities) holds it to one nesting limit: a 400, never a 500. */
@@ -68,7 +78,7 @@ class BadInputIT {
         String body = "{\"count\": " + "[".repeat(levels) + "]".repeat(levels) + "}";
         Http.Reply r = Http.admin(route, body);
         assertEquals(400, r.status(), route + ": " + r.body());
-        JsonObject e = r.object().containsKey("error") ? r.object().getJsonObject("error") : r.object();  // OpenAI's shape under /v1
+        JsonObject e = r.object().containsKey("error") ? r.object().getJsonObject("error") : r.object();  // /generate's and OpenAI's shape
         assertTrue(e.getString("message").contains("more than 64 levels deep"), r.body());
     }
 
@@ -125,7 +135,7 @@ class BadInputIT {
     void maxNewTokensPastTheContextIsRefusedAsSglangRefusesIt() {
         Http.Reply r = Http.post("/generate", "{\"input_ids\": [1, 2, 3], \"sampling_params\": {\"max_new_tokens\": 1e9}}");
         assertEquals(400, r.status(), r.body());
-        assertTrue(r.object().getString("message").startsWith("Requested token count exceeds the model's maximum context length"), r.body());
+        assertTrue(generateError(r).startsWith("Requested token count exceeds the model's maximum context length"), r.body());
         String model = Http.get("/v1/models").object().getJsonArray("data").getJsonObject(0).getString("id");
         r = Http.post("/v1/completions", "{\"model\": \"" + model + "\", \"prompt\": [1, 2, 3], \"max_tokens\": 1000000000}");
         assertEquals(400, r.status(), r.body());
@@ -143,7 +153,7 @@ class BadInputIT {
         Http.Reply r = Http.post("/generate", body);
         long ms = (System.nanoTime() - t0) / 1_000_000;
         assertEquals(400, r.status(), r.body());
-        assertTrue(r.object().getString("message").startsWith("The input (at least "), r.body());
+        assertTrue(generateError(r).startsWith("The input (at least "), r.body());
         assertTrue(ms < 5000, "took " + ms + " ms");
         assertEquals(400, Http.post("/tokenize", body.replace("\"text\"", "\"prompt\"")).status());
     }
@@ -176,7 +186,7 @@ class BadInputIT {
         for (int i = 0; i < 5000; i++) ids.append(i == 0 ? "" : ",").append(100 + i % 1000);
         Http.Reply r = Http.post("/generate", "{\"input_ids\": " + ids + "]}");
         assertEquals(400, r.status(), r.body());
-        assertTrue(r.object().getString("message").contains("context length"), r.body());
+        assertTrue(generateError(r).contains("context length"), r.body());
     }
 
     @Test
@@ -184,7 +194,7 @@ class BadInputIT {
         String big = "{\"text\": \"" + "a".repeat(17 * 1024 * 1024) + "\"}";
         Http.Reply r = Http.post("/generate", big);
         assertEquals(413, r.status());
-        assertTrue(r.object().getString("message").contains("rollout.max-body-bytes"));
+        assertTrue(generateError(r).contains("rollout.max-body-bytes"));
     }
 
     @Test

@@ -1,0 +1,416 @@
+package it.dev.rollout.sglang;
+
+import static it.dev.rollout.sglang.Sglang.arr;
+import static it.dev.rollout.sglang.Sglang.obj;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import it.dev.rollout.Http;
+import jakarta.json.JsonArray;
+import jakarta.json.JsonObject;
+import jakarta.json.JsonValue;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.IntStream;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * SGLang's {@code test/registered/core/test_srt_endpoint.py} at commit
+ * {@code 3d0cf68aea9822eeaf235bdee9f925daeaefeb85}: both its classes ({@code TestSRTEndpoint},
+ * {@code TestTokenizeDetokenize}), every case, over plain HTTP against the build's IT server.
+ *
+ * <p>Where they differ from SGLang's file, and why:
+ * <ul>
+ * <li>SGLang's {@code run_decode} cases only print; here they check the answer's shape.
+ * <li>Lengths are cut to the default model's 4,096-token context: SGLang's 8000-repetition
+ *     prompt, 10k..50k-token logprob inputs and 10k..11k-token cache prompts are 400s here; and
+ *     {@code test_logprob_mixed} to what the engine's memory holds (see there).
+ * <li>The prefix cache works in whole pages ({@code page_size}), SGLang's radix cache per token:
+ *     {@code cached_tokens} is the token count rounded down to a page.
+ * <li>Text checks that need a trained model become checks on ids.
+ * <li>{@code custom_logit_processor} is serialized Python code: refused with a 400, by design
+ *     (docs/api.md), so those cases check the refusal and that it disturbs nobody.
+ * <li>{@code logit_bias} (the sampling work of issue #17) and {@code regex} (constrained decoding,
+ *     issue #22) cases are skipped until those land.
+ * <li>{@code /detokenize} of a negative id is a 400 here, a 500 in SGLang: bad input is a 4xx.
+ * </ul>
+ */
+class SglangSrtEndpointIT {
+    @BeforeAll
+    static void ready() {
+        Http.awaitReady();
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // TestSRTEndpoint
+
+    /** SGLang's run_decode, with the shape checks it leaves to a reader of its printout. */
+    static void runDecode(boolean returnLogprob, int topLogprobsNum, boolean returnText, int n, boolean stream, boolean batch) {
+        Object text = batch ? arr("The capital of France is") : "The capital of France is";
+        JsonObject body = obj("text", text, "sampling_params", obj("temperature", n == 1 ? 0 : 0.5, "max_new_tokens", 16, "n", n),
+                "stream", stream, "return_logprob", returnLogprob, "top_logprobs_num", topLogprobsNum,
+                "return_text_in_logprobs", returnText, "logprob_start_len", 0);
+        List<JsonObject> items = new ArrayList<>();
+        if (stream) {
+            List<JsonObject> chunks = Sglang.stream("/generate", body);
+            assertFalse(chunks.isEmpty());
+            for (int i = 0; i < n; i++) {
+                int index = i;
+                List<JsonObject> mine = chunks.stream().filter(c -> n == 1 || c.getInt("index") == index).toList();
+                assertFalse(mine.isEmpty(), "every sample streams");
+                items.add(mine.get(mine.size() - 1));
+            }
+        } else {
+            Http.Reply r = Sglang.ok("/generate", body);
+            if (n == 1 && !batch) items.add(r.object());
+            else r.array().forEach(v -> items.add(v.asJsonObject()));
+            assertEquals(batch ? n : n, items.size());
+        }
+        for (JsonObject item : items) {
+            JsonObject meta = item.getJsonObject("meta_info");
+            assertTrue(meta.getJsonObject("finish_reason") != null, item.toString());
+            int generated = item.getJsonArray("output_ids").size();
+            assertEquals(generated, meta.getInt("completion_tokens"));
+            assertTrue(generated <= 16);
+            if (!returnLogprob) continue;
+            assertEquals(generated, meta.getJsonArray("output_token_logprobs").size());
+            assertEquals(meta.getInt("prompt_tokens"), meta.getJsonArray("input_token_logprobs").size(), "logprob_start_len 0: every position");
+            if (topLogprobsNum > 0)
+                for (JsonValue top : meta.getJsonArray("output_top_logprobs")) assertEquals(topLogprobsNum, top.asJsonArray().size());
+            if (returnText)
+                for (JsonValue t : meta.getJsonArray("output_token_logprobs"))
+                    assertEquals(JsonValue.ValueType.STRING, t.asJsonArray().get(2).getValueType());
+        }
+    }
+
+    @Test
+    void test_simple_decode() {
+        runDecode(false, 0, false, 1, false, false);
+    }
+
+    @Test
+    void test_simple_decode_batch() {
+        runDecode(false, 0, false, 1, false, true);
+    }
+
+    @Test
+    void test_parallel_sample() {
+        runDecode(false, 0, false, 3, false, false);
+    }
+
+    @Test
+    void test_parallel_sample_stream() {
+        runDecode(false, 0, false, 3, true, false);
+    }
+
+    @Test
+    void test_logprob() {
+        runDecode(true, 5, true, 1, false, false);
+    }
+
+    @Test
+    void test_logprob_start_len() {
+        int logprobStartLen = 4, newTokens = 4;
+        String[] prompts = {"I have a very good idea on", "Today is a sunndy day and"};
+        JsonArray res = Sglang.ok("/generate", obj("text", arr((Object[]) prompts),
+                "sampling_params", obj("temperature", 0, "max_new_tokens", newTokens), "return_logprob", true, "top_logprobs_num", 5,
+                "return_text_in_logprobs", true, "logprob_start_len", logprobStartLen)).array();
+        for (int i = 0; i < res.size(); i++) {
+            JsonObject r = res.getJsonObject(i), meta = r.getJsonObject("meta_info");
+            assertEquals(meta.getInt("prompt_tokens"), logprobStartLen + meta.getJsonArray("input_token_logprobs").size());
+            StringBuilder tail = new StringBuilder();
+            for (JsonValue t : meta.getJsonArray("input_token_logprobs")) tail.append(t.asJsonArray().getString(2));
+            assertTrue(prompts[i].endsWith(tail.toString()), prompts[i] + " should end with " + tail);
+            assertEquals(newTokens, meta.getInt("completion_tokens"));
+            assertEquals(newTokens, meta.getJsonArray("output_token_logprobs").size());
+            // SGLang compares the text with the joined pieces: a random model's tokens may be special
+            // (skipped from text) or half a UTF-8 character (U+FFFD alone), so compare the ids instead
+            List<Integer> ids = new ArrayList<>();
+            for (JsonValue t : meta.getJsonArray("output_token_logprobs")) ids.add(t.asJsonArray().getInt(1));
+            assertEquals(Sglang.list(r.getJsonArray("output_ids")), ids);
+        }
+    }
+
+    @Test
+    void test_logprob_with_chunked_prefill() {
+        int newTokens = 4;
+        // SGLang's 8000 repetitions (~72k tokens) exceed our context; 380 (~3.4k) still take several prefill chunks
+        JsonObject res = Sglang.generate(obj("text", "I have a very good idea on this. ".repeat(380),
+                "sampling_params", obj("temperature", 0, "max_new_tokens", newTokens), "return_logprob", true, "logprob_start_len", -1,
+                "top_logprobs_num", 5));
+        JsonObject meta = res.getJsonObject("meta_info");
+        assertEquals(newTokens, meta.getInt("completion_tokens"));
+        assertEquals(newTokens, meta.getJsonArray("output_token_logprobs").size());
+        assertEquals(newTokens, meta.getJsonArray("output_top_logprobs").size());
+        for (int i = 0; i < newTokens; i++) {
+            assertEquals(meta.getJsonArray("output_token_logprobs").get(i), meta.getJsonArray("output_top_logprobs").getJsonArray(i).get(0));
+            assertEquals(5, meta.getJsonArray("output_top_logprobs").getJsonArray(i).size());
+        }
+    }
+
+    @Test
+    void test_logprob_match() {
+        String prompt = "I have a very good idea on how to";
+        JsonObject gen = runGenerate(obj("text", prompt), 512, 0);
+        JsonArray outLps = gen.getJsonObject("meta_info").getJsonArray("output_token_logprobs");
+        int numPromptTokens = gen.getJsonObject("meta_info").getInt("prompt_tokens");
+        List<Integer> newPrompt = new ArrayList<>();
+        for (JsonValue t : gen.getJsonObject("meta_info").getJsonArray("input_token_logprobs")) newPrompt.add(t.asJsonArray().getInt(1));
+        for (JsonValue t : outLps) newPrompt.add(t.asJsonArray().getInt(1));
+        JsonObject score = runGenerate(obj("input_ids", newPrompt), 0, 0);
+        JsonArray scored = score.getJsonObject("meta_info").getJsonArray("input_token_logprobs");
+        double maxDiff = 0;
+        for (int i = 0; i < outLps.size(); i++)
+            maxDiff = Math.max(maxDiff, Math.abs(outLps.getJsonArray(i).getJsonNumber(0).doubleValue()
+                    - scored.getJsonArray(numPromptTokens + i).getJsonNumber(0).doubleValue()));
+        assertTrue(maxDiff < 0.35, "max |output logprob - rescored logprob| = " + maxDiff);
+    }
+
+    private static JsonObject runGenerate(JsonObject prompt, int maxNewTokens, int logprobStartLen) {
+        JsonObject body = obj("sampling_params", obj("temperature", 1.0, "max_new_tokens", maxNewTokens, "ignore_eos", true),
+                "return_logprob", true, "return_text_in_logprobs", true, "logprob_start_len", logprobStartLen);
+        return Sglang.generate(jakarta.json.Json.createObjectBuilder(body).addAll(jakarta.json.Json.createObjectBuilder(prompt)).build());
+    }
+
+    /**
+     * SGLang's matrix cut to what this engine holds today: inputs of 1,000 tokens, starts 0 and
+     * 500, two at a time. The prompt logprobs come from the full-vocabulary logits of every scored
+     * position at once (1,000 positions of Qwen3's 151,936 are 608 MB of float32); SGLang's eight
+     * threads at 3,000 tokens exceeded JavaCPP's native memory limit and the engine step aborted
+     * ("Physical memory usage is too high"). {@link #test_logprob_mixed_at_sglang_scale} keeps that
+     * case for when the engine scores prompts in chunks.
+     */
+    @Test
+    void test_logprob_mixed() throws Exception {
+        logprobMixed(new int[] {1000}, new int[] {0, 500}, 2);
+    }
+
+    @Test
+    void test_logprob_mixed_at_sglang_scale() throws Exception {
+        Assumptions.abort("prompt logprobs are computed over every scored position's full-vocabulary logits at once: eight "
+                + "concurrent 3,000-token prompts (1.8 GB each) exceed the native memory limit and abort the step; enable when the "
+                + "engine scores prompts in chunks");
+        logprobMixed(new int[] {1000, 3000}, new int[] {0, 500, 2500}, 8);
+    }
+
+    private static void logprobMixed(int[] inputLens, int[] starts, int threads) throws Exception {
+        List<int[]> args = new ArrayList<>();
+        for (int inputLen : inputLens)
+            for (int outputLen : new int[] {4, 8})
+                for (int start : starts)
+                    for (int returnLogprob : new int[] {1, 0})
+                        for (int top : new int[] {0, 5})
+                            if (start < inputLen) args.add(new int[] {inputLen, outputLen, start, returnLogprob, top});
+        Collections.shuffle(args, new Random(17));
+        ExecutorService pool = Executors.newFixedThreadPool(threads);
+        try {
+            List<CompletableFuture<Void>> runs = new ArrayList<>();
+            for (int[] a : args) runs.add(CompletableFuture.runAsync(() -> runLogprobCheck(a[0], a[1], 0, a[2], a[3] == 1, a[4]), pool));
+            for (CompletableFuture<Void> r : runs) r.get(300, TimeUnit.SECONDS);
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    /** SGLang's test_utils.run_logprob_check. */
+    static void runLogprobCheck(int inputLen, int outputLen, double temperature, int logprobStartLen, boolean returnLogprob, int topLogprobsNum) {
+        JsonObject res = Sglang.generate(obj("input_ids", IntStream.range(0, inputLen).toArray(),
+                "sampling_params", obj("temperature", temperature, "max_new_tokens", outputLen, "ignore_eos", true),
+                "return_logprob", returnLogprob, "logprob_start_len", logprobStartLen, "top_logprobs_num", topLogprobsNum));
+        JsonObject meta = res.getJsonObject("meta_info");
+        String what = "input " + inputLen + ", output " + outputLen + ", start " + logprobStartLen + ", logprob " + returnLogprob + ", top "
+                + topLogprobsNum + ": finish " + meta.get("finish_reason") + ", output_ids " + res.getJsonArray("output_ids");
+        assertEquals(inputLen, meta.getInt("prompt_tokens"), what);
+        assertEquals(outputLen, meta.getInt("completion_tokens"), what);
+        if (!returnLogprob) return;
+        assertEquals(inputLen - logprobStartLen, meta.getJsonArray("input_token_logprobs").size(), what);
+        assertEquals(outputLen, meta.getJsonArray("output_token_logprobs").size(), what);
+        if (topLogprobsNum == 0) return;
+        assertEquals(inputLen - logprobStartLen, meta.getJsonArray("input_top_logprobs").size(), what);
+        assertEquals(outputLen, meta.getJsonArray("output_top_logprobs").size(), what);
+        for (int i = 0; i < outputLen; i++) {
+            JsonArray top = meta.getJsonArray("output_top_logprobs").getJsonArray(i);
+            assertEquals(topLogprobsNum, top.size(), what);
+            if (temperature == 0) {
+                int rank = 0;  // SGLang's tie rule: with equal logprobs, a later rank may hold the chosen token
+                while (!top.get(rank).equals(meta.getJsonArray("output_token_logprobs").get(i))) {
+                    assertEquals(top.getJsonArray(rank).getJsonNumber(0), top.getJsonArray(rank + 1).getJsonNumber(0), "top-1 is the greedy token");
+                    rank++;
+                }
+            }
+        }
+    }
+
+    @Test
+    void test_logprob_grammar() {
+        Assumptions.abort("regex (constrained decoding) is issue #22; until then it is a 400");
+    }
+
+    /** Deliberate difference: SGLang runs the pickled processor; this server refuses code in a request. */
+    @Test
+    void test_custom_logit_processor() {
+        Http.Reply r = Http.post("/generate", customLogitProcessorJson(5).toString());
+        assertEquals(400, r.status(), r.body());
+        assertTrue(r.object().getJsonObject("error").getString("message").startsWith("custom_logit_processor"), r.body());
+    }
+
+    /** Mixed with and without a processor, concurrently: the refused ones disturb none of the others. */
+    @Test
+    void test_custom_logit_processor_batch_mixed() throws Exception {
+        List<Integer> targets = new ArrayList<>();
+        for (int i = 0; i < 32; i++) targets.add(i);
+        for (int i = 0; i < 16; i++) targets.add(null);
+        Collections.shuffle(targets, new Random(5));
+        ExecutorService pool = Executors.newFixedThreadPool(targets.size());
+        try {
+            List<CompletableFuture<Http.Reply>> calls = new ArrayList<>();
+            for (Integer t : targets) calls.add(CompletableFuture.supplyAsync(() -> Http.post("/generate", customLogitProcessorJson(t).toString()), pool));
+            for (int i = 0; i < targets.size(); i++) {
+                Http.Reply r = calls.get(i).get(120, TimeUnit.SECONDS);
+                assertEquals(targets.get(i) == null ? 200 : 400, r.status(), r.body());
+                if (targets.get(i) == null) assertFalse(r.object().getJsonObject("meta_info").getJsonArray("output_token_logprobs").isEmpty());
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    /** SGLang's base_json, with its DeterministicLogitProcessor (a dill payload here made up: it is refused unread). */
+    static JsonObject customLogitProcessorJson(Integer targetTokenId) {
+        JsonObject sp = targetTokenId == null ? obj("temperature", 0.0)
+                : obj("temperature", 0.0, "custom_params", obj("token_id", targetTokenId));
+        return targetTokenId == null
+                ? obj("text", "Question: Is Paris the Capital of France? Answer:", "sampling_params", sp, "return_logprob", true)
+                : obj("text", "Question: Is Paris the Capital of France? Answer:", "sampling_params", sp, "return_logprob", true,
+                        "custom_logit_processor", "{\"callable\": \"gASVKAAAAAAAAACMCGJ1aWx0aW5zlIwEZXZhbJSTlIwEMSsxlIWUUpQu\"}");
+    }
+
+    @Test
+    void test_stateful_custom_logit_processor() {
+        Assumptions.abort("skipped in SGLang too (a race in its overlap scheduler); and custom_logit_processor is refused here");
+    }
+
+    @Test
+    void test_stateful_custom_logit_processor_batch_mixed() {
+        Assumptions.abort("skipped in SGLang too (a race in its overlap scheduler); and custom_logit_processor is refused here");
+    }
+
+    @Test
+    void test_cache_tokens() {
+        for (int i = 0; i < 2; i++) assertEquals(200, Http.admin("/flush_cache", "").status());
+        int page = Http.get("/get_server_info").object().getInt("page_size");
+        // SGLang's lengths divided by ten (10000 and 11000 exceed our context); expected counts are
+        // SGLang's, rounded down to whole pages
+        assertEquals(0, sendAndCheckCachedTokens(100));
+        assertEquals(pages(100, page), sendAndCheckCachedTokens(1000));
+        assertEquals(pages(999, page), sendAndCheckCachedTokens(1000));
+        assertEquals(pages(99, page), sendAndCheckCachedTokens(100));
+        assertEquals(pages(1000, page), sendAndCheckCachedTokens(1100));
+    }
+
+    private static int pages(int tokens, int page) {
+        return tokens / page * page;
+    }
+
+    private static int sendAndCheckCachedTokens(int n) {
+        return Sglang.generate(obj("input_ids", IntStream.range(0, n).toArray(), "sampling_params", obj("max_new_tokens", 1)))
+                .getJsonObject("meta_info").getInt("cached_tokens");
+    }
+
+    @Test
+    void test_get_server_info() {
+        JsonObject info = Http.get("/get_server_info").object();
+        assertEquals(JsonValue.ValueType.NUMBER, info.get("max_total_num_tokens").getValueType());
+        assertTrue(info.getJsonNumber("max_total_num_tokens").isIntegral());
+        assertEquals(JsonValue.ValueType.STRING, info.get("version").getValueType());
+    }
+
+    @Test
+    void test_logit_bias() {
+        Assumptions.abort("logit_bias is being implemented by the sampling work of issue #17; enable once it lands");
+    }
+
+    @Test
+    void test_forbidden_token() {
+        Assumptions.abort("logit_bias is being implemented by the sampling work of issue #17; enable once it lands");
+    }
+
+    @Test
+    void test_logit_bias_isolation() {
+        Assumptions.abort("logit_bias is being implemented by the sampling work of issue #17; enable once it lands");
+    }
+
+    @Test
+    void test_get_server_info_concurrent() throws Exception {
+        ExecutorService pool = Executors.newFixedThreadPool(30);
+        try {
+            List<CompletableFuture<Http.Reply>> calls = new ArrayList<>();
+            for (int i = 0; i < 4; i++) calls.add(CompletableFuture.supplyAsync(() -> Http.get("/get_server_info"), pool));
+            for (CompletableFuture<Http.Reply> c : calls) {
+                Http.Reply r = c.get(60, TimeUnit.SECONDS);
+                assertEquals(200, r.status());
+                r.object();
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // TestTokenizeDetokenize
+
+    @Test
+    void test_tokenize_various_inputs() {
+        String single = "Hello SGLang world! 123 😊, ಪರ್ವತದ ಮೇಲೆ ಹಿಮ.";
+        JsonArray multi = arr("First sentence.", "Second, with 中文.");
+        Object[][] scenarios = {{single, true}, {single, false}, {multi, true}, {multi, false}, {"", false}};
+        for (Object[] c : scenarios) {
+            JsonObject resp = Sglang.ok("/tokenize", obj("model", Sglang.modelPath(), "prompt", c[0], "add_special_tokens", c[1])).object();
+            JsonArray tokens = resp.getJsonArray("tokens");
+            if (tokens.isEmpty()) {
+                assertEquals(0, resp.getInt("count"));
+            } else if (tokens.get(0).getValueType() == JsonValue.ValueType.ARRAY) {
+                int total = 0, expected = 0;
+                for (JsonValue t : tokens) total += t.asJsonArray().size();
+                for (JsonValue n : resp.getJsonArray("count")) expected += ((jakarta.json.JsonNumber) n).intValue();
+                assertEquals(total, expected);
+            } else {
+                assertEquals(tokens.size(), resp.getInt("count"));
+            }
+        }
+    }
+
+    @Test
+    void test_tokenize_invalid_type() {
+        assertEquals(400, Http.post("/tokenize", obj("model", Sglang.modelPath(), "prompt", 12345).toString()).status());
+    }
+
+    @Test
+    void test_detokenize_roundtrip() {
+        String text = "Verify detokenization round trip. यह डिटोकेनाइजेशन है";
+        JsonArray t0 = Sglang.ok("/tokenize", obj("prompt", text, "add_special_tokens", false)).object().getJsonArray("tokens");
+        JsonArray t1 = Sglang.ok("/tokenize", obj("prompt", text, "add_special_tokens", true)).object().getJsonArray("tokens");
+        Object[][] cases = {{t0, true, text}, {t1, true, text}, {t1, false, null}, {arr(), true, ""}};
+        for (Object[] c : cases) {
+            JsonObject resp = Sglang.ok("/detokenize", obj("model", Sglang.modelPath(), "tokens", c[0], "skip_special_tokens", c[1])).object();
+            if (c[2] != null) assertEquals(c[2], resp.getString("text"));
+            else assertEquals(JsonValue.ValueType.STRING, resp.get("text").getValueType());
+        }
+    }
+
+    /** SGLang answers a negative id with a 500; bad input is a 400 here (docs/api.md). */
+    @Test
+    void test_detokenize_invalid_tokens() {
+        assertEquals(400, Http.post("/detokenize", obj("model", Sglang.modelPath(), "tokens", arr("a", "b")).toString()).status());
+        assertEquals(400, Http.post("/detokenize", obj("model", Sglang.modelPath(), "tokens", arr(1, -1, 2)).toString()).status());
+    }
+}
