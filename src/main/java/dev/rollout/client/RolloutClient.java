@@ -316,12 +316,22 @@ public final class RolloutClient implements AutoCloseable {
     }
 
     /**
-     * Admits nothing new, lets what runs finish for up to {@code timeout}, then cuts the rest:
-     * {@code mode} "retract" requeues them (they finish after {@link #continueGeneration}),
-     * "abort" ends them with their partial output. Leaves the server paused. Ours: POST /drain.
+     * SGLang's drain: waits, for up to {@code timeout}, until no request runs or waits, holding
+     * nothing back and leaving the server as it was; {@link DrainResult#success()} says whether
+     * it got there. POST /drain.
+     */
+    public DrainResult drain(Duration timeout) {
+        return drain(timeout, "wait");
+    }
+
+    /**
+     * Ours: holds new requests back, lets what runs finish for up to {@code timeout}, then cuts
+     * the rest: {@code mode} "retract" requeues them (they finish after {@link
+     * #continueGeneration}), "abort" ends them with their partial output; leaves the server
+     * paused. "wait" is {@link #drain(Duration)}. POST /drain.
      */
     public DrainResult drain(Duration timeout, String mode) {
-        JsonObject o = call("POST", "/drain", JSON.createObjectBuilder().add("timeout_s", timeout.toMillis() / 1000.0)
+        JsonObject o = call("POST", "/drain", JSON.createObjectBuilder().add("timeout", timeout.toMillis() / 1000.0)
                 .add("mode", mode).build(), true, false);
         List<String> finished = o.getJsonArray("finished").getValuesAs(JsonValue.class).stream()
                 .map(v -> ((jakarta.json.JsonString) v).getString()).toList();
@@ -329,7 +339,8 @@ public final class RolloutClient implements AutoCloseable {
         for (JsonObject c : o.getJsonArray("cut").getValuesAs(JsonObject.class))
             cut.put(c.getString("rid"), c.getJsonArray("output_ids").getValuesAs(JsonNumber.class).stream()
                     .mapToInt(JsonNumber::intValue).toArray());
-        return new DrainResult(finished, cut, o.getString("mode"));
+        return new DrainResult(o.getBoolean("success"), o.getInt("remaining_requests"), finished, cut, o.getString("mode"),
+                o.getBoolean("paused"));
     }
 
     /** Aborts every running and waiting request; each caller gets its partial output. */

@@ -163,15 +163,15 @@ final class WeightControl {
                 + "resume and push them first");
     }
 
-    /** The first {@code limit} values of a parameter (flattened), as float32. */
-    ParameterValues read(String name, int limit) {
+    /** The first {@code rows} rows of a parameter (slices along dimension 0), as float32. */
+    ParameterValues read(String name, int rows) {
         Tensor t = readable().get(name);
         if (t == null) throw new IllegalArgumentException("unknown parameter " + name);
         try (PointerScope scope = new PointerScope()) {
-            Tensor flat = t.reshape(-1);
             List<Long> shape = new ArrayList<>();
             for (int i = 0; i < t.dim(); i++) shape.add(t.size(i));
-            return new ParameterValues(name, shape, Torch.toFloats(flat.narrow(0, 0, Math.min(limit, flat.size(0)))));
+            Tensor head = t.dim() == 0 ? t.reshape(-1) : t.narrow(0, 0, Math.min(rows, t.size(0)));
+            return new ParameterValues(name, shape, Torch.toFloats(head));
         }
     }
 
