@@ -9,7 +9,7 @@ import org.junit.jupiter.api.extension.ExtensionContext;
  * and afterwards loads its own checkpoint back under the version it served before. The checkpoint's
  * path is read before the class runs: get_model_info's model_path follows update_weights_from_disk.
  */
-final class RestoresServedWeights implements BeforeAllCallback, AfterAllCallback {
+public final class RestoresServedWeights implements BeforeAllCallback, AfterAllCallback {
     private static final ExtensionContext.Namespace NS = ExtensionContext.Namespace.create(RestoresServedWeights.class);
 
     @Override

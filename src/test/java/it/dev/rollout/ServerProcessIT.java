@@ -27,14 +27,14 @@ import org.junit.jupiter.api.Test;
  * port of its own; stopped by the client's close(), after which a router over both servers sends
  * everything to the one left. And a server that dies while starting.
  */
-class ServerProcessIT {
+public class ServerProcessIT {
     static final Path IT_SERVER = Path.of(System.getProperty("it.server.dir", "target/liberty/wlp/usr/servers/itServer"));
 
     /**
      * A second Liberty server of the build's installation with the test server's configuration
      * (the application is its loose archive, which points at target/), on a free port.
      */
-    static ServerProcess.Spec secondServer(String name, int port) throws IOException {
+    public static ServerProcess.Spec secondServer(String name, int port) throws IOException {
         Path wlp = IT_SERVER.getParent().getParent().getParent();
         Path userDir = Files.createTempDirectory("rollout-" + name + "-");
         Path server = userDir.resolve("servers/" + name);
@@ -84,7 +84,7 @@ class ServerProcessIT {
         assertTrue(e.getMessage().contains("no model at /nowhere"), "the message carries the end of the log: " + e.getMessage());
     }
 
-    static int freePort() throws IOException {
+    public static int freePort() throws IOException {
         try (ServerSocket s = new ServerSocket(0)) {
             return s.getLocalPort();
         }
