@@ -93,7 +93,7 @@ class UpdateWeightsFromDiskIT {
 
     /**
      * SGLang runs 32 requests of 1,600 new tokens on a GPU; on the CPU of a CI machine that is
-     * minutes, so 8 requests of 300 tokens (ignore_eos, as SGLang's): enough that every one is
+     * minutes, so 8 requests of 120 tokens (ignore_eos, as SGLang's): enough that they are
      * running or waiting when the engine is paused and updated.
      */
     @Test
@@ -104,7 +104,7 @@ class UpdateWeightsFromDiskIT {
             for (int i = 0; i < 8; i++) {
                 int q = i;
                 futures.add(CompletableFuture.supplyAsync(() -> RlHttp.post("/generate", "{\"text\": \"Question: " + q
-                        + ",The capital of France is\", \"sampling_params\": {\"temperature\": 0, \"max_new_tokens\": 300, \"ignore_eos\": true}}")
+                        + ",The capital of France is\", \"sampling_params\": {\"temperature\": 0, \"max_new_tokens\": 120, \"ignore_eos\": true}}")
                         .ok().object()));
             }
             RlHttp.awaitRunning(1);   // SGLang sleeps 2 s to be sure decoding started

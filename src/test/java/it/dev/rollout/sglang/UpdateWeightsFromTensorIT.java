@@ -180,7 +180,7 @@ class UpdateWeightsFromTensorIT {
      * SGLang: 32 requests of 3,000 tokens, pause (in place, then retract), push 1.5 into the up
      * projections of layers 6 to 15, continue; nothing is aborted, and {@code
      * torch.tensor(get_weights_by_name(name))[0, :5]} is 1.5. The default model has layers 0 to 3
-     * (all four are pushed), and a CPU runs 8 requests of 300 tokens in the time SGLang's GPU runs its.
+     * (all four are pushed), and a CPU runs 8 requests of 120 tokens in the time SGLang's GPU runs its.
      */
     @Test
     void serverUpdateWeightsNonBlocking() throws Exception {
@@ -199,7 +199,7 @@ class UpdateWeightsFromTensorIT {
             for (int i = 0; i < 8; i++) {
                 int q = i;
                 futures.add(CompletableFuture.supplyAsync(() -> RlHttp.post("/generate", "{\"text\": \"Question: " + q
-                        + ",The capital of France is\", \"sampling_params\": {\"temperature\": 0, \"max_new_tokens\": 300, \"ignore_eos\": true}}")
+                        + ",The capital of France is\", \"sampling_params\": {\"temperature\": 0, \"max_new_tokens\": 120, \"ignore_eos\": true}}")
                         .ok().object()));
             }
             RlHttp.awaitRunning(1);
