@@ -118,10 +118,6 @@ class ClientTest(unittest.TestCase):
             stated = [int(x) for x in re.findall(r"-?\d+", e["final_text"])]
             self.assertEqual(1.0 if stated and stated[-1] == result else 0.0, e["reward"], e["final_text"])
 
-
-if __name__ == "__main__":
-    unittest.main(verbosity=2)
-
     def test_6_drains_as_sglang_does_without_pausing(self):
         idle = self.client.drain(timeout=5.0)
         self.assertEqual((True, 0, "wait", False), (idle["success"], idle["remaining_requests"], idle["mode"], idle["paused"]))
@@ -143,3 +139,7 @@ if __name__ == "__main__":
             long_one.join(120)
         self.assertEqual("abort", out["meta_info"]["finish_reason"]["type"])
         self.assertTrue(self.client.drain(timeout=5.0)["success"])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
