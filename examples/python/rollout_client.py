@@ -197,6 +197,16 @@ class RolloutClient:
     def continue_generation(self):
         return self._call("POST", "/continue_generation", {}, admin=True)
 
+    def drain(self, timeout=None, mode=None):
+        """SGLang's /drain: waits up to `timeout` seconds (None: up to the server's cap, an hour) until no
+        request runs or waits; answers {"success", "remaining_requests", ...}. It holds nothing back and
+        leaves the server as it was. Ours: mode "retract" or "abort" holds new requests back, cuts what
+        still runs at the deadline ("cut": their partial outputs) and leaves the server paused."""
+        body = {"timeout": timeout}
+        if mode:
+            body["mode"] = mode
+        return self._call("POST", "/drain", body, admin=True)
+
     def release_memory_occupation(self, tags=None):
         return self._call("POST", "/release_memory_occupation", {"tags": tags}, admin=True)
 

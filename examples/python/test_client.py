@@ -9,6 +9,7 @@ import json
 import os
 import re
 import struct
+import threading
 import unittest
 
 import agent_loop
@@ -116,6 +117,28 @@ class ClientTest(unittest.TestCase):
             self.assertTrue(all(lp <= 0.0 for lp in e["response_logprobs"][:first_env]))
             stated = [int(x) for x in re.findall(r"-?\d+", e["final_text"])]
             self.assertEqual(1.0 if stated and stated[-1] == result else 0.0, e["reward"], e["final_text"])
+
+    def test_6_drains_as_sglang_does_without_pausing(self):
+        idle = self.client.drain(timeout=5.0)
+        self.assertEqual((True, 0, "wait", False), (idle["success"], idle["remaining_requests"], idle["mode"], idle["paused"]))
+        out = {}
+        long_one = threading.Thread(target=lambda: out.update(self.client.generate(
+            PROMPT, {"max_new_tokens": 3000, "ignore_eos": True}, rid="py-drain-long")))
+        long_one.start()
+        try:
+            for _ in range(500):  # until the engine runs it (every wait has a deadline)
+                if self.client._call("GET", "/rl/state")["in_flight"] > 0:
+                    break
+                threading.Event().wait(0.01)
+            busy = self.client.drain(timeout=0.1)
+            self.assertFalse(busy["success"])
+            self.assertGreaterEqual(busy["remaining_requests"], 1)
+            self.assertEqual("serving", self.client._call("GET", "/rl/state")["state"], "a drain leaves the server as it was")
+        finally:
+            self.client._call("POST", "/abort_request", {"rid": "py-drain-long"})
+            long_one.join(120)
+        self.assertEqual("abort", out["meta_info"]["finish_reason"]["type"])
+        self.assertTrue(self.client.drain(timeout=5.0)["success"])
 
 
 if __name__ == "__main__":

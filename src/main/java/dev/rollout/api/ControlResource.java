@@ -1,5 +1,6 @@
 package dev.rollout.api;
 
+import dev.rollout.engine.DrainMode;
 import dev.rollout.engine.DrainResult;
 import dev.rollout.engine.EngineCommand;
 import dev.rollout.engine.EngineLoop;
@@ -57,7 +58,13 @@ public class ControlResource {
 
     public record CutRequest(String rid, int[] outputIds, int completionTokens) {}
 
-    public record Drained(String status, String mode, List<String> finished, List<CutRequest> cut) {}
+    /**
+     * SGLang's drain answer ({@code success}: nothing left in flight; {@code remaining_requests})
+     * and ours after it: what the drain did at its deadline, whether it left the engine paused,
+     * what finished in time and the partial outputs it cut.
+     */
+    public record Drained(boolean success, int remainingRequests, String mode, boolean paused, List<String> finished,
+                          List<CutRequest> cut) {}
 
     /** {@code weights_kept}: whether a host copy was made, so that resume needs no push. */
     public record Released(boolean success, String message, Map<String, Long> freedBytes, boolean weightsKept, long backupBytes) {}
@@ -108,9 +115,12 @@ public class ControlResource {
     }
 
     /**
-     * Ours: {@code {"timeout_s": T, "mode": "retract"|"abort"}}. Admits nothing new, lets what runs
-     * finish for up to T seconds, then retracts (keeps for later, KV freed) or aborts the rest,
-     * and leaves the engine paused. Answers with what finished and the partial outputs that were cut.
+     * SGLang's {@code {"timeout": T}} (seconds; null or absent waits for up to an hour): answers
+     * once no request runs or waits, or at the deadline, with {@code {"success",
+     * "remaining_requests"}}; it holds nothing back and leaves the engine as it was. Ours on top:
+     * {@code timeout_s} for {@code timeout}, and {@code "mode": "retract"|"abort"}, which holds new
+     * requests back while what runs finishes, cuts the rest at the deadline (retracted for later,
+     * or aborted with their partial output) and leaves the engine paused for the update that follows.
      */
     @POST
     @Admin
@@ -118,18 +128,22 @@ public class ControlResource {
     public Drained drain(InputStream body) {
         EngineLoop loop = Requests.readyLoop(service);
         JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
-        Duration timeout = Fields.present(o, "timeout_s") ? Fields.seconds(o.get("timeout_s"), "timeout_s", 0, MAX_DRAIN_S)
-                : Duration.ofSeconds(30);
-        String mode = Fields.present(o, "mode") ? Fields.string(o.get("mode"), "mode") : "retract";
-        PauseMode cut = switch (mode) {
-            case "retract" -> PauseMode.RETRACT;
-            case "abort" -> PauseMode.ABORT;
-            default -> throw ApiException.badRequest("mode must be 'retract' or 'abort', got '" + mode + "'");
+        if (Fields.present(o, "timeout") && Fields.present(o, "timeout_s"))
+            throw ApiException.badRequest("give timeout (SGLang's) or timeout_s, not both");
+        String key = Fields.present(o, "timeout_s") ? "timeout_s" : "timeout";
+        // SGLang waits without end when there is no timeout; every wait here has a deadline
+        Duration timeout = Fields.present(o, key) ? Fields.seconds(o.get(key), key, 0, MAX_DRAIN_S) : Duration.ofSeconds((long) MAX_DRAIN_S);
+        String mode = Fields.present(o, "mode") ? Fields.string(o.get("mode"), "mode") : "wait";
+        DrainMode m = switch (mode) {
+            case "wait" -> DrainMode.WAIT;
+            case "retract" -> DrainMode.RETRACT;
+            case "abort" -> DrainMode.ABORT;
+            default -> throw ApiException.badRequest("mode must be 'wait', 'retract' or 'abort', got '" + mode + "'");
         };
-        DrainResult r = Replies.await(loop.submit(new EngineCommand.Drain(timeout, cut)), timeout.toMillis() / 1000.0 + CONTROL_TIMEOUT_S);
+        DrainResult r = Replies.await(loop.submit(new EngineCommand.Drain(timeout, m)), timeout.toMillis() / 1000.0 + CONTROL_TIMEOUT_S);
         List<CutRequest> cutOut = new ArrayList<>();
         for (SequenceOutput s : r.cut()) cutOut.add(new CutRequest(s.rid(), s.outputIds(), s.completionTokens()));
-        return new Drained("paused", lower(r.cutMode()), r.finished(), cutOut);
+        return new Drained(r.success(), r.remaining(), lower(r.mode()), r.paused(), r.finished(), cutOut);
     }
 
     @GET
@@ -139,7 +153,10 @@ public class ControlResource {
         return release(null);
     }
 
-    /** {@code {"tags": ["weights", "kv_cache", "cuda_graph"] | null}}: gives the memory back; 409 while requests run. */
+    /**
+     * {@code {"tags": ["weights", "kv_cache", "cuda_graph"] | null}}: gives the memory back; 409
+     * while requests run; 400, changing nothing, when a tag asked for is released already (SGLang's rule).
+     */
     @POST
     @Admin
     @Path("release_memory_occupation")
@@ -162,7 +179,11 @@ public class ControlResource {
         return resumeMemory(null);
     }
 
-    /** Allocates released memory again and says whether the weights came back or must be pushed before serving. */
+    /**
+     * Allocates released memory again and says whether the weights came back or must be pushed
+     * before serving; 400, changing nothing, when a tag asked for is not released (SGLang's rule;
+     * no tags means all three).
+     */
     @POST
     @Admin
     @Path("resume_memory_occupation")

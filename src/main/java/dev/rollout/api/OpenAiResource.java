@@ -36,6 +36,8 @@ public class OpenAiResource {
         Set<String> paths = new HashSet<>();
         paths.add(service.modelDir().toString());
         if (!service.settings().modelPath().isBlank()) paths.add(service.settings().modelPath());
+        String loaded = service.weights().lastDiskPath();  // /get_model_info's path after update_weights_from_disk
+        if (loaded != null) paths.add(loaded);
         return new Call(loop, o, OpenAi.checkModel(o, served, paths));
     }
 

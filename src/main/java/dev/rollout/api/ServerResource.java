@@ -60,12 +60,15 @@ public class ServerResource {
 
     public record Models(String object, List<Model> data) {}
 
+    /** {@code model_path} follows update_weights_from_disk, as in SGLang; the tokenizer stays the one loaded at start. */
     @GET
     @Path("get_model_info")
     public ModelInfo modelInfo() {
         EngineLoop loop = Requests.readyLoop(service);
         EngineInfo info = loop.info();
-        return new ModelInfo(service.modelDir().toString(), service.tokenizer() == null ? "" : service.modelDir().toString(), true, null,
+        String loaded = service.weights().lastDiskPath();
+        return new ModelInfo(loaded != null ? loaded : service.modelDir().toString(),
+                service.tokenizer() == null ? "" : service.modelDir().toString(), true, null,
                 loop.status().weightVersion(), info.modelType(), List.of(info.architecture()));
     }
 

@@ -19,14 +19,20 @@ import jakarta.ws.rs.GET;
 import jakarta.ws.rs.POST;
 import jakarta.ws.rs.Path;
 import jakarta.ws.rs.Produces;
-import jakarta.ws.rs.QueryParam;
 import jakarta.ws.rs.core.Context;
 import jakarta.ws.rs.core.HttpHeaders;
 import jakarta.ws.rs.core.MediaType;
 import jakarta.ws.rs.core.MultivaluedMap;
 import jakarta.ws.rs.core.Response;
+import jakarta.ws.rs.core.StreamingOutput;
 import jakarta.ws.rs.core.UriInfo;
+import java.io.BufferedWriter;
+import java.io.IOException;
 import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.OutputStreamWriter;
+import java.io.Writer;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Base64;
@@ -47,11 +53,12 @@ public class WeightResource {
     private static final double READ_TIMEOUT_S = 30;
     private static final double CHECKSUM_TIMEOUT_S = 120;
     /**
-     * get_weights_by_name's truncate_size: the answer is a JSON list built on the heap (about
-     * 60 bytes a value), so a whole embedding (19 M values for the default model) asked 16
-     * times at once would take the heap; a million values is 60 MB.
+     * get_weights_by_name answers at most this many values (rows times row size): they are read
+     * into a float array (16 MB at this limit) and streamed out as text, so a whole embedding of a
+     * large model (hundreds of millions of values) cannot take the heap. 100 rows, SGLang's
+     * default, of the widest weights of today's models (a 30k-wide MLP) fit.
      */
-    static final int MAX_READ_BACK = 1 << 20;
+    static final int MAX_READ_BACK = 1 << 22;
 
     @Inject
     EngineService service;
@@ -263,32 +270,111 @@ public class WeightResource {
         return new VersionSet(true, "Weight version updated to " + version + ".", version);
     }
 
+    /**
+     * SGLang's read-back: {@code {"name": ..., "truncate_size": 100}}, in a JSON body (SGLang's
+     * clients send one even with GET) or in the query string. Answers
+     * {@code param.tolist()[:truncate_size]}: the first {@code truncate_size} rows of the parameter
+     * (a 2-D weight gives a list of full rows, a 1-D one a flat list of values), so that
+     * {@code torch.tensor(answer)[0, :5]} works. {@code lm_head.weight} of a tied model is its
+     * embedding, as in SGLang.
+     */
     @GET
     @Path("get_weights_by_name")
-    public Response weightsByNameGet(@QueryParam("name") String name, @QueryParam("truncate_size") Integer truncate) {
-        return weightsByName(name, truncate == null ? 100 : truncate);
+    public Response weightsByNameGet(InputStream body, @Context UriInfo uri) {
+        return weightsByName(readRequest(body, uri));
     }
 
-    /** The first {@code truncate_size} values of a parameter (flattened), by HF name. */
     @POST
     @Path("get_weights_by_name")
-    public Response weightsByNamePost(InputStream body) {
-        JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
-        if (!Fields.present(o, "name")) throw ApiException.badRequest("name is required");
-        int truncate = Fields.present(o, "truncate_size") ? Fields.int32(o.get("truncate_size"), "truncate_size") : 100;
-        return weightsByName(Fields.string(o.get("name"), "name"), truncate);
+    public Response weightsByNamePost(InputStream body, @Context UriInfo uri) {
+        return weightsByName(readRequest(body, uri));
     }
 
-    private Response weightsByName(String name, int truncate) {
-        EngineLoop loop = Requests.readyLoop(service);
+    private record ReadRequest(String name, int truncateSize) {}
+
+    private ReadRequest readRequest(InputStream body, UriInfo uri) {
+        JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
+        MultivaluedMap<String, String> q;
+        try {
+            q = uri.getQueryParameters();
+        } catch (IllegalArgumentException e) {
+            throw ApiException.badRequest("the query string is not valid: " + e.getMessage());
+        }
+        boolean inQuery = q.containsKey("name") || q.containsKey("truncate_size");
+        if (!o.isEmpty() && inQuery)
+            throw ApiException.badRequest("give name and truncate_size in the JSON body or in the query string, not both");
+        if (!o.isEmpty()) {
+            if (!Fields.present(o, "name")) throw ApiException.badRequest("name is required");
+            int truncate = Fields.present(o, "truncate_size") ? Fields.int32(o.get("truncate_size"), "truncate_size") : DEFAULT_TRUNCATE;
+            return new ReadRequest(Fields.string(o.get("name"), "name"), truncate);
+        }
+        String name = q.getFirst("name");
         if (name == null) throw ApiException.badRequest("name is required");
-        if (truncate <= 0 || truncate > MAX_READ_BACK)
-            throw ApiException.badRequest("truncate_size must be between 1 and " + MAX_READ_BACK + ", got " + truncate);
-        if (!loop.info().parameterShapes().containsKey(name)) throw ApiException.badRequest("unknown parameter " + name);
-        ParameterValues values = Replies.await(loop.submit(new EngineCommand.ReadParameter(name, truncate)), READ_TIMEOUT_S);
-        double[] out = new double[values.values().length];  // each float32 exactly, as Python's tolist() gives it
-        for (int i = 0; i < out.length; i++) out[i] = values.values()[i];
+        String t = q.getFirst("truncate_size");
+        try {
+            return new ReadRequest(name, t == null ? DEFAULT_TRUNCATE : Integer.parseInt(t.trim()));
+        } catch (NumberFormatException e) {
+            throw ApiException.badRequest("truncate_size must be an integer, got '" + (t.length() > 40 ? t.substring(0, 40) + "..." : t) + "'");
+        }
+    }
+
+    /** SGLang's default truncate_size. */
+    private static final int DEFAULT_TRUNCATE = 100;
+
+    private Response weightsByName(ReadRequest req) {
+        EngineLoop loop = Requests.readyLoop(service);
+        int truncate = req.truncateSize();
+        if (truncate <= 0) throw ApiException.badRequest("truncate_size must be at least 1, got " + truncate);
+        Map<String, List<Long>> shapes = loop.info().parameterShapes();
+        String name = req.name();
+        // a tied head is the embedding itself: the checkpoint has no lm_head.weight and SGLang answers the embedding
+        if (name.equals(LM_HEAD) && !shapes.containsKey(LM_HEAD) && shapes.containsKey(EMBED)) name = EMBED;
+        List<Long> shape = shapes.get(name);
+        if (shape == null) throw ApiException.badRequest("unknown parameter " + req.name());
+        long rowSize = 1;
+        for (int i = 1; i < shape.size(); i++) rowSize *= shape.get(i);
+        long rows = shape.isEmpty() ? 1 : Math.min(truncate, shape.get(0));
+        if (rows * rowSize > MAX_READ_BACK)
+            throw ApiException.badRequest("truncate_size " + truncate + " asks for " + rows + " rows of " + rowSize + " values of "
+                    + req.name() + " " + shape + "; at most " + MAX_READ_BACK + " values are answered: ask for at most "
+                    + Math.max(1, MAX_READ_BACK / rowSize) + " rows");
+        ParameterValues values = Replies.await(loop.submit(new EngineCommand.ReadParameter(name, (int) rows)), READ_TIMEOUT_S);
+        StreamingOutput out = stream -> writeRows(stream, values);
         return Response.ok(out, MediaType.APPLICATION_JSON).build();
+    }
+
+    private static final String LM_HEAD = "lm_head.weight";
+    private static final String EMBED = "model.embed_tokens.weight";
+
+    /**
+     * Python's {@code tolist()} of the rows read, as JSON: nested lists by the parameter's
+     * dimensions, each float32 exactly (as a double). NaN and infinities are null, as orjson
+     * writes them in SGLang.
+     */
+    static void writeRows(OutputStream stream, ParameterValues v) throws IOException {
+        List<Long> shape = v.shape();
+        float[] values = v.values();
+        long rowSize = v.rowSize();
+        int[] dims = new int[Math.max(1, shape.size())];
+        dims[0] = shape.size() <= 1 ? values.length : (int) (values.length / rowSize);
+        for (int i = 1; i < shape.size(); i++) dims[i] = (int) (long) shape.get(i);
+        Writer w = new BufferedWriter(new OutputStreamWriter(stream, StandardCharsets.UTF_8), 1 << 16);
+        writeLevel(w, values, dims, 0, new int[] {0});
+        w.flush();
+    }
+
+    private static void writeLevel(Writer w, float[] values, int[] dims, int level, int[] at) throws IOException {
+        w.write('[');
+        for (int i = 0; i < dims[level]; i++) {
+            if (i > 0) w.write(", ");
+            if (level + 1 < dims.length) {
+                writeLevel(w, values, dims, level + 1, at);
+            } else {
+                float f = values[at[0]++];
+                w.write(Float.isFinite(f) ? Double.toString(f) : "null");
+            }
+        }
+        w.write(']');
     }
 
     /**

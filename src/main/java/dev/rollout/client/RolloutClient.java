@@ -316,20 +316,32 @@ public final class RolloutClient implements AutoCloseable {
     }
 
     /**
-     * Admits nothing new, lets what runs finish for up to {@code timeout}, then cuts the rest:
-     * {@code mode} "retract" requeues them (they finish after {@link #continueGeneration}),
-     * "abort" ends them with their partial output. Leaves the server paused. Ours: POST /drain.
+     * SGLang's drain: waits, for up to {@code timeout}, until no request runs or waits, holding
+     * nothing back and leaving the server as it was; {@link DrainResult#success()} says whether
+     * it got there. POST /drain.
+     */
+    public DrainResult drain(Duration timeout) {
+        return drain(timeout, "wait");
+    }
+
+    /**
+     * Ours: holds new requests back, lets what runs finish for up to {@code timeout}, then cuts
+     * the rest: {@code mode} "retract" requeues them (they finish after {@link
+     * #continueGeneration}), "abort" ends them with their partial output; leaves the server
+     * paused. "wait" is {@link #drain(Duration)}. POST /drain.
      */
     public DrainResult drain(Duration timeout, String mode) {
-        JsonObject o = call("POST", "/drain", JSON.createObjectBuilder().add("timeout_s", timeout.toMillis() / 1000.0)
-                .add("mode", mode).build(), true, false);
+        // a drain that ran out of time answers 200 with success false: an outcome, not a refusal
+        JsonObject o = send("POST /drain", request("POST", "/drain", JSON.createObjectBuilder().add("timeout", timeout.toMillis() / 1000.0)
+                .add("mode", mode).build(), true), false, true);
         List<String> finished = o.getJsonArray("finished").getValuesAs(JsonValue.class).stream()
                 .map(v -> ((jakarta.json.JsonString) v).getString()).toList();
         Map<String, int[]> cut = new LinkedHashMap<>();
         for (JsonObject c : o.getJsonArray("cut").getValuesAs(JsonObject.class))
             cut.put(c.getString("rid"), c.getJsonArray("output_ids").getValuesAs(JsonNumber.class).stream()
                     .mapToInt(JsonNumber::intValue).toArray());
-        return new DrainResult(finished, cut, o.getString("mode"));
+        return new DrainResult(o.getBoolean("success"), o.getInt("remaining_requests"), finished, cut, o.getString("mode"),
+                o.getBoolean("paused"));
     }
 
     /** Aborts every running and waiting request; each caller gets its partial output. */
@@ -411,7 +423,7 @@ public final class RolloutClient implements AutoCloseable {
     private JsonObject push(byte[] safetensors, String query, boolean retry) {
         HttpRequest req = request("POST", "/update_weights_from_tensor" + query, "application/octet-stream",
                 HttpRequest.BodyPublishers.ofByteArray(safetensors), true);
-        return send("POST /update_weights_from_tensor", req, retry);
+        return send("POST /update_weights_from_tensor", req, retry, false);
     }
 
     private static JsonObject generateBody(int[] inputIds, Sampling s) {
@@ -447,7 +459,7 @@ public final class RolloutClient implements AutoCloseable {
     }
 
     private JsonObject call(String method, String path, JsonObject body, boolean admin, boolean retry) {
-        return send(method + " " + path, request(method, path, body, admin), retry);
+        return send(method + " " + path, request(method, path, body, admin), retry, false);
     }
 
     private HttpRequest request(String method, String path, JsonObject body, boolean admin) {
@@ -461,11 +473,16 @@ public final class RolloutClient implements AutoCloseable {
         return b.method(method, body).build();
     }
 
-    /** Sends, retrying a lost connection up to {@code options.retries()} times when {@code retry}. */
-    private JsonObject send(String what, HttpRequest req, boolean retry) {
+    /**
+     * Sends, retrying a lost connection up to {@code options.retries()} times when {@code retry}.
+     * {@code successIsOutcome}: a 200 whose {@code success} is false is an answer (a drain that ran
+     * out of time), not a refusal.
+     */
+    private JsonObject send(String what, HttpRequest req, boolean retry, boolean successIsOutcome) {
         for (int attempt = 0; ; attempt++) {
             try {
-                return answer(what, http.send(req, HttpResponse.BodyHandlers.ofString()));
+                HttpResponse<String> r = http.send(req, HttpResponse.BodyHandlers.ofString());
+                return answer(what, new StringResponse(r, r.body()), successIsOutcome);
             } catch (IOException e) {
                 if (!retry || attempt >= options.retries()) throw failure(what, 0, e.toString(), e);
                 sleep(200L << attempt);
@@ -489,6 +506,10 @@ public final class RolloutClient implements AutoCloseable {
     }
 
     private JsonObject answer(String what, StringResponse r) {
+        return answer(what, r, false);
+    }
+
+    private JsonObject answer(String what, StringResponse r, boolean successIsOutcome) {
         JsonObject o;
         try (var reader = JSON.createReader(new StringReader(r.body()))) {
             o = reader.readObject();
@@ -497,7 +518,7 @@ public final class RolloutClient implements AutoCloseable {
             if (r.statusCode() < 400) return JsonValue.EMPTY_JSON_OBJECT;
             throw failure(what, r.statusCode(), abbreviate(r.body()), null);
         }
-        boolean refused = r.statusCode() >= 400 || (o.containsKey("success") && !o.getBoolean("success", true));
+        boolean refused = r.statusCode() >= 400 || (!successIsOutcome && o.containsKey("success") && !o.getBoolean("success", true));
         if (refused) {
             String message = o.containsKey("message") ? o.getString("message", "")
                     : o.get("error") instanceof JsonObject err ? err.getString("message", "") : abbreviate(r.body());

@@ -85,13 +85,15 @@ public sealed interface EngineCommand<R> {
     record Continue() implements EngineCommand<Boolean> {}
 
     /**
-     * Admits nothing new and lets what runs finish for at most {@code timeout}, then cuts the rest
-     * ({@code cut}: RETRACT or ABORT); leaves the engine paused.
+     * Waits, for at most {@code timeout}, until no request runs or waits. With {@link
+     * DrainMode#WAIT} (SGLang's drain) that is all: nothing is held back, cut or paused. With
+     * RETRACT or ABORT new requests are held back meanwhile, what still runs at the deadline is
+     * cut so, and the engine is left paused (ours).
      */
-    record Drain(Duration timeout, PauseMode cut) implements EngineCommand<DrainResult> {
+    record Drain(Duration timeout, DrainMode mode) implements EngineCommand<DrainResult> {
         public Drain {
             if (timeout.isNegative()) throw new IllegalArgumentException("a drain's timeout cannot be negative");
-            if (cut == PauseMode.IN_PLACE) throw new IllegalArgumentException("a drain cuts by RETRACT or ABORT");
+            Objects.requireNonNull(mode);
         }
     }
 
@@ -132,11 +134,14 @@ public sealed interface EngineCommand<R> {
     /** Drops the prefix cache; answers false (nothing done) while any request runs or waits. */
     record FlushCache() implements EngineCommand<Boolean> {}
 
-    /** The first {@code limit} values of a parameter, by Hugging Face name. */
-    record ReadParameter(String name, int limit) implements EngineCommand<ParameterValues> {
+    /**
+     * The first {@code rows} rows of a parameter (slices along its first dimension: values of a
+     * 1-D one), by Hugging Face name, as SGLang's {@code param.tolist()[:truncate_size]}.
+     */
+    record ReadParameter(String name, int rows) implements EngineCommand<ParameterValues> {
         public ReadParameter {
             Objects.requireNonNull(name);
-            if (limit <= 0) throw new IllegalArgumentException("limit must be positive");
+            if (rows <= 0) throw new IllegalArgumentException("rows must be positive");
         }
     }
 

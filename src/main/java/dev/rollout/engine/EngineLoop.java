@@ -29,8 +29,10 @@ import org.bytedeco.pytorch.InferenceMode;
  * carries on.
  *
  * <p>Commands that must wait for the running sequences to finish (a weight update that does not
- * abort them, a drain) are barriers: while one is pending no new sequence is admitted, and each
- * has a deadline after which it gives up (update) or cuts what still runs (drain).
+ * abort them, a drain that cuts) are barriers: while one is pending no new sequence is admitted,
+ * and each has a deadline after which it gives up (update) or cuts what still runs (drain).
+ * SGLang's drain (WAIT) only watches: it is answered when nothing runs or waits, or at its
+ * deadline, and holds nothing back.
  */
 public final class EngineLoop implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(EngineLoop.class.getName());
@@ -44,6 +46,7 @@ public final class EngineLoop implements AutoCloseable {
     private final MemoryOccupation memory;
     private final BlockingQueue<Queued<?>> commands = new LinkedBlockingQueue<>();
     private final List<Barrier> barriers = new ArrayList<>();   // engine thread only
+    private final List<IdleWait> idleWaits = new ArrayList<>(); // engine thread only
     private final List<Housekeeping> housekeeping = new CopyOnWriteArrayList<>();
     private volatile boolean running = true;
     private volatile long heartbeatNanos = System.nanoTime();
@@ -77,6 +80,13 @@ public final class EngineLoop implements AutoCloseable {
 
     /** Work that waits until no sequence runs (or the engine is paused), with a deadline. */
     private record Barrier(RlState state, long deadlineNanos, Runnable whenIdle, Runnable atDeadline) {}
+
+    /** A WAIT drain: answered once nothing runs or waits, or at its deadline with what is left. */
+    private record IdleWait(long deadlineNanos, List<String> started, Queued<?> q) {
+        void answer(EngineLoop loop) {
+            q.complete(new DrainResult(loop.inFlight(), loop.finishedOf(started), List.of(), DrainMode.WAIT, false));
+        }
+    }
 
     /**
      * Starts the engine thread over {@code engine}, which no other thread may touch from now on.
@@ -121,6 +131,7 @@ public final class EngineLoop implements AutoCloseable {
                 Queued<?> q;
                 while ((q = commands.poll()) != null) execute(q);
                 checkBarriers();
+                checkIdleWaits();
                 housekeeping(false);
                 if (engine.canStep()) {
                     step();
@@ -138,6 +149,7 @@ public final class EngineLoop implements AutoCloseable {
             running = false;  // from here submit() answers at once
             bestEffort(() -> engine.abort(RequestMatch.every(), "server shutting down"));
             for (Barrier b : barriers) bestEffort(b.atDeadline());
+            for (IdleWait w : idleWaits) bestEffort(() -> w.answer(this));
             Queued<?> q;
             while ((q = commands.poll()) != null) {
                 Queued<?> refused = q;
@@ -231,7 +243,7 @@ public final class EngineLoop implements AutoCloseable {
         } else if (c instanceof EngineCommand.FlushCache) {
             return engine.flushCache();
         } else if (c instanceof EngineCommand.ReadParameter r) {
-            return weights.read(r.name(), r.limit());
+            return weights.read(r.name(), r.rows());
         } else if (c instanceof EngineCommand.Checksums) {
             return weights.checksums();
         }
@@ -273,13 +285,19 @@ public final class EngineLoop implements AutoCloseable {
 
     private Object drain(EngineCommand.Drain d, Queued<?> q) {
         List<String> started = engine.runningRids();
-        barriers.add(new Barrier(RlState.DRAINING, System.nanoTime() + d.timeout().toNanos(), () -> {
+        long deadline = System.nanoTime() + d.timeout().toNanos();
+        if (d.mode() == DrainMode.WAIT) {  // SGLang's: a watch, not a barrier; it holds nothing back
+            idleWaits.add(new IdleWait(deadline, started, q));
+            return LATER;
+        }
+        PauseMode cutBy = d.mode() == DrainMode.ABORT ? PauseMode.ABORT : PauseMode.RETRACT;
+        barriers.add(new Barrier(RlState.DRAINING, deadline, () -> {
             engine.pause(PauseMode.IN_PLACE);
             refresh();
-            q.complete(new DrainResult(started, List.of(), d.cut()));
+            q.complete(new DrainResult(inFlight(), finishedOf(started), List.of(), d.mode(), true));
         }, () -> {
             List<SequenceOutput> cut = engine.retractRunning();
-            if (d.cut() == PauseMode.ABORT) {
+            if (cutBy == PauseMode.ABORT) {
                 Set<String> ids = new HashSet<>();
                 cut.forEach(o -> ids.add(o.rid()));
                 engine.abort(RequestMatch.ids(ids), "cut by drain");
@@ -288,9 +306,36 @@ public final class EngineLoop implements AutoCloseable {
             refresh();
             List<String> finished = new ArrayList<>(started);
             cut.forEach(o -> finished.remove(o.rid()));
-            q.complete(new DrainResult(finished, cut, d.cut()));
+            q.complete(new DrainResult(inFlight(), finished, cut, d.mode(), true));
         }));
         return LATER;
+    }
+
+    /** Requests (sequences) running or waiting now. */
+    private int inFlight() {
+        EngineStats st = engine.stats();
+        return st.numRunning() + st.numWaiting();
+    }
+
+    /** Of the requests that ran when a drain began, those no longer in the engine. */
+    private List<String> finishedOf(List<String> started) {
+        Set<String> still = new HashSet<>(engine.activeRids());
+        List<String> out = new ArrayList<>();
+        for (String rid : started) if (!still.contains(rid)) out.add(rid);
+        return out;
+    }
+
+    /** Answers the WAIT drains whose engine went idle or whose deadline passed. */
+    private void checkIdleWaits() {
+        if (idleWaits.isEmpty()) return;
+        boolean idle = !engine.hasWork();
+        long now = System.nanoTime();
+        for (Iterator<IdleWait> it = idleWaits.iterator(); it.hasNext(); ) {
+            IdleWait w = it.next();
+            if (!idle && now - w.deadlineNanos() < 0) continue;
+            it.remove();
+            w.answer(this);
+        }
     }
 
     private void checkBarriers() {

@@ -334,6 +334,13 @@ public final class LlmEngine {
         return out;
     }
 
+    /** Ids of the sequences now running or waiting. */
+    List<String> activeRids() {
+        List<String> out = new ArrayList<>();
+        for (Sequence s : scheduler.find(rid -> true)) out.add(s.rid);
+        return out;
+    }
+
     /** Retracts the running sequences and returns their snapshots (for a drain that ran out of time). */
     List<SequenceOutput> retractRunning() {
         List<SequenceOutput> cut = new ArrayList<>();

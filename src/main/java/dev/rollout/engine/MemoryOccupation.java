@@ -3,8 +3,10 @@ package dev.rollout.engine;
 import dev.rollout.model.DeviceMemory;
 import java.util.EnumMap;
 import java.util.EnumSet;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.StringJoiner;
 
 /**
  * Memory given back between RL phases and taken again (SGLang's release/resume_memory_occupation):
@@ -32,16 +34,22 @@ final class MemoryOccupation {
         return !released.isEmpty() || weights.numUnpushed() > 0;
     }
 
-    /** Gives the tagged memory back; a tag already released frees nothing. Refused while requests run or wait. */
+    /**
+     * Gives the tagged memory back. Refused while requests run or wait, and, as a whole, when any
+     * tag asked for is released already (SGLang's rule: a second release is a caller's mistake,
+     * not a no-op, since it usually means a resume was lost).
+     */
     ReleaseReport release(Set<MemoryTag> tags) {
         requireIdle("release memory");
+        Set<MemoryTag> asked = EnumSet.copyOf(tags.isEmpty() ? EnumSet.allOf(MemoryTag.class) : tags);
+        Set<MemoryTag> again = EnumSet.noneOf(MemoryTag.class);
+        for (MemoryTag t : asked) if (released.contains(t)) again.add(t);
+        if (!again.isEmpty())
+            throw new IllegalArgumentException("release_memory_occupation called for tags " + names(again)
+                    + " that are already released; resume them first, or release only the others");
         Map<MemoryTag, Long> freed = new EnumMap<>(MemoryTag.class);
         long backedUp = 0;
-        for (MemoryTag tag : EnumSet.copyOf(tags.isEmpty() ? EnumSet.allOf(MemoryTag.class) : tags)) {
-            if (released.contains(tag)) {
-                freed.put(tag, 0L);
-                continue;
-            }
+        for (MemoryTag tag : asked) {
             long bytes = switch (tag) {
                 case WEIGHTS -> {
                     engine.dropGraphs();  // they read the weights at their old addresses
@@ -65,14 +73,23 @@ final class MemoryOccupation {
         return new ReleaseReport(freed, weights.heldBackupBytes() > 0, backedUp);
     }
 
-    /** Allocates the tagged memory again; the weights come back from their host copy where one is held. */
+    /**
+     * Allocates the tagged memory again; the weights come back from their host copy where one is
+     * held. Refused, as a whole, when any tag asked for is not released (SGLang's rule; with no
+     * tags, all three must be released).
+     */
     ResumeReport resume(Set<MemoryTag> tags) {
+        Set<MemoryTag> asked = EnumSet.copyOf(tags.isEmpty() ? EnumSet.allOf(MemoryTag.class) : tags);
+        Set<MemoryTag> notReleased = EnumSet.noneOf(MemoryTag.class);
+        for (MemoryTag t : asked) if (!released.contains(t)) notReleased.add(t);
+        if (!notReleased.isEmpty())
+            throw new IllegalArgumentException("resume_memory_occupation called for tags " + names(notReleased)
+                    + " that are not currently released" + (released.isEmpty() ? " (nothing is released)" : " (released: " + names(released) + ")"));
         requireIdle("resume memory");
         Set<MemoryTag> resumed = EnumSet.noneOf(MemoryTag.class);
         long restored = 0;
         boolean fromBackup = false;
-        for (MemoryTag tag : EnumSet.copyOf(tags.isEmpty() ? EnumSet.allOf(MemoryTag.class) : tags)) {
-            if (!released.contains(tag)) continue;
+        for (MemoryTag tag : asked) {
             switch (tag) {  // a failed allocation (the trainer still holds the GPU) leaves the tag released, to try again
                 case WEIGHTS -> {
                     fromBackup = weights.heldBackupBytes() > 0;
@@ -86,6 +103,13 @@ final class MemoryOccupation {
             resumed.add(tag);
         }
         return new ResumeReport(resumed, fromBackup, restored, weights.numUnpushed());
+    }
+
+    /** Tags as the API spells them: [kv_cache, weights]. */
+    private static String names(Set<MemoryTag> tags) {
+        StringJoiner j = new StringJoiner(", ", "[", "]");
+        for (MemoryTag t : tags) j.add(t.name().toLowerCase(Locale.ROOT));
+        return j.toString();
     }
 
     private void requireIdle(String what) {

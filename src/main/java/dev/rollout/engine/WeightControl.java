@@ -50,7 +50,16 @@ final class WeightControl {
     String check(WeightUpdate update) {
         if (model.weightsReleased()) return "the weights are released; resume them (resume_memory_occupation) before pushing";
         if (update.tensors().isEmpty()) return "the update holds no tensors";
-        return update.mismatches(model.parameters()::mismatch);
+        return update.mismatches((name, shape) -> skipped(name) ? null : model.parameters().mismatch(name, shape));
+    }
+
+    /**
+     * Names a push may carry that are not parameters here, skipped as SGLang's loaders skip them:
+     * the head of a tied model (a trainer's full {@code state_dict()} holds it; it is the
+     * embedding) and rotary buffers. Anything else unknown is refused.
+     */
+    private boolean skipped(String name) {
+        return (name.equals("lm_head.weight") && model.config().tieWordEmbeddings()) || ParameterTable.ignorable(name);
     }
 
     /**
@@ -64,7 +73,8 @@ final class WeightControl {
         long t0 = System.nanoTime();
         ParameterTable table = model.parameters();
         try (PointerScope scope = new PointerScope()) {  // copy_ hands back a handle per call
-            for (Map.Entry<String, Tensor> e : update.tensors().entrySet()) table.get(e.getKey()).copy_(e.getValue());
+            for (Map.Entry<String, Tensor> e : update.tensors().entrySet())
+                if (!skipped(e.getKey())) table.get(e.getKey()).copy_(e.getValue());
         }
         if (update.version() != null) engine.setWeightVersion(update.version());
         else engine.resetPrefixCache();
@@ -163,15 +173,15 @@ final class WeightControl {
                 + "resume and push them first");
     }
 
-    /** The first {@code limit} values of a parameter (flattened), as float32. */
-    ParameterValues read(String name, int limit) {
+    /** The first {@code rows} rows of a parameter (slices along dimension 0), as float32. */
+    ParameterValues read(String name, int rows) {
         Tensor t = readable().get(name);
         if (t == null) throw new IllegalArgumentException("unknown parameter " + name);
         try (PointerScope scope = new PointerScope()) {
-            Tensor flat = t.reshape(-1);
             List<Long> shape = new ArrayList<>();
             for (int i = 0; i < t.dim(); i++) shape.add(t.size(i));
-            return new ParameterValues(name, shape, Torch.toFloats(flat.narrow(0, 0, Math.min(limit, flat.size(0)))));
+            Tensor head = t.dim() == 0 ? t.reshape(-1) : t.narrow(0, 0, Math.min(rows, t.size(0)));
+            return new ParameterValues(name, shape, Torch.toFloats(head));
         }
     }
 

@@ -79,6 +79,6 @@ public final class ParameterTable {
 
     /** Names a checkpoint may carry that are not parameters (transformers drops them on load too). */
     public static boolean ignorable(String name) {
-        return name.endsWith("rotary_emb.inv_freq");
+        return name.endsWith("rotary_emb.inv_freq") || name.endsWith("rotary_emb.cos_cached") || name.endsWith("rotary_emb.sin_cached");
     }
 }

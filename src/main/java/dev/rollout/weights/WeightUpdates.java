@@ -105,7 +105,27 @@ public final class WeightUpdates {
             update.release();
             return refused(WeightOutcome.Reason.BAD_REQUEST, problem);
         }
-        return apply(update);
+        WeightOutcome outcome = apply(update);
+        if (outcome instanceof WeightOutcome.Applied a) noteDiskLoad(modelPath, a.update());
+        return outcome;
+    }
+
+    /** The checkpoint last loaded from disk, as the caller named it, and when it was applied. */
+    private record DiskLoad(String modelPath, long atMillis) {}
+
+    private DiskLoad lastDiskLoad;  // guarded by this
+
+    /** Two loads answered out of order keep the one the engine applied last. */
+    private synchronized void noteDiskLoad(String modelPath, UpdateRecord r) {
+        if (lastDiskLoad == null || r.atMillis() >= lastDiskLoad.atMillis()) lastDiskLoad = new DiskLoad(modelPath, r.atMillis());
+    }
+
+    /**
+     * The {@code model_path} of the last update_weights_from_disk that applied, as given, or null
+     * before any: SGLang's get_model_info reports it (a tensor push does not change it).
+     */
+    public synchronized String lastDiskPath() {
+        return lastDiskLoad == null ? null : lastDiskLoad.modelPath();
     }
 
     /** Opens a session; {@code timeout} null takes the configured default. */

@@ -78,6 +78,20 @@ class WeightUpdateTest {
         assertEquals(sumA, h.checksum());
     }
 
+    /** A trainer's full state_dict of a tied model holds lm_head.weight too: skipped, as SGLang's loaders skip it. */
+    @Test
+    void aTiedHeadAndRotaryBuffersInAPushAreSkipped() throws Exception {
+        EngineHarness h = engine(a);
+        String sumB = engine(b).checksum();
+        WeightUpdate fromB = allOf(b, "state-dict");
+        Map<String, Tensor> stateDict = new LinkedHashMap<>(fromB.tensors());
+        stateDict.put("lm_head.weight", stateDict.get("model.embed_tokens.weight"));
+        stateDict.put("model.layers.0.self_attn.rotary_emb.inv_freq", stateDict.get("model.norm.weight"));
+        h.weights.apply(new WeightUpdate(stateDict, "state-dict", false, "test", 0));
+        assertEquals(sumB, h.checksum(), "the embedding (and so the tied head) is B's; nothing else was written");
+        assertEquals("state-dict", h.engine.weightVersion());
+    }
+
     @Test
     void aBadUpdateChangesNothing() throws Exception {
         EngineHarness h = engine(a);
@@ -197,7 +211,13 @@ class WeightUpdateTest {
             assertEquals(parameters * 4, released.backupBytes(), "float32: every parameter, once");
             assertEquals(0, h.engine.model().weightBytes(), "the weights' memory is given back");
             assertEquals(released.backupBytes(), weights.heldBackupBytes());
-            assertTrue(memory.release(EnumSet.of(MemoryTag.WEIGHTS)).weightsKept(), "released again: the copy is still held, and said so");
+            IllegalArgumentException again = assertThrows(IllegalArgumentException.class, () -> memory.release(EnumSet.of(MemoryTag.WEIGHTS)),
+                    "released again: refused, as in SGLang");
+            assertTrue(again.getMessage().contains("[weights] that are already released"), again.getMessage());
+            assertEquals(released.backupBytes(), weights.heldBackupBytes(), "the refusal keeps the copy");
+            IllegalArgumentException notReleased = assertThrows(IllegalArgumentException.class,
+                    () -> memory.resume(EnumSet.of(MemoryTag.WEIGHTS, MemoryTag.CUDA_GRAPH)));
+            assertTrue(notReleased.getMessage().contains("[cuda_graph] that are not currently released"), notReleased.getMessage());
             assertEquals(served, weights.checksums().combined(), "while released, read-back reads the host copy");
             ResumeReport resumed = memory.resume(EnumSet.of(MemoryTag.WEIGHTS, MemoryTag.KV_CACHE));
             assertTrue(resumed.weightsRestored());
@@ -234,11 +254,46 @@ class WeightUpdateTest {
             ParameterValues norm = loop.submit(new EngineCommand.ReadParameter("model.norm.weight", 5)).get(30, TimeUnit.SECONDS);
             assertEquals(List.of(64L), norm.shape());
             assertEquals(5, norm.values().length);
+            List<Long> embedShape = info.parameterShapes().get("model.embed_tokens.weight");
+            ParameterValues rows = loop.submit(new EngineCommand.ReadParameter("model.embed_tokens.weight", 3)).get(30, TimeUnit.SECONDS);
+            assertEquals(3 * embedShape.get(1), rows.values().length, "SGLang's [:truncate_size] of a 2-D weight: whole rows");
+            assertEquals(embedShape.get(1), rows.rowSize());
             ExecutionException unknown = assertThrows(ExecutionException.class,
                     () -> loop.submit(new EngineCommand.ReadParameter("no.such.weight", 5)).get(30, TimeUnit.SECONDS));
             assertTrue(unknown.getCause() instanceof IllegalArgumentException);
             assertEquals("v9", loop.submit(new EngineCommand.SetWeightVersion("v9", false)).get(30, TimeUnit.SECONDS));
             assertEquals("v9", loop.status().weightVersion());
+        }
+    }
+
+    @Test
+    void sglangsDrainWatchesForIdleAndHoldsNothingBack() throws Exception {
+        EngineHarness h = engine(a);
+        CompletableFuture<SequenceOutput> slowDone = new CompletableFuture<>(), lateDone = new CompletableFuture<>();
+        try (EngineLoop loop = new EngineLoop(h.engine, false, Executors.defaultThreadFactory())) {
+            DrainResult idle = loop.submit(new EngineCommand.Drain(Duration.ofSeconds(5), DrainMode.WAIT)).get(30, TimeUnit.SECONDS);
+            assertTrue(idle.success());
+            assertEquals(0, idle.remaining());
+            assertFalse(idle.paused());
+            loop.submit(new EngineCommand.Generate(List.of(new Sequence("slow", 0, PROMPT,
+                    SamplingParams.builder().temperature(0).maxNewTokens(200).ignoreEos(true).build(), LogprobOptions.NONE, null,
+                    o -> { if (o.finished()) slowDone.complete(o); }, false, 0))));
+            while (loop.status().running() == 0) Thread.sleep(1);
+            DrainResult short_ = loop.submit(new EngineCommand.Drain(Duration.ZERO, DrainMode.WAIT)).get(30, TimeUnit.SECONDS);
+            assertFalse(short_.success(), "the slow request still runs at the deadline");
+            assertEquals(1, short_.remaining());
+            assertEquals(List.of(), short_.finished());
+            assertEquals(RlState.SERVING, loop.status().state(), "a watch is no state of the engine");
+            CompletableFuture<DrainResult> waiting = loop.submit(new EngineCommand.Drain(Duration.ofSeconds(60), DrainMode.WAIT));
+            loop.submit(new EngineCommand.Generate(List.of(new Sequence("late", 0, PROMPT,
+                    SamplingParams.builder().temperature(0).maxNewTokens(4).ignoreEos(true).build(), LogprobOptions.NONE, null,
+                    o -> { if (o.finished()) lateDone.complete(o); }, false, 0))));
+            DrainResult drained = waiting.get(60, TimeUnit.SECONDS);
+            assertTrue(drained.success());
+            assertEquals(List.of("slow"), drained.finished());
+            assertTrue(slowDone.isDone() && lateDone.isDone(), "a request sent during the drain is admitted and counted");
+            assertEquals(FinishReason.Type.LENGTH, slowDone.get().finishReason().type(), "nothing was cut");
+            assertFalse(h.engine.paused());
         }
     }
 

@@ -29,29 +29,29 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * engine run in this JVM from the checkpoint on disk (itself held to transformers by
  * ReferenceParityTest).
  */
-final class Checkpoints {
-    static final int[] PROMPT = {9707, 11, 1879, 0, 576, 6722, 3283, 315};
+public final class Checkpoints {
+    public static final int[] PROMPT = {9707, 11, 1879, 0, 576, 6722, 3283, 315};
 
     /** A checkpoint with the default model's shape and different random weights. */
-    static Path other(long seed) throws IOException {
+    public static Path other(long seed) throws IOException {
         Path dir = Files.createTempDirectory("rollout-it-weights-");
         RandomCheckpoint.write(dir, DefaultModel.SPEC, seed);
         return dir;
     }
 
-    static String base64File(Path file) throws IOException {
+    public static String base64File(Path file) throws IOException {
         return Base64.getEncoder().encodeToString(Files.readAllBytes(file));
     }
 
     /** A safetensors blob holding some tensors of a checkpoint, their bytes as stored. */
-    static byte[] subset(Path dir, List<String> names) throws IOException {
+    public static byte[] subset(Path dir, List<String> names) throws IOException {
         Map<String, String> same = new LinkedHashMap<>();
         names.forEach(n -> same.put(n, n));
         return renamed(dir, same);
     }
 
     /** Like {@link #subset}, each tensor stored under a new name. */
-    static byte[] renamed(Path dir, Map<String, String> fromTo) throws IOException {
+    public static byte[] renamed(Path dir, Map<String, String> fromTo) throws IOException {
         Map<String, Safetensors.Entry> header = Safetensors.readHeader(dir.resolve("model.safetensors"));
         Map<String, SafetensorsWriter.Tensor> blobs = new LinkedHashMap<>();
         for (var ft : fromTo.entrySet()) {
@@ -66,7 +66,7 @@ final class Checkpoints {
     }
 
     /** The raw bytes of one stored tensor. */
-    static byte[] rawBytes(Path dir, String name) throws IOException {
+    public static byte[] rawBytes(Path dir, String name) throws IOException {
         Safetensors.Entry e = Safetensors.readHeader(dir.resolve("model.safetensors")).get(name);
         ByteBuffer b = Safetensors.map(e);
         byte[] out = new byte[b.remaining()];
@@ -74,12 +74,12 @@ final class Checkpoints {
         return out;
     }
 
-    static long[] shape(Path dir, String name) throws IOException {
+    public static long[] shape(Path dir, String name) throws IOException {
         return Safetensors.readHeader(dir.resolve("model.safetensors")).get(name).shape();
     }
 
     /** An in-process engine on {@code dir}, as the server would run it on CPU. */
-    static LlmEngine engine(Path dir) throws IOException {
+    public static LlmEngine engine(Path dir) throws IOException {
         CausalLm lm = CausalLm.load(dir, ScalarType.Float, new Device("cpu"));
         return new LlmEngine(lm, new EngineConfig("cpu", "float32", 16, 256, 8, 2048, 0, 0.8), null, null);
     }
@@ -88,13 +88,13 @@ final class Checkpoints {
      * Copies tensors into an in-process reference engine's parameters, as the server's update
      * does, so that the reference generates what the server should after the same push.
      */
-    static void copyInto(LlmEngine engine, Map<String, Tensor> tensors) {
+    public static void copyInto(LlmEngine engine, Map<String, Tensor> tensors) {
         tensors.forEach((name, t) -> engine.model().parameters().get(name).copy_(t));
         tensors.values().forEach(Tensor::close);
         engine.flushCache();  // KV computed under the old weights must not be reused
     }
 
-    static int[] greedy(LlmEngine engine, int n) {
+    public static int[] greedy(LlmEngine engine, int n) {
         AtomicReference<SequenceOutput> out = new AtomicReference<>();
         engine.add(new Sequence("ref", 0, PROMPT, SamplingParams.builder().temperature(0).maxNewTokens(n).ignoreEos(true).build(),
                 LogprobOptions.NONE, null, o -> { if (o.finished()) out.set(o); }, false, 0));
@@ -102,7 +102,7 @@ final class Checkpoints {
         return out.get().outputIds();
     }
 
-    static String greedyBody(int n) {
+    public static String greedyBody(int n) {
         StringBuilder ids = new StringBuilder();
         for (int id : PROMPT) ids.append(ids.length() == 0 ? "" : ",").append(id);
         return "{\"input_ids\": [" + ids + "], \"sampling_params\": {\"max_new_tokens\": " + n

@@ -2,6 +2,7 @@ package it.dev.rollout;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -32,18 +33,20 @@ import org.junit.jupiter.api.Test;
 class ClientIT {
     static RolloutClient client;
     static String versionBefore;
+    static String pathBefore;
 
     @BeforeAll
     static void connect() {
         client = RolloutClient.connect(URI.create(Http.BASE), RolloutClient.Options.defaults().withAdminApiKey(Http.ADMIN_KEY));
         client.awaitReady(Duration.ofSeconds(60));
         versionBefore = client.weightVersion();
+        pathBefore = Http.get("/get_model_info").object().getString("model_path");  // it follows update_weights_from_disk
     }
 
     @AfterAll
     static void restore() {
         // the other ITs share this server: its own weights and version back
-        client.updateWeightsFromDisk(Http.get("/get_model_info").object().getString("model_path"), versionBefore);
+        client.updateWeightsFromDisk(pathBefore, versionBefore);
     }
 
     @Test
@@ -116,8 +119,17 @@ class ClientIT {
         Sampling longRun = new Sampling(600, 0, 1, -1, null, true);
         CompletableFuture<Generation> running = client.generateAsync(Checkpoints.PROMPT, longRun);
         RlControlIT.awaitState("in_flight", 1);
+        DrainResult watched = client.drain(Duration.ofMillis(100));
+        assertEquals("wait", watched.mode());
+        assertFalse(watched.success(), "SGLang's drain: the long request still runs at the deadline");
+        assertEquals(1, watched.remainingRequests());
+        assertFalse(watched.paused());
+        assertEquals("serving", client.rlState(), "and it is left running");
         DrainResult d = client.drain(Duration.ofMillis(300), "retract");
         assertEquals("retract", d.mode());
+        assertTrue(d.paused());
+        assertFalse(d.success());
+        assertEquals(1, d.remainingRequests(), "retracted, it waits for continue_generation");
         assertEquals(1, d.cut().size(), "the long request is cut: " + d.cut().keySet());
         assertTrue(d.cut().values().iterator().next().length > 0, "with what it had generated");
         assertEquals("paused", client.rlState());

@@ -112,7 +112,7 @@ class FuzzIT {
     static void leaveTheServerUsable() {
         Http.admin("/continue_generation", "{}");
         Http.admin("/abort_weight_update", "{}");
-        Http.admin("/resume_memory_occupation", "{}");
+        Http.resumeReleased();
     }
 
     @Test

@@ -65,6 +65,15 @@ public final class Http {
         }
     }
 
+    /**
+     * Resumes exactly the memory that is released (a clean-up): resuming a tag that is not
+     * released is refused, as in SGLang, so a blanket resume of everything would change nothing.
+     */
+    static void resumeReleased() {
+        JsonArray released = get("/rl/state").object().getJsonArray("released");
+        if (!released.isEmpty()) admin("/resume_memory_occupation", "{\"tags\": " + released + "}");
+    }
+
     /** Waits (up to 3 minutes) for the engine to load and warm up. */
     public static void awaitReady() {
         long deadline = System.nanoTime() + Duration.ofMinutes(3).toNanos();

@@ -34,7 +34,7 @@ class PythonClientIT {
         String out = Files.readString(log);
         assertTrue(done, "python3 test_client.py did not finish in 300 s:\n" + out);
         assertEquals(0, p.exitValue(), out);
-        assertTrue(out.contains("Ran 5 tests") && out.contains("OK"), out);
+        assertTrue(out.contains("Ran 6 tests") && out.contains("OK"), out);
     }
 
     private static String ids(int[] ids) {

@@ -11,6 +11,7 @@ import jakarta.json.Json;
 import jakarta.json.JsonArray;
 import jakarta.json.JsonNumber;
 import jakarta.json.JsonObject;
+import jakarta.json.JsonString;
 import java.net.URI;
 import java.net.http.HttpRequest;
 import java.nio.file.Path;
@@ -51,7 +52,7 @@ class RlControlIT {
     @AfterEach
     void restore() {
         Http.admin("/continue_generation", "{}");
-        Http.admin("/resume_memory_occupation", "{}");
+        Http.resumeReleased();
         if (!"default".equals(Http.get("/rl/state").object().getString("weight_version"))
                 || Http.get("/rl/state").object().getInt("unpushed_parameters") > 0
                 || !java.util.Arrays.equals(original, ids(generateAllowingFailure())))
@@ -253,7 +254,10 @@ class RlControlIT {
                 "{\"input_ids\": [7, 8], \"rid\": \"drained\", \"sampling_params\": {\"max_new_tokens\": 3000, \"ignore_eos\": true}}"));
         awaitState("in_flight", 1);
         JsonObject drain = Http.admin("/drain", "{\"timeout_s\": 0.3, \"mode\": \"abort\"}").object();
-        assertEquals("paused", drain.getString("status"));
+        assertTrue(drain.getBoolean("paused"), drain.toString());
+        assertEquals("abort", drain.getString("mode"));
+        assertTrue(drain.getBoolean("success"), "aborted, nothing is left in flight: " + drain);
+        assertEquals(0, drain.getInt("remaining_requests"));
         JsonObject cut = drain.getJsonArray("cut").getJsonObject(0);
         assertEquals("drained", cut.getString("rid"));
         assertTrue(cut.getInt("completion_tokens") > 0);
@@ -284,6 +288,15 @@ class RlControlIT {
         assertEquals(503, Http.get("/health/ready").status(), "not ready while released");
         assertEquals(503, Http.post("/generate", Checkpoints.greedyBody(2)).status());
         assertEquals(400, Http.admin("/release_memory_occupation", "{\"tags\": [\"gpu\"]}").status());
+        // SGLang's state errors: a second release, and a resume of what is not released, are refused and change nothing
+        Http.Reply again = Http.admin("/release_memory_occupation", "{\"tags\": [\"kv_cache\"]}");
+        assertEquals(400, again.status(), again.body());
+        assertTrue(again.body().contains("[kv_cache] that are already released"), again.body());
+        Http.Reply notReleased = Http.admin("/resume_memory_occupation", "{\"tags\": [\"cuda_graph\", \"kv_cache\"]}");
+        assertEquals(400, notReleased.status(), notReleased.body());
+        assertTrue(notReleased.body().contains("[cuda_graph] that are not currently released"), notReleased.body());
+        assertEquals(List.of("weights", "kv_cache"), Http.get("/rl/state").object().getJsonArray("released").getValuesAs(JsonString.class)
+                .stream().map(JsonString::getString).toList(), "nothing changed");
 
         JsonObject resumed = Http.admin("/resume_memory_occupation", "{\"tags\": [\"weights\", \"kv_cache\"]}").object();
         assertTrue(resumed.getBoolean("weights_must_be_pushed"));

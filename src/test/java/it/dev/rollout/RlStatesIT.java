@@ -35,7 +35,7 @@ class RlStatesIT {
     @AfterEach
     void backToServing() {
         Http.admin("/continue_generation", "{}");
-        Http.admin("/resume_memory_occupation", "{}");
+        Http.resumeReleased();
         if (Http.get("/rl/state").object().getInt("unpushed_parameters") > 0) reload();
     }
 

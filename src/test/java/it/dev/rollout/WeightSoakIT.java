@@ -61,7 +61,7 @@ class WeightSoakIT {
     @AfterAll
     static void restore() {
         Http.admin("/continue_generation", "{}");
-        Http.admin("/resume_memory_occupation", "{}");
+        Http.resumeReleased();
         assertEquals(200, Http.admin("/update_weights_from_disk",
                 "{\"model_path\": \"" + originalDir + "\", \"weight_version\": \"default\"}").status());
     }
