@@ -27,8 +27,8 @@ class BadInputIT {
         wrong type of input_ids        | {"input_ids": "hello"}                                                   | input_ids
         wrong type inside input_ids    | {"input_ids": [1, "x"]}                                                  | input_ids[1]
         wrong type of text             | {"text": 42}                                                             | text
-        no input                       | {"sampling_params": {"max_new_tokens": 1}}                               | text or input_ids
-        both inputs                    | {"text": "a", "input_ids": [1]}                                          | text or input_ids
+        no input                       | {"sampling_params": {"max_new_tokens": 1}}                               | text, input_ids or input_embeds
+        both inputs                    | {"text": "a", "input_ids": [1]}                                          | text, input_ids or input_embeds
         empty input_ids                | {"input_ids": []}                                                        | input_ids cannot be empty
         empty text                     | {"text": ""}                                                             | text cannot be empty
         token id over the vocabulary   | {"input_ids": [1, 999999]}                                               | outside the vocabulary
