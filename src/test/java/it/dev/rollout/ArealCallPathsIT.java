@@ -11,10 +11,8 @@ import jakarta.json.JsonValue;
 import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * AReaL's calls to an SGLang server, as AReaL (areal-project/AReaL at cbff54d6;
@@ -26,22 +24,8 @@ import org.junit.jupiter.api.Test;
  * issue #18; LoRA is not served (a request naming an adapter is refused).
  */
 class ArealCallPathsIT {
-    static FrameworkServer server;
-
-    @BeforeAll
-    static void start() throws Exception {
-        server = FrameworkServer.start("areal");
-    }
-
-    @AfterAll
-    static void stop() {
-        if (server != null) server.close();
-    }
-
-    @AfterEach
-    void serving() {
-        server.restore();
-    }
+    @RegisterExtension
+    static final FrameworkServer server = new FrameworkServer("areal");
 
     /** SGLangBackend.build_generation_request: image_data always present (null), top_k 1e8 for "all", stop_token_ids []. */
     static String generateBody(int[] inputIds, int maxNewTokens, boolean ignoreEos) {

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import dev.rollout.client.ServerProcess;
+import jakarta.json.JsonArray;
 import java.io.IOException;
 import java.net.URI;
 import java.net.http.HttpRequest;
@@ -14,6 +15,10 @@ import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.Predicate;
+import org.junit.jupiter.api.extension.AfterAllCallback;
+import org.junit.jupiter.api.extension.AfterEachCallback;
+import org.junit.jupiter.api.extension.BeforeAllCallback;
+import org.junit.jupiter.api.extension.ExtensionContext;
 
 /**
  * A server as the RL frameworks run it beside their trainers: no API or admin key, since none of
@@ -21,41 +26,51 @@ import java.util.function.Predicate;
  * here exactly as they make them, headers included). A second Liberty server of the build, so
  * that the shared IT server keeps its admin key and its state.
  */
-final class FrameworkServer implements AutoCloseable {
-    final String base;
-    final String modelPath;
-    private final ServerProcess process;
+final class FrameworkServer implements BeforeAllCallback, AfterAllCallback, AfterEachCallback {
+    private final String name;
+    private final String[] environment;
+    private ServerProcess process;
+    String base;
+    String modelPath;
 
-    private FrameworkServer(ServerProcess process) {
-        this.process = process;
-        this.base = process.url().toString();
-        this.modelPath = get("/get_model_info").object().getString("model_path");
+    /**
+     * A server of its own for one test class ({@code @RegisterExtension static}): started before
+     * its tests, left serving after each, stopped after the last.
+     *
+     * @param environment settings as name, value pairs, e.g. {@code ROLLOUT_ALLOW_PICKLE, true}
+     */
+    FrameworkServer(String name, String... environment) {
+        this.name = name;
+        this.environment = environment;
     }
 
-    /** @param environment settings as name, value pairs, e.g. {@code ROLLOUT_ALLOW_PICKLE, true} */
-    static FrameworkServer start(String name, String... environment) throws IOException {
+    @Override
+    public void beforeAll(ExtensionContext context) throws IOException {
         int port = ServerProcessIT.freePort();
         ServerProcess.Spec spec = ServerProcessIT.secondServer(name, port);
         for (int i = 0; i + 1 < environment.length; i += 2) spec = spec.withEnvironment(environment[i], environment[i + 1]);
         // the copied jvm.options carry the IT server's admin key: this one runs without
-        Path userDir = Path.of(spec.environment().get("WLP_USER_DIR"));
-        Path options = userDir.resolve("servers/" + name + "/jvm.options");
+        Path options = Path.of(spec.environment().get("WLP_USER_DIR")).resolve("servers/" + name + "/jvm.options");
         if (Files.exists(options)) {
             List<String> kept = Files.readAllLines(options).stream().filter(l -> !l.contains("rollout.admin-api-key")).toList();
             Files.write(options, kept);
         }
-        return new FrameworkServer(ServerProcess.start(spec));
+        process = ServerProcess.start(spec);
+        base = process.url().toString();
+        modelPath = get("/get_model_info").object().getString("model_path");
     }
 
     @Override
-    public void close() {
-        process.close();
+    public void afterAll(ExtensionContext context) {
+        if (process != null) process.close();
     }
 
-    /** Leaves the server serving: not paused, all memory resumed, the weights pushed. */
-    void restore() {
+    /** Leaves the server serving after each test: not paused, its memory resumed, the weights pushed. */
+    @Override
+    public void afterEach(ExtensionContext context) {
         post("/continue_generation", "{}");
-        post("/resume_memory_occupation", "{}");
+        JsonArray released = get("/rl/state").object().getJsonArray("released");
+        if (!released.isEmpty()) ok(post("/resume_memory_occupation", "{\"tags\": " + released + "}"));
         if (get("/rl/state").object().getInt("unpushed_parameters") > 0)
             ok(post("/update_weights_from_disk", "{\"model_path\": \"" + modelPath + "\"}"));
     }

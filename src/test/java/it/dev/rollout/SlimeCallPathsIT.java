@@ -9,10 +9,8 @@ import java.time.Duration;
 import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * slime's calls to an SGLang server, as slime (THUDM/slime at 624b824a) makes them, against a
@@ -27,22 +25,8 @@ import org.junit.jupiter.api.Test;
  * around it run exactly. NCCL sync (init_weights_update_group) is issue #18.
  */
 class SlimeCallPathsIT {
-    static FrameworkServer server;
-
-    @BeforeAll
-    static void start() throws Exception {
-        server = FrameworkServer.start("slime");
-    }
-
-    @AfterAll
-    static void stop() {
-        if (server != null) server.close();
-    }
-
-    @AfterEach
-    void serving() {
-        server.restore();
-    }
+    @RegisterExtension
+    static final FrameworkServer server = new FrameworkServer("slime");
 
     /** sglang_rollout.generate: the sampling params slime always sends (None values included). */
     static String generateBody(int[] inputIds, int maxNewTokens, String extraSampling) {

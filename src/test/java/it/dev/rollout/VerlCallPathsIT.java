@@ -11,10 +11,8 @@ import java.time.Duration;
 import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * veRL's calls to an SGLang server, as veRL (verl-project/verl at 1dda039b) makes them, against a
@@ -31,23 +29,9 @@ import org.junit.jupiter.api.Test;
  * of the hybrid step is the same weights from disk, so that the calls around it run exactly.
  */
 class VerlCallPathsIT {
-    static FrameworkServer server;
-
-    @BeforeAll
-    static void start() throws Exception {
-        // veRL's pushes are pickles, so a server for veRL runs with them allowed
-        server = FrameworkServer.start("verl", "ROLLOUT_ALLOW_PICKLE", "true");
-    }
-
-    @AfterEach
-    void serving() {
-        server.restore();
-    }
-
-    @AfterAll
-    static void stop() {
-        if (server != null) server.close();
-    }
+    // veRL's pushes are pickles, so a server for veRL runs with them allowed
+    @RegisterExtension
+    static final FrameworkServer server = new FrameworkServer("verl", "ROLLOUT_ALLOW_PICKLE", "true");
 
     /** veRL's in-process generate (async_sglang_server.py), as a plugin would post it. */
     static String generateBody(int[] inputIds, int maxNewTokens) {
