@@ -85,31 +85,25 @@ final class ModelRunner {
                 offset += s.numTokens();
             }
             int numSampling = rows.size();
-            rows.addAll(scoreRows);
             // a step where every sequence decodes and samples one token may replay a CUDA graph
             // (a one-position embeddings prompt looks like a decode, but its input is no token)
             boolean decodeOnly = offset == batch.size() && numSampling == batch.size() && scoreRows.isEmpty()
                     && batch.stream().noneMatch(ModelRunner::embedsInput);
             Tensor logits = decodeOnly && graphs != null ? graphs.decode(decodeStep(batch), cache) : null;  // (B, V) f32
             PhaseTimer phases = model.phaseTimer();  // benchmarks' profile of eager steps; off otherwise
-            if (logits == null && !rows.isEmpty()) {
-                phases.begin();
-                Tensor hidden = model.forward(prepare(batch), cache);                          // (T, hidden)
-                logits = model.logits(hidden.index_select(0, Torch.longs(unbox(rows), device)));  // (R, V) f32
-                phases.mark("lm_head");
-            } else if (logits == null) {
-                model.forward(prepare(batch), cache);  // prompt chunks only: their K/V is the product
+            Tensor hidden = null;
+            if (logits == null) {
+                if (numSampling > 0 || !scoreRows.isEmpty()) phases.begin();
+                hidden = model.forward(prepare(batch), cache);  // (T, hidden); for prompt chunks alone, their K/V is the product
+                if (numSampling > 0) logits = model.logits(hidden.index_select(0, Torch.longs(unbox(rows), device)));  // (B, V) f32
+                if (numSampling > 0 || !scoreRows.isEmpty()) phases.mark("lm_head");
             }
             Sampler.Result sampled = null;
-            TokenLogprob[] scores = new TokenLogprob[0];
-            if (!rows.isEmpty()) {
-                if (numSampling > 0) sampled = sampler.sample(logits.narrow(0, 0, numSampling), sampling);
+            if (numSampling > 0) {
+                sampled = sampler.sample(logits, sampling);
                 phases.mark("sample");
-                if (!scoreRows.isEmpty()) {
-                    int[] targets = scoreTargets.stream().mapToInt(Integer::intValue).toArray();
-                    scores = sampler.score(logits.narrow(0, numSampling, scoreRows.size()), targets, scoreOwners);
-                }
             }
+            TokenLogprob[] scores = scoreRows.isEmpty() ? new TokenLogprob[0] : score(hidden, scoreRows, scoreTargets, scoreOwners);
 
             phases.endStep(decodeOnly);
             List<Output> out = new ArrayList<>(batch.size());
@@ -127,6 +121,28 @@ final class ModelRunner {
             }
             return out;
         }
+    }
+
+    /** Prompt positions scored per slice: their logits are rows x vocabulary floats (1.8 GB for 3,000 positions of Qwen's vocabulary). */
+    static final int SCORE_SLICE = 256;
+
+    /**
+     * Scores prompt positions a slice at a time, so that a long prompt's logits never exist at
+     * once: each slice's logits and log-softmax are freed before the next is made.
+     *
+     * @param hidden (T, hidden) the step's final hidden states; rows index into it
+     */
+    private TokenLogprob[] score(Tensor hidden, List<Long> rows, List<Integer> targets, List<Sequence> owners) {
+        TokenLogprob[] out = new TokenLogprob[rows.size()];
+        for (int from = 0; from < rows.size(); from += SCORE_SLICE) {
+            int to = Math.min(rows.size(), from + SCORE_SLICE);
+            try (PointerScope slice = new PointerScope()) {
+                Tensor logits = model.logits(hidden.index_select(0, Torch.longs(unbox(rows.subList(from, to)), device)));  // (S, V) f32
+                int[] t = targets.subList(from, to).stream().mapToInt(Integer::intValue).toArray();
+                System.arraycopy(sampler.score(logits, t, owners.subList(from, to)), 0, out, from, to - from);
+            }
+        }
+        return out;
     }
 
     /** Decoding sequences (one token each) as host arrays: what DecodeGraphs takes, and the block tables of paged attention. */
