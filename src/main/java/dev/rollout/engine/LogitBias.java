@@ -12,6 +12,13 @@ import java.util.TreeMap;
  */
 public record LogitBias(int[] tokenIds, float[] biases) {
     public static final LogitBias NONE = new LogitBias(new int[0], new float[0]);
+    /**
+     * The largest bias kept: the sampler divides the biased logits by the temperature (down to
+     * 1e-6), and a bias near float's largest overflowed there to infinity, turning the softmax
+     * into NaN and the draw into an arbitrary token. 1e30 forces or bans a token as absolutely as
+     * any larger bias (logits are a few dozen) and stays finite divided by 1e-6.
+     */
+    public static final float MAX_MAGNITUDE = 1e30f;
 
     public LogitBias {
         if (tokenIds.length != biases.length) throw new IllegalArgumentException("one bias per token id");
@@ -28,7 +35,7 @@ public record LogitBias(int[] tokenIds, float[] biases) {
         int i = 0;
         for (Map.Entry<Integer, Double> e : sorted.entrySet()) {
             ids[i] = e.getKey();
-            values[i++] = e.getValue().floatValue();
+            values[i++] = (float) Math.max(-MAX_MAGNITUDE, Math.min(MAX_MAGNITUDE, e.getValue()));
         }
         return new LogitBias(ids, values);
     }

@@ -93,6 +93,28 @@ class LogitBiasTest {
         assertEquals(12, h.finished.get("banned-greedy").outputIds().length);
     }
 
+    /**
+     * The API takes any finite bias; divided by a temperature below 1, a bias near float's largest
+     * overflowed to infinity and the softmax to NaN, so the draw picked an arbitrary token. Biases
+     * are held within {@link LogitBias#MAX_MAGNITUDE}, past which every bias already forces or bans.
+     */
+    @Test
+    void theLargestFiniteBiasStillForcesAndBansAtLowTemperatures() {
+        for (double t : new double[] {0, 1e-6 * 1.5, 0.5, 1.0}) {
+            List<Sequence> rows = new ArrayList<>();
+            for (int i = 0; i < 20; i++) rows.add(SamplerTest.seq(biased(SamplingParams.builder().temperature(t), Map.of(1, 3.4e38)), 300 + i));
+            for (int i = 0; i < 20; i++)
+                rows.add(SamplerTest.seq(biased(SamplingParams.builder().temperature(t), Map.of(2, -3.4e38, 3, -Double.MAX_VALUE)), 400 + i));
+            Sampler.Result r = SAMPLER.sample(SamplerTest.logits(rows.size(), SamplerTest.LOGITS), rows);
+            // not the last token: a NaN draw lands on the last one
+            for (int i = 0; i < 20; i++) assertEquals(1, r.tokens()[i], "temperature " + t + ": forced");
+            for (int i = 20; i < 40; i++) assertTrue(r.tokens()[i] == 0 || r.tokens()[i] == 1, "temperature " + t + ": banned, got " + r.tokens()[i]);
+        }
+        assertEquals(LogitBias.MAX_MAGNITUDE, LogitBias.of(Map.of(1, 3.4e38)).biases()[0]);
+        assertEquals(-LogitBias.MAX_MAGNITUDE, LogitBias.of(Map.of(1, -3.4e38)).biases()[0]);
+        assertEquals(-100f, LogitBias.of(Map.of(1, -100.0)).biases()[0]);
+    }
+
     @Test
     void biasesAreSortedAndCompared() {
         LogitBias b = LogitBias.of(Map.of(9, 1.0, 2, -3.5));

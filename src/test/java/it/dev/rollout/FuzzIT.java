@@ -85,6 +85,12 @@ class FuzzIT {
     static final HttpClient CLIENT = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
             .connectTimeout(Duration.ofSeconds(10)).build();
 
+    /** The names the fuzz opens sessions under, closed after the run ({@link #leaveTheServerUsable}). */
+    static final String SESSION_PREFIX = "fuzz-session-";
+    static final int SESSIONS = 8;
+    /** The idle timeout of every session the fuzz opens, so that one whose name a mutation changed closes itself. */
+    static final int SESSION_TIMEOUT_S = 30;
+
     static String model, modelPath;
     static float[] norm;
 
@@ -113,6 +119,7 @@ class FuzzIT {
         Http.admin("/continue_generation", "{}");
         Http.admin("/abort_weight_update", "{}");
         Http.resumeReleased();
+        for (int i = 0; i < SESSIONS; i++) Http.post("/close_session", "{\"session_id\": \"" + SESSION_PREFIX + i + "\"}");
     }
 
     @Test
@@ -321,6 +328,7 @@ class FuzzIT {
             "GET /release_memory_occupation", "POST /release_memory_occupation", "GET /resume_memory_occupation",
             "POST /resume_memory_occupation", "GET /rl/state", "GET /status", "GET /", "GET /{file}",
             "GET /env", "POST /env/tasks", "POST /env/tools/calculator", "POST /env/reward",
+            "POST /open_session", "GET /open_session", "POST /close_session", "GET /close_session",
             "GET /health", "GET /health/ready", "GET /health/live", "GET /health/started", "GET /metrics", "* unknown path"));
 
     /** Builds the requests; each draws from its own Random, so request i is the same whatever came before. */
@@ -354,7 +362,8 @@ class FuzzIT {
             if (k < 44) return push();
             if (k < 48) return pushOctet();
             if (k < 54) return guardedControl();
-            if (k < 60) return harmlessControl();
+            if (k < 58) return harmlessControl();
+            if (k < 60) return sessions();
             if (k < 70) return gets();
             if (k < 76) return env();
             if (k < 80) return weightsByName();
@@ -469,6 +478,12 @@ class FuzzIT {
             Map<String, String> sp = m("max_new_tokens", "" + (1 + r.nextInt(8)), "temperature", r.nextBoolean() ? "0" : "0.8");
             if (r.nextInt(4) == 0) sp.put(pick(List.of("top_p", "top_k", "min_p", "repetition_penalty", "n", "seed", "stop", "ignore_eos")),
                     pick(List.of("0.9", "5", "0.1", "1.1", "2", "7", "\"the\"", "true")));
+            // logit_bias and stop_regex: keys outside the vocabulary or not numbers, patterns that do
+            // not compile or backtrack (bounded by the server, docs/api.md)
+            if (r.nextInt(6) == 0) sp.put("logit_bias", pick(List.of("{\"" + r.nextInt(151_000) + "\": 100}", "{\"5\": -100, \"6\": 3.4e38}", "{\"6\": 1e308}",
+                    "{\"999999999\": 1}", "{\"-1\": 1}", "{\"x\": 1}", "{\"5\": \"a\"}", "{\"5\": null}", "[5]")));
+            if (r.nextInt(6) == 0) sp.put("stop_regex", pick(List.of("\"a|the\"", "[\"x{3}\", \"\\\\d+$\"]", "\"(a+)+$\"", "\"(unclosed\"",
+                    "\"[z-a]\"", "[]", "7")));
             if (r.nextInt(3) == 0) {
                 String[] body = new String[1];
                 mutate(sp, body);
@@ -800,6 +815,31 @@ class FuzzIT {
                 }
                 default -> new Req("* unknown path", "bad method", pick(List.of("DELETE", "PATCH", "TRACE", "OPTIONS")), "/generate", h, null, true, Expect.ANY);
             };
+        }
+
+        /**
+         * SGLang's sessions: opening and closing (by POST and, as SGLang's routes take both, by GET
+         * with a body) and turns of /generate in them. Sessions are opened under a few names that
+         * the run closes at its end; one whose name a mutation drops or changes keeps its idle
+         * timeout, so that nothing the fuzz opens outlives it for long.
+         */
+        Req sessions() {
+            String method = r.nextBoolean() ? "POST" : "GET";
+            String id = str(SESSION_PREFIX + r.nextInt(SESSIONS));
+            int k = r.nextInt(10);
+            if (k < 4) return jsonRoute(method + " /open_session", method, "/open_session", m("capacity_of_str_len", "" + (16 + r.nextInt(256)),
+                    "session_id", id, "timeout", "" + SESSION_TIMEOUT_S), false, 40);
+            if (k < 6) return jsonRoute(method + " /close_session", method, "/close_session", m("session_id", id), false, 50);
+            if (k == 6) return json(method + " /open_session", method, "/open_session", obj(m("capacity_of_str_len", "64", "session_id", id,
+                    "timeout", "" + SESSION_TIMEOUT_S, pick(List.of("streaming", "capacity_of_str_len", "timeout")),
+                    pick(List.of("true", "1e12", "-1", "1e999999999", "0")))), "odd open value", Expect.ANY, false);
+            // a turn: a new root of the session, or a continuation of a request it may or may not have
+            String params = obj(m("id", id, "rid", r.nextBoolean() ? "null" : str("fuzz-turn-" + r.nextInt(20)),
+                    "offset", pick(List.of("0", "-1", "3")), "replace", r.nextBoolean() ? "true" : "false"));
+            Map<String, String> body = m("input_ids", ids(1 + r.nextInt(12)), "sampling_params", sampling(), "session_params", params,
+                    "rid", str("fuzz-turn-" + r.nextInt(20)));
+            if (r.nextInt(4) == 0) body.put("stream", "true");
+            return jsonRoute("POST /generate", "POST", "/generate", body, false, 50);
         }
 
         Req liberty() {

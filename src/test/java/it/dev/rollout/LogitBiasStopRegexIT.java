@@ -76,6 +76,23 @@ class LogitBiasStopRegexIT {
         assertEquals("xxxx", chat.getJsonArray("choices").getJsonObject(0).getJsonObject("message").getString("content"), chat.toString());
     }
 
+    /**
+     * The parser takes any bias up to float's largest (3.4e38); the sampler divides by the
+     * temperature after adding it, where such a logit could overflow to infinity and the
+     * probabilities to NaN. The largest accepted bias must still force its token, and a
+     * negative one still ban it, at every temperature.
+     */
+    @Test
+    void theLargestAcceptedBiasStillForcesOrBans() {
+        for (String t : List.of("0", "0.5", "1.0")) {
+            JsonObject g = generate("{\"max_new_tokens\": 4, \"temperature\": " + t + ", \"ignore_eos\": true, \"logit_bias\": {\"" + x + "\": 3.4e38}}");
+            assertEquals(Set.of(x), ids(g), "temperature " + t + ": " + g);
+            JsonObject banned = generate("{\"max_new_tokens\": 4, \"temperature\": " + t + ", \"ignore_eos\": true, \"logit_bias\": {\"" + x + "\": -3.4e38}}");
+            assertFalse(ids(banned).contains(x), "temperature " + t + ": " + banned);
+        }
+        assertEquals(200, Http.post("/generate", Checkpoints.greedyBody(2)).status(), "and the server goes on serving");
+    }
+
     @Test
     void aKeyOutsideTheVocabularyIsA400NamingIt() {
         for (String[] call : new String[][] {

@@ -11,7 +11,7 @@ import jakarta.json.JsonValue;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import org.junit.jupiter.api.Assumptions;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
@@ -92,9 +92,50 @@ class SglangMatchedStopIT {
         expect(chat(MANY_NEW_TOKENS_PROMPT, 1000, "stop", chatStop), "stop", chatStop);
     }
 
+    /**
+     * The kit's stop_regex {@code and|or} and its sentence end {@code [.!?]\s*$}, which a trained
+     * model writes; this model's words are its own, so the alternation is made of two pieces of
+     * its greedy answer and the sentence end of a character its greedy answer ends a token with.
+     * As in SGLang, {@code matched_stop} is the pattern, not the text it matched.
+     */
     @Test
     void test_finish_stop_regex_str() {
-        Assumptions.abort("stop_regex is being implemented by the sampling work of issue #17; enable once it lands");
+        JsonObject res = completions(MANY_NEW_TOKENS_PROMPT, 40, "return_token_ids", true);
+        String stopRegexStr = Pattern.quote(pieceOf(res)) + "|" + Pattern.quote(otherPieceOf(res));
+        expect(completions(MANY_NEW_TOKENS_PROMPT, 1000, "stop_regex", stopRegexStr), "stop", stopRegexStr);
+        JsonObject chatRes = chat(MANY_NEW_TOKENS_PROMPT, 40, "return_token_ids", true);
+        String chatRegexStr = Pattern.quote(pieceOf(chatRes)) + "|" + Pattern.quote(otherPieceOf(chatRes));
+        expect(chat(MANY_NEW_TOKENS_PROMPT, 1000, "stop_regex", chatRegexStr), "stop", chatRegexStr);
+
+        String sentence = "[" + tokenEndOf(chatRes) + "]\\s*$";
+        expect(chat(MANY_NEW_TOKENS_PROMPT, 1000, "stop_regex", sentence), "stop", sentence);
+    }
+
+    /** A second piece of the greedy answer, from its last quarter. */
+    static String otherPieceOf(JsonObject res) {
+        String clean = decoded(Sglang.ints(res.getJsonArray("choices").getJsonObject(0).getJsonArray("token_ids"))).replace("\uFFFD", "");
+        int at = clean.length() * 3 / 4;
+        return clean.substring(at, at + 2);
+    }
+
+    static String decoded(int[] ids) {
+        return Sglang.ok("/detokenize", obj("tokens", ids, "skip_special_tokens", true)).object().getString("text");
+    }
+
+    /**
+     * The last character of the answer's text up to one of its tokens, other than whitespace, as
+     * a regex escape: after that token the output ends with it (and maybe whitespace), which is
+     * what {@code [.!?]\s*$} waits for after a sentence.
+     */
+    static String tokenEndOf(JsonObject res) {
+        int[] ids = Sglang.ints(res.getJsonArray("choices").getJsonObject(0).getJsonArray("token_ids"));
+        for (int n = 2; n <= ids.length; n++) {
+            String text = decoded(Arrays.copyOf(ids, n)).stripTrailing();
+            if (text.isEmpty()) continue;
+            int c = text.codePointBefore(text.length());
+            if (c != 0xFFFD) return String.format("\\x{%x}", c);
+        }
+        throw new AssertionError("no token of the greedy answer ends in a character: " + res);
     }
 
     @Test

@@ -39,8 +39,9 @@ import org.junit.jupiter.api.Test;
  * <li>Text checks that need a trained model become checks on ids.
  * <li>{@code custom_logit_processor} is serialized Python code: refused with a 400, by design
  *     (docs/api.md), so those cases check the refusal and that it disturbs nobody.
- * <li>{@code logit_bias} (the sampling work of issue #17) and {@code regex} (constrained decoding,
- *     issue #22) cases are skipped until those land.
+ * <li>{@code logit_bias} cases check ids, not text; each also checks what random weights make
+ *     meaningful (a forbidden token the model does pick; the unbiased row of a mixed batch
+ *     unchanged, greedy). {@code regex} (constrained decoding, issue #22) cases are skipped until it lands.
  * <li>{@code /detokenize} of a negative id is a 400 here, a 500 in SGLang: bad input is a 4xx.
  * </ul>
  */
@@ -334,19 +335,93 @@ class SglangSrtEndpointIT {
         assertEquals(JsonValue.ValueType.STRING, info.get("version").getValueType());
     }
 
+    // SGLang picks Llama-3.2's ids ("Paris" 60704, "rice" 23994). They are ids of the Qwen3
+    // vocabulary too, so the forced id is kept; what SGLang reads as text is read here as ids.
+
+    static final String FRANCE = "The capital of France is";
+    static final int BIASED_TOKEN_ID = 60704;
+
+    /** The ids SGLang reads back: the second element of each output_token_logprobs entry. */
+    static List<Integer> sampledTokens(JsonObject res) {
+        List<Integer> out = new ArrayList<>();
+        for (JsonValue e : res.getJsonObject("meta_info").getJsonArray("output_token_logprobs")) out.add(e.asJsonArray().getInt(1));
+        return out;
+    }
+
+    static JsonObject logitBiasRequest(String text, double temperature, int maxNewTokens, Integer biased, double bias) {
+        JsonObject sp = biased == null ? obj("temperature", temperature, "max_new_tokens", maxNewTokens)
+                : obj("temperature", temperature, "max_new_tokens", maxNewTokens, "logit_bias", obj(String.valueOf(biased), bias));
+        return obj("text", text, "sampling_params", sp, "return_logprob", true);
+    }
+
     @Test
     void test_logit_bias() {
-        Assumptions.abort("logit_bias is being implemented by the sampling work of issue #17; enable once it lands");
+        JsonObject res = Sglang.generate(logitBiasRequest(FRANCE, 1.0, 4, BIASED_TOKEN_ID, 100.0));
+        List<Integer> sampled = sampledTokens(res);
+        // SGLang's all() holds for an empty list too; the forced token cannot be a stop, so all four come
+        assertEquals(4, sampled.size(), res.toString());
+        assertTrue(sampled.stream().allMatch(t -> t == BIASED_TOKEN_ID), "Expected all tokens to be " + BIASED_TOKEN_ID + ", but got " + sampled);
     }
 
     @Test
     void test_forbidden_token() {
-        Assumptions.abort("logit_bias is being implemented by the sampling work of issue #17; enable once it lands");
+        String prompt = "Only output 'rice' exactly like this, in lowercase ONLY: rice";
+        // SGLang's case: "rice" forbidden at temperature 1.0
+        List<Integer> sampled = sampledTokens(Sglang.generate(logitBiasRequest(prompt, 1.0, 50, 23994, -100.0)));
+        assertFalse(sampled.contains(23994), "Expected forbidden token 23994 not to be present, but it was found: " + sampled);
+        // SGLang's prompt makes a trained model want "rice"; random weights want no such thing, so
+        // the token this model does want (its greedy first pick, which greedy decoding of a random
+        // model tends to repeat) is forbidden too: without the bias it is there, with it never
+        List<Integer> greedy = sampledTokens(Sglang.generate(logitBiasRequest(prompt, 0, 50, null, 0)));
+        int wanted = greedy.get(0);
+        for (double temperature : new double[] {0, 1.0}) {
+            List<Integer> banned = sampledTokens(Sglang.generate(logitBiasRequest(prompt, temperature, 50, wanted, -100.0)));
+            assertFalse(banned.isEmpty());
+            assertFalse(banned.contains(wanted), "forbidden " + wanted + " (greedy: " + greedy + ") appeared at temperature " + temperature + ": " + banned);
+        }
     }
 
     @Test
-    void test_logit_bias_isolation() {
-        Assumptions.abort("logit_bias is being implemented by the sampling work of issue #17; enable once it lands");
+    void test_logit_bias_isolation() throws Exception {
+        // SGLang's case: a biased request, then an unbiased one
+        List<Integer> biased = sampledTokens(Sglang.generate(logitBiasRequest(FRANCE, 1.0, 4, BIASED_TOKEN_ID, 100.0)));
+        List<Integer> unbiased = sampledTokens(Sglang.generate(logitBiasRequest(FRANCE, 1.0, 4, null, 0)));
+        assertEquals(4, biased.size());
+        assertTrue(biased.stream().allMatch(t -> t == BIASED_TOKEN_ID), "Expected all tokens to be " + BIASED_TOKEN_ID + " in first response, but got " + biased);
+        assertTrue(unbiased.stream().anyMatch(t -> t != BIASED_TOKEN_ID), "Expected some tokens different from " + BIASED_TOKEN_ID + " in second response, but got " + unbiased);
+
+        // SGLang's docstring says "in batch", but it sends the two one after the other. Here they
+        // share a batch: one call with a sampling_params per prompt. Greedy, so the unbiased row
+        // must be exactly what it is beside an unbiased twin (the same batch shape, so the same
+        // kernels). The prompt and output stay under one KV page (16 tokens), so neither call
+        // reads the other's prefix cache.
+        JsonObject plain = obj("temperature", 0, "max_new_tokens", 8);
+        JsonObject forced = obj("temperature", 0, "max_new_tokens", 8, "logit_bias", obj(String.valueOf(BIASED_TOKEN_ID), 100.0));
+        JsonArray reference = Sglang.ok("/generate", obj("text", arr(FRANCE, FRANCE), "sampling_params", arr(plain, plain), "return_logprob", true)).array();
+        List<Integer> expected = sampledTokens(reference.getJsonObject(1));
+        assertEquals(sampledTokens(reference.getJsonObject(0)), expected, "greedy twins in one batch agree");
+        assertFalse(expected.contains(BIASED_TOKEN_ID), "the forced token must not be the model's own choice, or the check below proves nothing");
+        JsonArray mixed = Sglang.ok("/generate", obj("text", arr(FRANCE, FRANCE), "sampling_params", arr(forced, plain), "return_logprob", true)).array();
+        assertEquals(Collections.nCopies(8, BIASED_TOKEN_ID), sampledTokens(mixed.getJsonObject(0)));
+        assertEquals(expected, sampledTokens(mixed.getJsonObject(1)), "the unbiased row of a mixed batch is untouched by its neighbour's bias");
+
+        // and as separate calls running at once: the bias stays with its request
+        ExecutorService pool = Executors.newFixedThreadPool(8);
+        try {
+            List<CompletableFuture<JsonObject>> calls = new ArrayList<>();
+            for (int i = 0; i < 8; i++) {
+                boolean withBias = i % 2 == 0;
+                calls.add(CompletableFuture.supplyAsync(() -> Sglang.generate(obj("text", FRANCE, "sampling_params", withBias ? forced : plain,
+                        "return_logprob", true)), pool));
+            }
+            for (int i = 0; i < calls.size(); i++) {
+                List<Integer> got = sampledTokens(calls.get(i).get(120, TimeUnit.SECONDS));
+                if (i % 2 == 0) assertEquals(Collections.nCopies(8, BIASED_TOKEN_ID), got, "call " + i);
+                else assertFalse(got.contains(BIASED_TOKEN_ID), "call " + i + " without a bias got the biased token: " + got);
+            }
+        } finally {
+            pool.shutdownNow();
+        }
     }
 
     @Test
