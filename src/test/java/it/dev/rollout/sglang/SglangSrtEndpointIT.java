@@ -183,23 +183,13 @@ class SglangSrtEndpointIT {
     }
 
     /**
-     * SGLang's matrix cut to what this engine holds today: inputs of 1,000 tokens, starts 0 and
-     * 500, two at a time. The prompt logprobs come from the full-vocabulary logits of every scored
-     * position at once (1,000 positions of Qwen3's 151,936 are 608 MB of float32); SGLang's eight
-     * threads at 3,000 tokens exceeded JavaCPP's native memory limit and the engine step aborted
-     * ("Physical memory usage is too high"). {@link #test_logprob_mixed_at_sglang_scale} keeps that
-     * case for when the engine scores prompts in chunks.
+     * SGLang's matrix at its own scale: inputs of 1,000 and 3,000 tokens, starts 0, 500 and 2,500,
+     * eight at a time. The engine scores prompt positions a slice at a time
+     * (ModelRunner.SCORE_SLICE): the logits of every position of eight 3,000-token prompts at once
+     * were 1.8 GB each and ran past the native memory limit.
      */
     @Test
     void test_logprob_mixed() throws Exception {
-        logprobMixed(new int[] {1000}, new int[] {0, 500}, 2);
-    }
-
-    @Test
-    void test_logprob_mixed_at_sglang_scale() throws Exception {
-        Assumptions.abort("prompt logprobs are computed over every scored position's full-vocabulary logits at once: eight "
-                + "concurrent 3,000-token prompts (1.8 GB each) exceed the native memory limit and abort the step; enable when the "
-                + "engine scores prompts in chunks");
         logprobMixed(new int[] {1000, 3000}, new int[] {0, 500, 2500}, 8);
     }
 
