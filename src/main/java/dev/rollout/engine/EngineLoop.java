@@ -101,6 +101,7 @@ public final class EngineLoop implements AutoCloseable {
         this.relay = new OutputRelay(threads);
         refresh();
         housekeeping.add(now -> engine.sessions().expire(now));  // sessions opened with a timeout close when idle
+        housekeeping.add(this::endExpiredPause);
         this.thread = threads.newThread(this::run);
         thread.setName("rollout-engine");
         thread.start();
@@ -174,6 +175,15 @@ public final class EngineLoop implements AutoCloseable {
             engine.abort(RequestMatch.every(), "internal error in the engine step: " + t);
         }
         refresh();
+    }
+
+    /** The pause watchdog: a trainer lost between pause and continue must not leave the server paused for good. */
+    private void endExpiredPause(long now) {
+        if (!engine.pauseExpired(now)) return;
+        engine.resume();
+        refresh();
+        LOG.warning("generation was paused for longer than rollout.pause-timeout-seconds without continue_generation: "
+                + "continuing by itself");
     }
 
     private void housekeeping(boolean idle) {

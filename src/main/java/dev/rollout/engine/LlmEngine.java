@@ -30,6 +30,8 @@ public final class LlmEngine {
     private boolean held;
     private boolean admissionsBlocked;
     private RequestTimeouts timeouts = RequestTimeouts.NONE;
+    private long pauseTimeoutNanos = Long.MAX_VALUE;  // SGLang's pause watchdog; off unless set
+    private long pausedAtNanos;
     /** Reused every step by the timeout check, so that it allocates nothing while no request times out. */
     private final List<Sequence> waitedTooLong = new ArrayList<>(), ranTooLong = new ArrayList<>();
 
@@ -134,6 +136,19 @@ public final class LlmEngine {
     /** True when a step would do something: work is queued and nothing holds the engine. */
     public boolean canStep() {
         return scheduler.hasWork() && !paused && !held;
+    }
+
+    /**
+     * SGLang's pause watchdog ({@code SGLANG_ENGINE_PAUSE_TIMEOUT}): a pause older than this ends
+     * by itself ({@link #pauseExpired}); 0 or less turns it off. Set before the engine runs.
+     */
+    public void setPauseTimeout(double seconds) {
+        pauseTimeoutNanos = seconds > 0 ? Math.max(1, (long) (seconds * 1e9)) : Long.MAX_VALUE;
+    }
+
+    /** Whether the engine has been paused for longer than the pause timeout. */
+    boolean pauseExpired(long nowNanos) {
+        return paused && pauseTimeoutNanos != Long.MAX_VALUE && nowNanos - pausedAtNanos > pauseTimeoutNanos;
     }
 
     /** SGLang's waiting and running timeouts; set before the engine runs (the loop's thread reads them). */
@@ -297,6 +312,7 @@ public final class LlmEngine {
 
     /** Stops stepping. ABORT ends what runs (partial output); RETRACT frees its KV to recompute later; IN_PLACE keeps it. */
     public int pause(PauseMode mode) {
+        if (!paused) pausedAtNanos = System.nanoTime();  // a second pause does not extend the first
         paused = true;
         return switch (mode) {
             case ABORT -> abort(RequestMatch.every(), "aborted by pause_generation");

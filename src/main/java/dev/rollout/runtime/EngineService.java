@@ -105,6 +105,7 @@ public class EngineService {
             LlmEngine engine = new LlmEngine(model, s.engine(), tokenizer, metrics);
             engine.limitSessions(sessionLimits((long) engine.numKvBlocks() * s.engine().blockSize()));
             engine.setTimeouts(s.timeouts());
+            engine.setPauseTimeout(s.pauseTimeoutSeconds());
             loop = new EngineLoop(engine, s.weightsHostBackup(), threads);
             weights = new WeightUpdates(loop, new WeightUpdates.Settings(seconds(s.weightUpdateWaitSeconds()),
                     seconds(s.weightSessionTimeoutSeconds()), s.allowPickle(), s.engine().device()));

@@ -32,4 +32,5 @@ public record ServerSettings(
         boolean allowPickle,
         boolean weightsHostBackup,
         boolean incrementalStreamingOutput,
-        RequestTimeouts timeouts) {}
+        RequestTimeouts timeouts,
+        double pauseTimeoutSeconds) {}

@@ -44,6 +44,7 @@ final class SettingsReader {
                 c.getValue("rollout.incremental-streaming-output", Boolean.class),
                 new RequestTimeouts(c.getValue("rollout.waiting-timeout-seconds", Double.class),
                         c.getValue("rollout.running-timeout-seconds", Double.class),
-                        c.getValue("rollout.timed-out-request-status-code", Integer.class)));
+                        c.getValue("rollout.timed-out-request-status-code", Integer.class)),
+                c.getValue("rollout.pause-timeout-seconds", Double.class));
     }
 }

@@ -307,6 +307,27 @@ class WeightUpdateTest {
         }
     }
 
+    /**
+     * SGLang's pause watchdog (rl/test_weight_version_kv_isolation.py, test_z): a pause that no
+     * continue_generation ends, ends by itself after the pause timeout, and what it held runs.
+     */
+    @Test
+    void aPauseLongerThanThePauseTimeoutEndsByItself() throws Exception {
+        EngineHarness h = engine(a);
+        h.engine.setPauseTimeout(0.3);
+        CompletableFuture<SequenceOutput> done = new CompletableFuture<>();
+        try (EngineLoop loop = new EngineLoop(h.engine, false, Executors.defaultThreadFactory())) {
+            loop.submit(new EngineCommand.Pause(PauseMode.IN_PLACE)).get(5, TimeUnit.SECONDS);
+            long pausedAt = System.nanoTime();
+            assertEquals(RlState.PAUSED, loop.status().state());
+            loop.submit(new EngineCommand.Generate(List.of(new Sequence("held", 0, PROMPT, SamplingParams.builder().temperature(0)
+                    .maxNewTokens(4).build(), LogprobOptions.NONE, null, o -> { if (o.finished()) done.complete(o); }, false, 0))));
+            assertEquals(FinishReason.Type.LENGTH, done.get(30, TimeUnit.SECONDS).finishReason().type());
+            assertTrue((System.nanoTime() - pausedAt) / 1e9 >= 0.3, "not before the timeout");
+            assertEquals(RlState.SERVING, loop.status().state());
+        }
+    }
+
     @Test
     void anUpdateWaitsForRunningRequestsOrGivesUp() throws Exception {
         EngineHarness h = engine(a);

@@ -4,13 +4,17 @@ import static it.dev.rollout.sglang.Sglang.obj;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.rollout.client.Generation;
+import dev.rollout.client.RolloutClient;
+import dev.rollout.client.Sampling;
+import dev.rollout.client.ServerProcess;
 import it.dev.rollout.Http;
+import it.dev.rollout.ServerProcessIT;
 import jakarta.json.JsonObject;
 import java.util.List;
 import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
@@ -26,9 +30,9 @@ import org.junit.jupiter.api.Test;
  * 0.5 s into 4,000 tokens, which would not fit the default model's 4,096-token context beside the
  * ~1,400-token prompt; 256 tokens suffice when the commit waits for decode to start). The disk reload loads the served model's own
  * directory, so the weights do not change; the class sets the version back at the end.
- * {@code test_z_pause_watchdog_auto_continues} needs SGLang's pause watchdog
- * ({@code SGLANG_ENGINE_PAUSE_TIMEOUT}), which this server has not: a pause lasts until
- * {@code /continue_generation}. Skipped.
+ * {@code test_z_pause_watchdog_auto_continues} runs on a server of its own started with the
+ * pause watchdog ({@code rollout.pause-timeout-seconds}, SGLang's {@code SGLANG_ENGINE_PAUSE_TIMEOUT})
+ * at 2 s where SGLang sets 20 s, so that the shared server's pauses are not cut short.
  */
 class SglangWeightVersionKvIsolationIT {
     static final String PROMPT = "You are a careful assistant. "
@@ -91,7 +95,17 @@ class SglangWeightVersionKvIsolationIT {
     }
 
     @Test
-    void test_z_pause_watchdog_auto_continues() {
-        Assumptions.abort("needs SGLang's pause watchdog (SGLANG_ENGINE_PAUSE_TIMEOUT); here a pause lasts until /continue_generation");
+    void test_z_pause_watchdog_auto_continues() throws Exception {
+        int seconds = 2;
+        ServerProcess.Spec spec = ServerProcessIT.secondServer("watchdog", ServerProcessIT.freePort())
+                .withEnvironment("ROLLOUT_PAUSE_TIMEOUT_SECONDS", Integer.toString(seconds));
+        try (RolloutClient client = RolloutClient.launch(spec, RolloutClient.Options.defaults().withAdminApiKey(Http.ADMIN_KEY))) {
+            client.pauseGeneration("in_place");
+            assertEquals("paused", client.rlState());
+            Thread.sleep((seconds + 1) * 1000L);  // no continue_generation: the watchdog must un-pause the engine
+            Generation g = client.generate(new int[] {9707}, Sampling.greedy(4));
+            assertEquals("length", g.finishReason());
+            assertEquals("serving", client.rlState());
+        }
     }
 }
