@@ -66,9 +66,11 @@ final class ModelRunner {
             List<Sequence> scoreOwners = new ArrayList<>();
             int[] scoreCount = new int[batch.size()];
             int offset = 0;
+            boolean anyEmbeds = false;
             for (int i = 0; i < batch.size(); i++) {
                 ScheduledSequence s = batch.get(i);
                 Sequence seq = s.seq();
+                anyEmbeds |= embedsInput(s);
                 if (s.sample() && seq.params.maxNewTokens() > 0) {
                     rows.add((long) offset + s.numTokens() - 1);
                     sampling.add(seq);
@@ -87,8 +89,7 @@ final class ModelRunner {
             int numSampling = rows.size();
             // a step where every sequence decodes and samples one token may replay a CUDA graph
             // (a one-position embeddings prompt looks like a decode, but its input is no token)
-            boolean decodeOnly = offset == batch.size() && numSampling == batch.size() && scoreRows.isEmpty()
-                    && batch.stream().noneMatch(ModelRunner::embedsInput);
+            boolean decodeOnly = offset == batch.size() && numSampling == batch.size() && scoreRows.isEmpty() && !anyEmbeds;
             Tensor logits = decodeOnly && graphs != null ? graphs.decode(decodeStep(batch), cache) : null;  // (B, V) f32
             PhaseTimer phases = model.phaseTimer();  // benchmarks' profile of eager steps; off otherwise
             Tensor hidden = null;
