@@ -51,10 +51,6 @@ public sealed interface EngineCommand<R> {
             if (idleTimeout != null && (idleTimeout.isNegative() || idleTimeout.isZero()))
                 throw new IllegalArgumentException("a session's timeout must be positive");
         }
-
-        public OpenSession(String sessionId, long capacityTokens, Duration idleTimeout) {
-            this(sessionId, capacityTokens, false, idleTimeout);
-        }
     }
 
     /** Closes a session and gives back its pinned KV; answers whether it was open. */

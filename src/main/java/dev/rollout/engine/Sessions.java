@@ -247,14 +247,10 @@ final class Sessions {
         return Math.max(0, len + offset);
     }
 
-    /** Called as a session's request ends, before its blocks are freed: keeps its history and pins its KV. */
-    void finished(Sequence seq, long nowNanos) {
-        finished(seq, false, nowNanos);
-    }
-
     /**
-     * As {@link #finished(Sequence, long)}; {@code aborted} says it was cut short, which a streaming
-     * session forgets (its history stays that of the turn before).
+     * Called as a session's request ends, before its blocks are freed: keeps its history and pins
+     * its KV. {@code aborted} says it was cut short: a plain session keeps what it made (as SGLang's
+     * tree keeps an aborted request), a streaming session forgets the turn.
      */
     void finished(Sequence seq, boolean aborted, long nowNanos) {
         Node n = seq.sessionNode;
