@@ -18,6 +18,12 @@ whole from this process, as the trainer's process would:
   slime  model C's parameters as flattened uint8 buckets (FlattenedTensorBucket with byte
          offsets), load_format "flattened_bucket", flush_cache false, weight_version "2"; between
          release {} + resume {weights} + pause + flush and continue + resume {kv_cache, cuda_graph}.
+  groups model D (seed 3) by broadcast, slime's and AReaL's distributed path, with this process's
+         torch.distributed as the trainer's rank 0 (examples/python's WeightBroadcaster, formed as
+         SGLang's init_custom_process_group forms it) and the server as rank 1: pause, flush,
+         init_weights_update_group, update_weights_from_distributed per 64 MB bucket (the last one
+         with weight_version "3"), continue, destroy. gloo, on host tensors: NCCL refuses two
+         ranks on one GPU, so this checks the rendezvous and the wire, not NCCL.
 After each, every parameter is read back (/get_weights_by_name, the first two rows) and must equal
 what was pushed bit for bit; the served version must be the pushed one; and the server's greedy
 tokens are compared with transformers' on the same weights (reported: random weights have near-ties).
@@ -32,8 +38,10 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "reference"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "examples", "python"))
 import make_pickles as mp  # SGLang's classes and its UUID-patched reducer  # noqa: E402
 import torch  # noqa: E402
+from rollout_client import RolloutClient, WeightBroadcaster  # noqa: E402
 from transformers import AutoConfig, AutoModelForCausalLM, Qwen3Config  # noqa: E402
 
 BASE = os.environ.get("ROLLOUT_URL", "http://localhost:9080")
@@ -160,23 +168,23 @@ def greedy(m, who):
     return o["meta_info"]["weight_version"]
 
 
-def check(d):
-    good = True
+def verl_phase(d):
+    """veRL, the hybrid step."""
     before = ok("GET", "/get_weight_version")["weight_version"]
-    # veRL, the hybrid step
     b = model(d, 1)
     ok("POST", "/release_memory_occupation", {"tags": ["kv_cache", "weights"]})
     ok("POST", "/resume_memory_occupation", {"tags": ["weights"]})
     named = verl_push(b)
     poll_flush(12, 2)
     ok("POST", "/resume_memory_occupation", {"tags": ["kv_cache"]})
-    good &= read_back([(n, t) for n, t in named if n != "lm_head.weight"], "verl")
+    good = read_back([(n, t) for n, t in named if n != "lm_head.weight"], "verl")
     v = greedy(b, "verl")
     print("verl: served version %r, before %r (veRL sends none, so it stays, as in SGLang)" % (v, before))
-    good &= v == before
-    del named, b
-    torch.cuda.empty_cache()
-    # slime, the colocated step
+    return good and v == before
+
+
+def slime_phase(d):
+    """slime, the colocated step."""
     c = model(d, 2)
     poll_flush(60, 1)
     ok("POST", "/release_memory_occupation", {})
@@ -186,10 +194,45 @@ def check(d):
     named, keep = slime_push(c, "2")
     ok("POST", "/continue_generation", {})
     ok("POST", "/resume_memory_occupation", {"tags": ["kv_cache", "cuda_graph"]})
-    good &= read_back(named, "slime")
+    good = read_back(named, "slime")
     v = greedy(c, "slime")
     print("slime: served version %r (pushed \"2\")" % v)
-    good &= v == "2"
+    return good and v == "2"
+
+
+def groups_phase(d):
+    """slime's and AReaL's broadcast path, over gloo."""
+    m = model(d, 3)
+    named = [(n, p.detach().cpu().contiguous()) for n, p in m.named_parameters()]
+    ok("POST", "/pause_generation", {})
+    poll_flush(60, 1)
+    t0 = time.time()
+    client = RolloutClient(BASE, timeout=300)
+    with WeightBroadcaster(client, "127.0.0.1", 29613, group_name="slime-pp_0", backend="gloo", timeout_s=120) as b:
+        print("groups: formed in %.2f s: %s" % (time.time() - t0, ok("GET", "/rl/state")["weight_update_groups"]))
+        parts = buckets(named, BUCKET_BYTES)
+        t1 = time.time()
+        for i, part in enumerate(parts):
+            answer = b.push(part, weight_version="3" if i == len(parts) - 1 else None)
+        print("groups: %d calls, %d tensors, %.2f s; last answer %s" % (len(parts), len(named), time.time() - t1, answer))
+    ok("POST", "/continue_generation", {})
+    good = read_back(named, "groups")
+    v = greedy(m, "groups")
+    print("groups: served version %r (pushed \"3\")" % v)
+    return good and v == "3" and ok("GET", "/rl/state")["weight_update_groups"] == []
+
+
+def check(d):
+    good = True
+    for phase in (verl_phase, slime_phase, groups_phase):
+        try:
+            passed = phase(d)
+        except BaseException as e:  # one phase's failure must not hide the others'
+            print("%s: FAILED with %r" % (phase.__name__, e))
+            passed = False
+        print("%s: %s" % (phase.__name__, "passed" if passed else "FAILED"))
+        good &= passed
+        torch.cuda.empty_cache()
     print("FRAMEWORK PUSHES", "PASSED" if good else "FAILED")
     return 0 if good else 1
 
