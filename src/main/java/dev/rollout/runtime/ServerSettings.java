@@ -27,6 +27,7 @@ public record ServerSettings(
         long maxWeightBodyBytes,
         double weightUpdateWaitSeconds,
         double weightSessionTimeoutSeconds,
+        double weightGroupTimeoutSeconds,
         String apiKey,
         String adminApiKey,
         boolean allowPickle,
