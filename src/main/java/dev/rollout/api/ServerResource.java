@@ -9,6 +9,8 @@ import dev.rollout.engine.LogprobOptions;
 import dev.rollout.engine.SamplingParams;
 import dev.rollout.engine.Sequence;
 import dev.rollout.engine.SequenceOutput;
+import dev.rollout.metrics.EngineMetrics;
+import dev.rollout.metrics.ThroughputHistory;
 import dev.rollout.runtime.DefaultModel;
 import dev.rollout.runtime.EngineService;
 import dev.rollout.runtime.ServerSettings;
@@ -20,11 +22,13 @@ import jakarta.ws.rs.POST;
 import jakarta.ws.rs.Path;
 import jakarta.ws.rs.PathParam;
 import jakarta.ws.rs.Produces;
+import jakarta.ws.rs.QueryParam;
 import jakarta.ws.rs.core.Context;
 import jakarta.ws.rs.core.HttpHeaders;
 import jakarta.ws.rs.core.MediaType;
 import jakarta.ws.rs.core.Response;
 import java.io.InputStream;
+import java.time.Instant;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
@@ -32,7 +36,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
-/** SGLang's information and cache endpoints: model and server info, health probe, flush, abort. */
+/** SGLang's information and cache endpoints: model and server info, loads, health probe, flush, abort. */
 @Path("/")
 @ApplicationScoped
 @Produces(MediaType.APPLICATION_JSON)
@@ -43,6 +47,12 @@ public class ServerResource {
     @Inject
     EngineService service;
 
+    @Inject
+    EngineMetrics metrics;
+
+    @Inject
+    ThroughputHistory history;
+
     /** SGLang's {@code /get_model_info}. */
     public record ModelInfo(String modelPath, String tokenizerPath, boolean isGeneration, Object preferredSamplingParams,
                             String weightVersion, String modelType, List<String> architectures) {}
@@ -50,10 +60,19 @@ public class ServerResource {
     public record InternalState(int numRunningReqs, int numWaitingReqs, double tokenUsage, int numCachedBlocks, long numPreemptions,
                                 String weightVersion) {}
 
-    /** SGLang's {@code /get_server_info}: the server's arguments as SGLang names them, and the scheduler's state. */
+    /**
+     * SGLang's {@code /server_info} (and its older name {@code /get_server_info}): the server's
+     * arguments as SGLang's ServerArgs names and types them, and the scheduler's state. The
+     * parallel sizes are 1 (one process, one device), {@code disaggregation_mode} is SGLang's
+     * {@code "null"} and {@code enable_return_routed_experts} false (no MoE routing replay), so
+     * that a client comparing them with what it asked for (slime's external-engine attach) sees
+     * what this server really does; {@code enable_memory_saver} is rollout.enable-memory-saver.
+     */
     public record ServerInfo(String modelPath, String servedModelName, String device, String dtype, int pageSize, int maxRunningRequests,
                              int chunkedPrefillSize, int contextLength, long maxTotalNumTokens, int maxReqInputLen,
-                             boolean skipTokenizerInit, String weightVersion, List<InternalState> internalStates, String version) {}
+                             boolean skipTokenizerInit, int tpSize, int ppSize, int dpSize, int epSize, boolean enableMemorySaver,
+                             boolean enableReturnRoutedExperts, String disaggregationMode, boolean encoderOnly, String weightVersion,
+                             List<InternalState> internalStates, String version) {}
 
     /** An OpenAI model object, with vLLM's {@code max_model_len}. */
     public record Model(String id, String object, long created, String ownedBy, String root, int maxModelLen) {}
@@ -72,9 +91,16 @@ public class ServerResource {
                 loop.status().weightVersion(), info.modelType(), List.of(info.architecture()));
     }
 
+    /** SGLang's current name; {@code /get_server_info} is the one it keeps for older clients, with the same answer. */
+    @GET
+    @Path("server_info")
+    public ServerInfo serverInfo() {
+        return getServerInfo();
+    }
+
     @GET
     @Path("get_server_info")
-    public ServerInfo serverInfo() {
+    public ServerInfo getServerInfo() {
         EngineLoop loop = Requests.readyLoop(service);
         ServerSettings s = service.settings();
         EngineInfo info = loop.info();
@@ -84,8 +110,29 @@ public class ServerResource {
                 st.numPreemptions(), version);
         return new ServerInfo(service.modelDir().toString(), servedModelName(), s.engine().device(), s.engine().dtype(),
                 s.engine().blockSize(), s.engine().maxNumSeqs(), s.engine().maxNumBatchedTokens(), info.maxModelLen(),
-                (long) st.totalBlocks() * st.blockSize(), info.maxModelLen() - 1, service.tokenizer() == null, version,
-                List.of(internal), VERSION);
+                (long) st.totalBlocks() * st.blockSize(), info.maxModelLen() - 1, service.tokenizer() == null, 1, 1, 1, 1,
+                s.enableMemorySaver(), false, "null", false, version, List.of(internal), VERSION);
+    }
+
+    /**
+     * SGLang's {@code GET /v1/loads?include=...&dp_rank=...&format=...} (see {@link Loads}): the
+     * requests running and waiting, KV usage and recent throughput, from the stats the engine
+     * loop published last.
+     */
+    @GET
+    @Path("v1/loads")
+    public Response loads(@QueryParam("include") String include, @QueryParam("dp_rank") String dpRank,
+                          @QueryParam("format") String format) {
+        Loads.checkInclude(include);
+        Integer rank = Loads.dpRank(dpRank);
+        boolean prometheus = Loads.prometheusFormat(format);
+        EngineLoop loop = Requests.readyLoop(service);
+        List<ThroughputHistory.Point> recent = history.points();
+        double genThroughput = recent.isEmpty() ? 0 : recent.get(recent.size() - 1).sampledPerSecond();
+        Loads.Load load = Loads.load(loop.stats(), loop.info().maxRunning(), genThroughput, metrics.cacheHitRate());
+        Loads.Document doc = Loads.document(List.of(load), rank, VERSION, Instant.now());
+        if (prometheus) return Response.ok(Loads.prometheus(doc.loads()), "text/plain; version=0.0.4; charset=utf-8").build();
+        return Response.ok(doc, MediaType.APPLICATION_JSON).build();
     }
 
     @GET

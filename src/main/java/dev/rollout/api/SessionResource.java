@@ -66,7 +66,8 @@ public class SessionResource {
     /**
      * {@code {"capacity_of_str_len": N, "session_id"?: S, "timeout"?: seconds, "streaming"?: false}}
      * → the session's id as a JSON string, as SGLang answers. {@code capacity_of_str_len} is what the
-     * session may keep pinned, counted here in tokens.
+     * session may keep pinned, counted here in tokens; {@code streaming} opens SGLang's streaming
+     * session, a linear conversation ({@code engine/Sessions} says how it differs).
      */
     private Response open(InputStream body) {
         EngineLoop loop = Requests.readyLoop(service);
@@ -80,13 +81,12 @@ public class SessionResource {
             if (id.isEmpty() || id.length() > MAX_ID_CHARS)
                 throw ApiException.badRequest("session_id must have 1 to " + MAX_ID_CHARS + " characters, got " + id.length());
         }
-        if (Fields.present(o, "streaming") && Fields.bool(o.get("streaming"), "streaming"))
-            throw ApiException.badRequest("streaming sessions are not supported by this server (SGLang's --enable-streaming-session); "
-                    + "open the session without streaming");
+        // SGLang's streaming session, which SGLang serves only with --enable-streaming-session (always on here)
+        boolean streaming = Fields.present(o, "streaming") && Fields.bool(o.get("streaming"), "streaming");
         Duration timeout = Fields.present(o, "timeout") ? Fields.seconds(o.get("timeout"), "timeout", 0.001, MAX_IDLE_S) : null;
         // the id is made here, not by the engine, so that an open the engine answers too late can be undone
         String sid = id != null ? id : UUID.randomUUID().toString().replace("-", "");
-        CompletableFuture<String> opened = loop.submit(new EngineCommand.OpenSession(sid, capacity, timeout));
+        CompletableFuture<String> opened = loop.submit(new EngineCommand.OpenSession(sid, capacity, streaming, timeout));
         try {
             await(opened);
         } catch (ApiException e) {

@@ -41,9 +41,11 @@ public sealed interface EngineCommand<R> {
      * pinned; answers its id ({@code sessionId}, or a new one when that is null). Refused when the
      * id is open already (IllegalArgumentException) or a server limit is reached ({@link SessionLimitExceeded}).
      *
+     * @param streaming   SGLang's streaming session: a linear conversation whose turns each continue
+     *                    the last one that ended well, one at a time
      * @param idleTimeout close it after this long without a request, or null for never
      */
-    record OpenSession(String sessionId, long capacityTokens, Duration idleTimeout) implements EngineCommand<String> {
+    record OpenSession(String sessionId, long capacityTokens, boolean streaming, Duration idleTimeout) implements EngineCommand<String> {
         public OpenSession {
             if (capacityTokens < 0) throw new IllegalArgumentException("a session's capacity cannot be negative");
             if (idleTimeout != null && (idleTimeout.isNegative() || idleTimeout.isZero()))

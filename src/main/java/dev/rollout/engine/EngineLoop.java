@@ -227,7 +227,7 @@ public final class EngineLoop implements AutoCloseable {
             }
             return engine.admit(g);
         } else if (c instanceof EngineCommand.OpenSession o) {
-            return engine.sessions().open(o.sessionId(), o.capacityTokens(), o.idleTimeout(), System.nanoTime());
+            return engine.sessions().open(o.sessionId(), o.capacityTokens(), o.streaming(), o.idleTimeout(), System.nanoTime());
         } else if (c instanceof EngineCommand.CloseSession cs) {
             return engine.sessions().close(cs.sessionId());
         } else if (c instanceof EngineCommand.Abort a) {

@@ -262,7 +262,8 @@ public final class LlmEngine {
     }
 
     private void finish(Sequence seq, FinishReason reason) {
-        sessions.finished(seq, System.nanoTime());  // before its blocks are freed: a session pins them
+        // before its blocks are freed: a session pins them (a streaming session forgets an aborted turn)
+        sessions.finished(seq, reason.type() == FinishReason.Type.ABORT, System.nanoTime());
         scheduler.finish(seq);
         seq.finishReason = reason;
         seq.finishedNanos = System.nanoTime();

@@ -28,6 +28,17 @@ import java.util.UUID;
  * forever; a prefix-cache reset (a new weight version, a flush, a memory release) drops them all,
  * since the KV they kept is stale. A turn whose pins are gone still works: it recomputes.
  *
+ * <p><b>Streaming sessions</b> (SGLang's {@code "streaming": true}): a linear conversation. A turn
+ * always continues the session's last turn that ended well ({@code rid} may be omitted), one turn
+ * runs at a time, and {@code offset}, {@code replace} and {@code drop_previous_output} are refused.
+ * A turn becomes the session's history only when it ends well (a stop or its length); an aborted
+ * one (cut short, timed out, its client gone) is forgotten, and the next turn continues from the
+ * turn before it, as SGLang rolls its streaming sessions back.
+ *
+ * <p>Whether the client streams a turn's output ({@code "stream": true}) changes nothing here: a
+ * streamed turn joins its session exactly as a whole one does, when it ends, before its last
+ * snapshot is sent (so a client that reads that snapshot may send the next turn at once).
+ *
  * <p>Pure Java, no tensors; only {@link LlmEngine} calls it, between steps.
  */
 final class Sessions {
@@ -66,6 +77,11 @@ final class Sessions {
 
     /** Opens a session; answers its id (a new random one when {@code id} is null). */
     String open(String id, long capacityTokens, Duration timeout, long nowNanos) {
+        return open(id, capacityTokens, false, timeout, nowNanos);
+    }
+
+    /** Opens a session, a streaming one (a linear conversation, see the class comment) when {@code streaming}. */
+    String open(String id, long capacityTokens, boolean streaming, Duration timeout, long nowNanos) {
         if (capacityTokens < 0) throw new IllegalArgumentException("capacity_of_str_len cannot be negative, got " + capacityTokens);
         if (id != null && open.containsKey(id))
             throw new IllegalArgumentException("Failed to open the session: a session with id '" + id + "' is still open");
@@ -80,7 +96,7 @@ final class Sessions {
                     + " KV tokens sessions may keep (rollout.sessions.max-pinned-tokens); close a session or ask for at most "
                     + (limits.maxPinnedTokens() - reservedTokens));
         String sid = id != null ? id : UUID.randomUUID().toString().replace("-", "");
-        open.put(sid, new Session(sid, capacityTokens, timeout == null ? 0 : timeout.toNanos(), nowNanos));
+        open.put(sid, new Session(sid, capacityTokens, streaming, timeout == null ? 0 : timeout.toNanos(), nowNanos));
         reservedTokens += capacityTokens;
         return sid;
     }
@@ -94,6 +110,8 @@ final class Sessions {
         if (s == null) return false;
         for (Node n : s.nodes.values()) n.removed = true;
         s.nodes.clear();
+        if (s.inFlight != null) s.inFlight.removed = true;  // it runs on to its end and joins nothing
+        s.inFlight = null;
         for (int block : s.pins.keySet()) release(block);
         s.pins.clear();
         reservedTokens -= s.capacityTokens;
@@ -131,6 +149,7 @@ final class Sessions {
     private Plan plan(Sequence seq, SessionTurn t, int maxModelLen) {
         Session s = open.get(t.sessionId());
         if (s == null) throw new IllegalArgumentException("Invalid request: session id " + t.sessionId() + " does not exist");
+        if (s.streaming) return planStreaming(seq, t, s, maxModelLen);
         Node parent = null;
         List<Node> forget = List.of();
         if (t.parentRid() != null) {
@@ -153,6 +172,35 @@ final class Sessions {
                     + "limit (rollout.sessions.max-requests); close it, or start over with replace: true and no rid");
         int base = parent == null ? 0 : t.dropPreviousOutput() ? parent.promptLen : parent.length();
         int keep = parent == null ? 0 : sliceEnd(base, t.offset());
+        return checked(seq, t, s, parent, forget, keep, maxModelLen);
+    }
+
+    /**
+     * A streaming session's turn: it continues the last turn that ended well, whatever {@code rid}
+     * says, in SGLang; here {@code rid} may name that turn or be null, and naming another one is
+     * refused (the client expects a history it would not get).
+     */
+    private Plan planStreaming(Sequence seq, SessionTurn t, Session s, int maxModelLen) {
+        // SGLang's messages, as 400s before anything is written (SGLang aborts the turn instead)
+        if (s.inFlight != null)
+            throw new IllegalArgumentException("Streaming session already has an active request ('" + s.inFlight.rid
+                    + "' still runs); send the next turn after it ends");
+        if (t.replace()) throw new IllegalArgumentException("Streaming sessions do not support replace.");
+        if (t.dropPreviousOutput()) throw new IllegalArgumentException("Streaming sessions do not support drop_previous_output.");
+        if (t.offset() != 0) throw new IllegalArgumentException("Streaming sessions do not support offset.");
+        Node last = s.nodes.isEmpty() ? null : s.nodes.values().iterator().next();
+        if (t.parentRid() != null && (last == null || !last.rid.equals(t.parentRid())))
+            throw new IllegalArgumentException("Invalid request session id: session_params.rid '" + t.parentRid() + "' is not the last "
+                    + "finished turn of streaming session " + s.id + " (" + (last == null ? "it has none" : "that is '" + last.rid + "'")
+                    + "); a streaming session continues only its last turn: send rid null or '"
+                    + (last == null ? "" : last.rid) + "'");
+        if (last != null && last.rid.equals(seq.rid))
+            throw new IllegalArgumentException("rid '" + seq.rid + "' is already a request of session " + s.id + "; send a new rid");
+        return checked(seq, t, s, last, List.of(), last == null ? 0 : last.length(), maxModelLen);
+    }
+
+    /** The checks every turn passes, once its parent and the history it keeps are known. */
+    private Plan checked(Sequence seq, SessionTurn t, Session s, Node parent, List<Node> forget, int keep, int maxModelLen) {
         boolean dropBos = parent != null && t.bosTokenId() >= 0 && seq.numTokens() > 1 && seq.tokens.get(0) == t.bosTokenId();
         int sent = seq.numTokens() - (dropBos ? 1 : 0);
         long total = (long) keep + sent;
@@ -182,8 +230,12 @@ final class Sessions {
         node.running = seq;
         node.promptLen = seq.promptLen;
         node.own = seq.tokens.toArray(p.keep(), seq.numTokens());
-        if (p.parent() != null) p.parent().children.add(node);
-        s.nodes.put(seq.rid, node);
+        if (s.streaming) {
+            s.inFlight = node;  // it joins the session when it ends well (finished)
+        } else {
+            if (p.parent() != null) p.parent().children.add(node);
+            s.nodes.put(seq.rid, node);
+        }
         s.lastActiveNanos = nowNanos;
         seq.sessionNode = node;
     }
@@ -195,16 +247,48 @@ final class Sessions {
         return Math.max(0, len + offset);
     }
 
-    /** Called as a session's request ends, before its blocks are freed: keeps its history and pins its KV. */
-    void finished(Sequence seq, long nowNanos) {
+    /**
+     * Called as a session's request ends, before its blocks are freed: keeps its history and pins
+     * its KV. {@code aborted} says it was cut short: a plain session keeps what it made (as SGLang's
+     * tree keeps an aborted request), a streaming session forgets the turn.
+     */
+    void finished(Sequence seq, boolean aborted, long nowNanos) {
         Node n = seq.sessionNode;
         if (n == null) return;
         seq.sessionNode = null;
         if (n.removed) return;
+        if (n.session.streaming) {
+            finishedStreaming(n, seq, aborted, nowNanos);
+            return;
+        }
         n.running = null;
         n.own = seq.tokens.toArray(n.parentKeep, seq.numTokens());
         n.session.lastActiveNanos = nowNanos;
         pin(n, seq);
+    }
+
+    /**
+     * A streaming session's turn ends: if it ended well it becomes the session's one remembered
+     * turn, holding its whole history itself (so that nothing before it is kept), with its KV
+     * pinned in place of the previous turn's; an aborted turn is dropped.
+     */
+    private void finishedStreaming(Node n, Sequence seq, boolean aborted, long nowNanos) {
+        Session s = n.session;
+        s.inFlight = null;
+        s.lastActiveNanos = nowNanos;
+        n.running = null;
+        n.removed = true;
+        if (aborted) return;
+        Node turn = new Node(s, n.rid, null, 0);
+        turn.own = seq.tokens.toArray(0, seq.numTokens());
+        turn.promptLen = n.promptLen;
+        for (Node old : s.nodes.values()) {
+            old.removed = true;
+            unpin(s, old);  // the running turn still holds the blocks they share: unpinning frees none of them
+        }
+        s.nodes.clear();
+        s.nodes.put(turn.rid, turn);
+        pin(turn, seq);
     }
 
     /**
@@ -334,15 +418,19 @@ final class Sessions {
     private static final class Session {
         final String id;
         final long capacityTokens;
+        final boolean streaming;
+        /** A streaming session's running turn (it is in {@link #nodes} only once it ends well), else null. */
+        Node inFlight;
         final long timeoutNanos;
         long lastActiveNanos;
         final Map<String, Node> nodes = new HashMap<>();
         /** Pinned block → how many of this session's requests pin it; the session holds one reference per block. */
         final Map<Integer, Integer> pins = new HashMap<>();
 
-        Session(String id, long capacityTokens, long timeoutNanos, long nowNanos) {
+        Session(String id, long capacityTokens, boolean streaming, long timeoutNanos, long nowNanos) {
             this.id = id;
             this.capacityTokens = capacityTokens;
+            this.streaming = streaming;
             this.timeoutNanos = timeoutNanos;
             this.lastActiveNanos = nowNanos;
         }

@@ -7,6 +7,10 @@ import dev.rollout.engine.RequestTimeouts;
  * Every knob of the server, read once from MicroProfile Config (so from
  * {@code microprofile-config.properties}, system properties or environment variables such as
  * {@code ROLLOUT_MODEL_PATH}).
+ *
+ * <p>{@code enableMemorySaver} is SGLang's {@code --enable-memory-saver} as the operator declares
+ * it: reported in /server_info for clients that check the mode (slime's external-engine attach),
+ * and nothing else; release_memory_occupation frees memory whichever it is.
  */
 public record ServerSettings(
         String modelPath,
@@ -34,4 +38,5 @@ public record ServerSettings(
         boolean weightsHostBackup,
         boolean incrementalStreamingOutput,
         RequestTimeouts timeouts,
-        double pauseTimeoutSeconds) {}
+        double pauseTimeoutSeconds,
+        boolean enableMemorySaver) {}

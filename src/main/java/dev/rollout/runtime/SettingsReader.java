@@ -46,6 +46,7 @@ final class SettingsReader {
                 new RequestTimeouts(c.getValue("rollout.waiting-timeout-seconds", Double.class),
                         c.getValue("rollout.running-timeout-seconds", Double.class),
                         c.getValue("rollout.timed-out-request-status-code", Integer.class)),
-                c.getValue("rollout.pause-timeout-seconds", Double.class));
+                c.getValue("rollout.pause-timeout-seconds", Double.class),
+                c.getValue("rollout.enable-memory-saver", Boolean.class));
     }
 }

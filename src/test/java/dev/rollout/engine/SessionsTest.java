@@ -45,6 +45,18 @@ class SessionsTest {
         }, false, 42);
     }
 
+    /** A sequence whose client streams: every snapshot goes to {@code seen}. */
+    private Sequence streamed(String rid, int[] prompt, SamplingParams p, List<SequenceOutput> seen) {
+        return new Sequence(rid, 0, prompt, p, LogprobOptions.NONE, null, out -> {
+            seen.add(out);
+            if (out.finished()) h.finished.put(out.rid(), out);
+        }, true, 42);
+    }
+
+    private static SessionTurn streamingAppend(String sid) {
+        return new SessionTurn(sid, null, 0, false, false);
+    }
+
     /** Submits one turn as the loop would, and runs the engine until it is done. */
     private SequenceOutput turn(String rid, int[] input, int maxNew, SessionTurn t) {
         return turn(rid, input, greedy(maxNew), LogprobOptions.NONE, t);
@@ -259,6 +271,185 @@ class SessionsTest {
         assertEquals(7 + 2 + 3, t2.promptTokens(), "the appended input's BOS is dropped");
         SequenceOutput t3 = turn("c", tokens(30, 3), 1, new SessionTurn(sid, "b", 0, false, false, bos));
         assertEquals(12 + 2 + 3, t3.promptTokens(), "an input without a BOS is kept whole");
+    }
+
+    // ---- streamed turns ("stream": true) -----------------------------------------------------
+
+    /**
+     * The same conversation in two sessions, one streamed and one not: every turn has the same
+     * prompt, output and cache hits, so streaming changes nothing in what the session remembers.
+     * While a streamed turn runs, continuing it is refused; by the time its last snapshot is sent
+     * the session has taken its output (and pinned its KV), so the client may send the next turn
+     * as soon as it reads that snapshot.
+     */
+    @Test
+    void aStreamedTurnJoinsItsSessionExactlyAsAWholeOneDoes() {
+        int turns = 3;
+        String whole = open(120);
+        List<SequenceOutput> wholeTurns = new java.util.ArrayList<>();
+        List<Long> wholePins = new java.util.ArrayList<>();
+        String parent = null;
+        for (int t = 0; t < turns; t++) {
+            wholeTurns.add(turn("w" + t, tokens(100 * t, 5 + t), 7, append(whole, parent)));
+            wholePins.add(sessions().pinnedTokens(whole));
+            parent = "w" + t;
+        }
+        sessions().close(whole);
+        assertTrue(h.engine.flushCache(), "the streamed conversation starts from the same empty cache");
+
+        String sid = open(120);
+        parent = null;
+        for (int t = 0; t < turns; t++) {
+            List<SequenceOutput> seen = new java.util.ArrayList<>();
+            long[] pinnedAtLastSnapshot = {-1};
+            String rid = "s" + t;
+            Sequence s = new Sequence(rid, 0, tokens(100 * t, 5 + t), greedy(7), LogprobOptions.NONE, null, out -> {
+                seen.add(out);
+                if (out.finished()) {
+                    h.finished.put(out.rid(), out);
+                    pinnedAtLastSnapshot[0] = sessions().pinnedTokens(sid);
+                }
+            }, true, 42);
+            h.engine.admit(new EngineCommand.Generate(List.of(s), Map.of(rid, append(sid, parent))));
+            h.engine.step();
+            h.engine.step();
+            assertTrue(!seen.isEmpty() && !seen.get(seen.size() - 1).finished(), "it streams before it ends");
+            IllegalArgumentException early = assertThrows(IllegalArgumentException.class, () -> h.engine.admit(new EngineCommand.Generate(
+                    List.of(seq("early", tokens(900, 2), greedy(1), LogprobOptions.NONE)), Map.of("early", append(sid, rid)))));
+            assertTrue(early.getMessage().contains("hasn't finished"), early.getMessage());
+            h.runToCompletion();
+            SequenceOutput last = h.finished.get(rid), w = wholeTurns.get(t);
+
+            assertArrayEquals(w.outputIds(), last.outputIds(), "turn " + t + ": greedy, the streamed turn generates what the whole one does");
+            assertEquals(w.promptTokens(), last.promptTokens(), "turn " + t + ": the same history before its input");
+            assertEquals(w.cachedTokens(), last.cachedTokens(), "turn " + t + ": the same KV reused");
+            assertTrue(seen.size() > 1, "snapshots were streamed");
+            for (SequenceOutput o : seen.subList(0, seen.size() - 1)) assertFalse(o.finished());
+            assertEquals(wholePins.get(t), sessions().pinnedTokens(sid), "turn " + t + ": the same KV pinned");
+            assertEquals(sessions().pinnedTokens(sid), pinnedAtLastSnapshot[0], "the session pinned the turn before its last snapshot");
+            parent = rid;
+        }
+    }
+
+    /**
+     * A streamed turn whose client goes away is aborted with what it made so far, and (as in
+     * SGLang, whose aborted request stays in the session's tree) that partial output is the history
+     * a later turn continues; the stream changes nothing there either.
+     */
+    @Test
+    void aStreamCutShortLeavesItsPartialOutputInItsSession() {
+        String sid = open(120);
+        List<SequenceOutput> seen = new java.util.ArrayList<>();
+        Sequence s = streamed("cut", tokens(0, 6), greedy(40), seen);
+        h.engine.admit(new EngineCommand.Generate(List.of(s), Map.of("cut", append(sid, null))));
+        for (int i = 0; i < 5; i++) h.engine.step();
+        h.engine.abort(RequestMatch.ids(Set.of("cut")), "client disconnected");
+        SequenceOutput cut = h.finished.get("cut");
+        assertEquals(FinishReason.Type.ABORT, cut.finishReason().type());
+        int made = cut.outputIds().length;
+        assertTrue(made > 0 && made < 40, "cut mid-stream: " + made);
+        SequenceOutput next = turn("next", tokens(50, 3), 2, append(sid, "cut"));
+        assertEquals(6 + made + 3, next.promptTokens(), "the partial output is part of the history");
+        assertTrue(next.cachedTokens() >= (6 + made - 1) / 4 * 4 - 4, "and its KV is reused: " + next.cachedTokens());
+    }
+
+    // ---- streaming sessions ("streaming": true at open) ------------------------------------
+
+    private String openStreaming(long capacity) {
+        return sessions().open(null, capacity, true, null, System.nanoTime());
+    }
+
+    /**
+     * SGLang's streaming session: each turn continues the last one whatever its rid (null or the
+     * last turn's), and the session remembers only that last turn. Greedy, the conversation
+     * generates what the whole history sent at once does (the structural stand-in for SGLang's
+     * exact cached_tokens, which counts tokens where ours counts whole blocks).
+     */
+    @Test
+    void aStreamingSessionIsALinearConversation() {
+        String sid = openStreaming(120);
+        int[] p1 = tokens(0, 9), p2 = tokens(100, 4), p3 = tokens(200, 5);
+        SequenceOutput t1 = turn("t1", p1, 5, streamingAppend(sid));
+        assertEquals(Set.of("t1"), sessions().rids(sid));
+        SequenceOutput t2 = turn("t2", p2, 5, streamingAppend(sid));
+        int h1 = p1.length + t1.outputIds().length;
+        assertEquals(h1 + p2.length, t2.promptTokens(), "rid null continues the last turn");
+        assertEquals((h1 - 1) / 4 * 4, t2.cachedTokens(), "the last turn's KV is reused");
+        assertEquals(Set.of("t2"), sessions().rids(sid), "only the last turn is remembered");
+        SequenceOutput t3 = turn("t3", p3, 5, append(sid, "t2"));
+        int h2 = h1 + p2.length + t2.outputIds().length;
+        assertEquals(h2 + p3.length, t3.promptTokens(), "the last turn's rid continues it too");
+        IllegalArgumentException older = assertThrows(IllegalArgumentException.class, () -> turn("t4", tokens(300, 2), 1, append(sid, "t1")));
+        assertTrue(older.getMessage().contains("'t1' is not the last finished turn"), older.getMessage());
+
+        sessions().close(sid);
+        assertTrue(h.engine.flushCache());
+        SequenceOutput fresh = turn("fresh", concat(p1, t1.outputIds(), p2, t2.outputIds(), p3), 5, null);
+        assertArrayEquals(fresh.outputIds(), t3.outputIds(), "greedy: the third turn continues exactly as the whole history does");
+    }
+
+    @Test
+    void aStreamingSessionRunsOneTurnAtATimeAndRefusesCutsAndBranches() {
+        String sid = openStreaming(120);
+        turn("t1", tokens(0, 6), 3, streamingAppend(sid));
+        long pinned = sessions().pinnedTokens(sid);
+        for (SessionTurn bad : List.of(new SessionTurn(sid, null, 0, true, false), new SessionTurn(sid, null, 0, false, true),
+                new SessionTurn(sid, null, 1, false, false), new SessionTurn(sid, null, -1, false, false))) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> turn("bad", tokens(50, 2), 1, bad));
+            assertTrue(e.getMessage().startsWith("Streaming sessions do not support"), e.getMessage());
+        }
+        Sequence running = seq("t2", tokens(60, 3), greedy(30), LogprobOptions.NONE);
+        h.engine.admit(new EngineCommand.Generate(List.of(running), Map.of("t2", streamingAppend(sid))));
+        h.engine.step();
+        IllegalArgumentException busy = assertThrows(IllegalArgumentException.class, () -> h.engine.admit(new EngineCommand.Generate(
+                List.of(seq("t3", tokens(70, 2), greedy(1), LogprobOptions.NONE)), Map.of("t3", streamingAppend(sid)))));
+        assertTrue(busy.getMessage().contains("already has an active request"), busy.getMessage());
+        assertEquals(Set.of("t1"), sessions().rids(sid), "refusals changed nothing");
+        assertEquals(pinned, sessions().pinnedTokens(sid));
+        h.runToCompletion();
+        SequenceOutput t3 = turn("t3", tokens(70, 2), 1, streamingAppend(sid));
+        assertEquals(6 + 3 + 3 + 30 + 2, t3.promptTokens(), "after t2 ended, the next turn continues it");
+    }
+
+    /** SGLang's test_nth_mid_abort_recovery and test_first_mid_abort_recovery: an aborted turn is rolled back. */
+    @Test
+    void anAbortedTurnOfAStreamingSessionIsForgotten() {
+        String sid = openStreaming(120);
+        // the first turn aborted: the session stays empty
+        Sequence first = seq("a0", tokens(0, 5), greedy(40), LogprobOptions.NONE);
+        h.engine.admit(new EngineCommand.Generate(List.of(first), Map.of("a0", streamingAppend(sid))));
+        for (int i = 0; i < 4; i++) h.engine.step();
+        h.engine.abort(RequestMatch.every(), "abort_all");
+        assertEquals(Set.of(), sessions().rids(sid));
+        SequenceOutput t1 = turn("t1", tokens(10, 6), 4, streamingAppend(sid));
+        assertEquals(6, t1.promptTokens(), "nothing of the aborted first turn is inherited");
+        long pinned = sessions().pinnedTokens(sid);
+
+        // a later turn aborted: the session rolls back to the turn before it
+        Sequence second = seq("a1", tokens(20, 3), greedy(40), LogprobOptions.NONE);
+        h.engine.admit(new EngineCommand.Generate(List.of(second), Map.of("a1", streamingAppend(sid))));
+        for (int i = 0; i < 4; i++) h.engine.step();
+        h.engine.abort(RequestMatch.ids(Set.of("a1")), "cut");
+        assertEquals(FinishReason.Type.ABORT, h.finished.get("a1").finishReason().type());
+        assertEquals(Set.of("t1"), sessions().rids(sid));
+        assertEquals(pinned, sessions().pinnedTokens(sid), "the last good turn stays pinned");
+        SequenceOutput t2 = turn("t2", tokens(30, 3), 2, streamingAppend(sid));
+        assertEquals(6 + 4 + 3, t2.promptTokens(), "the next turn continues the last turn that ended well");
+        assertEquals(pinned, t2.cachedTokens());
+    }
+
+    @Test
+    void closingAStreamingSessionLetsItsRunningTurnEndAndKeepsNothing() {
+        String sid = openStreaming(120);
+        turn("t1", tokens(0, 6), 3, streamingAppend(sid));
+        Sequence running = seq("t2", tokens(60, 3), greedy(10), LogprobOptions.NONE);
+        h.engine.admit(new EngineCommand.Generate(List.of(running), Map.of("t2", streamingAppend(sid))));
+        h.engine.step();
+        assertTrue(sessions().close(sid));
+        h.runToCompletion();
+        assertEquals(10, h.finished.get("t2").outputIds().length, "it ran to its end");
+        assertEquals(0, sessions().numPinnedBlocks());
+        assertEquals(0, h.engine.stats().usedBlocks(), "nothing pins its KV");
     }
 
     @Test

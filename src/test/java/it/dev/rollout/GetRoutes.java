@@ -24,7 +24,7 @@ final class GetRoutes {
     static List<String> stateReads(String base) {
         String model = Http.send(HttpRequest.newBuilder(URI.create(base + "/v1/models")).GET()).object()
                 .getJsonArray("data").getJsonObject(0).getString("id");
-        return List.of("/get_model_info", "/get_server_info", "/v1/models", "/v1/models/" + model, "/get_weight_version", "/rl/state",
+        return List.of("/get_model_info", "/get_server_info", "/server_info", "/v1/loads?include=core", "/v1/models", "/v1/models/" + model, "/get_weight_version", "/rl/state",
                 "/status", "/metrics", "/health/live", "/health/started", "/", "/status.js", "/status.css");
     }
 

@@ -4,6 +4,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import jakarta.json.JsonObject;
+import jakarta.json.JsonValue;
+import java.net.URI;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
@@ -26,11 +30,46 @@ class ServerIT {
         assertEquals(4096, s.getInt("context_length"));
         assertTrue(s.getInt("max_total_num_tokens") > 0);
         assertEquals(1, s.getJsonArray("internal_states").size());
+        assertEquals(JsonValue.FALSE, s.get("enable_memory_saver"), "rollout.enable-memory-saver's default, SGLang's too");
+        JsonObject current = Http.get("/server_info").object();
+        assertEquals(s.keySet(), current.keySet(), "/server_info is SGLang's current name of /get_server_info");
+        assertEquals(s.getString("model_path"), current.getString("model_path"));
 
         assertEquals("default", Http.get("/get_weight_version").object().getString("weight_version"));
         JsonObject models = Http.get("/v1/models").object();
         assertEquals("list", models.getString("object"));
         assertEquals("rollout-default-qwen3-tiny", models.getJsonArray("data").getJsonObject(0).getString("id"));
+    }
+
+    /** SGLang's /v1/loads (v1_loads.py): the document's shape, and the query refused by name where it is wrong. */
+    @Test
+    void loads() throws Exception {
+        JsonObject all = Http.get("/v1/loads").object();
+        assertEquals(1, all.getInt("dp_rank_count"));
+        assertTrue(all.getString("timestamp").endsWith("Z"), all.getString("timestamp"));
+        JsonObject load = all.getJsonArray("loads").getJsonObject(0);
+        for (String k : new String[] {"dp_rank", "num_running_reqs", "num_waiting_reqs", "num_total_reqs", "num_used_tokens",
+                "max_total_num_tokens", "token_usage", "gen_throughput", "cache_hit_rate", "utilization", "max_running_requests"})
+            assertTrue(load.containsKey(k), k + " in " + load);
+        assertEquals(Http.get("/get_server_info").object().getJsonNumber("max_total_num_tokens").longValue(),
+                load.getJsonNumber("max_total_num_tokens").longValue());
+        for (String k : new String[] {"total_running_reqs", "total_waiting_reqs", "total_reqs", "avg_token_usage", "avg_throughput",
+                "avg_utilization"})
+            assertTrue(all.getJsonObject("aggregate").containsKey(k), k);
+        assertEquals(200, Http.get("/v1/loads?include=core,queues&dp_rank=0").status());
+        assertEquals(0, Http.get("/v1/loads?dp_rank=3").object().getJsonArray("loads").size(), "no rank 3 here");
+
+        for (String[] bad : new String[][] {{"include=core,everything", "everything"}, {"dp_rank=zero", "dp_rank"}, {"format=xml", "format"}}) {
+            Http.Reply r = Http.get("/v1/loads?" + bad[0]);
+            assertEquals(400, r.status(), bad[0] + ": " + r.body());
+            assertTrue(r.body().contains(bad[1]), r.body());
+        }
+
+        HttpResponse<String> text = Http.CLIENT.send(HttpRequest.newBuilder(URI.create(Http.BASE + "/v1/loads?format=prometheus")).build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertEquals(200, text.statusCode());
+        assertTrue(text.headers().firstValue("Content-Type").orElse("").startsWith("text/plain"), text.headers().toString());
+        assertTrue(text.body().contains("sglang_num_running_reqs{dp_rank=\"0\"} "), text.body());
     }
 
     @Test

@@ -4,9 +4,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import jakarta.json.JsonArray;
+import jakarta.json.JsonNumber;
 import jakarta.json.JsonObject;
+import jakarta.json.JsonValue;
 import java.time.Duration;
 import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -51,15 +55,48 @@ class SlimeCallPathsIT {
         return o;
     }
 
-    /** external.py: /server_info first, then /get_server_info; the sizes slime reads default to 1 when absent. */
+    /** external.get_server_info: /server_info, and if that fails /get_server_info; requests' raise_for_status, then .json(). */
+    static JsonObject slimeGetServerInfo() {
+        for (String endpoint : new String[] {"/server_info", "/get_server_info"}) {
+            Http.Reply r = server.get(endpoint);
+            if (r.status() / 100 == 2) return r.object();
+        }
+        throw new AssertionError("slime: Failed to fetch SGLang server info");
+    }
+
+    /**
+     * sglang_engine._compute_server_args for a regular engine of a default slime: the server args
+     * slime sets, of which it checks on an external engine those outside
+     * _EXTERNAL_ENGINE_SKIP_CHECK_FIELDS (model_path, host, port, the parallel sizes, ... are
+     * skipped). By default that leaves enable_memory_saver = args.offload_rollout, false unless
+     * colocated; --fp16 adds dtype = "float16", --use-rollout-routing-replay adds
+     * enable_return_routed_experts = true.
+     */
+    static final Map<String, JsonValue> DEFAULT_SLIME_CHECKED = Map.of("enable_memory_saver", JsonValue.FALSE);
+
+    /**
+     * _init_external's _sanity_check_server_args: {@code assert actual.get(name) == expected.get(name)}
+     * for every checked name, so an absent field (None) fails against false. Then external.py's
+     * topology reads: sizes default to 1 when absent, the worker type comes from encoder_only and
+     * disaggregation_mode.
+     */
     @Test
     void externalEngineAttachReadsTheServerInfo() {
-        Http.Reply info = server.get("/server_info").status() == 200 ? server.get("/server_info") : server.get("/get_server_info");
-        server.ok(info);
-        JsonObject o = info.object();
-        for (String k : new String[] {"tp_size", "pp_size", "ep_size"})
-            if (o.containsKey(k)) assertEquals(1, o.getInt(k), k);
-        assertTrue(o.containsKey("model_path"));
+        assertEquals(server.get("/get_server_info").object().keySet(), server.get("/server_info").object().keySet(),
+                "SGLang's /get_server_info answers as /server_info");
+        JsonObject actual = slimeGetServerInfo();
+        DEFAULT_SLIME_CHECKED.forEach((name, expected) ->
+                assertEquals(expected, actual.get(name), name + ": slime's attach asserts it equals what slime set"));
+        // --fp16 would check dtype == "float16": we report rollout.dtype verbatim, as SGLang reports --dtype ("auto" unless set)
+        assertEquals("auto", actual.getString("dtype"));
+        // --use-rollout-routing-replay would check enable_return_routed_experts == true: false, so such a run stops at attach
+        assertEquals(JsonValue.FALSE, actual.get("enable_return_routed_experts"));
+
+        for (String k : new String[] {"tp_size", "pp_size", "dp_size", "ep_size"})
+            assertEquals(1, actual.getInt(k), k + " (slime reads it as int(... or 1))");
+        assertEquals("null", actual.getString("disaggregation_mode"), "SGLang's value for a regular engine");
+        assertEquals(JsonValue.FALSE, actual.get("encoder_only"));
+        assertTrue(actual.containsKey("model_path"));
         server.ok(server.get("/health_generate"));  // the health monitor (S22)
     }
 
@@ -97,20 +134,68 @@ class SlimeCallPathsIT {
     }
 
     /**
+     * server_control.num_requests_from_load: a list sums its items; {"loads": ...} recurses; the
+     * first int of num_reqs, num_total_reqs, total_reqs; else running + waiting (or their total_
+     * names), each counted only if it is an int.
+     */
+    static int numRequestsFromLoad(JsonValue load) {
+        if (load instanceof JsonArray a) return a.stream().mapToInt(SlimeCallPathsIT::numRequestsFromLoad).sum();
+        if (!(load instanceof JsonObject o)) return 0;
+        if (o.containsKey("loads")) return numRequestsFromLoad(o.get("loads"));
+        for (String k : new String[] {"num_reqs", "num_total_reqs", "total_reqs"})
+            if (isInt(o.get(k))) return ((JsonNumber) o.get(k)).intValue();
+        JsonValue running = o.containsKey("num_running_reqs") ? o.get("num_running_reqs") : o.get("total_running_reqs");
+        JsonValue waiting = o.containsKey("num_waiting_reqs") ? o.get("num_waiting_reqs") : o.get("total_waiting_reqs");
+        return (isInt(running) ? ((JsonNumber) running).intValue() : 0) + (isInt(waiting) ? ((JsonNumber) waiting).intValue() : 0);
+    }
+
+    private static boolean isInt(JsonValue v) {
+        return v instanceof JsonNumber n && n.isIntegral();
+    }
+
+    /** server_control._get_server_num_requests: {@code get(f"{url}/v1/loads?include=core")}, raising on an error status. */
+    static int slimeServerNumRequests() {
+        Http.Reply r = server.get("/v1/loads?include=core");
+        assertEquals(200, r.status(), "slime would log a warning and stop aborting: " + r.body());
+        return numRequestsFromLoad(r.object());
+    }
+
+    /**
      * End of rollout (server_control.abort_server_until_idle): abort_request {"abort_all": true},
-     * then /v1/loads until idle. We have no /v1/loads (404): slime then logs a warning and stops
-     * after one abort, which has already ended every request with its partial output.
+     * then /v1/loads?include=core; while requests remain, again after 3 s. The loads must be real:
+     * while the two rollouts run, the core numbers show them and the KV they hold.
      */
     @Test
-    void endOfRolloutAbortAll() throws Exception {
+    void endOfRolloutAbortAllUntilTheLoadsAreZero() throws Exception {
         CompletableFuture<Http.Reply> a = server.postAsync("/generate", generateBody(Checkpoints.PROMPT, 3000, ", \"ignore_eos\": true"));
         CompletableFuture<Http.Reply> b = server.postAsync("/generate", generateBody(Checkpoints.PROMPT, 3000, ", \"ignore_eos\": true"));
         server.await(s -> s.getInt("num_running_reqs") == 2, "two rollouts run");
-        server.ok(server.post("/abort_request", "{\"abort_all\": true}"));
-        for (CompletableFuture<Http.Reply> f : java.util.List.of(a, b))
+        JsonObject load = null;
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (System.nanoTime() < deadline) {  // gen_throughput is the last whole second's: wait for one of decoding
+            load = server.get("/v1/loads?include=core").object().getJsonArray("loads").getJsonObject(0);
+            if (load.getJsonNumber("gen_throughput").doubleValue() > 0) break;
+            Thread.sleep(200);
+        }
+        assertEquals(2, load.getInt("num_running_reqs"), load.toString());
+        assertEquals(0, load.getInt("num_waiting_reqs"), load.toString());
+        assertEquals(2, slimeServerNumRequests(), "what slime counts while they run");
+        assertTrue(load.getJsonNumber("gen_throughput").doubleValue() > 0, "tokens were generated in the last second: " + load);
+        assertTrue(load.getJsonNumber("num_used_tokens").longValue() > 0 && load.getJsonNumber("token_usage").doubleValue() > 0,
+                "the rollouts hold KV: " + load);
+
+        int attempts = 0, left;
+        do {  // slime loops without end; here at most 10 rounds (30 s)
+            assertTrue(++attempts <= 10, "still " + slimeServerNumRequests() + " requests after 10 abort rounds");
+            server.post("/abort_request", "{\"abort_all\": true}");  // slime only logs a failed abort
+            left = slimeServerNumRequests();
+            if (left > 0) Thread.sleep(3000);
+        } while (left > 0);
+        for (CompletableFuture<Http.Reply> f : List.of(a, b))
             assertEquals("abort", checkGeneration(f.get(30, TimeUnit.SECONDS)).getJsonObject("meta_info")
                     .getJsonObject("finish_reason").getString("type"));
-        server.await(s -> s.getInt("num_running_reqs") == 0 && s.getInt("num_waiting_reqs") == 0, "idle");
+        JsonObject idle = server.get("/v1/loads?include=core").object();
+        assertEquals(0, idle.getJsonObject("aggregate").getInt("total_reqs"), idle.toString());
     }
 
     /**

@@ -328,13 +328,8 @@ class SglangSessionControlIT {
         Assumptions.abort("needs a multimodal model (image_data): this server serves text-only models and refuses image_data");
     }
 
-    /** The older version of the file had test_streaming_session; SGLang moved it to test_streaming_session.py. */
-    @Test
-    void streamingSessionsAreRefusedByName() {
-        Reply r = post("/open_session", "{\"capacity_of_str_len\": 1000, \"streaming\": true}");
-        assertEquals(400, r.status(), "SGLang refuses them too unless launched with --enable-streaming-session: " + r.body());
-        assertTrue(r.body().contains("streaming"), r.body());
-    }
+    // The older version of the file had test_streaming_session; SGLang moved it to
+    // test_streaming_session.py, which SglangStreamingSessionIT ports.
 
     // ---- ours: the contract around the SGLang cases ---------------------------------------
 
@@ -372,19 +367,116 @@ class SglangSessionControlIT {
         assertEquals(200, post("/close_session", "{\"session_id\": \"my-session\"}").status());
     }
 
+    // ---- ours: streamed turns ("stream": true) ---------------------------------------------
+
+    /**
+     * The same conversation twice, from an empty cache each time: once turn by turn as whole
+     * answers, once as server-sent events, each turn sent as soon as the previous turn's last
+     * chunk arrives (before its {@code [DONE]}). SGLang streams a session's turn like any request;
+     * its output joins the session when it ends. Greedy, every streamed turn must have the whole
+     * turn's prompt (the same history), output ids, output logprobs and cache hits: a streamed
+     * turn that extended its session with anything else (less of its output, a missing turn, its
+     * KV not kept) differs at the next turn.
+     */
+    @Test
+    void streamedTurnsExtendTheSessionExactlyAsWholeOnes() throws Exception {
+        List<int[]> inputs = new ArrayList<>();
+        for (String text : List.of("Let me tell you something about France.", "The capital of France is",
+                "The population of the city is", "A brief history about that city is"))
+            inputs.add(tokenize(text));
+        int genLen = 12;
+
+        flushCache();
+        String whole = openSession("{\"capacity_of_str_len\": 1000}");
+        List<JsonObject> wholeTurns = new ArrayList<>();
+        String rid = null;
+        for (int[] input : inputs) {
+            Reply r = post("/generate", turnBody(input, session(whole, rid, 0, false), genLen, false));
+            assertEquals(200, r.status(), r.body());
+            wholeTurns.add(r.object());
+            rid = r.object().getJsonObject("meta_info").getString("id");
+        }
+        assertEquals(200, post("/close_session", "{\"session_id\": \"" + whole + "\"}").status());
+
+        flushCache();
+        String sid = openSession("{\"capacity_of_str_len\": 1000}");
+        rid = null;
+        List<Iterator<String>> undrained = new ArrayList<>();
+        for (int i = 0; i < inputs.size(); i++) {
+            HttpResponse<Stream<String>> stream = CLIENT.send(HttpRequest.newBuilder(URI.create(BASE + "/generate"))
+                    .timeout(Duration.ofSeconds(120)).header("Content-Type", "application/json")
+                    .POST(HttpRequest.BodyPublishers.ofString(turnBody(inputs.get(i), session(sid, rid, 0, false), genLen, true))).build(),
+                    HttpResponse.BodyHandlers.ofLines());
+            assertEquals(200, stream.statusCode());
+            Iterator<String> lines = stream.body().iterator();
+            List<Integer> ids = new ArrayList<>();
+            List<Double> logprobs = new ArrayList<>();
+            JsonObject lastMeta = null;
+            int chunks = 0;
+            // read up to the chunk that ends the turn, and no further: the next turn goes out before [DONE] is read
+            while (lastMeta == null && lines.hasNext()) {
+                String line = lines.next();
+                if (!line.startsWith("data: ")) continue;
+                assertNotEquals("data: [DONE]", line, "turn " + i + " ended without a finishing chunk");
+                JsonObject chunk = (JsonObject) parse(line.substring(6));
+                JsonObject meta = chunk.getJsonObject("meta_info");
+                chunks++;
+                if (rid != null) assertNotEquals(rid, meta.getString("id"), "each turn is a request of its own");
+                // a chunk carries the whole output so far, or (incremental streaming output) only what is new
+                List<Integer> got = outputIds(chunk);
+                if (got.size() == meta.getInt("completion_tokens")) ids = new ArrayList<>(got);
+                else ids.addAll(got);
+                List<Double> lp = outputLogprobs(meta);
+                if (lp.size() == meta.getInt("completion_tokens")) logprobs = new ArrayList<>(lp);
+                else logprobs.addAll(lp);
+                if (meta.get("finish_reason").getValueType() != JsonValue.ValueType.NULL) lastMeta = meta;
+            }
+            assertTrue(lastMeta != null, "turn " + i + ": the stream ended without a finish_reason");
+            assertTrue(chunks > 1, "turn " + i + " was streamed in several chunks, got " + chunks);
+            undrained.add(lines);
+
+            JsonObject w = wholeTurns.get(i), wMeta = w.getJsonObject("meta_info");
+            assertEquals(outputIds(w), ids, "turn " + i + ": greedy, the streamed turn generates what the whole one does");
+            assertEquals(wMeta.getInt("prompt_tokens"), lastMeta.getInt("prompt_tokens"), "turn " + i + ": the same history before its input");
+            assertEquals(wMeta.getInt("cached_tokens"), lastMeta.getInt("cached_tokens"), "turn " + i + ": the same KV reused");
+            assertEquals(wMeta.getJsonObject("finish_reason"), lastMeta.getJsonObject("finish_reason"));
+            List<Double> wLogprobs = outputLogprobs(wMeta);
+            assertEquals(wLogprobs.size(), logprobs.size(), "turn " + i + ": one logprob per output token");
+            for (int k = 0; k < wLogprobs.size(); k++)
+                assertEquals(wLogprobs.get(k), logprobs.get(k), 1e-4, "turn " + i + ", output logprob " + k);
+            if (i > 0) assertTrue(lastMeta.getInt("cached_tokens") > 0, "turn " + i + " reused the history's KV: " + lastMeta);
+            rid = lastMeta.getString("id");
+        }
+        for (Iterator<String> lines : undrained) {
+            String last = null;
+            while (lines.hasNext()) {
+                String line = lines.next();
+                if (line.startsWith("data: ")) last = line;
+            }
+            assertEquals("data: [DONE]", last, "every stream still ends with [DONE]");
+        }
+        assertEquals(200, post("/close_session", "{\"session_id\": \"" + sid + "\"}").status());
+    }
+
+    private static String turnBody(int[] input, String sessionParams, int genLen, boolean stream) {
+        return "{\"input_ids\": " + ids(input) + ", \"session_params\": " + sessionParams + ", \"sampling_params\": {\"temperature\": 0, "
+                + "\"max_new_tokens\": " + genLen + ", \"no_stop_trim\": true, \"skip_special_tokens\": false, \"ignore_eos\": true}, "
+                + "\"return_logprob\": true, \"stream\": " + stream + "}";
+    }
+
     // ---- helpers --------------------------------------------------------------------------
 
     /** The server's KV block size: only whole blocks are cached. */
-    private static int pageSize() {
+    static int pageSize() {
         return get("/get_server_info").object().getInt("page_size");
     }
 
-    private static String session(String id, String rid, int offset, boolean replace) {
+    static String session(String id, String rid, int offset, boolean replace) {
         return "{\"id\": \"" + id + "\", \"rid\": " + (rid == null ? "null" : "\"" + rid + "\"") + ", \"offset\": " + offset
                 + ", \"replace\": " + replace + "}";
     }
 
-    private static String greedy(int maxNew) {
+    static String greedy(int maxNew) {
         return "{\"temperature\": 0, \"max_new_tokens\": " + maxNew + ", \"no_stop_trim\": true, \"skip_special_tokens\": false}";
     }
 
@@ -400,41 +492,41 @@ class SglangSessionControlIT {
         return ((JsonString) v).getString();
     }
 
-    private static int[] tokenize(String text) {
+    static int[] tokenize(String text) {
         Reply r = post("/tokenize", "{\"prompt\": " + Json.createValue(text) + "}");
         assertEquals(200, r.status(), r.body());
         return r.object().getJsonArray("tokens").getValuesAs(jakarta.json.JsonNumber.class).stream().mapToInt(n -> n.intValue()).toArray();
     }
 
-    private static void flushCache() {
+    static void flushCache() {
         // SGLang's tests ignore the answer; so do we (a flush is only an optimisation's reset here)
         send(HttpRequest.newBuilder(URI.create(BASE + "/flush_cache")).header("Authorization", "Bearer " + ADMIN_KEY)
                 .POST(HttpRequest.BodyPublishers.noBody()));
     }
 
-    private static List<Integer> outputIds(JsonObject o) {
+    static List<Integer> outputIds(JsonObject o) {
         JsonArray a = o.getJsonArray("output_ids");
         List<Integer> out = new ArrayList<>();
         for (int i = 0; i < a.size(); i++) out.add(a.getInt(i));
         return out;
     }
 
-    private static List<Double> outputLogprobs(JsonObject meta) {
+    static List<Double> outputLogprobs(JsonObject meta) {
         JsonArray a = meta.getJsonArray("output_token_logprobs");
         List<Double> out = new ArrayList<>();
         for (int i = 0; i < a.size(); i++) out.add(a.getJsonArray(i).getJsonNumber(0).doubleValue());
         return out;
     }
 
-    private static String ids(int[] ids) {
+    static String ids(int[] ids) {
         return toList(ids).toString();
     }
 
-    private static List<Integer> toList(int[] ids) {
+    static List<Integer> toList(int[] ids) {
         return java.util.Arrays.stream(ids).boxed().collect(Collectors.toList());
     }
 
-    private static JsonStructure parse(String s) {
+    static JsonStructure parse(String s) {
         try (var r = Json.createReader(new StringReader(s))) {
             return r.read();
         }
@@ -461,7 +553,7 @@ class SglangSessionControlIT {
         }
     }
 
-    private static void sleep(long ms) {
+    static void sleep(long ms) {
         try {
             Thread.sleep(ms);
         } catch (InterruptedException e) {
