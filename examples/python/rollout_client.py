@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 import uuid
 
-__all__ = ["RolloutClient", "RolloutError", "safetensors_bytes"]
+__all__ = ["RolloutClient", "RolloutError", "WeightBroadcaster", "safetensors_bytes"]
 
 
 class RolloutError(RuntimeError):
@@ -190,6 +190,28 @@ class RolloutClient:
             body["weight_version"] = weight_version
         return self._update(self._call("POST", "/update_weights_from_disk", body, admin=True), "update_weights_from_disk")
 
+    # ---- weight-update groups (SGLang's NCCL path) --------------------------------------------
+    def init_weights_update_group(self, master_address, master_port, rank_offset, world_size,
+                                  group_name="weight_update_group", backend="nccl", timeout_s=None):
+        """Asks the server to join the trainer's group as rank `rank_offset`; answers once every rank has
+        met, so call it from a thread while rank 0 forms its side (WeightBroadcaster does both)."""
+        body = {"master_address": master_address, "master_port": master_port, "rank_offset": rank_offset,
+                "world_size": world_size, "group_name": group_name, "backend": backend}
+        if timeout_s is not None:
+            body["timeout_s"] = timeout_s
+        return self._update(self._call("POST", "/init_weights_update_group", body, admin=True), "init_weights_update_group")
+
+    def update_weights_from_distributed(self, names, dtypes, shapes, group_name="weight_update_group", weight_version=None):
+        """Announces tensors that rank 0 broadcasts on the group, in this order; answers once they are applied."""
+        body = {"names": names, "dtypes": dtypes, "shapes": shapes, "group_name": group_name}
+        if weight_version:
+            body["weight_version"] = weight_version
+        return self._update(self._call("POST", "/update_weights_from_distributed", body, admin=True), "update_weights_from_distributed")
+
+    def destroy_weights_update_group(self, group_name="weight_update_group"):
+        return self._update(self._call("POST", "/destroy_weights_update_group", {"group_name": group_name}, admin=True),
+                            "destroy_weights_update_group")
+
     # ---- the RL control plane -----------------------------------------------------------------
     def pause_generation(self, mode="abort"):
         return self._call("POST", "/pause_generation", {"mode": mode}, admin=True)
@@ -215,6 +237,86 @@ class RolloutClient:
 
     def flush_cache(self):
         return self._call("POST", "/flush_cache", raw=b"", admin=True)
+
+
+class WeightBroadcaster:
+    """A trainer's rank 0 pushing weights by broadcast (slime's and AReaL's path): forms a group of
+    two with the server, as SGLang's init_custom_process_group does on both sides (a TCPStore that
+    this process hosts, keys under the group's name), then, per push, announces the tensors over
+    HTTP and broadcasts them while the call is in flight. Needs torch.
+
+        with WeightBroadcaster(client, "10.0.0.5", 29600, backend="nccl") as b:
+            b.push(model.named_parameters(), weight_version="step-3")
+    """
+
+    def __init__(self, client, master_address, master_port, group_name="weight_update_group", backend="nccl", timeout_s=600.0):
+        import datetime
+        self.client, self.group_name = client, group_name
+        answer = _in_thread(client.init_weights_update_group, master_address, master_port, 1, 2, group_name, backend, timeout_s)
+        self.group = _custom_process_group(backend, "tcp://%s:%d" % (master_address, master_port), 2, 0, group_name,
+                                           datetime.timedelta(seconds=timeout_s))
+        answer()
+
+    def push(self, named_tensors, weight_version=None):
+        import torch.distributed as dist
+        named = [(n, t.detach().contiguous()) for n, t in named_tensors]
+        answer = _in_thread(self.client.update_weights_from_distributed, [n for n, _ in named],
+                            [str(t.dtype).replace("torch.", "") for _, t in named], [list(t.shape) for _, t in named],
+                            self.group_name, weight_version)
+        works = [dist.broadcast(t, src=0, group=self.group, async_op=True) for _, t in named]
+        for w in works:
+            w.wait()
+        return answer()
+
+    def close(self):
+        import torch.distributed as dist
+        try:
+            self.client.destroy_weights_update_group(self.group_name)
+        finally:
+            dist.destroy_process_group(self.group)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _in_thread(fn, *args):
+    """Runs fn(*args) on a thread; returns a function that waits for it and returns (or raises) its result."""
+    import threading
+    box = {}
+
+    def run():
+        try:
+            box["value"] = fn(*args)
+        except BaseException as e:  # handed to the caller
+            box["error"] = e
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+
+    def result():
+        t.join()
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+    return result
+
+
+def _custom_process_group(backend, init_method, world_size, rank, group_name, timeout):
+    """A process group outside the default one, under the keys SGLang's receiver uses (its
+    init_custom_process_group: the rendezvous store prefixed by the group's name)."""
+    import inspect
+    import torch.distributed as dist
+    from torch.distributed.distributed_c10d import _new_process_group_helper, _world, rendezvous
+    store, rank, world_size = next(rendezvous(init_method, rank, world_size, timeout=timeout))
+    store.set_timeout(timeout)
+    store = dist.PrefixStore(group_name, store)
+    options = "backend_options" if "backend_options" in inspect.signature(_new_process_group_helper).parameters else "pg_options"
+    pg, _ = _new_process_group_helper(world_size, rank, [], backend, store, group_name=group_name, timeout=timeout,
+                                      **{options: None})
+    _world.pg_group_ranks[pg] = {i: i for i in range(world_size)}
+    return pg
 
 
 def _buckets(named, limit):

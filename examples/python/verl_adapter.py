@@ -34,11 +34,15 @@ class RolloutAdapter:
         sleep does: release_memory_occupation(["kv_cache", "weights"])."""
         self.client.release_memory_occupation(["kv_cache", "weights"])
 
-    def wake_up(self, named_tensors=None, safetensors_buckets=None, weight_version=None):
+    def wake_up(self, named_tensors=None, safetensors_buckets=None, weight_version=None, broadcaster=None):
         """veRL's order: weights back, the new weights in (torch tensors or ready safetensors
-        bodies, as one atomic update), the prefix cache dropped, then the KV cache back."""
+        bodies, as one atomic update; or, with a rollout_client.WeightBroadcaster, the tensors
+        broadcast on its group, as veRL's fully-async mode sends them), the prefix cache dropped,
+        then the KV cache back."""
         self.client.resume_memory_occupation(["weights"])
-        if named_tensors is not None:
+        if broadcaster is not None:
+            broadcaster.push(named_tensors, weight_version=weight_version)
+        elif named_tensors is not None:
             self.client.push_tensors(named_tensors, weight_version=weight_version)
         elif safetensors_buckets is not None:
             self.client.push_buckets(safetensors_buckets, weight_version=weight_version)

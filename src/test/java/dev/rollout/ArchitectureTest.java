@@ -92,6 +92,10 @@ class ArchitectureTest {
                         .resideInAnyPackage("dev.rollout.api..", "dev.rollout.engine..", "dev.rollout.model..", "dev.rollout.runtime..",
                                 "dev.rollout.weights..", "jakarta..")
                         .because("the trainer side runs in trainer processes: libtorch and the client, none of the server"),
+                noClasses().that().resideInAPackage("dev.rollout.dist..").should().dependOnClassesThat()
+                        .resideInAnyPackage("dev.rollout.api..", "dev.rollout.engine..", "dev.rollout.model..", "dev.rollout.runtime..",
+                                "dev.rollout.weights..", "dev.rollout.trainer..", "dev.rollout.client..", "jakarta..")
+                        .because("a weight-update group is formed the same way by the server and by a trainer"),
                 noClasses().that().resideInAPackage("dev.rollout.env..").should().dependOnClassesThat()
                         .resideInAnyPackage("dev.rollout.api..", "dev.rollout.engine..", "dev.rollout.model..", "dev.rollout.runtime..",
                                 "dev.rollout.weights..", "dev.rollout.client..", "org.bytedeco..")

@@ -14,6 +14,7 @@ import dev.rollout.engine.UpdateRecord;
 import dev.rollout.runtime.EngineService;
 import dev.rollout.weights.SessionOutcome;
 import dev.rollout.weights.SessionView;
+import dev.rollout.weights.WeightGroups;
 import dev.rollout.weights.WeightUpdates;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.inject.Inject;
@@ -85,7 +86,7 @@ public class ControlResource {
     /** {@code GET /rl/state}. */
     public record RlStateView(String state, String weightVersion, int inFlight, int waiting, long freeKvTokens, List<String> released,
                           int unpushedParameters, long hostBackupBytes, boolean ready, LastUpdate lastUpdate,
-                          OpenUpdate openUpdate, LastSession lastUpdateSession) {}
+                          OpenUpdate openUpdate, LastSession lastUpdateSession, List<WeightGroups.Joined> weightUpdateGroups) {}
 
     @POST
     @Admin
@@ -232,7 +233,8 @@ public class ControlResource {
                 names(s.released()), s.unpushedParameters(), s.hostBackupBytes(), service.ready(), LastUpdate.of(s.lastUpdate()),
                 open == null ? null : new OpenUpdate(open.updateId(), open.stagedTensors(), open.stagedBytes(), open.buckets(),
                         open.secondsLeft()),
-                last == null ? null : new LastSession(last.updateId(), last.result().label(), last.message(), last.atMillis()));
+                last == null ? null : new LastSession(last.updateId(), last.result().label(), last.message(), last.atMillis()),
+                weights.groups().joined());
     }
 
     private static Set<MemoryTag> tags(JsonObject o) {

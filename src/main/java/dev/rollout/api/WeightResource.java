@@ -7,6 +7,7 @@ import dev.rollout.engine.UpdateRecord;
 import dev.rollout.engine.WeightChecksums;
 import dev.rollout.runtime.EngineService;
 import dev.rollout.weights.TensorPayload;
+import dev.rollout.weights.WeightGroups;
 import dev.rollout.weights.WeightOutcome;
 import dev.rollout.weights.WeightPayloads;
 import dev.rollout.weights.WeightUpdates;
@@ -81,6 +82,9 @@ public class WeightResource {
     public record Begun(boolean success, String message, String updateId) {}
 
     public record Done(boolean success, String message) {}
+
+    /** init_weights_update_group's answer: SGLang's {success, message}, and where this server stands in the group. */
+    public record GroupFormed(boolean success, String message, String groupName, int rank, int worldSize, String backend) {}
 
     public record Version(String weightVersion) {}
 
@@ -186,6 +190,96 @@ public class WeightResource {
         return render(weights.loadFromDisk(path, version, optBool(o, "abort_all_requests", false)), version);
     }
 
+    // ---- weight-update groups (SGLang's NCCL path) --------------------------------------
+
+    /** SGLang's default group name, in all three routes. */
+    static final String DEFAULT_GROUP = "weight_update_group";
+
+    /**
+     * SGLang's {@code init_weights_update_group}: {@code {master_address, master_port,
+     * rank_offset, world_size, group_name, backend}}. The trainer's rank 0 hosts the rendezvous;
+     * this server joins as rank {@code rank_offset}. Answers once every rank has met, or with a
+     * 400 within rollout.weight-group-timeout-seconds (or our {@code timeout_s}).
+     */
+    @POST
+    @Admin
+    @Path("init_weights_update_group")
+    public Response initGroup(InputStream body) {
+        WeightUpdates weights = weights();
+        JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
+        for (String key : List.of("master_address", "master_port", "rank_offset", "world_size"))
+            if (!Fields.present(o, key)) throw ApiException.badRequest(key + " is required");
+        var spec = new WeightGroups.Spec(Fields.string(o.get("master_address"), "master_address"), port(o.get("master_port")),
+                Fields.int32(o.get("rank_offset"), "rank_offset"), Fields.int32(o.get("world_size"), "world_size"),
+                Fields.present(o, "group_name") ? Fields.string(o.get("group_name"), "group_name") : DEFAULT_GROUP,
+                Fields.present(o, "backend") ? Fields.string(o.get("backend"), "backend") : "nccl");
+        // ours: a deadline of the group's own, for forming it and for each push on it
+        Duration timeout = Fields.present(o, "timeout_s") ? Fields.seconds(o.get("timeout_s"), "timeout_s", 0.001, MAX_SESSION_S) : null;
+        return render(weights.groups().init(spec, timeout), null);
+    }
+
+    /** SGLang's test sends master_port as a string, slime and AReaL as a number: both are taken. */
+    private static int port(JsonValue v) {
+        if (v instanceof jakarta.json.JsonString s) {
+            try {
+                return Integer.parseInt(s.getString().trim());
+            } catch (NumberFormatException e) {
+                throw ApiException.badRequest("master_port must be a port number, got '" + s.getString() + "'");
+            }
+        }
+        return Fields.int32(v, "master_port");
+    }
+
+    /**
+     * SGLang's {@code update_weights_from_distributed}: {@code {names, dtypes, shapes, group_name,
+     * weight_version, abort_all_requests, flush_cache, load_format}}. The trainer's rank 0
+     * broadcasts each named tensor in order (or, with {@code "load_format": "flattened_bucket"},
+     * all of them as one uint8 tensor); the update then applies as any other push, and takes
+     * part in an open begin/end session with our {@code update_id} and {@code bucket_seq}.
+     */
+    @POST
+    @Admin
+    @Path("update_weights_from_distributed")
+    public Response fromDistributed(InputStream body) {
+        WeightUpdates weights = weights();
+        JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
+        for (String key : List.of("names", "dtypes", "shapes"))
+            if (!Fields.present(o, key)) throw ApiException.badRequest(key + " is required");
+        List<String> names = strings(o.get("names"), "names"), dtypes = strings(o.get("dtypes"), "dtypes");
+        if (!(o.get("shapes") instanceof JsonArray shapes)) throw Fields.type("shapes", "a list of lists of integers", o.get("shapes"));
+        if (dtypes.size() != names.size() || shapes.size() != names.size())
+            throw ApiException.badRequest("names, dtypes and shapes must be as long as each other; got " + names.size() + ", "
+                    + dtypes.size() + " and " + shapes.size());
+        List<WeightGroups.Announced> announced = new ArrayList<>();
+        for (int i = 0; i < names.size(); i++)
+            announced.add(new WeightGroups.Announced(names.get(i), dtypes.get(i), longs(shapes.get(i), "shapes[" + i + "]")));
+        String format = optString(o, "load_format");
+        if (format != null && !format.equals("flattened_bucket"))
+            throw ApiException.badRequest("load_format '" + format + "' is not supported here: null (a broadcast per tensor) or 'flattened_bucket'");
+        var options = new WeightUpdates.PushOptions(optString(o, "weight_version"), optBool(o, "abort_all_requests", false),
+                optString(o, "update_id"), Fields.present(o, "bucket_seq") ? Fields.integer(o.get("bucket_seq"), "bucket_seq") : null);
+        String group = Fields.present(o, "group_name") ? Fields.string(o.get("group_name"), "group_name") : DEFAULT_GROUP;
+        return render(weights.push(new TensorPayload.Broadcast(group, announced, format != null), options), options.version());
+    }
+
+    /** SGLang's {@code destroy_weights_update_group}: {@code {group_name}}. */
+    @POST
+    @Admin
+    @Path("destroy_weights_update_group")
+    public Response destroyGroup(InputStream body) {
+        WeightUpdates weights = weights();
+        JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
+        String group = Fields.present(o, "group_name") ? Fields.string(o.get("group_name"), "group_name") : DEFAULT_GROUP;
+        return render(weights.groups().destroy(group), null);
+    }
+
+    private static List<String> strings(JsonValue v, String name) {
+        if (!(v instanceof JsonArray a)) throw Fields.type(name, "a list of strings", v);
+        List<String> out = new ArrayList<>(a.size());
+        for (int i = 0; i < a.size(); i++) out.add(Fields.string(a.get(i), name + "[" + i + "]"));
+        return out;
+    }
+
     // ---- sessions ---------------------------------------------------------------------
 
     @POST
@@ -235,6 +329,12 @@ public class WeightResource {
             entity = new Begun(true, "Weight update " + b.updateId() + " begun; buckets are staged until end_weight_update.", b.updateId());
         } else if (outcome instanceof WeightOutcome.Aborted) {
             entity = new Done(true, "Weight update rolled back; the served weights never changed.");
+        } else if (outcome instanceof WeightOutcome.GroupJoined j) {
+            WeightGroups.Joined g = j.group();
+            entity = new GroupFormed(true, "Joined weight update group " + g.groupName() + " as rank " + g.rank() + " of " + g.worldSize() + ".",
+                    g.groupName(), g.rank(), g.worldSize(), g.backend());
+        } else if (outcome instanceof WeightOutcome.GroupLeft l) {
+            entity = new Done(true, "Left weight update group " + l.groupName() + ".");
         } else {
             WeightOutcome.Refused r = (WeightOutcome.Refused) outcome;
             int status = switch (r.reason()) {

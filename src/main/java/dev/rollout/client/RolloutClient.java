@@ -278,6 +278,51 @@ public final class RolloutClient implements AutoCloseable {
         }
     }
 
+    /** A tensor a trainer broadcasts on a weight-update group: its name, torch's dtype name ("bfloat16") and shape. */
+    public record BroadcastTensor(String name, String dtype, long[] shape) {}
+
+    /**
+     * Asks the server to join a weight-update group (SGLang's init_weights_update_group) as rank
+     * {@code rankOffset} of {@code worldSize}. The server answers only once every rank has met,
+     * so the trainer forms its own side (rank 0, which hosts the rendezvous at
+     * {@code masterAddress:masterPort}) while this call is in flight. {@code backend}: "nccl" or
+     * "gloo". {@code timeout}, if not null, is the group's deadline on the server: for forming
+     * it and for each push on it (else the server's rollout.weight-group-timeout-seconds).
+     */
+    public CompletableFuture<JsonObject> initWeightsUpdateGroup(String masterAddress, int masterPort, int rankOffset, int worldSize,
+                                                                String groupName, String backend, Duration timeout) {
+        var body = JSON.createObjectBuilder().add("master_address", masterAddress).add("master_port", masterPort)
+                .add("rank_offset", rankOffset).add("world_size", worldSize).add("group_name", groupName).add("backend", backend);
+        if (timeout != null) body.add("timeout_s", timeout.toMillis() / 1000.0);
+        return callAsync("POST", "/init_weights_update_group", body.build(), true);
+    }
+
+    /**
+     * Announces a push over a weight-update group (SGLang's update_weights_from_distributed):
+     * the server receives while the trainer's rank 0 broadcasts each tensor, in this order; the
+     * answer comes once they are applied, stamped {@code weightVersion} (null keeps the version).
+     */
+    public CompletableFuture<PushResult> updateWeightsFromDistributed(String groupName, List<BroadcastTensor> tensors, String weightVersion) {
+        var names = JSON.createArrayBuilder();
+        var dtypes = JSON.createArrayBuilder();
+        var shapes = JSON.createArrayBuilder();
+        for (BroadcastTensor t : tensors) {
+            names.add(t.name());
+            dtypes.add(t.dtype());
+            var shape = JSON.createArrayBuilder();
+            for (long d : t.shape()) shape.add(d);
+            shapes.add(shape);
+        }
+        var body = JSON.createObjectBuilder().add("names", names).add("dtypes", dtypes).add("shapes", shapes).add("group_name", groupName);
+        if (weightVersion != null) body.add("weight_version", weightVersion);
+        return callAsync("POST", "/update_weights_from_distributed", body.build(), true).thenApply(RolloutClient::pushResult);
+    }
+
+    /** Leaves a weight-update group (SGLang's destroy_weights_update_group). */
+    public void destroyWeightsUpdateGroup(String groupName) {
+        call("POST", "/destroy_weights_update_group", JSON.createObjectBuilder().add("group_name", groupName).build(), true, false);
+    }
+
     /** Loads a checkpoint directory the server can read (SGLang's update_weights_from_disk). */
     public PushResult updateWeightsFromDisk(String modelPath, String weightVersion) {
         return pushResult(call("POST", "/update_weights_from_disk",
@@ -385,8 +430,12 @@ public final class RolloutClient implements AutoCloseable {
 
     /** A call without blocking and without retries: its answer, or the failure naming server, call and cause. */
     private CompletableFuture<JsonObject> callAsync(String method, String path, JsonObject body) {
+        return callAsync(method, path, body, false);
+    }
+
+    private CompletableFuture<JsonObject> callAsync(String method, String path, JsonObject body, boolean admin) {
         String what = method + " " + path;
-        return http.sendAsync(request(method, path, body, false), HttpResponse.BodyHandlers.ofString()).handle((r, e) -> {
+        return http.sendAsync(request(method, path, body, admin), HttpResponse.BodyHandlers.ofString()).handle((r, e) -> {
             if (e != null) throw new CompletionException(failure(what, 0, cause(e).toString(), cause(e)));
             return answer(what, r);
         });

@@ -108,7 +108,7 @@ public class EngineService {
             engine.setPauseTimeout(s.pauseTimeoutSeconds());
             loop = new EngineLoop(engine, s.weightsHostBackup(), threads);
             weights = new WeightUpdates(loop, new WeightUpdates.Settings(seconds(s.weightUpdateWaitSeconds()),
-                    seconds(s.weightSessionTimeoutSeconds()), s.allowPickle(), s.engine().device()));
+                    seconds(s.weightSessionTimeoutSeconds()), s.allowPickle(), s.engine().device(), seconds(s.weightGroupTimeoutSeconds())));
             metrics.attach(loop::stats);
             LOG.info(() -> String.format("loaded %s (%s, %s on %s, %.1f MB of weights; KV cache of %d tokens) in %.1f s",
                     modelDir, model.config().architecture(), Torch.name(model.dtype()), s.engine().device(), model.weightBytes() / 1e6,
@@ -165,6 +165,8 @@ public class EngineService {
     @PreDestroy
     void stop() {
         phase = Phase.STOPPED;
+        WeightUpdates w = weights;
+        if (w != null) w.close();  // leaves the weight-update groups before the engine goes
         EngineLoop l = loop;
         if (l != null) l.close();
     }

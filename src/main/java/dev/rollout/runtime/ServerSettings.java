@@ -31,6 +31,7 @@ public record ServerSettings(
         long maxWeightBodyBytes,
         double weightUpdateWaitSeconds,
         double weightSessionTimeoutSeconds,
+        double weightGroupTimeoutSeconds,
         String apiKey,
         String adminApiKey,
         boolean allowPickle,

@@ -37,6 +37,7 @@ final class SettingsReader {
                 c.getValue("rollout.max-weight-body-bytes", Long.class),
                 c.getValue("rollout.weight-update-wait-seconds", Double.class),
                 c.getValue("rollout.weight-session-timeout-seconds", Double.class),
+                c.getValue("rollout.weight-group-timeout-seconds", Double.class),
                 c.getOptionalValue("rollout.api-key", String.class).orElse(""),
                 c.getOptionalValue("rollout.admin-api-key", String.class).orElse(""),
                 c.getValue("rollout.allow-pickle", Boolean.class),

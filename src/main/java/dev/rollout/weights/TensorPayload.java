@@ -28,4 +28,15 @@ public sealed interface TensorPayload {
             tensors = List.copyOf(tensors);
         }
     }
+
+    /**
+     * SGLang's update_weights_from_distributed: the tensors the trainer's rank 0 broadcasts on a
+     * weight-update group, announced by name, dtype and shape, in broadcast order; with {@code
+     * flattened} (load_format "flattened_bucket") all of them as one uint8 broadcast.
+     */
+    record Broadcast(String groupName, List<WeightGroups.Announced> tensors, boolean flattened) implements TensorPayload {
+        public Broadcast {
+            tensors = List.copyOf(tensors);
+        }
+    }
 }

@@ -22,6 +22,12 @@ public sealed interface WeightOutcome {
     /** The open session was dropped; the served weights never changed. */
     record Aborted(String updateId) implements WeightOutcome {}
 
+    /** This server joined a weight-update group (init_weights_update_group). */
+    record GroupJoined(WeightGroups.Joined group) implements WeightOutcome {}
+
+    /** This server left a weight-update group (destroy_weights_update_group). */
+    record GroupLeft(String groupName) implements WeightOutcome {}
+
     /** Nothing changed, for the reason given. */
     record Refused(Reason reason, String message) implements WeightOutcome {}
 

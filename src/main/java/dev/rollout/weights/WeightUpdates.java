@@ -6,6 +6,7 @@ import dev.rollout.engine.MemoryTag;
 import dev.rollout.engine.UpdateRecord;
 import dev.rollout.engine.WeightUpdate;
 import dev.rollout.model.TensorPayloads;
+import org.bytedeco.pytorch.Tensor;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
@@ -13,6 +14,7 @@ import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -26,7 +28,7 @@ import java.util.concurrent.TimeoutException;
  * and idempotency keys are {@link UpdateSessions}'. One method per action, each answering a
  * {@link WeightOutcome}; the HTTP resource only parses the request and renders the outcome.
  */
-public final class WeightUpdates {
+public final class WeightUpdates implements AutoCloseable {
     /** How long a caller waits for the engine beyond the update's own wait, before answering 503. */
     private static final Duration ANSWER_MARGIN = Duration.ofSeconds(30);
 
@@ -35,8 +37,9 @@ public final class WeightUpdates {
      * @param sessionTimeout a session's deadline when begin names none
      * @param allowPickle    read SGLang/veRL pickles through the allow-list (rollout.allow-pickle)
      * @param device         where CUDA IPC tensors are opened
+     * @param groupTimeout   how long forming a weight-update group, and each broadcast push, may take
      */
-    public record Settings(Duration updateWait, Duration sessionTimeout, boolean allowPickle, String device) {}
+    public record Settings(Duration updateWait, Duration sessionTimeout, boolean allowPickle, String device, Duration groupTimeout) {}
 
     /**
      * @param version   the weight version to serve once applied, or null to keep the current one
@@ -48,18 +51,35 @@ public final class WeightUpdates {
     private final EngineLoop loop;
     private final Settings settings;
     private final UpdateSessions sessions = new UpdateSessions();
+    private final WeightGroups groups;
 
     public WeightUpdates(EngineLoop loop, Settings settings) {
         this.loop = loop;
         this.settings = settings;
         loop.addHousekeeping(sessions);
+        // a broadcast push may announce at most the model's parameters in float64: more is a mistake, not weights
+        long numel = 0;
+        for (List<Long> shape : loop.info().parameterShapes().values()) numel += shape.stream().reduce(1L, Math::multiplyExact);
+        groups = new WeightGroups(new WeightGroups.Settings(settings.groupTimeout(), settings.device(), 1, 8 * numel));
+    }
+
+    /** The weight-update groups joined (init_weights_update_group, destroy_weights_update_group). */
+    public WeightGroups groups() {
+        return groups;
+    }
+
+    @Override
+    public void close() {
+        groups.close();
     }
 
     /** Pushes tensors: staged when a session is open, applied now otherwise. */
     public WeightOutcome push(TensorPayload payload, PushOptions options) {
         WeightUpdate update;
         try {
-            update = decode(payload, options);
+            update = payload instanceof TensorPayload.Broadcast b ? receive(b, options) : decode(payload, options);
+        } catch (WeightGroups.Refusal e) {
+            return refused(e.reason, e.getMessage());
         } catch (WeightPayloads.BodyTooLarge e) {
             return refused(WeightOutcome.Reason.TOO_LARGE, e.getMessage());
         } catch (Undecodable e) {
@@ -206,6 +226,14 @@ public final class WeightUpdates {
         Undecodable(String message) {
             super(message, null, false, false);
         }
+    }
+
+    /** A broadcast push: every announced tensor is received before any is checked (WeightGroups says why). */
+    private WeightUpdate receive(TensorPayload.Broadcast b, PushOptions o) throws WeightGroups.Refusal {
+        Map<String, Tensor> tensors = groups.receive(b.groupName(), b.tensors(), b.flattened());
+        long bytes = 0;
+        for (Tensor t : tensors.values()) bytes += t.numel() * t.element_size();
+        return new WeightUpdate(tensors, o.version(), o.abortAll(), "distributed", bytes);
     }
 
     private WeightUpdate decode(TensorPayload payload, PushOptions o) throws WeightPayloads.BodyTooLarge, Undecodable {

@@ -52,7 +52,7 @@ class UpdateSessionsTest {
     }
 
     static WeightUpdates weights(Duration sessionTimeout) {
-        return new WeightUpdates(loop, new WeightUpdates.Settings(Duration.ofSeconds(10), sessionTimeout, false, "cpu"));
+        return new WeightUpdates(loop, new WeightUpdates.Settings(Duration.ofSeconds(10), sessionTimeout, false, "cpu", Duration.ofSeconds(10)));
     }
 
     /** The final norm as a safetensors file, all values {@code value}. */

@@ -1,0 +1,233 @@
+package dev.rollout.dist;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import org.bytedeco.javacpp.SizeTPointer;
+import org.bytedeco.javacpp.chrono.Milliseconds;
+import org.bytedeco.pytorch.BroadcastOptions;
+import org.bytedeco.pytorch.GlooDeviceVector;
+import org.bytedeco.pytorch.PrefixStore;
+import org.bytedeco.pytorch.ProcessGroupGloo;
+import org.bytedeco.pytorch.Store;
+import org.bytedeco.pytorch.TCPStore;
+import org.bytedeco.pytorch.TCPStoreOptions;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.Work;
+
+/**
+ * A weight-update group: the torch.distributed group that an RL trainer's rank 0 and the
+ * server's ranks form so that the trainer can broadcast weights to them. It is formed exactly as
+ * SGLang's {@code init_custom_process_group} forms it, so that a Python trainer (torch) and this
+ * process (libtorch through the presets) meet in the same store under the same keys:
+ * <ul>
+ *   <li>a {@code TCPStore} at {@code host:port}, hosted by rank 0 (the trainer), every other rank a
+ *       client;</li>
+ *   <li>under {@code PrefixStore(groupName)} (SGLang's own prefix), then torch's
+ *       {@code PrefixStore(groupName + "/")} and {@code PrefixStore(device + "/")} of
+ *       {@code _new_process_group_helper}: {@code cpu/} for gloo, whose first device is the CPU,
+ *       and {@code cuda/} for NCCL;</li>
+ *   <li>gloo on the interfaces that {@code GLOO_SOCKET_IFNAME} names, else the host's default
+ *       device, as torch's Python binding chooses them.</li>
+ * </ul>
+ * Every wait has the group's timeout: forming the group (a master that does not answer, a world
+ * size that the other ranks do not share) and every broadcast. A group whose broadcast timed out
+ * is out of step with its peers for good: {@link #broken()} says so, and it must be closed and
+ * formed again.
+ */
+public final class WeightSyncGroup implements AutoCloseable {
+    /** The collective backends SGLang's route accepts. */
+    public enum Backend {
+        GLOO, NCCL;
+
+        /** SGLang's spelling ("nccl", "gloo"), case-insensitive. */
+        public static Backend parse(String name) {
+            return switch (name.toLowerCase(Locale.ROOT)) {
+                case "gloo" -> GLOO;
+                case "nccl" -> NCCL;
+                default -> throw new IllegalArgumentException("backend '" + name + "' is not supported: use 'nccl' or 'gloo'");
+            };
+        }
+
+        /** The device prefix torch puts in front of the backend's keys. */
+        String device() {
+            return this == GLOO ? "cpu" : "cuda";
+        }
+    }
+
+    private final String name;
+    private final int rank, world;
+    private final Backend backend;
+    private final Duration timeout;
+    private final TCPStore store;
+    private final List<Store> prefixes;  // kept reachable: each wraps the one before it
+    private final org.bytedeco.pytorch.Backend group;
+    private volatile String broken;
+
+    private WeightSyncGroup(String name, int rank, int world, Backend backend, Duration timeout, TCPStore store,
+                            List<Store> prefixes, org.bytedeco.pytorch.Backend group) {
+        this.name = name;
+        this.rank = rank;
+        this.world = world;
+        this.backend = backend;
+        this.timeout = timeout;
+        this.store = store;
+        this.prefixes = prefixes;
+        this.group = group;
+    }
+
+    /**
+     * Joins (rank &gt; 0) or hosts (rank 0) the group; returns once all {@code world} ranks have
+     * met. Throws {@link GroupException} if that does not happen within {@code timeout}, or the
+     * master cannot be reached, naming what was waited for.
+     */
+    public static WeightSyncGroup join(String host, int port, int rank, int world, String groupName, Backend backend, Duration timeout)
+            throws GroupException {
+        if (world < 2 || rank < 0 || rank >= world)
+            throw new IllegalArgumentException("rank " + rank + " of a world of " + world + ": a weight group has at least 2 ranks");
+        if (port < 1 || port > 65535) throw new IllegalArgumentException("port " + port + " is not a TCP port");
+        Milliseconds ms = new Milliseconds(timeout.toMillis());
+        TCPStore store;
+        try {
+            TCPStoreOptions o = new TCPStoreOptions();
+            o.port((short) port);  // a u16 in C++: the cast keeps the bits
+            o.isServer(rank == 0);
+            o.numWorkers(new SizeTPointer(1).put(world));
+            o.waitWorkers(true);  // as torch's rendezvous sets it on every rank: each client counts itself in
+            o.timeout(ms);
+            store = new TCPStore(host, o);
+        } catch (RuntimeException e) {
+            throw new GroupException("could not reach the group's store at " + host + ":" + port + " within " + timeout.toSeconds()
+                    + " s: " + firstLine(e), e);
+        }
+        List<Store> prefixes = new ArrayList<>();
+        try {
+            prefixes.add(new PrefixStore(groupName, store));
+            prefixes.add(new PrefixStore(groupName + "/", prefixes.get(0)));
+            prefixes.add(new PrefixStore(backend.device() + "/", prefixes.get(1)));
+            Store keys = prefixes.get(2);
+            org.bytedeco.pytorch.Backend group = switch (backend) {
+                case GLOO -> {
+                    ProcessGroupGloo.Options go = ProcessGroupGloo.Options.create(ms);
+                    go.devices(glooDevices());
+                    yield new ProcessGroupGloo(keys, rank, world, go);
+                }
+                case NCCL -> Nccl.group(keys, rank, world, ms);
+            };
+            return new WeightSyncGroup(groupName, rank, world, backend, timeout, store, prefixes, group);
+        } catch (RuntimeException | LinkageError e) {
+            prefixes.forEach(Store::close);
+            store.close();
+            throw new GroupException("the group '" + groupName + "' (rank " + rank + " of " + world + ", " + backend.name().toLowerCase(Locale.ROOT)
+                    + ") did not form within " + timeout.toSeconds() + " s: " + firstLine(e)
+                    + "; every rank must join with the same master, group name and world size", e);
+        }
+    }
+
+    /** The interfaces torch's Python binding would use: GLOO_SOCKET_IFNAME's, else the host's default. */
+    private static GlooDeviceVector glooDevices() {
+        String ifnames = System.getenv("GLOO_SOCKET_IFNAME");
+        GlooDeviceVector devices = new GlooDeviceVector();
+        if (ifnames != null && ifnames.length() > 1) {
+            for (String iface : ifnames.split(",")) devices.push_back(ProcessGroupGloo.createDeviceForInterface(iface.trim()));
+        } else {
+            devices.push_back(ProcessGroupGloo.createDefaultDevice());
+        }
+        return devices;
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public int rank() {
+        return rank;
+    }
+
+    public int world() {
+        return world;
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    public Duration timeout() {
+        return timeout;
+    }
+
+    /** Why the group can no longer be used, or null while it can. */
+    public String broken() {
+        return broken;
+    }
+
+    /** Marks the group unusable, when a rank could not take part in a collective its peers began. */
+    public void markBroken(String why) {
+        broken = why;
+    }
+
+    /**
+     * Rank 0's tensors into every rank's, in order: on rank 0 they are sent, elsewhere they are
+     * overwritten. Every broadcast is issued before any is waited for (SGLang's receiver does the
+     * same), and all must complete within the group's timeout, counted from the first.
+     */
+    public void broadcastFromRank0(List<Tensor> tensors) throws GroupException {
+        if (broken != null) throw new GroupException("the group '" + name + "' is unusable: " + broken, null);
+        long deadline = System.nanoTime() + timeout.toNanos();
+        List<Work> works = new ArrayList<>(tensors.size());
+        try {
+            for (Tensor t : tensors) {
+                BroadcastOptions o = new BroadcastOptions();
+                o.rootRank(0);
+                works.add(group.broadcast(new TensorVector(t), o));
+            }
+            for (int i = 0; i < works.size(); i++) {
+                long left = Math.max(1, (deadline - System.nanoTime()) / 1_000_000);
+                if (!works.get(i)._wait(new Milliseconds(left)))
+                    throw new IllegalStateException("broadcast " + (i + 1) + " of " + works.size() + " did not complete");
+            }
+        } catch (RuntimeException e) {
+            broken = "broadcast " + works.size() + " of " + tensors.size() + " failed or timed out (" + firstLine(e)
+                    + "); the group is out of step with the trainer: destroy it and form it again";
+            throw new GroupException("the broadcast on group '" + name + "' did not complete within " + timeout.toSeconds() + " s: "
+                    + firstLine(e) + "; rank 0 must broadcast exactly these tensors, in this order", e);
+        } finally {
+            works.forEach(Work::close);
+        }
+    }
+
+    @Override
+    public void close() {
+        if (broken == null) broken = "closed";
+        try {
+            group.close();
+        } finally {
+            for (int i = prefixes.size() - 1; i >= 0; i--) prefixes.get(i).close();
+            store.close();
+        }
+    }
+
+    private static String firstLine(Throwable e) {
+        String m = String.valueOf(e.getMessage());
+        int nl = m.indexOf('\n');
+        return nl < 0 ? m : m.substring(0, nl);
+    }
+
+    /** What went wrong while forming or using a group, for the caller to read. */
+    public static final class GroupException extends Exception {
+        public GroupException(String message, Throwable cause) {
+            super(message, cause);
+        }
+    }
+
+    /** NCCL lives in the presets' GPU build only: on the CPU build its JNI library is absent and this class fails to load. */
+    private static final class Nccl {
+        static org.bytedeco.pytorch.Backend group(Store keys, int rank, int world, Milliseconds timeout) {
+            org.bytedeco.pytorch.nccl.ProcessGroupNCCL.Options o = org.bytedeco.pytorch.nccl.ProcessGroupNCCL.Options.create();
+            o.timeout(timeout);
+            return new org.bytedeco.pytorch.nccl.ProcessGroupNCCL(keys, rank, world, o);
+        }
+    }
+}
