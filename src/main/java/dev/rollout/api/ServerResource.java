@@ -66,13 +66,14 @@ public class ServerResource {
      * parallel sizes are 1 (one process, one device), {@code disaggregation_mode} is SGLang's
      * {@code "null"} and {@code enable_return_routed_experts} false (no MoE routing replay), so
      * that a client comparing them with what it asked for (slime's external-engine attach) sees
-     * what this server really does; {@code enable_memory_saver} is rollout.enable-memory-saver.
+     * what this server really does; {@code enable_memory_saver} is rollout.enable-memory-saver;
+     * {@code enable_streaming_session} is true, since streaming sessions need no flag here.
      */
     public record ServerInfo(String modelPath, String servedModelName, String device, String dtype, int pageSize, int maxRunningRequests,
                              int chunkedPrefillSize, int contextLength, long maxTotalNumTokens, int maxReqInputLen,
                              boolean skipTokenizerInit, int tpSize, int ppSize, int dpSize, int epSize, boolean enableMemorySaver,
-                             boolean enableReturnRoutedExperts, String disaggregationMode, boolean encoderOnly, String weightVersion,
-                             List<InternalState> internalStates, String version) {}
+                             boolean enableReturnRoutedExperts, String disaggregationMode, boolean encoderOnly,
+                             boolean enableStreamingSession, String weightVersion, List<InternalState> internalStates, String version) {}
 
     /** An OpenAI model object, with vLLM's {@code max_model_len}. */
     public record Model(String id, String object, long created, String ownedBy, String root, int maxModelLen) {}
@@ -111,7 +112,7 @@ public class ServerResource {
         return new ServerInfo(service.modelDir().toString(), servedModelName(), s.engine().device(), s.engine().dtype(),
                 s.engine().blockSize(), s.engine().maxNumSeqs(), s.engine().maxNumBatchedTokens(), info.maxModelLen(),
                 (long) st.totalBlocks() * st.blockSize(), info.maxModelLen() - 1, service.tokenizer() == null, 1, 1, 1, 1,
-                s.enableMemorySaver(), false, "null", false, version, List.of(internal), VERSION);
+                s.enableMemorySaver(), false, "null", false, true, version, List.of(internal), VERSION);
     }
 
     /**

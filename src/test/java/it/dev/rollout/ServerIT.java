@@ -31,6 +31,7 @@ class ServerIT {
         assertTrue(s.getInt("max_total_num_tokens") > 0);
         assertEquals(1, s.getJsonArray("internal_states").size());
         assertEquals(JsonValue.FALSE, s.get("enable_memory_saver"), "rollout.enable-memory-saver's default, SGLang's too");
+        assertEquals(JsonValue.TRUE, s.get("enable_streaming_session"), "streaming sessions need no flag here");
         JsonObject current = Http.get("/server_info").object();
         assertEquals(s.keySet(), current.keySet(), "/server_info is SGLang's current name of /get_server_info");
         assertEquals(s.getString("model_path"), current.getString("model_path"));
