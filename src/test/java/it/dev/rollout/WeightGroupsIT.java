@@ -121,6 +121,65 @@ class WeightGroupsIT {
     }
 
     @Test
+    void broadcastCallsInsideAnUpdateSessionServeTogetherAtItsEnd() throws Exception {
+        Path ckpt = Checkpoints.other(63);
+        Map<String, Tensor> all = parameters(ckpt);
+        List<String> names = new ArrayList<>(all.keySet());
+        String norm = "model.norm.weight";
+        String servedNorm = checksum(norm);
+        try (RolloutClient c = client(); WeightBroadcaster b = WeightBroadcaster.form(c, "127.0.0.1", freePort(), "g-session",
+                WeightSyncGroup.Backend.GLOO, T)) {
+            assertEquals(200, Http.admin("/begin_weight_update", "{\"update_id\": \"dist-session\"}").status());
+            int half = names.size() / 2;
+            for (int seq = 0; seq < 2; seq++) {
+                List<String> part = seq == 0 ? names.subList(0, half) : names.subList(half, names.size());
+                StringBuilder body = new StringBuilder("{\"group_name\": \"g-session\", \"update_id\": \"dist-session\", \"bucket_seq\": " + seq);
+                body.append(", \"names\": [").append(String.join(", ", part.stream().map(n -> "\"" + n + "\"").toList())).append("]");
+                body.append(", \"dtypes\": [").append(String.join(", ", part.stream().map(n -> "\"bfloat16\"").toList())).append("]");
+                body.append(", \"shapes\": [").append(String.join(", ", part.stream().map(n -> java.util.Arrays.toString(all.get(n).sizes().vec().get())).toList())).append("]}");
+                CompletableFuture<Http.Reply> call = CompletableFuture.supplyAsync(() -> Http.admin("/update_weights_from_distributed", body.toString()));
+                b.group().broadcastFromRank0(part.stream().map(all::get).toList());
+                Http.Reply r = call.get(60, TimeUnit.SECONDS);
+                assertEquals(200, r.status(), r.body());
+                assertEquals(true, r.object().getBoolean("staged"), r.body());
+            }
+            assertEquals(servedNorm, checksum(norm), "staged, not served, until the session ends");
+            Http.Reply end = Http.admin("/end_weight_update", "{\"update_id\": \"dist-session\", \"weight_version\": \"dist-session\"}");
+            assertEquals(200, end.status(), end.body());
+            assertEquals(all.size(), end.object().getInt("num_tensors"));
+        }
+        LlmEngine reference = Checkpoints.engine(ckpt);
+        assertEquals(reference.model().parameters().checksums().get(norm), checksum(norm));
+    }
+
+    @Test
+    void aBroadcastThatNeverComesIsA400WithinTheDeadlineAndLeavesTheWeightsAlone() throws Exception {
+        String norm = "model.norm.weight";
+        String servedNorm = checksum(norm);
+        try (RolloutClient c = client(); WeightBroadcaster b = WeightBroadcaster.form(c, "127.0.0.1", freePort(), "g-silent",
+                WeightSyncGroup.Backend.GLOO, Duration.ofSeconds(3))) {
+            long t0 = System.nanoTime();
+            // announced, but the trainer never broadcasts
+            Http.Reply r = Http.admin("/update_weights_from_distributed",
+                    "{\"group_name\": \"g-silent\", \"names\": [\"" + norm + "\"], \"dtypes\": [\"bfloat16\"], \"shapes\": [[64]], \"weight_version\": \"never\"}");
+            long s = TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - t0);
+            assertEquals(400, r.status(), r.body());
+            assertTrue(r.body().contains("did not complete within 3 s"), r.body());
+            assertTrue(s < 30, "answered after " + s + " s");
+            assertEquals(servedNorm, checksum(norm));
+            // out of step for good: said on every later call, until destroyed
+            Http.Reply again = Http.admin("/update_weights_from_distributed",
+                    "{\"group_name\": \"g-silent\", \"names\": [\"" + norm + "\"], \"dtypes\": [\"bfloat16\"], \"shapes\": [[64]]}");
+            assertEquals(409, again.status(), again.body());
+            assertTrue(again.body().contains("destroy it and form it again"), again.body());
+        }
+    }
+
+    static String checksum(String name) {
+        return Http.admin("/weights_checker", "{}").object().getJsonArray("ranks").getJsonObject(0).getJsonObject("checksums").getString(name);
+    }
+
+    @Test
     void anUnreachableMasterIsA400WithinTheDeadline() throws Exception {
         int port = freePort();  // nobody listens there
         long t0 = System.nanoTime();
