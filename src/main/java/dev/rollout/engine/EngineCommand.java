@@ -147,4 +147,16 @@ public sealed interface EngineCommand<R> {
 
     /** SHA-256 of every parameter. */
     record Checksums() implements EngineCommand<WeightChecksums> {}
+
+    /** weights_checker's snapshot: a host copy of every parameter, replacing the last one. */
+    record SnapshotWeights() implements EngineCommand<WeightCheck> {}
+
+    /**
+     * weights_checker's reset_tensors: noise in every parameter, which the engine then refuses to
+     * serve until each one is pushed again. Refused while requests run or the weights are released.
+     */
+    record ResetWeights() implements EngineCommand<WeightCheck> {}
+
+    /** weights_checker's compare: every parameter against the snapshot, bit for bit. */
+    record CompareWeights() implements EngineCommand<WeightCheck> {}
 }
