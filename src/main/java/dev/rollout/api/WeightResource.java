@@ -445,8 +445,8 @@ public class WeightResource {
         EngineCommand<WeightCheck> command = switch (action) {
             case "checksum" -> null;
             case "snapshot" -> new EngineCommand.SnapshotWeights();
-            case "reset_tensors" -> new EngineCommand.ResetWeights();
-            case "compare" -> new EngineCommand.CompareWeights();
+            case "reset_tensors" -> new EngineCommand.ResetWeights(skipList(o));
+            case "compare" -> new EngineCommand.CompareWeights(skipList(o));
             default -> throw ApiException.badRequest("action '" + action + "' is not supported; use 'checksum', 'snapshot', "
                     + "'reset_tensors' or 'compare'");
         };
@@ -475,6 +475,23 @@ public class WeightResource {
     @Path("weights_checker")
     public Response checkerGet(InputStream body, @Context HttpHeaders headers) {
         return checker(body, headers);
+    }
+
+    /**
+     * SGLang's {@code skip_tensor_list} (newer slime and miles send it, null or a list): reset and
+     * compare leave alone every parameter whose name contains one of these.
+     */
+    private static List<String> skipList(JsonObject o) {
+        if (!Fields.present(o, "skip_tensor_list")) return List.of();
+        JsonValue v = o.get("skip_tensor_list");
+        if (!(v instanceof JsonArray a)) throw Fields.type("skip_tensor_list", "a list of strings", v);
+        List<String> out = new ArrayList<>();
+        for (int i = 0; i < a.size(); i++) {
+            String p = Fields.string(a.get(i), "skip_tensor_list[" + i + "]");
+            if (p.isEmpty()) throw ApiException.badRequest("skip_tensor_list[" + i + "] is empty: it would skip every parameter");
+            out.add(p);
+        }
+        return out;
     }
 
     /** How many differing parameters the failure message describes; the others are counted. */

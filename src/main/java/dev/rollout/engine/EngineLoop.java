@@ -260,10 +260,10 @@ public final class EngineLoop implements AutoCloseable {
             return weights.checksums();
         } else if (c instanceof EngineCommand.SnapshotWeights) {
             return checker.snapshot();
-        } else if (c instanceof EngineCommand.ResetWeights) {
-            return checker.resetTensors();
-        } else if (c instanceof EngineCommand.CompareWeights) {
-            return checker.compare();
+        } else if (c instanceof EngineCommand.ResetWeights r) {
+            return checker.resetTensors(r.skip());
+        } else if (c instanceof EngineCommand.CompareWeights cw) {
+            return checker.compare(cw.skip());
         }
         throw new IllegalArgumentException("unknown engine command " + c);
     }

@@ -5,7 +5,7 @@ import java.util.List;
 /**
  * What one of weights_checker's snapshot, reset_tensors and compare did.
  *
- * @param numParameters the parameters it covered (all of the model's)
+ * @param numParameters the parameters it covered (all of the model's, less those skipped)
  * @param snapshotBytes host memory the snapshot holds after the action (0 when none is held)
  * @param differences   for compare: the parameters whose bits differ from the snapshot, in the
  *                      model's order; empty when every one is equal, and for the other actions

@@ -70,34 +70,47 @@ final class WeightChecker {
 
     /**
      * Fills every parameter with uniform noise in [0, 1), as SGLang does, and marks all of them
-     * unpushed. Refused while requests run (they would generate from noise) and while the weights
-     * are released (there is nothing on the device to fill).
+     * unpushed; those whose name contains one of {@code skip} are left alone, as compare leaves
+     * them (SGLang's skip_tensor_list: a trainer that never pushes them must not find them noise).
+     * Refused while requests run (they would generate from noise) and while the weights are
+     * released (there is nothing on the device to fill).
      */
-    WeightCheck resetTensors() {
+    WeightCheck resetTensors(List<String> skip) {
         if (engine.model().weightsReleased())
             throw new IllegalStateException("the weights are released; resume them (resume_memory_occupation) before reset_tensors");
         if (!engine.idleForMemoryWork())
             throw new IllegalStateException("cannot reset the weights while " + engine.numRunning() + " requests run and "
                     + engine.stats().numWaiting() + " wait; pause or abort them first");
         ParameterTable table = engine.model().parameters();
+        List<String> reset = new ArrayList<>();
+        for (String name : table.names()) if (!skipped(name, skip)) reset.add(name);
         try (PointerScope scope = new PointerScope()) {
-            for (String name : table.names()) table.get(name).uniform_();
+            for (String name : reset) table.get(name).uniform_();
         }
-        weights.distrust(table.names());
+        weights.distrust(reset);
         engine.resetPrefixCache();  // KV computed under the old weights must not meet the new ones
-        LOG.info(() -> "weights_checker: reset_tensors filled " + table.names().size()
+        LOG.info(() -> "weights_checker: reset_tensors filled " + reset.size()
                 + " parameters with noise; the engine holds until every one is pushed again");
-        return new WeightCheck(table.names().size(), snapshotBytes, List.of());
+        return new WeightCheck(reset.size(), snapshotBytes, List.of());
     }
 
-    /** Every parameter against the snapshot, bit for bit; the answer lists those that differ. */
-    WeightCheck compare() {
+    /** SGLang's skip_tensor_list: a name is skipped when it contains any of the patterns. */
+    private static boolean skipped(String name, List<String> skip) {
+        for (String pattern : skip) if (name.contains(pattern)) return true;
+        return false;
+    }
+
+    /** Every parameter but those {@code skip} names against the snapshot, bit for bit; the answer lists those that differ. */
+    WeightCheck compare(List<String> skip) {
         if (snapshot == null)
             throw new IllegalArgumentException("there is no snapshot to compare with: call weights_checker with action 'snapshot' first");
         Map<String, Tensor> live = weights.readable();
         List<WeightCheck.Difference> differences = new ArrayList<>();
         Device cpu = new Device("cpu");
+        int compared = 0;
         for (Map.Entry<String, Tensor> e : snapshot.entrySet()) {
+            if (skipped(e.getKey(), skip)) continue;
+            compared++;
             try (PointerScope scope = new PointerScope()) {
                 Tensor expected = e.getValue();
                 Tensor actual = live.get(e.getKey()).to(cpu, expected.scalar_type()).contiguous();
@@ -111,7 +124,7 @@ final class WeightChecker {
                         err.max().item_double(), err.mean().item_double()));
             }
         }
-        return new WeightCheck(snapshot.size(), snapshotBytes, differences);
+        return new WeightCheck(compared, snapshotBytes, differences);
     }
 
     /** Bytes the snapshot holds in host memory, 0 before the first. */

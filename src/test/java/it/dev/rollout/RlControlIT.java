@@ -325,6 +325,9 @@ class RlControlIT {
         Http.Reply noSnapshot = Http.post("/weights_checker", "{\"action\": \"compare\"}");
         assertEquals(400, noSnapshot.status(), "no snapshot yet: the caller's mistake, as in SGLang");
         assertTrue(noSnapshot.body().contains("\"success\":false") && noSnapshot.body().contains("action 'snapshot' first"), noSnapshot.body());
+        Http.Reply badSkip = Http.post("/weights_checker", "{\"action\": \"compare\", \"skip_tensor_list\": \"lm_head\"}");
+        assertEquals(400, badSkip.status());
+        assertTrue(badSkip.body().contains("skip_tensor_list must be a list of strings"), badSkip.body());
 
         assertEquals(200, Http.admin("/begin_weight_update", "{\"update_id\": \"v1\"}").status());
         assertEquals(200, Http.admin("/begin_weight_update", "{\"update_id\": \"v1\"}").status(), "a retried begin is fine");
