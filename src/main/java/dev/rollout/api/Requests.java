@@ -31,7 +31,8 @@ final class Requests {
         if (s.state() == RlState.RELEASED)
             throw new ApiException(503, "memory is released (" + s.released() + "); call resume_memory_occupation first");
         if (s.unpushedParameters() > 0)
-            throw new ApiException(503, s.unpushedParameters() + " parameters have not been pushed since the weights were resumed");
+            throw new ApiException(503, s.unpushedParameters() + " parameters have not been pushed since the weights were resumed "
+                    + "without a host copy or filled with noise by weights_checker reset_tensors; push or load the weights");
         return loop;
     }
 

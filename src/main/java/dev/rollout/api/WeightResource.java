@@ -4,6 +4,7 @@ import dev.rollout.engine.EngineCommand;
 import dev.rollout.engine.EngineLoop;
 import dev.rollout.engine.ParameterValues;
 import dev.rollout.engine.UpdateRecord;
+import dev.rollout.engine.WeightCheck;
 import dev.rollout.engine.WeightChecksums;
 import dev.rollout.runtime.EngineService;
 import dev.rollout.weights.TensorPayload;
@@ -53,6 +54,8 @@ import java.util.Map;
 public class WeightResource {
     private static final double READ_TIMEOUT_S = 30;
     private static final double CHECKSUM_TIMEOUT_S = 120;
+    /** A snapshot or compare copies every parameter across the bus; the engine keeps going if the caller stops waiting. */
+    private static final double WEIGHT_CHECK_TIMEOUT_S = 600;
     /**
      * get_weights_by_name answers at most this many values (rows times row size): they are read
      * into a float array (16 MB at this limit) and streamed out as text, so a whole embedding of a
@@ -280,6 +283,53 @@ public class WeightResource {
         return out;
     }
 
+    /**
+     * slime's patched SGLang (docker/patch/latest/sglang.patch, now upstream too):
+     * {@code {"restore_weights_before_load": bool, "post_process_quantization": bool}} turns a
+     * quantized model's packed weights into a loadable layout before a push and back after it.
+     * SGLang runs it on the modules that have a quantization method; the models served here have
+     * none (dense fp32/fp16/bf16), so, as SGLang on such a model, there is nothing to do: success.
+     */
+    @POST
+    @Admin
+    @Path("post_process_weights")
+    public Response postProcessWeights(InputStream body) {
+        Requests.readyLoop(service);
+        JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
+        boolean restore = optBool(o, "restore_weights_before_load", false);
+        boolean quantize = optBool(o, "post_process_quantization", false);
+        String asked = restore && quantize ? "restore_weights_before_load and post_process_quantization"
+                : restore ? "restore_weights_before_load" : quantize ? "post_process_quantization" : "nothing";
+        return Replies.json(Replies.ok("Success. Nothing to post-process (" + asked + " asked): the served model is not "
+                + "quantized, so its weights are always in the layout pushes load into."));
+    }
+
+    /**
+     * slime's patched SGLang (docker/patch/latest/sglang-pull_weights.patch):
+     * {@code {"local_checkpoint_dir", "source_dir", "target_version"}} makes the server copy
+     * a published stream of {@code weight_v{N:06d}/} directories (full checkpoints, or zstd
+     * deltas against the previous version with xxh3/blake3/adler32 checksums) into a host-local
+     * checkpoint, which a later update_weights_from_disk loads. It loads nothing itself: it is a
+     * file sync that writes and prunes files in a directory the request names. Not served: the
+     * request is checked, then refused by name (400).
+     */
+    @POST
+    @Admin
+    @Path("pull_weights")
+    public Response pullWeights(InputStream body) {
+        Requests.readyLoop(service);
+        JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
+        for (String k : new String[] {"local_checkpoint_dir", "source_dir", "target_version"})
+            if (!Fields.present(o, k)) throw ApiException.badRequest(k + " is required");
+        Fields.string(o.get("local_checkpoint_dir"), "local_checkpoint_dir");
+        Fields.string(o.get("source_dir"), "source_dir");
+        Fields.integer(o.get("target_version"), "target_version");
+        return Replies.failure(400, "pull_weights (slime's patched SGLang: copying the published weight_vNNNNNN versions of "
+                + "source_dir, full or delta, into local_checkpoint_dir) is not supported: load a published full version "
+                + "directly with update_weights_from_disk {\"model_path\": \"<source_dir>/weight_vNNNNNN\", \"weight_version\"} "
+                + "(slime without --update-weight-local-checkpoint-dir and without --update-weight-mode delta)");
+    }
+
     // ---- sessions ---------------------------------------------------------------------
 
     @POST
@@ -478,25 +528,91 @@ public class WeightResource {
     }
 
     /**
-     * SGLang's {@code /weights_checker} with action "checksum": SHA-256 of each parameter's bytes
-     * in the engine's dtype (little-endian, row-major), by HF name, and one digest over all of them.
+     * SGLang's {@code /weights_checker}. Action "checksum" (the default): SHA-256 of each
+     * parameter's bytes in the engine's dtype (little-endian, row-major), by HF name, and one
+     * digest over all of them. Actions "snapshot", "reset_tensors" and "compare" (slime's
+     * --check-weight-update-equal): a host copy of the weights, noise in them until the next push,
+     * and a bit-for-bit comparison with the copy. As in SGLang, a failure is
+     * {@code {"success": false, "message"}}: 400 for a caller's mistake or weights that differ;
+     * ours, 409 where the engine's state refuses (requests running, weights released).
      */
     @POST
     @Path("weights_checker")
-    public Checksums checker(InputStream body) {
+    public Response checker(InputStream body, @Context HttpHeaders headers) {
         EngineLoop loop = Requests.readyLoop(service);
         JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
         String action = Fields.present(o, "action") ? Fields.string(o.get("action"), "action") : "checksum";
-        if (!action.equals("checksum")) throw ApiException.badRequest("action '" + action + "' is not supported; use 'checksum'");
-        WeightChecksums sums = Replies.await(loop.submit(new EngineCommand.Checksums()), CHECKSUM_TIMEOUT_S);
-        return new Checksums(true, "Checksums of " + sums.perParameter().size() + " parameters (sha256).", sums.weightVersion(),
-                List.of(new RankChecksums(new java.util.TreeMap<>(sums.perParameter()), sums.combined(), sums.dtype(), Parallelism.SINGLE)));
+        EngineCommand<WeightCheck> command = switch (action) {
+            case "checksum" -> null;
+            case "snapshot" -> new EngineCommand.SnapshotWeights();
+            case "reset_tensors" -> new EngineCommand.ResetWeights(skipList(o));
+            case "compare" -> new EngineCommand.CompareWeights(skipList(o));
+            default -> throw ApiException.badRequest("action '" + action + "' is not supported; use 'checksum', 'snapshot', "
+                    + "'reset_tensors' or 'compare'");
+        };
+        if (command == null) return Response.ok(checksums(loop), MediaType.APPLICATION_JSON).build();
+        // they take model-sized host memory, or destroy the served weights: control actions, where reading is not
+        if (!action.equals("compare")) ApiKeys.requireAdmin(service.settings(), headers);
+        WeightCheck check;
+        try {
+            check = Replies.await(loop.submit(command), WEIGHT_CHECK_TIMEOUT_S);
+        } catch (ApiException e) {
+            return Replies.failure(e.status(), e.getMessage());
+        }
+        if (!check.equal()) return Replies.failure(400, compareFailure(check));
+        String detail = switch (action) {
+            case "snapshot" -> " Snapshot of " + check.numParameters() + " parameters taken; it holds " + check.snapshotBytes()
+                    + " bytes of host memory until the next snapshot.";
+            case "reset_tensors" -> " " + check.numParameters() + " parameters filled with noise; generation waits until every "
+                    + "one is pushed or loaded again.";
+            default -> " All " + check.numParameters() + " parameters equal the snapshot, bit for bit.";
+        };
+        return Replies.json(Replies.ok("Success." + detail).add("num_parameters", check.numParameters())
+                .add("snapshot_bytes", check.snapshotBytes()));
     }
 
     @GET
     @Path("weights_checker")
-    public Checksums checkerGet() {
-        return checker(null);
+    public Response checkerGet(InputStream body, @Context HttpHeaders headers) {
+        return checker(body, headers);
+    }
+
+    /**
+     * SGLang's {@code skip_tensor_list} (newer slime and miles send it, null or a list): reset and
+     * compare leave alone every parameter whose name contains one of these.
+     */
+    private static List<String> skipList(JsonObject o) {
+        if (!Fields.present(o, "skip_tensor_list")) return List.of();
+        JsonValue v = o.get("skip_tensor_list");
+        if (!(v instanceof JsonArray a)) throw Fields.type("skip_tensor_list", "a list of strings", v);
+        List<String> out = new ArrayList<>();
+        for (int i = 0; i < a.size(); i++) {
+            String p = Fields.string(a.get(i), "skip_tensor_list[" + i + "]");
+            if (p.isEmpty()) throw ApiException.badRequest("skip_tensor_list[" + i + "] is empty: it would skip every parameter");
+            out.add(p);
+        }
+        return out;
+    }
+
+    /** How many differing parameters the failure message describes; the others are counted. */
+    static final int DIFFERENCES_SHOWN = 10;
+
+    /** SGLang's compare failure: "check tensor equality failed:" and a line per parameter that differs. */
+    static String compareFailure(WeightCheck check) {
+        List<WeightCheck.Difference> d = check.differences();
+        StringBuilder b = new StringBuilder("check tensor equality failed: " + d.size() + " of " + check.numParameters()
+                + " parameters differ from the snapshot:");
+        for (WeightCheck.Difference x : d.subList(0, Math.min(DIFFERENCES_SHOWN, d.size())))
+            b.append("\nname=").append(x.name()).append(" max_abs_err=").append(x.maxAbsErr()).append(" mean_abs_err=")
+                    .append(x.meanAbsErr()).append(" num_differing=").append(x.numDiffering()).append(" of ").append(x.numel());
+        if (d.size() > DIFFERENCES_SHOWN) b.append("\n(and ").append(d.size() - DIFFERENCES_SHOWN).append(" more)");
+        return b.toString();
+    }
+
+    private static Checksums checksums(EngineLoop loop) {
+        WeightChecksums sums = Replies.await(loop.submit(new EngineCommand.Checksums()), CHECKSUM_TIMEOUT_S);
+        return new Checksums(true, "Checksums of " + sums.perParameter().size() + " parameters (sha256).", sums.weightVersion(),
+                List.of(new RankChecksums(new java.util.TreeMap<>(sums.perParameter()), sums.combined(), sums.dtype(), Parallelism.SINGLE)));
     }
 
     // ----------------------------------------------------------------------------------

@@ -149,4 +149,25 @@ public sealed interface EngineCommand<R> {
 
     /** SHA-256 of every parameter. */
     record Checksums() implements EngineCommand<WeightChecksums> {}
+
+    /** weights_checker's snapshot: a host copy of every parameter, replacing the last one. */
+    record SnapshotWeights() implements EngineCommand<WeightCheck> {}
+
+    /**
+     * weights_checker's reset_tensors: noise in every parameter whose name contains none of
+     * {@code skip} (SGLang's skip_tensor_list), which the engine then refuses to serve until each
+     * one is pushed again. Refused while requests run or the weights are released.
+     */
+    record ResetWeights(List<String> skip) implements EngineCommand<WeightCheck> {
+        public ResetWeights {
+            skip = List.copyOf(skip);
+        }
+    }
+
+    /** weights_checker's compare: every parameter whose name contains none of {@code skip} against the snapshot, bit for bit. */
+    record CompareWeights(List<String> skip) implements EngineCommand<WeightCheck> {
+        public CompareWeights {
+            skip = List.copyOf(skip);
+        }
+    }
 }

@@ -44,6 +44,7 @@ public final class EngineLoop implements AutoCloseable {
     private final LlmEngine engine;
     private final WeightControl weights;
     private final MemoryOccupation memory;
+    private final WeightChecker checker;
     private final BlockingQueue<Queued<?>> commands = new LinkedBlockingQueue<>();
     private final List<Barrier> barriers = new ArrayList<>();   // engine thread only
     private final List<IdleWait> idleWaits = new ArrayList<>(); // engine thread only
@@ -97,6 +98,7 @@ public final class EngineLoop implements AutoCloseable {
         this.engine = engine;
         this.weights = new WeightControl(engine, weightsHostBackup);
         this.memory = new MemoryOccupation(engine, weights);
+        this.checker = new WeightChecker(engine, weights);
         this.info = describe(engine, weightsHostBackup);
         this.relay = new OutputRelay(threads);
         refresh();
@@ -256,6 +258,12 @@ public final class EngineLoop implements AutoCloseable {
             return weights.read(r.name(), r.rows());
         } else if (c instanceof EngineCommand.Checksums) {
             return weights.checksums();
+        } else if (c instanceof EngineCommand.SnapshotWeights) {
+            return checker.snapshot();
+        } else if (c instanceof EngineCommand.ResetWeights r) {
+            return checker.resetTensors(r.skip());
+        } else if (c instanceof EngineCommand.CompareWeights cw) {
+            return checker.compare(cw.skip());
         }
         throw new IllegalArgumentException("unknown engine command " + c);
     }

@@ -70,7 +70,7 @@ final class MemoryOccupation {
         }
         DeviceMemory.giveBack(engine.model().device());
         // a host copy may be held from an earlier release of the same weights: say so either way
-        return new ReleaseReport(freed, weights.heldBackupBytes() > 0, backedUp);
+        return new ReleaseReport(freed, weights.backupHeld(), backedUp);
     }
 
     /**
@@ -92,7 +92,7 @@ final class MemoryOccupation {
         for (MemoryTag tag : asked) {
             switch (tag) {  // a failed allocation (the trainer still holds the GPU) leaves the tag released, to try again
                 case WEIGHTS -> {
-                    fromBackup = weights.heldBackupBytes() > 0;
+                    fromBackup = weights.backupHeld();
                     restored = weights.reallocateAndRestore();
                 }
                 case KV_CACHE -> engine.allocateKvCache();

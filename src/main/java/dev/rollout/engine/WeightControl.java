@@ -5,6 +5,8 @@ import dev.rollout.model.ParameterTable;
 import dev.rollout.model.Torch;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collection;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -14,6 +16,7 @@ import java.util.TreeMap;
 import java.util.logging.Logger;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /**
  * The weights of the served model between steps: checking and applying updates, the version
@@ -27,7 +30,11 @@ final class WeightControl {
     private final LlmEngine engine;
     private final CausalLm model;
     private final boolean hostBackup;
-    /** Parameters not pushed since the weights were resumed without a host copy; the engine holds until none is left. */
+    /**
+     * Parameters whose values are not to be served: not pushed since the weights were resumed
+     * without a host copy, or since weights_checker's reset_tensors filled them with noise. The
+     * engine holds until none is left.
+     */
     private final Set<String> unpushed = new HashSet<>();
     private final ArrayDeque<UpdateRecord> history = new ArrayDeque<>();
     /** {@link #history} as published after every step: copied when it changes, not at every read. */
@@ -39,18 +46,38 @@ final class WeightControl {
     private Map<String, Tensor> backup;
     private long backupBytes;
     private boolean backupHeld;
+    /**
+     * Updates applied while the weights are released and no host copy is held (AReaL's colocated
+     * order: offload, train, update from disk, onload): host copies in the model's dtype, by name,
+     * copied into the weights at resume. Empty unless released.
+     */
+    private final Map<String, Tensor> pending = new LinkedHashMap<>();
+    /** Every parameter's shape and dtype, in the model's order: updates are checked against them while the weights are released too. */
+    private final Map<String, long[]> shapes = new LinkedHashMap<>();
+    private final Map<String, ScalarType> dtypes = new LinkedHashMap<>();
 
     WeightControl(LlmEngine engine, boolean hostBackup) {
         this.engine = engine;
         this.model = engine.model();
         this.hostBackup = hostBackup;
+        ParameterTable table = model.parameters();
+        for (String name : table.names()) {
+            shapes.put(name, table.shape(name));
+            dtypes.put(name, table.get(name).scalar_type());
+        }
     }
 
-    /** Why {@code update} cannot be applied (unknown names, wrong shapes, released weights), or null. */
+    /** Why {@code update} cannot be applied (no tensors, unknown names, wrong shapes), or null. */
     String check(WeightUpdate update) {
-        if (model.weightsReleased()) return "the weights are released; resume them (resume_memory_occupation) before pushing";
         if (update.tensors().isEmpty()) return "the update holds no tensors";
-        return update.mismatches((name, shape) -> skipped(name) ? null : model.parameters().mismatch(name, shape));
+        return update.mismatches((name, shape) -> skipped(name) ? null : mismatch(name, shape));
+    }
+
+    /** As {@link ParameterTable#mismatch}, from the recorded shapes, which stay known while the weights are released. */
+    private String mismatch(String name, long[] shape) {
+        long[] want = shapes.get(name);
+        if (want == null) return "unknown parameter " + name;
+        return Arrays.equals(want, shape) ? null : name + " has shape " + Arrays.toString(want) + ", got " + Arrays.toString(shape);
     }
 
     /**
@@ -65,16 +92,22 @@ final class WeightControl {
     /**
      * Copies the update into the model, then serves its version. Every tensor is checked before
      * any is copied, so a refused update leaves the weights as they were. The prefix cache is
-     * re-keyed: KV computed under the old weights is never matched again.
+     * re-keyed: KV computed under the old weights is never matched again. While the weights are
+     * released the update lands in host memory instead (the host backup, or copies of its own)
+     * and reaches the device at resume; its version is the one served from then on.
      */
     UpdateRecord apply(WeightUpdate update) {
         String problem = check(update);
         if (problem != null) throw new IllegalArgumentException(problem);
         long t0 = System.nanoTime();
-        ParameterTable table = model.parameters();
-        try (PointerScope scope = new PointerScope()) {  // copy_ hands back a handle per call
-            for (Map.Entry<String, Tensor> e : update.tensors().entrySet())
-                if (!skipped(e.getKey())) table.get(e.getKey()).copy_(e.getValue());
+        if (model.weightsReleased()) {
+            applyWhileReleased(update);
+        } else {
+            ParameterTable table = model.parameters();
+            try (PointerScope scope = new PointerScope()) {  // copy_ hands back a handle per call
+                for (Map.Entry<String, Tensor> e : update.tensors().entrySet())
+                    if (!skipped(e.getKey())) table.get(e.getKey()).copy_(e.getValue());
+            }
         }
         if (update.version() != null) engine.setWeightVersion(update.version());
         else engine.resetPrefixCache();
@@ -84,9 +117,50 @@ final class WeightControl {
         if (history.size() == HISTORY) history.removeFirst();
         history.addLast(r);
         historySnapshot = List.copyOf(history);
-        LOG.info(() -> String.format("weights %s applied: %d tensors, %.1f MB over %s in %.1f ms", r.version(), r.numTensors(),
-                r.bytes() / 1e6, r.transport(), r.seconds() * 1e3));
+        String where = model.weightsReleased() ? " (to host memory: the weights are released; the resume brings them to the device)" : "";
+        LOG.info(() -> String.format("weights %s applied: %d tensors, %.1f MB over %s in %.1f ms%s", r.version(), r.numTensors(),
+                r.bytes() / 1e6, r.transport(), r.seconds() * 1e3, where));
         return r;
+    }
+
+    /**
+     * An update while the weights are released: into the host backup when one is held (the
+     * resume restores it), else into host copies of its own that the resume copies in after
+     * allocating. Copies of its own are all made before any replaces an earlier one, so a
+     * failure leaves what was pending. A copy into the backup that fails part way leaves the
+     * update's parameters marked unpushed: the engine holds until they are pushed again, rather
+     * than serve a half-written backup.
+     */
+    private void applyWhileReleased(WeightUpdate update) {
+        if (backupHeld) {
+            try (PointerScope scope = new PointerScope()) {
+                for (Map.Entry<String, Tensor> e : update.tensors().entrySet())
+                    if (!skipped(e.getKey())) backup.get(e.getKey()).copy_(e.getValue());
+            } catch (RuntimeException e) {
+                for (String name : update.tensors().keySet()) if (shapes.containsKey(name)) unpushed.add(name);
+                throw new IllegalStateException("could not copy the update into the host backup; its parameters must be pushed "
+                        + "again: " + e.getMessage(), e);
+            }
+            return;
+        }
+        Map<String, Tensor> copies = new LinkedHashMap<>();
+        try {
+            for (Map.Entry<String, Tensor> e : update.tensors().entrySet()) {
+                String name = e.getKey();
+                if (skipped(name)) continue;
+                Tensor copy = Torch.empty(Torch.options(dtypes.get(name)), shapes.get(name));
+                copy.copy_(e.getValue());
+                Tensor earlier = copies.put(name, copy);
+                if (earlier != null) earlier.close();
+            }
+        } catch (RuntimeException e) {  // host memory ran out: free what was made, keep what was pending
+            copies.values().forEach(Tensor::close);
+            throw new IllegalStateException("could not hold the update in host memory while the weights are released: " + e.getMessage(), e);
+        }
+        copies.forEach((name, copy) -> {
+            Tensor earlier = pending.put(name, copy);
+            if (earlier != null) earlier.close();
+        });
     }
 
     /** The most recent applied updates, oldest first. */
@@ -98,9 +172,21 @@ final class WeightControl {
         return unpushed.size();
     }
 
-    /** Bytes of weights held in host memory for a resume, 0 when none is held. */
+    /** Marks parameters as not servable until they are pushed again (their values are noise now). */
+    void distrust(Collection<String> names) {
+        unpushed.addAll(names);
+    }
+
+    /** Bytes of weights held in host memory for a resume (the backup, and updates applied while released), 0 when none. */
     long heldBackupBytes() {
-        return backupHeld ? backupBytes : 0;
+        long bytes = backupHeld ? backupBytes : 0;
+        for (Tensor t : pending.values()) bytes += t.nbytes();
+        return bytes;
+    }
+
+    /** Whether a host copy of all the weights is held for the resume to restore. */
+    boolean backupHeld() {
+        return backupHeld;
     }
 
     /**
@@ -135,25 +221,36 @@ final class WeightControl {
 
     /**
      * Allocates the weights again and fills them from the host copy when one is held; otherwise
-     * every parameter must be pushed before the engine steps again. Returns the bytes restored.
+     * every parameter must be pushed before the engine steps again. Then the updates applied
+     * while released are copied in. Returns the bytes copied from host memory.
      */
     long reallocateAndRestore() {
         model.reallocateWeights();
-        if (!backupHeld) {
-            unpushed.addAll(model.parameters().names());
-            return 0;
-        }
         long restored = 0;
         ParameterTable table = model.parameters();
+        if (backupHeld) {
+            try (PointerScope scope = new PointerScope()) {
+                for (String name : table.names()) {
+                    Tensor host = backup.get(name);
+                    table.get(name).copy_(host);
+                    restored += host.nbytes();
+                }
+            }
+            backupHeld = false;
+            // the copy brings back what was there, trust included: parameters that reset_tensors filled
+            // with noise before the release are noise in the copy too, and still wait for their push
+        } else {
+            unpushed.addAll(table.names());
+        }
         try (PointerScope scope = new PointerScope()) {
-            for (String name : table.names()) {
-                Tensor host = backup.get(name);
-                table.get(name).copy_(host);
-                restored += host.nbytes();
+            for (Map.Entry<String, Tensor> e : pending.entrySet()) {
+                table.get(e.getKey()).copy_(e.getValue());
+                restored += e.getValue().nbytes();
+                unpushed.remove(e.getKey());
             }
         }
-        backupHeld = false;
-        unpushed.clear();
+        pending.values().forEach(Tensor::close);
+        pending.clear();
         return restored;
     }
 
@@ -161,7 +258,7 @@ final class WeightControl {
      * The tensors behind the parameter names now: the model's own, or while released, the host
      * copy that a resume will restore. Throws when the weights are released without one.
      */
-    private Map<String, Tensor> readable() {
+    Map<String, Tensor> readable() {
         if (!model.weightsReleased()) {
             Map<String, Tensor> live = new LinkedHashMap<>();
             ParameterTable table = model.parameters();

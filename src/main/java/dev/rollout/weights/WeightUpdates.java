@@ -2,7 +2,6 @@ package dev.rollout.weights;
 
 import dev.rollout.engine.EngineCommand;
 import dev.rollout.engine.EngineLoop;
-import dev.rollout.engine.MemoryTag;
 import dev.rollout.engine.UpdateRecord;
 import dev.rollout.engine.WeightUpdate;
 import dev.rollout.model.TensorPayloads;
@@ -194,8 +193,6 @@ public final class WeightUpdates implements AutoCloseable {
 
     /** Names and shapes against what the engine serves, on this thread; the engine checks again before it copies. */
     private String check(WeightUpdate update) {
-        if (loop.status().released().contains(MemoryTag.WEIGHTS))
-            return "the weights are released; resume them (resume_memory_occupation) before pushing";
         if (update.tensors().isEmpty()) return "the update holds no tensors";
         return update.mismatches(loop.info()::shapeMismatch);
     }

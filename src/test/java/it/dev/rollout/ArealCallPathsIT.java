@@ -1,5 +1,6 @@
 package it.dev.rollout;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -112,6 +113,33 @@ class ArealCallPathsIT {
         server.ok(server.post("/update_weights_from_disk", "{\"model_path\": \"" + server.modelPath + "\", \"abort_all_requests\": true}"));
         server.ok(server.post("/continue_generation", "{}"));
         assertEquals(16, outputIds(checkGeneration(server.post("/generate", generateBody(Checkpoints.PROMPT, 16, true)))).length);
+    }
+
+    /**
+     * Colocated (R10; rl_trainer.py): the rollout is offloaded (release {}) after generating,
+     * the trainer trains and saves, and update_weights pauses and pushes from disk before the
+     * next onload (resume {}). The update lands in host memory while the weights are released
+     * and is served from the resume on: the greedy output is the pushed checkpoint's.
+     */
+    @Test
+    void colocatedUpdateFromDiskWhileReleased() throws Exception {
+        java.nio.file.Path trained = Checkpoints.other(17);
+        int[] reference = Checkpoints.greedy(Checkpoints.engine(trained), 12);
+        int[] before = outputIds(server.ok(server.post("/generate", Checkpoints.greedyBody(12))).object());
+        org.junit.jupiter.api.Assertions.assertFalse(Arrays.equals(before, reference), "the trained weights must generate differently");
+        server.ok(server.post("/release_memory_occupation", "{}"));
+        server.ok(server.post("/pause_generation", "{}"));
+        server.ok(server.post("/pause_generation", "{\"mode\": \"in_place\"}"));
+        JsonObject u = server.ok(server.post("/update_weights_from_disk", "{\"model_path\": \"" + trained + "\", \"abort_all_requests\": true}"))
+                .object();
+        assertTrue(u.getBoolean("success"), u.toString());
+        server.ok(server.post("/continue_generation", "{}"));
+        assertEquals(503, server.post("/generate", Checkpoints.greedyBody(4)).status(), "still released: nothing is generated");
+        JsonObject resumed = server.ok(server.post("/resume_memory_occupation", "{}")).object();
+        assertEquals(false, resumed.getBoolean("weights_must_be_pushed"), resumed.toString());
+        assertArrayEquals(reference, outputIds(server.ok(server.post("/generate", Checkpoints.greedyBody(12))).object()),
+                "serves the checkpoint loaded while released");
+        server.ok(server.post("/update_weights_from_disk", "{\"model_path\": \"" + server.modelPath + "\"}"));  // the others' weights
     }
 
     /**

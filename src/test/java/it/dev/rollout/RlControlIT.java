@@ -321,7 +321,13 @@ class RlControlIT {
         assertEquals(400, unknown.status());
         assertTrue(unknown.body().contains("unknown parameter model.nope"));
         assertEquals(400, Http.post("/get_weights_by_name", "{\"name\": \"model.norm.weight\", \"truncate_size\": 0}").status());
-        assertEquals(400, Http.post("/weights_checker", "{\"action\": \"snapshot\"}").status());
+        assertEquals(400, Http.admin("/weights_checker", "{\"action\": \"reset\"}").status(), "an action SGLang does not have");
+        Http.Reply noSnapshot = Http.post("/weights_checker", "{\"action\": \"compare\"}");
+        assertEquals(400, noSnapshot.status(), "no snapshot yet: the caller's mistake, as in SGLang");
+        assertTrue(noSnapshot.body().contains("\"success\":false") && noSnapshot.body().contains("action 'snapshot' first"), noSnapshot.body());
+        Http.Reply badSkip = Http.post("/weights_checker", "{\"action\": \"compare\", \"skip_tensor_list\": \"lm_head\"}");
+        assertEquals(400, badSkip.status());
+        assertTrue(badSkip.body().contains("skip_tensor_list must be a list of strings"), badSkip.body());
 
         assertEquals(200, Http.admin("/begin_weight_update", "{\"update_id\": \"v1\"}").status());
         assertEquals(200, Http.admin("/begin_weight_update", "{\"update_id\": \"v1\"}").status(), "a retried begin is fine");
@@ -347,6 +353,11 @@ class RlControlIT {
     void controlRoutesNeedTheAdminKey() {
         assertEquals(403, Http.post("/pause_generation", "{}").status());
         assertEquals(403, Http.post("/update_weights_from_tensor", "{}").status());
+        // they take model-sized host memory or overwrite the served weights; compare and checksum only read
+        assertEquals(403, Http.post("/weights_checker", "{\"action\": \"snapshot\"}").status());
+        assertEquals(403, Http.post("/weights_checker", "{\"action\": \"reset_tensors\"}").status());
+        assertEquals(403, Http.post("/post_process_weights", "{}").status());
+        assertEquals(403, Http.post("/pull_weights", "{}").status());
         assertEquals(403, Http.post("/release_memory_occupation", "{}").status());
         assertEquals(403, Http.post("/abort_request", "{\"abort_all\": true}").status());
         assertEquals(403, Http.get("/flush_cache").status());

@@ -234,6 +234,73 @@ class SlimeCallPathsIT {
     }
 
     /**
+     * --check-weight-update-equal with --colocate (S21; SGLang's WeightChecker): at start-up
+     * slime snapshots the weights and fills them with noise (create_rollout_manager), offloads,
+     * then onload_weights, update_weights (pause, flush, the push, continue) and compare, then
+     * onload_kv. In between, the noise is never served: /generate answers 503 until the push
+     * (SGLang would serve it), and a compare before the push fails, naming the parameters.
+     */
+    @Test
+    void checkWeightUpdateEqualAtStartUp() throws Exception {
+        JsonObject snap = server.ok(server.post("/weights_checker", "{\"action\": \"snapshot\"}")).object();
+        assertTrue(snap.getBoolean("success"));
+        assertTrue(snap.getJsonNumber("snapshot_bytes").longValue() > 0, snap.toString());
+        server.ok(server.post("/weights_checker", "{\"action\": \"reset_tensors\"}"));
+        Http.Reply held = server.post("/generate", generateBody(Checkpoints.PROMPT, 4, ""));
+        assertEquals(503, held.status(), "noise is never served: " + held.body());
+        Http.Reply noisy = server.post("/weights_checker", "{\"action\": \"compare\"}");
+        assertEquals(400, noisy.status(), noisy.body());
+        assertEquals(false, noisy.object().getBoolean("success"));
+        assertTrue(noisy.object().getString("message").startsWith("check tensor equality failed")
+                && noisy.object().getString("message").contains("name=model.embed_tokens.weight"), noisy.body());
+        server.poll(() -> server.get("/flush_cache"), 60, Duration.ofSeconds(1));
+        server.ok(server.post("/release_memory_occupation", "{}"));
+        server.ok(server.post("/resume_memory_occupation", "{\"tags\": [\"weights\"]}"));
+        server.ok(server.post("/pause_generation", "{}"));
+        server.poll(() -> server.get("/flush_cache"), 60, Duration.ofSeconds(1));
+        // in place of the pickled flattened bucket (see the class comment): the snapshot's weights, from disk
+        server.ok(server.post("/update_weights_from_disk", "{\"model_path\": \"" + server.modelPath + "\", \"weight_version\": \"1\"}"));
+        server.ok(server.post("/continue_generation", "{}"));
+        JsonObject same = server.ok(server.post("/weights_checker", "{\"action\": \"compare\"}")).object();
+        assertTrue(same.getBoolean("success"), same.toString());
+        server.ok(server.post("/resume_memory_occupation", "{\"tags\": [\"kv_cache\", \"cuda_graph\"]}"));
+        assertEquals("1", checkGeneration(server.post("/generate", generateBody(Checkpoints.PROMPT, 4, "")))
+                .getJsonObject("meta_info").getString("weight_version"));
+    }
+
+    /**
+     * Routes of slime's patched SGLang (S20, S19). post_process_weights, which slime sends around
+     * a push when its checkpoint is compressed-tensors quantized (restore before, post-process
+     * after), has nothing to convert on a dense model: success, as SGLang on such a model.
+     * pull_weights (--update-weight-local-checkpoint-dir, --update-weight-mode delta) is a file
+     * sync of a published version stream: refused by name, pointing at update_weights_from_disk.
+     */
+    @Test
+    void slimePatchedWeightRoutes() {
+        for (String body : new String[] {"{\"restore_weights_before_load\": true, \"post_process_quantization\": false}",
+                "{\"restore_weights_before_load\": false, \"post_process_quantization\": true}"}) {
+            JsonObject o = server.ok(server.post("/post_process_weights", body)).object();
+            assertTrue(o.getBoolean("success") && o.getString("message").contains("not quantized"), o.toString());
+        }
+        Http.Reply notBool = server.post("/post_process_weights", "{\"post_process_quantization\": \"yes\"}");
+        assertEquals(400, notBool.status(), notBool.body());
+        assertTrue(notBool.body().contains("post_process_quantization"), notBool.body());
+
+        Http.Reply pull = server.post("/pull_weights", "{\"local_checkpoint_dir\": \"/tmp/slime-local-ckpt\", "
+                + "\"source_dir\": \"/tmp/slime-published\", \"target_version\": 3}");
+        assertEquals(400, pull.status(), pull.body());
+        assertEquals(false, pull.object().getBoolean("success"), "slime's .json() reads SGLang's {success, message}");
+        assertTrue(pull.object().getString("message").contains("pull_weights")
+                && pull.object().getString("message").contains("update_weights_from_disk"), pull.body());
+        assertTrue(java.nio.file.Files.notExists(java.nio.file.Path.of("/tmp/slime-local-ckpt")), "nothing written");
+        Http.Reply badVersion = server.post("/pull_weights", "{\"local_checkpoint_dir\": \"/tmp/a\", \"source_dir\": \"/tmp/b\", "
+                + "\"target_version\": \"3\"}");
+        assertEquals(400, badVersion.status());
+        assertTrue(badVersion.body().contains("target_version"), badVersion.body());
+        checkGeneration(server.post("/generate", generateBody(Checkpoints.PROMPT, 4, "")));
+    }
+
+    /**
      * Fully-async rollout (fully_async_rollout.py) keeps posting /generate during the sync: the
      * requests that arrive while paused must not keep flush_cache from answering 200 (slime gives
      * up with a TimeoutError after 60 tries), and they run once generation continues.
