@@ -116,6 +116,36 @@ class ArealCallPathsIT {
     }
 
     /**
+     * xccl updates (areal/engine/*_engine.py: _init_weight_update_from_distributed,
+     * _update_bucket_weights_from_distributed): the init request sent as a future
+     * ({master_address, master_port as a string in the older code, rank_offset, world_size,
+     * backend, group_name "update_weight_group"}), rank 0's side of the group, the future's
+     * answer; then pause {}, per bucket update_weights_from_distributed {names, dtypes, shapes,
+     * group_name, abort_all_requests: true} (no flush_cache, no load_format) while rank 0
+     * broadcasts each tensor, continue {}. AReaL asks for "nccl"; this CPU server takes the same
+     * calls over "gloo". The weights sent are the served ones.
+     */
+    @Test
+    void xcclUpdateOverAWeightUpdateGroup() throws Exception {
+        java.util.Map<String, org.bytedeco.pytorch.Tensor> weights = WeightGroupsIT.parameters(java.nio.file.Path.of(server.modelPath));
+        int port = WeightGroupsIT.freePort();
+        CompletableFuture<Http.Reply> init = server.postAsync("/init_weights_update_group", "{\"master_address\": \"127.0.0.1\", "
+                + "\"master_port\": \"" + port + "\", \"rank_offset\": 1, \"world_size\": 2, \"backend\": \"gloo\", "
+                + "\"group_name\": \"update_weight_group\"}");
+        try (dev.rollout.dist.WeightSyncGroup rank0 = dev.rollout.dist.WeightSyncGroup.join("127.0.0.1", port, 0, 2, "update_weight_group",
+                dev.rollout.dist.WeightSyncGroup.Backend.GLOO, java.time.Duration.ofSeconds(60))) {
+            server.ok(init.get(60, TimeUnit.SECONDS));
+            server.ok(server.post("/pause_generation", "{}"));
+            for (var bucket : WeightGroupsIT.halves(weights))
+                server.ok(WeightGroupsIT.withBroadcasts(rank0, () -> server.post("/update_weights_from_distributed", "{"
+                        + WeightGroupsIT.announce(bucket) + ", \"group_name\": \"update_weight_group\", \"abort_all_requests\": true}"), bucket));
+            server.ok(server.post("/continue_generation", "{}"));
+            server.ok(server.post("/destroy_weights_update_group", "{\"group_name\": \"update_weight_group\"}"));
+        }
+        assertEquals(16, outputIds(checkGeneration(server.post("/generate", generateBody(Checkpoints.PROMPT, 16, true)))).length);
+    }
+
+    /**
      * Colocated (R10; rl_trainer.py): the rollout is offloaded (release {}) after generating,
      * the trainer trains and saves, and update_weights pauses and pushes from disk before the
      * next onload (resume {}). The update lands in host memory while the weights are released

@@ -322,6 +322,8 @@ class FuzzIT {
             "GET /get_model_info", "GET /get_server_info", "GET /v1/models", "GET /v1/models/{model}", "GET /health_generate",
             "POST /abort_request", "GET /flush_cache", "POST /flush_cache",
             "POST /update_weights_from_tensor", "POST /update_weights_from_tensor (octet-stream)", "POST /update_weights_from_disk",
+            "POST /init_weights_update_group", "POST /update_weights_from_distributed", "POST /destroy_weights_update_group",
+            "GET /server_info", "GET /v1/loads", "POST /post_process_weights", "POST /pull_weights",
             "POST /begin_weight_update", "POST /end_weight_update", "POST /abort_weight_update", "GET /get_weight_version",
             "POST /update_weight_version", "GET /get_weights_by_name", "POST /get_weights_by_name", "GET /weights_checker",
             "POST /weights_checker", "POST /pause_generation", "POST /continue_generation", "POST /drain",
@@ -663,7 +665,7 @@ class FuzzIT {
         // ---- control routes that change the RL state: only refused forms (the controller sends the valid ones) ----
 
         Req guardedControl() {
-            int k = r.nextInt(9);
+            int k = r.nextInt(13);
             boolean admin = r.nextInt(8) != 0;
             String[] body = new String[1];
             String path, fatalKey = null;
@@ -679,6 +681,14 @@ class FuzzIT {
                 case 6 -> { path = "/abort_weight_update"; base = m("update_id", str("fuzz-nobody-" + r.nextInt(1000))); }
                 case 7 -> { path = "/update_weights_from_disk"; base = m("model_path", pick(List.of(str("/nonexistent"), str("/tmp"), str("/etc/passwd"),
                         str("/tmp/a\u0000b"), str("\u0000"), str(""), str("../../etc"), str("x".repeat(10_000)), "7", "null"))); }
+                // a group is never formed here (no trainer): rank_offset 0 is the trainer's rank, and a short deadline bounds the rest
+                case 8 -> { path = "/init_weights_update_group"; base = m("rank_offset", "0", "master_address", str("127.0.0.1"), "master_port", "1",
+                        "world_size", "2", "backend", str("gloo"), "timeout_s", "0.5"); fatalKey = "rank_offset"; fatal = List.of("0", "-1", "\"x\"", "99", "null"); }
+                case 9 -> { path = "/update_weights_from_distributed"; base = m("group_name", str("fuzz-nogroup-" + r.nextInt(100)),
+                        "names", "[\"" + NORM + "\"]", "dtypes", "[\"bfloat16\"]", "shapes", "[[64]]"); }
+                case 10 -> { path = "/destroy_weights_update_group"; base = m("group_name", str("fuzz-nogroup-" + r.nextInt(100))); }
+                case 11 -> { path = "/pull_weights"; base = m("local_checkpoint_dir", str("/tmp/fuzz-local"), "source_dir", str("/tmp/fuzz-src"),
+                        "target_version", "1"); }
                 default -> { path = "/update_weights_from_disk"; base = m("model_path", str(modelPath + "\u0000")); }
             }
             String route = "POST " + path;
@@ -710,9 +720,11 @@ class FuzzIT {
 
         /** Control calls whose valid forms leave the RL state as it was. */
         Req harmlessControl() {
-            int k = r.nextInt(7);
+            int k = r.nextInt(8);
             boolean admin = r.nextInt(6) != 0;
             return switch (k) {
+                case 6 -> jsonRoute("POST /post_process_weights", "POST", "/post_process_weights",
+                        m("restore_weights_before_load", "false", "post_process_quantization", "false"), admin, 40);
                 case 0 -> jsonRoute("POST /continue_generation", "POST", "/continue_generation", m("torch_empty_cache", "true"), admin, 50);
                 case 1 -> jsonRoute("POST /flush_cache", "POST", "/flush_cache", m(), admin, 70);
                 case 2 -> jsonRoute("POST /update_weight_version", "POST", "/update_weight_version", m("new_version", str("fuzz-" + r.nextInt(100))), admin, 40);
@@ -733,7 +745,7 @@ class FuzzIT {
         // ---- reads ----
 
         Req gets() {
-            String path = pick(List.of("/get_model_info", "/get_server_info", "/v1/models", "/v1/models/" + model, "/v1/models/gpt-4",
+            String path = pick(List.of("/get_model_info", "/get_server_info", "/server_info", "/v1/loads", "/v1/models", "/v1/models/" + model, "/v1/models/gpt-4",
                     "/v1/models/a/b/c", "/get_weight_version", "/rl/state", "/status", "/", "/index.html", "/status.js", "/status.css",
                     "/health_generate", "/weights_checker", "/nope", "/generate", "/v1", "/index.htm", "/env/nope", "/GET_MODEL_INFO"));
             String route = path.startsWith("/v1/models/") ? "GET /v1/models/{model}"
@@ -741,6 +753,7 @@ class FuzzIT {
                     : Set.of("/nope", "/v1", "/index.htm", "/env/nope", "/GET_MODEL_INFO").contains(path) ? "* unknown path"
                     : "GET " + path;
             if (path.equals("/weights_checker") && r.nextInt(3) != 0) path = "/get_weight_version";  // a checksum pass costs a step
+            if (path.equals("/v1/loads")) path += pick(List.of("", "?include=core", "?include=nope", "?dp_rank=x", "?format=prometheus"));
             if (route.equals("GET /weights_checker") && !path.equals("/weights_checker")) route = "GET /get_weight_version";
             Map<String, String> h = new LinkedHashMap<>();
             if (r.nextInt(5) == 0) h.put("Accept", pick(List.of("text/html", "application/xml", "*/*", "nonsense")));

@@ -3,16 +3,19 @@ package it.dev.rollout;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.rollout.dist.WeightSyncGroup;
 import jakarta.json.JsonArray;
 import jakarta.json.JsonNumber;
 import jakarta.json.JsonObject;
 import jakarta.json.JsonValue;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import org.bytedeco.pytorch.Tensor;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
@@ -216,6 +219,38 @@ class SlimeCallPathsIT {
         server.ok(server.post("/resume_memory_occupation", "{\"tags\": [\"kv_cache\", \"cuda_graph\"]}"));
         JsonObject g = checkGeneration(server.post("/generate", generateBody(Checkpoints.PROMPT, 8, "")));
         assertEquals("1", g.getJsonObject("meta_info").getString("weight_version"));
+    }
+
+    /**
+     * The distributed transport (update_weight_from_distributed.py, S16-S18): the init request
+     * first, then the trainer's side of the group (rank 0, group "slime-pp_0"), then its answer;
+     * per sync pause {}, flush polled, one update_weights_from_distributed per bucket with
+     * {names, dtypes, shapes, group_name, flush_cache: false, weight_version} while rank 0
+     * broadcasts each tensor, continue {}. slime asks for "nccl"; this CPU server takes the same
+     * calls over "gloo" (the only field changed). The weights sent are the served ones, so the
+     * other cases see the same model.
+     */
+    @Test
+    void distributedTransportStep() throws Exception {
+        Map<String, Tensor> weights = WeightGroupsIT.parameters(Path.of(server.modelPath));
+        int port = WeightGroupsIT.freePort();
+        CompletableFuture<Http.Reply> init = server.postAsync("/init_weights_update_group", "{\"master_address\": \"127.0.0.1\", "
+                + "\"master_port\": " + port + ", \"rank_offset\": 1, \"world_size\": 2, \"group_name\": \"slime-pp_0\", \"backend\": \"gloo\"}");
+        try (WeightSyncGroup rank0 = WeightSyncGroup.join("127.0.0.1", port, 0, 2, "slime-pp_0", WeightSyncGroup.Backend.GLOO,
+                Duration.ofSeconds(60))) {
+            server.ok(init.get(60, TimeUnit.SECONDS));
+            server.ok(server.post("/pause_generation", "{}"));
+            server.poll(() -> server.get("/flush_cache"), 60, Duration.ofSeconds(1));
+            for (Map<String, Tensor> bucket : WeightGroupsIT.halves(weights))
+                server.ok(WeightGroupsIT.withBroadcasts(rank0, () -> server.post("/update_weights_from_distributed", "{"
+                        + WeightGroupsIT.announce(bucket) + ", \"group_name\": \"slime-pp_0\", \"flush_cache\": false, \"weight_version\": \"11\"}"),
+                        bucket));
+            server.ok(server.post("/continue_generation", "{}"));
+            // on reconnect, or at the end: destroy on the engine, then the trainer's side
+            server.ok(server.post("/destroy_weights_update_group", "{\"group_name\": \"slime-pp_0\"}"));
+        }
+        assertEquals("11", checkGeneration(server.post("/generate", generateBody(Checkpoints.PROMPT, 4, "")))
+                .getJsonObject("meta_info").getString("weight_version"));
     }
 
     /**

@@ -69,6 +69,33 @@ class WeightGroupsIT {
         return out;
     }
 
+    /** A bucket's {@code "names", "dtypes", "shapes"} as SGLang's request carries them (dtype as torch names it). */
+    static String announce(Map<String, Tensor> bucket) {
+        List<String> names = new ArrayList<>(), dtypes = new ArrayList<>(), shapes = new ArrayList<>();
+        for (var e : bucket.entrySet()) {
+            names.add("\"" + e.getKey() + "\"");
+            dtypes.add(e.getValue().scalar_type().intern() == ScalarType.BFloat16 ? "\"bfloat16\"" : "\"float32\"");
+            shapes.add(java.util.Arrays.toString(e.getValue().sizes().vec().get()));
+        }
+        return "\"names\": " + names + ", \"dtypes\": " + dtypes + ", \"shapes\": " + shapes;
+    }
+
+    /** Sends a call that announces {@code bucket} and, while it is in flight, broadcasts the bucket as rank 0; returns the call's answer. */
+    static Http.Reply withBroadcasts(WeightSyncGroup rank0, java.util.function.Supplier<Http.Reply> call, Map<String, Tensor> bucket)
+            throws Exception {
+        CompletableFuture<Http.Reply> answer = CompletableFuture.supplyAsync(call);
+        rank0.broadcastFromRank0(new ArrayList<>(bucket.values()));
+        return answer.get(60, TimeUnit.SECONDS);
+    }
+
+    /** The first and second half of a model's parameters, in order: a framework's buckets. */
+    static List<Map<String, Tensor>> halves(Map<String, Tensor> all) {
+        List<Map<String, Tensor>> out = List.of(new LinkedHashMap<>(), new LinkedHashMap<>());
+        int i = 0;
+        for (var e : all.entrySet()) out.get(i++ < all.size() / 2 ? 0 : 1).put(e.getKey(), e.getValue());
+        return out;
+    }
+
     @Test
     void aTrainerBroadcastsACheckpointInTwoCallsAndTheServerServesIt() throws Exception {
         Path ckpt = Checkpoints.other(61);
