@@ -56,11 +56,11 @@ public final class CausalLm {
                            List<Tensor> owned) {}
 
     private CausalLm(ModelConfig config, ScalarType dtype, Device device, Kernels kernels, TpGroup tp) {
-        kernels.requireUsable(config, dtype, device);  // before anything is allocated
-        this.layout = new TpLayout(config, tp.rank(), tp.size());
         if (tp.size() > 1 && kernels.cudaGraphs())
             throw new IllegalArgumentException("CUDA graphs are not supported with tp_size " + tp.size()
                     + " yet: the decode step's all-reduces would have to be captured without a host wait (see C10dTpGroup)");
+        kernels.requireUsable(config, dtype, device);  // before anything is allocated
+        this.layout = new TpLayout(config, tp.rank(), tp.size());
         this.config = config;
         this.tp = tp;
         this.shard = layout.shardConfig();
