@@ -73,6 +73,13 @@ public final class TpWorker {
             } catch (IllegalStateException e) {
                 System.out.println("REFUSED after=" + (System.nanoTime() - t1) / 1_000_000 + " message=" + e.getMessage());
             }
+            // stay connected for one more deadline: a peer still waiting then misses its own deadline
+            // rather than seeing this process go
+            try {
+                Thread.sleep(timeout.toMillis());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
         }
     }
 
