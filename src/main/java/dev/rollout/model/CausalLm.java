@@ -439,7 +439,8 @@ public final class CausalLm {
         Tensor local = !kernels.fp32LmHead() ? torch.linear(hidden, head).to(ScalarType.Float)   // (rows, vocabPerRank)
                 : torch.mm(hidden, head.t(), ScalarType.Float);
         Tensor all = tp.allGather(local, 1);                                                    // (rows, paddedVocab)
-        return all.size(1) == config.vocabSize() ? all : all.narrow(1, 0, config.vocabSize());
+        // contiguous like one rank's logits: the sampling kernel checks its input's layout
+        return all.size(1) == config.vocabSize() ? all : all.narrow(1, 0, config.vocabSize()).contiguous();
     }
 
     /**
