@@ -20,9 +20,20 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * tokens of a whole continuous batch. q/k/v and gate/up are fused into one matrix each, so a
  * layer runs two projections in and two out; {@link #parameters()} still addresses every weight
  * by its Hugging Face name.
+ *
+ * <p>Under tensor parallelism ({@link TpGroup} of more than one rank) each rank holds its part of
+ * the model in Megatron's layout ({@link TpLayout}, docs/adr/0020-tensor-parallel-sharding-layout.md):
+ * q/k/v by heads and gate/up by the intermediate dimension (column-parallel), o and down on the
+ * matching input columns (row-parallel, each followed by an all-reduce), and the embedding and LM
+ * head by vocabulary rows. Every rank runs the same forward on the same batch and ends with the
+ * same full logits. At one rank none of this code runs: the tensors, kernels and results are
+ * those of the unsharded model.
  */
 public final class CausalLm {
     private final ModelConfig config;
+    private final TpGroup tp;
+    private final TpLayout layout;
+    private final ModelConfig shard;  // the rank's heads, KV heads and intermediate size; `config` itself at one rank
     private final Device device;
     private final ScalarType dtype;
     private final RotaryEmbedding rope;
@@ -44,14 +55,20 @@ public final class CausalLm {
     private record Weights(Tensor embed, Tensor lmHead, Tensor finalNorm, Layer[] layers, ParameterTable table,
                            List<Tensor> owned) {}
 
-    private CausalLm(ModelConfig config, ScalarType dtype, Device device, Kernels kernels) {
+    private CausalLm(ModelConfig config, ScalarType dtype, Device device, Kernels kernels, TpGroup tp) {
+        if (tp.size() > 1 && kernels.cudaGraphs())
+            throw new IllegalArgumentException("CUDA graphs are not supported with tp_size " + tp.size()
+                    + " yet: the decode step's all-reduces would have to be captured without a host wait (see C10dTpGroup)");
         kernels.requireUsable(config, dtype, device);  // before anything is allocated
+        this.layout = new TpLayout(config, tp.rank(), tp.size());
         this.config = config;
+        this.tp = tp;
+        this.shard = layout.shardConfig();
         this.device = device;
         this.dtype = dtype;
         this.kernels = kernels;
         this.rope = new RotaryEmbedding(config, dtype, device);
-        this.ops = kernels.fusedOps() ? new FusedLayerOps(config, rope) : new TorchLayerOps(config, dtype, rope);
+        this.ops = kernels.fusedOps() ? new FusedLayerOps(shard, rope) : new TorchLayerOps(shard, dtype, rope);
         this.weights = allocate();
         // Prefill attention goes to libtorch's SDPA with a mask whose shape follows the step's
         // prompts. Its cuDNN backend compiles a kernel for every new shape and keeps each one
@@ -71,7 +88,16 @@ public final class CausalLm {
      * {@code kernels}; throws an IllegalArgumentException if they cannot serve the model here.
      */
     public static CausalLm load(Path dir, ScalarType dtype, Device device, Kernels kernels) throws IOException {
-        CausalLm lm = new CausalLm(ModelConfig.read(dir), dtype, device, kernels);
+        return load(dir, dtype, device, kernels, TpGroup.SINGLE);
+    }
+
+    /**
+     * This rank's part of the checkpoint in {@code dir}, for a forward shared with the other ranks
+     * of {@code tp}; each rank reads the full tensors and keeps its slice. Throws an
+     * IllegalArgumentException if the model cannot be split over {@code tp}'s ranks ({@link TpLayout}).
+     */
+    public static CausalLm load(Path dir, ScalarType dtype, Device device, Kernels kernels, TpGroup tp) throws IOException {
+        CausalLm lm = new CausalLm(ModelConfig.read(dir), dtype, device, kernels, tp);
         lm.loadCheckpoint(Checkpoint.open(dir));
         return lm;
     }
@@ -89,7 +115,7 @@ public final class CausalLm {
     /** {@link #random(Path, ScalarType, Device, long, double)}, to run with {@code kernels}. */
     public static CausalLm random(Path dir, ScalarType dtype, Device device, long seed, double std, Kernels kernels)
             throws IOException {
-        CausalLm lm = new CausalLm(ModelConfig.read(dir), dtype, device, kernels);
+        CausalLm lm = new CausalLm(ModelConfig.read(dir), dtype, device, kernels, TpGroup.SINGLE);
         torch.manual_seed(seed);
         ParameterTable table = lm.parameters();
         try (PointerScope scope = new PointerScope()) {
@@ -103,7 +129,8 @@ public final class CausalLm {
     }
 
     /**
-     * Copies every parameter from {@code ckpt} (same architecture and shapes) into the model.
+     * Copies every parameter from {@code ckpt} (same architecture and shapes) into the model; each
+     * rank of a tensor-parallel group copies its part of the full tensors.
      * Everything is checked before anything is written, so a bad checkpoint changes nothing.
      */
     public void loadCheckpoint(Checkpoint ckpt) throws IOException {
@@ -127,60 +154,96 @@ public final class CausalLm {
         LoadProgress progress = new LoadProgress(ckpt.dir().toString(), table.names().size(), total);
         try (PointerScope scope = new PointerScope()) {
             for (String name : table.names()) {
-                ckpt.copyInto(name, table.get(name));
+                ckpt.copyInto(name, table.get(name), table.shard(name));
                 progress.advance(ckpt.byteSize(name));
             }
         }
         progress.done();
     }
 
-    /** Allocates the fused tensors (zeros) and the name table over them. */
+    /**
+     * Allocates the fused tensors (zeros) and the name table over them: this rank's part of each,
+     * and where that part lies in the full parameter.
+     */
     private Weights allocate() {
-        int h = config.hiddenSize(), d = config.headDim(), nH = config.numHeads(), nKv = config.numKvHeads();
-        int inter = config.intermediateSize(), v = config.vocabSize();
+        TpLayout t = layout;
+        int h = config.hiddenSize(), d = config.headDim(), nH = t.heads(), nKv = t.kvHeads();
+        int inter = t.intermediate(), v = t.vocabPerRank();
+        long qRows = (long) nH * d, kvRows = (long) nKv * d;           // this rank's rows of q, and of k and of v
+        long qFirst = (long) t.firstHead() * d, kvFirst = (long) t.firstKvHead() * d;
+        long qFull = (long) config.numHeads() * d, kvFull = (long) config.numKvHeads() * d;
         List<Tensor> owned = new ArrayList<>();
         ParameterTable table = new ParameterTable();
+        // the vocabulary rows past the real vocabulary (padding, on the last ranks) stay zero and out of the table
         Tensor embed = zeros(owned, v, h);
-        table.put("model.embed_tokens.weight", embed);
+        put(table, "model.embed_tokens.weight", vocabRows(embed), 0, t.firstToken(), config.vocabSize());
         Tensor lmHead = embed;
         if (!config.tieWordEmbeddings()) {
             lmHead = zeros(owned, v, h);
-            table.put("lm_head.weight", lmHead);
+            put(table, "lm_head.weight", vocabRows(lmHead), 0, t.firstToken(), config.vocabSize());
         }
         Layer[] layers = new Layer[config.numLayers()];
         for (int i = 0; i < layers.length; i++) {
             String p = "model.layers." + i + ".", a = p + "self_attn.";
-            Tensor qkv = zeros(owned, (long) (nH + 2 * nKv) * d, h);
-            table.put(a + "q_proj.weight", qkv.narrow(0, 0, (long) nH * d));
-            table.put(a + "k_proj.weight", qkv.narrow(0, (long) nH * d, (long) nKv * d));
-            table.put(a + "v_proj.weight", qkv.narrow(0, (long) (nH + nKv) * d, (long) nKv * d));
+            Tensor qkv = zeros(owned, qRows + 2 * kvRows, h);
+            put(table, a + "q_proj.weight", qkv.narrow(0, 0, qRows), 0, qFirst, qFull);
+            put(table, a + "k_proj.weight", qkv.narrow(0, qRows, kvRows), 0, kvFirst, kvFull);
+            put(table, a + "v_proj.weight", qkv.narrow(0, qRows + kvRows, kvRows), 0, kvFirst, kvFull);
             Tensor qkvBias = null;
             if (config.qkvBias()) {
-                qkvBias = zeros(owned, (long) (nH + 2 * nKv) * d);
-                table.put(a + "q_proj.bias", qkvBias.narrow(0, 0, (long) nH * d));
-                table.put(a + "k_proj.bias", qkvBias.narrow(0, (long) nH * d, (long) nKv * d));
-                table.put(a + "v_proj.bias", qkvBias.narrow(0, (long) (nH + nKv) * d, (long) nKv * d));
+                qkvBias = zeros(owned, qRows + 2 * kvRows);
+                put(table, a + "q_proj.bias", qkvBias.narrow(0, 0, qRows), 0, qFirst, qFull);
+                put(table, a + "k_proj.bias", qkvBias.narrow(0, qRows, kvRows), 0, kvFirst, kvFull);
+                put(table, a + "v_proj.bias", qkvBias.narrow(0, qRows + kvRows, kvRows), 0, kvFirst, kvFull);
             }
             Tensor qNorm = null, kNorm = null;
             if (config.qkNorm()) {
-                table.put(a + "q_norm.weight", qNorm = zeros(owned, d));
-                table.put(a + "k_norm.weight", kNorm = zeros(owned, d));
+                put(table, a + "q_norm.weight", qNorm = zeros(owned, d), -1, 0, 0);
+                put(table, a + "k_norm.weight", kNorm = zeros(owned, d), -1, 0, 0);
             }
-            Tensor o = zeros(owned, h, (long) nH * d);
-            table.put(a + "o_proj.weight", o);
+            Tensor o = zeros(owned, h, qRows);                            // row-parallel: the rank's heads' input columns
+            put(table, a + "o_proj.weight", o, 1, qFirst, qFull);
             Tensor inNorm = zeros(owned, h), postNorm = zeros(owned, h);
-            table.put(p + "input_layernorm.weight", inNorm);
-            table.put(p + "post_attention_layernorm.weight", postNorm);
+            put(table, p + "input_layernorm.weight", inNorm, -1, 0, 0);
+            put(table, p + "post_attention_layernorm.weight", postNorm, -1, 0, 0);
             Tensor gateUp = zeros(owned, 2L * inter, h);
-            table.put(p + "mlp.gate_proj.weight", gateUp.narrow(0, 0, inter));
-            table.put(p + "mlp.up_proj.weight", gateUp.narrow(0, inter, inter));
-            Tensor down = zeros(owned, h, inter);
-            table.put(p + "mlp.down_proj.weight", down);
+            long interFirst = (long) t.rank() * inter;
+            put(table, p + "mlp.gate_proj.weight", gateUp.narrow(0, 0, inter), 0, interFirst, config.intermediateSize());
+            put(table, p + "mlp.up_proj.weight", gateUp.narrow(0, inter, inter), 0, interFirst, config.intermediateSize());
+            Tensor down = zeros(owned, h, inter);                         // row-parallel
+            put(table, p + "mlp.down_proj.weight", down, 1, interFirst, config.intermediateSize());
             layers[i] = new Layer(inNorm, qkv, qkvBias, qNorm, kNorm, o, postNorm, gateUp, down);
         }
         Tensor finalNorm = zeros(owned, h);
-        table.put("model.norm.weight", finalNorm);
+        put(table, "model.norm.weight", finalNorm, -1, 0, 0);
         return new Weights(embed, lmHead, finalNorm, layers, table, owned);
+    }
+
+    /** The real vocabulary rows of an embedding or LM head shard: all of them but on the last ranks. */
+    private Tensor vocabRows(Tensor rows) {
+        long real = layout.realTokens();
+        return real == rows.size(0) ? rows : rows.narrow(0, 0, real);
+    }
+
+    /**
+     * Names {@code view}: at one rank the whole parameter; otherwise rows or columns
+     * {@code [first, first + view.size(dim))} of dim {@code dim} of a parameter {@code full} long
+     * there, or ({@code dim} -1) the whole parameter, the same on every rank.
+     */
+    private void put(ParameterTable table, String name, Tensor view, int dim, long first, long full) {
+        if (layout.size() == 1) {
+            table.put(name, view);
+            return;
+        }
+        long[] shape = new long[(int) view.dim()];
+        for (int i = 0; i < shape.length; i++) shape[i] = view.size(i);
+        if (dim < 0) {
+            table.put(name, view, TensorShard.whole(shape, layout.rank(), layout.size()));
+            return;
+        }
+        long length = shape[dim];
+        shape[dim] = full;
+        table.put(name, view, TensorShard.split(shape, dim, first, length, layout.rank(), layout.size()));
     }
 
     private Tensor zeros(List<Tensor> owned, long... shape) {
@@ -189,8 +252,28 @@ public final class CausalLm {
         return t;
     }
 
+    /** The whole model's config, whatever part of it this rank holds. */
     public ModelConfig config() {
         return config;
+    }
+
+    /**
+     * This rank's part of the model as a config: its query heads, KV heads and intermediate size
+     * ({@link TpLayout#shardConfig()}). The KV cache is built from it, so that it holds the rank's
+     * KV heads only. At one rank it is {@link #config()} itself.
+     */
+    public ModelConfig shardConfig() {
+        return shard;
+    }
+
+    /** How the model is split over the ranks of its group, seen from this rank. */
+    public TpLayout layout() {
+        return layout;
+    }
+
+    /** The ranks this model's forward runs on: {@link TpGroup#SINGLE} unless it was loaded for a tensor-parallel group. */
+    public TpGroup tpGroup() {
+        return tp;
     }
 
     public Device device() {
@@ -241,7 +324,9 @@ public final class CausalLm {
     public Tensor forward(ForwardBatch batch, KvCache cache) {
         Weights w = live();
         Layer[] layers = w.layers();
-        Tensor h = torch.embedding(w.embed(), batch.inputIds());                            // (T, hidden)
+        if (tp.size() > 1) requireShardCache(cache);
+        Tensor h = tp.size() == 1 ? torch.embedding(w.embed(), batch.inputIds())            // (T, hidden)
+                : embedVocabParallel(w.embed(), batch.inputIds());
         if (batch.embeds() != null)                                                          // given rows replace the lookup
             h.index_copy_(0, batch.embeds().rows(), batch.embeds().values().to(h.device(), h.scalar_type()));
         LayerCarry carry = new LayerCarry(h, ops.rmsNorm(h, layers[0].inputNorm()));       // (residual, normed)
@@ -259,7 +344,8 @@ public final class CausalLm {
                 phases.mark("rope_kv_write");
                 Tensor a = attend(q, batch, kCache, vCache, cache.blockSize());                 // (T, nH * d)
                 phases.mark("attention");
-                Tensor o = torch.linear(a, layer.o());
+                Tensor o = torch.linear(a, layer.o());                                          // (T, hidden); a partial sum above one rank
+                if (tp.size() > 1) tp.allReduceSum(o);
                 phases.mark("o_gemm");
                 Tensor[] hx = ops.addRmsNorm(in[0], o, layer.postNorm());                       // (h, post-attention norm)
                 phases.mark("add_rms_norm");
@@ -268,7 +354,8 @@ public final class CausalLm {
                 phases.mark("gate_up_gemm");
                 Tensor act = ops.siluAndMul(gateUp);                                            // (T, inter)
                 phases.mark("silu_mul");
-                Tensor down = torch.linear(act, layer.down());
+                Tensor down = torch.linear(act, layer.down());                                  // (T, hidden); a partial sum above one rank
+                if (tp.size() > 1) tp.allReduceSum(down);
                 phases.mark("down_gemm");
                 Tensor[] next = ops.addRmsNorm(hx[0], down, nextNorm);
                 phases.mark("add_rms_norm");
@@ -338,8 +425,44 @@ public final class CausalLm {
      */
     public Tensor logits(Tensor hidden) {
         Tensor head = live().lmHead();                                       // (vocab, hidden)
+        if (tp.size() > 1) return gatherLogits(hidden, head);
         if (!kernels.fp32LmHead()) return torch.linear(hidden, head).to(ScalarType.Float);
         return torch.mm(hidden, head.t(), ScalarType.Float);
+    }
+
+    /**
+     * Every rank's logits for its vocabulary rows, gathered so that each rank holds the full
+     * (rows, vocab) float32 logits and samples exactly as one rank would; the padding rows of the
+     * vocabulary are cut off. Rounded to the model's dtype first, as at one rank.
+     */
+    private Tensor gatherLogits(Tensor hidden, Tensor head) {
+        Tensor local = !kernels.fp32LmHead() ? torch.linear(hidden, head).to(ScalarType.Float)   // (rows, vocabPerRank)
+                : torch.mm(hidden, head.t(), ScalarType.Float);
+        Tensor all = tp.allGather(local, 1);                                                    // (rows, paddedVocab)
+        // contiguous like one rank's logits: the sampling kernel checks its input's layout
+        return all.size(1) == config.vocabSize() ? all : all.narrow(1, 0, config.vocabSize()).contiguous();
+    }
+
+    /**
+     * The embedding lookup with the vocabulary split over the ranks: each rank looks up the ids in
+     * its range and gives zeros for the others, and the sum over the ranks is every row's embedding.
+     */
+    private Tensor embedVocabParallel(Tensor embed, Tensor ids) {
+        long first = layout.firstToken(), real = layout.realTokens();
+        Tensor local = ids.sub(new Scalar(first));                                           // (T) ids relative to the rank's range
+        Tensor outside = torch.logical_or(torch.lt(local, new Scalar(0)), torch.ge(local, new Scalar(real)));
+        local.masked_fill_(outside, new Scalar(0));                                          // any row of ours; zeroed below
+        Tensor h = torch.embedding(embed, local);                                            // (T, hidden)
+        h.masked_fill_(outside.unsqueeze(1), new Scalar(0.0));
+        tp.allReduceSum(h);
+        return h;
+    }
+
+    /** Above one rank the cache must hold this rank's KV heads only: one built from {@link #shardConfig()}. */
+    private void requireShardCache(KvCache cache) {
+        if (cache.keys(0).size(1) != shard.numKvHeads())
+            throw new IllegalArgumentException("the KV cache holds " + cache.keys(0).size(1) + " KV heads; rank " + layout.rank()
+                    + " of " + layout.size() + " holds " + shard.numKvHeads() + ": build the cache from shardConfig()");
     }
 
     private Weights live() {
@@ -350,7 +473,8 @@ public final class CausalLm {
 
     /** Every token's attention over its sequence's cached context: q (T, nH, d) -> (T, nH * d). */
     private Tensor attend(Tensor q, ForwardBatch batch, Tensor kCache, Tensor vCache, int blockSize) {
-        int nH = config.numHeads(), nKv = config.numKvHeads(), d = config.headDim(), g = config.queryGroupSize();
+        ModelConfig c = shard;   // this rank's heads; `config` itself at one rank
+        int nH = c.numHeads(), nKv = c.numKvHeads(), d = c.headDim(), g = c.queryGroupSize();
         long t = q.size(0);
         ForwardBatch.DecodeGroup dec = batch.decode();
         // a decode-only step (every step replayed as a CUDA graph) has its tokens in order, one per
@@ -359,7 +483,7 @@ public final class CausalLm {
         Tensor out = decodeOnly ? null : Torch.empty(Torch.options(dtype, device), t, nH, d); // (T, nH, d)
         if (dec != null) {
             Tensor qd = decodeOnly ? q : q.index_select(0, dec.tokenIndex());                  // (B, nH, d)
-            Tensor o = kernels.decodeAttention().attend(qd, kCache, vCache, dec, blockSize, config);   // (B, nH, d)
+            Tensor o = kernels.decodeAttention().attend(qd, kCache, vCache, dec, blockSize, c);        // (B, nH, d)
             if (decodeOnly) return o.reshape(t, (long) nH * d);
             out.index_copy_(0, dec.tokenIndex(), o);
         }
@@ -395,7 +519,7 @@ public final class CausalLm {
         return torch.scaled_dot_product_attention(q, k, v, new TensorOptional(mask), 0.0, false, new DoubleOptional(), false);
     }
 
-    /** Parameters of the model, from the parameter table's shapes (a tied head counted once). */
+    /** Parameters of the model (this rank's part of it), from the parameter table's shapes (a tied head counted once). */
     public long parameterCount() {
         ParameterTable table = parameters();
         long total = 0;
@@ -407,7 +531,7 @@ public final class CausalLm {
         return total;
     }
 
-    /** Bytes held by the weights (a tied head counted once); 0 while released. */
+    /** Bytes held by the weights on this rank (a tied head counted once); 0 while released. */
     public long weightBytes() {
         Weights w = weights;
         if (w == null) return 0;

@@ -107,6 +107,26 @@ public final class Checkpoint {
         }
     }
 
+    /**
+     * Copies this rank's part ({@code shard}) of one full tensor from the mapped file into
+     * {@code target}; a whole shard is {@link #copyInto(String, Tensor)}.
+     */
+    public void copyInto(String name, Tensor target, TensorShard shard) throws IOException {
+        if (shard.replicated()) {
+            copyInto(name, target);
+            return;
+        }
+        Safetensors.Entry e = entries.get(name);
+        if (e == null) throw new IOException(dir + ": checkpoint has no tensor " + name);
+        ByteBuffer bytes = Safetensors.map(e);
+        try (Tensor view = torch.from_blob(new BytePointer(bytes), e.shape(), Torch.options(scalarType(e.dtype())));
+             Tensor part = shard.narrow(view)) {
+            target.copy_(part);
+        } finally {
+            Safetensors.unmap(bytes);
+        }
+    }
+
     public static ScalarType scalarType(String safetensorsDtype) {
         return switch (safetensorsDtype) {
             case "F32" -> ScalarType.Float;

@@ -14,12 +14,27 @@ import org.bytedeco.pytorch.Tensor;
  * The model's parameters under their Hugging Face names. The engine fuses q/k/v and gate/up into
  * single matrices; each HF name here is a view onto its slice of the fused tensor, so loading,
  * updating, reading back and checksumming by HF name all write or read the engine's own memory.
+ *
+ * <p>Under tensor parallelism a rank holds part of each parameter: {@link #get} is that part, and
+ * {@link #shard} says where it lies in the full Hugging Face tensor, which is what checkpoints and
+ * pushes hand over ({@link #copyFull} narrows one into place). At one rank every shard is the
+ * whole tensor and the table is what it always was.
  */
 public final class ParameterTable {
     private final Map<String, Tensor> views = new LinkedHashMap<>();
+    private final Map<String, TensorShard> shards = new LinkedHashMap<>();
 
+    /** A parameter held whole, on the only rank. */
     void put(String name, Tensor view) {
+        put(name, view, TensorShard.whole(shapeOf(view), 0, 1));
+    }
+
+    /** A parameter of which this rank holds {@code view}, the part {@code shard} of the full tensor. */
+    void put(String name, Tensor view, TensorShard shard) {
+        if (!Arrays.equals(shapeOf(view), shard.localShape()))
+            throw new IllegalArgumentException(name + ": a view of " + Arrays.toString(shapeOf(view)) + " for " + shard);
         views.put(name, view);
+        shards.put(name, shard);
     }
 
     public Set<String> names() {
@@ -37,19 +52,50 @@ public final class ParameterTable {
         return t;
     }
 
+    /** The shape of this rank's tensor ({@link #get}); at one rank, the parameter's. */
     public long[] shape(String name) {
-        Tensor t = get(name);
+        return shapeOf(get(name));
+    }
+
+    private static long[] shapeOf(Tensor t) {
         long[] s = new long[(int) t.dim()];
         for (int i = 0; i < s.length; i++) s[i] = t.size(i);
         return s;
     }
 
-    /** Why {@code shape} cannot be loaded into {@code name}, or null if it can. */
+    /** Where this rank's tensor lies in the full parameter. */
+    public TensorShard shard(String name) {
+        TensorShard s = shards.get(name);
+        if (s == null) throw new IllegalArgumentException("unknown parameter " + name);
+        return s;
+    }
+
+    /** The parameter's Hugging Face shape, whatever part of it this rank holds. */
+    public long[] fullShape(String name) {
+        return shard(name).fullShape();
+    }
+
+    /** Why a full tensor of {@code shape} cannot be loaded into {@code name}, or null if it can. */
     public String mismatch(String name, long[] shape) {
         if (!contains(name)) return "unknown parameter " + name;
-        long[] want = shape(name);
+        long[] want = fullShape(name);
         return Arrays.equals(want, shape) ? null
                 : name + " has shape " + Arrays.toString(want) + ", got " + Arrays.toString(shape);
+    }
+
+    /**
+     * Copies this rank's part of {@code full} (the whole parameter, any dtype and device) into the
+     * model. At one rank: {@code get(name).copy_(full)}.
+     */
+    public void copyFull(String name, Tensor full) {
+        String m = mismatch(name, shapeOf(full));
+        if (m != null) throw new IllegalArgumentException(m);
+        TensorShard s = shard(name);
+        Tensor target = get(name);
+        if (s.replicated()) target.copy_(full);
+        else try (Tensor part = s.narrow(full)) {
+            target.copy_(part);
+        }
     }
 
     /**
@@ -59,9 +105,13 @@ public final class ParameterTable {
     void close() {
         views.values().forEach(Tensor::close);
         views.clear();
+        shards.clear();
     }
 
-    /** SHA-256 (hex) of every parameter's bytes in its own dtype (row-major, little-endian), by name. */
+    /**
+     * SHA-256 (hex) of every parameter's bytes in its own dtype (row-major, little-endian), by
+     * name: of this rank's part of it ({@link #shard} says which).
+     */
     public Map<String, String> checksums() {
         Map<String, String> out = new TreeMap<>();
         try (PointerScope scope = new PointerScope()) {

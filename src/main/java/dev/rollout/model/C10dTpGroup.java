@@ -1,0 +1,262 @@
+package dev.rollout.model;
+
+import java.net.InetAddress;
+import java.net.UnknownHostException;
+import java.time.Duration;
+import java.util.Locale;
+import org.bytedeco.javacpp.SizeTPointer;
+import org.bytedeco.javacpp.chrono.Milliseconds;
+import org.bytedeco.pytorch.AllgatherOptions;
+import org.bytedeco.pytorch.AllreduceOptions;
+import org.bytedeco.pytorch.GlooDeviceVector;
+import org.bytedeco.pytorch.PrefixStore;
+import org.bytedeco.pytorch.ProcessGroupGloo;
+import org.bytedeco.pytorch.Store;
+import org.bytedeco.pytorch.TCPStore;
+import org.bytedeco.pytorch.TCPStoreOptions;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.Work;
+
+/**
+ * A tensor-parallel group of processes over libtorch's c10d (the JavaCPP presets): a
+ * {@code TCPStore} hosted by rank 0 for the rendezvous and a process group for the collectives,
+ * gloo for tensors on the CPU and NCCL for CUDA. Each collective is waited for with the group's
+ * deadline; one that misses it leaves the ranks out of step for good, so the group is then
+ * {@link #broken()} and every later collective fails at once with the first failure's reason.
+ *
+ * <p>NCCL: formed as {@code WeightSyncGroup} forms its NCCL groups, but not run here (no
+ * multi-GPU machine in CI). Waiting on its work with a deadline blocks the host until the kernel
+ * completes, which a CUDA-graph capture cannot contain; the model therefore refuses CUDA graphs
+ * above one rank until the decode step's collectives are captured without a host wait.
+ */
+public final class C10dTpGroup implements TpGroup {
+    /** The c10d backend: gloo for CPU tensors, NCCL for CUDA tensors. */
+    public enum Backend {
+        GLOO, NCCL;
+
+        /** "gloo" or "nccl", case-insensitive. */
+        public static Backend parse(String name) {
+            return switch (name.toLowerCase(Locale.ROOT)) {
+                case "gloo" -> GLOO;
+                case "nccl" -> NCCL;
+                default -> throw new IllegalArgumentException("tensor-parallel backend '" + name + "' is not supported: use 'nccl' or 'gloo'");
+            };
+        }
+    }
+
+    private final int rank, size;
+    private final Backend backend;
+    private final Duration timeout;   // every collective's deadline
+    private final TCPStore store;
+    private final PrefixStore keys;
+    private final org.bytedeco.pytorch.Backend group;
+    private long collectives;   // how many this rank has issued: the failing one's number is in the error
+    private volatile String broken;
+
+    private C10dTpGroup(int rank, int size, Backend backend, Duration timeout, TCPStore store, PrefixStore keys,
+                        org.bytedeco.pytorch.Backend group) {
+        this.rank = rank;
+        this.size = size;
+        this.backend = backend;
+        this.timeout = timeout;
+        this.store = store;
+        this.keys = keys;
+        this.group = group;
+    }
+
+    /**
+     * The group of {@code size} ranks, of which this process is {@code rank}: at one rank
+     * {@link TpGroup#SINGLE}, with no c10d object; otherwise rank 0 hosts the store at
+     * {@code host:port} and every rank joins it. Returns once all have met; throws an
+     * IllegalStateException if they have not within {@code joinTimeout}. Two deadlines, because
+     * meeting waits for the slowest process to start (seconds to minutes: loading a model),
+     * while a step's collective that takes more than {@code collectiveTimeout} means a rank is lost.
+     */
+    public static TpGroup join(String host, int port, int rank, int size, Backend backend, Duration joinTimeout,
+                               Duration collectiveTimeout) {
+        if (size < 1 || rank < 0 || rank >= size) throw new IllegalArgumentException("rank " + rank + " of a tp_size of " + size);
+        if (size == 1) return TpGroup.SINGLE;
+        if (port < 1 || port > 65535) throw new IllegalArgumentException("port " + port + " is not a TCP port");
+        Duration timeout = joinTimeout;
+        Milliseconds ms = new Milliseconds(joinTimeout.toMillis());
+        TCPStore store;
+        try {
+            TCPStoreOptions o = new TCPStoreOptions();
+            o.port((short) port);  // a u16 in C++: the cast keeps the bits
+            o.isServer(rank == 0);
+            o.numWorkers(new SizeTPointer(1).put(size));
+            o.waitWorkers(true);
+            o.timeout(ms);
+            store = new TCPStore(host, o);
+        } catch (RuntimeException e) {
+            throw new IllegalStateException("tensor-parallel rank " + rank + " of " + size + " could not meet the others at " + host + ":"
+                    + port + " within " + timeout.toSeconds() + " s: " + firstLine(e), e);
+        }
+        // a prefix of our own, so that the rank protocol may share the store without its keys meeting ours
+        PrefixStore keys = new PrefixStore("tp/", store);
+        try {
+            org.bytedeco.pytorch.Backend group = switch (backend) {
+                case GLOO -> {
+                    ProcessGroupGloo.Options go = ProcessGroupGloo.Options.create(ms);
+                    go.devices(glooDevices(host));
+                    yield new ProcessGroupGloo(keys, rank, size, go);
+                }
+                case NCCL -> Nccl.group(keys, rank, size, ms);
+            };
+            return new C10dTpGroup(rank, size, backend, collectiveTimeout, store, keys, group);
+        } catch (RuntimeException | LinkageError e) {
+            keys.close();
+            store.close();
+            throw new IllegalStateException("the tensor-parallel group (rank " + rank + " of " + size + ", "
+                    + backend.name().toLowerCase(Locale.ROOT) + ") did not form within " + timeout.toSeconds() + " s: " + firstLine(e), e);
+        }
+    }
+
+    /**
+     * On one host (a loopback master) the loopback device; otherwise the interfaces
+     * {@code GLOO_SOCKET_IFNAME} names, else the host's default, as torch chooses them: a rank on
+     * another node cannot bind to the master's address.
+     */
+    private static GlooDeviceVector glooDevices(String host) {
+        GlooDeviceVector devices = new GlooDeviceVector();
+        String ifnames = System.getenv("GLOO_SOCKET_IFNAME");
+        if (ifnames != null && !ifnames.isBlank()) {
+            for (String iface : ifnames.split(",")) devices.push_back(ProcessGroupGloo.createDeviceForInterface(iface.trim()));
+        } else if (loopback(host)) {
+            devices.push_back(ProcessGroupGloo.createDeviceForHostname(host));
+        } else {
+            devices.push_back(ProcessGroupGloo.createDefaultDevice());
+        }
+        return devices;
+    }
+
+    private static boolean loopback(String host) {
+        try {
+            return InetAddress.getByName(host).isLoopbackAddress();
+        } catch (UnknownHostException e) {
+            return false;
+        }
+    }
+
+    @Override
+    public int rank() {
+        return rank;
+    }
+
+    @Override
+    public int size() {
+        return size;
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    /** The deadline of every collective. */
+    public Duration timeout() {
+        return timeout;
+    }
+
+    /** Why the group can no longer be used, or null while it can. */
+    public String broken() {
+        return broken;
+    }
+
+    @Override
+    public void allReduceSum(Tensor t) {
+        AllreduceOptions o = new AllreduceOptions();
+        o.timeout(new Milliseconds(timeout.toMillis()));
+        try (TensorVector v = new TensorVector(t)) {
+            run("all-reduce", () -> group.allreduce(v, o));
+        } finally {
+            o.close();
+        }
+    }
+
+    @Override
+    public Tensor allGather(Tensor t, int dim) {
+        int nd = (int) t.dim();
+        int d = dim < 0 ? dim + nd : dim;
+        if (d < 0 || d >= nd) throw new IllegalArgumentException("dim " + dim + " of a tensor of " + nd + " dims");
+        Tensor in = t.contiguous();
+        long[] shape = new long[nd + 1];
+        shape[0] = size;
+        for (int i = 0; i < nd; i++) shape[i + 1] = in.size(i);
+        long[] flat = concat(shape, 0);
+        Tensor out = Torch.empty(Torch.options(in.scalar_type(), in.device()), flat);    // (size * t.size(0), ...): rank r's block r
+        AllgatherOptions o = new AllgatherOptions();
+        o.timeout(new Milliseconds(timeout.toMillis()));
+        try {
+            // c10d concatenates along dim 0; the rank's block then moves next to dim `d`
+            run("all-gather", () -> group._allgather_base(out, in, o));
+        } finally {
+            o.close();
+        }
+        if (d == 0) return out;
+        return out.view(shape).movedim(0, d).reshape(concat(shape, d));
+    }
+
+    /** (size, s0, s1, ...) -> the shape with dim {@code d} of t multiplied by size. */
+    private static long[] concat(long[] gathered, int d) {
+        long[] s = new long[gathered.length - 1];
+        for (int i = 0; i < s.length; i++) s[i] = gathered[i + 1];
+        s[d] *= gathered[0];
+        return s;
+    }
+
+    private void run(String op, java.util.function.Supplier<Work> issue) {
+        long n = ++collectives;
+        if (broken != null)
+            throw new IllegalStateException(op + " #" + n + " on tensor-parallel rank " + rank + " of " + size + " refused: the group is unusable, " + broken);
+        Work work = null;
+        try {
+            work = issue.get();
+            // c10d's wait with a deadline throws ("Operation timed out!") or returns false when it passes
+            if (!work._wait(new Milliseconds(timeout.toMillis()))) throw new IllegalStateException("it did not complete");
+        } catch (RuntimeException e) {
+            String why = op + " #" + n + " on tensor-parallel rank " + rank + " of " + size + " failed or missed its deadline of "
+                    + timeout.toMillis() + " ms: " + firstLine(e)
+                    + " (a rank is gone, did not reach the same step, or gave a tensor of another shape)";
+            broken = why;
+            throw new IllegalStateException(why, e);
+        } finally {
+            if (work != null) work.close();
+        }
+    }
+
+    /**
+     * Frees the group. After a collective timed out, gloo finishes its own wait for the missing
+     * peer first (the same deadline, passed with the collective), so this returns within it.
+     */
+    @Override
+    public void close() {
+        if (broken == null) broken = "closed";
+        try {
+            group.close();
+        } finally {
+            keys.close();
+            store.close();
+        }
+    }
+
+    private static String firstLine(Throwable e) {
+        String m = String.valueOf(e.getMessage());
+        int nl = m.indexOf('\n');
+        return nl < 0 ? m : m.substring(0, nl);
+    }
+
+    @Override
+    public String toString() {
+        return "tensor-parallel rank " + rank + " of " + size + " (" + backend.name().toLowerCase(Locale.ROOT) + ")";
+    }
+
+    /** NCCL lives in the presets' GPU build only: on the CPU build its JNI library is absent and this class fails to load. */
+    private static final class Nccl {
+        static org.bytedeco.pytorch.Backend group(Store keys, int rank, int size, Milliseconds timeout) {
+            org.bytedeco.pytorch.nccl.ProcessGroupNCCL.Options o = org.bytedeco.pytorch.nccl.ProcessGroupNCCL.Options.create();
+            o.timeout(timeout);
+            return new org.bytedeco.pytorch.nccl.ProcessGroupNCCL(keys, rank, size, o);
+        }
+    }
+}

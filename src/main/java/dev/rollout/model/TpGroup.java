@@ -1,0 +1,65 @@
+package dev.rollout.model;
+
+import org.bytedeco.pytorch.Tensor;
+
+/**
+ * The ranks that hold one model in tensor-parallel shards ({@link TpLayout}), and the collectives
+ * its forward pass needs. Every collective either completes within the group's deadline or throws
+ * an {@link IllegalStateException} naming the operation and this rank; none waits forever (a rank
+ * that died, or never reached the same step, is reported, not waited on). Every rank must call the
+ * same collectives in the same order with tensors of the same shape.
+ *
+ * <p>{@link #SINGLE} is the model on one rank: every collective is the identity and no c10d object
+ * exists. {@link C10dTpGroup} is a group of processes over libtorch's c10d.
+ */
+public interface TpGroup extends AutoCloseable {
+    /** One rank: nothing to reduce or gather. */
+    TpGroup SINGLE = new SingleRank();
+
+    int rank();
+
+    int size();
+
+    /** Sums {@code t} over every rank, in place; every rank ends with the sum. */
+    void allReduceSum(Tensor t);
+
+    /**
+     * Every rank's {@code t} (the same shape on all), concatenated in rank order along {@code dim};
+     * a new tensor ({@code t} itself at one rank).
+     */
+    Tensor allGather(Tensor t, int dim);
+
+    @Override
+    void close();
+
+    /** The group of a single rank. */
+    final class SingleRank implements TpGroup {
+        private SingleRank() {}
+
+        @Override
+        public int rank() {
+            return 0;
+        }
+
+        @Override
+        public int size() {
+            return 1;
+        }
+
+        @Override
+        public void allReduceSum(Tensor t) {}
+
+        @Override
+        public Tensor allGather(Tensor t, int dim) {
+            return t;
+        }
+
+        @Override
+        public void close() {}
+
+        @Override
+        public String toString() {
+            return "a single rank";
+        }
+    }
+}
