@@ -10,7 +10,8 @@
 # Stages (in the order given):
 #   tests          the CUDA-only JUnit classes (kernels, fused ops, graphs, sampling kernel, the native checks, the host backup)
 #   tests17        issue #17's engine features on CUDA: logit_bias (kernel and libtorch paths), stop_regex,
-#                  input_embeds, prompt scoring in slices, sessions (EngineHarness puts them on the GPU)
+#                  input_embeds, prompt scoring in slices, sessions, weights_checker and updates while released
+#                  (EngineHarness puts them on the GPU)
 #   frameworks     veRL's and slime's pickle pushes in their ITs' order (tools/gpu/framework_pushes.py)
 #   save05         a random Qwen2.5-0.5B checkpoint in /tmp/q05 (both engines load it)
 #   gather05       ours, libtorch's gathered attention, eager (R1 R4 R5)
@@ -86,7 +87,8 @@ for s in "$@"; do
              dev.rollout.engine.SamplingKernelTest dev.rollout.model.NativeChecksTest dev.rollout.engine.CudaHostBackupTest ;;
     tests17) stage tests17 300 bash bench/gpu-bench.sh test dev.rollout.engine.SamplingKernelTest \
              dev.rollout.engine.LogitBiasTest dev.rollout.engine.StopRegexTest dev.rollout.engine.PromptEmbedsTest \
-             dev.rollout.engine.PromptScoringTest dev.rollout.engine.SessionsTest dev.rollout.engine.RequestTimeoutsTest ;;
+             dev.rollout.engine.PromptScoringTest dev.rollout.engine.SessionsTest dev.rollout.engine.RequestTimeoutsTest \
+             dev.rollout.engine.CudaWeightCheckerTest dev.rollout.engine.CudaHostBackupTest dev.rollout.engine.UpdateWhileReleasedTest ;;
     frameworks) stage frameworks 400 bash -c 'python3 tools/gpu/framework_pushes.py make /tmp/fw && \
               ROLLOUT_MODEL_PATH=/tmp/fw/a bash tools/dist/gpu-run.sh python3 tools/gpu/framework_pushes.py check /tmp/fw' ;;
     save05) stage save05 120 bash bench/gpu-bench.sh save /tmp/q05 qwen2.5-0.5b ;;
