@@ -8,6 +8,7 @@ import org.bytedeco.javacpp.SizeTPointer;
 import org.bytedeco.javacpp.chrono.Milliseconds;
 import org.bytedeco.pytorch.AllgatherOptions;
 import org.bytedeco.pytorch.AllreduceOptions;
+import org.bytedeco.pytorch.BroadcastOptions;
 import org.bytedeco.pytorch.GlooDeviceVector;
 import org.bytedeco.pytorch.PrefixStore;
 import org.bytedeco.pytorch.ProcessGroupGloo;
@@ -195,6 +196,22 @@ public final class C10dTpGroup implements TpGroup {
         }
         if (d == 0) return out;
         return out.view(shape).movedim(0, d).reshape(concat(shape, d));
+    }
+
+    @Override
+    public void broadcast(Tensor t, int root) {
+        if (root < 0 || root >= size) throw new IllegalArgumentException("root " + root + " of a group of " + size);
+        // c10d sends and receives the tensor's memory as it lies: a view with gaps would be corrupted
+        if (!t.is_contiguous()) throw new IllegalArgumentException("a broadcast tensor must be contiguous");
+        BroadcastOptions o = new BroadcastOptions();
+        o.rootRank(root);
+        o.rootTensor(0);
+        o.timeout(new Milliseconds(timeout.toMillis()));
+        try (TensorVector v = new TensorVector(t)) {
+            run("broadcast", () -> group.broadcast(v, o));
+        } finally {
+            o.close();
+        }
     }
 
     /** (size, s0, s1, ...) -> the shape with dim {@code d} of t multiplied by size. */

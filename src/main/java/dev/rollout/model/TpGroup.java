@@ -29,6 +29,12 @@ public interface TpGroup extends AutoCloseable {
      */
     Tensor allGather(Tensor t, int dim);
 
+    /**
+     * Rank {@code root}'s {@code t}, written into {@code t} on every other rank, in place (the
+     * same shape and dtype on all, contiguous): how rank 0 hands each step to the others.
+     */
+    void broadcast(Tensor t, int root);
+
     @Override
     void close();
 
@@ -52,6 +58,11 @@ public interface TpGroup extends AutoCloseable {
         @Override
         public Tensor allGather(Tensor t, int dim) {
             return t;
+        }
+
+        @Override
+        public void broadcast(Tensor t, int root) {
+            if (root != 0) throw new IllegalArgumentException("root " + root + " of a single rank");
         }
 
         @Override

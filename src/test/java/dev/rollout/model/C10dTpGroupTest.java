@@ -24,6 +24,7 @@ import org.junit.jupiter.api.Test;
  */
 class C10dTpGroupTest {
     private static final Duration T = Duration.ofSeconds(30);
+    private static final org.bytedeco.pytorch.Device CPU = new org.bytedeco.pytorch.Device("cpu");
 
     /** Runs {@code body} on ranks 0 and 1 of a fresh gloo group; returns each rank's result. */
     private static <R> List<R> onTwoRanks(Function<TpGroup, R> body) throws Exception {
@@ -71,6 +72,43 @@ class C10dTpGroupTest {
             assertArrayEquals(new float[] {0, 1, 2, 0, 1, 2, 10, 11, 12, 10, 11, 12}, f[0]);
             assertArrayEquals(new float[] {0, 1, 2, 10, 11, 12, 0, 1, 2, 10, 11, 12}, f[1]);
         }
+    }
+
+    @Test
+    void broadcastWritesTheRootsTensorIntoEveryRanksAndStepsFollowInOrder() throws Exception {
+        List<float[]> got = onTwoRanks(g -> {
+            // rank 1 holds other values: they are overwritten, in place
+            Tensor t = torch.arange(new Scalar(4)).to(ScalarType.Float).add(new Scalar(100 * g.rank()));
+            g.broadcast(t, 0);
+            // and the messages of the step channel: an idle, a step whose rows are embeddings, a stop
+            StepBroadcast channel = new StepBroadcast(g, CPU);
+            ForwardBatch step = new ForwardBatch(Torch.longs(new long[] {5, 6}, CPU),
+                    Torch.longs(new long[] {0, 1}, CPU),
+                    Torch.longs(new long[] {8, 9}, CPU), null, List.of(),
+                    new ForwardBatch.Embeds(Torch.longs(new long[] {1}, CPU),
+                            Torch.floats(new float[] {0.25f, -1.5f}, CPU).view(1, 2)));
+            if (g.rank() == 0) {
+                channel.idle();
+                channel.send(step, List.of());
+                channel.stop();
+                return floats(t);
+            }
+            StepBroadcast.Received idle = channel.receive(), sent = channel.receive(), stop = channel.receive();
+            assertSame(ForwardBatchWire.Kind.IDLE, idle.kind());
+            assertSame(ForwardBatchWire.Kind.STEP, sent.kind());
+            assertSame(ForwardBatchWire.Kind.STOP, stop.kind());
+            assertArrayEquals(new long[] {1, 2, 3}, new long[] {idle.number(), sent.number(), stop.number()});
+            ForwardBatch b = sent.step().batch();
+            assertArrayEquals(new long[] {5, 6, 0, 1, 8, 9}, concat(Torch.toLongs(b.inputIds()), Torch.toLongs(b.positions()),
+                    Torch.toLongs(b.slotMapping())));
+            assertArrayEquals(new float[] {0.25f, -1.5f}, floats(b.embeds().values()));
+            return floats(t);
+        });
+        for (float[] f : got) assertArrayEquals(new float[] {0, 1, 2, 3}, f);
+    }
+
+    private static long[] concat(long[]... parts) {
+        return java.util.Arrays.stream(parts).flatMapToLong(java.util.Arrays::stream).toArray();
     }
 
     @Test

@@ -30,7 +30,10 @@ import org.junit.jupiter.params.provider.ValueSource;
  * (q/k norm, four checkpoint files) and Llama 3 (its RoPE scaling) are transformers' fixtures, with
  * 2 KV heads: at TP=4 each is replicated over two ranks. A fourth model has one KV head
  * (replicated at every TP) and a prime vocabulary, 509, so that the last ranks hold padding rows.
- * Also: a rank that never joins a collective makes the others fail within the deadline.
+ * Also: a rank that never joins a collective makes the others fail within the deadline. And as
+ * the server runs them: only rank 0 builds the steps and broadcasts each ({@link StepBroadcast}),
+ * the other ranks run what they receive until rank 0 says stop, with the same logits and tokens;
+ * a rank 0 that dies ends the others within the deadline.
  */
 class TensorParallelTest {
     static final int DECODE_STEPS = 4;
@@ -58,7 +61,7 @@ class TensorParallelTest {
         Path out = Files.createDirectories(tmp.resolve("tp" + size));
         List<String> args = new ArrayList<>(List.of("forward", "RANK", String.valueOf(size), String.valueOf(freePort()), out.toString()));
         for (TpScenario.Case c : cases) args.add(c.name() + "=" + c.dir() + "=" + c.decode());
-        List<Path> logs = runRanks(size, args, Duration.ofSeconds(150));
+        List<Path> logs = runRanks("tp" + size, size, args, Duration.ofSeconds(150));
         for (TpScenario.Case c : cases) {
             TpScenario.Result one = TpScenario.run(TpScenario.load(c, TpGroup.SINGLE), DECODE_STEPS);
             float[] expected = concat(one.logits());
@@ -81,6 +84,56 @@ class TensorParallelTest {
         assertTrue(last.contains("DONE mqa-509 rank " + (size - 1) + " of " + size + ": " + 4 / size + " heads, 1 KV heads from 0, vocabulary rows "
                 + (size - 1) * ((509 + size - 1) / size) + " + " + (509 - (size - 1) * ((509 + size - 1) / size))), last);
         if (size == 4) assertTrue(last.contains("DONE llama rank 3 of 4: 1 heads, 1 KV heads from 1,"), last);
+    }
+
+    /**
+     * The workers never see the scheduler: they run what rank 0 broadcasts (prefill groups, a
+     * mixed step, embeddings, paged and gathered decode), the logits calls included, and stop
+     * when told. Two of the cases, at TP=2: the broadcast is the same at every size.
+     */
+    @Test
+    void onlyRankZeroBuildsTheStepsAndEveryRankStillComputesWhatOneRankDoes() throws Exception {
+        int size = 2;
+        Path out = Files.createDirectories(tmp.resolve("steps"));
+        List<TpScenario.Case> sent = List.of(cases.get(0), cases.get(3));   // gathered decode; paged decode with a padded vocabulary
+        List<String> args = new ArrayList<>(List.of("steps", "RANK", String.valueOf(size), String.valueOf(freePort()), out.toString(), "60000"));
+        for (TpScenario.Case c : sent) args.add(c.name() + "=" + c.dir() + "=" + c.decode());
+        List<Path> logs = runRanks("steps", size, args, Duration.ofSeconds(150));
+        for (TpScenario.Case c : sent) {
+            TpScenario.Result one = TpScenario.run(TpScenario.load(c, TpGroup.SINGLE), DECODE_STEPS);
+            float[] expected = concat(one.logits());
+            for (int r = 0; r < size; r++) {
+                String where = c.name() + " over the step broadcast, rank " + r;
+                float[] got = TpWorker.read(out.resolve(c.name() + ".rank" + r + ".logits"));
+                assertEquals(expected.length, got.length, where + ": every step's (rows, vocab) logits\n" + Files.readString(logs.get(r)));
+                double worst = 0;
+                for (int i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i] - expected[i]));
+                assertTrue(worst <= TOL, where + ": logits differ from one rank's by up to " + worst);
+                List<String> steps = Files.readAllLines(out.resolve(c.name() + ".rank" + r + ".steps"));
+                assertEquals(2 + DECODE_STEPS, steps.size(), where);
+                for (int s = 0; s < steps.size(); s++)
+                    assertEquals(Arrays.toString(one.stepTokens().get(s)), steps.get(s), where + ": greedy tokens of step " + s);
+            }
+            assertTrue(Files.readString(logs.get(1)).contains("STOPPED " + c.name() + " rank 1 after " + (2 + DECODE_STEPS) + " steps"),
+                    "the stop message ends the worker's loop, after every step:\n" + Files.readString(logs.get(1)));
+        }
+    }
+
+    @Test
+    void aRankZeroThatDiesEndsTheWorkersWithinTheDeadline() throws Exception {
+        long deadlineMs = 3000;
+        List<Path> logs = runRanks("die", 2, List.of("die", "RANK", "2", String.valueOf(freePort()), String.valueOf(deadlineMs)),
+                Duration.ofSeconds(60));
+        String log = Files.readString(logs.get(1));
+        assertTrue(log.contains("RECEIVED IDLE"), log);
+        Matcher m = Pattern.compile("FAILED after=(\\d+) message=(.*)").matcher(log);
+        assertTrue(m.find(), "the worker must fail, not wait:\n" + log);
+        long after = Long.parseLong(m.group(1));
+        // gloo may see the closed connection at once, or wait out the deadline; never longer
+        assertTrue(after < deadlineMs + 2000, "the worker failed after " + after + " ms:\n" + log);
+        String message = m.group(2);
+        assertTrue(message.contains("broadcast") && message.contains("rank 1 of 2") && message.contains("step message #2 from rank 0"), message);
+        assertTrue(log.contains("CLOSED"), "the worker leaves the group and ends:\n" + log);
     }
 
     @Test
@@ -114,11 +167,11 @@ class TensorParallelTest {
         }
     }
 
-    private static List<Path> runRanks(int size, List<String> args, Duration limit) throws Exception {
+    private static List<Path> runRanks(String name, int size, List<String> args, Duration limit) throws Exception {
         List<Process> ranks = new ArrayList<>();
         List<Path> logs = new ArrayList<>();
         for (int r = 0; r < size; r++) {
-            Path log = tmp.resolve("tp" + size + "-rank" + r + ".log");
+            Path log = tmp.resolve(name + "-rank" + r + ".log");
             logs.add(log);
             List<String> a = new ArrayList<>(args);
             a.set(1, String.valueOf(r));

@@ -3,6 +3,7 @@ package dev.rollout.model;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
@@ -14,12 +15,13 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * that their logits can be compared: three prompts prefilled in chunks of a shared step (padded
  * together in one prefill group), a second step in which two prompts finish their prefill over
  * their cached first chunks while the third already decodes, then decode steps of all three
- * through the paged KV cache. Tokens are chosen greedily from the logits of each step, which the
- * test also compares (every row of every step, not only the sampled ones).
+ * through the paged KV cache. The third prompt's first two positions are given as embeddings.
+ * Tokens are chosen greedily from the logits of each step, which the test also compares (every
+ * row of every step, not only the sampled ones).
  *
  * <p>It builds the {@link ForwardBatch}es itself, as the engine's ModelRunner does, so that the
- * model side is tested alone: the rank protocol that sends the engine's steps to the ranks is
- * another issue's.
+ * model side is tested alone. Either every rank builds them ({@link #run}), or rank 0 alone does
+ * and sends each to the others over a {@link StepBroadcast}, which run it ({@link #follow}).
  */
 final class TpScenario {
     static final int BLOCK = 4, BLOCKS_PER_SEQ = 8;
@@ -34,9 +36,10 @@ final class TpScenario {
 
     /**
      * @param logits every step's (T, vocab) float32 logits, row-major
-     * @param tokens every sequence's greedy tokens
+     * @param tokens every sequence's greedy tokens (null on a worker, which knows steps, not sequences)
+     * @param stepTokens every step's greedy tokens, in the order of its sampling rows
      */
-    record Result(List<float[]> logits, int[][] tokens) {}
+    record Result(List<float[]> logits, int[][] tokens, List<int[]> stepTokens) {}
 
     /** Ids below 500: inside every case's vocabulary. */
     static final int[][] PROMPTS = {
@@ -50,10 +53,26 @@ final class TpScenario {
         return CausalLm.load(c.dir(), ScalarType.Float, CPU, c.kernels(), tp);
     }
 
+    /** Sees each step before the rank runs it: rank 0 sends it to the other ranks ({@link StepBroadcast#send}). */
+    interface Steps {
+        void send(ForwardBatch batch, List<Tensor> logitsRows);
+    }
+
     static Result run(CausalLm lm, int decodeSteps) {
+        return run(lm, decodeSteps, (batch, rows) -> {});
+    }
+
+    /**
+     * Builds every step, hands it to {@code steps}, then runs it as a worker would
+     * ({@link #execute}): logits of every row (compared by the test), then of the rows that
+     * sample, from which the greedy tokens come (as ModelRunner takes the logits of the sampling
+     * rows only).
+     */
+    static Result run(CausalLm lm, int decodeSteps, Steps steps) {
         int n = PROMPTS.length;
-        KvCache cache = new KvCache(lm.shardConfig(), n * BLOCKS_PER_SEQ, BLOCK, ScalarType.Float, CPU);
+        KvCache cache = cache(lm);
         List<float[]> logits = new ArrayList<>();
+        List<int[]> stepTokens = new ArrayList<>();
         List<List<Integer>> seqs = new ArrayList<>();
         for (int[] p : PROMPTS) {
             List<Integer> s = new ArrayList<>();
@@ -65,41 +84,115 @@ final class TpScenario {
         for (int i = 0; i < n; i++) out.add(new ArrayList<>());
         for (int step = 0; step < 2 + decodeSteps; step++) {
             List<Work> works = new ArrayList<>();
+            List<Integer> sampling = new ArrayList<>();   // the sequences that sample, in row order
+            long[] rows = new long[0];
+            int total = 0;
             for (int i = 0; i < n; i++) {
                 int len = step == 0 ? FIRST_CHUNK[i] : seqs.get(i).size() - computed[i];
                 works.add(new Work(i, computed[i], len));
+                total += len;
+                if (computed[i] + len == seqs.get(i).size()) {   // the last token of what is known: sample
+                    sampling.add(i);
+                    rows = Arrays.copyOf(rows, rows.length + 1);
+                    rows[rows.length - 1] = total - 1;
+                }
             }
             try (PointerScope scope = new PointerScope()) {
-                Tensor l = lm.logits(lm.forward(batch(works, seqs, lm.kernels().decodeAttention()), cache));   // (T, vocab)
-                float[] f = Torch.toFloats(l);
-                logits.add(f);
-                int vocab = (int) l.size(1), row = 0;
-                for (Work w : works) {
-                    row += w.len();
-                    computed[w.seq()] += w.len();
-                    if (computed[w.seq()] == seqs.get(w.seq()).size()) {   // the last token of what is known: sample
-                        int next = argmax(f, (row - 1) * vocab, vocab);
-                        seqs.get(w.seq()).add(next);
-                        out.get(w.seq()).add(next);
-                    }
+                ForwardBatch b = batch(works, seqs, lm.kernels().decodeAttention(), lm.config().hiddenSize());
+                List<Tensor> logitsRows = List.of(allRows(total), Torch.longs(rows, CPU));
+                steps.send(b, logitsRows);
+                List<Tensor> l = execute(lm, cache, b, logitsRows);
+                logits.add(Torch.toFloats(l.get(0)));
+                int[] picked = argmaxRows(l.get(1));
+                stepTokens.add(picked);
+                for (int k = 0; k < picked.length; k++) {
+                    seqs.get(sampling.get(k)).add(picked[k]);
+                    out.get(sampling.get(k)).add(picked[k]);
                 }
+                for (Work w : works) computed[w.seq()] += w.len();
             }
         }
         cache.release();
         int[][] tokens = new int[n][];
         for (int i = 0; i < n; i++) tokens[i] = out.get(i).stream().mapToInt(Integer::intValue).toArray();
-        return new Result(logits, tokens);
+        return new Result(logits, tokens, stepTokens);
+    }
+
+    /**
+     * A worker rank: runs the steps that rank 0 sends until it says stop, and gives the same
+     * logits and per-step tokens as rank 0 (no tokens per sequence: it does not know the
+     * sequences). Skips idle messages.
+     */
+    static Result follow(CausalLm lm, StepBroadcast from) {
+        KvCache cache = cache(lm);
+        List<float[]> logits = new ArrayList<>();
+        List<int[]> stepTokens = new ArrayList<>();
+        while (true) {
+            try (PointerScope scope = new PointerScope()) {
+                StepBroadcast.Received m = from.receive();
+                if (m.kind() == ForwardBatchWire.Kind.STOP) break;
+                if (m.kind() == ForwardBatchWire.Kind.IDLE) continue;
+                List<Tensor> l = execute(lm, cache, m.step().batch(), m.step().logitsRows());
+                logits.add(Torch.toFloats(l.get(0)));
+                stepTokens.add(argmaxRows(l.get(1)));
+            }
+        }
+        cache.release();
+        return new Result(logits, null, stepTokens);
+    }
+
+    /** One step on a rank: the forward, then each logits call in order (each an all-gather every rank joins). */
+    static List<Tensor> execute(CausalLm lm, KvCache cache, ForwardBatch batch, List<Tensor> logitsRows) {
+        Tensor hidden = lm.forward(batch, cache);                                              // (T, hidden)
+        List<Tensor> out = new ArrayList<>();
+        for (Tensor rows : logitsRows) out.add(lm.logits(hidden.index_select(0, rows)));       // (rows, vocab) f32
+        return out;
+    }
+
+    private static KvCache cache(CausalLm lm) {
+        return new KvCache(lm.shardConfig(), PROMPTS.length * BLOCKS_PER_SEQ, BLOCK, ScalarType.Float, CPU);
+    }
+
+    private static Tensor allRows(int total) {
+        long[] all = new long[total];
+        for (int i = 0; i < total; i++) all[i] = i;
+        return Torch.longs(all, CPU);
+    }
+
+    private static int[] argmaxRows(Tensor logits) {
+        float[] f = Torch.toFloats(logits);
+        int rows = (int) logits.size(0), vocab = (int) logits.size(1);
+        int[] out = new int[rows];
+        for (int r = 0; r < rows; r++) out[r] = argmax(f, r * vocab, vocab);
+        return out;
     }
 
     /** What one sequence computes in a step: {@code len} tokens from position {@code start}. */
-    private record Work(int seq, int start, int len) {}
+    record Work(int seq, int start, int len) {}
+
+    /** Prompt 2's first positions are given as embeddings (SGLang's input_embeds), in its first chunk. */
+    static final int EMBEDS_SEQ = 2, EMBEDDED = 2;
+
+    /** A given embedding: small values, fixed by the position and the dimension. */
+    static float embedding(int pos, int dim) {
+        return (float) (0.05 * Math.sin(1.7 * pos + 0.31 * dim));
+    }
 
     private static long slot(int seq, int pos) {
         return (long) (seq * BLOCKS_PER_SEQ + pos / BLOCK) * BLOCK + pos % BLOCK;
     }
 
-    /** The step as the engine's ModelRunner would describe it: single tokens decode, longer runs prefill in one padded group. */
-    private static ForwardBatch batch(List<Work> works, List<List<Integer>> seqs, DecodeAttention decode) {
+    static ForwardBatch batch(List<Work> works, List<List<Integer>> seqs, DecodeAttention decode, int hidden) {
+        return batch(works, seqs, decode, hidden, false);
+    }
+
+    /**
+     * The step as the engine's ModelRunner would describe it: single tokens decode, longer runs
+     * prefill in one padded group (or, with {@code groupEach}, a group each, as ModelRunner splits
+     * chunks of unlike sizes). With {@code hidden} > 0, {@link #EMBEDDED} positions of prompt
+     * {@link #EMBEDS_SEQ} come as embeddings when computed.
+     */
+    static ForwardBatch batch(List<Work> works, List<List<Integer>> seqs, DecodeAttention decode, int hidden, boolean groupEach) {
         int total = works.stream().mapToInt(Work::len).sum();
         long[] ids = new long[total], pos = new long[total], slots = new long[total];
         List<Work> decodes = new ArrayList<>(), chunks = new ArrayList<>();
@@ -115,8 +208,30 @@ final class TpScenario {
             }
         }
         ForwardBatch.DecodeGroup dec = decodes.isEmpty() ? null : decodeGroup(decodes, decodeRows, decode);
-        List<ForwardBatch.PrefillGroup> prefills = chunks.isEmpty() ? List.of() : List.of(prefillGroup(chunks, chunkRows));
-        return new ForwardBatch(Torch.longs(ids, CPU), Torch.longs(pos, CPU), Torch.longs(slots, CPU), dec, prefills);
+        List<ForwardBatch.PrefillGroup> prefills = new ArrayList<>();
+        if (groupEach) for (int i = 0; i < chunks.size(); i++) prefills.add(prefillGroup(List.of(chunks.get(i)), List.of(chunkRows.get(i))));
+        else if (!chunks.isEmpty()) prefills.add(prefillGroup(chunks, chunkRows));
+        return new ForwardBatch(Torch.longs(ids, CPU), Torch.longs(pos, CPU), Torch.longs(slots, CPU), dec, prefills,
+                hidden > 0 ? embeds(works, hidden) : null);
+    }
+
+    /** The rows of the step whose input is a given embedding, with their values; null if none (as ModelRunner's). */
+    private static ForwardBatch.Embeds embeds(List<Work> works, int hidden) {
+        List<Long> rows = new ArrayList<>();
+        List<Integer> positions = new ArrayList<>();
+        int row = 0;
+        for (Work w : works) {
+            for (int p = w.start(); p < w.start() + w.len(); p++, row++)
+                if (w.seq() == EMBEDS_SEQ && p < EMBEDDED) {
+                    rows.add((long) row);
+                    positions.add(p);
+                }
+        }
+        if (rows.isEmpty()) return null;
+        float[] values = new float[rows.size() * hidden];
+        for (int e = 0; e < rows.size(); e++) for (int d = 0; d < hidden; d++) values[e * hidden + d] = embedding(positions.get(e), d);
+        return new ForwardBatch.Embeds(Torch.longs(rows.stream().mapToLong(Long::longValue).toArray(), CPU),
+                Torch.floats(values, CPU).view(rows.size(), hidden));                      // (E, hidden)
     }
 
     private static ForwardBatch.DecodeGroup decodeGroup(List<Work> decodes, List<Integer> rows, DecodeAttention decode) {

@@ -43,6 +43,11 @@ class TpShardingTest {
         }
 
         @Override
+        public void broadcast(Tensor t, int root) {
+            throw new UnsupportedOperationException("no collectives here");
+        }
+
+        @Override
         public void close() {}
     }
 

@@ -1,0 +1,114 @@
+package dev.rollout.model;
+
+import dev.rollout.model.ForwardBatchWire.Header;
+import dev.rollout.model.ForwardBatchWire.Kind;
+import java.util.List;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * The steps of a tensor-parallel model, from rank 0, which schedules them, to the other ranks,
+ * which run the same forward: each message is a fixed-size header broadcast (a worker cannot
+ * allocate what it does not know the size of), then for a step its body and, when rows are given
+ * as embeddings, their values ({@link ForwardBatchWire}). Three broadcasts rather than one padded
+ * to the largest step: a decode step's body is a few hundred words.
+ *
+ * <p>Every broadcast has the group's deadline ({@link TpGroup}). A worker waits for the next
+ * message no longer than that, so a rank 0 that died or hangs ends the worker with an error naming
+ * the broadcast instead of leaving it waiting; in turn, rank 0 must send something within every
+ * deadline, an {@link #idle()} while it has nothing to run. {@link #stop()} ends the workers'
+ * loops. Messages are numbered, so that a worker that missed one refuses the next rather than run
+ * a step out of order. One thread per rank uses it, as every collective of the group.
+ */
+public final class StepBroadcast {
+    /** The rank that schedules and sends. */
+    public static final int ROOT = 0;
+
+    private final TpGroup group;
+    private final Device device;
+    private long number;   // the last message sent (rank 0) or received (the others)
+
+    /**
+     * @param device where the messages' tensors live while broadcast, and where a worker's step
+     *               tensors end up: the model's device (CUDA for NCCL, which sends nothing else)
+     */
+    public StepBroadcast(TpGroup group, Device device) {
+        this.group = group;
+        this.device = device;
+    }
+
+    /**
+     * What a worker received.
+     *
+     * @param step the step to run; null unless {@code kind} is STEP
+     */
+    public record Received(Kind kind, long number, ForwardBatchWire.Step step) {}
+
+    /** Rank 0: sends the step that it is about to run itself. At one rank nothing is sent. */
+    public void send(ForwardBatch batch, List<Tensor> logitsRows) {
+        requireRoot("send a step");
+        if (group.size() == 1) return;
+        ForwardBatchWire.Encoded e = ForwardBatchWire.encode(number + 1, batch, logitsRows);
+        number++;
+        sendHeader(e.header());
+        group.broadcast(Torch.longs(e.body(), device), ROOT);                                 // (bodyWords) int64
+        if (e.floats().length > 0) group.broadcast(Torch.floats(e.floats(), device), ROOT);   // (floatWords) float32
+    }
+
+    /** Rank 0: tells the workers that it is alive and has nothing to run; their deadline starts again. */
+    public void idle() {
+        signal(Kind.IDLE);
+    }
+
+    /** Rank 0: ends the workers' loops; the last message. */
+    public void stop() {
+        signal(Kind.STOP);
+    }
+
+    private void signal(Kind kind) {
+        requireRoot("send " + kind);
+        if (group.size() == 1) return;
+        number++;
+        sendHeader(ForwardBatchWire.signal(kind, number));
+    }
+
+    private void sendHeader(Header h) {
+        group.broadcast(Torch.longs(h.words(), device), ROOT);                                // (HEADER_WORDS) int64
+    }
+
+    /**
+     * A worker: the next message, waited for no longer than the group's deadline. Throws an
+     * IllegalStateException naming the broadcast and the message it waited for if rank 0 is lost,
+     * and if a message comes out of order or from another build.
+     */
+    public Received receive() {
+        if (group.rank() == ROOT) throw new IllegalStateException("rank 0 sends the steps; it receives none");
+        long expected = number + 1;
+        try {
+            Tensor h = Torch.zeros(Torch.options(ScalarType.Long, device), ForwardBatchWire.HEADER_WORDS);   // (HEADER_WORDS) int64
+            group.broadcast(h, ROOT);
+            Header header = Header.read(Torch.toLongs(h));
+            if (header.number() != expected)
+                throw new IllegalStateException("message #" + header.number() + " came; this rank expected #" + expected
+                        + ": the ranks are out of step");
+            number = expected;
+            if (header.kind() != Kind.STEP) return new Received(header.kind(), number, null);
+            Tensor body = Torch.empty(Torch.options(ScalarType.Long, device), header.bodyWords());           // (bodyWords) int64
+            group.broadcast(body, ROOT);
+            Tensor floats = null;
+            if (header.floatWords() > 0) {
+                floats = Torch.empty(Torch.options(ScalarType.Float, device), header.floatWords());         // (floatWords) float32
+                group.broadcast(floats, ROOT);
+            }
+            return new Received(Kind.STEP, number, ForwardBatchWire.decode(header, body, floats, device));
+        } catch (IllegalStateException e) {
+            throw new IllegalStateException("tensor-parallel rank " + group.rank() + " of " + group.size() + " got no step message #"
+                    + expected + " from rank 0: " + e.getMessage(), e);
+        }
+    }
+
+    private void requireRoot(String what) {
+        if (group.rank() != ROOT) throw new IllegalStateException("only rank 0 may " + what + "; this is rank " + group.rank());
+    }
+}
