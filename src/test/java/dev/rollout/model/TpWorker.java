@@ -24,9 +24,10 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  *       as forward, but only rank 0 builds the steps: it sends each to the others over a
  *       {@link StepBroadcast} (an idle message first, a stop after each case), and the others run
  *       what they receive; every rank also writes its steps' greedy tokens
- *   TpWorker die RANK SIZE PORT TIMEOUT_MS
- *       rank 0 sends an idle message and exits without a word; the others receive it, then wait for
- *       the next message: print how that failed and how long it took
+ *   TpWorker die|hang RANK SIZE PORT TIMEOUT_MS
+ *       rank 0 sends an idle message, then exits without a word (die) or sends nothing for longer
+ *       than the deadline (hang); the others receive it, then wait for the next message: print how
+ *       that failed and how long it took
  *   TpWorker stall RANK SIZE PORT TIMEOUT_MS
  *       joins the group and issues an all-reduce that the test's own rank never joins: prints how
  *       it failed and how long that took, then what the next collective (an all-gather) said
@@ -40,7 +41,8 @@ public final class TpWorker {
         if (mode.equals("forward")) forward(rank, size, port, Path.of(a[4]), Arrays.copyOfRange(a, 5, a.length));
         else if (mode.equals("steps"))
             steps(rank, size, port, Path.of(a[4]), Duration.ofMillis(Long.parseLong(a[5])), Arrays.copyOfRange(a, 6, a.length));
-        else if (mode.equals("die")) die(rank, size, port, Duration.ofMillis(Long.parseLong(a[4])));
+        else if (mode.equals("die") || mode.equals("hang"))
+            lose(mode.equals("hang"), rank, size, port, Duration.ofMillis(Long.parseLong(a[4])));
         else if (mode.equals("stall")) stall(rank, size, port, Duration.ofMillis(Long.parseLong(a[4])));
         else throw new IllegalArgumentException("mode " + mode);
     }
@@ -91,12 +93,13 @@ public final class TpWorker {
         }
     }
 
-    private static void die(int rank, int size, int port, Duration timeout) throws InterruptedException {
+    private static void lose(boolean hang, int rank, int size, int port, Duration timeout) throws InterruptedException {
         TpGroup g = C10dTpGroup.join("127.0.0.1", port, rank, size, C10dTpGroup.Backend.GLOO, Duration.ofSeconds(120), timeout);
         StepBroadcast channel = new StepBroadcast(g, new org.bytedeco.pytorch.Device("cpu"));
         if (rank == 0) {
             channel.idle();
-            Thread.sleep(500);          // the message leaves the socket
+            // die: long enough for the message to leave the socket; hang: alive and connected, but silent
+            Thread.sleep(hang ? timeout.toMillis() + 3000 : 500);
             Runtime.getRuntime().halt(0);   // no close, no stop: as a crash
         }
         System.out.println("RECEIVED " + channel.receive().kind());
