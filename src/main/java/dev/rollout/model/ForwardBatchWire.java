@@ -147,6 +147,9 @@ public final class ForwardBatchWire {
      */
     public static Step decode(Header h, Tensor body, Tensor floats, Device device) {
         if (h.kind() != Kind.STEP) throw new IllegalArgumentException("a " + h.kind() + " message carries no step");
+        if (body.numel() != h.bodyWords() || h.directoryWords() > h.bodyWords())
+            throw new IllegalStateException("a step body of " + body.numel() + " words; its header says " + h.bodyWords()
+                    + ", of which " + h.directoryWords() + " directory");
         Tensor onDevice = body.to(device, ScalarType.Long);   // the body itself when it is there already
         Reader r = new Reader(Torch.toLongs(onDevice.narrow(0, 0, h.directoryWords())), onDevice, h.directoryWords(), floats, device);
         boolean hasDecode = r.dir() == 1;
@@ -293,13 +296,15 @@ public final class ForwardBatchWire {
             long[] shape = new long[dirInt()];
             for (int i = 0; i < shape.length; i++) shape[i] = dir();
             long n = numel(shape);
+            long words = encoding == LONGS ? n : encoding == BITS ? (n + 63) / 64 : 0;
+            if (n < 0 || data + words > body.numel())
+                throw new IllegalStateException("the step's directory names more words than its body has: a corrupt or foreign step");
             if (encoding == LONGS) {
                 Tensor t = body.narrow(0, data, n).view(shape);
                 data += n;
                 return t;
             }
             if (encoding == BITS) {
-                long words = (n + 63) / 64;
                 long[] w = Torch.toLongs(body.narrow(0, data, words));
                 data += words;
                 boolean[] v = new boolean[Math.toIntExact(n)];

@@ -131,6 +131,14 @@ class ForwardBatchWireTest {
         long[] longer = java.util.Arrays.copyOf(enc.body(), enc.body().length + 1);
         Header h = new Header(Kind.STEP, 1, enc.header().directoryWords(), longer.length, 0);
         assertThrows(IllegalStateException.class, () -> ForwardBatchWire.decode(h, Torch.longs(longer, CPU), null, CPU));
+        // and one shorter than its directory says: refused by name, not an index error inside libtorch
+        long[] shorter = java.util.Arrays.copyOf(enc.body(), enc.body().length - 1);
+        Header hs = new Header(Kind.STEP, 1, enc.header().directoryWords(), shorter.length, 0);
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> ForwardBatchWire.decode(hs, Torch.longs(shorter, CPU), null, CPU));
+        assertTrue(e.getMessage().contains("more words than its body has"), e.getMessage());
+        assertThrows(IllegalStateException.class, () -> ForwardBatchWire.decode(enc.header(), Torch.longs(shorter, CPU), null, CPU),
+                "a body of another size than its header's");
     }
 
     /** Encodes, decodes as a worker would (from tensors of the words) and compares everything. */
