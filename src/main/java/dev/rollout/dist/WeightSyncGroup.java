@@ -4,15 +4,11 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import org.bytedeco.javacpp.SizeTPointer;
 import org.bytedeco.javacpp.chrono.Milliseconds;
 import org.bytedeco.pytorch.BroadcastOptions;
-import org.bytedeco.pytorch.GlooDeviceVector;
 import org.bytedeco.pytorch.PrefixStore;
-import org.bytedeco.pytorch.ProcessGroupGloo;
 import org.bytedeco.pytorch.Store;
 import org.bytedeco.pytorch.TCPStore;
-import org.bytedeco.pytorch.TCPStoreOptions;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.Work;
@@ -30,7 +26,8 @@ import org.bytedeco.pytorch.Work;
  *       {@code _new_process_group_helper}: {@code cpu/} for gloo, whose first device is the CPU,
  *       and {@code cuda/} for NCCL;</li>
  *   <li>gloo on the interfaces that {@code GLOO_SOCKET_IFNAME} names, else the host's default
- *       device, as torch's Python binding chooses them.</li>
+ *       device, as torch's Python binding chooses them (the loopback device for a loopback
+ *       master: {@link C10d#gloo}).</li>
  * </ul>
  * Every wait has the group's timeout: forming the group (a master that does not answer, a world
  * size that the other ranks do not share) and every broadcast. A group whose broadcast timed out
@@ -88,16 +85,9 @@ public final class WeightSyncGroup implements AutoCloseable {
         if (world < 2 || rank < 0 || rank >= world)
             throw new IllegalArgumentException("rank " + rank + " of a world of " + world + ": a weight group has at least 2 ranks");
         if (port < 1 || port > 65535) throw new IllegalArgumentException("port " + port + " is not a TCP port");
-        Milliseconds ms = new Milliseconds(timeout.toMillis());
         TCPStore store;
         try {
-            TCPStoreOptions o = new TCPStoreOptions();
-            o.port((short) port);  // a u16 in C++: the cast keeps the bits
-            o.isServer(rank == 0);
-            o.numWorkers(new SizeTPointer(1).put(world));
-            o.waitWorkers(true);  // as torch's rendezvous sets it on every rank: each client counts itself in
-            o.timeout(ms);
-            store = new TCPStore(host, o);
+            store = C10d.store(host, port, rank, world, timeout);
         } catch (RuntimeException e) {
             throw new GroupException("could not reach the group's store at " + host + ":" + port + " within " + timeout.toSeconds()
                     + " s: " + firstLine(e), e);
@@ -109,12 +99,8 @@ public final class WeightSyncGroup implements AutoCloseable {
             prefixes.add(new PrefixStore(backend.device() + "/", prefixes.get(1)));
             Store keys = prefixes.get(2);
             org.bytedeco.pytorch.Backend group = switch (backend) {
-                case GLOO -> {
-                    ProcessGroupGloo.Options go = ProcessGroupGloo.Options.create(ms);
-                    go.devices(glooDevices());
-                    yield new ProcessGroupGloo(keys, rank, world, go);
-                }
-                case NCCL -> Nccl.group(keys, rank, world, ms);
+                case GLOO -> C10d.gloo(keys, rank, world, host, timeout);
+                case NCCL -> C10d.nccl(keys, rank, world, timeout);
             };
             return new WeightSyncGroup(groupName, rank, world, backend, timeout, store, prefixes, group);
         } catch (RuntimeException | LinkageError e) {
@@ -124,18 +110,6 @@ public final class WeightSyncGroup implements AutoCloseable {
                     + ") did not form within " + timeout.toSeconds() + " s: " + firstLine(e)
                     + "; every rank must join with the same master, group name and world size", e);
         }
-    }
-
-    /** The interfaces torch's Python binding would use: GLOO_SOCKET_IFNAME's, else the host's default. */
-    private static GlooDeviceVector glooDevices() {
-        String ifnames = System.getenv("GLOO_SOCKET_IFNAME");
-        GlooDeviceVector devices = new GlooDeviceVector();
-        if (ifnames != null && ifnames.length() > 1) {
-            for (String iface : ifnames.split(",")) devices.push_back(ProcessGroupGloo.createDeviceForInterface(iface.trim()));
-        } else {
-            devices.push_back(ProcessGroupGloo.createDefaultDevice());
-        }
-        return devices;
     }
 
     public String name() {
@@ -210,24 +184,13 @@ public final class WeightSyncGroup implements AutoCloseable {
     }
 
     private static String firstLine(Throwable e) {
-        String m = String.valueOf(e.getMessage());
-        int nl = m.indexOf('\n');
-        return nl < 0 ? m : m.substring(0, nl);
+        return C10d.firstLine(e);
     }
 
     /** What went wrong while forming or using a group, for the caller to read. */
     public static final class GroupException extends Exception {
         public GroupException(String message, Throwable cause) {
             super(message, cause);
-        }
-    }
-
-    /** NCCL lives in the presets' GPU build only: on the CPU build its JNI library is absent and this class fails to load. */
-    private static final class Nccl {
-        static org.bytedeco.pytorch.Backend group(Store keys, int rank, int world, Milliseconds timeout) {
-            org.bytedeco.pytorch.nccl.ProcessGroupNCCL.Options o = org.bytedeco.pytorch.nccl.ProcessGroupNCCL.Options.create();
-            o.timeout(timeout);
-            return new org.bytedeco.pytorch.nccl.ProcessGroupNCCL(keys, rank, world, o);
         }
     }
 }

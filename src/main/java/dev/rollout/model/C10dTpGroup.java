@@ -1,20 +1,14 @@
 package dev.rollout.model;
 
-import java.net.InetAddress;
-import java.net.UnknownHostException;
+import dev.rollout.dist.C10d;
 import java.time.Duration;
 import java.util.Locale;
-import org.bytedeco.javacpp.SizeTPointer;
 import org.bytedeco.javacpp.chrono.Milliseconds;
 import org.bytedeco.pytorch.AllgatherOptions;
 import org.bytedeco.pytorch.AllreduceOptions;
 import org.bytedeco.pytorch.BroadcastOptions;
-import org.bytedeco.pytorch.GlooDeviceVector;
 import org.bytedeco.pytorch.PrefixStore;
-import org.bytedeco.pytorch.ProcessGroupGloo;
-import org.bytedeco.pytorch.Store;
 import org.bytedeco.pytorch.TCPStore;
-import org.bytedeco.pytorch.TCPStoreOptions;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.Work;
@@ -80,16 +74,9 @@ public final class C10dTpGroup implements TpGroup {
         if (size == 1) return TpGroup.SINGLE;
         if (port < 1 || port > 65535) throw new IllegalArgumentException("port " + port + " is not a TCP port");
         Duration timeout = joinTimeout;
-        Milliseconds ms = new Milliseconds(joinTimeout.toMillis());
         TCPStore store;
         try {
-            TCPStoreOptions o = new TCPStoreOptions();
-            o.port((short) port);  // a u16 in C++: the cast keeps the bits
-            o.isServer(rank == 0);
-            o.numWorkers(new SizeTPointer(1).put(size));
-            o.waitWorkers(true);
-            o.timeout(ms);
-            store = new TCPStore(host, o);
+            store = C10d.store(host, port, rank, size, joinTimeout);
         } catch (RuntimeException e) {
             throw new IllegalStateException("tensor-parallel rank " + rank + " of " + size + " could not meet the others at " + host + ":"
                     + port + " within " + timeout.toSeconds() + " s: " + firstLine(e), e);
@@ -98,12 +85,8 @@ public final class C10dTpGroup implements TpGroup {
         PrefixStore keys = new PrefixStore("tp/", store);
         try {
             org.bytedeco.pytorch.Backend group = switch (backend) {
-                case GLOO -> {
-                    ProcessGroupGloo.Options go = ProcessGroupGloo.Options.create(ms);
-                    go.devices(glooDevices(host));
-                    yield new ProcessGroupGloo(keys, rank, size, go);
-                }
-                case NCCL -> Nccl.group(keys, rank, size, ms);
+                case GLOO -> C10d.gloo(keys, rank, size, host, joinTimeout);
+                case NCCL -> C10d.nccl(keys, rank, size, joinTimeout);
             };
             return new C10dTpGroup(rank, size, backend, collectiveTimeout, store, keys, group);
         } catch (RuntimeException | LinkageError e) {
@@ -111,32 +94,6 @@ public final class C10dTpGroup implements TpGroup {
             store.close();
             throw new IllegalStateException("the tensor-parallel group (rank " + rank + " of " + size + ", "
                     + backend.name().toLowerCase(Locale.ROOT) + ") did not form within " + timeout.toSeconds() + " s: " + firstLine(e), e);
-        }
-    }
-
-    /**
-     * On one host (a loopback master) the loopback device; otherwise the interfaces
-     * {@code GLOO_SOCKET_IFNAME} names, else the host's default, as torch chooses them: a rank on
-     * another node cannot bind to the master's address.
-     */
-    private static GlooDeviceVector glooDevices(String host) {
-        GlooDeviceVector devices = new GlooDeviceVector();
-        String ifnames = System.getenv("GLOO_SOCKET_IFNAME");
-        if (ifnames != null && !ifnames.isBlank()) {
-            for (String iface : ifnames.split(",")) devices.push_back(ProcessGroupGloo.createDeviceForInterface(iface.trim()));
-        } else if (loopback(host)) {
-            devices.push_back(ProcessGroupGloo.createDeviceForHostname(host));
-        } else {
-            devices.push_back(ProcessGroupGloo.createDefaultDevice());
-        }
-        return devices;
-    }
-
-    private static boolean loopback(String host) {
-        try {
-            return InetAddress.getByName(host).isLoopbackAddress();
-        } catch (UnknownHostException e) {
-            return false;
         }
     }
 
@@ -258,9 +215,7 @@ public final class C10dTpGroup implements TpGroup {
     }
 
     private static String firstLine(Throwable e) {
-        String m = String.valueOf(e.getMessage());
-        int nl = m.indexOf('\n');
-        return nl < 0 ? m : m.substring(0, nl);
+        return C10d.firstLine(e);
     }
 
     @Override
@@ -269,11 +224,4 @@ public final class C10dTpGroup implements TpGroup {
     }
 
     /** NCCL lives in the presets' GPU build only: on the CPU build its JNI library is absent and this class fails to load. */
-    private static final class Nccl {
-        static org.bytedeco.pytorch.Backend group(Store keys, int rank, int size, Milliseconds timeout) {
-            org.bytedeco.pytorch.nccl.ProcessGroupNCCL.Options o = org.bytedeco.pytorch.nccl.ProcessGroupNCCL.Options.create();
-            o.timeout(timeout);
-            return new org.bytedeco.pytorch.nccl.ProcessGroupNCCL(keys, rank, size, o);
-        }
-    }
 }

@@ -1,12 +1,10 @@
 package dev.rollout.trainer;
 
+import dev.rollout.dist.C10d;
 import java.time.Duration;
-import org.bytedeco.javacpp.SizeTPointer;
 import org.bytedeco.javacpp.chrono.Milliseconds;
-import org.bytedeco.pytorch.GlooDeviceVector;
-import org.bytedeco.pytorch.ProcessGroupGloo;
+import org.bytedeco.pytorch.Backend;
 import org.bytedeco.pytorch.TCPStore;
-import org.bytedeco.pytorch.TCPStoreOptions;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 
@@ -19,10 +17,10 @@ import org.bytedeco.pytorch.TensorVector;
 public final class TrainerGroup implements AutoCloseable {
     private final int rank, world;
     private final TCPStore store;
-    private final ProcessGroupGloo group;
+    private final Backend group;
     private final Duration timeout;
 
-    private TrainerGroup(int rank, int world, TCPStore store, ProcessGroupGloo group, Duration timeout) {
+    private TrainerGroup(int rank, int world, TCPStore store, Backend group, Duration timeout) {
         this.rank = rank;
         this.world = world;
         this.store = store;
@@ -36,16 +34,8 @@ public final class TrainerGroup implements AutoCloseable {
      */
     public static TrainerGroup join(String host, int port, int rank, int world, Duration timeout) {
         if (world < 1 || rank < 0 || rank >= world) throw new IllegalArgumentException("rank " + rank + " of " + world);
-        TCPStoreOptions o = new TCPStoreOptions();
-        o.port((short) port);
-        o.isServer(rank == 0);
-        o.numWorkers(new SizeTPointer(1).put(world));
-        o.waitWorkers(true);
-        o.timeout(new Milliseconds(timeout.toMillis()));
-        TCPStore store = new TCPStore(host, o);
-        ProcessGroupGloo.Options go = ProcessGroupGloo.Options.create(new Milliseconds(timeout.toMillis()));
-        go.devices(new GlooDeviceVector(ProcessGroupGloo.createDeviceForHostname(host)));
-        return new TrainerGroup(rank, world, store, new ProcessGroupGloo(store, rank, world, go), timeout);
+        TCPStore store = C10d.store(host, port, rank, world, timeout);
+        return new TrainerGroup(rank, world, store, C10d.gloo(store, rank, world, host, timeout), timeout);
     }
 
     public int rank() {
