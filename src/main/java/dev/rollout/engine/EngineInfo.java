@@ -1,5 +1,6 @@
 package dev.rollout.engine;
 
+import dev.rollout.model.ParameterTable;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -36,9 +37,16 @@ public record EngineInfo(String architecture, String modelType, long parameterCo
         return parameterShapes.get("model.embed_tokens.weight").get(1).intValue();
     }
 
-    /** Why a tensor of {@code shape} cannot be loaded into parameter {@code name}, or null if it can. */
+    /**
+     * Why a tensor of {@code shape} cannot be loaded into parameter {@code name}, or null if it
+     * can, or if a push may carry it and the engine skips it: a tied model's {@code lm_head.weight}
+     * (which a trainer's full {@code state_dict()} holds) and buffers such as rotary frequencies,
+     * as SGLang's loaders skip them and as {@code WeightControl} does.
+     */
     public String shapeMismatch(String name, long[] shape) {
         List<Long> want = parameterShapes.get(name);
+        if (want == null && (ParameterTable.ignorable(name) || name.equals("lm_head.weight")))
+            return null;  // no lm_head.weight among the parameters: the head is tied to the embedding
         if (want == null) return "unknown parameter " + name;
         long[] w = want.stream().mapToLong(Long::longValue).toArray();
         return Arrays.equals(w, shape) ? null : name + " has shape " + Arrays.toString(w) + ", got " + Arrays.toString(shape);

@@ -129,6 +129,24 @@ class VerlCallPathsIT {
      * veRL's delta checkpoint engine names a loader to import (SGLang's --custom-weight-loader),
      * in a pickle: code, refused by its name before the pickle is read.
      */
+    /**
+     * veRL pushes FSDP's full state_dict(), which for a tied model holds lm_head.weight (the
+     * embedding itself): skipped, as SGLang's loaders skip it, by the check on the HTTP thread as
+     * well as by the engine's. Found by the GPU replay of veRL's pickled push
+     * (tools/gpu/framework_pushes.py), which the HTTP check refused with "unknown parameter
+     * lm_head.weight"; here the same tensors go as safetensors, through the same check.
+     */
+    @Test
+    void aTiedModelsStateDictWithItsLmHeadIsPushed() throws Exception {
+        java.nio.file.Path dir = java.nio.file.Path.of(server.modelPath);
+        byte[] bucket = Checkpoints.renamed(dir, java.util.Map.of("model.norm.weight", "model.norm.weight",
+                "model.embed_tokens.weight", "lm_head.weight"));
+        Http.Reply r = server.post("/update_weights_from_tensor", "{\"serialized_named_tensors\": [\""
+                + java.util.Base64.getEncoder().encodeToString(bucket) + "\"], \"load_format\": null, \"flush_cache\": true}");
+        server.ok(r);
+        assertTrue(r.object().getBoolean("success"), r.body());
+    }
+
     @Test
     void aCustomLoaderIsRefusedByName() {
         Http.Reply r = server.post("/update_weights_from_tensor", "{\"serialized_named_tensors\": [\"gAR9lC4=\"], "
