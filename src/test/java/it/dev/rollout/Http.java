@@ -56,12 +56,21 @@ public final class Http {
     }
 
     public static Reply send(HttpRequest.Builder b) {
-        try {
-            HttpResponse<String> r = CLIENT.send(b.timeout(Duration.ofSeconds(120)).build(), HttpResponse.BodyHandlers.ofString());
-            return new Reply(r.statusCode(), r.body());
-        } catch (Exception e) {
-            fail("request failed: " + e);
-            return null;
+        HttpRequest req = b.timeout(Duration.ofSeconds(120)).build();
+        for (int attempt = 0; ; attempt++) {
+            try {
+                HttpResponse<String> r = CLIENT.send(req, HttpResponse.BodyHandlers.ofString());
+                return new Reply(r.statusCode(), r.body());
+            } catch (java.io.IOException e) {
+                // a pooled connection that the server closed (after refusing a body it did not read) answers
+                // nothing: the request never reached the server, so it is sent once more, on a new connection
+                if (attempt == 0 && String.valueOf(e.getMessage()).contains("received no bytes")) continue;
+                fail("request failed: " + e);
+                return null;
+            } catch (Exception e) {
+                fail("request failed: " + e);
+                return null;
+            }
         }
     }
 
