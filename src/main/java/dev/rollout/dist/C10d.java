@@ -5,7 +5,6 @@ import java.net.UnknownHostException;
 import java.time.Duration;
 import org.bytedeco.javacpp.SizeTPointer;
 import org.bytedeco.javacpp.chrono.Milliseconds;
-import org.bytedeco.pytorch.Backend;
 import org.bytedeco.pytorch.GlooDeviceVector;
 import org.bytedeco.pytorch.ProcessGroupGloo;
 import org.bytedeco.pytorch.Store;
@@ -19,6 +18,25 @@ import org.bytedeco.pytorch.TCPStoreOptions;
  */
 public final class C10d {
     private C10d() {}
+
+    /** The collective backends: gloo for host tensors, NCCL for CUDA tensors. */
+    public enum Backend {
+        GLOO, NCCL;
+
+        /** SGLang's and torch's spelling ("gloo", "nccl"), case-insensitive. */
+        public static Backend parse(String name) {
+            return switch (name.toLowerCase(java.util.Locale.ROOT)) {
+                case "gloo" -> GLOO;
+                case "nccl" -> NCCL;
+                default -> throw new IllegalArgumentException("backend '" + name + "' is not supported: use 'nccl' or 'gloo'");
+            };
+        }
+
+        /** The device prefix torch puts in front of the backend's store keys. */
+        public String device() {
+            return this == GLOO ? "cpu" : "cuda";
+        }
+    }
 
     /**
      * The rendezvous store at {@code host:port}: hosted by rank 0, joined by the others, with
@@ -38,7 +56,7 @@ public final class C10d {
     }
 
     /** A gloo group over {@code keys}, every operation bounded by {@code timeout}. */
-    public static Backend gloo(Store keys, int rank, int world, String host, Duration timeout) {
+    public static org.bytedeco.pytorch.Backend gloo(Store keys, int rank, int world, String host, Duration timeout) {
         ProcessGroupGloo.Options go = ProcessGroupGloo.Options.create(new Milliseconds(timeout.toMillis()));
         go.devices(glooDevices(host));
         return new ProcessGroupGloo(keys, rank, world, go);
@@ -74,7 +92,7 @@ public final class C10d {
      * An NCCL group over {@code keys}. NCCL lives in the presets' GPU build only: on the CPU build
      * its JNI library is absent and this throws a LinkageError.
      */
-    public static Backend nccl(Store keys, int rank, int world, Duration timeout) {
+    public static org.bytedeco.pytorch.Backend nccl(Store keys, int rank, int world, Duration timeout) {
         org.bytedeco.pytorch.nccl.ProcessGroupNCCL.Options o = org.bytedeco.pytorch.nccl.ProcessGroupNCCL.Options.create();
         o.timeout(new Milliseconds(timeout.toMillis()));
         return new org.bytedeco.pytorch.nccl.ProcessGroupNCCL(keys, rank, world, o);

@@ -1,5 +1,6 @@
 package dev.rollout.dist;
 
+import dev.rollout.dist.C10d.Backend;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -35,25 +36,6 @@ import org.bytedeco.pytorch.Work;
  * formed again.
  */
 public final class WeightSyncGroup implements AutoCloseable {
-    /** The collective backends SGLang's route accepts. */
-    public enum Backend {
-        GLOO, NCCL;
-
-        /** SGLang's spelling ("nccl", "gloo"), case-insensitive. */
-        public static Backend parse(String name) {
-            return switch (name.toLowerCase(Locale.ROOT)) {
-                case "gloo" -> GLOO;
-                case "nccl" -> NCCL;
-                default -> throw new IllegalArgumentException("backend '" + name + "' is not supported: use 'nccl' or 'gloo'");
-            };
-        }
-
-        /** The device prefix torch puts in front of the backend's keys. */
-        String device() {
-            return this == GLOO ? "cpu" : "cuda";
-        }
-    }
-
     private final String name;
     private final int rank, world;
     private final Backend backend;

@@ -1,5 +1,6 @@
 package dev.rollout.model;
 
+import dev.rollout.dist.C10d.Backend;
 import dev.rollout.dist.C10d;
 import java.time.Duration;
 import java.util.Locale;
@@ -26,20 +27,6 @@ import org.bytedeco.pytorch.Work;
  * above one rank until the decode step's collectives are captured without a host wait.
  */
 public final class C10dTpGroup implements TpGroup {
-    /** The c10d backend: gloo for CPU tensors, NCCL for CUDA tensors. */
-    public enum Backend {
-        GLOO, NCCL;
-
-        /** "gloo" or "nccl", case-insensitive. */
-        public static Backend parse(String name) {
-            return switch (name.toLowerCase(Locale.ROOT)) {
-                case "gloo" -> GLOO;
-                case "nccl" -> NCCL;
-                default -> throw new IllegalArgumentException("tensor-parallel backend '" + name + "' is not supported: use 'nccl' or 'gloo'");
-            };
-        }
-    }
-
     private final int rank, size;
     private final Backend backend;
     private final Duration timeout;   // every collective's deadline

@@ -1,5 +1,6 @@
 package dev.rollout.trainer;
 
+import dev.rollout.dist.C10d;
 import dev.rollout.client.PushResult;
 import dev.rollout.client.RolloutClient;
 import dev.rollout.client.RolloutClientException;
@@ -35,7 +36,7 @@ public final class WeightBroadcaster implements AutoCloseable {
      * {@code host:port} (an address of this machine that the server can reach) and joins as rank
      * 0 meanwhile. Fails within {@code timeout} if the server does not come.
      */
-    public static WeightBroadcaster form(RolloutClient client, String host, int port, String groupName, WeightSyncGroup.Backend backend,
+    public static WeightBroadcaster form(RolloutClient client, String host, int port, String groupName, C10d.Backend backend,
                                          Duration timeout) throws WeightSyncGroup.GroupException {
         CompletableFuture<?> joining = client.initWeightsUpdateGroup(host, port, 1, 2, groupName, backend.name().toLowerCase(), timeout);
         WeightSyncGroup group;

@@ -1,5 +1,6 @@
 package dev.rollout.weights;
 
+import dev.rollout.dist.C10d;
 import dev.rollout.dist.WeightSyncGroup;
 import dev.rollout.model.Checkpoint;
 import dev.rollout.model.TensorLayout;
@@ -66,9 +67,9 @@ public final class WeightGroups implements AutoCloseable {
      */
     public WeightOutcome init(Spec spec, Duration timeout) {
         Duration limit = timeout == null ? settings.timeout() : timeout;
-        WeightSyncGroup.Backend backend;
+        C10d.Backend backend;
         try {
-            backend = WeightSyncGroup.Backend.parse(spec.backend());
+            backend = C10d.Backend.parse(spec.backend());
         } catch (IllegalArgumentException e) {
             return refused(WeightOutcome.Reason.BAD_REQUEST, e.getMessage());
         }
@@ -93,7 +94,7 @@ public final class WeightGroups implements AutoCloseable {
         }
     }
 
-    private String checkSpec(Spec spec, WeightSyncGroup.Backend backend) {
+    private String checkSpec(Spec spec, C10d.Backend backend) {
         if (spec.groupName() == null || spec.groupName().isEmpty()) return "group_name must not be empty";
         if (spec.masterAddress() == null || spec.masterAddress().isBlank()) return "master_address is required";
         if (spec.masterPort() < 1 || spec.masterPort() > 65535) return "master_port " + spec.masterPort() + " is not a TCP port";
@@ -102,7 +103,7 @@ public final class WeightGroups implements AutoCloseable {
         if (spec.rankOffset() + settings.tpSize() > spec.worldSize())
             return "world_size " + spec.worldSize() + " has no room for this server's " + settings.tpSize() + " rank(s) from rank_offset "
                     + spec.rankOffset() + ": it must be at least " + (spec.rankOffset() + settings.tpSize());
-        if (backend == WeightSyncGroup.Backend.NCCL && settings.device().startsWith("cpu"))
+        if (backend == C10d.Backend.NCCL && settings.device().startsWith("cpu"))
             return "backend 'nccl' needs a CUDA server; this one runs on " + settings.device() + ": use backend 'gloo'";
         return null;
     }
@@ -161,7 +162,7 @@ public final class WeightGroups implements AutoCloseable {
     }
 
     /** Empty tensors for every announced one, after checking that all of them can be: none or all. */
-    private List<Tensor> allocate(List<Announced> tensors, WeightSyncGroup.Backend backend) throws IOException {
+    private List<Tensor> allocate(List<Announced> tensors, C10d.Backend backend) throws IOException {
         long total = 0;
         java.util.Set<String> names = new java.util.HashSet<>();
         for (Announced a : tensors) {
@@ -183,7 +184,7 @@ public final class WeightGroups implements AutoCloseable {
      * SGLang's flattened bucket on this route: one uint8 broadcast holding each announced
      * tensor's row-major bytes, in the order announced, without padding.
      */
-    private Tensor allocateFlat(List<Announced> tensors, WeightSyncGroup.Backend backend) throws IOException {
+    private Tensor allocateFlat(List<Announced> tensors, C10d.Backend backend) throws IOException {
         List<TensorPayloads.FlatEntry> manifest = manifest(tensors);
         long total = manifest.isEmpty() ? 0 : manifest.get(manifest.size() - 1).end();
         if (total > settings.maxBytes()) throw new IOException("the update announces more than " + settings.maxBytes() + " bytes");
@@ -203,8 +204,8 @@ public final class WeightGroups implements AutoCloseable {
         return out;
     }
 
-    private Device receiveDevice(WeightSyncGroup.Backend backend) {
-        return new Device(backend == WeightSyncGroup.Backend.NCCL ? settings.device() : "cpu");
+    private Device receiveDevice(C10d.Backend backend) {
+        return new Device(backend == C10d.Backend.NCCL ? settings.device() : "cpu");
     }
 
     /** Leaves the group and forgets it. */

@@ -33,12 +33,12 @@ class WeightSyncGroupTest {
         Duration t = Duration.ofSeconds(30);
         CompletableFuture<WeightSyncGroup> trainer = CompletableFuture.supplyAsync(() -> {
             try {
-                return WeightSyncGroup.join("127.0.0.1", port, 0, 2, "weight_update_group", WeightSyncGroup.Backend.GLOO, t);
+                return WeightSyncGroup.join("127.0.0.1", port, 0, 2, "weight_update_group", C10d.Backend.GLOO, t);
             } catch (WeightSyncGroup.GroupException e) {
                 throw new IllegalStateException(e);
             }
         });
-        try (WeightSyncGroup server = WeightSyncGroup.join("127.0.0.1", port, 1, 2, "weight_update_group", WeightSyncGroup.Backend.GLOO, t);
+        try (WeightSyncGroup server = WeightSyncGroup.join("127.0.0.1", port, 1, 2, "weight_update_group", C10d.Backend.GLOO, t);
              WeightSyncGroup sender = trainer.get(30, TimeUnit.SECONDS)) {
             ScalarType[] types = {ScalarType.BFloat16, ScalarType.Float, ScalarType.Half};
             List<Tensor> sent = new java.util.ArrayList<>(), got = new java.util.ArrayList<>();
@@ -64,7 +64,7 @@ class WeightSyncGroupTest {
         int port = freePort();  // nobody listens there
         long t0 = System.nanoTime();
         var e = assertThrows(WeightSyncGroup.GroupException.class,
-                () -> WeightSyncGroup.join("127.0.0.1", port, 1, 2, "g", WeightSyncGroup.Backend.GLOO, Duration.ofSeconds(3)));
+                () -> WeightSyncGroup.join("127.0.0.1", port, 1, 2, "g", C10d.Backend.GLOO, Duration.ofSeconds(3)));
         long s = TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - t0);
         assertTrue(s < 20, "gave up after " + s + " s");
         assertTrue(e.getMessage().contains("127.0.0.1:" + port), e.getMessage());
@@ -76,7 +76,7 @@ class WeightSyncGroupTest {
         Duration t = Duration.ofSeconds(3);
         // the trainer thinks the world is 3: the server's rank 1 of 2 waits for a rank that never comes
         CompletableFuture<Throwable> trainer = CompletableFuture.supplyAsync(() -> {
-            try (WeightSyncGroup g = WeightSyncGroup.join("127.0.0.1", port, 0, 3, "g", WeightSyncGroup.Backend.GLOO, t)) {
+            try (WeightSyncGroup g = WeightSyncGroup.join("127.0.0.1", port, 0, 3, "g", C10d.Backend.GLOO, t)) {
                 return null;
             } catch (Throwable e) {
                 return e;
@@ -84,7 +84,7 @@ class WeightSyncGroupTest {
         });
         long t0 = System.nanoTime();
         var e = assertThrows(WeightSyncGroup.GroupException.class,
-                () -> WeightSyncGroup.join("127.0.0.1", port, 1, 2, "g", WeightSyncGroup.Backend.GLOO, t));
+                () -> WeightSyncGroup.join("127.0.0.1", port, 1, 2, "g", C10d.Backend.GLOO, t));
         assertTrue(TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - t0) < 30);
         assertTrue(e.getMessage().contains("did not form"), e.getMessage());
         assertNotNull(trainer.get(60, TimeUnit.SECONDS), "the trainer's side formed a group with a missing rank");
@@ -96,12 +96,12 @@ class WeightSyncGroupTest {
         Duration t = Duration.ofSeconds(3);
         CompletableFuture<WeightSyncGroup> trainer = CompletableFuture.supplyAsync(() -> {
             try {
-                return WeightSyncGroup.join("127.0.0.1", port, 0, 2, "g", WeightSyncGroup.Backend.GLOO, t);
+                return WeightSyncGroup.join("127.0.0.1", port, 0, 2, "g", C10d.Backend.GLOO, t);
             } catch (WeightSyncGroup.GroupException e) {
                 throw new IllegalStateException(e);
             }
         });
-        try (WeightSyncGroup server = WeightSyncGroup.join("127.0.0.1", port, 1, 2, "g", WeightSyncGroup.Backend.GLOO, t);
+        try (WeightSyncGroup server = WeightSyncGroup.join("127.0.0.1", port, 1, 2, "g", C10d.Backend.GLOO, t);
              WeightSyncGroup quiet = trainer.get(30, TimeUnit.SECONDS)) {
             var e = assertThrows(WeightSyncGroup.GroupException.class,
                     () -> server.broadcastFromRank0(List.of(torch.zeros(new long[] {4}, new org.bytedeco.pytorch.TensorOptions(ScalarType.Float)))));

@@ -1,5 +1,6 @@
 package dev.rollout.model;
 
+import dev.rollout.dist.C10d;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -33,7 +34,7 @@ class C10dTpGroupTest {
         for (int r = 0; r < 2; r++) {
             int rank = r;
             ranks.add(CompletableFuture.supplyAsync(() -> {
-                try (TpGroup g = C10dTpGroup.join("127.0.0.1", port, rank, 2, C10dTpGroup.Backend.GLOO, T, T)) {
+                try (TpGroup g = C10dTpGroup.join("127.0.0.1", port, rank, 2, C10d.Backend.GLOO, T, T)) {
                     return body.apply(g);
                 }
             }));
@@ -113,7 +114,7 @@ class C10dTpGroupTest {
 
     @Test
     void oneRankIsNoGroupAtAll() {
-        TpGroup g = C10dTpGroup.join("127.0.0.1", 1, 0, 1, C10dTpGroup.Backend.NCCL, T, T);
+        TpGroup g = C10dTpGroup.join("127.0.0.1", 1, 0, 1, C10d.Backend.NCCL, T, T);
         assertSame(TpGroup.SINGLE, g, "no store, no process group, no NCCL (absent from the CPU build)");
         Tensor t = torch.ones(new long[] {2}, Torch.options(ScalarType.Float));
         g.allReduceSum(t);
@@ -127,7 +128,7 @@ class C10dTpGroupTest {
         long t0 = System.nanoTime();
         // rank 0 hosts the store and waits for a rank 1 that never starts
         var e = assertThrows(IllegalStateException.class,
-                () -> C10dTpGroup.join("127.0.0.1", port, 0, 2, C10dTpGroup.Backend.GLOO, Duration.ofSeconds(2), T));
+                () -> C10dTpGroup.join("127.0.0.1", port, 0, 2, C10d.Backend.GLOO, Duration.ofSeconds(2), T));
         long s = TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - t0);
         assertTrue(s < 20, "gave up after " + s + " s");
         assertTrue(e.getMessage().contains("rank 0 of 2"), e.getMessage());

@@ -1,5 +1,6 @@
 package dev.rollout.model;
 
+import dev.rollout.dist.C10d;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -151,7 +152,7 @@ class TensorParallelTest {
             logs.add(log);
             ranks.add(start(List.of("stall", String.valueOf(r), "3", String.valueOf(port), String.valueOf(deadlineMs)), log));
         }
-        try (TpGroup silent = C10dTpGroup.join("127.0.0.1", port, 2, 3, C10dTpGroup.Backend.GLOO, Duration.ofSeconds(120),
+        try (TpGroup silent = C10dTpGroup.join("127.0.0.1", port, 2, 3, C10d.Backend.GLOO, Duration.ofSeconds(120),
                 Duration.ofMillis(deadlineMs))) {
             for (int r = 0; r < 2; r++) {
                 await(ranks, logs, r, Duration.ofSeconds(60));

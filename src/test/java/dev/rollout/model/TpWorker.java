@@ -1,5 +1,6 @@
 package dev.rollout.model;
 
+import dev.rollout.dist.C10d;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -49,7 +50,7 @@ public final class TpWorker {
 
     private static void forward(int rank, int size, int port, Path out, String[] cases) throws IOException {
         Duration wait = Duration.ofSeconds(120);  // the ranks' JVMs start at their own pace on a busy machine
-        try (TpGroup tp = C10dTpGroup.join("127.0.0.1", port, rank, size, C10dTpGroup.Backend.GLOO, wait, wait)) {
+        try (TpGroup tp = C10dTpGroup.join("127.0.0.1", port, rank, size, C10d.Backend.GLOO, wait, wait)) {
             for (String spec : cases) {
                 String[] p = spec.split("=");
                 TpScenario.Case c = new TpScenario.Case(p[0], Path.of(p[1]), DecodeAttention.valueOf(p[2]));
@@ -69,7 +70,7 @@ public final class TpWorker {
 
     private static void steps(int rank, int size, int port, Path out, Duration timeout, String[] cases) throws IOException {
         Duration wait = Duration.ofSeconds(120);
-        try (TpGroup tp = C10dTpGroup.join("127.0.0.1", port, rank, size, C10dTpGroup.Backend.GLOO, wait, timeout)) {
+        try (TpGroup tp = C10dTpGroup.join("127.0.0.1", port, rank, size, C10d.Backend.GLOO, wait, timeout)) {
             StepBroadcast channel = new StepBroadcast(tp, new org.bytedeco.pytorch.Device("cpu"));
             for (String spec : cases) {
                 String[] p = spec.split("=");
@@ -94,7 +95,7 @@ public final class TpWorker {
     }
 
     private static void lose(boolean hang, int rank, int size, int port, Duration timeout) throws InterruptedException {
-        TpGroup g = C10dTpGroup.join("127.0.0.1", port, rank, size, C10dTpGroup.Backend.GLOO, Duration.ofSeconds(120), timeout);
+        TpGroup g = C10dTpGroup.join("127.0.0.1", port, rank, size, C10d.Backend.GLOO, Duration.ofSeconds(120), timeout);
         StepBroadcast channel = new StepBroadcast(g, new org.bytedeco.pytorch.Device("cpu"));
         if (rank == 0) {
             channel.idle();
@@ -118,7 +119,7 @@ public final class TpWorker {
 
     private static void stall(int rank, int size, int port, Duration timeout) {
         // joining may wait for the slowest JVM; the collectives get the short deadline
-        try (TpGroup g = C10dTpGroup.join("127.0.0.1", port, rank, size, C10dTpGroup.Backend.GLOO, Duration.ofSeconds(120), timeout)) {
+        try (TpGroup g = C10dTpGroup.join("127.0.0.1", port, rank, size, C10d.Backend.GLOO, Duration.ofSeconds(120), timeout)) {
             Tensor t = torch.ones(new long[] {4, 8}, Torch.options(ScalarType.Float));
             long t0 = System.nanoTime();
             try {

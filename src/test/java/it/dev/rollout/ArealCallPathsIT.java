@@ -133,7 +133,7 @@ class ArealCallPathsIT {
                 + "\"master_port\": \"" + port + "\", \"rank_offset\": 1, \"world_size\": 2, \"backend\": \"gloo\", "
                 + "\"group_name\": \"update_weight_group\"}");
         try (dev.rollout.dist.WeightSyncGroup rank0 = dev.rollout.dist.WeightSyncGroup.join("127.0.0.1", port, 0, 2, "update_weight_group",
-                dev.rollout.dist.WeightSyncGroup.Backend.GLOO, java.time.Duration.ofSeconds(60))) {
+                dev.rollout.dist.C10d.Backend.GLOO, java.time.Duration.ofSeconds(60))) {
             server.ok(init.get(60, TimeUnit.SECONDS));
             server.ok(server.post("/pause_generation", "{}"));
             for (var bucket : WeightGroupsIT.halves(weights))

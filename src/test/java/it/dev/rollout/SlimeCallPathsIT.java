@@ -1,5 +1,6 @@
 package it.dev.rollout;
 
+import dev.rollout.dist.C10d;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -236,7 +237,7 @@ class SlimeCallPathsIT {
         int port = WeightGroupsIT.freePort();
         CompletableFuture<Http.Reply> init = server.postAsync("/init_weights_update_group", "{\"master_address\": \"127.0.0.1\", "
                 + "\"master_port\": " + port + ", \"rank_offset\": 1, \"world_size\": 2, \"group_name\": \"slime-pp_0\", \"backend\": \"gloo\"}");
-        try (WeightSyncGroup rank0 = WeightSyncGroup.join("127.0.0.1", port, 0, 2, "slime-pp_0", WeightSyncGroup.Backend.GLOO,
+        try (WeightSyncGroup rank0 = WeightSyncGroup.join("127.0.0.1", port, 0, 2, "slime-pp_0", C10d.Backend.GLOO,
                 Duration.ofSeconds(60))) {
             server.ok(init.get(60, TimeUnit.SECONDS));
             server.ok(server.post("/pause_generation", "{}"));

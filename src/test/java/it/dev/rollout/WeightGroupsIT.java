@@ -1,5 +1,6 @@
 package it.dev.rollout;
 
+import dev.rollout.dist.C10d;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -105,7 +106,7 @@ class WeightGroupsIT {
         for (int i = 0; i < names.size(); i++) (i < names.size() - 1 ? first : last).put(names.get(i), all.get(names.get(i)));
         String before;
         try (RolloutClient c = client(); WeightBroadcaster b = WeightBroadcaster.form(c, "127.0.0.1", freePort(), "weight_update_group",
-                WeightSyncGroup.Backend.GLOO, T)) {
+                C10d.Backend.GLOO, T)) {
             before = c.weightVersion();
             PushResult r1 = b.push(first, null);
             assertEquals(first.size(), r1.numTensors());
@@ -136,7 +137,7 @@ class WeightGroupsIT {
         Path ckpt = Checkpoints.other(62);
         Map<String, Tensor> all = parameters(ckpt);
         try (RolloutClient c = client(); WeightBroadcaster b = WeightBroadcaster.form(c, "127.0.0.1", freePort(), "g-names",
-                WeightSyncGroup.Backend.GLOO, T)) {
+                C10d.Backend.GLOO, T)) {
             Tensor norm = all.get("model.norm.weight");
             var e = assertThrows(RolloutClientException.class, () -> b.push(Map.of("model.nrom.weight", norm), "bad"));
             assertTrue(e.getMessage().contains("model.nrom.weight"), e.getMessage());
@@ -155,7 +156,7 @@ class WeightGroupsIT {
         String norm = "model.norm.weight";
         String servedNorm = checksum(norm);
         try (RolloutClient c = client(); WeightBroadcaster b = WeightBroadcaster.form(c, "127.0.0.1", freePort(), "g-session",
-                WeightSyncGroup.Backend.GLOO, T)) {
+                C10d.Backend.GLOO, T)) {
             assertEquals(200, Http.admin("/begin_weight_update", "{\"update_id\": \"dist-session\"}").status());
             int half = names.size() / 2;
             for (int seq = 0; seq < 2; seq++) {
@@ -184,7 +185,7 @@ class WeightGroupsIT {
         String norm = "model.norm.weight";
         String servedNorm = checksum(norm);
         try (RolloutClient c = client(); WeightBroadcaster b = WeightBroadcaster.form(c, "127.0.0.1", freePort(), "g-silent",
-                WeightSyncGroup.Backend.GLOO, Duration.ofSeconds(3))) {
+                C10d.Backend.GLOO, Duration.ofSeconds(3))) {
             long t0 = System.nanoTime();
             // announced, but the trainer never broadcasts
             Http.Reply r = Http.admin("/update_weights_from_distributed",
@@ -224,7 +225,7 @@ class WeightGroupsIT {
         int port = freePort();
         // the trainer hosts a world of 3; the server is told 3 too but the third rank never comes
         CompletableFuture<Throwable> trainer = CompletableFuture.supplyAsync(() -> {
-            try (WeightSyncGroup g = WeightSyncGroup.join("127.0.0.1", port, 0, 3, "g-world", WeightSyncGroup.Backend.GLOO, Duration.ofSeconds(5))) {
+            try (WeightSyncGroup g = WeightSyncGroup.join("127.0.0.1", port, 0, 3, "g-world", C10d.Backend.GLOO, Duration.ofSeconds(5))) {
                 return null;
             } catch (Throwable e) {
                 return e;
