@@ -73,7 +73,7 @@ python3 tools/dist/store_jars.py "$work/rollout/wlp"
 # libjemalloc2, the installed one, else its .deb fetched with apt-get download (no root needed)
 mkdir -p "$work/rollout/jni-gpu" "$work/rollout/lib"
 cp "$deps"/jni-gpu/libjnitorch*.so "$work/rollout/jni-gpu/"
-cp tools/dist/start.sh tools/dist/env.sh "$work/rollout/" && chmod +x "$work/rollout/start.sh"
+cp tools/dist/start.sh tools/dist/worker.sh tools/dist/env.sh "$work/rollout/" && chmod +x "$work/rollout/start.sh" "$work/rollout/worker.sh"
 jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 if [ -f "$jemalloc" ]; then
   jemalloc_from="libjemalloc2 $(dpkg-query -W -f '${Version}' libjemalloc2 2>/dev/null || echo '(version unknown)'), installed"

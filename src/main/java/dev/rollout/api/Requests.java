@@ -18,6 +18,8 @@ final class Requests {
                     : "the engine is " + service.phase().name().toLowerCase().replace('_', ' ');
             throw new ApiException(503, why);
         }
+        String lost = loop.lostRank();
+        if (lost != null) throw new ApiException(503, "the engine lost a tensor-parallel rank and cannot run: " + lost);
         return loop;
     }
 

@@ -111,7 +111,7 @@ public class ServerResource {
                 st.numPreemptions(), version);
         return new ServerInfo(service.modelDir().toString(), servedModelName(), s.engine().device(), s.engine().dtype(),
                 s.engine().blockSize(), s.engine().maxNumSeqs(), s.engine().maxNumBatchedTokens(), info.maxModelLen(),
-                (long) st.totalBlocks() * st.blockSize(), info.maxModelLen() - 1, service.tokenizer() == null, 1, 1, 1, 1,
+                (long) st.totalBlocks() * st.blockSize(), info.maxModelLen() - 1, service.tokenizer() == null, info.tpSize(), 1, 1, 1,
                 s.enableMemorySaver(), false, "null", false, true, version, List.of(internal), VERSION);
     }
 

@@ -22,7 +22,7 @@ import java.util.Map;
 public record EngineInfo(String architecture, String modelType, long parameterCount, long weightBytes, String dtype,
                          String device, int maxModelLen, int vocabSize, int numKvBlocks, int blockSize, int maxRunning,
                          int maxBatchedTokens, Map<String, List<Long>> parameterShapes, boolean weightsResident,
-                         boolean weightsHostBackup) {
+                         boolean weightsHostBackup, int tpSize) {
     public EngineInfo {
         parameterShapes = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(parameterShapes));
     }
@@ -54,6 +54,6 @@ public record EngineInfo(String architecture, String modelType, long parameterCo
 
     EngineInfo withWeightsResident(boolean resident) {
         return new EngineInfo(architecture, modelType, parameterCount, weightBytes, dtype, device, maxModelLen, vocabSize,
-                numKvBlocks, blockSize, maxRunning, maxBatchedTokens, parameterShapes, resident, weightsHostBackup);
+                numKvBlocks, blockSize, maxRunning, maxBatchedTokens, parameterShapes, resident, weightsHostBackup, tpSize);
     }
 }

@@ -50,6 +50,10 @@ public final class EngineLoop implements AutoCloseable {
     private final List<IdleWait> idleWaits = new ArrayList<>(); // engine thread only
     private final List<Housekeeping> housekeeping = new CopyOnWriteArrayList<>();
     private volatile boolean running = true;
+    /** Why a tensor-parallel rank is lost (the engine then runs nothing more), or null. */
+    private volatile String lostRank;
+    private boolean lossHandled;     // engine thread only
+    private long rankKeepAliveNanos = TimeUnit.SECONDS.toNanos(1);
     private volatile long heartbeatNanos = System.nanoTime();
     private long lastHousekeepingNanos = System.nanoTime();
     private volatile EngineStats stats;
@@ -104,6 +108,7 @@ public final class EngineLoop implements AutoCloseable {
         refresh();
         housekeeping.add(now -> engine.sessions().expire(now));  // sessions opened with a timeout close when idle
         housekeeping.add(this::endExpiredPause);
+        housekeeping.add(this::keepRanksAlive);
         this.thread = threads.newThread(this::run);
         thread.setName("rollout-engine");
         thread.start();
@@ -113,16 +118,24 @@ public final class EngineLoop implements AutoCloseable {
         CausalLm model = engine.model();
         ModelConfig c = model.config();
         ParameterTable table = model.parameters();
+        // the whole model's shapes, which pushes carry, whatever part of them this rank holds
         Map<String, List<Long>> shapes = new LinkedHashMap<>();
+        long parameters = 0;
         for (String name : table.names()) {
             List<Long> shape = new ArrayList<>();
-            for (long d : table.shape(name)) shape.add(d);
+            long n = 1;
+            for (long d : table.fullShape(name)) {
+                shape.add(d);
+                n *= d;
+            }
             shapes.put(name, shape);
+            parameters += n;
         }
         EngineConfig ec = engine.config();
-        return new EngineInfo(c.architecture(), c.architecture().replace("ForCausalLM", "").toLowerCase(), model.parameterCount(),
+        return new EngineInfo(c.architecture(), c.architecture().replace("ForCausalLM", "").toLowerCase(), parameters,
                 model.weightBytes(), Torch.name(model.dtype()), ec.device(), engine.maxModelLen(), c.vocabSize(),
-                engine.numKvBlocks(), ec.blockSize(), ec.maxNumSeqs(), ec.maxNumBatchedTokens(), shapes, true, weightsHostBackup);
+                engine.numKvBlocks(), ec.blockSize(), ec.maxNumSeqs(), ec.maxNumBatchedTokens(), shapes, true, weightsHostBackup,
+                engine.tpSize());
     }
 
     // ---- the engine thread -------------------------------------------------------------
@@ -131,6 +144,7 @@ public final class EngineLoop implements AutoCloseable {
         try (InferenceMode guard = new InferenceMode()) {
             while (running) {
                 heartbeatNanos = System.nanoTime();
+                if (lostRank != null && !lossHandled) handleLostRank();
                 Queued<?> q;
                 while ((q = commands.poll()) != null) execute(q);
                 checkBarriers();
@@ -151,6 +165,7 @@ public final class EngineLoop implements AutoCloseable {
         } finally {
             running = false;  // from here submit() answers at once
             bestEffort(() -> engine.abort(RequestMatch.every(), "server shutting down"));
+            if (lostRank == null) bestEffort(engine::stopRanks);  // the workers' loops end with ours
             for (Barrier b : barriers) bestEffort(b.atDeadline());
             for (IdleWait w : idleWaits) bestEffort(() -> w.answer(this));
             Queued<?> q;
@@ -173,9 +188,76 @@ public final class EngineLoop implements AutoCloseable {
         try {
             engine.step();
         } catch (Throwable t) {
-            LOG.log(Level.SEVERE, "engine step failed; aborting the running requests", t);
-            engine.abort(RequestMatch.every(), "internal error in the engine step: " + t);
+            String broken = engine.ranksBroken();
+            if (broken != null) {
+                loseRank(broken);
+                handleLostRank();
+            } else {
+                LOG.log(Level.SEVERE, "engine step failed; aborting the running requests", t);
+                engine.abort(RequestMatch.every(), "internal error in the engine step: " + t);
+            }
         }
+        refresh();
+    }
+
+    // ---- the other tensor-parallel ranks ------------------------------------------------
+
+    /**
+     * Reports a lost tensor-parallel rank, from any thread: the engine aborts what runs and
+     * waits with a 503 naming it, and runs nothing more, since a step needs every rank. A
+     * precise reason (a worker process that exited) replaces a vaguer one (a collective that
+     * failed because of it), whichever came first.
+     */
+    public void loseRank(String why) {
+        String was = lostRank;
+        if (was == null || !was.startsWith(LOST_PROCESS)) lostRank = why;
+    }
+
+    /** How a worker process's exit is reported: {@link #loseRank} prefers it to any other reason. */
+    public static final String LOST_PROCESS = "tensor-parallel rank ";
+
+    private String lostMessage() {
+        return "the engine lost a tensor-parallel rank and cannot run: " + lostRank;
+    }
+
+    /**
+     * Commands that touch rank 0's state alone (the scheduler, the prefix cache, the version
+     * label), which run at any tp_size. The others reach the weights or the memory, which every
+     * rank holds a part of.
+     */
+    private static final Set<Class<?>> RANK_ZERO_ONLY = Set.of(EngineCommand.Generate.class, EngineCommand.OpenSession.class,
+            EngineCommand.CloseSession.class, EngineCommand.Abort.class, EngineCommand.Pause.class, EngineCommand.Continue.class,
+            EngineCommand.Drain.class, EngineCommand.SetWeightVersion.class, EngineCommand.FlushCache.class);
+
+    /** Why a tensor-parallel rank is lost, or null while every rank serves. */
+    public String lostRank() {
+        return lostRank;
+    }
+
+    /** How often, at most, the idle engine tells the workers it is alive: well within their deadline. */
+    public void setRankKeepAlive(java.time.Duration interval) {
+        rankKeepAliveNanos = Math.max(TimeUnit.MILLISECONDS.toNanos(IDLE_POLL_MS), interval.toNanos());
+    }
+
+    private void keepRanksAlive(long now) {
+        if (lostRank != null) return;
+        try {
+            engine.keepRanksAlive(now, rankKeepAliveNanos);
+        } catch (RuntimeException e) {
+            String broken = engine.ranksBroken();
+            loseRank(broken != null ? broken : e.getMessage());
+        }
+    }
+
+    private void handleLostRank() {
+        lossHandled = true;
+        String why = lostMessage();
+        LOG.severe(why + "; restart the server");
+        engine.abortAll(why, 503);
+        for (Barrier b : barriers) bestEffort(b.atDeadline());
+        barriers.clear();
+        for (IdleWait w : idleWaits) bestEffort(() -> w.answer(this));
+        idleWaits.clear();
         refresh();
     }
 
@@ -220,6 +302,19 @@ public final class EngineLoop implements AutoCloseable {
     /** The command's answer, or {@link #LATER} when a barrier will give it. */
     private Object run(Queued<?> q) {
         EngineCommand<?> c = q.command();
+        if (lostRank != null) {  // nothing runs any more; the HTTP layer answers 503 before it gets here
+            if (c instanceof EngineCommand.Generate g) {
+                for (Sequence s : g.sequences()) s.listener.onOutput(finishedBeforeStart(s, FinishReason.abort(lostMessage(), 503)));
+                return 0;
+            }
+            if (c instanceof EngineCommand.UpdateWeights u) u.update().release();
+            throw new IllegalStateException(lostMessage());
+        }
+        if (engine.tpSize() > 1 && !RANK_ZERO_ONLY.contains(c.getClass())) {
+            if (c instanceof EngineCommand.UpdateWeights u) u.update().release();
+            throw new IllegalArgumentException(c.getClass().getSimpleName() + " is not supported yet with the model in "
+                    + engine.tpSize() + " tensor-parallel shards (rollout.tp-size): the weights and their memory live on every rank");
+        }
         if (c instanceof EngineCommand.Generate g) {
             try {
                 g.sequences().forEach(engine::checkAddable);  // all or none of a request is queued
@@ -375,7 +470,7 @@ public final class EngineLoop implements AutoCloseable {
 
     /** Publishes what other threads may read; engine thread only. */
     private void refresh() {
-        engine.hold(memory.holdsEngine());
+        engine.hold(memory.holdsEngine() || lostRank != null);
         EngineStats st = engine.stats();
         Set<MemoryTag> released = memory.released();
         RlState state = !released.isEmpty() ? RlState.RELEASED
@@ -401,7 +496,11 @@ public final class EngineLoop implements AutoCloseable {
     }
 
     private SequenceOutput finishedBeforeStart(Sequence s, String message) {
-        s.finishReason = FinishReason.abort(message);
+        return finishedBeforeStart(s, FinishReason.abort(message));
+    }
+
+    private SequenceOutput finishedBeforeStart(Sequence s, FinishReason reason) {
+        s.finishReason = reason;
         s.finishedNanos = System.nanoTime();
         return s.snapshot(engine.weightVersion());
     }

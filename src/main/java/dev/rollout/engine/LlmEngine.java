@@ -49,7 +49,8 @@ public final class LlmEngine {
         this.scheduler = new Scheduler(blocks, config.maxNumSeqs(), config.maxNumBatchedTokens());
         this.sessions = new Sessions(blocks, (seq, message) -> finish(seq, FinishReason.abort(message)),
                 SessionLimits.defaults((long) numKvBlocks * config.blockSize()));
-        KvCache cache = new KvCache(mc, numKvBlocks, config.blockSize(), model.dtype(), model.device());
+        // a rank's cache holds its own KV heads (all of them at one rank)
+        KvCache cache = new KvCache(model.shardConfig(), numKvBlocks, config.blockSize(), model.dtype(), model.device());
         this.runner = new ModelRunner(model, cache, new Sampler(model.device(), mc.eosTokenIds(), model.kernels().samplingKernel()),
                 config.maxNumSeqs());
     }
@@ -70,7 +71,7 @@ public final class LlmEngine {
     private static int autoKvBlocks(CausalLm model, EngineConfig config, int maxModelLen) {
         if (!model.device().is_cuda()) return EngineConfig.CPU_AUTO_KV_BLOCKS;
         long useful = 2L * config.maxNumSeqs() * ((maxModelLen + config.blockSize() - 1) / config.blockSize());
-        int fitting = KvCache.blocksFitting(model.config(), config.blockSize(), model.dtype(), model.device(),
+        int fitting = KvCache.blocksFitting(model.shardConfig(), config.blockSize(), model.dtype(), model.device(),
                 config.kvMemoryFraction());
         return (int) Math.min(fitting, useful);
     }
@@ -288,6 +289,13 @@ public final class LlmEngine {
         return hit.size();
     }
 
+    /** Aborts every running and waiting sequence with an HTTP status, which its request answers with (an error, not partial output). */
+    int abortAll(String message, int statusCode) {
+        List<Sequence> hit = scheduler.find(rid -> true);
+        for (Sequence s : hit) finish(s, FinishReason.abort(message, statusCode));
+        return hit.size();
+    }
+
     /**
      * Drops the prefix cache; refused (false) while any sequence runs or waits, as in SGLang. While
      * paused, sequences that wait holding no KV do not count: SGLang holds the requests that
@@ -389,7 +397,7 @@ public final class LlmEngine {
 
     /** Allocates the KV cache again, at the size it had. */
     long allocateKvCache() {
-        KvCache cache = new KvCache(model.config(), blocks.numBlocks(), config.blockSize(), model.dtype(), model.device());
+        KvCache cache = new KvCache(model.shardConfig(), blocks.numBlocks(), config.blockSize(), model.dtype(), model.device());
         runner.replaceCache(cache);
         return cache.bytes();
     }
@@ -401,6 +409,36 @@ public final class LlmEngine {
 
     public CausalLm model() {
         return model;
+    }
+
+    // ---- the other tensor-parallel ranks (nothing happens at one rank) ------------------
+
+    /** The model's ranks: 1 unless it is in tensor-parallel shards. */
+    public int tpSize() {
+        return model.tpGroup().size();
+    }
+
+    /**
+     * Tells the workers the KV cache's size, once, before the first step; waits for the slowest
+     * to load its shard, for at most {@code deadline}. Before the engine loop starts.
+     */
+    public void announceRanks(java.time.Duration deadline) {
+        runner.ranks().announceCache(blocks.numBlocks(), config.blockSize(), deadline);
+    }
+
+    /** Between steps: an idle message to the workers if nothing went to them for {@code intervalNanos}. */
+    void keepRanksAlive(long nowNanos, long intervalNanos) {
+        runner.ranks().keepAlive(nowNanos, intervalNanos);
+    }
+
+    /** Ends the workers' loops: the last message. */
+    void stopRanks() {
+        runner.ranks().stop();
+    }
+
+    /** Why the ranks can no longer run steps together (a collective failed or missed its deadline), or null. */
+    String ranksBroken() {
+        return model.tpGroup().broken();
     }
 
     public EngineStats stats() {

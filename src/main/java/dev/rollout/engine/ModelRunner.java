@@ -5,6 +5,7 @@ import dev.rollout.model.DecodeGraphs;
 import dev.rollout.model.ForwardBatch;
 import dev.rollout.model.KvCache;
 import dev.rollout.model.PhaseTimer;
+import dev.rollout.model.StepBroadcast;
 import dev.rollout.model.Torch;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -16,7 +17,9 @@ import org.bytedeco.pytorch.Tensor;
 
 /**
  * Turns a scheduled step into tensors, runs the model over the whole batch at once, and samples.
- * Owns the KV-cache memory; the block manager decides which slots each sequence uses.
+ * Owns the KV-cache memory; the block manager decides which slots each sequence uses. With the
+ * model in tensor-parallel shards it is rank 0's: it sends each step, before running it, to the
+ * other ranks, which run the same forward and logits calls on theirs ({@link StepBroadcast}).
  */
 final class ModelRunner {
     private final CausalLm model;
@@ -25,6 +28,7 @@ final class ModelRunner {
     private final Sampler sampler;
     private final Device device;
     private final int blockSize;
+    private final StepBroadcast ranks;   // sends nothing at one rank
 
     /** @param maxBatch the most sequences a step runs: the largest CUDA-graph batch worth capturing */
     ModelRunner(CausalLm model, KvCache cache, Sampler sampler, int maxBatch) {
@@ -33,12 +37,18 @@ final class ModelRunner {
         this.sampler = sampler;
         this.device = model.device();
         this.blockSize = cache.blockSize();
+        this.ranks = new StepBroadcast(model.tpGroup(), device);
         // the graphs' shapes must not depend on the context length: Kernels allows them only with the paged kernel
         this.graphs = model.kernels().cudaGraphs() ? new DecodeGraphs(model, maxBatch) : null;
     }
 
     KvCache cache() {
         return cache;
+    }
+
+    /** The other ranks' channel: rank 0's announcement, keep-alive and stop go through it too. */
+    StepBroadcast ranks() {
+        return ranks;
     }
 
     void replaceCache(KvCache cache) {
@@ -93,10 +103,19 @@ final class ModelRunner {
             Tensor logits = decodeOnly && graphs != null ? graphs.decode(decodeStep(batch), cache) : null;  // (B, V) f32
             PhaseTimer phases = model.phaseTimer();  // benchmarks' profile of eager steps; off otherwise
             Tensor hidden = null;
+            List<Tensor> scoreSlices = List.of();
             if (logits == null) {
                 if (numSampling > 0 || !scoreRows.isEmpty()) phases.begin();
-                hidden = model.forward(prepare(batch), cache);  // (T, hidden); for prompt chunks alone, their K/V is the product
-                if (numSampling > 0) logits = model.logits(hidden.index_select(0, Torch.longs(unbox(rows), device)));  // (B, V) f32
+                // every logits call of the step, in the order they are made: each is an all-gather that every rank joins
+                Tensor sampleRows = numSampling > 0 ? Torch.longs(unbox(rows), device) : null;   // (B) int64
+                scoreSlices = slices(scoreRows);
+                List<Tensor> logitsRows = new ArrayList<>(scoreSlices.size() + 1);
+                if (sampleRows != null) logitsRows.add(sampleRows);
+                logitsRows.addAll(scoreSlices);
+                ForwardBatch step = prepare(batch);
+                ranks.send(step, logitsRows);
+                hidden = model.forward(step, cache);  // (T, hidden); for prompt chunks alone, their K/V is the product
+                if (sampleRows != null) logits = model.logits(hidden.index_select(0, sampleRows));  // (B, V) f32
                 if (numSampling > 0 || !scoreRows.isEmpty()) phases.mark("lm_head");
             }
             Sampler.Result sampled = null;
@@ -104,7 +123,7 @@ final class ModelRunner {
                 sampled = sampler.sample(logits, sampling);
                 phases.mark("sample");
             }
-            TokenLogprob[] scores = scoreRows.isEmpty() ? new TokenLogprob[0] : score(hidden, scoreRows, scoreTargets, scoreOwners);
+            TokenLogprob[] scores = scoreRows.isEmpty() ? new TokenLogprob[0] : score(hidden, scoreSlices, scoreTargets, scoreOwners);
 
             phases.endStep(decodeOnly);
             List<Output> out = new ArrayList<>(batch.size());
@@ -127,18 +146,26 @@ final class ModelRunner {
     /** Prompt positions scored per slice: their logits are rows x vocabulary floats (1.8 GB for 3,000 positions of Qwen's vocabulary). */
     static final int SCORE_SLICE = 256;
 
+    /** The rows to score, a slice ({@link #SCORE_SLICE}) per tensor: (S) int64 each. */
+    private List<Tensor> slices(List<Long> rows) {
+        List<Tensor> out = new ArrayList<>();
+        for (int from = 0; from < rows.size(); from += SCORE_SLICE)
+            out.add(Torch.longs(unbox(rows.subList(from, Math.min(rows.size(), from + SCORE_SLICE))), device));
+        return out;
+    }
+
     /**
      * Scores prompt positions a slice at a time, so that a long prompt's logits never exist at
      * once: each slice's logits and log-softmax are freed before the next is made.
      *
-     * @param hidden (T, hidden) the step's final hidden states; rows index into it
+     * @param hidden (T, hidden) the step's final hidden states; each slice's rows index into it
      */
-    private TokenLogprob[] score(Tensor hidden, List<Long> rows, List<Integer> targets, List<Sequence> owners) {
-        TokenLogprob[] out = new TokenLogprob[rows.size()];
-        for (int from = 0; from < rows.size(); from += SCORE_SLICE) {
-            int to = Math.min(rows.size(), from + SCORE_SLICE);
+    private TokenLogprob[] score(Tensor hidden, List<Tensor> slices, List<Integer> targets, List<Sequence> owners) {
+        TokenLogprob[] out = new TokenLogprob[targets.size()];
+        for (int i = 0; i < slices.size(); i++) {
+            int from = i * SCORE_SLICE, to = Math.min(targets.size(), from + SCORE_SLICE);
             try (PointerScope slice = new PointerScope()) {
-                Tensor logits = model.logits(hidden.index_select(0, Torch.longs(unbox(rows.subList(from, to)), device)));  // (S, V) f32
+                Tensor logits = model.logits(hidden.index_select(0, slices.get(i)));  // (S, V) f32
                 int[] t = targets.subList(from, to).stream().mapToInt(Integer::intValue).toArray();
                 System.arraycopy(sampler.score(logits, t, owners.subList(from, to)), 0, out, from, to - from);
             }

@@ -9,7 +9,8 @@ import org.eclipse.microprofile.health.Liveness;
 
 /**
  * Alive while the engine loop goes round: its heartbeat is younger than
- * {@code rollout.liveness-seconds}. Loading counts as alive; a failed start does not.
+ * {@code rollout.liveness-seconds}. Loading counts as alive; a failed start does not, and nor does
+ * a lost tensor-parallel rank, so that Kubernetes restarts the pod.
  */
 @Liveness
 @ApplicationScoped
@@ -24,9 +25,11 @@ public class EngineLivenessCheck implements HealthCheck {
             return HealthCheckResponse.named("engine-loop").status(service.phase() != EngineService.Phase.FAILED)
                     .withData("phase", service.phase().name()).build();
         double age = loop.heartbeatAgeSeconds();
-        return HealthCheckResponse.named("engine-loop")
-                .status(loop.isAlive() && age < service.settings().livenessSeconds())
-                .withData("heartbeat_age_seconds", String.format("%.3f", age))
-                .build();
+        var b = HealthCheckResponse.named("engine-loop")
+                .status(loop.isAlive() && age < service.settings().livenessSeconds() && loop.lostRank() == null)
+                .withData("heartbeat_age_seconds", String.format("%.3f", age));
+        // a lost rank cannot come back into the group: only a restart of every rank serves again
+        if (loop.lostRank() != null) b.withData("lost_rank", loop.lostRank());
+        return b.build();
     }
 }

@@ -20,7 +20,7 @@ public class EngineReadinessCheck implements HealthCheck {
     @Override
     public HealthCheckResponse call() {
         var loop = service.loop();
-        boolean up = service.ready() && loop != null && loop.isAlive();
+        boolean up = service.ready() && loop != null && loop.isAlive() && loop.lostRank() == null;
         var b = HealthCheckResponse.named("engine-ready").status(up);
         String why = "";
         if (loop == null) {
@@ -30,7 +30,9 @@ public class EngineReadinessCheck implements HealthCheck {
             var st = loop.stats();
             b.withData("running", st.numRunning()).withData("waiting", st.numWaiting())
                     .withData("weight_version", s.weightVersion()).withData("rl_state", s.state().name().toLowerCase());
+            if (loop.lostRank() != null) b.withData("lost_rank", loop.lostRank());
             if (!up) why = !loop.isAlive() ? "the engine loop has stopped"
+                    : loop.lostRank() != null ? "the engine lost a tensor-parallel rank: " + loop.lostRank()
                     : !service.started() ? "the engine is " + service.phase().name().toLowerCase()
                     : !s.released().isEmpty() ? "memory is released " + s.released() + " until resume_memory_occupation"
                     : s.unpushedParameters() + " parameters wait to be pushed since the weights were resumed";

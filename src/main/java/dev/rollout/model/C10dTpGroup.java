@@ -103,7 +103,7 @@ public final class C10dTpGroup implements TpGroup {
         return timeout;
     }
 
-    /** Why the group can no longer be used, or null while it can. */
+    @Override
     public String broken() {
         return broken;
     }
@@ -113,7 +113,7 @@ public final class C10dTpGroup implements TpGroup {
         AllreduceOptions o = new AllreduceOptions();
         o.timeout(new Milliseconds(timeout.toMillis()));
         try (TensorVector v = new TensorVector(t)) {
-            run("all-reduce", () -> group.allreduce(v, o));
+            run("all-reduce", () -> group.allreduce(v, o), timeout);
         } finally {
             o.close();
         }
@@ -134,7 +134,7 @@ public final class C10dTpGroup implements TpGroup {
         o.timeout(new Milliseconds(timeout.toMillis()));
         try {
             // c10d concatenates along dim 0; the rank's block then moves next to dim `d`
-            run("all-gather", () -> group._allgather_base(out, in, o));
+            run("all-gather", () -> group._allgather_base(out, in, o), timeout);
         } finally {
             o.close();
         }
@@ -144,15 +144,20 @@ public final class C10dTpGroup implements TpGroup {
 
     @Override
     public void broadcast(Tensor t, int root) {
+        broadcast(t, root, timeout);
+    }
+
+    @Override
+    public void broadcast(Tensor t, int root, Duration deadline) {
         if (root < 0 || root >= size) throw new IllegalArgumentException("root " + root + " of a group of " + size);
         // c10d sends and receives the tensor's memory as it lies: a view with gaps would be corrupted
         if (!t.is_contiguous()) throw new IllegalArgumentException("a broadcast tensor must be contiguous");
         BroadcastOptions o = new BroadcastOptions();
         o.rootRank(root);
         o.rootTensor(0);
-        o.timeout(new Milliseconds(timeout.toMillis()));
+        o.timeout(new Milliseconds(deadline.toMillis()));
         try (TensorVector v = new TensorVector(t)) {
-            run("broadcast", () -> group.broadcast(v, o));
+            run("broadcast", () -> group.broadcast(v, o), deadline);
         } finally {
             o.close();
         }
@@ -166,7 +171,7 @@ public final class C10dTpGroup implements TpGroup {
         return s;
     }
 
-    private void run(String op, java.util.function.Supplier<Work> issue) {
+    private void run(String op, java.util.function.Supplier<Work> issue, Duration deadline) {
         long n = ++collectives;
         if (broken != null)
             throw new IllegalStateException(op + " #" + n + " on tensor-parallel rank " + rank + " of " + size + " refused: the group is unusable, " + broken);
@@ -174,10 +179,10 @@ public final class C10dTpGroup implements TpGroup {
         try {
             work = issue.get();
             // c10d's wait with a deadline throws ("Operation timed out!") or returns false when it passes
-            if (!work._wait(new Milliseconds(timeout.toMillis()))) throw new IllegalStateException("it did not complete");
+            if (!work._wait(new Milliseconds(deadline.toMillis()))) throw new IllegalStateException("it did not complete");
         } catch (RuntimeException e) {
             String why = op + " #" + n + " on tensor-parallel rank " + rank + " of " + size + " failed or missed its deadline of "
-                    + timeout.toMillis() + " ms: " + firstLine(e)
+                    + deadline.toMillis() + " ms: " + firstLine(e)
                     + " (a rank is gone, did not reach the same step, or gave a tensor of another shape)";
             broken = why;
             throw new IllegalStateException(why, e);

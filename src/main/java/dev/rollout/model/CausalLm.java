@@ -115,14 +115,25 @@ public final class CausalLm {
     /** {@link #random(Path, ScalarType, Device, long, double)}, to run with {@code kernels}. */
     public static CausalLm random(Path dir, ScalarType dtype, Device device, long seed, double std, Kernels kernels)
             throws IOException {
-        CausalLm lm = new CausalLm(ModelConfig.read(dir), dtype, device, kernels, TpGroup.SINGLE);
+        return random(dir, dtype, device, seed, std, kernels, TpGroup.SINGLE);
+    }
+
+    /**
+     * This rank's part of the random model: each rank draws every full parameter from the same
+     * seed and keeps its slice, so that the shards of every rank make the model that one rank
+     * would have drawn.
+     */
+    public static CausalLm random(Path dir, ScalarType dtype, Device device, long seed, double std, Kernels kernels, TpGroup tp)
+            throws IOException {
+        CausalLm lm = new CausalLm(ModelConfig.read(dir), dtype, device, kernels, tp);
         torch.manual_seed(seed);
         ParameterTable table = lm.parameters();
         try (PointerScope scope = new PointerScope()) {
             for (String name : new java.util.TreeSet<>(table.names())) {  // a fixed order: the same seed, the same weights
-                Tensor p = table.get(name);
-                if (name.endsWith("norm.weight")) p.fill_(new Scalar(1.0));
-                else p.normal_(0.0, std, new GeneratorOptional());
+                Tensor full = tp.size() == 1 ? table.get(name) : Torch.empty(Torch.options(dtype, device), table.fullShape(name));
+                if (name.endsWith("norm.weight")) full.fill_(new Scalar(1.0));
+                else full.normal_(0.0, std, new GeneratorOptional());
+                if (tp.size() > 1) table.copyFull(name, full);
             }
         }
         return lm;

@@ -2,6 +2,7 @@ package dev.rollout.model;
 
 import dev.rollout.model.ForwardBatchWire.Header;
 import dev.rollout.model.ForwardBatchWire.Kind;
+import java.time.Duration;
 import java.util.List;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
@@ -28,6 +29,7 @@ public final class StepBroadcast {
     private final TpGroup group;
     private final Device device;
     private long number;   // the last message sent (rank 0) or received (the others)
+    private long lastSentNanos = System.nanoTime();
 
     /**
      * @param device where the messages' tensors live while broadcast, and where a worker's step
@@ -45,12 +47,49 @@ public final class StepBroadcast {
      */
     public record Received(Kind kind, long number, ForwardBatchWire.Step step) {}
 
+    /** The first message's words: a marker of this build's wire, the KV cache's blocks and tokens per block. */
+    private static final int CACHE_WORDS = 4;
+
+    /**
+     * Rank 0, once, before the first step: the size of the KV cache it chose (from its own
+     * memory, or as configured), which every rank allocates for its KV heads. Waits for the
+     * slowest worker to load its shard, for at most {@code deadline}.
+     */
+    public void announceCache(int numBlocks, int blockSize, Duration deadline) {
+        requireRoot("announce the KV cache");
+        if (group.size() == 1) return;
+        Tensor t = Torch.longs(new long[] {ForwardBatchWire.MAGIC, ForwardBatchWire.VERSION, numBlocks, blockSize}, device);  // (4) int64
+        group.broadcast(t, ROOT, deadline);
+        lastSentNanos = System.nanoTime();
+    }
+
+    /** A worker, once, after loading its shard: {numBlocks, blockSize} of rank 0's announcement, waited for no longer than {@code deadline}. */
+    public int[] awaitCache(Duration deadline) {
+        if (group.rank() == ROOT) throw new IllegalStateException("rank 0 announces the KV cache; it awaits none");
+        Tensor t = Torch.zeros(Torch.options(ScalarType.Long, device), CACHE_WORDS);                                  // (4) int64
+        group.broadcast(t, ROOT, deadline);
+        long[] w = Torch.toLongs(t);
+        if (w[0] != ForwardBatchWire.MAGIC || w[1] != ForwardBatchWire.VERSION)
+            throw new IllegalStateException("rank 0's first message is of another build (wire " + w[1] + ", this rank reads "
+                    + ForwardBatchWire.VERSION + "): every rank must run the same build");
+        return new int[] {Math.toIntExact(w[2]), Math.toIntExact(w[3])};
+    }
+
+    /**
+     * Rank 0, between steps: an {@link #idle()} if nothing was sent for {@code intervalNanos}, so
+     * that a worker's deadline never passes while rank 0 is alive and merely has nothing to run.
+     */
+    public void keepAlive(long nowNanos, long intervalNanos) {
+        if (group.size() > 1 && nowNanos - lastSentNanos >= intervalNanos) idle();
+    }
+
     /** Rank 0: sends the step that it is about to run itself. At one rank nothing is sent. */
     public void send(ForwardBatch batch, List<Tensor> logitsRows) {
         requireRoot("send a step");
         if (group.size() == 1) return;
         ForwardBatchWire.Encoded e = ForwardBatchWire.encode(number + 1, batch, logitsRows);
         number++;
+        lastSentNanos = System.nanoTime();
         sendHeader(e.header());
         group.broadcast(Torch.longs(e.body(), device), ROOT);                                 // (bodyWords) int64
         if (e.floats().length > 0) group.broadcast(Torch.floats(e.floats(), device), ROOT);   // (floatWords) float32
@@ -70,6 +109,7 @@ public final class StepBroadcast {
         requireRoot("send " + kind);
         if (group.size() == 1) return;
         number++;
+        lastSentNanos = System.nanoTime();
         sendHeader(ForwardBatchWire.signal(kind, number));
     }
 

@@ -35,6 +35,20 @@ public interface TpGroup extends AutoCloseable {
      */
     void broadcast(Tensor t, int root);
 
+    /**
+     * {@link #broadcast(Tensor, int)} with its own deadline instead of the group's: for the one
+     * message that waits for the slowest rank to load its shard, which takes longer than a step.
+     * A group that never waits (one rank) has no deadline to change.
+     */
+    default void broadcast(Tensor t, int root, java.time.Duration deadline) {
+        broadcast(t, root);
+    }
+
+    /** Why the group can no longer be used (a collective failed or missed its deadline), or null while it can. */
+    default String broken() {
+        return null;
+    }
+
     @Override
     void close();
 

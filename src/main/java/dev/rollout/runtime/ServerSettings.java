@@ -2,6 +2,7 @@ package dev.rollout.runtime;
 
 import dev.rollout.engine.EngineConfig;
 import dev.rollout.engine.RequestTimeouts;
+import dev.rollout.ranks.RankSettings;
 
 /**
  * Every knob of the server, read once from MicroProfile Config (so from
@@ -39,4 +40,5 @@ public record ServerSettings(
         boolean incrementalStreamingOutput,
         RequestTimeouts timeouts,
         double pauseTimeoutSeconds,
-        boolean enableMemorySaver) {}
+        boolean enableMemorySaver,
+        RankSettings ranks) {}

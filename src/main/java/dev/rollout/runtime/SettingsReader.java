@@ -2,6 +2,7 @@ package dev.rollout.runtime;
 
 import dev.rollout.engine.EngineConfig;
 import dev.rollout.engine.RequestTimeouts;
+import dev.rollout.ranks.RankSettings;
 import org.eclipse.microprofile.config.Config;
 
 /** Reads {@link ServerSettings} from MicroProfile Config; defaults live in microprofile-config.properties. */
@@ -47,6 +48,11 @@ final class SettingsReader {
                         c.getValue("rollout.running-timeout-seconds", Double.class),
                         c.getValue("rollout.timed-out-request-status-code", Integer.class)),
                 c.getValue("rollout.pause-timeout-seconds", Double.class),
-                c.getValue("rollout.enable-memory-saver", Boolean.class));
+                c.getValue("rollout.enable-memory-saver", Boolean.class),
+                RankSettings.of(c.getValue("rollout.tp-size", Integer.class), c.getValue("rollout.nnodes", Integer.class),
+                        c.getValue("rollout.node-rank", Integer.class),
+                        c.getOptionalValue("rollout.dist-init-addr", String.class).orElse(""),
+                        c.getValue("rollout.dist-timeout-seconds", Double.class),
+                        c.getValue("rollout.dist-join-timeout-seconds", Double.class)));
     }
 }

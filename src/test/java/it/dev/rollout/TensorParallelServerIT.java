@@ -1,0 +1,115 @@
+package it.dev.rollout;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.rollout.client.ServerProcess;
+import jakarta.json.JsonArray;
+import jakarta.json.JsonObject;
+import jakarta.json.JsonValue;
+import java.net.URI;
+import java.net.http.HttpRequest;
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * A server with the model in tensor-parallel shards: rank 0 is the Liberty server, which starts
+ * its other ranks as worker processes over gloo. It must generate what the build's IT server (one
+ * rank, the same default model, float32) generates, with chunked prefill (a step budget of 16
+ * tokens splits every prompt) and the prefix cache (each prompt asked twice); and when a worker
+ * is killed it must say so, naming the rank (readiness and liveness DOWN, a 503 for requests),
+ * rather than hang.
+ */
+class TensorParallelServerIT {
+    /** Token ids of different lengths (the longest spans several chunks), inside the default model's vocabulary. */
+    private static final int[][] PROMPTS = {
+            {9707, 11, 1879, 0, 358, 1079, 264, 1273, 315, 279, 1614, 13, 5209, 4486, 1744, 311, 5254, 3786, 389, 2686, 3491, 382, 1075,
+                    13, 576, 6722, 3283, 374, 12095, 11, 323, 279, 17767, 1879, 34, 2038},
+            {785, 6722, 3283, 315, 9625, 374},
+            {16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34}};
+    private static final int NEW_TOKENS = 10;
+
+    @ParameterizedTest(name = "tp_size {0}")
+    @ValueSource(ints = {2, 4})
+    void generatesWhatOneRankGeneratesAndReportsALostRank(int tpSize) throws Exception {
+        Http.awaitReady();
+        int port = ServerProcessIT.freePort();
+        ServerProcess.Spec spec = ServerProcessIT.secondServer("tp" + tpSize, port).withEnvironment("ROLLOUT_TP_SIZE", String.valueOf(tpSize))
+                .withEnvironment("ROLLOUT_MAX_BATCHED_TOKENS", "16").withEnvironment("ROLLOUT_TORCH_THREADS", "1")
+                .withEnvironment("ROLLOUT_DIST_TIMEOUT_SECONDS", "60");
+        try (ServerProcess server = ServerProcess.start(spec)) {
+            String base = "http://localhost:" + port;
+            assertEquals(tpSize, get(base, "/server_info").object().getInt("tp_size"));
+
+            JsonArray reference = generate(Http.BASE, PROMPTS).array();      // one rank
+            JsonArray sharded = generate(base, PROMPTS).array();             // cold: every prompt computed, in chunks
+            JsonArray cached = generate(base, PROMPTS).array();              // again: prefixes from the cache
+            for (int i = 0; i < PROMPTS.length; i++) {
+                assertSame(reference.getJsonObject(i), sharded.getJsonObject(i), "prompt " + i + " at tp_size " + tpSize);
+                assertSame(reference.getJsonObject(i), cached.getJsonObject(i), "prompt " + i + " at tp_size " + tpSize + ", cached");
+            }
+            int hits = 0;
+            for (JsonValue v : cached) hits += v.asJsonObject().getJsonObject("meta_info").getInt("cached_tokens");
+            assertTrue(hits > 0, "the second pass reads the prefix cache: " + cached);
+
+            // a worker dies: the server says which, at once, and answers instead of hanging
+            long pid = workerPid(server, 1);
+            ProcessHandle.of(pid).orElseThrow().destroyForcibly();
+            long t0 = System.nanoTime();
+            Http.Reply ready;
+            do {
+                Thread.sleep(200);
+                ready = get(base, "/health/ready");
+            } while (ready.status() == 200 && System.nanoTime() - t0 < 30_000_000_000L);
+            assertEquals(503, ready.status(), "readiness DOWN within 30 s of the kill: " + ready.body());
+            assertTrue(ready.body().contains("tensor-parallel rank 1 (pid " + pid + ")"), ready.body());
+            assertEquals(503, get(base, "/health/live").status(), "a lost rank does not come back: restart the pod");
+            long t1 = System.nanoTime();
+            Http.Reply refused = generate(base, PROMPTS);
+            assertEquals(503, refused.status(), refused.body());
+            assertTrue(refused.body().contains("tensor-parallel rank 1"), refused.body());
+            assertTrue(System.nanoTime() - t1 < 10_000_000_000L, "answered, not left waiting");
+        }
+    }
+
+    /** Greedy tokens equal, each logprob within 1e-4 (float32 over different reduction orders). */
+    private static void assertSame(JsonObject want, JsonObject got, String what) {
+        assertEquals(want.getJsonArray("output_ids"), got.getJsonArray("output_ids"), what + ": greedy tokens");
+        JsonArray a = want.getJsonObject("meta_info").getJsonArray("output_token_logprobs");
+        JsonArray b = got.getJsonObject("meta_info").getJsonArray("output_token_logprobs");
+        assertEquals(NEW_TOKENS, a.size(), what);
+        for (int t = 0; t < a.size(); t++) {
+            double x = a.getJsonArray(t).getJsonNumber(0).doubleValue(), y = b.getJsonArray(t).getJsonNumber(0).doubleValue();
+            assertTrue(Math.abs(x - y) < 1e-4, what + ", token " + t + ": logprob " + y + ", one rank " + x);
+        }
+    }
+
+    private static Http.Reply generate(String base, int[][] prompts) {
+        StringBuilder ids = new StringBuilder("[");
+        for (int i = 0; i < prompts.length; i++) {
+            if (i > 0) ids.append(',');
+            ids.append(java.util.Arrays.toString(prompts[i]));
+        }
+        ids.append(']');
+        String body = "{\"input_ids\": " + ids + ", \"return_logprob\": true, \"sampling_params\": {\"temperature\": 0, \"max_new_tokens\": "
+                + NEW_TOKENS + ", \"ignore_eos\": true}}";
+        return Http.send(HttpRequest.newBuilder(URI.create(base + "/generate")).header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(body)));
+    }
+
+    private static Http.Reply get(String base, String path) {
+        return Http.send(HttpRequest.newBuilder(URI.create(base + path)).GET());
+    }
+
+    /** The pid the server logged when it started {@code rank}. */
+    private static long workerPid(ServerProcess server, int rank) throws Exception {
+        Matcher m = Pattern.compile("started tensor-parallel rank " + rank + " \\(pid (\\d+)\\)").matcher(Files.readString(server.log()));
+        assertTrue(m.find(), "the server logs each worker's pid");
+        return Long.parseLong(m.group(1));
+    }
+}
