@@ -426,6 +426,11 @@ public final class LlmEngine {
         runner.ranks().announceCache(blocks.numBlocks(), config.blockSize(), deadline);
     }
 
+    /** How new parameter values reach every rank (at one rank, straight into the model). */
+    dev.rollout.model.StepBroadcast parameterChannel() {
+        return runner.ranks();
+    }
+
     /** Between steps: an idle message to the workers if nothing went to them for {@code intervalNanos}. */
     void keepRanksAlive(long nowNanos, long intervalNanos) {
         runner.ranks().keepAlive(nowNanos, intervalNanos);

@@ -62,7 +62,7 @@ final class WeightControl {
         this.hostBackup = hostBackup;
         ParameterTable table = model.parameters();
         for (String name : table.names()) {
-            shapes.put(name, table.shape(name));
+            shapes.put(name, table.fullShape(name));  // what pushes carry, whatever part of it this rank holds
             dtypes.put(name, table.get(name).scalar_type());
         }
     }
@@ -104,9 +104,16 @@ final class WeightControl {
             applyWhileReleased(update);
         } else {
             ParameterTable table = model.parameters();
+            List<String> names = new ArrayList<>();
+            List<Tensor> values = new ArrayList<>();
+            for (Map.Entry<String, Tensor> e : update.tensors().entrySet())
+                if (!skipped(e.getKey())) {
+                    names.add(e.getKey());
+                    values.add(e.getValue());
+                }
             try (PointerScope scope = new PointerScope()) {  // copy_ hands back a handle per call
-                for (Map.Entry<String, Tensor> e : update.tensors().entrySet())
-                    if (!skipped(e.getKey())) table.get(e.getKey()).copy_(e.getValue());
+                // every rank copies its shard of each full value (at one rank, the whole of it)
+                engine.parameterChannel().sendParameters(names, values, model.dtype(), table::copyFull);
             }
         }
         if (update.version() != null) engine.setWeightVersion(update.version());

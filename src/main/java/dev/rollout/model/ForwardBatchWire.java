@@ -35,8 +35,8 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 public final class ForwardBatchWire {
     /** The header's first word: "RSTP", a step of the rollout server. */
     public static final long MAGIC = 0x52535450L;
-    /** Raised whenever the layout of the header or the body changes. */
-    public static final long VERSION = 1;
+    /** Raised whenever the layout of the header or the body changes (2: the WEIGHTS message). */
+    public static final long VERSION = 2;
     /** Words of the header: magic, version, kind, number, directory words, body words, float words. */
     public static final int HEADER_WORDS = 7;
 
@@ -47,7 +47,12 @@ public final class ForwardBatchWire {
         /** Nothing to run: rank 0 is alive, so the workers' deadline starts again. */
         IDLE(2),
         /** The loop ends: rank 0 leaves the group. */
-        STOP(3);
+        STOP(3),
+        /**
+         * New values of named parameters: the body names them and their full shapes, then each
+         * full value follows in its own broadcast, in the model's dtype; every rank copies its shard.
+         */
+        WEIGHTS(4);
 
         final long code;
 
@@ -101,9 +106,53 @@ public final class ForwardBatchWire {
 
     private ForwardBatchWire() {}
 
+    /** A parameter of a WEIGHTS message: its name and its full shape. */
+    public record Parameter(String name, long[] shape) {}
+
+    /**
+     * A WEIGHTS message's body: the count, then per parameter its number of dims, its dims, the
+     * length of its UTF-8 name and the name's bytes, eight to a word (little-endian).
+     */
+    public static Encoded encodeParameters(long number, List<Parameter> parameters) {
+        List<Long> w = new ArrayList<>();
+        w.add((long) parameters.size());
+        for (Parameter p : parameters) {
+            w.add((long) p.shape().length);
+            for (long d : p.shape()) w.add(d);
+            byte[] name = p.name().getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            w.add((long) name.length);
+            for (int i = 0; i < name.length; i += 8) {
+                long word = 0;
+                for (int j = 0; j < 8 && i + j < name.length; j++) word |= (name[i + j] & 0xFFL) << (8 * j);
+                w.add(word);
+            }
+        }
+        long[] body = new long[w.size()];
+        for (int i = 0; i < body.length; i++) body[i] = w.get(i);
+        return new Encoded(new Header(Kind.WEIGHTS, number, body.length, body.length, 0), body, new float[0]);
+    }
+
+    /** The parameters a WEIGHTS body names, in order. */
+    public static List<Parameter> decodeParameters(long[] body) {
+        List<Parameter> out = new ArrayList<>();
+        int at = 0;
+        int count = Math.toIntExact(body[at++]);
+        for (int k = 0; k < count; k++) {
+            long[] shape = Arrays.copyOfRange(body, at + 1, at + 1 + (int) body[at]);
+            at += 1 + shape.length;
+            int len = Math.toIntExact(body[at++]);
+            byte[] name = new byte[len];
+            for (int i = 0; i < len; i++) name[i] = (byte) (body[at + i / 8] >>> (8 * (i % 8)));
+            at += (len + 7) / 8;
+            out.add(new Parameter(new String(name, java.nio.charset.StandardCharsets.UTF_8), shape));
+        }
+        if (at != body.length) throw new IllegalStateException("a WEIGHTS body of " + body.length + " words named its parameters in " + at);
+        return out;
+    }
+
     /** The header of a message without a body: {@link Kind#IDLE} or {@link Kind#STOP}. */
     public static Header signal(Kind kind, long number) {
-        if (kind == Kind.STEP) throw new IllegalArgumentException("a step has a body: encode it");
+        if (kind == Kind.STEP || kind == Kind.WEIGHTS) throw new IllegalArgumentException("a " + kind + " message has a body: encode it");
         return new Header(kind, number, 0, 0, 0);
     }
 

@@ -43,9 +43,64 @@ public final class StepBroadcast {
     /**
      * What a worker received.
      *
-     * @param step the step to run; null unless {@code kind} is STEP
+     * @param step       the step to run; null unless {@code kind} is STEP
+     * @param parameters what a WEIGHTS message names, whose values follow ({@link #receiveParameters}); empty otherwise
      */
-    public record Received(Kind kind, long number, ForwardBatchWire.Step step) {}
+    public record Received(Kind kind, long number, ForwardBatchWire.Step step, List<ForwardBatchWire.Parameter> parameters) {
+        Received(Kind kind, long number, ForwardBatchWire.Step step) {
+            this(kind, number, step, List.of());
+        }
+    }
+
+    /** Where each rank puts a parameter's full value: its shard of it ({@link ParameterTable#copyFull}). */
+    @FunctionalInterface
+    public interface ParameterSink {
+        void accept(String name, Tensor full);
+    }
+
+    /**
+     * Rank 0: new values of named parameters (full shapes, any dtype and device), for every rank.
+     * Each value, converted to {@code dtype} on the model's device, goes to the other ranks in
+     * its own broadcast and then to {@code sink} here, one at a time, so that no more than one
+     * parameter's full value exists at once on any rank beyond what the caller holds. At one
+     * rank, each value goes to {@code sink} as it is.
+     */
+    public void sendParameters(List<String> names, List<Tensor> values, ScalarType dtype, ParameterSink sink) {
+        requireRoot("send parameters");
+        if (group.size() == 1) {
+            for (int i = 0; i < names.size(); i++) sink.accept(names.get(i), values.get(i));
+            return;
+        }
+        List<ForwardBatchWire.Parameter> described = new java.util.ArrayList<>();
+        for (int i = 0; i < names.size(); i++) {
+            Tensor v = values.get(i);
+            long[] shape = new long[(int) v.dim()];
+            for (int d = 0; d < shape.length; d++) shape[d] = v.size(d);
+            described.add(new ForwardBatchWire.Parameter(names.get(i), shape));
+        }
+        ForwardBatchWire.Encoded e = ForwardBatchWire.encodeParameters(number + 1, described);
+        number++;
+        lastSentNanos = System.nanoTime();
+        sendHeader(e.header());
+        group.broadcast(Torch.longs(e.body(), device), ROOT);                                 // (bodyWords) int64
+        for (int i = 0; i < names.size(); i++) {
+            try (Tensor v = values.get(i).to(device, dtype).contiguous()) {                 // the full parameter
+                group.broadcast(v, ROOT);
+                sink.accept(names.get(i), v);
+            }
+        }
+        lastSentNanos = System.nanoTime();
+    }
+
+    /** A worker, after a WEIGHTS message: receives each value it named, in the model's {@code dtype}, into {@code sink}. */
+    public void receiveParameters(Received m, ScalarType dtype, ParameterSink sink) {
+        for (ForwardBatchWire.Parameter p : m.parameters()) {
+            try (Tensor v = Torch.empty(Torch.options(dtype, device), p.shape())) {        // the full parameter
+                group.broadcast(v, ROOT);
+                sink.accept(p.name(), v);
+            }
+        }
+    }
 
     /** The first message's words: a marker of this build's wire, the KV cache's blocks and tokens per block. */
     private static final int CACHE_WORDS = 4;
@@ -133,6 +188,11 @@ public final class StepBroadcast {
                 throw new IllegalStateException("message #" + header.number() + " came; this rank expected #" + expected
                         + ": the ranks are out of step");
             number = expected;
+            if (header.kind() == Kind.WEIGHTS) {
+                Tensor body = Torch.empty(Torch.options(ScalarType.Long, device), header.bodyWords());       // (bodyWords) int64
+                group.broadcast(body, ROOT);
+                return new Received(Kind.WEIGHTS, number, null, ForwardBatchWire.decodeParameters(Torch.toLongs(body)));
+            }
             if (header.kind() != Kind.STEP) return new Received(header.kind(), number, null);
             Tensor body = Torch.empty(Torch.options(ScalarType.Long, device), header.bodyWords());           // (bodyWords) int64
             group.broadcast(body, ROOT);

@@ -130,7 +130,10 @@ public final class Worker {
         }
     }
 
-    /** Runs rank 0's steps until it sends STOP; returns the number of steps run. Throws when rank 0 is lost. */
+    /**
+     * Runs rank 0's steps, and copies in the parameter values it sends, until it sends STOP;
+     * returns the number of steps run. Throws when rank 0 is lost.
+     */
     static long follow(CausalLm lm, KvCache cache, StepBroadcast from) {
         long steps = 0;
         while (true) {
@@ -138,6 +141,10 @@ public final class Worker {
                 StepBroadcast.Received m = from.receive();
                 if (m.kind() == ForwardBatchWire.Kind.STOP) return steps;
                 if (m.kind() == ForwardBatchWire.Kind.IDLE) continue;
+                if (m.kind() == ForwardBatchWire.Kind.WEIGHTS) {
+                    from.receiveParameters(m, lm.dtype(), lm.parameters()::copyFull);
+                    continue;
+                }
                 execute(lm, cache, m.step().batch(), m.step().logitsRows());
                 steps++;
             }

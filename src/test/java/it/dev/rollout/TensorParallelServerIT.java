@@ -3,13 +3,17 @@ package it.dev.rollout;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.rollout.client.RolloutClient;
 import dev.rollout.client.ServerProcess;
+import dev.rollout.engine.LlmEngine;
+import dev.rollout.model.Safetensors;
 import jakarta.json.JsonArray;
 import jakarta.json.JsonObject;
 import jakarta.json.JsonValue;
 import java.net.URI;
 import java.net.http.HttpRequest;
 import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Matcher;
@@ -21,7 +25,9 @@ import org.junit.jupiter.params.provider.ValueSource;
  * A server with the model in tensor-parallel shards: rank 0 is the Liberty server, which starts
  * its other ranks as worker processes over gloo. It must generate what the build's IT server (one
  * rank, the same default model, float32) generates, with chunked prefill (a step budget of 16
- * tokens splits every prompt) and the prefix cache (each prompt asked twice); and when a worker
+ * tokens splits every prompt) and the prefix cache (each prompt asked twice); after a push in
+ * each transport that runs on a CPU (from disk, a safetensors body, an atomic session of
+ * buckets) it must generate what one rank with the pushed weights generates; and when a worker
  * is killed it must say so, naming the rank (readiness and liveness DOWN, a 503 for requests),
  * rather than hang.
  */
@@ -57,6 +63,24 @@ class TensorParallelServerIT {
             for (JsonValue v : cached) hits += v.asJsonObject().getJsonObject("meta_info").getInt("cached_tokens");
             assertTrue(hits > 0, "the second pass reads the prefix cache: " + cached);
 
+            // pushes: each rank takes its shard of every full tensor, and the server generates what one rank with those weights does
+            try (RolloutClient client = RolloutClient.connect(URI.create(base), RolloutClient.Options.defaults().withAdminApiKey(Http.ADMIN_KEY))) {
+                Path disk = Checkpoints.other(60 + tpSize);
+                assertEquals("tp-disk", client.updateWeightsFromDisk(disk.toString(), "tp-disk").weightVersion());
+                assertGenerates(base, disk, "tp-disk");
+
+                Path body = Checkpoints.other(70 + tpSize);
+                List<String> names = new ArrayList<>(Safetensors.readHeader(body.resolve("model.safetensors")).keySet());
+                assertEquals("tp-body", client.pushWeights(Checkpoints.subset(body, names), "tp-body").weightVersion());
+                assertGenerates(base, body, "tp-body");
+
+                Path buckets = Checkpoints.other(80 + tpSize);
+                List<byte[]> parts = new ArrayList<>();
+                for (int i = 0; i < names.size(); i += 5) parts.add(Checkpoints.subset(buckets, names.subList(i, Math.min(names.size(), i + 5))));
+                assertEquals("tp-session", client.pushWeights(parts, "tp-session").weightVersion());   // an atomic session of buckets
+                assertGenerates(base, buckets, "tp-session");
+            }
+
             // a worker dies: the server says which, at once, and answers instead of hanging
             long pid = workerPid(server, 1);
             ProcessHandle.of(pid).orElseThrow().destroyForcibly();
@@ -75,6 +99,19 @@ class TensorParallelServerIT {
             assertTrue(refused.body().contains("tensor-parallel rank 1"), refused.body());
             assertTrue(System.nanoTime() - t1 < 10_000_000_000L, "answered, not left waiting");
         }
+    }
+
+    /** The sharded server, after a push of {@code ckpt}'s weights, generates what one rank with them does, under {@code version}. */
+    private static void assertGenerates(String base, Path ckpt, String version) throws Exception {
+        LlmEngine reference = Checkpoints.engine(ckpt);
+        Http.Reply r = Http.send(HttpRequest.newBuilder(URI.create(base + "/generate")).header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(Checkpoints.greedyBody(12))));
+        assertEquals(200, r.status(), r.body());
+        int[] got = r.object().getJsonArray("output_ids").getValuesAs(jakarta.json.JsonNumber.class).stream()
+                .mapToInt(jakarta.json.JsonNumber::intValue).toArray();
+        org.junit.jupiter.api.Assertions.assertArrayEquals(Checkpoints.greedy(reference, 12), got, version);
+        assertEquals(version, r.object().getJsonObject("meta_info").getString("weight_version"));
+        reference.model().releaseWeights();
     }
 
     /** Greedy tokens equal, each logprob within 1e-4 (float32 over different reduction orders). */
