@@ -615,8 +615,13 @@ public class WeightResource {
 
     private static Checksums checksums(EngineLoop loop) {
         WeightChecksums sums = Replies.await(loop.submit(new EngineCommand.Checksums()), CHECKSUM_TIMEOUT_S);
-        return new Checksums(true, "Checksums of " + sums.perParameter().size() + " parameters (sha256).", sums.weightVersion(),
-                List.of(new RankChecksums(new java.util.TreeMap<>(sums.perParameter()), sums.combined(), sums.dtype(), Parallelism.SINGLE)));
+        int size = sums.ranks().size();
+        List<RankChecksums> ranks = new ArrayList<>();
+        for (int r = 0; r < size; r++)
+            ranks.add(new RankChecksums(new java.util.TreeMap<>(sums.ranks().get(r)), sums.combined(r), sums.dtype(),
+                    new Parallelism(r, size, 0, 1, 0, 1, r, size)));
+        return new Checksums(true, "Checksums of " + sums.perParameter().size() + " parameters (sha256)"
+                + (size > 1 ? ", of each of " + size + " tensor-parallel ranks' shards." : "."), sums.weightVersion(), ranks);
     }
 
     // ----------------------------------------------------------------------------------

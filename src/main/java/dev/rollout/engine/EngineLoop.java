@@ -222,14 +222,15 @@ public final class EngineLoop implements AutoCloseable {
 
     /**
      * Commands that run at any tp_size: those that touch rank 0's state alone (the scheduler,
-     * the prefix cache, the version label), and weight updates, whose values rank 0 sends to
-     * every rank ({@link WeightControl#apply}). The others (memory, read-back, checksums) reach
+     * the prefix cache, the version label), weight updates, whose values rank 0 sends to every
+     * rank ({@link WeightControl#apply}), and checksums, which it gathers from them. The others
+     * (memory, read-back, the weights checker's snapshots) reach
      * state that every rank holds a part of, and are not carried to the workers yet.
      */
     private static final Set<Class<?>> RANK_ZERO_ONLY = Set.of(EngineCommand.Generate.class, EngineCommand.OpenSession.class,
             EngineCommand.CloseSession.class, EngineCommand.Abort.class, EngineCommand.Pause.class, EngineCommand.Continue.class,
             EngineCommand.Drain.class, EngineCommand.SetWeightVersion.class, EngineCommand.FlushCache.class,
-            EngineCommand.UpdateWeights.class);
+            EngineCommand.UpdateWeights.class, EngineCommand.Checksums.class);
 
     /** Why a tensor-parallel rank is lost, or null while every rank serves. */
     public String lostRank() {

@@ -289,12 +289,15 @@ final class WeightControl {
         }
     }
 
-    /** SHA-256 of every parameter, from the model or, while released, from the host copy (the same bytes). */
+    /**
+     * SHA-256 of every parameter, from the model or, while released, from the host copy (the same
+     * bytes); of every rank's shards when the model is in several.
+     */
     WeightChecksums checksums() {
-        Map<String, String> sums = new TreeMap<>();
+        TreeMap<String, String> sums = new TreeMap<>();
         try (PointerScope scope = new PointerScope()) {
             readable().forEach((name, t) -> sums.put(name, Torch.sha256(t)));
         }
-        return new WeightChecksums(engine.weightVersion(), model.dtype().name(), sums, ParameterTable.combinedChecksum(sums));
+        return new WeightChecksums(engine.weightVersion(), model.dtype().name(), engine.parameterChannel().gatherChecksums(sums));
     }
 }

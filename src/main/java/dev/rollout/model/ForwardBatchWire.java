@@ -35,8 +35,8 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 public final class ForwardBatchWire {
     /** The header's first word: "RSTP", a step of the rollout server. */
     public static final long MAGIC = 0x52535450L;
-    /** Raised whenever the layout of the header or the body changes (2: the WEIGHTS message). */
-    public static final long VERSION = 2;
+    /** Raised whenever the layout of the header or the body changes (2: WEIGHTS; 3: CHECKSUMS). */
+    public static final long VERSION = 3;
     /** Words of the header: magic, version, kind, number, directory words, body words, float words. */
     public static final int HEADER_WORDS = 7;
 
@@ -52,7 +52,9 @@ public final class ForwardBatchWire {
          * New values of named parameters: the body names them and their full shapes, then each
          * full value follows in its own broadcast, in the model's dtype; every rank copies its shard.
          */
-        WEIGHTS(4);
+        WEIGHTS(4),
+        /** Every rank's checksums of its shards, gathered to rank 0 (an all-gather every rank joins). */
+        CHECKSUMS(5);
 
         final long code;
 

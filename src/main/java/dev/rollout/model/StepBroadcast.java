@@ -92,6 +92,48 @@ public final class StepBroadcast {
         lastSentNanos = System.nanoTime();
     }
 
+    /**
+     * Rank 0: every rank's SHA-256 of each of its shards (hex, by parameter name), in rank
+     * order, {@code mine} first. Every rank names the same parameters, so each sends a digest
+     * per name in name order, and one all-gather brings them together.
+     */
+    public List<java.util.Map<String, String>> gatherChecksums(java.util.SortedMap<String, String> mine) {
+        requireRoot("gather checksums");
+        if (group.size() == 1) return List.of(mine);
+        signal(Kind.CHECKSUMS);
+        return exchangeChecksums(mine);
+    }
+
+    /** A worker, after a CHECKSUMS message: hands rank 0 its own. */
+    public void sendChecksums(java.util.SortedMap<String, String> mine) {
+        exchangeChecksums(mine);
+    }
+
+    private static final int DIGEST_WORDS = 4;   // SHA-256: 32 bytes
+
+    private List<java.util.Map<String, String>> exchangeChecksums(java.util.SortedMap<String, String> mine) {
+        List<String> names = new java.util.ArrayList<>(mine.keySet());
+        long[] words = new long[names.size() * DIGEST_WORDS];
+        for (int i = 0; i < names.size(); i++) {
+            String hex = mine.get(names.get(i));
+            for (int w = 0; w < DIGEST_WORDS; w++)
+                words[i * DIGEST_WORDS + w] = Long.parseUnsignedLong(hex.substring(16 * w, 16 * w + 16), 16);
+        }
+        long[] all = Torch.toLongs(group.allGather(Torch.longs(words, device), 0));        // (size * names * 4) int64
+        List<java.util.Map<String, String>> out = new java.util.ArrayList<>();
+        for (int r = 0; r < group.size(); r++) {
+            java.util.Map<String, String> rank = new java.util.TreeMap<>();
+            for (int i = 0; i < names.size(); i++) {
+                StringBuilder hex = new StringBuilder(64);
+                for (int w = 0; w < DIGEST_WORDS; w++)
+                    hex.append(String.format("%016x", all[(r * names.size() + i) * DIGEST_WORDS + w]));
+                rank.put(names.get(i), hex.toString());
+            }
+            out.add(rank);
+        }
+        return out;
+    }
+
     /** A worker, after a WEIGHTS message: receives each value it named, in the model's {@code dtype}, into {@code sink}. */
     public void receiveParameters(Received m, ScalarType dtype, ParameterSink sink) {
         for (ForwardBatchWire.Parameter p : m.parameters()) {

@@ -131,7 +131,7 @@ public final class Worker {
     }
 
     /**
-     * Runs rank 0's steps, and copies in the parameter values it sends, until it sends STOP;
+     * Runs rank 0's steps, copies in the parameter values it sends and hands it checksums, until it sends STOP;
      * returns the number of steps run. Throws when rank 0 is lost.
      */
     static long follow(CausalLm lm, KvCache cache, StepBroadcast from) {
@@ -143,6 +143,10 @@ public final class Worker {
                 if (m.kind() == ForwardBatchWire.Kind.IDLE) continue;
                 if (m.kind() == ForwardBatchWire.Kind.WEIGHTS) {
                     from.receiveParameters(m, lm.dtype(), lm.parameters()::copyFull);
+                    continue;
+                }
+                if (m.kind() == ForwardBatchWire.Kind.CHECKSUMS) {
+                    from.sendChecksums(new java.util.TreeMap<>(lm.parameters().checksums()));
                     continue;
                 }
                 execute(lm, cache, m.step().batch(), m.step().logitsRows());

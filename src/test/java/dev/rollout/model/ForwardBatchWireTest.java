@@ -98,6 +98,30 @@ class ForwardBatchWireTest {
     }
 
     @Test
+    void aWeightsMessageNamesEachParameterAndItsFullShapeExactly() {
+        // names of every length around a word, one not ASCII; shapes of 0 to 3 dims
+        List<ForwardBatchWire.Parameter> ps = List.of(
+                new ForwardBatchWire.Parameter("model.embed_tokens.weight", new long[] {151936, 128}),
+                new ForwardBatchWire.Parameter("12345678", new long[] {7}),
+                new ForwardBatchWire.Parameter("model.layers.0.self_attn.q_norm.weight", new long[] {}),
+                new ForwardBatchWire.Parameter("gewicht.ä€", new long[] {2, 3, 4}));
+        Encoded e = ForwardBatchWire.encodeParameters(9, ps);
+        assertEquals(Kind.WEIGHTS, e.header().kind());
+        assertEquals(9, e.header().number());
+        assertEquals(e.body().length, e.header().bodyWords());
+        Header back = Header.read(e.header().words());
+        assertEquals(Kind.WEIGHTS, back.kind());
+        List<ForwardBatchWire.Parameter> decoded = ForwardBatchWire.decodeParameters(e.body());
+        assertEquals(ps.size(), decoded.size());
+        for (int i = 0; i < ps.size(); i++) {
+            assertEquals(ps.get(i).name(), decoded.get(i).name());
+            assertArrayEquals(ps.get(i).shape(), decoded.get(i).shape());
+        }
+        long[] cut = java.util.Arrays.copyOf(e.body(), e.body().length + 1);
+        assertThrows(IllegalStateException.class, () -> ForwardBatchWire.decodeParameters(cut), "a body longer than what it names");
+    }
+
+    @Test
     void theHeaderNamesItsVersionAndABuildOfAnotherIsRefused() {
         ForwardBatch b = TpScenario.batch(decodes(), seqs(), DecodeAttention.GATHER, 0);
         Encoded enc = ForwardBatchWire.encode(7, b, List.of());

@@ -6,7 +6,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.rollout.client.RolloutClient;
 import dev.rollout.client.ServerProcess;
 import dev.rollout.engine.LlmEngine;
+import dev.rollout.model.CausalLm;
+import dev.rollout.model.Kernels;
 import dev.rollout.model.Safetensors;
+import dev.rollout.model.TpGroup;
 import jakarta.json.JsonArray;
 import jakarta.json.JsonObject;
 import jakarta.json.JsonValue;
@@ -18,6 +21,9 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch.ScalarType;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -27,7 +33,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  * rank, the same default model, float32) generates, with chunked prefill (a step budget of 16
  * tokens splits every prompt) and the prefix cache (each prompt asked twice); after a push in
  * each transport that runs on a CPU (from disk, a safetensors body, an atomic session of
- * buckets) it must generate what one rank with the pushed weights generates; and when a worker
+ * buckets) it must generate what one rank with the pushed weights generates, and weights_checker
+ * must report each rank's checksums of exactly its shard; and when a worker
  * is killed it must say so, naming the rank (readiness and liveness DOWN, a 503 for requests),
  * rather than hang.
  */
@@ -73,6 +80,7 @@ class TensorParallelServerIT {
                 List<String> names = new ArrayList<>(Safetensors.readHeader(body.resolve("model.safetensors")).keySet());
                 assertEquals("tp-body", client.pushWeights(Checkpoints.subset(body, names), "tp-body").weightVersion());
                 assertGenerates(base, body, "tp-body");
+                assertChecksumsOfEachShard(base, body, tpSize);
 
                 Path buckets = Checkpoints.other(80 + tpSize);
                 List<byte[]> parts = new ArrayList<>();
@@ -112,6 +120,47 @@ class TensorParallelServerIT {
         org.junit.jupiter.api.Assertions.assertArrayEquals(Checkpoints.greedy(reference, 12), got, version);
         assertEquals(version, r.object().getJsonObject("meta_info").getString("weight_version"));
         reference.model().releaseWeights();
+    }
+
+    /** weights_checker reports each rank's checksums, of exactly its shard of {@code ckpt}'s weights. */
+    private static void assertChecksumsOfEachShard(String base, Path ckpt, int tpSize) throws Exception {
+        Http.Reply r = Http.send(HttpRequest.newBuilder(URI.create(base + "/weights_checker")).header("Content-Type", "application/json")
+                .header("Authorization", "Bearer " + Http.ADMIN_KEY).POST(HttpRequest.BodyPublishers.ofString("{}")));
+        assertEquals(200, r.status(), r.body());
+        JsonArray ranks = r.object().getJsonArray("ranks");
+        assertEquals(tpSize, ranks.size(), r.body());
+        for (int rank = 0; rank < tpSize; rank++) {
+            JsonObject served = ranks.getJsonObject(rank);
+            assertEquals(rank, served.getJsonObject("parallelism_info").getInt("tp_rank"));
+            assertEquals(tpSize, served.getJsonObject("parallelism_info").getInt("tp_size"));
+            CausalLm shard = CausalLm.load(ckpt, ScalarType.Float, new Device("cpu"), Kernels.LIBTORCH, new ShardOnly(rank, tpSize));
+            java.util.Map<String, String> expected = shard.parameters().checksums();
+            shard.releaseWeights();
+            JsonObject sums = served.getJsonObject("checksums");
+            assertEquals(expected.size(), sums.size());
+            for (var e : expected.entrySet()) assertEquals(e.getValue(), sums.getString(e.getKey()), "rank " + rank + ": " + e.getKey());
+        }
+    }
+
+    /** Rank {@code rank} of {@code size}, to build that rank's shard in this JVM; it joins no collective. */
+    private record ShardOnly(int rank, int size) implements TpGroup {
+        @Override
+        public void allReduceSum(Tensor t) {
+            throw new UnsupportedOperationException("a shard for checksums runs no forward");
+        }
+
+        @Override
+        public Tensor allGather(Tensor t, int dim) {
+            throw new UnsupportedOperationException("a shard for checksums runs no forward");
+        }
+
+        @Override
+        public void broadcast(Tensor t, int root) {
+            throw new UnsupportedOperationException("a shard for checksums runs no forward");
+        }
+
+        @Override
+        public void close() {}
     }
 
     /** Greedy tokens equal, each logprob within 1e-4 (float32 over different reduction orders). */
