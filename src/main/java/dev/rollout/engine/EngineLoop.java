@@ -223,14 +223,16 @@ public final class EngineLoop implements AutoCloseable {
     /**
      * Commands that run at any tp_size: those that touch rank 0's state alone (the scheduler,
      * the prefix cache, the version label), weight updates, whose values rank 0 sends to every
-     * rank ({@link WeightControl#apply}), and checksums, which it gathers from them. The others
-     * (memory, read-back, the weights checker's snapshots) reach
-     * state that every rank holds a part of, and are not carried to the workers yet.
+     * rank ({@link WeightControl#apply}), checksums, which it gathers from them, and memory
+     * release and resume, which every rank mirrors. The others (read-back, the weights checker's
+     * snapshots) reach state that every rank holds a part of, and are not carried to the workers
+     * yet.
      */
-    private static final Set<Class<?>> RANK_ZERO_ONLY = Set.of(EngineCommand.Generate.class, EngineCommand.OpenSession.class,
+    private static final Set<Class<?>> ANY_TP_SIZE = Set.of(EngineCommand.Generate.class, EngineCommand.OpenSession.class,
             EngineCommand.CloseSession.class, EngineCommand.Abort.class, EngineCommand.Pause.class, EngineCommand.Continue.class,
             EngineCommand.Drain.class, EngineCommand.SetWeightVersion.class, EngineCommand.FlushCache.class,
-            EngineCommand.UpdateWeights.class, EngineCommand.Checksums.class);
+            EngineCommand.UpdateWeights.class, EngineCommand.Checksums.class, EngineCommand.ReleaseMemory.class,
+            EngineCommand.ResumeMemory.class);
 
     /** Why a tensor-parallel rank is lost, or null while every rank serves. */
     public String lostRank() {
@@ -313,7 +315,7 @@ public final class EngineLoop implements AutoCloseable {
             if (c instanceof EngineCommand.UpdateWeights u) u.update().release();
             throw new IllegalStateException(lostMessage());
         }
-        if (engine.tpSize() > 1 && !RANK_ZERO_ONLY.contains(c.getClass())) {
+        if (engine.tpSize() > 1 && !ANY_TP_SIZE.contains(c.getClass())) {
             if (c instanceof EngineCommand.UpdateWeights u) u.update().release();
             throw new IllegalArgumentException(c.getClass().getSimpleName() + " is not supported yet with the model in "
                     + engine.tpSize() + " tensor-parallel shards (rollout.tp-size): the weights and their memory live on every rank");

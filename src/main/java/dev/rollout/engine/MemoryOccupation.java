@@ -1,6 +1,7 @@
 package dev.rollout.engine;
 
 import dev.rollout.model.DeviceMemory;
+import dev.rollout.model.StepBroadcast;
 import java.util.EnumMap;
 import java.util.EnumSet;
 import java.util.Locale;
@@ -68,6 +69,9 @@ final class MemoryOccupation {
             snapshot = Set.copyOf(released);
             freed.put(tag, bytes);
         }
+        // the other ranks release the same, after this one did (its host copy may fail and keep the weights)
+        engine.parameterChannel().sendMemory(new StepBroadcast.Memory(true, freed.containsKey(MemoryTag.WEIGHTS),
+                freed.containsKey(MemoryTag.KV_CACHE), weights.hostBackup()));
         DeviceMemory.giveBack(engine.model().device());
         // a host copy may be held from an earlier release of the same weights: say so either way
         return new ReleaseReport(freed, weights.backupHeld(), backedUp);
@@ -102,6 +106,9 @@ final class MemoryOccupation {
             snapshot = Set.copyOf(released);
             resumed.add(tag);
         }
+        // the other ranks allocate the same once this one could (a failed allocation here leaves every rank released)
+        engine.parameterChannel().sendMemory(new StepBroadcast.Memory(false, resumed.contains(MemoryTag.WEIGHTS),
+                resumed.contains(MemoryTag.KV_CACHE), fromBackup));
         return new ResumeReport(resumed, fromBackup, restored, weights.numUnpushed());
     }
 

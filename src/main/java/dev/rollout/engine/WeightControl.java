@@ -70,6 +70,9 @@ final class WeightControl {
     /** Why {@code update} cannot be applied (no tensors, unknown names, wrong shapes), or null. */
     String check(WeightUpdate update) {
         if (update.tensors().isEmpty()) return "the update holds no tensors";
+        if (model.weightsReleased() && engine.tpSize() > 1)  // each rank would have to keep its own host copies
+            return "a weight update while the weights are released is not supported yet with the model in " + engine.tpSize()
+                    + " tensor-parallel shards: call resume_memory_occupation first";
         return update.mismatches((name, shape) -> skipped(name) ? null : mismatch(name, shape));
     }
 
@@ -189,6 +192,11 @@ final class WeightControl {
         long bytes = backupHeld ? backupBytes : 0;
         for (Tensor t : pending.values()) bytes += t.nbytes();
         return bytes;
+    }
+
+    /** Whether a release keeps a host copy of the weights (rollout.weights-host-backup). */
+    boolean hostBackup() {
+        return hostBackup;
     }
 
     /** Whether a host copy of all the weights is held for the resume to restore. */

@@ -35,8 +35,8 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 public final class ForwardBatchWire {
     /** The header's first word: "RSTP", a step of the rollout server. */
     public static final long MAGIC = 0x52535450L;
-    /** Raised whenever the layout of the header or the body changes (2: WEIGHTS; 3: CHECKSUMS). */
-    public static final long VERSION = 3;
+    /** Raised whenever the layout of the header or the body changes (2: WEIGHTS; 3: CHECKSUMS; 4: MEMORY). */
+    public static final long VERSION = 4;
     /** Words of the header: magic, version, kind, number, directory words, body words, float words. */
     public static final int HEADER_WORDS = 7;
 
@@ -54,7 +54,9 @@ public final class ForwardBatchWire {
          */
         WEIGHTS(4),
         /** Every rank's checksums of its shards, gathered to rank 0 (an all-gather every rank joins). */
-        CHECKSUMS(5);
+        CHECKSUMS(5),
+        /** Memory released or taken again (release/resume_memory_occupation): a few words of body ({@link StepBroadcast.Memory}). */
+        MEMORY(6);
 
         final long code;
 
@@ -154,7 +156,8 @@ public final class ForwardBatchWire {
 
     /** The header of a message without a body: {@link Kind#IDLE} or {@link Kind#STOP}. */
     public static Header signal(Kind kind, long number) {
-        if (kind == Kind.STEP || kind == Kind.WEIGHTS) throw new IllegalArgumentException("a " + kind + " message has a body: encode it");
+        if (kind == Kind.STEP || kind == Kind.WEIGHTS || kind == Kind.MEMORY)
+            throw new IllegalArgumentException("a " + kind + " message has a body: encode it");
         return new Header(kind, number, 0, 0, 0);
     }
 

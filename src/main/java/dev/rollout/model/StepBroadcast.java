@@ -46,10 +46,40 @@ public final class StepBroadcast {
      * @param step       the step to run; null unless {@code kind} is STEP
      * @param parameters what a WEIGHTS message names, whose values follow ({@link #receiveParameters}); empty otherwise
      */
-    public record Received(Kind kind, long number, ForwardBatchWire.Step step, List<ForwardBatchWire.Parameter> parameters) {
+    public record Received(Kind kind, long number, ForwardBatchWire.Step step, List<ForwardBatchWire.Parameter> parameters,
+                           Memory memory) {
         Received(Kind kind, long number, ForwardBatchWire.Step step) {
-            this(kind, number, step, List.of());
+            this(kind, number, step, List.of(), null);
         }
+    }
+
+    /**
+     * What a MEMORY message asks of every rank: release or take again the weights and/or the KV
+     * cache.
+     *
+     * @param hostCopy on release, keep a host copy of the weights (rollout.weights-host-backup); on
+     *                 resume, restore the weights from it (rank 0 restores its own from its copy)
+     */
+    public record Memory(boolean release, boolean weights, boolean kvCache, boolean hostCopy) {
+        long[] words() {
+            return new long[] {release ? 1 : 0, weights ? 1 : 0, kvCache ? 1 : 0, hostCopy ? 1 : 0};
+        }
+
+        static Memory of(long[] w) {
+            if (w.length != 4) throw new IllegalStateException("a MEMORY message of " + w.length + " words; this build reads 4");
+            return new Memory(w[0] == 1, w[1] == 1, w[2] == 1, w[3] == 1);
+        }
+    }
+
+    /** Rank 0: asks every other rank to release or take again its memory; nothing at one rank. */
+    public void sendMemory(Memory m) {
+        requireRoot("send a memory message");
+        if (group.size() == 1) return;
+        long[] body = m.words();
+        number++;
+        lastSentNanos = System.nanoTime();
+        sendHeader(new Header(Kind.MEMORY, number, 0, body.length, 0));
+        group.broadcast(Torch.longs(body, device), ROOT);                                     // (4) int64
     }
 
     /** Where each rank puts a parameter's full value: its shard of it ({@link ParameterTable#copyFull}). */
@@ -233,7 +263,12 @@ public final class StepBroadcast {
             if (header.kind() == Kind.WEIGHTS) {
                 Tensor body = Torch.empty(Torch.options(ScalarType.Long, device), header.bodyWords());       // (bodyWords) int64
                 group.broadcast(body, ROOT);
-                return new Received(Kind.WEIGHTS, number, null, ForwardBatchWire.decodeParameters(Torch.toLongs(body)));
+                return new Received(Kind.WEIGHTS, number, null, ForwardBatchWire.decodeParameters(Torch.toLongs(body)), null);
+            }
+            if (header.kind() == Kind.MEMORY) {
+                Tensor body = Torch.empty(Torch.options(ScalarType.Long, device), header.bodyWords());       // (4) int64
+                group.broadcast(body, ROOT);
+                return new Received(Kind.MEMORY, number, null, List.of(), Memory.of(Torch.toLongs(body)));
             }
             if (header.kind() != Kind.STEP) return new Received(header.kind(), number, null);
             Tensor body = Torch.empty(Torch.options(ScalarType.Long, device), header.bodyWords());           // (bodyWords) int64

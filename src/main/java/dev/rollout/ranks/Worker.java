@@ -3,11 +3,12 @@ package dev.rollout.ranks;
 import dev.rollout.dist.C10d;
 import dev.rollout.model.C10dTpGroup;
 import dev.rollout.model.CausalLm;
+import dev.rollout.model.DeviceMemory;
 import dev.rollout.model.ForwardBatch;
-import dev.rollout.model.ForwardBatchWire;
 import dev.rollout.model.Kernels;
 import dev.rollout.model.KvCache;
 import dev.rollout.model.StepBroadcast;
+import dev.rollout.model.Torch;
 import dev.rollout.model.TpGroup;
 import dev.rollout.runtime.DefaultModel;
 import java.io.IOException;
@@ -118,40 +119,106 @@ public final class Worker {
             CausalLm lm = w.model().load(tp, device, kernels);
             StepBroadcast steps = new StepBroadcast(tp, device);
             int[] kv = steps.awaitCache(r.joinTimeout());
-            KvCache cache = new KvCache(lm.shardConfig(), kv[0], kv[1], lm.dtype(), device);
+            Shard shard = new Shard(lm, kv[0], kv[1]);
             LOG.info(() -> String.format("tensor-parallel rank %d of %d ready on %s in %.1f s: %s, %d of %d query heads, %d KV heads, "
                             + "KV cache of %d blocks of %d", rank, r.tpSize(), device.str().getString(), (System.nanoTime() - t0) / 1e9,
                     lm.config().architecture(), lm.layout().heads(), lm.config().numHeads(), lm.layout().kvHeads(), kv[0], kv[1]));
-            long steps0 = follow(lm, cache, steps);
+            long steps0 = shard.follow(steps);
             LOG.info(() -> "tensor-parallel rank " + rank + " stopped by rank 0 after " + steps0 + " steps");
-            cache.release();
-            lm.releaseWeights();
+            shard.close();
             return 0;
         }
     }
 
-    /**
-     * Runs rank 0's steps, copies in the parameter values it sends and hands it checksums, until it sends STOP;
-     * returns the number of steps run. Throws when rank 0 is lost.
-     */
-    static long follow(CausalLm lm, KvCache cache, StepBroadcast from) {
-        long steps = 0;
-        while (true) {
-            try (PointerScope scope = new PointerScope()) {
-                StepBroadcast.Received m = from.receive();
-                if (m.kind() == ForwardBatchWire.Kind.STOP) return steps;
-                if (m.kind() == ForwardBatchWire.Kind.IDLE) continue;
-                if (m.kind() == ForwardBatchWire.Kind.WEIGHTS) {
-                    from.receiveParameters(m, lm.dtype(), lm.parameters()::copyFull);
-                    continue;
+    /** A worker's part of the model and of the KV cache, and the host copy of its weights while released. */
+    static final class Shard {
+        private final CausalLm lm;
+        private final int kvBlocks, blockSize;
+        private KvCache cache;                       // null while released
+        private Map<String, Tensor> hostCopy;        // kept from the first release with a copy on
+
+        Shard(CausalLm lm, int kvBlocks, int blockSize) {
+            this.lm = lm;
+            this.kvBlocks = kvBlocks;
+            this.blockSize = blockSize;
+            this.cache = allocateCache();
+        }
+
+        private KvCache allocateCache() {
+            return new KvCache(lm.shardConfig(), kvBlocks, blockSize, lm.dtype(), lm.device());
+        }
+
+        /**
+         * Runs rank 0's steps, copies in the parameter values it sends, hands it checksums and
+         * releases or takes back memory as it says, until it sends STOP; returns the number of
+         * steps run. Throws when rank 0 is lost.
+         */
+        long follow(StepBroadcast from) {
+            long steps = 0;
+            while (true) {
+                StepBroadcast.Memory memory = null;
+                try (PointerScope scope = new PointerScope()) {   // frees each message's tensors
+                    StepBroadcast.Received m = from.receive();
+                    switch (m.kind()) {
+                        case STOP -> {
+                            return steps;
+                        }
+                        case IDLE -> { }
+                        case WEIGHTS -> from.receiveParameters(m, lm.dtype(), lm.parameters()::copyFull);
+                        case CHECKSUMS -> from.sendChecksums(new java.util.TreeMap<>(lm.parameters().checksums()));
+                        case MEMORY -> memory = m.memory();
+                        case STEP -> {
+                            execute(lm, cache, m.step().batch(), m.step().logitsRows());
+                            steps++;
+                        }
+                    }
                 }
-                if (m.kind() == ForwardBatchWire.Kind.CHECKSUMS) {
-                    from.sendChecksums(new java.util.TreeMap<>(lm.parameters().checksums()));
-                    continue;
-                }
-                execute(lm, cache, m.step().batch(), m.step().logitsRows());
-                steps++;
+                // outside the message's scope, which would free the weights and the cache it allocates
+                if (memory != null) memory(memory);
             }
+        }
+
+        /** As rank 0 did: each part released or taken again once (a repeated message changes nothing). */
+        private void memory(StepBroadcast.Memory m) {
+            if (m.release()) {
+                if (m.kvCache() && cache != null) {
+                    cache.release();
+                    cache = null;
+                }
+                if (m.weights() && !lm.weightsReleased()) {
+                    if (m.hostCopy()) keepHostCopy();
+                    lm.releaseWeights();
+                }
+                DeviceMemory.giveBack(lm.device());
+            } else {
+                if (m.weights() && lm.weightsReleased()) {
+                    lm.reallocateWeights();
+                    if (m.hostCopy()) {
+                        if (hostCopy == null) throw new IllegalStateException("rank 0 restores its weights from a host copy, and this rank has none");
+                        try (PointerScope scope = new PointerScope()) {
+                            hostCopy.forEach((name, host) -> lm.parameters().get(name).copy_(host));
+                        }
+                    }
+                }
+                if (m.kvCache() && cache == null) cache = allocateCache();
+            }
+        }
+
+        private void keepHostCopy() {
+            if (hostCopy == null) {  // allocated once, outside any scope, and reused
+                hostCopy = new java.util.LinkedHashMap<>();
+                for (String name : lm.parameters().names()) hostCopy.put(name, Torch.hostCopy(lm.parameters().get(name)));
+            } else {
+                try (PointerScope scope = new PointerScope()) {
+                    hostCopy.forEach((name, host) -> host.copy_(lm.parameters().get(name)));
+                }
+            }
+        }
+
+        void close() {
+            if (cache != null) cache.release();
+            if (!lm.weightsReleased()) lm.releaseWeights();
+            if (hostCopy != null) hostCopy.values().forEach(Tensor::close);
         }
     }
 

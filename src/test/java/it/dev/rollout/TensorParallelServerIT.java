@@ -34,7 +34,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  * tokens splits every prompt) and the prefix cache (each prompt asked twice); after a push in
  * each transport that runs on a CPU (from disk, a safetensors body, an atomic session of
  * buckets) it must generate what one rank with the pushed weights generates, and weights_checker
- * must report each rank's checksums of exactly its shard; and when a worker
+ * must report each rank's checksums of exactly its shard; every rank must release its memory and
+ * take it back (the weights then from a push); and when a worker
  * is killed it must say so, naming the rank (readiness and liveness DOWN, a 503 for requests),
  * rather than hang.
  */
@@ -87,6 +88,17 @@ class TensorParallelServerIT {
                 for (int i = 0; i < names.size(); i += 5) parts.add(Checkpoints.subset(buckets, names.subList(i, Math.min(names.size(), i + 5))));
                 assertEquals("tp-session", client.pushWeights(parts, "tp-session").weightVersion());   // an atomic session of buckets
                 assertGenerates(base, buckets, "tp-session");
+
+                // every rank releases its memory and takes it back; the weights then come from the next push, to every rank
+                assertEquals(200, admin(base, "/release_memory_occupation", "{}").status());
+                assertEquals(503, get(base, "/health/ready").status(), "released");
+                Http.Reply whileReleased = admin(base, "/update_weights_from_disk", "{\"model_path\": \"" + disk + "\"}");
+                assertEquals(400, whileReleased.status(), whileReleased.body());
+                assertTrue(whileReleased.body().contains("resume_memory_occupation first"), whileReleased.body());
+                assertEquals(200, admin(base, "/resume_memory_occupation", "{}").status());
+                assertEquals(503, generate(base, PROMPTS).status(), "the resumed weights wait for a push");
+                assertEquals("tp-resumed", client.pushWeights(Checkpoints.subset(body, names), "tp-resumed").weightVersion());
+                assertGenerates(base, body, "tp-resumed");
             }
 
             // a worker dies: the server says which, at once, and answers instead of hanging
@@ -109,6 +121,54 @@ class TensorParallelServerIT {
         }
     }
 
+    /**
+     * Two nodes on this machine: the server is node 0 (rank 0) and starts no worker; node 1 is
+     * {@code dev.rollout.ranks.Worker} in node mode, configured as an operator would configure
+     * it, by environment variables. The server generates what one rank does; when node 1's
+     * process is killed (no process of the server's own to watch), the next keep-alive finds the
+     * group broken and the server says so within the deadline, rather than hang.
+     */
+    @org.junit.jupiter.api.Test
+    void aSecondNodeJoinsByItsNodeRankAndItsLossIsReported() throws Exception {
+        Http.awaitReady();
+        int port = ServerProcessIT.freePort(), store = ServerProcessIT.freePort();
+        java.util.Map<String, String> env = java.util.Map.of("ROLLOUT_TP_SIZE", "2", "ROLLOUT_NNODES", "2",
+                "ROLLOUT_DIST_INIT_ADDR", "127.0.0.1:" + store, "ROLLOUT_TORCH_THREADS", "1", "ROLLOUT_DIST_TIMEOUT_SECONDS", "20");
+        Path nodeLog = Files.createTempFile("rollout-node1-", ".log");
+        ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx1g",
+                "-cp", System.getProperty("java.class.path"), "dev.rollout.ranks.Worker").redirectErrorStream(true).redirectOutput(nodeLog.toFile());
+        pb.environment().putAll(env);
+        pb.environment().put("ROLLOUT_NODE_RANK", "1");
+        Process node = pb.start();   // first: the server is ready only once every rank has met
+        try {
+            ServerProcess.Spec spec = ServerProcessIT.secondServer("tpnodes", port);
+            for (var e : env.entrySet()) spec = spec.withEnvironment(e.getKey(), e.getValue());
+            try (ServerProcess server = ServerProcess.start(spec.withEnvironment("ROLLOUT_NODE_RANK", "0"))) {
+                String base = "http://localhost:" + port;
+                JsonArray reference = generate(Http.BASE, PROMPTS).array();
+                JsonArray sharded = generate(base, PROMPTS).array();
+                for (int i = 0; i < PROMPTS.length; i++) assertSame(reference.getJsonObject(i), sharded.getJsonObject(i), "prompt " + i + ", two nodes");
+                assertTrue(Files.readString(nodeLog).contains("[tp rank 1]"), "node 1 ran rank 1:\n" + Files.readString(nodeLog));
+
+                node.descendants().forEach(ProcessHandle::destroyForcibly);
+                node.destroyForcibly();
+                long t0 = System.nanoTime();
+                Http.Reply ready;
+                do {
+                    Thread.sleep(200);
+                    ready = get(base, "/health/ready");
+                } while (ready.status() == 200 && System.nanoTime() - t0 < 60_000_000_000L);
+                assertEquals(503, ready.status(), "readiness DOWN once the group is found broken: " + ready.body());
+                assertTrue(ready.body().contains("tensor-parallel"), ready.body());
+                Http.Reply refused = generate(base, PROMPTS);
+                assertEquals(503, refused.status(), refused.body());
+            }
+        } finally {
+            node.descendants().forEach(ProcessHandle::destroyForcibly);
+            node.destroyForcibly();
+        }
+    }
+
     /** The sharded server, after a push of {@code ckpt}'s weights, generates what one rank with them does, under {@code version}. */
     private static void assertGenerates(String base, Path ckpt, String version) throws Exception {
         LlmEngine reference = Checkpoints.engine(ckpt);
@@ -124,8 +184,7 @@ class TensorParallelServerIT {
 
     /** weights_checker reports each rank's checksums, of exactly its shard of {@code ckpt}'s weights. */
     private static void assertChecksumsOfEachShard(String base, Path ckpt, int tpSize) throws Exception {
-        Http.Reply r = Http.send(HttpRequest.newBuilder(URI.create(base + "/weights_checker")).header("Content-Type", "application/json")
-                .header("Authorization", "Bearer " + Http.ADMIN_KEY).POST(HttpRequest.BodyPublishers.ofString("{}")));
+        Http.Reply r = admin(base, "/weights_checker", "{}");
         assertEquals(200, r.status(), r.body());
         JsonArray ranks = r.object().getJsonArray("ranks");
         assertEquals(tpSize, ranks.size(), r.body());
@@ -186,6 +245,11 @@ class TensorParallelServerIT {
                 + NEW_TOKENS + ", \"ignore_eos\": true}}";
         return Http.send(HttpRequest.newBuilder(URI.create(base + "/generate")).header("Content-Type", "application/json")
                 .POST(HttpRequest.BodyPublishers.ofString(body)));
+    }
+
+    private static Http.Reply admin(String base, String path, String body) {
+        return Http.send(HttpRequest.newBuilder(URI.create(base + path)).header("Content-Type", "application/json")
+                .header("Authorization", "Bearer " + Http.ADMIN_KEY).POST(HttpRequest.BodyPublishers.ofString(body)));
     }
 
     private static Http.Reply get(String base, String path) {
