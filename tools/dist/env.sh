@@ -20,3 +20,14 @@ if [ ! -f "$native/libjniRolloutCuda.so" ] && command -v "${CXX:-g++}" >/dev/nul
 fi
 export JAVA_HOME="$here/jre"
 export JVM_ARGS="-Djava.library.path=$here/jni-gpu:$native -Dorg.bytedeco.javacpp.pathsFirst=true ${JVM_ARGS:-}"
+# jemalloc, where the bundled copy loads on this machine (ROLLOUT_JEMALLOC=false for glibc's malloc),
+# for the server and its workers (start.sh, worker.sh). Under hundreds of HTTP threads glibc's arenas
+# fragment: in the GPU soak the server's main heap grew by 3.5 GB that neither a full GC nor
+# malloc_trim gave back, while jemalloc's heap profile of the same load shows flat live memory
+# (docs/benchmarks.md, weight-update soak).
+preload_jemalloc() {
+  local jemalloc="$here/lib/libjemalloc.so.2"
+  if [ "${ROLLOUT_JEMALLOC:-true}" = true ] && [ -f "$jemalloc" ] && LD_PRELOAD="$jemalloc" /bin/true 2>/dev/null; then
+    export LD_PRELOAD="$jemalloc:$LD_PRELOAD"
+  fi
+}

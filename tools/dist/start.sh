@@ -6,14 +6,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/env.sh"
-# jemalloc, where the bundled copy loads on this machine (ROLLOUT_JEMALLOC=false for glibc's malloc).
-# Under hundreds of HTTP threads glibc's arenas fragment: in the GPU soak the server's main heap
-# grew by 3.5 GB that neither a full GC nor malloc_trim gave back, while jemalloc's heap profile
-# of the same load shows flat live memory (docs/benchmarks.md, weight-update soak).
-jemalloc="$here/lib/libjemalloc.so.2"
-if [ "${ROLLOUT_JEMALLOC:-true}" = true ] && [ -f "$jemalloc" ] && LD_PRELOAD="$jemalloc" /bin/true 2>/dev/null; then
-  export LD_PRELOAD="$jemalloc:$LD_PRELOAD"
-fi
+preload_jemalloc
 export WLP_USER_DIR="$here/wlp/usr"
 export ROLLOUT_DEVICE="${ROLLOUT_DEVICE:-cuda}"
 exec "$here/wlp/bin/server" run rollout "$@"

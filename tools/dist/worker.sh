@@ -8,10 +8,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/env.sh"
-jemalloc="$here/lib/libjemalloc.so.2"
-if [ "${ROLLOUT_JEMALLOC:-true}" = true ] && [ -f "$jemalloc" ] && LD_PRELOAD="$jemalloc" /bin/true 2>/dev/null; then
-  export LD_PRELOAD="$jemalloc:$LD_PRELOAD"
-fi
+preload_jemalloc
 export ROLLOUT_DEVICE="${ROLLOUT_DEVICE:-cuda}"
 # the workers run the server's own classes and jars, from the war unpacked once
 war="$here/wlp/usr/servers/rollout/apps/rollout-server.war"

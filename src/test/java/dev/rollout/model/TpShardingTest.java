@@ -30,27 +30,6 @@ class TpShardingTest {
     private static final Path QWEN2 = Path.of("src/test/resources/fixtures/qwen2");   // tied, q/k/v bias, 4 heads, 2 KV heads, vocabulary 512
     private static final Path LLAMA = Path.of("src/test/resources/fixtures/llama");   // untied
 
-    /** The rank {@code rank} of {@code size}, for building a shard; its collectives are not for this test. */
-    private record RankOf(int rank, int size) implements TpGroup {
-        @Override
-        public void allReduceSum(Tensor t) {
-            throw new UnsupportedOperationException("no collectives here");
-        }
-
-        @Override
-        public Tensor allGather(Tensor t, int dim) {
-            throw new UnsupportedOperationException("no collectives here");
-        }
-
-        @Override
-        public void broadcast(Tensor t, int root) {
-            throw new UnsupportedOperationException("no collectives here");
-        }
-
-        @Override
-        public void close() {}
-    }
-
     private static ModelConfig config(int heads, int kvHeads, int vocab, int inter) {
         return new ModelConfig("Qwen3ForCausalLM", vocab, 64, inter, 2, heads, kvHeads, 16, 1e-6,
                 new ModelConfig.Rope("default", 1e6, 1, 1, 4, 8192), 256, true, false, true, "float32", List.of(1));
@@ -110,7 +89,7 @@ class TpShardingTest {
         CausalLm whole = CausalLm.load(QWEN2, ScalarType.Float, CPU);
         ParameterTable all = whole.parameters();
         for (int r = 0; r < 4; r++) {
-            CausalLm lm = CausalLm.load(QWEN2, ScalarType.Float, CPU, Kernels.LIBTORCH, new RankOf(r, 4));
+            CausalLm lm = CausalLm.load(QWEN2, ScalarType.Float, CPU, Kernels.LIBTORCH, new ShardOnly(r, 4));
             ParameterTable t = lm.parameters();
             assertEquals(all.names(), t.names(), "the same Hugging Face names on every rank");
             for (String name : t.names()) {
@@ -138,7 +117,7 @@ class TpShardingTest {
     void tiedEmbeddingsAreOneShardAndPaddingRowsStayZero(@TempDir Path dir) throws IOException {
         RandomCheckpoint.write(dir, new RandomCheckpoint.Spec(509, 64, 128, 1, 4, 2, 16, 64, List.of(1), 0.15), 3);
         CausalLm whole = CausalLm.load(dir, ScalarType.Float, CPU);
-        CausalLm last = CausalLm.load(dir, ScalarType.Float, CPU, Kernels.LIBTORCH, new RankOf(3, 4));
+        CausalLm last = CausalLm.load(dir, ScalarType.Float, CPU, Kernels.LIBTORCH, new ShardOnly(3, 4));
         Tensor embed = last.parameters().get("model.embed_tokens.weight");
         assertEquals(125, embed.size(0), "the real rows of the last rank");
         assertTrue(torch.equal(whole.parameters().get("model.embed_tokens.weight").narrow(0, 384, 125), embed));
@@ -167,7 +146,7 @@ class TpShardingTest {
 
     @Test
     void copyFullNarrowsAFullTensorAndRefusesAWrongShape() throws IOException {
-        CausalLm lm = CausalLm.load(LLAMA, ScalarType.Float, CPU, Kernels.LIBTORCH, new RankOf(1, 2));
+        CausalLm lm = CausalLm.load(LLAMA, ScalarType.Float, CPU, Kernels.LIBTORCH, new ShardOnly(1, 2));
         ParameterTable t = lm.parameters();
         String down = "model.layers.0.mlp.down_proj.weight";
         Tensor full = torch.arange(new org.bytedeco.pytorch.Scalar(64 * 128)).to(ScalarType.Float).view(64, 128);
@@ -198,7 +177,7 @@ class TpShardingTest {
     void cudaGraphsAreRefusedAboveOneRank() {
         Kernels graphs = new Kernels(DecodeAttention.PAGED_NATIVE, false, false, false, true, List.of());
         var e = assertThrows(IllegalArgumentException.class,
-                () -> CausalLm.load(QWEN2, ScalarType.Float, CPU, graphs, new RankOf(0, 2)));
+                () -> CausalLm.load(QWEN2, ScalarType.Float, CPU, graphs, new ShardOnly(0, 2)));
         assertTrue(e.getMessage().contains("CUDA graphs") && e.getMessage().contains("tp_size 2"), e.getMessage());
     }
 }

@@ -9,7 +9,7 @@ import dev.rollout.engine.LlmEngine;
 import dev.rollout.model.CausalLm;
 import dev.rollout.model.Kernels;
 import dev.rollout.model.Safetensors;
-import dev.rollout.model.TpGroup;
+import dev.rollout.model.ShardOnly;
 import jakarta.json.JsonArray;
 import jakarta.json.JsonObject;
 import jakarta.json.JsonValue;
@@ -22,7 +22,6 @@ import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.bytedeco.pytorch.Device;
-import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -104,12 +103,7 @@ class TensorParallelServerIT {
             // a worker dies: the server says which, at once, and answers instead of hanging
             long pid = workerPid(server, 1);
             ProcessHandle.of(pid).orElseThrow().destroyForcibly();
-            long t0 = System.nanoTime();
-            Http.Reply ready;
-            do {
-                Thread.sleep(200);
-                ready = get(base, "/health/ready");
-            } while (ready.status() == 200 && System.nanoTime() - t0 < 30_000_000_000L);
+            Http.Reply ready = awaitNotReady(base, 30);
             assertEquals(503, ready.status(), "readiness DOWN within 30 s of the kill: " + ready.body());
             assertTrue(ready.body().contains("tensor-parallel rank 1 (pid " + pid + ")"), ready.body());
             assertEquals(503, get(base, "/health/live").status(), "a lost rank does not come back: restart the pod");
@@ -152,12 +146,7 @@ class TensorParallelServerIT {
 
                 node.descendants().forEach(ProcessHandle::destroyForcibly);
                 node.destroyForcibly();
-                long t0 = System.nanoTime();
-                Http.Reply ready;
-                do {
-                    Thread.sleep(200);
-                    ready = get(base, "/health/ready");
-                } while (ready.status() == 200 && System.nanoTime() - t0 < 60_000_000_000L);
+                Http.Reply ready = awaitNotReady(base, 60);
                 assertEquals(503, ready.status(), "readiness DOWN once the group is found broken: " + ready.body());
                 assertTrue(ready.body().contains("tensor-parallel"), ready.body());
                 Http.Reply refused = generate(base, PROMPTS);
@@ -201,27 +190,6 @@ class TensorParallelServerIT {
         }
     }
 
-    /** Rank {@code rank} of {@code size}, to build that rank's shard in this JVM; it joins no collective. */
-    private record ShardOnly(int rank, int size) implements TpGroup {
-        @Override
-        public void allReduceSum(Tensor t) {
-            throw new UnsupportedOperationException("a shard for checksums runs no forward");
-        }
-
-        @Override
-        public Tensor allGather(Tensor t, int dim) {
-            throw new UnsupportedOperationException("a shard for checksums runs no forward");
-        }
-
-        @Override
-        public void broadcast(Tensor t, int root) {
-            throw new UnsupportedOperationException("a shard for checksums runs no forward");
-        }
-
-        @Override
-        public void close() {}
-    }
-
     /** Greedy tokens equal, each logprob within 1e-4 (float32 over different reduction orders). */
     private static void assertSame(JsonObject want, JsonObject got, String what) {
         assertEquals(want.getJsonArray("output_ids"), got.getJsonArray("output_ids"), what + ": greedy tokens");
@@ -245,6 +213,17 @@ class TensorParallelServerIT {
                 + NEW_TOKENS + ", \"ignore_eos\": true}}";
         return Http.send(HttpRequest.newBuilder(URI.create(base + "/generate")).header("Content-Type", "application/json")
                 .POST(HttpRequest.BodyPublishers.ofString(body)));
+    }
+
+    /** Readiness once it is no longer UP, or after {@code seconds}. */
+    private static Http.Reply awaitNotReady(String base, int seconds) throws InterruptedException {
+        long t0 = System.nanoTime();
+        Http.Reply ready;
+        do {
+            Thread.sleep(200);
+            ready = get(base, "/health/ready");
+        } while (ready.status() == 200 && System.nanoTime() - t0 < seconds * 1_000_000_000L);
+        return ready;
     }
 
     private static Http.Reply admin(String base, String path, String body) {
