@@ -223,8 +223,8 @@ public final class EngineLoop implements AutoCloseable {
     /**
      * Commands that run at any tp_size: those that touch rank 0's state alone (the scheduler,
      * the prefix cache, the version label), weight updates, whose values rank 0 sends to every
-     * rank ({@link WeightControl#apply}), checksums, which it gathers from them, and memory
-     * release and resume, which every rank mirrors. The others (read-back, the weights checker's
+     * rank ({@link WeightControl#apply}), checksums and read-back, which it gathers from them,
+     * and memory release and resume, which every rank mirrors. The others (the weights checker's
      * snapshots) reach state that every rank holds a part of, and are not carried to the workers
      * yet.
      */
@@ -232,7 +232,7 @@ public final class EngineLoop implements AutoCloseable {
             EngineCommand.CloseSession.class, EngineCommand.Abort.class, EngineCommand.Pause.class, EngineCommand.Continue.class,
             EngineCommand.Drain.class, EngineCommand.SetWeightVersion.class, EngineCommand.FlushCache.class,
             EngineCommand.UpdateWeights.class, EngineCommand.Checksums.class, EngineCommand.ReleaseMemory.class,
-            EngineCommand.ResumeMemory.class);
+            EngineCommand.ResumeMemory.class, EngineCommand.ReadParameter.class);
 
     /** Why a tensor-parallel rank is lost, or null while every rank serves. */
     public String lostRank() {

@@ -2,6 +2,7 @@ package dev.rollout.engine;
 
 import dev.rollout.model.CausalLm;
 import dev.rollout.model.ParameterTable;
+import dev.rollout.model.TensorShard;
 import dev.rollout.model.Torch;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -55,6 +56,8 @@ final class WeightControl {
     /** Every parameter's shape and dtype, in the model's order: updates are checked against them while the weights are released too. */
     private final Map<String, long[]> shapes = new LinkedHashMap<>();
     private final Map<String, ScalarType> dtypes = new LinkedHashMap<>();
+    /** Where this rank's part of each parameter lies: a host copy holds that part, and the table is gone while released. */
+    private final Map<String, TensorShard> shards = new LinkedHashMap<>();
 
     WeightControl(LlmEngine engine, boolean hostBackup) {
         this.engine = engine;
@@ -63,6 +66,7 @@ final class WeightControl {
         ParameterTable table = model.parameters();
         for (String name : table.names()) {
             shapes.put(name, table.fullShape(name));  // what pushes carry, whatever part of it this rank holds
+            shards.put(name, table.shard(name));
             dtypes.put(name, table.get(name).scalar_type());
         }
     }
@@ -70,9 +74,6 @@ final class WeightControl {
     /** Why {@code update} cannot be applied (no tensors, unknown names, wrong shapes), or null. */
     String check(WeightUpdate update) {
         if (update.tensors().isEmpty()) return "the update holds no tensors";
-        if (model.weightsReleased() && engine.tpSize() > 1)  // each rank would have to keep its own host copies
-            return "a weight update while the weights are released is not supported yet with the model in " + engine.tpSize()
-                    + " tensor-parallel shards: call resume_memory_occupation first";
         return update.mismatches((name, shape) -> skipped(name) ? null : mismatch(name, shape));
     }
 
@@ -104,6 +105,18 @@ final class WeightControl {
         if (problem != null) throw new IllegalArgumentException(problem);
         long t0 = System.nanoTime();
         if (model.weightsReleased()) {
+            // the other ranks keep their parts in host memory as this one does (at one rank, nothing is sent)
+            List<String> names = new ArrayList<>();
+            List<Tensor> values = new ArrayList<>();
+            for (Map.Entry<String, Tensor> e : update.tensors().entrySet())
+                if (!skipped(e.getKey())) {
+                    names.add(e.getKey());
+                    values.add(e.getValue());
+                }
+            if (engine.tpSize() > 1)
+                try (PointerScope scope = new PointerScope()) {
+                    engine.parameterChannel().sendParameters(names, values, model.dtype(), (name, full) -> {});
+                }
             applyWhileReleased(update);
         } else {
             ParameterTable table = model.parameters();
@@ -145,7 +158,7 @@ final class WeightControl {
         if (backupHeld) {
             try (PointerScope scope = new PointerScope()) {
                 for (Map.Entry<String, Tensor> e : update.tensors().entrySet())
-                    if (!skipped(e.getKey())) backup.get(e.getKey()).copy_(e.getValue());
+                    if (!skipped(e.getKey())) backup.get(e.getKey()).copy_(shards.get(e.getKey()).narrow(e.getValue()));  // this rank's part
             } catch (RuntimeException e) {
                 for (String name : update.tensors().keySet()) if (shapes.containsKey(name)) unpushed.add(name);
                 throw new IllegalStateException("could not copy the update into the host backup; its parameters must be pushed "
@@ -259,7 +272,7 @@ final class WeightControl {
         }
         try (PointerScope scope = new PointerScope()) {
             for (Map.Entry<String, Tensor> e : pending.entrySet()) {
-                table.get(e.getKey()).copy_(e.getValue());
+                table.copyFull(e.getKey(), e.getValue());   // the pending copies are whole: this rank takes its part
                 restored += e.getValue().nbytes();
                 unpushed.remove(e.getKey());
             }
@@ -287,9 +300,14 @@ final class WeightControl {
 
     /** The first {@code rows} rows of a parameter (slices along dimension 0), as float32. */
     ParameterValues read(String name, int rows) {
-        Tensor t = readable().get(name);
-        if (t == null) throw new IllegalArgumentException("unknown parameter " + name);
+        if (engine.tpSize() > 1 && model.weightsReleased())  // each rank's host copy is its own
+            throw new IllegalArgumentException("reading a parameter while the weights are released is not supported yet with the model in "
+                    + engine.tpSize() + " tensor-parallel shards: resume_memory_occupation first");
+        Tensor shard = readable().get(name);
+        if (shard == null) throw new IllegalArgumentException("unknown parameter " + name);
         try (PointerScope scope = new PointerScope()) {
+            // the whole parameter: at several ranks, put back together from every rank's shard
+            Tensor t = engine.tpSize() > 1 ? engine.parameterChannel().gatherParameter(model.parameters(), name) : shard;
             List<Long> shape = new ArrayList<>();
             for (int i = 0; i < t.dim(); i++) shape.add(t.size(i));
             Tensor head = t.dim() == 0 ? t.reshape(-1) : t.narrow(0, 0, Math.min(rows, t.size(0)));

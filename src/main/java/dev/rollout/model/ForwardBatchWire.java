@@ -35,8 +35,8 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 public final class ForwardBatchWire {
     /** The header's first word: "RSTP", a step of the rollout server. */
     public static final long MAGIC = 0x52535450L;
-    /** Raised whenever the layout of the header or the body changes (2: WEIGHTS; 3: CHECKSUMS; 4: MEMORY). */
-    public static final long VERSION = 4;
+    /** Raised whenever the layout of the header or the body changes (2: WEIGHTS; 3: CHECKSUMS; 4: MEMORY; 5: READ). */
+    public static final long VERSION = 5;
     /** Words of the header: magic, version, kind, number, directory words, body words, float words. */
     public static final int HEADER_WORDS = 7;
 
@@ -56,7 +56,9 @@ public final class ForwardBatchWire {
         /** Every rank's checksums of its shards, gathered to rank 0 (an all-gather every rank joins). */
         CHECKSUMS(5),
         /** Memory released or taken again (release/resume_memory_occupation): a few words of body ({@link StepBroadcast.Memory}). */
-        MEMORY(6);
+        MEMORY(6),
+        /** One parameter put back together on rank 0 from every rank's shard (two all-gathers every rank joins); the body names it. */
+        READ(7);
 
         final long code;
 
@@ -114,10 +116,15 @@ public final class ForwardBatchWire {
     public record Parameter(String name, long[] shape) {}
 
     /**
-     * A WEIGHTS message's body: the count, then per parameter its number of dims, its dims, the
-     * length of its UTF-8 name and the name's bytes, eight to a word (little-endian).
+     * A WEIGHTS (or READ) message's body: the count, then per parameter its number of dims, its
+     * dims, the length of its UTF-8 name and the name's bytes, eight to a word (little-endian).
      */
     public static Encoded encodeParameters(long number, List<Parameter> parameters) {
+        return encodeParameters(Kind.WEIGHTS, number, parameters);
+    }
+
+    /** {@link #encodeParameters(long, List)} for a message of {@code kind}. */
+    public static Encoded encodeParameters(Kind kind, long number, List<Parameter> parameters) {
         List<Long> w = new ArrayList<>();
         w.add((long) parameters.size());
         for (Parameter p : parameters) {
@@ -133,7 +140,7 @@ public final class ForwardBatchWire {
         }
         long[] body = new long[w.size()];
         for (int i = 0; i < body.length; i++) body[i] = w.get(i);
-        return new Encoded(new Header(Kind.WEIGHTS, number, body.length, body.length, 0), body, new float[0]);
+        return new Encoded(new Header(kind, number, body.length, body.length, 0), body, new float[0]);
     }
 
     /** The parameters a WEIGHTS body names, in order. */
@@ -156,7 +163,7 @@ public final class ForwardBatchWire {
 
     /** The header of a message without a body: {@link Kind#IDLE} or {@link Kind#STOP}. */
     public static Header signal(Kind kind, long number) {
-        if (kind == Kind.STEP || kind == Kind.WEIGHTS || kind == Kind.MEMORY)
+        if (kind == Kind.STEP || kind == Kind.WEIGHTS || kind == Kind.MEMORY || kind == Kind.READ)
             throw new IllegalArgumentException("a " + kind + " message has a body: encode it");
         return new Header(kind, number, 0, 0, 0);
     }

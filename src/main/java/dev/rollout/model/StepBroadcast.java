@@ -164,6 +164,63 @@ public final class StepBroadcast {
         return out;
     }
 
+    /**
+     * Rank 0: the full value of parameter {@code name}, put together from every rank's shard
+     * ({@link TensorShard} says where each lies), in the model's dtype on its device; at one rank,
+     * the parameter itself.
+     */
+    public Tensor gatherParameter(ParameterTable table, String name) {
+        requireRoot("gather a parameter");
+        if (group.size() == 1) return table.get(name);
+        ForwardBatchWire.Encoded e = ForwardBatchWire.encodeParameters(Kind.READ, number + 1,
+                List.of(new ForwardBatchWire.Parameter(name, table.fullShape(name))));
+        number++;
+        lastSentNanos = System.nanoTime();
+        sendHeader(e.header());
+        group.broadcast(Torch.longs(e.body(), device), ROOT);                                 // (bodyWords) int64
+        return exchangeShard(table, name);
+    }
+
+    /** A worker, after a READ message: hands rank 0 its shard of the parameter named. */
+    public void sendShard(Received m, ParameterTable table) {
+        exchangeShard(table, m.parameters().get(0).name());
+    }
+
+    private static final int SHARD_WORDS = 4;   // dim, start, length, elements
+
+    /**
+     * Every rank's shard of {@code name} to every rank, in two all-gathers: where each lies, then
+     * its elements, padded to the largest shard (the vocabulary's last rows may be fewer). Rank 0
+     * writes each in its place of the full tensor; the others return null.
+     */
+    private Tensor exchangeShard(ParameterTable table, String name) {
+        TensorShard mine = table.shard(name);
+        Tensor local = table.get(name).contiguous();                                           // localShape
+        long[] where = {mine.dim(), mine.start(), mine.length(), local.numel()};
+        long[] all = Torch.toLongs(group.allGather(Torch.longs(where, device), 0));            // (size * 4) int64
+        long most = 0;
+        for (int r = 0; r < group.size(); r++) most = Math.max(most, all[r * SHARD_WORDS + 3]);
+        Tensor padded = Torch.zeros(Torch.options(local.scalar_type(), device), most);       // (most)
+        padded.narrow(0, 0, local.numel()).copy_(local.reshape(-1));
+        Tensor gathered = group.allGather(padded, 0);                                         // (size * most)
+        if (group.rank() != ROOT) return null;
+        long[] fullShape = mine.fullShape();
+        Tensor full = Torch.empty(Torch.options(local.scalar_type(), device), fullShape);
+        for (int r = 0; r < group.size(); r++) {
+            int dim = (int) all[r * SHARD_WORDS];
+            long start = all[r * SHARD_WORDS + 1], length = all[r * SHARD_WORDS + 2], n = all[r * SHARD_WORDS + 3];
+            long[] shape = fullShape.clone();
+            if (dim >= 0) shape[dim] = length;
+            Tensor part = gathered.narrow(0, r * most, n).view(shape);
+            if (dim < 0) {
+                if (r == ROOT) full.copy_(part);   // every rank holds the same: rank 0's is the value
+            } else {
+                full.narrow(dim, start, length).copy_(part);
+            }
+        }
+        return full;
+    }
+
     /** A worker, after a WEIGHTS message: receives each value it named, in the model's {@code dtype}, into {@code sink}. */
     public void receiveParameters(Received m, ScalarType dtype, ParameterSink sink) {
         for (ForwardBatchWire.Parameter p : m.parameters()) {
@@ -260,10 +317,10 @@ public final class StepBroadcast {
                 throw new IllegalStateException("message #" + header.number() + " came; this rank expected #" + expected
                         + ": the ranks are out of step");
             number = expected;
-            if (header.kind() == Kind.WEIGHTS) {
+            if (header.kind() == Kind.WEIGHTS || header.kind() == Kind.READ) {
                 Tensor body = Torch.empty(Torch.options(ScalarType.Long, device), header.bodyWords());       // (bodyWords) int64
                 group.broadcast(body, ROOT);
-                return new Received(Kind.WEIGHTS, number, null, ForwardBatchWire.decodeParameters(Torch.toLongs(body)), null);
+                return new Received(header.kind(), number, null, ForwardBatchWire.decodeParameters(Torch.toLongs(body)), null);
             }
             if (header.kind() == Kind.MEMORY) {
                 Tensor body = Torch.empty(Torch.options(ScalarType.Long, device), header.bodyWords());       // (4) int64

@@ -8,6 +8,7 @@ import dev.rollout.model.ForwardBatch;
 import dev.rollout.model.Kernels;
 import dev.rollout.model.KvCache;
 import dev.rollout.model.StepBroadcast;
+import dev.rollout.model.TensorShard;
 import dev.rollout.model.Torch;
 import dev.rollout.model.TpGroup;
 import dev.rollout.runtime.DefaultModel;
@@ -130,18 +131,25 @@ public final class Worker {
         }
     }
 
-    /** A worker's part of the model and of the KV cache, and the host copy of its weights while released. */
+    /**
+     * A worker's part of the model and of the KV cache, and while its weights are released, their
+     * host copy and the parts of updates that came meanwhile, as rank 0 keeps its own.
+     */
     static final class Shard {
         private final CausalLm lm;
         private final int kvBlocks, blockSize;
-        private KvCache cache;                       // null while released
-        private Map<String, Tensor> hostCopy;        // kept from the first release with a copy on
+        private KvCache cache;                                              // null while released
+        private Map<String, Tensor> hostCopy;                               // kept from the first release with a copy on
+        private boolean hostCopyHeld;                                       // the last release made one, the resume has not used it
+        private final Map<String, Tensor> pending = new java.util.LinkedHashMap<>();   // this rank's parts of updates while released
+        private final Map<String, TensorShard> parts = new java.util.LinkedHashMap<>(); // the table is gone while released
 
         Shard(CausalLm lm, int kvBlocks, int blockSize) {
             this.lm = lm;
             this.kvBlocks = kvBlocks;
             this.blockSize = blockSize;
             this.cache = allocateCache();
+            for (String name : lm.parameters().names()) parts.put(name, lm.parameters().shard(name));
         }
 
         private KvCache allocateCache() {
@@ -150,7 +158,7 @@ public final class Worker {
 
         /**
          * Runs rank 0's steps, copies in the parameter values it sends, hands it checksums and
-         * releases or takes back memory as it says, until it sends STOP; returns the number of
+         * shards, and releases or takes back memory as it says, until it sends STOP; returns the number of
          * steps run. Throws when rank 0 is lost.
          */
         long follow(StepBroadcast from) {
@@ -164,8 +172,9 @@ public final class Worker {
                             return steps;
                         }
                         case IDLE -> { }
-                        case WEIGHTS -> from.receiveParameters(m, lm.dtype(), lm.parameters()::copyFull);
+                        case WEIGHTS -> from.receiveParameters(m, lm.dtype(), this::update);
                         case CHECKSUMS -> from.sendChecksums(new java.util.TreeMap<>(lm.parameters().checksums()));
+                        case READ -> from.sendShard(m, lm.parameters());
                         case MEMORY -> memory = m.memory();
                         case STEP -> {
                             execute(lm, cache, m.step().batch(), m.step().logitsRows());
@@ -178,6 +187,23 @@ public final class Worker {
             }
         }
 
+        /** A parameter's new full value: into the weights, or while they are released, into host memory until the resume. */
+        private void update(String name, Tensor full) {
+            if (!lm.weightsReleased()) {
+                lm.parameters().copyFull(name, full);
+                return;
+            }
+            Tensor part = parts.get(name).narrow(full);
+            if (hostCopyHeld) {
+                hostCopy.get(name).copy_(part);
+            } else {
+                Tensor copy = Torch.hostCopy(part.contiguous());
+                copy.retainReference();   // kept past the message's scope (which releases one reference) until the resume closes it
+                Tensor earlier = pending.put(name, copy);
+                if (earlier != null) earlier.close();
+            }
+        }
+
         /** As rank 0 did: each part released or taken again once (a repeated message changes nothing). */
         private void memory(StepBroadcast.Memory m) {
             if (m.release()) {
@@ -187,18 +213,23 @@ public final class Worker {
                 }
                 if (m.weights() && !lm.weightsReleased()) {
                     if (m.hostCopy()) keepHostCopy();
+                    hostCopyHeld = m.hostCopy();
                     lm.releaseWeights();
                 }
                 DeviceMemory.giveBack(lm.device());
             } else {
                 if (m.weights() && lm.weightsReleased()) {
                     lm.reallocateWeights();
-                    if (m.hostCopy()) {
-                        if (hostCopy == null) throw new IllegalStateException("rank 0 restores its weights from a host copy, and this rank has none");
-                        try (PointerScope scope = new PointerScope()) {
+                    try (PointerScope scope = new PointerScope()) {
+                        if (m.hostCopy()) {
+                            if (!hostCopyHeld) throw new IllegalStateException("rank 0 restores its weights from a host copy, and this rank has none");
                             hostCopy.forEach((name, host) -> lm.parameters().get(name).copy_(host));
                         }
+                        pending.forEach((name, host) -> lm.parameters().get(name).copy_(host));   // updates made while released
                     }
+                    hostCopyHeld = false;
+                    pending.values().forEach(Tensor::close);
+                    pending.clear();
                 }
                 if (m.kvCache() && cache == null) cache = allocateCache();
             }
@@ -219,6 +250,7 @@ public final class Worker {
             if (cache != null) cache.release();
             if (!lm.weightsReleased()) lm.releaseWeights();
             if (hostCopy != null) hostCopy.values().forEach(Tensor::close);
+            pending.values().forEach(Tensor::close);
         }
     }
 

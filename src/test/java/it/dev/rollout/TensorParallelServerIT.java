@@ -22,6 +22,7 @@ import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -33,8 +34,10 @@ import org.junit.jupiter.params.provider.ValueSource;
  * tokens splits every prompt) and the prefix cache (each prompt asked twice); after a push in
  * each transport that runs on a CPU (from disk, a safetensors body, an atomic session of
  * buckets) it must generate what one rank with the pushed weights generates, and weights_checker
- * must report each rank's checksums of exactly its shard; every rank must release its memory and
- * take it back (the weights then from a push); and when a worker
+ * must report each rank's checksums of exactly its shard, and get_weights_by_name the whole
+ * parameter put back together; every rank must release its memory and
+ * take it back (the weights from an update made meanwhile, then from each rank's host copy at
+ * tp_size 4 or from the next push at 2); and when a worker
  * is killed it must say so, naming the rank (readiness and liveness DOWN, a 503 for requests),
  * rather than hang.
  */
@@ -51,10 +54,12 @@ class TensorParallelServerIT {
     @ValueSource(ints = {2, 4})
     void generatesWhatOneRankGeneratesAndReportsALostRank(int tpSize) throws Exception {
         Http.awaitReady();
+        boolean hostCopies = tpSize == 4;   // each rank keeps a host copy of its shards across a release
         int port = ServerProcessIT.freePort();
         ServerProcess.Spec spec = ServerProcessIT.secondServer("tp" + tpSize, port).withEnvironment("ROLLOUT_TP_SIZE", String.valueOf(tpSize))
                 .withEnvironment("ROLLOUT_MAX_BATCHED_TOKENS", "16").withEnvironment("ROLLOUT_TORCH_THREADS", "1")
-                .withEnvironment("ROLLOUT_DIST_TIMEOUT_SECONDS", "60");
+                .withEnvironment("ROLLOUT_DIST_TIMEOUT_SECONDS", "60")
+                .withEnvironment("ROLLOUT_WEIGHTS_HOST_BACKUP", String.valueOf(hostCopies));
         try (ServerProcess server = ServerProcess.start(spec)) {
             String base = "http://localhost:" + port;
             assertEquals(tpSize, get(base, "/server_info").object().getInt("tp_size"));
@@ -81,6 +86,7 @@ class TensorParallelServerIT {
                 assertEquals("tp-body", client.pushWeights(Checkpoints.subset(body, names), "tp-body").weightVersion());
                 assertGenerates(base, body, "tp-body");
                 assertChecksumsOfEachShard(base, body, tpSize);
+                assertReadBackWhole(base, body);
 
                 Path buckets = Checkpoints.other(80 + tpSize);
                 List<byte[]> parts = new ArrayList<>();
@@ -88,16 +94,25 @@ class TensorParallelServerIT {
                 assertEquals("tp-session", client.pushWeights(parts, "tp-session").weightVersion());   // an atomic session of buckets
                 assertGenerates(base, buckets, "tp-session");
 
-                // every rank releases its memory and takes it back; the weights then come from the next push, to every rank
+                // every rank releases its memory and takes it back; an update while released (AReaL's colocated
+                // order) waits in each rank's host memory for the resume
                 assertEquals(200, admin(base, "/release_memory_occupation", "{}").status());
                 assertEquals(503, get(base, "/health/ready").status(), "released");
-                Http.Reply whileReleased = admin(base, "/update_weights_from_disk", "{\"model_path\": \"" + disk + "\"}");
-                assertEquals(400, whileReleased.status(), whileReleased.body());
-                assertTrue(whileReleased.body().contains("resume_memory_occupation first"), whileReleased.body());
+                Http.Reply whileReleased = admin(base, "/update_weights_from_disk",
+                        "{\"model_path\": \"" + disk + "\", \"weight_version\": \"tp-released\"}");
+                assertEquals(200, whileReleased.status(), whileReleased.body());
                 assertEquals(200, admin(base, "/resume_memory_occupation", "{}").status());
-                assertEquals(503, generate(base, PROMPTS).status(), "the resumed weights wait for a push");
-                assertEquals("tp-resumed", client.pushWeights(Checkpoints.subset(body, names), "tp-resumed").weightVersion());
-                assertGenerates(base, body, "tp-resumed");
+                assertGenerates(base, disk, "tp-released");
+                // without an update meanwhile, the resumed weights come from each rank's host copy, or wait for the next push
+                assertEquals(200, admin(base, "/release_memory_occupation", "{}").status());
+                assertEquals(200, admin(base, "/resume_memory_occupation", "{}").status());
+                if (hostCopies) {
+                    assertGenerates(base, disk, "tp-released");
+                } else {
+                    assertEquals(503, generate(base, PROMPTS).status(), "the resumed weights wait for a push");
+                    assertEquals("tp-resumed", client.pushWeights(Checkpoints.subset(body, names), "tp-resumed").weightVersion());
+                    assertGenerates(base, body, "tp-resumed");
+                }
             }
 
             // a worker dies: the server says which, at once, and answers instead of hanging
@@ -168,6 +183,38 @@ class TensorParallelServerIT {
                 .mapToInt(jakarta.json.JsonNumber::intValue).toArray();
         org.junit.jupiter.api.Assertions.assertArrayEquals(Checkpoints.greedy(reference, 12), got, version);
         assertEquals(version, r.object().getJsonObject("meta_info").getString("weight_version"));
+        reference.model().releaseWeights();
+    }
+
+    /**
+     * get_weights_by_name answers the whole parameter, put together from every rank's shard:
+     * split by rows (q, k, gate; at tp_size 4 the two KV heads are held twice each), by columns
+     * (o, down: every row spans every rank) or held whole (the norms).
+     */
+    private static void assertReadBackWhole(String base, Path ckpt) throws Exception {
+        LlmEngine reference = Checkpoints.engine(ckpt);
+        var table = reference.model().parameters();
+        java.util.Map<String, Integer> rows = new java.util.LinkedHashMap<>();
+        rows.put("model.layers.0.self_attn.q_proj.weight", 128);
+        rows.put("model.layers.1.self_attn.k_proj.weight", 64);
+        rows.put("model.layers.2.mlp.gate_proj.weight", 384);
+        rows.put("model.layers.0.self_attn.o_proj.weight", 3);
+        rows.put("model.layers.3.mlp.down_proj.weight", 3);
+        rows.put("model.layers.0.self_attn.q_norm.weight", 32);
+        rows.put("model.norm.weight", 128);
+        for (var e : rows.entrySet()) {
+            Http.Reply r = admin(base, "/get_weights_by_name", "{\"name\": \"" + e.getKey() + "\", \"truncate_size\": " + e.getValue() + "}");
+            assertEquals(200, r.status(), r.body());
+            List<Double> got = new ArrayList<>();
+            for (JsonValue v : r.array()) {
+                if (v instanceof JsonArray row) for (JsonValue x : row) got.add(((jakarta.json.JsonNumber) x).doubleValue());
+                else got.add(((jakarta.json.JsonNumber) v).doubleValue());
+            }
+            Tensor t = table.get(e.getKey());
+            float[] want = dev.rollout.model.Torch.toFloats(t.narrow(0, 0, Math.min(e.getValue(), t.size(0))));
+            assertEquals(want.length, got.size(), e.getKey());
+            for (int i = 0; i < want.length; i++) assertEquals(want[i], got.get(i).floatValue(), e.getKey() + "[" + i + "]");
+        }
         reference.model().releaseWeights();
     }
 
