@@ -220,20 +220,6 @@ public final class EngineLoop implements AutoCloseable {
         return "the engine lost a tensor-parallel rank and cannot run: " + lostRank;
     }
 
-    /**
-     * Commands that run at any tp_size: those that touch rank 0's state alone (the scheduler,
-     * the prefix cache, the version label), weight updates, whose values rank 0 sends to every
-     * rank ({@link WeightControl#apply}), checksums and read-back, which it gathers from them,
-     * and memory release and resume, which every rank mirrors. The others (the weights checker's
-     * snapshots) reach state that every rank holds a part of, and are not carried to the workers
-     * yet.
-     */
-    private static final Set<Class<?>> ANY_TP_SIZE = Set.of(EngineCommand.Generate.class, EngineCommand.OpenSession.class,
-            EngineCommand.CloseSession.class, EngineCommand.Abort.class, EngineCommand.Pause.class, EngineCommand.Continue.class,
-            EngineCommand.Drain.class, EngineCommand.SetWeightVersion.class, EngineCommand.FlushCache.class,
-            EngineCommand.UpdateWeights.class, EngineCommand.Checksums.class, EngineCommand.ReleaseMemory.class,
-            EngineCommand.ResumeMemory.class, EngineCommand.ReadParameter.class);
-
     /** Why a tensor-parallel rank is lost, or null while every rank serves. */
     public String lostRank() {
         return lostRank;
@@ -314,11 +300,6 @@ public final class EngineLoop implements AutoCloseable {
             }
             if (c instanceof EngineCommand.UpdateWeights u) u.update().release();
             throw new IllegalStateException(lostMessage());
-        }
-        if (engine.tpSize() > 1 && !ANY_TP_SIZE.contains(c.getClass())) {
-            if (c instanceof EngineCommand.UpdateWeights u) u.update().release();
-            throw new IllegalArgumentException(c.getClass().getSimpleName() + " is not supported yet with the model in "
-                    + engine.tpSize() + " tensor-parallel shards (rollout.tp-size): the weights and their memory live on every rank");
         }
         if (c instanceof EngineCommand.Generate g) {
             try {

@@ -49,16 +49,22 @@ final class WeightChecker {
         if (snapshot == null) {
             Map<String, Tensor> copies = new LinkedHashMap<>();
             try {
-                for (Map.Entry<String, Tensor> e : source.entrySet()) copies.put(e.getKey(), pageableCopy(e.getValue()));
+                for (String name : source.keySet())
+                    try (PointerScope scope = new PointerScope()) {   // frees a gathered whole parameter at once
+                        Tensor copy = pageableCopy(whole(source, name));
+                        copy.retainReference();                         // kept past the scope, as the snapshot
+                        copies.put(name, copy);
+                    }
             } catch (RuntimeException e) {  // host memory ran out: give back what was taken
                 copies.values().forEach(Tensor::close);
                 throw new IllegalStateException("could not copy the weights to host memory: " + e.getMessage(), e);
             }
             snapshot = copies;
         } else {
-            try (PointerScope scope = new PointerScope()) {  // copy_ hands back a handle per call
-                for (Map.Entry<String, Tensor> e : source.entrySet()) snapshot.get(e.getKey()).copy_(e.getValue());
-            }
+            for (String name : source.keySet())
+                try (PointerScope scope = new PointerScope()) {  // copy_ hands back a handle per call
+                    snapshot.get(name).copy_(whole(source, name));
+                }
         }
         long bytes = 0;
         for (Tensor t : snapshot.values()) bytes += t.nbytes();
@@ -84,9 +90,15 @@ final class WeightChecker {
         ParameterTable table = engine.model().parameters();
         List<String> reset = new ArrayList<>();
         for (String name : table.names()) if (!skipped(name, skip)) reset.add(name);
-        try (PointerScope scope = new PointerScope()) {
-            for (String name : reset) table.get(name).uniform_();
-        }
+        for (String name : reset)
+            try (PointerScope scope = new PointerScope()) {
+                if (engine.tpSize() == 1) {
+                    table.get(name).uniform_();
+                } else {   // the whole parameter's noise, drawn here; every rank takes its part
+                    Tensor noise = Torch.empty(Torch.options(engine.model().dtype(), engine.model().device()), table.fullShape(name)).uniform_();
+                    engine.parameterChannel().sendParameters(List.of(name), List.of(noise), engine.model().dtype(), table::copyFull);
+                }
+            }
         weights.distrust(reset);
         engine.resetPrefixCache();  // KV computed under the old weights must not meet the new ones
         LOG.info(() -> "weights_checker: reset_tensors filled " + reset.size()
@@ -113,7 +125,7 @@ final class WeightChecker {
             compared++;
             try (PointerScope scope = new PointerScope()) {
                 Tensor expected = e.getValue();
-                Tensor actual = live.get(e.getKey()).to(cpu, expected.scalar_type()).contiguous();
+                Tensor actual = whole(live, e.getKey()).to(cpu, expected.scalar_type()).contiguous();
                 if (expected.numel() == 0) continue;
                 // bytes per element from the sizes: the enum a tensor hands back does not match in a switch
                 ScalarType bits = expected.nbytes() / expected.numel() == 4 ? ScalarType.Int : ScalarType.Short;
@@ -125,6 +137,19 @@ final class WeightChecker {
             }
         }
         return new WeightCheck(compared, snapshotBytes, differences);
+    }
+
+    /**
+     * The whole parameter {@code name}: the tensor in {@code readable}, or with the model in
+     * several shards, put back together from every rank's (SGLang's checker compares each rank's
+     * shards; comparing whole parameters finds the same differences, and the snapshot stays on rank 0).
+     */
+    private Tensor whole(Map<String, Tensor> readable, String name) {
+        if (engine.tpSize() == 1) return readable.get(name);
+        if (engine.model().weightsReleased())
+            throw new IllegalArgumentException("the weights checker cannot read released weights with the model in " + engine.tpSize()
+                    + " tensor-parallel shards yet: resume_memory_occupation first");
+        return engine.parameterChannel().gatherParameter(engine.model().parameters(), name);
     }
 
     /** Bytes the snapshot holds in host memory, 0 before the first. */

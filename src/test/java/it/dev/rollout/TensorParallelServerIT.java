@@ -29,13 +29,14 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * A server with the model in tensor-parallel shards: rank 0 is the Liberty server, which starts
- * its other ranks as worker processes over gloo. It must generate what the build's IT server (one
+ * its other ranks as worker processes over gloo. Qwen2 and Llama checkpoints must generate at
+ * several ranks what they generate at one. It must generate what the build's IT server (one
  * rank, the same default model, float32) generates, with chunked prefill (a step budget of 16
  * tokens splits every prompt) and the prefix cache (each prompt asked twice); after a push in
  * each transport that runs on a CPU (from disk, a safetensors body, an atomic session of
  * buckets) it must generate what one rank with the pushed weights generates, and weights_checker
- * must report each rank's checksums of exactly its shard, and get_weights_by_name the whole
- * parameter put back together; every rank must release its memory and
+ * must report each rank's checksums of exactly its shard, get_weights_by_name the whole
+ * parameter put back together, and the checker's snapshot, noise and compare span every rank; every rank must release its memory and
  * take it back (the weights from an update made meanwhile, then from each rank's host copy at
  * tp_size 4 or from the next push at 2); and when a worker
  * is killed it must say so, naming the rank (readiness and liveness DOWN, a 503 for requests),
@@ -88,6 +89,17 @@ class TensorParallelServerIT {
                 assertChecksumsOfEachShard(base, body, tpSize);
                 assertReadBackWhole(base, body);
 
+                // slime's --check-weight-update-equal: snapshot, noise, the push, compare (whole parameters, from every rank)
+                assertEquals(200, admin(base, "/weights_checker", "{\"action\": \"snapshot\"}").status());
+                assertEquals(200, admin(base, "/weights_checker", "{\"action\": \"reset_tensors\"}").status());
+                Http.Reply noisy = admin(base, "/weights_checker", "{\"action\": \"compare\"}");
+                assertEquals(400, noisy.status(), "every rank's parts are noise now: " + noisy.body());
+                assertEquals(503, generate(base, PROMPTS).status(), "noise is not served");
+                assertEquals("tp-body", client.pushWeights(Checkpoints.subset(body, names), "tp-body").weightVersion());
+                Http.Reply equal = admin(base, "/weights_checker", "{\"action\": \"compare\"}");
+                assertEquals(200, equal.status(), "the same push restores every rank's parts bit for bit: " + equal.body());
+                assertGenerates(base, body, "tp-body");
+
                 Path buckets = Checkpoints.other(80 + tpSize);
                 List<byte[]> parts = new ArrayList<>();
                 for (int i = 0; i < names.size(); i += 5) parts.add(Checkpoints.subset(buckets, names.subList(i, Math.min(names.size(), i + 5))));
@@ -127,6 +139,39 @@ class TensorParallelServerIT {
             assertEquals(503, refused.status(), refused.body());
             assertTrue(refused.body().contains("tensor-parallel rank 1"), refused.body());
             assertTrue(System.nanoTime() - t1 < 10_000_000_000L, "answered, not left waiting");
+        }
+    }
+
+    /** Token ids below 500: inside the fixtures' vocabularies of 512. */
+    private static final int[][] SMALL_PROMPTS = {
+            {17, 301, 44, 5, 98, 250, 3, 77, 412, 9, 8, 7, 123, 456, 321, 11, 2, 99, 100, 101, 480, 33, 64},
+            {250, 251, 13, 400, 6},
+            {9, 8, 7, 123, 456, 321, 11, 2, 99, 100}};
+
+    /**
+     * Qwen2 (tied, q/k/v biases) and Llama (untied) checkpoints, each served by one rank and by
+     * several: the same greedy tokens and logprobs within 1e-4, chunked and from the prefix cache.
+     */
+    @ParameterizedTest(name = "{0} at tp_size {1}")
+    @org.junit.jupiter.params.provider.CsvSource({"qwen2, 2", "llama, 4"})
+    void otherArchitecturesGenerateWhatOneRankGenerates(String fixture, int tpSize) throws Exception {
+        String model = Path.of("src/test/resources/fixtures", fixture).toAbsolutePath().toString();
+        JsonArray reference;
+        int port1 = ServerProcessIT.freePort();
+        try (ServerProcess one = ServerProcess.start(ServerProcessIT.secondServer(fixture + "1", port1)
+                .withEnvironment("ROLLOUT_MODEL_PATH", model).withEnvironment("ROLLOUT_TORCH_THREADS", "1"))) {
+            reference = generate("http://localhost:" + port1, SMALL_PROMPTS).array();
+        }
+        int port = ServerProcessIT.freePort();
+        try (ServerProcess sharded = ServerProcess.start(ServerProcessIT.secondServer(fixture + tpSize, port)
+                .withEnvironment("ROLLOUT_MODEL_PATH", model).withEnvironment("ROLLOUT_TP_SIZE", String.valueOf(tpSize))
+                .withEnvironment("ROLLOUT_MAX_BATCHED_TOKENS", "8").withEnvironment("ROLLOUT_TORCH_THREADS", "1"))) {
+            String base = "http://localhost:" + port;
+            JsonArray cold = generate(base, SMALL_PROMPTS).array(), cached = generate(base, SMALL_PROMPTS).array();
+            for (int i = 0; i < SMALL_PROMPTS.length; i++) {
+                assertSame(reference.getJsonObject(i), cold.getJsonObject(i), fixture + " prompt " + i + " at tp_size " + tpSize);
+                assertSame(reference.getJsonObject(i), cached.getJsonObject(i), fixture + " prompt " + i + " at tp_size " + tpSize + ", cached");
+            }
         }
     }
 
