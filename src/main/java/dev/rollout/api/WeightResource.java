@@ -96,9 +96,7 @@ public class WeightResource {
     /** SGLang's weights_checker answer for one rank. */
     public record RankChecksums(Map<String, String> checksums, String perGpuChecksum, String dtype, Parallelism parallelismInfo) {}
 
-    public record Parallelism(int tpRank, int tpSize, int dpRank, int dpSize, int ppRank, int ppSize, int rank, int size) {
-        static final Parallelism SINGLE = new Parallelism(0, 1, 0, 1, 0, 1, 0, 1);
-    }
+    public record Parallelism(int tpRank, int tpSize, int dpRank, int dpSize, int ppRank, int ppSize, int rank, int size) {}
 
     public record Checksums(boolean success, String message, String weightVersion, List<RankChecksums> ranks) {}
 

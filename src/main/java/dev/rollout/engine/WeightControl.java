@@ -104,32 +104,24 @@ final class WeightControl {
         String problem = check(update);
         if (problem != null) throw new IllegalArgumentException(problem);
         long t0 = System.nanoTime();
+        List<String> names = new ArrayList<>();
+        List<Tensor> values = new ArrayList<>();
+        for (Map.Entry<String, Tensor> e : update.tensors().entrySet())
+            if (!skipped(e.getKey())) {
+                names.add(e.getKey());
+                values.add(e.getValue());
+            }
         if (model.weightsReleased()) {
             // the other ranks keep their parts in host memory as this one does (at one rank, nothing is sent)
-            List<String> names = new ArrayList<>();
-            List<Tensor> values = new ArrayList<>();
-            for (Map.Entry<String, Tensor> e : update.tensors().entrySet())
-                if (!skipped(e.getKey())) {
-                    names.add(e.getKey());
-                    values.add(e.getValue());
-                }
             if (engine.tpSize() > 1)
                 try (PointerScope scope = new PointerScope()) {
                     engine.parameterChannel().sendParameters(names, values, model.dtype(), (name, full) -> {});
                 }
             applyWhileReleased(update);
         } else {
-            ParameterTable table = model.parameters();
-            List<String> names = new ArrayList<>();
-            List<Tensor> values = new ArrayList<>();
-            for (Map.Entry<String, Tensor> e : update.tensors().entrySet())
-                if (!skipped(e.getKey())) {
-                    names.add(e.getKey());
-                    values.add(e.getValue());
-                }
             try (PointerScope scope = new PointerScope()) {  // copy_ hands back a handle per call
                 // every rank copies its shard of each full value (at one rank, the whole of it)
-                engine.parameterChannel().sendParameters(names, values, model.dtype(), table::copyFull);
+                engine.parameterChannel().sendParameters(names, values, model.dtype(), model.parameters()::copyFull);
             }
         }
         if (update.version() != null) engine.setWeightVersion(update.version());
