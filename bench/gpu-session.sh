@@ -2,8 +2,8 @@
 # ON THE GPU MACHINE: several benchmark and test stages in one device command, each under its own
 # time limit, a failed stage not stopping the next. The card's copy bandwidth (--hbm-gbps,
 # docs/benchmark-protocol.md) is chosen from nvidia-smi. $OUT gets session.log (each stage's end),
-# bench.log (every RESULT line) and logs.tgz (each stage's whole log): the device tool brings
-# back at most 8 files.
+# bench.log (every RESULT line), logs.tgz (each stage's whole log and files) and NAME.log for each
+# stage as it runs: the device tool brings back at most 8 files.
 #   bench/gpu-session.sh STAGE...
 # Carry ["target/rollout-dist.tar.xz", "target/test-classes/dev", "target/junit-console.jar"]; the archive
 # passes 64 MiB by itself, so it travels in two parts over two calls (docs/gpu.md).
@@ -70,8 +70,10 @@ stage() {  # stage NAME SECONDS CMD...
   local name="$1" limit="$2"; shift 2
   local t0; t0=$(date +%s)
   echo "== $name ($(date -u +%T))" | tee -a "$OUT/session.log"
-  OUT="$logs" timeout -k 10 "$limit" "$@" > "$logs/$name.log" 2>&1  # their own files go to the tarball
+  # the log is written under $OUT as it grows, so that a device call cut short still brings it back
+  OUT="$logs" timeout -k 10 "$limit" "$@" > "$OUT/$name.log" 2>&1  # their own files go to the tarball
   local rc=$?
+  cp "$OUT/$name.log" "$logs/$name.log"
   echo "== $name rc=$rc in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/session.log"
   grep -h '^RESULT' "$logs/$name.log" >> "$OUT/bench.log" 2>/dev/null
   # the tests' own comparisons, then the end of the log
