@@ -53,7 +53,7 @@ public final class EngineLoop implements AutoCloseable {
     /** Why a tensor-parallel rank is lost (the engine then runs nothing more), or null. */
     private volatile String lostRank;
     private boolean lossHandled;     // engine thread only
-    private long rankKeepAliveNanos = TimeUnit.SECONDS.toNanos(1);
+    private volatile long rankKeepAliveNanos = TimeUnit.SECONDS.toNanos(1);   // set by the loader after the thread starts
     private volatile long heartbeatNanos = System.nanoTime();
     private long lastHousekeepingNanos = System.nanoTime();
     private volatile EngineStats stats;
@@ -282,6 +282,11 @@ public final class EngineLoop implements AutoCloseable {
         } catch (Throwable t) {
             if (!(t instanceof IllegalArgumentException || t instanceof IllegalStateException))
                 LOG.log(Level.SEVERE, "engine command " + q.command().getClass().getSimpleName() + " failed", t);
+            String broken = engine.ranksBroken();
+            if (broken != null && lostRank == null) {   // it failed between collectives: the ranks are out of step
+                loseRank(broken);
+                handleLostRank();
+            }
             refresh();
             q.fail(t);
             return;

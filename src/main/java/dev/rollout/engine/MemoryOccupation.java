@@ -50,28 +50,32 @@ final class MemoryOccupation {
                     + " that are already released; resume them first, or release only the others");
         Map<MemoryTag, Long> freed = new EnumMap<>(MemoryTag.class);
         long backedUp = 0;
-        for (MemoryTag tag : asked) {
-            long bytes = switch (tag) {
-                case WEIGHTS -> {
-                    engine.dropGraphs();  // they read the weights at their old addresses
-                    long b = engine.model().weightBytes();
-                    backedUp = weights.releaseAndBackUp();
-                    yield b;
-                }
-                case KV_CACHE -> engine.releaseKvCache();
-                case CUDA_GRAPH -> {
-                    // their memory comes back with the allocator's cache emptied below; it is not counted per graph
-                    engine.dropGraphs();
-                    yield 0L;
-                }
-            };
-            released.add(tag);
-            snapshot = Set.copyOf(released);
-            freed.put(tag, bytes);
+        try {
+            for (MemoryTag tag : asked) {
+                long bytes = switch (tag) {
+                    case WEIGHTS -> {
+                        engine.dropGraphs();  // they read the weights at their old addresses
+                        long b = engine.model().weightBytes();
+                        backedUp = weights.releaseAndBackUp();
+                        yield b;
+                    }
+                    case KV_CACHE -> engine.releaseKvCache();
+                    case CUDA_GRAPH -> {
+                        // their memory comes back with the allocator's cache emptied below; it is not counted per graph
+                        engine.dropGraphs();
+                        yield 0L;
+                    }
+                };
+                released.add(tag);
+                snapshot = Set.copyOf(released);
+                freed.put(tag, bytes);
+            }
+        } finally {
+            // the other ranks release what this one did, once it has (its host copy may fail and keep the weights)
+            if (!freed.isEmpty())
+                engine.parameterChannel().sendMemory(new StepBroadcast.Memory(true, freed.containsKey(MemoryTag.WEIGHTS),
+                        freed.containsKey(MemoryTag.KV_CACHE), weights.hostBackup()));
         }
-        // the other ranks release the same, after this one did (its host copy may fail and keep the weights)
-        engine.parameterChannel().sendMemory(new StepBroadcast.Memory(true, freed.containsKey(MemoryTag.WEIGHTS),
-                freed.containsKey(MemoryTag.KV_CACHE), weights.hostBackup()));
         DeviceMemory.giveBack(engine.model().device());
         // a host copy may be held from an earlier release of the same weights: say so either way
         return new ReleaseReport(freed, weights.backupHeld(), backedUp);
@@ -93,22 +97,26 @@ final class MemoryOccupation {
         Set<MemoryTag> resumed = EnumSet.noneOf(MemoryTag.class);
         long restored = 0;
         boolean fromBackup = false;
-        for (MemoryTag tag : asked) {
-            switch (tag) {  // a failed allocation (the trainer still holds the GPU) leaves the tag released, to try again
-                case WEIGHTS -> {
-                    fromBackup = weights.backupHeld();
-                    restored = weights.reallocateAndRestore();
+        try {
+            for (MemoryTag tag : asked) {
+                switch (tag) {  // a failed allocation (the trainer still holds the GPU) leaves the tag released, to try again
+                    case WEIGHTS -> {
+                        fromBackup = weights.backupHeld();
+                        restored = weights.reallocateAndRestore();
+                    }
+                    case KV_CACHE -> engine.allocateKvCache();
+                    case CUDA_GRAPH -> { }  // captured again on demand
                 }
-                case KV_CACHE -> engine.allocateKvCache();
-                case CUDA_GRAPH -> { }  // captured again on demand
+                released.remove(tag);
+                snapshot = Set.copyOf(released);
+                resumed.add(tag);
             }
-            released.remove(tag);
-            snapshot = Set.copyOf(released);
-            resumed.add(tag);
+        } finally {
+            // the other ranks take back what this one did, once it could (what failed here stays released on every rank)
+            if (!resumed.isEmpty())
+                engine.parameterChannel().sendMemory(new StepBroadcast.Memory(false, resumed.contains(MemoryTag.WEIGHTS),
+                        resumed.contains(MemoryTag.KV_CACHE), fromBackup));
         }
-        // the other ranks allocate the same once this one could (a failed allocation here leaves every rank released)
-        engine.parameterChannel().sendMemory(new StepBroadcast.Memory(false, resumed.contains(MemoryTag.WEIGHTS),
-                resumed.contains(MemoryTag.KV_CACHE), fromBackup));
         return new ResumeReport(resumed, fromBackup, restored, weights.numUnpushed());
     }
 

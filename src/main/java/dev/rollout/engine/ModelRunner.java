@@ -66,6 +66,14 @@ final class ModelRunner {
     record Output(int token, TokenLogprob logprob, List<TokenLogprob> inputScores) {}
 
     List<Output> run(List<ScheduledSequence> batch) {
+        if (model.tpGroup().size() == 1) return runStep(batch);
+        // the step went to the workers first: a failure here part way leaves them in a collective that never completes
+        java.util.concurrent.atomic.AtomicReference<List<Output>> out = new java.util.concurrent.atomic.AtomicReference<>();
+        ranks.inStep("a step", () -> out.set(runStep(batch)));
+        return out.get();
+    }
+
+    private List<Output> runStep(List<ScheduledSequence> batch) {
         try (PointerScope scope = new PointerScope()) {
             // Rows that need logits: the last token of each sampling sequence, then the prompt
             // positions to be scored (position p predicts token p + 1).

@@ -312,10 +312,13 @@ final class WeightControl {
      * bytes); of every rank's shards when the model is in several.
      */
     WeightChecksums checksums() {
-        TreeMap<String, String> sums = new TreeMap<>();
-        try (PointerScope scope = new PointerScope()) {
-            readable().forEach((name, t) -> sums.put(name, Torch.sha256(t)));
-        }
-        return new WeightChecksums(engine.weightVersion(), model.dtype().name(), engine.parameterChannel().gatherChecksums(sums));
+        Map<String, Tensor> source = readable();   // throws before any rank is asked, if there is nothing to hash
+        return new WeightChecksums(engine.weightVersion(), model.dtype().name(), engine.parameterChannel().gatherChecksums(() -> {
+            TreeMap<String, String> sums = new TreeMap<>();
+            try (PointerScope scope = new PointerScope()) {
+                source.forEach((name, t) -> sums.put(name, Torch.sha256(t)));
+            }
+            return sums;
+        }));
     }
 }

@@ -104,6 +104,11 @@ public final class C10dTpGroup implements TpGroup {
     }
 
     @Override
+    public void markBroken(String why) {
+        if (broken == null) broken = why;
+    }
+
+    @Override
     public String broken() {
         return broken;
     }

@@ -128,14 +128,13 @@ public final class CausalLm {
         CausalLm lm = new CausalLm(ModelConfig.read(dir), dtype, device, kernels, tp);
         torch.manual_seed(seed);
         ParameterTable table = lm.parameters();
-        try (PointerScope scope = new PointerScope()) {
-            for (String name : new java.util.TreeSet<>(table.names())) {  // a fixed order: the same seed, the same weights
+        for (String name : new java.util.TreeSet<>(table.names()))   // a fixed order: the same seed, the same weights
+            try (PointerScope scope = new PointerScope()) {             // one full parameter at a time
                 Tensor full = tp.size() == 1 ? table.get(name) : Torch.empty(Torch.options(dtype, device), table.fullShape(name));
                 if (name.endsWith("norm.weight")) full.fill_(new Scalar(1.0));
                 else full.normal_(0.0, std, new GeneratorOptional());
                 if (tp.size() > 1) table.copyFull(name, full);
             }
-        }
         return lm;
     }
 

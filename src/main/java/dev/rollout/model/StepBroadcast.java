@@ -4,6 +4,7 @@ import dev.rollout.model.ForwardBatchWire.Header;
 import dev.rollout.model.ForwardBatchWire.Kind;
 import java.time.Duration;
 import java.util.List;
+import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch.ScalarType;
@@ -112,13 +113,16 @@ public final class StepBroadcast {
         number++;
         lastSentNanos = System.nanoTime();
         sendHeader(e.header());
-        group.broadcast(Torch.longs(e.body(), device), ROOT);                                 // (bodyWords) int64
-        for (int i = 0; i < names.size(); i++) {
-            try (Tensor v = values.get(i).to(device, dtype).contiguous()) {                 // the full parameter
-                group.broadcast(v, ROOT);
-                sink.accept(names.get(i), v);
+        inStep("sending parameters", () -> {
+            group.broadcast(Torch.longs(e.body(), device), ROOT);                             // (bodyWords) int64
+            for (int i = 0; i < names.size(); i++) {
+                try (PointerScope scope = new PointerScope()) {   // one full parameter on the device at a time
+                    Tensor v = values.get(i).to(device, dtype).contiguous();                  // the full parameter
+                    group.broadcast(v, ROOT);
+                    sink.accept(names.get(i), v);
+                }
             }
-        }
+        });
         lastSentNanos = System.nanoTime();
     }
 
@@ -127,11 +131,13 @@ public final class StepBroadcast {
      * order, {@code mine} first. Every rank names the same parameters, so each sends a digest
      * per name in name order, and one all-gather brings them together.
      */
-    public List<java.util.Map<String, String>> gatherChecksums(java.util.SortedMap<String, String> mine) {
+    public List<java.util.Map<String, String>> gatherChecksums(java.util.function.Supplier<java.util.SortedMap<String, String>> mine) {
         requireRoot("gather checksums");
-        if (group.size() == 1) return List.of(mine);
-        signal(Kind.CHECKSUMS);
-        return exchangeChecksums(mine);
+        if (group.size() == 1) return List.of(mine.get());
+        signal(Kind.CHECKSUMS);   // first: every rank hashes its shards at once
+        List<java.util.List<java.util.Map<String, String>>> out = new java.util.ArrayList<>();
+        inStep("gathering checksums", () -> out.add(exchangeChecksums(mine.get())));
+        return out.get(0);
     }
 
     /** A worker, after a CHECKSUMS message: hands rank 0 its own. */
@@ -177,8 +183,12 @@ public final class StepBroadcast {
         number++;
         lastSentNanos = System.nanoTime();
         sendHeader(e.header());
-        group.broadcast(Torch.longs(e.body(), device), ROOT);                                 // (bodyWords) int64
-        return exchangeShard(table, name);
+        Tensor[] full = new Tensor[1];
+        inStep("gathering " + name, () -> {
+            group.broadcast(Torch.longs(e.body(), device), ROOT);                             // (bodyWords) int64
+            full[0] = exchangeShard(table, name);
+        });
+        return full[0];
     }
 
     /** A worker, after a READ message: hands rank 0 its shard of the parameter named. */
@@ -224,10 +234,26 @@ public final class StepBroadcast {
     /** A worker, after a WEIGHTS message: receives each value it named, in the model's {@code dtype}, into {@code sink}. */
     public void receiveParameters(Received m, ScalarType dtype, ParameterSink sink) {
         for (ForwardBatchWire.Parameter p : m.parameters()) {
-            try (Tensor v = Torch.empty(Torch.options(dtype, device), p.shape())) {        // the full parameter
+            try (PointerScope scope = new PointerScope()) {   // one full parameter on the device at a time
+                Tensor v = Torch.empty(Torch.options(dtype, device), p.shape());                // the full parameter
                 group.broadcast(v, ROOT);
                 sink.accept(p.name(), v);
             }
+        }
+    }
+
+    /**
+     * Runs the collectives of a message whose header rank 0 has sent: if this rank fails part way
+     * (out of memory, say), the workers are inside a collective it will never join, so the group
+     * is marked broken and the failure reported as a lost rank rather than left to desynchronise
+     * the next message.
+     */
+    public void inStep(String what, Runnable collectives) {
+        try {
+            collectives.run();
+        } catch (RuntimeException | Error e) {
+            group.markBroken("rank 0 failed part way through " + what + ", so the ranks are out of step: " + e);
+            throw e;
         }
     }
 

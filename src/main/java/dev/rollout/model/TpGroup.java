@@ -49,6 +49,13 @@ public interface TpGroup extends AutoCloseable {
         return null;
     }
 
+    /**
+     * Marks the group unusable: this rank failed between two collectives that the others are
+     * already in or about to join, so the ranks are out of step for good. A group of one rank has
+     * no others to be out of step with.
+     */
+    default void markBroken(String why) {}
+
     @Override
     void close();
 

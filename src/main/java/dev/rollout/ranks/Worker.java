@@ -173,7 +173,7 @@ public final class Worker {
                         }
                         case IDLE -> { }
                         case WEIGHTS -> from.receiveParameters(m, lm.dtype(), this::update);
-                        case CHECKSUMS -> from.sendChecksums(new java.util.TreeMap<>(lm.parameters().checksums()));
+                        case CHECKSUMS -> from.sendChecksums(checksums());
                         case READ -> from.sendShard(m, lm.parameters());
                         case MEMORY -> memory = m.memory();
                         case STEP -> {
@@ -185,6 +185,15 @@ public final class Worker {
                 // outside the message's scope, which would free the weights and the cache it allocates
                 if (memory != null) memory(memory);
             }
+        }
+
+        /** SHA-256 of each part this rank holds: of the weights, or while released, of their host copy (as rank 0 hashes its own). */
+        private java.util.TreeMap<String, String> checksums() {
+            if (!lm.weightsReleased()) return new java.util.TreeMap<>(lm.parameters().checksums());
+            if (!hostCopyHeld) throw new IllegalStateException("rank 0 asked for checksums of released weights, and this rank kept no host copy");
+            java.util.TreeMap<String, String> sums = new java.util.TreeMap<>();
+            hostCopy.forEach((name, host) -> sums.put(name, Torch.sha256(host)));
+            return sums;
         }
 
         /** A parameter's new full value: into the weights, or while they are released, into host memory until the resume. */
@@ -260,7 +269,10 @@ public final class Worker {
      */
     static void execute(CausalLm lm, KvCache cache, ForwardBatch batch, List<Tensor> logitsRows) {
         Tensor hidden = lm.forward(batch, cache);                          // (T, hidden)
-        for (Tensor rows : logitsRows) lm.logits(hidden.index_select(0, rows));   // (rows, vocab) f32, gathered
+        for (Tensor rows : logitsRows)
+            try (PointerScope slice = new PointerScope()) {   // each call's gathered logits go before the next, as on rank 0
+                lm.logits(hidden.index_select(0, rows));                   // (rows, vocab) f32, gathered
+            }
     }
 
     /**

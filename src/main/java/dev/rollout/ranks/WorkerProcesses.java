@@ -96,6 +96,11 @@ public final class WorkerProcesses implements AutoCloseable {
         return w;
     }
 
+    /** From now on the workers are expected to exit (rank 0 stops them): their exits are not reported. */
+    public void expectExit() {
+        closing = true;
+    }
+
     /** How the first worker to exit did so, or null while all run. */
     public String firstExit() {
         return firstExit;

@@ -148,6 +148,10 @@ public class EngineService {
             failure = t.toString();
             phase = Phase.FAILED;
             LOG.log(Level.SEVERE, "the engine failed to start", t);
+            // the workers would hold their devices until their own deadline: they go now. The group is
+            // left as it is: a thread may still wait in it, and the workers' exit ends that wait
+            WorkerProcesses w = workers;
+            if (w != null) w.close();
         }
     }
 
@@ -268,11 +272,13 @@ public class EngineService {
         phase = Phase.STOPPED;
         WeightUpdates w = weights;
         if (w != null) w.close();  // leaves the weight-update groups before the engine goes
+        WorkerProcesses ranks = workers;
+        if (ranks != null) ranks.expectExit();
         EngineLoop l = loop;
         if (l != null) l.close();  // its thread's last message stops the other ranks
         TpGroup tp = tpGroup;
-        if (tp != null) tp.close();
-        WorkerProcesses ranks = workers;
+        // freeing the group under a thread still inside a collective would crash the JVM: only once the loop is gone
+        if (tp != null && (l == null || !l.isAlive())) tp.close();
         if (ranks != null) ranks.close();
     }
 

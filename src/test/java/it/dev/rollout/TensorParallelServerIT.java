@@ -110,6 +110,11 @@ class TensorParallelServerIT {
                 // order) waits in each rank's host memory for the resume
                 assertEquals(200, admin(base, "/release_memory_occupation", "{}").status());
                 assertEquals(503, get(base, "/health/ready").status(), "released");
+                if (hostCopies) {   // each rank hashes its host copy, as one rank does
+                    Http.Reply sums = admin(base, "/weights_checker", "{}");
+                    assertEquals(200, sums.status(), sums.body());
+                    assertEquals(tpSize, sums.object().getJsonArray("ranks").size());
+                }
                 Http.Reply whileReleased = admin(base, "/update_weights_from_disk",
                         "{\"model_path\": \"" + disk + "\", \"weight_version\": \"tp-released\"}");
                 assertEquals(200, whileReleased.status(), whileReleased.body());
