@@ -165,13 +165,13 @@ class TensorParallelServerIT {
         int port1 = ServerProcessIT.freePort();
         try (ServerProcess one = ServerProcess.start(ServerProcessIT.secondServer(fixture + "1", port1)
                 .withEnvironment("ROLLOUT_MODEL_PATH", model).withEnvironment("ROLLOUT_TORCH_THREADS", "1"))) {
-            reference = generate("http://localhost:" + port1, SMALL_PROMPTS).array();
+            reference = generate(base(one), SMALL_PROMPTS).array();
         }
         int port = ServerProcessIT.freePort();
         try (ServerProcess sharded = ServerProcess.start(ServerProcessIT.secondServer(fixture + tpSize, port)
                 .withEnvironment("ROLLOUT_MODEL_PATH", model).withEnvironment("ROLLOUT_TP_SIZE", String.valueOf(tpSize))
                 .withEnvironment("ROLLOUT_MAX_BATCHED_TOKENS", "8").withEnvironment("ROLLOUT_TORCH_THREADS", "1"))) {
-            String base = "http://localhost:" + port;
+            String base = base(sharded);
             JsonArray cold = generate(base, SMALL_PROMPTS).array(), cached = generate(base, SMALL_PROMPTS).array();
             for (int i = 0; i < SMALL_PROMPTS.length; i++) {
                 assertSame(reference.getJsonObject(i), cold.getJsonObject(i), fixture + " prompt " + i + " at tp_size " + tpSize);
@@ -203,7 +203,7 @@ class TensorParallelServerIT {
             ServerProcess.Spec spec = ServerProcessIT.secondServer("tpnodes", port);
             for (var e : env.entrySet()) spec = spec.withEnvironment(e.getKey(), e.getValue());
             try (ServerProcess server = ServerProcess.start(spec.withEnvironment("ROLLOUT_NODE_RANK", "0"))) {
-                String base = "http://localhost:" + port;
+                String base = base(server);
                 JsonArray reference = generate(Http.BASE, PROMPTS).array();
                 JsonArray sharded = generate(base, PROMPTS).array();
                 for (int i = 0; i < PROMPTS.length; i++) assertSame(reference.getJsonObject(i), sharded.getJsonObject(i), "prompt " + i + ", two nodes");
@@ -326,6 +326,10 @@ class TensorParallelServerIT {
     private static Http.Reply admin(String base, String path, String body) {
         return Http.send(HttpRequest.newBuilder(URI.create(base + path)).header("Content-Type", "application/json")
                 .header("Authorization", "Bearer " + Http.ADMIN_KEY).POST(HttpRequest.BodyPublishers.ofString(body)));
+    }
+
+    private static String base(ServerProcess server) {
+        return "http://localhost:" + server.url().getPort();
     }
 
     private static Http.Reply get(String base, String path) {
