@@ -207,10 +207,6 @@ public class WeightResource {
     @Path("init_weights_update_group")
     public Response initGroup(InputStream body) {
         WeightUpdates weights = weights();
-        int tp = service.loop().info().tpSize();
-        if (tp > 1)  // every server rank would have to join the trainer's group, at rank_offset + its rank
-            throw ApiException.badRequest("init_weights_update_group is not supported yet with the model in " + tp
-                    + " tensor-parallel shards (rollout.tp-size)");
         JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
         for (String key : List.of("master_address", "master_port", "rank_offset", "world_size"))
             if (!Fields.present(o, key)) throw ApiException.badRequest(key + " is required");

@@ -52,6 +52,7 @@ public final class EngineLoop implements AutoCloseable {
     private volatile boolean running = true;
     /** Why a tensor-parallel rank is lost (the engine then runs nothing more), or null. */
     private volatile String lostRank;
+    private boolean exitReported;    // guarded by this: a worker's exit named the lost rank
     private boolean lossHandled;     // engine thread only
     private volatile long rankKeepAliveNanos = TimeUnit.SECONDS.toNanos(1);   // set by the loader after the thread starts
     private volatile long heartbeatNanos = System.nanoTime();
@@ -188,11 +189,7 @@ public final class EngineLoop implements AutoCloseable {
         try {
             engine.step();
         } catch (Throwable t) {
-            String broken = engine.ranksBroken();
-            if (broken != null) {
-                loseRank(broken);
-                handleLostRank();
-            } else {
+            if (!ranksOutOfStep()) {
                 LOG.log(Level.SEVERE, "engine step failed; aborting the running requests", t);
                 engine.abort(RequestMatch.every(), "internal error in the engine step: " + t);
             }
@@ -204,17 +201,28 @@ public final class EngineLoop implements AutoCloseable {
 
     /**
      * Reports a lost tensor-parallel rank, from any thread: the engine aborts what runs and
-     * waits with a 503 naming it, and runs nothing more, since a step needs every rank. A
-     * precise reason (a worker process that exited) replaces a vaguer one (a collective that
-     * failed because of it), whichever came first.
+     * waits with a 503 naming it, and runs nothing more, since a step needs every rank. Meant for
+     * the precise reason (a worker process that exited, by rank and pid), which replaces a vaguer
+     * one the engine may have found first (a collective that failed because of it). The first
+     * exit reported stays: the ranks that fail after it (their peer is gone) are its consequence.
      */
-    public void loseRank(String why) {
-        String was = lostRank;
-        if (was == null || !was.startsWith(LOST_PROCESS)) lostRank = why;
+    public synchronized void loseRank(String why) {
+        if (exitReported) return;
+        exitReported = true;
+        lostRank = why;
     }
 
-    /** How a worker process's exit is reported: {@link #loseRank} prefers it to any other reason. */
-    public static final String LOST_PROCESS = "tensor-parallel rank ";
+    /**
+     * Engine thread: if the group is broken (a collective failed, missed its deadline, or rank 0
+     * failed between two), the rank is lost, unless a reason is known already; returns whether.
+     */
+    private boolean ranksOutOfStep() {
+        String broken = engine.ranksBroken();
+        if (broken == null) return false;
+        if (lostRank == null) lostRank = broken;
+        if (!lossHandled) handleLostRank();
+        return true;
+    }
 
     private String lostMessage() {
         return "the engine lost a tensor-parallel rank and cannot run: " + lostRank;
@@ -235,8 +243,7 @@ public final class EngineLoop implements AutoCloseable {
         try {
             engine.keepRanksAlive(now, rankKeepAliveNanos);
         } catch (RuntimeException e) {
-            String broken = engine.ranksBroken();
-            loseRank(broken != null ? broken : e.getMessage());
+            if (!ranksOutOfStep()) LOG.log(Level.WARNING, "the keep-alive to the other ranks failed", e);   // a failed broadcast breaks the group
         }
     }
 
@@ -282,11 +289,7 @@ public final class EngineLoop implements AutoCloseable {
         } catch (Throwable t) {
             if (!(t instanceof IllegalArgumentException || t instanceof IllegalStateException))
                 LOG.log(Level.SEVERE, "engine command " + q.command().getClass().getSimpleName() + " failed", t);
-            String broken = engine.ranksBroken();
-            if (broken != null && lostRank == null) {   // it failed between collectives: the ranks are out of step
-                loseRank(broken);
-                handleLostRank();
-            }
+            ranksOutOfStep();   // it may have failed between collectives
             refresh();
             q.fail(t);
             return;

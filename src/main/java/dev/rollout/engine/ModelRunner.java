@@ -68,9 +68,7 @@ final class ModelRunner {
     List<Output> run(List<ScheduledSequence> batch) {
         if (model.tpGroup().size() == 1) return runStep(batch);
         // the step went to the workers first: a failure here part way leaves them in a collective that never completes
-        java.util.concurrent.atomic.AtomicReference<List<Output>> out = new java.util.concurrent.atomic.AtomicReference<>();
-        ranks.inStep("a step", () -> out.set(runStep(batch)));
-        return out.get();
+        return ranks.inStep("a step", () -> runStep(batch));
     }
 
     private List<Output> runStep(List<ScheduledSequence> batch) {

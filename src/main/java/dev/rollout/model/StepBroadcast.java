@@ -77,9 +77,7 @@ public final class StepBroadcast {
         requireRoot("send a memory message");
         if (group.size() == 1) return;
         long[] body = m.words();
-        number++;
-        lastSentNanos = System.nanoTime();
-        sendHeader(new Header(Kind.MEMORY, number, 0, body.length, 0));
+        sendHeader(new Header(Kind.MEMORY, number + 1, 0, body.length, 0));
         group.broadcast(Torch.longs(body, device), ROOT);                                     // (4) int64
     }
 
@@ -110,8 +108,6 @@ public final class StepBroadcast {
             described.add(new ForwardBatchWire.Parameter(names.get(i), shape));
         }
         ForwardBatchWire.Encoded e = ForwardBatchWire.encodeParameters(number + 1, described);
-        number++;
-        lastSentNanos = System.nanoTime();
         sendHeader(e.header());
         inStep("sending parameters", () -> {
             group.broadcast(Torch.longs(e.body(), device), ROOT);                             // (bodyWords) int64
@@ -122,8 +118,9 @@ public final class StepBroadcast {
                     sink.accept(names.get(i), v);
                 }
             }
+            return null;
         });
-        lastSentNanos = System.nanoTime();
+        lastSentNanos = System.nanoTime();   // a long push counts as a sign of life
     }
 
     /**
@@ -135,9 +132,7 @@ public final class StepBroadcast {
         requireRoot("gather checksums");
         if (group.size() == 1) return List.of(mine.get());
         signal(Kind.CHECKSUMS);   // first: every rank hashes its shards at once
-        List<java.util.List<java.util.Map<String, String>>> out = new java.util.ArrayList<>();
-        inStep("gathering checksums", () -> out.add(exchangeChecksums(mine.get())));
-        return out.get(0);
+        return inStep("gathering checksums", () -> exchangeChecksums(mine.get()));
     }
 
     /** A worker, after a CHECKSUMS message: hands rank 0 its own. */
@@ -180,15 +175,11 @@ public final class StepBroadcast {
         if (group.size() == 1) return table.get(name);
         ForwardBatchWire.Encoded e = ForwardBatchWire.encodeParameters(Kind.READ, number + 1,
                 List.of(new ForwardBatchWire.Parameter(name, table.fullShape(name))));
-        number++;
-        lastSentNanos = System.nanoTime();
         sendHeader(e.header());
-        Tensor[] full = new Tensor[1];
-        inStep("gathering " + name, () -> {
+        return inStep("gathering " + name, () -> {
             group.broadcast(Torch.longs(e.body(), device), ROOT);                             // (bodyWords) int64
-            full[0] = exchangeShard(table, name);
+            return exchangeShard(table, name);
         });
-        return full[0];
     }
 
     /** A worker, after a READ message: hands rank 0 its shard of the parameter named. */
@@ -248,9 +239,9 @@ public final class StepBroadcast {
      * is marked broken and the failure reported as a lost rank rather than left to desynchronise
      * the next message.
      */
-    public void inStep(String what, Runnable collectives) {
+    public <T> T inStep(String what, java.util.function.Supplier<T> collectives) {
         try {
-            collectives.run();
+            return collectives.get();
         } catch (RuntimeException | Error e) {
             group.markBroken("rank 0 failed part way through " + what + ", so the ranks are out of step: " + e);
             throw e;
@@ -298,8 +289,6 @@ public final class StepBroadcast {
         requireRoot("send a step");
         if (group.size() == 1) return;
         ForwardBatchWire.Encoded e = ForwardBatchWire.encode(number + 1, batch, logitsRows);
-        number++;
-        lastSentNanos = System.nanoTime();
         sendHeader(e.header());
         group.broadcast(Torch.longs(e.body(), device), ROOT);                                 // (bodyWords) int64
         if (e.floats().length > 0) group.broadcast(Torch.floats(e.floats(), device), ROOT);   // (floatWords) float32
@@ -318,12 +307,13 @@ public final class StepBroadcast {
     private void signal(Kind kind) {
         requireRoot("send " + kind);
         if (group.size() == 1) return;
-        number++;
-        lastSentNanos = System.nanoTime();
-        sendHeader(ForwardBatchWire.signal(kind, number));
+        sendHeader(ForwardBatchWire.signal(kind, number + 1));
     }
 
+    /** Starts rank 0's next message: {@code h} must carry the next number. */
     private void sendHeader(Header h) {
+        number = h.number();
+        lastSentNanos = System.nanoTime();
         group.broadcast(Torch.longs(h.words(), device), ROOT);                                // (HEADER_WORDS) int64
     }
 
@@ -343,16 +333,9 @@ public final class StepBroadcast {
                 throw new IllegalStateException("message #" + header.number() + " came; this rank expected #" + expected
                         + ": the ranks are out of step");
             number = expected;
-            if (header.kind() == Kind.WEIGHTS || header.kind() == Kind.READ) {
-                Tensor body = Torch.empty(Torch.options(ScalarType.Long, device), header.bodyWords());       // (bodyWords) int64
-                group.broadcast(body, ROOT);
-                return new Received(header.kind(), number, null, ForwardBatchWire.decodeParameters(Torch.toLongs(body)), null);
-            }
-            if (header.kind() == Kind.MEMORY) {
-                Tensor body = Torch.empty(Torch.options(ScalarType.Long, device), header.bodyWords());       // (4) int64
-                group.broadcast(body, ROOT);
-                return new Received(Kind.MEMORY, number, null, List.of(), Memory.of(Torch.toLongs(body)));
-            }
+            if (header.kind() == Kind.WEIGHTS || header.kind() == Kind.READ)
+                return new Received(header.kind(), number, null, ForwardBatchWire.decodeParameters(receiveBody(header)), null);
+            if (header.kind() == Kind.MEMORY) return new Received(Kind.MEMORY, number, null, List.of(), Memory.of(receiveBody(header)));
             if (header.kind() != Kind.STEP) return new Received(header.kind(), number, null);
             Tensor body = Torch.empty(Torch.options(ScalarType.Long, device), header.bodyWords());           // (bodyWords) int64
             group.broadcast(body, ROOT);
@@ -366,6 +349,13 @@ public final class StepBroadcast {
             throw new IllegalStateException("tensor-parallel rank " + group.rank() + " of " + group.size() + " got no step message #"
                     + expected + " from rank 0: " + e.getMessage(), e);
         }
+    }
+
+    /** A control message's int64 body, on the host. */
+    private long[] receiveBody(Header header) {
+        Tensor body = Torch.empty(Torch.options(ScalarType.Long, device), header.bodyWords());   // (bodyWords) int64
+        group.broadcast(body, ROOT);
+        return Torch.toLongs(body);
     }
 
     private void requireRoot(String what) {

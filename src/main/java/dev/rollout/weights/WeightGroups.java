@@ -95,6 +95,9 @@ public final class WeightGroups implements AutoCloseable {
     }
 
     private String checkSpec(Spec spec, C10d.Backend backend) {
+        if (settings.tpSize() > 1)  // every server rank would have to join, at rank_offset + its rank, and receive each broadcast
+            return "init_weights_update_group is not supported yet with the model in " + settings.tpSize()
+                    + " tensor-parallel shards (rollout.tp-size)";
         if (spec.groupName() == null || spec.groupName().isEmpty()) return "group_name must not be empty";
         if (spec.masterAddress() == null || spec.masterAddress().isBlank()) return "master_address is required";
         if (spec.masterPort() < 1 || spec.masterPort() > 65535) return "master_port " + spec.masterPort() + " is not a TCP port";

@@ -59,7 +59,7 @@ public final class WeightUpdates implements AutoCloseable {
         // a broadcast push may announce at most the model's parameters in float64: more is a mistake, not weights
         long numel = 0;
         for (List<Long> shape : loop.info().parameterShapes().values()) numel += shape.stream().reduce(1L, Math::multiplyExact);
-        groups = new WeightGroups(new WeightGroups.Settings(settings.groupTimeout(), settings.device(), 1, 8 * numel));
+        groups = new WeightGroups(new WeightGroups.Settings(settings.groupTimeout(), settings.device(), loop.info().tpSize(), 8 * numel));
     }
 
     /** The weight-update groups joined (init_weights_update_group, destroy_weights_update_group). */

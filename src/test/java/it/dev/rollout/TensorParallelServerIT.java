@@ -88,6 +88,10 @@ class TensorParallelServerIT {
                 assertGenerates(base, body, "tp-body");
                 assertChecksumsOfEachShard(base, body, tpSize);
                 assertReadBackWhole(base, body);
+                Http.Reply group = admin(base, "/init_weights_update_group", "{\"master_address\": \"127.0.0.1\", \"master_port\": 1, "
+                        + "\"rank_offset\": 1, \"world_size\": " + (1 + tpSize) + ", \"backend\": \"gloo\"}");
+                assertEquals(400, group.status(), "not yet at tp_size > 1, and said so: " + group.body());
+                assertTrue(group.body().contains("tensor-parallel shards"), group.body());
 
                 // slime's --check-weight-update-equal: snapshot, noise, the push, compare (whole parameters, from every rank)
                 assertEquals(200, admin(base, "/weights_checker", "{\"action\": \"snapshot\"}").status());
