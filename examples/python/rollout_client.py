@@ -130,6 +130,10 @@ class RolloutClient:
         """SGLang's /get_model_info: model_path, the served weight_version, ..."""
         return self._call("GET", "/get_model_info")
 
+    def server_info(self):
+        """SGLang's /server_info: tp_size, the KV cache's size, the limits the server runs with."""
+        return self._call("GET", "/server_info")
+
     def weight_version(self):
         return self._call("GET", "/get_weight_version")["weight_version"]
 
@@ -252,8 +256,10 @@ class WeightBroadcaster:
     def __init__(self, client, master_address, master_port, group_name="weight_update_group", backend="nccl", timeout_s=600.0):
         import datetime
         self.client, self.group_name = client, group_name
-        answer = _in_thread(client.init_weights_update_group, master_address, master_port, 1, 2, group_name, backend, timeout_s)
-        self.group = _custom_process_group(backend, "tcp://%s:%d" % (master_address, master_port), 2, 0, group_name,
+        world_size = 1 + client.server_info()["tp_size"]  # this process, then every tensor-parallel rank of the server
+        answer = _in_thread(client.init_weights_update_group, master_address, master_port, 1, world_size, group_name, backend,
+                            timeout_s)
+        self.group = _custom_process_group(backend, "tcp://%s:%d" % (master_address, master_port), world_size, 0, group_name,
                                            datetime.timedelta(seconds=timeout_s))
         answer()
 

@@ -8,6 +8,7 @@ import dev.rollout.engine.WeightCheck;
 import dev.rollout.engine.WeightChecksums;
 import dev.rollout.runtime.EngineService;
 import dev.rollout.weights.TensorPayload;
+import dev.rollout.dist.WeightGroupOp;
 import dev.rollout.weights.WeightGroups;
 import dev.rollout.weights.WeightOutcome;
 import dev.rollout.weights.WeightPayloads;
@@ -210,7 +211,7 @@ public class WeightResource {
         JsonObject o = JsonBodies.object(body, service.settings().maxBodyBytes());
         for (String key : List.of("master_address", "master_port", "rank_offset", "world_size"))
             if (!Fields.present(o, key)) throw ApiException.badRequest(key + " is required");
-        var spec = new WeightGroups.Spec(Fields.string(o.get("master_address"), "master_address"), port(o.get("master_port")),
+        var spec = new WeightGroupOp.Spec(Fields.string(o.get("master_address"), "master_address"), port(o.get("master_port")),
                 Fields.int32(o.get("rank_offset"), "rank_offset"), Fields.int32(o.get("world_size"), "world_size"),
                 Fields.present(o, "group_name") ? Fields.string(o.get("group_name"), "group_name") : DEFAULT_GROUP,
                 Fields.present(o, "backend") ? Fields.string(o.get("backend"), "backend") : "nccl");
@@ -251,9 +252,9 @@ public class WeightResource {
         if (dtypes.size() != names.size() || shapes.size() != names.size())
             throw ApiException.badRequest("names, dtypes and shapes must be as long as each other; got " + names.size() + ", "
                     + dtypes.size() + " and " + shapes.size());
-        List<WeightGroups.Announced> announced = new ArrayList<>();
+        List<WeightGroupOp.Announced> announced = new ArrayList<>();
         for (int i = 0; i < names.size(); i++)
-            announced.add(new WeightGroups.Announced(names.get(i), dtypes.get(i), longs(shapes.get(i), "shapes[" + i + "]")));
+            announced.add(new WeightGroupOp.Announced(names.get(i), dtypes.get(i), longs(shapes.get(i), "shapes[" + i + "]")));
         String format = optString(o, "load_format");
         if (format != null && !format.equals("flattened_bucket"))
             throw ApiException.badRequest("load_format '" + format + "' is not supported here: null (a broadcast per tensor) or 'flattened_bucket'");

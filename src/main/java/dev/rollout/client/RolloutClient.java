@@ -174,6 +174,11 @@ public final class RolloutClient implements AutoCloseable {
         return last;
     }
 
+    /** How many tensor-parallel ranks hold the served model ({@code tp_size} of {@code /server_info}): each is a rank of a weight-update group. */
+    public int tpSize() {
+        return call("GET", "/server_info", null, false, true).getInt("tp_size");
+    }
+
     /** The weight version the server serves now. */
     public String weightVersion() {
         return call("GET", "/get_weight_version", null, false, true).getString("weight_version");

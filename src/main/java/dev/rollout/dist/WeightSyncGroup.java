@@ -44,6 +44,7 @@ public final class WeightSyncGroup implements AutoCloseable {
     private final List<Store> prefixes;  // kept reachable: each wraps the one before it
     private final org.bytedeco.pytorch.Backend group;
     private volatile String broken;
+    private boolean closed;
 
     private WeightSyncGroup(String name, int rank, int world, Backend backend, Duration timeout, TCPStore store,
                             List<Store> prefixes, org.bytedeco.pytorch.Backend group) {
@@ -154,8 +155,11 @@ public final class WeightSyncGroup implements AutoCloseable {
         }
     }
 
+    /** Frees the group; a second call does nothing. */
     @Override
-    public void close() {
+    public synchronized void close() {
+        if (closed) return;
+        closed = true;
         if (broken == null) broken = "closed";
         try {
             group.close();

@@ -9,8 +9,8 @@ import java.util.Set;
 /**
  * Everything another thread may ask of the engine, as plain data. The engine thread runs each
  * command between two steps and completes its future with a result of type {@code R}; nothing
- * else reaches engine state. A command carries no code, so a rank group can replay the same
- * command on every rank (tensor parallelism) and get the same state on each.
+ * else reaches engine state. A command carries no code, but for one: {@link WeightGroupCall}
+ * carries rank 0's part in an operation that the other tensor-parallel ranks get as data.
  *
  * <p>Failures complete the future exceptionally: {@link IllegalArgumentException} for a command
  * the engine cannot apply as given (an unknown parameter, a wrong shape), {@link
@@ -168,6 +168,22 @@ public sealed interface EngineCommand<R> {
     record CompareWeights(List<String> skip) implements EngineCommand<WeightCheck> {
         public CompareWeights {
             skip = List.copyOf(skip);
+        }
+    }
+
+    /**
+     * A weight-update group's operation at tensor-parallel size &gt; 1 (join, receive a push,
+     * leave): the engine thread sends {@code op} to the other ranks between two steps, runs
+     * {@code here}, this rank's part of it, while they run theirs, and gathers how each went. No
+     * step runs meanwhile, so the group's broadcasts never share a device with a step's
+     * collectives (NCCL can deadlock when two communicators' kernels wait on each other). Each
+     * part has the group's deadline, {@code bound}; the engine stays live while it waits.
+     */
+    record WeightGroupCall<T>(dev.rollout.dist.WeightGroupOp op, Duration bound, java.util.concurrent.Callable<T> here)
+            implements EngineCommand<dev.rollout.dist.WeightGroupOp.Outcome<T>> {
+        public WeightGroupCall {
+            Objects.requireNonNull(op);
+            Objects.requireNonNull(here);
         }
     }
 }

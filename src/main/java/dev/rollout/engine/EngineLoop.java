@@ -56,6 +56,8 @@ public final class EngineLoop implements AutoCloseable {
     private boolean lossHandled;     // engine thread only
     private volatile long rankKeepAliveNanos = TimeUnit.SECONDS.toNanos(1);   // set by the loader after the thread starts
     private volatile long heartbeatNanos = System.nanoTime();
+    /** Until when the engine thread is in a wait with a deadline of its own (a weight group's), which liveness counts as going round. */
+    private volatile long boundedUntilNanos = heartbeatNanos;
     private long lastHousekeepingNanos = System.nanoTime();
     private volatile EngineStats stats;
     private volatile RlStatus status;
@@ -353,8 +355,22 @@ public final class EngineLoop implements AutoCloseable {
             return checker.resetTensors(r.skip());
         } else if (c instanceof EngineCommand.CompareWeights cw) {
             return checker.compare(cw.skip());
+        } else if (c instanceof EngineCommand.WeightGroupCall<?> g) {
+            return weightGroupCall(g);
         }
         throw new IllegalArgumentException("unknown engine command " + c);
+    }
+
+    /** Every rank's part of a weight group's operation, rank 0's here; the workers' as they report them. */
+    private <T> dev.rollout.dist.WeightGroupOp.Outcome<T> weightGroupCall(EngineCommand.WeightGroupCall<T> g) {
+        boundedUntilNanos = System.nanoTime() + dev.rollout.model.StepBroadcast.groupOpDeadline(g.bound()).toNanos();
+        try {
+            dev.rollout.model.StepBroadcast channel = engine.parameterChannel();
+            channel.sendGroupOp(g.op());
+            return channel.perform(g.here(), g.bound());
+        } finally {
+            boundedUntilNanos = System.nanoTime();
+        }
     }
 
     private Object updateWeights(EngineCommand.UpdateWeights u, Queued<?> q) {
@@ -539,9 +555,14 @@ public final class EngineLoop implements AutoCloseable {
         return status;
     }
 
-    /** Seconds since the loop last went round; a step in progress counts as busy, not dead. */
+    /**
+     * Seconds since the loop last went round; a step in progress counts as busy, not dead, and so
+     * does a wait with a deadline of its own, until that deadline.
+     */
     public double heartbeatAgeSeconds() {
-        return (System.nanoTime() - heartbeatNanos) / 1e9;
+        long now = System.nanoTime(), bounded = boundedUntilNanos;
+        long last = now - bounded < 0 ? now : Math.max(heartbeatNanos - bounded, 0) + bounded;   // nanoTime may wrap: compare differences
+        return (now - last) / 1e9;
     }
 
     public boolean isAlive() {

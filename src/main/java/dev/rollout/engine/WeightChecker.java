@@ -140,16 +140,12 @@ final class WeightChecker {
     }
 
     /**
-     * The whole parameter {@code name}: the tensor in {@code readable}, or with the model in
-     * several shards, put back together from every rank's (SGLang's checker compares each rank's
-     * shards; comparing whole parameters finds the same differences, and the snapshot stays on rank 0).
+     * The whole parameter {@code name}: with the model in several shards, put back together from
+     * every rank's (SGLang's checker compares each rank's shards; comparing whole parameters finds
+     * the same differences, and the snapshot stays on rank 0).
      */
     private Tensor whole(Map<String, Tensor> readable, String name) {
-        if (engine.tpSize() == 1) return readable.get(name);
-        if (engine.model().weightsReleased())
-            throw new IllegalArgumentException("the weights checker cannot read released weights with the model in " + engine.tpSize()
-                    + " tensor-parallel shards yet: resume_memory_occupation first");
-        return engine.parameterChannel().gatherParameter(engine.model().parameters(), name);
+        return weights.whole(readable, name);
     }
 
     /** Bytes the snapshot holds in host memory, 0 before the first. */

@@ -292,19 +292,25 @@ final class WeightControl {
 
     /** The first {@code rows} rows of a parameter (slices along dimension 0), as float32. */
     ParameterValues read(String name, int rows) {
-        if (engine.tpSize() > 1 && model.weightsReleased())  // each rank's host copy is its own
-            throw new IllegalArgumentException("reading a parameter while the weights are released is not supported yet with the model in "
-                    + engine.tpSize() + " tensor-parallel shards: resume_memory_occupation first");
-        Tensor shard = readable().get(name);
-        if (shard == null) throw new IllegalArgumentException("unknown parameter " + name);
+        Map<String, Tensor> source = readable();
+        if (!source.containsKey(name)) throw new IllegalArgumentException("unknown parameter " + name);
         try (PointerScope scope = new PointerScope()) {
-            // the whole parameter: at several ranks, put back together from every rank's shard
-            Tensor t = engine.tpSize() > 1 ? engine.parameterChannel().gatherParameter(model.parameters(), name) : shard;
+            Tensor t = whole(source, name);
             List<Long> shape = new ArrayList<>();
             for (int i = 0; i < t.dim(); i++) shape.add(t.size(i));
             Tensor head = t.dim() == 0 ? t.reshape(-1) : t.narrow(0, 0, Math.min(rows, t.size(0)));
             return new ParameterValues(name, shape, Torch.toFloats(head));
         }
+    }
+
+    /**
+     * The whole parameter {@code name} from {@code readable} (the weights, or while released their
+     * host copy): with the model in several shards, put back together from every rank's part of
+     * it, each read from what that rank holds now.
+     */
+    Tensor whole(Map<String, Tensor> readable, String name) {
+        Tensor mine = readable.get(name);
+        return engine.tpSize() == 1 ? mine : engine.parameterChannel().gatherParameter(name, shards.get(name), mine);
     }
 
     /**

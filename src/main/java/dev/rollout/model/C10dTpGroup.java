@@ -126,6 +126,11 @@ public final class C10dTpGroup implements TpGroup {
 
     @Override
     public Tensor allGather(Tensor t, int dim) {
+        return allGather(t, dim, timeout);
+    }
+
+    @Override
+    public Tensor allGather(Tensor t, int dim, Duration deadline) {
         int nd = (int) t.dim();
         int d = dim < 0 ? dim + nd : dim;
         if (d < 0 || d >= nd) throw new IllegalArgumentException("dim " + dim + " of a tensor of " + nd + " dims");
@@ -136,10 +141,10 @@ public final class C10dTpGroup implements TpGroup {
         long[] flat = concat(shape, 0);
         Tensor out = Torch.empty(Torch.options(in.scalar_type(), in.device()), flat);    // (size * t.size(0), ...): rank r's block r
         AllgatherOptions o = new AllgatherOptions();
-        o.timeout(new Milliseconds(timeout.toMillis()));
+        o.timeout(new Milliseconds(deadline.toMillis()));
         try {
             // c10d concatenates along dim 0; the rank's block then moves next to dim `d`
-            run("all-gather", () -> group._allgather_base(out, in, o), timeout);
+            run("all-gather", () -> group._allgather_base(out, in, o), deadline);
         } finally {
             o.close();
         }

@@ -2,6 +2,7 @@ package dev.rollout.model;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import dev.rollout.dist.WeightGroupOp;
 import java.util.List;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
@@ -35,8 +36,8 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 public final class ForwardBatchWire {
     /** The header's first word: "RSTP", a step of the rollout server. */
     public static final long MAGIC = 0x52535450L;
-    /** Raised whenever the layout of the header or the body changes (2: WEIGHTS; 3: CHECKSUMS; 4: MEMORY; 5: READ). */
-    public static final long VERSION = 5;
+    /** Raised whenever the layout of the header or the body changes (2: WEIGHTS; 3: CHECKSUMS; 4: MEMORY; 5: READ; 6: GROUP). */
+    public static final long VERSION = 6;
     /** Words of the header: magic, version, kind, number, directory words, body words, float words. */
     public static final int HEADER_WORDS = 7;
 
@@ -58,7 +59,12 @@ public final class ForwardBatchWire {
         /** Memory released or taken again (release/resume_memory_occupation): a few words of body ({@link StepBroadcast.Memory}). */
         MEMORY(6),
         /** One parameter put back together on rank 0 from every rank's shard (two all-gathers every rank joins); the body names it. */
-        READ(7);
+        READ(7),
+        /**
+         * A weight-update group's operation (join, receive a push, leave) that every rank performs
+         * at once, then reports on in an all-gather: the body is a {@link WeightGroupOp}.
+         */
+        GROUP(8);
 
         final long code;
 
@@ -125,45 +131,136 @@ public final class ForwardBatchWire {
 
     /** {@link #encodeParameters(long, List)} for a message of {@code kind}. */
     public static Encoded encodeParameters(Kind kind, long number, List<Parameter> parameters) {
-        List<Long> w = new ArrayList<>();
-        w.add((long) parameters.size());
+        Words w = new Words();
+        w.add(parameters.size());
         for (Parameter p : parameters) {
-            w.add((long) p.shape().length);
-            for (long d : p.shape()) w.add(d);
-            byte[] name = p.name().getBytes(java.nio.charset.StandardCharsets.UTF_8);
-            w.add((long) name.length);
-            for (int i = 0; i < name.length; i += 8) {
-                long word = 0;
-                for (int j = 0; j < 8 && i + j < name.length; j++) word |= (name[i + j] & 0xFFL) << (8 * j);
-                w.add(word);
-            }
+            w.shape(p.shape());
+            w.string(p.name());
         }
-        long[] body = new long[w.size()];
-        for (int i = 0; i < body.length; i++) body[i] = w.get(i);
+        long[] body = w.toArray();
         return new Encoded(new Header(kind, number, body.length, body.length, 0), body, new float[0]);
     }
 
     /** The parameters a WEIGHTS body names, in order. */
     public static List<Parameter> decodeParameters(long[] body) {
+        Words.Reader r = new Words.Reader(body);
         List<Parameter> out = new ArrayList<>();
-        int at = 0;
-        int count = Math.toIntExact(body[at++]);
+        int count = r.int32();
         for (int k = 0; k < count; k++) {
-            long[] shape = Arrays.copyOfRange(body, at + 1, at + 1 + (int) body[at]);
-            at += 1 + shape.length;
-            int len = Math.toIntExact(body[at++]);
-            byte[] name = new byte[len];
-            for (int i = 0; i < len; i++) name[i] = (byte) (body[at + i / 8] >>> (8 * (i % 8)));
-            at += (len + 7) / 8;
-            out.add(new Parameter(new String(name, java.nio.charset.StandardCharsets.UTF_8), shape));
+            long[] shape = r.shape();
+            out.add(new Parameter(r.string(), shape));
         }
-        if (at != body.length) throw new IllegalStateException("a WEIGHTS body of " + body.length + " words named its parameters in " + at);
+        r.end("a WEIGHTS body");
         return out;
+    }
+
+    /** A GROUP message: a weight-update group's operation, for every rank to perform ({@link WeightGroupOp}). */
+    public static Encoded encodeGroupOp(long number, WeightGroupOp op) {
+        // op, timeout, flattened, group name, [spec], tensors
+        Words w = new Words().add(op.op().ordinal()).add(op.timeout()).add(op.flattened() ? 1 : 0).string(op.groupName());
+        WeightGroupOp.Spec spec = op.spec();
+        if (spec != null)
+            w.string(spec.masterAddress()).add(spec.masterPort()).add(spec.rankOffset()).add(spec.worldSize()).string(spec.backend());
+        w.add(op.tensors().size());
+        for (WeightGroupOp.Announced a : op.tensors()) w.string(a.name()).string(a.dtype()).shape(a.shape());
+        long[] body = w.toArray();
+        return new Encoded(new Header(Kind.GROUP, number, body.length, body.length, 0), body, new float[0]);
+    }
+
+    /** The operation a GROUP body carries. */
+    public static WeightGroupOp decodeGroupOp(long[] body) {
+        Words.Reader r = new Words.Reader(body);
+        WeightGroupOp.Op op = WeightGroupOp.Op.values()[r.int32()];
+        long timeout = r.next();
+        boolean flattened = r.next() == 1;
+        String name = r.string();
+        // arguments are read left to right, in the order written
+        WeightGroupOp.Spec spec = op != WeightGroupOp.Op.JOIN ? null : new WeightGroupOp.Spec(r.string(), r.int32(), r.int32(), r.int32(), name, r.string());
+        int count = r.int32();
+        List<WeightGroupOp.Announced> tensors = new ArrayList<>(count);
+        for (int i = 0; i < count; i++) tensors.add(new WeightGroupOp.Announced(r.string(), r.string(), r.shape()));
+        r.end("a GROUP body");
+        return new WeightGroupOp(op, name, spec, timeout, tensors, flattened);
+    }
+
+    /**
+     * Control bodies as int64 words: numbers as they are, a shape as its number of dims then its
+     * dims, a string as the length of its UTF-8 bytes then the bytes, eight to a word
+     * (little-endian).
+     */
+    static final class Words {
+        private long[] w = new long[16];
+        private int n;
+
+        Words add(long v) {
+            if (n == w.length) w = Arrays.copyOf(w, 2 * n);
+            w[n++] = v;
+            return this;
+        }
+
+        Words shape(long[] shape) {
+            add(shape.length);
+            for (long d : shape) add(d);
+            return this;
+        }
+
+        Words string(String s) {
+            byte[] b = s.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            add(b.length);
+            for (int i = 0; i < b.length; i += 8) {
+                long word = 0;
+                for (int j = 0; j < 8 && i + j < b.length; j++) word |= (b[i + j] & 0xFFL) << (8 * j);
+                add(word);
+            }
+            return this;
+        }
+
+        long[] toArray() {
+            return Arrays.copyOf(w, n);
+        }
+
+        /** Reads what a {@link Words} wrote, in the same order. */
+        static final class Reader {
+            private final long[] body;
+            private int at;
+
+            Reader(long[] body) {
+                this.body = body;
+            }
+
+            long next() {
+                if (at >= body.length) throw new IllegalStateException("a control body of " + body.length + " words ended early");
+                return body[at++];
+            }
+
+            int int32() {
+                return Math.toIntExact(next());
+            }
+
+            long[] shape() {
+                long[] shape = new long[int32()];
+                for (int i = 0; i < shape.length; i++) shape[i] = next();
+                return shape;
+            }
+
+            String string() {
+                byte[] b = new byte[int32()];
+                for (int i = 0; i < b.length; i++) {
+                    if (i % 8 == 0) next();
+                    b[i] = (byte) (body[at - 1] >>> (8 * (i % 8)));
+                }
+                return new String(b, java.nio.charset.StandardCharsets.UTF_8);
+            }
+
+            void end(String what) {
+                if (at != body.length) throw new IllegalStateException(what + " of " + body.length + " words was read in " + at);
+            }
+        }
     }
 
     /** The header of a message without a body: {@link Kind#IDLE} or {@link Kind#STOP}. */
     public static Header signal(Kind kind, long number) {
-        if (kind == Kind.STEP || kind == Kind.WEIGHTS || kind == Kind.MEMORY || kind == Kind.READ)
+        if (kind == Kind.STEP || kind == Kind.WEIGHTS || kind == Kind.MEMORY || kind == Kind.READ || kind == Kind.GROUP)
             throw new IllegalArgumentException("a " + kind + " message has a body: encode it");
         return new Header(kind, number, 0, 0, 0);
     }

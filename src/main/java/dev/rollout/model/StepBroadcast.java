@@ -1,5 +1,6 @@
 package dev.rollout.model;
 
+import dev.rollout.dist.WeightGroupOp;
 import dev.rollout.model.ForwardBatchWire.Header;
 import dev.rollout.model.ForwardBatchWire.Kind;
 import java.time.Duration;
@@ -46,11 +47,13 @@ public final class StepBroadcast {
      *
      * @param step       the step to run; null unless {@code kind} is STEP
      * @param parameters what a WEIGHTS message names, whose values follow ({@link #receiveParameters}); empty otherwise
+     * @param memory     what a MEMORY message asks; null otherwise
+     * @param group      what a GROUP message asks; null otherwise
      */
     public record Received(Kind kind, long number, ForwardBatchWire.Step step, List<ForwardBatchWire.Parameter> parameters,
-                           Memory memory) {
+                           Memory memory, WeightGroupOp group) {
         Received(Kind kind, long number, ForwardBatchWire.Step step) {
-            this(kind, number, step, List.of(), null);
+            this(kind, number, step, List.of(), null, null);
         }
     }
 
@@ -166,37 +169,40 @@ public final class StepBroadcast {
     }
 
     /**
-     * Rank 0: the full value of parameter {@code name}, put together from every rank's shard
-     * ({@link TensorShard} says where each lies), in the model's dtype on its device; at one rank,
-     * the parameter itself.
+     * Rank 0: the full value of parameter {@code name}, put together from every rank's part
+     * ({@link TensorShard} says where each lies), in {@code local}'s dtype on the channel's device;
+     * at one rank, {@code local} itself. Each rank's part is what it holds now: its weights, or
+     * while they are released, its host copy of them.
+     *
+     * @param mine  where rank 0's part lies
+     * @param local rank 0's part
      */
-    public Tensor gatherParameter(ParameterTable table, String name) {
+    public Tensor gatherParameter(String name, TensorShard mine, Tensor local) {
         requireRoot("gather a parameter");
-        if (group.size() == 1) return table.get(name);
+        if (group.size() == 1) return local;
         ForwardBatchWire.Encoded e = ForwardBatchWire.encodeParameters(Kind.READ, number + 1,
-                List.of(new ForwardBatchWire.Parameter(name, table.fullShape(name))));
+                List.of(new ForwardBatchWire.Parameter(name, mine.fullShape())));
         sendHeader(e.header());
         return inStep("gathering " + name, () -> {
             group.broadcast(Torch.longs(e.body(), device), ROOT);                             // (bodyWords) int64
-            return exchangeShard(table, name);
+            return exchangeShard(mine, local);
         });
     }
 
-    /** A worker, after a READ message: hands rank 0 its shard of the parameter named. */
-    public void sendShard(Received m, ParameterTable table) {
-        exchangeShard(table, m.parameters().get(0).name());
+    /** A worker, after a READ message: hands rank 0 its part of the parameter named ({@code m.parameters().get(0)}). */
+    public void sendShard(TensorShard mine, Tensor local) {
+        exchangeShard(mine, local);
     }
 
     private static final int SHARD_WORDS = 4;   // dim, start, length, elements
 
     /**
-     * Every rank's shard of {@code name} to every rank, in two all-gathers: where each lies, then
+     * Every rank's part of a parameter to every rank, in two all-gathers: where each lies, then
      * its elements, padded to the largest shard (the vocabulary's last rows may be fewer). Rank 0
      * writes each in its place of the full tensor; the others return null.
      */
-    private Tensor exchangeShard(ParameterTable table, String name) {
-        TensorShard mine = table.shard(name);
-        Tensor local = table.get(name).contiguous();                                           // localShape
+    private Tensor exchangeShard(TensorShard mine, Tensor held) {
+        Tensor local = held.contiguous();                                                      // localShape
         long[] where = {mine.dim(), mine.start(), mine.length(), local.numel()};
         long[] all = Torch.toLongs(group.allGather(Torch.longs(where, device), 0));            // (size * 4) int64
         long most = 0;
@@ -246,6 +252,89 @@ public final class StepBroadcast {
             group.markBroken("rank 0 failed part way through " + what + ", so the ranks are out of step: " + e);
             throw e;
         }
+    }
+
+    /**
+     * Rank 0: a weight-update group's operation, which every rank then performs, this one too
+     * ({@link #perform}); nothing at one rank.
+     */
+    public void sendGroupOp(WeightGroupOp op) {
+        requireRoot("send a weight group operation");
+        if (group.size() == 1) return;
+        ForwardBatchWire.Encoded e = ForwardBatchWire.encodeGroupOp(number + 1, op);
+        try (PointerScope scope = new PointerScope()) {
+            sendHeader(e.header());
+            inStep("sending a weight group operation", () -> {
+                group.broadcast(Torch.longs(e.body(), device), ROOT);                         // (bodyWords) int64
+                return null;
+            });
+        }
+    }
+
+    /**
+     * Every rank, after a GROUP message: runs {@code part}, this rank's share of it, then learns
+     * how every rank fared in one all-gather. {@code part}'s failure is its problem, reported
+     * rather than thrown, since the others wait for the report.
+     *
+     * @param bound the group's deadline, which each rank's part keeps ({@link #groupOpDeadline})
+     */
+    public <T> WeightGroupOp.Outcome<T> perform(java.util.concurrent.Callable<T> part, Duration bound) {
+        T value = null;
+        String mine = null;
+        try {
+            value = part.call();
+        } catch (Exception e) {
+            mine = e.getMessage() == null ? e.toString() : e.getMessage();
+        }
+        return new WeightGroupOp.Outcome<>(value, exchangeProblems(mine, groupOpDeadline(bound)));
+    }
+
+    /**
+     * How long the ranks may wait for each other's report on a group operation: twice the
+     * group's deadline (joining is a store, then a mesh, each with it) and a margin for the
+     * message to reach them.
+     */
+    public static Duration groupOpDeadline(Duration bound) {
+        return bound.multipliedBy(2).plusSeconds(30);
+    }
+
+    /** The UTF-8 bytes of a problem that travel: enough for a sentence, and a fixed size for the all-gather. */
+    private static final int PROBLEM_BYTES = 1016;
+
+    /**
+     * Each rank's problem, in rank order, null where there was none (at one rank, {@code mine}),
+     * waited for no longer than {@code deadline}. A long problem is cut to about a thousand bytes.
+     */
+    private List<String> exchangeProblems(String mine, Duration deadline) {
+        if (group.size() == 1) return java.util.Collections.singletonList(mine);
+        byte[] text = mine == null ? new byte[0] : mine.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        int len = Math.min(text.length, PROBLEM_BYTES);
+        long[] words = new long[1 + PROBLEM_BYTES / 8];
+        words[0] = mine == null ? -1 : len;
+        for (int i = 0; i < len; i++) words[1 + i / 8] |= (text[i] & 0xFFL) << (8 * (i % 8));
+        long[] all;
+        try (PointerScope scope = new PointerScope()) {
+            all = Torch.toLongs(inRoot("exchanging weight group outcomes",
+                    () -> group.allGather(Torch.longs(words, device), 0, deadline)));              // (size * words) int64
+        }
+        List<String> out = new java.util.ArrayList<>(group.size());
+        for (int r = 0; r < group.size(); r++) {
+            int at = r * words.length;
+            if (all[at] < 0) {
+                out.add(null);
+                continue;
+            }
+            byte[] b = new byte[(int) all[at]];
+            for (int i = 0; i < b.length; i++) b[i] = (byte) (all[at + 1 + i / 8] >>> (8 * (i % 8)));
+            // a cut may split a character: the decoder replaces what is left of it
+            out.add(new String(b, java.nio.charset.StandardCharsets.UTF_8));
+        }
+        return out;
+    }
+
+    /** {@link #inStep} on rank 0; a worker's failure already ends its loop. */
+    private <T> T inRoot(String what, java.util.function.Supplier<T> collectives) {
+        return group.rank() == ROOT ? inStep(what, collectives) : collectives.get();
     }
 
     /** The first message's words: a marker of this build's wire, the KV cache's blocks and tokens per block. */
@@ -334,8 +423,11 @@ public final class StepBroadcast {
                         + ": the ranks are out of step");
             number = expected;
             if (header.kind() == Kind.WEIGHTS || header.kind() == Kind.READ)
-                return new Received(header.kind(), number, null, ForwardBatchWire.decodeParameters(receiveBody(header)), null);
-            if (header.kind() == Kind.MEMORY) return new Received(Kind.MEMORY, number, null, List.of(), Memory.of(receiveBody(header)));
+                return new Received(header.kind(), number, null, ForwardBatchWire.decodeParameters(receiveBody(header)), null, null);
+            if (header.kind() == Kind.MEMORY)
+                return new Received(Kind.MEMORY, number, null, List.of(), Memory.of(receiveBody(header)), null);
+            if (header.kind() == Kind.GROUP)
+                return new Received(Kind.GROUP, number, null, List.of(), null, ForwardBatchWire.decodeGroupOp(receiveBody(header)));
             if (header.kind() != Kind.STEP) return new Received(header.kind(), number, null);
             Tensor body = Torch.empty(Torch.options(ScalarType.Long, device), header.bodyWords());           // (bodyWords) int64
             group.broadcast(body, ROOT);

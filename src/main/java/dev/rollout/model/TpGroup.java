@@ -30,6 +30,14 @@ public interface TpGroup extends AutoCloseable {
     Tensor allGather(Tensor t, int dim);
 
     /**
+     * {@link #allGather(Tensor, int)} with its own deadline instead of the group's: for the
+     * outcomes of an operation whose parts have a deadline of their own (a weight group's).
+     */
+    default Tensor allGather(Tensor t, int dim, java.time.Duration deadline) {
+        return allGather(t, dim);
+    }
+
+    /**
      * Rank {@code root}'s {@code t}, written into {@code t} on every other rank, in place (the
      * same shape and dtype on all, contiguous): how rank 0 hands each step to the others.
      */

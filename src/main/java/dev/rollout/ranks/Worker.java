@@ -11,6 +11,8 @@ import dev.rollout.model.StepBroadcast;
 import dev.rollout.model.TensorShard;
 import dev.rollout.model.Torch;
 import dev.rollout.model.TpGroup;
+import dev.rollout.dist.WeightGroupOp;
+import dev.rollout.weights.WeightGroups;
 import dev.rollout.runtime.DefaultModel;
 import java.io.IOException;
 import java.io.InputStream;
@@ -120,7 +122,7 @@ public final class Worker {
             CausalLm lm = w.model().load(tp, device, kernels);
             StepBroadcast steps = new StepBroadcast(tp, device);
             int[] kv = steps.awaitCache(r.joinTimeout());
-            Shard shard = new Shard(lm, kv[0], kv[1]);
+            Shard shard = new Shard(lm, kv[0], kv[1], w.model().device(rank - r.firstRank()).str().getString(), rank, r.tpSize());
             LOG.info(() -> String.format("tensor-parallel rank %d of %d ready on %s in %.1f s: %s, %d of %d query heads, %d KV heads, "
                             + "KV cache of %d blocks of %d", rank, r.tpSize(), device.str().getString(), (System.nanoTime() - t0) / 1e9,
                     lm.config().architecture(), lm.layout().heads(), lm.config().numHeads(), lm.layout().kvHeads(), kv[0], kv[1]));
@@ -143,13 +145,43 @@ public final class Worker {
         private boolean hostCopyHeld;                                       // the last release made one, the resume has not used it
         private final Map<String, Tensor> pending = new java.util.LinkedHashMap<>();   // this rank's parts of updates while released
         private final Map<String, TensorShard> parts = new java.util.LinkedHashMap<>(); // the table is gone while released
+        private final String device;
+        private final int rank, tpSize;
+        private WeightGroups groups;                                         // made at the first GROUP message
 
-        Shard(CausalLm lm, int kvBlocks, int blockSize) {
+        Shard(CausalLm lm, int kvBlocks, int blockSize, String device, int rank, int tpSize) {
             this.lm = lm;
             this.kvBlocks = kvBlocks;
             this.blockSize = blockSize;
+            this.device = device;
+            this.rank = rank;
+            this.tpSize = tpSize;
             this.cache = allocateCache();
             for (String name : lm.parameters().names()) parts.put(name, lm.parameters().shard(name));
+        }
+
+        /**
+         * The trainer's weight-update groups, as rank 0 keeps them: this rank joins each one, takes
+         * part in each push and leaves it when rank 0 says (the timeout travels with each operation).
+         */
+        private WeightGroups groups(StepBroadcast from) {
+            if (groups == null) {
+                long numel = 0;   // the bound rank 0 puts on a push, from the full shapes
+                for (long[] shape : parts.values().stream().map(TensorShard::fullShape).toList()) {
+                    long n = 1;
+                    for (long d : shape) n = Math.multiplyExact(n, d);
+                    numel += n;
+                }
+                groups = new WeightGroups(new WeightGroups.Settings(java.time.Duration.ZERO, device, tpSize, rank, 8 * numel),
+                        new WeightGroups.Ranks() {
+                            @Override
+                            public <T> WeightGroupOp.Outcome<T> run(WeightGroupOp op, java.time.Duration bound,
+                                                                   java.util.concurrent.Callable<T> here) {
+                                return from.perform(here, bound);   // rank 0 sent op; every rank now does its part
+                            }
+                        });
+            }
+            return groups;
         }
 
         private KvCache allocateCache() {
@@ -165,6 +197,7 @@ public final class Worker {
             long steps = 0;
             while (true) {
                 StepBroadcast.Memory memory = null;
+                WeightGroupOp group = null;
                 try (PointerScope scope = new PointerScope()) {   // frees each message's tensors
                     StepBroadcast.Received m = from.receive();
                     switch (m.kind()) {
@@ -174,26 +207,43 @@ public final class Worker {
                         case IDLE -> { }
                         case WEIGHTS -> from.receiveParameters(m, lm.dtype(), this::update);
                         case CHECKSUMS -> from.sendChecksums(checksums());
-                        case READ -> from.sendShard(m, lm.parameters());
+                        case READ -> {
+                            String name = m.parameters().get(0).name();
+                            from.sendShard(parts.get(name), readable().get(name));
+                        }
                         case MEMORY -> memory = m.memory();
+                        case GROUP -> group = m.group();
                         case STEP -> {
                             execute(lm, cache, m.step().batch(), m.step().logitsRows());
                             steps++;
                         }
                     }
                 }
-                // outside the message's scope, which would free the weights and the cache it allocates
+                // outside the message's scope, which would free the weights and the cache it allocates, and a group's store
                 if (memory != null) memory(memory);
+                if (group != null) groups(from).follow(group);
             }
         }
 
-        /** SHA-256 of each part this rank holds: of the weights, or while released, of their host copy (as rank 0 hashes its own). */
+        /** SHA-256 of each part this rank holds now (as rank 0 hashes its own). */
         private java.util.TreeMap<String, String> checksums() {
-            if (!lm.weightsReleased()) return new java.util.TreeMap<>(lm.parameters().checksums());
-            if (!hostCopyHeld) throw new IllegalStateException("rank 0 asked for checksums of released weights, and this rank kept no host copy");
             java.util.TreeMap<String, String> sums = new java.util.TreeMap<>();
-            hostCopy.forEach((name, host) -> sums.put(name, Torch.sha256(host)));
+            readable().forEach((name, part) -> sums.put(name, Torch.sha256(part)));
             return sums;
+        }
+
+        /**
+         * The parts this rank holds now: its weights, or while they are released, their host copy.
+         * Rank 0 asks only when it holds its own copy, and every rank kept one when it did.
+         */
+        private Map<String, Tensor> readable() {
+            if (!lm.weightsReleased()) {
+                Map<String, Tensor> live = new java.util.LinkedHashMap<>();
+                for (String name : lm.parameters().names()) live.put(name, lm.parameters().get(name));
+                return live;
+            }
+            if (!hostCopyHeld) throw new IllegalStateException("rank 0 asked for released weights, and this rank kept no host copy");
+            return hostCopy;
         }
 
         /** A parameter's new full value: into the weights, or while they are released, into host memory until the resume. */
@@ -256,6 +306,7 @@ public final class Worker {
         }
 
         void close() {
+            if (groups != null) groups.close();
             if (cache != null) cache.release();
             if (!lm.weightsReleased()) lm.releaseWeights();
             if (hostCopy != null) hostCopy.values().forEach(Tensor::close);

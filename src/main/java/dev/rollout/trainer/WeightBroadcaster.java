@@ -19,7 +19,7 @@ import org.bytedeco.pytorch.Tensor;
  * A trainer's rank 0 pushing weights to a server by broadcast, the path of slime, AReaL and
  * SGLang's own test (init_weights_update_group, update_weights_from_distributed,
  * destroy_weights_update_group): this process hosts the group's rendezvous and broadcasts; the
- * server joins as rank 1 (one server rank today). Each call and its broadcasts run side by side,
+ * server's tensor-parallel ranks join as ranks 1 to tp_size. Each call and its broadcasts run side by side,
  * as they must: the server answers a call only once the collectives it announces are done.
  */
 public final class WeightBroadcaster implements AutoCloseable {
@@ -38,10 +38,11 @@ public final class WeightBroadcaster implements AutoCloseable {
      */
     public static WeightBroadcaster form(RolloutClient client, String host, int port, String groupName, C10d.Backend backend,
                                          Duration timeout) throws WeightSyncGroup.GroupException {
-        CompletableFuture<?> joining = client.initWeightsUpdateGroup(host, port, 1, 2, groupName, backend.name().toLowerCase(), timeout);
+        int world = 1 + client.tpSize();   // this process, then every rank of the server
+        CompletableFuture<?> joining = client.initWeightsUpdateGroup(host, port, 1, world, groupName, backend.name().toLowerCase(), timeout);
         WeightSyncGroup group;
         try {
-            group = WeightSyncGroup.join(host, port, 0, 2, groupName, backend, timeout);
+            group = WeightSyncGroup.join(host, port, 0, world, groupName, backend, timeout);
         } catch (WeightSyncGroup.GroupException e) {
             // the server's own answer says more than the timeout does, when it came
             String server = answerOrNull(joining);

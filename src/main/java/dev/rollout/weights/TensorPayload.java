@@ -34,7 +34,7 @@ public sealed interface TensorPayload {
      * weight-update group, announced by name, dtype and shape, in broadcast order; with {@code
      * flattened} (load_format "flattened_bucket") all of them as one uint8 broadcast.
      */
-    record Broadcast(String groupName, List<WeightGroups.Announced> tensors, boolean flattened) implements TensorPayload {
+    record Broadcast(String groupName, List<dev.rollout.dist.WeightGroupOp.Announced> tensors, boolean flattened) implements TensorPayload {
         public Broadcast {
             tensors = List.copyOf(tensors);
         }

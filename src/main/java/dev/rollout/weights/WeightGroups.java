@@ -2,9 +2,11 @@ package dev.rollout.weights;
 
 import dev.rollout.dist.C10d;
 import dev.rollout.dist.WeightSyncGroup;
+import dev.rollout.engine.EngineCommand;
 import dev.rollout.model.Checkpoint;
 import dev.rollout.model.TensorLayout;
 import dev.rollout.model.TensorPayloads;
+import dev.rollout.dist.WeightGroupOp;
 import dev.rollout.model.Torch;
 import java.io.IOException;
 import java.time.Duration;
@@ -12,6 +14,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.Callable;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.ReentrantLock;
@@ -23,9 +26,18 @@ import org.bytedeco.pytorch.global.torch;
 /**
  * The weight-update groups this server has joined (SGLang's {@code init_weights_update_group}):
  * by name, each a {@link WeightSyncGroup} in which the trainer's rank 0 broadcasts and this
- * server is rank {@code rank_offset + tp_rank}. Receiving a push is a set of broadcasts into fresh
- * tensors, on the caller's thread (the engine thread only copies, as for every transport), one
+ * server's tensor-parallel rank {@code i} is rank {@code rank_offset + i}. Receiving a push is a
+ * set of broadcasts into fresh tensors; the engine thread then applies them as every transport's
+ * (at tensor-parallel size &gt; 1, rank 0's copy reaches the other ranks as any update does). One
  * push at a time per group, since collectives must meet in the same order on every rank.
+ *
+ * <p>Where the operations run ({@link Ranks}): at one rank, on the caller's thread, beside the
+ * steps. With several, every rank must join the group and take part in each broadcast, so rank 0
+ * sends each operation to the others and the engine thread runs its own part between steps
+ * ({@link EngineCommand.WeightGroupCall}); a worker runs the same code on its part
+ * ({@link #follow}). Each rank then learns how every other rank fared, and all settle alike: a
+ * group that one rank could not join is left by all, and a push that one rank did not receive
+ * leaves the group out of step on every rank.
  *
  * <p>A push's tensors are all received before anything is checked against the served model, so
  * that a wrong name costs a 400 and not the group: the trainer broadcasts whatever it announced,
@@ -35,69 +47,110 @@ import org.bytedeco.pytorch.global.torch;
 public final class WeightGroups implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(WeightGroups.class.getName());
 
-    /** SGLang's {@code InitWeightsUpdateGroupReqInput}. */
-    public record Spec(String masterAddress, int masterPort, int rankOffset, int worldSize, String groupName, String backend) {}
-
-    /** One tensor a push announces: SGLang's names[i], dtypes[i], shapes[i]. */
-    public record Announced(String name, String dtype, long[] shape) {}
-
-    /** A group joined, for the answer and for /rl/state. */
+    /** A group joined, for the answer and for /rl/state: {@code rank} is this server's first. */
     public record Joined(String groupName, int rank, int worldSize, String backend) {}
 
     /**
      * @param timeout  how long forming a group and each push's broadcasts may take, unless init names its own
      * @param device   where NCCL receives (gloo receives in host memory)
      * @param tpSize   the server's ranks: rank_offset .. rank_offset + tpSize - 1 in the group
+     * @param tpRank   this process's tensor-parallel rank (0: the server)
      * @param maxBytes the most one push may announce (a bound against a shape that would exhaust memory)
      */
-    public record Settings(Duration timeout, String device, int tpSize, long maxBytes) {}
+    public record Settings(Duration timeout, String device, int tpSize, int tpRank, long maxBytes) {}
+
+    /**
+     * How an operation reaches every tensor-parallel rank: this rank runs {@code here}, its own
+     * part, while the others run theirs, and all report how it went.
+     */
+    public interface Ranks {
+        /** Answers each rank's problem (null where none) and what this rank's part gave; throws when the ranks could not be reached. */
+        <T> WeightGroupOp.Outcome<T> run(WeightGroupOp op, Duration bound, Callable<T> here) throws Refusal;
+
+        /** A server of one rank: its part is the whole operation, run on the caller's thread. */
+        Ranks ONE = new Ranks() {
+            @Override
+            public <T> WeightGroupOp.Outcome<T> run(WeightGroupOp op, Duration bound, Callable<T> here) {
+                try {
+                    return new WeightGroupOp.Outcome<>(here.call(), java.util.Collections.singletonList(null));
+                } catch (Exception e) {
+                    return new WeightGroupOp.Outcome<>(null, java.util.Collections.singletonList(e.getMessage()));
+                }
+            }
+        };
+    }
 
     private record Member(WeightSyncGroup group, ReentrantLock turn) {}
 
     private final Settings settings;
+    private final Ranks ranks;
     private final Map<String, Member> groups = new ConcurrentHashMap<>();
 
-    public WeightGroups(Settings settings) {
+    public WeightGroups(Settings settings, Ranks ranks) {
         this.settings = settings;
+        this.ranks = ranks;
     }
 
     /**
      * Forms the group with the trainer; returns once every rank has met, or refuses within
      * {@code timeout} (null: the configured one), which stays the group's timeout for every push.
      */
-    public WeightOutcome init(Spec spec, Duration timeout) {
+    public WeightOutcome init(WeightGroupOp.Spec spec, Duration timeout) {
         Duration limit = timeout == null ? settings.timeout() : timeout;
-        C10d.Backend backend;
-        try {
-            backend = C10d.Backend.parse(spec.backend());
-        } catch (IllegalArgumentException e) {
-            return refused(WeightOutcome.Reason.BAD_REQUEST, e.getMessage());
-        }
-        String problem = checkSpec(spec, backend);
+        String problem = checkSpec(spec);
         if (problem != null) return refused(WeightOutcome.Reason.BAD_REQUEST, problem);
         // claim the name before the (long) rendezvous, so that two inits of one name cannot both form it
         Member claim = new Member(null, new ReentrantLock());
         if (groups.putIfAbsent(spec.groupName(), claim) != null)
             return refused(WeightOutcome.Reason.CONFLICT, "a weight update group named '" + spec.groupName()
                     + "' exists; destroy it (destroy_weights_update_group) before forming it again");
-        int rank = spec.rankOffset();  // + tp_rank: one rank today
+        WeightGroupOp.Outcome<WeightSyncGroup> o;
+        try {
+            o = ranks.run(WeightGroupOp.join(spec, limit.toMillis()), limit, () -> joinAs(spec, limit));
+        } catch (Refusal e) {
+            groups.remove(spec.groupName(), claim);
+            return refused(e.reason, e.getMessage());
+        }
+        problem = settleJoin(spec, claim, o);
+        if (problem != null) return refused(WeightOutcome.Reason.BAD_REQUEST, problem);
+        return new WeightOutcome.GroupJoined(new Joined(spec.groupName(), spec.rankOffset(), spec.worldSize(), backendName(spec)));
+    }
+
+    /** This rank's part of forming a group: joins it at rank_offset + its tensor-parallel rank. */
+    private WeightSyncGroup joinAs(WeightGroupOp.Spec spec, Duration limit) throws Refusal {
+        String problem = checkSpec(spec);
+        if (problem != null) throw new Refusal(WeightOutcome.Reason.BAD_REQUEST, problem);
+        int rank = spec.rankOffset() + settings.tpRank();
         try {
             WeightSyncGroup g = WeightSyncGroup.join(spec.masterAddress(), spec.masterPort(), rank, spec.worldSize(), spec.groupName(),
-                    backend, limit);
-            groups.put(spec.groupName(), new Member(g, claim.turn()));
+                    C10d.Backend.parse(spec.backend()), limit);
             LOG.info(() -> "joined weight update group '" + spec.groupName() + "' at " + spec.masterAddress() + ":" + spec.masterPort()
-                    + " as rank " + rank + " of " + spec.worldSize() + " (" + backend.name().toLowerCase() + ")");
-            return new WeightOutcome.GroupJoined(new Joined(spec.groupName(), rank, spec.worldSize(), backend.name().toLowerCase()));
+                    + " as rank " + rank + " of " + spec.worldSize() + " (" + backendName(spec) + ")");
+            return g;
         } catch (WeightSyncGroup.GroupException e) {
-            groups.remove(spec.groupName(), claim);
-            return refused(WeightOutcome.Reason.BAD_REQUEST, e.getMessage());
+            throw new Refusal(WeightOutcome.Reason.BAD_REQUEST, e.getMessage());
         }
     }
 
-    private String checkSpec(Spec spec, C10d.Backend backend) {
-        if (settings.tpSize() > 1)  // every server rank would have to join, at rank_offset + its rank, and receive each broadcast
-            return "init_weights_update_group is not supported yet with the model in " + settings.tpSize()
-                    + " tensor-parallel shards (rollout.tp-size)";
+    /** Every rank alike: the group is kept if every rank joined it, else left by all. Returns the problem, or null. */
+    private String settleJoin(WeightGroupOp.Spec spec, Member claim, WeightGroupOp.Outcome<WeightSyncGroup> o) {
+        String problem = problem(o);
+        if (problem == null) {
+            groups.put(spec.groupName(), new Member(o.value(), claim.turn()));
+            return null;
+        }
+        if (o.value() != null) o.value().close();
+        groups.remove(spec.groupName(), claim);
+        return problem;
+    }
+
+    private String checkSpec(WeightGroupOp.Spec spec) {
+        C10d.Backend backend;
+        try {
+            backend = C10d.Backend.parse(spec.backend());
+        } catch (IllegalArgumentException e) {
+            return e.getMessage();
+        }
         if (spec.groupName() == null || spec.groupName().isEmpty()) return "group_name must not be empty";
         if (spec.masterAddress() == null || spec.masterAddress().isBlank()) return "master_address is required";
         if (spec.masterPort() < 1 || spec.masterPort() > 65535) return "master_port " + spec.masterPort() + " is not a TCP port";
@@ -111,12 +164,27 @@ public final class WeightGroups implements AutoCloseable {
         return null;
     }
 
+    private static String backendName(WeightGroupOp.Spec spec) {
+        return C10d.Backend.parse(spec.backend()).name().toLowerCase(java.util.Locale.ROOT);
+    }
+
+    /**
+     * The ranks' problems as the caller is told them: rank 0's alone in its own words (as at
+     * one rank), else each rank's by number; null when none had one.
+     */
+    private static String problem(WeightGroupOp.Outcome<?> o) {
+        List<String> p = o.problems();
+        boolean othersFine = true;
+        for (int r = 1; r < p.size(); r++) othersFine &= p.get(r) == null;
+        return othersFine ? p.get(0) : o.summary();
+    }
+
     /**
      * Receives the tensors a push announces, broadcast by the trainer's rank 0 in the order
      * given; the caller checks and applies them. Throws {@link Refusal} with what the caller
      * should be told.
      */
-    public Map<String, Tensor> receive(String groupName, List<Announced> tensors, boolean flattened) throws Refusal {
+    public Map<String, Tensor> receive(String groupName, List<WeightGroupOp.Announced> tensors, boolean flattened) throws Refusal {
         Member m = groups.get(groupName);
         if (m == null || m.group() == null)
             throw new Refusal(WeightOutcome.Reason.BAD_REQUEST, "no weight update group named '" + groupName
@@ -135,40 +203,64 @@ public final class WeightGroups implements AutoCloseable {
         try {
             WeightSyncGroup g = m.group();
             if (g.broken() != null) throw new Refusal(WeightOutcome.Reason.CONFLICT, "group '" + groupName + "' is unusable: " + g.broken());
-            List<Tensor> buffers;
-            try {
-                buffers = flattened ? List.of(allocateFlat(tensors, g.backend())) : allocate(tensors, g.backend());
-            } catch (IOException | RuntimeException e) {
-                g.markBroken("a push could not be received (" + e.getMessage() + "), so its broadcasts were never met");
-                throw new Refusal(WeightOutcome.Reason.BAD_REQUEST, e.getMessage() + "; the trainer's broadcasts of this update were not "
-                        + "received, so group '" + groupName + "' is out of step: destroy it and form it again");
-            }
-            try {
-                g.broadcastFromRank0(buffers);
-            } catch (WeightSyncGroup.GroupException e) {
-                buffers.forEach(Tensor::close);
-                throw new Refusal(WeightOutcome.Reason.BAD_REQUEST, e.getMessage() + "; the served weights are unchanged");
-            }
-            if (flattened) {
-                try (Tensor flat = buffers.get(0)) {
-                    return TensorPayloads.sliceFlat(flat, manifest(tensors));
-                } catch (IOException e) {
-                    throw new IllegalStateException("the manifest was checked before the broadcast", e);
-                }
-            }
-            Map<String, Tensor> out = new LinkedHashMap<>();
-            for (int i = 0; i < tensors.size(); i++) out.put(tensors.get(i).name(), buffers.get(i));
-            return out;
+            WeightGroupOp.Outcome<Map<String, Tensor>> o = ranks.run(
+                    WeightGroupOp.receive(groupName, tensors, flattened, g.timeout().toMillis()), g.timeout(),
+                    () -> receiveInto(g, tensors, flattened));
+            String problem = settleReceive(g, o);
+            if (problem != null) throw new Refusal(WeightOutcome.Reason.BAD_REQUEST, problem);
+            return o.value();
         } finally {
             m.turn().unlock();
         }
     }
 
+    /** This rank's part of a push: every announced tensor, received. */
+    private Map<String, Tensor> receiveInto(WeightSyncGroup g, List<WeightGroupOp.Announced> tensors, boolean flattened) throws Refusal {
+        List<Tensor> buffers;
+        try {
+            buffers = flattened ? List.of(allocateFlat(tensors, g.backend())) : allocate(tensors, g.backend());
+        } catch (IOException | RuntimeException e) {
+            g.markBroken("a push could not be received (" + e.getMessage() + "), so its broadcasts were never met");
+            throw new Refusal(WeightOutcome.Reason.BAD_REQUEST, e.getMessage() + "; the trainer's broadcasts of this update were not "
+                    + "received, so group '" + g.name() + "' is out of step: destroy it and form it again");
+        }
+        try {
+            g.broadcastFromRank0(buffers);
+        } catch (WeightSyncGroup.GroupException e) {
+            buffers.forEach(Tensor::close);
+            throw new Refusal(WeightOutcome.Reason.BAD_REQUEST, e.getMessage() + "; the served weights are unchanged");
+        }
+        if (flattened) {
+            try (Tensor flat = buffers.get(0)) {
+                return TensorPayloads.sliceFlat(flat, manifest(tensors));
+            } catch (IOException e) {
+                throw new IllegalStateException("the manifest was checked before the broadcast", e);
+            }
+        }
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        for (int i = 0; i < tensors.size(); i++) out.put(tensors.get(i).name(), buffers.get(i));
+        return out;
+    }
+
+    /**
+     * Every rank alike: a push that any rank missed is dropped by all, and leaves the group out
+     * of step with the trainer. Returns the problem, or null.
+     */
+    private String settleReceive(WeightSyncGroup g, WeightGroupOp.Outcome<Map<String, Tensor>> o) {
+        String problem = problem(o);
+        if (problem == null) return null;
+        if (o.value() != null) o.value().values().forEach(Tensor::close);
+        if (g != null && g.broken() == null)
+            g.markBroken("a push did not reach every rank (" + problem + "), so the ranks are out of step with the trainer");
+        return o.problems().get(0) != null || g == null ? problem
+                : problem + "; group '" + g.name() + "' is out of step: destroy it and form it again";
+    }
+
     /** Empty tensors for every announced one, after checking that all of them can be: none or all. */
-    private List<Tensor> allocate(List<Announced> tensors, C10d.Backend backend) throws IOException {
+    private List<Tensor> allocate(List<WeightGroupOp.Announced> tensors, C10d.Backend backend) throws IOException {
         long total = 0;
         java.util.Set<String> names = new java.util.HashSet<>();
-        for (Announced a : tensors) {
+        for (WeightGroupOp.Announced a : tensors) {
             if (!names.add(a.name())) throw new IOException(a.name() + " is announced twice");
             String dtype = TensorPayloads.safetensorsDtype(a.dtype());
             total += TensorLayout.nbytes(a.shape(), dev.rollout.model.Safetensors.bytesPer(dtype), a.name());
@@ -177,7 +269,7 @@ public final class WeightGroups implements AutoCloseable {
         }
         Device device = receiveDevice(backend);
         List<Tensor> out = new ArrayList<>(tensors.size());
-        for (Announced a : tensors) {
+        for (WeightGroupOp.Announced a : tensors) {
             out.add(Torch.empty(Torch.options(Checkpoint.scalarType(TensorPayloads.safetensorsDtype(a.dtype())), device), a.shape()));
         }
         return out;
@@ -187,7 +279,7 @@ public final class WeightGroups implements AutoCloseable {
      * SGLang's flattened bucket on this route: one uint8 broadcast holding each announced
      * tensor's row-major bytes, in the order announced, without padding.
      */
-    private Tensor allocateFlat(List<Announced> tensors, C10d.Backend backend) throws IOException {
+    private Tensor allocateFlat(List<WeightGroupOp.Announced> tensors, C10d.Backend backend) throws IOException {
         List<TensorPayloads.FlatEntry> manifest = manifest(tensors);
         long total = manifest.isEmpty() ? 0 : manifest.get(manifest.size() - 1).end();
         if (total > settings.maxBytes()) throw new IOException("the update announces more than " + settings.maxBytes() + " bytes");
@@ -196,10 +288,10 @@ public final class WeightGroups implements AutoCloseable {
     }
 
     /** The byte ranges of a flattened bucket: running sums of the announced tensors' sizes. */
-    private static List<TensorPayloads.FlatEntry> manifest(List<Announced> tensors) throws IOException {
+    private static List<TensorPayloads.FlatEntry> manifest(List<WeightGroupOp.Announced> tensors) throws IOException {
         List<TensorPayloads.FlatEntry> out = new ArrayList<>(tensors.size());
         long at = 0;
-        for (Announced a : tensors) {
+        for (WeightGroupOp.Announced a : tensors) {
             long n = TensorLayout.nbytes(a.shape(), dev.rollout.model.Safetensors.bytesPer(TensorPayloads.safetensorsDtype(a.dtype())), a.name());
             out.add(new TensorPayloads.FlatEntry(a.name(), a.dtype(), a.shape(), at, at + n));
             at += n;
@@ -211,7 +303,7 @@ public final class WeightGroups implements AutoCloseable {
         return new Device(backend == C10d.Backend.NCCL ? settings.device() : "cpu");
     }
 
-    /** Leaves the group and forgets it. */
+    /** Leaves the group (every rank does) and forgets it. */
     public WeightOutcome destroy(String groupName) {
         Member m = groups.get(groupName);
         if (m == null || m.group() == null)
@@ -226,11 +318,61 @@ public final class WeightGroups implements AutoCloseable {
         if (!turn) return refused(WeightOutcome.Reason.CONFLICT, "an update on group '" + groupName + "' is still receiving");
         try {
             if (!groups.remove(groupName, m)) return refused(WeightOutcome.Reason.BAD_REQUEST, "group '" + groupName + "' was destroyed already");
-            m.group().close();
-            LOG.info(() -> "left weight update group '" + groupName + "'");
+            Duration limit = m.group().timeout();
+            try {
+                ranks.run(WeightGroupOp.leave(groupName, limit.toMillis()), limit, () -> leave(m.group()));
+            } catch (Refusal e) {  // the other ranks could not be told: they are lost, and their groups with them
+                leave(m.group());
+            }
             return new WeightOutcome.GroupLeft(groupName);
         } finally {
             m.turn().unlock();
+        }
+    }
+
+    private static Void leave(WeightSyncGroup g) {
+        g.close();
+        LOG.info(() -> "left weight update group '" + g.name() + "'");
+        return null;
+    }
+
+    /**
+     * A worker: its part of an operation that rank 0 sent, settled as rank 0 settles its own.
+     * The tensors of a push are dropped once received: rank 0's copy reaches every rank when the
+     * update is applied, inside an update session or alone, as any transport's. Every path
+     * reports to the other ranks exactly once, since they wait for it; a report that does not
+     * arrive throws, and ends the worker.
+     */
+    public void follow(WeightGroupOp op) {
+        try {
+            perform(op);
+        } catch (Refusal e) {
+            throw new IllegalStateException("the ranks did not report on the group's " + op.op() + ": " + e.getMessage(), e);
+        }
+    }
+
+    private void perform(WeightGroupOp op) throws Refusal {
+        Duration limit = Duration.ofMillis(op.timeout());
+        switch (op.op()) {
+            case JOIN -> {
+                Member claim = new Member(null, new ReentrantLock());
+                Member earlier = groups.put(op.groupName(), claim);
+                if (earlier != null && earlier.group() != null) leave(earlier.group());   // rank 0 forgot it; so does this rank
+                settleJoin(op.spec(), claim, ranks.run(op, limit, () -> joinAs(op.spec(), limit)));
+            }
+            case RECEIVE -> {
+                Member m = groups.get(op.groupName());
+                WeightSyncGroup g = m == null ? null : m.group();
+                WeightGroupOp.Outcome<Map<String, Tensor>> o = ranks.run(op, limit, () -> {
+                    if (g == null) throw new Refusal(WeightOutcome.Reason.BAD_REQUEST, "this rank has no group named '" + op.groupName() + "'");
+                    return receiveInto(g, op.tensors(), op.flattened());
+                });
+                if (settleReceive(g, o) == null) o.value().values().forEach(Tensor::close);
+            }
+            case LEAVE -> {
+                Member m = groups.remove(op.groupName());
+                ranks.run(op, limit, () -> m == null || m.group() == null ? null : leave(m.group()));
+            }
         }
     }
 

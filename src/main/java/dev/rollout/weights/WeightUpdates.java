@@ -5,6 +5,7 @@ import dev.rollout.engine.EngineLoop;
 import dev.rollout.engine.UpdateRecord;
 import dev.rollout.engine.WeightUpdate;
 import dev.rollout.model.TensorPayloads;
+import dev.rollout.dist.WeightGroupOp;
 import org.bytedeco.pytorch.Tensor;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -14,6 +15,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -59,7 +61,35 @@ public final class WeightUpdates implements AutoCloseable {
         // a broadcast push may announce at most the model's parameters in float64: more is a mistake, not weights
         long numel = 0;
         for (List<Long> shape : loop.info().parameterShapes().values()) numel += shape.stream().reduce(1L, Math::multiplyExact);
-        groups = new WeightGroups(new WeightGroups.Settings(settings.groupTimeout(), settings.device(), loop.info().tpSize(), 8 * numel));
+        int tpSize = loop.info().tpSize();
+        groups = new WeightGroups(new WeightGroups.Settings(settings.groupTimeout(), settings.device(), tpSize, 0, 8 * numel),
+                tpSize == 1 ? WeightGroups.Ranks.ONE : betweenSteps());
+    }
+
+    /**
+     * At tensor-parallel size &gt; 1, each group operation runs on the engine thread, between
+     * steps, which sends it to the other ranks ({@link EngineCommand.WeightGroupCall}). A step
+     * may be running when it is asked, and each rank's part has the group's deadline.
+     */
+    private WeightGroups.Ranks betweenSteps() {
+        return new WeightGroups.Ranks() {
+            @Override
+            public <T> WeightGroupOp.Outcome<T> run(WeightGroupOp op, Duration bound, Callable<T> here)
+                    throws WeightGroups.Refusal {
+                Duration wait = bound.multipliedBy(2).plusSeconds(60);
+                try {
+                    return loop.submit(new EngineCommand.WeightGroupCall<>(op, bound, here)).get(wait.toMillis(), TimeUnit.MILLISECONDS);
+                } catch (ExecutionException e) {
+                    throw new WeightGroups.Refusal(WeightOutcome.Reason.UNAVAILABLE, e.getCause().getMessage());
+                } catch (TimeoutException e) {
+                    throw new WeightGroups.Refusal(WeightOutcome.Reason.UNAVAILABLE, "the engine did not run the group's "
+                            + op.op().name().toLowerCase(java.util.Locale.ROOT) + " on every rank within " + wait.toSeconds() + " s");
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new WeightGroups.Refusal(WeightOutcome.Reason.UNAVAILABLE, "interrupted while the ranks ran the group's operation");
+                }
+            }
+        };
     }
 
     /** The weight-update groups joined (init_weights_update_group, destroy_weights_update_group). */

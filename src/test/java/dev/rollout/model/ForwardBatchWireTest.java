@@ -1,5 +1,6 @@
 package dev.rollout.model;
 
+import dev.rollout.dist.WeightGroupOp;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -119,6 +120,36 @@ class ForwardBatchWireTest {
         }
         long[] cut = java.util.Arrays.copyOf(e.body(), e.body().length + 1);
         assertThrows(IllegalStateException.class, () -> ForwardBatchWire.decodeParameters(cut), "a body longer than what it names");
+    }
+
+    @Test
+    void aGroupMessageCarriesEachOperationExactly() {
+        WeightGroupOp.Spec spec = new WeightGroupOp.Spec("fe80::1%eth0", 29500, 3, 9, "grüppe-1", "gloo");
+        List<WeightGroupOp> ops = List.of(
+                WeightGroupOp.join(spec, 600_000),
+                WeightGroupOp.receive("g", List.of(new WeightGroupOp.Announced("model.embed_tokens.weight", "bfloat16", new long[] {151936, 128}),
+                        new WeightGroupOp.Announced("scale", "float32", new long[] {})), true, 1),
+                WeightGroupOp.receive("g", List.of(), false, 5),
+                WeightGroupOp.leave("weight_update_group", 42));
+        for (WeightGroupOp op : ops) {
+            Encoded e = ForwardBatchWire.encodeGroupOp(3, op);
+            assertEquals(Kind.GROUP, Header.read(e.header().words()).kind());
+            assertEquals(e.body().length, e.header().bodyWords());
+            WeightGroupOp back = ForwardBatchWire.decodeGroupOp(e.body());
+            assertEquals(op.op(), back.op());
+            assertEquals(op.groupName(), back.groupName());
+            assertEquals(op.spec(), back.spec());
+            assertEquals(op.timeout(), back.timeout());
+            assertEquals(op.flattened(), back.flattened());
+            assertEquals(op.tensors().size(), back.tensors().size());
+            for (int i = 0; i < op.tensors().size(); i++) {
+                assertEquals(op.tensors().get(i).name(), back.tensors().get(i).name());
+                assertEquals(op.tensors().get(i).dtype(), back.tensors().get(i).dtype());
+                assertArrayEquals(op.tensors().get(i).shape(), back.tensors().get(i).shape());
+            }
+            long[] cut = java.util.Arrays.copyOf(e.body(), e.body().length - 1);
+            assertThrows(IllegalStateException.class, () -> ForwardBatchWire.decodeGroupOp(cut), "a body that ends early");
+        }
     }
 
     @Test

@@ -5,11 +5,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.rollout.client.RolloutClient;
 import dev.rollout.client.ServerProcess;
+import dev.rollout.dist.C10d;
 import dev.rollout.engine.LlmEngine;
 import dev.rollout.model.CausalLm;
 import dev.rollout.model.Kernels;
 import dev.rollout.model.Safetensors;
 import dev.rollout.model.ShardOnly;
+import dev.rollout.trainer.WeightBroadcaster;
 import jakarta.json.JsonArray;
 import jakarta.json.JsonObject;
 import jakarta.json.JsonValue;
@@ -19,6 +21,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.bytedeco.pytorch.Device;
@@ -34,11 +37,13 @@ import org.junit.jupiter.params.provider.ValueSource;
  * rank, the same default model, float32) generates, with chunked prefill (a step budget of 16
  * tokens splits every prompt) and the prefix cache (each prompt asked twice); after a push in
  * each transport that runs on a CPU (from disk, a safetensors body, an atomic session of
- * buckets) it must generate what one rank with the pushed weights generates, and weights_checker
+ * buckets, a trainer's broadcasts on a weight-update group that every rank joins) it must
+ * generate what one rank with the pushed weights generates, and weights_checker
  * must report each rank's checksums of exactly its shard, get_weights_by_name the whole
  * parameter put back together, and the checker's snapshot, noise and compare span every rank; every rank must release its memory and
  * take it back (the weights from an update made meanwhile, then from each rank's host copy at
- * tp_size 4 or from the next push at 2); and when a worker
+ * tp_size 4, where checksums, read-back and the checker's snapshot read the host copies while
+ * released, or from the next push at 2); and when a worker
  * is killed it must say so, naming the rank (readiness and liveness DOWN, a 503 for requests),
  * rather than hang.
  */
@@ -88,10 +93,6 @@ class TensorParallelServerIT {
                 assertGenerates(base, body, "tp-body");
                 assertChecksumsOfEachShard(base, body, tpSize);
                 assertReadBackWhole(base, body);
-                Http.Reply group = admin(base, "/init_weights_update_group", "{\"master_address\": \"127.0.0.1\", \"master_port\": 1, "
-                        + "\"rank_offset\": 1, \"world_size\": " + (1 + tpSize) + ", \"backend\": \"gloo\"}");
-                assertEquals(400, group.status(), "not yet at tp_size > 1, and said so: " + group.body());
-                assertTrue(group.body().contains("tensor-parallel shards"), group.body());
 
                 // slime's --check-weight-update-equal: snapshot, noise, the push, compare (whole parameters, from every rank)
                 assertEquals(200, admin(base, "/weights_checker", "{\"action\": \"snapshot\"}").status());
@@ -103,6 +104,7 @@ class TensorParallelServerIT {
                 Http.Reply equal = admin(base, "/weights_checker", "{\"action\": \"compare\"}");
                 assertEquals(200, equal.status(), "the same push restores every rank's parts bit for bit: " + equal.body());
                 assertGenerates(base, body, "tp-body");
+                assertBroadcastsReachEveryRank(base, client, tpSize);
 
                 Path buckets = Checkpoints.other(80 + tpSize);
                 List<byte[]> parts = new ArrayList<>();
@@ -114,16 +116,26 @@ class TensorParallelServerIT {
                 // order) waits in each rank's host memory for the resume
                 assertEquals(200, admin(base, "/release_memory_occupation", "{}").status());
                 assertEquals(503, get(base, "/health/ready").status(), "released");
-                if (hostCopies) {   // each rank hashes its host copy, as one rank does
+                if (hostCopies) {   // each rank hashes and reads back its host copy, as one rank does
                     Http.Reply sums = admin(base, "/weights_checker", "{}");
                     assertEquals(200, sums.status(), sums.body());
                     assertEquals(tpSize, sums.object().getJsonArray("ranks").size());
+                    assertReadBackWhole(base, buckets);
                 }
                 Http.Reply whileReleased = admin(base, "/update_weights_from_disk",
                         "{\"model_path\": \"" + disk + "\", \"weight_version\": \"tp-released\"}");
                 assertEquals(200, whileReleased.status(), whileReleased.body());
+                if (hostCopies) {   // the checker's snapshot of every rank's host copy, the update in it; compared after the resume
+                    assertReadBackWhole(base, disk);
+                    Http.Reply snap = admin(base, "/weights_checker", "{\"action\": \"snapshot\"}");
+                    assertEquals(200, snap.status(), snap.body());
+                }
                 assertEquals(200, admin(base, "/resume_memory_occupation", "{}").status());
                 assertGenerates(base, disk, "tp-released");
+                if (hostCopies) {
+                    Http.Reply same = admin(base, "/weights_checker", "{\"action\": \"compare\"}");
+                    assertEquals(200, same.status(), "the resumed weights are the snapshot taken while released: " + same.body());
+                }
                 // without an update meanwhile, the resumed weights come from each rank's host copy, or wait for the next push
                 assertEquals(200, admin(base, "/release_memory_occupation", "{}").status());
                 assertEquals(200, admin(base, "/resume_memory_occupation", "{}").status());
@@ -228,6 +240,51 @@ class TensorParallelServerIT {
     }
 
     /** The sharded server, after a push of {@code ckpt}'s weights, generates what one rank with them does, under {@code version}. */
+    /**
+     * A trainer's broadcasts, slime's path: every rank joins the group at 1 + its rank and takes
+     * part in each push (one broadcast per tensor, then a flattened bucket); a group that cannot
+     * form is a 400 within its deadline on every rank, and leaves the name free.
+     */
+    private static void assertBroadcastsReachEveryRank(String base, RolloutClient client, int tpSize) throws Exception {
+        int nobody = WeightGroupsIT.freePort();
+        long t0 = System.nanoTime();
+        Http.Reply unreachable = admin(base, "/init_weights_update_group", "{\"master_address\": \"127.0.0.1\", \"master_port\": "
+                + nobody + ", \"rank_offset\": 1, \"world_size\": " + (1 + tpSize) + ", \"group_name\": \"tp-group\", "
+                + "\"backend\": \"gloo\", \"timeout_s\": 3}");
+        assertEquals(400, unreachable.status(), unreachable.body());
+        assertTrue(unreachable.body().contains("127.0.0.1:" + nobody), unreachable.body());
+        assertTrue(System.nanoTime() - t0 < 30_000_000_000L, "answered within the deadline");
+        Http.Reply small = admin(base, "/init_weights_update_group", "{\"master_address\": \"127.0.0.1\", \"master_port\": "
+                + nobody + ", \"rank_offset\": 1, \"world_size\": 2, \"group_name\": \"tp-group\", \"backend\": \"gloo\"}");
+        assertEquals(400, small.status(), small.body());
+        assertTrue(small.body().contains("no room for this server's " + tpSize + " rank(s)"), small.body());
+
+        Path ckpt = Checkpoints.other(90 + tpSize);
+        Map<String, Tensor> all = WeightGroupsIT.parameters(ckpt);
+        List<Map<String, Tensor>> halves = WeightGroupsIT.halves(all);
+        java.time.Duration t = java.time.Duration.ofSeconds(60);
+        try (WeightBroadcaster b = WeightBroadcaster.form(client, "127.0.0.1", WeightGroupsIT.freePort(), "tp-group", C10d.Backend.GLOO, t)) {
+            assertEquals(1 + tpSize, b.group().world(), "the trainer and every rank of the server");
+            assertTrue(get(base, "/rl/state").body().contains("tp-group"));
+            b.push(halves.get(0), null);
+        }
+        // formed again under the same name: every rank left the first
+        try (WeightBroadcaster b = WeightBroadcaster.form(client, "127.0.0.1", WeightGroupsIT.freePort(), "tp-group", C10d.Backend.GLOO, t)) {
+            Map<String, Tensor> last = halves.get(1);
+            List<Tensor> bytes = new ArrayList<>();
+            for (Tensor v : last.values()) bytes.add(v.contiguous().view(ScalarType.Byte).reshape(-1));
+            Tensor flat = org.bytedeco.pytorch.global.torch.cat(new org.bytedeco.pytorch.TensorArrayRef(new org.bytedeco.pytorch.TensorVector(
+                    bytes.toArray(new Tensor[0]))));                                                 // (sum of the bucket's bytes) uint8
+            String body = "{\"group_name\": \"tp-group\", \"load_format\": \"flattened_bucket\", \"weight_version\": \"tp-dist\", "
+                    + WeightGroupsIT.announce(last) + "}";
+            Http.Reply r = WeightGroupsIT.withBroadcasts(b.group(), () -> admin(base, "/update_weights_from_distributed", body),
+                    Map.of("flat", flat));
+            assertEquals(200, r.status(), r.body());
+        }
+        assertGenerates(base, ckpt, "tp-dist");
+        assertChecksumsOfEachShard(base, ckpt, tpSize);
+    }
+
     private static void assertGenerates(String base, Path ckpt, String version) throws Exception {
         LlmEngine reference = Checkpoints.engine(ckpt);
         Http.Reply r = Http.send(HttpRequest.newBuilder(URI.create(base + "/generate")).header("Content-Type", "application/json")
