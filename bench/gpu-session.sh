@@ -36,6 +36,7 @@
 #   graphs05       ours, kernel + fused ops + CUDA graphs, --repeat 2 (the first run captures)
 #   ab05           graphs05's R4 and R1 for this tree and a baseline tree, alternating (bench/ab-engine.sh; carry
 #                  also ".device/base.tar.xz", made here by bench/ab-pack.sh OTHER_CHECKOUT .device/base.tar.xz)
+#   ab7            R4 at 7B (random weights made on the GPU), this tree against the baseline as ab05
 #   sampling05     graphs05's R1 and batch sweep with libtorch's sampling ops instead of our kernel (its baseline)
 #   r6ref          R6's in-process reference: 512 requests of 512 + 256 at once, kernels + graphs
 #   hf05           transformers on 0.5B: continuous batching on the reduced R1 shape, `generate` at
@@ -142,6 +143,10 @@ for s in "$@"; do
     # R4 and R1 (reduced) of this tree against a baseline tree, alternating, in this one command
     ab05) stage ab05 560 bash bench/ab-engine.sh .device/base.tar.xz /tmp/q05 --native-kernels --cuda-graphs --repeat 2 \
             --hbm-gbps "$gbps" decode:128:512 $r1 ;;
+    # R4 at 7B (random weights made on the GPU) for this tree and the baseline, alternating: issue #18's "TP=1 is no slower"
+    ab7) bash bench/gpu-bench.sh save /tmp/q7 qwen2.5-7b > /dev/null 2>&1
+         stage ab7 400 bash bench/ab-engine.sh .device/base.tar.xz /tmp/q7 --dummy --native-kernels --cuda-graphs --repeat 2 \
+            --hbm-gbps "$gbps" decode:128:512 ;;
     sampling05) stage sampling05 200 "${ours[@]}" /tmp/q05 --native-kernels --libtorch-sampling --cuda-graphs --repeat 2 \
                   --hbm-gbps "$gbps" sweep:512:128:1,64,512 $r1 ;;
     r6ref) stage r6ref 120 "${ours[@]}" /tmp/q05 --native-kernels --cuda-graphs --repeat 2 --hbm-gbps "$gbps" sweep:512:256:512 ;;

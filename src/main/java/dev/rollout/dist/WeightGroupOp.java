@@ -43,6 +43,20 @@ public record WeightGroupOp(Op op, String groupName, Spec spec, long timeout, Li
         }
     }
 
+    /**
+     * What one rank's part of an operation gave: its value, or its problem. Every failure is a
+     * problem, errors too (out of memory), since the other ranks wait for this rank's report.
+     */
+    public record Part<T>(T value, String problem) {
+        public static <T> Part<T> of(java.util.concurrent.Callable<T> part) {
+            try {
+                return new Part<>(part.call(), null);
+            } catch (Throwable e) {
+                return new Part<>(null, e.getMessage() == null ? e.toString() : e.getMessage());
+            }
+        }
+    }
+
     public WeightGroupOp {
         tensors = List.copyOf(tensors);
         if ((op == Op.JOIN) != (spec != null)) throw new IllegalArgumentException("a JOIN, and only a JOIN, names how to join");

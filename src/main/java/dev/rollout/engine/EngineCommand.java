@@ -179,11 +179,25 @@ public sealed interface EngineCommand<R> {
      * collectives (NCCL can deadlock when two communicators' kernels wait on each other). Each
      * part has the group's deadline, {@code bound}; the engine stays live while it waits.
      */
-    record WeightGroupCall<T>(dev.rollout.dist.WeightGroupOp op, Duration bound, java.util.concurrent.Callable<T> here)
+    record WeightGroupCall<T>(dev.rollout.dist.WeightGroupOp op, Duration bound, java.util.concurrent.Callable<T> here,
+                              java.util.concurrent.atomic.AtomicBoolean claimed)
             implements EngineCommand<dev.rollout.dist.WeightGroupOp.Outcome<T>> {
         public WeightGroupCall {
             Objects.requireNonNull(op);
             Objects.requireNonNull(here);
+            Objects.requireNonNull(claimed);
+        }
+
+        public WeightGroupCall(dev.rollout.dist.WeightGroupOp op, Duration bound, java.util.concurrent.Callable<T> here) {
+            this(op, bound, here, new java.util.concurrent.atomic.AtomicBoolean());
+        }
+
+        /**
+         * Claims the call, once: the engine thread before it starts it, or the caller that stops
+         * waiting for a start (then the engine skips it, on every rank). True for the first.
+         */
+        public boolean claim() {
+            return claimed.compareAndSet(false, true);
         }
     }
 }

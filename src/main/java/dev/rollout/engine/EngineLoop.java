@@ -361,9 +361,12 @@ public final class EngineLoop implements AutoCloseable {
         throw new IllegalArgumentException("unknown engine command " + c);
     }
 
-    /** Every rank's part of a weight group's operation, rank 0's here; the workers' as they report them. */
+    /** Every rank's part of a weight group's operation, rank 0's here; the workers' as they report them (null if abandoned). */
     private <T> dev.rollout.dist.WeightGroupOp.Outcome<T> weightGroupCall(EngineCommand.WeightGroupCall<T> g) {
-        boundedUntilNanos = System.nanoTime() + dev.rollout.model.StepBroadcast.groupOpDeadline(g.bound()).toNanos();
+        if (!g.claim()) return null;   // its caller stopped waiting for it: no rank runs it
+        // rank 0's part, then the report, each with its own deadline
+        java.time.Duration most = g.bound().multipliedBy(2).plus(dev.rollout.model.StepBroadcast.groupOpDeadline(g.bound()));
+        boundedUntilNanos = System.nanoTime() + most.toNanos();
         try {
             dev.rollout.model.StepBroadcast channel = engine.parameterChannel();
             channel.sendGroupOp(g.op());

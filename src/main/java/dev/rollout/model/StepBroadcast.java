@@ -273,20 +273,14 @@ public final class StepBroadcast {
 
     /**
      * Every rank, after a GROUP message: runs {@code part}, this rank's share of it, then learns
-     * how every rank fared in one all-gather. {@code part}'s failure is its problem, reported
-     * rather than thrown, since the others wait for the report.
+     * how every rank fared in one all-gather. {@code part}'s failure, whatever it is, is its
+     * problem, reported rather than thrown, since the others wait for the report.
      *
      * @param bound the group's deadline, which each rank's part keeps ({@link #groupOpDeadline})
      */
     public <T> WeightGroupOp.Outcome<T> perform(java.util.concurrent.Callable<T> part, Duration bound) {
-        T value = null;
-        String mine = null;
-        try {
-            value = part.call();
-        } catch (Exception e) {
-            mine = e.getMessage() == null ? e.toString() : e.getMessage();
-        }
-        return new WeightGroupOp.Outcome<>(value, exchangeProblems(mine, groupOpDeadline(bound)));
+        WeightGroupOp.Part<T> mine = WeightGroupOp.Part.of(part);
+        return new WeightGroupOp.Outcome<>(mine.value(), exchangeProblems(mine.problem(), groupOpDeadline(bound)));
     }
 
     /**

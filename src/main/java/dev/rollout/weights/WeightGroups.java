@@ -71,11 +71,8 @@ public final class WeightGroups implements AutoCloseable {
         Ranks ONE = new Ranks() {
             @Override
             public <T> WeightGroupOp.Outcome<T> run(WeightGroupOp op, Duration bound, Callable<T> here) {
-                try {
-                    return new WeightGroupOp.Outcome<>(here.call(), java.util.Collections.singletonList(null));
-                } catch (Exception e) {
-                    return new WeightGroupOp.Outcome<>(null, java.util.Collections.singletonList(e.getMessage()));
-                }
+                WeightGroupOp.Part<T> mine = WeightGroupOp.Part.of(here);
+                return new WeightGroupOp.Outcome<>(mine.value(), java.util.Collections.singletonList(mine.problem()));
             }
         };
     }
@@ -357,8 +354,10 @@ public final class WeightGroups implements AutoCloseable {
             case JOIN -> {
                 Member claim = new Member(null, new ReentrantLock());
                 Member earlier = groups.put(op.groupName(), claim);
-                if (earlier != null && earlier.group() != null) leave(earlier.group());   // rank 0 forgot it; so does this rank
-                settleJoin(op.spec(), claim, ranks.run(op, limit, () -> joinAs(op.spec(), limit)));
+                settleJoin(op.spec(), claim, ranks.run(op, limit, () -> {
+                    if (earlier != null && earlier.group() != null) leave(earlier.group());   // rank 0 forgot it; so does this rank
+                    return joinAs(op.spec(), limit);
+                }));
             }
             case RECEIVE -> {
                 Member m = groups.get(op.groupName());
@@ -393,7 +392,25 @@ public final class WeightGroups implements AutoCloseable {
 
     @Override
     public void close() {
-        for (Member m : groups.values()) if (m.group() != null) m.group().close();
+        for (Member m : groups.values()) {
+            if (m.group() == null) continue;
+            // a group still receiving (a thread inside its collective) is left to the process's end: freeing it would crash
+            boolean idle = false;
+            try {
+                idle = m.turn().tryLock(1, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            if (!idle) {
+                LOG.warning(() -> "weight update group '" + m.group().name() + "' is still receiving at shutdown; it is not freed");
+                continue;
+            }
+            try {
+                m.group().close();
+            } finally {
+                m.turn().unlock();
+            }
+        }
         groups.clear();
     }
 

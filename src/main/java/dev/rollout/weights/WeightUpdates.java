@@ -4,6 +4,7 @@ import dev.rollout.engine.EngineCommand;
 import dev.rollout.engine.EngineLoop;
 import dev.rollout.engine.UpdateRecord;
 import dev.rollout.engine.WeightUpdate;
+import dev.rollout.model.StepBroadcast;
 import dev.rollout.model.TensorPayloads;
 import dev.rollout.dist.WeightGroupOp;
 import org.bytedeco.pytorch.Tensor;
@@ -76,14 +77,25 @@ public final class WeightUpdates implements AutoCloseable {
             @Override
             public <T> WeightGroupOp.Outcome<T> run(WeightGroupOp op, Duration bound, Callable<T> here)
                     throws WeightGroups.Refusal {
-                Duration wait = bound.multipliedBy(2).plusSeconds(60);
+                EngineCommand.WeightGroupCall<T> call = new EngineCommand.WeightGroupCall<>(op, bound, here);
+                CompletableFuture<WeightGroupOp.Outcome<T>> answer = loop.submit(call);
+                Duration start = settings.updateWait();
                 try {
-                    return loop.submit(new EngineCommand.WeightGroupCall<>(op, bound, here)).get(wait.toMillis(), TimeUnit.MILLISECONDS);
+                    try {
+                        return answer.get(start.toMillis(), TimeUnit.MILLISECONDS);
+                    } catch (TimeoutException e) {
+                        if (call.claim())   // not started: no rank will run it
+                            throw new WeightGroups.Refusal(WeightOutcome.Reason.UNAVAILABLE, "the engine did not start the group's "
+                                    + op.op().name().toLowerCase(java.util.Locale.ROOT) + " within " + start.toSeconds() + " s; nothing was done");
+                        // started: its part and its report have deadlines of their own, and its outcome must be settled here
+                        Duration rest = bound.multipliedBy(2).plus(StepBroadcast.groupOpDeadline(bound)).plusSeconds(60);
+                        return answer.get(rest.toMillis(), TimeUnit.MILLISECONDS);
+                    }
                 } catch (ExecutionException e) {
                     throw new WeightGroups.Refusal(WeightOutcome.Reason.UNAVAILABLE, e.getCause().getMessage());
                 } catch (TimeoutException e) {
-                    throw new WeightGroups.Refusal(WeightOutcome.Reason.UNAVAILABLE, "the engine did not run the group's "
-                            + op.op().name().toLowerCase(java.util.Locale.ROOT) + " on every rank within " + wait.toSeconds() + " s");
+                    throw new WeightGroups.Refusal(WeightOutcome.Reason.UNAVAILABLE, "the ranks did not finish the group's "
+                            + op.op().name().toLowerCase(java.util.Locale.ROOT) + " within its deadlines");
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                     throw new WeightGroups.Refusal(WeightOutcome.Reason.UNAVAILABLE, "interrupted while the ranks ran the group's operation");

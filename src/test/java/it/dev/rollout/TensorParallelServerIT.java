@@ -36,7 +36,7 @@ import org.junit.jupiter.params.provider.ValueSource;
  * several ranks what they generate at one. It must generate what the build's IT server (one
  * rank, the same default model, float32) generates, with chunked prefill (a step budget of 16
  * tokens splits every prompt) and the prefix cache (each prompt asked twice); after a push in
- * each transport that runs on a CPU (from disk, a safetensors body, an atomic session of
+ * each transport that runs on a CPU (from disk, a safetensors body, a flattened bucket, an atomic session of
  * buckets, a trainer's broadcasts on a weight-update group that every rank joins) it must
  * generate what one rank with the pushed weights generates, and weights_checker
  * must report each rank's checksums of exactly its shard, get_weights_by_name the whole
@@ -105,6 +105,11 @@ class TensorParallelServerIT {
                 assertEquals(200, equal.status(), "the same push restores every rank's parts bit for bit: " + equal.body());
                 assertGenerates(base, body, "tp-body");
                 assertBroadcastsReachEveryRank(base, client, tpSize);
+
+                Path flat = Checkpoints.other(85 + tpSize);   // veRL's flattened bucket on update_weights_from_tensor
+                Http.Reply flatPush = admin(base, "/update_weights_from_tensor", flattenedBucket(flat, "tp-flat"));
+                assertEquals(200, flatPush.status(), flatPush.body());
+                assertGenerates(base, flat, "tp-flat");
 
                 Path buckets = Checkpoints.other(80 + tpSize);
                 List<byte[]> parts = new ArrayList<>();
@@ -283,6 +288,28 @@ class TensorParallelServerIT {
         }
         assertGenerates(base, ckpt, "tp-dist");
         assertChecksumsOfEachShard(base, ckpt, tpSize);
+    }
+
+    /** SGLang's flattened bucket on update_weights_from_tensor, veRL's path: every tensor's bytes back to back, base64 in JSON. */
+    private static String flattenedBucket(Path ckpt, String version) throws Exception {
+        java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        List<String> meta = new ArrayList<>();
+        for (var e : Safetensors.readHeader(ckpt.resolve("model.safetensors")).entrySet()) {
+            byte[] raw = Checkpoints.rawBytes(ckpt, e.getKey());
+            long[] shape = e.getValue().shape();
+            String dtype = switch (e.getValue().dtype()) {
+                case "BF16" -> "torch.bfloat16";
+                case "F32" -> "torch.float32";
+                default -> throw new IllegalStateException(e.getValue().dtype());
+            };
+            meta.add("{\"name\": \"" + e.getKey() + "\", \"dtype\": \"" + dtype + "\", \"shape\": " + java.util.Arrays.toString(shape)
+                    + ", \"start_idx\": " + bytes.size() + ", \"end_idx\": " + (bytes.size() + raw.length) + ", \"numel\": "
+                    + java.util.Arrays.stream(shape).reduce(1, Math::multiplyExact) + "}");
+            bytes.writeBytes(raw);
+        }
+        return "{\"serialized_named_tensors\": [\"" + java.util.Base64.getEncoder().encodeToString(bytes.toByteArray())
+                + "\"], \"load_format\": \"flattened_bucket\", \"flattened_bucket_metadata\": [" + String.join(", ", meta)
+                + "], \"weight_version\": \"" + version + "\"}";
     }
 
     private static void assertGenerates(String base, Path ckpt, String version) throws Exception {
