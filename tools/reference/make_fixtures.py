@@ -17,7 +17,9 @@ import sys
 
 import torch
 import transformers
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
+from transformers import (LlamaConfig, LlamaForCausalLM, MixtralConfig, MixtralForCausalLM, Qwen2Config, Qwen2ForCausalLM,
+                          Qwen2MoeConfig, Qwen2MoeForCausalLM, Qwen3Config, Qwen3ForCausalLM, Qwen3MoeConfig,
+                          Qwen3MoeForCausalLM)
 
 SEED = 1234
 NEW_TOKENS = 12
@@ -52,6 +54,18 @@ ARCHS = [
                  rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                "high_freq_factor": 4.0, "original_max_position_embeddings": 64}),
      torch.bfloat16, None),
+    # mixtures of experts: 8 experts, 2 per token; Qwen3-MoE with a dense layer between two sparse
+    # ones (mlp_only_layers), Qwen2-MoE with its gated shared expert, Mixtral in bf16 on disk
+    ("qwen3_moe", Qwen3MoeForCausalLM,
+     Qwen3MoeConfig(**{**COMMON, "num_hidden_layers": 3}, head_dim=16, tie_word_embeddings=False, rope_theta=1000000.0,
+                    num_experts=8, num_experts_per_tok=2, moe_intermediate_size=32, norm_topk_prob=True,
+                    decoder_sparse_step=1, mlp_only_layers=[1]), torch.float32, None),
+    ("qwen2_moe", Qwen2MoeForCausalLM,
+     Qwen2MoeConfig(**COMMON, tie_word_embeddings=False, rope_theta=10000.0, num_experts=8, num_experts_per_tok=2,
+                    moe_intermediate_size=32, shared_expert_intermediate_size=48, norm_topk_prob=False), torch.float32, None),
+    ("mixtral", MixtralForCausalLM,
+     MixtralConfig(**COMMON, tie_word_embeddings=False, rope_theta=1000000.0, num_local_experts=8, num_experts_per_tok=2),
+     torch.bfloat16, None),
 ]
 
 
@@ -85,8 +99,19 @@ def record(model, prompt):
         top.append([[v.item(), int(i)] for v, i in zip(vals, idx)])
         # The margin tells the test how safe an argmax comparison is.
         ids.append(tok)
-    return {"input_ids": list(prompt), "output_ids": out, "output_logprobs": out_lp,
-            "output_top_logprobs": top, "input_logprobs": prompt_logprobs}
+    result = {"input_ids": list(prompt), "output_ids": out, "output_logprobs": out_lp,
+              "output_top_logprobs": top, "input_logprobs": prompt_logprobs}
+    k = getattr(model.config, "num_experts_per_tok", None)
+    if k:
+        # each position's routed experts in every MoE layer, as the router chose them (top-k of its
+        # softmax, most probable first), over the prompt and every generated token but the last
+        routed = model(torch.tensor([ids[:-1]]), output_router_logits=True).router_logits   # per MoE layer: (T, E)
+        probs = [torch.softmax(r.float(), dim=-1) for r in routed]
+        result["routed_experts"] = [[torch.topk(p[t], k).indices.tolist() for p in probs] for t in range(len(ids) - 1)]
+        # the gap between the k-th and the next expert's probability: how safe a comparison of choices is
+        margins = [torch.sort(p, dim=-1, descending=True).values for p in probs]
+        result["min_router_margin"] = min((m[:, k - 1] - m[:, k]).min().item() for m in margins)
+    return result
 
 
 def main(out_dir):
@@ -105,6 +130,9 @@ def main(out_dir):
         for r in results:
             for step in r["output_top_logprobs"]:
                 min_margin = min(min_margin, step[0][0] - step[1][0])
+        if hasattr(config, "num_experts_per_tok"):
+            print(name, "min router margin %.5f" % min(r["min_router_margin"] for r in results),
+                  "MoE layers", len(results[0]["routed_experts"][0]))
         with open(os.path.join(path, "reference.json"), "w") as f:
             json.dump({"transformers": transformers.__version__, "torch": torch.__version__,
                        "dtype_on_disk": str(dtype).replace("torch.", ""), "seed": SEED,

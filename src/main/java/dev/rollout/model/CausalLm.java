@@ -10,6 +10,7 @@ import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.DoubleOptional;
 import org.bytedeco.pytorch.GeneratorOptional;
 import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.global.torch;
@@ -46,10 +47,24 @@ public final class CausalLm {
      * @param qkv     ((heads + 2 * kvHeads) * headDim, hidden)
      * @param qkvBias ((heads + 2 * kvHeads) * headDim) or null
      * @param qNorm   (headDim) or null; Qwen3 normalises each head's q and k before RoPE
-     * @param gateUp  (2 * intermediate, hidden)
+     * @param gateUp  (2 * intermediate, hidden); null in a mixture-of-experts layer
+     * @param experts the mixture of experts in place of gateUp and down, or null in a dense layer
      */
     record Layer(Tensor inputNorm, Tensor qkv, Tensor qkvBias, Tensor qNorm, Tensor kNorm, Tensor o,
-                 Tensor postNorm, Tensor gateUp, Tensor down) {}
+                 Tensor postNorm, Tensor gateUp, Tensor down, Experts experts) {}
+
+    /**
+     * A mixture-of-experts MLP, each expert's weights stacked so that the experts are rows of one
+     * tensor (the checkpoint's per-expert names are views of them).
+     *
+     * @param router       (experts, hidden): whole on every rank
+     * @param gateUp       (experts, 2 * intermediate, hidden): each expert's gate then up
+     * @param down         (experts, hidden, intermediate)
+     * @param sharedGateUp Qwen2-MoE's shared expert, (2 * sharedIntermediate, hidden), or null
+     * @param sharedDown   (hidden, sharedIntermediate), or null
+     * @param sharedGate   (1, hidden): the shared expert's output is scaled by sigmoid of it; or null
+     */
+    record Experts(Tensor router, Tensor gateUp, Tensor down, Tensor sharedGateUp, Tensor sharedDown, Tensor sharedGate) {}
 
     /** @param embed (vocab, hidden); lmHead the same tensor when tied */
     private record Weights(Tensor embed, Tensor lmHead, Tensor finalNorm, Layer[] layers, ParameterTable table,
@@ -216,17 +231,64 @@ public final class CausalLm {
             Tensor inNorm = zeros(owned, h), postNorm = zeros(owned, h);
             put(table, p + "input_layernorm.weight", inNorm, -1, 0, 0);
             put(table, p + "post_attention_layernorm.weight", postNorm, -1, 0, 0);
-            Tensor gateUp = zeros(owned, 2L * inter, h);
-            long interFirst = (long) t.rank() * inter;
-            put(table, p + "mlp.gate_proj.weight", gateUp.narrow(0, 0, inter), 0, interFirst, config.intermediateSize());
-            put(table, p + "mlp.up_proj.weight", gateUp.narrow(0, inter, inter), 0, interFirst, config.intermediateSize());
-            Tensor down = zeros(owned, h, inter);                         // row-parallel
-            put(table, p + "mlp.down_proj.weight", down, 1, interFirst, config.intermediateSize());
-            layers[i] = new Layer(inNorm, qkv, qkvBias, qNorm, kNorm, o, postNorm, gateUp, down);
+            if (config.sparse(i)) {
+                layers[i] = new Layer(inNorm, qkv, qkvBias, qNorm, kNorm, o, postNorm, null, null, allocateExperts(table, owned, p));
+                continue;
+            }
+            Tensor[] mlp = allocateMlp(table, owned, p + "mlp.", "gate_proj", "up_proj", "down_proj", config.intermediateSize(), inter);
+            layers[i] = new Layer(inNorm, qkv, qkvBias, qNorm, kNorm, o, postNorm, mlp[0], mlp[1], null);
         }
         Tensor finalNorm = zeros(owned, h);
         put(table, "model.norm.weight", finalNorm, -1, 0, 0);
         return new Weights(embed, lmHead, finalNorm, layers, table, owned);
+    }
+
+    /**
+     * A gated MLP's fused gate/up (2 * inter, hidden) and its down (hidden, inter), this rank's
+     * {@code inter} of the {@code full} intermediate rows, named {@code prefix + gate/up/down + ".weight"}:
+     * a dense layer's, a shared expert's.
+     */
+    private Tensor[] allocateMlp(ParameterTable table, List<Tensor> owned, String prefix, String gate, String up, String down,
+                                 int full, int inter) {
+        int h = config.hiddenSize();
+        long first = (long) layout.rank() * inter;
+        Tensor gateUp = zeros(owned, 2L * inter, h);                     // column-parallel
+        put(table, prefix + gate + ".weight", gateUp.narrow(0, 0, inter), 0, first, full);
+        put(table, prefix + up + ".weight", gateUp.narrow(0, inter, inter), 0, first, full);
+        Tensor d = zeros(owned, h, inter);                                // row-parallel
+        put(table, prefix + down + ".weight", d, 1, first, full);
+        return new Tensor[] {gateUp, d};
+    }
+
+    /**
+     * A mixture-of-experts layer's tensors, each expert named as its checkpoint names it: Qwen's
+     * {@code mlp.experts.E.gate_proj/up_proj/down_proj} and router {@code mlp.gate}, or Mixtral's
+     * {@code block_sparse_moe.experts.E.w1/w3/w2} and {@code block_sparse_moe.gate}. Each rank holds
+     * its slice of every expert's intermediate rows, and the router whole.
+     */
+    private Experts allocateExperts(ParameterTable table, List<Tensor> owned, String layer) {
+        ModelConfig.Moe full = config.moe(), mine = shard.moe();
+        int h = config.hiddenSize(), n = full.experts(), inter = mine.intermediate();
+        String block = layer + (full.mixtralNames() ? "block_sparse_moe." : "mlp.");
+        String gate = full.mixtralNames() ? "w1" : "gate_proj", up = full.mixtralNames() ? "w3" : "up_proj",
+                down = full.mixtralNames() ? "w2" : "down_proj";
+        Tensor router = zeros(owned, n, h);
+        put(table, block + "gate.weight", router, -1, 0, 0);
+        Tensor gateUp = zeros(owned, n, 2L * inter, h), downs = zeros(owned, n, h, inter);
+        long first = (long) layout.rank() * inter;
+        for (int e = 0; e < n; e++) {
+            String expert = block + "experts." + e + ".";
+            Tensor gu = gateUp.select(0, e);                                                   // (2 * inter, hidden)
+            put(table, expert + gate + ".weight", gu.narrow(0, 0, inter), 0, first, full.intermediate());
+            put(table, expert + up + ".weight", gu.narrow(0, inter, inter), 0, first, full.intermediate());
+            put(table, expert + down + ".weight", downs.select(0, e), 1, first, full.intermediate());
+        }
+        if (full.sharedIntermediate() == 0) return new Experts(router, gateUp, downs, null, null, null);
+        Tensor[] shared = allocateMlp(table, owned, block + "shared_expert.", "gate_proj", "up_proj", "down_proj",
+                full.sharedIntermediate(), mine.sharedIntermediate());
+        Tensor sharedGate = zeros(owned, 1, h);
+        put(table, block + "shared_expert_gate.weight", sharedGate, -1, 0, 0);
+        return new Experts(router, gateUp, downs, shared[0], shared[1], sharedGate);
     }
 
     /** The real vocabulary rows of an embedding or LM head shard: all of them but on the last ranks. */
@@ -359,20 +421,65 @@ public final class CausalLm {
                 phases.mark("o_gemm");
                 Tensor[] hx = ops.addRmsNorm(in[0], o, layer.postNorm());                       // (h, post-attention norm)
                 phases.mark("add_rms_norm");
-                // 2. MLP block: down(silu(gate) * up), the residual add and the next layer's norm
-                Tensor gateUp = torch.linear(hx[1], layer.gateUp());                            // (T, 2 * inter)
-                phases.mark("gate_up_gemm");
-                Tensor act = ops.siluAndMul(gateUp);                                            // (T, inter)
-                phases.mark("silu_mul");
-                Tensor down = torch.linear(act, layer.down());                                  // (T, hidden); a partial sum above one rank
+                // 2. MLP block: down(silu(gate) * up), or a mixture of experts; the residual add and the next layer's norm
+                Tensor down;                                                                    // (T, hidden); a partial sum above one rank
+                if (layer.experts() != null) {
+                    down = experts(hx[1], layer.experts());
+                    phases.mark("experts");
+                } else {
+                    Tensor gateUp = torch.linear(hx[1], layer.gateUp());                        // (T, 2 * inter)
+                    phases.mark("gate_up_gemm");
+                    Tensor act = ops.siluAndMul(gateUp);                                        // (T, inter)
+                    phases.mark("silu_mul");
+                    down = torch.linear(act, layer.down());
+                    phases.mark("down_gemm");
+                }
                 if (tp.size() > 1) tp.allReduceSum(down);
-                phases.mark("down_gemm");
                 Tensor[] next = ops.addRmsNorm(hx[0], down, nextNorm);
                 phases.mark("add_rms_norm");
                 return next;
             });
         }
         return carry.finish(carry.get(1));
+    }
+
+    /**
+     * A mixture of experts over {@code x} (T, hidden) -> (T, hidden), as transformers computes it:
+     * the router's softmax in float32, each token's top-k experts (their probabilities scaled to
+     * sum to 1 where the model says so), each expert's gated MLP over the tokens routed to it, and
+     * the outputs summed, weighted by those probabilities; Qwen2-MoE adds its shared expert, gated
+     * by a sigmoid. The token copies are sorted by expert so that each expert runs one GEMM pair
+     * over a contiguous block. Above one rank each expert is this rank's slice, and the result a
+     * partial sum that the caller all-reduces.
+     */
+    private Tensor experts(Tensor x, Experts m) {
+        ModelConfig.Moe moe = config.moe();
+        int k = moe.topK();
+        Tensor probs = torch.softmax(torch.linear(x, m.router()), -1, new ScalarTypeOptional(ScalarType.Float)); // (T, E) f32
+        org.bytedeco.pytorch.T_TensorTensor_T top = probs.topk(k);
+        Tensor weights = top.get0();                                                            // (T, k) f32
+        if (moe.normTopK()) weights = weights.div(weights.sum(new long[] {-1}, true, new ScalarTypeOptional()));
+        // Qwen's router hands its weights back in the model's dtype, Mixtral's in float32
+        if (!moe.mixtralNames()) weights = weights.to(dtype);
+        Tensor chosen = top.get1().reshape(-1);                                                 // (T * k) expert of each copy
+        Tensor order = chosen.argsort(true, 0, false);                                          // (T * k) copies by expert, stable
+        Tensor tokens = order.floor_divide(new Scalar(k));                                         // (T * k) the token of each sorted copy
+        long[] counts = Torch.toLongs(torch.bincount(chosen, new TensorOptional(), moe.experts()));   // (E) on the host
+        Tensor xs = x.index_select(0, tokens);                                                  // (T * k, hidden)
+        Tensor ys = Torch.empty(Torch.options(dtype, device), xs.size(0), xs.size(1));          // (T * k, hidden)
+        long at = 0;
+        for (int e = 0; e < counts.length; e++) {
+            long n = counts[e];
+            if (n == 0) continue;
+            Tensor act = ops.siluAndMul(torch.linear(xs.narrow(0, at, n), m.gateUp().select(0, e)));    // (n, inter)
+            ys.narrow(0, at, n).copy_(torch.linear(act, m.down().select(0, e)));                 // (n, hidden)
+            at += n;
+        }
+        Tensor scaled = ys.mul(weights.reshape(-1).index_select(0, order).unsqueeze(1)).to(dtype);   // (T * k, hidden)
+        Tensor out = Torch.zeros(Torch.options(dtype, device), x.size(0), x.size(1)).index_add_(0, tokens, scaled);
+        if (m.sharedGateUp() == null) return out;
+        Tensor shared = torch.linear(ops.siluAndMul(torch.linear(x, m.sharedGateUp())), m.sharedDown());    // (T, hidden)
+        return out.add(shared.mul(torch.sigmoid(torch.linear(x, m.sharedGate()))));             // gate (T, 1)
     }
 
     /**

@@ -34,6 +34,6 @@ final class FusedLayerOps implements LayerOps {
 
     @Override
     public Tensor siluAndMul(Tensor gateUp) {
-        return NativeOps.siluAndMul(gateUp, config.intermediateSize());
+        return NativeOps.siluAndMul(gateUp, Math.toIntExact(gateUp.size(1) / 2));   // a dense MLP's, or an expert's
     }
 }

@@ -52,7 +52,7 @@ final class TorchLayerOps implements LayerOps {
 
     @Override
     public Tensor siluAndMul(Tensor gateUp) {
-        int inter = config.intermediateSize();
+        long inter = gateUp.size(1) / 2;   // a dense MLP's, or an expert's
         return torch.silu(gateUp.narrow(1, 0, inter)).mul(gateUp.narrow(1, inter, inter));
     }
 }

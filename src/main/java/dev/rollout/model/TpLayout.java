@@ -10,7 +10,9 @@ package dev.rollout.model;
  *       one each, replicated over {@code size / numKvHeads} ranks: the KV head that the rank's
  *       query heads read (SGLang's and vLLM's rule). Either way a rank's query heads and its KV
  *       heads form whole GQA groups, so attention runs on the rank's heads alone.</li>
- *   <li>Intermediate (gate/up rows, down columns): {@code intermediateSize / size} each.</li>
+ *   <li>Intermediate (gate/up rows, down columns): {@code intermediateSize / size} each; so too
+ *       each expert's of a mixture of experts and its shared expert's (every rank holds a slice of
+ *       every expert, and the router whole).</li>
  *   <li>Vocabulary (embedding and LM head rows): the vocabulary padded up to a multiple of
  *       {@code size}, {@code paddedVocab / size} rows each; the last ranks' rows past the real
  *       vocabulary are padding, zero, and cut off the gathered logits.</li>
@@ -29,6 +31,12 @@ public record TpLayout(ModelConfig config, int rank, int size) {
                     + ": one must divide the other (KV heads are split when there are more, replicated when fewer)");
         if (config.intermediateSize() % size != 0)
             throw new IllegalArgumentException("intermediate_size " + config.intermediateSize() + " is not divisible by tp_size " + size);
+        ModelConfig.Moe moe = config.moe();
+        if (moe != null && moe.intermediate() % size != 0)
+            throw new IllegalArgumentException("the experts' intermediate size " + moe.intermediate() + " is not divisible by tp_size " + size);
+        if (moe != null && moe.sharedIntermediate() % size != 0)
+            throw new IllegalArgumentException("shared_expert_intermediate_size " + moe.sharedIntermediate() + " is not divisible by tp_size "
+                    + size);
     }
 
     /** The model on one rank: the whole of it. */
@@ -92,6 +100,6 @@ public record TpLayout(ModelConfig config, int rank, int size) {
         ModelConfig c = config;
         return new ModelConfig(c.architecture(), vocabPerRank(), c.hiddenSize(), intermediate(), c.numLayers(), heads(), kvHeads(),
                 c.headDim(), c.rmsNormEps(), c.rope(), c.maxPositionEmbeddings(), c.tieWordEmbeddings(), c.qkvBias(), c.qkNorm(),
-                c.torchDtype(), c.eosTokenIds());
+                c.torchDtype(), c.eosTokenIds(), c.moe() == null ? null : c.moe().split(size));
     }
 }

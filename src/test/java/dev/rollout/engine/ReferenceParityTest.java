@@ -17,7 +17,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * The engine against transformers (tools/reference/make_fixtures.py): greedy tokens identical and
- * logprobs within 1e-4 in float32, for every architecture, with all prompts batched together and
+ * logprobs within 1e-4 in float32, for every architecture (the mixtures of experts too), with all prompts batched together and
  * small blocks and a small token budget so that paging and chunked prefill are exercised. Decoding
  * sequences attend both ways that run on a CPU: over gathered slots, and from their block tables
  * as the paged kernel does (its libtorch-op reference).
@@ -26,7 +26,8 @@ class ReferenceParityTest {
     private static final double TOL = 1e-4;
 
     @ParameterizedTest
-    @CsvSource({"qwen2, GATHER", "qwen3, GATHER", "llama, GATHER", "qwen2, PAGED_TORCH", "qwen3, PAGED_TORCH", "llama, PAGED_TORCH"})
+    @CsvSource({"qwen2, GATHER", "qwen3, GATHER", "llama, GATHER", "qwen2, PAGED_TORCH", "qwen3, PAGED_TORCH", "llama, PAGED_TORCH",
+            "qwen3_moe, GATHER", "qwen2_moe, GATHER", "mixtral, GATHER", "qwen3_moe, PAGED_TORCH"})
     void matchesTransformers(String arch, DecodeAttention decode) throws Exception {
         JsonObject ref = JsonParser.parseString(
                 Files.readString(Path.of("src/test/resources/fixtures", arch, "reference.json"))).getAsJsonObject();

@@ -29,7 +29,9 @@ import org.junit.jupiter.params.provider.ValueSource;
  * computes, within 1e-4 in float32, on every row of a chunked, batched prefill and of decode steps
  * through the KV cache, and the same greedy tokens. Qwen2 (q/k/v bias, tied embeddings), Qwen3
  * (q/k norm, four checkpoint files) and Llama 3 (its RoPE scaling) are transformers' fixtures, with
- * 2 KV heads: at TP=4 each is replicated over two ranks. A fourth model has one KV head
+ * 2 KV heads: at TP=4 each is replicated over two ranks; so are the mixtures of experts (Qwen3-MoE
+ * with a dense layer among its sparse ones, Qwen2-MoE's shared expert, Mixtral), each rank holding
+ * a slice of every expert. A further model has one KV head
  * (replicated at every TP) and a prime vocabulary, 509, so that the last ranks hold padding rows.
  * Also: a rank that never joins a collective makes the others fail within the deadline. And as
  * the server runs them: only rank 0 builds the steps and broadcasts each ({@link StepBroadcast}),
@@ -53,7 +55,10 @@ class TensorParallelTest {
                 new TpScenario.Case("qwen2", fixtures.resolve("qwen2"), DecodeAttention.GATHER),
                 new TpScenario.Case("qwen3", fixtures.resolve("qwen3"), DecodeAttention.GATHER),
                 new TpScenario.Case("llama", fixtures.resolve("llama"), DecodeAttention.PAGED_TORCH),
-                new TpScenario.Case("mqa-509", odd, DecodeAttention.PAGED_TORCH));
+                new TpScenario.Case("mqa-509", odd, DecodeAttention.PAGED_TORCH),
+                new TpScenario.Case("qwen3_moe", fixtures.resolve("qwen3_moe"), DecodeAttention.GATHER),
+                new TpScenario.Case("qwen2_moe", fixtures.resolve("qwen2_moe"), DecodeAttention.PAGED_TORCH),
+                new TpScenario.Case("mixtral", fixtures.resolve("mixtral"), DecodeAttention.GATHER));
     }
 
     @ParameterizedTest(name = "TP={0}")
