@@ -478,7 +478,7 @@ public class WeightResource {
         String name = req.name();
         // a tied head is the embedding itself: the checkpoint has no lm_head.weight and SGLang answers the embedding
         if (name.equals(LM_HEAD) && !shapes.containsKey(LM_HEAD) && shapes.containsKey(EMBED)) name = EMBED;
-        List<Long> shape = shapes.get(name);
+        List<Long> shape = loop.info().readableShape(name);   // a parameter, or transformers 5's stacked experts
         if (shape == null) throw ApiException.badRequest("unknown parameter " + req.name());
         long rowSize = 1;
         for (int i = 1; i < shape.size(); i++) rowSize *= shape.get(i);

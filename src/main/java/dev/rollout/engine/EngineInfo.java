@@ -1,5 +1,6 @@
 package dev.rollout.engine;
 
+import dev.rollout.model.ExpertNames;
 import dev.rollout.model.ParameterTable;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -35,6 +36,15 @@ public record EngineInfo(String architecture, String modelType, long parameterCo
     /** The width of the model's embeddings: what a prompt given as embeddings must have per row. */
     public int hiddenSize() {
         return parameterShapes.get("model.embed_tokens.weight").get(1).intValue();
+    }
+
+    /**
+     * The shape that reading {@code name} back answers: a parameter's, or a mixture of experts'
+     * stacked tensor by transformers 5's name ({@link ExpertNames}); null for neither.
+     */
+    public List<Long> readableShape(String name) {
+        List<Long> shape = parameterShapes.get(name);
+        return shape != null ? shape : ExpertNames.stackedShape(name, parameterShapes);
     }
 
     /**

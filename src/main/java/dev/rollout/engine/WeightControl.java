@@ -1,6 +1,7 @@
 package dev.rollout.engine;
 
 import dev.rollout.model.CausalLm;
+import dev.rollout.model.ExpertNames;
 import dev.rollout.model.ParameterTable;
 import dev.rollout.model.TensorShard;
 import dev.rollout.model.Torch;
@@ -293,9 +294,10 @@ final class WeightControl {
     /** The first {@code rows} rows of a parameter (slices along dimension 0), as float32. */
     ParameterValues read(String name, int rows) {
         Map<String, Tensor> source = readable();
-        if (!source.containsKey(name)) throw new IllegalArgumentException("unknown parameter " + name);
         try (PointerScope scope = new PointerScope()) {
-            Tensor t = whole(source, name);
+            // a parameter, or a mixture of experts' stacked tensor by transformers 5's name
+            Tensor t = source.containsKey(name) ? whole(source, name) : ExpertNames.gather(name, source.keySet(), n -> whole(source, n));
+            if (t == null) throw new IllegalArgumentException("unknown parameter " + name);
             List<Long> shape = new ArrayList<>();
             for (int i = 0; i < t.dim(); i++) shape.add(t.size(i));
             Tensor head = t.dim() == 0 ? t.reshape(-1) : t.narrow(0, 0, Math.min(rows, t.size(0)));

@@ -4,6 +4,7 @@ import dev.rollout.engine.EngineCommand;
 import dev.rollout.engine.EngineLoop;
 import dev.rollout.engine.UpdateRecord;
 import dev.rollout.engine.WeightUpdate;
+import dev.rollout.model.ExpertNames;
 import dev.rollout.model.StepBroadcast;
 import dev.rollout.model.TensorPayloads;
 import dev.rollout.dist.WeightGroupOp;
@@ -118,7 +119,7 @@ public final class WeightUpdates implements AutoCloseable {
     public WeightOutcome push(TensorPayload payload, PushOptions options) {
         WeightUpdate update;
         try {
-            update = payload instanceof TensorPayload.Broadcast b ? receive(b, options) : decode(payload, options);
+            update = withExpertNames(payload instanceof TensorPayload.Broadcast b ? receive(b, options) : decode(payload, options));
         } catch (WeightGroups.Refusal e) {
             return refused(e.reason, e.getMessage());
         } catch (WeightPayloads.BodyTooLarge e) {
@@ -234,6 +235,12 @@ public final class WeightUpdates implements AutoCloseable {
     // ----------------------------------------------------------------------------------
 
     /** Names and shapes against what the engine serves, on this thread; the engine checks again before it copies. */
+    /** A push's stacked expert tensors (transformers 5's names) as the served model's per-expert parameters. */
+    private WeightUpdate withExpertNames(WeightUpdate u) {
+        Map<String, Tensor> named = ExpertNames.expand(u.tensors(), loop.info().parameterShapes().keySet());
+        return named == u.tensors() ? u : new WeightUpdate(named, u.version(), u.abortAll(), u.transport(), u.bytes());
+    }
+
     private String check(WeightUpdate update) {
         if (update.tensors().isEmpty()) return "the update holds no tensors";
         return update.mismatches(loop.info()::shapeMismatch);
