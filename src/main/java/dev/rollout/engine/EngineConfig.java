@@ -14,7 +14,7 @@ package dev.rollout.engine;
  *                            after the weights that the KV cache takes (the rest serves activations)
  */
 public record EngineConfig(String device, String dtype, int blockSize, int numKvBlocks, int maxNumSeqs,
-                           int maxNumBatchedTokens, int maxModelLen, double kvMemoryFraction) {
+                           int maxNumBatchedTokens, int maxModelLen, double kvMemoryFraction, boolean routedExperts) {
     /** KV blocks when the size is left to the engine on a CPU: 65,536 tokens of 16. */
     public static final int CPU_AUTO_KV_BLOCKS = 4096;
 
@@ -25,6 +25,20 @@ public record EngineConfig(String device, String dtype, int blockSize, int numKv
             throw new IllegalArgumentException("the KV memory fraction must be between 0 and 1, not " + kvMemoryFraction);
         if (!device.equals("cpu") && !device.startsWith("cuda"))
             throw new IllegalArgumentException("device must be cpu or cuda[:N], not " + device);
+    }
+
+    /** Without routed experts. */
+    public EngineConfig(String device, String dtype, int blockSize, int numKvBlocks, int maxNumSeqs, int maxNumBatchedTokens,
+                        int maxModelLen, double kvMemoryFraction) {
+        this(device, dtype, blockSize, numKvBlocks, maxNumSeqs, maxNumBatchedTokens, maxModelLen, kvMemoryFraction, false);
+    }
+
+    /**
+     * This config with each token's routed experts kept (SGLang's --enable-return-routed-experts):
+     * for a mixture of experts, a slot-indexed record of every layer's chosen experts beside the KV cache.
+     */
+    public EngineConfig withRoutedExperts(boolean on) {
+        return new EngineConfig(device, dtype, blockSize, numKvBlocks, maxNumSeqs, maxNumBatchedTokens, maxModelLen, kvMemoryFraction, on);
     }
 
     public static EngineConfig cpuDefaults() {

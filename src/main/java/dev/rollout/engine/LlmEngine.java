@@ -50,7 +50,8 @@ public final class LlmEngine {
         this.sessions = new Sessions(blocks, (seq, message) -> finish(seq, FinishReason.abort(message)),
                 SessionLimits.defaults((long) numKvBlocks * config.blockSize()));
         // a rank's cache holds its own KV heads (all of them at one rank)
-        KvCache cache = new KvCache(model.shardConfig(), numKvBlocks, config.blockSize(), model.dtype(), model.device());
+        KvCache cache = new KvCache(model.shardConfig(), numKvBlocks, config.blockSize(), model.dtype(), model.device(),
+                config.routedExperts());
         this.runner = new ModelRunner(model, cache, new Sampler(model.device(), mc.eosTokenIds(), model.kernels().samplingKernel()),
                 config.maxNumSeqs());
     }
@@ -72,7 +73,7 @@ public final class LlmEngine {
         if (!model.device().is_cuda()) return EngineConfig.CPU_AUTO_KV_BLOCKS;
         long useful = 2L * config.maxNumSeqs() * ((maxModelLen + config.blockSize() - 1) / config.blockSize());
         int fitting = KvCache.blocksFitting(model.shardConfig(), config.blockSize(), model.dtype(), model.device(),
-                config.kvMemoryFraction());
+                config.kvMemoryFraction(), config.routedExperts());
         return (int) Math.min(fitting, useful);
     }
 
@@ -169,6 +170,7 @@ public final class LlmEngine {
         List<ModelRunner.Output> outputs = runner.run(batch);
         long now = System.nanoTime();
         scheduler.markComputed(batch);
+        collectRoutedExperts(batch);   // before any sequence finishes and gives its blocks back
         int tokens = 0, sampled = 0;
         for (int i = 0; i < batch.size(); i++) {
             tokens += batch.get(i).numTokens();
@@ -177,6 +179,44 @@ public final class LlmEngine {
         }
         observer.onStep(batch.size(), tokens, sampled, (now - t0) / 1e9, (System.nanoTime() - now) / 1e9);
         return batch.size();
+    }
+
+    /** Whether this engine keeps each token's routed experts: asked for, and the model has experts. */
+    public boolean keepsRoutedExperts() {
+        return runner.cache() != null ? runner.cache().routing() != null : config.routedExperts() && model.config().moe() != null;
+    }
+
+    /**
+     * Copies into each sequence that asked for them the routed experts of its positions computed
+     * since it last took them: this step's tokens, and the cached prefix of a sequence just
+     * admitted (the cache kept its slots' experts). One gather of every such slot, one copy to the
+     * host. A position computed again after a retraction is not taken twice.
+     */
+    private void collectRoutedExperts(List<ScheduledSequence> batch) {
+        KvCache cache = runner.cache();
+        if (cache == null || cache.routing() == null) return;
+        List<Sequence> who = new ArrayList<>();
+        IntList counts = new IntList();
+        List<Long> slots = new ArrayList<>();
+        for (ScheduledSequence s : batch) {
+            Sequence seq = s.seq();
+            if (seq.routedExperts == null) continue;
+            int from = seq.routedExperts.size() / (int) (cache.routing().size(1) * cache.routing().size(2));
+            for (int p = from; p < seq.numComputed; p++) slots.add(runner.slot(seq, p));
+            who.add(seq);
+            counts.add(seq.numComputed - from);
+        }
+        if (slots.isEmpty()) return;
+        try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+            long[] index = new long[slots.size()];
+            for (int i = 0; i < index.length; i++) index[i] = slots.get(i);
+            int[] rows = dev.rollout.model.Torch.toInts(cache.routing().index_select(0,                // (n, layers, topK) int32
+                    dev.rollout.model.Torch.longs(index, model.device())));
+            int width = (int) (cache.routing().size(1) * cache.routing().size(2)), at = 0;
+            for (int i = 0; i < who.size(); i++) {
+                for (int j = 0; j < counts.get(i) * width; j++) who.get(i).routedExperts.add(rows[at++]);
+            }
+        }
     }
 
     private void apply(ScheduledSequence s, ModelRunner.Output out, long now) {
@@ -397,7 +437,8 @@ public final class LlmEngine {
 
     /** Allocates the KV cache again, at the size it had. */
     long allocateKvCache() {
-        KvCache cache = new KvCache(model.shardConfig(), blocks.numBlocks(), config.blockSize(), model.dtype(), model.device());
+        KvCache cache = new KvCache(model.shardConfig(), blocks.numBlocks(), config.blockSize(), model.dtype(), model.device(),
+                config.routedExperts());
         runner.replaceCache(cache);
         return cache.bytes();
     }

@@ -379,7 +379,8 @@ final class ModelRunner {
                 Torch.longs(step.blockTable(), b, step.maxBlocks(), device), Torch.longs(step.seqLens(), device), step.maxBlocks());
     }
 
-    private long slot(Sequence seq, int position) {
+    /** Where position {@code position} of {@code seq} lies in the cache. */
+    long slot(Sequence seq, int position) {
         return (long) seq.blockTable.get(position / blockSize) * blockSize + position % blockSize;
     }
 

@@ -44,6 +44,13 @@ public final class Sequence {
      */
     long cacheNamespace;
 
+    /**
+     * Every computed position's routed experts, (positions, layers, topK) flattened, when the
+     * request asked for them (SGLang's return_routed_experts); null otherwise. Kept across a
+     * retraction and an abort: what was computed stays reported.
+     */
+    IntList routedExperts;
+
     final List<TokenLogprob> outputLogprobs = new ArrayList<>();
     final List<TokenLogprob> inputLogprobs = new ArrayList<>();
     /** The next prompt position to score; a recompute after preemption does not score twice. */
@@ -78,6 +85,11 @@ public final class Sequence {
         this.detokenizer = decoder == null ? null : new IncrementalDetokenizer(decoder, params.skipSpecialTokens(),
                 Arrays.copyOfRange(prompt, Math.max(0, prompt.length - IncrementalDetokenizer.CONTEXT), prompt.length));
         this.inputScoredUpTo = logprobs.wantsInput() ? Math.max(logprobs.startLen(), 1) : promptLen;
+    }
+
+    /** Asks for each position's routed experts in the output (before the sequence reaches the engine). */
+    public void collectRoutedExperts() {
+        if (routedExperts == null) routedExperts = new IntList();
     }
 
     /**
@@ -168,6 +180,7 @@ public final class Sequence {
         return new SequenceOutput(rid, index, tokens.toArray(promptLen, tokens.size()), text, finishReason, promptLen,
                 Math.max(numCachedTokens, 0), numRetractions, List.copyOf(outputLogprobs), List.copyOf(inputLogprobs),
                 weightVersion, spans, (now - arrivalNanos) / 1e9,
-                firstTokenNanos == 0 ? Double.NaN : (firstTokenNanos - arrivalNanos) / 1e9);
+                firstTokenNanos == 0 ? Double.NaN : (firstTokenNanos - arrivalNanos) / 1e9,
+                routedExperts == null ? null : routedExperts.toArray());
     }
 }

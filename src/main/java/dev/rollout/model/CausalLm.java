@@ -405,6 +405,7 @@ public final class CausalLm {
         phases.mark("inputs_embed_norm");
         for (int l = 0; l < layers.length; l++) {
             Layer layer = layers[l];
+            int layerIndex = l;
             Tensor nextNorm = l + 1 < layers.length ? layers[l + 1].inputNorm() : w.finalNorm();
             Tensor kCache = cache.keys(l), vCache = cache.values(l);
             carry.next(in -> {
@@ -424,7 +425,7 @@ public final class CausalLm {
                 // 2. MLP block: down(silu(gate) * up), or a mixture of experts; the residual add and the next layer's norm
                 Tensor down;                                                                    // (T, hidden); a partial sum above one rank
                 if (layer.experts() != null) {
-                    down = experts(hx[1], layer.experts());
+                    down = experts(hx[1], layer.experts(), cache.routing(layerIndex), batch.slotMapping());
                     phases.mark("experts");
                 } else {
                     Tensor gateUp = torch.linear(hx[1], layer.gateUp());                        // (T, 2 * inter)
@@ -451,8 +452,11 @@ public final class CausalLm {
      * by a sigmoid. The token copies are sorted by expert so that each expert runs one GEMM pair
      * over a contiguous block. Above one rank each expert is this rank's slice, and the result a
      * partial sum that the caller all-reduces.
+     *
+     * @param routed the layer's record of routed experts by slot, (numSlots, topK) int32, where each
+     *               token's experts are written at its slot (of {@code slots}); null when none is kept
      */
-    private Tensor experts(Tensor x, Experts m) {
+    private Tensor experts(Tensor x, Experts m, Tensor routed, Tensor slots) {
         ModelConfig.Moe moe = config.moe();
         int k = moe.topK();
         Tensor probs = torch.softmax(torch.linear(x, m.router()), -1, new ScalarTypeOptional(ScalarType.Float)); // (T, E) f32
@@ -461,6 +465,7 @@ public final class CausalLm {
         if (moe.normTopK()) weights = weights.div(weights.sum(new long[] {-1}, true, new ScalarTypeOptional()));
         // Qwen's router hands its weights back in the model's dtype, Mixtral's in float32
         if (!moe.mixtralNames()) weights = weights.to(dtype);
+        if (routed != null) routed.index_copy_(0, slots, top.get1().to(ScalarType.Int));     // (T, k), most probable first
         Tensor chosen = top.get1().reshape(-1);                                                 // (T * k) expert of each copy
         Tensor order = chosen.argsort(true, 0, false);                                          // (T * k) copies by expert, stable
         Tensor tokens = order.floor_divide(new Scalar(k));                                         // (T * k) the token of each sorted copy

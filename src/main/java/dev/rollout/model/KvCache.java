@@ -13,10 +13,20 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 public final class KvCache {
     private final Tensor[] keys;   // per layer: (numSlots, numKvHeads, headDim)
     private final Tensor[] values; // per layer: (numSlots, numKvHeads, headDim)
+    private final Tensor routing;  // (numSlots, numLayers, topK) int32: each slot's token's experts per layer, or null
     private final int numBlocks;
     private final int blockSize;
 
     public KvCache(ModelConfig config, int numBlocks, int blockSize, ScalarType dtype, Device device) {
+        this(config, numBlocks, blockSize, dtype, device, false);
+    }
+
+    /**
+     * @param routing keep, for a mixture of experts, which experts each slot's token was routed to
+     *                in every layer (SGLang's routed experts, indexed by slot as it indexes them):
+     *                the forward writes them with the K/V, so a prefix found in the cache has them too
+     */
+    public KvCache(ModelConfig config, int numBlocks, int blockSize, ScalarType dtype, Device device, boolean routing) {
         this.numBlocks = numBlocks;
         this.blockSize = blockSize;
         keys = new Tensor[config.numLayers()];
@@ -26,6 +36,14 @@ public final class KvCache {
             keys[l] = Torch.zeros(Torch.options(dtype, device), slots, config.numKvHeads(), config.headDim());
             values[l] = Torch.zeros(Torch.options(dtype, device), slots, config.numKvHeads(), config.headDim());
         }
+        // a dense layer's rows stay zero, as SGLang's do
+        this.routing = routing && config.moe() != null
+                ? Torch.zeros(Torch.options(ScalarType.Int, device), slots, config.numLayers(), config.moe().topK()) : null;
+    }
+
+    /** Bytes of routed experts per slot when they are kept: 0 for a dense model. */
+    public static long routingBytesPerSlot(ModelConfig config) {
+        return config.moe() == null ? 0 : 4L * config.numLayers() * config.moe().topK();
     }
 
     /**
@@ -33,8 +51,14 @@ public final class KvCache {
      * weights are loaded); the rest stays for activations, logits and the allocator's slack.
      */
     public static int blocksFitting(ModelConfig config, int blockSize, ScalarType dtype, Device device, double fraction) {
+        return blocksFitting(config, blockSize, dtype, device, fraction, false);
+    }
+
+    /** {@link #blocksFitting(ModelConfig, int, ScalarType, Device, double)}, the routed experts' record included if {@code routing}. */
+    public static int blocksFitting(ModelConfig config, int blockSize, ScalarType dtype, Device device, double fraction, boolean routing) {
         DeviceMemory.giveBack(device);  // what loading the weights left in libtorch's cache is free too
-        long perBlock = 2L * config.numLayers() * blockSize * config.numKvHeads() * config.headDim() * Torch.elementSize(dtype);
+        long perBlock = 2L * config.numLayers() * blockSize * config.numKvHeads() * config.headDim() * Torch.elementSize(dtype)
+                + (routing ? blockSize * routingBytesPerSlot(config) : 0);
         long blocks = (long) (DeviceMemory.free(device) * fraction) / perBlock;
         if (blocks < 1) throw new IllegalStateException("no device memory left for the KV cache: "
                 + DeviceMemory.free(device) + " bytes free, " + perBlock + " bytes per block");
@@ -47,6 +71,16 @@ public final class KvCache {
 
     public Tensor values(int layer) {
         return values[layer];
+    }
+
+    /** Layer {@code layer}'s routed experts by slot, (numSlots, topK) int32, or null when none are kept. */
+    public Tensor routing(int layer) {
+        return routing == null ? null : routing.select(1, layer);
+    }
+
+    /** Every slot's routed experts, (numSlots, numLayers, topK) int32, or null when none are kept. */
+    public Tensor routing() {
+        return routing;
     }
 
     /**
@@ -68,7 +102,7 @@ public final class KvCache {
     public long bytes() {
         long total = 0;
         for (int l = 0; l < keys.length; l++) total += keys[l].nbytes() + values[l].nbytes();
-        return total;
+        return total + (routing == null ? 0 : routing.nbytes());
     }
 
     /** Frees the memory now rather than at the next garbage collection. */
@@ -77,5 +111,6 @@ public final class KvCache {
             keys[l].close();
             values[l].close();
         }
+        if (routing != null) routing.close();
     }
 }

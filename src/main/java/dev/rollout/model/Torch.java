@@ -2,6 +2,7 @@ package dev.rollout.model;
 
 import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.javacpp.IntPointer;
 import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.DeviceOptional;
@@ -63,6 +64,14 @@ public final class Torch {
     }
 
     /** Copies an integer tensor of any device into a Java long array (row-major). */
+    /** An int32 tensor's values, from any device, in row-major order. */
+    public static int[] toInts(Tensor t) {
+        Tensor host = t.to(new Device("cpu"), ScalarType.Int).contiguous();
+        int[] out = new int[(int) host.numel()];
+        if (out.length > 0) new IntPointer(host.data_ptr_int()).get(out);
+        return out;
+    }
+
     public static long[] toLongs(Tensor t) {
         Tensor cpu = t.to(new Device("cpu"), ScalarType.Long).contiguous();
         long[] out = new long[(int) cpu.numel()];
