@@ -13,10 +13,13 @@ import java.util.List;
  */
 record GenerateRequest(List<Item> items, boolean batch, boolean stream, boolean returnTextInLogprobs) {
 
-    /** @param embeds the prompt as embeddings ({@code inputIds} are then placeholders), or null */
-    record Item(String rid, int[] inputIds, SamplingParams params, LogprobOptions logprobs, PromptEmbeds embeds) {
+    /**
+     * @param embeds        the prompt as embeddings ({@code inputIds} are then placeholders), or null
+     * @param routedExperts return each token's routed experts (SGLang's return_routed_experts)
+     */
+    record Item(String rid, int[] inputIds, SamplingParams params, LogprobOptions logprobs, PromptEmbeds embeds, boolean routedExperts) {
         Item(String rid, int[] inputIds, SamplingParams params, LogprobOptions logprobs) {
-            this(rid, inputIds, params, logprobs, null);
+            this(rid, inputIds, params, logprobs, null, false);
         }
     }
 

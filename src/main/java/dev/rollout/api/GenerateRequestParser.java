@@ -43,7 +43,13 @@ final class GenerateRequestParser {
     static final int MAX_SEQUENCES = 65_536;
 
     /** What validation needs to know about the served model. */
-    record Limits(int vocabSize, int maxModelLen, long kvCapacityTokens, int maxN, int hiddenSize) {}
+    /** @param routedExperts whether return_routed_experts can be honoured (a mixture of experts, the setting on) */
+    record Limits(int vocabSize, int maxModelLen, long kvCapacityTokens, int maxN, int hiddenSize, boolean routedExperts) {
+        /** A dense model's limits: no routed experts. */
+        Limits(int vocabSize, int maxModelLen, long kvCapacityTokens, int maxN, int hiddenSize) {
+            this(vocabSize, maxModelLen, kvCapacityTokens, maxN, hiddenSize, false);
+        }
+    }
 
     private final Limits limits;
     private final HfTokenizer tokenizer;
@@ -97,6 +103,11 @@ final class GenerateRequestParser {
         boolean inSession = SessionParams.present(o);
         if (inSession && hasEmbeds)  // a session prepends its history as tokens; embedding rows have none to join
             throw ApiException.badRequest("input_embeds cannot continue a session: send the turn as text or input_ids");
+        // SGLang's top-level flag; refused where it cannot be honoured rather than answered without the ids
+        boolean routed = Fields.present(o, "return_routed_experts") && Fields.bool(o.get("return_routed_experts"), "return_routed_experts");
+        if (routed && !limits.routedExperts())
+            throw ApiException.badRequest("return_routed_experts needs a mixture-of-experts model served with "
+                    + "rollout.enable-return-routed-experts=true (SGLang's --enable-return-routed-experts)");
         List<GenerateRequest.Item> items = new ArrayList<>();
         long sequences = 0;
         for (int i = 0; i < size; i++) {
@@ -116,7 +127,7 @@ final class GenerateRequestParser {
                         + "a total of " + ((long) params.maxNewTokens() + len) + " tokens: " + len + " tokens from the input messages and "
                         + params.maxNewTokens() + " tokens for the completion. Please reduce the number of tokens in the input "
                         + "messages or the completion to fit within the limit.");
-            items.add(new GenerateRequest.Item(rids.get(i), prompts.get(i), params, lp, embeds == null ? null : embeds.get(i)));
+            items.add(new GenerateRequest.Item(rids.get(i), prompts.get(i), params, lp, embeds == null ? null : embeds.get(i), routed));
             sequences += params.n();
             if (sequences > MAX_SEQUENCES)
                 throw ApiException.badRequest("the request asks for more than " + MAX_SEQUENCES + " sequences (prompts times n); "

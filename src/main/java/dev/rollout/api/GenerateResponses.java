@@ -29,11 +29,12 @@ final class GenerateResponses {
      * What a stream has already sent of a sequence: its first {@code tokens} output tokens (ids
      * and logprobs), {@code chars} characters of text, and its input logprobs if {@code input}.
      */
-    record Sent(int tokens, int chars, boolean input) {
-        static final Sent NOTHING = new Sent(0, 0, false);
+    record Sent(int tokens, int chars, boolean input, int routed) {
+        static final Sent NOTHING = new Sent(0, 0, false, 0);
 
         static Sent after(SequenceOutput out) {
-            return new Sent(out.outputIds().length, out.text() == null ? 0 : out.text().length(), true);
+            return new Sent(out.outputIds().length, out.text() == null ? 0 : out.text().length(), true,
+                    out.routedExperts() == null ? 0 : out.routedExperts().length);
         }
     }
 
@@ -70,6 +71,8 @@ final class GenerateResponses {
         }
         m.add("num_retractions", out.numRetractions())
                 .add("e2e_latency", out.e2eLatency());
+        if (item.routedExperts() && out.routedExperts() != null)
+            m.add("routed_experts", routedExperts(out.routedExperts(), Math.min(sent.routed(), out.routedExperts().length)));
         if (item.logprobs().returnLogprob()) {
             List<TokenLogprob> outLps = out.outputLogprobs();
             outLps = outLps.subList(Math.min(sent.tokens(), outLps.size()), outLps.size());
@@ -85,6 +88,17 @@ final class GenerateResponses {
             }
         }
         return o.add("meta_info", m).build();
+    }
+
+    /**
+     * SGLang's {@code meta_info.routed_experts}: the experts of positions not sent yet, from
+     * {@code from} values on, as base64 of little-endian int32, (positions, layers, topK) in C
+     * order, so that {@code np.frombuffer(b64decode(s), np.int32).reshape(-1, layers, topk)} reads it.
+     */
+    static String routedExperts(int[] values, int from) {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(4 * (values.length - from)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        for (int i = from; i < values.length; i++) b.putInt(values[i]);
+        return java.util.Base64.getEncoder().encodeToString(b.array());
     }
 
     /** SGLang's {@code weight_versions}: {@code [{version, start, end}, ...]} over the output tokens. */

@@ -60,6 +60,7 @@ final class PendingGeneration {
                 Sequence seq = new Sequence(rid, index++, item.inputIds(), item.params(), item.logprobs(),
                         engineDecodes ? tokenizer : null, loop.relaying(events::add), req.stream(), s);
                 if (item.embeds() != null) seq.withPromptEmbeds(item.embeds(), namespace);
+                if (item.routedExperts()) seq.collectRoutedExperts();
                 if (leader == null) leader = seq;
                 else seq.sharePrefixWith(leader);
                 sequences.add(seq);

@@ -64,9 +64,9 @@ public class ServerResource {
      * SGLang's {@code /server_info} (and its older name {@code /get_server_info}): the server's
      * arguments as SGLang's ServerArgs names and types them, and the scheduler's state. The
      * parallel sizes are 1 (one process, one device), {@code disaggregation_mode} is SGLang's
-     * {@code "null"} and {@code enable_return_routed_experts} false (no MoE routing replay), so
-     * that a client comparing them with what it asked for (slime's external-engine attach) sees
-     * what this server really does; {@code enable_memory_saver} is rollout.enable-memory-saver;
+     * {@code "null"}, so that a client comparing them with what it asked for (slime's
+     * external-engine attach) sees what this server really does; {@code enable_memory_saver} is
+     * rollout.enable-memory-saver, {@code enable_return_routed_experts} rollout.enable-return-routed-experts;
      * {@code enable_streaming_session} is true, since streaming sessions need no flag here.
      */
     public record ServerInfo(String modelPath, String servedModelName, String device, String dtype, int pageSize, int maxRunningRequests,
@@ -112,7 +112,7 @@ public class ServerResource {
         return new ServerInfo(service.modelDir().toString(), servedModelName(), s.engine().device(), s.engine().dtype(),
                 s.engine().blockSize(), s.engine().maxNumSeqs(), s.engine().maxNumBatchedTokens(), info.maxModelLen(),
                 (long) st.totalBlocks() * st.blockSize(), info.maxModelLen() - 1, service.tokenizer() == null, info.tpSize(), 1, 1, 1,
-                s.enableMemorySaver(), false, "null", false, true, version, List.of(internal), VERSION);
+                s.enableMemorySaver(), s.engine().routedExperts(), "null", false, true, version, List.of(internal), VERSION);
     }
 
     /**

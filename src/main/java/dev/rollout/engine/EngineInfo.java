@@ -19,11 +19,13 @@ import java.util.Map;
  * @param parameterShapes every parameter's shape by Hugging Face name, in load order
  * @param weightsResident false while the weights are released
  * @param weightsHostBackup whether releasing the weights keeps a host copy to restore on resume
+ * @param routedExperts   whether requests may ask for their tokens' routed experts (a mixture of
+ *                        experts, served with rollout.enable-return-routed-experts)
  */
 public record EngineInfo(String architecture, String modelType, long parameterCount, long weightBytes, String dtype,
                          String device, int maxModelLen, int vocabSize, int numKvBlocks, int blockSize, int maxRunning,
                          int maxBatchedTokens, Map<String, List<Long>> parameterShapes, boolean weightsResident,
-                         boolean weightsHostBackup, int tpSize) {
+                         boolean weightsHostBackup, int tpSize, boolean routedExperts) {
     public EngineInfo {
         parameterShapes = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(parameterShapes));
     }
@@ -64,6 +66,6 @@ public record EngineInfo(String architecture, String modelType, long parameterCo
 
     EngineInfo withWeightsResident(boolean resident) {
         return new EngineInfo(architecture, modelType, parameterCount, weightBytes, dtype, device, maxModelLen, vocabSize,
-                numKvBlocks, blockSize, maxRunning, maxBatchedTokens, parameterShapes, resident, weightsHostBackup, tpSize);
+                numKvBlocks, blockSize, maxRunning, maxBatchedTokens, parameterShapes, resident, weightsHostBackup, tpSize, routedExperts);
     }
 }

@@ -138,7 +138,7 @@ public final class EngineLoop implements AutoCloseable {
         return new EngineInfo(c.architecture(), c.architecture().replace("ForCausalLM", "").toLowerCase(), parameters,
                 model.weightBytes(), Torch.name(model.dtype()), ec.device(), engine.maxModelLen(), c.vocabSize(),
                 engine.numKvBlocks(), ec.blockSize(), ec.maxNumSeqs(), ec.maxNumBatchedTokens(), shapes, true, weightsHostBackup,
-                engine.tpSize());
+                engine.tpSize(), engine.keepsRoutedExperts());
     }
 
     // ---- the engine thread -------------------------------------------------------------

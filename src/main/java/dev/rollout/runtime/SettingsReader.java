@@ -18,7 +18,8 @@ final class SettingsReader {
                 c.getValue("rollout.max-running-requests", Integer.class),
                 c.getValue("rollout.max-batched-tokens", Integer.class),
                 c.getValue("rollout.max-model-len", Integer.class),
-                c.getValue("rollout.kv.memory-fraction", Double.class));
+                c.getValue("rollout.kv.memory-fraction", Double.class),
+                c.getValue("rollout.enable-return-routed-experts", Boolean.class));
         return new ServerSettings(
                 c.getOptionalValue("rollout.model.path", String.class).orElse(""),
                 c.getValue("rollout.load-format", String.class),

@@ -95,6 +95,109 @@ class MoeServerIT {
         }
     }
 
+    /**
+     * SGLang's return_routed_experts on the same model: each position's experts in every layer
+     * (the dense one's zeros), as base64 int32, are those transformers' router chose; streamed
+     * incrementally, the chunks' pieces put together are the whole; an abort keeps every position
+     * computed before it. A dense server refuses the field by name.
+     */
+    @Test
+    void returnsEachTokensRoutedExpertsWholeStreamedAndCutByAnAbort() throws Exception {
+        Http.awaitReady();
+        Http.Reply dense = Http.post("/generate", "{\"input_ids\": [1, 2, 3], \"return_routed_experts\": true, "
+                + "\"sampling_params\": {\"max_new_tokens\": 1}}");
+        assertEquals(400, dense.status(), dense.body());
+        org.junit.jupiter.api.Assertions.assertTrue(dense.body().contains("rollout.enable-return-routed-experts"), dense.body());
+
+        var ref = JsonParser.parseString(Files.readString(FIXTURE.resolve("reference.json"))).getAsJsonObject().getAsJsonArray("prompts");
+        var prompt = ref.get(2).getAsJsonObject();
+        int layers = 3, k = 2, moeLayers[] = {0, 2};   // mlp_only_layers = [1]
+        int port = ServerProcessIT.freePort();
+        try (ServerProcess server = ServerProcess.start(ServerProcessIT.secondServer("moe-routed", port)
+                .withEnvironment("ROLLOUT_MODEL_PATH", FIXTURE.toString()).withEnvironment("ROLLOUT_TORCH_THREADS", "1")
+                .withEnvironment("ROLLOUT_ENABLE_RETURN_ROUTED_EXPERTS", "true")
+                .withEnvironment("ROLLOUT_INCREMENTAL_STREAMING_OUTPUT", "true"))) {
+            String base = "http://localhost:" + port;
+            assertEquals(JsonValue.TRUE, Http.send(java.net.http.HttpRequest.newBuilder(URI.create(base + "/server_info"))).object()
+                    .get("enable_return_routed_experts"));
+            int tokens = prompt.getAsJsonArray("output_ids").size();
+            String body = "{\"input_ids\": " + prompt.getAsJsonArray("input_ids") + ", \"return_routed_experts\": true, "
+                    + "\"sampling_params\": {\"temperature\": 0, \"max_new_tokens\": " + tokens + ", \"ignore_eos\": true}";
+            Http.Reply whole = post(base, body + "}");
+            assertEquals(200, whole.status(), whole.body());
+            int[] routed = int32s(whole.object().getJsonObject("meta_info").getString("routed_experts"));
+            var want = prompt.getAsJsonArray("routed_experts");                                 // (positions, MoE layers, k)
+            assertEquals(want.size() * layers * k, routed.length, "prompt + output - 1 positions x layers x top-k");
+            for (int t = 0; t < want.size(); t++)
+                for (int l = 0; l < layers; l++)
+                    for (int j = 0; j < k; j++) {
+                        int m = l == moeLayers[0] ? 0 : l == moeLayers[1] ? 1 : -1;
+                        int expected = m < 0 ? 0 : want.get(t).getAsJsonArray().get(m).getAsJsonArray().get(j).getAsInt();
+                        assertEquals(expected, routed[(t * layers + l) * k + j], "position " + t + ", layer " + l + ", choice " + j);
+                    }
+
+            // streamed, each chunk with only what is new: the pieces are the whole
+            Http.Reply stream = post(base, body + ", \"stream\": true}");
+            assertEquals(200, stream.status(), stream.body());
+            ByteArrayOutputStream pieces = new ByteArrayOutputStream();
+            int carrying = 0;
+            for (String line : stream.body().split("\n")) {
+                if (!line.startsWith("data: {")) continue;
+                var chunk = jakarta.json.Json.createReader(new java.io.StringReader(line.substring(6))).readObject().getJsonObject("meta_info");
+                if (!chunk.containsKey("routed_experts")) continue;
+                byte[] b = java.util.Base64.getDecoder().decode(chunk.getString("routed_experts"));
+                if (b.length > 0) carrying++;
+                pieces.writeBytes(b);
+            }
+            org.junit.jupiter.api.Assertions.assertTrue(carrying > 1, "several chunks carried experts: " + carrying);
+            org.junit.jupiter.api.Assertions.assertArrayEquals(routed, int32s(java.util.Base64.getEncoder().encodeToString(pieces.toByteArray())));
+
+            // cut by an abort: every position computed before it, and its experts, are reported
+            int len = prompt.getAsJsonArray("input_ids").size();
+            String longBody = "{\"rid\": \"cut\", \"input_ids\": " + prompt.getAsJsonArray("input_ids") + ", \"return_routed_experts\": true, "
+                    + "\"stream\": true, \"sampling_params\": {\"temperature\": 0, \"max_new_tokens\": " + (250 - len) + ", \"ignore_eos\": true}}";
+            java.net.http.HttpResponse<java.util.stream.Stream<String>> open = Http.CLIENT.send(java.net.http.HttpRequest.newBuilder(
+                    URI.create(base + "/generate")).header("Content-Type", "application/json")
+                    .POST(java.net.http.HttpRequest.BodyPublishers.ofString(longBody)).build(), java.net.http.HttpResponse.BodyHandlers.ofLines());
+            ByteArrayOutputStream cut = new ByteArrayOutputStream();
+            jakarta.json.JsonObject last = null;
+            boolean aborted = false;
+            for (java.util.Iterator<String> it = open.body().iterator(); it.hasNext(); ) {
+                String line = it.next();
+                if (!line.startsWith("data: {")) continue;
+                last = jakarta.json.Json.createReader(new java.io.StringReader(line.substring(6))).readObject();
+                if (last.getJsonObject("meta_info").containsKey("routed_experts"))
+                    cut.writeBytes(java.util.Base64.getDecoder().decode(last.getJsonObject("meta_info").getString("routed_experts")));
+                if (!aborted) {
+                    assertEquals(200, post(base, "/abort_request", "{\"rid\": \"cut\"}").status());
+                    aborted = true;
+                }
+            }
+            var meta = last.getJsonObject("meta_info");
+            assertEquals("abort", meta.getJsonObject("finish_reason").getString("type"), "aborted before its " + (250 - len) + " tokens");
+            int made = meta.getInt("completion_tokens");
+            int[] kept = int32s(java.util.Base64.getEncoder().encodeToString(cut.toByteArray()));
+            assertEquals((len + made - 1) * layers * k, kept.length, "every position computed before the abort");
+            for (int i = 0; i < Math.min(kept.length, routed.length); i++) assertEquals(routed[i], kept[i], "the same greedy positions, value " + i);
+        }
+    }
+
+    private static Http.Reply post(String base, String body) {
+        return post(base, "/generate", body);
+    }
+
+    private static Http.Reply post(String base, String path, String body) {
+        return Http.send(java.net.http.HttpRequest.newBuilder(URI.create(base + path)).header("Content-Type", "application/json")
+                .POST(java.net.http.HttpRequest.BodyPublishers.ofString(body)));
+    }
+
+    private static int[] int32s(String base64) {
+        byte[] b = java.util.Base64.getDecoder().decode(base64);
+        int[] out = new int[b.length / 4];
+        ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).asIntBuffer().get(out);
+        return out;
+    }
+
     private static List<String> outputs(String base, com.google.gson.JsonArray ref) {
         List<String> out = new ArrayList<>();
         for (var p : ref) {
