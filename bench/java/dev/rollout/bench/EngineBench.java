@@ -52,7 +52,7 @@ public final class EngineBench {
 
     public static void main(String[] args) throws Exception {
         String model = null, device = "cuda", dtype = "bfloat16";
-        boolean dummy = false, nativeKernels = false, samplingKernel = true, graphs = false, phaseProfile = false;
+        boolean dummy = false, nativeKernels = false, samplingKernel = true, graphs = false, phaseProfile = false, routed = false;
         double gbps = 4300;  // H200, measured copy bandwidth (docs/benchmark-protocol.md); H100: 3000
         int maxSeqs = 512, repeat = 1;
         double kvFraction = 0.5;  // of the free memory: the rest is for activations, cuBLAS and the graphs' pool
@@ -73,6 +73,8 @@ public final class EngineBench {
                 case "--max-seqs" -> maxSeqs = Integer.parseInt(args[++i]);
                 case "--repeat" -> repeat = Integer.parseInt(args[++i]);
                 case "--kv-fraction" -> kvFraction = Double.parseDouble(args[++i]);
+                // a mixture of experts keeps every token's routed experts, and every request asks for them (R3's cost)
+                case "--routed-experts" -> routed = true;
                 default -> workloads.add(args[i]);
             }
         }
@@ -92,14 +94,15 @@ public final class EngineBench {
         ModelConfig c = lm.config();
         double kv = 2.0 * c.numLayers() * c.numKvHeads() * c.headDim() * (st == ScalarType.Float ? 4 : 2);
         EngineBench b = new EngineBench(lm.weightBytes(), kv, gbps * 1e9);
-        LlmEngine engine = new LlmEngine(lm, new EngineConfig(device, dtype, 16, 0, maxSeqs, 8192, 0, kvFraction), null, new EngineObserver() {
+        EngineObserver steps = new EngineObserver() {
             @Override
             public void onStep(int sequences, int tokens, int sampled, double modelSeconds, double hostSeconds) {
                 b.lastSequences = sequences;
                 b.lastTokens = tokens;
                 b.lastHostSeconds = hostSeconds;
             }
-        });
+        };
+        LlmEngine engine = new LlmEngine(lm, new EngineConfig(device, dtype, 16, 0, maxSeqs, 8192, 0, kvFraction, routed), null, steps);
         b.engine = engine;
         if (phaseProfile) lm.setPhaseTimer(PhaseTimer.cuda());
         b.vocab = c.vocabSize();
@@ -107,11 +110,11 @@ public final class EngineBench {
         System.out.printf(Locale.ROOT, "RESULT {\"what\": \"setup\", \"model\": \"%s\", \"dummy\": %s, \"device\": \"%s\", \"dtype\": \"%s\", "
                         + "\"weight_bytes\": %.0f, \"kv_bytes_per_token\": %.0f, \"kv_tokens\": %d, \"load_s\": %.2f, \"hbm_gbps\": %.0f, "
                         + "\"decode_attention\": \"%s\", \"fused_ops\": %s, \"sampling_kernel\": %s, \"cuda_graphs\": %s, "
-                        + "\"kernels_not_used\": \"%s\", \"native_preset\": \"%s\"}%n",
+                        + "\"kernels_not_used\": \"%s\", \"native_preset\": \"%s\", \"routed_experts\": %s}%n",
                 model, dummy, device, dtype, b.weightBytes, kv, (long) engine.numKvBlocks() * 16, load, gbps,
                 kernels.decodeAttention(), kernels.fusedOps(), kernels.samplingKernel(), kernels.cudaGraphs(),
                 kernels.notUsed().stream().map(Kernels.NotUsed::toString).collect(java.util.stream.Collectors.joining("; ")),
-                RolloutCuda.available() ? "loaded" : RolloutCuda.whyUnavailable());
+                RolloutCuda.available() ? "loaded" : RolloutCuda.whyUnavailable(), engine.keepsRoutedExperts());
         b.grpo(4, 2, 32, 32, false);  // warm-up: kernels, allocator, JIT
         if (dev.is_cuda()) memory("setup");
         // the first run of a shape also captures its CUDA graphs: with --repeat 2 the second shows the steady state
@@ -170,6 +173,7 @@ public final class EngineBench {
                 }, false, p * 1000L + k);
                 if (leader == null) leader = s;
                 else s.sharePrefixWith(leader);
+                if (engine.keepsRoutedExperts()) s.collectRoutedExperts();
                 all.add(s);
             }
         }
@@ -192,8 +196,11 @@ public final class EngineBench {
     void sweep(int in, int out, int[] batches, String what) {
         for (int batch : batches) {
             int[][] ids = Prompts.make(batch, in, 99 + batch, vocab);
-            for (int q = 0; q < batch; q++)
-                engine.add(new Sequence("s" + q, 0, ids[q], params(out), LogprobOptions.NONE, null, o -> { }, stream, q));
+            for (int q = 0; q < batch; q++) {
+                Sequence s = new Sequence("s" + q, 0, ids[q], params(out), LogprobOptions.NONE, null, o -> { }, stream, q);
+                if (engine.keepsRoutedExperts()) s.collectRoutedExperts();
+                engine.add(s);
+            }
             List<Double> decode = new ArrayList<>();
             double hostMs = 0;
             PhaseTimer phases = engine.model().phaseTimer();

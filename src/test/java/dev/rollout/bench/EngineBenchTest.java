@@ -45,6 +45,27 @@ class EngineBenchTest {
         }
     }
 
+    /** A mixture of experts with every request's routed experts kept, as the GPU measures R3's cost (on against off). */
+    @Test
+    void aMixtureOfExpertsRunsWithRoutedExperts(@TempDir Path dir) throws Exception {
+        Files.copy(Path.of("src/test/resources/fixtures/qwen3_moe/config.json"), dir.resolve("config.json"));
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        PrintStream old = System.out;
+        System.setOut(new PrintStream(buf, true, StandardCharsets.UTF_8));
+        try {
+            EngineBench.main(new String[] {"--model", dir.toString(), "--dummy", "--device", "cpu", "--dtype", "float32",
+                    "--routed-experts", "grpo:2:2:12:5", "decode:8:4"});
+        } finally {
+            System.setOut(old);
+        }
+        String printed = buf.toString(StandardCharsets.UTF_8);
+        List<JsonObject> results = printed.lines().filter(l -> l.startsWith("RESULT "))
+                .map(l -> JsonParser.parseString(l.substring(7)).getAsJsonObject()).toList();
+        assertEquals(3, results.size(), printed);
+        assertTrue(results.get(0).get("routed_experts").getAsBoolean(), printed);
+        assertEquals(results.get(1).get("expected").getAsLong(), results.get(1).get("generated").getAsLong());
+    }
+
     @Test
     void promptsAreTheOnesTheTransformersBaselineMakes() {
         // bench/hf_cb.py: prompts(2, 5, 1234, 151936) gives the same ids

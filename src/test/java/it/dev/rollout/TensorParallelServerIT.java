@@ -175,11 +175,12 @@ class TensorParallelServerIT {
             {9, 8, 7, 123, 456, 321, 11, 2, 99, 100}};
 
     /**
-     * Qwen2 (tied, q/k/v biases) and Llama (untied) checkpoints, each served by one rank and by
-     * several: the same greedy tokens and logprobs within 1e-4, chunked and from the prefix cache.
+     * Qwen2 (tied, q/k/v biases), Llama (untied) and Qwen3-MoE (every rank a slice of every expert)
+     * checkpoints, each served by one rank and by several: the same greedy tokens and logprobs
+     * within 1e-4, chunked and from the prefix cache.
      */
     @ParameterizedTest(name = "{0} at tp_size {1}")
-    @org.junit.jupiter.params.provider.CsvSource({"qwen2, 2", "llama, 4"})
+    @org.junit.jupiter.params.provider.CsvSource({"qwen2, 2", "llama, 4", "qwen3_moe, 2"})
     void otherArchitecturesGenerateWhatOneRankGenerates(String fixture, int tpSize) throws Exception {
         String model = Path.of("src/test/resources/fixtures", fixture).toAbsolutePath().toString();
         JsonArray reference;
