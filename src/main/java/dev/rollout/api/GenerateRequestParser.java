@@ -42,8 +42,11 @@ final class GenerateRequestParser {
      */
     static final int MAX_SEQUENCES = 65_536;
 
-    /** What validation needs to know about the served model. */
-    /** @param routedExperts whether return_routed_experts can be honoured (a mixture of experts, the setting on) */
+    /**
+     * What validation needs to know about the served model.
+     *
+     * @param routedExperts whether return_routed_experts can be honoured (a mixture of experts, the setting on)
+     */
     record Limits(int vocabSize, int maxModelLen, long kvCapacityTokens, int maxN, int hiddenSize, boolean routedExperts) {
         /** A dense model's limits: no routed experts. */
         Limits(int vocabSize, int maxModelLen, long kvCapacityTokens, int maxN, int hiddenSize) {

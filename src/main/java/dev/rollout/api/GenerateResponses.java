@@ -34,7 +34,7 @@ final class GenerateResponses {
 
         static Sent after(SequenceOutput out) {
             return new Sent(out.outputIds().length, out.text() == null ? 0 : out.text().length(), true,
-                    out.routedExperts() == null ? 0 : out.routedExperts().length);
+                    out.routed() == null ? 0 : out.routed().length());
         }
     }
 
@@ -71,8 +71,7 @@ final class GenerateResponses {
         }
         m.add("num_retractions", out.numRetractions())
                 .add("e2e_latency", out.e2eLatency());
-        if (item.routedExperts() && out.routedExperts() != null)
-            m.add("routed_experts", routedExperts(out.routedExperts(), Math.min(sent.routed(), out.routedExperts().length)));
+        if (item.routedExperts() && out.routed() != null) m.add("routed_experts", routedExperts(out.routed().copy(sent.routed())));
         if (item.logprobs().returnLogprob()) {
             List<TokenLogprob> outLps = out.outputLogprobs();
             outLps = outLps.subList(Math.min(sent.tokens(), outLps.size()), outLps.size());
@@ -91,13 +90,13 @@ final class GenerateResponses {
     }
 
     /**
-     * SGLang's {@code meta_info.routed_experts}: the experts of positions not sent yet, from
-     * {@code from} values on, as base64 of little-endian int32, (positions, layers, topK) in C
-     * order, so that {@code np.frombuffer(b64decode(s), np.int32).reshape(-1, layers, topk)} reads it.
+     * SGLang's {@code meta_info.routed_experts}: the experts of the positions not sent yet, as
+     * base64 of little-endian int32, (positions, layers, topK) in C order, so that
+     * {@code np.frombuffer(b64decode(s), np.int32).reshape(-1, layers, topk)} reads it.
      */
-    static String routedExperts(int[] values, int from) {
-        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(4 * (values.length - from)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
-        for (int i = from; i < values.length; i++) b.putInt(values[i]);
+    static String routedExperts(int[] values) {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(4 * values.length).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        for (int v : values) b.putInt(v);
         return java.util.Base64.getEncoder().encodeToString(b.array());
     }
 

@@ -34,7 +34,8 @@ final class OpenAi {
      * honour yet: each is a 400 naming it when it carries a value (null, false and empty values
      * are what clients send as defaults, and stay accepted).
      */
-    private static final List<String> UNHONOURED = List.of("regex", "json_schema", "ebnf", "lora_path", "return_hidden_states");
+    private static final List<String> UNHONOURED = List.of("regex", "json_schema", "ebnf", "lora_path", "return_hidden_states",
+            "return_routed_experts");
 
     /**
      * The model a request names: SGLang's clients send the served name, {@code "default"} (the
@@ -59,8 +60,12 @@ final class OpenAi {
     static void refuseUnhonoured(JsonObject o) {
         for (String k : UNHONOURED)
             if (hasValue(o.get(k)))
-                throw ApiException.badRequest(k + " is not supported by this server" + (k.equals("lora_path") ? " (LoRA is not enabled)"
-                        : k.equals("return_hidden_states") ? "" : " (constrained decoding is not available yet)"));
+                throw ApiException.badRequest(k + " is not supported by this server" + switch (k) {
+                    case "lora_path" -> " (LoRA is not enabled)";
+                    case "return_hidden_states" -> "";
+                    case "return_routed_experts" -> " on the OpenAI routes: /generate returns them";
+                    default -> " (constrained decoding is not available yet)";
+                });
     }
 
     /** Whether a field carries something other than a default: null, false, "", [] and {} do not. */

@@ -48,6 +48,15 @@ public final class IntList {
         return data[size - 1];
     }
 
+    /**
+     * The backing array, uncopied: its first {@link #size()} elements are the list. Adding replaces
+     * it when it is full and writes only past the size, so for a list that is only added to, a
+     * prefix handed out stays as it was (what {@link RoutedExperts} relies on).
+     */
+    int[] backing() {
+        return data;
+    }
+
     public int[] toArray() {
         return Arrays.copyOf(data, size);
     }

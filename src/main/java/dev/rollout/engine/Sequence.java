@@ -181,6 +181,6 @@ public final class Sequence {
                 Math.max(numCachedTokens, 0), numRetractions, List.copyOf(outputLogprobs), List.copyOf(inputLogprobs),
                 weightVersion, spans, (now - arrivalNanos) / 1e9,
                 firstTokenNanos == 0 ? Double.NaN : (firstTokenNanos - arrivalNanos) / 1e9,
-                routedExperts == null ? null : routedExperts.toArray());
+                routedExperts == null ? null : new RoutedExperts(routedExperts.backing(), routedExperts.size()));
     }
 }

@@ -448,9 +448,9 @@ public final class CausalLm {
      * A mixture of experts over {@code x} (T, hidden) -> (T, hidden), as transformers computes it:
      * the router's softmax in float32, each token's top-k experts (their probabilities scaled to
      * sum to 1 where the model says so), each expert's gated MLP over the tokens routed to it, and
-     * the outputs summed, weighted by those probabilities; Qwen2-MoE adds its shared expert, gated
-     * by a sigmoid. The token copies are sorted by expert so that each expert runs one GEMM pair
-     * over a contiguous block. Above one rank each expert is this rank's slice, and the result a
+     * the outputs summed, weighted by those probabilities, each token's in the order of its choices
+     * (deterministic on every device); Qwen2-MoE adds its shared expert, gated by a sigmoid. The
+     * token copies are sorted by expert so that each expert runs one GEMM pair over a contiguous block. Above one rank each expert is this rank's slice, and the result a
      * partial sum that the caller all-reduces.
      *
      * @param routed the layer's record of routed experts by slot, (numSlots, topK) int32, where each
@@ -480,8 +480,13 @@ public final class CausalLm {
             ys.narrow(0, at, n).copy_(torch.linear(act, m.down().select(0, e)));                 // (n, hidden)
             at += n;
         }
-        Tensor scaled = ys.mul(weights.reshape(-1).index_select(0, order).unsqueeze(1)).to(dtype);   // (T * k, hidden)
-        Tensor out = Torch.zeros(Torch.options(dtype, device), x.size(0), x.size(1)).index_add_(0, tokens, scaled);
+        Tensor scaled = ys.mul(weights.reshape(-1).index_select(0, order).unsqueeze(1));          // (T * k, hidden)
+        // each token's k outputs back in its own rows, then summed in a fixed order (in float32): an
+        // index_add_ would sum them with atomics on CUDA, in an order that changes from run to run
+        Tensor byToken = Torch.empty(Torch.options(scaled.scalar_type(), device), scaled.size(0), scaled.size(1))
+                .index_copy_(0, order, scaled);                                                  // (T * k, hidden), token-major
+        Tensor out = byToken.view(x.size(0), k, x.size(1)).sum(new long[] {1}, false, new ScalarTypeOptional(ScalarType.Float))
+                .to(dtype);                                                                      // (T, hidden)
         if (m.sharedGateUp() == null) return out;
         Tensor shared = torch.linear(ops.siluAndMul(torch.linear(x, m.sharedGateUp())), m.sharedDown());    // (T, hidden)
         return out.add(shared.mul(torch.sigmoid(torch.linear(x, m.sharedGate()))));             // gate (T, 1)

@@ -49,7 +49,8 @@ public final class ExpertNames {
      * {@code tensors} with every stacked expert tensor replaced by each expert's slices under the
      * parameters' names (views of it: nothing is copied), and Mixtral's router renamed; every
      * other entry as it was. A stacked name of a layer without experts, or of another shape than
-     * (experts, ...), is left for the caller's check to refuse.
+     * (experts, ...), is left for the caller's check to refuse; one that holds another number of
+     * experts than the layer throws an IllegalArgumentException naming both.
      */
     public static Map<String, Tensor> expand(Map<String, Tensor> tensors, Set<String> params) {
         boolean any = false;
@@ -70,6 +71,11 @@ public final class ExpertNames {
                 out.put(name, t);
                 continue;
             }
+            int experts = 0;
+            while (params.contains(naming.name(experts, naming.down()))) experts++;
+            // one expert-parallel rank's experts, say, would otherwise land on experts 0 .. n-1
+            if (t.size(0) != experts)
+                throw new IllegalArgumentException(name + " holds " + t.size(0) + " experts; the model has " + experts + " in that layer");
             for (int x = 0; x < t.size(0); x++) {
                 Tensor expert = t.select(0, x);                                       // (2 * inter, hidden) or (hidden, inter)
                 if (stacked.group(2).equals("down_proj")) {

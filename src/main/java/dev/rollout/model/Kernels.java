@@ -138,6 +138,8 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
         }
         if (k == Kernel.PAGED_DECODE && c.queryGroupSize() > 8)
             missing.add("at most 8 query heads per KV head (not " + c.queryGroupSize() + ")");
+        // the experts' GEMMs are sized by the tokens routed to each, which the host reads every step
+        if (k == Kernel.CUDA_GRAPHS && c != null && c.moe() != null) missing.add("a dense model (a mixture of experts runs eagerly for now)");
         // why the library did not load is one long line (RolloutCuda.whyUnavailable()), logged once by whoever resolves
         if (!RolloutCuda.available()) missing.add("the native preset (not loaded)");
         return missing.isEmpty() ? Optional.empty() : Optional.of("needs " + String.join(", ", missing));

@@ -63,7 +63,6 @@ public final class Torch {
         return out;
     }
 
-    /** Copies an integer tensor of any device into a Java long array (row-major). */
     /** An int32 tensor's values, from any device, in row-major order. */
     public static int[] toInts(Tensor t) {
         Tensor host = t.to(new Device("cpu"), ScalarType.Int).contiguous();
@@ -72,6 +71,7 @@ public final class Torch {
         return out;
     }
 
+    /** Copies an integer tensor of any device into a Java long array (row-major). */
     public static long[] toLongs(Tensor t) {
         Tensor cpu = t.to(new Device("cpu"), ScalarType.Long).contiguous();
         long[] out = new long[(int) cpu.numel()];

@@ -119,12 +119,18 @@ public final class WeightUpdates implements AutoCloseable {
     public WeightOutcome push(TensorPayload payload, PushOptions options) {
         WeightUpdate update;
         try {
-            update = withExpertNames(payload instanceof TensorPayload.Broadcast b ? receive(b, options) : decode(payload, options));
+            update = payload instanceof TensorPayload.Broadcast b ? receive(b, options) : decode(payload, options);
         } catch (WeightGroups.Refusal e) {
             return refused(e.reason, e.getMessage());
         } catch (WeightPayloads.BodyTooLarge e) {
             return refused(WeightOutcome.Reason.TOO_LARGE, e.getMessage());
         } catch (Undecodable e) {
+            return refused(WeightOutcome.Reason.BAD_REQUEST, e.getMessage());
+        }
+        try {
+            update = withExpertNames(update);
+        } catch (IllegalArgumentException e) {
+            update.release();
             return refused(WeightOutcome.Reason.BAD_REQUEST, e.getMessage());
         }
         String problem = check(update);
@@ -234,13 +240,13 @@ public final class WeightUpdates implements AutoCloseable {
 
     // ----------------------------------------------------------------------------------
 
-    /** Names and shapes against what the engine serves, on this thread; the engine checks again before it copies. */
     /** A push's stacked expert tensors (transformers 5's names) as the served model's per-expert parameters. */
     private WeightUpdate withExpertNames(WeightUpdate u) {
         Map<String, Tensor> named = ExpertNames.expand(u.tensors(), loop.info().parameterShapes().keySet());
         return named == u.tensors() ? u : new WeightUpdate(named, u.version(), u.abortAll(), u.transport(), u.bytes());
     }
 
+    /** Names and shapes against what the engine serves, on this thread; the engine checks again before it copies. */
     private String check(WeightUpdate update) {
         if (update.tensors().isEmpty()) return "the update holds no tensors";
         return update.mismatches(loop.info()::shapeMismatch);

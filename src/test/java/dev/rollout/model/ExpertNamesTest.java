@@ -74,6 +74,14 @@ class ExpertNamesTest {
     }
 
     @Test
+    void aStackedTensorOfAnotherNumberOfExpertsIsRefusedByName() {
+        Map<String, List<Long>> shapes = shapes("model.layers.1.mlp.experts.", "gate_proj", "up_proj", "down_proj", "model.layers.1.mlp.gate.weight");
+        Map<String, Tensor> in = Map.of("model.layers.1.mlp.experts.down_proj", stacked(E - 1, H, I));   // one expert-parallel rank's
+        var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> ExpertNames.expand(in, shapes.keySet()));
+        assertEquals("model.layers.1.mlp.experts.down_proj holds 2 experts; the model has 3 in that layer", e.getMessage());
+    }
+
+    @Test
     void namesOfADenseModelPassThroughUntouched() {
         Map<String, Tensor> in = Map.of("model.layers.0.mlp.gate_proj.weight", stacked(I, H));
         assertSame(in, ExpertNames.expand(in, Set.of("model.layers.0.mlp.gate_proj.weight")));

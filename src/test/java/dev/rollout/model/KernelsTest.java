@@ -66,6 +66,15 @@ class KernelsTest {
 
     /** libtorch's CPU backend has no bf16 GEMM with a float32 result: the probe says so, and the logits are rounded as by default. */
     @Test
+    void aMixtureOfExpertsRunsWithoutCudaGraphsAndSaysWhy() throws Exception {
+        ModelConfig moe = ModelConfig.read(java.nio.file.Path.of("src/test/resources/fixtures/qwen3_moe"));
+        assertTrue(Kernels.whyNot(Kernels.Kernel.CUDA_GRAPHS, moe, ScalarType.BFloat16, CPU).orElseThrow()
+                .contains("a dense model (a mixture of experts runs eagerly for now)"));
+        assertFalse(Kernels.whyNot(Kernels.Kernel.CUDA_GRAPHS, ModelConfig.read(QWEN3), ScalarType.BFloat16, CPU).orElseThrow()
+                .contains("dense model"));
+    }
+
+    @Test
     void theFloat32LmHeadIsProbedOnTheDevice() throws Exception {
         Kernels k = Kernels.resolve(Kernels.Wanted.of(false, false, true), ModelConfig.read(QWEN3), ScalarType.BFloat16, CPU);
         assertFalse(k.fp32LmHead());
