@@ -259,8 +259,14 @@ class WeightBroadcaster:
         world_size = 1 + client.server_info()["tp_size"]  # this process, then every tensor-parallel rank of the server
         answer = _in_thread(client.init_weights_update_group, master_address, master_port, 1, world_size, group_name, backend,
                             timeout_s)
-        self.group = _custom_process_group(backend, "tcp://%s:%d" % (master_address, master_port), world_size, 0, group_name,
-                                           datetime.timedelta(seconds=timeout_s))
+        try:
+            self.group = _custom_process_group(backend, "tcp://%s:%d" % (master_address, master_port), world_size, 0, group_name,
+                                               datetime.timedelta(seconds=timeout_s))
+        except Exception as e:
+            # the server's own answer (a refusal, say) says more than the store's timeout does, when it came
+            server = answer.done_with()
+            raise RuntimeError("the weight update group %r did not form: %s%s" % (
+                group_name, e, "" if server is None else "; the server said: %s" % server)) from e
         answer()
 
     def push(self, named_tensors, weight_version=None):
@@ -306,6 +312,11 @@ def _in_thread(fn, *args):
         if "error" in box:
             raise box["error"]
         return box["value"]
+
+    def done_with():
+        """What the call ended with, if it has: its value or its error; None while it runs."""
+        return None if t.is_alive() else box.get("error", box.get("value"))
+    result.done_with = done_with
     return result
 
 

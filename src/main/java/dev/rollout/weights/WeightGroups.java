@@ -95,22 +95,29 @@ public final class WeightGroups implements AutoCloseable {
     public WeightOutcome init(WeightGroupOp.Spec spec, Duration timeout) {
         Duration limit = timeout == null ? settings.timeout() : timeout;
         String problem = checkSpec(spec);
-        if (problem != null) return refused(WeightOutcome.Reason.BAD_REQUEST, problem);
+        if (problem != null) return refusedInit(spec, WeightOutcome.Reason.BAD_REQUEST, problem);
         // claim the name before the (long) rendezvous, so that two inits of one name cannot both form it
         Member claim = new Member(null, new ReentrantLock());
         if (groups.putIfAbsent(spec.groupName(), claim) != null)
-            return refused(WeightOutcome.Reason.CONFLICT, "a weight update group named '" + spec.groupName()
+            return refusedInit(spec, WeightOutcome.Reason.CONFLICT, "a weight update group named '" + spec.groupName()
                     + "' exists; destroy it (destroy_weights_update_group) before forming it again");
         WeightGroupOp.Outcome<WeightSyncGroup> o;
         try {
             o = ranks.run(WeightGroupOp.join(spec, limit.toMillis()), limit, () -> joinAs(spec, limit));
         } catch (Refusal e) {
             groups.remove(spec.groupName(), claim);
-            return refused(e.reason, e.getMessage());
+            return refusedInit(spec, e.reason, e.getMessage());
         }
         problem = settleJoin(spec, claim, o);
-        if (problem != null) return refused(WeightOutcome.Reason.BAD_REQUEST, problem);
+        if (problem != null) return refusedInit(spec, WeightOutcome.Reason.BAD_REQUEST, problem);
         return new WeightOutcome.GroupJoined(new Joined(spec.groupName(), spec.rankOffset(), spec.worldSize(), backendName(spec)));
+    }
+
+    /** A refused init, logged: the trainer meanwhile waits on its store and sees only a timeout, so the server's log says why. */
+    private static WeightOutcome refusedInit(WeightGroupOp.Spec spec, WeightOutcome.Reason reason, String problem) {
+        LOG.warning(() -> "weight update group '" + spec.groupName() + "' at " + spec.masterAddress() + ":" + spec.masterPort()
+                + " did not form: " + problem);
+        return refused(reason, problem);
     }
 
     /** This rank's part of forming a group: joins it at rank_offset + its tensor-parallel rank. */
