@@ -22,20 +22,8 @@ import org.junit.jupiter.api.io.TempDir;
 class EngineBenchTest {
     @Test
     void workloadsRunAndCountEveryToken(@TempDir Path dir) throws Exception {
-        Files.copy(Path.of("src/test/resources/fixtures/qwen3/config.json"), dir.resolve("config.json"));
-        ByteArrayOutputStream buf = new ByteArrayOutputStream();
-        PrintStream old = System.out;
-        System.setOut(new PrintStream(buf, true, StandardCharsets.UTF_8));
-        try {
-            EngineBench.main(new String[] {"--model", dir.toString(), "--dummy", "--device", "cpu", "--dtype", "float32",
-                    "grpo:3:2:20:8", "decode:16:6", "sweep:16:6:1,3"});
-        } finally {
-            System.setOut(old);
-        }
-        String printed = buf.toString(StandardCharsets.UTF_8);
-        List<JsonObject> results = printed.lines().filter(l -> l.startsWith("RESULT "))
-                .map(l -> JsonParser.parseString(l.substring(7)).getAsJsonObject()).toList();
-        assertEquals(5, results.size(), printed);
+        List<JsonObject> results = run(dir, "qwen3", "grpo:3:2:20:8", "decode:16:6", "sweep:16:6:1,3");
+        assertEquals(5, results.size(), results.toString());
         JsonObject grpo = results.get(1);
         assertEquals(6, grpo.get("finished").getAsInt());
         assertEquals(grpo.get("expected").getAsLong(), grpo.get("generated").getAsLong());
@@ -48,22 +36,27 @@ class EngineBenchTest {
     /** A mixture of experts with every request's routed experts kept, as the GPU measures R3's cost (on against off). */
     @Test
     void aMixtureOfExpertsRunsWithRoutedExperts(@TempDir Path dir) throws Exception {
-        Files.copy(Path.of("src/test/resources/fixtures/qwen3_moe/config.json"), dir.resolve("config.json"));
+        List<JsonObject> results = run(dir, "qwen3_moe", "--routed-experts", "grpo:2:2:12:5", "decode:8:4");
+        assertEquals(3, results.size(), results.toString());
+        assertTrue(results.get(0).get("routed_experts").getAsBoolean(), results.get(0).toString());
+        assertEquals(results.get(1).get("expected").getAsLong(), results.get(1).get("generated").getAsLong());
+    }
+
+    /** EngineBench on a dummy model of the fixture's config, on the CPU in float32: its RESULT lines. */
+    private static List<JsonObject> run(Path dir, String fixture, String... args) throws Exception {
+        Files.copy(Path.of("src/test/resources/fixtures", fixture, "config.json"), dir.resolve("config.json"));
+        List<String> all = new java.util.ArrayList<>(List.of("--model", dir.toString(), "--dummy", "--device", "cpu", "--dtype", "float32"));
+        all.addAll(List.of(args));
         ByteArrayOutputStream buf = new ByteArrayOutputStream();
         PrintStream old = System.out;
         System.setOut(new PrintStream(buf, true, StandardCharsets.UTF_8));
         try {
-            EngineBench.main(new String[] {"--model", dir.toString(), "--dummy", "--device", "cpu", "--dtype", "float32",
-                    "--routed-experts", "grpo:2:2:12:5", "decode:8:4"});
+            EngineBench.main(all.toArray(new String[0]));
         } finally {
             System.setOut(old);
         }
-        String printed = buf.toString(StandardCharsets.UTF_8);
-        List<JsonObject> results = printed.lines().filter(l -> l.startsWith("RESULT "))
+        return buf.toString(StandardCharsets.UTF_8).lines().filter(l -> l.startsWith("RESULT "))
                 .map(l -> JsonParser.parseString(l.substring(7)).getAsJsonObject()).toList();
-        assertEquals(3, results.size(), printed);
-        assertTrue(results.get(0).get("routed_experts").getAsBoolean(), printed);
-        assertEquals(results.get(1).get("expected").getAsLong(), results.get(1).get("generated").getAsLong());
     }
 
     @Test
