@@ -41,11 +41,12 @@ public record EngineInfo(String architecture, String modelType, long parameterCo
     }
 
     /**
-     * The shape that reading {@code name} back answers: a parameter's, or a mixture of experts'
-     * stacked tensor by transformers 5's name ({@link ExpertNames}); null for neither.
+     * The shape that reading {@code name} back answers: a parameter's (Mixtral's router by
+     * transformers 5's name too), or a mixture of experts' stacked tensor by transformers 5's name
+     * ({@link ExpertNames}); null for neither.
      */
     public List<Long> readableShape(String name) {
-        List<Long> shape = parameterShapes.get(name);
+        List<Long> shape = parameterShapes.get(ExpertNames.parameterName(name, parameterShapes.keySet()));
         return shape != null ? shape : ExpertNames.stackedShape(name, parameterShapes);
     }
 

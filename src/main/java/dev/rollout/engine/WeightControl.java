@@ -294,6 +294,7 @@ final class WeightControl {
     /** The first {@code rows} rows of a parameter (slices along dimension 0), as float32. */
     ParameterValues read(String name, int rows) {
         Map<String, Tensor> source = readable();
+        name = ExpertNames.parameterName(name, source.keySet());   // Mixtral's router by transformers 5's name
         try (PointerScope scope = new PointerScope()) {
             // a parameter, or a mixture of experts' stacked tensor by transformers 5's name
             Tensor t = source.containsKey(name) ? whole(source, name) : ExpertNames.gather(name, source.keySet(), n -> whole(source, n));

@@ -61,9 +61,10 @@ public final class ExpertNames {
         for (Map.Entry<String, Tensor> e : tensors.entrySet()) {
             String name = e.getKey();
             Tensor t = e.getValue();
-            Matcher router = ROUTER.matcher(name), stacked = STACKED.matcher(name);
-            if (router.matches() && !params.contains(name) && params.contains(router.group(1) + "block_sparse_moe.gate.weight")) {
-                out.put(router.group(1) + "block_sparse_moe.gate.weight", t);
+            Matcher stacked = STACKED.matcher(name);
+            String renamed = parameterName(name, params);
+            if (!renamed.equals(name)) {
+                out.put(renamed, t);
                 continue;
             }
             Naming naming = stacked.matches() ? Naming.of(stacked.group(1), params) : null;
@@ -90,6 +91,18 @@ public final class ExpertNames {
         }
         replaced.forEach(Tensor::close);
         return out;
+    }
+
+    /**
+     * The parameter a transformers 5 name stands for where the checkpoint names it otherwise
+     * (Mixtral's router, {@code mlp.gate.weight}, is {@code block_sparse_moe.gate.weight}); the name
+     * itself otherwise.
+     */
+    public static String parameterName(String name, Set<String> params) {
+        Matcher router = ROUTER.matcher(name);
+        if (router.matches() && !params.contains(name) && params.contains(router.group(1) + "block_sparse_moe.gate.weight"))
+            return router.group(1) + "block_sparse_moe.gate.weight";
+        return name;
     }
 
     /**

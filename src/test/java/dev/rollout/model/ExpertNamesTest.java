@@ -69,6 +69,7 @@ class ExpertNamesTest {
         in.put("model.layers.0.mlp.experts.gate_up_proj", gateUp.clone());
         Map<String, Tensor> out = ExpertNames.expand(in, shapes.keySet());
         assertSame(router, out.get("model.layers.0.block_sparse_moe.gate.weight"));
+        assertEquals("model.layers.0.block_sparse_moe.gate.weight", ExpertNames.parameterName("model.layers.0.mlp.gate.weight", shapes.keySet()));
         assertTrue(torch.equal(gateUp.select(0, 2).narrow(0, 0, I), out.get("model.layers.0.block_sparse_moe.experts.2.w1.weight")), "w1 is the gate");
         assertTrue(torch.equal(gateUp.select(0, 2).narrow(0, I, I), out.get("model.layers.0.block_sparse_moe.experts.2.w3.weight")), "w3 is the up");
     }
