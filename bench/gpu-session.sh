@@ -37,6 +37,7 @@
 #   ab05           graphs05's R4 and R1 for this tree and a baseline tree, alternating (bench/ab-engine.sh; carry
 #                  also ".device/base.tar.xz", made here by bench/ab-pack.sh OTHER_CHECKOUT .device/base.tar.xz)
 #   ab7            R4 at 7B (random weights made on the GPU), this tree against the baseline as ab05
+#   moe30          issue #19: a random Qwen3-30B-A3B on the GPU, decode and a sweep, routed experts off then on
 #   sampling05     graphs05's R1 and batch sweep with libtorch's sampling ops instead of our kernel (its baseline)
 #   r6ref          R6's in-process reference: 512 requests of 512 + 256 at once, kernels + graphs
 #   hf05           transformers on 0.5B: continuous batching on the reduced R1 shape, `generate` at
@@ -157,6 +158,11 @@ for s in "$@"; do
          stage hf7 400 bash bench/gpu-bench.sh hf /tmp/q7 --hbm-gbps "$gbps" decode:128:512 push grpo:4:8:512:256 ;;
     graphs7) bash bench/gpu-bench.sh save /tmp/q7 qwen2.5-7b > /dev/null 2>&1
              stage graphs7 300 "${ours[@]}" /tmp/q7 --dummy --native-kernels --cuda-graphs --repeat 2 --hbm-gbps "$gbps" decode:128:512 grpo:32:8:512:1024 ;;
+    # issue #19: a random Qwen3-30B-A3B made on the GPU (61 GB in bf16), eager on libtorch's ops: decode at
+    # batch 1 against the floor of the chosen experts, a batch sweep, then the same with routed experts kept (R3's cost)
+    moe30) bash bench/gpu-bench.sh save /tmp/q30 qwen3-30b-a3b > /dev/null 2>&1
+           stage moe30 500 bash -c "${ours[*]} /tmp/q30 --dummy --native-kernels --hbm-gbps $gbps decode:128:64 sweep:128:32:1,8,64 \
+              && ${ours[*]} /tmp/q30 --dummy --native-kernels --routed-experts --hbm-gbps $gbps decode:128:64 sweep:128:32:1,8,64" ;;
     # R6 against the in-process engine's settings (EngineBench: 512 running, 8,192 tokens a step)
     online05) stage online05 300 env ROLLOUT_MODEL_PATH=/tmp/q05 ROLLOUT_MAX_RUNNING_REQUESTS=512 ROLLOUT_MAX_BATCHED_TOKENS=8192 \
                 bash tools/dist/gpu-run.sh python3 bench/online.py --requests 512 --in 512 --out 256 --rates inf,inf,16 ;;

@@ -11,7 +11,7 @@ WORKLOAD, as EngineBench's:
     sweep:IN:OUT:B,...   R5: `generate` for a static batch of B (ms per decode step)
     push                 R8's in-process counterpart: `load_state_dict` of every weight from GPU
                          tensors, from host memory and from the checkpoint's safetensors on disk
-ARCH: qwen2.5-0.5b, qwen2.5-7b, qwen3-0.6b. Prints `RESULT {json}` lines like EngineBench, each
+ARCH: qwen2.5-0.5b, qwen2.5-7b, qwen3-0.6b, qwen3-30b-a3b (config only). Prints `RESULT {json}` lines like EngineBench, each
 step time beside its HBM floor (every weight and every sequence's KV read once per step).
 """
 import json
@@ -22,7 +22,8 @@ import time
 import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from prompts import prompts  # noqa: E402  the same ids as EngineBench's
-from transformers import AutoConfig, AutoModelForCausalLM, ContinuousBatchingConfig, GenerationConfig, Qwen2Config, Qwen3Config
+from transformers import (AutoConfig, AutoModelForCausalLM, ContinuousBatchingConfig, GenerationConfig, Qwen2Config, Qwen3Config,
+                          Qwen3MoeConfig)
 
 ARCHS = {  # public config.json values of the Hugging Face checkpoints
     "qwen2.5-0.5b": lambda: Qwen2Config(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
@@ -34,11 +35,16 @@ ARCHS = {  # public config.json values of the Hugging Face checkpoints
     "qwen3-0.6b": lambda: Qwen3Config(vocab_size=151936, hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
                                       num_attention_heads=16, num_key_value_heads=8, head_dim=128, tie_word_embeddings=True,
                                       max_position_embeddings=40960, rope_theta=1e6, rms_norm_eps=1e-6),
+    "qwen3-30b-a3b": lambda: Qwen3MoeConfig(vocab_size=151936, hidden_size=2048, intermediate_size=6144, num_hidden_layers=48,
+                                            num_attention_heads=32, num_key_value_heads=4, head_dim=128, num_experts=128,
+                                            num_experts_per_tok=8, moe_intermediate_size=768, norm_topk_prob=True,
+                                            decoder_sparse_step=1, mlp_only_layers=[], tie_word_embeddings=False,
+                                            max_position_embeddings=40960, rope_theta=1e6, rms_norm_eps=1e-6),
 }
 def save(d, arch):
     torch.manual_seed(0)
     cfg = ARCHS[arch]()
-    if arch == "qwen2.5-7b":  # 15 GB: only the config; EngineBench makes its weights on the GPU (--dummy)
+    if arch in ("qwen2.5-7b", "qwen3-30b-a3b"):  # 15 and 61 GB: only the config; EngineBench makes its weights on the GPU (--dummy)
         cfg.save_pretrained(d)
         print("wrote config", d)
         return

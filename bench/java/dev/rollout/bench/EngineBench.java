@@ -37,6 +37,9 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 public final class EngineBench {
     private LlmEngine engine;
     private final double weightBytes, kvBytesPerToken, bytesPerSecond;
+    /** A mixture of experts' routed experts: their bytes in all (part of weightBytes), how many each layer has, and per token. */
+    private double expertBytes;
+    private int experts = 1, topK = 1;
     private int vocab, run = 1;
     /** The last step's shape, from the engine's observer: a decode-only step computes one token per sequence. */
     private int lastSequences, lastTokens;
@@ -94,6 +97,7 @@ public final class EngineBench {
         ModelConfig c = lm.config();
         double kv = 2.0 * c.numLayers() * c.numKvHeads() * c.headDim() * (st == ScalarType.Float ? 4 : 2);
         EngineBench b = new EngineBench(lm.weightBytes(), kv, gbps * 1e9);
+        if (c.moe() != null) b.routedExperts(c, st == ScalarType.Float ? 4 : 2);
         EngineObserver steps = new EngineObserver() {
             @Override
             public void onStep(int sequences, int tokens, int sampled, double modelSeconds, double hostSeconds) {
@@ -110,11 +114,13 @@ public final class EngineBench {
         System.out.printf(Locale.ROOT, "RESULT {\"what\": \"setup\", \"model\": \"%s\", \"dummy\": %s, \"device\": \"%s\", \"dtype\": \"%s\", "
                         + "\"weight_bytes\": %.0f, \"kv_bytes_per_token\": %.0f, \"kv_tokens\": %d, \"load_s\": %.2f, \"hbm_gbps\": %.0f, "
                         + "\"decode_attention\": \"%s\", \"fused_ops\": %s, \"sampling_kernel\": %s, \"cuda_graphs\": %s, "
-                        + "\"kernels_not_used\": \"%s\", \"native_preset\": \"%s\", \"routed_experts\": %s}%n",
+                        + "\"kernels_not_used\": \"%s\", \"native_preset\": \"%s\", \"routed_experts\": %s, "
+                        + "\"expert_bytes\": %.0f, \"batch1_weight_bytes\": %.0f}%n",
                 model, dummy, device, dtype, b.weightBytes, kv, (long) engine.numKvBlocks() * 16, load, gbps,
                 kernels.decodeAttention(), kernels.fusedOps(), kernels.samplingKernel(), kernels.cudaGraphs(),
                 kernels.notUsed().stream().map(Kernels.NotUsed::toString).collect(java.util.stream.Collectors.joining("; ")),
-                RolloutCuda.available() ? "loaded" : RolloutCuda.whyUnavailable(), engine.keepsRoutedExperts());
+                RolloutCuda.available() ? "loaded" : RolloutCuda.whyUnavailable(), engine.keepsRoutedExperts(), b.expertBytes,
+                b.stepWeightBytes(1));
         b.grpo(4, 2, 32, 32, false);  // warm-up: kernels, allocator, JIT
         if (dev.is_cuda()) memory("setup");
         // the first run of a shape also captures its CUDA graphs: with --repeat 2 the second shows the steady state
@@ -151,9 +157,30 @@ public final class EngineBench {
         return Integer.parseInt(s);
     }
 
-    /** The HBM floor of one decode step: every weight once, every sequence's context once. */
+    /** The routed experts' share of the weights: each MoE layer's experts, gate, up and down. */
+    private void routedExperts(ModelConfig c, int bytesPerValue) {
+        int sparse = 0;
+        for (int l = 0; l < c.numLayers(); l++) if (c.sparse(l)) sparse++;
+        experts = c.moe().experts();
+        topK = c.moe().topK();
+        expertBytes = (double) sparse * experts * 3L * c.moe().intermediate() * c.hiddenSize() * bytesPerValue;
+    }
+
+    /**
+     * The weight bytes one decode step of {@code batch} sequences must read: all of a dense model;
+     * of a mixture of experts, everything but the routed experts, and of those the ones the batch
+     * is expected to touch, E (1 - (1 - k/E)^batch) of E per layer (top-k of E drawn per token as
+     * if at random: at batch 1 only k, at a large batch every expert).
+     */
+    double stepWeightBytes(int batch) {
+        if (expertBytes == 0) return weightBytes;
+        double touched = 1 - Math.pow(1 - (double) topK / experts, batch);
+        return weightBytes - expertBytes + expertBytes * touched;
+    }
+
+    /** The HBM floor of one decode step: every weight it reads once (the chosen experts' only), every sequence's context once. */
     double floorSeconds(int batch, double context) {
-        return (weightBytes + batch * context * kvBytesPerToken) / bytesPerSecond;
+        return (stepWeightBytes(batch) + batch * context * kvBytesPerToken) / bytesPerSecond;
     }
 
     /** P prompts x n samples; reports makespan, output tok/s and the fraction of the decode floor's ceiling. */

@@ -38,7 +38,13 @@ class EngineBenchTest {
     void aMixtureOfExpertsRunsWithRoutedExperts(@TempDir Path dir) throws Exception {
         List<JsonObject> results = run(dir, "qwen3_moe", "--routed-experts", "grpo:2:2:12:5", "decode:8:4");
         assertEquals(3, results.size(), results.toString());
-        assertTrue(results.get(0).get("routed_experts").getAsBoolean(), results.get(0).toString());
+        JsonObject setup = results.get(0);
+        assertTrue(setup.get("routed_experts").getAsBoolean(), setup.toString());
+        // at batch 1 the floor reads 2 of the 8 experts of its two MoE layers: (64 x 32 x 3 x 4 bytes) x 8 x 2 of them in all
+        double experts = 2 * 8 * 3 * 32 * 64 * 4;
+        assertEquals(experts, setup.get("expert_bytes").getAsDouble(), 0.5, setup.toString());
+        assertEquals(setup.get("weight_bytes").getAsDouble() - experts * 6 / 8, setup.get("batch1_weight_bytes").getAsDouble(), 1,
+                setup.toString());
         assertEquals(results.get(1).get("expected").getAsLong(), results.get(1).get("generated").getAsLong());
     }
 
