@@ -364,9 +364,7 @@ public final class EngineLoop implements AutoCloseable {
     /** Every rank's part of a weight group's operation, rank 0's here; the workers' as they report them (null if abandoned). */
     private <T> dev.rollout.dist.WeightGroupOp.Outcome<T> weightGroupCall(EngineCommand.WeightGroupCall<T> g) {
         if (!g.claim()) return null;   // its caller stopped waiting for it: no rank runs it
-        // rank 0's part, then the report, each with its own deadline
-        java.time.Duration most = g.bound().multipliedBy(2).plus(dev.rollout.model.StepBroadcast.groupOpDeadline(g.bound()));
-        boundedUntilNanos = System.nanoTime() + most.toNanos();
+        boundedUntilNanos = System.nanoTime() + dev.rollout.model.StepBroadcast.groupOpLimit(g.bound()).toNanos();
         try {
             dev.rollout.model.StepBroadcast channel = engine.parameterChannel();
             channel.sendGroupOp(g.op());

@@ -51,7 +51,7 @@ final class WeightChecker {
             try {
                 for (String name : source.keySet())
                     try (PointerScope scope = new PointerScope()) {   // frees a gathered whole parameter at once
-                        Tensor copy = pageableCopy(whole(source, name));
+                        Tensor copy = pageableCopy(weights.whole(source, name));
                         copy.retainReference();                         // kept past the scope, as the snapshot
                         copies.put(name, copy);
                     }
@@ -63,7 +63,7 @@ final class WeightChecker {
         } else {
             for (String name : source.keySet())
                 try (PointerScope scope = new PointerScope()) {  // copy_ hands back a handle per call
-                    snapshot.get(name).copy_(whole(source, name));
+                    snapshot.get(name).copy_(weights.whole(source, name));
                 }
         }
         long bytes = 0;
@@ -125,7 +125,7 @@ final class WeightChecker {
             compared++;
             try (PointerScope scope = new PointerScope()) {
                 Tensor expected = e.getValue();
-                Tensor actual = whole(live, e.getKey()).to(cpu, expected.scalar_type()).contiguous();
+                Tensor actual = weights.whole(live, e.getKey()).to(cpu, expected.scalar_type()).contiguous();
                 if (expected.numel() == 0) continue;
                 // bytes per element from the sizes: the enum a tensor hands back does not match in a switch
                 ScalarType bits = expected.nbytes() / expected.numel() == 4 ? ScalarType.Int : ScalarType.Short;
@@ -137,15 +137,6 @@ final class WeightChecker {
             }
         }
         return new WeightCheck(compared, snapshotBytes, differences);
-    }
-
-    /**
-     * The whole parameter {@code name}: with the model in several shards, put back together from
-     * every rank's (SGLang's checker compares each rank's shards; comparing whole parameters finds
-     * the same differences, and the snapshot stays on rank 0).
-     */
-    private Tensor whole(Map<String, Tensor> readable, String name) {
-        return weights.whole(readable, name);
     }
 
     /** Bytes the snapshot holds in host memory, 0 before the first. */

@@ -309,7 +309,9 @@ final class WeightControl {
     /**
      * The whole parameter {@code name} from {@code readable} (the weights, or while released their
      * host copy): with the model in several shards, put back together from every rank's part of
-     * it, each read from what that rank holds now.
+     * it, each read from what that rank holds now. The weights checker works on these (SGLang's
+     * compares each rank's shards; whole parameters show the same differences, and its snapshot
+     * stays on rank 0).
      */
     Tensor whole(Map<String, Tensor> readable, String name) {
         Tensor mine = readable.get(name);

@@ -36,6 +36,13 @@ public final class ExpertNames {
             return experts + expert + "." + which + ".weight";
         }
 
+        /** How many experts the layer has among the parameters. */
+        int count(Set<String> params) {
+            int n = 0;
+            while (params.contains(name(n, down))) n++;
+            return n;
+        }
+
         static Naming of(String layer, Set<String> params) {
             if (params.contains(layer + "mlp.experts.0.gate_proj.weight"))
                 return new Naming(layer + "mlp.experts.", "gate_proj", "up_proj", "down_proj");
@@ -72,8 +79,7 @@ public final class ExpertNames {
                 out.put(name, t);
                 continue;
             }
-            int experts = 0;
-            while (params.contains(naming.name(experts, naming.down()))) experts++;
+            int experts = naming.count(params);
             // one expert-parallel rank's experts, say, would otherwise land on experts 0 .. n-1
             if (t.size(0) != experts)
                 throw new IllegalArgumentException(name + " holds " + t.size(0) + " experts; the model has " + experts + " in that layer");
@@ -115,7 +121,7 @@ public final class ExpertNames {
         Naming naming = Naming.of(stacked.group(1), params);
         if (naming == null) return null;
         List<Tensor> experts = new ArrayList<>();
-        for (int x = 0; params.contains(naming.name(x, naming.down())); x++) {
+        for (int x = 0, n = naming.count(params); x < n; x++) {
             experts.add(stacked.group(2).equals("down_proj") ? whole.apply(naming.name(x, naming.down()))
                     : torch.cat(new TensorArrayRef(new TensorVector(whole.apply(naming.name(x, naming.gate())),
                     whole.apply(naming.name(x, naming.up())))), 0));                  // (2 * inter, hidden)
@@ -129,8 +135,7 @@ public final class ExpertNames {
         if (!stacked.matches()) return null;
         Naming naming = Naming.of(stacked.group(1), shapes.keySet());
         if (naming == null) return null;
-        long experts = 0;
-        while (shapes.containsKey(naming.name((int) experts, naming.down()))) experts++;
+        long experts = naming.count(shapes.keySet());
         if (stacked.group(2).equals("down_proj")) {
             List<Long> down = shapes.get(naming.name(0, naming.down()));                         // (hidden, inter)
             return List.of(experts, down.get(0), down.get(1));

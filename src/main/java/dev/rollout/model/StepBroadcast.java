@@ -292,6 +292,11 @@ public final class StepBroadcast {
         return bound.multipliedBy(2).plusSeconds(30);
     }
 
+    /** The longest a whole group operation takes on a rank: its part (twice the deadline, at most) and then the report. */
+    public static Duration groupOpLimit(Duration bound) {
+        return bound.multipliedBy(2).plus(groupOpDeadline(bound));
+    }
+
     /** The UTF-8 bytes of a problem that travel: enough for a sentence, and a fixed size for the all-gather. */
     private static final int PROBLEM_BYTES = 1016;
 
@@ -301,27 +306,26 @@ public final class StepBroadcast {
      */
     private List<String> exchangeProblems(String mine, Duration deadline) {
         if (group.size() == 1) return java.util.Collections.singletonList(mine);
-        byte[] text = mine == null ? new byte[0] : mine.getBytes(java.nio.charset.StandardCharsets.UTF_8);
-        int len = Math.min(text.length, PROBLEM_BYTES);
-        long[] words = new long[1 + PROBLEM_BYTES / 8];
-        words[0] = mine == null ? -1 : len;
-        for (int i = 0; i < len; i++) words[1 + i / 8] |= (text[i] & 0xFFL) << (8 * (i % 8));
+        int width = 1 + PROBLEM_BYTES / 8;   // every rank's block the same size, for the all-gather
+        long[] words = new long[width];
+        words[0] = -1;                       // no problem
+        if (mine != null) {
+            byte[] text = mine.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            // cut to fit: a character split by the cut becomes one replacement character (3 bytes), still within the block
+            String fitting = text.length <= PROBLEM_BYTES - 8 ? mine
+                    : new String(java.util.Arrays.copyOf(text, PROBLEM_BYTES - 8), java.nio.charset.StandardCharsets.UTF_8);
+            long[] packed = new ForwardBatchWire.Words().string(fitting).toArray();
+            System.arraycopy(packed, 0, words, 0, packed.length);
+        }
         long[] all;
         try (PointerScope scope = new PointerScope()) {
             all = Torch.toLongs(inRoot("exchanging weight group outcomes",
-                    () -> group.allGather(Torch.longs(words, device), 0, deadline)));              // (size * words) int64
+                    () -> group.allGather(Torch.longs(words, device), 0, deadline)));              // (size * width) int64
         }
         List<String> out = new java.util.ArrayList<>(group.size());
         for (int r = 0; r < group.size(); r++) {
-            int at = r * words.length;
-            if (all[at] < 0) {
-                out.add(null);
-                continue;
-            }
-            byte[] b = new byte[(int) all[at]];
-            for (int i = 0; i < b.length; i++) b[i] = (byte) (all[at + 1 + i / 8] >>> (8 * (i % 8)));
-            // a cut may split a character: the decoder replaces what is left of it
-            out.add(new String(b, java.nio.charset.StandardCharsets.UTF_8));
+            long[] block = java.util.Arrays.copyOfRange(all, r * width, (r + 1) * width);
+            out.add(block[0] < 0 ? null : new ForwardBatchWire.Words.Reader(block).string());
         }
         return out;
     }

@@ -166,13 +166,8 @@ public final class Worker {
          */
         private WeightGroups groups(StepBroadcast from) {
             if (groups == null) {
-                long numel = 0;   // the bound rank 0 puts on a push, from the full shapes
-                for (long[] shape : parts.values().stream().map(TensorShard::fullShape).toList()) {
-                    long n = 1;
-                    for (long d : shape) n = Math.multiplyExact(n, d);
-                    numel += n;
-                }
-                groups = new WeightGroups(new WeightGroups.Settings(java.time.Duration.ZERO, device, tpSize, rank, 8 * numel),
+                groups = new WeightGroups(new WeightGroups.Settings(java.time.Duration.ZERO, device, tpSize, rank,
+                        WeightGroups.maxPushBytes(parts.values().stream().map(TensorShard::fullShape).toList())),
                         new WeightGroups.Ranks() {
                             @Override
                             public <T> WeightGroupOp.Outcome<T> run(WeightGroupOp op, java.time.Duration bound,

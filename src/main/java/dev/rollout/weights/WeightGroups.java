@@ -79,6 +79,20 @@ public final class WeightGroups implements AutoCloseable {
 
     private record Member(WeightSyncGroup group, ReentrantLock turn) {}
 
+    /**
+     * The most one push may announce: the model's parameters (their full shapes) in float64.
+     * More is a mistake, not weights; every rank computes the same bound.
+     */
+    public static long maxPushBytes(Iterable<long[]> fullShapes) {
+        long numel = 0;
+        for (long[] shape : fullShapes) {
+            long n = 1;
+            for (long d : shape) n = Math.multiplyExact(n, d);
+            numel += n;
+        }
+        return 8 * numel;
+    }
+
     private final Settings settings;
     private final Ranks ranks;
     private final Map<String, Member> groups = new ConcurrentHashMap<>();

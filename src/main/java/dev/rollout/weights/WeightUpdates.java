@@ -60,11 +60,10 @@ public final class WeightUpdates implements AutoCloseable {
         this.loop = loop;
         this.settings = settings;
         loop.addHousekeeping(sessions);
-        // a broadcast push may announce at most the model's parameters in float64: more is a mistake, not weights
-        long numel = 0;
-        for (List<Long> shape : loop.info().parameterShapes().values()) numel += shape.stream().reduce(1L, Math::multiplyExact);
+        List<long[]> shapes = loop.info().parameterShapes().values().stream().map(s -> s.stream().mapToLong(Long::longValue).toArray()).toList();
         int tpSize = loop.info().tpSize();
-        groups = new WeightGroups(new WeightGroups.Settings(settings.groupTimeout(), settings.device(), tpSize, 0, 8 * numel),
+        groups = new WeightGroups(new WeightGroups.Settings(settings.groupTimeout(), settings.device(), tpSize, 0,
+                WeightGroups.maxPushBytes(shapes)),
                 tpSize == 1 ? WeightGroups.Ranks.ONE : betweenSteps());
     }
 
@@ -89,7 +88,7 @@ public final class WeightUpdates implements AutoCloseable {
                             throw new WeightGroups.Refusal(WeightOutcome.Reason.UNAVAILABLE, "the engine did not start the group's "
                                     + op.op().name().toLowerCase(java.util.Locale.ROOT) + " within " + start.toSeconds() + " s; nothing was done");
                         // started: its part and its report have deadlines of their own, and its outcome must be settled here
-                        Duration rest = bound.multipliedBy(2).plus(StepBroadcast.groupOpDeadline(bound)).plusSeconds(60);
+                        Duration rest = StepBroadcast.groupOpLimit(bound).plusSeconds(60);
                         return answer.get(rest.toMillis(), TimeUnit.MILLISECONDS);
                     }
                 } catch (ExecutionException e) {
