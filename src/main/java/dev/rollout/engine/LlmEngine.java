@@ -195,27 +195,26 @@ public final class LlmEngine {
     private void collectRoutedExperts(List<ScheduledSequence> batch) {
         KvCache cache = runner.cache();
         if (cache == null || cache.routing() == null) return;
+        int width = (int) (cache.routing().size(1) * cache.routing().size(2));   // layers x topK values a position
         List<Sequence> who = new ArrayList<>();
         IntList counts = new IntList();
         List<Long> slots = new ArrayList<>();
         for (ScheduledSequence s : batch) {
             Sequence seq = s.seq();
             if (seq.routedExperts == null) continue;
-            int from = seq.routedExperts.size() / (int) (cache.routing().size(1) * cache.routing().size(2));
+            int from = seq.routedExperts.size() / width;   // past numComputed after a retraction: nothing new yet
             for (int p = from; p < seq.numComputed; p++) slots.add(runner.slot(seq, p));
             who.add(seq);
-            counts.add(seq.numComputed - from);
+            counts.add(Math.max(0, seq.numComputed - from));
         }
         if (slots.isEmpty()) return;
         try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
-            long[] index = new long[slots.size()];
-            for (int i = 0; i < index.length; i++) index[i] = slots.get(i);
+            long[] index = slots.stream().mapToLong(Long::longValue).toArray();
             int[] rows = dev.rollout.model.Torch.toInts(cache.routing().index_select(0,                // (n, layers, topK) int32
                     dev.rollout.model.Torch.longs(index, model.device())));
-            int width = (int) (cache.routing().size(1) * cache.routing().size(2)), at = 0;
-            for (int i = 0; i < who.size(); i++) {
+            int at = 0;
+            for (int i = 0; i < who.size(); i++)
                 for (int j = 0; j < counts.get(i) * width; j++) who.get(i).routedExperts.add(rows[at++]);
-            }
         }
     }
 
