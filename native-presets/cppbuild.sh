@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds libjniRolloutCuda.so, the JNI library of dev.rollout.model.RolloutCuda, against the
-# libtorch and CUDA of the machine's PyTorch (`python3 -c "import torch"`): libtorch's C++ ABI
+# Builds libjniRolloutCuda.so, the JNI library of dev.rollout.model.RolloutCuda and
+# dev.rollout.dist.NativeC10d, against the libtorch and CUDA of the machine's PyTorch
+# (`python3 -c "import torch"`): libtorch's C++ ABI
 # changes between versions, so the library is built where it runs, once per torch version, as
 # torch's own C++ extensions are (ADR 0007). Our kernels (src/*.cu) are built by nvcc for the
 # GPU that is there (ROLLOUT_CUDA_ARCH, default native). About 30 seconds.
@@ -29,8 +30,9 @@ for cu in "$here"/src/*.cu; do
     -c "$cu" -o "$obj/$(basename "$cu" .cu).o"
 done
 mkdir -p "$out"
-${CXX:-g++} -O2 -shared -fPIC -std=c++17 -D_GLIBCXX_USE_CXX11_ABI=1 \
-  -I"$here/include" -I"$jni" -I"$jni/linux" -I"$torch_inc" -I"$torch_inc/torch/csrc/api/include" "${cuda_inc[@]}" \
+# gloo's headers are ours (third_party/): torch's wheels ship c10d's but not gloo's (ADR 0025)
+${CXX:-g++} -O2 -shared -fPIC -std=c++17 -D_GLIBCXX_USE_CXX11_ABI=1 -DUSE_C10D_GLOO \
+  -I"$here/include" -I"$here/third_party" -I"$jni" -I"$jni/linux" -I"$torch_inc" -I"$torch_inc/torch/csrc/api/include" "${cuda_inc[@]}" \
   "$gen/jniRolloutCuda.cpp" "$gen/jnijavacpp.cpp" "$obj"/*.o \
   -L"$torch_lib" -ltorch_cuda -ltorch_cpu -lc10_cuda -lc10 "$cudart" -Wl,-rpath,"$torch_lib" -Wl,-rpath,"$(dirname "$cudart")" \
   -o "$out/libjniRolloutCuda.so.tmp"

@@ -9,6 +9,7 @@
 
 #include <ATen/core/Tensor.h>
 #include <ATen/cuda/CUDAGraph.h>
+#include <ATen/ops/_grouped_mm.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAStream.h>
@@ -45,6 +46,15 @@ inline void resetPeakMemoryStats() {
 
 inline int pagedDecodePartitions(int maxBlocks, int blockSize) {
     return kernels::paged_decode_partitions(maxBlocks, blockSize);
+}
+
+// A mixture of experts' GEMMs in one call: x (T, K) in groups of rows sorted by expert, group e
+// ending at offsets[e] ((E) int32, cumulative), each times w[e]^T (w (E, N, K), a checkpoint's
+// linear layout, so the transpose is a view); (T, N). libtorch checks the operands.
+inline at::Tensor groupedMm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& offsets) {
+    if (x.dim() != 2 || w.dim() != 3 || offsets.dim() != 1 || offsets.size(0) != w.size(0) || x.size(1) != w.size(2))
+        throw std::invalid_argument("groupedMm: x must be (T, K), w (E, N, K) and offsets (E)");
+    return at::_grouped_mm(x, w.transpose(1, 2), offsets);
 }
 
 namespace detail {

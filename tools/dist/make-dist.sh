@@ -20,6 +20,7 @@ deps="$root/target/dist-deps"
 jdk="${DIST_JDK:-/usr/lib/jvm/java-17-openjdk-amd64}"
 [ -x "$jdk/bin/jlink" ] || { echo "make-dist: no JDK with jlink at $jdk (apt-get install openjdk-17-jdk-headless, or set DIST_JDK)" >&2; exit 1; }
 [ -x "$wlp/bin/server" ] && [ -f target/rollout-server.war ] && [ -f "$deps/jni-gpu/libjnitorch.so" ] \
+  && [ -f "$deps/jni-gpu/libjnitorch_gloo.so" ] \
   || { echo "make-dist: run ./mvnw -Pdist package first (the war, Liberty in target/liberty, the GPU JNI glue in target/dist-deps)" >&2; exit 1; }
 rm -rf "$work" && mkdir -p "$work/war" "$work/rollout"
 
@@ -91,16 +92,17 @@ cp "$jemalloc" "$work/rollout/lib/libjemalloc.so.2"
 # 5. our native preset as sources: start.sh builds it against the machine's libtorch (cppbuild.sh)
 native="$work/rollout/native"
 mkdir -p "$native/jni/linux"
-cp -r native-presets/include native-presets/src native-presets/cppbuild.sh "$native/"
+cp -r native-presets/include native-presets/src native-presets/third_party native-presets/cppbuild.sh "$native/"
 cp "$jdk/include/jni.h" "$native/jni/" && cp "$jdk/include/linux/jni_md.h" "$native/jni/linux/"
 # javacpp and the pytorch jar, from the war: RolloutCuda's kernels take the presets' Tensor class,
 # and without it on the classpath the Builder leaves them out with a mere warning
 javacpp="$(find "$work/war/WEB-INF/lib" -name 'javacpp-*.jar' ! -name '*-linux-*')"
 pytorch="$(find "$work/war/WEB-INF/lib" -name 'pytorch-*.jar' ! -name '*-linux-*')"
 "$jdk/bin/java" -cp "$javacpp:$pytorch:target/classes" \
-  org.bytedeco.javacpp.tools.Builder -nocompile -d "$native/generated" dev.rollout.model.RolloutCuda >/dev/null
+  org.bytedeco.javacpp.tools.Builder -nocompile -d "$native/generated" dev.rollout.model.RolloutCuda dev.rollout.dist.NativeC10d >/dev/null
 grep -q Java_dev_rollout_model_RolloutCuda_ropeAndCache "$native/generated/jniRolloutCuda.cpp" \
-  || { echo "make-dist: JavaCPP generated no JNI code for RolloutCuda's kernels" >&2; exit 1; }
+  && grep -q Java_dev_rollout_dist_NativeC10d_glooGroup "$native/generated/jniRolloutCuda.cpp" \
+  || { echo "make-dist: JavaCPP generated no JNI code for RolloutCuda's kernels or NativeC10d's groups" >&2; exit 1; }
 
 # 6. where each binary came from, for whoever checks the archive against its public sources
 {

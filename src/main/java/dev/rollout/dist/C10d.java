@@ -3,18 +3,14 @@ package dev.rollout.dist;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
 import java.time.Duration;
-import org.bytedeco.javacpp.SizeTPointer;
-import org.bytedeco.javacpp.chrono.Milliseconds;
-import org.bytedeco.pytorch.GlooDeviceVector;
-import org.bytedeco.pytorch.ProcessGroupGloo;
-import org.bytedeco.pytorch.Store;
-import org.bytedeco.pytorch.TCPStore;
-import org.bytedeco.pytorch.TCPStoreOptions;
+import java.util.Arrays;
+import java.util.List;
 
 /**
- * How this project forms c10d groups from the presets, in one place: the rendezvous store, gloo's
- * devices, NCCL's constructor. A weight-update group ({@link WeightSyncGroup}) and a
- * tensor-parallel group ({@code model.C10dTpGroup}) differ in their keys and deadlines, not in these.
+ * How this project forms c10d groups, in one place: the rendezvous store, the keys' prefixes,
+ * gloo's devices, and which build of libtorch's c10d makes them. A weight-update group
+ * ({@link WeightSyncGroup}), a tensor-parallel group ({@code model.C10dTpGroup}) and a trainer's
+ * group ({@code trainer.TrainerGroup}) differ in their keys and deadlines, not in these.
  */
 public final class C10d {
     private C10d() {}
@@ -39,63 +35,60 @@ public final class C10d {
     }
 
     /**
-     * The rendezvous store at {@code host:port}: hosted by rank 0, joined by the others, with
-     * torch's rendezvous options ({@code numWorkers} the world, {@code waitWorkers} on every rank,
-     * so that each client counts itself in and rank 0 waits for all). Throws libtorch's
-     * RuntimeException if the ranks do not meet within {@code timeout}.
+     * Meets the other ranks and forms a group: the rendezvous store at {@code host:port}, hosted
+     * by rank 0 and joined by the others, with torch's rendezvous options ({@code numWorkers} the
+     * world, {@code waitWorkers} on every rank, so that each client counts itself in and rank 0
+     * waits for all); the group's keys under {@code prefixes}, outermost first, each as torch's
+     * {@code PrefixStore} names them; then the group, once all {@code world} ranks have connected.
+     * Each stage is bounded by {@code timeout}.
+     *
+     * <p>A gloo group is made by our preset where its library is loaded (the GPU build, ADR 0025):
+     * it was compiled against the libtorch that runs, the presets' glue against another. Elsewhere,
+     * and for NCCL (whose headers the node may lack), the presets make it.
+     *
+     * @throws JoinException naming whether the store was reached
      */
-    public static TCPStore store(String host, int port, int rank, int world, Duration timeout) {
+    public static Collectives join(Backend backend, String host, int port, int rank, int world, List<String> prefixes,
+                                   Duration timeout) throws JoinException {
+        if (world < 1 || rank < 0 || rank >= world) throw new IllegalArgumentException("rank " + rank + " of a world of " + world);
         if (port < 1 || port > 65535) throw new IllegalArgumentException("port " + port + " is not a TCP port");
-        TCPStoreOptions o = new TCPStoreOptions();
-        o.port((short) port);  // a u16 in C++: the cast keeps the bits
-        o.isServer(rank == 0);
-        o.numWorkers(new SizeTPointer(1).put(world));
-        o.waitWorkers(true);
-        o.timeout(new Milliseconds(timeout.toMillis()));
-        return new TCPStore(host, o);
+        return backend == Backend.GLOO && NativeC10d.available()
+                ? NativeCollectives.join(host, port, rank, world, prefixes, glooInterfaces(), loopback(host) ? host : "", timeout)
+                : PresetCollectives.join(backend, host, port, rank, world, prefixes, glooInterfaces(), loopback(host), timeout);
     }
 
-    /** A gloo group over {@code keys}, every operation bounded by {@code timeout}. */
-    public static org.bytedeco.pytorch.Backend gloo(Store keys, int rank, int world, String host, Duration timeout) {
-        ProcessGroupGloo.Options go = ProcessGroupGloo.Options.create(new Milliseconds(timeout.toMillis()));
-        go.devices(glooDevices(host));
-        return new ProcessGroupGloo(keys, rank, world, go);
+    /** Why a group did not form, and whether the ranks had met at the store before it failed. */
+    public static final class JoinException extends Exception {
+        private final boolean storeReached;
+
+        JoinException(boolean storeReached, Throwable cause) {
+            super(firstLine(cause), cause);
+            this.storeReached = storeReached;
+        }
+
+        /** False when the store was not reached (no master there, or not all ranks came in time). */
+        public boolean storeReached() {
+            return storeReached;
+        }
     }
 
     /**
-     * The interfaces {@code GLOO_SOCKET_IFNAME} names, as torch's Python binding reads it; else,
-     * for a loopback master (one host), the loopback device; else the host's default device. A
-     * rank on another node must not bind to the master's address.
+     * The interfaces {@code GLOO_SOCKET_IFNAME} names, as torch's Python binding reads it. Without
+     * them a group's device is, for a loopback master (one host), the loopback device; else the
+     * host's default device: a rank on another node must not bind to the master's address.
      */
-    static GlooDeviceVector glooDevices(String host) {
-        GlooDeviceVector devices = new GlooDeviceVector();
-        String ifnames = System.getenv("GLOO_SOCKET_IFNAME");
-        if (ifnames != null && !ifnames.isBlank()) {
-            for (String iface : ifnames.split(",")) devices.push_back(ProcessGroupGloo.createDeviceForInterface(iface.trim()));
-        } else if (loopback(host)) {
-            devices.push_back(ProcessGroupGloo.createDeviceForHostname(host));
-        } else {
-            devices.push_back(ProcessGroupGloo.createDefaultDevice());
-        }
-        return devices;
+    static List<String> glooInterfaces() {
+        String names = System.getenv("GLOO_SOCKET_IFNAME");
+        if (names == null || names.isBlank()) return List.of();
+        return Arrays.stream(names.split(",")).map(String::trim).filter(n -> !n.isEmpty()).toList();
     }
 
-    private static boolean loopback(String host) {
+    static boolean loopback(String host) {
         try {
             return InetAddress.getByName(host).isLoopbackAddress();
         } catch (UnknownHostException e) {
             return false;
         }
-    }
-
-    /**
-     * An NCCL group over {@code keys}. NCCL lives in the presets' GPU build only: on the CPU build
-     * its JNI library is absent and this throws a LinkageError.
-     */
-    public static org.bytedeco.pytorch.Backend nccl(Store keys, int rank, int world, Duration timeout) {
-        org.bytedeco.pytorch.nccl.ProcessGroupNCCL.Options o = org.bytedeco.pytorch.nccl.ProcessGroupNCCL.Options.create();
-        o.timeout(new Milliseconds(timeout.toMillis()));
-        return new org.bytedeco.pytorch.nccl.ProcessGroupNCCL(keys, rank, world, o);
     }
 
     /** libtorch's messages carry a C++ stack after their first line: the first line is the reason. */

@@ -5,20 +5,13 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import org.bytedeco.javacpp.chrono.Milliseconds;
-import org.bytedeco.pytorch.BroadcastOptions;
-import org.bytedeco.pytorch.PrefixStore;
-import org.bytedeco.pytorch.Store;
-import org.bytedeco.pytorch.TCPStore;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorVector;
-import org.bytedeco.pytorch.Work;
 
 /**
  * A weight-update group: the torch.distributed group that an RL trainer's rank 0 and the
  * server's ranks form so that the trainer can broadcast weights to them. It is formed exactly as
  * SGLang's {@code init_custom_process_group} forms it, so that a Python trainer (torch) and this
- * process (libtorch through the presets) meet in the same store under the same keys:
+ * process (libtorch, through {@link C10d#join}) meet in the same store under the same keys:
  * <ul>
  *   <li>a {@code TCPStore} at {@code host:port}, hosted by rank 0 (the trainer), every other rank a
  *       client;</li>
@@ -28,7 +21,7 @@ import org.bytedeco.pytorch.Work;
  *       and {@code cuda/} for NCCL;</li>
  *   <li>gloo on the interfaces that {@code GLOO_SOCKET_IFNAME} names, else the host's default
  *       device, as torch's Python binding chooses them (the loopback device for a loopback
- *       master: {@link C10d#gloo}).</li>
+ *       master: {@link C10d#glooInterfaces}).</li>
  * </ul>
  * Every wait has the group's timeout: forming the group (a master that does not answer, a world
  * size that the other ranks do not share) and every broadcast. A group whose broadcast timed out
@@ -40,21 +33,16 @@ public final class WeightSyncGroup implements AutoCloseable {
     private final int rank, world;
     private final Backend backend;
     private final Duration timeout;
-    private final TCPStore store;
-    private final List<Store> prefixes;  // kept reachable: each wraps the one before it
-    private final org.bytedeco.pytorch.Backend group;
+    private final Collectives group;
     private volatile String broken;
     private boolean closed;
 
-    private WeightSyncGroup(String name, int rank, int world, Backend backend, Duration timeout, TCPStore store,
-                            List<Store> prefixes, org.bytedeco.pytorch.Backend group) {
+    private WeightSyncGroup(String name, int rank, int world, Backend backend, Duration timeout, Collectives group) {
         this.name = name;
         this.rank = rank;
         this.world = world;
         this.backend = backend;
         this.timeout = timeout;
-        this.store = store;
-        this.prefixes = prefixes;
         this.group = group;
     }
 
@@ -68,30 +56,16 @@ public final class WeightSyncGroup implements AutoCloseable {
         if (world < 2 || rank < 0 || rank >= world)
             throw new IllegalArgumentException("rank " + rank + " of a world of " + world + ": a weight group has at least 2 ranks");
         if (port < 1 || port > 65535) throw new IllegalArgumentException("port " + port + " is not a TCP port");
-        TCPStore store;
         try {
-            store = C10d.store(host, port, rank, world, timeout);
-        } catch (RuntimeException e) {
-            throw new GroupException("could not reach the group's store at " + host + ":" + port + " within " + timeout.toSeconds()
-                    + " s: " + firstLine(e), e);
-        }
-        List<Store> prefixes = new ArrayList<>();
-        try {
-            prefixes.add(new PrefixStore(groupName, store));
-            prefixes.add(new PrefixStore(groupName + "/", prefixes.get(0)));
-            prefixes.add(new PrefixStore(backend.device() + "/", prefixes.get(1)));
-            Store keys = prefixes.get(2);
-            org.bytedeco.pytorch.Backend group = switch (backend) {
-                case GLOO -> C10d.gloo(keys, rank, world, host, timeout);
-                case NCCL -> C10d.nccl(keys, rank, world, timeout);
-            };
-            return new WeightSyncGroup(groupName, rank, world, backend, timeout, store, prefixes, group);
-        } catch (RuntimeException | LinkageError e) {
-            prefixes.forEach(Store::close);
-            store.close();
+            Collectives group = C10d.join(backend, host, port, rank, world, List.of(groupName, groupName + "/", backend.device() + "/"), timeout);
+            return new WeightSyncGroup(groupName, rank, world, backend, timeout, group);
+        } catch (C10d.JoinException e) {
+            if (!e.storeReached())
+                throw new GroupException("could not reach the group's store at " + host + ":" + port + " within " + timeout.toSeconds()
+                        + " s: " + e.getMessage(), e.getCause());
             throw new GroupException("the group '" + groupName + "' (rank " + rank + " of " + world + ", " + backend.name().toLowerCase(Locale.ROOT)
-                    + ") did not form within " + timeout.toSeconds() + " s: " + firstLine(e)
-                    + "; every rank must join with the same master, group name and world size", e);
+                    + ") did not form within " + timeout.toSeconds() + " s: " + e.getMessage()
+                    + "; every rank must join with the same master, group name and world size", e.getCause());
         }
     }
 
@@ -133,16 +107,12 @@ public final class WeightSyncGroup implements AutoCloseable {
     public void broadcastFromRank0(List<Tensor> tensors) throws GroupException {
         if (broken != null) throw new GroupException("the group '" + name + "' is unusable: " + broken, null);
         long deadline = System.nanoTime() + timeout.toNanos();
-        List<Work> works = new ArrayList<>(tensors.size());
+        List<Collectives.Pending> works = new ArrayList<>(tensors.size());
         try {
-            for (Tensor t : tensors) {
-                BroadcastOptions o = new BroadcastOptions();
-                o.rootRank(0);
-                works.add(group.broadcast(new TensorVector(t), o));
-            }
+            for (Tensor t : tensors) works.add(group.broadcast(t, 0, timeout));
             for (int i = 0; i < works.size(); i++) {
                 long left = Math.max(1, (deadline - System.nanoTime()) / 1_000_000);
-                if (!works.get(i)._wait(new Milliseconds(left)))
+                if (!works.get(i).await(Duration.ofMillis(left)))
                     throw new IllegalStateException("broadcast " + (i + 1) + " of " + works.size() + " did not complete");
             }
         } catch (RuntimeException e) {
@@ -151,7 +121,7 @@ public final class WeightSyncGroup implements AutoCloseable {
             throw new GroupException("the broadcast on group '" + name + "' did not complete within " + timeout.toSeconds() + " s: "
                     + firstLine(e) + "; rank 0 must broadcast exactly these tensors, in this order", e);
         } finally {
-            works.forEach(Work::close);
+            works.forEach(Collectives.Pending::close);
         }
     }
 
@@ -161,12 +131,7 @@ public final class WeightSyncGroup implements AutoCloseable {
         if (closed) return;
         closed = true;
         if (broken == null) broken = "closed";
-        try {
-            group.close();
-        } finally {
-            for (int i = prefixes.size() - 1; i >= 0; i--) prefixes.get(i).close();
-            store.close();
-        }
+        group.close();
     }
 
     private static String firstLine(Throwable e) {

@@ -2,20 +2,14 @@ package dev.rollout.model;
 
 import dev.rollout.dist.C10d.Backend;
 import dev.rollout.dist.C10d;
+import dev.rollout.dist.Collectives;
 import java.time.Duration;
+import java.util.List;
 import java.util.Locale;
-import org.bytedeco.javacpp.chrono.Milliseconds;
-import org.bytedeco.pytorch.AllgatherOptions;
-import org.bytedeco.pytorch.AllreduceOptions;
-import org.bytedeco.pytorch.BroadcastOptions;
-import org.bytedeco.pytorch.PrefixStore;
-import org.bytedeco.pytorch.TCPStore;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorVector;
-import org.bytedeco.pytorch.Work;
 
 /**
- * A tensor-parallel group of processes over libtorch's c10d (the JavaCPP presets): a
+ * A tensor-parallel group of processes over libtorch's c10d ({@link C10d#join}): a
  * {@code TCPStore} hosted by rank 0 for the rendezvous and a process group for the collectives,
  * gloo for tensors on the CPU and NCCL for CUDA. Each collective is waited for with the group's
  * deadline; one that misses it leaves the ranks out of step for good, so the group is then
@@ -30,20 +24,15 @@ public final class C10dTpGroup implements TpGroup {
     private final int rank, size;
     private final Backend backend;
     private final Duration timeout;   // every collective's deadline
-    private final TCPStore store;
-    private final PrefixStore keys;
-    private final org.bytedeco.pytorch.Backend group;
+    private final Collectives group;
     private long collectives;   // how many this rank has issued: the failing one's number is in the error
     private volatile String broken;
 
-    private C10dTpGroup(int rank, int size, Backend backend, Duration timeout, TCPStore store, PrefixStore keys,
-                        org.bytedeco.pytorch.Backend group) {
+    private C10dTpGroup(int rank, int size, Backend backend, Duration timeout, Collectives group) {
         this.rank = rank;
         this.size = size;
         this.backend = backend;
         this.timeout = timeout;
-        this.store = store;
-        this.keys = keys;
         this.group = group;
     }
 
@@ -60,27 +49,17 @@ public final class C10dTpGroup implements TpGroup {
         if (size < 1 || rank < 0 || rank >= size) throw new IllegalArgumentException("rank " + rank + " of a tp_size of " + size);
         if (size == 1) return TpGroup.SINGLE;
         if (port < 1 || port > 65535) throw new IllegalArgumentException("port " + port + " is not a TCP port");
-        Duration timeout = joinTimeout;
-        TCPStore store;
         try {
-            store = C10d.store(host, port, rank, size, joinTimeout);
-        } catch (RuntimeException e) {
-            throw new IllegalStateException("tensor-parallel rank " + rank + " of " + size + " could not meet the others at " + host + ":"
-                    + port + " within " + timeout.toSeconds() + " s: " + firstLine(e), e);
-        }
-        // a prefix of our own, so that the rank protocol may share the store without its keys meeting ours
-        PrefixStore keys = new PrefixStore("tp/", store);
-        try {
-            org.bytedeco.pytorch.Backend group = switch (backend) {
-                case GLOO -> C10d.gloo(keys, rank, size, host, joinTimeout);
-                case NCCL -> C10d.nccl(keys, rank, size, joinTimeout);
-            };
-            return new C10dTpGroup(rank, size, backend, collectiveTimeout, store, keys, group);
-        } catch (RuntimeException | LinkageError e) {
-            keys.close();
-            store.close();
+            // a prefix of our own, so that the rank protocol may share the store without its keys meeting ours
+            Collectives group = C10d.join(backend, host, port, rank, size, List.of("tp/"), joinTimeout);
+            return new C10dTpGroup(rank, size, backend, collectiveTimeout, group);
+        } catch (C10d.JoinException e) {
+            if (!e.storeReached())
+                throw new IllegalStateException("tensor-parallel rank " + rank + " of " + size + " could not meet the others at " + host + ":"
+                        + port + " within " + joinTimeout.toSeconds() + " s: " + e.getMessage(), e.getCause());
             throw new IllegalStateException("the tensor-parallel group (rank " + rank + " of " + size + ", "
-                    + backend.name().toLowerCase(Locale.ROOT) + ") did not form within " + timeout.toSeconds() + " s: " + firstLine(e), e);
+                    + backend.name().toLowerCase(Locale.ROOT) + ") did not form within " + joinTimeout.toSeconds() + " s: " + e.getMessage(),
+                    e.getCause());
         }
     }
 
@@ -115,13 +94,7 @@ public final class C10dTpGroup implements TpGroup {
 
     @Override
     public void allReduceSum(Tensor t) {
-        AllreduceOptions o = new AllreduceOptions();
-        o.timeout(new Milliseconds(timeout.toMillis()));
-        try (TensorVector v = new TensorVector(t)) {
-            run("all-reduce", () -> group.allreduce(v, o), timeout);
-        } finally {
-            o.close();
-        }
+        run("all-reduce", () -> group.allReduceSum(t, timeout), timeout);
     }
 
     @Override
@@ -140,14 +113,8 @@ public final class C10dTpGroup implements TpGroup {
         for (int i = 0; i < nd; i++) shape[i + 1] = in.size(i);
         long[] flat = concat(shape, 0);
         Tensor out = Torch.empty(Torch.options(in.scalar_type(), in.device()), flat);    // (size * t.size(0), ...): rank r's block r
-        AllgatherOptions o = new AllgatherOptions();
-        o.timeout(new Milliseconds(deadline.toMillis()));
-        try {
-            // c10d concatenates along dim 0; the rank's block then moves next to dim `d`
-            run("all-gather", () -> group._allgather_base(out, in, o), deadline);
-        } finally {
-            o.close();
-        }
+        // c10d concatenates along dim 0; the rank's block then moves next to dim `d`
+        run("all-gather", () -> group.allGather(out, in, deadline), deadline);
         if (d == 0) return out;
         return out.view(shape).movedim(0, d).reshape(concat(shape, d));
     }
@@ -162,15 +129,7 @@ public final class C10dTpGroup implements TpGroup {
         if (root < 0 || root >= size) throw new IllegalArgumentException("root " + root + " of a group of " + size);
         // c10d sends and receives the tensor's memory as it lies: a view with gaps would be corrupted
         if (!t.is_contiguous()) throw new IllegalArgumentException("a broadcast tensor must be contiguous");
-        BroadcastOptions o = new BroadcastOptions();
-        o.rootRank(root);
-        o.rootTensor(0);
-        o.timeout(new Milliseconds(deadline.toMillis()));
-        try (TensorVector v = new TensorVector(t)) {
-            run("broadcast", () -> group.broadcast(v, o), deadline);
-        } finally {
-            o.close();
-        }
+        run("broadcast", () -> group.broadcast(t, root, deadline), deadline);
     }
 
     /** (size, s0, s1, ...) -> the shape with dim {@code d} of t multiplied by size. */
@@ -181,15 +140,15 @@ public final class C10dTpGroup implements TpGroup {
         return s;
     }
 
-    private void run(String op, java.util.function.Supplier<Work> issue, Duration deadline) {
+    private void run(String op, java.util.function.Supplier<Collectives.Pending> issue, Duration deadline) {
         long n = ++collectives;
         if (broken != null)
             throw new IllegalStateException(op + " #" + n + " on tensor-parallel rank " + rank + " of " + size + " refused: the group is unusable, " + broken);
-        Work work = null;
+        Collectives.Pending work = null;
         try {
             work = issue.get();
             // c10d's wait with a deadline throws ("Operation timed out!") or returns false when it passes
-            if (!work._wait(new Milliseconds(deadline.toMillis()))) throw new IllegalStateException("it did not complete");
+            if (!work.await(deadline)) throw new IllegalStateException("it did not complete");
         } catch (RuntimeException e) {
             String why = op + " #" + n + " on tensor-parallel rank " + rank + " of " + size + " failed or missed its deadline of "
                     + deadline.toMillis() + " ms: " + firstLine(e)
@@ -208,12 +167,7 @@ public final class C10dTpGroup implements TpGroup {
     @Override
     public void close() {
         if (broken == null) broken = "closed";
-        try {
-            group.close();
-        } finally {
-            keys.close();
-            store.close();
-        }
+        group.close();
     }
 
     private static String firstLine(Throwable e) {

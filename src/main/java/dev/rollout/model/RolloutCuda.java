@@ -2,6 +2,7 @@ package dev.rollout.model;
 
 import org.bytedeco.javacpp.Loader;
 import org.bytedeco.javacpp.annotation.ByRef;
+import org.bytedeco.javacpp.annotation.ByVal;
 import org.bytedeco.javacpp.annotation.Const;
 import org.bytedeco.javacpp.annotation.Namespace;
 import org.bytedeco.javacpp.annotation.Platform;
@@ -14,7 +15,7 @@ import org.bytedeco.pytorch.Tensor;
  * changes between versions. Where the library is absent (CPU, or no compiler there) the engine
  * goes on without it: {@link #available()} says which.
  */
-@Platform(include = "rollout_cuda.h")
+@Platform(include = "rollout_cuda.h", library = "jniRolloutCuda")
 @Namespace("rollout")
 public final class RolloutCuda {
     private static final Throwable MISSING = load();
@@ -24,9 +25,16 @@ public final class RolloutCuda {
     private static Throwable load() {
         try {
             Loader.load(RolloutCuda.class);
-            return null;
         } catch (Throwable t) {
             return t;
+        }
+        try {
+            // Loader.load returns without the library where another class of it tried first: a
+            // native call is what proves it loaded
+            pagedDecodePartitions(1, 16);
+            return null;
+        } catch (UnsatisfiedLinkError e) {
+            return new UnsatisfiedLinkError("no jniRolloutCuda loaded: " + e.getMessage());
         }
     }
 
@@ -104,6 +112,14 @@ public final class RolloutCuda {
      */
     public static native void sampleRows(@Const @ByRef Tensor logits, @Const @ByRef Tensor temperature,
                                          @Const @ByRef Tensor uniform, @Const @ByRef Tensor out);
+
+    /**
+     * A mixture of experts' GEMMs for all experts at once (libtorch's {@code _grouped_mm}): the rows
+     * of {@code x} (T, K) in groups, group e ending at row {@code offsets[e]} ((E) int32, cumulative,
+     * rows sorted by expert), each times its expert's {@code w[e]}ᵀ ({@code w} (E, N, K), as a
+     * checkpoint stores a linear layer); returns (T, N). No host sync: the sizes stay on the device.
+     */
+    public static native @ByVal Tensor groupedMm(@Const @ByRef Tensor x, @Const @ByRef Tensor w, @Const @ByRef Tensor offsets);
 
     /** Runs this thread's later libtorch work on the capture stream (the warm-up before a capture). */
     public static native void useCaptureStream();
