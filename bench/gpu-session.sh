@@ -12,6 +12,9 @@
 #   tests17        issue #17's engine features on CUDA: logit_bias (kernel and libtorch paths), stop_regex,
 #                  input_embeds, prompt scoring in slices, sessions, weights_checker and updates while released
 #                  (EngineHarness puts them on the GPU)
+#   groups         c10d groups on the GPU build (ADR 0025): gloo groups made by our preset, against the node's libtorch
+#                  (CollectivesTest, WeightSyncGroupTest, C10dTpGroupTest)
+#   moetests       issue #19 on CUDA: grouped expert GEMMs against a GEMM pair per expert, routed experts
 #   frameworks     veRL's and slime's pickle pushes in their ITs' order (tools/gpu/framework_pushes.py)
 #   save05         a random Qwen2.5-0.5B checkpoint in /tmp/q05 (both engines load it)
 #   gather05       ours, libtorch's gathered attention, eager (R1 R4 R5)
@@ -35,9 +38,11 @@
 #   kernels05      ours, our paged kernel and fused ops, eager
 #   graphs05       ours, kernel + fused ops + CUDA graphs, --repeat 2 (the first run captures)
 #   ab05           graphs05's R4 and R1 for this tree and a baseline tree, alternating (bench/ab-engine.sh; carry
-#                  also ".device/base.tar.xz", made here by bench/ab-pack.sh OTHER_CHECKOUT .device/base.tar.xz)
+#                  also ".device/base.tar.xz", made here by bench/ab-pack.sh OTHER_CHECKOUT .device/base.tar.xz,
+#                  or another archive named by AB_BASE)
 #   ab7            R4 at 7B (random weights made on the GPU), this tree against the baseline as ab05
-#   moe30          issue #19: a random Qwen3-30B-A3B on the GPU, decode and a sweep, routed experts off then on
+#   moe30          issue #19: a random Qwen3-30B-A3B on the GPU, decode and a sweep: grouped expert GEMMs with CUDA
+#                  graphs, then eager, a GEMM pair per expert (eager: their baseline), graphs with routed experts kept
 #   sampling05     graphs05's R1 and batch sweep with libtorch's sampling ops instead of our kernel (its baseline)
 #   r6ref          R6's in-process reference: 512 requests of 512 + 256 at once, kernels + graphs
 #   hf05           transformers on 0.5B: continuous batching on the reduced R1 shape, `generate` at
@@ -93,6 +98,10 @@ for s in "$@"; do
              dev.rollout.engine.LogitBiasTest dev.rollout.engine.StopRegexTest dev.rollout.engine.PromptEmbedsTest \
              dev.rollout.engine.PromptScoringTest dev.rollout.engine.SessionsTest dev.rollout.engine.RequestTimeoutsTest \
              dev.rollout.engine.CudaWeightCheckerTest dev.rollout.engine.CudaHostBackupTest dev.rollout.engine.UpdateWhileReleasedTest ;;
+    groups) stage groups 200 bash bench/gpu-bench.sh test dev.rollout.dist.CollectivesTest dev.rollout.dist.WeightSyncGroupTest \
+              dev.rollout.model.C10dTpGroupTest ;;
+    moetests) stage moetests 200 bash bench/gpu-bench.sh test dev.rollout.engine.GroupedExpertsTest dev.rollout.engine.RoutedExpertsTest \
+                dev.rollout.engine.CudaGraphTest ;;
     frameworks) stage frameworks 400 bash -c 'python3 tools/gpu/framework_pushes.py make /tmp/fw && \
               ROLLOUT_MODEL_PATH=/tmp/fw/a bash tools/dist/gpu-run.sh python3 tools/gpu/framework_pushes.py check /tmp/fw' ;;
     save05) stage save05 120 bash bench/gpu-bench.sh save /tmp/q05 qwen2.5-0.5b ;;
@@ -142,11 +151,11 @@ for s in "$@"; do
     kernels05) stage kernels05 150 "${ours[@]}" /tmp/q05 --native-kernels $shapes05 ;;
     graphs05) stage graphs05 330 "${ours[@]}" /tmp/q05 --native-kernels --cuda-graphs --repeat 2 $shapes05 ;;
     # R4 and R1 (reduced) of this tree against a baseline tree, alternating, in this one command
-    ab05) stage ab05 560 bash bench/ab-engine.sh .device/base.tar.xz /tmp/q05 --native-kernels --cuda-graphs --repeat 2 \
+    ab05) stage ab05 560 bash bench/ab-engine.sh "${AB_BASE:-.device/base.tar.xz}" /tmp/q05 --native-kernels --cuda-graphs --repeat 2 \
             --hbm-gbps "$gbps" decode:128:512 $r1 ;;
     # R4 at 7B (random weights made on the GPU) for this tree and the baseline, alternating: issue #18's "TP=1 is no slower"
     ab7) bash bench/gpu-bench.sh save /tmp/q7 qwen2.5-7b > /dev/null 2>&1
-         stage ab7 400 bash bench/ab-engine.sh .device/base.tar.xz /tmp/q7 --dummy --native-kernels --cuda-graphs --repeat 2 \
+         stage ab7 400 bash bench/ab-engine.sh "${AB_BASE:-.device/base.tar.xz}" /tmp/q7 --dummy --native-kernels --cuda-graphs --repeat 2 \
             --hbm-gbps "$gbps" decode:128:512 ;;
     sampling05) stage sampling05 200 "${ours[@]}" /tmp/q05 --native-kernels --libtorch-sampling --cuda-graphs --repeat 2 \
                   --hbm-gbps "$gbps" sweep:512:128:1,64,512 $r1 ;;
@@ -161,8 +170,10 @@ for s in "$@"; do
     # issue #19: a random Qwen3-30B-A3B made on the GPU (61 GB in bf16), eager on libtorch's ops: decode at
     # batch 1 against the floor of the chosen experts, a batch sweep, then the same with routed experts kept (R3's cost)
     moe30) bash bench/gpu-bench.sh save /tmp/q30 qwen3-30b-a3b > /dev/null 2>&1
-           stage moe30 500 bash -c "${ours[*]} /tmp/q30 --dummy --native-kernels --hbm-gbps $gbps decode:128:64 sweep:128:32:1,8,64 \
-              && ${ours[*]} /tmp/q30 --dummy --native-kernels --routed-experts --hbm-gbps $gbps decode:128:64 sweep:128:32:1,8,64" ;;
+           stage moe30 540 bash -c "${ours[*]} /tmp/q30 --dummy --native-kernels --cuda-graphs --repeat 2 --hbm-gbps $gbps decode:128:64 sweep:128:32:1,8,64 \
+              && ${ours[*]} /tmp/q30 --dummy --native-kernels --hbm-gbps $gbps decode:128:64 sweep:128:32:1,8,64 \
+              && ${ours[*]} /tmp/q30 --dummy --native-kernels --per-expert-gemms --hbm-gbps $gbps decode:128:64 sweep:128:32:1,8,64 \
+              && ${ours[*]} /tmp/q30 --dummy --native-kernels --cuda-graphs --repeat 2 --routed-experts --hbm-gbps $gbps decode:128:64 sweep:128:32:1,8,64" ;;
     # R6 against the in-process engine's settings (EngineBench: 512 running, 8,192 tokens a step)
     online05) stage online05 300 env ROLLOUT_MODEL_PATH=/tmp/q05 ROLLOUT_MAX_RUNNING_REQUESTS=512 ROLLOUT_MAX_BATCHED_TOKENS=8192 \
                 bash tools/dist/gpu-run.sh python3 bench/online.py --requests 512 --in 512 --out 256 --rates inf,inf,16 ;;

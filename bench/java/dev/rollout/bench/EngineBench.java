@@ -25,7 +25,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * the HBM floor: the time to read the weights and every sequence's KV once per decode step.
  *
  * <pre>
- * EngineBench --model DIR [--dummy] [--stream] [--native-kernels [--libtorch-sampling]] [--cuda-graphs] [--repeat N] [--kv-fraction 0.5] [--device cuda] [--dtype bfloat16] [--hbm-gbps 4300] WORKLOAD...
+ * EngineBench --model DIR [--dummy] [--stream] [--native-kernels [--libtorch-sampling] [--per-expert-gemms]] [--cuda-graphs] [--repeat N] [--kv-fraction 0.5] [--device cuda] [--dtype bfloat16] [--hbm-gbps 4300] WORKLOAD...
  *   grpo:P:n:IN:OUT        P prompts x n samples (prefix shared), fixed lengths (R1, R2)
  *   decode:IN:OUT          one request; median decode step (R4)
  *   sweep:IN:OUT:B1,B2,..  B requests at once; median decode step per B (R5)
@@ -55,7 +55,8 @@ public final class EngineBench {
 
     public static void main(String[] args) throws Exception {
         String model = null, device = "cuda", dtype = "bfloat16";
-        boolean dummy = false, nativeKernels = false, samplingKernel = true, graphs = false, phaseProfile = false, routed = false;
+        boolean dummy = false, nativeKernels = false, samplingKernel = true, graphs = false, phaseProfile = false, routed = false,
+                perExpertGemms = false;
         double gbps = 4300;  // H200, measured copy bandwidth (docs/benchmark-protocol.md); H100: 3000
         int maxSeqs = 512, repeat = 1;
         double kvFraction = 0.5;  // of the free memory: the rest is for activations, cuBLAS and the graphs' pool
@@ -78,6 +79,7 @@ public final class EngineBench {
                 case "--kv-fraction" -> kvFraction = Double.parseDouble(args[++i]);
                 // a mixture of experts keeps every token's routed experts, and every request asks for them (R3's cost)
                 case "--routed-experts" -> routed = true;
+                case "--per-expert-gemms" -> perExpertGemms = true;   // a mixture of experts without the grouped GEMMs (their baseline)
                 default -> workloads.add(args[i]);
             }
         }
@@ -91,7 +93,8 @@ public final class EngineBench {
         };
         long t0 = System.nanoTime();
         // --cuda-graphs alone asks for graphs without the paged kernel they need: the setup line says so
-        Kernels kernels = Kernels.resolve(new Kernels.Wanted(nativeKernels, nativeKernels, nativeKernels && samplingKernel, graphs, false),
+        Kernels kernels = Kernels.resolve(new Kernels.Wanted(nativeKernels, nativeKernels, nativeKernels && samplingKernel, graphs, false,
+                        nativeKernels && !perExpertGemms),
                 ModelConfig.read(Path.of(model)), st, dev);
         CausalLm lm = dummy ? CausalLm.random(Path.of(model), st, dev, 0, 0.02, kernels) : CausalLm.load(Path.of(model), st, dev, kernels);
         ModelConfig c = lm.config();
@@ -113,11 +116,11 @@ public final class EngineBench {
         double load = (System.nanoTime() - t0) / 1e9;
         System.out.printf(Locale.ROOT, "RESULT {\"what\": \"setup\", \"model\": \"%s\", \"dummy\": %s, \"device\": \"%s\", \"dtype\": \"%s\", "
                         + "\"weight_bytes\": %.0f, \"kv_bytes_per_token\": %.0f, \"kv_tokens\": %d, \"load_s\": %.2f, \"hbm_gbps\": %.0f, "
-                        + "\"decode_attention\": \"%s\", \"fused_ops\": %s, \"sampling_kernel\": %s, \"cuda_graphs\": %s, "
+                        + "\"decode_attention\": \"%s\", \"fused_ops\": %s, \"sampling_kernel\": %s, \"cuda_graphs\": %s, \"grouped_experts\": %s, "
                         + "\"kernels_not_used\": \"%s\", \"native_preset\": \"%s\", \"routed_experts\": %s, "
                         + "\"expert_bytes\": %.0f, \"batch1_weight_bytes\": %.0f}%n",
                 model, dummy, device, dtype, b.weightBytes, kv, (long) engine.numKvBlocks() * 16, load, gbps,
-                kernels.decodeAttention(), kernels.fusedOps(), kernels.samplingKernel(), kernels.cudaGraphs(),
+                kernels.decodeAttention(), kernels.fusedOps(), kernels.samplingKernel(), kernels.cudaGraphs(), kernels.groupedExperts(),
                 kernels.notUsed().stream().map(Kernels.NotUsed::toString).collect(java.util.stream.Collectors.joining("; ")),
                 RolloutCuda.available() ? "loaded" : RolloutCuda.whyUnavailable(), engine.keepsRoutedExperts(), b.expertBytes,
                 b.stepWeightBytes(1));

@@ -75,6 +75,9 @@ public final class CausalLm {
             throw new IllegalArgumentException("CUDA graphs are not supported with tp_size " + tp.size()
                     + " yet: the decode step's all-reduces would have to be captured without a host wait (see C10dTpGroup)");
         kernels.requireUsable(config, dtype, device);  // before anything is allocated
+        if (kernels.cudaGraphs() && config.moe() != null && !kernels.groupedExperts())
+            throw new IllegalArgumentException("CUDA graphs for a mixture of experts need the grouped expert GEMMs: "
+                    + "a GEMM pair per expert reads each expert's rows on the host, which a captured graph cannot");
         this.layout = new TpLayout(config, tp.rank(), tp.size());
         this.config = config;
         this.tp = tp;
@@ -469,17 +472,9 @@ public final class CausalLm {
         Tensor chosen = top.get1().reshape(-1);                                                 // (T * k) expert of each copy
         Tensor order = chosen.argsort(true, 0, false);                                          // (T * k) copies by expert, stable
         Tensor tokens = order.floor_divide(new Scalar(k));                                         // (T * k) the token of each sorted copy
-        long[] counts = Torch.toLongs(torch.bincount(chosen, new TensorOptional(), moe.experts()));   // (E) on the host
         Tensor xs = x.index_select(0, tokens);                                                  // (T * k, hidden)
-        Tensor ys = Torch.empty(Torch.options(dtype, device), xs.size(0), xs.size(1));          // (T * k, hidden)
-        long at = 0;
-        for (int e = 0; e < counts.length; e++) {
-            long n = counts[e];
-            if (n == 0) continue;
-            Tensor act = ops.siluAndMul(torch.linear(xs.narrow(0, at, n), m.gateUp().select(0, e)));    // (n, inter)
-            ys.narrow(0, at, n).copy_(torch.linear(act, m.down().select(0, e)));                 // (n, hidden)
-            at += n;
-        }
+        Tensor ys = kernels.groupedExperts() && m.down().size(2) % 8 == 0
+                ? groupedExperts(xs, chosen, m) : expertByExpert(xs, chosen, m);                 // (T * k, hidden)
         Tensor scaled = ys.mul(weights.reshape(-1).index_select(0, order).unsqueeze(1));          // (T * k, hidden)
         // each token's k outputs back in its own rows, then summed in a fixed order (in float32): an
         // index_add_ would sum them with atomics on CUDA, in an order that changes from run to run
@@ -490,6 +485,34 @@ public final class CausalLm {
         if (m.sharedGateUp() == null) return out;
         Tensor shared = torch.linear(ops.siluAndMul(torch.linear(x, m.sharedGateUp())), m.sharedDown());    // (T, hidden)
         return out.add(shared.mul(torch.sigmoid(torch.linear(x, m.sharedGate()))));             // gate (T, 1)
+    }
+
+    /**
+     * Each expert's gated MLP over its block of {@code xs} (T * k, hidden), the copies sorted by
+     * expert ({@code chosen} (T * k): the expert of each copy, unsorted), as two grouped GEMMs: the
+     * blocks' ends are counted on the device, so nothing waits for the host.
+     */
+    private Tensor groupedExperts(Tensor xs, Tensor chosen, Experts m) {
+        Tensor counts = Torch.zeros(Torch.options(ScalarType.Long, device), config.moe().experts())
+                .scatter_add_(0, chosen, torch.ones_like(chosen));                               // (E) copies per expert
+        Tensor offsets = counts.cumsum(0).to(ScalarType.Int);                                   // (E) int32: where each block ends
+        Tensor act = ops.siluAndMul(RolloutCuda.groupedMm(xs, m.gateUp(), offsets));            // (T * k, inter)
+        return RolloutCuda.groupedMm(act, m.down(), offsets);                                   // (T * k, hidden)
+    }
+
+    /** The same, a GEMM pair per expert that has copies, each block's size read on the host: any device and dtype. */
+    private Tensor expertByExpert(Tensor xs, Tensor chosen, Experts m) {
+        long[] counts = Torch.toLongs(torch.bincount(chosen, new TensorOptional(), config.moe().experts()));   // (E) on the host
+        Tensor ys = Torch.empty(Torch.options(dtype, device), xs.size(0), xs.size(1));          // (T * k, hidden)
+        long at = 0;
+        for (int e = 0; e < counts.length; e++) {
+            long n = counts[e];
+            if (n == 0) continue;
+            Tensor act = ops.siluAndMul(torch.linear(xs.narrow(0, at, n), m.gateUp().select(0, e)));    // (n, inter)
+            ys.narrow(0, at, n).copy_(torch.linear(act, m.down().select(0, e)));                 // (n, hidden)
+            at += n;
+        }
+        return ys;
     }
 
     /**

@@ -26,10 +26,13 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * @param fp32LmHead      logits in float32 straight from the LM head's GEMM (SGLang's --enable-fp32-lm-head)
  * @param samplingKernel  rows without top-k/top-p/min-p sampled by sampling.cu
  * @param cudaGraphs      decode-only steps replayed as CUDA graphs ({@link DecodeGraphs}); needs {@link DecodeAttention#PAGED_NATIVE}
+ * @param groupedExperts  a mixture of experts' GEMMs as two grouped GEMMs a layer (libtorch's {@code _grouped_mm}, through
+ *                        {@link RolloutCuda#groupedMm}), each expert's rows found on the device, instead of a GEMM pair per
+ *                        expert sized on the host
  * @param notUsed         each kernel that was asked for but is not used, with the reason
  */
 public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean fp32LmHead, boolean samplingKernel,
-                      boolean cudaGraphs, List<NotUsed> notUsed) {
+                      boolean cudaGraphs, boolean groupedExperts, List<NotUsed> notUsed) {
 
     /** libtorch's ops everywhere, decoding sequences gathered: what runs on any device and dtype. */
     public static final Kernels LIBTORCH = libtorch(DecodeAttention.GATHER);
@@ -37,7 +40,7 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
     /** What {@link Kernels} can choose besides libtorch's ops. */
     public enum Kernel {
         FUSED_OPS("fused ops"), PAGED_DECODE("paged decode kernel"), SAMPLING("sampling kernel"), CUDA_GRAPHS("CUDA graphs"),
-        FP32_LM_HEAD("float32 LM head");
+        FP32_LM_HEAD("float32 LM head"), GROUPED_EXPERTS("grouped expert GEMMs");
 
         private final String label;
 
@@ -60,10 +63,11 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
     }
 
     /** What a configuration asks for; {@link #resolve} uses each where it can serve the model. */
-    public record Wanted(boolean fusedOps, boolean pagedDecode, boolean samplingKernel, boolean cudaGraphs, boolean fp32LmHead) {
-        /** The server's settings: {@code rollout.native-kernels} asks for all three of our kernels. */
+    public record Wanted(boolean fusedOps, boolean pagedDecode, boolean samplingKernel, boolean cudaGraphs, boolean fp32LmHead,
+                         boolean groupedExperts) {
+        /** The server's settings: {@code rollout.native-kernels} asks for our kernels and the grouped expert GEMMs. */
         public static Wanted of(boolean nativeKernels, boolean cudaGraphs, boolean fp32LmHead) {
-            return new Wanted(nativeKernels, nativeKernels, nativeKernels, cudaGraphs, fp32LmHead);
+            return new Wanted(nativeKernels, nativeKernels, nativeKernels, cudaGraphs, fp32LmHead, nativeKernels);
         }
     }
 
@@ -78,7 +82,7 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
     /** libtorch's ops only, decoding sequences attending the given way (GATHER, or PAGED_TORCH: the paged kernel's reference). */
     public static Kernels libtorch(DecodeAttention decode) {
         if (decode == DecodeAttention.PAGED_NATIVE) throw new IllegalArgumentException("PAGED_NATIVE is our kernel, not libtorch's ops");
-        return new Kernels(decode, false, false, false, false, List.of());
+        return new Kernels(decode, false, false, false, false, false, List.of());
     }
 
     /** Every kernel in {@code wanted} that can serve a model of {@code c} in {@code dtype} on {@code device}; the reasons for the others. */
@@ -87,12 +91,18 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
         boolean fused = wanted.fusedOps() && usable(Kernel.FUSED_OPS, c, dtype, device, notUsed);
         boolean paged = wanted.pagedDecode() && usable(Kernel.PAGED_DECODE, c, dtype, device, notUsed);
         boolean sampling = wanted.samplingKernel() && usable(Kernel.SAMPLING, c, dtype, device, notUsed);
-        boolean graphs = wanted.cudaGraphs() && paged;
+        boolean fp32 = wanted.fp32LmHead() && usable(Kernel.FP32_LM_HEAD, c, dtype, device, notUsed);
+        // a dense model has no experts to group: nothing to say about it
+        boolean grouped = wanted.groupedExperts() && c.moe() != null && usable(Kernel.GROUPED_EXPERTS, c, dtype, device, notUsed);
+        // a GEMM pair per expert reads each expert's share of the rows on the host, which a captured graph cannot
+        boolean graphs = wanted.cudaGraphs() && paged && (c.moe() == null || grouped);
         if (wanted.cudaGraphs() && !paged)
             notUsed.add(new NotUsed(Kernel.CUDA_GRAPHS, "they need the paged decode kernel, which "
                     + (wanted.pagedDecode() ? "cannot serve this model here" : "was not asked for")));
-        boolean fp32 = wanted.fp32LmHead() && usable(Kernel.FP32_LM_HEAD, c, dtype, device, notUsed);
-        return new Kernels(paged ? DecodeAttention.PAGED_NATIVE : DecodeAttention.GATHER, fused, fp32, sampling, graphs, notUsed);
+        else if (wanted.cudaGraphs() && !graphs)
+            notUsed.add(new NotUsed(Kernel.CUDA_GRAPHS, "a mixture of experts needs the grouped expert GEMMs for them, which "
+                    + (wanted.groupedExperts() ? "cannot serve this model here" : "were not asked for")));
+        return new Kernels(paged ? DecodeAttention.PAGED_NATIVE : DecodeAttention.GATHER, fused, fp32, sampling, graphs, grouped, notUsed);
     }
 
     private static boolean usable(Kernel k, ModelConfig c, ScalarType dtype, Device device, List<NotUsed> notUsed) {
@@ -112,6 +122,7 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
         if (decodeAttention == DecodeAttention.PAGED_NATIVE) chosen.add(Kernel.PAGED_DECODE);
         if (samplingKernel) chosen.add(Kernel.SAMPLING);
         if (fp32LmHead) chosen.add(Kernel.FP32_LM_HEAD);
+        if (groupedExperts) chosen.add(Kernel.GROUPED_EXPERTS);
         for (Kernel k : chosen) whyNot(k, c, dtype, device).ifPresent(why -> problems.add(k + ": " + why));
         if (!problems.isEmpty()) throw new IllegalArgumentException("these kernels cannot serve the model here: " + String.join("; ", problems));
     }
@@ -136,10 +147,15 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
             if (dtype.intern() != ScalarType.BFloat16) missing.add("bfloat16 (not " + Torch.name(dtype) + ")");
             if (c.headDim() != 64 && c.headDim() != 128) missing.add("head_dim 64 or 128 (not " + c.headDim() + ")");
         }
+        if (k == Kernel.GROUPED_EXPERTS) {
+            if (dtype.intern() != ScalarType.BFloat16) missing.add("bfloat16 (not " + Torch.name(dtype) + ")");
+            if (c.moe() == null) missing.add("a mixture of experts");
+            // _grouped_mm's operands need rows of whole 16-byte multiples
+            else if (c.hiddenSize() % 8 != 0 || c.moe().intermediate() % 8 != 0)
+                missing.add("hidden and expert sizes that are multiples of 8 (not " + c.hiddenSize() + " and " + c.moe().intermediate() + ")");
+        }
         if (k == Kernel.PAGED_DECODE && c.queryGroupSize() > 8)
             missing.add("at most 8 query heads per KV head (not " + c.queryGroupSize() + ")");
-        // the experts' GEMMs are sized by the tokens routed to each, which the host reads every step
-        if (k == Kernel.CUDA_GRAPHS && c != null && c.moe() != null) missing.add("a dense model (a mixture of experts runs eagerly for now)");
         // why the library did not load is one long line (RolloutCuda.whyUnavailable()), logged once by whoever resolves
         if (!RolloutCuda.available()) missing.add("the native preset (not loaded)");
         return missing.isEmpty() ? Optional.empty() : Optional.of("needs " + String.join(", ", missing));
@@ -162,7 +178,8 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
     /** One line for the log: what runs, and why each kernel asked for does not. */
     public String describe() {
         String chosen = "decode attention " + decodeAttention + ", fused ops " + onOff(fusedOps) + ", sampling kernel "
-                + onOff(samplingKernel) + ", CUDA graphs " + onOff(cudaGraphs) + ", float32 LM head " + onOff(fp32LmHead);
+                + onOff(samplingKernel) + ", CUDA graphs " + onOff(cudaGraphs) + ", float32 LM head " + onOff(fp32LmHead)
+                + (groupedExperts ? ", grouped expert GEMMs on" : "");
         return notUsed.isEmpty() ? chosen
                 : chosen + "; not used: " + notUsed.stream().map(NotUsed::toString).collect(Collectors.joining("; "));
     }

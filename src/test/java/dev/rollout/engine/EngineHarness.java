@@ -29,7 +29,10 @@ final class EngineHarness {
     }
 
     EngineHarness(Path checkpoint, EngineConfig config, TokenDecoder decoder, DecodeAttention decode) throws Exception {
-        CausalLm lm = CausalLm.load(checkpoint, ScalarType.Float, new Device(DEVICE), Kernels.libtorch(decode));
+        this(CausalLm.load(checkpoint, ScalarType.Float, new Device(DEVICE), Kernels.libtorch(decode)), config, decoder);
+    }
+
+    EngineHarness(CausalLm lm, EngineConfig config, TokenDecoder decoder) {
         engine = new LlmEngine(lm, config, decoder, null);
         weights = new WeightControl(engine, false);
         memory = new MemoryOccupation(engine, weights);

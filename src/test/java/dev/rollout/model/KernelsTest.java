@@ -64,16 +64,18 @@ class KernelsTest {
         assertEquals("needs CUDA, the native preset (not loaded)", why.get(Kernels.Kernel.FUSED_OPS));
     }
 
-    /** libtorch's CPU backend has no bf16 GEMM with a float32 result: the probe says so, and the logits are rounded as by default. */
     @Test
-    void aMixtureOfExpertsRunsWithoutCudaGraphsAndSaysWhy() throws Exception {
+    void aMixtureOfExpertsGroupsItsGemmsWhereItCanAndSaysWhyNot() throws Exception {
         ModelConfig moe = ModelConfig.read(java.nio.file.Path.of("src/test/resources/fixtures/qwen3_moe"));
-        assertTrue(Kernels.whyNot(Kernels.Kernel.CUDA_GRAPHS, moe, ScalarType.BFloat16, CPU).orElseThrow()
-                .contains("a dense model (a mixture of experts runs eagerly for now)"));
-        assertFalse(Kernels.whyNot(Kernels.Kernel.CUDA_GRAPHS, ModelConfig.read(QWEN3), ScalarType.BFloat16, CPU).orElseThrow()
-                .contains("dense model"));
+        Map<Kernels.Kernel, String> why = reasons(Kernels.resolve(Kernels.Wanted.of(true, true, false), moe, ScalarType.Float, CPU));
+        assertEquals("needs CUDA, bfloat16 (not float32), the native preset (not loaded)", why.get(Kernels.Kernel.GROUPED_EXPERTS));
+        // a dense model has no experts: the grouped GEMMs are neither used nor reported
+        Kernels dense = Kernels.resolve(Kernels.Wanted.of(true, true, false), ModelConfig.read(QWEN3), ScalarType.BFloat16, CPU);
+        assertFalse(dense.groupedExperts());
+        assertFalse(reasons(dense).containsKey(Kernels.Kernel.GROUPED_EXPERTS));
     }
 
+    /** libtorch's CPU backend has no bf16 GEMM with a float32 result: the probe says so, and the logits are rounded as by default. */
     @Test
     void theFloat32LmHeadIsProbedOnTheDevice() throws Exception {
         Kernels k = Kernels.resolve(Kernels.Wanted.of(false, false, true), ModelConfig.read(QWEN3), ScalarType.BFloat16, CPU);
@@ -84,7 +86,7 @@ class KernelsTest {
 
     @Test
     void graphsWithoutThePagedKernelSayWhichWasMissing() throws Exception {
-        Kernels k = Kernels.resolve(new Kernels.Wanted(false, false, false, true, false), ModelConfig.read(QWEN3), ScalarType.Float, CPU);
+        Kernels k = Kernels.resolve(new Kernels.Wanted(false, false, false, true, false, false), ModelConfig.read(QWEN3), ScalarType.Float, CPU);
         assertEquals(List.of(new Kernels.NotUsed(Kernels.Kernel.CUDA_GRAPHS, "they need the paged decode kernel, which was not asked for")),
                 k.notUsed());
     }
@@ -92,7 +94,7 @@ class KernelsTest {
     @Test
     void aChoiceThatCannotHoldTogetherIsRefused() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> new Kernels(DecodeAttention.GATHER, false, false, false, true, List.of()));
+                () -> new Kernels(DecodeAttention.GATHER, false, false, false, true, false, List.of()));
         assertTrue(e.getMessage().startsWith("CUDA graphs need the paged decode kernel"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> Kernels.libtorch(DecodeAttention.PAGED_NATIVE));
     }
@@ -101,12 +103,12 @@ class KernelsTest {
     @Test
     void aModelRefusesKernelsThatCannotServeIt() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CausalLm.load(QWEN3, ScalarType.Float, CPU,
-                new Kernels(DecodeAttention.PAGED_NATIVE, true, false, false, true, List.of())));
+                new Kernels(DecodeAttention.PAGED_NATIVE, true, false, false, true, false, List.of())));
         assertTrue(e.getMessage().startsWith("these kernels cannot serve the model here: fused ops: needs CUDA, bfloat16 (not float32)"),
                 e.getMessage());
         assertTrue(e.getMessage().contains("; paged decode kernel: needs CUDA"), e.getMessage());
         IllegalArgumentException fp32 = assertThrows(IllegalArgumentException.class, () -> CausalLm.load(QWEN3, ScalarType.Float, CPU,
-                new Kernels(DecodeAttention.GATHER, false, true, false, false, List.of())));
+                new Kernels(DecodeAttention.GATHER, false, true, false, false, false, List.of())));
         assertEquals("these kernels cannot serve the model here: float32 LM head: the model computes in float32: its logits are "
                 + "float32 already", fp32.getMessage());
     }
