@@ -41,6 +41,7 @@
 #                  also ".device/base.tar.xz", made here by bench/ab-pack.sh OTHER_CHECKOUT .device/base.tar.xz,
 #                  or another archive named by AB_BASE)
 #   ab7            R4 at 7B (random weights made on the GPU), this tree against the baseline as ab05
+#   moe30g         moe30's first run alone: grouped expert GEMMs with CUDA graphs
 #   moe30          issue #19: a random Qwen3-30B-A3B on the GPU, decode and a sweep: grouped expert GEMMs with CUDA
 #                  graphs, then eager, a GEMM pair per expert (eager: their baseline), graphs with routed experts kept
 #   sampling05     graphs05's R1 and batch sweep with libtorch's sampling ops instead of our kernel (its baseline)
@@ -100,8 +101,8 @@ for s in "$@"; do
              dev.rollout.engine.CudaWeightCheckerTest dev.rollout.engine.CudaHostBackupTest dev.rollout.engine.UpdateWhileReleasedTest ;;
     groups) stage groups 200 bash bench/gpu-bench.sh test dev.rollout.dist.CollectivesTest dev.rollout.dist.WeightSyncGroupTest \
               dev.rollout.model.C10dTpGroupTest ;;
-    moetests) stage moetests 200 bash bench/gpu-bench.sh test dev.rollout.engine.GroupedExpertsTest dev.rollout.engine.RoutedExpertsTest \
-                dev.rollout.engine.CudaGraphTest ;;
+    moetests) stage moetests 200 bash bench/gpu-bench.sh test dev.rollout.model.GroupedMmTest dev.rollout.engine.GroupedExpertsTest \
+                dev.rollout.engine.RoutedExpertsTest dev.rollout.engine.CudaGraphTest ;;
     frameworks) stage frameworks 400 bash -c 'python3 tools/gpu/framework_pushes.py make /tmp/fw && \
               ROLLOUT_MODEL_PATH=/tmp/fw/a bash tools/dist/gpu-run.sh python3 tools/gpu/framework_pushes.py check /tmp/fw' ;;
     save05) stage save05 120 bash bench/gpu-bench.sh save /tmp/q05 qwen2.5-0.5b ;;
@@ -169,6 +170,9 @@ for s in "$@"; do
              stage graphs7 300 "${ours[@]}" /tmp/q7 --dummy --native-kernels --cuda-graphs --repeat 2 --hbm-gbps "$gbps" decode:128:512 grpo:32:8:512:1024 ;;
     # issue #19: a random Qwen3-30B-A3B made on the GPU (61 GB in bf16), eager on libtorch's ops: decode at
     # batch 1 against the floor of the chosen experts, a batch sweep, then the same with routed experts kept (R3's cost)
+    moe30g) bash bench/gpu-bench.sh save /tmp/q30 qwen3-30b-a3b > /dev/null 2>&1
+            stage moe30g 300 "${ours[@]}" /tmp/q30 --dummy --native-kernels --cuda-graphs --repeat 2 --hbm-gbps "$gbps" \
+              decode:128:64 sweep:128:32:1,8,64 ;;
     moe30) bash bench/gpu-bench.sh save /tmp/q30 qwen3-30b-a3b > /dev/null 2>&1
            stage moe30 540 bash -c "${ours[*]} /tmp/q30 --dummy --native-kernels --cuda-graphs --repeat 2 --hbm-gbps $gbps decode:128:64 sweep:128:32:1,8,64 \
               && ${ours[*]} /tmp/q30 --dummy --native-kernels --hbm-gbps $gbps decode:128:64 sweep:128:32:1,8,64 \

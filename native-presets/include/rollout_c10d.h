@@ -35,8 +35,9 @@ template <typename T>
 long long box(c10::intrusive_ptr<T> p) {
     return reinterpret_cast<long long>(static_cast<Handle*>(new Held<T>(std::move(p))));
 }
+// A new reference, so that the object outlives this call even if its handle is released meanwhile.
 template <typename T>
-const c10::intrusive_ptr<T>& unbox(long long handle, const char* kind) {
+c10::intrusive_ptr<T> unbox(long long handle, const char* kind) {
     auto* held = handle == 0 ? nullptr : dynamic_cast<Held<T>*>(reinterpret_cast<Handle*>(handle));
     if (held == nullptr) throw std::invalid_argument(std::string("not a handle of a ") + kind);
     return held->ptr;

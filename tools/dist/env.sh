@@ -12,8 +12,10 @@ for d in "$nv"/*/lib; do libs="$libs:$d"; done
 export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 # libtorch_cuda registers the CUDA kernels; the JNI glue does not link it by itself
 export LD_PRELOAD="$torch_lib/libtorch_cuda.so:$torch_lib/libc10_cuda.so${LD_PRELOAD:+:$LD_PRELOAD}"
-# our native preset, built once per torch version against that torch (a few seconds; needs g++)
-native="$here/native/lib-$(python3 -c 'import torch; print(torch.__version__)')"
+# our native preset, built once per torch version and sources against that torch (a few seconds;
+# needs g++): a library built from another distribution's sources lacks the classes this one binds
+sources="$(cat "$here"/native/generated/*.cpp "$here"/native/include/*.h | sha256sum | cut -c1-12)"
+native="$here/native/lib-$(python3 -c 'import torch; print(torch.__version__)')-$sources"
 if [ ! -f "$native/libjniRolloutCuda.so" ] && command -v "${CXX:-g++}" >/dev/null; then
   "$here/native/cppbuild.sh" "$here/native/generated" "$here/native/jni" "$native" >&2 \
     || echo "env: could not build the native preset; going on without it" >&2

@@ -52,9 +52,14 @@ public final class C10d {
                                    Duration timeout) throws JoinException {
         if (world < 1 || rank < 0 || rank >= world) throw new IllegalArgumentException("rank " + rank + " of a world of " + world);
         if (port < 1 || port > 65535) throw new IllegalArgumentException("port " + port + " is not a TCP port");
-        return backend == Backend.GLOO && NativeC10d.available()
-                ? NativeCollectives.join(host, port, rank, world, prefixes, glooInterfaces(), loopback(host) ? host : "", timeout)
-                : PresetCollectives.join(backend, host, port, rank, world, prefixes, glooInterfaces(), loopback(host), timeout);
+        if (backend == Backend.GLOO && NativeC10d.available())
+            return NativeCollectives.join(host, port, rank, world, prefixes, glooInterfaces(), loopback(host) ? host : "", timeout);
+        // on a CUDA build the presets' gloo classes do not match the libtorch that runs: forming one there
+        // crashed the process (ADR 0025), so without our preset the group is refused, with the reason
+        if (backend == Backend.GLOO && org.bytedeco.pytorch.global.torch.cuda_is_available())
+            throw new JoinException(false, new IllegalStateException("gloo groups on a CUDA build need our native preset, which did not load ("
+                    + NativeC10d.whyUnavailable() + "; docs/gpu.md says how start.sh builds it)"));
+        return PresetCollectives.join(backend, host, port, rank, world, prefixes, glooInterfaces(), loopback(host), timeout);
     }
 
     /** Why a group did not form, and whether the ranks had met at the store before it failed. */

@@ -45,6 +45,11 @@ final class NativeC10d {
         return MISSING == null;
     }
 
+    /** Why the library did not load, or null. */
+    static String whyUnavailable() {
+        return MISSING == null ? null : MISSING.toString();
+    }
+
     /** torch's rendezvous store, hosted by rank 0 and joined by the others; a store handle. */
     static native long tcpStore(@StdString String host, int port, boolean isServer, int world, long timeoutMs);
 

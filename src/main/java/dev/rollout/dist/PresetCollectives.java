@@ -28,7 +28,7 @@ final class PresetCollectives implements Collectives {
     private final TCPStore store;
     private final List<PrefixStore> prefixes;   // outermost first
     private final org.bytedeco.pytorch.Backend group;
-    private boolean closed;
+    private volatile boolean closed;
 
     private PresetCollectives(TCPStore store, List<PrefixStore> prefixes, org.bytedeco.pytorch.Backend group) {
         this.store = store;
@@ -88,6 +88,7 @@ final class PresetCollectives implements Collectives {
 
     @Override
     public Pending broadcast(Tensor t, int root, Duration timeout) {
+        requireOpen();
         BroadcastOptions o = new BroadcastOptions();
         o.rootRank(root);
         o.rootTensor(0);
@@ -98,6 +99,7 @@ final class PresetCollectives implements Collectives {
 
     @Override
     public Pending allReduceSum(Tensor t, Duration timeout) {
+        requireOpen();
         AllreduceOptions o = new AllreduceOptions();
         o.timeout(new Milliseconds(timeout.toMillis()));
         TensorVector v = new TensorVector(t);
@@ -106,9 +108,14 @@ final class PresetCollectives implements Collectives {
 
     @Override
     public Pending allGather(Tensor out, Tensor in, Duration timeout) {
+        requireOpen();
         AllgatherOptions o = new AllgatherOptions();
         o.timeout(new Milliseconds(timeout.toMillis()));
         return pending(() -> group._allgather_base(out, in, o), o);
+    }
+
+    private void requireOpen() {
+        if (closed) throw new IllegalStateException("the c10d group is closed");
     }
 
     /** Issues the collective; its options and tensor list live as long as the pending work. */

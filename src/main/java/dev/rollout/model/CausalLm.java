@@ -39,6 +39,7 @@ public final class CausalLm {
     private final ScalarType dtype;
     private final RotaryEmbedding rope;
     private final Kernels kernels;
+    private final boolean groupedExperts;   // kernels.groupedExperts(), where this rank's expert slices allow it
     private final LayerOps ops;       // the layer's small ops: libtorch's, or our fused kernels (kernels.fusedOps())
     private PhaseTimer phases = PhaseTimer.OFF;
     private Weights weights;   // null while released
@@ -82,6 +83,11 @@ public final class CausalLm {
         this.config = config;
         this.tp = tp;
         this.shard = layout.shardConfig();
+        // this rank's slice of each expert feeds the grouped GEMMs: its rows must be whole 16-byte multiples too
+        this.groupedExperts = kernels.groupedExperts() && shard.moe() != null && shard.moe().intermediate() % 8 == 0;
+        if (kernels.groupedExperts() && shard.moe() != null && !groupedExperts)
+            java.util.logging.Logger.getLogger(CausalLm.class.getName()).warning("the grouped expert GEMMs are off on tensor-parallel rank "
+                    + tp.rank() + ": its slice of each expert (" + shard.moe().intermediate() + ") is not a multiple of 8");
         this.device = device;
         this.dtype = dtype;
         this.kernels = kernels;
@@ -473,8 +479,7 @@ public final class CausalLm {
         Tensor order = chosen.argsort(true, 0, false);                                          // (T * k) copies by expert, stable
         Tensor tokens = order.floor_divide(new Scalar(k));                                         // (T * k) the token of each sorted copy
         Tensor xs = x.index_select(0, tokens);                                                  // (T * k, hidden)
-        Tensor ys = kernels.groupedExperts() && m.down().size(2) % 8 == 0
-                ? groupedExperts(xs, chosen, m) : expertByExpert(xs, chosen, m);                 // (T * k, hidden)
+        Tensor ys = groupedExperts ? groupedExperts(xs, chosen, m) : expertByExpert(xs, chosen, m);   // (T * k, hidden)
         Tensor scaled = ys.mul(weights.reshape(-1).index_select(0, order).unsqueeze(1));          // (T * k, hidden)
         // each token's k outputs back in its own rows, then summed in a fixed order (in float32): an
         // index_add_ would sum them with atomics on CUDA, in an order that changes from run to run

@@ -94,15 +94,29 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
         boolean fp32 = wanted.fp32LmHead() && usable(Kernel.FP32_LM_HEAD, c, dtype, device, notUsed);
         // a dense model has no experts to group: nothing to say about it
         boolean grouped = wanted.groupedExperts() && c.moe() != null && usable(Kernel.GROUPED_EXPERTS, c, dtype, device, notUsed);
-        // a GEMM pair per expert reads each expert's share of the rows on the host, which a captured graph cannot
-        boolean graphs = wanted.cudaGraphs() && paged && (c.moe() == null || grouped);
-        if (wanted.cudaGraphs() && !paged)
+        boolean graphs = graphs(wanted, paged, c.moe() != null, grouped, notUsed);
+        return new Kernels(paged ? DecodeAttention.PAGED_NATIVE : DecodeAttention.GATHER, fused, fp32, sampling, graphs, grouped, notUsed);
+    }
+
+    /**
+     * Whether decode steps are captured as CUDA graphs: asked for, with the paged decode kernel,
+     * and for a mixture of experts with the grouped expert GEMMs (a GEMM pair per expert reads
+     * each expert's share of the rows on the host, which a captured graph cannot); else the
+     * reason joins {@code notUsed}.
+     */
+    static boolean graphs(Wanted wanted, boolean paged, boolean moe, boolean grouped, List<NotUsed> notUsed) {
+        if (!wanted.cudaGraphs()) return false;
+        if (!paged) {
             notUsed.add(new NotUsed(Kernel.CUDA_GRAPHS, "they need the paged decode kernel, which "
                     + (wanted.pagedDecode() ? "cannot serve this model here" : "was not asked for")));
-        else if (wanted.cudaGraphs() && !graphs)
+            return false;
+        }
+        if (moe && !grouped) {
             notUsed.add(new NotUsed(Kernel.CUDA_GRAPHS, "a mixture of experts needs the grouped expert GEMMs for them, which "
                     + (wanted.groupedExperts() ? "cannot serve this model here" : "were not asked for")));
-        return new Kernels(paged ? DecodeAttention.PAGED_NATIVE : DecodeAttention.GATHER, fused, fp32, sampling, graphs, grouped, notUsed);
+            return false;
+        }
+        return true;
     }
 
     private static boolean usable(Kernel k, ModelConfig c, ScalarType dtype, Device device, List<NotUsed> notUsed) {
@@ -153,12 +167,25 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
             // _grouped_mm's operands need rows of whole 16-byte multiples
             else if (c.hiddenSize() % 8 != 0 || c.moe().intermediate() % 8 != 0)
                 missing.add("hidden and expert sizes that are multiples of 8 (not " + c.hiddenSize() + " and " + c.moe().intermediate() + ")");
+            // elsewhere libtorch's _grouped_mm falls back to a loop that reads the group sizes on the host
+            if (device.is_cuda()) {
+                int major = computeCapabilityMajor(device);
+                if (major != 9 && major != 10) missing.add("a GPU of compute capability 9.x or 10.x (not " + major + ".x)");
+            }
         }
         if (k == Kernel.PAGED_DECODE && c.queryGroupSize() > 8)
             missing.add("at most 8 query heads per KV head (not " + c.queryGroupSize() + ")");
         // why the library did not load is one long line (RolloutCuda.whyUnavailable()), logged once by whoever resolves
         if (!RolloutCuda.available()) missing.add("the native preset (not loaded)");
         return missing.isEmpty() ? Optional.empty() : Optional.of("needs " + String.join(", ", missing));
+    }
+
+    /** The compute capability's major number of a CUDA device (its index, or the current device). */
+    private static int computeCapabilityMajor(Device device) {
+        int[] index = {device.has_index() ? device.index() : 0}, major = new int[1];
+        if (!device.has_index()) org.bytedeco.cuda.global.cudart.cudaGetDevice(index);
+        int err = org.bytedeco.cuda.global.cudart.cudaDeviceGetAttribute(major, org.bytedeco.cuda.global.cudart.cudaDevAttrComputeCapabilityMajor, index[0]);
+        return err == 0 ? major[0] : -1;
     }
 
     /** Whether this libtorch has mm with a float32 result for {@code dtype} on {@code device} (CUDA, torch 2.9 and later). */

@@ -3,6 +3,7 @@ package dev.rollout.dist;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.time.Duration;
@@ -90,7 +91,19 @@ class CollectivesTest {
             long s = TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - t0);
             assertFalse(done, "a broadcast completed without its peer");
             assertTrue(s < 20, "gave up after " + s + " s");
-            assertEquals(2, g.size());
         }
+    }
+
+    @Test
+    void aClosedGroupRefusesCollectivesInsteadOfReachingFreedMemory() throws Exception {
+        List<Collectives> g = pair("e");
+        g.get(1).close();
+        Collectives zero = g.get(0);
+        zero.close();
+        zero.close();  // a second close does nothing
+        var e = assertThrows(IllegalStateException.class, () -> zero.broadcast(floats(1), 0, T));
+        assertTrue(e.getMessage().contains("closed"), e.getMessage());
+        assertThrows(IllegalStateException.class, () -> zero.allReduceSum(floats(1), T));
+        assertThrows(IllegalStateException.class, () -> zero.allGather(floats(0, 0), floats(1), T));
     }
 }
