@@ -41,8 +41,9 @@
 #                  also ".device/base.tar.xz", made here by bench/ab-pack.sh OTHER_CHECKOUT .device/base.tar.xz,
 #                  or another archive named by AB_BASE)
 #   ab7            R4 at 7B (random weights made on the GPU), this tree against the baseline as ab05
-#   moe30g         moe30's first run alone: grouped expert GEMMs with CUDA graphs asked for (Kernels.graphs keeps a
-#                  mixture's off, saying why, until CudaGraphTest's case has passed on a GPU)
+#   moe30g         moe30's first run alone and GRPO 32 x 8 (in 512, out 1024): grouped expert GEMMs with CUDA graphs
+#                  asked for (Kernels.graphs keeps a mixture's off, saying why, until CudaGraphTest's case passes on a GPU)
+#   hf30           transformers on moe30's shape, random weights made on the GPU: decode and the sweep (the baseline)
 #   moe30          issue #19: a random Qwen3-30B-A3B on the GPU, decode and a sweep: grouped expert GEMMs with CUDA
 #                  graphs, then eager, a GEMM pair per expert (eager: their baseline), graphs with routed experts kept
 #   sampling05     graphs05's R1 and batch sweep with libtorch's sampling ops instead of our kernel (its baseline)
@@ -65,6 +66,7 @@
 #   opssmoke       issue #7 from the distribution on CUDA: status page, /status, chat, log lines; a 7B load's progress
 #   pyclient       examples/python's torch transports (safetensors buckets, CUDA IPC, pickles) against the server
 #   parity         bf16 parity with transformers (tools/gpu/parity.py)
+#   moeparity      issue #19: the same on four layers of Qwen3-30B-A3B's shape, routed experts against transformers' router
 #   parity32       the same with float32 logits from the LM head (rollout.fp32-lm-head)
 set -uo pipefail
 export OUT="${OUT:-/tmp/out}"
@@ -172,8 +174,10 @@ for s in "$@"; do
     # issue #19: a random Qwen3-30B-A3B made on the GPU (61 GB in bf16), eager on libtorch's ops: decode at
     # batch 1 against the floor of the chosen experts, a batch sweep, then the same with routed experts kept (R3's cost)
     moe30g) bash bench/gpu-bench.sh save /tmp/q30 qwen3-30b-a3b > /dev/null 2>&1
-            stage moe30g 300 "${ours[@]}" /tmp/q30 --dummy --native-kernels --cuda-graphs --repeat 2 --hbm-gbps "$gbps" \
-              decode:128:64 sweep:128:32:1,8,64 ;;
+            stage moe30g 400 "${ours[@]}" /tmp/q30 --dummy --native-kernels --cuda-graphs --repeat 2 --hbm-gbps "$gbps" \
+              decode:128:64 sweep:128:32:1,8,64 grpo:32:8:512:1024 ;;
+    hf30) bash bench/gpu-bench.sh save /tmp/q30 qwen3-30b-a3b > /dev/null 2>&1
+          stage hf30 400 bash bench/gpu-bench.sh hf /tmp/q30 --hbm-gbps "$gbps" decode:128:64 sweep:128:32:1,8,64 ;;
     moe30) bash bench/gpu-bench.sh save /tmp/q30 qwen3-30b-a3b > /dev/null 2>&1
            stage moe30 540 bash -c "${ours[*]} /tmp/q30 --dummy --native-kernels --cuda-graphs --repeat 2 --hbm-gbps $gbps decode:128:64 sweep:128:32:1,8,64 \
               && ${ours[*]} /tmp/q30 --dummy --native-kernels --hbm-gbps $gbps decode:128:64 sweep:128:32:1,8,64 \
@@ -216,6 +220,9 @@ for s in "$@"; do
     # make trains for up to 120 s; the server starts on the flat checkpoint and loads the trained one
     parity) stage parity 560 bash -c 'python3 tools/gpu/parity.py make /tmp/parity --train-s 120 && \
               ROLLOUT_MODEL_PATH=/tmp/parity/flat bash tools/dist/gpu-run.sh python3 tools/gpu/parity.py check /tmp/parity' ;;
+    moeparity) stage moeparity 580 bash -c 'python3 tools/gpu/parity.py make /tmp/moeparity --arch qwen3-moe --layers 4 --train-s 120 && \
+                 ROLLOUT_MODEL_PATH=/tmp/moeparity/flat ROLLOUT_ENABLE_RETURN_ROUTED_EXPERTS=true bash tools/dist/gpu-run.sh \
+                 python3 tools/gpu/parity.py check /tmp/moeparity' ;;
     parity32) stage parity32 560 bash -c '[ -d /tmp/parity/trained ] || python3 tools/gpu/parity.py make /tmp/parity --train-s 120; \
                 ROLLOUT_MODEL_PATH=/tmp/parity/flat ROLLOUT_FP32_LM_HEAD=true bash tools/dist/gpu-run.sh \
                 python3 tools/gpu/parity.py check /tmp/parity --logits fp32' ;;

@@ -2,10 +2,16 @@
 """bf16 parity of the server on CUDA with transformers, on the same weights (issue #4's check:
 >=99% identical greedy tokens over the first 32 tokens of 8 prompts, logprob differences <= 2e-2).
 
-    python3 tools/gpu/parity.py make DIR [--layers 28] [--train-s 150]
+    python3 tools/gpu/parity.py make DIR [--arch qwen3|qwen3-moe] [--layers 28] [--train-s 150]
     ROLLOUT_MODEL_PATH=DIR/flat tools/dist/gpu-run.sh python3 tools/gpu/parity.py check DIR
     ROLLOUT_MODEL_PATH=DIR/flat ROLLOUT_FP32_LM_HEAD=true tools/dist/gpu-run.sh \
         python3 tools/gpu/parity.py check DIR --logits fp32
+
+With `--arch qwen3-moe` the checkpoints have Qwen3-30B-A3B's shape but for the number of layers
+(hidden 2048, 32/4 heads of 128, 128 experts of 768, 8 routed per token; issue #19), the reference
+records each teacher-forced position's routed experts (the top 8 of transformers' router logits),
+and `check` reports how many the server's `return_routed_experts` agree with (the server needs
+`ROLLOUT_ENABLE_RETURN_ROUTED_EXPERTS=true`).
 
 `make` writes two checkpoints of Qwen3-0.6B's shape, both from transformers' own seeded
 initialisation, each with transformers' greedy continuations (bf16, SDPA) and its eager-attention
@@ -30,14 +36,21 @@ import time
 import urllib.request
 
 import torch
-from transformers import AutoModelForCausalLM, Qwen3Config
+from transformers import AutoModelForCausalLM, Qwen3Config, Qwen3MoeConfig
 
 NEW_TOKENS, PROMPTS, TOLERANCE = 32, 8, 2e-2
 CHECKPOINTS = ("flat", "trained")
 LOW, HIGH = 1000, 150000  # token ids of the prompts and the training language
 
 
-def config(layers):
+def config(layers, arch="qwen3"):
+    if arch == "qwen3-moe":
+        # Qwen3-30B-A3B's shape per layer: hidden 2048, 32/4 heads of 128, 128 experts of 768, top 8
+        return Qwen3MoeConfig(vocab_size=151936, hidden_size=2048, intermediate_size=6144, moe_intermediate_size=768,
+                              num_experts=128, num_experts_per_tok=8, norm_topk_prob=True, decoder_sparse_step=1,
+                              mlp_only_layers=[], num_hidden_layers=layers, num_attention_heads=32, num_key_value_heads=4,
+                              head_dim=128, max_position_embeddings=4096, rope_theta=1000000.0, rms_norm_eps=1e-6,
+                              tie_word_embeddings=False, bos_token_id=151643, eos_token_id=151645, dtype="bfloat16")
     # Qwen3-0.6B's shape (hidden 1024, 16/8 heads of 128, intermediate 3072, tied embeddings)
     return Qwen3Config(vocab_size=151936, hidden_size=1024, intermediate_size=3072, num_hidden_layers=layers,
                        num_attention_heads=16, num_key_value_heads=8, head_dim=128, max_position_embeddings=4096,
@@ -65,9 +78,9 @@ def walk(g, succ, length, device="cpu"):
     return out
 
 
-def make(d, layers, train_s):
+def make(d, layers, train_s, arch="qwen3"):
     torch.manual_seed(20261126)
-    model = AutoModelForCausalLM.from_config(config(layers), dtype=torch.float32).cuda()
+    model = AutoModelForCausalLM.from_config(config(layers, arch), dtype=torch.float32).cuda()
     g = torch.Generator().manual_seed(7)
     flat_prompts = [torch.randint(LOW, HIGH, (int(n),), generator=g).tolist() for n in torch.randint(8, 96, (PROMPTS,), generator=g)]
     ids, succ = chain(3)
@@ -124,9 +137,11 @@ def save_with_reference(model, d, prompts, info):
         margins = sorted(m for r in ref[logits] for m in r["margins"])
         print("%s, %s logits: greedy margin (top-1 minus top-2 logit) min %.4f, median %.4f" % (d, logits, margins[0], margins[len(margins) // 2]))
     del eager
+    routed = routed_experts(bf16, ref["bf16"]) if hasattr(bf16.config, "num_experts") else None
     with open(os.path.join(d, "parity-reference.json"), "w") as f:
         json.dump({"transformers": __import__("transformers").__version__, "torch": torch.__version__,
-                   "device": torch.cuda.get_device_name(), "training": info, "reference": ref, "eager": floor}, f)
+                   "device": torch.cuda.get_device_name(), "training": info, "reference": ref, "eager": floor,
+                   "routed_experts": routed}, f)
     model.float()
 
 
@@ -147,6 +162,38 @@ def fp32_logits(model, on):
         yield
     finally:
         model.lm_head = tied
+
+
+def routed_experts(model, runs):
+    """Each position's routed experts in the teacher-forced request (the prompt, then the reference's
+    tokens), as transformers' router chooses them: for every run, (prompt + tokens) positions ×
+    layers × top-k ids, most probable first (SGLang's order)."""
+    k = model.config.num_experts_per_tok
+    out = []
+    for r in runs:
+        ids = torch.tensor([r["prompt"] + r["tokens"]], device=model.device)
+        with torch.no_grad():
+            logits = model(ids, output_router_logits=True).router_logits   # per layer: (T, E)
+        top = [torch.topk(torch.softmax(l.float(), -1), k).indices for l in logits]  # per layer: (T, k)
+        out.append(torch.stack(top, 1).tolist())                             # (T, layers, k)
+    return out
+
+
+def routed_agreement(ref, answers):
+    """(positions × layers whose top-k sets are equal, their count) between transformers' router
+    choices and the server's meta_info.routed_experts (base64 int32, positions × layers × k)."""
+    import base64
+    same = total = 0
+    for want, a in zip(ref, answers):
+        got = torch.frombuffer(bytearray(base64.b64decode(a["meta_info"]["routed_experts"])), dtype=torch.int32)
+        got = got.view(-1, len(want[0]), len(want[0][0])).tolist()
+        if len(got) != len(want):
+            raise SystemExit("the server answered routed experts for %d positions, transformers %d" % (len(got), len(want)))
+        for w, g in zip(want, got):
+            for wl, gl in zip(w, g):
+                same += set(wl) == set(gl)
+                total += 1
+    return same, total
 
 
 def greedy(model, prompts):
@@ -198,9 +245,13 @@ def check_one(d, url, logits):
     free = post(url, "/generate", {"input_ids": [r["prompt"] for r in ref], "return_logprob": True,
                                    "sampling_params": {"max_new_tokens": NEW_TOKENS, "temperature": 0, "ignore_eos": True}})
     # teacher-forced: the reference's own continuation as the prompt, its logprobs read back
-    forced = post(url, "/generate", {"input_ids": [r["prompt"] + r["tokens"] for r in ref], "return_logprob": True,
-                                     "logprob_start_len": [len(r["prompt"]) - 1 for r in ref],
-                                     "sampling_params": {"max_new_tokens": 1, "temperature": 0}})
+    routed = saved.get("routed_experts")
+    forced_body = {"input_ids": [r["prompt"] + r["tokens"] for r in ref], "return_logprob": True,
+                   "logprob_start_len": [len(r["prompt"]) - 1 for r in ref],
+                   "sampling_params": {"max_new_tokens": 1, "temperature": 0}}
+    if routed:
+        forced_body["return_routed_experts"] = True
+    forced = post(url, "/generate", forced_body)
     same = total = 0
     free_diffs, forced_diffs = [], []
     for k, (r, f, t) in enumerate(zip(ref, free, forced)):
@@ -217,6 +268,11 @@ def check_one(d, url, logits):
         print("prompt %d (%d tokens): %d/%d greedy tokens equal, first divergence at %s" % (
             k, len(r["prompt"]), sum(match), len(match), first if first < len(match) else "-"))
     frac = same / total
+    if routed:
+        # the forced request's positions are its whole prompt (prompt + output − 1, the output one token)
+        agree, cells = routed_agreement(routed, forced)
+        print("routed experts equal to transformers' router choices: %d/%d = %.2f%% of positions × layers (reported)" % (
+            agree, cells, 100 * agree / max(1, cells)))
     print("greedy tokens identical: %d/%d = %.2f%% (target >= 99%%)" % (same, total, 100 * frac))
     print("logprob |diff| free-running (before divergence): max %.2e mean %.2e over %d tokens" % (stats(free_diffs) + (len(free_diffs),)))
     print("logprob |diff| teacher-forced: max %.2e mean %.2e over %d tokens (target <= %.0e)" % (
@@ -243,10 +299,11 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=["make", "check"])
     ap.add_argument("dir")
+    ap.add_argument("--arch", choices=["qwen3", "qwen3-moe"], default="qwen3")
     ap.add_argument("--layers", type=int, default=28)
     ap.add_argument("--train-s", type=float, default=150)
     ap.add_argument("--logits", choices=["bf16", "fp32"], default="bf16",
                     help="the reference to compare with: fp32 for a server with rollout.fp32-lm-head")
     ap.add_argument("--url", default=os.environ.get("ROLLOUT_URL", "http://localhost:9080"))
     a = ap.parse_args()
-    sys.exit(make(a.dir, a.layers, a.train_s) if a.what == "make" else check(a.dir, a.url, a.logits))
+    sys.exit(make(a.dir, a.layers, a.train_s, a.arch) if a.what == "make" else check(a.dir, a.url, a.logits))
