@@ -55,7 +55,6 @@ public final class WeightSyncGroup implements AutoCloseable {
             throws GroupException {
         if (world < 2 || rank < 0 || rank >= world)
             throw new IllegalArgumentException("rank " + rank + " of a world of " + world + ": a weight group has at least 2 ranks");
-        if (port < 1 || port > 65535) throw new IllegalArgumentException("port " + port + " is not a TCP port");
         try {
             Collectives group = C10d.join(backend, host, port, rank, world, List.of(groupName, groupName + "/", backend.device() + "/"), timeout);
             return new WeightSyncGroup(groupName, rank, world, backend, timeout, group);

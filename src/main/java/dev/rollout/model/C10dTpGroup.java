@@ -48,7 +48,6 @@ public final class C10dTpGroup implements TpGroup {
                                Duration collectiveTimeout) {
         if (size < 1 || rank < 0 || rank >= size) throw new IllegalArgumentException("rank " + rank + " of a tp_size of " + size);
         if (size == 1) return TpGroup.SINGLE;
-        if (port < 1 || port > 65535) throw new IllegalArgumentException("port " + port + " is not a TCP port");
         try {
             // a prefix of our own, so that the rank protocol may share the store without its keys meeting ours
             Collectives group = C10d.join(backend, host, port, rank, size, List.of("tp/"), joinTimeout);

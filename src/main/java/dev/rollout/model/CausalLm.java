@@ -76,9 +76,6 @@ public final class CausalLm {
             throw new IllegalArgumentException("CUDA graphs are not supported with tp_size " + tp.size()
                     + " yet: the decode step's all-reduces would have to be captured without a host wait (see C10dTpGroup)");
         kernels.requireUsable(config, dtype, device);  // before anything is allocated
-        if (kernels.cudaGraphs() && config.moe() != null && !kernels.groupedExperts())
-            throw new IllegalArgumentException("CUDA graphs for a mixture of experts need the grouped expert GEMMs: "
-                    + "a GEMM pair per expert reads each expert's rows on the host, which a captured graph cannot");
         this.layout = new TpLayout(config, tp.rank(), tp.size());
         this.config = config;
         this.tp = tp;
@@ -88,6 +85,9 @@ public final class CausalLm {
         if (kernels.groupedExperts() && shard.moe() != null && !groupedExperts)
             java.util.logging.Logger.getLogger(CausalLm.class.getName()).warning("the grouped expert GEMMs are off on tensor-parallel rank "
                     + tp.rank() + ": its slice of each expert (" + shard.moe().intermediate() + ") is not a multiple of 8");
+        if (kernels.cudaGraphs() && config.moe() != null && !groupedExperts)
+            throw new IllegalArgumentException("CUDA graphs for a mixture of experts need the grouped expert GEMMs: "
+                    + "a GEMM pair per expert reads each expert's rows on the host, which a captured graph cannot");
         this.device = device;
         this.dtype = dtype;
         this.kernels = kernels;

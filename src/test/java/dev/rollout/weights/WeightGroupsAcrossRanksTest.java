@@ -45,6 +45,15 @@ class WeightGroupsAcrossRanksTest {
     }
 
     /** Rank 0's operations go out on the step wire, as EngineLoop sends them, and its part runs here. */
+    /** A trainer and every rank form the group {@code name} on a fresh port, then leave it. */
+    private static void formsAndLeaves(WeightGroups groups, String name) throws Exception {
+        int port = freePort();
+        CompletableFuture<WeightSyncGroup> trainer = trainer(port, name, T);
+        assertInstanceOf(WeightOutcome.GroupJoined.class, groups.init(new WeightGroupOp.Spec("127.0.0.1", port, 1, 3, name, "gloo"), T));
+        trainer.get(30, TimeUnit.SECONDS).close();
+        assertInstanceOf(WeightOutcome.GroupLeft.class, groups.destroy(name));
+    }
+
     private static WeightGroups.Ranks sending(StepBroadcast channel) {
         return new WeightGroups.Ranks() {
             @Override
@@ -129,11 +138,7 @@ class WeightGroupsAcrossRanksTest {
                     assertInstanceOf(WeightOutcome.GroupLeft.class, groups.destroy("g"));
                 }
                 // every rank left it: the name forms again, with every rank
-                int again = freePort();
-                CompletableFuture<WeightSyncGroup> second = trainer(again, "g", T);
-                assertInstanceOf(WeightOutcome.GroupJoined.class, groups.init(new WeightGroupOp.Spec("127.0.0.1", again, 1, 3, "g", "gloo"), T));
-                second.get(30, TimeUnit.SECONDS).close();
-                assertInstanceOf(WeightOutcome.GroupLeft.class, groups.destroy("g"));
+                formsAndLeaves(groups, "g");
             } catch (Exception e) {
                 throw new IllegalStateException(e);
             }
@@ -185,11 +190,7 @@ class WeightGroupsAcrossRanksTest {
                 assertTrue(System.nanoTime() - t0 < 20_000_000_000L, "within the deadline");
                 assertTrue(groups.joined().isEmpty());
                 // the name is free on every rank: it forms now
-                int port = freePort();
-                CompletableFuture<WeightSyncGroup> trainer = trainer(port, "g", T);
-                assertInstanceOf(WeightOutcome.GroupJoined.class, groups.init(new WeightGroupOp.Spec("127.0.0.1", port, 1, 3, "g", "gloo"), T));
-                trainer.get(30, TimeUnit.SECONDS).close();
-                assertInstanceOf(WeightOutcome.GroupLeft.class, groups.destroy("g"));
+                formsAndLeaves(groups, "g");
             } catch (Exception e) {
                 throw new IllegalStateException(e);
             }
