@@ -14,7 +14,8 @@
 #                  (EngineHarness puts them on the GPU)
 #   groups         c10d groups on the GPU build (ADR 0025): gloo groups made by our preset, against the node's libtorch
 #                  (CollectivesTest, WeightSyncGroupTest, C10dTpGroupTest)
-#   moetests       issue #19 on CUDA: grouped expert GEMMs against a GEMM pair per expert, routed experts
+#   moetests       issue #19 on CUDA: the routing kernels against libtorch's ops, grouped expert GEMMs against a GEMM
+#                  pair per expert, routed experts, a captured mixture against the same steps eager
 #   frameworks     veRL's and slime's pickle pushes in their ITs' order (tools/gpu/framework_pushes.py)
 #   save05         a random Qwen2.5-0.5B checkpoint in /tmp/q05 (both engines load it)
 #   gather05       ours, libtorch's gathered attention, eager (R1 R4 R5)
@@ -41,8 +42,11 @@
 #                  also ".device/base.tar.xz", made here by bench/ab-pack.sh OTHER_CHECKOUT .device/base.tar.xz,
 #                  or another archive named by AB_BASE)
 #   ab7            R4 at 7B (random weights made on the GPU), this tree against the baseline as ab05
+#   ab30           eager steps of moe30's model, this tree against the baseline as ab05 (the fused routing on its own)
+#   ncu30          Nsight Compute's time of every kernel of eager decode steps at batch 1, four layers of the
+#                  30B-A3B shape, summed by kernel name
+#   nsys30         Nsight Systems' per-kernel summary of graphed 30B-A3B decode steps at batch 1 (issue #19's profile)
 #   moe30g         moe30's first run alone and GRPO 32 x 8 (in 512, out 1024): grouped expert GEMMs with CUDA graphs
-#                  asked for (Kernels.graphs keeps a mixture's off, saying why, until CudaGraphTest's case passes on a GPU)
 #   hf30           transformers on moe30's shape, random weights made on the GPU: decode and the sweep (the baseline)
 #   moe30          issue #19: a random Qwen3-30B-A3B on the GPU, decode and a sweep: grouped expert GEMMs with CUDA
 #                  graphs, then eager, a GEMM pair per expert (eager: their baseline), graphs with routed experts kept
@@ -104,7 +108,7 @@ for s in "$@"; do
              dev.rollout.engine.CudaWeightCheckerTest dev.rollout.engine.CudaHostBackupTest dev.rollout.engine.UpdateWhileReleasedTest ;;
     groups) stage groups 200 bash bench/gpu-bench.sh test dev.rollout.dist.CollectivesTest dev.rollout.dist.WeightSyncGroupTest \
               dev.rollout.model.C10dTpGroupTest ;;
-    moetests) stage moetests 200 bash bench/gpu-bench.sh test dev.rollout.model.GroupedMmTest dev.rollout.engine.GroupedExpertsTest \
+    moetests) stage moetests 240 bash bench/gpu-bench.sh test dev.rollout.model.MoeKernelsTest dev.rollout.model.NativeChecksTest dev.rollout.model.GroupedMmTest dev.rollout.engine.GroupedExpertsTest \
                 dev.rollout.engine.RoutedExpertsTest dev.rollout.engine.CudaGraphTest ;;
     frameworks) stage frameworks 400 bash -c 'python3 tools/gpu/framework_pushes.py make /tmp/fw && \
               ROLLOUT_MODEL_PATH=/tmp/fw/a bash tools/dist/gpu-run.sh python3 tools/gpu/framework_pushes.py check /tmp/fw' ;;
@@ -119,11 +123,28 @@ for s in "$@"; do
              --kernel-name regex:"partition_kernel|merge_kernel|rope_and_cache|rms_norm|silu_and_mul|nvjet|gemm|gemv|cutlass" \
              --launch-skip 600 --launch-count 300 "${ours[@]}" /tmp/q05 --native-kernels --kv-fraction 0.05 \
              --hbm-gbps "$gbps" sweep:16:8:512 ;;
+    # issue #19: every kernel of eager decode steps at batch 1 of four layers of Qwen3-30B-A3B's shape (the
+    # whole model's 48 did not reach its first profiled launch in 400 s: ncu intercepts every launch, the
+    # weights' initialisation included), summed by kernel name; no nsys on the GPU machines lent so far
+    ncu30) ncu="$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"
+           bash bench/gpu-bench.sh save /tmp/q30 qwen3-30b-a3b > /dev/null 2>&1
+           mkdir -p /tmp/q30l4 && python3 -c "import json; c = json.load(open('/tmp/q30/config.json')); c['num_hidden_layers'] = 4; \
+             json.dump(c, open('/tmp/q30l4/config.json', 'w'))"
+           stage ncu30 400 bash -c "'$ncu' --clock-control none --target-processes all --metrics gpu__time_duration.sum --csv \
+             --launch-skip 1500 --launch-count 650 ${ours[*]} /tmp/q30l4 --dummy --native-kernels --kv-fraction 0.05 \
+             --hbm-gbps $gbps decode:128:64 > $logs/ncu30.csv; python3 bench/ncu-summary.py < $logs/ncu30.csv" ;;
     nsys05) nsys="$(command -v nsys || ls /opt/nvidia/nsight-systems/*/bin/nsys /usr/local/cuda/bin/nsys 2>/dev/null | head -1)"
             if [ -z "$nsys" ]; then echo "no nsys on this machine" | tee -a "$OUT/session.log"; else
               stage nsys05 300 bash -c "'$nsys' profile --cuda-graph-trace=node --trace=cuda -o /tmp/nsys05 --force-overwrite true \
                 ${ours[*]} /tmp/q05 --native-kernels --cuda-graphs --hbm-gbps $gbps sweep:512:128:512 && \
                 '$nsys' stats --report cuda_gpu_kern_sum --format csv /tmp/nsys05.nsys-rep"; fi ;;  # the report stays out of logs.tgz: too large to bring back
+    # issue #19: where a graphed Qwen3-30B-A3B decode step at batch 1 spends its time, kernel by kernel
+    nsys30) nsys="$(command -v nsys || ls /opt/nvidia/nsight-systems/*/bin/nsys /usr/local/cuda/bin/nsys 2>/dev/null | head -1)"
+            bash bench/gpu-bench.sh save /tmp/q30 qwen3-30b-a3b > /dev/null 2>&1
+            if [ -z "$nsys" ]; then echo "no nsys on this machine" | tee -a "$OUT/session.log"; else
+              stage nsys30 300 bash -c "'$nsys' profile --cuda-graph-trace=node --trace=cuda -o /tmp/nsys30 --force-overwrite true \
+                ${ours[*]} /tmp/q30 --dummy --native-kernels --cuda-graphs --hbm-gbps $gbps sweep:128:64:1 && \
+                '$nsys' stats --report cuda_gpu_kern_sum --format csv /tmp/nsys30.nsys-rep"; fi ;;
     # issue #3's soak with the engine's defaults (kernels and graphs), the JVM tracking its own native memory
     soak) stage soak 590 env ROLLOUT_MAX_RUNNING_REQUESTS=512 JVM_ARGS=-XX:NativeMemoryTracking=summary \
             bash tools/dist/gpu-run.sh python3 bench/rl_soak.py --deadline-s 400 ;;
@@ -161,6 +182,10 @@ for s in "$@"; do
     ab7) bash bench/gpu-bench.sh save /tmp/q7 qwen2.5-7b > /dev/null 2>&1
          stage ab7 400 bash bench/ab-engine.sh "${AB_BASE:-.device/base.tar.xz}" /tmp/q7 --dummy --native-kernels --cuda-graphs --repeat 2 \
             --hbm-gbps "$gbps" decode:128:512 ;;
+    # issue #19's fused routing on its own: eager steps of a random Qwen3-30B-A3B, this tree against the baseline as ab05
+    ab30) bash bench/gpu-bench.sh save /tmp/q30 qwen3-30b-a3b > /dev/null 2>&1
+          stage ab30 500 bash bench/ab-engine.sh "${AB_BASE:-.device/base.tar.xz}" /tmp/q30 --dummy --native-kernels \
+            --hbm-gbps "$gbps" decode:128:64 sweep:128:32:1,8,64 ;;
     sampling05) stage sampling05 200 "${ours[@]}" /tmp/q05 --native-kernels --libtorch-sampling --cuda-graphs --repeat 2 \
                   --hbm-gbps "$gbps" sweep:512:128:1,64,512 $r1 ;;
     r6ref) stage r6ref 120 "${ours[@]}" /tmp/q05 --native-kernels --cuda-graphs --repeat 2 --hbm-gbps "$gbps" sweep:512:256:512 ;;

@@ -182,5 +182,69 @@ inline void sampleRows(const at::Tensor& logits, const at::Tensor& temperature, 
     toInt(op, "vocab", logits.size(1));
 }
 
+constexpr c10::ScalarType I32 = c10::ScalarType::Int;
+
+// moeRoute: logits (T, E) bf16 -> weights (T, k) float32, experts (T, k) int32; routed (slots, k)
+// int32, each row contiguous (a layer of the cache's record), and slots (T) int64, both or neither.
+inline void moeRoute(const at::Tensor& logits, const at::Tensor& weights, const at::Tensor& experts,
+                     const at::Tensor* routed, const at::Tensor* slots, int64_t maxExperts, c10::Device device) {
+    const char* op = "moeRoute";
+    tensor(op, "logits", logits, BF16, 2, device);
+    const int64_t t = logits.size(0), e = logits.size(1);
+    if (e > maxExperts) fail(op, "logits", "has " + std::to_string(e) + " experts, more than " + std::to_string(maxExperts));
+    tensor(op, "weights", weights, F32, 2, device);
+    size(op, "weights", weights, 0, t, "logits' tokens");
+    const int64_t k = weights.size(1);
+    if (k < 1 || k > 32 || k > e) fail(op, "weights", "has shape " + shape(weights) + ": k must be 1 to 32 and at most the experts");
+    tensor(op, "experts", experts, I32, 2, device);
+    sameShape(op, "experts", experts, "weights", weights);
+    if ((routed == nullptr) != (slots == nullptr)) fail(op, "routed and slots", "must be given both or neither");
+    if (routed != nullptr) {
+        // one layer of the cache's (slots, layers, k) record: rows apart, each row contiguous
+        const at::Tensor& r = *routed;
+        if (!r.defined()) fail(op, "routed", "is an undefined tensor");
+        if (r.device() != device) fail(op, "routed", "is on " + r.device().str() + ", not on " + device.str());
+        if (r.scalar_type() != I32) fail(op, "routed", std::string("is ") + c10::toString(r.scalar_type()) + ", not Int");
+        if (r.dim() != 2) fail(op, "routed", "has shape " + shape(r) + ", not 2 dimensions");
+        size(op, "routed", r, 1, k, "weights' k");
+        if (r.stride(1) != 1 || r.stride(0) < k) fail(op, "routed", "of shape " + shape(r) + " does not hold its rows contiguous");
+        tensor(op, "slots", *slots, I64, 1, device);
+        size(op, "slots", *slots, 0, t, "logits' tokens");
+    }
+    toInt(op, "tokens", t);
+}
+
+// moeAlign: experts (T, k) int32 -> rowOf, tokenOf (T k) int64, ends (E) int32.
+inline void moeAlign(const at::Tensor& experts, const at::Tensor& rowOf, const at::Tensor& tokenOf, const at::Tensor& ends,
+                     c10::Device device) {
+    const char* op = "moeAlign";
+    tensor(op, "experts", experts, I32, 2, device);
+    const int64_t n = experts.size(0) * experts.size(1);
+    tensor(op, "rowOf", rowOf, I64, 1, device);
+    size(op, "rowOf", rowOf, 0, n, "experts' tokens times k");
+    tensor(op, "tokenOf", tokenOf, I64, 1, device);
+    size(op, "tokenOf", tokenOf, 0, n, "experts' tokens times k");
+    tensor(op, "ends", ends, I32, 1, device);
+    if (ends.size(0) < 1) fail(op, "ends", "has no experts");
+    toInt(op, "copies", n);
+}
+
+// moeCombine: ys (T k, H) bf16, rowOf (T k) int64, weights (T, k) float32 -> out (T, H) bf16.
+inline void moeCombine(const at::Tensor& ys, const at::Tensor& rowOf, const at::Tensor& weights, const at::Tensor& out,
+                       c10::Device device) {
+    const char* op = "moeCombine";
+    tensor(op, "weights", weights, F32, 2, device);
+    const int64_t t = weights.size(0), k = weights.size(1);
+    tensor(op, "ys", ys, BF16, 2, device);
+    size(op, "ys", ys, 0, t * k, "weights' tokens times k");
+    tensor(op, "rowOf", rowOf, I64, 1, device);
+    size(op, "rowOf", rowOf, 0, t * k, "weights' tokens times k");
+    tensor(op, "out", out, BF16, 2, device);
+    size(op, "out", out, 0, t, "weights' tokens");
+    size(op, "out", out, 1, ys.size(1), "ys' hidden size");
+    toInt(op, "tokens", t);
+    toInt(op, "hidden", ys.size(1));
+}
+
 }  // namespace checks
 }  // namespace rollout

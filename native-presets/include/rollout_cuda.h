@@ -136,6 +136,38 @@ inline void sampleRows(const at::Tensor& logits, const at::Tensor& temperature, 
                                        detail::stream()));
 }
 
+// A mixture of experts' routing (moe.cu): softmax over the router's logits, the top k, optionally
+// renormalised and rounded to bf16; each token's experts also into routed at its slot where both
+// are given.
+inline void moeRoute(const at::Tensor& logits, const at::Tensor& weights, const at::Tensor& experts,
+                     const at::Tensor* routed, const at::Tensor* slots, bool renormalize, bool roundWeights) {
+    checks::moeRoute(logits, weights, experts, routed, slots, kernels::moe_max_experts(), detail::device());
+    detail::check(kernels::moe_route(logits.data_ptr(), weights.data_ptr(), experts.data_ptr(),
+                                     routed == nullptr ? nullptr : routed->data_ptr(),
+                                     routed == nullptr ? 0 : routed->stride(0),
+                                     slots == nullptr ? nullptr : slots->data_ptr(), static_cast<int>(logits.size(0)),
+                                     static_cast<int>(logits.size(1)), static_cast<int>(weights.size(1)), renormalize,
+                                     roundWeights, detail::stream()));
+}
+
+// The copies (token, choice) sorted by expert, stably: each copy's row, each row's token, and
+// where each expert's block ends.
+inline void moeAlign(const at::Tensor& experts, const at::Tensor& rowOf, const at::Tensor& tokenOf, const at::Tensor& ends) {
+    checks::moeAlign(experts, rowOf, tokenOf, ends, detail::device());
+    detail::check(kernels::moe_align(experts.data_ptr(), rowOf.data_ptr(), tokenOf.data_ptr(), ends.data_ptr(),
+                                     static_cast<int>(rowOf.size(0)), static_cast<int>(ends.size(0)),
+                                     static_cast<int>(experts.size(1)), detail::stream()));
+}
+
+// Each token's k expert outputs, weighted and summed in the order of its choices.
+inline void moeCombine(const at::Tensor& ys, const at::Tensor& rowOf, const at::Tensor& weights, const at::Tensor& out,
+                       bool roundProducts) {
+    checks::moeCombine(ys, rowOf, weights, out, detail::device());
+    detail::check(kernels::moe_combine(ys.data_ptr(), rowOf.data_ptr(), weights.data_ptr(), out.data_ptr(),
+                                       static_cast<int>(weights.size(0)), static_cast<int>(ys.size(1)),
+                                       static_cast<int>(weights.size(1)), roundProducts, detail::stream()));
+}
+
 // CUDA graphs of decode steps (proven from Java by a JNI spike first: docs/gpu.md).
 // Warm-up and capture run on a side stream, as CUDA requires; every graph allocates from one
 // memory pool, as vLLM's do, since they never run at the same time. All on the engine thread:

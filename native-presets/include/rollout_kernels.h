@@ -58,5 +58,21 @@ const char* rope_and_cache(const RopeArgs& args, cudaStream_t stream);
 const char* sample_rows(const void* logits, const void* temperature, const void* uniform, void* out, int rows,
                         int vocab, cudaStream_t stream);
 
+// A mixture of experts' routing, sorting and combining around its grouped GEMMs (moe.cu).
+// moe_route: logits [T, E] bf16 -> weights [T, k] float32, experts [T, k] int32, and where routed
+// is not null routed[slots[t]] = experts[t] (routed [numSlots, k] int32, rows routed_stride apart;
+// slots [T] int64).
+int moe_max_experts();
+const char* moe_route(const void* logits, void* weights, void* experts, void* routed, long long routed_stride,
+                      const void* slots, int tokens, int num_experts, int k, bool renormalize, bool round_weights,
+                      cudaStream_t stream);
+// experts [N] int32 -> row_of [N] int64, token_of [N] int64 (the token of each sorted row: copy / k),
+// ends [E] int32 (cumulative).
+const char* moe_align(const void* experts, void* row_of, void* token_of, void* ends, int copies, int num_experts, int k,
+                      cudaStream_t stream);
+// ys [N, H] bf16, row_of [N] int64, weights [N] float32 -> out [T, H] bf16.
+const char* moe_combine(const void* ys, const void* row_of, const void* weights, void* out, int tokens, int hidden, int k,
+                        bool round_products, cudaStream_t stream);
+
 }  // namespace kernels
 }  // namespace rollout

@@ -459,63 +459,44 @@ public final class CausalLm {
      * sum to 1 where the model says so), each expert's gated MLP over the tokens routed to it, and
      * the outputs summed, weighted by those probabilities, each token's in the order of its choices
      * (deterministic on every device); Qwen2-MoE adds its shared expert, gated by a sigmoid. The
-     * token copies are sorted by expert so that each expert runs one GEMM pair over a contiguous block. Above one rank each expert is this rank's slice, and the result a
-     * partial sum that the caller all-reduces.
+     * token copies are sorted by expert ({@link LayerOps#route}) so that each expert runs one GEMM
+     * pair over a contiguous block. Above one rank each expert is this rank's slice, and the result
+     * a partial sum that the caller all-reduces.
      *
      * @param routed the layer's record of routed experts by slot, (numSlots, topK) int32, where each
      *               token's experts are written at its slot (of {@code slots}); null when none is kept
      */
     private Tensor experts(Tensor x, Experts m, Tensor routed, Tensor slots) {
-        ModelConfig.Moe moe = config.moe();
-        int k = moe.topK();
-        Tensor probs = torch.softmax(torch.linear(x, m.router()), -1, new ScalarTypeOptional(ScalarType.Float)); // (T, E) f32
-        org.bytedeco.pytorch.T_TensorTensor_T top = probs.topk(k);
-        Tensor weights = top.get0();                                                            // (T, k) f32
-        if (moe.normTopK()) weights = weights.div(weights.sum(new long[] {-1}, true, new ScalarTypeOptional()));
-        // Qwen's router hands its weights back in the model's dtype, Mixtral's in float32
-        if (!moe.mixtralNames()) weights = weights.to(dtype);
-        if (routed != null) routed.index_copy_(0, slots, top.get1().to(ScalarType.Int));     // (T, k), most probable first
-        Tensor chosen = top.get1().reshape(-1);                                                 // (T * k) expert of each copy
-        Tensor order = chosen.argsort(true, 0, false);                                          // (T * k) copies by expert, stable
-        Tensor tokens = order.floor_divide(new Scalar(k));                                         // (T * k) the token of each sorted copy
-        Tensor xs = x.index_select(0, tokens);                                                  // (T * k, hidden)
-        Tensor ys = groupedExperts ? groupedExperts(xs, chosen, m) : expertByExpert(xs, chosen, m);   // (T * k, hidden)
-        Tensor scaled = ys.mul(weights.reshape(-1).index_select(0, order).unsqueeze(1));          // (T * k, hidden)
-        // each token's k outputs back in its own rows, then summed in a fixed order (in float32): an
-        // index_add_ would sum them with atomics on CUDA, in an order that changes from run to run
-        Tensor byToken = Torch.empty(Torch.options(scaled.scalar_type(), device), scaled.size(0), scaled.size(1))
-                .index_copy_(0, order, scaled);                                                  // (T * k, hidden), token-major
-        Tensor out = byToken.view(x.size(0), k, x.size(1)).sum(new long[] {1}, false, new ScalarTypeOptional(ScalarType.Float))
-                .to(dtype);                                                                      // (T, hidden)
+        ExpertRouting routing = ops.route(torch.linear(x, m.router()), routed, slots);          // logits (T, E)
+        Tensor xs = x.index_select(0, routing.tokenOf());                                       // (T k, hidden), sorted by expert
+        Tensor ys = groupedExperts ? groupedExperts(xs, routing.ends(), m) : expertByExpert(xs, routing.ends(), m);   // (T k, hidden)
+        Tensor out = ops.combine(ys, routing);                                                  // (T, hidden)
         if (m.sharedGateUp() == null) return out;
         Tensor shared = torch.linear(ops.siluAndMul(torch.linear(x, m.sharedGateUp())), m.sharedDown());    // (T, hidden)
         return out.add(shared.mul(torch.sigmoid(torch.linear(x, m.sharedGate()))));             // gate (T, 1)
     }
 
     /**
-     * Each expert's gated MLP over its block of {@code xs} (T * k, hidden), the copies sorted by
-     * expert ({@code chosen} (T * k): the expert of each copy, unsorted), as two grouped GEMMs: the
-     * blocks' ends are counted on the device, so nothing waits for the host.
+     * Each expert's gated MLP over its block of {@code xs} (T k, hidden), the copies sorted by
+     * expert, block e ending at row {@code ends[e]} ((E) int32, on the device), as two grouped GEMMs:
+     * nothing waits for the host.
      */
-    private Tensor groupedExperts(Tensor xs, Tensor chosen, Experts m) {
-        Tensor counts = Torch.zeros(Torch.options(ScalarType.Long, device), config.moe().experts())
-                .scatter_add_(0, chosen, torch.ones_like(chosen));                               // (E) copies per expert
-        Tensor offsets = counts.cumsum(0).to(ScalarType.Int);                                   // (E) int32: where each block ends
-        Tensor act = ops.siluAndMul(RolloutCuda.groupedMm(xs, m.gateUp(), offsets));            // (T * k, inter)
-        return RolloutCuda.groupedMm(act, m.down(), offsets);                                   // (T * k, hidden)
+    private Tensor groupedExperts(Tensor xs, Tensor ends, Experts m) {
+        Tensor act = ops.siluAndMul(RolloutCuda.groupedMm(xs, m.gateUp(), ends));               // (T k, inter)
+        return RolloutCuda.groupedMm(act, m.down(), ends);                                      // (T k, hidden)
     }
 
-    /** The same, a GEMM pair per expert that has copies, each block's size read on the host: any device and dtype. */
-    private Tensor expertByExpert(Tensor xs, Tensor chosen, Experts m) {
-        long[] counts = Torch.toLongs(torch.bincount(chosen, new TensorOptional(), config.moe().experts()));   // (E) on the host
-        Tensor ys = Torch.empty(Torch.options(dtype, device), xs.size(0), xs.size(1));          // (T * k, hidden)
+    /** The same, a GEMM pair per expert that has copies, each block's end read on the host: any device and dtype. */
+    private Tensor expertByExpert(Tensor xs, Tensor ends, Experts m) {
+        long[] end = Torch.toLongs(ends.to(ScalarType.Long));                                   // (E) on the host
+        Tensor ys = Torch.empty(Torch.options(dtype, device), xs.size(0), xs.size(1));          // (T k, hidden)
         long at = 0;
-        for (int e = 0; e < counts.length; e++) {
-            long n = counts[e];
+        for (int e = 0; e < end.length; e++) {
+            long n = end[e] - at;
             if (n == 0) continue;
             Tensor act = ops.siluAndMul(torch.linear(xs.narrow(0, at, n), m.gateUp().select(0, e)));    // (n, inter)
             ys.narrow(0, at, n).copy_(torch.linear(act, m.down().select(0, e)));                 // (n, hidden)
-            at += n;
+            at = end[e];
         }
         return ys;
     }

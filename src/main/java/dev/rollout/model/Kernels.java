@@ -116,12 +116,6 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
                     + (wanted.groupedExperts() ? "cannot serve this model here" : "were not asked for")));
             return false;
         }
-        if (moe) {
-            // the grouped GEMMs leave nothing in the step that waits for the host, but no captured
-            // mixture has run on a GPU yet (CudaGraphTest's case): a server does not start on an untried capture
-            notUsed.add(new NotUsed(Kernel.CUDA_GRAPHS, "a mixture of experts is not captured yet: its graphs have not run on a GPU (issue #19)"));
-            return false;
-        }
         return true;
     }
 
@@ -167,6 +161,9 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
             if (dtype.intern() != ScalarType.BFloat16) missing.add("bfloat16 (not " + Torch.name(dtype) + ")");
             if (c.headDim() != 64 && c.headDim() != 128) missing.add("head_dim 64 or 128 (not " + c.headDim() + ")");
         }
+        // the routing kernel holds a token's router probabilities in one warp's registers
+        if (k == Kernel.FUSED_OPS && c.moe() != null && (c.moe().experts() > 1024 || c.moe().topK() > 32))
+            missing.add("at most 1024 experts and 32 per token (not " + c.moe().experts() + " and " + c.moe().topK() + ")");
         if (k == Kernel.GROUPED_EXPERTS) {
             if (dtype.intern() != ScalarType.BFloat16) missing.add("bfloat16 (not " + Torch.name(dtype) + ")");
             if (c.moe() == null) missing.add("a mixture of experts");

@@ -26,4 +26,15 @@ interface LayerOps {
 
     /** gateUp (T, 2 inter) -> (T, inter): silu(gate) * up. */
     Tensor siluAndMul(Tensor gateUp);
+
+    /**
+     * A mixture of experts' routing from its router's logits (T, E): softmax in float32, each
+     * token's top k (renormalised over the k where the model says so), the copies sorted by expert.
+     * Where {@code routed} ((slots, k) int32, the layer's routed-experts record) is given, each
+     * token's experts are written at its slot of {@code slots} (T).
+     */
+    ExpertRouting route(Tensor logits, Tensor routed, Tensor slots);
+
+    /** The experts' outputs ys (T k, H), in the routing's sorted rows -> (T, H): each token's k weighted and summed. */
+    Tensor combine(Tensor ys, ExpertRouting routing);
 }

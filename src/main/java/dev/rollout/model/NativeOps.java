@@ -52,6 +52,33 @@ public final class NativeOps {
     }
 
     /**
+     * A mixture's routing from its router's logits (T, E) bf16 in two kernels: the top k of each
+     * token (weights float32, rounded to bf16 where {@code roundWeights}), then the copies sorted by
+     * expert. {@code routed} and {@code slots}: the routed-experts record and each token's slot, or both null.
+     */
+    static ExpertRouting moeRoute(Tensor logits, int k, int experts, boolean renormalize, boolean roundWeights,
+                                  Tensor routed, Tensor slots) {
+        Tensor l = logits.contiguous();
+        long t = l.size(0);
+        Tensor weights = Torch.empty(Torch.options(ScalarType.Float, l.device()), t, k);      // (T, k)
+        Tensor chosen = Torch.empty(Torch.options(ScalarType.Int, l.device()), t, k);         // (T, k) int32
+        RolloutCuda.moeRoute(l, weights, chosen, routed, routed == null ? null : slots, renormalize, roundWeights);
+        Tensor rowOf = Torch.empty(Torch.options(ScalarType.Long, l.device()), t * k);        // (T k)
+        Tensor tokenOf = Torch.empty(Torch.options(ScalarType.Long, l.device()), t * k);      // (T k)
+        Tensor ends = Torch.empty(Torch.options(ScalarType.Int, l.device()), experts);        // (E) int32
+        RolloutCuda.moeAlign(chosen, rowOf, tokenOf, ends);
+        return new ExpertRouting(weights, rowOf, tokenOf, ends);
+    }
+
+    /** ys (T k, H) bf16 in the routing's sorted rows -> (T, H) bf16; products rounded to bf16 where {@code roundProducts}. */
+    static Tensor moeCombine(Tensor ys, ExpertRouting routing, boolean roundProducts) {
+        Tensor y = ys.contiguous();
+        Tensor out = Torch.empty(Torch.options(ScalarType.BFloat16, y.device()), routing.weights().size(0), y.size(1));
+        RolloutCuda.moeCombine(y, routing.rowOf(), routing.weights(), out, roundProducts);
+        return out;
+    }
+
+    /**
      * From qkv (T, (nH + 2 nKv) d): optional per-head q/k norm (both null without it), RoPE at the
      * batch's positions, K and V written at its slots; returns q (T, nH, d).
      */

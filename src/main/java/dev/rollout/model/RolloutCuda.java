@@ -121,6 +121,32 @@ public final class RolloutCuda {
      */
     public static native @ByVal Tensor groupedMm(@Const @ByRef Tensor x, @Const @ByRef Tensor w, @Const @ByRef Tensor offsets);
 
+    /**
+     * A mixture of experts' routing ({@code native-presets/src/moe.cu}): softmax (float32) over the
+     * router's logits (T, E) bf16, the top k most probable first into weights (T, k) float32 and
+     * experts (T, k) int32, renormalised over the k where asked and rounded to bf16 where asked;
+     * where {@code routed} (slots, k) int32 and {@code slots} (T) int64 are given (both or neither),
+     * each token's experts also at its slot.
+     */
+    public static native void moeRoute(@Const @ByRef Tensor logits, @Const @ByRef Tensor weights, @Const @ByRef Tensor experts,
+                                       @Const Tensor routed, @Const Tensor slots, boolean renormalize, boolean roundWeights);
+
+    /**
+     * The T k copies of {@code experts} (T, k) int32 sorted by expert, stably: {@code rowOf} (T k)
+     * int64, each copy's row; {@code tokenOf} (T k) int64, each row's token; {@code ends} (E) int32,
+     * where each expert's block of rows ends (the grouped GEMMs' offsets).
+     */
+    public static native void moeAlign(@Const @ByRef Tensor experts, @Const @ByRef Tensor rowOf, @Const @ByRef Tensor tokenOf,
+                                       @Const @ByRef Tensor ends);
+
+    /**
+     * out (T, H) bf16 = for each token the sum over its choices j, in order, of
+     * weights[t, j] * ys[rowOf[t k + j]] (ys (T k, H) bf16), in float32; each product rounded to
+     * bf16 first where {@code roundProducts}.
+     */
+    public static native void moeCombine(@Const @ByRef Tensor ys, @Const @ByRef Tensor rowOf, @Const @ByRef Tensor weights,
+                                         @Const @ByRef Tensor out, boolean roundProducts);
+
     /** Runs this thread's later libtorch work on the capture stream (the warm-up before a capture). */
     public static native void useCaptureStream();
 

@@ -114,6 +114,28 @@ class NativeChecksTest {
             refused("sampleRows: out has shape [4, 3]: dimension 1 must be 2 (token and logprob)",
                     () -> RolloutCuda.sampleRows(logits, temps, u, f32(cuda, 4, 3)));
 
+            // moeRoute, moeAlign, moeCombine: 5 tokens, 16 experts, 4 per token
+            Tensor router = bf16(cuda, T, 16), weights = f32(cuda, T, 4), chosen = Torch.zeros(Torch.options(ScalarType.Int, cuda), T, 4);
+            Tensor record = Torch.zeros(Torch.options(ScalarType.Int, cuda), SLOTS, 4);
+            refused("moeRoute: logits is Float, not BFloat16", () -> RolloutCuda.moeRoute(f32(cuda, T, 16), weights, chosen, null, null, true, true));
+            refused("moeRoute: weights has shape [5, 17]: k must be 1 to 32 and at most the experts",
+                    () -> RolloutCuda.moeRoute(router, f32(cuda, T, 17), chosen, null, null, true, true));
+            refused("moeRoute: experts is Long, not Int", () -> RolloutCuda.moeRoute(router, weights, chosen.to(ScalarType.Long), null, null, true, true));
+            refused("moeRoute: routed and slots must be given both or neither",
+                    () -> RolloutCuda.moeRoute(router, weights, chosen, record, null, true, true));
+            refused("moeRoute: routed has shape [64, 3]: dimension 1 must be 4 (weights' k)",
+                    () -> RolloutCuda.moeRoute(router, weights, chosen, Torch.zeros(Torch.options(ScalarType.Int, cuda), SLOTS, 3), slots, true, true));
+            Tensor rows = Torch.zeros(Torch.options(ScalarType.Long, cuda), T * 4), tokenOf = Torch.zeros(Torch.options(ScalarType.Long, cuda), T * 4);
+            Tensor ends = Torch.zeros(Torch.options(ScalarType.Int, cuda), 16);
+            refused("moeAlign: rowOf has shape [19]: dimension 0 must be 20 (experts' tokens times k)",
+                    () -> RolloutCuda.moeAlign(chosen, Torch.zeros(Torch.options(ScalarType.Long, cuda), 19), tokenOf, ends));
+            refused("moeAlign: ends is Long, not Int", () -> RolloutCuda.moeAlign(chosen, rows, tokenOf, ends.to(ScalarType.Long)));
+            Tensor ys = bf16(cuda, T * 4, H), combined = bf16(cuda, T, H);
+            refused("moeCombine: ys has shape [19, 128]: dimension 0 must be 20 (weights' tokens times k)",
+                    () -> RolloutCuda.moeCombine(bf16(cuda, 19, H), rows, weights, combined, true));
+            refused("moeCombine: out has shape [5, 64]: dimension 1 must be 128 (ys' hidden size)",
+                    () -> RolloutCuda.moeCombine(ys, rows, weights, bf16(cuda, T, 64), true));
+
             // after all of that, every op still runs and the device is healthy (a kernel out of
             // bounds would have left a sticky error that the next synchronisation reports)
             RolloutCuda.rmsNorm(x, w, out, 1e-6f);
@@ -123,6 +145,10 @@ class NativeChecksTest {
             RolloutCuda.ropeAndCache(qkv, pos, slots, rope.cos(), rope.sin(), null, null, q, kCache, vCache, 1e-6f);
             RolloutCuda.pagedDecodeAttention(qd, kCache, vCache, table, lens, m, l, acc, od, BLOCK, 0.125f);
             RolloutCuda.sampleRows(logits, torch.zeros(new long[] {4}, Torch.options(ScalarType.Float, cuda)), u, sampled);
+            RolloutCuda.moeRoute(router, weights, chosen, record, slots, true, true);
+            RolloutCuda.moeAlign(chosen, rows, tokenOf, ends);
+            RolloutCuda.moeCombine(ys, rows, weights, combined, true);
+            assertEquals(T * 4L, Torch.toLongs(ends.to(ScalarType.Long))[15], "every copy in some expert's block");
             float[] tokens = Torch.toFloats(sampled);
             long[] argmax = Torch.toLongs(logits.argmax(new org.bytedeco.pytorch.LongOptional(1), false));
             for (int r = 0; r < 4; r++) assertEquals(argmax[r], (long) tokens[2 * r], "greedy row " + r);
