@@ -56,7 +56,7 @@ public final class EngineBench {
     public static void main(String[] args) throws Exception {
         String model = null, device = "cuda", dtype = "bfloat16";
         boolean dummy = false, nativeKernels = false, samplingKernel = true, graphs = false, phaseProfile = false, routed = false,
-                perExpertGemms = false;
+                perExpertGemms = false, deterministic = false;
         double gbps = 4300;  // H200, measured copy bandwidth (docs/benchmark-protocol.md); H100: 3000
         int maxSeqs = 512, repeat = 1;
         double kvFraction = 0.5;  // of the free memory: the rest is for activations, cuBLAS and the graphs' pool
@@ -79,6 +79,7 @@ public final class EngineBench {
                 case "--kv-fraction" -> kvFraction = Double.parseDouble(args[++i]);
                 // a mixture of experts keeps every token's routed experts, and every request asks for them (R3's cost)
                 case "--routed-experts" -> routed = true;
+                case "--deterministic" -> deterministic = true;   // issue #21's arithmetic (ADR 0026): its overhead
                 case "--per-expert-gemms" -> perExpertGemms = true;   // a mixture of experts without the grouped GEMMs (their baseline)
                 default -> workloads.add(args[i]);
             }
@@ -94,7 +95,7 @@ public final class EngineBench {
         long t0 = System.nanoTime();
         // --cuda-graphs alone asks for graphs without the paged kernel they need: the setup line says so
         Kernels kernels = Kernels.resolve(new Kernels.Wanted(nativeKernels, nativeKernels, nativeKernels && samplingKernel, graphs, false,
-                        nativeKernels && !perExpertGemms),
+                        nativeKernels && !perExpertGemms, deterministic),
                 ModelConfig.read(Path.of(model)), st, dev);
         CausalLm lm = dummy ? CausalLm.random(Path.of(model), st, dev, 0, 0.02, kernels) : CausalLm.load(Path.of(model), st, dev, kernels);
         ModelConfig c = lm.config();

@@ -66,13 +66,14 @@ public class ServerResource {
      * parallel sizes are 1 (one process, one device), {@code disaggregation_mode} is SGLang's
      * {@code "null"}, so that a client comparing them with what it asked for (slime's
      * external-engine attach) sees what this server really does; {@code enable_memory_saver} is
-     * rollout.enable-memory-saver, {@code enable_return_routed_experts} rollout.enable-return-routed-experts;
+     * rollout.enable-memory-saver, {@code enable_return_routed_experts} rollout.enable-return-routed-experts,
+     * {@code enable_deterministic_inference} rollout.deterministic;
      * {@code enable_streaming_session} is true, since streaming sessions need no flag here.
      */
     public record ServerInfo(String modelPath, String servedModelName, String device, String dtype, int pageSize, int maxRunningRequests,
                              int chunkedPrefillSize, int contextLength, long maxTotalNumTokens, int maxReqInputLen,
                              boolean skipTokenizerInit, int tpSize, int ppSize, int dpSize, int epSize, boolean enableMemorySaver,
-                             boolean enableReturnRoutedExperts, String disaggregationMode, boolean encoderOnly,
+                             boolean enableReturnRoutedExperts, boolean enableDeterministicInference, String disaggregationMode, boolean encoderOnly,
                              boolean enableStreamingSession, String weightVersion, List<InternalState> internalStates, String version) {}
 
     /** An OpenAI model object, with vLLM's {@code max_model_len}. */
@@ -112,7 +113,7 @@ public class ServerResource {
         return new ServerInfo(service.modelDir().toString(), servedModelName(), s.engine().device(), s.engine().dtype(),
                 s.engine().blockSize(), s.engine().maxNumSeqs(), s.engine().maxNumBatchedTokens(), info.maxModelLen(),
                 (long) st.totalBlocks() * st.blockSize(), info.maxModelLen() - 1, service.tokenizer() == null, info.tpSize(), 1, 1, 1,
-                s.enableMemorySaver(), s.engine().routedExperts(), "null", false, true, version, List.of(internal), VERSION);
+                s.enableMemorySaver(), s.engine().routedExperts(), s.deterministic(), "null", false, true, version, List.of(internal), VERSION);
     }
 
     /**

@@ -419,14 +419,13 @@ public final class CausalLm {
             Tensor kCache = cache.keys(l), vCache = cache.values(l);
             carry.next(in -> {
                 // 1. attention block: q/k/v, RoPE and the K/V write, attention, the residual add
-                Tensor qkv = layer.qkvBias() == null ? torch.linear(in[1], layer.qkv())
-                        : torch.linear(in[1], layer.qkv(), new TensorOptional(layer.qkvBias()));  // (T, (nH + 2nKv) * d)
+                Tensor qkv = linear(in[1], layer.qkv(), layer.qkvBias());                       // (T, (nH + 2nKv) * d)
                 phases.mark("qkv_gemm");
                 Tensor q = ops.qkNormRopeAndCache(qkv, layer.qNorm(), layer.kNorm(), batch, kCache, vCache); // (T, nH, d)
                 phases.mark("rope_kv_write");
                 Tensor a = attend(q, batch, kCache, vCache, cache.blockSize());                 // (T, nH * d)
                 phases.mark("attention");
-                Tensor o = torch.linear(a, layer.o());                                          // (T, hidden); a partial sum above one rank
+                Tensor o = linear(a, layer.o());                                          // (T, hidden); a partial sum above one rank
                 if (tp.size() > 1) tp.allReduceSum(o);
                 phases.mark("o_gemm");
                 Tensor[] hx = ops.addRmsNorm(in[0], o, layer.postNorm());                       // (h, post-attention norm)
@@ -437,11 +436,11 @@ public final class CausalLm {
                     down = experts(hx[1], layer.experts(), cache.routing(layerIndex), batch.slotMapping());
                     phases.mark("experts");
                 } else {
-                    Tensor gateUp = torch.linear(hx[1], layer.gateUp());                        // (T, 2 * inter)
+                    Tensor gateUp = linear(hx[1], layer.gateUp());                        // (T, 2 * inter)
                     phases.mark("gate_up_gemm");
                     Tensor act = ops.siluAndMul(gateUp);                                        // (T, inter)
                     phases.mark("silu_mul");
-                    down = torch.linear(act, layer.down());
+                    down = linear(act, layer.down());
                     phases.mark("down_gemm");
                 }
                 if (tp.size() > 1) tp.allReduceSum(down);
@@ -467,13 +466,14 @@ public final class CausalLm {
      *               token's experts are written at its slot (of {@code slots}); null when none is kept
      */
     private Tensor experts(Tensor x, Experts m, Tensor routed, Tensor slots) {
-        ExpertRouting routing = ops.route(torch.linear(x, m.router()), routed, slots);          // logits (T, E)
+        ExpertRouting routing = ops.route(linear(x, m.router()), routed, slots);                // logits (T, E)
         Tensor xs = x.index_select(0, routing.tokenOf());                                       // (T k, hidden), sorted by expert
         Tensor ys = groupedExperts ? groupedExperts(xs, routing.ends(), m) : expertByExpert(xs, routing.ends(), m);   // (T k, hidden)
         Tensor out = ops.combine(ys, routing);                                                  // (T, hidden)
         if (m.sharedGateUp() == null) return out;
-        Tensor shared = torch.linear(ops.siluAndMul(torch.linear(x, m.sharedGateUp())), m.sharedDown());    // (T, hidden)
-        return out.add(shared.mul(torch.sigmoid(torch.linear(x, m.sharedGate()))));             // gate (T, 1)
+        Tensor shared = linear(ops.siluAndMul(linear(x, m.sharedGateUp())), m.sharedDown());    // (T, hidden)
+        Tensor gate = linear(x, m.sharedGate());                                               // (T, 1)
+        return out.add(shared.mul(kernels.deterministic() ? BatchInvariantOps.sigmoid(gate) : torch.sigmoid(gate)));             // gate (T, 1)
     }
 
     /**
@@ -494,8 +494,8 @@ public final class CausalLm {
         for (int e = 0; e < end.length; e++) {
             long n = end[e] - at;
             if (n == 0) continue;
-            Tensor act = ops.siluAndMul(torch.linear(xs.narrow(0, at, n), m.gateUp().select(0, e)));    // (n, inter)
-            ys.narrow(0, at, n).copy_(torch.linear(act, m.down().select(0, e)));                 // (n, hidden)
+            Tensor act = ops.siluAndMul(linear(xs.narrow(0, at, n), m.gateUp().select(0, e)));  // (n, inter)
+            ys.narrow(0, at, n).copy_(linear(act, m.down().select(0, e)));                      // (n, hidden)
             at = end[e];
         }
         return ys;
@@ -562,7 +562,7 @@ public final class CausalLm {
     public Tensor logits(Tensor hidden) {
         Tensor head = live().lmHead();                                       // (vocab, hidden)
         if (tp.size() > 1) return gatherLogits(hidden, head);
-        if (!kernels.fp32LmHead()) return torch.linear(hidden, head).to(ScalarType.Float);
+        if (!kernels.fp32LmHead()) return linear(hidden, head).to(ScalarType.Float);
         return torch.mm(hidden, head.t(), ScalarType.Float);
     }
 
@@ -572,7 +572,7 @@ public final class CausalLm {
      * vocabulary are cut off. Rounded to the model's dtype first, as at one rank.
      */
     private Tensor gatherLogits(Tensor hidden, Tensor head) {
-        Tensor local = !kernels.fp32LmHead() ? torch.linear(hidden, head).to(ScalarType.Float)   // (rows, vocabPerRank)
+        Tensor local = !kernels.fp32LmHead() ? linear(hidden, head).to(ScalarType.Float)   // (rows, vocabPerRank)
                 : torch.mm(hidden, head.t(), ScalarType.Float);
         Tensor all = tp.allGather(local, 1);                                                    // (rows, paddedVocab)
         // contiguous like one rank's logits: the sampling kernel checks its input's layout
@@ -607,9 +607,21 @@ public final class CausalLm {
         return w;
     }
 
+    /** x (T, K) times w (N, K) transposed: (T, N). */
+    private Tensor linear(Tensor x, Tensor w) {
+        return linear(x, w, null);
+    }
+
+    /** The same plus bias (N), where not null; in fixed chunks of rows in the deterministic arithmetic. */
+    private Tensor linear(Tensor x, Tensor w, Tensor bias) {
+        if (kernels.deterministic()) return BatchInvariantOps.linear(x, w, bias);
+        return bias == null ? torch.linear(x, w) : torch.linear(x, w, new TensorOptional(bias));
+    }
+
     /** Every token's attention over its sequence's cached context: q (T, nH, d) -> (T, nH * d). */
     private Tensor attend(Tensor q, ForwardBatch batch, Tensor kCache, Tensor vCache, int blockSize) {
         ModelConfig c = shard;   // this rank's heads; `config` itself at one rank
+        if (kernels.deterministic()) return attendInvariant(q, batch, kCache, vCache, c);
         int nH = c.numHeads(), nKv = c.numKvHeads(), d = c.headDim(), g = c.queryGroupSize();
         long t = q.size(0);
         ForwardBatch.DecodeGroup dec = batch.decode();
@@ -640,6 +652,37 @@ public final class CausalLm {
             out.view(t, (long) nH * d).index_copy_(0, pg.targets(), o.index_select(0, pg.valid()));
         }
         return out.view(t, (long) nH * d);
+    }
+
+    /**
+     * {@link #attend} in the deterministic arithmetic: decoding sequences and prompt chunks through
+     * the one blocked attention of {@link BatchInvariantOps#attend}, each sequence's queries at
+     * their positions against its gathered context.
+     */
+    private Tensor attendInvariant(Tensor q, ForwardBatch batch, Tensor kCache, Tensor vCache, ModelConfig c) {
+        int nH = c.numHeads(), nKv = c.numKvHeads(), d = c.headDim();
+        long t = q.size(0);
+        Tensor out = Torch.empty(Torch.options(dtype, device), t, (long) nH * d);              // (T, nH * d)
+        ForwardBatch.DecodeGroup dec = batch.decode();
+        if (dec != null) {
+            if (dec.slots() == null) throw new IllegalStateException("the deterministic arithmetic reads gathered decode slots, not a block table");
+            long b = dec.batch(), mc = dec.maxContext();
+            Tensor qd = q.index_select(0, dec.tokenIndex()).view(b, 1, nH, d);                   // (B, 1, nH, d)
+            Tensor pos = batch.positions().index_select(0, dec.tokenIndex()).view(b, 1);         // (B, 1)
+            Tensor k = kCache.index_select(0, dec.slots()).view(b, mc, nKv, d);                  // (B, maxCtx, nKv, d)
+            Tensor v = vCache.index_select(0, dec.slots()).view(b, mc, nKv, d);
+            out.index_copy_(0, dec.tokenIndex(), BatchInvariantOps.attend(qd, pos, k, v, c).reshape(b, (long) nH * d));
+        }
+        for (ForwardBatch.PrefillGroup pg : batch.prefills()) {
+            int p = pg.chunks(), mq = pg.maxQuery();
+            long mc = pg.maxContext();
+            Tensor qp = q.index_select(0, pg.rows()).view(p, mq, nH, d);                         // (P, maxQ, nH, d)
+            Tensor k = kCache.index_select(0, pg.slots()).view(p, mc, nKv, d);                   // (P, maxCtx, nKv, d)
+            Tensor v = vCache.index_select(0, pg.slots()).view(p, mc, nKv, d);
+            Tensor o = BatchInvariantOps.attend(qp, pg.queryPos(), k, v, c).reshape((long) p * mq, (long) nH * d);
+            out.index_copy_(0, pg.targets(), o.index_select(0, pg.valid()));
+        }
+        return out;
     }
 
     /** Times the phases of eager steps (benchmarks); {@link PhaseTimer#OFF} by default. An instrument: it changes no result. */

@@ -29,10 +29,13 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * @param groupedExperts  a mixture of experts' GEMMs as two grouped GEMMs a layer (libtorch's {@code _grouped_mm}, through
  *                        {@link RolloutCuda#groupedMm}), each expert's rows found on the device, instead of a GEMM pair per
  *                        expert sized on the host
+ * @param deterministic   every row computed by arithmetic that depends on the row alone (rollout.deterministic, ADR 0026):
+ *                        GEMMs in fixed chunks of rows, one blocked attention at absolute positions for prefill and decode
+ *                        ({@link BatchInvariantOps}); libtorch's ops on the CPU only, so far
  * @param notUsed         each kernel that was asked for but is not used, with the reason
  */
 public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean fp32LmHead, boolean samplingKernel,
-                      boolean cudaGraphs, boolean groupedExperts, List<NotUsed> notUsed) {
+                      boolean cudaGraphs, boolean groupedExperts, boolean deterministic, List<NotUsed> notUsed) {
 
     /** libtorch's ops everywhere, decoding sequences gathered: what runs on any device and dtype. */
     public static final Kernels LIBTORCH = libtorch(DecodeAttention.GATHER);
@@ -64,10 +67,15 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
 
     /** What a configuration asks for; {@link #resolve} uses each where it can serve the model. */
     public record Wanted(boolean fusedOps, boolean pagedDecode, boolean samplingKernel, boolean cudaGraphs, boolean fp32LmHead,
-                         boolean groupedExperts) {
+                         boolean groupedExperts, boolean deterministic) {
         /** The server's settings: {@code rollout.native-kernels} asks for our kernels and the grouped expert GEMMs. */
         public static Wanted of(boolean nativeKernels, boolean cudaGraphs, boolean fp32LmHead) {
-            return new Wanted(nativeKernels, nativeKernels, nativeKernels, cudaGraphs, fp32LmHead, nativeKernels);
+            return of(nativeKernels, cudaGraphs, fp32LmHead, false);
+        }
+
+        /** The same, and {@code rollout.deterministic}. */
+        public static Wanted of(boolean nativeKernels, boolean cudaGraphs, boolean fp32LmHead, boolean deterministic) {
+            return new Wanted(nativeKernels, nativeKernels, nativeKernels, cudaGraphs, fp32LmHead, nativeKernels, deterministic);
         }
     }
 
@@ -76,17 +84,20 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
         if (cudaGraphs && decodeAttention != DecodeAttention.PAGED_NATIVE)
             throw new IllegalArgumentException("CUDA graphs need the paged decode kernel (decode attention PAGED_NATIVE), not "
                     + decodeAttention + ": a graph's shapes must not depend on the context length");
+        if (deterministic && (fusedOps || cudaGraphs || groupedExperts || samplingKernel || decodeAttention == DecodeAttention.PAGED_NATIVE))
+            throw new IllegalArgumentException("the deterministic arithmetic runs libtorch's ops only so far (issue #21), not our kernels");
         notUsed = List.copyOf(notUsed);
     }
 
     /** libtorch's ops only, decoding sequences attending the given way (GATHER, or PAGED_TORCH: the paged kernel's reference). */
     public static Kernels libtorch(DecodeAttention decode) {
         if (decode == DecodeAttention.PAGED_NATIVE) throw new IllegalArgumentException("PAGED_NATIVE is our kernel, not libtorch's ops");
-        return new Kernels(decode, false, false, false, false, false, List.of());
+        return new Kernels(decode, false, false, false, false, false, false, List.of());
     }
 
     /** Every kernel in {@code wanted} that can serve a model of {@code c} in {@code dtype} on {@code device}; the reasons for the others. */
     public static Kernels resolve(Wanted wanted, ModelConfig c, ScalarType dtype, Device device) {
+        if (wanted.deterministic()) return deterministic(c, device);
         List<NotUsed> notUsed = new ArrayList<>();
         boolean fused = wanted.fusedOps() && usable(Kernel.FUSED_OPS, c, dtype, device, notUsed);
         boolean paged = wanted.pagedDecode() && usable(Kernel.PAGED_DECODE, c, dtype, device, notUsed);
@@ -95,7 +106,20 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
         // a dense model has no experts to group: nothing to say about it
         boolean grouped = wanted.groupedExperts() && c.moe() != null && usable(Kernel.GROUPED_EXPERTS, c, dtype, device, notUsed);
         boolean graphs = graphs(wanted, paged, c.moe() != null, grouped, notUsed);
-        return new Kernels(paged ? DecodeAttention.PAGED_NATIVE : DecodeAttention.GATHER, fused, fp32, sampling, graphs, grouped, notUsed);
+        return new Kernels(paged ? DecodeAttention.PAGED_NATIVE : DecodeAttention.GATHER, fused, fp32, sampling, graphs, grouped, false,
+                notUsed);
+    }
+
+    /**
+     * The deterministic arithmetic (ADR 0026): libtorch's ops in fixed shapes per row, and none of
+     * our kernels. On the CPU only so far: a server asked for determinism on CUDA does not start
+     * rather than serve numbers that move with the batch.
+     */
+    private static Kernels deterministic(ModelConfig c, Device device) {
+        if (device.is_cuda())
+            throw new IllegalArgumentException("rollout.deterministic runs on the CPU only so far: its CUDA arithmetic "
+                    + "(GEMMs without split-K, checked at start-up, and one blocked attention) is issue #21's next part");
+        return new Kernels(DecodeAttention.GATHER, false, false, false, false, false, true, List.of());
     }
 
     /**
@@ -209,7 +233,7 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
     public String describe() {
         String chosen = "decode attention " + decodeAttention + ", fused ops " + onOff(fusedOps) + ", sampling kernel "
                 + onOff(samplingKernel) + ", CUDA graphs " + onOff(cudaGraphs) + ", float32 LM head " + onOff(fp32LmHead)
-                + (groupedExperts ? ", grouped expert GEMMs on" : "");
+                + (groupedExperts ? ", grouped expert GEMMs on" : "") + (deterministic ? ", deterministic arithmetic (ADR 0026)" : "");
         return notUsed.isEmpty() ? chosen
                 : chosen + "; not used: " + notUsed.stream().map(NotUsed::toString).collect(Collectors.joining("; "));
     }

@@ -17,10 +17,11 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  *
  * @param device     "cpu", "cuda" or "cuda:N"; at several ranks on CUDA, the node's rank i takes
  *                   the i-th card from N (0 by default)
- * @param loadFormat "auto" (the checkpoint) or "dummy" (random weights from {@code dummySeed})
+ * @param loadFormat    "auto" (the checkpoint) or "dummy" (random weights from {@code dummySeed})
+ * @param deterministic rollout.deterministic: the arithmetic of ADR 0026, in place of every kernel choice
  */
 public record ModelSpec(Path modelDir, String loadFormat, long dummySeed, String device, String dtype, boolean nativeKernels,
-                        boolean cudaGraphs, boolean fp32LmHead) {
+                        boolean cudaGraphs, boolean fp32LmHead, boolean deterministic) {
     /** The spread of dummy weights: transformers' usual initializer_range. */
     public static final double DUMMY_STD = 0.02;
 
@@ -53,7 +54,7 @@ public record ModelSpec(Path modelDir, String loadFormat, long dummySeed, String
      * all-reduce's deadline (see C10dTpGroup).
      */
     public Kernels kernels(int tpSize, Device device) throws IOException {
-        return Kernels.resolve(Kernels.Wanted.of(nativeKernels, cudaGraphs && tpSize == 1, fp32LmHead), ModelConfig.read(modelDir),
+        return Kernels.resolve(Kernels.Wanted.of(nativeKernels, cudaGraphs && tpSize == 1, fp32LmHead, deterministic), ModelConfig.read(modelDir),
                 scalarType(), device);
     }
 

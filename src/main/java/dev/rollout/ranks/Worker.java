@@ -341,6 +341,7 @@ public final class Worker {
         s.put("rollout.native-kernels", String.valueOf(m.nativeKernels()));
         s.put("rollout.cuda-graphs", String.valueOf(m.cudaGraphs()));
         s.put("rollout.fp32-lm-head", String.valueOf(m.fp32LmHead()));
+        s.put("rollout.deterministic", String.valueOf(m.deterministic()));
         s.put("rollout.torch-threads", String.valueOf(torchThreads));
         return s;
     }
@@ -361,7 +362,8 @@ public final class Worker {
                     : Path.of(path);
             ModelSpec model = new ModelSpec(dir, required(get, "rollout.load-format"), Long.parseLong(required(get, "rollout.dummy-seed")),
                     required(get, "rollout.device"), required(get, "rollout.dtype"), bool(get, "rollout.native-kernels"),
-                    bool(get, "rollout.cuda-graphs"), bool(get, "rollout.fp32-lm-head"));
+                    bool(get, "rollout.cuda-graphs"), bool(get, "rollout.fp32-lm-head"),
+                    Boolean.parseBoolean(orElse(get.apply("rollout.deterministic"), "false")));
             int threads = integer(get, "rollout.torch-threads");
             return new WorkerSettings(ranks, model, threads, handOn(ranks, model, threads));
         }

@@ -103,7 +103,7 @@ public class EngineService {
             modelDir = s.modelPath().isBlank() ? DefaultModel.materialize(Path.of(s.cacheDir())) : Path.of(s.modelPath());
             if (s.torchThreads() > 0) torch.set_num_threads(s.torchThreads());
             ModelSpec spec = new ModelSpec(modelDir, s.loadFormat(), s.dummySeed(), s.engine().device(), s.engine().dtype(),
-                    s.nativeKernels(), s.cudaGraphs(), s.fp32LmHead());
+                    s.nativeKernels(), s.cudaGraphs(), s.fp32LmHead(), s.deterministic());
             Device device = spec.device(0);
             if (device.is_cuda())
                 LOG.info(() -> RolloutCuda.available() ? "native preset loaded (libjniRolloutCuda)"

@@ -11,7 +11,8 @@ import dev.rollout.ranks.RankSettings;
  *
  * <p>{@code enableMemorySaver} is SGLang's {@code --enable-memory-saver} as the operator declares
  * it: reported in /server_info for clients that check the mode (slime's external-engine attach),
- * and nothing else; release_memory_occupation frees memory whichever it is.
+ * and nothing else; release_memory_occupation frees memory whichever it is. {@code deterministic}
+ * is {@code rollout.deterministic}, or SGLang's name for it, {@code rollout.enable-deterministic-inference}.
  */
 public record ServerSettings(
         String modelPath,
@@ -20,6 +21,7 @@ public record ServerSettings(
         boolean nativeKernels,
         boolean cudaGraphs,
         boolean fp32LmHead,
+        boolean deterministic,
         String servedModelName,
         String cacheDir,
         EngineConfig engine,

@@ -27,6 +27,9 @@ final class SettingsReader {
                 c.getValue("rollout.native-kernels", Boolean.class),
                 c.getValue("rollout.cuda-graphs", Boolean.class),
                 c.getValue("rollout.fp32-lm-head", Boolean.class),
+                // SGLang's flag name serves too
+                c.getValue("rollout.deterministic", Boolean.class)
+                        || c.getOptionalValue("rollout.enable-deterministic-inference", Boolean.class).orElse(false),
                 c.getOptionalValue("rollout.served-model-name", String.class).orElse(""),
                 c.getOptionalValue("rollout.cache-dir", String.class).orElse(System.getProperty("java.io.tmpdir")),
                 engine,

@@ -87,7 +87,7 @@ class CudaGraphTest {
 
     private Map<String, SequenceOutput> run(DecodeAttention mode, boolean fusedOps, boolean graphs, boolean experts) throws Exception {
         Device cuda = new Device(EngineHarness.DEVICE);
-        Kernels kernels = new Kernels(mode, fusedOps, false, false, graphs, experts, List.of());
+        Kernels kernels = new Kernels(mode, fusedOps, false, false, graphs, experts, false, List.of());
         CausalLm lm = CausalLm.random(dir, ScalarType.BFloat16, cuda, 5, 0.1, kernels);  // std 0.1: peaked logits, few near-ties
         LlmEngine engine = new LlmEngine(lm, new EngineConfig(EngineHarness.DEVICE, "bfloat16", 16, 2048, 64, 4096, 0, 0.8)
                 .withRoutedExperts(experts), null, null);

@@ -83,7 +83,7 @@ class KernelsTest {
         assertEquals(List.of(), why);
         assertFalse(Kernels.graphs(all, true, true, false, why));
         assertEquals("a mixture of experts needs the grouped expert GEMMs for them, which cannot serve this model here", why.get(0).reason());
-        assertFalse(Kernels.graphs(new Kernels.Wanted(true, true, true, true, false, false), true, true, false, why));
+        assertFalse(Kernels.graphs(new Kernels.Wanted(true, true, true, true, false, false, false), true, true, false, why));
         assertEquals("a mixture of experts needs the grouped expert GEMMs for them, which were not asked for", why.get(1).reason());
         assertFalse(Kernels.graphs(all, false, false, false, why));
         assertEquals("they need the paged decode kernel, which cannot serve this model here", why.get(2).reason());
@@ -104,7 +104,7 @@ class KernelsTest {
 
     @Test
     void graphsWithoutThePagedKernelSayWhichWasMissing() throws Exception {
-        Kernels k = Kernels.resolve(new Kernels.Wanted(false, false, false, true, false, false), ModelConfig.read(QWEN3), ScalarType.Float, CPU);
+        Kernels k = Kernels.resolve(new Kernels.Wanted(false, false, false, true, false, false, false), ModelConfig.read(QWEN3), ScalarType.Float, CPU);
         assertEquals(List.of(new Kernels.NotUsed(Kernels.Kernel.CUDA_GRAPHS, "they need the paged decode kernel, which was not asked for")),
                 k.notUsed());
     }
@@ -112,7 +112,7 @@ class KernelsTest {
     @Test
     void aChoiceThatCannotHoldTogetherIsRefused() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> new Kernels(DecodeAttention.GATHER, false, false, false, true, false, List.of()));
+                () -> new Kernels(DecodeAttention.GATHER, false, false, false, true, false, false, List.of()));
         assertTrue(e.getMessage().startsWith("CUDA graphs need the paged decode kernel"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> Kernels.libtorch(DecodeAttention.PAGED_NATIVE));
     }
@@ -121,12 +121,12 @@ class KernelsTest {
     @Test
     void aModelRefusesKernelsThatCannotServeIt() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CausalLm.load(QWEN3, ScalarType.Float, CPU,
-                new Kernels(DecodeAttention.PAGED_NATIVE, true, false, false, true, false, List.of())));
+                new Kernels(DecodeAttention.PAGED_NATIVE, true, false, false, true, false, false, List.of())));
         assertTrue(e.getMessage().startsWith("these kernels cannot serve the model here: fused ops: needs CUDA, bfloat16 (not float32)"),
                 e.getMessage());
         assertTrue(e.getMessage().contains("; paged decode kernel: needs CUDA"), e.getMessage());
         IllegalArgumentException fp32 = assertThrows(IllegalArgumentException.class, () -> CausalLm.load(QWEN3, ScalarType.Float, CPU,
-                new Kernels(DecodeAttention.GATHER, false, true, false, false, false, List.of())));
+                new Kernels(DecodeAttention.GATHER, false, true, false, false, false, false, List.of())));
         assertEquals("these kernels cannot serve the model here: float32 LM head: the model computes in float32: its logits are "
                 + "float32 already", fp32.getMessage());
     }

@@ -56,7 +56,7 @@ class RankSettingsTest {
     @Test
     void aWorkerIsHandedWhatRankZeroResolvedAndReadsItBackTheSame() throws Exception {
         RankSettings r = RankSettings.of(4, 2, 1, "10.0.0.1:29500", 120, 900);
-        ModelSpec m = new ModelSpec(java.nio.file.Path.of("/models/q"), "dummy", 7, "cuda:2", "bfloat16", true, true, false);
+        ModelSpec m = new ModelSpec(java.nio.file.Path.of("/models/q"), "dummy", 7, "cuda:2", "bfloat16", true, true, false, false);
         Map<String, String> handed = Worker.handOn(r, m, 3);
         Worker.WorkerSettings back = Worker.WorkerSettings.read(handed::get);
         assertEquals(r, back.ranks());
@@ -80,9 +80,9 @@ class RankSettingsTest {
 
     @Test
     void eachRankOfANodeTakesItsOwnCard() {
-        ModelSpec m = new ModelSpec(java.nio.file.Path.of("/m"), "auto", 0, "cuda:2", "auto", false, false, false);
+        ModelSpec m = new ModelSpec(java.nio.file.Path.of("/m"), "auto", 0, "cuda:2", "auto", false, false, false, false);
         assertEquals("cuda:2", m.device(0).str().getString());
         assertEquals("cuda:5", m.device(3).str().getString());
-        assertEquals("cpu", new ModelSpec(java.nio.file.Path.of("/m"), "auto", 0, "cpu", "auto", false, false, false).device(3).str().getString());
+        assertEquals("cpu", new ModelSpec(java.nio.file.Path.of("/m"), "auto", 0, "cpu", "auto", false, false, false, false).device(3).str().getString());
     }
 }

@@ -1,0 +1,94 @@
+package it.dev.rollout;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import dev.rollout.client.ServerProcess;
+import jakarta.json.JsonArray;
+import jakarta.json.JsonObject;
+import jakarta.json.JsonValue;
+import java.net.URI;
+import java.net.http.HttpRequest;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.CompletableFuture;
+import java.util.stream.Collectors;
+import java.util.stream.IntStream;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Issue #21 through a server started with SGLang's flag name for it
+ * ({@code ROLLOUT_ENABLE_DETERMINISTIC_INFERENCE=true}), the default model on the CPU: /server_info
+ * reports the mode; a greedy and a seeded request give the same tokens and the same logprobs,
+ * digit for digit in the JSON, alone and sent at once with 24 others of random lengths; and each
+ * output token's logprob (and its top logprobs) is what /generate reports for that position when
+ * prompt and output are sent back as one prompt to be scored (a trainer's recompute).
+ */
+class DeterministicServerIT {
+    private static final int NEW = 12;
+
+    @Test
+    void aRequestsLogprobsAreItsOwnAndEqualItsRescore() throws Exception {
+        Http.awaitReady();
+        int port = ServerProcessIT.freePort();
+        try (ServerProcess server = ServerProcess.start(ServerProcessIT.secondServer("deterministic", port)
+                .withEnvironment("ROLLOUT_ENABLE_DETERMINISTIC_INFERENCE", "true").withEnvironment("ROLLOUT_TORCH_THREADS", "2"))) {
+            String base = "http://localhost:" + port;
+            Http.Reply info = Http.send(HttpRequest.newBuilder(URI.create(base + "/server_info")).GET());
+            assertEquals(JsonValue.TRUE, info.object().get("enable_deterministic_inference"), info.body());
+
+            SplittableRandom r = new SplittableRandom(3);
+            String prompt = ids(r, 37);
+            for (String sampling : List.of("\"temperature\": 0", "\"temperature\": 1.0, \"sampling_seed\": 77")) {
+                String target = body(prompt, sampling, NEW, -1);
+                JsonObject alone = generate(base, target);
+
+                // the same request with 24 others at once: other batches, other prefill chunks
+                List<CompletableFuture<JsonObject>> crowd = new ArrayList<>();
+                for (int i = 0; i < 24; i++) {
+                    String other = body(ids(r, r.nextInt(1, 120)), i % 2 == 0 ? "\"temperature\": 0" : "\"temperature\": 0.7", r.nextInt(1, 30), -1);
+                    crowd.add(CompletableFuture.supplyAsync(() -> generate(base, other)));
+                    if (i == 12) crowd.add(CompletableFuture.supplyAsync(() -> generate(base, target)));
+                }
+                JsonObject crowded = crowd.get(13).join();
+                crowd.forEach(CompletableFuture::join);
+                assertEquals(alone.get("output_ids"), crowded.get("output_ids"), sampling + ": the tokens beside 24 others");
+                assertEquals(alone.getJsonObject("meta_info").get("output_token_logprobs").toString(),
+                        crowded.getJsonObject("meta_info").get("output_token_logprobs").toString(), sampling + ": the logprobs beside 24 others");
+                assertEquals(alone.getJsonObject("meta_info").get("output_top_logprobs").toString(),
+                        crowded.getJsonObject("meta_info").get("output_top_logprobs").toString(), sampling + ": the top logprobs beside 24 others");
+
+                // prompt and output scored as one prompt: the output positions' logprobs are the decode's
+                JsonArray out = alone.getJsonArray("output_ids");
+                String whole = prompt.substring(0, prompt.length() - 1) + ", "
+                        + out.stream().map(JsonValue::toString).collect(Collectors.joining(", ")) + "]";
+                JsonObject rescored = generate(base, body(whole, sampling, 1, 0)).getJsonObject("meta_info");
+                JsonArray decoded = alone.getJsonObject("meta_info").getJsonArray("output_token_logprobs");
+                JsonArray scored = rescored.getJsonArray("input_token_logprobs");
+                JsonArray decodedTop = alone.getJsonObject("meta_info").getJsonArray("output_top_logprobs");
+                JsonArray scoredTop = rescored.getJsonArray("input_top_logprobs");
+                int promptLen = 37;
+                for (int i = 0; i < NEW; i++) {
+                    assertEquals(decoded.get(i).toString(), scored.get(promptLen + i).toString(), sampling + ": output token " + i + " re-scored");
+                    assertEquals(decodedTop.get(i).toString(), scoredTop.get(promptLen + i).toString(), sampling + ": its top logprobs re-scored");
+                }
+            }
+        }
+    }
+
+    private static String ids(SplittableRandom r, int n) {
+        return IntStream.range(0, n).mapToObj(i -> String.valueOf(r.nextInt(10, 5000))).collect(Collectors.joining(", ", "[", "]"));
+    }
+
+    private static String body(String inputIds, String sampling, int tokens, int logprobStart) {
+        return "{\"input_ids\": " + inputIds + ", \"sampling_params\": {" + sampling + ", \"max_new_tokens\": " + tokens
+                + ", \"ignore_eos\": true}, \"return_logprob\": true, \"top_logprobs_num\": 3, \"logprob_start_len\": " + logprobStart + "}";
+    }
+
+    private static JsonObject generate(String base, String body) {
+        Http.Reply r = Http.send(HttpRequest.newBuilder(URI.create(base + "/generate")).header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(body)));
+        assertEquals(200, r.status(), r.body());
+        return r.object();
+    }
+}
