@@ -45,40 +45,45 @@ __global__ void moe_route_kernel(const bf16* __restrict__ logits, float* __restr
     for (int i = 0; i < kMaxPerLane; i++) {
         const int e = lane + 32 * i;
         p[i] = e < num_experts ? f(row[e]) : -INFINITY;
-        mx = fmaxf(mx, p[i]);
+        mx = fmaxf(mx, p[i]);   // fmaxf passes over a NaN
     }
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
     float sum = 0.f;
+    unsigned taken = 0;   // bit i: expert lane + 32 i is chosen already, or does not exist
 #pragma unroll
     for (int i = 0; i < kMaxPerLane; i++) {
-        p[i] = lane + 32 * i < num_experts ? expf(p[i] - mx) : -1.f;   // -1: never chosen
-        sum += fmaxf(p[i], 0.f);
+        if (lane + 32 * i < num_experts) {
+            p[i] = expf(p[i] - mx);
+            sum += p[i];
+        } else {
+            taken |= 1u << i;
+        }
     }
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-    // k rounds of a warp-wide argmax over what is left; ties go to the lower expert
+    // k rounds of a warp-wide argmax over the experts not yet taken; ties go to the lower expert.
+    // A NaN ranks highest, as torch.topk ranks it: every round picks a real expert whatever the
+    // logits hold (a row of NaN or -inf included), so the sort never indexes past the experts
     float chosen_p = 0.f, total = 0.f;
     int chosen_e = 0;
     for (int j = 0; j < k; j++) {
-        float best = -1.f;
-        int at = 0;
+        float best = -INFINITY;
+        int at = -1;
 #pragma unroll
-        for (int i = 0; i < kMaxPerLane; i++)
-            if (p[i] > best) best = p[i], at = i;
-        int best_e = best < 0.f ? INT_MAX : lane + 32 * at;   // INT_MAX: this lane has nothing left
+        for (int i = 0; i < kMaxPerLane; i++) {
+            const float v = isnan(p[i]) ? INFINITY : p[i];
+            if (!((taken >> i) & 1u) && (at < 0 || v > best)) best = v, at = i;
+        }
+        int best_e = at < 0 ? INT_MAX : lane + 32 * at;   // INT_MAX: this lane has nothing left
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) {
             const float ob = __shfl_xor_sync(0xffffffffu, best, o);
             const int oe = __shfl_xor_sync(0xffffffffu, best_e, o);
             if (ob > best || (ob == best && oe < best_e)) best = ob, best_e = oe;
         }
-        if (best_e % 32 == lane) {
-#pragma unroll
-            for (int i = 0; i < kMaxPerLane; i++)
-                if (i == best_e / 32) p[i] = -1.f;   // taken
-        }
-        const float prob = best / sum;
+        if (best_e % 32 == lane) taken |= 1u << (best_e / 32);   // k <= E: best_e is a real expert
+        const float prob = (best == INFINITY ? NAN : best) / sum;
         if (lane == j) chosen_p = prob, chosen_e = best_e;
         total += prob;   // the same order on every lane: j = 0, 1, ...
     }
@@ -108,7 +113,8 @@ __global__ void moe_align_kernel(const int* __restrict__ experts, long long* __r
     const int per_warp = (copies + warps - 1) / warps;
     const int from = min(copies, warp * per_warp), to = min(copies, from + per_warp);
     int* mine = next + warp * num_experts;
-    for (int c = from + lane; c < to; c += 32) atomicAdd(&mine[experts[c]], 1);   // shared: order-free counts
+    // an expert id outside 0 .. E - 1 (none comes from moe_route) would write past the counters: clamped
+    for (int c = from + lane; c < to; c += 32) atomicAdd(&mine[min(max(experts[c], 0), num_experts - 1)], 1);   // order-free
     __syncthreads();
     // each expert's count per warp becomes that warp's first row within the expert's block
     for (int e = threadIdx.x; e < num_experts; e += blockDim.x) {
@@ -148,7 +154,7 @@ __global__ void moe_align_kernel(const int* __restrict__ experts, long long* __r
     for (int base = from; base < to; base += 32) {
         const int c = base + lane;
         const bool live = c < to;
-        const int e = live ? experts[c] : -1 - lane;   // a dead lane matches no one
+        const int e = live ? min(max(experts[c], 0), num_experts - 1) : -1 - lane;   // a dead lane matches no one
         const unsigned same = __match_any_sync(0xffffffffu, e);
         const int rank = __popc(same & ((1u << lane) - 1));
         if (live) {

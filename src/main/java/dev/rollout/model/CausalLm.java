@@ -425,7 +425,7 @@ public final class CausalLm {
                 phases.mark("rope_kv_write");
                 Tensor a = attend(q, batch, kCache, vCache, cache.blockSize());                 // (T, nH * d)
                 phases.mark("attention");
-                Tensor o = linear(a, layer.o());                                          // (T, hidden); a partial sum above one rank
+                Tensor o = linear(a, layer.o());                                                // (T, hidden); a partial sum above one rank
                 if (tp.size() > 1) tp.allReduceSum(o);
                 phases.mark("o_gemm");
                 Tensor[] hx = ops.addRmsNorm(in[0], o, layer.postNorm());                       // (h, post-attention norm)
@@ -436,7 +436,7 @@ public final class CausalLm {
                     down = experts(hx[1], layer.experts(), cache.routing(layerIndex), batch.slotMapping());
                     phases.mark("experts");
                 } else {
-                    Tensor gateUp = linear(hx[1], layer.gateUp());                        // (T, 2 * inter)
+                    Tensor gateUp = linear(hx[1], layer.gateUp());                              // (T, 2 * inter)
                     phases.mark("gate_up_gemm");
                     Tensor act = ops.siluAndMul(gateUp);                                        // (T, inter)
                     phases.mark("silu_mul");
@@ -472,8 +472,8 @@ public final class CausalLm {
         Tensor out = ops.combine(ys, routing);                                                  // (T, hidden)
         if (m.sharedGateUp() == null) return out;
         Tensor shared = linear(ops.siluAndMul(linear(x, m.sharedGateUp())), m.sharedDown());    // (T, hidden)
-        Tensor gate = linear(x, m.sharedGate());                                               // (T, 1)
-        return out.add(shared.mul(kernels.deterministic() ? BatchInvariantOps.sigmoid(gate) : torch.sigmoid(gate)));             // gate (T, 1)
+        Tensor gate = linear(x, m.sharedGate());                                                // (T, 1)
+        return out.add(shared.mul(kernels.deterministic() ? BatchInvariantOps.sigmoid(gate) : torch.sigmoid(gate)));
     }
 
     /**
@@ -572,7 +572,7 @@ public final class CausalLm {
      * vocabulary are cut off. Rounded to the model's dtype first, as at one rank.
      */
     private Tensor gatherLogits(Tensor hidden, Tensor head) {
-        Tensor local = !kernels.fp32LmHead() ? linear(hidden, head).to(ScalarType.Float)   // (rows, vocabPerRank)
+        Tensor local = !kernels.fp32LmHead() ? linear(hidden, head).to(ScalarType.Float)         // (rows, vocabPerRank)
                 : torch.mm(hidden, head.t(), ScalarType.Float);
         Tensor all = tp.allGather(local, 1);                                                    // (rows, paddedVocab)
         // contiguous like one rank's logits: the sampling kernel checks its input's layout

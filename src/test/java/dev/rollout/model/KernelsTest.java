@@ -137,4 +137,20 @@ class KernelsTest {
         assertEquals(DecodeAttention.PAGED_TORCH, lm.kernels().decodeAttention());
         lm.releaseWeights();
     }
+
+    @Test
+    void theDeterministicArithmeticIsLibtorchsOpsInFloat32OnTheCpuAndRefusedElsewhere() throws Exception {
+        ModelConfig c = ModelConfig.read(QWEN3);
+        Kernels.Wanted all = new Kernels.Wanted(true, true, true, true, false, true, true);
+        Kernels k = Kernels.resolve(all, c, ScalarType.Float, CPU);
+        assertTrue(k.deterministic(), k.describe());
+        assertFalse(k.fusedOps() || k.samplingKernel() || k.cudaGraphs() || k.groupedExperts(), k.describe());
+        assertEquals(DecodeAttention.GATHER, k.decodeAttention());
+        var onCuda = assertThrows(IllegalArgumentException.class, () -> Kernels.resolve(all, c, ScalarType.BFloat16, new Device("cuda")));
+        assertTrue(onCuda.getMessage().startsWith("rollout.deterministic runs on the CPU only so far"), onCuda.getMessage());
+        var bf16 = assertThrows(IllegalArgumentException.class, () -> Kernels.resolve(all, c, ScalarType.BFloat16, CPU));
+        assertTrue(bf16.getMessage().startsWith("rollout.deterministic runs float32 on the CPU so far"), bf16.getMessage());
+        assertThrows(IllegalArgumentException.class,
+                () -> new Kernels(DecodeAttention.PAGED_TORCH, false, false, false, false, false, true, List.of()), "not over a block table");
+    }
 }

@@ -71,6 +71,24 @@ class MoeKernelsTest {
         }
     }
 
+    /** A row of NaN or of −∞ (a broken checkpoint, a pushed weight gone wrong) still picks k real experts, as torch.topk does. */
+    @Test
+    void rowsOfNanOrMinusInfinityStillRouteToRealExperts() {
+        Device cuda = new Device(System.getProperty("rollout.test.device"));
+        ModelConfig c = config(64, 8, true, false);
+        try (PointerScope scope = new PointerScope()) {
+            Tensor logits = torch.randn(new long[] {3, 64}, Torch.options(ScalarType.BFloat16, cuda));
+            logits.select(0, 0).fill_(new Scalar(Double.NaN));
+            logits.select(0, 1).fill_(new Scalar(Double.NEGATIVE_INFINITY));
+            ExpertRouting r = new FusedLayerOps(c, null).route(logits, null, null);
+            long[] ends = Torch.toLongs(r.ends().to(ScalarType.Long));
+            assertEquals(24, ends[63], "all 3 x 8 copies sorted into the experts' blocks");
+            for (long row : Torch.toLongs(r.rowOf())) assertTrue(row >= 0 && row < 24, "row " + row);
+            for (long token : Torch.toLongs(r.tokenOf())) assertTrue(token >= 0 && token < 3, "token " + token);
+            torch.randn(new long[] {4}, Torch.options(ScalarType.Float, cuda)).sum().item_double();   // the device is still healthy
+        }
+    }
+
     @Test
     void nothingToRouteIsNoWork() {
         Device cuda = new Device(System.getProperty("rollout.test.device"));
