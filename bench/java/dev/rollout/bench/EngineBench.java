@@ -118,11 +118,12 @@ public final class EngineBench {
         System.out.printf(Locale.ROOT, "RESULT {\"what\": \"setup\", \"model\": \"%s\", \"dummy\": %s, \"device\": \"%s\", \"dtype\": \"%s\", "
                         + "\"weight_bytes\": %.0f, \"kv_bytes_per_token\": %.0f, \"kv_tokens\": %d, \"load_s\": %.2f, \"hbm_gbps\": %.0f, "
                         + "\"decode_attention\": \"%s\", \"fused_ops\": %s, \"sampling_kernel\": %s, \"cuda_graphs\": %s, \"grouped_experts\": %s, "
+                        + "\"deterministic\": %s, "
                         + "\"kernels_not_used\": \"%s\", \"native_preset\": \"%s\", \"routed_experts\": %s, "
                         + "\"expert_bytes\": %.0f, \"batch1_weight_bytes\": %.0f}%n",
                 model, dummy, device, dtype, b.weightBytes, kv, (long) engine.numKvBlocks() * 16, load, gbps,
                 kernels.decodeAttention(), kernels.fusedOps(), kernels.samplingKernel(), kernels.cudaGraphs(), kernels.groupedExperts(),
-                kernels.notUsed().stream().map(Kernels.NotUsed::toString).collect(java.util.stream.Collectors.joining("; ")),
+                kernels.deterministic(), kernels.notUsed().stream().map(Kernels.NotUsed::toString).collect(java.util.stream.Collectors.joining("; ")),
                 RolloutCuda.available() ? "loaded" : RolloutCuda.whyUnavailable(), engine.keepsRoutedExperts(), b.expertBytes,
                 b.stepWeightBytes(1));
         b.grpo(4, 2, 32, 32, false);  // warm-up: kernels, allocator, JIT

@@ -48,6 +48,15 @@ class EngineBenchTest {
         assertEquals(results.get(1).get("expected").getAsLong(), results.get(1).get("generated").getAsLong());
     }
 
+    /** The deterministic arithmetic (issue #21), as the GPU will measure its overhead against the default. */
+    @Test
+    void theDeterministicArithmeticRunsAndSaysSo(@TempDir Path dir) throws Exception {
+        List<JsonObject> results = run(dir, "qwen2", "--deterministic", "grpo:2:2:12:5", "sweep:8:4:1,2");
+        assertEquals(4, results.size(), results.toString());
+        assertTrue(results.get(0).get("deterministic").getAsBoolean(), results.get(0).toString());
+        assertEquals(results.get(1).get("expected").getAsLong(), results.get(1).get("generated").getAsLong());
+    }
+
     /** EngineBench on a dummy model of the fixture's config, on the CPU in float32: its RESULT lines. */
     private static List<JsonObject> run(Path dir, String fixture, String... args) throws Exception {
         Files.copy(Path.of("src/test/resources/fixtures", fixture, "config.json"), dir.resolve("config.json"));
