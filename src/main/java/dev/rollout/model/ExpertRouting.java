@@ -8,8 +8,9 @@ import org.bytedeco.pytorch.Tensor;
  * expert, stably, so that each expert's GEMMs run over one contiguous block of rows. Everything
  * stays on the device: nothing here waits for the host.
  *
- * @param weights each choice's weight, (T, k): float32, or the model's dtype where the combine
- *                rounds each weighted output to it ({@link LayerOps#combine})
+ * @param weights each choice's weight, (T, k): libtorch's ops hand them back in the model's dtype
+ *                where the router rounds them (Qwen's), else float32; our kernel always in float32,
+ *                holding the rounded values, and its combine rounds each product where the model says so
  * @param rowOf   (T k) int64: the sorted row of each copy
  * @param tokenOf (T k) int64: the token of each sorted row
  * @param ends    (E) int32: where each expert's block of sorted rows ends (cumulative), the grouped
