@@ -26,6 +26,8 @@
 #   soak           issue #3's GPU soak (bench/rl_soak.py, the embedded default model, as in benchmarks.md)
 #   heapprobe      where the soak's native memory growth comes from: streams alone, then 200 pushes
 #                  in each transport alone, then release/resume cycles alone (the glibc heap after each)
+#   kernelmoe      the experts' GEMMs of Qwen3-30B-A3B at 1 to 64 tokens in isolation (KernelBench moe30):
+#                  libtorch's grouped GEMMs against our matrix-vector kernels, the crossover of CausalLm.GEMV_COPIES
 #   phases05       GPU time per phase of eager decode steps (CUDA events: GEMMs, attention, fused ops, LM head,
 #                  sampling) at batches 1, 64 and 512: the profile behind the large-batch misses
 #   phases7        the same on 7B random weights (batches 1, 64, 256)
@@ -42,6 +44,7 @@
 #                  also ".device/base.tar.xz", made here by bench/ab-pack.sh OTHER_CHECKOUT .device/base.tar.xz,
 #                  or another archive named by AB_BASE)
 #   ab7            R4 at 7B (random weights made on the GPU), this tree against the baseline as ab05
+#   ab30g          moe30's decode and sweep with CUDA graphs, this tree against the baseline as ab05
 #   ab30           eager steps of moe30's model, this tree against the baseline as ab05 (the fused routing on its own)
 #   ncu30          Nsight Compute's time of every kernel of eager decode steps at batch 1, four layers of the
 #                  30B-A3B shape, summed by kernel name
@@ -156,6 +159,8 @@ for s in "$@"; do
                  echo "== cycles"; python3 bench/rl_soak.py --streams 0 --pushes 0 --cycles 100 | grep "^release\|^memory \(start\|end\)"' ;;
     kernelbench) stage kernelbench 200 bash bench/gpu-bench.sh kernels --hbm-gbps "$gbps" 0.5b:1:576 0.5b:64:576 0.5b:512:576 \
                    0.5b:512:2048 7b:1:576 7b:64:576 7b:256:576 ;;
+    kernelmoe) stage kernelmoe 200 bash bench/gpu-bench.sh kernels --hbm-gbps "$gbps" moe30:1 moe30:2 moe30:4 moe30:8 moe30:16 \
+                 moe30:32 moe30:64 ;;
     phases05) stage phases05 200 "${ours[@]}" /tmp/q05 --native-kernels --phase-profile --hbm-gbps "$gbps" sweep:512:128:1,64,512 ;;
     phases7) bash bench/gpu-bench.sh save /tmp/q7 qwen2.5-7b > /dev/null 2>&1
              stage phases7 240 "${ours[@]}" /tmp/q7 --dummy --native-kernels --phase-profile --hbm-gbps "$gbps" sweep:512:128:1,64,256 ;;
@@ -183,6 +188,9 @@ for s in "$@"; do
          stage ab7 400 bash bench/ab-engine.sh "${AB_BASE:-.device/base.tar.xz}" /tmp/q7 --dummy --native-kernels --cuda-graphs --repeat 2 \
             --hbm-gbps "$gbps" decode:128:512 ;;
     # issue #19's fused routing on its own: eager steps of a random Qwen3-30B-A3B, this tree against the baseline as ab05
+    ab30g) bash bench/gpu-bench.sh save /tmp/q30 qwen3-30b-a3b > /dev/null 2>&1
+           stage ab30g 560 bash bench/ab-engine.sh "${AB_BASE:-.device/base.tar.xz}" /tmp/q30 --dummy --native-kernels --cuda-graphs \
+             --hbm-gbps "$gbps" decode:128:64 sweep:128:32:1,8,64 ;;
     ab30) bash bench/gpu-bench.sh save /tmp/q30 qwen3-30b-a3b > /dev/null 2>&1
           stage ab30 500 bash bench/ab-engine.sh "${AB_BASE:-.device/base.tar.xz}" /tmp/q30 --dummy --native-kernels \
             --hbm-gbps "$gbps" decode:128:64 sweep:128:32:1,8,64 ;;

@@ -7,7 +7,8 @@ import collections
 import csv
 import sys
 
-SCALE = {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3, "second": 1e6}
+# the unit as Nsight Compute writes it: "nsecond" in some versions, "ns" in others (2025.x on the H100s)
+SCALE = {"nsecond": 1e-3, "ns": 1e-3, "usecond": 1.0, "us": 1.0, "msecond": 1e3, "ms": 1e3, "second": 1e6, "s": 1e6}
 rows = csv.reader(line for line in sys.stdin if line.startswith('"'))
 header = next(rows, None)
 if header is None:
@@ -18,7 +19,9 @@ count = collections.Counter()
 for r in rows:
     if len(r) <= value_at:
         continue
-    us = float(r[value_at].replace(",", "")) * SCALE.get(r[unit_at], 1.0)
+    if r[unit_at] not in SCALE:
+        sys.exit("ncu-summary: unknown time unit %r" % r[unit_at])
+    us = float(r[value_at].replace(",", "")) * SCALE[r[unit_at]]
     name = r[name_at].split("(")[0][:90]
     total[name] += us
     count[name] += 1

@@ -246,5 +246,48 @@ inline void moeCombine(const at::Tensor& ys, const at::Tensor& rowOf, const at::
     toInt(op, "hidden", ys.size(1));
 }
 
+// The matrix-vector kernels' rows sorted by expert: ends (E) int32, one per expert of the weights
+// (`why`), and at most 65535 rows (`rowsName`'s), the launch grid's second dimension.
+inline void sortedRows(const char* op, const at::Tensor& ends, int64_t experts, const char* why, const char* rowsName,
+                       int64_t rows, c10::Device device) {
+    tensor(op, "ends", ends, I32, 1, device);
+    size(op, "ends", ends, 0, experts, why);
+    if (rows > 65535) fail(op, rowsName, "has " + std::to_string(rows) + " rows, more than 65535");
+    toInt(op, "experts", experts);
+}
+
+// moeGateUp: x (T, H) bf16, tokenOf (N) int64, gateUp (E, 2I, H) bf16, ends (E) int32 -> act (N, I) bf16.
+inline void moeGateUp(const at::Tensor& x, const at::Tensor& tokenOf, const at::Tensor& gateUp, const at::Tensor& ends,
+                      const at::Tensor& act, c10::Device device) {
+    const char* op = "moeGateUp";
+    tensor(op, "x", x, BF16, 2, device);
+    tensor(op, "gateUp", gateUp, BF16, 3, device);
+    const int64_t e = gateUp.size(0), h = gateUp.size(2);
+    if (gateUp.size(1) % 2 != 0) fail(op, "gateUp", "has shape " + shape(gateUp) + ": dimension 1 must be even (gate, then up)");
+    const int64_t inter = gateUp.size(1) / 2;
+    size(op, "x", x, 1, h, "gateUp's hidden size");
+    if (h % 8 != 0) fail(op, "gateUp", "has shape " + shape(gateUp) + ": the hidden size must be a multiple of 8");
+    tensor(op, "tokenOf", tokenOf, I64, 1, device);
+    tensor(op, "act", act, BF16, 2, device);
+    size(op, "act", act, 0, tokenOf.size(0), "tokenOf's rows");
+    size(op, "act", act, 1, inter, "gateUp's intermediate size");
+    sortedRows(op, ends, e, "gateUp's experts", "tokenOf", tokenOf.size(0), device);
+}
+
+// moeDown: act (N, I) bf16, down (E, H, I) bf16, ends (E) int32 -> ys (N, H) bf16.
+inline void moeDown(const at::Tensor& act, const at::Tensor& down, const at::Tensor& ends, const at::Tensor& ys,
+                    c10::Device device) {
+    const char* op = "moeDown";
+    tensor(op, "act", act, BF16, 2, device);
+    tensor(op, "down", down, BF16, 3, device);
+    const int64_t e = down.size(0), h = down.size(1), inter = down.size(2);
+    size(op, "act", act, 1, inter, "down's intermediate size");
+    if (inter % 8 != 0) fail(op, "down", "has shape " + shape(down) + ": the intermediate size must be a multiple of 8");
+    tensor(op, "ys", ys, BF16, 2, device);
+    size(op, "ys", ys, 0, act.size(0), "act's rows");
+    size(op, "ys", ys, 1, h, "down's hidden size");
+    sortedRows(op, ends, e, "down's experts", "act", act.size(0), device);
+}
+
 }  // namespace checks
 }  // namespace rollout

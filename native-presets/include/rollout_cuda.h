@@ -168,6 +168,24 @@ inline void moeCombine(const at::Tensor& ys, const at::Tensor& rowOf, const at::
                                        static_cast<int>(weights.size(1)), roundProducts, detail::stream()));
 }
 
+// The experts' GEMMs as matrix-vector products over rows sorted by expert (a few copies a step):
+// act = silu(x[tokenOf] . gate) * (x[tokenOf] . up), each expert's rows read once per run of rows.
+inline void moeGateUp(const at::Tensor& x, const at::Tensor& tokenOf, const at::Tensor& gateUp, const at::Tensor& ends,
+                      const at::Tensor& act) {
+    checks::moeGateUp(x, tokenOf, gateUp, ends, act, detail::device());
+    detail::check(kernels::moe_gate_up(x.data_ptr(), tokenOf.data_ptr(), gateUp.data_ptr(), ends.data_ptr(), act.data_ptr(),
+                                       static_cast<int>(act.size(0)), static_cast<int>(gateUp.size(0)),
+                                       static_cast<int>(gateUp.size(2)), static_cast<int>(act.size(1)), detail::stream()));
+}
+
+// ys = act . down of each row's expert.
+inline void moeDown(const at::Tensor& act, const at::Tensor& down, const at::Tensor& ends, const at::Tensor& ys) {
+    checks::moeDown(act, down, ends, ys, detail::device());
+    detail::check(kernels::moe_down(act.data_ptr(), down.data_ptr(), ends.data_ptr(), ys.data_ptr(),
+                                    static_cast<int>(act.size(0)), static_cast<int>(down.size(0)),
+                                    static_cast<int>(down.size(1)), static_cast<int>(down.size(2)), detail::stream()));
+}
+
 // CUDA graphs of decode steps (proven from Java by a JNI spike first: docs/gpu.md).
 // Warm-up and capture run on a side stream, as CUDA requires; every graph allocates from one
 // memory pool, as vLLM's do, since they never run at the same time. All on the engine thread:

@@ -6,6 +6,13 @@
 namespace rollout {
 namespace kernels {
 
+// What a launcher returns after its launch: null, or the launch's error (a bad configuration, a
+// sticky error from an earlier kernel), which the JNI side throws with the launcher's name.
+inline const char* launch_error() {
+    const cudaError_t e = cudaGetLastError();
+    return e == cudaSuccess ? nullptr : cudaGetErrorString(e);
+}
+
 // Decode attention over the paged KV cache; layouts in paged_attention.cu. Pointers are device
 // pointers; the workspaces hold batch * num_heads * paged_decode_partitions(...) partials.
 struct PagedDecodeArgs {
@@ -73,6 +80,13 @@ const char* moe_align(const void* experts, void* row_of, void* token_of, void* e
 // ys [N, H] bf16, row_of [N] int64, weights [N] float32 -> out [T, H] bf16.
 const char* moe_combine(const void* ys, const void* row_of, const void* weights, void* out, int tokens, int hidden, int k,
                         bool round_products, cudaStream_t stream);
+// The experts' GEMMs at a few copies (moe_gemv.cu), over rows sorted by expert (ends [E] int32):
+// moe_gate_up: x [T, H], token_of [N] int64, gate_up [E, 2I, H] -> act [N, I] = silu(gate) * up;
+// moe_down: act [N, I], down [E, H, I] -> ys [N, H]; all bf16, H and I multiples of 8.
+const char* moe_gate_up(const void* x, const void* token_of, const void* gate_up, const void* ends, void* act, int copies,
+                        int num_experts, int hidden, int inter, cudaStream_t stream);
+const char* moe_down(const void* act, const void* down, const void* ends, void* ys, int copies, int num_experts,
+                     int hidden, int inter, cudaStream_t stream);
 
 }  // namespace kernels
 }  // namespace rollout

@@ -137,8 +137,7 @@ const char* rms_norm(const void* x, const void* delta, void* h_out, const void* 
     rms_norm_kernel<<<rows, threads, 0, stream>>>(static_cast<const bf16*>(x), static_cast<const bf16*>(delta),
                                                   static_cast<bf16*>(h_out), static_cast<const bf16*>(w),
                                                   static_cast<bf16*>(out), hidden, eps);
-    const cudaError_t e = cudaGetLastError();
-    return e == cudaSuccess ? nullptr : cudaGetErrorString(e);
+    return launch_error();
 }
 
 const char* silu_and_mul(const void* gate_up, void* out, int rows, int inter, cudaStream_t stream) {
@@ -147,8 +146,7 @@ const char* silu_and_mul(const void* gate_up, void* out, int rows, int inter, cu
     const int threads = 256;
     const int blocks = (int) ((n + threads - 1) / threads < 65535 ? (n + threads - 1) / threads : 65535);
     silu_and_mul_kernel<<<blocks, threads, 0, stream>>>(static_cast<const bf16*>(gate_up), static_cast<bf16*>(out), inter, n);
-    const cudaError_t e = cudaGetLastError();
-    return e == cudaSuccess ? nullptr : cudaGetErrorString(e);
+    return launch_error();
 }
 
 const char* rope_and_cache(const RopeArgs& a, cudaStream_t stream) {
@@ -166,8 +164,7 @@ const char* rope_and_cache(const RopeArgs& a, cudaStream_t stream) {
         default: return "rope_and_cache: head_dim must be 64 or 128";
     }
 #undef ROLLOUT_ROPE
-    const cudaError_t e = cudaGetLastError();
-    return e == cudaSuccess ? nullptr : cudaGetErrorString(e);
+    return launch_error();
 }
 
 }  // namespace kernels

@@ -185,11 +185,6 @@ __global__ void moe_combine_kernel(const bf16* __restrict__ ys, const long long*
     }
 }
 
-const char* launched() {
-    const cudaError_t e = cudaGetLastError();
-    return e == cudaSuccess ? nullptr : cudaGetErrorString(e);
-}
-
 }  // namespace
 
 namespace rollout {
@@ -208,7 +203,7 @@ const char* moe_route(const void* logits, void* weights, void* experts, void* ro
             static_cast<const bf16*>(logits), static_cast<float*>(weights), static_cast<int*>(experts),
             static_cast<int*>(routed), routed_stride, static_cast<const long long*>(slots), tokens, num_experts, k,
             renormalize, round_weights);
-    return launched();
+    return launch_error();
 }
 
 const char* moe_align(const void* experts, void* row_of, void* token_of, void* ends, int copies, int num_experts, int k,
@@ -220,7 +215,7 @@ const char* moe_align(const void* experts, void* row_of, void* token_of, void* e
     moe_align_kernel<<<1, warps * 32, (warps + 1) * num_experts * sizeof(int), stream>>>(
             static_cast<const int*>(experts), static_cast<long long*>(row_of), static_cast<long long*>(token_of),
             static_cast<int*>(ends), copies, num_experts, k);
-    return launched();
+    return launch_error();
 }
 
 const char* moe_combine(const void* ys, const void* row_of, const void* weights, void* out, int tokens, int hidden, int k,
@@ -229,7 +224,7 @@ const char* moe_combine(const void* ys, const void* row_of, const void* weights,
     moe_combine_kernel<<<tokens, min(1024, ((hidden + 31) / 32) * 32), 0, stream>>>(
             static_cast<const bf16*>(ys), static_cast<const long long*>(row_of), static_cast<const float*>(weights),
             static_cast<bf16*>(out), hidden, k, round_products);
-    return launched();
+    return launch_error();
 }
 
 }  // namespace kernels

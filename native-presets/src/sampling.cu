@@ -143,7 +143,7 @@ const char* sample_rows(const void* logits, const void* temperature, const void*
     sample_kernel<<<rows, THREADS, 0, stream>>>(static_cast<const float*>(logits), vocab,
                                                 static_cast<const float*>(temperature),
                                                 static_cast<const float*>(uniform), static_cast<float*>(out));
-    return cudaGetLastError() == cudaSuccess ? nullptr : "sample_rows: launch failed";
+    return launch_error();
 }
 
 }  // namespace kernels

@@ -5,6 +5,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.function.Supplier;
 import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
@@ -17,6 +18,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * libtorch's GEMMs of one layer at batch B.
  *
  *   KernelBench --hbm-gbps 3000 MODEL:B:CONTEXT ...     MODEL: 0.5b or 7b (Qwen2.5's shapes)
+ *   KernelBench --hbm-gbps 3000 moe30:B ...             the experts' GEMMs of Qwen3-30B-A3B at B tokens
  */
 public final class KernelBench {
     private KernelBench() {}
@@ -33,6 +35,10 @@ public final class KernelBench {
                 continue;
             }
             String[] p = args[i].split(":");
+            if (p[0].equals("moe30")) {
+                experts(Integer.parseInt(p[1]), gbps * 1e9, dev);
+                continue;
+            }
             Shape s = p[0].equals("7b") ? new Shape(3584, 28, 4, 128, 18944) : new Shape(896, 14, 2, 64, 4864);
             run(p[0], s, Integer.parseInt(p[1]), Integer.parseInt(p[2]), gbps * 1e9, dev);
         }
@@ -66,6 +72,41 @@ public final class KernelBench {
         report(model, "o_gemm", b, ctx, time(() -> torch.linear(xo, wO)), 2.0 * s.hidden() * s.heads() * s.headDim(), bytesPerSecond);
         report(model, "gate_up_gemm", b, ctx, time(() -> torch.linear(x, wGateUp)), 4.0 * s.inter() * s.hidden(), bytesPerSecond);
         report(model, "down_gemm", b, ctx, time(() -> torch.linear(a, wDown)), 2.0 * s.inter() * s.hidden(), bytesPerSecond);
+    }
+
+    /**
+     * A mixture of experts' two GEMMs for B tokens of Qwen3-30B-A3B's shape (128 experts of 768,
+     * hidden 2048, top 8 of random router logits): libtorch's grouped GEMMs with the gathered copies
+     * and SiLU-and-mul beside them, against our matrix-vector kernels. The floor is the chosen
+     * experts' weights, each read once; "context" in the result is how many experts were chosen.
+     */
+    private static void experts(int b, double bytesPerSecond, Device dev) {
+        int hidden = 2048, inter = 768, numExperts = 128, k = 8;
+        var bf16 = Torch.options(ScalarType.BFloat16, dev);
+        var i32 = Torch.options(ScalarType.Int, dev);
+        var i64 = Torch.options(ScalarType.Long, dev);
+        Tensor x = torch.randn(new long[] {b, hidden}, bf16);                                               // (B, hidden)
+        Tensor gateUp = torch.randn(new long[] {numExperts, 2L * inter, hidden}, bf16).mul_(new Scalar(0.02)); // (E, 2 inter, hidden)
+        Tensor down = torch.randn(new long[] {numExperts, hidden, inter}, bf16).mul_(new Scalar(0.02));        // (E, hidden, inter)
+        Tensor weights = Torch.empty(Torch.options(ScalarType.Float, dev), b, k), chosen = Torch.empty(i32, b, k);
+        RolloutCuda.moeRoute(torch.randn(new long[] {b, numExperts}, bf16), weights, chosen, null, null, true, true);
+        Tensor rowOf = Torch.empty(i64, (long) b * k), tokenOf = Torch.empty(i64, (long) b * k), ends = Torch.empty(i32, numExperts);
+        RolloutCuda.moeAlign(chosen, rowOf, tokenOf, ends);
+        long[] end = Torch.toLongs(ends.to(ScalarType.Long));
+        int used = 0;
+        for (int e = 0; e < numExperts; e++) if (end[e] > (e == 0 ? 0 : end[e - 1])) used++;
+        double bytes = 2.0 * used * 3 * hidden * inter;
+        report("30b-a3b", "experts_grouped_mm", b, used, time(() -> {
+            Tensor act = NativeOps.siluAndMul(RolloutCuda.groupedMm(x.index_select(0, tokenOf), gateUp, ends), inter);
+            return RolloutCuda.groupedMm(act, down, ends);
+        }), bytes, bytesPerSecond);
+        report("30b-a3b", "experts_gemv", b, used, time(() -> {
+            Tensor act = Torch.empty(bf16, (long) b * k, inter);
+            RolloutCuda.moeGateUp(x, tokenOf, gateUp, ends, act);
+            Tensor ys = Torch.empty(bf16, (long) b * k, hidden);
+            RolloutCuda.moeDown(act, down, ends, ys);
+            return ys;
+        }), bytes, bytesPerSecond);
     }
 
     /**

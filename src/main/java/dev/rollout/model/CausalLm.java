@@ -40,6 +40,13 @@ public final class CausalLm {
     private final RotaryEmbedding rope;
     private final Kernels kernels;
     private final boolean groupedExperts;   // kernels.groupedExperts(), where this rank's expert slices allow it
+    /**
+     * Up to this many token copies a step, the grouped experts run as our matrix-vector kernels
+     * instead of libtorch's grouped GEMMs: decode up to batch 16 of top-8 routing. KernelBench's
+     * moe30 rows (docs/benchmarks.md, an H100): the kernels take 58%, 76%, 81% and 89% of the
+     * grouped GEMMs' time at 1, 4, 8 and 16 tokens, the same at 32, and 140% at 64.
+     */
+    static final int GEMV_COPIES = 128;
     private final LayerOps ops;       // the layer's small ops: libtorch's, or our fused kernels (kernels.fusedOps())
     private PhaseTimer phases = PhaseTimer.OFF;
     private Weights weights;   // null while released
@@ -467,13 +474,29 @@ public final class CausalLm {
      */
     private Tensor experts(Tensor x, Experts m, Tensor routed, Tensor slots) {
         ExpertRouting routing = ops.route(linear(x, m.router()), routed, slots);                // logits (T, E)
-        Tensor xs = x.index_select(0, routing.tokenOf());                                       // (T k, hidden), sorted by expert
-        Tensor ys = groupedExperts ? groupedExperts(xs, routing.ends(), m) : expertByExpert(xs, routing.ends(), m);   // (T k, hidden)
+        Tensor ys = !groupedExperts ? expertByExpert(x.index_select(0, routing.tokenOf()), routing.ends(), m)
+                : routing.tokenOf().size(0) <= GEMV_COPIES ? expertGemv(x, routing, m)
+                : groupedExperts(x.index_select(0, routing.tokenOf()), routing.ends(), m);      // (T k, hidden)
         Tensor out = ops.combine(ys, routing);                                                  // (T, hidden)
         if (m.sharedGateUp() == null) return out;
         Tensor shared = linear(ops.siluAndMul(linear(x, m.sharedGateUp())), m.sharedDown());    // (T, hidden)
         Tensor gate = linear(x, m.sharedGate());                                                // (T, 1)
         return out.add(shared.mul(kernels.deterministic() ? BatchInvariantOps.sigmoid(gate) : torch.sigmoid(gate)));
+    }
+
+    /**
+     * The same for a few copies (decode at small batches) as matrix-vector kernels of ours, each
+     * reading its expert's rows once per run of copies at nearly the card's bandwidth, where the
+     * grouped GEMMs' tensor-core tiles would run nearly empty (moe_gemv.cu, ADR 0027); no gathered
+     * copies of x, and SiLU-and-mul fused into the gate-up product.
+     */
+    private Tensor expertGemv(Tensor x, ExpertRouting routing, Experts m) {
+        long copies = routing.tokenOf().size(0);
+        Tensor act = Torch.empty(Torch.options(dtype, device), copies, m.down().size(2));        // (T k, inter)
+        RolloutCuda.moeGateUp(x, routing.tokenOf(), m.gateUp(), routing.ends(), act);
+        Tensor ys = Torch.empty(Torch.options(dtype, device), copies, x.size(1));               // (T k, hidden)
+        RolloutCuda.moeDown(act, m.down(), routing.ends(), ys);
+        return ys;
     }
 
     /**

@@ -147,6 +147,19 @@ public final class RolloutCuda {
     public static native void moeCombine(@Const @ByRef Tensor ys, @Const @ByRef Tensor rowOf, @Const @ByRef Tensor weights,
                                          @Const @ByRef Tensor out, boolean roundProducts);
 
+    /**
+     * A mixture of experts' gate-up GEMM with SiLU-and-mul, as matrix-vector products for a few
+     * copies ({@code native-presets/src/moe_gemv.cu}): act (N, I) bf16 = silu(x[tokenOf] gate) *
+     * (x[tokenOf] up) of each sorted row's expert; x (T, H), gateUp (E, 2I, H) bf16, tokenOf (N)
+     * int64 and ends (E) int32 as {@link #moeAlign} leaves them. H a multiple of 8; N at most 65535.
+     */
+    public static native void moeGateUp(@Const @ByRef Tensor x, @Const @ByRef Tensor tokenOf, @Const @ByRef Tensor gateUp,
+                                        @Const @ByRef Tensor ends, @Const @ByRef Tensor act);
+
+    /** The down GEMM the same way: ys (N, H) bf16 = act (N, I) down (E, H, I) of each row's expert; I a multiple of 8. */
+    public static native void moeDown(@Const @ByRef Tensor act, @Const @ByRef Tensor down, @Const @ByRef Tensor ends,
+                                      @Const @ByRef Tensor ys);
+
     /** Runs this thread's later libtorch work on the capture stream (the warm-up before a capture). */
     public static native void useCaptureStream();
 

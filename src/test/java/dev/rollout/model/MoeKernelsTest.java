@@ -71,6 +71,47 @@ class MoeKernelsTest {
         }
     }
 
+    /**
+     * The experts' GEMMs as our matrix-vector kernels (moe_gemv.cu) against libtorch's grouped
+     * GEMMs and SiLU-and-mul on the same routing: each output within a bf16 rounding or two of the
+     * largest (the two sum each dot in other orders, and the gate's rounding passes through SiLU).
+     */
+    @ParameterizedTest(name = "T={0} E={1} k={2} hidden={3} inter={4}")
+    @CsvSource({
+        "1, 128, 8, 2048, 768",           // Qwen3-30B-A3B at batch 1: eight experts of one row each
+        "8, 128, 8, 2048, 768",           // batch 8: some experts take two or three rows
+        "16, 8, 2, 512, 88",              // Mixtral-like: runs of more rows than one block dots at once
+        "3, 60, 4, 256, 40",              // Qwen2-MoE's 60 experts, a small slice of each
+    })
+    void theMatrixVectorKernelsComputeWhatTheGroupedGemmsDo(int tokens, int experts, int k, int hidden, int inter) {
+        assertTrue(RolloutCuda.available(), "the native preset must be built for this test: " + RolloutCuda.whyUnavailable());
+        Device cuda = new Device(System.getProperty("rollout.test.device"));
+        var bf16 = Torch.options(ScalarType.BFloat16, cuda);
+        try (PointerScope scope = new PointerScope()) {
+            torch.manual_seed(tokens * 131L + experts);
+            ExpertRouting r = new FusedLayerOps(config(experts, k, true, false), null)
+                    .route(torch.randn(new long[] {tokens, experts}, bf16), null, null);
+            Tensor x = torch.randn(new long[] {tokens, hidden}, bf16);                                        // (T, hidden)
+            Tensor gateUp = torch.randn(new long[] {experts, 2L * inter, hidden}, bf16).mul_(new Scalar(0.05));  // (E, 2 inter, hidden)
+            Tensor down = torch.randn(new long[] {experts, hidden, inter}, bf16).mul_(new Scalar(0.05));         // (E, hidden, inter)
+            long copies = (long) tokens * k;
+            Tensor actRef = NativeOps.siluAndMul(RolloutCuda.groupedMm(x.index_select(0, r.tokenOf()), gateUp, r.ends()), inter);
+            Tensor act = Torch.empty(bf16, copies, inter);                                                    // (T k, inter)
+            RolloutCuda.moeGateUp(x, r.tokenOf(), gateUp, r.ends(), act);
+            String at = "T=" + tokens + " E=" + experts + " k=" + k;
+            within(act, actRef, 0x1p-6, at + ": silu(gate) * up");
+            Tensor ys = Torch.empty(bf16, copies, hidden);                                                    // (T k, hidden)
+            RolloutCuda.moeDown(actRef, down, r.ends(), ys);
+            within(ys, RolloutCuda.groupedMm(actRef, down, r.ends()), 0x1p-7, at + ": down");
+        }
+    }
+
+    private static void within(Tensor got, Tensor want, double relative, String what) {
+        double diff = got.to(ScalarType.Float).sub(want.to(ScalarType.Float)).abs().max().item_double();
+        double scale = want.to(ScalarType.Float).abs().max().item_double();
+        assertTrue(scale > 0 && diff <= scale * relative, what + " differs by " + diff + " (largest " + scale + ")");
+    }
+
     /** A row of NaN or of −∞ (a broken checkpoint, a pushed weight gone wrong) still picks k real experts, as torch.topk does. */
     @Test
     void rowsOfNanOrMinusInfinityStillRouteToRealExperts() {

@@ -135,6 +135,21 @@ class NativeChecksTest {
                     () -> RolloutCuda.moeCombine(bf16(cuda, 19, H), rows, weights, combined, true));
             refused("moeCombine: out has shape [5, 64]: dimension 1 must be 128 (ys' hidden size)",
                     () -> RolloutCuda.moeCombine(ys, rows, weights, bf16(cuda, T, 64), true));
+            // moeGateUp, moeDown: the 20 copies over 16 experts of 128 -> 64 -> 128
+            Tensor gateUp = bf16(cuda, 16, 128, H), down = bf16(cuda, 16, H, 64), act = bf16(cuda, T * 4, 64);
+            refused("moeGateUp: gateUp has shape [16, 127, 128]: dimension 1 must be even (gate, then up)",
+                    () -> RolloutCuda.moeGateUp(x, tokenOf, bf16(cuda, 16, 127, H), ends, act));
+            refused("moeGateUp: x has shape [5, 64]: dimension 1 must be 128 (gateUp's hidden size)",
+                    () -> RolloutCuda.moeGateUp(bf16(cuda, T, 64), tokenOf, gateUp, ends, act));
+            refused("moeGateUp: ends has shape [8]: dimension 0 must be 16 (gateUp's experts)",
+                    () -> RolloutCuda.moeGateUp(x, tokenOf, gateUp, Torch.zeros(Torch.options(ScalarType.Int, cuda), 8), act));
+            refused("moeGateUp: act has shape [20, 32]: dimension 1 must be 64 (gateUp's intermediate size)",
+                    () -> RolloutCuda.moeGateUp(x, tokenOf, gateUp, ends, bf16(cuda, T * 4, 32)));
+            refused("moeDown: down has shape [16, 128, 60]: the intermediate size must be a multiple of 8",
+                    () -> RolloutCuda.moeDown(bf16(cuda, T * 4, 60), bf16(cuda, 16, H, 60), ends, ys));
+            refused("moeDown: ys has shape [19, 128]: dimension 0 must be 20 (act's rows)",
+                    () -> RolloutCuda.moeDown(act, down, ends, bf16(cuda, 19, H)));
+            refused("moeDown: act is Float, not BFloat16", () -> RolloutCuda.moeDown(f32(cuda, T * 4, 64), down, ends, ys));
 
             // after all of that, every op still runs and the device is healthy (a kernel out of
             // bounds would have left a sticky error that the next synchronisation reports)
@@ -148,6 +163,8 @@ class NativeChecksTest {
             RolloutCuda.moeRoute(router, weights, chosen, record, slots, true, true);
             RolloutCuda.moeAlign(chosen, rows, tokenOf, ends);
             RolloutCuda.moeCombine(ys, rows, weights, combined, true);
+            RolloutCuda.moeGateUp(x, tokenOf, gateUp, ends, act);
+            RolloutCuda.moeDown(act, down, ends, ys);
             assertEquals(T * 4L, Torch.toLongs(ends.to(ScalarType.Long))[15], "every copy in some expert's block");
             float[] tokens = Torch.toFloats(sampled);
             long[] argmax = Torch.toLongs(logits.argmax(new org.bytedeco.pytorch.LongOptional(1), false));
