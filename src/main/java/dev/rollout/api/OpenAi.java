@@ -106,10 +106,15 @@ final class OpenAi {
         return sp;
     }
 
-    /** The stream and SGLang extras every OpenAI route passes through to /generate. */
+    /**
+     * The stream and the extras every OpenAI route passes through to /generate, which validates
+     * them: SGLang's {@code rid}, and {@code logprobs_mode} (vLLM's name; clients send it in
+     * {@code extra_body}).
+     */
     static void passThrough(JsonObject o, JsonObjectBuilder g) {
         if (Fields.present(o, "stream")) g.add("stream", Fields.bool(o.get("stream"), "stream"));
         if (Fields.present(o, "rid")) g.add("rid", o.get("rid"));
+        if (Fields.present(o, "logprobs_mode")) g.add("logprobs_mode", o.get("logprobs_mode"));
     }
 
     /** Whether the request asked for the usage chunk at the end of a stream. */
