@@ -2,12 +2,14 @@ package dev.rollout.api;
 
 import dev.rollout.engine.LogitBias;
 import dev.rollout.engine.LogprobOptions;
+import dev.rollout.engine.LogprobsMode;
 import dev.rollout.engine.PromptEmbeds;
 import dev.rollout.engine.SamplingParams;
 import dev.rollout.engine.StopRegex;
 import dev.rollout.tokenizer.HfTokenizer;
 import jakarta.json.JsonArray;
 import jakarta.json.JsonObject;
+import jakarta.json.JsonString;
 import jakarta.json.JsonValue;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -56,10 +58,18 @@ final class GenerateRequestParser {
 
     private final Limits limits;
     private final HfTokenizer tokenizer;
+    private final LogprobsMode defaultMode;
 
+    /** A parser whose requests without {@code logprobs_mode} get SGLang's ({@link LogprobsMode#DEFAULT}). */
     GenerateRequestParser(Limits limits, HfTokenizer tokenizer) {
+        this(limits, tokenizer, LogprobsMode.DEFAULT);
+    }
+
+    /** @param defaultMode the mode of a request that names none: rollout.logprobs-mode */
+    GenerateRequestParser(Limits limits, HfTokenizer tokenizer, LogprobsMode defaultMode) {
         this.limits = limits;
         this.tokenizer = tokenizer;
+        this.defaultMode = defaultMode;
     }
 
     GenerateRequest parse(JsonObject o) {
@@ -256,7 +266,16 @@ final class GenerateRequestParser {
             for (int id : ids)
                 if (id < 0 || id >= limits.vocabSize())
                     throw ApiException.badRequest("token_ids_logprob" + at + " contains " + id + ", outside the vocabulary");
-        return new LogprobOptions(ret, ret ? start : -1, ret ? top : 0, ret ? ids : null);
+        JsonValue lm = perItem(o, "logprobs_mode", i, size, false);
+        LogprobsMode mode = lm == null ? defaultMode : logprobsMode(lm, "logprobs_mode" + at);
+        return new LogprobOptions(ret, ret ? start : -1, ret ? top : 0, ret ? ids : null, mode);
+    }
+
+    /** vLLM's {@code logprobs_mode} names, and SGLang's convention as {@code "sglang"}. */
+    private static LogprobsMode logprobsMode(JsonValue v, String name) {
+        LogprobsMode m = v instanceof JsonString s ? LogprobsMode.parse(s.getString()) : null;
+        if (m == null) throw Fields.type(name, "one of " + LogprobsMode.allowed(), v);
+        return m;
     }
 
     SamplingParams samplingParams(JsonObject sp, String name) {

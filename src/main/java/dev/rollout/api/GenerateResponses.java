@@ -174,6 +174,7 @@ final class GenerateResponses {
         JsonArrayBuilder t = JSON.createArrayBuilder();
         if (Float.isNaN(logprob)) t.addNull();
         else if (logprob == Float.NEGATIVE_INFINITY) t.add(-1e30); // JSON has no -inf; SGLang clients see a huge negative
+        else if (logprob == Float.POSITIVE_INFINITY) t.add(1e30);  // a logits mode's +inf logit (a +inf logit_bias)
         else t.add((double) logprob);
         t.add(id);
         if (textInLogprobs && tokenizer != null) t.add(tokenizer.decode(new int[] {id}, false));

@@ -106,10 +106,15 @@ final class OpenAi {
         return sp;
     }
 
-    /** The stream and SGLang extras every OpenAI route passes through to /generate. */
+    /**
+     * The stream and the extras every OpenAI route passes through to /generate, which validates
+     * them: SGLang's {@code rid}, and {@code logprobs_mode} (vLLM's name; clients send it in
+     * {@code extra_body}).
+     */
     static void passThrough(JsonObject o, JsonObjectBuilder g) {
         if (Fields.present(o, "stream")) g.add("stream", Fields.bool(o.get("stream"), "stream"));
         if (Fields.present(o, "rid")) g.add("rid", o.get("rid"));
+        if (Fields.present(o, "logprobs_mode")) g.add("logprobs_mode", o.get("logprobs_mode"));
     }
 
     /** Whether the request asked for the usage chunk at the end of a stream. */
@@ -129,8 +134,13 @@ final class OpenAi {
         };
     }
 
-    /** JSON has no -inf; OpenAI clients expect numbers. */
+    /**
+     * JSON has no infinities; OpenAI clients expect numbers: -inf (and NaN) as OpenAI's -9999, +inf
+     * (a logits mode's, after a +inf logit_bias) as 9999. A logits mode's real values can pass
+     * either (docs/api.md).
+     */
     static double finite(float logprob) {
+        if (logprob == Float.POSITIVE_INFINITY) return 9999.0;
         return logprob == Float.NEGATIVE_INFINITY || Float.isNaN(logprob) ? -9999.0 : logprob;
     }
 

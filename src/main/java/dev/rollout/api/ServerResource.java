@@ -67,13 +67,14 @@ public class ServerResource {
      * {@code "null"}, so that a client comparing them with what it asked for (slime's
      * external-engine attach) sees what this server really does; {@code enable_memory_saver} is
      * rollout.enable-memory-saver, {@code enable_return_routed_experts} rollout.enable-return-routed-experts,
-     * {@code enable_deterministic_inference} rollout.deterministic;
+     * {@code enable_deterministic_inference} rollout.deterministic; {@code logprobs_mode} (vLLM's
+     * name) rollout.logprobs-mode, the mode of a request that names none;
      * {@code enable_streaming_session} is true, since streaming sessions need no flag here.
      */
     public record ServerInfo(String modelPath, String servedModelName, String device, String dtype, int pageSize, int maxRunningRequests,
                              int chunkedPrefillSize, int contextLength, long maxTotalNumTokens, int maxReqInputLen,
                              boolean skipTokenizerInit, int tpSize, int ppSize, int dpSize, int epSize, boolean enableMemorySaver,
-                             boolean enableReturnRoutedExperts, boolean enableDeterministicInference, String disaggregationMode, boolean encoderOnly,
+                             boolean enableReturnRoutedExperts, boolean enableDeterministicInference, String logprobsMode, String disaggregationMode, boolean encoderOnly,
                              boolean enableStreamingSession, String weightVersion, List<InternalState> internalStates, String version) {}
 
     /** An OpenAI model object, with vLLM's {@code max_model_len}. */
@@ -113,7 +114,7 @@ public class ServerResource {
         return new ServerInfo(service.modelDir().toString(), servedModelName(), s.engine().device(), s.engine().dtype(),
                 s.engine().blockSize(), s.engine().maxNumSeqs(), s.engine().maxNumBatchedTokens(), info.maxModelLen(),
                 (long) st.totalBlocks() * st.blockSize(), info.maxModelLen() - 1, service.tokenizer() == null, info.tpSize(), 1, 1, 1,
-                s.enableMemorySaver(), s.engine().routedExperts(), s.deterministic(), "null", false, true, version, List.of(internal), VERSION);
+                s.enableMemorySaver(), s.engine().routedExperts(), s.deterministic(), s.logprobsMode().wireName(), "null", false, true, version, List.of(internal), VERSION);
     }
 
     /**

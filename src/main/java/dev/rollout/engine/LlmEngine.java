@@ -52,8 +52,8 @@ public final class LlmEngine {
         // a rank's cache holds its own KV heads (all of them at one rank)
         KvCache cache = new KvCache(model.shardConfig(), numKvBlocks, config.blockSize(), model.dtype(), model.device(),
                 config.routedExperts());
-        this.runner = new ModelRunner(model, cache, new Sampler(model.device(), mc.eosTokenIds(), model.kernels().samplingKernel()),
-                config.maxNumSeqs());
+        this.runner = new ModelRunner(model, cache, new Sampler(model.device(), mc.eosTokenIds(), model.kernels().samplingKernel(),
+                model.kernels().deterministic()), config.maxNumSeqs());
     }
 
     public ModelConfig modelConfig() {

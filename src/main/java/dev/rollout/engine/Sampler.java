@@ -8,6 +8,9 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Predicate;
+import java.util.stream.IntStream;
+import org.bytedeco.pytorch.BoolOptional;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.LongOptional;
 import org.bytedeco.pytorch.Scalar;
@@ -21,14 +24,16 @@ import org.bytedeco.pytorch.global.torch;
 
 /**
  * Picks the next token of every sampling row in one batched pass over the logits and reports
- * log-probabilities in SGLang's convention: log-softmax of the penalised and biased logits divided
- * by the temperature (raw log-softmax for greedy rows), before top-k/top-p/min-p filtering.
- * Penalties, {@code logit_bias} and bans are written into the logits first, so every path that
- * picks a token (greedy argmax, libtorch's draw, our sampling kernel) sees them.
+ * log-probabilities in the row's {@link LogprobsMode}. The default, SGLang's convention, is the
+ * log-softmax of the penalised and biased logits divided by the temperature (raw log-softmax for
+ * greedy rows), before top-k/top-p/min-p filtering; the other modes cost work only in the rows
+ * that ask for them. Penalties, {@code logit_bias} and bans are written into the logits first, so
+ * every path that picks a token (greedy argmax, libtorch's draw, our sampling kernel) sees them.
  *
  * <p>Randomness comes from each sequence's own generator, one uniform draw per token fed into an
  * inverse-CDF lookup on the device, so a seeded request samples the same tokens whatever else
- * shares its batch.
+ * shares its batch. In the deterministic arithmetic (ADR 0026) the lookup also runs over the
+ * same order whatever else shares the batch: one stable sort of the whole vocabulary per row.
  */
 final class Sampler {
     private static final double GREEDY_BELOW = 1e-6;
@@ -37,10 +42,11 @@ final class Sampler {
     private final Device device;
     private final List<Integer> eosTokenIds;
     private final boolean kernel;  // rows without top-k/top-p/min-p go through our sampling kernel
+    private final boolean deterministic;  // sorts and tie orders that depend on the row alone (ADR 0026)
 
     /** A sampler of libtorch's ops only. */
     Sampler(Device device, List<Integer> eosTokenIds) {
-        this(device, eosTokenIds, false);
+        this(device, eosTokenIds, false, false);
     }
 
     /**
@@ -48,10 +54,21 @@ final class Sampler {
      *               an IllegalArgumentException says why where it cannot run on {@code device}
      */
     Sampler(Device device, List<Integer> eosTokenIds, boolean kernel) {
+        this(device, eosTokenIds, kernel, false);
+    }
+
+    /**
+     * @param deterministic {@link Kernels#deterministic()}: every random row is drawn from one stable
+     *                      sort of its whole vocabulary, and top logprobs come from a stable sort too,
+     *                      so that neither the order of tied tokens nor the choice between the
+     *                      {@link #CANDIDATES} shortcut and the full sort depends on the other rows
+     */
+    Sampler(Device device, List<Integer> eosTokenIds, boolean kernel, boolean deterministic) {
         if (kernel) Kernels.requireSamplingKernel(device);
         this.device = device;
         this.eosTokenIds = eosTokenIds;
         this.kernel = kernel;
+        this.deterministic = deterministic;
     }
 
     record Result(int[] tokens, TokenLogprob[] logprobs) {}
@@ -60,6 +77,11 @@ final class Sampler {
     Result sample(Tensor logits, List<Sequence> seqs) {
         int rows = seqs.size();
         long vocab = logits.size(1);
+        LogprobsMode[] modes = new LogprobsMode[rows];
+        for (int i = 0; i < rows; i++) modes[i] = seqs.get(i).logprobs.returnLogprob() ? seqs.get(i).logprobs.mode() : LogprobsMode.SGLANG;
+        // the raw modes report the logits as the model gave them: their rows are copied before penalties, bias and bans go in
+        long[] rawRows = rowsOf(modes, LogprobsMode::raw);
+        Tensor raw = rawRows.length == 0 ? null : logits.index_select(0, Torch.longs(rawRows, device));   // (R, V)
         applyPenaltiesAndBans(logits, seqs, vocab);
 
         float[] temps = new float[rows];
@@ -75,8 +97,10 @@ final class Sampler {
             topP[i] = (float) p.topP();
             minP[i] = (float) p.minP();
             topK[i] = Math.min(p.topK(), vocab);
-            u[i] = (float) seqs.get(i).rng.nextDouble();
-            filtered[i] = !greedy[i] && (topK[i] < vocab || topP[i] < 1f || minP[i] > 0f);
+            // a double just below 1 rounds to 1f, and the inverse-CDF lookup at the full mass lands
+            // past the last kept token (about once in 2^25 draws): kept below 1, every other draw unchanged
+            u[i] = Math.min((float) seqs.get(i).rng.nextDouble(), Math.nextDown(1f));
+            filtered[i] = filters(p, vocab);
             anyRandom |= !greedy[i];
             anyTopKP |= !greedy[i] && (topK[i] < vocab || topP[i] < 1f);
             anyMinP |= !greedy[i] && minP[i] > 0f;
@@ -84,6 +108,7 @@ final class Sampler {
             anyLogprobDetail |= lo.returnLogprob() && (lo.topLogprobsNum() > 0 || lo.tokenIds() != null);
         }
         boolean anyFiltered = anyTopKP || anyMinP;
+        boolean sglangOnly = rowsOf(modes, m -> m != LogprobsMode.SGLANG).length == 0;
         int[] tokens = new int[rows];
         if (kernel) {
             // one kernel for every row (a seeded row draws the same token whatever shares its
@@ -92,7 +117,7 @@ final class Sampler {
             for (int i = 0; i < rows; i++) kernelTemps[i] = greedy[i] ? 0f : temps[i];
             float[] out = Torch.toFloats(NativeOps.sampleRows(logits, Torch.floats(kernelTemps, device), Torch.floats(u, device)));
             for (int i = 0; i < rows; i++) tokens[i] = (int) out[2 * i];
-            if (!anyFiltered && !anyLogprobDetail) {
+            if (!anyFiltered && !anyLogprobDetail && sglangOnly) {  // the kernel's logprob is SGLang's
                 TokenLogprob[] lps = new TokenLogprob[rows];
                 for (int i = 0; anyLogprobs && i < rows; i++)
                     lps[i] = new TokenLogprob(tokens[i], out[2 * i + 1], new int[0], new float[0], null);
@@ -100,41 +125,93 @@ final class Sampler {
             }
         }
         Tensor scaled = logits.div(Torch.floats(temps, device).view(rows, 1));               // (S, V)
+        Filter kept = null;
         if (!kernel || anyFiltered) {  // libtorch draws: every row, or (with the kernel) the filtered ones
             Tensor chosen = logits.argmax(new LongOptional(1), false);        // (S) greedy
             if (anyRandom) {
-                Tensor probs = torch.softmax(scaled, 1);                                             // (S, V)
-                if (anyMinP) {
-                    Tensor floor = probs.amax(new long[] {1}, true).mul(Torch.floats(minP, device).view(rows, 1));
-                    probs = probs.masked_fill(torch.lt(probs, floor), new Scalar(0.0));
-                }
-                Tensor order = null;
-                long width = vocab;
-                if (anyTopKP) {
-                    T_TensorTensor_T sorted = candidates(probs, greedy, topK, topP, vocab);
-                    if (sorted == null) sorted = torch.sort(probs, 1, true);
-                    probs = sorted.get0();                                                           // (S, W) descending
-                    order = sorted.get1();
-                    width = probs.size(1);
-                    Tensor rank = torch.arange(new Scalar(0), new Scalar(width), Torch.options(ScalarType.Long, device)).view(1, width);
-                    Tensor beyondK = torch.ge(rank, Torch.longs(topK, device).view(rows, 1));
-                    // keep the smallest prefix whose mass reaches top_p: drop a token if the mass before it already does
-                    Tensor before = probs.cumsum(1).sub(probs);
-                    Tensor beyondP = torch.gt(before, Torch.floats(topP, device).view(rows, 1));
-                    probs = probs.masked_fill(beyondK.logical_or(beyondP), new Scalar(0.0));
-                }
-                Tensor cdf = probs.cumsum(1);                                                        // (S, V)
+                // deterministic: every row sorted, so that no row's lookup order turns on whether another has top-k/top-p
+                kept = filter(scaled, greedy, topK, topP, minP, anyMinP, anyTopKP || deterministic);
+                Tensor probs = kept.probs();
+                long width = probs.size(1);
+                Tensor cdf = probs.cumsum(1);                                                        // (S, W)
                 Tensor target = cdf.narrow(1, width - 1, 1).mul(Torch.floats(u, device).view(rows, 1));
                 Tensor pos = torch.searchsorted(cdf, target, false, true, new StringViewOptional(), new TensorOptional())
                         .clamp_max(new Scalar(width - 1));                                           // (S, 1)
-                Tensor sampled = (order == null ? pos : order.gather(1, pos)).view(rows);
+                Tensor sampled = (kept.order() == null ? pos : kept.order().gather(1, pos)).view(rows);
                 chosen = torch.where(Torch.bools(greedy, device, rows), chosen, sampled);
             }
             long[] ids = Torch.toLongs(chosen);
             for (int i = 0; i < rows; i++) if (!kernel || filtered[i]) tokens[i] = (int) ids[i];
         }
-        TokenLogprob[] lps = anyLogprobs ? logprobs(torch.log_softmax(scaled, 1), tokens, seqs) : new TokenLogprob[rows];
-        return new Result(tokens, lps);
+        if (!anyLogprobs) return new Result(tokens, new TokenLogprob[rows]);
+        // a processed row with a filter reports what the draw above dropped (kept is set: such a row is random and filtered)
+        boolean[] masked = new boolean[rows];
+        boolean anyMasked = false;
+        for (int i = 0; i < rows; i++) anyMasked |= masked[i] = filtered[i] && modes[i].processed();
+        Tensor dropped = anyMasked ? dropped(kept, vocab).logical_and(Torch.bools(masked, device, rows, 1)) : null;   // (S, V)
+        return new Result(tokens, logprobs(reported(scaled, modes, rawRows, raw, dropped), tokens, seqs));
+    }
+
+    /** Whether min-p, top-k or top-p can drop tokens of a row: a greedy row takes the argmax, unfiltered. */
+    private static boolean filters(SamplingParams p, long vocab) {
+        return !p.greedy() && (Math.min(p.topK(), vocab) < vocab || (float) p.topP() < 1f || (float) p.minP() > 0f);
+    }
+
+    /**
+     * What min-p, top-k and top-p leave of the rows' distributions.
+     *
+     * @param probs     (S, W) what the draw samples from: the probabilities with dropped tokens at 0,
+     *                  sorted in descending order where {@code order} is not null, else W = V
+     * @param order     (S, W) the token id at each sorted position, or null where nothing was sorted
+     * @param belowMinP (S, V) true where min-p dropped the token, or null where no row has min-p
+     * @param beyond    (S, W) true at the sorted positions that top-k or top-p dropped, or null
+     */
+    private record Filter(Tensor probs, Tensor order, Tensor belowMinP, Tensor beyond) {}
+
+    /**
+     * Min-p, then (with {@code sort}) top-k and top-p, as the draw applies them. Every row goes
+     * through the same ops with its own parameters.
+     *
+     * @param sort whether to sort for top-k/top-p: the {@link #CANDIDATES} when they hold every token
+     *             any random row can keep, else the whole vocabulary; in the deterministic arithmetic
+     *             always the whole vocabulary, stably, so tied tokens keep their order
+     */
+    private Filter filter(Tensor scaled, boolean[] greedy, long[] topK, float[] topP, float[] minP, boolean anyMinP, boolean sort) {
+        int rows = greedy.length;
+        long vocab = scaled.size(1);
+        Tensor probs = torch.softmax(scaled, 1);                                                     // (S, V)
+        Tensor belowMinP = null;
+        if (anyMinP) {
+            Tensor floor = probs.amax(new long[] {1}, true).mul(Torch.floats(minP, device).view(rows, 1));
+            belowMinP = torch.lt(probs, floor);                                                      // (S, V)
+            probs = probs.masked_fill(belowMinP, new Scalar(0.0));
+        }
+        if (!sort) return new Filter(probs, null, belowMinP, null);
+        T_TensorTensor_T sorted = deterministic ? torch.sort(probs, new BoolOptional(true), 1, true)
+                : candidates(probs, greedy, topK, topP, vocab);
+        if (sorted == null) sorted = torch.sort(probs, 1, true);
+        probs = sorted.get0();                                                                       // (S, W) descending
+        long width = probs.size(1);
+        Tensor rank = torch.arange(new Scalar(0), new Scalar(width), Torch.options(ScalarType.Long, device)).view(1, width);
+        Tensor beyondK = torch.ge(rank, Torch.longs(topK, device).view(rows, 1));
+        // keep the smallest prefix whose mass reaches top_p: drop a token if the mass before it already does
+        Tensor before = probs.cumsum(1).sub(probs);
+        // a row without top-p never drops a token by it: its float cumsum may pass 1 before the tail
+        float[] pCut = new float[rows];
+        for (int i = 0; i < rows; i++) pCut[i] = topP[i] >= 1f ? Float.POSITIVE_INFINITY : topP[i];
+        Tensor beyondP = torch.gt(before, Torch.floats(pCut, device).view(rows, 1));
+        Tensor beyond = beyondK.logical_or(beyondP);                                                 // (S, W)
+        return new Filter(probs.masked_fill(beyond, new Scalar(0.0)), sorted.get1(), belowMinP, beyond);
+    }
+
+    /** (S, V) true where {@code f} dropped a token, in vocabulary order; past the candidates (W < V) every token is. */
+    private Tensor dropped(Filter f, long vocab) {
+        long rows = f.probs().size(0);
+        Tensor d = f.belowMinP() != null ? f.belowMinP() : Torch.zeros(Torch.options(ScalarType.Bool, device), rows, vocab);
+        if (f.order() == null) return d;
+        Tensor all = f.order().size(1) < vocab ? torch.ones(new long[] {rows, vocab}, Torch.options(ScalarType.Bool, device))
+                : Torch.zeros(Torch.options(ScalarType.Bool, device), rows, vocab);
+        return d.logical_or(all.scatter(1, f.order(), f.beyond()));
     }
 
     /**
@@ -162,18 +239,93 @@ final class Sampler {
         return top;
     }
 
-    /** Scores given tokens: row i of {@code logits} (R, V) predicts {@code targets[i]} for {@code owners[i]}. */
+    /**
+     * Scores given tokens: row i of {@code logits} (R, V) predicts {@code targets[i]} for {@code owners[i]}.
+     * A prompt row has the request's temperature and, in a processed mode, its min-p/top-k/top-p
+     * mask, but no penalties, bias or bans: those depend on what came before or after it, and
+     * prompt rows have never had them. Without them, a decoded row and its re-score are one function
+     * of the same logits in every mode.
+     */
     TokenLogprob[] score(Tensor logits, int[] targets, List<Sequence> owners) {
-        float[] temps = new float[targets.length];
-        for (int i = 0; i < temps.length; i++) {
+        int rows = targets.length;
+        long vocab = logits.size(1);
+        float[] temps = new float[rows];
+        LogprobsMode[] modes = new LogprobsMode[rows];
+        List<Integer> masked = new ArrayList<>();
+        for (int i = 0; i < rows; i++) {
             SamplingParams p = owners.get(i).params;
             temps[i] = p.greedy() ? 1f : (float) p.temperature();
+            modes[i] = owners.get(i).logprobs.mode();
+            if (modes[i].processed() && filters(p, vocab)) masked.add(i);
         }
-        Tensor scaled = logits.div(Torch.floats(temps, device).view(targets.length, 1));
-        return logprobs(torch.log_softmax(scaled, 1), targets, owners);
+        Tensor scaled = logits.div(Torch.floats(temps, device).view(rows, 1));                      // (R, V)
+        long[] rawRows = rowsOf(modes, LogprobsMode::raw);
+        Tensor raw = rawRows.length == 0 ? null : logits.index_select(0, Torch.longs(rawRows, device));
+        Tensor dropped = masked.isEmpty() ? null : promptMask(scaled, owners, masked);
+        return logprobs(reported(scaled, modes, rawRows, raw, dropped), targets, owners);
     }
 
-    /** Gathers, for each row, the target's logprob, the top-k and the requested ids, in one copy each. */
+    /** (R, V) true where the draw's min-p/top-k/top-p would drop a token, in the {@code masked} rows alone. */
+    private Tensor promptMask(Tensor scaled, List<Sequence> owners, List<Integer> masked) {
+        int n = masked.size();
+        long vocab = scaled.size(1);
+        long[] at = new long[n], topK = new long[n];
+        float[] topP = new float[n], minP = new float[n];
+        boolean anyMinP = false, anyTopKP = false;
+        for (int j = 0; j < n; j++) {
+            SamplingParams p = owners.get(masked.get(j)).params;
+            at[j] = masked.get(j);
+            topK[j] = Math.min(p.topK(), vocab);
+            topP[j] = (float) p.topP();
+            minP[j] = (float) p.minP();
+            anyMinP |= minP[j] > 0f;
+            anyTopKP |= topK[j] < vocab || topP[j] < 1f;
+        }
+        Tensor rows = Torch.longs(at, device);
+        Filter f = filter(scaled.index_select(0, rows), new boolean[n], topK, topP, minP, anyMinP, anyTopKP || deterministic);
+        return Torch.zeros(Torch.options(ScalarType.Bool, device), scaled.size(0), vocab).index_copy(0, rows, dropped(f, vocab));
+    }
+
+    /**
+     * What each row reports, (S, V): SGLang's log-softmax of the scaled logits; in a raw mode's row
+     * the raw logits or their log-softmax; in a processed mode's row the scaled logits with what the
+     * filters dropped at −∞, or their log-softmax.
+     *
+     * @param raw     (R, V) the logits of rows {@code rawRows} before penalties, bias and bans, or null
+     * @param dropped (S, V) true where a processed row's filter dropped a token, or null where none did
+     */
+    private Tensor reported(Tensor scaled, LogprobsMode[] modes, long[] rawRows, Tensor raw, Tensor dropped) {
+        Tensor out = torch.log_softmax(scaled, 1);                                                   // (S, V)
+        if (raw != null) out.index_copy_(0, Torch.longs(rawRows, device), values(raw, modes, rawRows));
+        long[] processed = rowsOf(modes, LogprobsMode::processed);
+        if (processed.length > 0) {
+            Tensor at = Torch.longs(processed, device);
+            Tensor v = scaled.index_select(0, at);                                                   // (P, V)
+            if (dropped != null) v = v.masked_fill(dropped.index_select(0, at), new Scalar(Double.NEGATIVE_INFINITY));
+            out.index_copy_(0, at, values(v, modes, processed));
+        }
+        return out;
+    }
+
+    /** (N, V) logits of rows {@code rows} as their modes report them: as they are, or log-softmaxed. */
+    private Tensor values(Tensor v, LogprobsMode[] modes, long[] rows) {
+        boolean[] asLogits = new boolean[rows.length];
+        int logitRows = 0;
+        for (int j = 0; j < rows.length; j++) if (asLogits[j] = modes[(int) rows[j]].logits()) logitRows++;
+        if (logitRows == rows.length) return v;
+        Tensor logprobs = torch.log_softmax(v, 1);
+        return logitRows == 0 ? logprobs : torch.where(Torch.bools(asLogits, device, rows.length, 1), v, logprobs);
+    }
+
+    private static long[] rowsOf(LogprobsMode[] modes, Predicate<LogprobsMode> test) {
+        return IntStream.range(0, modes.length).filter(i -> test.test(modes[i])).asLongStream().toArray();
+    }
+
+    /**
+     * Gathers, for each row, the target's value, the top-k and the requested ids, in one copy each.
+     *
+     * @param logprobs (S, V) what each row reports ({@link #reported}): log-probabilities, or logits in a logits mode
+     */
     private TokenLogprob[] logprobs(Tensor logprobs, int[] targets, List<Sequence> owners) {
         int rows = targets.length;
         long[] t = new long[rows];
@@ -188,9 +340,11 @@ final class Sampler {
         float[] topVals = null;
         long[] topIdx = null;
         if (maxTop > 0) {
-            T_TensorTensor_T top = torch.topk(logprobs, maxTop);
-            topVals = Torch.toFloats(top.get0());
-            topIdx = Torch.toLongs(top.get1());
+            // deterministic: a stable sort, so that of tied values (the -inf of a processed mode's
+            // dropped tokens) the same ids come first however many the batch's rows ask for
+            T_TensorTensor_T top = deterministic ? torch.sort(logprobs, new BoolOptional(true), 1, true) : torch.topk(logprobs, maxTop);
+            topVals = Torch.toFloats(top.get0().narrow(1, 0, maxTop));
+            topIdx = Torch.toLongs(top.get1().narrow(1, 0, maxTop));
         }
         float[] idsVals = null;
         if (maxIds > 0) {

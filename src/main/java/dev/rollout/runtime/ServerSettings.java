@@ -1,6 +1,7 @@
 package dev.rollout.runtime;
 
 import dev.rollout.engine.EngineConfig;
+import dev.rollout.engine.LogprobsMode;
 import dev.rollout.engine.RequestTimeouts;
 import dev.rollout.ranks.RankSettings;
 
@@ -13,6 +14,7 @@ import dev.rollout.ranks.RankSettings;
  * it: reported in /server_info for clients that check the mode (slime's external-engine attach),
  * and nothing else; release_memory_occupation frees memory whichever it is. {@code deterministic}
  * is {@code rollout.deterministic}, or SGLang's name for it, {@code rollout.enable-deterministic-inference}.
+ * {@code logprobsMode} is {@code rollout.logprobs-mode}: the mode of a request that names none.
  */
 public record ServerSettings(
         String modelPath,
@@ -22,6 +24,7 @@ public record ServerSettings(
         boolean cudaGraphs,
         boolean fp32LmHead,
         boolean deterministic,
+        LogprobsMode logprobsMode,
         String servedModelName,
         String cacheDir,
         EngineConfig engine,

@@ -1,6 +1,7 @@
 package dev.rollout.runtime;
 
 import dev.rollout.engine.EngineConfig;
+import dev.rollout.engine.LogprobsMode;
 import dev.rollout.engine.RequestTimeouts;
 import dev.rollout.ranks.RankSettings;
 import org.eclipse.microprofile.config.Config;
@@ -30,6 +31,7 @@ final class SettingsReader {
                 // SGLang's flag name serves too
                 c.getValue("rollout.deterministic", Boolean.class)
                         || c.getOptionalValue("rollout.enable-deterministic-inference", Boolean.class).orElse(false),
+                logprobsMode(c.getValue("rollout.logprobs-mode", String.class)),
                 c.getOptionalValue("rollout.served-model-name", String.class).orElse(""),
                 c.getOptionalValue("rollout.cache-dir", String.class).orElse(System.getProperty("java.io.tmpdir")),
                 engine,
@@ -58,5 +60,12 @@ final class SettingsReader {
                         c.getOptionalValue("rollout.dist-init-addr", String.class).orElse(""),
                         c.getValue("rollout.dist-timeout-seconds", Double.class),
                         c.getValue("rollout.dist-join-timeout-seconds", Double.class)));
+    }
+
+    /** A misspelt mode stops the server at start rather than serving numbers a trainer did not ask for. */
+    private static LogprobsMode logprobsMode(String name) {
+        LogprobsMode m = LogprobsMode.parse(name.strip());
+        if (m == null) throw new IllegalArgumentException("rollout.logprobs-mode must be one of " + LogprobsMode.allowed() + ", not '" + name + "'");
+        return m;
     }
 }

@@ -4,11 +4,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.rollout.engine.LogprobsMode;
 import dev.rollout.tokenizer.HfTokenizer;
 import jakarta.json.Json;
 import jakarta.json.JsonObject;
 import java.io.StringReader;
 import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -134,5 +136,43 @@ class GenerateRequestParserTest {
         for (String k : java.util.List.of("regex", "json_schema", "ebnf", "structural_tag", "custom_logit_processor"))
             assertEquals("sampling_params." + k + " is not supported by this server",
                     refused("{\"input_ids\": [1], \"sampling_params\": {\"" + k + "\": \"x\"}}"));
+    }
+
+    static dev.rollout.engine.LogprobsMode mode(GenerateRequest r, int item) {
+        return r.items().get(item).logprobs().mode();
+    }
+
+    /**
+     * logprobs_mode follows return_logprob's rules: one value, or one per prompt (null taking the
+     * server's default, rollout.logprobs-mode); without it, the server's default.
+     */
+    @Test
+    void logprobsModeIsTheRequestsOrTheServersDefaultPerPrompt() {
+        assertEquals(LogprobsMode.SGLANG, mode(parser.parse(json("{\"input_ids\": [1, 2], \"return_logprob\": true}")), 0));
+        GenerateRequestParser rawByDefault = new GenerateRequestParser(new GenerateRequestParser.Limits(151936, 64, 10_000, 4, 8), tok,
+                LogprobsMode.RAW_LOGPROBS);
+        assertEquals(LogprobsMode.RAW_LOGPROBS, mode(rawByDefault.parse(json("{\"input_ids\": [1, 2], \"return_logprob\": true}")), 0));
+        assertEquals(LogprobsMode.PROCESSED_LOGITS, mode(rawByDefault.parse(json(
+                "{\"input_ids\": [1, 2], \"return_logprob\": true, \"logprobs_mode\": \"processed_logits\"}")), 0));
+        GenerateRequest listed = rawByDefault.parse(json("{\"input_ids\": [[1, 2], [3, 4], [5]], \"return_logprob\": true, "
+                + "\"logprobs_mode\": [\"raw_logits\", null, \"sglang\"]}"));
+        assertEquals(List.of(LogprobsMode.RAW_LOGITS, LogprobsMode.RAW_LOGPROBS, LogprobsMode.SGLANG),
+                List.of(mode(listed, 0), mode(listed, 1), mode(listed, 2)));
+        GenerateRequest one = parser.parse(json("{\"text\": [\"a\", \"b\"], \"return_logprob\": [true, false], "
+                + "\"logprobs_mode\": \"processed_logprobs\"}"));
+        assertEquals(List.of(LogprobsMode.PROCESSED_LOGPROBS, LogprobsMode.PROCESSED_LOGPROBS), List.of(mode(one, 0), mode(one, 1)));
+    }
+
+    @Test
+    void anUnknownLogprobsModeIsA400NamingTheFieldAndTheModes() {
+        String modes = "one of sglang, raw_logprobs, raw_logits, processed_logits, processed_logprobs";
+        assertEquals("logprobs_mode must be " + modes + ", got \"processed\"",
+                refused("{\"input_ids\": [1, 2], \"return_logprob\": true, \"logprobs_mode\": \"processed\"}"));
+        assertEquals("logprobs_mode must be " + modes + ", got true",
+                refused("{\"input_ids\": [1, 2], \"return_logprob\": true, \"logprobs_mode\": true}"));
+        assertEquals("logprobs_mode[1] must be " + modes + ", got \"RAW_LOGITS\"",
+                refused("{\"input_ids\": [[1], [2]], \"return_logprob\": true, \"logprobs_mode\": [\"sglang\", \"RAW_LOGITS\"]}"));
+        assertEquals("logprobs_mode has 1 entries for 2 prompts",
+                refused("{\"input_ids\": [[1], [2]], \"return_logprob\": true, \"logprobs_mode\": [\"sglang\"]}"));
     }
 }

@@ -48,6 +48,22 @@ class GenerateResponsesTest {
         assertEquals(1, inputChunks, "input logprobs go out once, in the first chunk");
     }
 
+    /** JSON has no infinities or NaN: a processed mode's dropped token (-inf) and a logits mode's +inf logit go out as numbers. */
+    @Test
+    void infiniteValuesGoOutAsNumbers() {
+        List<TokenLogprob> lps = List.of(new TokenLogprob(5, Float.NEGATIVE_INFINITY, new int[0], new float[0], null),
+                new TokenLogprob(6, Float.POSITIVE_INFINITY, new int[0], new float[0], null),
+                new TokenLogprob(7, Float.NaN, new int[0], new float[0], null));
+        JsonObject meta = responses.toJson(snapshot(new int[] {5, 6, 7}, "abc", true, lps), item, 0, false).getJsonObject("meta_info");
+        var out = meta.getJsonArray("output_token_logprobs");
+        assertEquals(-1e30, out.getJsonArray(0).getJsonNumber(0).doubleValue());
+        assertEquals(1e30, out.getJsonArray(1).getJsonNumber(0).doubleValue());
+        assertTrue(out.getJsonArray(2).isNull(0), "NaN as null");
+        assertEquals(-9999.0, OpenAi.finite(Float.NEGATIVE_INFINITY));
+        assertEquals(9999.0, OpenAi.finite(Float.POSITIVE_INFINITY));
+        assertEquals(-9999.0, OpenAi.finite(Float.NaN));
+    }
+
     @Test
     void aStopStringCutAfterItsStartWentOutGivesNoNegativeText() {
         List<TokenLogprob> none = List.of();

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.rollout.engine.FinishReason;
+import dev.rollout.engine.LogprobsMode;
 import dev.rollout.engine.SequenceOutput;
 import jakarta.json.Json;
 import jakarta.json.JsonObject;
@@ -91,5 +92,30 @@ class OpenAiContractTest {
         var c = JsonBodies.JSON.createObjectBuilder();
         OpenAi.matchedStop(c, r);
         return c.build();
+    }
+
+    /**
+     * logprobs_mode rides in the body (what OpenAI SDKs send from extra_body) to the /generate
+     * request, where the parser validates it as on /generate: a bad one is the same 400.
+     */
+    @Test
+    void logprobsModeIsPassedThroughAndValidatedAsOnGenerate() {
+        GenerateRequestParser parser = new GenerateRequestParser(new GenerateRequestParser.Limits(151936, 64, 10_000, 4, 8), null);
+        JsonObject g = OpenAiCompletions.toGenerate(json("{\"prompt\": [1, 2, 3], \"logprobs\": 2, \"logprobs_mode\": \"processed_logprobs\"}"));
+        assertEquals("processed_logprobs", g.getString("logprobs_mode"));
+        assertEquals(LogprobsMode.PROCESSED_LOGPROBS, parser.parse(g).items().get(0).logprobs().mode());
+        assertEquals(LogprobsMode.SGLANG, parser.parse(OpenAiCompletions.toGenerate(json("{\"prompt\": [1], \"logprobs\": 1}")))
+                .items().get(0).logprobs().mode(), "none sent: the server's default");
+
+        ApiException e = assertThrows(ApiException.class,
+                () -> parser.parse(OpenAiCompletions.toGenerate(json("{\"prompt\": [1], \"logprobs\": 1, \"logprobs_mode\": \"raw\"}"))));
+        assertEquals(400, e.status());
+        assertTrue(e.getMessage().startsWith("logprobs_mode must be one of sglang, raw_logprobs, raw_logits, processed_logits, "
+                + "processed_logprobs"), e.getMessage());
+        // chat completions build their body through the same pass-through
+        jakarta.json.JsonObjectBuilder chat = Json.createObjectBuilder().add("input_ids", Json.createArrayBuilder().add(1));
+        OpenAi.passThrough(json("{\"logprobs_mode\": 5}"), chat);
+        e = assertThrows(ApiException.class, () -> parser.parse(chat.build()));
+        assertTrue(e.getMessage().startsWith("logprobs_mode must be one of"), e.getMessage());
     }
 }

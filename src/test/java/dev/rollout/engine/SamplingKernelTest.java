@@ -173,4 +173,34 @@ class SamplingKernelTest {
             for (int i = 0; i < rows; i++) assertTrue(res.tokens()[i] != argmax[i], "row " + i + " took its banned argmax");
         }
     }
+
+    /**
+     * A row in another logprob mode (ADR 0028) leaves the kernel's draws as they are and takes its
+     * values from libtorch: raw_logits reports the drawn token's logit; the SGLang rows beside it
+     * report what the kernel reports alone.
+     */
+    @Test
+    void aRowInAnotherModeKeepsTheKernelsDrawsAndReportsItsMode() {
+        int rows = 4, vocab = 151_936;
+        Random r = new Random(13);
+        float[] logits = new float[rows * vocab];
+        for (int i = 0; i < logits.length; i++) logits[i] = (float) (r.nextGaussian() * 3);
+        SamplingParams p = SamplingParams.builder().temperature(0.9).build();
+        List<Sequence> plain = new ArrayList<>(), mixed = new ArrayList<>();
+        for (int i = 0; i < rows; i++) {
+            plain.add(seq(p, 40 + i));
+            mixed.add(i != 2 ? seq(p, 40 + i) : new Sequence("raw", 0, new int[] {0}, p,
+                    new LogprobOptions(true, -1, 0, null, LogprobsMode.RAW_LOGITS), null, o -> {}, false, 40 + i));
+        }
+        try (PointerScope scope = new PointerScope()) {
+            Sampler s = kernelSampler();
+            Sampler.Result alone = s.sample(Torch.floats(logits, CUDA).view(rows, vocab), plain);
+            Sampler.Result together = s.sample(Torch.floats(logits, CUDA).view(rows, vocab), mixed);
+            assertArrayEquals(alone.tokens(), together.tokens(), "the kernel draws every row either way");
+            int tok = together.tokens()[2];
+            assertEquals(logits[2 * vocab + tok], together.logprobs()[2].logprob(), "raw_logits: the drawn token's logit");
+            for (int i : new int[] {0, 1, 3})
+                assertEquals(alone.logprobs()[i].logprob(), together.logprobs()[i].logprob(), 2e-4, "row " + i + ": SGLang's logprob");
+        }
+    }
 }

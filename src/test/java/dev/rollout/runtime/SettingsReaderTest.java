@@ -2,8 +2,10 @@ package dev.rollout.runtime;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.rollout.engine.LogprobsMode;
 import java.io.IOException;
 import java.io.InputStream;
 import java.util.HashMap;
@@ -51,6 +53,16 @@ class SettingsReaderTest {
     void dtypeIsKeptInSglangsSpelling() throws IOException {
         assertEquals("auto", read(Map.of()).engine().dtype());
         assertEquals("float16", read(Map.of("rollout.dtype", "float16")).engine().dtype());
+    }
+
+    /** SGLang's numbers unless the operator asks for a vLLM mode; a misspelt one stops the start, naming the modes. */
+    @Test
+    void logprobsModeIsSglangsUnlessSetAndAnUnknownOneStopsTheStart() throws IOException {
+        assertEquals(LogprobsMode.SGLANG, read(Map.of()).logprobsMode());
+        assertEquals(LogprobsMode.PROCESSED_LOGPROBS, read(Map.of("rollout.logprobs-mode", "processed_logprobs")).logprobsMode());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> read(Map.of("rollout.logprobs-mode", "processed")));
+        assertEquals("rollout.logprobs-mode must be one of sglang, raw_logprobs, raw_logits, processed_logits, processed_logprobs, "
+                + "not 'processed'", e.getMessage());
     }
 
     /** Just enough of MicroProfile Config over a map: the reader asks only for values and optional values. */
