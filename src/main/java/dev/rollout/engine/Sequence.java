@@ -51,8 +51,8 @@ public final class Sequence {
      */
     IntList routedExperts;
 
-    final List<TokenLogprob> outputLogprobs = new ArrayList<>();
-    final List<TokenLogprob> inputLogprobs = new ArrayList<>();
+    final AppendOnlyList<TokenLogprob> outputLogprobs = new AppendOnlyList<>();   // snapshots share their prefixes
+    final AppendOnlyList<TokenLogprob> inputLogprobs = new AppendOnlyList<>();
     /** The next prompt position to score; a recompute after preemption does not score twice. */
     int inputScoredUpTo;
     /** Where each weight version began generating this sequence's output: (version, first output index). */
@@ -170,6 +170,10 @@ public final class Sequence {
         }
     }
 
+    /**
+     * The sequence as it stands, for its listener: the ids and the text copied, the logprobs and
+     * routed experts shared prefixes of lists only appended to (no copy on the engine thread).
+     */
     SequenceOutput snapshot(String weightVersion) {
         long now = finishedNanos != 0 ? finishedNanos : System.nanoTime();
         String text = detokenizer == null ? null : detokenizer.text();
@@ -178,7 +182,7 @@ public final class Sequence {
             spans.add(new SequenceOutput.VersionSpan(spanVersions.get(i), spanStarts.get(i),
                     i + 1 < spanVersions.size() ? spanStarts.get(i + 1) : numOutputTokens()));
         return new SequenceOutput(rid, index, tokens.toArray(promptLen, tokens.size()), text, finishReason, promptLen,
-                Math.max(numCachedTokens, 0), numRetractions, List.copyOf(outputLogprobs), List.copyOf(inputLogprobs),
+                Math.max(numCachedTokens, 0), numRetractions, outputLogprobs.prefix(), inputLogprobs.prefix(),
                 weightVersion, spans, (now - arrivalNanos) / 1e9,
                 firstTokenNanos == 0 ? Double.NaN : (firstTokenNanos - arrivalNanos) / 1e9,
                 routedExperts == null ? null : new RoutedExperts(routedExperts.backing(), routedExperts.size()));

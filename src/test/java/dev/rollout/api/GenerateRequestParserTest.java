@@ -138,7 +138,7 @@ class GenerateRequestParserTest {
                     refused("{\"input_ids\": [1], \"sampling_params\": {\"" + k + "\": \"x\"}}"));
     }
 
-    static dev.rollout.engine.LogprobsMode mode(GenerateRequest r, int item) {
+    static LogprobsMode mode(GenerateRequest r, int item) {
         return r.items().get(item).logprobs().mode();
     }
 

@@ -9,6 +9,7 @@ import dev.rollout.engine.LogprobsMode;
 import dev.rollout.engine.SequenceOutput;
 import jakarta.json.Json;
 import jakarta.json.JsonObject;
+import jakarta.json.JsonObjectBuilder;
 import java.io.StringReader;
 import java.util.List;
 import java.util.Set;
@@ -113,7 +114,7 @@ class OpenAiContractTest {
         assertTrue(e.getMessage().startsWith("logprobs_mode must be one of sglang, raw_logprobs, raw_logits, processed_logits, "
                 + "processed_logprobs"), e.getMessage());
         // chat completions build their body through the same pass-through
-        jakarta.json.JsonObjectBuilder chat = Json.createObjectBuilder().add("input_ids", Json.createArrayBuilder().add(1));
+        JsonObjectBuilder chat = Json.createObjectBuilder().add("input_ids", Json.createArrayBuilder().add(1));
         OpenAi.passThrough(json("{\"logprobs_mode\": 5}"), chat);
         e = assertThrows(ApiException.class, () -> parser.parse(chat.build()));
         assertTrue(e.getMessage().startsWith("logprobs_mode must be one of"), e.getMessage());

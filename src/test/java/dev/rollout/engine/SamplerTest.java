@@ -7,7 +7,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.rollout.model.Torch;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
+import java.util.Random;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
 import org.junit.jupiter.api.Test;
@@ -92,7 +95,7 @@ class SamplerTest {
             else p.topK(i % 4 == 1 ? 40 : 2000).topP(0.95);
             seqs.add(seq(p.build(), 500 + i));
         }
-        Tensor limited = Torch.floats(java.util.Arrays.copyOf(peaked, rows * vocab), CPU).view(rows, vocab);
+        Tensor limited = Torch.floats(Arrays.copyOf(peaked, rows * vocab), CPU).view(rows, vocab);
         assertTrue(candidatesFit(limited, seqs), "peaked rows: the nucleus fits in the candidates");
         int[] fast = SAMPLER.sample(limited, seqs).tokens();
 
@@ -103,7 +106,7 @@ class SamplerTest {
         assertTrue(!candidatesFit(all, again), "a row without limits needs the full sort");
         int[] full = SAMPLER.sample(all, again).tokens();
         for (int i = 0; i < rows; i++) assertEquals(full[i], fast[i], "row " + i);
-        assertTrue(java.util.Arrays.stream(fast).distinct().count() > 10, "rows sampled different tokens");
+        assertTrue(Arrays.stream(fast).distinct().count() > 10, "rows sampled different tokens");
 
         Tensor flat = Torch.floats(randomLogits(1, vocab, 0.1), CPU).view(1, vocab);
         List<Sequence> wide = List.of(seq(SamplingParams.builder().temperature(1.0).topP(0.99).build(), 1));
@@ -142,7 +145,7 @@ class SamplerTest {
     }
 
     static float[] randomLogits(int rows, int vocab, double scale) {
-        java.util.Random r = new java.util.Random(5);
+        Random r = new Random(5);
         float[] out = new float[rows * vocab];
         for (int i = 0; i < out.length; i++) out[i] = (float) (r.nextGaussian() * scale);
         return out;
@@ -235,7 +238,7 @@ class SamplerTest {
         double[] scaled = {pen[0] / 2, pen[1] / 2, pen[2] / 2, pen[3] / 2};
         double[] processed = {scaled[0], scaled[1], Double.NEGATIVE_INFINITY, Double.NEGATIVE_INFINITY};  // tokens 1 and 0 are the top two
         double[] kept = logSoftmax(scaled[0], scaled[1]);
-        java.util.Map<LogprobsMode, double[]> expected = java.util.Map.of(
+        Map<LogprobsMode, double[]> expected = Map.of(
                 LogprobsMode.RAW_LOGITS, raw,
                 LogprobsMode.RAW_LOGPROBS, logSoftmax(raw),
                 LogprobsMode.SGLANG, logSoftmax(scaled),
@@ -256,7 +259,7 @@ class SamplerTest {
 
             Sampler.Result alone = SAMPLER.sample(logits(1, LOGITS), List.of(inMode(p, m, 31, 0)));
             assertEquals(together.tokens()[r], alone.tokens()[0], m + ": the same draw alone");
-            assertEquals(java.util.Arrays.toString(lp.idsLogprobs()), java.util.Arrays.toString(alone.logprobs()[0].idsLogprobs()),
+            assertEquals(Arrays.toString(lp.idsLogprobs()), Arrays.toString(alone.logprobs()[0].idsLogprobs()),
                     m + ": the same values alone");
         }
         float[] pl = together.logprobs()[LogprobsMode.PROCESSED_LOGPROBS.ordinal()].idsLogprobs();
@@ -274,7 +277,7 @@ class SamplerTest {
         double[] raw = {LOGITS[0], LOGITS[1], LOGITS[2], LOGITS[3]};
         double[] scaled = {raw[0] / 2, raw[1] / 2, raw[2] / 2, raw[3] / 2};
         double[] kept = logSoftmax(scaled[0], scaled[1]);
-        java.util.Map<LogprobsMode, double[]> expected = java.util.Map.of(
+        Map<LogprobsMode, double[]> expected = Map.of(
                 LogprobsMode.RAW_LOGITS, raw,
                 LogprobsMode.RAW_LOGPROBS, logSoftmax(raw),
                 LogprobsMode.SGLANG, logSoftmax(scaled),
@@ -283,7 +286,7 @@ class SamplerTest {
         List<Sequence> owners = new ArrayList<>();
         for (LogprobsMode m : LogprobsMode.values()) owners.add(inMode(p, m, 1, 0, 2, 0));
         int[] targets = new int[owners.size()];
-        java.util.Arrays.fill(targets, 2);
+        Arrays.fill(targets, 2);
         TokenLogprob[] scored = SAMPLER.score(logits(owners.size(), LOGITS), targets, owners);
         for (LogprobsMode m : LogprobsMode.values()) {
             TokenLogprob lp = scored[m.ordinal()];
@@ -303,7 +306,7 @@ class SamplerTest {
     void theDeterministicSamplerDrawsARowTheSameWhateverItsNeighboursFilter() {
         Sampler deterministic = new Sampler(CPU, List.of(3), false, true);
         int vocab = 6000;
-        float[] row = java.util.Arrays.copyOf(randomLogits(1, vocab, 2.0), vocab);
+        float[] row = Arrays.copyOf(randomLogits(1, vocab, 2.0), vocab);
         SamplingParams plain = SamplingParams.builder().temperature(1.0).build();
         SamplingParams nucleus = SamplingParams.builder().temperature(0.9).topK(40).topP(0.9).build();
         SamplingParams wideK = SamplingParams.builder().temperature(1.0).topK(2000).build();  // past the candidates
@@ -317,10 +320,10 @@ class SamplerTest {
                     Sampler.Result crowded = deterministic.sample(logits(3, row), crowd);
                     String what = "seed " + seed + ", " + (target == plain ? "plain" : "nucleus") + ", " + m.wireName();
                     assertEquals(alone.tokens()[0], crowded.tokens()[1], what + ": the token");
-                    assertEquals(java.util.Arrays.toString(alone.logprobs()[0].idsLogprobs()),
-                            java.util.Arrays.toString(crowded.logprobs()[1].idsLogprobs()), what + ": the values");
-                    assertEquals(java.util.Arrays.toString(alone.logprobs()[0].topIds()),
-                            java.util.Arrays.toString(crowded.logprobs()[1].topIds()), what + ": the top ids");
+                    assertEquals(Arrays.toString(alone.logprobs()[0].idsLogprobs()),
+                            Arrays.toString(crowded.logprobs()[1].idsLogprobs()), what + ": the values");
+                    assertEquals(Arrays.toString(alone.logprobs()[0].topIds()),
+                            Arrays.toString(crowded.logprobs()[1].topIds()), what + ": the top ids");
                 }
             }
             int a = SAMPLER.sample(logits(1, row), List.of(seq(plain, seed))).tokens()[0];
