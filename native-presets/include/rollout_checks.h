@@ -68,6 +68,13 @@ inline int toInt(const char* op, const char* what, int64_t n) {
     return static_cast<int>(n);
 }
 
+// t's data starts on a 16-byte boundary, as a kernel that reads it 16 bytes at a time needs (a
+// misaligned load is a sticky error that takes the CUDA context down, not an exception).
+inline void aligned16(const char* op, const char* name, const at::Tensor& t) {
+    if (reinterpret_cast<std::uintptr_t>(t.data_ptr()) % 16 != 0)
+        fail(op, name, "of shape " + shape(t) + " does not start on a 16-byte boundary (a view at an odd offset?)");
+}
+
 // rmsNorm: x, out (rows, hidden) bf16; w (hidden) bf16. addRmsNorm also: delta, hOut like x.
 inline void rmsNorm(const at::Tensor& x, const at::Tensor* delta, const at::Tensor* hOut, const at::Tensor& w,
                     const at::Tensor& out, c10::Device device) {
@@ -272,6 +279,11 @@ inline void moeGateUp(const at::Tensor& x, const at::Tensor& tokenOf, const at::
     size(op, "act", act, 0, tokenOf.size(0), "tokenOf's rows");
     size(op, "act", act, 1, inter, "gateUp's intermediate size");
     sortedRows(op, ends, e, "gateUp's experts", "tokenOf", tokenOf.size(0), device);
+    aligned16(op, "x", x);
+    aligned16(op, "gateUp", gateUp);
+    if (inter < 1) fail(op, "gateUp", "has shape " + shape(gateUp) + ": no intermediate rows");
+    toInt(op, "hidden", h);
+    toInt(op, "intermediate", inter);
 }
 
 // moeDown: act (N, I) bf16, down (E, H, I) bf16, ends (E) int32 -> ys (N, H) bf16.
@@ -287,6 +299,11 @@ inline void moeDown(const at::Tensor& act, const at::Tensor& down, const at::Ten
     size(op, "ys", ys, 0, act.size(0), "act's rows");
     size(op, "ys", ys, 1, h, "down's hidden size");
     sortedRows(op, ends, e, "down's experts", "act", act.size(0), device);
+    aligned16(op, "act", act);
+    aligned16(op, "down", down);
+    if (h < 1) fail(op, "down", "has shape " + shape(down) + ": no hidden rows");
+    toInt(op, "hidden", h);
+    toInt(op, "intermediate", inter);
 }
 
 }  // namespace checks

@@ -67,6 +67,9 @@ __global__ void __launch_bounds__(kWarps * 32) moe_gemv_kernel(
         const bf16* __restrict__ in_rows, const long long* __restrict__ token_of, const bf16* __restrict__ w,
         const int* __restrict__ ends, bf16* __restrict__ out, int num_experts, int in, int units) {
     const int r = blockIdx.y;
+    // every row lies in some expert's block when ends[E - 1] is the rows' count, as moe_align and
+    // libtorch's cumsum leave it; should it not, no expert is found and the block must not read one
+    if (r >= ends[num_experts - 1]) return;
     const int e = expert_of(ends, num_experts, r);
     const int start = e == 0 ? 0 : ends[e - 1];
     if ((r - start) % kCopies != 0) return;   // another block's run

@@ -150,6 +150,10 @@ class NativeChecksTest {
             refused("moeDown: ys has shape [19, 128]: dimension 0 must be 20 (act's rows)",
                     () -> RolloutCuda.moeDown(act, down, ends, bf16(cuda, 19, H)));
             refused("moeDown: act is Float, not BFloat16", () -> RolloutCuda.moeDown(f32(cuda, T * 4, 64), down, ends, ys));
+            // contiguous, but two bytes into its buffer: the kernels' 16-byte loads would fault
+            Tensor offset = bf16(cuda, T * H + 1).narrow(0, 1, (long) T * H).view(T, H);
+            refused("moeGateUp: x of shape [5, 128] does not start on a 16-byte boundary (a view at an odd offset?)",
+                    () -> RolloutCuda.moeGateUp(offset, tokenOf, gateUp, ends, act));
 
             // after all of that, every op still runs and the device is healthy (a kernel out of
             // bounds would have left a sticky error that the next synchronisation reports)
