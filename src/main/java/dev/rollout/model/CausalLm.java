@@ -474,9 +474,13 @@ public final class CausalLm {
      */
     private Tensor experts(Tensor x, Experts m, Tensor routed, Tensor slots) {
         ExpertRouting routing = ops.route(linear(x, m.router()), routed, slots);                // logits (T, E)
-        Tensor ys = !groupedExperts ? expertByExpert(x.index_select(0, routing.tokenOf()), routing.ends(), m)
-                : routing.tokenOf().size(0) <= GEMV_COPIES ? expertGemv(x, routing, m)
-                : groupedExperts(x.index_select(0, routing.tokenOf()), routing.ends(), m);      // (T k, hidden)
+        Tensor ys;                                                                              // (T k, hidden)
+        if (groupedExperts && routing.tokenOf().size(0) <= GEMV_COPIES) {
+            ys = expertGemv(x, routing, m);                                                     // reads x in place
+        } else {
+            Tensor xs = x.index_select(0, routing.tokenOf());                                   // (T k, hidden), sorted by expert
+            ys = groupedExperts ? groupedExperts(xs, routing.ends(), m) : expertByExpert(xs, routing.ends(), m);
+        }
         Tensor out = ops.combine(ys, routing);                                                  // (T, hidden)
         if (m.sharedGateUp() == null) return out;
         Tensor shared = linear(ops.siluAndMul(linear(x, m.sharedGateUp())), m.sharedDown());    // (T, hidden)
