@@ -5,11 +5,15 @@
 # test classes in target/test-classes) against a baseline packed by bench/ab-pack.sh. The baseline
 # borrows this distribution's Java runtime, jars and JNI glue, and builds its own native preset
 # from its own sources against the machine's torch. RESULT lines go to $OUT/bench.log, each
-# prefixed with the side.
+# prefixed with the side. AB_MAIN names another bench class to run the same way (KernelBench: MODEL_DIR
+# is then "-", no model).
 #   bench/ab-engine.sh BASELINE.tar.xz MODEL_DIR [EngineBench arguments...]
 set -euo pipefail
 out="${OUT:-/tmp}"
 baseline="$1" model="$2"; shift 2
+main="${AB_MAIN:-dev.rollout.bench.EngineBench}"
+model_args=(--model "$model")
+[ "$model" = - ] && model_args=()
 bash tools/dist/unpack.sh
 new=/tmp/rollout-dist/rollout
 base=/tmp/ab-base
@@ -23,7 +27,7 @@ run() {  # run SIDE ROLLOUT_DIR CLASSES TEST_CLASSES
     source "$here/env.sh"
     cp="$classes:$tests:$(ls /tmp/rollout-dist/war/WEB-INF/lib/*.jar | tr '\n' ':')"
     # shellcheck disable=SC2086
-    "$JAVA_HOME/bin/java" -Xmx8g $JVM_ARGS -cp "$cp" dev.rollout.bench.EngineBench --model "$model" "$@" 2>&1 \
+    "$JAVA_HOME/bin/java" -Xmx8g $JVM_ARGS -cp "$cp" "$main" "${model_args[@]}" "$@" 2>&1 \
       | sed "s/^RESULT/RESULT $side/" | tee -a "$out/bench.log"
   )
 }

@@ -23,6 +23,7 @@
 #   ncu05          Nsight Compute's time of each kernel of one eager decode step at batch 512
 #   nsys05         Nsight Systems' per-kernel summary of graphed decode steps at batch 512
 #                  (it traces, where Nsight Compute replays each kernel and did not finish in 300 s)
+#   ncu05b1        Nsight Compute's time of every kernel of eager 0.5B decode steps at batch 1, summed by name
 #   soak           issue #3's GPU soak (bench/rl_soak.py, the embedded default model, as in benchmarks.md)
 #   heapprobe      where the soak's native memory growth comes from: streams alone, then 200 pushes
 #                  in each transport alone, then release/resume cycles alone (the glibc heap after each)
@@ -43,6 +44,9 @@
 #   ab05           graphs05's R4 and R1 for this tree and a baseline tree, alternating (bench/ab-engine.sh; carry
 #                  also ".device/base.tar.xz", made here by bench/ab-pack.sh OTHER_CHECKOUT .device/base.tar.xz,
 #                  or another archive named by AB_BASE)
+#   ab05sweep      R5's decode steps at batches 1, 64 and 512 for this tree and the baseline, as ab05
+#   abkernel       KernelBench (our paged attention and one layer's GEMMs, each with its fraction of the
+#                  bandwidth) for this tree and the baseline, as ab05: a kernel's change on its own
 #   ab7            R4 at 7B (random weights made on the GPU), this tree against the baseline as ab05
 #   ab30g          moe30's decode and sweep with CUDA graphs, this tree against the baseline as ab05
 #   ab30           eager steps of moe30's model, this tree against the baseline as ab05 (the fused routing on its own)
@@ -136,6 +140,11 @@ for s in "$@"; do
            stage ncu30 400 bash -c "'$ncu' --clock-control none --target-processes all --metrics gpu__time_duration.sum --csv \
              --launch-skip 1500 --launch-count 650 ${ours[*]} /tmp/q30l4 --dummy --native-kernels --kv-fraction 0.05 \
              --hbm-gbps $gbps decode:128:64 > $logs/ncu30.csv; python3 bench/ncu-summary.py < $logs/ncu30.csv" ;;
+    # issue #20: every kernel of eager 0.5B decode steps at batch 1 (about 260 a step), summed by kernel name
+    ncu05b1) ncu="$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"
+             stage ncu05b1 400 bash -c "'$ncu' --clock-control none --target-processes all --metrics gpu__time_duration.sum --csv \
+               --launch-skip 1500 --launch-count 780 ${ours[*]} /tmp/q05 --native-kernels --kv-fraction 0.05 \
+               --hbm-gbps $gbps decode:128:64 > $logs/ncu05b1.csv; python3 bench/ncu-summary.py < $logs/ncu05b1.csv" ;;
     nsys05) nsys="$(command -v nsys || ls /opt/nvidia/nsight-systems/*/bin/nsys /usr/local/cuda/bin/nsys 2>/dev/null | head -1)"
             if [ -z "$nsys" ]; then echo "no nsys on this machine" | tee -a "$OUT/session.log"; else
               stage nsys05 300 bash -c "'$nsys' profile --cuda-graph-trace=node --trace=cuda -o /tmp/nsys05 --force-overwrite true \
@@ -183,6 +192,10 @@ for s in "$@"; do
     # R4 and R1 (reduced) of this tree against a baseline tree, alternating, in this one command
     ab05) stage ab05 560 bash bench/ab-engine.sh "${AB_BASE:-.device/base.tar.xz}" /tmp/q05 --native-kernels --cuda-graphs --repeat 2 \
             --hbm-gbps "$gbps" decode:128:512 $r1 ;;
+    ab05sweep) stage ab05sweep 400 bash bench/ab-engine.sh "${AB_BASE:-.device/base.tar.xz}" /tmp/q05 --native-kernels --cuda-graphs \
+                 --repeat 2 --hbm-gbps "$gbps" sweep:512:128:1,64,512 ;;
+    abkernel) stage abkernel 300 env AB_MAIN=dev.rollout.model.KernelBench bash bench/ab-engine.sh "${AB_BASE:-.device/base.tar.xz}" - \
+                --hbm-gbps "$gbps" 0.5b:1:576 0.5b:64:576 0.5b:512:576 0.5b:512:2048 0.5b:1:8192 7b:1:576 7b:64:576 7b:256:576 7b:1:8192 ;;
     # R4 at 7B (random weights made on the GPU) for this tree and the baseline, alternating: issue #18's "TP=1 is no slower"
     ab7) bash bench/gpu-bench.sh save /tmp/q7 qwen2.5-7b > /dev/null 2>&1
          stage ab7 400 bash bench/ab-engine.sh "${AB_BASE:-.device/base.tar.xz}" /tmp/q7 --dummy --native-kernels --cuda-graphs --repeat 2 \

@@ -27,6 +27,7 @@ namespace checks {
 constexpr c10::ScalarType BF16 = c10::ScalarType::BFloat16;
 constexpr c10::ScalarType F32 = c10::ScalarType::Float;
 constexpr c10::ScalarType I64 = c10::ScalarType::Long;
+constexpr c10::ScalarType I32 = c10::ScalarType::Int;
 
 // Message building only on the way out: the checks that pass cost a few field reads each.
 [[noreturn]] inline void fail(const char* op, const char* name, const std::string& why) {
@@ -68,11 +69,16 @@ inline int toInt(const char* op, const char* what, int64_t n) {
     return static_cast<int>(n);
 }
 
-// t's data starts on a 16-byte boundary, as a kernel that reads it 16 bytes at a time needs (a
-// misaligned load is a sticky error that takes the CUDA context down, not an exception).
+// t's data starts on a `bytes` boundary, as a kernel that reads it that many bytes at a time needs
+// (a misaligned load is a sticky error that takes the CUDA context down, not an exception).
+inline void aligned(const char* op, const char* name, const at::Tensor& t, int bytes) {
+    if (reinterpret_cast<std::uintptr_t>(t.data_ptr()) % bytes != 0)
+        fail(op, name, "of shape " + shape(t) + " does not start on a " + std::to_string(bytes) +
+                               "-byte boundary (a view at an odd offset?)");
+}
+
 inline void aligned16(const char* op, const char* name, const at::Tensor& t) {
-    if (reinterpret_cast<std::uintptr_t>(t.data_ptr()) % 16 != 0)
-        fail(op, name, "of shape " + shape(t) + " does not start on a 16-byte boundary (a view at an odd offset?)");
+    aligned(op, name, t, 16);
 }
 
 // rmsNorm: x, out (rows, hidden) bf16; w (hidden) bf16. addRmsNorm also: delta, hOut like x.
@@ -137,22 +143,28 @@ inline void ropeAndCache(const at::Tensor& qkv, const at::Tensor& positions, con
     toInt(op, "tokens", t);
 }
 
-// q, out (B, nH, D) bf16; kCache, vCache (slots, nKv, D) bf16; blockTable (B, maxBlocks) and
-// seqLens (B) int64; partM, partL (B, nH, partitions) and partAcc (B, nH, partitions, D) float32.
+// q, out (B, nH, D) bf16, q on a 4-byte boundary (read in pairs); kCache, vCache (slots, nKv, D)
+// bf16, on 16-byte boundaries (copied 16 bytes at a time); blockTable (B, maxBlocks) and seqLens (B) int64; partM, partL (B, nH, splits)
+// and partAcc (B, nH, splits, D) float32; counters (B, nKv) int32.
 inline void pagedDecodeAttention(const at::Tensor& q, const at::Tensor& kCache, const at::Tensor& vCache,
                                  const at::Tensor& blockTable, const at::Tensor& seqLens, const at::Tensor& partM,
-                                 const at::Tensor& partL, const at::Tensor& partAcc, const at::Tensor& out, int blockSize,
-                                 int64_t partitions, c10::Device device) {
+                                 const at::Tensor& partL, const at::Tensor& partAcc, const at::Tensor& counters,
+                                 const at::Tensor& out, int blockSize, int partitionTokens, int64_t splits,
+                                 c10::Device device) {
     const char* op = "pagedDecodeAttention";
     if (blockSize <= 0) fail(op, "blockSize", "is " + std::to_string(blockSize) + ", not positive");
+    if (partitionTokens < 0) fail(op, "partitionTokens", "is " + std::to_string(partitionTokens) + ", not 0 or positive");
     tensor(op, "q", q, BF16, 3, device);
+    aligned(op, "q", q, 4);
     const int64_t b = q.size(0), nH = q.size(1), d = q.size(2);
     tensor(op, "out", out, BF16, 3, device);
     sameShape(op, "out", out, "q", q);
     tensor(op, "kCache", kCache, BF16, 3, device);
     size(op, "kCache", kCache, 2, d, "q's head_dim");
+    aligned16(op, "kCache", kCache);
     tensor(op, "vCache", vCache, BF16, 3, device);
     sameShape(op, "vCache", vCache, "kCache", kCache);
+    aligned16(op, "vCache", vCache);
     tensor(op, "blockTable", blockTable, I64, 2, device);
     size(op, "blockTable", blockTable, 0, b, "q's batch");
     tensor(op, "seqLens", seqLens, I64, 1, device);
@@ -160,16 +172,19 @@ inline void pagedDecodeAttention(const at::Tensor& q, const at::Tensor& kCache, 
     tensor(op, "partM", partM, F32, 3, device);
     size(op, "partM", partM, 0, b, "q's batch");
     size(op, "partM", partM, 1, nH, "q's heads");
-    size(op, "partM", partM, 2, partitions, "the partitions of blockTable's context");
+    size(op, "partM", partM, 2, splits, "the kernel's splits for this batch and context");
     tensor(op, "partL", partL, F32, 3, device);
     sameShape(op, "partL", partL, "partM", partM);
     tensor(op, "partAcc", partAcc, F32, 4, device);
     size(op, "partAcc", partAcc, 0, b, "q's batch");
     size(op, "partAcc", partAcc, 1, nH, "q's heads");
-    size(op, "partAcc", partAcc, 2, partitions, "the partitions of blockTable's context");
+    size(op, "partAcc", partAcc, 2, splits, "the kernel's splits for this batch and context");
     size(op, "partAcc", partAcc, 3, d, "q's head_dim");
+    tensor(op, "counters", counters, I32, 2, device);
+    size(op, "counters", counters, 0, b, "q's batch");
+    size(op, "counters", counters, 1, kCache.size(1), "kCache's KV heads");
     toInt(op, "batch", b);
-    toInt(op, "maxBlocks", blockTable.size(1));
+    toInt(op, "the block table's context (maxBlocks * blockSize)", blockTable.size(1) * blockSize);
 }
 
 // logits (rows, vocab) float32; temperature, uniform (rows) float32; out (rows, 2) float32.
@@ -188,8 +203,6 @@ inline void sampleRows(const at::Tensor& logits, const at::Tensor& temperature, 
     toInt(op, "rows", rows);
     toInt(op, "vocab", logits.size(1));
 }
-
-constexpr c10::ScalarType I32 = c10::ScalarType::Int;
 
 // moeRoute: logits (T, E) bf16 -> weights (T, k) float32, experts (T, k) int32; routed (slots, k)
 // int32, each row contiguous (a layer of the cache's record), and slots (T) int64, both or neither.

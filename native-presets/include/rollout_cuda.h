@@ -44,8 +44,8 @@ inline void resetPeakMemoryStats() {
     c10::cuda::CUDACachingAllocator::resetPeakStats(c10::cuda::current_device());
 }
 
-inline int pagedDecodePartitions(int maxBlocks, int blockSize) {
-    return kernels::paged_decode_partitions(maxBlocks, blockSize);
+inline int pagedDecodeSplits(int batch, int numKvHeads, int headDim, int maxBlocks, int blockSize, int partitionTokens) {
+    return kernels::paged_decode_plan(batch, numKvHeads, headDim, maxBlocks, blockSize, partitionTokens).splits;
 }
 
 // A mixture of experts' GEMMs in one call: x (T, K) in groups of rows sorted by expert, group e
@@ -78,17 +78,24 @@ inline c10::Device device() {
 // Decode attention from the paged KV cache (paged_attention.cu).
 inline void pagedDecodeAttention(const at::Tensor& q, const at::Tensor& kCache, const at::Tensor& vCache,
                                  const at::Tensor& blockTable, const at::Tensor& seqLens, const at::Tensor& partM,
-                                 const at::Tensor& partL, const at::Tensor& partAcc, const at::Tensor& out, int blockSize,
-                                 float scale) {
+                                 const at::Tensor& partL, const at::Tensor& partAcc, const at::Tensor& counters,
+                                 const at::Tensor& out, int blockSize, int partitionTokens, float scale) {
     const int64_t maxBlocks = blockTable.defined() && blockTable.dim() == 2 ? blockTable.size(1) : 0;
-    const int partitions = blockSize > 0 && maxBlocks <= INT_MAX
-                                   ? kernels::paged_decode_partitions(static_cast<int>(maxBlocks), blockSize) : 0;
-    checks::pagedDecodeAttention(q, kCache, vCache, blockTable, seqLens, partM, partL, partAcc, out, blockSize,
-                                 partitions, detail::device());
+    const int64_t batch = q.defined() && q.dim() == 3 ? q.size(0) : 0;
+    const int64_t nKv = kCache.defined() && kCache.dim() == 3 ? kCache.size(1) : 0;
+    const int64_t headDim = q.defined() && q.dim() == 3 ? q.size(2) : 0;
+    const kernels::PagedDecodePlan plan =
+            blockSize > 0 && maxBlocks <= INT_MAX && batch <= INT_MAX && nKv <= INT_MAX && headDim <= INT_MAX && partitionTokens >= 0
+                    ? kernels::paged_decode_plan(static_cast<int>(batch), static_cast<int>(nKv), static_cast<int>(headDim),
+                                                 static_cast<int>(maxBlocks), blockSize, partitionTokens)
+                    : kernels::PagedDecodePlan{0, 0};
+    checks::pagedDecodeAttention(q, kCache, vCache, blockTable, seqLens, partM, partL, partAcc, counters, out, blockSize,
+                                 partitionTokens, plan.splits, detail::device());
     kernels::PagedDecodeArgs a{q.data_ptr(), kCache.data_ptr(), vCache.data_ptr(), blockTable.data_ptr(),
-                               seqLens.data_ptr(), partM.data_ptr(), partL.data_ptr(), partAcc.data_ptr(), out.data_ptr(),
-                               static_cast<int>(q.size(0)), static_cast<int>(q.size(1)), static_cast<int>(kCache.size(1)),
-                               static_cast<int>(q.size(2)), blockSize, static_cast<int>(maxBlocks), scale};
+                               seqLens.data_ptr(), partM.data_ptr(), partL.data_ptr(), partAcc.data_ptr(),
+                               counters.data_ptr(), out.data_ptr(), static_cast<int>(batch), static_cast<int>(q.size(1)),
+                               static_cast<int>(nKv), static_cast<int>(q.size(2)), blockSize,
+                               static_cast<int>(maxBlocks), plan.splits, plan.min_chunk, partitionTokens, scale};
     detail::check(kernels::paged_decode_attention(a, detail::stream()));
 }
 

@@ -14,23 +14,36 @@ inline const char* launch_error() {
 }
 
 // Decode attention over the paged KV cache; layouts in paged_attention.cu. Pointers are device
-// pointers; the workspaces hold batch * num_heads * paged_decode_partitions(...) partials.
+// pointers; the workspaces hold batch * num_heads * splits partials, splits and min_chunk from
+// paged_decode_plan(...) for the same batch and block table.
 struct PagedDecodeArgs {
     const void* q;            // [B, nH, D] bf16
     const void* k_cache;      // [slots, nKv, D] bf16
     const void* v_cache;      // [slots, nKv, D] bf16
     const void* block_table;  // [B, maxBlocks] int64
     const void* seq_lens;     // [B] int64
-    void* part_m;             // [B, nH, P] float32
-    void* part_l;             // [B, nH, P] float32
-    void* part_acc;           // [B, nH, P, D] float32
+    void* part_m;             // [B, nH, S] float32
+    void* part_l;             // [B, nH, S] float32
+    void* part_acc;           // [B, nH, S, D] float32
+    void* counters;           // [B, nKv] int32, zero before and after
     void* out;                // [B, nH, D] bf16
     int batch, num_heads, num_kv_heads, head_dim, block_size, max_blocks;
+    int splits;               // S, the grid's blocks per (sequence, KV head)
+    int min_chunk;            // the least context a split takes (partition_tokens 0)
+    int partition_tokens;     // 0: chunks cut per sequence by the plan; > 0: chunks of this many tokens (batch-invariant)
     float scale;
 };
 
-// How many context partitions the kernel uses for a block table of max_blocks blocks.
-int paged_decode_partitions(int max_blocks, int block_size);
+// The kernel's grid for a batch on the current device: with partition_tokens 0, as many splits
+// per (sequence, KV head) as fill the card's resident blocks when batch * KV heads would not (each
+// at least min_chunk tokens), or, when the batch fills it, splits of the contexts longer than
+// min_chunk; with partition_tokens > 0, the block table's context in partitions of that size.
+struct PagedDecodePlan {
+    int splits;
+    int min_chunk;
+};
+PagedDecodePlan paged_decode_plan(int batch, int num_kv_heads, int head_dim, int max_blocks, int block_size,
+                                  int partition_tokens);
 
 // Launches on `stream`; returns null, or why it could not.
 const char* paged_decode_attention(const PagedDecodeArgs& args, cudaStream_t stream);

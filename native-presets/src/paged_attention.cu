@@ -1,30 +1,44 @@
 // Decode attention straight from the paged KV cache (one query token per sequence), the kernel
 // that lets a decode step read each sequence's K/V once and in place, with shapes that depend on
-// the batch only, so that a step can be captured as a CUDA graph per batch size.
+// the batch only, so that a step can be captured as a CUDA graph per batch size. ADR 0008 and
+// its addendum (issue #20's rewrite).
 //
-// Flash-decoding: the context of each (sequence, KV head) is cut into partitions of PARTITION
-// tokens; one thread block per (sequence, KV head, partition) computes the attention of the KV
-// head's g query heads over its partition, and a second kernel merges the partitions. The grid is
-// sized by the largest context the block table can hold, so it stays the same from step to step;
-// partitions past a sequence's length exit at once.
+// One thread block per (sequence, KV head, split) takes the KV head's g query heads over a chunk of
+// the context. The host plans the grid (paged_decode_plan) from the batch, the context and how
+// many blocks the card holds at once: when batch * KV heads would leave resident slots empty, a
+// context is cut into chunks of at least MIN_CHUNK tokens to fill them; when the batch fills the
+// card, only a context longer than LONG_CHUNK is cut, so that one long sequence does not keep a
+// single block streaming while the rest of the card idles. Each sequence cuts its own context by
+// the plan (chunk = max(len / splits, min_chunk), whole 64-token tiles), so a short context uses
+// one block however many splits the grid has. A sequence that used one block is finished by it;
+// otherwise each block leaves its partial softmax in the workspace and the last one to finish (a
+// counter per (sequence, KV head)) merges them, in split order, and sets the counter back to 0.
+// One kernel either way: no merge kernel.
 //
-// Inside a block the work is spread over tokens, not looped over them: every thread scores one
-// token against the g query heads (its K row read with 16-byte loads), one warp per head takes the
-// softmax of the partition, and then each thread sums p * V over 4 dimensions of every 16th (D 64)
-// or 8th (D 128) token, each V read an 8-byte load that serves all g heads. (A first version gave
-// each warp one token at a time, with a warp reduction per head per token: latency-bound. On an
-// H200 the rewrite took a graphed 0.5B decode step from 4.40 to 1.86 ms at batch 1, 12.8 to 7.0 ms
-// at 512. Its p * V read V two bytes a thread, 64 loads a thread in rounds of four: at batch 512
-// the kernel moved 37% of the H100's bandwidth (KernelBench); now 16 loads of 8 bytes, in rounds
-// of eight, at four blocks an SM.)
+// Inside a block, four warps take 16-token tiles in turn, each warp streaming its own tiles into
+// shared memory with cp.async, three tiles in flight, so that the block has up to 12 tiles' K and
+// V requested while it computes. The scores and p * V are tensor-core MMAs (m16n8k16, bf16 in,
+// float32 accumulate): the g query heads are the rows of the A operand (g <= 8 of its 16; the rest
+// are zeros), so one read of a K or V tile serves every head of the group. The softmax is online
+// per warp (FlashAttention-2's rescaling, in the log2 domain), p goes to bf16 for the p * V MMA as
+// in FlashAttention, and the four warps' states are combined through shared memory at the end.
+//
+// With partition_tokens > 0 the chunks are instead that many tokens at absolute positions, and
+// every reduction's order depends only on the sequence's own length: the batch-invariant
+// configuration of deterministic mode (ADR 0026).
 //
 // Layouts (row-major, bf16 unless said otherwise):
 //   q           [B, nH, D]            query head h attends with KV head h / g (transformers' repeat_kv)
 //   k/v cache   [slots, nKv, D]       slot = block * blockSize + offset
-//   blockTable  [B, maxBlocks] int64  a sequence's blocks in order; unused entries are never read
-//   seqLens     [B] int64             context length including the current token; 0 = padding row
-//   partial m,l [B, nH, P] float32,  partial acc [B, nH, P, D] float32   (workspace, P = partitions)
+//   blockTable  [B, maxBlocks] int64  a sequence's blocks in order; entries past its length never read
+//   seqLens     [B] int64             context length including the current token; 0 = padding row (zeros out)
+//   partial m,l [B, nH, S] float32,  partial acc [B, nH, S, D] float32   (workspace, S = splits)
+//   counters    [B, nKv] int32        zero before the launch, zero after it
 //   out         [B, nH, D]
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <math_constants.h>
@@ -33,197 +47,378 @@
 
 namespace {
 
-constexpr int THREADS = 256;
-constexpr int WARPS = THREADS / 32;
-constexpr int MAX_G = 8;          // query heads per KV head: 7 for Qwen2.5, 2-4 for Qwen3 and Llama 3
-constexpr int PARTITION = 256;    // context tokens per thread block: one per thread when scoring
+using bf16 = __nv_bfloat16;
 
-__device__ __forceinline__ float warp_sum(float x) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
-    return x;
+constexpr int WARPS = 4;
+constexpr int THREADS = WARPS * 32;
+constexpr int TILE = 16;                  // tokens a warp takes at a time: the k of one p * V MMA
+constexpr int STAGES = 3;                 // tiles in flight per warp
+constexpr int CTA_TOKENS = WARPS * TILE;  // chunks are whole multiples of this: a tile for every warp
+constexpr int MIN_CHUNK = 256;            // the least context a split is given to fill the card
+constexpr int LONG_CHUNK = 2048;          // contexts longer than this are split even when the batch fills it
+constexpr int MERGE_SPLITS = 256;         // splits whose weights the merging block holds in shared memory at a time
+constexpr int MAX_G = 8;                  // query heads per KV head: 7 for Qwen2.5, 2-4 for Qwen3 and Llama 3
+constexpr int MAX_SPLITS = 65535;         // grid.z
+constexpr unsigned FULL = 0xffffffffu;
+
+// Shared memory of one block: per warp STAGES tiles of K then V, [TILE][D] each, 16-byte chunks
+// swizzled (chunk c of row r at c ^ (r % 8)) so that ldmatrix's eight rows hit eight bank groups.
+template <int D>
+struct Smem {
+    static constexpr int CHUNKS = D / 8;              // 16-byte chunks in a K or V row
+    static constexpr int TILE_ELEMS = TILE * D;
+    static constexpr int STAGE_ELEMS = 2 * TILE_ELEMS;
+    static constexpr int WARP_ELEMS = STAGES * STAGE_ELEMS;
+    static constexpr int BYTES = WARPS * WARP_ELEMS * 2;
+    // the end's combine of the warps reuses it: m and l per warp and head, then acc
+    static_assert(WARPS * MAX_G * (D + 2) * 4 <= BYTES, "the combine must fit in the tiles' memory");
+    static_assert((MAX_G * MERGE_SPLITS + 2 * MAX_G) * 4 <= BYTES, "the merge's weights must fit in the tiles' memory");
+
+    __device__ static int at(int row, int chunk) { return (row * CHUNKS + (chunk ^ (row & 7))) * 8; }
+};
+
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool real) {
+    // src-size 0 reads nothing and fills zeros: tokens past the chunk's end are zero K and V
+    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(real ? 16 : 0) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* p) {
+    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s) : "memory");
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16* p) {
+    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s) : "memory");
 }
 
-__device__ __forceinline__ float warp_max(float x) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
-    return x;
+// c[16 x 8] += a[16 x 16] * b[16 x 8]; a row-major, b column-major, bf16 in, float32 accumulate.
+// Fragments (lane = 4 * gid + tig): a {(gid, 2tig..+1), (gid+8, 2tig..), (gid, 8+2tig..), (gid+8, 8+2tig..)};
+// b {(k 2tig..+1, n gid), (k 8+2tig.., n gid)}; c {(gid, 2tig), (gid, 2tig+1), (gid+8, 2tig), (gid+8, 2tig+1)}.
+__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                 "{%0, %1, %2, %3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // lo in the low half: the lower column
+    return *reinterpret_cast<const uint32_t*>(&v);
 }
 
 template <int D>
-__global__ void __launch_bounds__(THREADS, 4) partition_kernel(
-        const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ kc, const __nv_bfloat16* __restrict__ vc,
+__global__ void __launch_bounds__(THREADS) decode_kernel(
+        const bf16* __restrict__ q, const bf16* __restrict__ kc, const bf16* __restrict__ vc,
         const long long* __restrict__ block_table, const long long* __restrict__ seq_lens, float* __restrict__ part_m,
-        float* __restrict__ part_l, float* __restrict__ part_acc, int nH, int nKv, int block_size, int max_blocks,
-        int partitions, float scale) {
-    constexpr int VEC = 4;                  // bf16 values in one 8-byte load (16-byte ones need 100 registers)
-    constexpr int TPR = D / VEC;            // threads that read one V row together: 16 for D 64, 32 for D 128
-    constexpr int ROWS = THREADS / TPR;     // V rows (tokens) read at once by the block: 16 for D 64, 8 for D 128
-    const int b = blockIdx.x, kvh = blockIdx.y, part = blockIdx.z;
-    const int g = nH / nKv, tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int start = part * PARTITION, n = min((int) seq_lens[b], start + PARTITION) - start;
-    const size_t first = (size_t) b * nH + kvh * g;  // the group's first query head, as a row of [B * nH]
+        float* __restrict__ part_l, float* __restrict__ part_acc, int* __restrict__ counters, bf16* __restrict__ out,
+        int nH, int nKv, int block_size, int max_blocks, int splits, int min_chunk, int partition_tokens, float scale_log2) {
+    using S = Smem<D>;
+    extern __shared__ __align__(128) unsigned char smem[];
+    __shared__ bool last;
+    const int b = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
+    const int g = nH / nKv, tid = threadIdx.x, warp = tid / 32, lane = tid % 32, gid = lane / 4, tig = lane % 4;
+    const size_t first = (size_t) b * nH + (size_t) kvh * g;  // the group's first query head, as a row of [B * nH]
 
-    if (n <= 0) {  // past the sequence's end (or a padding row): nothing to add, and the merge must see so
-        for (int i = tid; i < g * D; i += THREADS) part_acc[((first + i / D) * partitions + part) * D + i % D] = 0.f;
-        if (tid < g) {
-            part_m[(first + tid) * partitions + part] = -CUDART_INF_F;
-            part_l[(first + tid) * partitions + part] = 0.f;
+    // this sequence's chunks, the same in every block of (b, kvh): at most `splits`, whole tiles
+    const int len = (int) max(0LL, min(seq_lens[b], (long long) max_blocks * block_size));
+    int chunk = 1, used = 0;
+    if (len > 0) {
+        if (partition_tokens > 0) {
+            chunk = partition_tokens;
+        } else {
+            chunk = max((len + splits - 1) / splits, min_chunk);
+            chunk = (chunk + CTA_TOKENS - 1) / CTA_TOKENS * CTA_TOKENS;
+        }
+        used = (len + chunk - 1) / chunk;
+    }
+    if (used == 0) {  // a padding row: zeros, written by one block
+        if (split == 0) {
+            for (int i = tid; i < g * D; i += THREADS) out[first * D + i] = __float2bfloat16(0.f);
         }
         return;
     }
+    if (split >= used) return;
+    const int start = split * chunk, end = min(len, start + chunk);
 
-    __shared__ float sq[MAX_G][D];              // the group's queries, scaled
-    __shared__ float sp[MAX_G][PARTITION];      // scores, then probabilities
-    __shared__ long long sslot[PARTITION];      // each token's KV slot
-    __shared__ float sacc[WARPS][MAX_G][D];     // p * V per warp, before the warps are summed
-
-    for (int i = tid; i < g * D; i += THREADS) sq[i / D][i % D] = __bfloat162float(q[first * D + i]) * scale;
-    for (int t = tid; t < n; t += THREADS) {
-        const int pos = start + t;
-        sslot[t] = block_table[(size_t) b * max_blocks + pos / block_size] * block_size + pos % block_size;
+    // the A operand of the scores: query head gid of the group in rows 0..7, rows 8..15 zero
+    uint32_t qa[D / 16][2];
+    {
+        const bool real = gid < g;
+        const uint32_t* qrow = reinterpret_cast<const uint32_t*>(q + (first + (real ? gid : 0)) * D);
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            qa[kk][0] = real ? qrow[8 * kk + tig] : 0u;      // dims 16kk + 2tig, +1
+            qa[kk][1] = real ? qrow[8 * kk + 4 + tig] : 0u;  // dims 16kk + 8 + 2tig, +1
+        }
     }
-    __syncthreads();
 
-    // 1. scores: thread t takes token t against every query head of the group
-    if (tid < n) {
-        const uint4* krow = reinterpret_cast<const uint4*>(kc + ((size_t) sslot[tid] * nKv + kvh) * D);
-        float s[MAX_G];
+    // this warp's tiles of the chunk: warp, warp + WARPS, ...
+    const int tiles = (end - start + TILE - 1) / TILE;
+    const int mine = tiles > warp ? (tiles - warp + WARPS - 1) / WARPS : 0;
+    const long long* table = block_table + (size_t) b * max_blocks;
+    bf16* wsm = reinterpret_cast<bf16*>(smem) + warp * S::WARP_ELEMS;
+
+    auto tile_start = [&](int i) { return start + (warp + i * WARPS) * TILE; };
+    auto load = [&](int i) {  // the warp's i-th tile into stage i % STAGES
+        const int t0 = tile_start(i);
+        long long slot = 0;   // lane r < TILE: token t0 + r's KV slot
+        bool real = false;
+        if (lane < TILE) {
+            const int pos = t0 + lane;
+            real = pos < end;
+            if (real) slot = table[pos / block_size] * block_size + pos % block_size;
+        }
+        bf16* ks = wsm + (i % STAGES) * S::STAGE_ELEMS;
+        bf16* vs = ks + S::TILE_ELEMS;
 #pragma unroll
-        for (int h = 0; h < MAX_G; h++) s[h] = 0.f;
+        for (int it = 0; it < TILE * S::CHUNKS / 32; it++) {
+            const int idx = it * 32 + lane, r = idx / S::CHUNKS, c = idx % S::CHUNKS;
+            const long long rslot = __shfl_sync(FULL, slot, r);
+            const bool rreal = __shfl_sync(FULL, (int) real, r) != 0;
+            const size_t off = rreal ? ((size_t) rslot * nKv + kvh) * D + c * 8 : 0;
+            cp_async16(ks + S::at(r, c), kc + off, rreal);
+            cp_async16(vs + S::at(r, c), vc + off, rreal);
+        }
+    };
+
+    float m = -CUDART_INF_F;  // row gid's running max, log2 domain (quad-uniform)
+    float l = 0.f;            // this lane's share of row gid's sum of p
+    float acc[D / 8][4];      // row gid's p * V over dims 8nt + 2tig, +1 (entries 2, 3: the zero rows)
 #pragma unroll
-        for (int c = 0; c < D / 8; c++) {
-            const uint4 raw = krow[c];
-            const __nv_bfloat162* k2 = reinterpret_cast<const __nv_bfloat162*>(&raw);
+    for (int nt = 0; nt < D / 8; nt++) {
 #pragma unroll
-            for (int j = 0; j < 4; j++) {
-                const float2 k = __bfloat1622float2(k2[j]);
+        for (int e = 0; e < 4; e++) acc[nt][e] = 0.f;
+    }
+
 #pragma unroll
-                for (int h = 0; h < MAX_G; h++) {
-                    if (h < g) s[h] += k.x * sq[h][c * 8 + 2 * j] + k.y * sq[h][c * 8 + 2 * j + 1];
-                }
+    for (int i = 0; i < STAGES - 1; i++) {
+        if (i < mine) load(i);
+        cp_async_commit();  // empty groups too, so that group i is always tile i
+    }
+    for (int i = 0; i < mine; i++) {
+        if (i + STAGES - 1 < mine) load(i + STAGES - 1);
+        cp_async_commit();
+        cp_async_wait<STAGES - 1>();  // tile i's group is complete
+        __syncwarp();
+        const bf16* ks = wsm + (i % STAGES) * S::STAGE_ELEMS;
+        const bf16* vs = ks + S::TILE_ELEMS;
+        const int real = min(TILE, end - tile_start(i));
+
+        // scores [16 heads x 16 tokens] = Q K^T, as two n-tiles of 8 tokens
+        float s[2][4] = {};
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            uint32_t kb[4];  // n-tile 0's b, then n-tile 1's: matrices (tokens 0-7 | 8-15) x (dims lo | hi)
+            ldmatrix_x4(kb, ks + S::at((lane / 16) * 8 + lane % 8, 2 * kk + (lane / 8) % 2));
+            const uint32_t a[4] = {qa[kk][0], 0u, qa[kk][1], 0u};
+            mma(s[0], a, kb[0], kb[1]);
+            mma(s[1], a, kb[2], kb[3]);
+        }
+
+        // online softmax of row gid over the tile's real tokens (its four lanes hold 4 tokens each)
+        float x[2][2], tmax = -CUDART_INF_F;
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                x[j][e] = 8 * j + 2 * tig + e < real ? s[j][e] * scale_log2 : -CUDART_INF_F;
+                tmax = fmaxf(tmax, x[j][e]);
             }
         }
+        tmax = fmaxf(tmax, __shfl_xor_sync(FULL, tmax, 1));
+        tmax = fmaxf(tmax, __shfl_xor_sync(FULL, tmax, 2));
+        const float mnew = fmaxf(m, tmax);    // finite: every tile has a real token
+        const float alpha = exp2f(m - mnew);  // 0 on the first tile
+        float p[2][2];
+        l *= alpha;
 #pragma unroll
-        for (int h = 0; h < MAX_G; h++) {
-            if (h < g) sp[h][tid] = s[h];
+        for (int j = 0; j < 2; j++) {
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                p[j][e] = exp2f(x[j][e] - mnew);
+                l += p[j][e];
+            }
         }
-    }
-    __syncthreads();
+        m = mnew;
+#pragma unroll
+        for (int nt = 0; nt < D / 8; nt++) {
+            acc[nt][0] *= alpha;
+            acc[nt][1] *= alpha;
+        }
 
-    // 2. softmax over the partition, one warp per head: probabilities unnormalised, with their max and sum
-    for (int h = warp; h < g; h += WARPS) {
-        float mx = -CUDART_INF_F;
-        for (int t = lane; t < n; t += 32) mx = fmaxf(mx, sp[h][t]);
-        mx = warp_max(mx);
-        float sum = 0.f;
-        for (int t = lane; t < n; t += 32) {
-            const float p = __expf(sp[h][t] - mx);
-            sp[h][t] = p;
-            sum += p;
+        // acc [16 heads x D] += P [16 x 16 tokens] V [16 tokens x D]; P's A fragment is the scores'
+        // C fragments of the two n-tiles side by side
+        const uint32_t pa[4] = {pack_bf16(p[0][0], p[0][1]), 0u, pack_bf16(p[1][0], p[1][1]), 0u};
+#pragma unroll
+        for (int cc = 0; cc < D / 16; cc++) {
+            uint32_t vb[4];  // transposed: matrices (tokens 0-7 | 8-15) x (dims 16cc..+7 | 16cc+8..+15)
+            ldmatrix_x4_trans(vb, vs + S::at(((lane / 8) % 2) * 8 + lane % 8, 2 * cc + lane / 16));
+            mma(acc[2 * cc], pa, vb[0], vb[1]);
+            mma(acc[2 * cc + 1], pa, vb[2], vb[3]);
         }
-        sum = warp_sum(sum);
-        if (lane == 0) {
-            part_m[(first + h) * partitions + part] = mx;
-            part_l[(first + h) * partitions + part] = sum;
-        }
+        __syncwarp();  // every lane is done with the stage before the next iteration refills it
     }
-    __syncthreads();
+    cp_async_wait<0>();
 
-    // 3. p * V: each thread owns VEC consecutive dimensions of every ROWS-th token, read as one
-    //    8-byte load (a V row is TPR threads), and sums them for all g heads at once; the rows of a
-    //    warp are then added with shuffles, and the warps' sums through shared memory
-    const int row = tid / TPR, c = tid % TPR;
-    float a[MAX_G][VEC];
-#pragma unroll
-    for (int h = 0; h < MAX_G; h++) {
-#pragma unroll
-        for (int j = 0; j < VEC; j++) a[h][j] = 0.f;
+    // combine the warps: m, l and acc of each through shared memory
+    l += __shfl_xor_sync(FULL, l, 1);
+    l += __shfl_xor_sync(FULL, l, 2);
+    __syncthreads();  // every warp is done with its tiles: their memory is the combine's now
+    float* cm = reinterpret_cast<float*>(smem);  // [WARPS][MAX_G]
+    float* cl = cm + WARPS * MAX_G;              // [WARPS][MAX_G]
+    float* co = cl + WARPS * MAX_G;              // [WARPS][MAX_G][D]
+    if (tig == 0) {
+        cm[warp * MAX_G + gid] = m;
+        cl[warp * MAX_G + gid] = l;
     }
-#pragma unroll 8
-    for (int t = row; t < n; t += ROWS) {
-        const uint2 raw = *reinterpret_cast<const uint2*>(vc + ((size_t) sslot[t] * nKv + kvh) * D + c * VEC);
-        const __nv_bfloat162* v2 = reinterpret_cast<const __nv_bfloat162*>(&raw);
-        float v[VEC];
 #pragma unroll
-        for (int j = 0; j < VEC / 2; j++) {
-            const float2 f = __bfloat1622float2(v2[j]);
-            v[2 * j] = f.x;
-            v[2 * j + 1] = f.y;
-        }
-#pragma unroll
-        for (int h = 0; h < MAX_G; h++) {
-            if (h < g) {
-                const float p = sp[h][t];
-#pragma unroll
-                for (int j = 0; j < VEC; j++) a[h][j] += p * v[j];
-            }
-        }
-    }
-    // lanes l, l + TPR, ... of a warp hold the same dimensions of different rows (D 64: two rows a
-    // warp; D 128: a row is the whole warp, nothing to add)
-#pragma unroll
-    for (int h = 0; h < MAX_G; h++) {
-        if (h < g) {
-#pragma unroll
-            for (int j = 0; j < VEC; j++) {
-#pragma unroll
-                for (int o = TPR; o < 32; o <<= 1) a[h][j] += __shfl_xor_sync(0xffffffffu, a[h][j], o);
-            }
-        }
-    }
-    if (lane < TPR) {
-#pragma unroll
-        for (int h = 0; h < MAX_G; h++) {
-            if (h < g) {
-#pragma unroll
-                for (int j = 0; j < VEC; j++) sacc[warp][h][c * VEC + j] = a[h][j];
-            }
-        }
+    for (int nt = 0; nt < D / 8; nt++) {
+        co[(warp * MAX_G + gid) * D + 8 * nt + 2 * tig] = acc[nt][0];
+        co[(warp * MAX_G + gid) * D + 8 * nt + 2 * tig + 1] = acc[nt][1];
     }
     __syncthreads();
     for (int i = tid; i < g * D; i += THREADS) {
-        const int h = i / D, dd = i % D;
-        float total = 0.f;
+        const int h = i / D, d = i % D;
+        float mx = -CUDART_INF_F;
 #pragma unroll
-        for (int w = 0; w < WARPS; w++) total += sacc[w][h][dd];
-        part_acc[((first + h) * partitions + part) * D + dd] = total;
+        for (int w = 0; w < WARPS; w++) mx = fmaxf(mx, cm[w * MAX_G + h]);  // finite: warp 0 had a tile
+        float sum = 0.f, a = 0.f;
+#pragma unroll
+        for (int w = 0; w < WARPS; w++) {
+            const float c = exp2f(cm[w * MAX_G + h] - mx);  // 0 for a warp without tiles
+            sum += cl[w * MAX_G + h] * c;
+            a += co[(w * MAX_G + h) * D + d] * c;
+        }
+        if (used == 1) {
+            out[(first + h) * D + d] = __float2bfloat16(a / sum);
+        } else {
+            part_acc[((first + h) * splits + split) * D + d] = a;
+            if (d == 0) {
+                part_m[(first + h) * splits + split] = mx;
+                part_l[(first + h) * splits + split] = sum;
+            }
+        }
+    }
+    if (used == 1) return;
+
+    // the last block of (b, kvh) to get here merges the splits (threadfence reduction)
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) {
+        int* counter = counters + (size_t) b * nKv + kvh;
+        last = atomicAdd(counter, 1) == used - 1;
+        if (last) *counter = 0;  // every split has counted: ready for the next launch
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    // each head's max and sum over the splits, a warp per head; then the splits' weights
+    // exp2(m - max) / sum in shared memory, MERGE_SPLITS at a time, and every output a dot product
+    // of its column of partial accumulators with them
+    float* wt = reinterpret_cast<float*>(smem);  // [MAX_G][MERGE_SPLITS]
+    float* hm = wt + MAX_G * MERGE_SPLITS;       // [MAX_G] each head's max
+    float* hl = hm + MAX_G;                      // [MAX_G] each head's 1 / sum
+    for (int h = warp; h < g; h += WARPS) {
+        const float* pm = part_m + (first + h) * splits;
+        const float* pl = part_l + (first + h) * splits;
+        float mx = -CUDART_INF_F;
+        for (int sp = lane; sp < used; sp += 32) mx = fmaxf(mx, __ldcg(pm + sp));
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(FULL, mx, o));
+        float sum = 0.f;
+        for (int sp = lane; sp < used; sp += 32) sum += __ldcg(pl + sp) * exp2f(__ldcg(pm + sp) - mx);
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(FULL, sum, o);
+        if (lane == 0) {
+            hm[h] = mx;
+            hl[h] = 1.f / sum;  // sum >= 1: the split holding the max has a p of 1 there
+        }
+    }
+    float a[(MAX_G * 128 + THREADS - 1) / THREADS] = {};  // this thread's outputs i = tid + k * THREADS
+    for (int s0 = 0; s0 < used; s0 += MERGE_SPLITS) {
+        const int n = min(MERGE_SPLITS, used - s0);
+        __syncthreads();  // the maxima are in (first pass), or the last weights are used (later passes)
+        for (int i = tid; i < g * n; i += THREADS) {
+            const int h = i / n, sp = i % n;
+            wt[h * MERGE_SPLITS + sp] = exp2f(__ldcg(part_m + (first + h) * splits + s0 + sp) - hm[h]) * hl[h];
+        }
+        __syncthreads();
+#pragma unroll
+        for (int k = 0; k < (MAX_G * 128 + THREADS - 1) / THREADS; k++) {
+            const int i = tid + k * THREADS;
+            if (i < g * D) {
+                const int h = i / D, d = i % D;
+                const float* pa = part_acc + ((first + h) * splits + s0) * D + d;
+                const float* w = wt + h * MERGE_SPLITS;
+                float x = 0.f;
+#pragma unroll 8
+                for (int sp = 0; sp < n; sp++) x += __ldcg(pa + (size_t) sp * D) * w[sp];
+                a[k] += x;
+            }
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < (MAX_G * 128 + THREADS - 1) / THREADS; k++) {
+        const int i = tid + k * THREADS;
+        if (i < g * D) out[(first + i / D) * D + i % D] = __float2bfloat16(a[k]);
     }
 }
 
+// The device this thread launches on, or -1 (past 64 devices, or no device: nothing is cached).
+int device_index() {
+    int dev = -1;
+    return cudaGetDevice(&dev) == cudaSuccess && dev >= 0 && dev < 64 ? dev : -1;
+}
+
+// 48 KB of dynamic shared memory at D 64, 96 KB at D 128, which with the static `last` passes
+// the 48 KB a block gets without opting in: a per-device attribute, set once per device.
 template <int D>
-__global__ void merge_kernel(const float* __restrict__ part_m, const float* __restrict__ part_l,
-                             const float* __restrict__ part_acc, __nv_bfloat16* __restrict__ out, int partitions) {
-    const int bh = blockIdx.x;  // b * nH + head
-    const float* pm = part_m + (size_t) bh * partitions;
-    const float* pl = part_l + (size_t) bh * partitions;
-    float mx = -CUDART_INF_F;
-    for (int p = 0; p < partitions; p++) mx = fmaxf(mx, pm[p]);
-    for (int d = threadIdx.x; d < D; d += blockDim.x) {
-        float lsum = 0.f, a = 0.f;
-        if (mx > -CUDART_INF_F) {
-            for (int p = 0; p < partitions; p++) {
-                const float c = __expf(pm[p] - mx);
-                lsum += pl[p] * c;
-                a += part_acc[((size_t) bh * partitions + p) * D + d] * c;
-            }
-        }
-        out[(size_t) bh * D + d] = __float2bfloat16(lsum > 0.f ? a / lsum : 0.f);  // padding rows get zeros
+cudaError_t opt_in() {
+    static std::atomic<bool> done[64];
+    const int dev = device_index();
+    if (dev >= 0 && done[dev].load(std::memory_order_acquire)) return cudaSuccess;
+    const cudaError_t e = cudaFuncSetAttribute(decode_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, Smem<D>::BYTES);
+    if (e == cudaSuccess && dev >= 0) done[dev].store(true, std::memory_order_release);
+    return e;
+}
+
+// How many of the kernel's blocks the card holds at once (SMs times blocks per SM), asked once
+// per device; 0 if the runtime cannot say.
+template <int D>
+int resident_blocks() {
+    static std::atomic<int> cached[64];
+    const int dev = device_index();
+    if (dev >= 0) {
+        const int known = cached[dev].load(std::memory_order_relaxed);
+        if (known > 0) return known;
     }
+    int sms = 0, per_sm = 0;
+    if (dev < 0 || opt_in<D>() != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess
+        || cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, decode_kernel<D>, THREADS, Smem<D>::BYTES) != cudaSuccess)
+        return 0;
+    const int blocks = sms * per_sm;
+    if (blocks > 0) cached[dev].store(blocks, std::memory_order_relaxed);
+    return blocks;
 }
 
 template <int D>
 cudaError_t launch(const rollout::kernels::PagedDecodeArgs& a, cudaStream_t stream) {
-    const int partitions = rollout::kernels::paged_decode_partitions(a.max_blocks, a.block_size);
-    dim3 grid(a.batch, a.num_kv_heads, partitions);
-    partition_kernel<D><<<grid, THREADS, 0, stream>>>(
-            static_cast<const __nv_bfloat16*>(a.q), static_cast<const __nv_bfloat16*>(a.k_cache),
-            static_cast<const __nv_bfloat16*>(a.v_cache), static_cast<const long long*>(a.block_table),
-            static_cast<const long long*>(a.seq_lens), static_cast<float*>(a.part_m), static_cast<float*>(a.part_l),
-            static_cast<float*>(a.part_acc), a.num_heads, a.num_kv_heads, a.block_size, a.max_blocks, partitions, a.scale);
-    merge_kernel<D><<<a.batch * a.num_heads, D, 0, stream>>>(
-            static_cast<const float*>(a.part_m), static_cast<const float*>(a.part_l), static_cast<const float*>(a.part_acc),
-            static_cast<__nv_bfloat16*>(a.out), partitions);
+    const cudaError_t e = opt_in<D>();
+    if (e != cudaSuccess) return e;
+    constexpr float LOG2E = 1.4426950408889634f;
+    dim3 grid(a.batch, a.num_kv_heads, a.splits);
+    decode_kernel<D><<<grid, THREADS, Smem<D>::BYTES, stream>>>(
+            static_cast<const bf16*>(a.q), static_cast<const bf16*>(a.k_cache), static_cast<const bf16*>(a.v_cache),
+            static_cast<const long long*>(a.block_table), static_cast<const long long*>(a.seq_lens),
+            static_cast<float*>(a.part_m), static_cast<float*>(a.part_l), static_cast<float*>(a.part_acc),
+            static_cast<int*>(a.counters), static_cast<bf16*>(a.out), a.num_heads, a.num_kv_heads, a.block_size,
+            a.max_blocks, a.splits, a.min_chunk, a.partition_tokens, a.scale * LOG2E);
     return cudaGetLastError();
 }
 
@@ -232,13 +427,33 @@ cudaError_t launch(const rollout::kernels::PagedDecodeArgs& a, cudaStream_t stre
 namespace rollout {
 namespace kernels {
 
-int paged_decode_partitions(int max_blocks, int block_size) {
-    return (max_blocks * block_size + PARTITION - 1) / PARTITION;
+PagedDecodePlan paged_decode_plan(int batch, int num_kv_heads, int head_dim, int max_blocks, int block_size,
+                                  int partition_tokens) {
+    const long long ctx = (long long) max_blocks * block_size;
+    if (batch <= 0 || num_kv_heads <= 0 || ctx <= 0) return {1, MIN_CHUNK};
+    if (partition_tokens > 0) return {(int) std::min((ctx + partition_tokens - 1) / partition_tokens, 1LL << 30), 0};
+    const int resident = head_dim == 128 ? resident_blocks<128>() : resident_blocks<64>();
+    const long long blocks = (long long) batch * num_kv_heads;
+    const long long fill = std::max(1LL, (resident > 0 ? resident : 264) / blocks);  // whole waves only
+    long long splits, min_chunk;
+    if (fill > 1) {  // a small batch: split to fill the card, chunks of MIN_CHUNK at the least
+        splits = std::min(fill, (ctx + MIN_CHUNK - 1) / MIN_CHUNK);
+        min_chunk = MIN_CHUNK;
+    } else {         // the batch fills the card: split only the contexts longer than LONG_CHUNK
+        splits = (ctx + LONG_CHUNK - 1) / LONG_CHUNK;
+        min_chunk = LONG_CHUNK;
+    }
+    return {(int) std::max(1LL, std::min(splits, (long long) MAX_SPLITS)), (int) min_chunk};
 }
 
 const char* paged_decode_attention(const PagedDecodeArgs& a, cudaStream_t stream) {
     if (a.num_kv_heads <= 0 || a.num_heads % a.num_kv_heads != 0 || a.num_heads / a.num_kv_heads > MAX_G)
         return "paged decode attention: query heads per KV head must be 1..8";
+    if (a.splits < 1 || a.splits > MAX_SPLITS) return "paged decode attention: splits must be 1..65535";
+    if (a.partition_tokens < 0) return "paged decode attention: partition_tokens must be 0 or positive";
+    if (a.partition_tokens > 0 && (long long) a.splits * a.partition_tokens < (long long) a.max_blocks * a.block_size)
+        return "paged decode attention: splits * partition_tokens must cover the block table's context";
+    if (a.partition_tokens == 0 && a.min_chunk <= 0) return "paged decode attention: min_chunk must be positive";
     if (a.batch == 0) return nullptr;
     cudaError_t e;
     switch (a.head_dim) {

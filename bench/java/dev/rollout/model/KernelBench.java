@@ -54,7 +54,7 @@ public final class KernelBench {
         for (int i = 0; i < b * nb; i++) table[i] = i;  // sequence i owns blocks i * nb .. i * nb + nb - 1
         Arrays.fill(lens, ctx);
         ForwardBatch.DecodeGroup dec = new ForwardBatch.DecodeGroup(null, null, b, ctx, null,
-                Torch.longs(table, b, nb, dev), Torch.longs(lens, dev), nb);
+                Torch.longs(table, b, nb, dev), Torch.longs(lens, dev), nb, PagedDecode.splitCounters(b, s.kvHeads(), dev));
         ModelConfig c = new ModelConfig("Qwen2ForCausalLM", 151936, s.hidden(), s.inter(), 1, s.heads(), s.kvHeads(), s.headDim(),
                 1e-6, new ModelConfig.Rope("default", 1e6, 1, 1, 1, 32768), 32768, false, true, false, "bfloat16", List.of(0));
         double kvBytes = 2.0 * b * ctx * s.kvHeads() * s.headDim() * 2;

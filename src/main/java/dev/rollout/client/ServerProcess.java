@@ -8,6 +8,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -32,11 +33,17 @@ public final class ServerProcess implements AutoCloseable {
      * @param httpPort       the port the server listens on (the command must be told so, e.g. by HTTP_PORT)
      * @param log            where its standard output and error go (appended)
      * @param startupTimeout how long it may take to become ready
+     * @param scratch        a directory made for this server alone, deleted when it stops, or null
      */
-    public record Spec(List<String> command, Map<String, String> environment, int httpPort, Path log, Duration startupTimeout) {
+    public record Spec(List<String> command, Map<String, String> environment, int httpPort, Path log, Duration startupTimeout,
+                       Path scratch) {
         public Spec {
             command = List.copyOf(command);
             environment = Map.copyOf(environment);
+        }
+
+        public Spec(List<String> command, Map<String, String> environment, int httpPort, Path log, Duration startupTimeout) {
+            this(command, environment, httpPort, log, startupTimeout, null);
         }
 
         /**
@@ -50,13 +57,14 @@ public final class ServerProcess implements AutoCloseable {
         /**
          * The runnable archive ({@code ./mvnw package} makes target/rollout-server.jar) under this
          * JVM's {@code java}, on {@code httpPort}, the same defaults; it unpacks into a temporary
-         * directory of its own.
+         * directory of its own (some 360 MB), deleted when the server stops.
          */
         public static Spec runnableJar(Path jar, int httpPort) {
             String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
             try {
-                return onPort(List.of(java, "-jar", jar.toString()), httpPort)
-                        .withEnvironment("WLP_JAR_EXTRACT_DIR", Files.createTempDirectory("rollout-jar-").toString());
+                Path extract = Files.createTempDirectory("rollout-jar-");
+                Spec spec = onPort(List.of(java, "-jar", jar.toString()), httpPort).withEnvironment("WLP_JAR_EXTRACT_DIR", extract.toString());
+                return new Spec(spec.command, spec.environment, spec.httpPort, spec.log, spec.startupTimeout, extract);
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
             }
@@ -76,15 +84,15 @@ public final class ServerProcess implements AutoCloseable {
         public Spec withEnvironment(String name, String value) {
             Map<String, String> env = new LinkedHashMap<>(environment);
             env.put(name, value);
-            return new Spec(command, env, httpPort, log, startupTimeout);
+            return new Spec(command, env, httpPort, log, startupTimeout, scratch);
         }
 
         public Spec withStartupTimeout(Duration timeout) {
-            return new Spec(command, environment, httpPort, log, timeout);
+            return new Spec(command, environment, httpPort, log, timeout, scratch);
         }
 
         public Spec withLog(Path file) {
-            return new Spec(command, environment, httpPort, file, startupTimeout);
+            return new Spec(command, environment, httpPort, file, startupTimeout, scratch);
         }
 
         private static Path tempLog() {
@@ -160,7 +168,8 @@ public final class ServerProcess implements AutoCloseable {
 
     /**
      * Stops the server: a polite stop first (Liberty shuts down cleanly on SIGTERM), then, after a
-     * minute, a forced one. Its launcher's children (the JVM under Liberty's script) go too.
+     * minute, a forced one. Its launcher's children (the JVM under Liberty's script) go too, and
+     * then its scratch directory.
      */
     @Override
     public void close() {
@@ -175,6 +184,16 @@ public final class ServerProcess implements AutoCloseable {
             } catch (Exception stillThere) {
                 h.destroyForcibly();
             }
+        }
+        if (spec.scratch() != null) deleteTree(spec.scratch());
+    }
+
+    /** Best effort: what cannot be deleted stays in the temporary directory. */
+    private static void deleteTree(Path root) {
+        try (var paths = Files.walk(root)) {
+            paths.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        } catch (IOException | UncheckedIOException ignored) {
+            // nothing more to do: the directory is temporary
         }
     }
 

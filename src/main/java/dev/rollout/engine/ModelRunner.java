@@ -1,9 +1,11 @@
 package dev.rollout.engine;
 
 import dev.rollout.model.CausalLm;
+import dev.rollout.model.DecodeAttention;
 import dev.rollout.model.DecodeGraphs;
 import dev.rollout.model.ForwardBatch;
 import dev.rollout.model.KvCache;
+import dev.rollout.model.PagedDecode;
 import dev.rollout.model.PhaseTimer;
 import dev.rollout.model.StepBroadcast;
 import dev.rollout.model.Torch;
@@ -375,8 +377,11 @@ final class ModelRunner {
     private ForwardBatch.DecodeGroup blockTables(List<Long> decodeIndex, List<ScheduledSequence> decodes) {
         DecodeGraphs.Step step = decodeStep(decodes);
         int b = decodes.size();
+        Tensor counters = model.kernels().decodeAttention() == DecodeAttention.PAGED_NATIVE
+                ? PagedDecode.splitCounters(b, (int) cache.keys(0).size(1), device) : null;
         return new ForwardBatch.DecodeGroup(Torch.longs(unbox(decodeIndex), device), null, b, step.maxBlocks() * blockSize, null,
-                Torch.longs(step.blockTable(), b, step.maxBlocks(), device), Torch.longs(step.seqLens(), device), step.maxBlocks());
+                Torch.longs(step.blockTable(), b, step.maxBlocks(), device), Torch.longs(step.seqLens(), device), step.maxBlocks(),
+                counters);
     }
 
     /** Where position {@code position} of {@code seq} lies in the cache. */

@@ -58,10 +58,11 @@ public final class DecodeGraphs implements AutoCloseable {
     private static final class Graph {
         final int batch, maxBlocks;
         final Tensor inputs, ids, positions, slots, seqLens, blockTable, tokenIndex;
+        final Tensor splitCounters;  // (batch, nKv) int32: the paged kernel's, zero between its launches
         Tensor logits;   // (batch, vocab) float32, written by every replay
         long handle;
 
-        Graph(int batch, int maxBlocks, Device device) {
+        Graph(int batch, int maxBlocks, int kvHeads, Device device) {
             this.batch = batch;
             this.maxBlocks = maxBlocks;
             inputs = keep(Torch.zeros(Torch.options(ScalarType.Long, device), 4L * batch + (long) batch * maxBlocks));
@@ -71,11 +72,12 @@ public final class DecodeGraphs implements AutoCloseable {
             seqLens = keep(inputs.narrow(0, 3L * batch, batch));
             blockTable = keep(inputs.narrow(0, 4L * batch, (long) batch * maxBlocks).view(batch, maxBlocks));
             tokenIndex = keep(torch.arange(new Scalar(batch), Torch.options(ScalarType.Long, device)));
+            splitCounters = keep(PagedDecode.splitCounters(batch, kvHeads, device));
         }
 
         ForwardBatch forwardBatch(int blockSize) {
             return new ForwardBatch(ids, positions, slots, new ForwardBatch.DecodeGroup(tokenIndex, null, batch,
-                    maxBlocks * blockSize, null, blockTable, seqLens, maxBlocks), List.of());
+                    maxBlocks * blockSize, null, blockTable, seqLens, maxBlocks, splitCounters), List.of());
         }
 
         /** Copies the step into the buffer, padding rows (scratch slot, length 0) and block-table columns. */
@@ -95,7 +97,7 @@ public final class DecodeGraphs implements AutoCloseable {
         void close() {
             if (handle != 0) RolloutCuda.graphDestroy(handle);
             handle = 0;
-            for (Tensor t : new Tensor[] {ids, positions, slots, seqLens, blockTable, tokenIndex, inputs, logits})
+            for (Tensor t : new Tensor[] {ids, positions, slots, seqLens, blockTable, tokenIndex, splitCounters, inputs, logits})
                 if (t != null) t.releaseReference();
         }
     }
@@ -133,7 +135,7 @@ public final class DecodeGraphs implements AutoCloseable {
 
     private Graph capture(int batch, int blocks, Step step, KvCache cache) {
         long t0 = System.nanoTime();
-        Graph g = new Graph(batch, blocks, model.device());
+        Graph g = new Graph(batch, blocks, (int) cache.keys(0).size(1), model.device());
         g.fill(step, cache.scratchSlot());
         ForwardBatch fb = g.forwardBatch(cache.blockSize());
         try {

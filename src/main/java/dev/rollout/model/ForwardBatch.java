@@ -45,9 +45,18 @@ public record ForwardBatch(Tensor inputIds, Tensor positions, Tensor slotMapping
      * @param mask       (B, 1, 1, maxContext) bool, true for the real context positions
      * @param blockTable (B, maxBlocks) int64, each sequence's KV blocks in order, padded with 0
      * @param seqLens    (B) int64, each sequence's context length, the current token included
+     * @param splitCounters (B, nKv) int32 zeros that our paged kernel counts its splits in and leaves
+     *                   zero ({@link PagedDecode#splitCounters}), shared by every layer of the step;
+     *                   null if the kernel is not used, or to let each call make its own
      */
     public record DecodeGroup(Tensor tokenIndex, Tensor slots, int batch, int maxContext, Tensor mask,
-                              Tensor blockTable, Tensor seqLens, int maxBlocks) {}
+                              Tensor blockTable, Tensor seqLens, int maxBlocks, Tensor splitCounters) {
+
+        public DecodeGroup(Tensor tokenIndex, Tensor slots, int batch, int maxContext, Tensor mask,
+                           Tensor blockTable, Tensor seqLens, int maxBlocks) {
+            this(tokenIndex, slots, batch, maxContext, mask, blockTable, seqLens, maxBlocks, null);
+        }
+    }
 
     /**
      * Prompt chunks that attend together as one padded batch, each with a causal mask over its

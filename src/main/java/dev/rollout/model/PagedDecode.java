@@ -48,16 +48,36 @@ public final class PagedDecode {
 
     /** Our kernel: q (B, nH, d) bf16; the caches (slots, nKv, d); returns (B, nH, d). */
     static Tensor attend(Tensor q, Tensor kCache, Tensor vCache, ForwardBatch.DecodeGroup dec, int blockSize, ModelConfig c) {
-        int b = dec.batch(), nH = c.numHeads(), d = c.headDim();
-        int partitions = RolloutCuda.pagedDecodePartitions(dec.maxBlocks(), blockSize);
+        return attend(q, kCache, vCache, dec, blockSize, c, 0);
+    }
+
+    /**
+     * Our kernel with the context cut into partitions of {@code partitionTokens} at fixed positions
+     * (a sequence's output then does not depend on the batch), or with 0 as the grid's splits
+     * allow (the fast default).
+     */
+    static Tensor attend(Tensor q, Tensor kCache, Tensor vCache, ForwardBatch.DecodeGroup dec, int blockSize, ModelConfig c,
+                         int partitionTokens) {
+        int b = dec.batch(), nH = c.numHeads(), d = c.headDim(), nKv = (int) kCache.size(1);
+        int splits = RolloutCuda.pagedDecodeSplits(b, nKv, d, dec.maxBlocks(), blockSize, partitionTokens);
         Device device = q.device();
         Tensor qc = q.contiguous();
         Tensor out = Torch.empty(Torch.options(ScalarType.BFloat16, device), b, nH, d);          // (B, nH, d)
-        Tensor partM = Torch.empty(Torch.options(ScalarType.Float, device), b, nH, partitions);  // (B, nH, P)
-        Tensor partL = Torch.empty(Torch.options(ScalarType.Float, device), b, nH, partitions);
-        Tensor partAcc = Torch.empty(Torch.options(ScalarType.Float, device), b, nH, partitions, d); // (B, nH, P, d)
-        RolloutCuda.pagedDecodeAttention(qc, kCache, vCache, dec.blockTable(), dec.seqLens(), partM, partL, partAcc, out,
-                blockSize, (float) (1.0 / Math.sqrt(d)));
+        Tensor partM = Torch.empty(Torch.options(ScalarType.Float, device), b, nH, splits);      // (B, nH, S)
+        Tensor partL = Torch.empty(Torch.options(ScalarType.Float, device), b, nH, splits);
+        Tensor partAcc = Torch.empty(Torch.options(ScalarType.Float, device), b, nH, splits, d); // (B, nH, S, d)
+        Tensor counters = dec.splitCounters() != null ? dec.splitCounters() : splitCounters(b, nKv, device);
+        RolloutCuda.pagedDecodeAttention(qc, kCache, vCache, dec.blockTable(), dec.seqLens(), partM, partL, partAcc, counters,
+                out, blockSize, partitionTokens, (float) (1.0 / Math.sqrt(d)));
         return out;
+    }
+
+    /**
+     * The kernel's split counters for a step of {@code batch} sequences: (B, nKv) int32 zeros, which
+     * every call leaves zero again, so one tensor serves all the layers of a step (and of every
+     * replay of a captured one) at the cost of one fill.
+     */
+    public static Tensor splitCounters(int batch, int numKvHeads, Device device) {
+        return Torch.zeros(Torch.options(ScalarType.Int, device), batch, numKvHeads);
     }
 }

@@ -31,7 +31,7 @@ public final class RolloutCuda {
         try {
             // Loader.load returns without the library where another class of it tried first: a
             // native call is what proves it loaded
-            pagedDecodePartitions(1, 16);
+            pagedDecodeSplits(1, 1, 64, 1, 16, 16);  // fixed partitions: no CUDA call
             return null;
         } catch (UnsatisfiedLinkError e) {
             return new UnsatisfiedLinkError("no jniRolloutCuda loaded: " + e.getMessage());
@@ -60,8 +60,15 @@ public final class RolloutCuda {
     /** Starts the "most so far" figures of {@link #memoryStat} again from now. */
     public static native void resetPeakMemoryStats();
 
-    /** How many context partitions {@link #pagedDecodeAttention} uses: the workspaces' third dimension. */
-    public static native int pagedDecodePartitions(int maxBlocks, int blockSize);
+    /**
+     * How many splits (thread blocks per sequence and KV head) {@link #pagedDecodeAttention} uses
+     * for this batch on the current device: the workspaces' third dimension. With
+     * {@code partitionTokens} 0 they depend on the batch and the card (enough to fill it when the
+     * batch does not, and the contexts past 2,048 tokens when it does); with
+     * {@code partitionTokens > 0} on the context only (partitions of that many tokens).
+     */
+    public static native int pagedDecodeSplits(int batch, int numKvHeads, int headDim, int maxBlocks, int blockSize,
+                                               int partitionTokens);
 
     /*
      * Our kernels take libtorch's tensors, as the presets' own functions do (@Const @ByRef: the
@@ -75,14 +82,19 @@ public final class RolloutCuda {
     /**
      * Decode attention straight from the paged KV cache ({@code native-presets/src/paged_attention.cu}):
      * q and out (B, nH, D) bf16, the caches (slots, nKv, D) bf16, blockTable (B, maxBlocks) and
-     * seqLens (B) int64, workspaces partM and partL (B, nH, P) and partAcc (B, nH, P, D) float32,
-     * with P = {@link #pagedDecodePartitions}(maxBlocks, blockSize).
+     * seqLens (B) int64, workspaces partM and partL (B, nH, S) and partAcc (B, nH, S, D) float32,
+     * with S = {@link #pagedDecodeSplits}(B, nKv, maxBlocks, blockSize, partitionTokens), and
+     * counters (B, nKv) int32, zero before the call and left zero by it. {@code partitionTokens}
+     * 0 lets each sequence's context be cut by the grid's splits; a positive value cuts it into
+     * partitions of that many tokens at fixed positions, so that a sequence's output does not
+     * depend on the batch (deterministic mode).
      */
     public static native void pagedDecodeAttention(@Const @ByRef Tensor q, @Const @ByRef Tensor kCache,
                                                    @Const @ByRef Tensor vCache, @Const @ByRef Tensor blockTable,
                                                    @Const @ByRef Tensor seqLens, @Const @ByRef Tensor partM,
                                                    @Const @ByRef Tensor partL, @Const @ByRef Tensor partAcc,
-                                                   @Const @ByRef Tensor out, int blockSize, float scale);
+                                                   @Const @ByRef Tensor counters, @Const @ByRef Tensor out, int blockSize,
+                                                   int partitionTokens, float scale);
 
     /** Fused RMSNorm ({@code native-presets/src/fused_ops.cu}): x and out (rows, hidden) bf16, w (hidden); out = norm(x) * w. */
     public static native void rmsNorm(@Const @ByRef Tensor x, @Const @ByRef Tensor w, @Const @ByRef Tensor out, float eps);

@@ -92,19 +92,34 @@ class NativeChecksTest {
             refused("ropeAndCache: cos is Float, not BFloat16", () -> RolloutCuda.ropeAndCache(qkv, pos, slots,
                     rope.cos().to(ScalarType.Float), rope.sin(), norm, norm, q, kCache, vCache, 1e-6f));
 
-            // pagedDecodeAttention: 3 sequences over at most 2 blocks of 16, one partition
-            int b = 3, maxBlocks = 2, p = RolloutCuda.pagedDecodePartitions(maxBlocks, BLOCK);
+            // pagedDecodeAttention: 3 sequences over at most 2 blocks of 16, one split
+            int b = 3, maxBlocks = 2, p = RolloutCuda.pagedDecodeSplits(b, NKV, D, maxBlocks, BLOCK, 0);
+            assertEquals(1, p, "a context of 32 tokens is one split");
             Tensor qd = bf16(cuda, b, NH, D), od = bf16(cuda, b, NH, D);
             Tensor table = Torch.longs(new long[] {0, 1, 2, 0, 3, 0}, b, maxBlocks, cuda), lens = Torch.longs(new long[] {20, 5, 1}, cuda);
             Tensor m = f32(cuda, b, NH, p), l = f32(cuda, b, NH, p), acc = f32(cuda, b, NH, p, D);
-            refused("pagedDecodeAttention: partM has shape [3, 4, 2]: dimension 2 must be 1 (the partitions of blockTable's context)",
-                    () -> RolloutCuda.pagedDecodeAttention(qd, kCache, vCache, table, lens, f32(cuda, b, NH, 2), l, acc, od, BLOCK, 0.125f));
+            Tensor counters = Torch.zeros(Torch.options(ScalarType.Int, cuda), b, NKV);
+            refused("pagedDecodeAttention: partM has shape [3, 4, 2]: dimension 2 must be 1 (the kernel's splits for this batch and context)",
+                    () -> RolloutCuda.pagedDecodeAttention(qd, kCache, vCache, table, lens, f32(cuda, b, NH, 2), l, acc, counters, od,
+                            BLOCK, 0, 0.125f));
             refused("pagedDecodeAttention: blockTable is Int, not Long", () -> RolloutCuda.pagedDecodeAttention(qd, kCache, vCache,
-                    table.to(ScalarType.Int), lens, m, l, acc, od, BLOCK, 0.125f));
+                    table.to(ScalarType.Int), lens, m, l, acc, counters, od, BLOCK, 0, 0.125f));
             refused("pagedDecodeAttention: seqLens has shape [2]: dimension 0 must be 3 (q's batch)", () -> RolloutCuda.pagedDecodeAttention(
-                    qd, kCache, vCache, table, Torch.longs(new long[] {20, 5}, cuda), m, l, acc, od, BLOCK, 0.125f));
+                    qd, kCache, vCache, table, Torch.longs(new long[] {20, 5}, cuda), m, l, acc, counters, od, BLOCK, 0, 0.125f));
             refused("pagedDecodeAttention: kCache has shape [64, 2, 128]: dimension 2 must be 64 (q's head_dim)",
-                    () -> RolloutCuda.pagedDecodeAttention(qd, bf16(cuda, SLOTS, NKV, 128), vCache, table, lens, m, l, acc, od, BLOCK, 0.125f));
+                    () -> RolloutCuda.pagedDecodeAttention(qd, bf16(cuda, SLOTS, NKV, 128), vCache, table, lens, m, l, acc, counters, od,
+                            BLOCK, 0, 0.125f));
+            refused("pagedDecodeAttention: counters has shape [3, 1]: dimension 1 must be 2 (kCache's KV heads)",
+                    () -> RolloutCuda.pagedDecodeAttention(qd, kCache, vCache, table, lens, m, l, acc,
+                            Torch.zeros(Torch.options(ScalarType.Int, cuda), b, 1), od, BLOCK, 0, 0.125f));
+            refused("pagedDecodeAttention: counters is Long, not Int", () -> RolloutCuda.pagedDecodeAttention(qd, kCache, vCache,
+                    table, lens, m, l, acc, counters.to(ScalarType.Long), od, BLOCK, 0, 0.125f));
+            refused("pagedDecodeAttention: partitionTokens is -1, not 0 or positive", () -> RolloutCuda.pagedDecodeAttention(qd, kCache,
+                    vCache, table, lens, m, l, acc, counters, od, BLOCK, -1, 0.125f));
+            // the caches are copied 16 bytes at a time (cp.async): a cache two bytes into its buffer is refused
+            Tensor oddCache = bf16(cuda, (long) SLOTS * NKV * D + 1).narrow(0, 1, (long) SLOTS * NKV * D).view(SLOTS, NKV, D);
+            refused("pagedDecodeAttention: kCache of shape [64, 2, 64] does not start on a 16-byte boundary",
+                    () -> RolloutCuda.pagedDecodeAttention(qd, oddCache, vCache, table, lens, m, l, acc, counters, od, BLOCK, 0, 0.125f));
 
             // sampleRows
             Tensor logits = f32(cuda, 4, 1000), temps = f32(cuda, 4), u = f32(cuda, 4), sampled = f32(cuda, 4, 2);
@@ -162,7 +177,7 @@ class NativeChecksTest {
             RolloutCuda.siluAndMul(bf16(cuda, T, 128), bf16(cuda, T, 64));
             RolloutCuda.ropeAndCache(qkv, pos, slots, rope.cos(), rope.sin(), norm, norm, q, kCache, vCache, 1e-6f);
             RolloutCuda.ropeAndCache(qkv, pos, slots, rope.cos(), rope.sin(), null, null, q, kCache, vCache, 1e-6f);
-            RolloutCuda.pagedDecodeAttention(qd, kCache, vCache, table, lens, m, l, acc, od, BLOCK, 0.125f);
+            RolloutCuda.pagedDecodeAttention(qd, kCache, vCache, table, lens, m, l, acc, counters, od, BLOCK, 0, 0.125f);
             RolloutCuda.sampleRows(logits, torch.zeros(new long[] {4}, Torch.options(ScalarType.Float, cuda)), u, sampled);
             RolloutCuda.moeRoute(router, weights, chosen, record, slots, true, true);
             RolloutCuda.moeAlign(chosen, rows, tokenOf, ends);

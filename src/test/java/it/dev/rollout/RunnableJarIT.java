@@ -1,6 +1,7 @@
 package it.dev.rollout;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.rollout.client.RolloutClient;
@@ -66,7 +67,10 @@ class RunnableJarIT {
                 if (line.startsWith("{\"type\":\"liberty_message\"")) messages.add(new Http.Reply(200, line).object().getString("message"));
             assertTrue(messages.stream().anyMatch(m -> m.startsWith("ready: Qwen3ForCausalLM, 20.2 M parameters, float32 on cpu")), messages.toString());
             assertTrue(messages.stream().anyMatch(m -> m.startsWith("weights step-1 applied: 1 tensors, 0.0 MB over ")), messages.toString());
+            assertTrue(Files.isDirectory(spec.scratch().resolve("wlp")), "the jar unpacks into its scratch directory");
         }
+        // each start unpacks some 360 MB: stopping the server deletes them
+        assertFalse(Files.exists(spec.scratch()), "the extraction directory is left at " + spec.scratch());
     }
 
     private static Http.Reply post(String url, String body) {
