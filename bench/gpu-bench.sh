@@ -6,6 +6,7 @@
 # Jupiter, so that all three fit in 64 MiB).
 #   bench/gpu-bench.sh ours  MODEL_DIR [--dummy] [--hbm-gbps 4300] WORKLOAD...   (EngineBench's arguments)
 #   bench/gpu-bench.sh hf    MODEL_DIR WORKLOAD...                               (hf_cb.py run)
+#   bench/gpu-bench.sh hfc   MODEL_DIR WORKLOAD...                               (hf_compiled.py run)
 #   bench/gpu-bench.sh save  MODEL_DIR ARCH                                      (hf_cb.py save)
 #   bench/gpu-bench.sh test  CLASS...            JUnit classes on CUDA, with the native preset built
 #   bench/gpu-bench.sh kernels [--hbm-gbps 3000] MODEL:B:CONTEXT...   single kernels in isolation (KernelBench)
@@ -16,6 +17,7 @@ what="$1"; shift
 case "$what" in
   save) exec python3 bench/hf_cb.py save "$@" ;;
   hf) python3 bench/hf_cb.py run "$@" 2>&1 | tee -a "$out/bench.log" ;;
+  hfc) python3 bench/hf_compiled.py run "$@" 2>&1 | tee -a "$out/bench.log" ;;
   ours|test|kernels|agent)
     bash tools/dist/unpack.sh
     here=/tmp/rollout-dist/rollout
@@ -41,5 +43,5 @@ case "$what" in
         --details=tree --disable-banner "${sel[@]}" 2>&1 | tee -a "$out/tests.log"
     fi
     ;;
-  *) echo "usage: gpu-bench.sh ours|hf|save|test|kernels|agent ..." >&2; exit 2 ;;
+  *) echo "usage: gpu-bench.sh ours|hf|hfc|save|test|kernels|agent ..." >&2; exit 2 ;;
 esac

@@ -64,6 +64,9 @@
 #   hf05r6         transformers continuous batching on R6's shape (512 requests of 512 + 256 at once)
 #                  and its load_state_dict pushes (R8), for the run of r6ref online05inc push05
 #   hf7            the same on 7B random weights made on the GPU (R2 reduced, R4, R8 from GPU and host)
+#   hfc05          issue #20's compiled PyTorch baseline on 0.5B (bench/hf_compiled.py): transformers with a static
+#                  cache, the decode step compiled (reduce-overhead: CUDA graphs); R4, R5 at batches 1, 64, 512, R1
+#   hfc7           the same on 7B random weights made on the GPU, R4 only
 #   graphs7        7B random weights made on the GPU (R2 R4), kernels + graphs
 #   online05 push05  R6 and R8 against the distribution's server (kernels and graphs: its defaults)
 #   online05inc    online05 with incremental streaming (each chunk only what is new)
@@ -215,6 +218,10 @@ for s in "$@"; do
     hf05r6) stage hf05r6 300 bash bench/gpu-bench.sh hf /tmp/q05 --hbm-gbps "$gbps" push grpo:512:1:512:256 ;;
     hf7) bash bench/gpu-bench.sh save /tmp/q7 qwen2.5-7b > /dev/null 2>&1
          stage hf7 400 bash bench/gpu-bench.sh hf /tmp/q7 --hbm-gbps "$gbps" decode:128:512 push grpo:4:8:512:256 ;;
+    # issue #20's compiled baseline: compilation of each static batch is in the stage's time (compile_s in its lines)
+    hfc05) stage hfc05 400 bash bench/gpu-bench.sh hfc /tmp/q05 --hbm-gbps "$gbps" decode:128:512 sweep:512:128:1,64,512 $r1 ;;
+    hfc7) bash bench/gpu-bench.sh save /tmp/q7 qwen2.5-7b > /dev/null 2>&1
+          stage hfc7 300 bash bench/gpu-bench.sh hfc /tmp/q7 --hbm-gbps "$gbps" decode:128:512 ;;
     graphs7) bash bench/gpu-bench.sh save /tmp/q7 qwen2.5-7b > /dev/null 2>&1
              stage graphs7 300 "${ours[@]}" /tmp/q7 --dummy --native-kernels --cuda-graphs --repeat 2 --hbm-gbps "$gbps" decode:128:512 grpo:32:8:512:1024 ;;
     # issue #19: a random Qwen3-30B-A3B made on the GPU (61 GB in bf16), eager on libtorch's ops: decode at
