@@ -1,11 +1,9 @@
 package dev.rollout.engine;
 
 import dev.rollout.model.CausalLm;
-import dev.rollout.model.DecodeAttention;
 import dev.rollout.model.DecodeGraphs;
 import dev.rollout.model.ForwardBatch;
 import dev.rollout.model.KvCache;
-import dev.rollout.model.PagedDecode;
 import dev.rollout.model.PhaseTimer;
 import dev.rollout.model.StepBroadcast;
 import dev.rollout.model.Torch;
@@ -377,8 +375,7 @@ final class ModelRunner {
     private ForwardBatch.DecodeGroup blockTables(List<Long> decodeIndex, List<ScheduledSequence> decodes) {
         DecodeGraphs.Step step = decodeStep(decodes);
         int b = decodes.size();
-        Tensor counters = model.kernels().decodeAttention() == DecodeAttention.PAGED_NATIVE
-                ? PagedDecode.splitCounters(b, (int) cache.keys(0).size(1), device) : null;
+        Tensor counters = model.kernels().decodeAttention().splitCounters(b, (int) cache.keys(0).size(1), device);
         return new ForwardBatch.DecodeGroup(Torch.longs(unbox(decodeIndex), device), null, b, step.maxBlocks() * blockSize, null,
                 Torch.longs(step.blockTable(), b, step.maxBlocks(), device), Torch.longs(step.seqLens(), device), step.maxBlocks(),
                 counters);

@@ -1,5 +1,6 @@
 package dev.rollout.model;
 
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
 
 /**
@@ -27,7 +28,20 @@ public enum DecodeAttention {
         Tensor attend(Tensor q, Tensor kCache, Tensor vCache, ForwardBatch.DecodeGroup dec, int blockSize, ModelConfig c) {
             return PagedDecode.attend(q, kCache, vCache, dec, blockSize, c);
         }
+
+        @Override
+        public Tensor splitCounters(int batch, int kvHeads, Device device) {
+            return PagedDecode.splitCounters(batch, kvHeads, device);
+        }
     };
+
+    /**
+     * What a step of {@code batch} decoding sequences hands every layer's call besides the context:
+     * our kernel's split counters ({@link ForwardBatch.DecodeGroup#splitCounters}), null for the others.
+     */
+    public Tensor splitCounters(int batch, int kvHeads, Device device) {
+        return null;
+    }
 
     /** Whether the step must describe the context as a block table rather than as slots. */
     public boolean paged() {
