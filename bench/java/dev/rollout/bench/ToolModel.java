@@ -1,5 +1,6 @@
 package dev.rollout.bench;
 
+import dev.rollout.TempDirs;
 import dev.rollout.model.RandomCheckpoint;
 import dev.rollout.model.Safetensors;
 import dev.rollout.runtime.DefaultModel;
@@ -26,9 +27,9 @@ public final class ToolModel {
 
     private ToolModel() {}
 
-    /** A temporary directory holding the full checkpoint. */
+    /** A temporary directory holding the full checkpoint, deleted when the JVM exits. */
     public static Path materialize() throws IOException {
-        Path dir = Files.createTempDirectory("rollout-tool-model-");
+        Path dir = TempDirs.deletedAtExit("rollout-tool-model-");
         Path compact = dir.resolve("compact.safetensors");
         try (InputStream in = ToolModel.class.getResourceAsStream(FIXTURE)) {
             if (in == null) throw new IOException("missing test resource " + FIXTURE);

@@ -188,6 +188,7 @@ public final class EngineLoop implements AutoCloseable {
     }
 
     private void step() {
+        relay.hold();  // the step's snapshots go to the relay as one batch
         try {
             engine.step();
         } catch (Throwable t) {
@@ -195,6 +196,8 @@ public final class EngineLoop implements AutoCloseable {
                 LOG.log(Level.SEVERE, "engine step failed; aborting the running requests", t);
                 engine.abort(RequestMatch.every(), "internal error in the engine step: " + t);
             }
+        } finally {
+            relay.release();
         }
         refresh();
     }

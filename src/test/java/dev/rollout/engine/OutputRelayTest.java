@@ -66,6 +66,38 @@ class OutputRelayTest {
         assertEquals("r1000", got.get(1000));
     }
 
+    /**
+     * What the holding thread (the engine thread during a step) hands over waits until it releases
+     * it, then arrives in order; another thread's outputs are not held meanwhile.
+     */
+    @Test
+    void heldSnapshotsGoTogetherAtReleaseAndOnlyTheHoldersAreHeld() throws Exception {
+        List<String> got = new ArrayList<>();
+        CountDownLatch other = new CountDownLatch(1), all = new CountDownLatch(101);
+        try (OutputRelay relay = new OutputRelay(Thread::new)) {
+            SequenceListener l = relay.relaying(o -> {
+                synchronized (got) {
+                    got.add(o.rid());
+                }
+                if (o.rid().equals("other")) other.countDown();
+                all.countDown();
+            });
+            relay.hold();
+            for (int i = 0; i < 100; i++) l.onOutput(output(i, 1));
+            Thread t = new Thread(() -> l.onOutput(new SequenceOutput("other", 0, new int[0], null, null, 1, 0, 0, List.of(),
+                    List.of(), "v", List.of(), 0, Double.NaN)));
+            t.start();
+            assertTrue(other.await(30, TimeUnit.SECONDS), "another thread's output was held");
+            Thread.sleep(50);  // time the relay would need to deliver what was held, were it queued
+            synchronized (got) {
+                assertEquals(List.of("other"), got, "the holder's outputs went before its release");
+            }
+            relay.release();
+            assertTrue(all.await(30, TimeUnit.SECONDS), "undelivered: " + all.getCount());
+        }
+        for (int i = 0; i < 100; i++) assertEquals("r" + i, got.get(i + 1), "out of order");
+    }
+
     @Test
     void aFailingListenerDoesNotStopTheOthers() throws Exception {
         CountDownLatch good = new CountDownLatch(10);

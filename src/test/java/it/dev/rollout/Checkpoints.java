@@ -1,5 +1,6 @@
 package it.dev.rollout;
 
+import dev.rollout.TempDirs;
 import dev.rollout.engine.EngineConfig;
 import dev.rollout.engine.LlmEngine;
 import dev.rollout.engine.LogprobOptions;
@@ -32,11 +33,16 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 public final class Checkpoints {
     public static final int[] PROMPT = {9707, 11, 1879, 0, 576, 6722, 3283, 315};
 
-    /** A checkpoint with the default model's shape and different random weights. */
+    /** A checkpoint with the default model's shape and different random weights, deleted when the JVM exits. */
     public static Path other(long seed) throws IOException {
-        Path dir = Files.createTempDirectory("rollout-it-weights-");
+        Path dir = tempDir("rollout-it-weights-");
         RandomCheckpoint.write(dir, DefaultModel.SPEC, seed);
         return dir;
+    }
+
+    /** A temporary directory deleted when this JVM exits ({@link TempDirs}). */
+    public static Path tempDir(String prefix) throws IOException {
+        return TempDirs.deletedAtExit(prefix);
     }
 
     public static String base64File(Path file) throws IOException {

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.rollout.TempDirs;
 import dev.rollout.client.Generation;
 import dev.rollout.client.RolloutClient;
 import dev.rollout.client.RolloutClientException;
@@ -36,7 +37,7 @@ public class ServerProcessIT {
      */
     public static ServerProcess.Spec secondServer(String name, int port) throws IOException {
         Path wlp = IT_SERVER.getParent().getParent().getParent();
-        Path userDir = Files.createTempDirectory("rollout-" + name + "-");
+        Path userDir = TempDirs.deletedAtExit("rollout-" + name + "-");
         Path server = userDir.resolve("servers/" + name);
         Files.createDirectories(server.resolve("apps"));
         for (String f : List.of("server.xml", "server.env", "jvm.options", "apps/rollout-server.war.xml"))

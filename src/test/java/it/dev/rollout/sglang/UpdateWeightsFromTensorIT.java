@@ -63,7 +63,7 @@ class UpdateWeightsFromTensorIT {
             perturbed.put(e.getKey(), e.getKey().equals(PERTURBED) ? perturb(t) : new SafetensorsWriter.Tensor(t.dtype(), t.shape(),
                     Safetensors.map(t)));
         }
-        Path dir = Files.createTempDirectory("rollout-it-perturbed-");
+        Path dir = Checkpoints.tempDir("rollout-it-perturbed-");
         try (DirectoryStream<Path> files = Files.newDirectoryStream(originDir)) {
             for (Path f : files) if (!f.getFileName().toString().equals("model.safetensors")) Files.copy(f, dir.resolve(f.getFileName()));
         }
