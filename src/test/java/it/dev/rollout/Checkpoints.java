@@ -35,14 +35,9 @@ public final class Checkpoints {
 
     /** A checkpoint with the default model's shape and different random weights, deleted when the JVM exits. */
     public static Path other(long seed) throws IOException {
-        Path dir = tempDir("rollout-it-weights-");
+        Path dir = TempDirs.deletedAtExit("rollout-it-weights-");
         RandomCheckpoint.write(dir, DefaultModel.SPEC, seed);
         return dir;
-    }
-
-    /** A temporary directory deleted when this JVM exits ({@link TempDirs}). */
-    public static Path tempDir(String prefix) throws IOException {
-        return TempDirs.deletedAtExit(prefix);
     }
 
     public static String base64File(Path file) throws IOException {

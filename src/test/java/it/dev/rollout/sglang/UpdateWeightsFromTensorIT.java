@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.rollout.TempDirs;
 import dev.rollout.engine.LlmEngine;
 import dev.rollout.model.ParameterTable;
 import dev.rollout.model.Safetensors;
@@ -63,7 +64,7 @@ class UpdateWeightsFromTensorIT {
             perturbed.put(e.getKey(), e.getKey().equals(PERTURBED) ? perturb(t) : new SafetensorsWriter.Tensor(t.dtype(), t.shape(),
                     Safetensors.map(t)));
         }
-        Path dir = Checkpoints.tempDir("rollout-it-perturbed-");
+        Path dir = TempDirs.deletedAtExit("rollout-it-perturbed-");
         try (DirectoryStream<Path> files = Files.newDirectoryStream(originDir)) {
             for (Path f : files) if (!f.getFileName().toString().equals("model.safetensors")) Files.copy(f, dir.resolve(f.getFileName()));
         }
