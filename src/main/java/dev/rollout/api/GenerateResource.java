@@ -58,6 +58,8 @@ public class GenerateResource {
         private final GenerateRequest req;
         private final GenerateResponses responses;
         private final boolean incremental;
+        /** Asked once: it sums the items' n, which every streamed chunk would otherwise do again. */
+        private final boolean list;
         private final GenerateResponses.Sent[] sent;
 
         SglangFormat(PendingGeneration pending, GenerateRequest req, GenerateResponses responses, boolean incremental) {
@@ -65,6 +67,7 @@ public class GenerateResource {
             this.req = req;
             this.responses = responses;
             this.incremental = incremental;
+            this.list = req.answersWithList();
             this.sent = new GenerateResponses.Sent[pending.size()];
             Arrays.fill(sent, GenerateResponses.Sent.NOTHING);
         }
@@ -72,7 +75,7 @@ public class GenerateResource {
         @Override
         public String event(SequenceOutput ev) {
             int i = ev.index();
-            JsonObject chunk = responses.toJson(ev, pending.item(i), i, req.answersWithList(),
+            JsonObject chunk = responses.toJson(ev, pending.item(i), i, list,
                     incremental ? sent[i] : GenerateResponses.Sent.NOTHING);
             if (incremental) sent[i] = GenerateResponses.Sent.after(ev);
             return "data: " + chunk + "\n\n";
@@ -85,7 +88,7 @@ public class GenerateResource {
 
         @Override
         public String whole(SequenceOutput[] finals) {
-            if (!req.answersWithList()) return responses.toJson(finals[0], pending.item(0), 0, false).toString();
+            if (!list) return responses.toJson(finals[0], pending.item(0), 0, false).toString();
             JsonArrayBuilder all = JSON.createArrayBuilder();
             for (int i = 0; i < finals.length; i++) {
                 if (finals[i] == null) all.add(Errors.generateBody("no answer from the engine"));

@@ -108,6 +108,7 @@ public final class EngineLoop implements AutoCloseable {
         this.checker = new WeightChecker(engine, weights);
         this.info = describe(engine, weightsHostBackup);
         this.relay = new OutputRelay(threads);
+        engine.observeThrough(relay);   // metrics are recorded on the relay's thread, not the engine's
         refresh();
         housekeeping.add(now -> engine.sessions().expire(now));  // sessions opened with a timeout close when idle
         housekeeping.add(this::endExpiredPause);

@@ -1,6 +1,10 @@
 package dev.rollout.engine;
 
-/** Hooks for metrics, called on the engine thread. */
+/**
+ * Hooks for metrics, called in the order the engine makes them: on the engine thread, or, in an
+ * {@link EngineLoop}, a step's calls on its output relay's thread, before that step's snapshots
+ * reach their listeners (recording metrics is no work for the thread the GPU waits on).
+ */
 public interface EngineObserver {
     EngineObserver NONE = new EngineObserver() {};
 

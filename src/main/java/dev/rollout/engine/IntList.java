@@ -44,6 +44,15 @@ public final class IntList {
         size = 0;
     }
 
+    /**
+     * Empties the list into a fresh array, leaving the old one to whoever holds a prefix of it
+     * ({@link #backing()}): a list whose prefixes are handed out must never write over them.
+     */
+    void clearDetached() {
+        data = new int[data.length];
+        size = 0;
+    }
+
     public int last() {
         return data[size - 1];
     }

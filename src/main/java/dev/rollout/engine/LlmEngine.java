@@ -22,7 +22,8 @@ public final class LlmEngine {
     private final TokenDecoder decoder;
     private final Set<Integer> eos;
     private final int maxModelLen;
-    private final EngineObserver observer;
+    /** The metrics' hooks; in a loop, through its output relay (set before the engine thread starts). */
+    private EngineObserver observer;
     private final Sessions sessions;
     private String weightVersion = "default";
     private long cacheSalt;
@@ -54,6 +55,15 @@ public final class LlmEngine {
                 config.routedExperts());
         this.runner = new ModelRunner(model, cache, new Sampler(model.device(), mc.eosTokenIds(), model.kernels().samplingKernel(),
                 model.kernels().deterministic()), config.maxNumSeqs());
+    }
+
+    /**
+     * Routes the observer's calls through {@code relay} (the loop's, before its thread starts), which
+     * makes a step's calls on its own thread, before the step's snapshots: recording metrics took
+     * half of a streaming step's host work on the engine thread.
+     */
+    void observeThrough(OutputRelay relay) {
+        if (observer != EngineObserver.NONE) observer = relay.observing(observer);
     }
 
     public ModelConfig modelConfig() {
@@ -243,7 +253,7 @@ public final class LlmEngine {
         FinishReason reason = finishReason(seq, token, delta);
         if (reason != null) finish(seq, reason);
         else if (seq.stream && seq.numOutputTokens() % seq.params.streamInterval() == 0)
-            seq.listener.onOutput(seq.snapshot(weightVersion));
+            seq.listener.onOutput(seq.snapshot(weightVersion, now));   // the step's clock: no clock read per snapshot
     }
 
     /**

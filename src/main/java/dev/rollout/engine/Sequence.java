@@ -13,7 +13,7 @@ public final class Sequence {
     final String rid;
     final int index;                 // sample index within its request (for n > 1)
     int promptLen;                   // grows once if a session puts its history first (Sessions.bind)
-    final IntList tokens;            // prompt then output
+    final IntList tokens;            // prompt then output; appended to only once queued (snapshots share its prefixes)
     final SamplingParams params;
     final LogprobOptions logprobs;
     final SplittableRandom rng;
@@ -102,7 +102,7 @@ public final class Sequence {
         if (status != SequenceStatus.WAITING || numComputed > 0 || numOutputTokens() > 0)
             throw new IllegalStateException("a history goes before a sequence that has not started");
         int[] prompt = tokens.toArray();
-        tokens.clear();
+        tokens.clearDetached();   // snapshots share the token array's prefixes (SequenceOutput.Ids)
         for (int t : history) tokens.add(t);
         for (int i = dropFirst ? 1 : 0; i < prompt.length; i++) tokens.add(prompt[i]);
         promptLen = tokens.size();
@@ -171,20 +171,38 @@ public final class Sequence {
     }
 
     /**
-     * The sequence as it stands, for its listener: the ids and the text copied, the logprobs and
-     * routed experts shared prefixes of lists only appended to (no copy on the engine thread).
+     * The sequence as it stands, for its listener: the text copied; the ids, the logprobs and the
+     * routed experts shared prefixes of arrays only appended to (no copy on the engine thread).
      */
     SequenceOutput snapshot(String weightVersion) {
-        long now = finishedNanos != 0 ? finishedNanos : System.nanoTime();
+        return snapshot(weightVersion, System.nanoTime());
+    }
+
+    /**
+     * As {@link #snapshot(String)}, its latency measured at {@code nowNanos} while it runs (the
+     * step's clock, read once for all of a step's snapshots). A streamed step makes one snapshot a
+     * sequence on the engine thread, so each allocation here counts: the common single version span
+     * is an immutable one-element list, not an ArrayList and its array.
+     */
+    SequenceOutput snapshot(String weightVersion, long nowNanos) {
+        long now = finishedNanos != 0 ? finishedNanos : nowNanos;
         String text = detokenizer == null ? null : detokenizer.text();
-        List<SequenceOutput.VersionSpan> spans = new ArrayList<>(spanVersions.size());
-        for (int i = 0; i < spanVersions.size(); i++)
-            spans.add(new SequenceOutput.VersionSpan(spanVersions.get(i), spanStarts.get(i),
-                    i + 1 < spanVersions.size() ? spanStarts.get(i + 1) : numOutputTokens()));
-        return new SequenceOutput(rid, index, tokens.toArray(promptLen, tokens.size()), text, finishReason, promptLen,
+        return new SequenceOutput(rid, index, new SequenceOutput.Ids(tokens.backing(), promptLen, tokens.size()), text, finishReason, promptLen,
                 Math.max(numCachedTokens, 0), numRetractions, outputLogprobs.prefix(), inputLogprobs.prefix(),
-                weightVersion, spans, (now - arrivalNanos) / 1e9,
+                weightVersion, versionSpans(), (now - arrivalNanos) / 1e9,
                 firstTokenNanos == 0 ? Double.NaN : (firstTokenNanos - arrivalNanos) / 1e9,
                 routedExperts == null ? null : new RoutedExperts(routedExperts.backing(), routedExperts.size()));
+    }
+
+    /** Which version generated which output tokens: each span ends where the next begins, the last at the output's end. */
+    private List<SequenceOutput.VersionSpan> versionSpans() {
+        int n = spanVersions.size();
+        if (n == 0) return List.of();
+        if (n == 1) return List.of(new SequenceOutput.VersionSpan(spanVersions.get(0), spanStarts.get(0), numOutputTokens()));
+        SequenceOutput.VersionSpan[] spans = new SequenceOutput.VersionSpan[n];
+        for (int i = 0; i < n; i++)
+            spans[i] = new SequenceOutput.VersionSpan(spanVersions.get(i), spanStarts.get(i),
+                    i + 1 < n ? spanStarts.get(i + 1) : numOutputTokens());
+        return List.of(spans);
     }
 }

@@ -21,8 +21,9 @@ import org.eclipse.microprofile.metrics.Timer;
 
 /**
  * Engine metrics for Prometheus, named after SGLang's ({@code sglang:*}) so that existing
- * dashboards and veRL's scraper work, plus a few of ours ({@code rollout:*}). Fed from the
- * engine thread through {@link EngineObserver}; the gauges read the loop's latest stats.
+ * dashboards and veRL's scraper work, plus a few of ours ({@code rollout:*}). Fed through {@link
+ * EngineObserver}, a step's calls on the loop's output relay thread (before the step's snapshots
+ * reach their requests); the gauges read the loop's latest stats.
  */
 @ApplicationScoped
 public class EngineMetrics implements EngineObserver {
@@ -82,6 +83,18 @@ public class EngineMetrics implements EngineObserver {
     /** The running engine's latest stats, or null before it runs. */
     public EngineStats stats() {
         return stats.get();
+    }
+
+    /**
+     * This bean itself, not the CDI client proxy that injection gives: the engine's hooks run a
+     * few hundred times a step (an inter-token latency per streamed token), and each call through
+     * the proxy looks the instance up again (a third of those calls' time in a profile of the
+     * server, docs/benchmarks-log.md of 2026-12-07). Called through the proxy, it returns the
+     * instance behind it; the bean is application-scoped, so that instance lives as long as the
+     * engine.
+     */
+    public EngineObserver observer() {
+        return this;
     }
 
     /** Points the gauges at a running engine. */

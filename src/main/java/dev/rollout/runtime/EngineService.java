@@ -116,7 +116,7 @@ public class EngineService {
             Path tok = modelDir.resolve("tokenizer.json");
             tokenizer = Files.exists(tok) ? HfTokenizer.load(tok) : null;
             chatTemplates = ChatTemplates.load(modelDir);
-            LlmEngine engine = new LlmEngine(model, s.engine(), tokenizer, metrics);
+            LlmEngine engine = new LlmEngine(model, s.engine(), tokenizer, metrics.observer());
             engine.limitSessions(sessionLimits((long) engine.numKvBlocks() * s.engine().blockSize()));
             engine.setTimeouts(s.timeouts());
             engine.setPauseTimeout(s.pauseTimeoutSeconds());

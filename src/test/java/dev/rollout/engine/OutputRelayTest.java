@@ -113,4 +113,66 @@ class OutputRelayTest {
             assertTrue(good.await(30, TimeUnit.SECONDS));
         }
     }
+
+    /**
+     * A step's observer calls (the metrics) run on the relay thread, in order and before the
+     * step's snapshots; a call made while not holding runs at once on its own thread.
+     */
+    @Test
+    void heldObserverCallsRunOnTheRelayBeforeTheStepsSnapshots() throws Exception {
+        List<String> got = new ArrayList<>();
+        List<Thread> on = new ArrayList<>();
+        CountDownLatch all = new CountDownLatch(6);
+        EngineObserver target = new EngineObserver() {
+            @Override
+            public void onStep(int sequences, int tokens, int sampled, double modelSeconds, double hostSeconds) {
+                note("step " + sequences + " " + tokens + " " + sampled + " " + modelSeconds + " " + hostSeconds);
+            }
+
+            @Override
+            public void onInterTokenLatency(double seconds) {
+                note("itl " + seconds);
+            }
+
+            @Override
+            public void onFinished(SequenceOutput output) {
+                note("finished " + output.rid());
+            }
+
+            private void note(String what) {
+                synchronized (got) {
+                    got.add(what);
+                    on.add(Thread.currentThread());
+                }
+                all.countDown();
+            }
+        };
+        try (OutputRelay relay = new OutputRelay(Thread::new)) {
+            EngineObserver observer = relay.observing(target);
+            SequenceListener l = relay.relaying(o -> {
+                synchronized (got) {
+                    got.add("output " + o.rid());
+                    on.add(Thread.currentThread());
+                }
+                all.countDown();
+            });
+            observer.onInterTokenLatency(0.5);  // not holding: at once, here
+            assertEquals(List.of("itl 0.5"), got);
+            assertEquals(Thread.currentThread(), on.get(0));
+            relay.hold();
+            observer.onInterTokenLatency(0.25);
+            l.onOutput(output(0, 1));
+            observer.onFinished(output(1, 2));
+            l.onOutput(output(1, 2));
+            observer.onStep(2, 3, 2, 0.125, 0.0625);
+            Thread.sleep(50);  // time the relay would need, were anything queued before the release
+            synchronized (got) {
+                assertEquals(1, got.size(), "a held call ran before the release");
+            }
+            relay.release();
+            assertTrue(all.await(30, TimeUnit.SECONDS), "undelivered: " + all.getCount());
+        }
+        assertEquals(List.of("itl 0.5", "itl 0.25", "finished r1", "step 2 3 2 0.125 0.0625", "output r0", "output r1"), got);
+        for (int i = 1; i < on.size(); i++) assertNotEquals(Thread.currentThread(), on.get(i), "ran on the holding thread");
+    }
 }
