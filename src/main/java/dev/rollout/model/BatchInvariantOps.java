@@ -3,7 +3,6 @@ package dev.rollout.model;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
@@ -15,14 +14,17 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * and whether it is decoded or scored as part of a prompt.
  *
  * <ul>
- *   <li>GEMMs run over chunks of {@link #ROWS} rows, the last one padded with zeros: a BLAS picks
+ *   <li>Every row of a GEMM is a product of its own, (1, K) times (K, N), one item of a
+ *       {@code bmm} over the rows with the weight broadcast (stride 0, not copied). A BLAS picks
  *       its kernel and blocking by the number of rows (measured: four groups of bits for one row
- *       between 1 and 300 rows), but within a chunk of fixed size a row's result does not depend
- *       on its place.</li>
+ *       between 1 and 300 rows), and its micro-kernel need not treat the rows of one call alike
+ *       either: OpenBLAS's Haswell sgemm kernel, which its DYNAMIC_ARCH picks on an AVX-512 AMD
+ *       EPYC, gives a row other bits by its place among 32 (ADR 0026, 2026-12 addendum). A (1, K)
+ *       product has one place, so the same call gives the same bits in any batch.</li>
  *   <li>Attention, prefill and decode alike, takes each query's keys in blocks of {@link #KEYS}
  *       at absolute positions (0 to S − 1, S to 2S − 1, ...) and merges the blocks in order with an
- *       online softmax; the queries go in chunks of {@link #ROWS} per sequence. Every score and
- *       P·V product is then a GEMM of one fixed shape, and a block past a query's position adds
+ *       online softmax. Each query row of each head meets a block as its own (1, d) × (d, S) and
+ *       (1, S) × (S, d) product, for the reason above, and a block past a query's position adds
  *       exact zeros, so a decode row and the same position scored inside a prompt meet the same
  *       arithmetic. libtorch's SDPA picks its splits by length: decode matched its own causal
  *       prefill at 1 of 200 positions.</li>
@@ -32,30 +34,23 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * round differently (exp, sigmoid: libtorch's CPU loops take SLEEF's vector functions, then the
  * C library's for the tail past the last whole pair of vectors) must see rows of a whole number of
  * {@link #VECTOR} floats, or be iterated row by row. Otherwise which elements fall in the tail
- * depends on the number of rows. Hence R and S are multiples of it, and {@link #sigmoid} pads.
+ * depends on the number of rows. Hence S is a multiple of it, and {@link #sigmoid} and
+ * {@link #exp} pad.
  */
 final class BatchInvariantOps {
     /** Two AVX-512 vectors of float32 (four of AVX2's): the step of libtorch's vectorised CPU loops. */
     static final int VECTOR = 32;
-    /** R: the rows of every GEMM call, and the queries of a sequence attended at once. */
-    static final int ROWS = 32;
     /** S: the keys of one attention block. */
     static final int KEYS = 32;
 
     private BatchInvariantOps() {}
 
-    /** x (T, K) times w (N, K) transposed, plus bias (N) where not null: (T, N), in chunks of {@link #ROWS} rows. */
+    /** x (T, K) times w (N, K) transposed, plus bias (N) where not null: (T, N), each row a product of its own. */
     static Tensor linear(Tensor x, Tensor w, Tensor bias) {
-        long t = x.size(0);
-        Tensor padded = padRows(x, ROWS);                                                   // (C * R, K)
-        TensorVector parts = new TensorVector();
-        for (long at = 0; at < padded.size(0); at += ROWS) {
-            Tensor chunk = padded.narrow(0, at, ROWS);                                      // (R, K)
-            parts.push_back(bias == null ? torch.linear(chunk, w)
-                    : torch.linear(chunk, w, new TensorOptional(bias))); // (R, N)
-        }
-        Tensor out = parts.size() == 1 ? parts.get(0) : torch.cat(parts);                   // (C * R, N)
-        return out.size(0) == t ? out : out.narrow(0, 0, t);
+        long t = x.size(0), k = x.size(1), n = w.size(0);
+        // not one (T, K) x (K, N) GEMM, nor fixed chunks of it: a row's bits may depend on its place in the call
+        Tensor out = torch.bmm(x.contiguous().view(t, 1, k), w.t().unsqueeze(0).expand(t, k, n)).view(t, n);   // (T, N)
+        return bias == null ? out : out.add(bias);
     }
 
     /**
@@ -69,56 +64,54 @@ final class BatchInvariantOps {
      */
     static Tensor attend(Tensor q, Tensor positions, Tensor k, Tensor v, ModelConfig c) {
         int nH = c.numHeads(), nKv = c.numKvHeads(), d = c.headDim(), g = nH / nKv;
-        long p = q.size(0), queries = q.size(1), subs = (queries + ROWS - 1) / ROWS;
+        long p = q.size(0), queries = q.size(1), rows = p * queries * nH;
         long blocks = (k.size(1) + KEYS - 1) / KEYS;
         ScalarType dtype = q.scalar_type();
-        // queries in chunks of R per sequence: (P, subs, nKv, g * R, d), rows (group member, query)
-        Tensor qs = padDim(q, 1, subs * ROWS).view(p, subs, ROWS, nKv, g, d).permute(0, 1, 3, 4, 2, 5)
-                .reshape(p, subs, nKv, (long) g * ROWS, d);
-        Tensor pos = padDim(positions, 1, subs * ROWS).view(p, subs, 1, 1, ROWS)             // (P, subs, 1, 1, R)
-                .expand(p, subs, 1, g, ROWS).reshape(p, subs, 1, (long) g * ROWS, 1);       // (P, subs, 1, g * R, 1)
-        Tensor ks = padDim(k, 1, blocks * KEYS).permute(0, 2, 3, 1).unsqueeze(1);           // (P, 1, nKv, d, blocks * S)
-        Tensor vs = padDim(v, 1, blocks * KEYS).permute(0, 2, 1, 3).unsqueeze(1);           // (P, 1, nKv, blocks * S, d)
+        Tensor qs = q.contiguous().view(rows, 1, d);                                        // (P Q nH, 1, d): a row per query and head
+        Tensor pos = positions.reshape(p, queries, 1, 1);                                     // (P, Q, 1, 1)
+        Tensor ks = padDim(k, 1, blocks * KEYS), vs = padDim(v, 1, blocks * KEYS);          // (P, blocks * S, nKv, d)
         Tensor keyPos = torch.arange(new Scalar(KEYS), Torch.options(ScalarType.Long, q.device()));   // (S)
         Scalar scale = new Scalar(1.0 / Math.sqrt(d));
         Tensor m = null, l = null, acc = null;
         for (long b = 0; b < blocks; b++) {
-            Tensor kb = ks.narrow(4, b * KEYS, KEYS).expand(p, subs, nKv, d, KEYS).contiguous();    // (P, subs, nKv, d, S)
-            Tensor vb = vs.narrow(3, b * KEYS, KEYS).expand(p, subs, nKv, KEYS, d).contiguous();    // (P, subs, nKv, S, d)
-            Tensor scores = torch.matmul(qs, kb).to(ScalarType.Float).mul(scale);                  // (P, subs, nKv, g * R, S)
-            Tensor masked = torch.gt(keyPos.add(new Scalar(b * KEYS)), pos);                       // (P, subs, 1, g * R, S)
+            // each row's block of keys and values, its KV head's, as the bmm's own item (copied: a view cannot broadcast it)
+            Tensor kb = ks.narrow(1, b * KEYS, KEYS).permute(0, 2, 3, 1).view(p, 1, nKv, 1, d, KEYS)
+                    .expand(p, queries, nKv, g, d, KEYS).reshape(rows, d, KEYS);                       // (P Q nH, d, S)
+            Tensor vb = vs.narrow(1, b * KEYS, KEYS).permute(0, 2, 1, 3).view(p, 1, nKv, 1, KEYS, d)
+                    .expand(p, queries, nKv, g, KEYS, d).reshape(rows, KEYS, d);                       // (P Q nH, S, d)
+            Tensor scores = torch.bmm(qs, kb).view(p, queries, nH, KEYS).to(ScalarType.Float).mul(scale);  // (P, Q, nH, S)
+            Tensor masked = torch.gt(keyPos.add(new Scalar(b * KEYS)), pos);                           // (P, Q, 1, S)
             scores = scores.masked_fill(masked, new Scalar(Double.NEGATIVE_INFINITY));
-            Tensor blockMax = scores.amax(new long[] {-1}, true);                                  // (..., g * R, 1)
+            Tensor blockMax = scores.amax(new long[] {-1}, true);                                      // (P, Q, nH, 1)
             Tensor mNew = m == null ? blockMax : torch.maximum(m, blockMax);
-            Tensor e = torch.exp(scores.sub(mNew));                                                // masked keys: exact zeros
-            Tensor pv = torch.matmul(e.to(dtype), vb).to(ScalarType.Float);                        // (..., g * R, d)
+            Tensor e = torch.exp(scores.sub(mNew));                                                    // rows of S; masked keys: exact zeros
+            Tensor pv = torch.bmm(e.to(dtype).view(rows, 1, KEYS), vb).view(p, queries, nH, d).to(ScalarType.Float);  // (P, Q, nH, d)
             Tensor rowSum = e.sum(new long[] {-1}, true, new ScalarTypeOptional());
             if (m == null) {
                 l = rowSum;
                 acc = pv;
             } else {
                 // a block past every key a row may see leaves its max, so alpha is exactly 1 and its terms 0
-                Tensor alpha = torch.exp(m.sub(mNew));
+                // P Q nH values, not a multiple of VECTOR: padded, so that which of them falls in a vector tail does not depend on P and Q
+                Tensor alpha = exp(m.sub(mNew).view(rows, 1)).view(p, queries, nH, 1);
                 l = l.mul(alpha).add(rowSum);
                 acc = acc.mul(alpha).add(pv);
             }
             m = mNew;
         }
-        Tensor o = acc.div(l).to(dtype);                                                           // (P, subs, nKv, g * R, d)
-        return o.view(p, subs, nKv, g, ROWS, d).permute(0, 1, 4, 2, 3, 5).reshape(p, subs * ROWS, nH, d)
-                .narrow(1, 0, queries);                                                            // (P, Q, nH, d)
+        return acc.div(l).to(dtype);                                                               // (P, Q, nH, d)
+    }
+
+    /** exp(x) for x (T, n), each row padded to a whole number of {@link #VECTOR} first: (T, n). */
+    static Tensor exp(Tensor x) {
+        long n = x.size(1), to = (n + VECTOR - 1) / VECTOR * VECTOR;
+        return torch.exp(padDim(x, 1, to).contiguous()).narrow(1, 0, n);
     }
 
     /** sigmoid(x) for x (T, n), each row padded to a whole number of {@link #VECTOR} first: (T, n). */
     static Tensor sigmoid(Tensor x) {
         long n = x.size(1), to = (n + VECTOR - 1) / VECTOR * VECTOR;
         return torch.sigmoid(padDim(x, 1, to).contiguous()).narrow(1, 0, n);
-    }
-
-    /** x with rows of zeros appended up to a multiple of {@code multiple}; x itself where it is one. */
-    private static Tensor padRows(Tensor x, int multiple) {
-        long t = x.size(0), to = (t + multiple - 1) / multiple * multiple;
-        return padDim(x, 0, Math.max(to, multiple));
     }
 
     /** x with zeros appended along {@code dim} up to {@code size}. */
