@@ -29,6 +29,7 @@
 #                  in each transport alone, then release/resume cycles alone (the glibc heap after each)
 #   kernelmoe      the experts' GEMMs of Qwen3-30B-A3B at 1 to 64 tokens in isolation (KernelBench moe30):
 #                  libtorch's grouped GEMMs against our matrix-vector kernels, the crossover of CausalLm.GEMV_COPIES
+#   samplingtests  the sampling kernel's tests, its checks, CUDA graphs (bf16 logits) and logit_bias
 #   phases05       GPU time per phase of eager decode steps (CUDA events: GEMMs, attention, fused ops, LM head,
 #                  sampling) at batches 1, 64 and 512: the profile behind the large-batch misses
 #   phases7        the same on 7B random weights (batches 1, 64, 256)
@@ -116,6 +117,9 @@ for s in "$@"; do
              dev.rollout.engine.LogitBiasTest dev.rollout.engine.StopRegexTest dev.rollout.engine.PromptEmbedsTest \
              dev.rollout.engine.PromptScoringTest dev.rollout.engine.SessionsTest dev.rollout.engine.RequestTimeoutsTest \
              dev.rollout.engine.CudaWeightCheckerTest dev.rollout.engine.CudaHostBackupTest dev.rollout.engine.UpdateWhileReleasedTest ;;
+    # the sampling path alone: the kernel, its checks, bf16 logits through graphs and logit_bias
+    samplingtests) stage samplingtests 200 bash bench/gpu-bench.sh test dev.rollout.engine.SamplingKernelTest \
+             dev.rollout.model.NativeChecksTest dev.rollout.engine.CudaGraphTest dev.rollout.engine.LogitBiasTest ;;
     groups) stage groups 200 bash bench/gpu-bench.sh test dev.rollout.dist.CollectivesTest dev.rollout.dist.WeightSyncGroupTest \
               dev.rollout.model.C10dTpGroupTest ;;
     moetests) stage moetests 240 bash bench/gpu-bench.sh test dev.rollout.model.MoeKernelsTest dev.rollout.model.NativeChecksTest dev.rollout.model.GroupedMmTest dev.rollout.engine.GroupedExpertsTest \
