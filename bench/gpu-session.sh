@@ -29,6 +29,7 @@
 #                  in each transport alone, then release/resume cycles alone (the glibc heap after each)
 #   kernelmoe      the experts' GEMMs of Qwen3-30B-A3B at 1 to 64 tokens in isolation (KernelBench moe30):
 #                  libtorch's grouped GEMMs against our matrix-vector kernels, the crossover of CausalLm.GEMV_COPIES
+#   samplingtests  the sampling kernel's tests, its checks, CUDA graphs (bf16 logits) and logit_bias
 #   phases05       GPU time per phase of eager decode steps (CUDA events: GEMMs, attention, fused ops, LM head,
 #                  sampling) at batches 1, 64 and 512: the profile behind the large-batch misses
 #   phases7        the same on 7B random weights (batches 1, 64, 256)
@@ -45,6 +46,7 @@
 #                  also ".device/base.tar.xz", made here by bench/ab-pack.sh OTHER_CHECKOUT .device/base.tar.xz,
 #                  or another archive named by AB_BASE)
 #   ab05sweep      R5's decode steps at batches 1, 64 and 512 for this tree and the baseline, as ab05
+#   ab05quick      ab05sweep at batches 1 and 512 only
 #   abkernel       KernelBench (our paged attention and one layer's GEMMs, each with its fraction of the
 #                  bandwidth) for this tree and the baseline, as ab05: a kernel's change on its own
 #   ab7            R4 at 7B (random weights made on the GPU), this tree against the baseline as ab05
@@ -116,6 +118,9 @@ for s in "$@"; do
              dev.rollout.engine.LogitBiasTest dev.rollout.engine.StopRegexTest dev.rollout.engine.PromptEmbedsTest \
              dev.rollout.engine.PromptScoringTest dev.rollout.engine.SessionsTest dev.rollout.engine.RequestTimeoutsTest \
              dev.rollout.engine.CudaWeightCheckerTest dev.rollout.engine.CudaHostBackupTest dev.rollout.engine.UpdateWhileReleasedTest ;;
+    # the sampling path alone: the kernel, its checks, bf16 logits through graphs and logit_bias
+    samplingtests) stage samplingtests 200 bash bench/gpu-bench.sh test dev.rollout.engine.SamplingKernelTest \
+             dev.rollout.model.NativeChecksTest dev.rollout.engine.CudaGraphTest dev.rollout.engine.LogitBiasTest ;;
     groups) stage groups 200 bash bench/gpu-bench.sh test dev.rollout.dist.CollectivesTest dev.rollout.dist.WeightSyncGroupTest \
               dev.rollout.model.C10dTpGroupTest ;;
     moetests) stage moetests 240 bash bench/gpu-bench.sh test dev.rollout.model.MoeKernelsTest dev.rollout.model.NativeChecksTest dev.rollout.model.GroupedMmTest dev.rollout.engine.GroupedExpertsTest \
@@ -197,6 +202,9 @@ for s in "$@"; do
             --hbm-gbps "$gbps" decode:128:512 $r1 ;;
     ab05sweep) stage ab05sweep 400 bash bench/ab-engine.sh "${AB_BASE:-.device/base.tar.xz}" /tmp/q05 --native-kernels --cuda-graphs \
                  --repeat 2 --hbm-gbps "$gbps" sweep:512:128:1,64,512 ;;
+    # ab05sweep at batches 1 and 512 only: a kernel change's first look when device time is short
+    ab05quick) stage ab05quick 300 bash bench/ab-engine.sh "${AB_BASE:-.device/base.tar.xz}" /tmp/q05 --native-kernels --cuda-graphs \
+                 --repeat 2 --hbm-gbps "$gbps" sweep:512:128:1,512 ;;
     abkernel) stage abkernel 300 env AB_MAIN=dev.rollout.model.KernelBench bash bench/ab-engine.sh "${AB_BASE:-.device/base.tar.xz}" - \
                 --hbm-gbps "$gbps" 0.5b:1:576 0.5b:64:576 0.5b:512:576 0.5b:512:2048 0.5b:1:8192 7b:1:576 7b:64:576 7b:256:576 7b:1:8192 ;;
     # R4 at 7B (random weights made on the GPU) for this tree and the baseline, alternating: issue #18's "TP=1 is no slower"

@@ -191,7 +191,7 @@ inline void pagedDecodeAttention(const at::Tensor& q, const at::Tensor& kCache, 
 inline void sampleRows(const at::Tensor& logits, const at::Tensor& temperature, const at::Tensor& uniform,
                        const at::Tensor& out, c10::Device device) {
     const char* op = "sampleRows";
-    tensor(op, "logits", logits, F32, 2, device);
+    tensor(op, "logits", logits, logits.defined() && logits.scalar_type() == BF16 ? BF16 : F32, 2, device);
     const int64_t rows = logits.size(0);
     tensor(op, "temperature", temperature, F32, 1, device);
     size(op, "temperature", temperature, 0, rows, "logits' rows");

@@ -138,7 +138,8 @@ inline void ropeAndCache(const at::Tensor& qkv, const at::Tensor& positions, con
 inline void sampleRows(const at::Tensor& logits, const at::Tensor& temperature, const at::Tensor& uniform,
                        const at::Tensor& out) {
     checks::sampleRows(logits, temperature, uniform, out, detail::device());
-    detail::check(kernels::sample_rows(logits.data_ptr(), temperature.data_ptr(), uniform.data_ptr(), out.data_ptr(),
+    detail::check(kernels::sample_rows(logits.data_ptr(), logits.scalar_type() == c10::ScalarType::BFloat16,
+                                       temperature.data_ptr(), uniform.data_ptr(), out.data_ptr(),
                                        static_cast<int>(logits.size(0)), static_cast<int>(logits.size(1)),
                                        detail::stream()));
 }

@@ -72,10 +72,10 @@ struct RopeArgs {
 
 const char* rope_and_cache(const RopeArgs& args, cudaStream_t stream);
 
-// One token per row of float32 logits [rows, vocab] (sampling.cu): the argmax where
-// temperature[r] is 0, else a draw from softmax(logits / T) by inverse CDF at uniform[r] in
+// One token per row of logits [rows, vocab], float32 or (bf16 true) bf16 (sampling.cu): the argmax
+// where temperature[r] is 0, else a draw from softmax(logits / T) by inverse CDF at uniform[r] in
 // [0, 1). out [rows, 2] float32 gets (token, its logprob under softmax(logits / T)).
-const char* sample_rows(const void* logits, const void* temperature, const void* uniform, void* out, int rows,
+const char* sample_rows(const void* logits, bool bf16, const void* temperature, const void* uniform, void* out, int rows,
                         int vocab, cudaStream_t stream);
 
 // A mixture of experts' routing, sorting and combining around its grouped GEMMs (moe.cu).

@@ -106,7 +106,7 @@ final class ModelRunner {
             // a step where every sequence decodes and samples one token may replay a CUDA graph
             // (a one-position embeddings prompt looks like a decode, but its input is no token)
             boolean decodeOnly = offset == batch.size() && numSampling == batch.size() && scoreRows.isEmpty() && !anyEmbeds;
-            Tensor logits = decodeOnly && graphs != null ? graphs.decode(decodeStep(batch), cache) : null;  // (B, V) f32
+            Tensor logits = decodeOnly && graphs != null ? graphs.decode(decodeStep(batch), cache) : null;  // (B, V) bf16 or f32
             PhaseTimer phases = model.phaseTimer();  // benchmarks' profile of eager steps; off otherwise
             Tensor hidden = null;
             List<Tensor> scoreSlices = List.of();
@@ -121,7 +121,7 @@ final class ModelRunner {
                 ForwardBatch step = prepare(batch);
                 ranks.send(step, logitsRows);
                 hidden = model.forward(step, cache);  // (T, hidden); for prompt chunks alone, their K/V is the product
-                if (sampleRows != null) logits = model.logits(hidden.index_select(0, sampleRows));  // (B, V) f32
+                if (sampleRows != null) logits = model.samplingLogits(hidden.index_select(0, sampleRows));  // (B, V) bf16 or f32
                 if (numSampling > 0 || !scoreRows.isEmpty()) phases.mark("lm_head");
             }
             Sampler.Result sampled = null;

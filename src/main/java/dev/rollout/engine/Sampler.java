@@ -73,10 +73,16 @@ final class Sampler {
 
     record Result(int[] tokens, TokenLogprob[] logprobs) {}
 
-    /** Samples one token per row; {@code logits} is (S, V) float32, row i belonging to {@code seqs[i]}. */
+    /**
+     * Samples one token per row; {@code logits} is (S, V) float32, or bf16 as the LM head gave them
+     * ({@code CausalLm.samplingLogits}), row i belonging to {@code seqs[i]}. bf16 logits go to our
+     * kernel as they are when every row is {@link #plain}; else the step works on a float32 copy.
+     */
     Result sample(Tensor logits, List<Sequence> seqs) {
         int rows = seqs.size();
         long vocab = logits.size(1);
+        if (logits.scalar_type().intern() != ScalarType.Float && !(kernel && seqs.stream().allMatch(s -> plain(s, vocab))))
+            logits = logits.to(ScalarType.Float);
         LogprobsMode[] modes = new LogprobsMode[rows];
         for (int i = 0; i < rows; i++) modes[i] = seqs.get(i).logprobs.returnLogprob() ? seqs.get(i).logprobs.mode() : LogprobsMode.SGLANG;
         // the raw modes report the logits as the model gave them: their rows are copied before penalties, bias and bans go in
@@ -150,6 +156,17 @@ final class Sampler {
         for (int i = 0; i < rows; i++) anyMasked |= masked[i] = filtered[i] && modes[i].processed();
         Tensor dropped = anyMasked ? dropped(kept, vocab).logical_and(Torch.bools(masked, device, rows, 1)) : null;   // (S, V)
         return new Result(tokens, logprobs(reported(scaled, modes, rawRows, raw, dropped), tokens, seqs));
+    }
+
+    /**
+     * Whether a row needs our kernel's draw and its logprob alone: nothing written into its logits
+     * (no penalty, bias or ban), no filter, and no logprob but SGLang's of the drawn token.
+     */
+    private static boolean plain(Sequence s, long vocab) {
+        SamplingParams p = s.params;
+        LogprobOptions lo = s.logprobs;
+        return !p.hasPenalties() && p.logitBias().size() == 0 && s.numOutputTokens() >= p.minNewTokens() && !filters(p, vocab)
+                && (!lo.returnLogprob() || (lo.mode() == LogprobsMode.SGLANG && lo.topLogprobsNum() <= 0 && lo.tokenIds() == null));
     }
 
     /** Whether min-p, top-k or top-p can drop tokens of a row: a greedy row takes the argmax, unfiltered. */

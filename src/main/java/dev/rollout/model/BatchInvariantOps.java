@@ -18,8 +18,9 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  *       {@code bmm} over the rows with the weight broadcast (stride 0, not copied). A BLAS picks
  *       its kernel and blocking by the number of rows (measured: four groups of bits for one row
  *       between 1 and 300 rows), and its micro-kernel need not treat the rows of one call alike
- *       either: OpenBLAS's Haswell sgemm kernel, which its DYNAMIC_ARCH picks on an AVX-512 AMD
- *       EPYC, gives a row other bits by its place among 32 (ADR 0026, 2026-12 addendum). A (1, K)
+ *       either: OpenBLAS's Haswell sgemm kernel (chosen by {@code OPENBLAS_CORETYPE=Haswell} in
+ *       the environment, on an AVX-512 AMD EPYC) gives a row other bits by its place among 32
+ *       (ADR 0026, 2026-12 addendum). A (1, K)
  *       product has one place, so the same call gives the same bits in any batch.</li>
  *   <li>Attention, prefill and decode alike, takes each query's keys in blocks of {@link #KEYS}
  *       at absolute positions (0 to S − 1, S to 2S − 1, ...) and merges the blocks in order with an

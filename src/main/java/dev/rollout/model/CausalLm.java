@@ -594,6 +594,19 @@ public final class CausalLm {
     }
 
     /**
+     * The logits a step samples from, (rows, vocab): the LM head's output as it is, bf16, where our
+     * sampling kernel reads it so (one rank, bf16, no float32 LM head), so that only a row that
+     * needs float32 logits (penalties, filters, other logprob modes: the sampler's choice) costs a
+     * float32 copy; elsewhere {@link #logits}. The kernel converts bf16 exactly: either way a row's
+     * token and logprob are the same bits.
+     */
+    public Tensor samplingLogits(Tensor hidden) {
+        if (!kernels.samplingKernel() || tp.size() > 1 || kernels.fp32LmHead() || dtype.intern() != ScalarType.BFloat16)
+            return logits(hidden);
+        return linear(hidden, live().lmHead());                              // (rows, vocab) bf16
+    }
+
+    /**
      * Every rank's logits for its vocabulary rows, gathered so that each rank holds the full
      * (rows, vocab) float32 logits and samples exactly as one rank would; the padding rows of the
      * vocabulary are cut off. Rounded to the model's dtype first, as at one rank.

@@ -59,7 +59,7 @@ public final class DecodeGraphs implements AutoCloseable {
         final int batch, maxBlocks;
         final Tensor inputs, ids, positions, slots, seqLens, blockTable, tokenIndex;
         final Tensor splitCounters;  // (batch, nKv) int32: the paged kernel's, zero between its launches
-        Tensor logits;   // (batch, vocab) float32, written by every replay
+        Tensor logits;   // (batch, vocab) bf16 or float32 (CausalLm.samplingLogits), written by every replay
         long handle;
 
         Graph(int batch, int maxBlocks, int kvHeads, Device device) {
@@ -113,7 +113,8 @@ public final class DecodeGraphs implements AutoCloseable {
     }
 
     /**
-     * Logits (B, vocab) float32 of a decode-only step, computed by replaying the graph for its
+     * Logits (B, vocab) of a decode-only step, bf16 or float32 as {@link CausalLm#samplingLogits}
+     * gives them, computed by replaying the graph for its
      * shape (capturing it first if it is new), or null when the step must run eagerly.
      */
     public Tensor decode(Step step, KvCache cache) {
@@ -144,7 +145,7 @@ public final class DecodeGraphs implements AutoCloseable {
             try {
                 for (int i = 0; i < 2; i++) {
                     try (PointerScope scope = new PointerScope()) {
-                        model.logits(model.forward(fb, cache));
+                        model.samplingLogits(model.forward(fb, cache));
                     }
                 }
             } finally {
@@ -152,7 +153,7 @@ public final class DecodeGraphs implements AutoCloseable {
             }
             g.handle = RolloutCuda.graphBegin();
             try (PointerScope scope = new PointerScope()) {
-                g.logits = keep(model.logits(model.forward(fb, cache)));
+                g.logits = keep(model.samplingLogits(model.forward(fb, cache)));
             } finally {
                 RolloutCuda.graphEnd(g.handle);
             }

@@ -16,7 +16,7 @@ public final class NativeOps {
 
     /**
      * One token per row in one kernel ({@code native-presets/src/sampling.cu}): logits (S, V)
-     * float32, temperature (S) float32 with 0 for greedy rows, uniform (S) float32 in [0, 1) ->
+     * float32 or bf16, temperature (S) float32 with 0 for greedy rows, uniform (S) float32 in [0, 1) ->
      * (S, 2) float32 of (token, logprob under softmax(logits / T)).
      */
     public static Tensor sampleRows(Tensor logits, Tensor temperature, Tensor uniform) {

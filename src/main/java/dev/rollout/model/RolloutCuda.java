@@ -118,7 +118,7 @@ public final class RolloutCuda {
                                            @Const @ByRef Tensor kCache, @Const @ByRef Tensor vCache, float eps);
 
     /**
-     * One token per row of float32 logits (rows, vocab): the argmax where temperature is 0, else a
+     * One token per row of float32 or bf16 logits (rows, vocab): the argmax where temperature is 0, else a
      * draw from softmax(logits / T) at the row's uniform in [0, 1). out (rows, 2) float32 gets
      * (token, its logprob under softmax(logits / T)). temperature and uniform are (rows) float32.
      */

@@ -9,9 +9,12 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.Device;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Our sampling kernel (native-presets/src/sampling.cu) against exact float64 arithmetic on the
@@ -38,13 +41,19 @@ class SamplingKernelTest {
         return seq(SamplingParams.GREEDY, seed).rng.nextDouble();
     }
 
-    @Test
-    void drawsInvertTheExactCdfAndReportExactLogprobs() {
-        int rows = 48, vocab = 151_936;
+    /**
+     * Qwen's vocabulary, read 16 bytes a lane, and an odd one, read a float at a time; the last
+     * row has a single token that is not banned, in the last of the kernel's 32 chunks.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {151_936, 50_001})
+    void drawsInvertTheExactCdfAndReportExactLogprobs(int vocab) {
+        int rows = 48;
         Random r = new Random(7);
         float[] logits = new float[rows * vocab];
         for (int i = 0; i < logits.length; i++) logits[i] = (float) (r.nextGaussian() * 3);
         for (int row = 0; row < rows; row += 5) logits[row * vocab + r.nextInt(vocab)] = Float.NEGATIVE_INFINITY;  // a ban
+        java.util.Arrays.fill(logits, (rows - 1) * vocab, rows * vocab - 1, Float.NEGATIVE_INFINITY);
         List<Sequence> seqs = new ArrayList<>();
         double[] temps = new double[rows];
         for (int i = 0; i < rows; i++) {
@@ -66,6 +75,7 @@ class SamplingKernelTest {
                 }
                 for (int v = 0; v < vocab; v++) sum += Math.exp(logits[i * vocab + v] / t - max);
                 int tok = res.tokens()[i];
+                if (i == rows - 1) assertEquals(vocab - 1, tok, "the only token not banned");
                 assertEquals(logits[i * vocab + tok] / t - max - Math.log(sum), res.logprobs()[i].logprob(), 2e-4, "row " + i);
                 if (temps[i] == 0) {
                     assertEquals(argmax, tok, "greedy row " + i);
@@ -76,6 +86,39 @@ class SamplingKernelTest {
                 double at = below + Math.exp(logits[i * vocab + tok] / t - max) / sum, u = firstDraw(100 + i);
                 assertTrue(below - 1e-4 <= u && u <= at + 1e-4,
                         "row " + i + ": u " + u + " outside the drawn token's CDF step [" + below + ", " + at + "]");
+            }
+        }
+    }
+
+    /**
+     * bf16 logits, as the LM head gives them, draw the same tokens with the same logprobs, bit for
+     * bit, as their float32 copy: plain rows go to the kernel as they are, and a batch with one row
+     * that needs float32 (a penalty) is copied whole. Qwen's vocabulary (16 bytes a lane) and an odd
+     * one (a value at a time).
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {151_936, 50_001})
+    void bf16LogitsDrawWhatTheirFloat32CopyDraws(int vocab) {
+        int rows = 16;
+        try (PointerScope scope = new PointerScope()) {
+            org.bytedeco.pytorch.global.torch.manual_seed(vocab);
+            Tensor bf16 = org.bytedeco.pytorch.global.torch.randn(new long[] {rows, vocab},
+                    Torch.options(org.bytedeco.pytorch.global.torch.ScalarType.BFloat16, CUDA)).mul_(new org.bytedeco.pytorch.Scalar(3));
+            for (boolean penalised : new boolean[] {false, true}) {
+                List<Sequence> a = new ArrayList<>(), b = new ArrayList<>();
+                for (int i = 0; i < rows; i++) {
+                    SamplingParams.Builder p = SamplingParams.builder().temperature(i % 3 == 0 ? 0 : 0.8 + 0.1 * i);
+                    if (penalised && i == 5) p.frequencyPenalty(0.5);
+                    a.add(seq(p.build(), 300 + i));
+                    b.add(seq(p.build(), 300 + i));
+                }
+                Sampler s = kernelSampler();
+                Sampler.Result fromBf16 = s.sample(bf16.clone(), a);
+                Sampler.Result fromF32 = s.sample(bf16.to(org.bytedeco.pytorch.global.torch.ScalarType.Float), b);
+                assertArrayEquals(fromF32.tokens(), fromBf16.tokens(), "penalised " + penalised);
+                for (int i = 0; i < rows; i++)
+                    assertEquals(Float.floatToIntBits(fromF32.logprobs()[i].logprob()), Float.floatToIntBits(fromBf16.logprobs()[i].logprob()),
+                            "row " + i + ", penalised " + penalised);
             }
         }
     }

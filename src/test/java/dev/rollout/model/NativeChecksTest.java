@@ -123,7 +123,8 @@ class NativeChecksTest {
 
             // sampleRows
             Tensor logits = f32(cuda, 4, 1000), temps = f32(cuda, 4), u = f32(cuda, 4), sampled = f32(cuda, 4, 2);
-            refused("sampleRows: logits is BFloat16, not Float", () -> RolloutCuda.sampleRows(bf16(cuda, 4, 1000), temps, u, sampled));
+            refused("sampleRows: logits is Half, not Float",
+                    () -> RolloutCuda.sampleRows(Torch.zeros(Torch.options(ScalarType.Half, cuda), 4, 1000), temps, u, sampled));
             refused("sampleRows: uniform has shape [3]: dimension 0 must be 4 (logits' rows)",
                     () -> RolloutCuda.sampleRows(logits, temps, f32(cuda, 3), sampled));
             refused("sampleRows: out has shape [4, 3]: dimension 1 must be 2 (token and logprob)",
