@@ -23,6 +23,7 @@ public final class AutomatonBuilder {
     private final ConstraintLimits limits;
     private final long deadline;
     private final Map<Rx, Automaton> built = new IdentityHashMap<>();
+    private final Map<Rx, Integer> uses = new IdentityHashMap<>();
 
     private AutomatonBuilder(ConstraintLimits limits) {
         this.limits = limits;
@@ -36,6 +37,7 @@ public final class AutomatonBuilder {
                     + " automaton states before determinizing, more than the limit of " + limits.maxNfaStates()
                     + " (large repetition bounds multiply their bodies)");
         AutomatonBuilder b = new AutomatonBuilder(limits);
+        b.count(rx);
         return determinize(b.build(rx), limits, b.deadline);
     }
 
@@ -60,12 +62,21 @@ public final class AutomatonBuilder {
      * minimized before it is copied, which keeps the whole small before the final determinization.
      */
     private Automaton build(Rx rx) {
+        if (uses.get(rx) == 1) return construct(rx);  // used once: no copy to keep
         Automaton a = built.get(rx);
         if (a == null) {
             a = construct(rx);
             built.put(rx, a);
         }
         return a.clone();
+    }
+
+    /** How often each node of the tree (a DAG: parts are shared) is used. */
+    private void count(Rx rx) {
+        if (uses.merge(rx, 1, Integer::sum) > 1) return;
+        if (rx instanceof Rx.Seq s) s.parts().forEach(this::count);
+        else if (rx instanceof Rx.Alt a) a.options().forEach(this::count);
+        else if (rx instanceof Rx.Repeat r) count(r.body());
     }
 
     private Automaton minimal(Automaton nfa) {
@@ -88,7 +99,41 @@ public final class AutomatonBuilder {
         Rx.Repeat r = (Rx.Repeat) rx;
         Automaton body = build(r.body());
         if (r.max() != 1 && body.getNumberOfStates() > SHRINK_ABOVE) body = minimal(body);  // before it is copied
-        return r.max() < 0 ? body.repeat(r.min()) : body.repeat(r.min(), r.max());
+        return r.max() < 0 ? body.repeat(r.min()) : repeat(body, r.min(), r.max());
+    }
+
+    /**
+     * {@code body{min,max}} in linear time: min copies, then max − min copies chained so that each
+     * may end the text (x(x(x)?)?)?. dk.brics's {@code repeat(min, max)} is quadratic (each copy's
+     * accepting states are searched through all the copies linked after it): {@code [^"]{0,5000}}
+     * took seconds.
+     */
+    private static Automaton repeat(Automaton body, int min, int max) {
+        List<Automaton> parts = new ArrayList<>();
+        for (int i = 0; i < min; i++) parts.add(body.clone());
+        int optional = max - min;
+        if (optional > 0) {
+            List<Automaton> copies = new ArrayList<>();
+            List<java.util.Set<State>> accepting = new ArrayList<>();
+            for (int i = 0; i < optional; i++) {
+                Automaton c = body.clone();
+                c.expandSingleton();
+                copies.add(c);
+                accepting.add(c.getAcceptStates());  // before linking: only this copy's own states
+            }
+            for (Automaton c : copies) c.getInitialState().setAccept(true);
+            for (int i = optional - 2; i >= 0; i--)
+                for (State a : accepting.get(i)) {
+                    // an epsilon move, as dk.brics makes one: the target's transitions, copied
+                    State next = copies.get(i + 1).getInitialState();
+                    for (Transition t : next.getTransitions()) a.addTransition(new Transition(t.getMin(), t.getMax(), t.getDest()));
+                }
+            Automaton chain = copies.get(0);
+            chain.setDeterministic(false);
+            parts.add(chain);
+        }
+        if (parts.isEmpty()) return Automaton.makeEmptyString();
+        return parts.size() == 1 ? parts.get(0) : Automaton.concatenate(parts);
     }
 
     /** A set of characters as the union of its UTF-8 byte sequences (and, inside JSON strings, escapes). */
