@@ -206,12 +206,8 @@ public final class AutomatonBuilder {
         // byte classes: bytes that no transition tells apart
         byte[] classOf = new byte[256];
         int classes = 0;
-        List<Integer> representative = new ArrayList<>();
         for (int b = 0; b < 256; b++) {
-            if (bound[b]) {
-                representative.add(b);
-                classes++;
-            }
+            if (bound[b]) classes++;
             classOf[b] = (byte) (classes - 1);
         }
         Map<SetKey, Integer> seen = new HashMap<>();
@@ -221,25 +217,36 @@ public final class AutomatonBuilder {
         SetKey first = new SetKey(new int[] {0});
         seen.put(first, 0);
         work.add(first.members);
-        java.util.BitSet to = new java.util.BitSet(n);
+        // each transition as the range of classes it covers (classes are contiguous byte ranges)
+        int[][] cLo = new int[n][], cHi = new int[n][];
+        for (int i = 0; i < n; i++) {
+            cLo[i] = new int[tMin[i].length];
+            cHi[i] = new int[tMin[i].length];
+            for (int j = 0; j < tMin[i].length; j++) {
+                cLo[i][j] = classOf[tMin[i][j]];
+                cHi[i][j] = classOf[tMax[i][j]];
+            }
+        }
+        java.util.BitSet[] to = new java.util.BitSet[classes];
+        for (int c = 0; c < classes; c++) to[c] = new java.util.BitSet();
         for (int w = 0; w < work.size(); w++) {
             if ((w & 63) == 0 && System.nanoTime() > deadline)
                 throw new ConstraintException("the constraint took more than " + limits.maxMillis() + " ms to compile (" + seen.size() + " states so far)");
             int[] members = work.get(w);
             boolean acc = false;
-            for (int m : members) acc |= nfaAccept[m];
+            for (int m : members) {
+                acc |= nfaAccept[m];
+                for (int j = 0; j < cLo[m].length; j++)
+                    for (int c = cLo[m][j]; c <= cHi[m][j]; c++) to[c].set(tTo[m][j]);
+            }
             accept.add(acc);
             for (int c = 0; c < classes; c++) {
-                int b = representative.get(c);
-                to.clear();
-                for (int m : members)
-                    for (int j = 0; j < tMin[m].length; j++)
-                        if (tMin[m][j] <= b && b <= tMax[m][j]) to.set(tTo[m][j]);
-                if (to.isEmpty()) {
+                if (to[c].isEmpty()) {
                     next.add(ByteDfa.DEAD);
                     continue;
                 }
-                SetKey key = new SetKey(to.stream().toArray());
+                SetKey key = new SetKey(to[c].stream().toArray());
+                to[c].clear();
                 Integer target = seen.get(key);
                 if (target == null) {
                     if (seen.size() >= limits.maxDfaStates())
