@@ -96,6 +96,10 @@ class ArchitectureTest {
                         .resideInAnyPackage("dev.rollout.api..", "dev.rollout.engine..", "dev.rollout.model..", "dev.rollout.runtime..",
                                 "dev.rollout.weights..", "dev.rollout.trainer..", "dev.rollout.client..", "jakarta..")
                         .because("a weight-update group is formed the same way by the server and by a trainer"),
+                noClasses().that().resideInAPackage("dev.rollout.constrain..").should().dependOnClassesThat()
+                        .resideInAnyPackage("jakarta..", "org.bytedeco..", "dev.rollout.api..", "dev.rollout.engine..", "dev.rollout.model..",
+                                "dev.rollout.runtime..", "dev.rollout.weights..", "dev.rollout.tokenizer..")
+                        .because("the constraint engine is pure Java over bytes and token ids (ADR 0029)"),
                 noClasses().that().resideInAPackage("dev.rollout.env..").should().dependOnClassesThat()
                         .resideInAnyPackage("dev.rollout.api..", "dev.rollout.engine..", "dev.rollout.model..", "dev.rollout.runtime..",
                                 "dev.rollout.weights..", "dev.rollout.client..", "org.bytedeco..")

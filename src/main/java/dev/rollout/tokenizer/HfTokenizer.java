@@ -14,16 +14,26 @@ import java.util.Map;
 public final class HfTokenizer implements TokenDecoder, AutoCloseable {
     private final HuggingFaceTokenizer tokenizer;
     private final TokenCountBound bound;
+    private final Path tokenizerJson;
 
-    private HfTokenizer(HuggingFaceTokenizer tokenizer, TokenCountBound bound) {
+    private HfTokenizer(HuggingFaceTokenizer tokenizer, TokenCountBound bound, Path tokenizerJson) {
         this.tokenizer = tokenizer;
         this.bound = bound;
+        this.tokenizerJson = tokenizerJson;
     }
 
     public static HfTokenizer load(Path tokenizerJson) throws IOException {
         return new HfTokenizer(HuggingFaceTokenizer.newInstance(tokenizerJson, Map.of(
                 "addSpecialTokens", "true", "truncation", "false", "padding", "false", "modelMaxLength", "100000000")),
-                TokenCountBound.of(tokenizerJson));
+                TokenCountBound.of(tokenizerJson), tokenizerJson);
+    }
+
+    /**
+     * Each token id's bytes in the decoded output, for constrained decoding ({@link TokenBytes});
+     * read from tokenizer.json on each call, which the caller does once per model.
+     */
+    public byte[][] tokenBytes() throws IOException {
+        return TokenBytes.of(tokenizerJson);
     }
 
     /**

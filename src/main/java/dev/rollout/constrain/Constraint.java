@@ -1,0 +1,27 @@
+package dev.rollout.constrain;
+
+/**
+ * A compiled constraint: what the client sent, and the minimal byte DFA of the texts it allows.
+ * Independent of any tokenizer; {@link #index} pairs it with one.
+ *
+ * @param kind "regex" or "json_schema" (SGLang's field names)
+ * @param source the text the client sent
+ */
+public record Constraint(String kind, String source, ByteDfa dfa) {
+    public static Constraint regex(String regex, ConstraintLimits limits) {
+        return new Constraint("regex", regex, AutomatonBuilder.compile(RegexParser.parse(regex, limits), limits));
+    }
+
+    public static Constraint jsonSchema(String schema, ConstraintLimits limits) {
+        return new Constraint("json_schema", schema, AutomatonBuilder.compile(JsonSchemaCompiler.compile(schema, limits), limits));
+    }
+
+    public TokenIndex index(Vocabulary vocab) {
+        return new TokenIndex(vocab, dfa);
+    }
+
+    @Override
+    public String toString() {
+        return "Constraint[" + kind + ", " + dfa.states() + " states]";
+    }
+}

@@ -1,0 +1,84 @@
+package dev.rollout.constrain;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.charset.StandardCharsets;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+class JsonSchemaCompilerTest {
+    static boolean accepts(String schema, String json) {
+        return Constraint.jsonSchema(schema, ConstraintLimits.DEFAULT).dfa().matches(json.getBytes(StandardCharsets.UTF_8));
+    }
+
+    @ParameterizedTest
+    @CsvSource(delimiter = '|', quoteCharacter = '`', value = {
+            // optional properties: any subset, in order, commas only between
+            "{'properties':{'a':{'type':'integer'},'b':{'type':'integer'},'c':{'type':'integer'}},'required':['b']}|{'b':1}|true",
+            "{'properties':{'a':{'type':'integer'},'b':{'type':'integer'},'c':{'type':'integer'}},'required':['b']}|{'a':1,'b':2,'c':3}|true",
+            "{'properties':{'a':{'type':'integer'},'b':{'type':'integer'},'c':{'type':'integer'}},'required':['b']}|{'b':2,'c':3}|true",
+            "{'properties':{'a':{'type':'integer'},'b':{'type':'integer'},'c':{'type':'integer'}},'required':['b']}|{'a':1}|false",
+            "{'properties':{'a':{'type':'integer'},'b':{'type':'integer'}}}|{}|true",
+            "{'properties':{'a':{'type':'integer'},'b':{'type':'integer'}}}|{,'b':1}|false",
+            "{'properties':{'a':{'type':'integer'},'b':{'type':'integer'}}}|{'b':1,'a':1}|false",
+            "{'type':'object','properties':{'a':{'type':'null'}},'additionalProperties':true}|{'a':null,'z':1}|false",
+            "{'type':'integer'}|-0|true", "{'type':'integer'}|01|false", "{'type':'integer'}|1.0|false",
+            "{'type':'integer'}|1234567890123456789|true", "{'type':'integer'}|12345678901234567890|false",
+            "{'type':'number'}|-1.5e+10|true", "{'type':'number'}|.5|false", "{'type':'number'}|1.|false",
+            "{'type':['string','null']}|null|true", "{'type':'string','maxLength':2}|'ab'|true", "{'type':'string','maxLength':2}|'abc'|false",
+            "{'type':'string','maxLength':1}|'\\n'|true", "{'type':'string','maxLength':1}|'\\u000a'|false",
+            "{'type':'string','pattern':'^a\\\"$'}|'a\\\"'|true", "{'type':'string','pattern':'^a\\\"$'}|'a\"'|false",
+            "{'type':'array','items':{'type':'boolean'},'minItems':1,'maxItems':2}|[]|false",
+            "{'type':'array','items':{'type':'boolean'},'minItems':1,'maxItems':2}|[true,false]|true",
+            "{'type':'array','items':{'type':'boolean'},'maxItems':0}|[]|true",
+            "{'$defs':{'p':{'type':'object','properties':{'x':{'type':'number'}},'required':['x']}},'type':'array','items':{'$ref':'#/$defs/p'}}|[{'x':1},{'x':2.5}]|true",
+            "{'type':'object','additionalProperties':{'type':'integer'}}|{'k':1,'j':2}|true",
+            "{'type':'object','additionalProperties':{'type':'integer'}}|{'k':'1'}|false",
+            "{'type':'object'}|{'k':[1,{'j':null}]}|true", "{}|[1,'x',{}]|true", "{'enum':[1.50,'x']}|1.50|true", "{'enum':[1.50,'x']}|1.5|false",
+            "{'const':{'a':[1,'<>']}}|{'a':[1,'<>']}|true", "{'type':'string','format_':1,'x-vendor':1}|''|true"})
+    void acceptsTheCompactSpelling(String schema, String json, boolean expected) {
+        String s = schema.replace('\'', '"').replace("format_", "x-format");
+        assertEquals(expected, accepts(s, json.replace('\'', '"')), s + " on " + json);
+    }
+
+    @ParameterizedTest
+    @CsvSource(delimiter = '|', quoteCharacter = '`', value = {
+            "{'type':'integer','minimum':0}|'minimum' is not supported", "{'type':'string','format':'email'}|'format'",
+            "{'oneOf':[{'type':'null'}]}|'oneOf'", "{'type':'strin'}|unknown type 'strin'",
+            "{'$defs':{'n':{'type':'object','properties':{'next':{'$ref':'#/$defs/n'}}}},'$ref':'#/$defs/n'}|recursive $ref",
+            "{'$ref':'#/$defs/missing'}|points to nothing", "{'$ref':'http://x/y'}|only local",
+            "{'type':'object','properties':{'a':{}},'required':['b']}|required property 'b'",
+            "{'type':'string','minLength':3,'maxLength':2}|minLength 3 is above maxLength 2", "{'type':'string','maxLength':1e9}|above the limit",
+            "{'type':'string','pattern':'(a)\\\\1'}|backreferences", "{'enum':[]}|enum is empty", "false|allows no value", "[1]|must be an object",
+            "{'type':'array','uniqueItems':true}|uniqueItems", "{'type':|not valid JSON"})
+    void refusesWithTheProblemNamed(String schema, String problem) {
+        ConstraintException e = assertThrows(ConstraintException.class, () -> Constraint.jsonSchema(schema.replace('\'', '"'), ConstraintLimits.DEFAULT));
+        assertTrue(e.getMessage().contains(problem), e.getMessage());
+    }
+
+    @Test
+    void aDeepChainOfRefsIsRefusedAtTheLimit() {
+        StringBuilder defs = new StringBuilder();
+        for (int i = 0; i < 20; i++) defs.append(i > 0 ? "," : "").append("\"d").append(i).append("\":{\"$ref\":\"#/$defs/d").append(i + 1).append("\"}");
+        String schema = "{\"$defs\":{" + defs + ",\"d20\":{\"type\":\"null\"}},\"$ref\":\"#/$defs/d0\"}";
+        ConstraintException e = assertThrows(ConstraintException.class, () -> Constraint.jsonSchema(schema, ConstraintLimits.DEFAULT));
+        assertTrue(e.getMessage().contains("nests deeper"), e.getMessage());
+    }
+
+    @Test
+    void theCacheCompilesOnceAndRemembersRefusals() {
+        Vocabulary v = Vocabulary.of(new byte[][] {"a".getBytes(StandardCharsets.UTF_8)}, 2, 1);
+        ConstraintCache cache = new ConstraintCache(v, ConstraintLimits.DEFAULT, 2);
+        TokenIndex first = cache.jsonSchema("{\"type\":\"null\"}");
+        assertSame(first, cache.jsonSchema("{\"type\":\"null\"}"));
+        assertThrows(ConstraintException.class, () -> cache.regex("(a"));
+        assertThrows(ConstraintException.class, () -> cache.regex("(a"));
+        assertEquals(2, cache.size());
+        cache.regex("a");
+        assertEquals(2, cache.size(), "least recently used evicted");
+    }
+}
