@@ -45,8 +45,8 @@
 #   ab05           graphs05's R4 and R1 for this tree and a baseline tree, alternating (bench/ab-engine.sh; carry
 #                  also ".device/base.tar.xz", made here by bench/ab-pack.sh OTHER_CHECKOUT .device/base.tar.xz,
 #                  or another archive named by AB_BASE)
-#   ab05sweep      R5's decode steps at batches 1, 64 and 512 for this tree and the baseline, as ab05
-#   ab05quick      ab05sweep at batches 1 and 512 only
+#   ab05sweep      R5's decode steps at batches 1, 64 and 512 (AB_SWEEP picks others, e.g. 1,512 when device
+#                  time is short) for this tree and the baseline, as ab05
 #   abkernel       KernelBench (our paged attention and one layer's GEMMs, each with its fraction of the
 #                  bandwidth) for this tree and the baseline, as ab05: a kernel's change on its own
 #   ab7            R4 at 7B (random weights made on the GPU), this tree against the baseline as ab05
@@ -201,10 +201,7 @@ for s in "$@"; do
     ab05) stage ab05 560 bash bench/ab-engine.sh "${AB_BASE:-.device/base.tar.xz}" /tmp/q05 --native-kernels --cuda-graphs --repeat 2 \
             --hbm-gbps "$gbps" decode:128:512 $r1 ;;
     ab05sweep) stage ab05sweep 400 bash bench/ab-engine.sh "${AB_BASE:-.device/base.tar.xz}" /tmp/q05 --native-kernels --cuda-graphs \
-                 --repeat 2 --hbm-gbps "$gbps" sweep:512:128:1,64,512 ;;
-    # ab05sweep at batches 1 and 512 only: a kernel change's first look when device time is short
-    ab05quick) stage ab05quick 300 bash bench/ab-engine.sh "${AB_BASE:-.device/base.tar.xz}" /tmp/q05 --native-kernels --cuda-graphs \
-                 --repeat 2 --hbm-gbps "$gbps" sweep:512:128:1,512 ;;
+                 --repeat 2 --hbm-gbps "$gbps" "sweep:512:128:${AB_SWEEP:-1,64,512}" ;;
     abkernel) stage abkernel 300 env AB_MAIN=dev.rollout.model.KernelBench bash bench/ab-engine.sh "${AB_BASE:-.device/base.tar.xz}" - \
                 --hbm-gbps "$gbps" 0.5b:1:576 0.5b:64:576 0.5b:512:576 0.5b:512:2048 0.5b:1:8192 7b:1:576 7b:64:576 7b:256:576 7b:1:8192 ;;
     # R4 at 7B (random weights made on the GPU) for this tree and the baseline, alternating: issue #18's "TP=1 is no slower"

@@ -105,14 +105,18 @@ final class BatchInvariantOps {
 
     /** exp(x) for x (T, n), each row padded to a whole number of {@link #VECTOR} first: (T, n). */
     static Tensor exp(Tensor x) {
-        long n = x.size(1), to = (n + VECTOR - 1) / VECTOR * VECTOR;
-        return torch.exp(padDim(x, 1, to).contiguous()).narrow(1, 0, n);
+        return padded(x, torch::exp);
     }
 
     /** sigmoid(x) for x (T, n), each row padded to a whole number of {@link #VECTOR} first: (T, n). */
     static Tensor sigmoid(Tensor x) {
+        return padded(x, torch::sigmoid);
+    }
+
+    /** An elementwise op over x (T, n) whose rows are padded to whole vectors, so that no element's rounding depends on T. */
+    private static Tensor padded(Tensor x, java.util.function.UnaryOperator<Tensor> op) {
         long n = x.size(1), to = (n + VECTOR - 1) / VECTOR * VECTOR;
-        return torch.sigmoid(padDim(x, 1, to).contiguous()).narrow(1, 0, n);
+        return op.apply(padDim(x, 1, to).contiguous()).narrow(1, 0, n);
     }
 
     /** x with zeros appended along {@code dim} up to {@code size}. */
