@@ -30,6 +30,10 @@
 #   kernelmoe      the experts' GEMMs of Qwen3-30B-A3B at 1 to 64 tokens in isolation (KernelBench moe30):
 #                  libtorch's grouped GEMMs against our matrix-vector kernels, the crossover of CausalLm.GEMV_COPIES
 #   samplingtests  the sampling kernel's tests, its checks, CUDA graphs (bf16 logits) and logit_bias
+#   gemvtests      the decode matrix-vector kernels (dense_gemv.cu) against the ops they replace, in a model against
+#                  cuBLAS's GEMMs, and replayed from graphs
+#   kernelgemv     KernelBench of a layer's projections at 1 to 8 rows, 0.5B and 7B: cuBLAS + fused ops against dense_gemv.cu,
+#                  weights from HBM (copies past the L2)
 #   phases05       GPU time per phase of eager decode steps (CUDA events: GEMMs, attention, fused ops, LM head,
 #                  sampling) at batches 1, 64 and 512: the profile behind the large-batch misses
 #   phases7        the same on 7B random weights (batches 1, 64, 256)
@@ -113,7 +117,7 @@ for s in "$@"; do
   case "$s" in
     tests) stage tests 300 bash bench/gpu-bench.sh test dev.rollout.model.PagedDecodeKernelTest \
              dev.rollout.model.FusedOpsTest dev.rollout.engine.CudaGraphTest dev.rollout.model.RolloutCudaTest \
-             dev.rollout.engine.SamplingKernelTest dev.rollout.model.NativeChecksTest dev.rollout.engine.CudaHostBackupTest ;;
+             dev.rollout.model.DenseGemvTest dev.rollout.engine.SamplingKernelTest dev.rollout.model.NativeChecksTest dev.rollout.engine.CudaHostBackupTest ;;
     tests17) stage tests17 300 bash bench/gpu-bench.sh test dev.rollout.engine.SamplingKernelTest \
              dev.rollout.engine.LogitBiasTest dev.rollout.engine.StopRegexTest dev.rollout.engine.PromptEmbedsTest \
              dev.rollout.engine.PromptScoringTest dev.rollout.engine.SessionsTest dev.rollout.engine.RequestTimeoutsTest \
@@ -121,6 +125,11 @@ for s in "$@"; do
     # the sampling path alone: the kernel, its checks, bf16 logits through graphs and logit_bias
     samplingtests) stage samplingtests 200 bash bench/gpu-bench.sh test dev.rollout.engine.SamplingKernelTest \
              dev.rollout.model.NativeChecksTest dev.rollout.engine.CudaGraphTest dev.rollout.engine.LogitBiasTest ;;
+    # issue #20's decode matrix-vector kernels: against the ops they replace, in a model, under graphs; then their speed
+    gemvtests) stage gemvtests 240 bash bench/gpu-bench.sh test dev.rollout.model.DenseGemvTest dev.rollout.engine.CudaGraphTest \
+             dev.rollout.model.FusedOpsTest ;;
+    kernelgemv) stage kernelgemv 200 bash bench/gpu-bench.sh kernels --hbm-gbps "$gbps" gemv:0.5b:1 gemv:0.5b:2 gemv:0.5b:4 \
+             gemv:0.5b:8 gemv:7b:1 gemv:7b:4 gemv:7b:8 ;;
     groups) stage groups 200 bash bench/gpu-bench.sh test dev.rollout.dist.CollectivesTest dev.rollout.dist.WeightSyncGroupTest \
               dev.rollout.model.C10dTpGroupTest ;;
     moetests) stage moetests 240 bash bench/gpu-bench.sh test dev.rollout.model.MoeKernelsTest dev.rollout.model.NativeChecksTest dev.rollout.model.GroupedMmTest dev.rollout.engine.GroupedExpertsTest \

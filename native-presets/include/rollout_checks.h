@@ -319,5 +319,48 @@ inline void moeDown(const at::Tensor& act, const at::Tensor& down, const at::Ten
     toInt(op, "intermediate", inter);
 }
 
+// denseGemv: x (rows, K) bf16 with 1 <= rows <= maxRows; normW (K) bf16 or null; w (N, K) bf16, K a
+// multiple of 8 (at most 8,192 with a norm: the normed rows live in shared memory); bias (N) bf16 or
+// null, only with epilogue 0; out (rows, N) bf16, or (rows, N / 2) with epilogue 2 (N / 2 even);
+// epilogue 1 adds into out, which must not be x.
+inline void denseGemv(const at::Tensor& x, const at::Tensor* normW, const at::Tensor& w, const at::Tensor* bias,
+                      const at::Tensor& out, int epilogue, int maxRows, c10::Device device) {
+    const char* op = "denseGemv";
+    if (epilogue < 0 || epilogue > 2) fail(op, "epilogue", std::to_string(epilogue) + " is not 0 (store), 1 (residual) or 2 (silu_mul)");
+    tensor(op, "w", w, BF16, 2, device);
+    const int64_t n = w.size(0), k = w.size(1);
+    if (k % 8 != 0 || k < 8) fail(op, "w", "has shape " + shape(w) + ": its input size must be a positive multiple of 8");
+    tensor(op, "x", x, BF16, 2, device);
+    size(op, "x", x, 1, k, "w's input size");
+    const int64_t rows = x.size(0);
+    if (rows < 1 || rows > maxRows) fail(op, "x", "has shape " + shape(x) + ": 1 to " + std::to_string(maxRows) + " rows");
+    if (normW != nullptr) {
+        tensor(op, "normW", *normW, BF16, 1, device);
+        size(op, "normW", *normW, 0, k, "w's input size");
+        if (k > 8192) fail(op, "w", "has shape " + shape(w) + ": a normed input is at most 8192 wide");
+        if (epilogue == 1) fail(op, "normW", "is given with the residual epilogue, which takes no norm");
+        aligned16(op, "normW", *normW);
+    }
+    if (bias != nullptr) {
+        if (epilogue != 0) fail(op, "bias", "is given with an epilogue other than the store");
+        tensor(op, "bias", *bias, BF16, 1, device);
+        size(op, "bias", *bias, 0, n, "w's output size");
+    }
+    tensor(op, "out", out, BF16, 2, device);
+    size(op, "out", out, 0, rows, "x's rows");
+    if (epilogue == 2) {
+        if (n % 4 != 0) fail(op, "w", "has shape " + shape(w) + ": gate then up, of an even intermediate size");
+        size(op, "out", out, 1, n / 2, "w's intermediate size: half its rows");
+    } else {
+        size(op, "out", out, 1, n, "w's output size");
+    }
+    if (epilogue == 1 && out.data_ptr() == x.data_ptr()) fail(op, "out", "is x: the residual epilogue adds into another tensor");
+    aligned16(op, "x", x);
+    aligned16(op, "w", w);
+    toInt(op, "rows", rows);
+    toInt(op, "n", n);
+    toInt(op, "k", k);
+}
+
 }  // namespace checks
 }  // namespace rollout

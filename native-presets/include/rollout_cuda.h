@@ -194,6 +194,28 @@ inline void moeDown(const at::Tensor& act, const at::Tensor& down, const at::Ten
                                     static_cast<int>(down.size(1)), static_cast<int>(down.size(2)), detail::stream()));
 }
 
+// A dense projection at decode's few rows, with its neighbours fused (dense_gemv.cu): epilogue 0
+// out = xn w^T (+ bias), 1 out += x w^T in place, 2 out = silu(g) * u; xn = RMSNorm(x) * normW
+// where normW is given, else x.
+inline void denseGemv(const at::Tensor& x, const at::Tensor* normW, const at::Tensor& w, const at::Tensor* bias,
+                      const at::Tensor& out, int epilogue, float eps) {
+    checks::denseGemv(x, normW, w, bias, out, epilogue, kernels::gemv_max_rows(), detail::device());
+    kernels::GemvArgs a{};
+    a.x = x.data_ptr();
+    a.norm_w = normW != nullptr ? normW->data_ptr() : nullptr;
+    a.w = w.data_ptr();
+    a.bias = bias != nullptr ? bias->data_ptr() : nullptr;
+    a.out = out.data_ptr();
+    a.rows = static_cast<int>(x.size(0));
+    a.n = static_cast<int>(w.size(0));
+    a.k = static_cast<int>(w.size(1));
+    a.epilogue = epilogue;
+    a.eps = eps;
+    detail::check(kernels::dense_gemv(a, detail::stream()));
+}
+
+inline int gemvMaxRows() { return kernels::gemv_max_rows(); }
+
 // CUDA graphs of decode steps (proven from Java by a JNI spike first: docs/gpu.md).
 // Warm-up and capture run on a side stream, as CUDA requires; every graph allocates from one
 // memory pool, as vLLM's do, since they never run at the same time. All on the engine thread:

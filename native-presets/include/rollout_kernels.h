@@ -101,5 +101,22 @@ const char* moe_gate_up(const void* x, const void* token_of, const void* gate_up
 const char* moe_down(const void* act, const void* down, const void* ends, void* ys, int copies, int num_experts,
                      int hidden, int inter, cudaStream_t stream);
 
+// A dense layer's projections at decode's 1 to gemv_max_rows() tokens (dense_gemv.cu), all bf16:
+// out [rows, n] = x W^T (+ bias) (GEMV_STORE), out += x W^T in place (GEMV_RESIDUAL), or
+// out [rows, n / 2] = silu(g) * u of g|u = x W^T (GEMV_SILU_MUL); with norm_w, x is first RMSNorm'd.
+enum GemvEpilogue { GEMV_STORE = 0, GEMV_RESIDUAL = 1, GEMV_SILU_MUL = 2 };
+struct GemvArgs {
+    const void* x;        // [rows, k] bf16: the input, or with norm_w the residual stream it is normed from
+    const void* norm_w;   // [k] bf16, or null
+    const void* w;        // [n, k] bf16, a checkpoint's linear layout
+    const void* bias;     // [n] bf16, or null (GEMV_STORE only)
+    void* out;            // [rows, n] bf16, or [rows, n / 2] for GEMV_SILU_MUL
+    int rows, n, k;
+    int epilogue;         // a GemvEpilogue
+    float eps;            // the norm's
+};
+int gemv_max_rows();
+const char* dense_gemv(const GemvArgs& args, cudaStream_t stream);
+
 }  // namespace kernels
 }  // namespace rollout

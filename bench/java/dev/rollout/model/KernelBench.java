@@ -7,6 +7,7 @@ import java.util.function.Supplier;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
@@ -19,6 +20,8 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  *
  *   KernelBench --hbm-gbps 3000 MODEL:B:CONTEXT ...     MODEL: 0.5b or 7b (Qwen2.5's shapes)
  *   KernelBench --hbm-gbps 3000 moe30:B ...             the experts' GEMMs of Qwen3-30B-A3B at B tokens
+ *   KernelBench --hbm-gbps 3000 gemv:MODEL:B ...        a dense layer's projections at B decode rows: cuBLAS's
+ *                                                       GEMMs with the fused ops beside them, against dense_gemv.cu
  */
 public final class KernelBench {
     private KernelBench() {}
@@ -39,9 +42,16 @@ public final class KernelBench {
                 experts(Integer.parseInt(p[1]), gbps * 1e9, dev);
                 continue;
             }
-            Shape s = p[0].equals("7b") ? new Shape(3584, 28, 4, 128, 18944) : new Shape(896, 14, 2, 64, 4864);
-            run(p[0], s, Integer.parseInt(p[1]), Integer.parseInt(p[2]), gbps * 1e9, dev);
+            if (p[0].equals("gemv")) {
+                projections(p[1], shape(p[1]), Integer.parseInt(p[2]), gbps * 1e9, dev);
+                continue;
+            }
+            run(p[0], shape(p[0]), Integer.parseInt(p[1]), Integer.parseInt(p[2]), gbps * 1e9, dev);
         }
+    }
+
+    private static Shape shape(String model) {
+        return model.equals("7b") ? new Shape(3584, 28, 4, 128, 18944) : new Shape(896, 14, 2, 64, 4864);
     }
 
     private static void run(String model, Shape s, int b, int ctx, double bytesPerSecond, Device dev) {
@@ -72,6 +82,64 @@ public final class KernelBench {
         report(model, "o_gemm", b, ctx, time(() -> torch.linear(xo, wO)), 2.0 * s.hidden() * s.heads() * s.headDim(), bytesPerSecond);
         report(model, "gate_up_gemm", b, ctx, time(() -> torch.linear(x, wGateUp)), 4.0 * s.inter() * s.hidden(), bytesPerSecond);
         report(model, "down_gemm", b, ctx, time(() -> torch.linear(a, wDown)), 2.0 * s.inter() * s.hidden(), bytesPerSecond);
+    }
+
+    /**
+     * A dense layer's four projections at B decode rows, each with the small ops that come with it,
+     * as CausalLm runs them: cuBLAS's GEMMs beside our fused norm, residual-add and SiLU-and-mul
+     * kernels (q/k/v with its bias, o then add + norm, gate-up then SiLU-and-mul, down then add +
+     * norm: seven kernels), against dense_gemv.cu (four), and each projection alone both ways. Every
+     * call reads the next of enough weight copies to pass 200 MB, so the weights come from HBM as in
+     * a step, not from the 50 MB L2 that a repeated call of 0.5B's matrices would hit ("context" in
+     * the result is the number of copies).
+     */
+    private static void projections(String model, Shape s, int b, double bytesPerSecond, Device dev) {
+        var bf16 = Torch.options(ScalarType.BFloat16, dev);
+        int hidden = s.hidden(), attn = s.heads() * s.headDim(), qkvOut = (s.heads() + 2 * s.kvHeads()) * s.headDim();
+        long qkvBytes = 2L * qkvOut * hidden, oBytes = 2L * hidden * attn, guBytes = 4L * s.inter() * hidden, downBytes = 2L * s.inter() * hidden;
+        long layerBytes = qkvBytes + oBytes + guBytes + downBytes;
+        int copies = (int) Math.max(2, (200L << 20) / layerBytes + 1);
+        Tensor[] qkv = new Tensor[copies], bias = new Tensor[copies], o = new Tensor[copies], gateUp = new Tensor[copies],
+                down = new Tensor[copies], norm = new Tensor[copies];
+        for (int i = 0; i < copies; i++) {
+            qkv[i] = torch.randn(new long[] {qkvOut, hidden}, bf16).mul_(new Scalar(0.02));
+            bias[i] = torch.randn(new long[] {qkvOut}, bf16).mul_(new Scalar(0.02));
+            o[i] = torch.randn(new long[] {hidden, attn}, bf16).mul_(new Scalar(0.02));
+            gateUp[i] = torch.randn(new long[] {2L * s.inter(), hidden}, bf16).mul_(new Scalar(0.02));
+            down[i] = torch.randn(new long[] {hidden, s.inter()}, bf16).mul_(new Scalar(0.02));
+            norm[i] = torch.randn(new long[] {hidden}, bf16).mul_(new Scalar(0.1)).add_(new Scalar(1.0));
+        }
+        Tensor h = torch.randn(new long[] {b, hidden}, bf16), a = torch.randn(new long[] {b, attn}, bf16);   // residual, attention out
+        Tensor act = torch.randn(new long[] {b, s.inter()}, bf16);
+        double eps = 1e-6;
+        int[] at = {0};
+        report(model, "projections_cublas", b, copies, time(() -> {
+            int i = at[0]++ % copies;
+            Tensor normed = NativeOps.rmsNorm(h, norm[i], eps);   // the last layer's add + norm (one kernel either way)
+            torch.linear(normed, qkv[i], new TensorOptional(bias[i]));
+            Tensor[] hx = NativeOps.addRmsNorm(h, torch.linear(a, o[i]), norm[i], eps);
+            Tensor gu = NativeOps.siluAndMul(torch.linear(hx[1], gateUp[i]), s.inter());
+            return NativeOps.addRmsNorm(hx[0], torch.linear(gu, down[i]), norm[i], eps)[1];
+        }), layerBytes, bytesPerSecond);
+        report(model, "projections_gemv", b, copies, time(() -> {
+            int i = at[0]++ % copies;
+            Tensor q = NativeOps.normGemv(h, norm[i], qkv[i], bias[i], eps);
+            NativeOps.gemvResidual(a, o[i], h);
+            NativeOps.gemvResidual(NativeOps.normGemvSiluMul(h, norm[i], gateUp[i], eps), down[i], h);
+            return q;
+        }), layerBytes, bytesPerSecond);
+        report(model, "qkv_cublas", b, copies, time(() -> { int i = at[0]++ % copies; return torch.linear(h, qkv[i], new TensorOptional(bias[i])); }),
+                qkvBytes, bytesPerSecond);
+        report(model, "qkv_gemv", b, copies, time(() -> { int i = at[0]++ % copies; return NativeOps.normGemv(h, norm[i], qkv[i], bias[i], eps); }),
+                qkvBytes, bytesPerSecond);
+        report(model, "o_cublas", b, copies, time(() -> torch.linear(a, o[at[0]++ % copies])), oBytes, bytesPerSecond);
+        report(model, "o_gemv", b, copies, time(() -> { NativeOps.gemvResidual(a, o[at[0]++ % copies], h); return h; }), oBytes, bytesPerSecond);
+        report(model, "gate_up_cublas", b, copies, time(() -> torch.linear(h, gateUp[at[0]++ % copies])), guBytes, bytesPerSecond);
+        report(model, "gate_up_gemv", b, copies, time(() -> { int i = at[0]++ % copies; return NativeOps.normGemvSiluMul(h, norm[i], gateUp[i], eps); }),
+                guBytes, bytesPerSecond);
+        report(model, "down_cublas", b, copies, time(() -> torch.linear(act, down[at[0]++ % copies])), downBytes, bytesPerSecond);
+        report(model, "down_gemv", b, copies, time(() -> { NativeOps.gemvResidual(act, down[at[0]++ % copies], h); return h; }), downBytes,
+                bytesPerSecond);
     }
 
     /**

@@ -417,6 +417,7 @@ public final class CausalLm {
                 : embedVocabParallel(w.embed(), batch.inputIds());
         if (batch.embeds() != null)                                                          // given rows replace the lookup
             h.index_copy_(0, batch.embeds().rows(), batch.embeds().values().to(h.device(), h.scalar_type()));
+        if (fewRows(h)) return forwardFewRows(h, batch, cache, w);
         LayerCarry carry = new LayerCarry(h, ops.rmsNorm(h, layers[0].inputNorm()));       // (residual, normed)
         phases.mark("inputs_embed_norm");
         for (int l = 0; l < layers.length; l++) {
@@ -457,6 +458,47 @@ public final class CausalLm {
             });
         }
         return carry.finish(carry.get(1));
+    }
+
+    /** Whether a step of these tokens runs {@link #forwardFewRows}: decode's few rows of a dense model at one rank. */
+    private boolean fewRows(Tensor h) {
+        return kernels.denseGemv() && tp.size() == 1 && config.moe() == null && h.size(0) <= Kernels.GEMV_ROWS;
+    }
+
+    /**
+     * {@link #forward}'s layers for up to {@link Kernels#GEMV_ROWS} tokens, through dense_gemv.cu:
+     * each norm runs inside the projection after it and each residual add inside the one before
+     * it (the residual stream {@code h} is updated in place), SiLU-and-mul inside gate-up. Six
+     * kernels a layer with RoPE + the K/V write and the attention, where the GEMM path runs ten
+     * (issue #20); the same roundings, the float32 sums in another order.
+     *
+     * @param h (T, hidden), the embedded tokens; the residual stream from then on
+     */
+    private Tensor forwardFewRows(Tensor h, ForwardBatch batch, KvCache cache, Weights w) {
+        Layer[] layers = w.layers();
+        double eps = config.rmsNormEps();
+        Tensor residual = h.contiguous();
+        for (int l = 0; l < layers.length; l++) {
+            Layer layer = layers[l];
+            Tensor kCache = cache.keys(l), vCache = cache.values(l);
+            try (PointerScope scope = new PointerScope()) {                                      // the layer's intermediates
+                Tensor qkv = NativeOps.normGemv(residual, layer.inputNorm(), layer.qkv(), layer.qkvBias(), eps); // (T, (nH + 2nKv) * d)
+                phases.mark("qkv_gemm");
+                Tensor q = ops.qkNormRopeAndCache(qkv, layer.qNorm(), layer.kNorm(), batch, kCache, vCache);   // (T, nH, d)
+                phases.mark("rope_kv_write");
+                Tensor a = attend(q, batch, kCache, vCache, cache.blockSize());                 // (T, nH * d)
+                phases.mark("attention");
+                NativeOps.gemvResidual(a, layer.o(), residual);                                 // residual += o(a)
+                phases.mark("o_gemm");
+                Tensor act = NativeOps.normGemvSiluMul(residual, layer.postNorm(), layer.gateUp(), eps); // (T, inter)
+                phases.mark("gate_up_gemm");
+                NativeOps.gemvResidual(act, layer.down(), residual);                            // residual += down(act)
+                phases.mark("down_gemm");
+            }
+        }
+        Tensor out = ops.rmsNorm(residual, w.finalNorm());                                      // (T, hidden)
+        phases.mark("add_rms_norm");
+        return out;
     }
 
     /**

@@ -23,6 +23,9 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  *
  * @param decodeAttention how decoding sequences attend
  * @param fusedOps        norms, q/k norm + RoPE + K/V write and SiLU-and-mul through fused_ops.cu ({@link FusedLayerOps})
+ * @param denseGemv       a dense layer's projections at decode's few rows (up to {@link #GEMV_ROWS} tokens a step) as
+ *                        dense_gemv.cu's matrix-vector products, the norms, the residual adds and SiLU-and-mul fused
+ *                        into them: six kernels a layer with the RoPE and attention kernels, where cuBLAS's path takes ten
  * @param fp32LmHead      logits in float32 straight from the LM head's GEMM (SGLang's --enable-fp32-lm-head)
  * @param samplingKernel  rows without top-k/top-p/min-p sampled by sampling.cu
  * @param cudaGraphs      decode-only steps replayed as CUDA graphs ({@link DecodeGraphs}); needs {@link DecodeAttention#PAGED_NATIVE}
@@ -34,15 +37,18 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  *                        ({@link BatchInvariantOps}); libtorch's ops on the CPU only, so far
  * @param notUsed         each kernel that was asked for but is not used, with the reason
  */
-public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean fp32LmHead, boolean samplingKernel,
+public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean denseGemv, boolean fp32LmHead, boolean samplingKernel,
                       boolean cudaGraphs, boolean groupedExperts, boolean deterministic, List<NotUsed> notUsed) {
+
+    /** The most tokens a step runs through {@link #denseGemv()}'s kernels (dense_gemv.cu's gemv_max_rows()). */
+    public static final int GEMV_ROWS = 8;
 
     /** libtorch's ops everywhere, decoding sequences gathered: what runs on any device and dtype. */
     public static final Kernels LIBTORCH = libtorch(DecodeAttention.GATHER);
 
     /** What {@link Kernels} can choose besides libtorch's ops. */
     public enum Kernel {
-        FUSED_OPS("fused ops"), PAGED_DECODE("paged decode kernel"), SAMPLING("sampling kernel"), CUDA_GRAPHS("CUDA graphs"),
+        FUSED_OPS("fused ops"), DENSE_GEMV("decode matrix-vector kernels"), PAGED_DECODE("paged decode kernel"), SAMPLING("sampling kernel"), CUDA_GRAPHS("CUDA graphs"),
         FP32_LM_HEAD("float32 LM head"), GROUPED_EXPERTS("grouped expert GEMMs");
 
         private final String label;
@@ -66,7 +72,7 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
     }
 
     /** What a configuration asks for; {@link #resolve} uses each where it can serve the model. */
-    public record Wanted(boolean fusedOps, boolean pagedDecode, boolean samplingKernel, boolean cudaGraphs, boolean fp32LmHead,
+    public record Wanted(boolean fusedOps, boolean denseGemv, boolean pagedDecode, boolean samplingKernel, boolean cudaGraphs, boolean fp32LmHead,
                          boolean groupedExperts, boolean deterministic) {
         /** The server's settings: {@code rollout.native-kernels} asks for our kernels and the grouped expert GEMMs. */
         public static Wanted of(boolean nativeKernels, boolean cudaGraphs, boolean fp32LmHead) {
@@ -75,7 +81,7 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
 
         /** The same, and {@code rollout.deterministic}. */
         public static Wanted of(boolean nativeKernels, boolean cudaGraphs, boolean fp32LmHead, boolean deterministic) {
-            return new Wanted(nativeKernels, nativeKernels, nativeKernels, cudaGraphs, fp32LmHead, nativeKernels, deterministic);
+            return new Wanted(nativeKernels, nativeKernels, nativeKernels, nativeKernels, cudaGraphs, fp32LmHead, nativeKernels, deterministic);
         }
     }
 
@@ -84,7 +90,7 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
         if (cudaGraphs && decodeAttention != DecodeAttention.PAGED_NATIVE)
             throw new IllegalArgumentException("CUDA graphs need the paged decode kernel (decode attention PAGED_NATIVE), not "
                     + decodeAttention + ": a graph's shapes must not depend on the context length");
-        if (deterministic && (fusedOps || cudaGraphs || groupedExperts || samplingKernel || decodeAttention != DecodeAttention.GATHER))
+        if (deterministic && (fusedOps || denseGemv || cudaGraphs || groupedExperts || samplingKernel || decodeAttention != DecodeAttention.GATHER))
             throw new IllegalArgumentException("the deterministic arithmetic runs libtorch's ops over gathered context only so far "
                     + "(issue #21), not our kernels nor " + decodeAttention);
         notUsed = List.copyOf(notUsed);
@@ -93,7 +99,7 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
     /** libtorch's ops only, decoding sequences attending the given way (GATHER, or PAGED_TORCH: the paged kernel's reference). */
     public static Kernels libtorch(DecodeAttention decode) {
         if (decode == DecodeAttention.PAGED_NATIVE) throw new IllegalArgumentException("PAGED_NATIVE is our kernel, not libtorch's ops");
-        return new Kernels(decode, false, false, false, false, false, false, List.of());
+        return new Kernels(decode, false, false, false, false, false, false, false, List.of());
     }
 
     /** Every kernel in {@code wanted} that can serve a model of {@code c} in {@code dtype} on {@code device}; the reasons for the others. */
@@ -101,13 +107,15 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
         if (wanted.deterministic()) return deterministic(dtype, device);
         List<NotUsed> notUsed = new ArrayList<>();
         boolean fused = wanted.fusedOps() && usable(Kernel.FUSED_OPS, c, dtype, device, notUsed);
+        // a mixture's layers keep their projections on libtorch (its experts have kernels of their own): nothing to say
+        boolean gemv = wanted.denseGemv() && c.moe() == null && usable(Kernel.DENSE_GEMV, c, dtype, device, notUsed);
         boolean paged = wanted.pagedDecode() && usable(Kernel.PAGED_DECODE, c, dtype, device, notUsed);
         boolean sampling = wanted.samplingKernel() && usable(Kernel.SAMPLING, c, dtype, device, notUsed);
         boolean fp32 = wanted.fp32LmHead() && usable(Kernel.FP32_LM_HEAD, c, dtype, device, notUsed);
         // a dense model has no experts to group: nothing to say about it
         boolean grouped = wanted.groupedExperts() && c.moe() != null && usable(Kernel.GROUPED_EXPERTS, c, dtype, device, notUsed);
         boolean graphs = graphs(wanted, paged, c.moe() != null, grouped, notUsed);
-        return new Kernels(paged ? DecodeAttention.PAGED_NATIVE : DecodeAttention.GATHER, fused, fp32, sampling, graphs, grouped, false,
+        return new Kernels(paged ? DecodeAttention.PAGED_NATIVE : DecodeAttention.GATHER, fused, gemv, fp32, sampling, graphs, grouped, false,
                 notUsed);
     }
 
@@ -124,7 +132,7 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
         if (dtype.intern() != ScalarType.Float)
             throw new IllegalArgumentException("rollout.deterministic runs float32 on the CPU so far, not " + Torch.name(dtype)
                     + " (rollout.dtype=float32 or auto)");
-        return new Kernels(DecodeAttention.GATHER, false, false, false, false, false, true, List.of());
+        return new Kernels(DecodeAttention.GATHER, false, false, false, false, false, false, true, List.of());
     }
 
     /**
@@ -162,6 +170,7 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
         List<String> problems = new ArrayList<>();
         List<Kernel> chosen = new ArrayList<>();
         if (fusedOps) chosen.add(Kernel.FUSED_OPS);
+        if (denseGemv) chosen.add(Kernel.DENSE_GEMV);
         if (decodeAttention == DecodeAttention.PAGED_NATIVE) chosen.add(Kernel.PAGED_DECODE);
         if (samplingKernel) chosen.add(Kernel.SAMPLING);
         if (fp32LmHead) chosen.add(Kernel.FP32_LM_HEAD);
@@ -189,6 +198,15 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
         if (k == Kernel.FUSED_OPS || k == Kernel.PAGED_DECODE) {
             if (dtype.intern() != ScalarType.BFloat16) missing.add("bfloat16 (not " + Torch.name(dtype) + ")");
             if (c.headDim() != 64 && c.headDim() != 128) missing.add("head_dim 64 or 128 (not " + c.headDim() + ")");
+        }
+        if (k == Kernel.DENSE_GEMV) {
+            if (dtype.intern() != ScalarType.BFloat16) missing.add("bfloat16 (not " + Torch.name(dtype) + ")");
+            if (c.moe() != null) missing.add("a dense model");
+            // 16-byte rows; the normed rows in shared memory; the gate-up epilogue's pairs of outputs
+            else if (c.hiddenSize() % 8 != 0 || c.hiddenSize() > 8192 || c.intermediateSize() % 8 != 0
+                    || c.headDim() * c.numHeads() % 8 != 0)
+                missing.add("hidden and intermediate sizes that are multiples of 8, the hidden size at most 8192 (not "
+                        + c.hiddenSize() + " and " + c.intermediateSize() + ")");
         }
         // the routing kernel holds a token's router probabilities in one warp's registers
         if (k == Kernel.FUSED_OPS && c.moe() != null && (c.moe().experts() > 1024 || c.moe().topK() > 32))
@@ -236,7 +254,8 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
 
     /** One line for the log: what runs, and why each kernel asked for does not. */
     public String describe() {
-        String chosen = "decode attention " + decodeAttention + ", fused ops " + onOff(fusedOps) + ", sampling kernel "
+        String chosen = "decode attention " + decodeAttention + ", fused ops " + onOff(fusedOps) + ", decode matrix-vector kernels "
+                + onOff(denseGemv) + ", sampling kernel "
                 + onOff(samplingKernel) + ", CUDA graphs " + onOff(cudaGraphs) + ", float32 LM head " + onOff(fp32LmHead)
                 + (groupedExperts ? ", grouped expert GEMMs on" : "") + (deterministic ? ", deterministic arithmetic (ADR 0026)" : "");
         return notUsed.isEmpty() ? chosen

@@ -43,6 +43,28 @@ public final class NativeOps {
         return new Tensor[] {sum, out};
     }
 
+    /**
+     * Decode's few rows through a projection (dense_gemv.cu): x (T, K), the residual stream,
+     * RMSNorm'd by {@code normW} (K) inside the kernel -> (T, N) = norm(x) w^T (+ bias (N)).
+     */
+    static Tensor normGemv(Tensor x, Tensor normW, Tensor w, Tensor bias, double eps) {
+        Tensor out = Torch.empty(Torch.options(ScalarType.BFloat16, x.device()), x.size(0), w.size(0));
+        RolloutCuda.denseGemv(x.contiguous(), normW, w, bias, out, 0, (float) eps);
+        return out;
+    }
+
+    /** h (T, N) += x (T, K) w^T, in place, each sum rounded to bf16 before the add as a GEMM's output is. */
+    static void gemvResidual(Tensor x, Tensor w, Tensor h) {
+        RolloutCuda.denseGemv(x.contiguous(), null, w, null, h, 1, 0f);
+    }
+
+    /** x (T, K) normed by {@code normW} -> (T, inter) = silu(g) * u of g|u = norm(x) gateUp^T; gateUp (2 inter, K). */
+    static Tensor normGemvSiluMul(Tensor x, Tensor normW, Tensor gateUp, double eps) {
+        Tensor out = Torch.empty(Torch.options(ScalarType.BFloat16, x.device()), x.size(0), gateUp.size(0) / 2);
+        RolloutCuda.denseGemv(x.contiguous(), normW, gateUp, null, out, 2, (float) eps);
+        return out;
+    }
+
     /** gateUp (T, 2 * inter) -> (T, inter): silu(gate) * up. */
     static Tensor siluAndMul(Tensor gateUp, int inter) {
         Tensor gu = gateUp.contiguous();

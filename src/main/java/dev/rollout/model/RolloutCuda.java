@@ -172,6 +172,19 @@ public final class RolloutCuda {
     public static native void moeDown(@Const @ByRef Tensor act, @Const @ByRef Tensor down, @Const @ByRef Tensor ends,
                                       @Const @ByRef Tensor ys);
 
+    /**
+     * A dense projection at decode's few rows ({@code native-presets/src/dense_gemv.cu}), all bf16:
+     * x (rows, K), rows 1 to {@link #gemvMaxRows()}; w (N, K). Epilogue 0: out (rows, N) = xn w^T
+     * (+ bias (N)); 1: out (rows, N) += x w^T in place (the residual add); 2: out (rows, N / 2) =
+     * silu(g) * u of g|u = xn w^T. xn is RMSNorm(x) * normW (K) where normW is given (epilogues 0
+     * and 2), else x.
+     */
+    public static native void denseGemv(@Const @ByRef Tensor x, @Const Tensor normW, @Const @ByRef Tensor w, @Const Tensor bias,
+                                        @Const @ByRef Tensor out, int epilogue, float eps);
+
+    /** The most rows {@link #denseGemv} takes. */
+    public static native int gemvMaxRows();
+
     /** Runs this thread's later libtorch work on the capture stream (the warm-up before a capture). */
     public static native void useCaptureStream();
 

@@ -57,6 +57,33 @@ class CudaGraphTest {
     }
 
     /**
+     * Decode at 5 rows a step, where the projections run as dense_gemv.cu's matrix-vector kernels
+     * with the norms, residual adds and SiLU-and-mul inside them: against cuBLAS's GEMMs and the
+     * separate fused ops, within a few bf16 steps as any faithful kernel change; replayed graphs of
+     * them compute exactly what they do eagerly. Qwen2's shape: the q/k/v bias rides in the kernel.
+     */
+    @Test
+    void theDecodeMatrixVectorKernelsDecodeAsTheGemmsDo() throws Exception {
+        Files.writeString(dir.resolve("config.json"), """
+                {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 32000, "hidden_size": 512,
+                 "intermediate_size": 1536, "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 2,
+                 "max_position_embeddings": 4096, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+                 "tie_word_embeddings": false, "eos_token_id": 1, "torch_dtype": "bfloat16"}
+                """);
+        int prompts = 5;
+        DecodeAttention paged = DecodeAttention.PAGED_NATIVE;
+        Map<String, SequenceOutput> gemms = run(new Kernels(paged, true, false, false, false, false, false, false, List.of()), prompts);
+        Map<String, SequenceOutput> gemv = run(new Kernels(paged, true, true, false, false, false, false, false, List.of()), prompts);
+        Map<String, SequenceOutput> replayed = run(new Kernels(paged, true, true, false, false, true, false, false, List.of()), prompts);
+        double[] kernels = compare("decode matrix-vector kernels", gemms, gemv);
+        double[] graphs = compare("CUDA graphs of them", gemv, replayed);
+        check("decode matrix-vector kernels", kernels);
+        assertTrue(kernels[0] >= 0.5, "most greedy tokens agree: " + kernels[0]);
+        assertEquals(1.0, graphs[0], "a replayed graph computes what the same kernels do eagerly");
+        assertEquals(0.0, graphs[1], "a replayed graph computes what the same kernels do eagerly");
+    }
+
+    /**
      * A mixture of experts (Qwen3-MoE's shape, small) with the grouped expert GEMMs: replayed graphs
      * compute exactly what the same kernels do eagerly, routed experts included, where the GEMM pair
      * per expert could not be captured at all (it reads each expert's rows on the host).
@@ -86,8 +113,13 @@ class CudaGraphTest {
     }
 
     private Map<String, SequenceOutput> run(DecodeAttention mode, boolean fusedOps, boolean graphs, boolean experts) throws Exception {
+        // the dense model takes the decode matrix-vector kernels with the fused ops (at 8 rows a step or fewer)
+        return run(new Kernels(mode, fusedOps, fusedOps && !experts, false, false, graphs, experts, false, List.of()), PROMPTS);
+    }
+
+    private Map<String, SequenceOutput> run(Kernels kernels, int prompts) throws Exception {
         Device cuda = new Device(EngineHarness.DEVICE);
-        Kernels kernels = new Kernels(mode, fusedOps, false, false, graphs, experts, false, List.of());
+        boolean graphs = kernels.cudaGraphs(), experts = kernels.groupedExperts();
         CausalLm lm = CausalLm.random(dir, ScalarType.BFloat16, cuda, 5, 0.1, kernels);  // std 0.1: peaked logits, few near-ties
         LlmEngine engine = new LlmEngine(lm, new EngineConfig(EngineHarness.DEVICE, "bfloat16", 16, 2048, 64, 4096, 0, 0.8)
                 .withRoutedExperts(experts), null, null);
@@ -98,7 +130,7 @@ class CudaGraphTest {
                 memory.release(Set.of(MemoryTag.KV_CACHE));
                 memory.resume(Set.of(MemoryTag.KV_CACHE));
             }
-            for (int i = 0; i < PROMPTS; i++) {
+            for (int i = 0; i < prompts; i++) {
                 int[] prompt = new int[5 + 37 * i];  // 5 to 375 tokens: contexts across several blocks and partitions
                 for (int j = 0; j < prompt.length; j++) prompt[j] = 2 + (i * 7919 + j * 104729) % 31000;
                 String rid = round + "-" + i;

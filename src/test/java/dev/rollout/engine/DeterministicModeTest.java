@@ -101,7 +101,7 @@ class DeterministicModeTest {
     private static EngineHarness harness(Path dir, boolean deterministic, int kvBlocks, int batchedTokens) throws Exception {
         ModelConfig c = ModelConfig.read(dir);
         Device cpu = new Device(EngineHarness.DEVICE);
-        Kernels kernels = deterministic ? Kernels.resolve(new Kernels.Wanted(false, false, false, false, false, false, true), c, ScalarType.Float, cpu)
+        Kernels kernels = deterministic ? Kernels.resolve(new Kernels.Wanted(false, false, false, false, false, false, false, true), c, ScalarType.Float, cpu)
                 : Kernels.LIBTORCH;
         return new EngineHarness(CausalLm.load(dir, ScalarType.Float, cpu, kernels),
                 new EngineConfig(EngineHarness.DEVICE, "float32", 4, kvBlocks, 64, batchedTokens, 0, 0.8), null);

@@ -37,7 +37,7 @@ class GroupedExpertsTest {
         assumeTrue(EngineHarness.DEVICE.startsWith("cuda") && RolloutCuda.available(), "needs CUDA and the native preset");
         Path dir = Path.of("src/test/resources/fixtures", arch);
         JsonArray prompts = JsonParser.parseString(Files.readString(dir.resolve("reference.json"))).getAsJsonObject().getAsJsonArray("prompts");
-        Kernels grouped = new Kernels(DecodeAttention.GATHER, false, false, false, false, true, false, List.of());
+        Kernels grouped = new Kernels(DecodeAttention.GATHER, false, false, false, false, false, true, false, List.of());
         EngineHarness perExpert = run(CausalLm.load(dir, ScalarType.BFloat16, new Device(EngineHarness.DEVICE), Kernels.LIBTORCH), prompts, stepTokens);
         CausalLm lm = CausalLm.load(dir, ScalarType.BFloat16, new Device(EngineHarness.DEVICE), grouped);
         assertTrue(lm.kernels().groupedExperts());

@@ -33,17 +33,18 @@ class KernelsTest {
         ModelConfig c = ModelConfig.read(QWEN3);
         Kernels k = Kernels.resolve(Kernels.Wanted.of(true, true, true), c, ScalarType.Float, CPU);
         assertEquals(DecodeAttention.GATHER, k.decodeAttention());
-        assertFalse(k.fusedOps() || k.samplingKernel() || k.cudaGraphs() || k.fp32LmHead(), k.describe());
+        assertFalse(k.fusedOps() || k.denseGemv() || k.samplingKernel() || k.cudaGraphs() || k.fp32LmHead(), k.describe());
         Map<Kernels.Kernel, String> why = reasons(k);
-        assertEquals(5, why.size(), k.describe());
+        assertEquals(6, why.size(), k.describe());
         // every requirement a kernel misses, not only the first
         String fused = why.get(Kernels.Kernel.FUSED_OPS);
         assertEquals("needs CUDA, bfloat16 (not float32), head_dim 64 or 128 (not 16), the native preset (not loaded)", fused);
         assertEquals(fused, why.get(Kernels.Kernel.PAGED_DECODE));
+        assertEquals("needs CUDA, bfloat16 (not float32), the native preset (not loaded)", why.get(Kernels.Kernel.DENSE_GEMV));
         assertEquals("needs CUDA, the native preset (not loaded)", why.get(Kernels.Kernel.SAMPLING));
         assertEquals("they need the paged decode kernel, which cannot serve this model here", why.get(Kernels.Kernel.CUDA_GRAPHS));
         assertEquals("the model computes in float32: its logits are float32 already", why.get(Kernels.Kernel.FP32_LM_HEAD));
-        assertTrue(k.describe().startsWith("decode attention GATHER, fused ops off, sampling kernel off, CUDA graphs off, "
+        assertTrue(k.describe().startsWith("decode attention GATHER, fused ops off, decode matrix-vector kernels off, sampling kernel off, CUDA graphs off, "
                 + "float32 LM head off; not used: fused ops: needs CUDA"), k.describe());
     }
 
@@ -51,7 +52,8 @@ class KernelsTest {
     void nothingAskedForIsLibtorchWithNothingToExplain() throws Exception {
         Kernels k = Kernels.resolve(Kernels.Wanted.of(false, false, false), ModelConfig.read(QWEN3), ScalarType.Float, CPU);
         assertEquals(Kernels.LIBTORCH, k);
-        assertEquals("decode attention GATHER, fused ops off, sampling kernel off, CUDA graphs off, float32 LM head off", k.describe());
+        assertEquals("decode attention GATHER, fused ops off, decode matrix-vector kernels off, sampling kernel off, CUDA graphs off, "
+                + "float32 LM head off", k.describe());
     }
 
     @Test
@@ -83,7 +85,7 @@ class KernelsTest {
         assertEquals(List.of(), why);
         assertFalse(Kernels.graphs(all, true, true, false, why));
         assertEquals("a mixture of experts needs the grouped expert GEMMs for them, which cannot serve this model here", why.get(0).reason());
-        assertFalse(Kernels.graphs(new Kernels.Wanted(true, true, true, true, false, false, false), true, true, false, why));
+        assertFalse(Kernels.graphs(new Kernels.Wanted(true, true, true, true, true, false, false, false), true, true, false, why));
         assertEquals("a mixture of experts needs the grouped expert GEMMs for them, which were not asked for", why.get(1).reason());
         assertFalse(Kernels.graphs(all, false, false, false, why));
         assertEquals("they need the paged decode kernel, which cannot serve this model here", why.get(2).reason());
@@ -104,7 +106,7 @@ class KernelsTest {
 
     @Test
     void graphsWithoutThePagedKernelSayWhichWasMissing() throws Exception {
-        Kernels k = Kernels.resolve(new Kernels.Wanted(false, false, false, true, false, false, false), ModelConfig.read(QWEN3), ScalarType.Float, CPU);
+        Kernels k = Kernels.resolve(new Kernels.Wanted(false, false, false, false, true, false, false, false), ModelConfig.read(QWEN3), ScalarType.Float, CPU);
         assertEquals(List.of(new Kernels.NotUsed(Kernels.Kernel.CUDA_GRAPHS, "they need the paged decode kernel, which was not asked for")),
                 k.notUsed());
     }
@@ -112,7 +114,7 @@ class KernelsTest {
     @Test
     void aChoiceThatCannotHoldTogetherIsRefused() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> new Kernels(DecodeAttention.GATHER, false, false, false, true, false, false, List.of()));
+                () -> new Kernels(DecodeAttention.GATHER, false, false, false, false, true, false, false, List.of()));
         assertTrue(e.getMessage().startsWith("CUDA graphs need the paged decode kernel"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> Kernels.libtorch(DecodeAttention.PAGED_NATIVE));
     }
@@ -121,12 +123,12 @@ class KernelsTest {
     @Test
     void aModelRefusesKernelsThatCannotServeIt() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CausalLm.load(QWEN3, ScalarType.Float, CPU,
-                new Kernels(DecodeAttention.PAGED_NATIVE, true, false, false, true, false, false, List.of())));
+                new Kernels(DecodeAttention.PAGED_NATIVE, true, false, false, false, true, false, false, List.of())));
         assertTrue(e.getMessage().startsWith("these kernels cannot serve the model here: fused ops: needs CUDA, bfloat16 (not float32)"),
                 e.getMessage());
         assertTrue(e.getMessage().contains("; paged decode kernel: needs CUDA"), e.getMessage());
         IllegalArgumentException fp32 = assertThrows(IllegalArgumentException.class, () -> CausalLm.load(QWEN3, ScalarType.Float, CPU,
-                new Kernels(DecodeAttention.GATHER, false, true, false, false, false, false, List.of())));
+                new Kernels(DecodeAttention.GATHER, false, false, true, false, false, false, false, List.of())));
         assertEquals("these kernels cannot serve the model here: float32 LM head: the model computes in float32: its logits are "
                 + "float32 already", fp32.getMessage());
     }
@@ -141,16 +143,16 @@ class KernelsTest {
     @Test
     void theDeterministicArithmeticIsLibtorchsOpsInFloat32OnTheCpuAndRefusedElsewhere() throws Exception {
         ModelConfig c = ModelConfig.read(QWEN3);
-        Kernels.Wanted all = new Kernels.Wanted(true, true, true, true, false, true, true);
+        Kernels.Wanted all = new Kernels.Wanted(true, true, true, true, true, false, true, true);
         Kernels k = Kernels.resolve(all, c, ScalarType.Float, CPU);
         assertTrue(k.deterministic(), k.describe());
-        assertFalse(k.fusedOps() || k.samplingKernel() || k.cudaGraphs() || k.groupedExperts(), k.describe());
+        assertFalse(k.fusedOps() || k.denseGemv() || k.samplingKernel() || k.cudaGraphs() || k.groupedExperts(), k.describe());
         assertEquals(DecodeAttention.GATHER, k.decodeAttention());
         var onCuda = assertThrows(IllegalArgumentException.class, () -> Kernels.resolve(all, c, ScalarType.BFloat16, new Device("cuda")));
         assertTrue(onCuda.getMessage().startsWith("rollout.deterministic runs on the CPU only so far"), onCuda.getMessage());
         var bf16 = assertThrows(IllegalArgumentException.class, () -> Kernels.resolve(all, c, ScalarType.BFloat16, CPU));
         assertTrue(bf16.getMessage().startsWith("rollout.deterministic runs float32 on the CPU so far"), bf16.getMessage());
         assertThrows(IllegalArgumentException.class,
-                () -> new Kernels(DecodeAttention.PAGED_TORCH, false, false, false, false, false, true, List.of()), "not over a block table");
+                () -> new Kernels(DecodeAttention.PAGED_TORCH, false, false, false, false, false, false, true, List.of()), "not over a block table");
     }
 }

@@ -175,7 +175,7 @@ class TpShardingTest {
 
     @Test
     void cudaGraphsAreRefusedAboveOneRank() {
-        Kernels graphs = new Kernels(DecodeAttention.PAGED_NATIVE, false, false, false, true, false, false, List.of());
+        Kernels graphs = new Kernels(DecodeAttention.PAGED_NATIVE, false, false, false, false, true, false, false, List.of());
         var e = assertThrows(IllegalArgumentException.class,
                 () -> CausalLm.load(QWEN2, ScalarType.Float, CPU, graphs, new ShardOnly(0, 2)));
         assertTrue(e.getMessage().contains("CUDA graphs") && e.getMessage().contains("tp_size 2"), e.getMessage());

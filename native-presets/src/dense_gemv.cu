@@ -1,0 +1,282 @@
+// A dense layer's projections at decode's few rows (1 to 8 tokens), as matrix-vector products
+// that read each weight once, with the small ops on either side fused in (issue #20: at batch 1
+// a layer was ten kernels of 3 to 10 µs, cuBLAS's GEMMs 24 of its 42 µs, its split-K down
+// projection at a quarter of the bandwidth):
+//
+//   store      out [M, N] = bf16(xn W^T (+ bias))                   the q/k/v projection
+//   residual   out [M, N] = bf16(out + bf16(x W^T))  (in place)      o and down: the residual add
+//   silu_mul   out [M, I] = bf16(bf16(silu(g)) * u), g|u = bf16(xn W^T) split at I = N / 2   gate-up
+//
+// x [M, K] bf16; xn is x itself, or with norm_w [K] its RMSNorm, computed here as rms_norm rounds
+// it (bf16(bf16(x * rsqrt(mean(x^2) + eps)) * norm_w)), so the norm needs no kernel of its own.
+// The roundings are those of the unfused ops (fused_ops.cu, cuBLAS's bf16 output): the results
+// differ from theirs only by the order of float32 sums.
+//
+// A warp dots kRows weight rows with every x row: each 16-byte load of x serves four rows, each
+// of W all M x rows. The warps of a block split K when the rows alone would not put enough loads
+// in flight (0.5B's down projection: 896 rows of 4,864). Each output's sum runs in a fixed order
+// (lane, then warp, then split): the same bits whatever M or the other rows are.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "rollout_kernels.h"
+
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+constexpr int kRows = 4;        // weight rows per warp; silu_mul: two gate rows and their two up rows
+constexpr int kMaxSplits = 8;   // warps along K per group of rows: at most the block's
+
+__device__ __forceinline__ float f(bf16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float round_bf16(float x) { return __bfloat162float(__float2bfloat16(x)); }
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// 16 bytes of weights, each read once: past L1, which keeps x's rows for the other warps.
+__device__ __forceinline__ uint4 load_weights(const uint4* p) {
+    uint4 v;
+    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+        : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+        : "l"(p));
+    return v;
+}
+
+__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
+
+__device__ __forceinline__ void unpack8(const uint4& v, float (&o)[8]) {
+    const __nv_bfloat162* p = reinterpret_cast<const __nv_bfloat162*>(&v);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const float2 t = __bfloat1622float2(p[i]);
+        o[2 * i] = t.x;
+        o[2 * i + 1] = t.y;
+    }
+}
+
+__device__ __forceinline__ uint4 pack8(const float (&v)[8]) {
+    uint4 out;
+    __nv_bfloat162* p = reinterpret_cast<__nv_bfloat162*>(&out);
+#pragma unroll
+    for (int i = 0; i < 4; i++) p[i] = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
+    return out;
+}
+
+enum Epilogue { kStore = 0, kResidual = 1, kSiluMul = 2 };
+
+// Grid: one block per kWarps / splits groups of rows; a group's `splits` warps take consecutive
+// slices of K. NORM: the block first norms x into shared memory (M * K bf16), each block for
+// itself (at 0.5B's hidden size 1.8 KB a row, against 7 to 70 KB of weights the block reads).
+template <int M, int EPI, bool NORM>
+__global__ void __launch_bounds__(kThreads, 2) dense_gemv_kernel(
+        const bf16* __restrict__ x, const bf16* __restrict__ norm_w, const bf16* __restrict__ w,
+        const bf16* __restrict__ bias, bf16* __restrict__ out, int n, int k, int splits, float eps) {
+    extern __shared__ __align__(16) unsigned char normed_raw[];
+    __shared__ float partial[kWarps][kRows][M];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int group = blockIdx.x * (kWarps / splits) + warp / splits, split = warp % splits;
+    const int inter = n / 2;   // silu_mul's outputs
+    const int groups = EPI == kSiluMul ? inter / 2 : (n + kRows - 1) / kRows;
+    const bool active = group < groups;
+    // the group's weight rows; a row past n repeats the last (read, never written)
+    int row[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; r++)
+        row[r] = EPI == kSiluMul ? (r < 2 ? 2 * group + r : inter + 2 * group + r - 2) : min(group * kRows + r, n - 1);
+    const int vecs = k / 8, per = (vecs + splits - 1) / splits;
+    const int begin = split * per, end = min(vecs, begin + per);
+    const uint4* wr[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; r++) wr[r] = reinterpret_cast<const uint4*>(w + (size_t) (active ? row[r] : 0) * k);
+
+    const uint4* xs = reinterpret_cast<const uint4*>(x);   // [M, K / 8]
+    if constexpr (NORM) {
+        // the weights do not wait on the norm: their first loads are on their way to L2 meanwhile
+        if (active)
+#pragma unroll
+            for (int j = 0; j < 2; j++)
+                if (begin + lane + 32 * j < end)
+#pragma unroll
+                    for (int r = 0; r < kRows; r++) prefetch_l2(wr[r] + begin + lane + 32 * j);
+        __shared__ float squares[kWarps][M];
+        float ss[M] = {};
+        for (int v = threadIdx.x; v < vecs; v += kThreads)
+#pragma unroll
+            for (int m = 0; m < M; m++) {
+                float e[8];
+                unpack8(__ldg(xs + (size_t) m * vecs + v), e);
+#pragma unroll
+                for (int j = 0; j < 8; j++) ss[m] = fmaf(e[j], e[j], ss[m]);
+            }
+#pragma unroll
+        for (int m = 0; m < M; m++) {
+            const float s = warp_sum(ss[m]);
+            if (lane == 0) squares[warp][m] = s;
+        }
+        __syncthreads();
+        float inv[M];
+#pragma unroll
+        for (int m = 0; m < M; m++) {
+            float s = 0.f;
+#pragma unroll
+            for (int i = 0; i < kWarps; i++) s += squares[i][m];
+            inv[m] = rsqrtf(s / k + eps);
+        }
+        uint4* normed = reinterpret_cast<uint4*>(normed_raw);
+        for (int v = threadIdx.x; v < vecs; v += kThreads) {
+            float g[8];
+            unpack8(__ldg(reinterpret_cast<const uint4*>(norm_w) + v), g);
+#pragma unroll
+            for (int m = 0; m < M; m++) {
+                float e[8];
+                unpack8(__ldg(xs + (size_t) m * vecs + v), e);
+#pragma unroll
+                for (int j = 0; j < 8; j++) e[j] = round_bf16(e[j] * inv[m]) * g[j];
+                normed[(size_t) m * vecs + v] = pack8(e);
+            }
+        }
+        __syncthreads();
+        xs = normed;
+    }
+
+    float acc[kRows][M];
+#pragma unroll
+    for (int r = 0; r < kRows; r++)
+#pragma unroll
+        for (int m = 0; m < M; m++) acc[r][m] = 0.f;
+    if (active) {
+#pragma unroll 2
+        for (int v = begin + lane; v < end; v += 32) {
+            uint4 wv[kRows];
+#pragma unroll
+            for (int r = 0; r < kRows; r++) wv[r] = load_weights(wr[r] + v);
+            float wf[kRows][8];
+#pragma unroll
+            for (int r = 0; r < kRows; r++) unpack8(wv[r], wf[r]);
+#pragma unroll
+            for (int m = 0; m < M; m++) {
+                float e[8];
+                unpack8(NORM ? xs[(size_t) m * vecs + v] : __ldg(xs + (size_t) m * vecs + v), e);
+#pragma unroll
+                for (int r = 0; r < kRows; r++)
+#pragma unroll
+                    for (int j = 0; j < 8; j++) acc[r][m] = fmaf(wf[r][j], e[j], acc[r][m]);
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < kRows; r++)
+#pragma unroll
+        for (int m = 0; m < M; m++) {
+            const float s = warp_sum(acc[r][m]);
+            if (lane == 0) partial[warp][r][m] = s;
+        }
+    __syncthreads();
+    if (!active || split != 0) return;
+    // the group's first warp finishes: each output's splits summed in order
+    const int first = warp;   // the group's warps are first .. first + splits - 1
+    auto total = [&](int r, int m) {
+        float s = 0.f;
+        for (int i = 0; i < splits; i++) s += partial[first + i][r][m];
+        return s;
+    };
+    if constexpr (EPI == kSiluMul) {
+        for (int i = lane; i < 2 * M; i += 32) {
+            const int o = i / M, m = i % M;   // gate row o of the group, up row 2 + o
+            const float g = round_bf16(total(o, m)), u = round_bf16(total(2 + o, m));
+            out[(size_t) m * inter + 2 * group + o] = __float2bfloat16(round_bf16(g / (1.f + expf(-g))) * u);
+        }
+    } else {
+        for (int i = lane; i < kRows * M; i += 32) {
+            const int r = i / M, m = i % M, nr = group * kRows + r;
+            if (nr >= n) continue;
+            bf16* o = out + (size_t) m * n + nr;
+            if constexpr (EPI == kResidual)
+                *o = __float2bfloat16(f(*o) + round_bf16(total(r, m)));
+            else
+                *o = __float2bfloat16(bias != nullptr ? total(r, m) + f(bias[nr]) : total(r, m));
+        }
+    }
+}
+
+// Each instantiation may take more than the default 48 KB of shared memory for the normed rows
+// (8 rows of a 4,096 hidden size: 64 KB), once, before its first launch.
+template <int M, int EPI, bool NORM>
+const char* launch(const rollout::kernels::GemvArgs& a, int blocks, int splits, size_t smem, cudaStream_t stream) {
+    auto kernel = dense_gemv_kernel<M, EPI, NORM>;
+    if (smem > 48 * 1024) {
+        static const cudaError_t opted = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                              (int) (16 * 1024 * M));   // M rows of 8,192 at most
+        if (opted != cudaSuccess) return cudaGetErrorString(opted);
+    }
+    kernel<<<blocks, kThreads, smem, stream>>>(
+            static_cast<const bf16*>(a.x), static_cast<const bf16*>(a.norm_w), static_cast<const bf16*>(a.w),
+            static_cast<const bf16*>(a.bias), static_cast<bf16*>(a.out), a.n, a.k, splits, a.eps);
+    return rollout::kernels::launch_error();
+}
+
+template <int M>
+const char* launch_rows(const rollout::kernels::GemvArgs& a, int blocks, int splits, size_t smem, cudaStream_t stream) {
+    const bool norm = a.norm_w != nullptr;
+    switch (a.epilogue) {
+        case kStore: return norm ? launch<M, kStore, true>(a, blocks, splits, smem, stream)
+                                 : launch<M, kStore, false>(a, blocks, splits, smem, stream);
+        case kResidual: return norm ? "dense_gemv: the residual epilogue takes no norm"
+                                    : launch<M, kResidual, false>(a, blocks, splits, smem, stream);
+        case kSiluMul: return norm ? launch<M, kSiluMul, true>(a, blocks, splits, smem, stream)
+                                   : launch<M, kSiluMul, false>(a, blocks, splits, smem, stream);
+        default: return "dense_gemv: unknown epilogue";
+    }
+}
+
+int multiprocessors() {
+    static const int count = [] {
+        int device = 0, sms = 0;
+        cudaGetDevice(&device);
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+        return sms > 0 ? sms : 132;
+    }();
+    return count;
+}
+
+}  // namespace
+
+namespace rollout {
+namespace kernels {
+
+int gemv_max_rows() { return 8; }
+
+const char* dense_gemv(const GemvArgs& a, cudaStream_t stream) {
+    if (a.rows < 1 || a.rows > gemv_max_rows()) return "dense_gemv: rows must be 1 to 8";
+    if (a.k % 8 != 0 || a.k > 8192 && a.norm_w != nullptr) return "dense_gemv: K must be a multiple of 8 (and at most 8,192 with a norm)";
+    if (a.epilogue == kSiluMul && a.n % 4 != 0) return "dense_gemv: silu_mul needs an even intermediate size";
+    if (a.epilogue != kStore && a.bias != nullptr) return "dense_gemv: only the store epilogue adds a bias";
+    const int groups = a.epilogue == kSiluMul ? a.n / 4 : (a.n + kRows - 1) / kRows;
+    // Splits of K until the warps fill the card about twice over, keeping a lane at least one
+    // 16-byte load of each row in a split.
+    const int vecs = a.k / 8, target = 16 * multiprocessors();
+    int splits = 1;
+    while (splits < kMaxSplits && groups * splits < target && vecs / (2 * splits) >= 32) splits *= 2;
+    const int per_block = kWarps / splits;
+    const int blocks = (groups + per_block - 1) / per_block;
+    const size_t smem = a.norm_w != nullptr ? (size_t) a.rows * a.k * sizeof(bf16) : 0;
+    switch (a.rows) {
+        case 1: return launch_rows<1>(a, blocks, splits, smem, stream);
+        case 2: return launch_rows<2>(a, blocks, splits, smem, stream);
+        case 3: return launch_rows<3>(a, blocks, splits, smem, stream);
+        case 4: return launch_rows<4>(a, blocks, splits, smem, stream);
+        case 5: return launch_rows<5>(a, blocks, splits, smem, stream);
+        case 6: return launch_rows<6>(a, blocks, splits, smem, stream);
+        case 7: return launch_rows<7>(a, blocks, splits, smem, stream);
+        default: return launch_rows<8>(a, blocks, splits, smem, stream);
+    }
+}
+
+}  // namespace kernels
+}  // namespace rollout
