@@ -48,6 +48,13 @@ final class Sampler {
     private final List<Integer> eosTokenIds;
     private final boolean kernel;  // rows without top-k/top-p/min-p go through our sampling kernel
     private final boolean deterministic;  // sorts and tie orders that depend on the row alone (ADR 0026)
+    /** Row v, column b: whether bit b of the byte v is clear (a token the mask forbids). */
+    private static final boolean[] FORBIDDEN_BITS = new boolean[256 * 8];
+    static {
+        if (java.nio.ByteOrder.nativeOrder() != java.nio.ByteOrder.LITTLE_ENDIAN)
+            throw new ExceptionInInitializerError("the constraint masks are read as little-endian bytes");
+        for (int v = 0; v < 256; v++) for (int b = 0; b < 8; b++) FORBIDDEN_BITS[v * 8 + b] = ((v >> b) & 1) == 0;
+    }
     /** The constrained rows' masks, (C, words) row-major, grown as needed and reused: no host allocation per step. */
     private long[] maskWords = new long[0];
 
@@ -495,10 +502,12 @@ final class Sampler {
                 for (int t : s.params.stopTokenIds()) if (t < vocab) maskWords[at + (t >>> 6)] |= 1L << t;
             rows[j++] = row;
         }
-        Tensor packed = Torch.longs(maskWords, c * words, device).view(c, words);                     // (C, W) int64, token 64w + b at bit b
-        Tensor shifts = torch.arange(new Scalar(0), new Scalar(64), Torch.options(ScalarType.Long, device));   // (64)
-        Tensor disallowed = packed.unsqueeze(2).bitwise_right_shift(shifts).bitwise_and(new Scalar(1))   // (C, W, 64)
-                .view(c, (long) words * 64).narrow(1, 0, vocab).eq(new Scalar(0));                      // (C, V) bool
+        // the words as bytes (little-endian hosts: byte j of word w holds tokens 64w + 8j ...), each
+        // byte looked up in a table of its eight bits: one gather, where shifting int64 words
+        // broadcast to (C, W, 64) made several passes over eight bytes a token
+        Tensor bytes = Torch.longs(maskWords, c * words, device).view(ScalarType.Byte).to(ScalarType.Int);   // (C * W * 8) int32
+        Tensor disallowed = Torch.bools(FORBIDDEN_BITS, device, 256, 8).index_select(0, bytes)            // (C * W * 8, 8) bool
+                .view(c, (long) words * 64).narrow(1, 0, vocab);                                           // (C, V) bool
         Scalar minusInf = new Scalar(Double.NEGATIVE_INFINITY);
         if (c == seqs.size()) {
             logits.masked_fill_(disallowed, minusInf);
