@@ -1,11 +1,14 @@
 package dev.rollout.api;
 
+import dev.rollout.constrain.ConstraintException;
+import dev.rollout.constrain.TokenIndex;
 import dev.rollout.engine.LogitBias;
 import dev.rollout.engine.LogprobOptions;
 import dev.rollout.engine.LogprobsMode;
 import dev.rollout.engine.PromptEmbeds;
 import dev.rollout.engine.SamplingParams;
 import dev.rollout.engine.StopRegex;
+import dev.rollout.runtime.Constraints;
 import dev.rollout.tokenizer.HfTokenizer;
 import jakarta.json.JsonArray;
 import jakarta.json.JsonObject;
@@ -30,12 +33,13 @@ final class GenerateRequestParser {
     /** sampling_params keys that are accepted and have no effect here. */
     private static final Set<String> IGNORED = Set.of("spaces_between_special_tokens", "custom_params");
     /** sampling_params keys that would change the output if honoured, so they are refused rather than ignored. */
-    private static final Set<String> UNSUPPORTED = Set.of("json_schema", "regex", "ebnf", "structural_tag",
-            "custom_logit_processor");
+    private static final Set<String> UNSUPPORTED = Set.of("structural_tag", "custom_logit_processor");
+    /** SGLang's constraint keys, of which a request may send one: json_schema and regex are compiled, ebnf is refused for now. */
+    static final List<String> CONSTRAINTS = List.of("json_schema", "regex", "ebnf");
     private static final Set<String> KNOWN = Set.of("max_new_tokens", "max_tokens", "min_new_tokens", "temperature", "top_p",
             "top_k", "min_p", "frequency_penalty", "presence_penalty", "repetition_penalty", "stop", "stop_token_ids",
             "ignore_eos", "skip_special_tokens", "no_stop_trim", "n", "sampling_seed", "seed", "stream_interval",
-            "logit_bias", "stop_regex");
+            "logit_bias", "stop_regex", "json_schema", "regex", "ebnf");
     private static final int MAX_TOP_LOGPROBS = 100;
     /**
      * Sequences one request may ask for (prompts times n): each becomes engine state before the
@@ -59,17 +63,33 @@ final class GenerateRequestParser {
     private final Limits limits;
     private final HfTokenizer tokenizer;
     private final LogprobsMode defaultMode;
+    private final Constraints constraints;
+    /** What a refused constraint is called: the OpenAI field it came from, or null for sampling_params' own. */
+    private String constraintField;
 
     /** A parser whose requests without {@code logprobs_mode} get SGLang's ({@link LogprobsMode#DEFAULT}). */
     GenerateRequestParser(Limits limits, HfTokenizer tokenizer) {
-        this(limits, tokenizer, LogprobsMode.DEFAULT);
+        this(limits, tokenizer, LogprobsMode.DEFAULT, null);
     }
 
-    /** @param defaultMode the mode of a request that names none: rollout.logprobs-mode */
-    GenerateRequestParser(Limits limits, HfTokenizer tokenizer, LogprobsMode defaultMode) {
+    /**
+     * @param defaultMode the mode of a request that names none: rollout.logprobs-mode
+     * @param constraints the server's constraint compiler, or null where none is (a constraint is then a 400)
+     */
+    GenerateRequestParser(Limits limits, HfTokenizer tokenizer, LogprobsMode defaultMode, Constraints constraints) {
         this.limits = limits;
         this.tokenizer = tokenizer;
         this.defaultMode = defaultMode;
+        this.constraints = constraints;
+    }
+
+    /**
+     * Names a refused constraint by the field the client sent ({@code response_format.json_schema.schema}),
+     * for a body translated from an OpenAI request; null keeps sampling_params' names.
+     */
+    GenerateRequestParser constraintField(String field) {
+        this.constraintField = field;
+        return this;
     }
 
     GenerateRequest parse(JsonObject o) {
@@ -371,7 +391,32 @@ final class GenerateRequestParser {
             if (Fields.present(sp, key)) b.seed(Fields.integer(sp.get(key), name + "." + key));
         if (Fields.present(sp, f = "logit_bias")) b.logitBias(logitBias(sp.get(f), name + "." + f));
         if (Fields.present(sp, f = "stop_regex")) b.stopRegex(stopRegex(sp.get(f), name + "." + f));
+        b.constraint(constraint(sp, name));
         return b.build();
+    }
+
+    /**
+     * SGLang's {@code json_schema} (JSON text; an object is taken too), {@code regex} or {@code ebnf},
+     * at most one, compiled here on the HTTP thread through the server's cache: a bad pattern or a
+     * limit hit is a 400 naming the field and the problem, before anything reaches the engine.
+     */
+    private TokenIndex constraint(JsonObject sp, String name) {
+        List<String> given = CONSTRAINTS.stream().filter(k -> Fields.present(sp, k)).toList();
+        if (given.isEmpty()) return null;
+        if (given.size() > 1)
+            throw ApiException.badRequest(name + " has " + String.join(" and ", given) + ": a request takes one constraint at most");
+        String key = given.get(0), field = constraintField != null ? constraintField : name + "." + key;
+        if (key.equals("ebnf"))
+            throw ApiException.badRequest(field + " is not supported yet: EBNF grammars are not implemented (json_schema and regex are)");
+        JsonValue v = sp.get(key);
+        String source = key.equals("json_schema") && (v instanceof JsonObject || v == JsonValue.TRUE) ? v.toString()
+                : Fields.string(v, field);
+        if (constraints == null) throw ApiException.badRequest(field + ": constrained decoding is unavailable on this server");
+        try {
+            return key.equals("regex") ? constraints.regex(source) : constraints.jsonSchema(source);
+        } catch (ConstraintException e) {
+            throw ApiException.badRequest(field + " is refused: " + e.getMessage());
+        }
     }
 
     /**

@@ -72,6 +72,9 @@ final class GenerateResponses {
         m.add("num_retractions", out.numRetractions())
                 .add("e2e_latency", out.e2eLatency());
         if (item.routedExperts() && out.routed() != null) m.add("routed_experts", routedExperts(out.routed().copy(sent.routed())));
+        // the RL view (issue #22): whether a constraint masked the distribution the tokens were drawn
+        // from, so a trainer knows which logprobs are of the model's own distribution (docs/api.md)
+        if (item.logprobs().returnLogprob() || item.params().constrained()) m.add("constrained", item.params().constrained());
         if (item.logprobs().returnLogprob()) {
             List<TokenLogprob> outLps = out.outputLogprobs();
             outLps = outLps.subList(Math.min(sent.tokens(), outLps.size()), outLps.size());

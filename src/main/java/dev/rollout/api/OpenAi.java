@@ -34,8 +34,7 @@ final class OpenAi {
      * honour yet: each is a 400 naming it when it carries a value (null, false and empty values
      * are what clients send as defaults, and stay accepted).
      */
-    private static final List<String> UNHONOURED = List.of("regex", "json_schema", "ebnf", "lora_path", "return_hidden_states",
-            "return_routed_experts");
+    private static final List<String> UNHONOURED = List.of("ebnf", "lora_path", "return_hidden_states", "return_routed_experts");
 
     /**
      * The model a request names: SGLang's clients send the served name, {@code "default"} (the
@@ -64,7 +63,7 @@ final class OpenAi {
                     case "lora_path" -> " (LoRA is not enabled)";
                     case "return_hidden_states" -> "";
                     case "return_routed_experts" -> " on the OpenAI routes: /generate returns them";
-                    default -> " (constrained decoding is not available yet)";
+                    default -> " yet: EBNF grammars are not implemented (json_schema and regex are)";
                 });
     }
 
@@ -103,7 +102,110 @@ final class OpenAi {
     static JsonObjectBuilder sampling(JsonObject o, long maxNewTokens) {
         JsonObjectBuilder sp = JSON.createObjectBuilder().add("max_new_tokens", maxNewTokens);
         for (String[] f : SAMPLING) if (Fields.present(o, f[0])) sp.add(f[1], o.get(f[0]));
+        Constraint c = constraint(o);
+        if (c != null) sp.add(c.key(), c.source());
         return sp;
+    }
+
+    /**
+     * A constraint an OpenAI request asks for: /generate's sampling_params key ({@code json_schema}
+     * or {@code regex}) and text, and the request's field it came from (what a refusal names).
+     */
+    record Constraint(String key, String source, String field) {}
+
+    /**
+     * What {@code response_format: {"type": "json_object"}} compiles: any JSON object (the
+     * compiler's free-form object: any keys, values nested at most 3 deep, compact). Its strings
+     * and lists are unbounded, so the model or max_tokens ends it, not the constraint.
+     */
+    static final String JSON_OBJECT = "{\"type\":\"object\"}";
+
+    /**
+     * The constraint of an OpenAI request, or null: OpenAI's {@code response_format}, SGLang's
+     * extras {@code json_schema} and {@code regex}, vLLM's {@code guided_json}, {@code guided_regex},
+     * {@code guided_choice} (a list of strings, exactly one of which is the output) and its newer
+     * {@code structured_outputs} ({@code json}, {@code regex}, {@code choice}, {@code json_object}).
+     * Grammars (EBNF: {@code ebnf}, {@code guided_grammar}, {@code structured_outputs.grammar}) and
+     * structural tags are a 400 saying they are not supported yet; two constraints are a 400 naming both.
+     * Defaults that clients send (null, "", {@code {"type": "text"}}) ask for none.
+     */
+    static Constraint constraint(JsonObject o) {
+        List<Constraint> found = new java.util.ArrayList<>();
+        JsonValue rf = o.get("response_format");
+        if (hasValue(rf)) {
+            if (!(rf instanceof JsonObject f) || !(f.get("type") instanceof JsonString t))
+                throw Fields.type("response_format", "an object with a type: text, json_object or json_schema", rf);
+            switch (t.getString()) {
+                case "text" -> { }
+                case "json_object" -> found.add(new Constraint("json_schema", JSON_OBJECT, "response_format"));
+                case "json_schema" -> {
+                    if (!(f.get("json_schema") instanceof JsonObject js))
+                        throw Fields.type("response_format.json_schema", "an object with the schema under \"schema\"", f.get("json_schema"));
+                    JsonValue schema = js.get("schema");
+                    if (!(schema instanceof JsonObject) && schema != JsonValue.TRUE)
+                        throw Fields.type("response_format.json_schema.schema", "a JSON schema (an object)", schema);
+                    found.add(new Constraint("json_schema", schema.toString(), "response_format.json_schema.schema"));
+                }
+                case "structural_tag" -> throw ApiException.badRequest("response_format of type structural_tag is not supported yet");
+                default -> throw ApiException.badRequest("response_format.type must be text, json_object or json_schema, not \""
+                        + t.getString() + "\"");
+            }
+        }
+        for (String k : List.of("json_schema", "guided_json")) {
+            JsonValue v = o.get(k);
+            if (hasValue(v)) found.add(new Constraint("json_schema", v instanceof JsonString s ? s.getString() : v.toString(), k));
+        }
+        for (String k : List.of("regex", "guided_regex"))
+            if (hasValue(o.get(k))) found.add(new Constraint("regex", Fields.string(o.get(k), k), k));
+        if (hasValue(o.get("guided_choice"))) found.add(choice(o.get("guided_choice"), "guided_choice"));
+        if (hasValue(o.get("guided_grammar")))
+            throw ApiException.badRequest("guided_grammar is not supported yet: EBNF grammars are not implemented (guided_json, guided_regex "
+                    + "and guided_choice are)");
+        if (o.get("structured_outputs") instanceof JsonObject so) {
+            for (String k : List.of("grammar", "structural_tag"))
+                if (hasValue(so.get(k))) throw ApiException.badRequest("structured_outputs." + k + " is not supported yet");
+            JsonValue json = so.get("json");
+            if (hasValue(json))
+                found.add(new Constraint("json_schema", json instanceof JsonString s ? s.getString() : json.toString(), "structured_outputs.json"));
+            if (hasValue(so.get("regex")))
+                found.add(new Constraint("regex", Fields.string(so.get("regex"), "structured_outputs.regex"), "structured_outputs.regex"));
+            if (hasValue(so.get("choice"))) found.add(choice(so.get("choice"), "structured_outputs.choice"));
+            if (so.get("json_object") == JsonValue.TRUE) found.add(new Constraint("json_schema", JSON_OBJECT, "structured_outputs.json_object"));
+        } else if (hasValue(o.get("structured_outputs"))) {
+            throw Fields.type("structured_outputs", "an object", o.get("structured_outputs"));
+        }
+        if (found.size() > 1)
+            throw ApiException.badRequest(found.get(0).field() + " and " + found.get(1).field() + " both constrain the output: send one");
+        return found.isEmpty() ? null : found.get(0);
+    }
+
+    /** The request field a refused constraint came from, or null where there is none. */
+    static String constraintField(JsonObject o) {
+        Constraint c = constraint(o);
+        return c == null ? null : c.field();
+    }
+
+    /** vLLM's guided_choice: the output is exactly one of the strings, as a regex of their escaped alternatives. */
+    private static Constraint choice(JsonValue v, String field) {
+        List<String> options = Fields.stringOrList(v, field);
+        if (options.isEmpty()) throw ApiException.badRequest(field + " cannot be empty");
+        StringBuilder rx = new StringBuilder();
+        for (String option : options) {
+            if (rx.length() > 0) rx.append('|');
+            rx.append('(').append(escapeRegex(option)).append(')');
+        }
+        return new Constraint("regex", rx.toString(), field);
+    }
+
+    /** {@code s} as a regex literal in Python's syntax (what the constraint engine reads): every metacharacter escaped. */
+    static String escapeRegex(String s) {
+        StringBuilder b = new StringBuilder(s.length() + 8);
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if ("\\.^$|?*+()[]{}".indexOf(c) >= 0) b.append('\\');
+            b.append(c);
+        }
+        return b.toString();
     }
 
     /**

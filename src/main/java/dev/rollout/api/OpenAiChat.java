@@ -32,7 +32,9 @@ import java.util.UUID;
  *
  * <p>{@code tool_choice} "none" leaves the tools out of the prompt (as SGLang does); "required"
  * and a named function are kept by starting the answer with the call's opening, the model
- * continuing from it: there is no constrained decoding to force them otherwise.
+ * continuing from it (constraining the call to the tools' schemas is the next part of issue #22).
+ * {@code response_format} and vLLM's {@code guided_*} constrain the answer ({@link OpenAi#constraint}):
+ * all of it is then {@code content}.
  */
 final class OpenAiChat {
     private static final Set<String> UNSUPPORTED = Set.of("audio", "modalities", "prediction", "functions",
@@ -90,8 +92,9 @@ final class OpenAiChat {
             if (Fields.present(o, k)) throw ApiException.badRequest(k + " is not supported by this server's chat completions");
         OpenAi.refuseUnhonoured(o);
         if (tokenizer == null) throw ApiException.badRequest("this model has no tokenizer.json; use /v1/completions with token ids");
-        if (o.get("response_format") instanceof JsonObject rf && !"text".equals(rf.getString("type", "text")))
-            throw ApiException.badRequest("response_format " + rf.get("type") + " needs constrained decoding, which this server does not have");
+        // a constraint (response_format, guided_*) shapes the whole answer from its first token: it is
+        // all content, never reasoning or a tool call (a reasoning phase before it is for later, issue #22)
+        boolean constrained = OpenAi.constraint(o) != null;
         Rendered r = render(o, templates);
         ChatTemplate template = r.template();
         String prompt = r.prompt(), choice = r.toolChoice();
@@ -99,11 +102,14 @@ final class OpenAiChat {
 
         boolean hermes = template.mentions(AssistantOutput.CALL_START);
         String prefill = "";
+        if (constrained && withTools && !choice.equals("auto"))
+            throw ApiException.badRequest("tool_choice \"" + choice + "\" with a constraint (" + OpenAi.constraint(o).field()
+                    + ") is not supported yet: the constraint would apply to the forced call's arguments");
         if (withTools && !choice.equals("auto")) {
             if (!hermes) throw ApiException.badRequest("tool_choice \"" + choice + "\" needs a template with <tool_call> blocks");
             prefill = choice.equals("required") ? "<tool_call>\n{\"name\": \"" : "<tool_call>\n{\"name\": \"" + choice;
         }
-        boolean reasoning = template.mentions(AssistantOutput.THINK_END)
+        boolean reasoning = !constrained && template.mentions(AssistantOutput.THINK_END)
                 && (!Fields.present(o, "separate_reasoning") || OpenAi.flag(o, "separate_reasoning"));
         boolean startsInReasoning = reasoning && prefill.isEmpty() && endsInThink(prompt, templates.specialTokens().get("eos_token"));
         prompt += prefill;
@@ -120,7 +126,7 @@ final class OpenAiChat {
         }
         if (logprobs) g.add("return_logprob", true);
         OpenAi.passThrough(o, g);
-        return new Plan(g.build(), prefill, reasoning, startsInReasoning, withTools && hermes, OpenAi.includeUsage(o),
+        return new Plan(g.build(), prefill, reasoning, startsInReasoning, withTools && hermes && !constrained, OpenAi.includeUsage(o),
                 OpenAi.flag(o, "return_token_ids"), OpenAi.flag(o, "return_token_ids") || OpenAi.flag(o, "return_prompt_token_ids"));
     }
 

@@ -45,7 +45,8 @@ public class OpenAiResource {
     @Path("v1/completions")
     public Response completions(InputStream body) {
         Call c = call(body);
-        GenerateRequest req = Requests.parser(service).parse(OpenAiCompletions.toGenerate(c.body()));
+        JsonObject generate = OpenAiCompletions.toGenerate(c.body());
+        GenerateRequest req = Requests.parser(service).constraintField(OpenAi.constraintField(c.body())).parse(generate);
         PendingGeneration pending = new PendingGeneration(req, c.loop(), service.tokenizer(), rids);
         GenerationRelay.Format format = new OpenAiCompletions.Format(pending, service.tokenizer(), c.model(),
                 OpenAi.includeUsage(c.body()), OpenAi.flag(c.body(), "return_token_ids"));
@@ -57,7 +58,7 @@ public class OpenAiResource {
     public Response chatCompletions(InputStream body) {
         Call c = call(body);
         OpenAiChat.Plan plan = OpenAiChat.plan(c.body(), service.chatTemplates(), service.tokenizer(), c.loop().info().maxModelLen());
-        GenerateRequest req = Requests.parser(service).parse(plan.generate());
+        GenerateRequest req = Requests.parser(service).constraintField(OpenAi.constraintField(c.body())).parse(plan.generate());
         PendingGeneration pending = new PendingGeneration(req, c.loop(), service.tokenizer(), rids);
         return GenerationRelay.respond(pending, req.stream(), new OpenAiChat.Format(pending, service.tokenizer(), plan, c.model()),
                 service.settings());

@@ -41,6 +41,7 @@ final class Requests {
     static GenerateRequestParser parser(EngineService service) {
         EngineInfo info = service.loop().info();
         return new GenerateRequestParser(new GenerateRequestParser.Limits(info.vocabSize(), info.maxModelLen(), info.kvTokens(),
-                service.settings().maxN(), info.hiddenSize(), info.routedExperts()), service.tokenizer(), service.settings().logprobsMode());
+                service.settings().maxN(), info.hiddenSize(), info.routedExperts()), service.tokenizer(), service.settings().logprobsMode(),
+                service.constraints());
     }
 }

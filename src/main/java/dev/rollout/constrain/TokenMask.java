@@ -35,6 +35,11 @@ public final class TokenMask {
         return count;
     }
 
+    /** How many 64-bit words hold the bits: {@code ceil(size / 64)}. */
+    public int numWords() {
+        return words.length;
+    }
+
     /** A copy of the bits. */
     public long[] words() {
         return words.clone();

@@ -250,7 +250,8 @@ public final class LlmEngine {
         }
         seq.lastTokenNanos = now;
         String delta = seq.detokenizer == null ? "" : seq.detokenizer.add(token);
-        FinishReason reason = finishReason(seq, token, delta);
+        FinishReason reason = seq.constraint == null ? null : constraintEnd(seq, token);
+        if (reason == null) reason = finishReason(seq, token, delta);
         if (reason != null) finish(seq, reason);
         else if (seq.stream && seq.numOutputTokens() % seq.params.streamInterval() == 0)
             seq.listener.onOutput(seq.snapshot(weightVersion, now));   // the step's clock: no clock read per snapshot
@@ -269,6 +270,23 @@ public final class LlmEngine {
             finish(ranTooLong.get(i), FinishReason.abort(RequestTimeouts.RUNNING_MESSAGE, timeouts.statusCode()));
         waitedTooLong.clear();
         ranTooLong.clear();
+    }
+
+    /**
+     * Advances a constrained sequence's cursor over the token it sampled; returns how the
+     * constraint ends it, or null to go on (the usual checks follow). EOS taken where the text may
+     * end finishes it as EOS does ({@code stop}, matched = the EOS id), whatever {@code ignore_eos}
+     * and {@code min_new_tokens} say: the constraint allows nothing after it, as SGLang ends a
+     * request whose grammar has terminated. A {@code stop_token_ids} token outside the text ends it
+     * where the text may end. Anything else the mask should have made impossible: that request
+     * alone is ended with the reason, the others go on.
+     */
+    private FinishReason constraintEnd(Sequence seq, int token) {
+        boolean couldEnd = seq.constraint.canEnd();
+        if (seq.constraint.advance(token)) return seq.constraint.ended() ? FinishReason.stopToken(token) : null;
+        if (couldEnd && seq.params.stopTokenIds().contains(token)) return FinishReason.stopToken(token);
+        return FinishReason.abort("internal error: the sampler picked token " + token + ", which the request's constraint does "
+                + "not allow after " + (seq.numOutputTokens() - 1) + " output tokens; the request was ended", 500);
     }
 
     private FinishReason finishReason(Sequence seq, int token, String delta) {

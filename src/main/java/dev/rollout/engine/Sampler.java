@@ -1,5 +1,6 @@
 package dev.rollout.engine;
 
+import dev.rollout.constrain.TokenMask;
 import dev.rollout.model.Kernels;
 import dev.rollout.model.NativeOps;
 import dev.rollout.model.Torch;
@@ -30,6 +31,10 @@ import org.bytedeco.pytorch.global.torch;
  * that ask for them. Penalties, {@code logit_bias} and bans are written into the logits first, so
  * every path that picks a token (greedy argmax, libtorch's draw, our sampling kernel) sees them.
  *
+ * <p>A constrained row (a regex or JSON schema, ADR 0029) has every token its constraint does not
+ * allow next at −∞, written after the bans, so it too reaches every way of picking and every
+ * logprob mode but the raw ones. A step with no constrained row makes no mask and no extra pass.
+ *
  * <p>Randomness comes from each sequence's own generator, one uniform draw per token fed into an
  * inverse-CDF lookup on the device, so a seeded request samples the same tokens whatever else
  * shares its batch. In the deterministic arithmetic (ADR 0026) the lookup also runs over the
@@ -43,6 +48,15 @@ final class Sampler {
     private final List<Integer> eosTokenIds;
     private final boolean kernel;  // rows without top-k/top-p/min-p go through our sampling kernel
     private final boolean deterministic;  // sorts and tie orders that depend on the row alone (ADR 0026)
+    /** Row v, column b: whether bit b of the byte v is clear (a token the mask forbids). */
+    private static final boolean[] FORBIDDEN_BITS = new boolean[256 * 8];
+    static {
+        if (java.nio.ByteOrder.nativeOrder() != java.nio.ByteOrder.LITTLE_ENDIAN)
+            throw new ExceptionInInitializerError("the constraint masks are read as little-endian bytes");
+        for (int v = 0; v < 256; v++) for (int b = 0; b < 8; b++) FORBIDDEN_BITS[v * 8 + b] = ((v >> b) & 1) == 0;
+    }
+    /** The constrained rows' masks, (C, words) row-major, grown as needed and reused: no host allocation per step. */
+    private long[] maskWords = new long[0];
 
     /** A sampler of libtorch's ops only. */
     Sampler(Device device, List<Integer> eosTokenIds) {
@@ -89,6 +103,7 @@ final class Sampler {
         long[] rawRows = rowsOf(modes, LogprobsMode::raw);
         Tensor raw = rawRows.length == 0 ? null : logits.index_select(0, Torch.longs(rawRows, device));   // (R, V)
         applyPenaltiesAndBans(logits, seqs, vocab);
+        applyConstraints(logits, seqs, vocab);
 
         float[] temps = new float[rows];
         float[] topP = new float[rows], minP = new float[rows], u = new float[rows];
@@ -165,7 +180,8 @@ final class Sampler {
     private static boolean plain(Sequence s, long vocab) {
         SamplingParams p = s.params;
         LogprobOptions lo = s.logprobs;
-        return !p.hasPenalties() && p.logitBias().size() == 0 && s.numOutputTokens() >= p.minNewTokens() && !filters(p, vocab)
+        return !p.hasPenalties() && p.logitBias().size() == 0 && s.numOutputTokens() >= p.minNewTokens() && s.constraint == null
+                && !filters(p, vocab)
                 && (!lo.returnLogprob() || (lo.mode() == LogprobsMode.SGLANG && lo.topLogprobsNum() <= 0 && lo.tokenIds() == null));
     }
 
@@ -444,17 +460,60 @@ final class Sampler {
             }
             flat.index_add_(0, Torch.longs(at, device), Torch.floats(add, device));
         }
-        // bans: a stop token may not end the sequence before min_new_tokens
+        // bans: a stop token may not end the sequence before min_new_tokens, unless a constraint
+        // allows nothing else (its text is complete): the constraint's end wins over the minimum
         List<Long> banned = new ArrayList<>();
         for (int row = 0; row < seqs.size(); row++) {
             Sequence s = seqs.get(row);
-            if (s.numOutputTokens() >= s.params.minNewTokens()) continue;
+            if (s.numOutputTokens() >= s.params.minNewTokens() || (s.constraint != null && s.constraint.mustEnd())) continue;
             for (int tok : s.params.stopTokenIds()) banned.add(row * vocab + tok);
             if (!s.params.ignoreEos()) for (int tok : eosTokenIds) if (tok < vocab) banned.add(row * vocab + tok);
         }
         if (!banned.isEmpty()) {
             long[] b = banned.stream().mapToLong(Long::longValue).toArray();
             flat.index_fill_(0, Torch.longs(b, device), new Scalar(Double.NEGATIVE_INFINITY));
+        }
+    }
+
+    /**
+     * Sets to −∞ every token a constrained row's constraint does not allow next: one copy of the
+     * constrained rows' bit masks to the device, unpacked there (shift, and 1) into a boolean mask.
+     * Only the constrained rows are read and written; the others stay bit for bit as they were.
+     * A request's {@code stop_token_ids} count as EOS: allowed where the constraint may end.
+     * Ids past the constraint's vocabulary (a logits width above the tokenizer's) stay disallowed.
+     */
+    private void applyConstraints(Tensor logits, List<Sequence> seqs, long vocab) {
+        int c = 0;
+        for (Sequence s : seqs) if (s.constraint != null) c++;
+        if (c == 0) return;
+        int words = (int) ((vocab + 63) >>> 6);
+        if (maskWords.length < c * words) maskWords = new long[c * words];
+        long[] rows = new long[c];
+        for (int row = 0, j = 0; row < seqs.size(); row++) {
+            Sequence s = seqs.get(row);
+            if (s.constraint == null) continue;
+            TokenMask m = s.constraint.allowed();   // cached per automaton state: a copy of words, no walk, after the first time
+            if (m.numWords() > words)
+                throw new IllegalStateException("a constraint over " + m.size() + " tokens for logits over " + vocab);
+            int at = j * words;
+            m.copyTo(maskWords, at);
+            Arrays.fill(maskWords, at + m.numWords(), at + words, 0L);
+            if (s.constraint.canEnd())
+                for (int t : s.params.stopTokenIds()) if (t < vocab) maskWords[at + (t >>> 6)] |= 1L << t;
+            rows[j++] = row;
+        }
+        // the words as bytes (little-endian hosts: byte j of word w holds tokens 64w + 8j ...), each
+        // byte looked up in a table of its eight bits: one gather, where shifting int64 words
+        // broadcast to (C, W, 64) made several passes over eight bytes a token
+        Tensor bytes = Torch.longs(maskWords, c * words, device).view(ScalarType.Byte).to(ScalarType.Int);   // (C * W * 8) int32
+        Tensor disallowed = Torch.bools(FORBIDDEN_BITS, device, 256, 8).index_select(0, bytes)            // (C * W * 8, 8) bool
+                .view(c, (long) words * 64).narrow(1, 0, vocab);                                           // (C, V) bool
+        Scalar minusInf = new Scalar(Double.NEGATIVE_INFINITY);
+        if (c == seqs.size()) {
+            logits.masked_fill_(disallowed, minusInf);
+        } else {
+            Tensor at = Torch.longs(rows, device);
+            logits.index_copy_(0, at, logits.index_select(0, at).masked_fill_(disallowed, minusInf));
         }
     }
 }

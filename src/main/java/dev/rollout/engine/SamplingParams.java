@@ -1,5 +1,6 @@
 package dev.rollout.engine;
 
+import dev.rollout.constrain.TokenIndex;
 import java.util.List;
 
 /**
@@ -7,7 +8,10 @@ import java.util.List;
  * {@code topK} is {@code Integer.MAX_VALUE} when disabled; a temperature under 1e-6 means greedy.
  * A streamed request gets an event every {@code streamInterval} tokens, and one when it finishes.
  * {@code logitBias} is added to the logits before sampling; {@code stopRegex} ends the output when
- * one of its patterns matches the decoded text.
+ * one of its patterns matches the decoded text. {@code constraint} is a regex or JSON schema compiled
+ * over the model's vocabulary (issue #22, ADR 0029), or null: compiled on the HTTP thread, it
+ * reaches the engine as a value (a {@link TokenIndex} is shared and thread-safe), and each sample
+ * walks it with a cursor of its own.
  */
 public record SamplingParams(
         double temperature,
@@ -28,7 +32,8 @@ public record SamplingParams(
         Long seed,
         int streamInterval,
         LogitBias logitBias,
-        StopRegex stopRegex) {
+        StopRegex stopRegex,
+        TokenIndex constraint) {
 
     public static final SamplingParams GREEDY = builder().temperature(0).build();
 
@@ -42,6 +47,10 @@ public record SamplingParams(
 
     public boolean greedy() {
         return temperature < 1e-6 || topK == 1;
+    }
+
+    public boolean constrained() {
+        return constraint != null;
     }
 
     public boolean hasPenalties() {
@@ -59,6 +68,7 @@ public record SamplingParams(
         b.maxNewTokens = maxNewTokens; b.minNewTokens = minNewTokens; b.stop = stop; b.stopTokenIds = stopTokenIds;
         b.ignoreEos = ignoreEos; b.skipSpecialTokens = skipSpecialTokens; b.noStopTrim = noStopTrim; b.n = n; b.seed = seed;
         b.streamInterval = streamInterval; b.logitBias = logitBias; b.stopRegex = stopRegex;
+        b.constraint = constraint;
         return b;
     }
 
@@ -74,6 +84,7 @@ public record SamplingParams(
         private Long seed;
         private LogitBias logitBias = LogitBias.NONE;
         private StopRegex stopRegex;
+        private TokenIndex constraint;
 
         public Builder temperature(double v) { temperature = v; return this; }
         public Builder topP(double v) { topP = v; return this; }
@@ -94,11 +105,12 @@ public record SamplingParams(
         public Builder streamInterval(int v) { streamInterval = v; return this; }
         public Builder logitBias(LogitBias v) { logitBias = v; return this; }
         public Builder stopRegex(StopRegex v) { stopRegex = v; return this; }
+        public Builder constraint(TokenIndex v) { constraint = v; return this; }
 
         public SamplingParams build() {
             return new SamplingParams(temperature, topP, topK, minP, repetitionPenalty, frequencyPenalty, presencePenalty,
                     maxNewTokens, minNewTokens, stop, stopTokenIds, ignoreEos, skipSpecialTokens, noStopTrim, n, seed,
-                    streamInterval, logitBias, stopRegex);
+                    streamInterval, logitBias, stopRegex, constraint);
         }
     }
 }

@@ -1,5 +1,6 @@
 package dev.rollout.engine;
 
+import dev.rollout.constrain.ConstraintCursor;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -17,6 +18,12 @@ public final class Sequence {
     final SamplingParams params;
     final LogprobOptions logprobs;
     final SplittableRandom rng;
+    /**
+     * Where its output stands in its request's constraint, or null when unconstrained. Advanced
+     * once per sampled token ({@link LlmEngine}), never for tokens computed again after a
+     * retraction: those are not sampled again, so the state stays a function of the output.
+     */
+    final ConstraintCursor constraint;
     final SequenceListener listener;
     final boolean stream;
     final long arrivalNanos;
@@ -79,6 +86,7 @@ public final class Sequence {
         this.params = params;
         this.logprobs = logprobs;
         this.rng = new SplittableRandom(seed);
+        this.constraint = params.constraint() == null ? null : params.constraint().cursor();   // each of n samples its own
         this.listener = listener;
         this.stream = stream;
         this.arrivalNanos = System.nanoTime();

@@ -34,6 +34,13 @@ public final class Torch {
         return onDevice(cpu, device);
     }
 
+    /** A 1-D int64 tensor on {@code device} holding the first {@code length} of {@code values} (a reused buffer's prefix). */
+    public static Tensor longs(long[] values, int length, Device device) {
+        Tensor cpu = empty(options(ScalarType.Long), length);
+        if (length > 0) new LongPointer(cpu.data_ptr_long()).put(values, 0, length);
+        return onDevice(cpu, device);
+    }
+
     /** A 2-D int64 tensor of shape (rows, cols) on {@code device}; {@code values} is row-major. */
     public static Tensor longs(long[] values, int rows, int cols, Device device) {
         return longs(values, device).view(rows, cols);

@@ -1,5 +1,6 @@
 package dev.rollout.runtime;
 
+import dev.rollout.constrain.ConstraintLimits;
 import dev.rollout.dist.C10d;
 import dev.rollout.engine.EngineCommand;
 import dev.rollout.engine.EngineLoop;
@@ -72,6 +73,7 @@ public class EngineService {
     private volatile EngineLoop loop;
     private volatile HfTokenizer tokenizer;
     private volatile ChatTemplates chatTemplates;
+    private volatile Constraints constraints;
     private volatile Path modelDir;
     private volatile WeightUpdates weights;
     private volatile TpGroup tpGroup;              // null at one rank
@@ -116,6 +118,8 @@ public class EngineService {
             Path tok = modelDir.resolve("tokenizer.json");
             tokenizer = Files.exists(tok) ? HfTokenizer.load(tok) : null;
             chatTemplates = ChatTemplates.load(modelDir);
+            constraints = new Constraints(tokenizer, model.config().vocabSize(), model.config().eosTokenIds(),
+                    ConstraintLimits.DEFAULT);
             LlmEngine engine = new LlmEngine(model, s.engine(), tokenizer, metrics.observer());
             engine.limitSessions(sessionLimits((long) engine.numKvBlocks() * s.engine().blockSize()));
             engine.setTimeouts(s.timeouts());
@@ -320,6 +324,11 @@ public class EngineService {
 
     public HfTokenizer tokenizer() {
         return tokenizer;
+    }
+
+    /** The compiler of regex and JSON-schema constraints over the model's vocabulary (set once the model loads). */
+    public Constraints constraints() {
+        return constraints;
     }
 
     /** The model's chat templates, or null when its tokenizer config has none. */

@@ -132,10 +132,15 @@ class GenerateRequestParserTest {
     }
 
     @Test
-    void constrainedDecodingIsStillRefusedByName() {
-        for (String k : java.util.List.of("regex", "json_schema", "ebnf", "structural_tag", "custom_logit_processor"))
+    void unsupportedConstraintsAreRefusedByName() {
+        for (String k : java.util.List.of("structural_tag", "custom_logit_processor"))
             assertEquals("sampling_params." + k + " is not supported by this server",
                     refused("{\"input_ids\": [1], \"sampling_params\": {\"" + k + "\": \"x\"}}"));
+        assertTrue(refused("{\"input_ids\": [1], \"sampling_params\": {\"ebnf\": \"root ::= x\"}}")
+                .startsWith("sampling_params.ebnf is not supported yet"));
+        // without the server's compiler (this parser has none) a regex is refused, not ignored
+        assertTrue(refused("{\"input_ids\": [1], \"sampling_params\": {\"regex\": \"a+\"}}")
+                .contains("constrained decoding is unavailable"));
     }
 
     static LogprobsMode mode(GenerateRequest r, int item) {
@@ -150,7 +155,7 @@ class GenerateRequestParserTest {
     void logprobsModeIsTheRequestsOrTheServersDefaultPerPrompt() {
         assertEquals(LogprobsMode.SGLANG, mode(parser.parse(json("{\"input_ids\": [1, 2], \"return_logprob\": true}")), 0));
         GenerateRequestParser rawByDefault = new GenerateRequestParser(new GenerateRequestParser.Limits(151936, 64, 10_000, 4, 8), tok,
-                LogprobsMode.RAW_LOGPROBS);
+                LogprobsMode.RAW_LOGPROBS, null);
         assertEquals(LogprobsMode.RAW_LOGPROBS, mode(rawByDefault.parse(json("{\"input_ids\": [1, 2], \"return_logprob\": true}")), 0));
         assertEquals(LogprobsMode.PROCESSED_LOGITS, mode(rawByDefault.parse(json(
                 "{\"input_ids\": [1, 2], \"return_logprob\": true, \"logprobs_mode\": \"processed_logits\"}")), 0));

@@ -43,7 +43,7 @@ class BadInputIT {
         negative max_new_tokens        | {"input_ids": [1], "sampling_params": {"max_new_tokens": -1}}            | max_new_tokens
         fractional max_new_tokens      | {"input_ids": [1], "sampling_params": {"max_new_tokens": 1.5}}           | max_new_tokens
         min over max                   | {"input_ids": [1], "sampling_params": {"max_new_tokens": 2, "min_new_tokens": 3}} | min_new_tokens
-        constrained decoding           | {"input_ids": [1], "sampling_params": {"regex": "a+"}}                   | regex
+        bad constraint regex           | {"input_ids": [1], "sampling_params": {"regex": "a(b"}}                  | regex
         stop token outside vocabulary  | {"input_ids": [1], "sampling_params": {"stop_token_ids": [999999]}}      | stop_token_ids
         n of zero                      | {"input_ids": [1], "sampling_params": {"n": 0}}                          | n must be
         logprob_start_len past prompt  | {"input_ids": [1, 2], "return_logprob": true, "logprob_start_len": 5}    | logprob_start_len

@@ -54,12 +54,10 @@ class GenerateContractIT {
         /generate            | "custom_logit_processor": "{\\"callable\\": \\"gASV\\"}" | custom_logit_processor
         /generate            | "lora_path": "adapter-1"                                 | lora_path
         /generate            | "return_hidden_states": true                             | return_hidden_states
-        /v1/completions      | "regex": "a+"                                            | regex
-        /v1/completions      | "json_schema": "{}"                                      | json_schema
         /v1/completions      | "ebnf": "root ::= \\"a\\""                               | ebnf
+        /v1/chat/completions | "guided_grammar": "root ::= \\"a\\""                     | guided_grammar
         /v1/completions      | "lora_path": "adapter-1"                                 | lora_path
         /v1/chat/completions | "return_hidden_states": true                             | return_hidden_states
-        /v1/chat/completions | "regex": "a+"                                            | regex
         """)
     void fieldsThatWouldChangeTheOutputAre400s(String route, String field, String named) {
         Http.Reply r = Http.post(route, body(route, field));

@@ -1,0 +1,95 @@
+package dev.rollout.runtime;
+
+import dev.rollout.constrain.ConstraintCache;
+import dev.rollout.constrain.ConstraintException;
+import dev.rollout.constrain.ConstraintLimits;
+import dev.rollout.constrain.TokenIndex;
+import dev.rollout.constrain.Vocabulary;
+import dev.rollout.tokenizer.HfTokenizer;
+import java.io.IOException;
+import java.util.List;
+import java.util.logging.Logger;
+
+/**
+ * The server's constraint compiler (issue #22, ADR 0029): the served model's vocabulary as token
+ * bytes, and one {@link ConstraintCache} over it that every request shares. Called on HTTP
+ * threads, so that a bad regex or schema is a 400 and the compile time never lands on the engine
+ * thread; the engine thread only walks the {@link TokenIndex}es they hand it.
+ *
+ * <p>The vocabulary (151,936 Qwen3 tokens: the tokenizer.json read again and a trie sorted) is
+ * built by the first constrained request, not at start-up: a server that never sees one never
+ * pays for it.
+ */
+public final class Constraints {
+    private static final Logger LOG = Logger.getLogger(Constraints.class.getName());
+    /**
+     * Compiled constraints kept, least recently used dropped first. Each keeps the masks of the
+     * states its requests visited (19 KB a state for Qwen3): an RL run sends a few schemas, each
+     * many times.
+     */
+    static final int CACHE_ENTRIES = 64;
+
+    private final HfTokenizer tokenizer;
+    private final int vocabSize;
+    private final int[] eosIds;
+    private final ConstraintLimits limits;
+    private ConstraintCache cache;   // guarded by this
+    private String unavailable;      // guarded by this: why the vocabulary cannot be built, once found
+
+    /**
+     * @param tokenizer the model's tokenizer, or null (then every constraint is refused, naming why)
+     * @param vocabSize the logits' width: the model's vocabulary, at least the tokenizer's
+     * @param eosIds    the ids that end a sequence (the engine's EOS)
+     */
+    public Constraints(HfTokenizer tokenizer, int vocabSize, List<Integer> eosIds, ConstraintLimits limits) {
+        this.tokenizer = tokenizer;
+        this.vocabSize = vocabSize;
+        this.eosIds = eosIds.stream().mapToInt(Integer::intValue).toArray();
+        this.limits = limits;
+    }
+
+    /** A regex (Python's {@code re} syntax, the subset of ADR 0029) over this model's vocabulary. */
+    public TokenIndex regex(String regex) {
+        return warm(cache().regex(regex));
+    }
+
+    /** A JSON schema (the subset of ADR 0029) over this model's vocabulary. */
+    public TokenIndex jsonSchema(String schema) {
+        return warm(cache().jsonSchema(schema));
+    }
+
+    /**
+     * The start state's mask is every request's first step: computed here, on the HTTP thread, so
+     * the engine's first constrained step finds it cached (later states are computed on first use).
+     */
+    private static TokenIndex warm(TokenIndex index) {
+        index.mask(index.start());
+        return index;
+    }
+
+    /**
+     * The cache, built on first use; a {@link ConstraintException} naming why where it cannot be
+     * (no tokenizer, or not a byte-level BPE one).
+     */
+    private synchronized ConstraintCache cache() {
+        if (cache != null) return cache;
+        if (unavailable == null) {
+            try {
+                long t0 = System.nanoTime();
+                if (tokenizer == null) throw new UnsupportedOperationException("the model has no tokenizer.json");
+                byte[][] bytes = tokenizer.tokenBytes();
+                if (bytes.length > vocabSize)
+                    throw new UnsupportedOperationException("the tokenizer has ids up to " + (bytes.length - 1) + ", past the model's "
+                            + vocabSize + " logits");
+                cache = new ConstraintCache(Vocabulary.of(bytes, vocabSize, eosIds), limits, CACHE_ENTRIES);
+                LOG.info(() -> String.format("constrained decoding: the vocabulary of %d tokens is ready in %.1f s", bytes.length,
+                        (System.nanoTime() - t0) / 1e9));
+                return cache;
+            } catch (UnsupportedOperationException | IOException e) {
+                unavailable = e.getMessage();
+                LOG.warning("constrained decoding is unavailable: " + unavailable);
+            }
+        }
+        throw new ConstraintException("constrained decoding is unavailable on this server: " + unavailable);
+    }
+}
