@@ -477,7 +477,8 @@ final class Sampler {
 
     /**
      * Sets to −∞ every token a constrained row's constraint does not allow next: one copy of the
-     * constrained rows' bit masks to the device, unpacked there (shift, and 1) into a boolean mask.
+     * constrained rows' bit masks to the device, unpacked there into a boolean mask (each byte
+     * looked up in a table of its eight bits).
      * Only the constrained rows are read and written; the others stay bit for bit as they were.
      * A request's {@code stop_token_ids} count as EOS: allowed where the constraint may end.
      * Ids past the constraint's vocabulary (a logits width above the tokenizer's) stay disallowed.
