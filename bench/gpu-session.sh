@@ -32,6 +32,8 @@
 #   samplingtests  the sampling kernel's tests, its checks, CUDA graphs (bf16 logits) and logit_bias
 #   gemvtests      the decode matrix-vector kernels (dense_gemv.cu) against the ops they replace, in a model against
 #                  cuBLAS's GEMMs, and replayed from graphs
+#   gemv05         R4 and R5 at batches 1, 4, 8 with cuBLAS's projections and with dense_gemv.cu's (--dense-gemv), two rounds
+#   gemv7          the same at 7B (random weights made on the GPU), one round
 #   kernelgemv     KernelBench of a layer's projections at 1 to 8 rows, 0.5B and 7B: cuBLAS + fused ops against dense_gemv.cu,
 #                  weights from HBM (copies past the L2)
 #   phases05       GPU time per phase of eager decode steps (CUDA events: GEMMs, attention, fused ops, LM head,
@@ -130,6 +132,14 @@ for s in "$@"; do
              dev.rollout.model.FusedOpsTest ;;
     kernelgemv) stage kernelgemv 200 bash bench/gpu-bench.sh kernels --hbm-gbps "$gbps" gemv:0.5b:1 gemv:0.5b:2 gemv:0.5b:4 \
              gemv:0.5b:8 gemv:7b:1 gemv:7b:4 gemv:7b:8 ;;
+    # R4 and R5's small batches with cuBLAS's projections, then dense_gemv.cu's, alternating twice (same build, same card)
+    gemv05) stage gemv05 400 bash -c "for round in 1 2; do for g in '' --dense-gemv; do echo \"== projections: \${g:-cuBLAS}\"; \
+             ${ours[*]} /tmp/q05 --native-kernels \$g --cuda-graphs --repeat 2 --hbm-gbps $gbps decode:128:512 sweep:512:128:1,4,8 \
+             || exit 1; done; done" ;;
+    gemv7) bash bench/gpu-bench.sh save /tmp/q7 qwen2.5-7b > /dev/null 2>&1
+           stage gemv7 400 bash -c "for g in '' --dense-gemv; do echo \"== projections: \${g:-cuBLAS}\"; \
+             ${ours[*]} /tmp/q7 --dummy --native-kernels \$g --cuda-graphs --repeat 2 --hbm-gbps $gbps decode:128:512 \
+             sweep:512:128:1,8 || exit 1; done" ;;
     groups) stage groups 200 bash bench/gpu-bench.sh test dev.rollout.dist.CollectivesTest dev.rollout.dist.WeightSyncGroupTest \
               dev.rollout.model.C10dTpGroupTest ;;
     moetests) stage moetests 240 bash bench/gpu-bench.sh test dev.rollout.model.MoeKernelsTest dev.rollout.model.NativeChecksTest dev.rollout.model.GroupedMmTest dev.rollout.engine.GroupedExpertsTest \

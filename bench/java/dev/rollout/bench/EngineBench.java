@@ -25,7 +25,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * the HBM floor: the time to read the weights and every sequence's KV once per decode step.
  *
  * <pre>
- * EngineBench --model DIR [--dummy] [--stream] [--native-kernels [--libtorch-sampling] [--per-expert-gemms] [--cublas-projections]] [--cuda-graphs] [--repeat N] [--kv-fraction 0.5] [--device cuda] [--dtype bfloat16] [--hbm-gbps 4300] WORKLOAD...
+ * EngineBench --model DIR [--dummy] [--stream] [--native-kernels [--libtorch-sampling] [--per-expert-gemms] [--dense-gemv]] [--cuda-graphs] [--repeat N] [--kv-fraction 0.5] [--device cuda] [--dtype bfloat16] [--hbm-gbps 4300] WORKLOAD...
  *   grpo:P:n:IN:OUT        P prompts x n samples (prefix shared), fixed lengths (R1, R2)
  *   decode:IN:OUT          one request; median decode step (R4)
  *   sweep:IN:OUT:B1,B2,..  B requests at once; median decode step per B (R5)
@@ -56,7 +56,7 @@ public final class EngineBench {
     public static void main(String[] args) throws Exception {
         String model = null, device = "cuda", dtype = "bfloat16";
         boolean dummy = false, nativeKernels = false, samplingKernel = true, graphs = false, phaseProfile = false, routed = false,
-                perExpertGemms = false, deterministic = false, cublasProjections = false;
+                perExpertGemms = false, deterministic = false, denseGemv = false;
         double gbps = 4300;  // H200, measured copy bandwidth (docs/benchmark-protocol.md); H100: 3000
         int maxSeqs = 512, repeat = 1;
         double kvFraction = 0.5;  // of the free memory: the rest is for activations, cuBLAS and the graphs' pool
@@ -80,7 +80,7 @@ public final class EngineBench {
                 // a mixture of experts keeps every token's routed experts, and every request asks for them (R3's cost)
                 case "--routed-experts" -> routed = true;
                 case "--deterministic" -> deterministic = true;   // issue #21's arithmetic (ADR 0026): its overhead
-                case "--cublas-projections" -> cublasProjections = true;   // decode's few rows through cuBLAS, not dense_gemv.cu (its baseline)
+                case "--dense-gemv" -> denseGemv = true;   // decode's few rows through dense_gemv.cu (ADR 0030), not cuBLAS
                 case "--per-expert-gemms" -> perExpertGemms = true;   // a mixture of experts without the grouped GEMMs (their baseline)
                 default -> workloads.add(args[i]);
             }
@@ -95,7 +95,7 @@ public final class EngineBench {
         };
         long t0 = System.nanoTime();
         // --cuda-graphs alone asks for graphs without the paged kernel they need: the setup line says so
-        Kernels kernels = Kernels.resolve(new Kernels.Wanted(nativeKernels, nativeKernels && !cublasProjections, nativeKernels, nativeKernels && samplingKernel, graphs, false,
+        Kernels kernels = Kernels.resolve(new Kernels.Wanted(nativeKernels, nativeKernels && denseGemv, nativeKernels, nativeKernels && samplingKernel, graphs, false,
                         nativeKernels && !perExpertGemms, deterministic),
                 ModelConfig.read(Path.of(model)), st, dev);
         CausalLm lm = dummy ? CausalLm.random(Path.of(model), st, dev, 0, 0.02, kernels) : CausalLm.load(Path.of(model), st, dev, kernels);
