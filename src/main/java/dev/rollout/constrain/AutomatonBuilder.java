@@ -44,6 +44,7 @@ public final class AutomatonBuilder {
     /** An upper bound on the states {@link #build} makes, computed before building anything. */
     static long estimate(Rx rx) {
         if (rx instanceof Rx.Chars c) return 2 + 4L * c.set().ranges().length;
+        if (rx instanceof Rx.Compiled c) return c.dfa().states();
         if (rx instanceof Rx.Seq s) return s.parts().stream().mapToLong(AutomatonBuilder::estimate).reduce(1, AutomatonBuilder::sat);
         if (rx instanceof Rx.Alt a) return a.options().stream().mapToLong(AutomatonBuilder::estimate).reduce(1, AutomatonBuilder::sat);
         Rx.Repeat r = (Rx.Repeat) rx;
@@ -85,6 +86,7 @@ public final class AutomatonBuilder {
 
     private Automaton construct(Rx rx) {
         if (rx instanceof Rx.Chars c) return chars(c);
+        if (rx instanceof Rx.Compiled c) return toAutomaton(c.dfa());
         if (rx instanceof Rx.Seq s) {
             if (s.parts().isEmpty()) return Automaton.makeEmptyString();
             List<Automaton> parts = new ArrayList<>();
@@ -113,6 +115,7 @@ public final class AutomatonBuilder {
         for (int i = 0; i < min; i++) parts.add(body.clone());
         int optional = max - min;
         if (optional > 0) {
+            body = freshStart(body);
             List<Automaton> copies = new ArrayList<>();
             List<java.util.Set<State>> accepting = new ArrayList<>();
             for (int i = 0; i < optional; i++) {
@@ -134,6 +137,27 @@ public final class AutomatonBuilder {
         }
         if (parts.isEmpty()) return Automaton.makeEmptyString();
         return parts.size() == 1 ? parts.get(0) : Automaton.concatenate(parts);
+    }
+
+    /**
+     * The automaton with a start state that no transition enters. {@link #repeat} makes each optional
+     * copy's start accepting (the copy may be skipped); where the text can come back to the start
+     * (a minimized body such as {@code (ba)*c...}), that would accept it part-way through a copy.
+     */
+    private static Automaton freshStart(Automaton a) {
+        a.expandSingleton();
+        State old = a.getInitialState();
+        boolean entered = false;
+        for (State s : a.getStates())
+            for (Transition t : s.getTransitions()) entered |= t.getDest() == old;
+        if (!entered) return a;
+        Automaton c = a.clone();
+        State start = new State();
+        State copied = c.getInitialState();
+        start.setAccept(copied.isAccept());
+        for (Transition t : copied.getTransitions()) start.addTransition(new Transition(t.getMin(), t.getMax(), t.getDest()));
+        c.setInitialState(start);
+        return c;
     }
 
     /** A set of characters as the union of its UTF-8 byte sequences (and, inside JSON strings, escapes). */

@@ -4,7 +4,7 @@ package dev.rollout.constrain;
  * A compiled constraint: what the client sent, and the minimal byte DFA of the texts it allows.
  * Independent of any tokenizer; {@link #index} pairs it with one.
  *
- * @param kind "regex" or "json_schema" (SGLang's field names)
+ * @param kind "regex", "json_schema" or "ebnf" (SGLang's field names)
  * @param source the text the client sent
  */
 public record Constraint(String kind, String source, ByteDfa dfa) {
@@ -14,6 +14,11 @@ public record Constraint(String kind, String source, ByteDfa dfa) {
 
     public static Constraint jsonSchema(String schema, ConstraintLimits limits) {
         return new Constraint("json_schema", schema, AutomatonBuilder.compile(JsonSchemaCompiler.compile(schema, limits), limits));
+    }
+
+    /** An EBNF/GBNF grammar ({@link EbnfParser}), its recursion bounded as {@link EbnfCompiler} says. */
+    public static Constraint ebnf(String grammar, ConstraintLimits limits) {
+        return new Constraint("ebnf", grammar, EbnfCompiler.compile(grammar, limits));
     }
 
     public TokenIndex index(Vocabulary vocab) {

@@ -11,12 +11,33 @@ package dev.rollout.constrain;
  * @param maxDfaStates the most states determinizing may make
  * @param maxMillis the time determinizing and minimizing may take
  * @param maxRefDepth how deep {@code $ref}s may nest, and free-form JSON values
+ * @param maxGrammarDepth how often a recursive EBNF rule may be used again inside itself: a regular
+ *     language cannot nest without bound, so {@link EbnfCompiler} expands recursion this many levels
+ *     deep (the deepest level without it); 0 refuses recursion other than plain repetition
  */
-public record ConstraintLimits(int maxPatternChars, int maxRepeat, int maxNfaStates, int maxDfaStates, long maxMillis, int maxRefDepth) {
-    public static final ConstraintLimits DEFAULT = new ConstraintLimits(100_000, 10_000, 500_000, 100_000, 2_000, 8);
+public record ConstraintLimits(int maxPatternChars, int maxRepeat, int maxNfaStates, int maxDfaStates, long maxMillis, int maxRefDepth,
+        int maxGrammarDepth) {
+    /**
+     * Four levels: llama.cpp's json.gbnf (an object, then four containers inside it; 2^5 stacks of
+     * brackets) is 5,131 states and ~0.6 s to compile on a loaded 2-core machine; at six it is
+     * 20,827 states and 4–5 s, over the time limit (ADR 0029, addendum on grammars).
+     */
+    public static final int DEFAULT_GRAMMAR_DEPTH = 4;
+    public static final ConstraintLimits DEFAULT = new ConstraintLimits(100_000, 10_000, 500_000, 100_000, 2_000, 8, DEFAULT_GRAMMAR_DEPTH);
 
     public ConstraintLimits {
-        if (maxPatternChars <= 0 || maxRepeat <= 0 || maxNfaStates <= 0 || maxDfaStates <= 0 || maxMillis <= 0 || maxRefDepth <= 0)
+        if (maxPatternChars <= 0 || maxRepeat <= 0 || maxNfaStates <= 0 || maxDfaStates <= 0 || maxMillis <= 0 || maxRefDepth <= 0
+                || maxGrammarDepth < 0)
             throw new IllegalArgumentException("constraint limits must be positive");
+    }
+
+    /** The limits of before grammars, with the default grammar depth. */
+    public ConstraintLimits(int maxPatternChars, int maxRepeat, int maxNfaStates, int maxDfaStates, long maxMillis, int maxRefDepth) {
+        this(maxPatternChars, maxRepeat, maxNfaStates, maxDfaStates, maxMillis, maxRefDepth, DEFAULT_GRAMMAR_DEPTH);
+    }
+
+    /** The same limits with {@code millis} to compile in: what is left of a grammar's time for one of its rules. */
+    ConstraintLimits withMillis(long millis) {
+        return new ConstraintLimits(maxPatternChars, maxRepeat, maxNfaStates, maxDfaStates, Math.max(1, millis), maxRefDepth, maxGrammarDepth);
     }
 }

@@ -29,6 +29,13 @@ public sealed interface Rx {
     /** {@code max} −1: unbounded. */
     record Repeat(Rx body, int min, int max) implements Rx {}
 
+    /**
+     * A part compiled already, used as it is. The grammar compiler ({@link EbnfCompiler})
+     * minimizes each rule once and refers to the result wherever the rule is used: a recursive
+     * rule expanded level by level would otherwise copy its whole subtree at each reference.
+     */
+    record Compiled(ByteDfa dfa) implements Rx {}
+
     Rx EMPTY = new Seq(List.of());
 
     static Rx chars(CodePointSet set) {

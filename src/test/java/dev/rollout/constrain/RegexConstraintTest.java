@@ -30,6 +30,19 @@ class RegexConstraintTest {
         assertEquals(expected, matches(regex, text), regex + " on " + text);
     }
 
+    /**
+     * A bounded repetition of a body large enough to be minimized first, whose minimal start state
+     * the text comes back to ((ba)* here): a copy that may be skipped must not accept part-way.
+     */
+    @Test
+    void boundedRepetitionOfABodyThatLoopsBackToItsStart() {
+        String rx = "(?:(?:ba)*c[a-z]{40}){1,2}";
+        String one = "c" + "x".repeat(40);
+        assertTrue(matches(rx, one) && matches(rx, "ba" + one + "baba" + one));
+        assertFalse(matches(rx, one + "ba"), "the second copy is either whole or absent");
+        assertFalse(matches(rx, one + "ba" + one + "ba"));
+    }
+
     @Test
     void countsCharactersNotBytesOrUtf16Units() {
         assertTrue(matches(".{2}", "😀é"), "two code points, six bytes, three UTF-16 units");
