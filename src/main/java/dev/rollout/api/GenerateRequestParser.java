@@ -34,7 +34,7 @@ final class GenerateRequestParser {
     private static final Set<String> IGNORED = Set.of("spaces_between_special_tokens", "custom_params");
     /** sampling_params keys that would change the output if honoured, so they are refused rather than ignored. */
     private static final Set<String> UNSUPPORTED = Set.of("structural_tag", "custom_logit_processor");
-    /** SGLang's constraint keys, of which a request may send one: json_schema and regex are compiled, ebnf is refused for now. */
+    /** SGLang's constraint keys, of which a request may send one. */
     static final List<String> CONSTRAINTS = List.of("json_schema", "regex", "ebnf");
     private static final Set<String> KNOWN = Set.of("max_new_tokens", "max_tokens", "min_new_tokens", "temperature", "top_p",
             "top_k", "min_p", "frequency_penalty", "presence_penalty", "repetition_penalty", "stop", "stop_token_ids",
@@ -406,14 +406,16 @@ final class GenerateRequestParser {
         if (given.size() > 1)
             throw ApiException.badRequest(name + " has " + String.join(" and ", given) + ": a request takes one constraint at most");
         String key = given.get(0), field = constraintField != null ? constraintField : name + "." + key;
-        if (key.equals("ebnf"))
-            throw ApiException.badRequest(field + " is not supported yet: EBNF grammars are not implemented (json_schema and regex are)");
         JsonValue v = sp.get(key);
         String source = key.equals("json_schema") && (v instanceof JsonObject || v == JsonValue.TRUE) ? v.toString()
                 : Fields.string(v, field);
         if (constraints == null) throw ApiException.badRequest(field + ": constrained decoding is unavailable on this server");
         try {
-            return key.equals("regex") ? constraints.regex(source) : constraints.jsonSchema(source);
+            return switch (key) {
+                case "regex" -> constraints.regex(source);
+                case "ebnf" -> constraints.ebnf(source);
+                default -> constraints.jsonSchema(source);
+            };
         } catch (ConstraintException e) {
             throw ApiException.badRequest(field + " is refused: " + e.getMessage());
         }

@@ -34,7 +34,7 @@ final class OpenAi {
      * honour yet: each is a 400 naming it when it carries a value (null, false and empty values
      * are what clients send as defaults, and stay accepted).
      */
-    private static final List<String> UNHONOURED = List.of("ebnf", "lora_path", "return_hidden_states", "return_routed_experts");
+    private static final List<String> UNHONOURED = List.of("lora_path", "return_hidden_states", "return_routed_experts");
 
     /**
      * The model a request names: SGLang's clients send the served name, {@code "default"} (the
@@ -62,8 +62,7 @@ final class OpenAi {
                 throw ApiException.badRequest(k + " is not supported by this server" + switch (k) {
                     case "lora_path" -> " (LoRA is not enabled)";
                     case "return_hidden_states" -> "";
-                    case "return_routed_experts" -> " on the OpenAI routes: /generate returns them";
-                    default -> " yet: EBNF grammars are not implemented (json_schema and regex are)";
+                    default -> " on the OpenAI routes: /generate returns them";
                 });
     }
 
@@ -108,8 +107,8 @@ final class OpenAi {
     }
 
     /**
-     * A constraint an OpenAI request asks for: /generate's sampling_params key ({@code json_schema}
-     * or {@code regex}) and text, and the request's field it came from (what a refusal names).
+     * A constraint an OpenAI request asks for: /generate's sampling_params key ({@code json_schema},
+     * {@code regex} or {@code ebnf}) and text, and the request's field it came from (what a refusal names).
      */
     record Constraint(String key, String source, String field) {}
 
@@ -124,9 +123,9 @@ final class OpenAi {
      * The constraint of an OpenAI request, or null: OpenAI's {@code response_format}, SGLang's
      * extras {@code json_schema} and {@code regex}, vLLM's {@code guided_json}, {@code guided_regex},
      * {@code guided_choice} (a list of strings, exactly one of which is the output) and its newer
-     * {@code structured_outputs} ({@code json}, {@code regex}, {@code choice}, {@code json_object}).
-     * Grammars (EBNF: {@code ebnf}, {@code guided_grammar}, {@code structured_outputs.grammar}) and
-     * structural tags are a 400 saying they are not supported yet; two constraints are a 400 naming both.
+     * {@code structured_outputs} ({@code json}, {@code regex}, {@code choice}, {@code json_object},
+     * {@code grammar}); EBNF grammars as SGLang's {@code ebnf} or vLLM's {@code guided_grammar}.
+     * Structural tags are a 400 saying they are not supported yet; two constraints are a 400 naming both.
      * Defaults that clients send (null, "", {@code {"type": "text"}}) ask for none.
      */
     static Constraint constraint(JsonObject o) {
@@ -158,12 +157,12 @@ final class OpenAi {
         for (String k : List.of("regex", "guided_regex"))
             if (hasValue(o.get(k))) found.add(new Constraint("regex", Fields.string(o.get(k), k), k));
         if (hasValue(o.get("guided_choice"))) found.add(choice(o.get("guided_choice"), "guided_choice"));
-        if (hasValue(o.get("guided_grammar")))
-            throw ApiException.badRequest("guided_grammar is not supported yet: EBNF grammars are not implemented (guided_json, guided_regex "
-                    + "and guided_choice are)");
+        for (String k : List.of("ebnf", "guided_grammar"))
+            if (hasValue(o.get(k))) found.add(new Constraint("ebnf", Fields.string(o.get(k), k), k));
         if (o.get("structured_outputs") instanceof JsonObject so) {
-            for (String k : List.of("grammar", "structural_tag"))
-                if (hasValue(so.get(k))) throw ApiException.badRequest("structured_outputs." + k + " is not supported yet");
+            if (hasValue(so.get("structural_tag"))) throw ApiException.badRequest("structured_outputs.structural_tag is not supported yet");
+            if (hasValue(so.get("grammar")))
+                found.add(new Constraint("ebnf", Fields.string(so.get("grammar"), "structured_outputs.grammar"), "structured_outputs.grammar"));
             JsonValue json = so.get("json");
             if (hasValue(json))
                 found.add(new Constraint("json_schema", json instanceof JsonString s ? s.getString() : json.toString(), "structured_outputs.json"));

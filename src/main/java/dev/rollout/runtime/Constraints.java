@@ -58,6 +58,11 @@ public final class Constraints {
         return warm(cache().jsonSchema(schema));
     }
 
+    /** An EBNF/GBNF grammar (ADR 0029's dialect; recursion bounded) over this model's vocabulary. */
+    public TokenIndex ebnf(String grammar) {
+        return warm(cache().ebnf(grammar));
+    }
+
     /**
      * The start state's mask is every request's first step: computed here, on the HTTP thread, so
      * the engine's first constrained step finds it cached (later states are computed on first use).

@@ -69,7 +69,10 @@ class ConstraintRequestsTest {
         assertSame(schema, params("{\"json_schema\": \"{\\\"type\\\": \\\"integer\\\"}\"}").constraint());
         assertTrue(params("{\"json_schema\": {\"type\": \"boolean\"}}").constraint().dfa().matches("true".getBytes()),
                 "an object is taken as the schema too");
-        assertNull(params("{\"regex\": null, \"json_schema\": null}").constraint(), "null is no constraint");
+        TokenIndex grammar = params("{\"ebnf\": \"root ::= (\\\"yes\\\" | \\\"no\\\") [0-9]{1,3}\"}").constraint();
+        assertTrue(grammar.dfa().matches("no42".getBytes()) && !grammar.dfa().matches("maybe".getBytes()));
+        assertSame(grammar, params("{\"ebnf\": \"root ::= (\\\"yes\\\" | \\\"no\\\") [0-9]{1,3}\"}").constraint());
+        assertNull(params("{\"regex\": null, \"json_schema\": null, \"ebnf\": null}").constraint(), "null is no constraint");
         assertNull(params("{}").constraint());
     }
 
@@ -77,8 +80,8 @@ class ConstraintRequestsTest {
     void refusalsNameTheFieldAndTheProblem() {
         String both = refused("{\"regex\": \"a\", \"json_schema\": \"{}\"}");
         assertTrue(both.contains("json_schema and regex") && both.contains("one constraint"), both);
-        String ebnf = refused("{\"ebnf\": \"root ::= \\\"a\\\"\"}");
-        assertTrue(ebnf.startsWith("sampling_params.ebnf is not supported yet"), ebnf);
+        String ebnf = refused("{\"ebnf\": \"root ::= item\\nitem ::= \\\"a\\\" | itme\"}");
+        assertTrue(ebnf.startsWith("sampling_params.ebnf is refused: ebnf: the rule 'itme' is not defined, at line 2, column 16"), ebnf);
         String bad = refused("{\"regex\": \"a(b\"}");
         assertTrue(bad.startsWith("sampling_params.regex is refused: regex:"), bad);
         String lookahead = refused("{\"regex\": \"(?=a)a\"}");
@@ -163,14 +166,15 @@ class ConstraintRequestsTest {
 
     @Test
     void openAiRefusalsNameTheirFields() {
-        assertTrue(openAiRefused("\"guided_grammar\": \"root ::= x\"").startsWith("guided_grammar is not supported yet"));
-        assertTrue(openAiRefused("\"structured_outputs\": {\"grammar\": \"root ::= x\"}").startsWith("structured_outputs.grammar"));
+        assertTrue(openAiRefused("\"structured_outputs\": {\"structural_tag\": \"x\"}").startsWith("structured_outputs.structural_tag"));
+        String two = openAiRefused("\"guided_grammar\": \"root ::= x\", \"guided_regex\": \"a\"");
+        assertTrue(two.contains("guided_regex and guided_grammar"), two);
         assertTrue(openAiRefused("\"response_format\": {\"type\": \"yaml\"}").contains("response_format.type"));
         assertTrue(openAiRefused("\"response_format\": {\"type\": \"json_schema\"}").contains("response_format.json_schema"));
         assertTrue(openAiRefused("\"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"x\"}}")
                 .contains("response_format.json_schema.schema"));
-        String two = openAiRefused("\"response_format\": {\"type\": \"json_object\"}, \"guided_regex\": \"a\"");
-        assertTrue(two.contains("response_format and guided_regex"), two);
+        String both = openAiRefused("\"response_format\": {\"type\": \"json_object\"}, \"guided_regex\": \"a\"");
+        assertTrue(both.contains("response_format and guided_regex"), both);
         // compile errors name the OpenAI field, through the parser
         JsonObject body = json("{\"model\": \"m\", \"prompt\": [1, 2], \"max_tokens\": 4, \"response_format\": {\"type\": \"json_schema\", "
                 + "\"json_schema\": {\"name\": \"x\", \"schema\": {\"type\": \"string\", \"format\": \"uri\"}}}}");
@@ -178,6 +182,23 @@ class ConstraintRequestsTest {
                 () -> parser.constraintField(OpenAi.constraintField(body)).parse(OpenAiCompletions.toGenerate(body)));
         assertTrue(e.getMessage().startsWith("response_format.json_schema.schema is refused: json_schema at #"), e.getMessage());
         parser.constraintField(null);
+    }
+
+    /** EBNF grammars: vLLM's guided_grammar and structured_outputs.grammar, SGLang's ebnf; a bad one is refused naming the field. */
+    @Test
+    void grammarsUnderTheirOpenAiNames() {
+        assertEquals(new OpenAi.Constraint("ebnf", "root ::= \"a\"", "guided_grammar"), openAi("\"guided_grammar\": \"root ::= \\\"a\\\"\""));
+        assertEquals(new OpenAi.Constraint("ebnf", "root ::= \"a\"", "ebnf"), openAi("\"ebnf\": \"root ::= \\\"a\\\"\""));
+        assertEquals("structured_outputs.grammar", openAi("\"structured_outputs\": {\"grammar\": \"root ::= \\\"a\\\"\"}").field());
+        assertNull(openAi("\"guided_grammar\": null, \"ebnf\": \"\""));
+        JsonObject ok = json("{\"model\": \"m\", \"prompt\": [1, 2], \"max_tokens\": 4, \"guided_grammar\": \"root ::= [ab]{3}\"}");
+        assertTrue(parser.parse(OpenAiCompletions.toGenerate(ok)).items().get(0).params().constraint().dfa().matches("bab".getBytes()));
+        JsonObject bad = json("{\"model\": \"m\", \"prompt\": [1, 2], \"max_tokens\": 4, \"guided_grammar\": \"root ::= [ab\"}");
+        ApiException e = assertThrows(ApiException.class,
+                () -> parser.constraintField(OpenAi.constraintField(bad)).parse(OpenAiCompletions.toGenerate(bad)));
+        parser.constraintField(null);
+        assertTrue(e.getMessage().startsWith("guided_grammar is refused: ebnf: the character class is not closed at line 1, column 10"),
+                e.getMessage());
     }
 
     @Test

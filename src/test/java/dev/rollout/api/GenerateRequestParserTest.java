@@ -136,11 +136,11 @@ class GenerateRequestParserTest {
         for (String k : java.util.List.of("structural_tag", "custom_logit_processor"))
             assertEquals("sampling_params." + k + " is not supported by this server",
                     refused("{\"input_ids\": [1], \"sampling_params\": {\"" + k + "\": \"x\"}}"));
-        assertTrue(refused("{\"input_ids\": [1], \"sampling_params\": {\"ebnf\": \"root ::= x\"}}")
-                .startsWith("sampling_params.ebnf is not supported yet"));
-        // without the server's compiler (this parser has none) a regex is refused, not ignored
+        // without the server's compiler (this parser has none) a regex or a grammar is refused, not ignored
         assertTrue(refused("{\"input_ids\": [1], \"sampling_params\": {\"regex\": \"a+\"}}")
                 .contains("constrained decoding is unavailable"));
+        assertTrue(refused("{\"input_ids\": [1], \"sampling_params\": {\"ebnf\": \"root ::= x\"}}")
+                .startsWith("sampling_params.ebnf: constrained decoding is unavailable"));
     }
 
     static LogprobsMode mode(GenerateRequest r, int item) {

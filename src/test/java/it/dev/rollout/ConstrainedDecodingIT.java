@@ -97,6 +97,28 @@ class ConstrainedDecodingIT {
         assertTrue(Set.of("yes", "no", "maybe (later)").contains(text), text);
     }
 
+    /** An EBNF grammar on /generate (SGLang's ebnf) and vLLM's guided_grammar on completions; recursion within its bound. */
+    @Test
+    void grammars() {
+        // at most 2^5 digits in lists nested 5 deep: the grammar, not max_new_tokens, ends it
+        String grammar = "root ::= answer \" \" list\nanswer ::= \"yes\" | \"no\"\nlist ::= \"[\" item (\",\" item)? \"]\"\n"
+                + "item ::= [0-9] | list";
+        Pattern flat = Pattern.compile("(yes|no) \\[.*\\]");
+        JsonObject g = generate("{\"text\": \"Answer:\", \"sampling_params\": {\"ebnf\": " + Json.createValue(grammar)
+                + ", \"temperature\": 1.0, \"max_new_tokens\": 200}}");
+        String text = g.getString("text");
+        assertTrue(flat.matcher(text).matches(), text);
+        int depth = 0, max = 0;
+        for (char c : text.toCharArray()) max = Math.max(max, depth += c == '[' ? 1 : c == ']' ? -1 : 0);
+        assertTrue(max <= 1 + 4 && depth == 0, "nested at most the bound: " + text);
+        endsByTheConstraint(g);
+        Http.Reply c = Http.post("/v1/completions", "{\"model\": \"" + model + "\", \"prompt\": \"Yes or no?\", \"max_tokens\": 10, "
+                + "\"guided_grammar\": \"root ::= \\\"yes\\\" | \\\"no\\\"\"}");
+        assertEquals(200, c.status(), c.body());
+        String answer = c.object().getJsonArray("choices").getJsonObject(0).getString("text");
+        assertTrue(Set.of("yes", "no").contains(answer), answer);
+    }
+
     /**
      * Refusals are 400s naming the field and the problem, the hostile ones within the compile
      * limits; a long request that runs meanwhile finishes as it would have.
@@ -121,7 +143,11 @@ class ConstrainedDecodingIT {
                         + "\\\"string\\\", \\\"maxLength\\\": 10000}, \\\"c\\\": {\\\"type\\\": \\\"string\\\", \\\"maxLength\\\": 10000}}}\"}}",
                         "sampling_params.json_schema is refused"),
                 new Case("/generate", "{\"input_ids\": [1], \"sampling_params\": {\"regex\": \"a\", \"json_schema\": \"{}\"}}", "one constraint"),
-                new Case("/generate", "{\"input_ids\": [1], \"sampling_params\": {\"ebnf\": \"root ::= \\\"a\\\"\"}}", "not supported yet"),
+                new Case("/generate", "{\"input_ids\": [1], \"sampling_params\": {\"ebnf\": \"root ::= \\\"a\\\" rest\"}}",
+                        "sampling_params.ebnf is refused: ebnf: the rule 'rest' is not defined"),
+                new Case("/v1/chat/completions", "{\"model\": \"" + model + "\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
+                        + "\"guided_grammar\": \"root ::= t\\nt ::= \\\"(\\\" t t t t t t t t t t t t t t t t t t t t t t t t t t \\\")\\\" | \\\"x\\\"\"}",
+                        "guided_grammar is refused: ebnf: the recursive rule 't'"),
                 new Case("/v1/chat/completions", "{\"model\": \"" + model + "\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
                         + "\"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"x\", \"schema\": "
                         + "{\"type\": \"string\", \"format\": \"email\"}}}}", "response_format.json_schema.schema is refused"),

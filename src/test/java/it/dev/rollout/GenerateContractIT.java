@@ -54,8 +54,6 @@ class GenerateContractIT {
         /generate            | "custom_logit_processor": "{\\"callable\\": \\"gASV\\"}" | custom_logit_processor
         /generate            | "lora_path": "adapter-1"                                 | lora_path
         /generate            | "return_hidden_states": true                             | return_hidden_states
-        /v1/completions      | "ebnf": "root ::= \\"a\\""                               | ebnf
-        /v1/chat/completions | "guided_grammar": "root ::= \\"a\\""                     | guided_grammar
         /v1/completions      | "lora_path": "adapter-1"                                 | lora_path
         /v1/chat/completions | "return_hidden_states": true                             | return_hidden_states
         """)
