@@ -63,6 +63,10 @@ public final class AutomatonBuilder {
      * minimized before it is copied, which keeps the whole small before the final determinization.
      */
     private Automaton build(Rx rx) {
+        // building is bounded by the state estimate, not the clock: a grammar's compiled parts make
+        // large automata quickly, so the deadline is checked between operations too
+        if (System.nanoTime() > deadline)
+            throw new ConstraintException("the constraint took more than " + limits.maxMillis() + " ms to compile (building its automaton)");
         if (uses.get(rx) == 1) return construct(rx);  // used once: no copy to keep
         Automaton a = built.get(rx);
         if (a == null) {

@@ -35,9 +35,4 @@ public record ConstraintLimits(int maxPatternChars, int maxRepeat, int maxNfaSta
     public ConstraintLimits(int maxPatternChars, int maxRepeat, int maxNfaStates, int maxDfaStates, long maxMillis, int maxRefDepth) {
         this(maxPatternChars, maxRepeat, maxNfaStates, maxDfaStates, maxMillis, maxRefDepth, DEFAULT_GRAMMAR_DEPTH);
     }
-
-    /** The same limits with {@code millis} to compile in: what is left of a grammar's time for one of its rules. */
-    ConstraintLimits withMillis(long millis) {
-        return new ConstraintLimits(maxPatternChars, maxRepeat, maxNfaStates, maxDfaStates, Math.max(1, millis), maxRefDepth, maxGrammarDepth);
-    }
 }

@@ -292,8 +292,14 @@ public final class EbnfCompiler {
     private ByteDfa compile(Rx rx, String rule, int level) {
         long left = (deadline - System.nanoTime()) / 1_000_000L;
         if (left <= 0) throw new ConstraintException("ebnf: " + where(rule, level) + ": " + timeUp());
+        // Parts that are minimal DFAs already determinize to about their own size, but building and
+        // determinizing cost ~10-50 µs per state on a loaded machine: past twice the DFA limit the
+        // time limit would be overrun inside one dk.brics operation, before the state limit spoke.
+        ConstraintLimits part = new ConstraintLimits(limits.maxPatternChars(), limits.maxRepeat(),
+                (int) Math.min(limits.maxNfaStates(), 2L * limits.maxDfaStates()), limits.maxDfaStates(), Math.max(1, left),
+                limits.maxRefDepth(), limits.maxGrammarDepth());
         try {
-            return AutomatonBuilder.compile(rx, limits.withMillis(left));
+            return AutomatonBuilder.compile(rx, part);
         } catch (ConstraintException e) {
             // the builder counts its own time from what was left; the client's limit is the grammar's
             String why = e.getMessage().replace("took more than " + left + " ms", "took more than " + limits.maxMillis() + " ms");
