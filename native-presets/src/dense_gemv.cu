@@ -19,6 +19,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include "rollout_device.cuh"
 #include "rollout_kernels.h"
 
 namespace {
@@ -30,14 +31,9 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kRows = 4;        // weight rows per warp; silu_mul: two gate rows and their two up rows
 constexpr int kMaxSplits = 8;   // warps along K per group of rows: at most the block's
 
-__device__ __forceinline__ float f(bf16 x) { return __bfloat162float(x); }
-__device__ __forceinline__ float round_bf16(float x) { return __bfloat162float(__float2bfloat16(x)); }
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
+using rollout::device::f;
+using rollout::device::round_bf16;
+using rollout::device::warp_sum;
 
 // 16 bytes of weights, each read once: past L1, which keeps x's rows for the other warps.
 __device__ __forceinline__ uint4 load_weights(const uint4* p) {
