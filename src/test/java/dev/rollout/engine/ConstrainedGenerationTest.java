@@ -68,7 +68,7 @@ class ConstrainedGenerationTest {
         ModelConfig c = ModelConfig.read(dir);
         Device cpu = new Device(EngineHarness.DEVICE);
         Kernels kernels = deterministic
-                ? Kernels.resolve(new Kernels.Wanted(false, false, false, false, false, false, true), c, ScalarType.Float, cpu)
+                ? Kernels.resolve(new Kernels.Wanted(false, false, false, false, false, false, false, true), c, ScalarType.Float, cpu)
                 : Kernels.LIBTORCH;
         return new EngineHarness(CausalLm.load(dir, ScalarType.Float, cpu, kernels),
                 new EngineConfig(EngineHarness.DEVICE, "float32", 4, kvBlocks, 16, 256, 0, 0.8), tok);
