@@ -108,8 +108,8 @@ final class OpenAi {
     }
 
     /**
-     * A constraint an OpenAI request asks for: /generate's sampling_params key ({@code json_schema}
-     * or {@code regex}) and text, and the request's field it came from (what a refusal names).
+     * A constraint an OpenAI request asks for: /generate's sampling_params key ({@code json_schema},
+     * {@code regex} or {@code structural_tag}) and text, and the request's field it came from (what a refusal names).
      */
     record Constraint(String key, String source, String field) {}
 
@@ -125,8 +125,10 @@ final class OpenAi {
      * extras {@code json_schema} and {@code regex}, vLLM's {@code guided_json}, {@code guided_regex},
      * {@code guided_choice} (a list of strings, exactly one of which is the output) and its newer
      * {@code structured_outputs} ({@code json}, {@code regex}, {@code choice}, {@code json_object}).
-     * Grammars (EBNF: {@code ebnf}, {@code guided_grammar}, {@code structured_outputs.grammar}) and
-     * structural tags are a 400 saying they are not supported yet; two constraints are a 400 naming both.
+     * Structural tags ({@code response_format} of that type, {@code structured_outputs.structural_tag})
+     * in xgrammar's format, our subset. Grammars (EBNF: {@code ebnf}, {@code guided_grammar},
+     * {@code structured_outputs.grammar}) are a 400 saying they are not supported yet; two
+     * constraints are a 400 naming both.
      * Defaults that clients send (null, "", {@code {"type": "text"}}) ask for none.
      */
     static Constraint constraint(JsonObject o) {
@@ -146,7 +148,9 @@ final class OpenAi {
                         throw Fields.type("response_format.json_schema.schema", "a JSON schema (an object)", schema);
                     found.add(new Constraint("json_schema", schema.toString(), "response_format.json_schema.schema"));
                 }
-                case "structural_tag" -> throw ApiException.badRequest("response_format of type structural_tag is not supported yet");
+                // the whole object is xgrammar's {"type": "structural_tag", "format": ...}; the older
+                // {structures, triggers} form is refused by the compiler, by name
+                case "structural_tag" -> found.add(new Constraint("structural_tag", f.toString(), "response_format"));
                 default -> throw ApiException.badRequest("response_format.type must be text, json_object or json_schema, not \""
                         + t.getString() + "\"");
             }
@@ -162,8 +166,10 @@ final class OpenAi {
             throw ApiException.badRequest("guided_grammar is not supported yet: EBNF grammars are not implemented (guided_json, guided_regex "
                     + "and guided_choice are)");
         if (o.get("structured_outputs") instanceof JsonObject so) {
-            for (String k : List.of("grammar", "structural_tag"))
-                if (hasValue(so.get(k))) throw ApiException.badRequest("structured_outputs." + k + " is not supported yet");
+            if (hasValue(so.get("grammar"))) throw ApiException.badRequest("structured_outputs.grammar is not supported yet");
+            JsonValue tag = so.get("structural_tag");
+            if (hasValue(tag)) found.add(new Constraint("structural_tag", tag instanceof JsonString s ? s.getString() : tag.toString(),
+                    "structured_outputs.structural_tag"));
             JsonValue json = so.get("json");
             if (hasValue(json))
                 found.add(new Constraint("json_schema", json instanceof JsonString s ? s.getString() : json.toString(), "structured_outputs.json"));

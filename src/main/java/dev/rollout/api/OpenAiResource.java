@@ -58,7 +58,7 @@ public class OpenAiResource {
     public Response chatCompletions(InputStream body) {
         Call c = call(body);
         OpenAiChat.Plan plan = OpenAiChat.plan(c.body(), service.chatTemplates(), service.tokenizer(), c.loop().info().maxModelLen());
-        GenerateRequest req = Requests.parser(service).constraintField(OpenAi.constraintField(c.body())).parse(plan.generate());
+        GenerateRequest req = Requests.parser(service).constraintField(plan.constraintField()).parse(plan.generate());
         PendingGeneration pending = new PendingGeneration(req, c.loop(), service.tokenizer(), rids);
         return GenerationRelay.respond(pending, req.stream(), new OpenAiChat.Format(pending, service.tokenizer(), plan, c.model()),
                 service.settings());

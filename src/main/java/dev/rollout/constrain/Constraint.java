@@ -4,7 +4,7 @@ package dev.rollout.constrain;
  * A compiled constraint: what the client sent, and the minimal byte DFA of the texts it allows.
  * Independent of any tokenizer; {@link #index} pairs it with one.
  *
- * @param kind "regex" or "json_schema" (SGLang's field names)
+ * @param kind "regex", "json_schema" or "structural_tag" (SGLang's field names)
  * @param source the text the client sent
  */
 public record Constraint(String kind, String source, ByteDfa dfa) {
@@ -14,6 +14,11 @@ public record Constraint(String kind, String source, ByteDfa dfa) {
 
     public static Constraint jsonSchema(String schema, ConstraintLimits limits) {
         return new Constraint("json_schema", schema, AutomatonBuilder.compile(JsonSchemaCompiler.compile(schema, limits), limits));
+    }
+
+    /** A {@link StructuralTag}: literal text, schemas and regexes in sequence, the shape of a model's tool calls. */
+    public static Constraint structuralTag(String tag, ConstraintLimits limits) {
+        return new Constraint("structural_tag", tag, AutomatonBuilder.compile(StructuralTag.compile(tag, limits), limits));
     }
 
     public TokenIndex index(Vocabulary vocab) {

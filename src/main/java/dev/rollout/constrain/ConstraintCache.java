@@ -39,6 +39,10 @@ public final class ConstraintCache {
         return get(new Key("json_schema", schema));
     }
 
+    public TokenIndex structuralTag(String tag) {
+        return get(new Key("structural_tag", tag));
+    }
+
     private TokenIndex get(Key key) {
         Object hit;
         synchronized (entries) {
@@ -46,7 +50,11 @@ public final class ConstraintCache {
         }
         if (hit == null) {
             try {
-                Constraint c = key.kind().equals("regex") ? Constraint.regex(key.source(), limits) : Constraint.jsonSchema(key.source(), limits);
+                Constraint c = switch (key.kind()) {
+                    case "regex" -> Constraint.regex(key.source(), limits);
+                    case "structural_tag" -> Constraint.structuralTag(key.source(), limits);
+                    default -> Constraint.jsonSchema(key.source(), limits);
+                };
                 hit = c.index(vocab);
             } catch (ConstraintException e) {
                 hit = e;
