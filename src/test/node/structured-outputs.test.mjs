@@ -9,7 +9,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
-import { zodResponseFormat, zodFunction } from "openai/helpers/zod";
+import { zodResponseFormat, zodFunction, zodTextFormat } from "openai/helpers/zod";
 import { z } from "zod";
 import { ChatOpenAI } from "@langchain/openai";
 import { createOpenAI } from "@ai-sdk/openai";
@@ -82,4 +82,19 @@ test("Vercel AI SDK: generateObject and generateText with toolChoice required", 
   assert.equal(r.toolCalls.length, 1);
   assert.equal(r.toolCalls[0].toolName, "get_weather");
   Weather.parse(r.toolCalls[0].input);
+});
+
+test("openai: responses.create with text.format from zodTextFormat", async () => {
+  const r = await client.responses.create({ model, input: "Describe a city.", instructions: "Answer in JSON.",
+    temperature: 0, max_output_tokens: 400, text: { format: zodTextFormat(City, "city") } });
+  assert.equal(r.status, "completed", JSON.stringify(r));
+  City.parse(JSON.parse(r.output_text));   // output_text: the SDK's join of the message's output_text parts
+  assert.ok(r.usage.output_tokens > 0 && r.usage.input_tokens > 0, JSON.stringify(r.usage));
+});
+
+test("Vercel AI SDK: generateObject through the provider's default, the Responses API", async () => {
+  const provider = createOpenAI({ baseURL, apiKey: "unused" });
+  const { object } = await generateObject({ model: provider(model), schema: City, prompt: "Describe a city.", temperature: 0,
+    maxOutputTokens: 400, maxRetries: 0 });
+  City.parse(object);
 });
