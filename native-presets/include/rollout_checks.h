@@ -322,7 +322,7 @@ inline void moeDown(const at::Tensor& act, const at::Tensor& down, const at::Ten
 // denseGemv: x (rows, K) bf16 with 1 <= rows <= maxRows; normW (K) bf16 or null; w (N, K) bf16, K a
 // multiple of 8 (at most 8,192 with a norm: the normed rows live in shared memory); bias (N) bf16 or
 // null, only with epilogue 0; out (rows, N) bf16, or (rows, N / 2) with epilogue 2 (N / 2 even);
-// epilogue 1 adds into out, which must not be x.
+// epilogue 1 adds into out, which must not be x (the callers' buffers never overlap otherwise).
 inline void denseGemv(const at::Tensor& x, const at::Tensor* normW, const at::Tensor& w, const at::Tensor* bias,
                       const at::Tensor& out, int epilogue, int maxRows, c10::Device device) {
     const char* op = "denseGemv";
@@ -330,6 +330,7 @@ inline void denseGemv(const at::Tensor& x, const at::Tensor* normW, const at::Te
     tensor(op, "w", w, BF16, 2, device);
     const int64_t n = w.size(0), k = w.size(1);
     if (k % 8 != 0 || k < 8) fail(op, "w", "has shape " + shape(w) + ": its input size must be a positive multiple of 8");
+    if (n < 1) fail(op, "w", "has shape " + shape(w) + ": no output rows");
     tensor(op, "x", x, BF16, 2, device);
     size(op, "x", x, 1, k, "w's input size");
     const int64_t rows = x.size(0);

@@ -19,6 +19,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include "rollout_device.cuh"
 #include "rollout_kernels.h"
 
 namespace {
@@ -30,14 +31,9 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kRows = 4;        // weight rows per warp; silu_mul: two gate rows and their two up rows
 constexpr int kMaxSplits = 8;   // warps along K per group of rows: at most the block's
 
-__device__ __forceinline__ float f(bf16 x) { return __bfloat162float(x); }
-__device__ __forceinline__ float round_bf16(float x) { return __bfloat162float(__float2bfloat16(x)); }
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
+using rollout::device::f;
+using rollout::device::round_bf16;
+using rollout::device::warp_sum;
 
 // 16 bytes of weights, each read once: past L1, which keeps x's rows for the other warps.
 __device__ __forceinline__ uint4 load_weights(const uint4* p) {
@@ -205,15 +201,19 @@ __global__ void __launch_bounds__(kThreads, 2) dense_gemv_kernel(
     }
 }
 
-// Each instantiation may take more than the default 48 KB of shared memory for the normed rows
-// (8 rows of a 4,096 hidden size: 64 KB), once, before its first launch.
+// The normed rows may take more shared memory than a kernel gets without asking (48 KB with its
+// static arrays: 8 rows of a 3,072 hidden size are 48 KB alone), so each instantiation is granted
+// what its launch needs, once per new high (an attribute of the function, not a stream operation:
+// allowed during a graph capture). Past the card's limit (99 KB on sm_86/89, 227 KB on sm_90) the
+// launch fails with CUDA's message. The engine launches from one thread, on one device.
 template <int M, int EPI, bool NORM>
 const char* launch(const rollout::kernels::GemvArgs& a, int blocks, int splits, size_t smem, cudaStream_t stream) {
     auto kernel = dense_gemv_kernel<M, EPI, NORM>;
-    if (smem > 48 * 1024) {
-        static const cudaError_t opted = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                              (int) (16 * 1024 * M));   // M rows of 8,192 at most
+    static size_t granted = 0;
+    if (smem > granted) {
+        const cudaError_t opted = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int) smem);
         if (opted != cudaSuccess) return cudaGetErrorString(opted);
+        granted = smem;
     }
     kernel<<<blocks, kThreads, smem, stream>>>(
             static_cast<const bf16*>(a.x), static_cast<const bf16*>(a.norm_w), static_cast<const bf16*>(a.w),
@@ -254,15 +254,17 @@ int gemv_max_rows() { return 8; }
 
 const char* dense_gemv(const GemvArgs& a, cudaStream_t stream) {
     if (a.rows < 1 || a.rows > gemv_max_rows()) return "dense_gemv: rows must be 1 to 8";
-    if (a.k % 8 != 0 || a.k > 8192 && a.norm_w != nullptr) return "dense_gemv: K must be a multiple of 8 (and at most 8,192 with a norm)";
+    if (a.n < 1 || a.k < 8 || a.k % 8 != 0 || (a.k > 8192 && a.norm_w != nullptr))
+        return "dense_gemv: N must be positive, K a positive multiple of 8 (at most 8,192 with a norm)";
     if (a.epilogue == kSiluMul && a.n % 4 != 0) return "dense_gemv: silu_mul needs an even intermediate size";
     if (a.epilogue != kStore && a.bias != nullptr) return "dense_gemv: only the store epilogue adds a bias";
     const int groups = a.epilogue == kSiluMul ? a.n / 4 : (a.n + kRows - 1) / kRows;
-    // Splits of K until the warps fill the card about twice over, keeping a lane at least one
-    // 16-byte load of each row in a split.
+    // Splits of K until there are some 16 warps an SM, as long as each warp keeps at least 16
+    // 16-byte loads of each row (half its lanes): 0.5B's q/k/v and o (896 wide) then get 144 and
+    // 112 blocks, where whole warps a split would leave them 72 and 56 of the H100's 132 SMs.
     const int vecs = a.k / 8, target = 16 * multiprocessors();
     int splits = 1;
-    while (splits < kMaxSplits && groups * splits < target && vecs / (2 * splits) >= 32) splits *= 2;
+    while (splits < kMaxSplits && groups * splits < target && vecs / (2 * splits) >= 16) splits *= 2;
     const int per_block = kWarps / splits;
     const int blocks = (groups + per_block - 1) / per_block;
     const size_t smem = a.norm_w != nullptr ? (size_t) a.rows * a.k * sizeof(bf16) : 0;

@@ -12,21 +12,17 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include "rollout_device.cuh"
 #include "rollout_kernels.h"
 
 namespace {
 
 using bf16 = __nv_bfloat16;
 
-__device__ __forceinline__ float f(bf16 x) { return __bfloat162float(x); }
-__device__ __forceinline__ bf16 b(float x) { return __float2bfloat16(x); }
-__device__ __forceinline__ float round_bf16(float x) { return f(b(x)); }
-
-__device__ __forceinline__ float warp_sum(float x) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
-    return x;
-}
+using rollout::device::b;
+using rollout::device::f;
+using rollout::device::round_bf16;
+using rollout::device::warp_sum;
 
 // Sum over the block (blockDim.x a multiple of 32, at most 1024).
 __device__ float block_sum(float x) {

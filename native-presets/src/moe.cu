@@ -19,14 +19,15 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include "rollout_device.cuh"
 #include "rollout_kernels.h"
 
 namespace {
 
 using bf16 = __nv_bfloat16;
 
-__device__ __forceinline__ float f(bf16 x) { return __bfloat162float(x); }
-__device__ __forceinline__ bf16 b(float x) { return __float2bfloat16(x); }
+using rollout::device::b;
+using rollout::device::f;
 
 constexpr int kMaxPerLane = 32;    // experts per lane: E <= 1024
 constexpr int kAlignShared = 48 * 1024;

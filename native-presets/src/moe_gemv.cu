@@ -18,6 +18,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include "rollout_device.cuh"
 #include "rollout_kernels.h"
 
 namespace {
@@ -28,7 +29,8 @@ constexpr int kCopies = 4;   // rows of one expert a block dots at once (a large
 constexpr int kRows = 2;     // weight rows in flight per warp: gate and up, or two down rows
 constexpr int kWarps = 4;
 
-__device__ __forceinline__ float round_bf16(float x) { return __bfloat162float(__float2bfloat16(x)); }
+using rollout::device::round_bf16;
+using rollout::device::warp_sum;
 
 // The expert whose block holds sorted row r, found by the whole block at once: exactly one e has
 // ends[e - 1] <= r < ends[e] (the blocks partition the rows). One round of loads, where a binary
@@ -52,12 +54,6 @@ __device__ __forceinline__ float dot8(const uint4& a, const uint4& b, float acc)
         acc = fmaf(p.y, q.y, acc);
     }
     return acc;
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
 }
 
 // kGateUp: output i of `units` (I) is silu(gate row i) * (up row I + i); else output h (of H, in

@@ -33,13 +33,13 @@ final class GenerateRequestParser {
     /** sampling_params keys that are accepted and have no effect here. */
     private static final Set<String> IGNORED = Set.of("spaces_between_special_tokens", "custom_params");
     /** sampling_params keys that would change the output if honoured, so they are refused rather than ignored. */
-    private static final Set<String> UNSUPPORTED = Set.of("structural_tag", "custom_logit_processor");
-    /** SGLang's constraint keys, of which a request may send one. */
-    static final List<String> CONSTRAINTS = List.of("json_schema", "regex", "ebnf");
+    private static final Set<String> UNSUPPORTED = Set.of("custom_logit_processor");
+    /** SGLang's constraint keys, of which a request may send one: json_schema, regex, structural_tag (xgrammar's format, our subset) and ebnf. */
+    static final List<String> CONSTRAINTS = List.of("json_schema", "regex", "structural_tag", "ebnf");
     private static final Set<String> KNOWN = Set.of("max_new_tokens", "max_tokens", "min_new_tokens", "temperature", "top_p",
             "top_k", "min_p", "frequency_penalty", "presence_penalty", "repetition_penalty", "stop", "stop_token_ids",
             "ignore_eos", "skip_special_tokens", "no_stop_trim", "n", "sampling_seed", "seed", "stream_interval",
-            "logit_bias", "stop_regex", "json_schema", "regex", "ebnf");
+            "logit_bias", "stop_regex", "json_schema", "regex", "structural_tag", "ebnf");
     private static final int MAX_TOP_LOGPROBS = 100;
     /**
      * Sequences one request may ask for (prompts times n): each becomes engine state before the
@@ -396,7 +396,7 @@ final class GenerateRequestParser {
     }
 
     /**
-     * SGLang's {@code json_schema} (JSON text; an object is taken too), {@code regex} or {@code ebnf},
+     * SGLang's {@code json_schema} or {@code structural_tag} (JSON text; an object is taken too), {@code regex} or {@code ebnf},
      * at most one, compiled here on the HTTP thread through the server's cache: a bad pattern or a
      * limit hit is a 400 naming the field and the problem, before anything reaches the engine.
      */
@@ -407,13 +407,14 @@ final class GenerateRequestParser {
             throw ApiException.badRequest(name + " has " + String.join(" and ", given) + ": a request takes one constraint at most");
         String key = given.get(0), field = constraintField != null ? constraintField : name + "." + key;
         JsonValue v = sp.get(key);
-        String source = key.equals("json_schema") && (v instanceof JsonObject || v == JsonValue.TRUE) ? v.toString()
+        String source = !key.equals("regex") && (v instanceof JsonObject || v == JsonValue.TRUE) ? v.toString()
                 : Fields.string(v, field);
         if (constraints == null) throw ApiException.badRequest(field + ": constrained decoding is unavailable on this server");
         try {
             return switch (key) {
                 case "regex" -> constraints.regex(source);
                 case "ebnf" -> constraints.ebnf(source);
+                case "structural_tag" -> constraints.structuralTag(source);
                 default -> constraints.jsonSchema(source);
             };
         } catch (ConstraintException e) {

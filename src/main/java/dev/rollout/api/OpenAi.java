@@ -108,7 +108,7 @@ final class OpenAi {
 
     /**
      * A constraint an OpenAI request asks for: /generate's sampling_params key ({@code json_schema},
-     * {@code regex} or {@code ebnf}) and text, and the request's field it came from (what a refusal names).
+     * {@code regex}, {@code structural_tag} or {@code ebnf}) and text, and the request's field it came from (what a refusal names).
      */
     record Constraint(String key, String source, String field) {}
 
@@ -124,8 +124,10 @@ final class OpenAi {
      * extras {@code json_schema} and {@code regex}, vLLM's {@code guided_json}, {@code guided_regex},
      * {@code guided_choice} (a list of strings, exactly one of which is the output) and its newer
      * {@code structured_outputs} ({@code json}, {@code regex}, {@code choice}, {@code json_object},
-     * {@code grammar}); EBNF grammars as SGLang's {@code ebnf} or vLLM's {@code guided_grammar}.
-     * Structural tags are a 400 saying they are not supported yet; two constraints are a 400 naming both.
+     * {@code grammar}, {@code structural_tag}); EBNF grammars as SGLang's {@code ebnf} or vLLM's
+     * {@code guided_grammar}. Structural tags ({@code response_format} of that type,
+     * {@code structured_outputs.structural_tag}) in xgrammar's format, our subset. Two
+     * constraints are a 400 naming both.
      * Defaults that clients send (null, "", {@code {"type": "text"}}) ask for none.
      */
     static Constraint constraint(JsonObject o) {
@@ -145,7 +147,9 @@ final class OpenAi {
                         throw Fields.type("response_format.json_schema.schema", "a JSON schema (an object)", schema);
                     found.add(new Constraint("json_schema", schema.toString(), "response_format.json_schema.schema"));
                 }
-                case "structural_tag" -> throw ApiException.badRequest("response_format of type structural_tag is not supported yet");
+                // the whole object is xgrammar's {"type": "structural_tag", "format": ...}; the older
+                // {structures, triggers} form is refused by the compiler, by name
+                case "structural_tag" -> found.add(new Constraint("structural_tag", f.toString(), "response_format"));
                 default -> throw ApiException.badRequest("response_format.type must be text, json_object or json_schema, not \""
                         + t.getString() + "\"");
             }
@@ -160,9 +164,11 @@ final class OpenAi {
         for (String k : List.of("ebnf", "guided_grammar"))
             if (hasValue(o.get(k))) found.add(new Constraint("ebnf", Fields.string(o.get(k), k), k));
         if (o.get("structured_outputs") instanceof JsonObject so) {
-            if (hasValue(so.get("structural_tag"))) throw ApiException.badRequest("structured_outputs.structural_tag is not supported yet");
             if (hasValue(so.get("grammar")))
                 found.add(new Constraint("ebnf", Fields.string(so.get("grammar"), "structured_outputs.grammar"), "structured_outputs.grammar"));
+            JsonValue tag = so.get("structural_tag");
+            if (hasValue(tag)) found.add(new Constraint("structural_tag", tag instanceof JsonString s ? s.getString() : tag.toString(),
+                    "structured_outputs.structural_tag"));
             JsonValue json = so.get("json");
             if (hasValue(json))
                 found.add(new Constraint("json_schema", json instanceof JsonString s ? s.getString() : json.toString(), "structured_outputs.json"));

@@ -30,11 +30,11 @@ import java.util.UUID;
  * the answers are split into {@code reasoning_content}, {@code content} and {@code tool_calls}
  * ({@link AssistantOutput}), whole or as {@code chat.completion.chunk} events.
  *
- * <p>{@code tool_choice} "none" leaves the tools out of the prompt (as SGLang does); "required"
- * and a named function are kept by starting the answer with the call's opening, the model
- * continuing from it (constraining the call to the tools' schemas is the next part of issue #22).
- * {@code response_format} and vLLM's {@code guided_*} constrain the answer ({@link OpenAi#constraint}):
- * all of it is then {@code content}.
+ * <p>{@code tool_choice} "none" leaves the tools out of the prompt (as SGLang does); "auto" lets the
+ * model write text or calls; "required" and a named function constrain the answer to calls of
+ * the offered tools in the template's format ({@link #toolCallTag}), which are then parsed into
+ * {@code tool_calls}. {@code response_format} and vLLM's {@code guided_*} constrain the answer
+ * ({@link OpenAi#constraint}): all of it is then {@code content}.
  */
 final class OpenAiChat {
     private static final Set<String> UNSUPPORTED = Set.of("audio", "modalities", "prediction", "functions",
@@ -45,7 +45,7 @@ final class OpenAiChat {
 
     /** What the request asks beyond its /generate body: how to read the answers back. */
     record Plan(JsonObject generate, String prefill, boolean reasoning, boolean startsInReasoning, boolean parseTools,
-                boolean includeUsage, boolean tokenIds, boolean promptTokenIds) {
+                boolean includeUsage, boolean tokenIds, boolean promptTokenIds, String constraintField) {
         AssistantOutput parser() {
             AssistantOutput p = new AssistantOutput(reasoning, startsInReasoning, parseTools);
             p.feed(prefill);   // the call's opening is in the prompt; the parser reads it as the answer's start
@@ -101,13 +101,19 @@ final class OpenAiChat {
         boolean withTools = r.withTools();
 
         boolean hermes = template.mentions(AssistantOutput.CALL_START);
-        String prefill = "";
+        String prefill = "";   // nothing now: the forced call is constrained from its first token, all of it output
         if (constrained && withTools && !choice.equals("auto"))
             throw ApiException.badRequest("tool_choice \"" + choice + "\" with a constraint (" + OpenAi.constraint(o).field()
                     + ") is not supported yet: the constraint would apply to the forced call's arguments");
+        boolean parallel = !Fields.present(o, "parallel_tool_calls") || OpenAi.flag(o, "parallel_tool_calls");
+        String callTag = null, constraintField = OpenAi.constraintField(o);
         if (withTools && !choice.equals("auto")) {
             if (!hermes) throw ApiException.badRequest("tool_choice \"" + choice + "\" needs a template with <tool_call> blocks");
-            prefill = choice.equals("required") ? "<tool_call>\n{\"name\": \"" : "<tool_call>\n{\"name\": \"" + choice;
+            JsonArray offered = o.getJsonArray("tools");
+            callTag = toolCallTag(offered, choice.equals("required") ? null : choice, parallel);
+            constraintField = choice.equals("required") ? "tools (tool_choice \"required\")"
+                    : "tools[" + indexOf(offered, choice) + "].function.parameters";
+            constrained = true;
         }
         boolean reasoning = !constrained && template.mentions(AssistantOutput.THINK_END)
                 && (!Fields.present(o, "separate_reasoning") || OpenAi.flag(o, "separate_reasoning"));
@@ -116,7 +122,9 @@ final class OpenAiChat {
 
         int[] ids = GenerateRequestParser.encode(tokenizer, prompt, false, maxModelLen, null);
         JsonObjectBuilder g = JSON.createObjectBuilder().add("input_ids", OpenAi.ids(ids, 0));
-        g.add("sampling_params", OpenAi.sampling(o, maxTokens(o, maxModelLen - ids.length)));
+        JsonObjectBuilder sp = OpenAi.sampling(o, maxTokens(o, maxModelLen - ids.length));
+        if (callTag != null) sp.add("structural_tag", callTag);
+        g.add("sampling_params", sp);
         boolean logprobs = OpenAi.flag(o, "logprobs");
         if (Fields.present(o, "top_logprobs")) {
             long k = Fields.integer(o.get("top_logprobs"), "top_logprobs");
@@ -126,8 +134,46 @@ final class OpenAiChat {
         }
         if (logprobs) g.add("return_logprob", true);
         OpenAi.passThrough(o, g);
-        return new Plan(g.build(), prefill, reasoning, startsInReasoning, withTools && hermes && !constrained, OpenAi.includeUsage(o),
-                OpenAi.flag(o, "return_token_ids"), OpenAi.flag(o, "return_token_ids") || OpenAi.flag(o, "return_prompt_token_ids"));
+        return new Plan(g.build(), prefill, reasoning, startsInReasoning, withTools && hermes && (callTag != null || !constrained),
+                OpenAi.includeUsage(o), OpenAi.flag(o, "return_token_ids"),
+                OpenAi.flag(o, "return_token_ids") || OpenAi.flag(o, "return_prompt_token_ids"), constraintField);
+    }
+
+    /** The template's opening and closing of one call around its arguments (Qwen's Hermes-style blocks). */
+    static final String CALL_BEGIN = AssistantOutput.CALL_START + "\n{\"name\": \"", CALL_ARGUMENTS = "\", \"arguments\": ",
+            CALL_END = "}\n" + AssistantOutput.CALL_END, CALL_SEPARATOR = "\n";
+
+    /**
+     * The structural tag (a constraint, {@code dev.rollout.constrain.StructuralTag}) of tool calls
+     * as the template writes them: {@code <tool_call>\n{"name": "NAME", "arguments": ARGS}\n</tool_call>},
+     * ARGS valid under that tool's {@code parameters} and spelled as the template's {@code tojson}
+     * spells it (Python's separators), so that the call re-renders into the next prompt as it was
+     * sampled. One tag per tool, an alternative each; calls separated by the template's newline.
+     * A named function ({@code only}) is called once; "required" one or more times, once where
+     * {@code parallel_tool_calls} is false. Tools without {@code parameters} take {@code {}}, as OpenAI's do.
+     */
+    static String toolCallTag(JsonArray tools, String only, boolean parallel) {
+        JsonArrayBuilder tags = JSON.createArrayBuilder();
+        for (JsonValue t : tools) {
+            JsonObject f = ((JsonObject) t).getJsonObject("function");
+            String name = f.getString("name");
+            if (only != null && !only.equals(name)) continue;
+            JsonValue params = f.get("parameters");
+            if (params == null || params == JsonValue.NULL) params = JSON.createObjectBuilder().add("type", "object")
+                    .add("properties", JSON.createObjectBuilder()).add("additionalProperties", false).build();
+            tags.add(JSON.createObjectBuilder().add("type", "tag").add("begin", CALL_BEGIN + name + CALL_ARGUMENTS).add("end", CALL_END)
+                    .add("content", JSON.createObjectBuilder().add("type", "json_schema").add("json_schema", params)
+                            .add("separators", JSON.createArrayBuilder().add(", ").add(": "))));
+        }
+        return JSON.createObjectBuilder().add("type", "structural_tag").add("format", JSON.createObjectBuilder()
+                .add("type", "tags_with_separator").add("tags", tags).add("separator", CALL_SEPARATOR)
+                .add("at_least_one", true).add("stop_after_first", only != null || !parallel)).build().toString();
+    }
+
+    private static int indexOf(JsonArray tools, String name) {
+        for (int i = 0; i < tools.size(); i++)
+            if (name.equals(tools.getJsonObject(i).getJsonObject("function").getString("name"))) return i;
+        return -1;
     }
 
     /**

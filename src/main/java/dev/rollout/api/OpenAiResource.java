@@ -14,7 +14,7 @@ import java.util.Set;
 
 /**
  * The OpenAI API's generation routes, for agent frameworks and environments that speak it:
- * {@code POST /v1/completions} and {@code POST /v1/chat/completions}.
+ * {@code POST /v1/completions}, {@code POST /v1/chat/completions} and {@code POST /v1/responses}.
  */
 @Path("/")  // not "v1": a class path claims its prefix, and /v1/models, /v1/tokenize live in other resources
 @ApplicationScoped
@@ -58,9 +58,21 @@ public class OpenAiResource {
     public Response chatCompletions(InputStream body) {
         Call c = call(body);
         OpenAiChat.Plan plan = OpenAiChat.plan(c.body(), service.chatTemplates(), service.tokenizer(), c.loop().info().maxModelLen());
-        GenerateRequest req = Requests.parser(service).constraintField(OpenAi.constraintField(c.body())).parse(plan.generate());
+        GenerateRequest req = Requests.parser(service).constraintField(plan.constraintField()).parse(plan.generate());
         PendingGeneration pending = new PendingGeneration(req, c.loop(), service.tokenizer(), rids);
         return GenerationRelay.respond(pending, req.stream(), new OpenAiChat.Format(pending, service.tokenizer(), plan, c.model()),
                 service.settings());
+    }
+
+    /** OpenAI's Responses API, stateless: run as the chat request it translates to ({@link OpenAiResponses}). */
+    @POST
+    @Path("v1/responses")
+    public Response responses(InputStream body) {
+        Call c = call(body);
+        OpenAiResponses.Translation t = OpenAiResponses.toChat(c.body());
+        OpenAiChat.Plan plan = OpenAiChat.plan(t.chat(), service.chatTemplates(), service.tokenizer(), c.loop().info().maxModelLen());
+        GenerateRequest req = Requests.parser(service).constraintField(t.constraintField()).parse(plan.generate());
+        PendingGeneration pending = new PendingGeneration(req, c.loop(), service.tokenizer(), rids);
+        return GenerationRelay.respond(pending, req.stream(), new OpenAiResponses.Relay(plan, c.model(), t.echo()), service.settings());
     }
 }

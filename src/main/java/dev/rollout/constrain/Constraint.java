@@ -4,7 +4,7 @@ package dev.rollout.constrain;
  * A compiled constraint: what the client sent, and the minimal byte DFA of the texts it allows.
  * Independent of any tokenizer; {@link #index} pairs it with one.
  *
- * @param kind "regex", "json_schema" or "ebnf" (SGLang's field names)
+ * @param kind "regex", "json_schema", "ebnf" or "structural_tag" (SGLang's field names)
  * @param source the text the client sent
  */
 public record Constraint(String kind, String source, ByteDfa dfa) {
@@ -19,6 +19,11 @@ public record Constraint(String kind, String source, ByteDfa dfa) {
     /** An EBNF/GBNF grammar ({@link EbnfParser}), its recursion bounded as {@link EbnfCompiler} says. */
     public static Constraint ebnf(String grammar, ConstraintLimits limits) {
         return new Constraint("ebnf", grammar, EbnfCompiler.compile(grammar, limits));
+    }
+
+    /** A {@link StructuralTag}: literal text, schemas and regexes in sequence, the shape of a model's tool calls. */
+    public static Constraint structuralTag(String tag, ConstraintLimits limits) {
+        return new Constraint("structural_tag", tag, AutomatonBuilder.compile(StructuralTag.compile(tag, limits), limits));
     }
 
     public TokenIndex index(Vocabulary vocab) {

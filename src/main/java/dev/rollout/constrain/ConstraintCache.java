@@ -43,6 +43,10 @@ public final class ConstraintCache {
         return get(new Key("ebnf", grammar));
     }
 
+    public TokenIndex structuralTag(String tag) {
+        return get(new Key("structural_tag", tag));
+    }
+
     private TokenIndex get(Key key) {
         Object hit;
         synchronized (entries) {
@@ -53,6 +57,7 @@ public final class ConstraintCache {
                 Constraint c = switch (key.kind()) {
                     case "regex" -> Constraint.regex(key.source(), limits);
                     case "ebnf" -> Constraint.ebnf(key.source(), limits);
+                    case "structural_tag" -> Constraint.structuralTag(key.source(), limits);
                     default -> Constraint.jsonSchema(key.source(), limits);
                 };
                 hit = c.index(vocab);

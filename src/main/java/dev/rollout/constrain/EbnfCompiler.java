@@ -45,7 +45,6 @@ public final class EbnfCompiler {
     private final Map<String, Expr> bodies = new HashMap<>();
     private final ConstraintLimits limits;
     private final int depth;
-    private final long started;
     private final long deadline;
     /** Each reachable rule's strongly connected component. */
     private final Map<String, Integer> component = new HashMap<>();
@@ -64,8 +63,8 @@ public final class EbnfCompiler {
         this.rules = g.rules();
         this.limits = limits;
         this.depth = limits.maxGrammarDepth();
-        this.started = System.nanoTime();
-        this.deadline = started + limits.maxMillis() * 1_000_000L;
+        // the compiling thread's CPU time, the clock AutomatonBuilder counts (a loaded machine must not refuse)
+        this.deadline = AutomatonBuilder.cpuNanos() + limits.maxMillis() * 1_000_000L;
     }
 
     public static ByteDfa compile(String grammar, ConstraintLimits limits) {
@@ -199,7 +198,7 @@ public final class EbnfCompiler {
         next.push(references("root").iterator());
         state.put("root", 1);
         while (!path.isEmpty()) {
-            if (System.nanoTime() > deadline) throw new ConstraintException("ebnf: " + timeUp());
+            if (AutomatonBuilder.cpuNanos() > deadline) throw new ConstraintException("ebnf: " + timeUp());
             String u = path.peek();
             Iterator<String> it = next.peek();
             if (it.hasNext()) {
@@ -261,7 +260,7 @@ public final class EbnfCompiler {
      * is large and used more than once (each use would copy it) or nested deep.
      */
     private Rx expand(String rule, int level) {
-        if (System.nanoTime() > deadline) throw new ConstraintException("ebnf: " + where(rule, level) + ": " + timeUp());
+        if (AutomatonBuilder.cpuNanos() > deadline) throw new ConstraintException("ebnf: " + where(rule, level) + ": " + timeUp());
         Rx rx = translate(bodies.get(rule), rule, level);
         if (rx == null || rx instanceof Rx.Compiled) return rx;
         // a rule used once is part of its one user's automaton: compiling it alone would only add
@@ -290,7 +289,7 @@ public final class EbnfCompiler {
     }
 
     private ByteDfa compile(Rx rx, String rule, int level) {
-        long left = (deadline - System.nanoTime()) / 1_000_000L;
+        long left = (deadline - AutomatonBuilder.cpuNanos()) / 1_000_000L;
         if (left <= 0) throw new ConstraintException("ebnf: " + where(rule, level) + ": " + timeUp());
         // Parts that are minimal DFAs already determinize to about their own size, but building and
         // determinizing cost ~10-50 µs per state on a loaded machine: past twice the DFA limit the

@@ -61,7 +61,7 @@ final class Hopcroft {
         int[] members = new int[total];
         int steps = 0;
         while (top > 0) {
-            if ((++steps & 1023) == 0 && System.nanoTime() > deadline)
+            if ((++steps & 1023) == 0 && AutomatonBuilder.cpuNanos() > deadline)
                 throw new ConstraintException("the constraint took more than " + limits.maxMillis() + " ms to compile (minimizing)");
             int item = work[--top];
             inWork[item] = false;

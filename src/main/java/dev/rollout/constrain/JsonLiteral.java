@@ -41,6 +41,11 @@ public final class JsonLiteral {
 
     /** A schema's enum or const value, as the output must spell it. Numbers keep their spelling in the schema. */
     public static String of(JsonElement e) {
+        return of(e, JsonSchemaCompiler.Separators.COMPACT);
+    }
+
+    /** The same, with these separators between items and after keys. */
+    public static String of(JsonElement e, JsonSchemaCompiler.Separators sep) {
         if (e.isJsonNull()) return "null";
         if (e.isJsonPrimitive()) {
             var p = e.getAsJsonPrimitive();
@@ -51,13 +56,13 @@ public final class JsonLiteral {
         StringBuilder b = new StringBuilder();
         if (e instanceof JsonArray a) {
             b.append('[');
-            for (int i = 0; i < a.size(); i++) b.append(i > 0 ? "," : "").append(of(a.get(i)));
+            for (int i = 0; i < a.size(); i++) b.append(i > 0 ? sep.item() : "").append(of(a.get(i), sep));
             return b.append(']').toString();
         }
         b.append('{');
         boolean first = true;
         for (Map.Entry<String, JsonElement> m : ((JsonObject) e).entrySet()) {
-            b.append(first ? "" : ",").append(string(m.getKey())).append(':').append(of(m.getValue()));
+            b.append(first ? "" : sep.item()).append(string(m.getKey())).append(sep.key()).append(of(m.getValue(), sep));
             first = false;
         }
         return b.append('}').toString();

@@ -23,46 +23,66 @@ import java.util.Set;
  *       {@code additionalProperties} says, except in an object without {@code properties} whose
  *       {@code additionalProperties} is a schema (a map), where any keys go.</li>
  *   <li>Integers are written without fraction or exponent, at most 19 digits; numbers at most 19
- *       integer digits, 17 fraction digits and 3 exponent digits. A schema with nothing to say
+ *       integer digits, 17 fraction digits and 3 exponent digits. {@code minimum}, {@code maximum}
+ *       and their exclusive forms bound integers (any bound, rounded inward) and numbers
+ *       (integer-valued bounds only; a bounded number is written without exponent): see
+ *       {@link NumberRange}. A schema with nothing to say
  *       about a value (no {@code type}, {@code true}) takes any JSON value nested at most
  *       {@value #ANY_DEPTH} deep.</li>
  *   <li>{@code $ref} to {@code #}, {@code #/$defs/...} or {@code #/definitions/...}; a recursive
  *       reference is refused (a regular language cannot nest without bound).</li>
  * </ul>
- * Anything else that constrains a value (minimum, format, oneOf, uniqueItems, ...) is refused
+ * The separators between items and after keys are compact ({@code ,} and {@code :}) or, for text
+ * that a chat template writes with Python's {@code json.dumps} (tool-call arguments), Python's
+ * ({@code ", "} and {@code ": "}): {@link Separators}.
+ * Anything else that constrains a value (multipleOf, format, oneOf, uniqueItems, ...) is refused
  * with the keyword's name, rather than ignored: ignoring it would let through output the client's
  * validator rejects. Annotations (title, description, default, examples, ...) are ignored.
  */
 public final class JsonSchemaCompiler {
+    /**
+     * What goes between a JSON text's items and after its keys: nothing else, ever (no free
+     * whitespace, so the constraint ends the value). Python's are what {@code json.dumps} and so a
+     * Hugging Face template's {@code tojson} write: a tool call in a model's format is spelled as the
+     * template renders it back into the next turn's prompt, so a rollout's tokens and the re-rendered
+     * conversation agree, and the model writes what it was trained on.
+     */
+    public record Separators(String item, String key) {
+        public static final Separators COMPACT = new Separators(",", ":");
+        public static final Separators PYTHON = new Separators(", ", ": ");
+    }
+
     static final int ANY_DEPTH = 3;
     private static final Set<String> ANNOTATIONS = Set.of("title", "description", "default", "examples", "$schema", "$id",
             "$comment", "deprecated", "readOnly", "writeOnly", "$defs", "definitions", "strict");
     private static final Set<String> HANDLED = Set.of("type", "enum", "const", "anyOf", "allOf", "$ref", "properties", "required",
-            "additionalProperties", "items", "minItems", "maxItems", "minLength", "maxLength", "pattern", "uniqueItems");
+            "additionalProperties", "items", "minItems", "maxItems", "minLength", "maxLength", "pattern", "uniqueItems",
+            "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum");
+    private static final List<String> BOUNDS = List.of("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum");
     static final Rx INTEGER = RegexParser.parse("-?(0|[1-9][0-9]{0,18})", ConstraintLimits.DEFAULT);
     static final Rx NUMBER = RegexParser.parse("-?(0|[1-9][0-9]{0,18})(\\.[0-9]{1,17})?([eE][+-]?[0-9]{1,3})?", ConstraintLimits.DEFAULT);
     private static final Rx STRING_CHAR = new Rx.Chars(CodePointSet.ALL, true);
     private static final Rx QUOTE = Rx.literal("\"");
-    private static final List<Rx> ANY = new ArrayList<>();
-    private static final List<Rx> ANY_OBJECT = new ArrayList<>();
-
-    static {
-        for (int d = 0; d <= ANY_DEPTH; d++) {
-            ANY.add(makeAny(d));  // uses ANY and ANY_OBJECT at d - 1
-            ANY_OBJECT.add(makeAnyObject(d));  // uses ANY at d
-        }
-    }
+    private static final AnyValues COMPACT_ANY = new AnyValues(Separators.COMPACT), PYTHON_ANY = new AnyValues(Separators.PYTHON);
 
     private final JsonElement root;
     private final ConstraintLimits limits;
+    private final Separators sep;
+    private final AnyValues anyValues;
     private final Deque<String> refs = new ArrayDeque<>();
 
-    private JsonSchemaCompiler(JsonElement root, ConstraintLimits limits) {
+    private JsonSchemaCompiler(JsonElement root, Separators sep, ConstraintLimits limits) {
         this.root = root;
         this.limits = limits;
+        this.sep = sep;
+        this.anyValues = sep.equals(Separators.COMPACT) ? COMPACT_ANY : sep.equals(Separators.PYTHON) ? PYTHON_ANY : new AnyValues(sep);
     }
 
     public static Rx compile(String schemaJson, ConstraintLimits limits) {
+        return compile(schemaJson, Separators.COMPACT, limits);
+    }
+
+    public static Rx compile(String schemaJson, Separators sep, ConstraintLimits limits) {
         if (schemaJson.length() > limits.maxPatternChars())
             throw new ConstraintException("json_schema is " + schemaJson.length() + " characters, more than the limit of " + limits.maxPatternChars());
         JsonElement root;
@@ -71,7 +91,7 @@ public final class JsonSchemaCompiler {
         } catch (JsonParseException e) {
             throw new ConstraintException("json_schema is not valid JSON: " + e.getMessage());
         }
-        return new JsonSchemaCompiler(root, limits).schema(root, "#", 0);
+        return new JsonSchemaCompiler(root, sep, limits).schema(root, "#", 0);
     }
 
     private Rx schema(JsonElement s, String at, int depth) {
@@ -90,12 +110,12 @@ public final class JsonSchemaCompiler {
                 throw error(at, "$ref beside other validation keywords is not supported");
             return ref(string(o, "$ref", at), at, depth);
         }
-        if (o.has("const")) return Rx.literal(JsonLiteral.of(o.get("const")));
+        if (o.has("const")) return Rx.literal(JsonLiteral.of(o.get("const"), sep));
         if (o.has("enum")) {
             JsonArray values = array(o, "enum", at);
             if (values.isEmpty()) throw error(at, "enum is empty");
             List<Rx> options = new ArrayList<>();
-            for (JsonElement v : values) options.add(Rx.literal(JsonLiteral.of(v)));
+            for (JsonElement v : values) options.add(Rx.literal(JsonLiteral.of(v, sep)));
             return Rx.alt(options);
         }
         if (o.has("anyOf") || o.has("allOf")) {
@@ -121,6 +141,8 @@ public final class JsonSchemaCompiler {
             types.add("array");
         } else if (o.has("minLength") || o.has("maxLength") || o.has("pattern")) {
             types.add("string");
+        } else if (BOUNDS.stream().anyMatch(o::has)) {
+            types.add("number");  // a bound says nothing of other types; writing a number is one valid reading
         } else {
             return any(ANY_DEPTH);
         }
@@ -128,8 +150,8 @@ public final class JsonSchemaCompiler {
         for (String t : types) {
             rx.add(switch (t) {
                 case "string" -> string(o, at);
-                case "integer" -> INTEGER;
-                case "number" -> NUMBER;
+                case "integer" -> number(o, at, true);
+                case "number" -> number(o, at, false);
                 case "boolean" -> Rx.alt(Rx.literal("true"), Rx.literal("false"));
                 case "null" -> Rx.literal("null");
                 case "array" -> array(o, at, depth);
@@ -164,6 +186,46 @@ public final class JsonSchemaCompiler {
         }
     }
 
+    /** An integer or a number, within its bounds where it has any ({@link NumberRange}). */
+    private Rx number(JsonObject o, String at, boolean integer) {
+        NumberRange.Bound lower = bound(o, "minimum", "exclusiveMinimum", at, true), upper = bound(o, "maximum", "exclusiveMaximum", at, false);
+        if (lower == null && upper == null) return integer ? INTEGER : NUMBER;
+        if (!integer)
+            for (NumberRange.Bound b : java.util.Arrays.asList(lower, upper))
+                if (b != null && !NumberRange.integral(b.value()))
+                    throw error(at, "a number's bound " + b.value().toPlainString() + " is not an integer: only integer bounds are "
+                            + "supported on numbers (any bound on integers)");
+        Rx rx = integer ? NumberRange.integers(lower, upper) : NumberRange.numbers(lower, upper);
+        if (rx == null) throw error(at, "no " + (integer ? "integer" : "number") + " is within the bounds");
+        return rx;
+    }
+
+    /**
+     * The tighter of a schema's inclusive and exclusive bound on one side (draft 6+: exclusive
+     * bounds are numbers; draft 4's boolean form is refused by name), or null where it has none.
+     */
+    private NumberRange.Bound bound(JsonObject o, String inclusiveKey, String exclusiveKey, String at, boolean lower) {
+        NumberRange.Bound inclusive = o.has(inclusiveKey) ? new NumberRange.Bound(decimal(o, inclusiveKey, at), false) : null;
+        NumberRange.Bound exclusive = null;
+        if (o.has(exclusiveKey)) {
+            if (o.get(exclusiveKey).isJsonPrimitive() && o.get(exclusiveKey).getAsJsonPrimitive().isBoolean())
+                throw error(at, exclusiveKey + " as a boolean (draft 4) is not supported: give the bound as its value");
+            exclusive = new NumberRange.Bound(decimal(o, exclusiveKey, at), true);
+        }
+        if (inclusive == null || exclusive == null) return inclusive != null ? inclusive : exclusive;
+        int c = exclusive.value().compareTo(inclusive.value());
+        return (lower ? c >= 0 : c <= 0) ? exclusive : inclusive;
+    }
+
+    private static java.math.BigDecimal decimal(JsonObject o, String key, String at) {
+        JsonElement e = o.get(key);
+        if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isNumber()) throw error(at, key + " must be a number");
+        java.math.BigDecimal v = e.getAsBigDecimal();
+        // far beyond the 19 digits written: clamp, so that a hostile 1e999999 costs nothing
+        java.math.BigDecimal cap = new java.math.BigDecimal(NumberRange.MAX).add(java.math.BigDecimal.ONE);
+        return v.abs().compareTo(cap) > 0 ? cap.multiply(java.math.BigDecimal.valueOf(v.signum())) : v;
+    }
+
     private Rx string(JsonObject o, String at) {
         int min = count(o, "minLength", 0, at);
         int max = count(o, "maxLength", -1, at);
@@ -187,7 +249,7 @@ public final class JsonSchemaCompiler {
         if (max >= 0 && min > max) throw error(at, "minItems " + min + " is above maxItems " + max);
         Rx item = o.has("items") ? schema(o.get("items"), at + "/items", depth) : any(ANY_DEPTH - 1);
         if (max == 0) return Rx.literal("[]");
-        Rx more = new Rx.Repeat(Rx.seq(Rx.literal(","), item), Math.max(0, min - 1), max < 0 ? -1 : max - 1);
+        Rx more = new Rx.Repeat(Rx.seq(Rx.literal(sep.item()), item), Math.max(0, min - 1), max < 0 ? -1 : max - 1);
         Rx items = Rx.seq(item, more);
         return Rx.seq(Rx.literal("["), min == 0 ? Rx.optional(items) : items, Rx.literal("]"));
     }
@@ -201,17 +263,19 @@ public final class JsonSchemaCompiler {
         JsonElement additional = o.get("additionalProperties");
         if (props.isEmpty() && additional != null && additional.isJsonObject()) {
             Rx value = schema(additional, at + "/additionalProperties", depth);
-            Rx member = Rx.seq(Rx.seq(QUOTE, new Rx.Repeat(STRING_CHAR, 0, -1), QUOTE), Rx.literal(":"), value);
-            return Rx.seq(Rx.literal("{"), Rx.optional(Rx.seq(member, new Rx.Repeat(Rx.seq(Rx.literal(","), member), 0, -1))), Rx.literal("}"));
+            Rx member = Rx.seq(Rx.seq(QUOTE, new Rx.Repeat(STRING_CHAR, 0, -1), QUOTE), Rx.literal(sep.key()), value);
+            return Rx.seq(Rx.literal("{"), Rx.optional(Rx.seq(member, new Rx.Repeat(Rx.seq(Rx.literal(sep.item()), member), 0, -1))),
+                    Rx.literal("}"));
         }
-        if (props.isEmpty() && (additional == null || additional.isJsonPrimitive() && additional.getAsBoolean())) return anyObject(ANY_DEPTH - 1);
+        if (props.isEmpty() && (additional == null || additional.isJsonPrimitive() && additional.getAsBoolean()))
+            return anyValues.object(ANY_DEPTH - 1);
         List<Rx> members = new ArrayList<>();
         List<Boolean> isRequired = new ArrayList<>();
         for (Map.Entry<String, JsonElement> p : props.entrySet()) {
-            members.add(Rx.seq(Rx.literal(JsonLiteral.string(p.getKey()) + ":"), schema(p.getValue(), at + "/properties/" + p.getKey(), depth)));
+            members.add(Rx.seq(Rx.literal(JsonLiteral.string(p.getKey()) + sep.key()), schema(p.getValue(), at + "/properties/" + p.getKey(), depth)));
             isRequired.add(required.contains(p.getKey()));
         }
-        return Rx.seq(Rx.literal("{"), members(members, isRequired, 0, false), Rx.literal("}"));
+        return Rx.seq(Rx.literal("{"), members(members, isRequired, 0, false, Rx.literal(sep.item())), Rx.literal("}"));
     }
 
     /**
@@ -219,9 +283,8 @@ public final class JsonSchemaCompiler {
      * those present: after something was written every present member takes a comma (a linear
      * sequence); before, the first present member decides (one branch per member that may be first).
      */
-    private static Rx members(List<Rx> m, List<Boolean> required, int i, boolean written) {
+    private static Rx members(List<Rx> m, List<Boolean> required, int i, boolean written, Rx comma) {
         if (i == m.size()) return Rx.EMPTY;
-        Rx comma = Rx.literal(",");
         if (written) {
             List<Rx> parts = new ArrayList<>();
             for (int k = i; k < m.size(); k++) {
@@ -230,33 +293,56 @@ public final class JsonSchemaCompiler {
             }
             return new Rx.Seq(parts);
         }
-        Rx present = Rx.seq(m.get(i), members(m, required, i + 1, true));
-        return required.get(i) ? present : Rx.alt(present, members(m, required, i + 1, false));
+        Rx present = Rx.seq(m.get(i), members(m, required, i + 1, true, comma));
+        return required.get(i) ? present : Rx.alt(present, members(m, required, i + 1, false, comma));
     }
 
-    /** Any JSON value, arrays and objects nested at most {@code depth} deep; one object per depth, so each compiles once. */
-    private static Rx any(int depth) {
-        return ANY.get(depth);
+    /** Any JSON value, arrays and objects nested at most {@code depth} deep. */
+    private Rx any(int depth) {
+        return anyValues.any(depth);
     }
 
-    private static Rx makeAny(int depth) {
-        List<Rx> options = new ArrayList<>(List.of(Rx.seq(QUOTE, new Rx.Repeat(STRING_CHAR, 0, -1), QUOTE), NUMBER,
-                Rx.literal("true"), Rx.literal("false"), Rx.literal("null")));
-        if (depth > 0) {
-            Rx item = any(depth - 1);
-            options.add(Rx.seq(Rx.literal("["), Rx.optional(Rx.seq(item, new Rx.Repeat(Rx.seq(Rx.literal(","), item), 0, -1))), Rx.literal("]")));
-            options.add(anyObject(depth - 1));
+    /**
+     * Free-form values for one choice of separators: one object per depth, so that each compiles
+     * once (the builder minimizes a repeated body once per object).
+     */
+    private static final class AnyValues {
+        private final Separators sep;
+        private final List<Rx> any = new ArrayList<>(), anyObject = new ArrayList<>();
+
+        AnyValues(Separators sep) {
+            this.sep = sep;
+            for (int d = 0; d <= ANY_DEPTH; d++) {
+                any.add(makeAny(d));  // uses any and anyObject at d - 1
+                anyObject.add(makeAnyObject(d));  // uses any at d
+            }
         }
-        return Rx.alt(options);
-    }
 
-    private static Rx anyObject(int depth) {
-        return depth < 0 ? makeAnyObject(-1) : ANY_OBJECT.get(depth);
-    }
+        Rx any(int depth) {
+            return any.get(depth);
+        }
 
-    private static Rx makeAnyObject(int depth) {
-        Rx member = Rx.seq(QUOTE, new Rx.Repeat(STRING_CHAR, 0, -1), QUOTE, Rx.literal(":"), depth >= 0 ? any(depth) : Rx.literal("null"));
-        return Rx.seq(Rx.literal("{"), Rx.optional(Rx.seq(member, new Rx.Repeat(Rx.seq(Rx.literal(","), member), 0, -1))), Rx.literal("}"));
+        Rx object(int depth) {
+            return depth < 0 ? makeAnyObject(-1) : anyObject.get(depth);
+        }
+
+        private Rx makeAny(int depth) {
+            List<Rx> options = new ArrayList<>(List.of(Rx.seq(QUOTE, new Rx.Repeat(STRING_CHAR, 0, -1), QUOTE), NUMBER,
+                    Rx.literal("true"), Rx.literal("false"), Rx.literal("null")));
+            if (depth > 0) {
+                Rx item = any(depth - 1);
+                options.add(Rx.seq(Rx.literal("["), Rx.optional(Rx.seq(item, new Rx.Repeat(Rx.seq(Rx.literal(sep.item()), item), 0, -1))),
+                        Rx.literal("]")));
+                options.add(object(depth - 1));
+            }
+            return Rx.alt(options);
+        }
+
+        private Rx makeAnyObject(int depth) {
+            Rx member = Rx.seq(QUOTE, new Rx.Repeat(STRING_CHAR, 0, -1), QUOTE, Rx.literal(sep.key()), depth >= 0 ? any(depth) : Rx.literal("null"));
+            return Rx.seq(Rx.literal("{"), Rx.optional(Rx.seq(member, new Rx.Repeat(Rx.seq(Rx.literal(sep.item()), member), 0, -1))),
+                    Rx.literal("}"));
+        }
     }
 
     private int count(JsonObject o, String key, int absent, String at) {

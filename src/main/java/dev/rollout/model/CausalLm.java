@@ -462,7 +462,7 @@ public final class CausalLm {
 
     /** Whether a step of these tokens runs {@link #forwardFewRows}: decode's few rows of a dense model at one rank. */
     private boolean fewRows(Tensor h) {
-        return kernels.denseGemv() && tp.size() == 1 && config.moe() == null && h.size(0) <= Kernels.GEMV_ROWS;
+        return kernels.denseGemv() && tp.size() == 1 && config.moe() == null && h.size(0) >= 1 && h.size(0) <= Kernels.GEMV_ROWS;
     }
 
     /**
@@ -478,6 +478,7 @@ public final class CausalLm {
         Layer[] layers = w.layers();
         double eps = config.rmsNormEps();
         Tensor residual = h.contiguous();
+        phases.mark("inputs_embed_norm");   // the embedding alone: each norm runs inside the projection after it
         for (int l = 0; l < layers.length; l++) {
             Layer layer = layers[l];
             Tensor kCache = cache.keys(l), vCache = cache.values(l);
@@ -497,7 +498,7 @@ public final class CausalLm {
             }
         }
         Tensor out = ops.rmsNorm(residual, w.finalNorm());                                      // (T, hidden)
-        phases.mark("add_rms_norm");
+        phases.mark("add_rms_norm");   // SiLU-and-mul has no phase of its own here: it is gate-up's epilogue
         return out;
     }
 

@@ -63,6 +63,11 @@ public final class Constraints {
         return warm(cache().ebnf(grammar));
     }
 
+    /** A structural tag (xgrammar's format, the subset of ADR 0029's slice-3 addendum): how tool calls are enforced. */
+    public TokenIndex structuralTag(String tag) {
+        return warm(cache().structuralTag(tag));
+    }
+
     /**
      * The start state's mask is every request's first step: computed here, on the HTTP thread, so
      * the engine's first constrained step finds it cached (later states are computed on first use).

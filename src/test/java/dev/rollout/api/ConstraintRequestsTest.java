@@ -145,6 +145,14 @@ class ConstraintRequestsTest {
         assertEquals(new OpenAi.Constraint("json_schema", "{\"type\":\"integer\"}", "structured_outputs.json"),
                 openAi("\"structured_outputs\": {\"json\": {\"type\": \"integer\"}}"));
         assertEquals("structured_outputs.regex", openAi("\"structured_outputs\": {\"regex\": \"a\"}").field());
+        // structural tags: the response_format object is the tag; vLLM's structured_outputs takes its text
+        String tag = "{\"type\":\"structural_tag\",\"format\":{\"type\":\"const_string\",\"value\":\"ok\"}}";
+        OpenAi.Constraint st = openAi("\"response_format\": " + tag);
+        assertEquals(new OpenAi.Constraint("structural_tag", tag, "response_format"), st);
+        assertTrue(params("{\"structural_tag\": " + Json.createValue(st.source()) + "}").constraint().dfa().matches("ok".getBytes()));
+        assertEquals(tag, openAi("\"structured_outputs\": {\"structural_tag\": " + Json.createValue(tag) + "}").source());
+        assertTrue(refused("{\"structural_tag\": {\"type\": \"structural_tag\", \"structures\": [], \"triggers\": []}}")
+                .contains("older form"));
     }
 
     /** guided_choice: exactly one of the strings, metacharacters literal. */

@@ -133,14 +133,16 @@ class GenerateRequestParserTest {
 
     @Test
     void unsupportedConstraintsAreRefusedByName() {
-        for (String k : java.util.List.of("structural_tag", "custom_logit_processor"))
+        for (String k : java.util.List.of("custom_logit_processor"))
             assertEquals("sampling_params." + k + " is not supported by this server",
                     refused("{\"input_ids\": [1], \"sampling_params\": {\"" + k + "\": \"x\"}}"));
-        // without the server's compiler (this parser has none) a regex or a grammar is refused, not ignored
+        // without the server's compiler (this parser has none) a regex, a grammar or a structural tag is refused, not ignored
         assertTrue(refused("{\"input_ids\": [1], \"sampling_params\": {\"regex\": \"a+\"}}")
                 .contains("constrained decoding is unavailable"));
         assertTrue(refused("{\"input_ids\": [1], \"sampling_params\": {\"ebnf\": \"root ::= x\"}}")
                 .startsWith("sampling_params.ebnf: constrained decoding is unavailable"));
+        assertTrue(refused("{\"input_ids\": [1], \"sampling_params\": {\"structural_tag\": \"x\"}}")
+                .contains("sampling_params.structural_tag: constrained decoding is unavailable"));
     }
 
     static LogprobsMode mode(GenerateRequest r, int item) {

@@ -47,7 +47,9 @@ class JsonSchemaCompilerTest {
 
     @ParameterizedTest
     @CsvSource(delimiter = '|', quoteCharacter = '`', value = {
-            "{'type':'integer','minimum':0}|'minimum' is not supported", "{'type':'string','format':'email'}|'format'",
+            "{'type':'integer','multipleOf':2}|'multipleOf' is not supported", "{'type':'string','format':'email'}|'format'",
+            "{'type':'number','maximum':0.5}|bound 0.5 is not an integer", "{'type':'integer','minimum':3,'maximum':2}|no integer",
+            "{'type':'number','exclusiveMinimum':true}|as a boolean (draft 4)", "{'type':'integer','minimum':'1'}|minimum must be a number",
             "{'oneOf':[{'type':'null'}]}|'oneOf'", "{'type':'strin'}|unknown type 'strin'",
             "{'$defs':{'n':{'type':'object','properties':{'next':{'$ref':'#/$defs/n'}}}},'$ref':'#/$defs/n'}|recursive $ref",
             "{'$ref':'#/$defs/missing'}|points to nothing", "{'$ref':'http://x/y'}|only local",

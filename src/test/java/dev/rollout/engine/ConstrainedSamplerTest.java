@@ -209,11 +209,8 @@ class ConstrainedSamplerTest {
     }
 
     static double[] logSoftmax(float[] x) {
-        double max = Double.NEGATIVE_INFINITY, sum = 0;
-        for (float v : x) max = Math.max(max, v);
-        for (float v : x) sum += Math.exp(v - max);
-        double[] out = new double[x.length];
-        for (int i = 0; i < x.length; i++) out[i] = x[i] - max - Math.log(sum);
-        return out;
+        double[] d = new double[x.length];
+        for (int i = 0; i < x.length; i++) d[i] = x[i];
+        return SamplerTest.logSoftmax(d);
     }
 }

@@ -27,10 +27,14 @@ final class NodeTests {
             for (Path m : modules.filter(p -> p.toString().endsWith(".mjs")).toList())
                 Files.copy(m, dir.resolve(m.getFileName()), StandardCopyOption.REPLACE_EXISTING);
         }
-        for (String pkg : packages) {
-            String name = pkg.substring(0, pkg.lastIndexOf('@'));
-            if (!Files.exists(dir.resolve("node_modules").resolve(name).resolve("package.json")))
-                run(dir, List.of("npm", "install", "--no-audit", "--no-fund", "--prefix", ".", pkg), 300, "npm install " + pkg, env);
+        // the missing ones in one npm install: one resolution of the tree, not one per package
+        List<String> missing = packages.stream()
+                .filter(pkg -> !Files.exists(dir.resolve("node_modules").resolve(pkg.substring(0, pkg.lastIndexOf('@'))).resolve("package.json")))
+                .toList();
+        if (!missing.isEmpty()) {
+            List<String> cmd = new java.util.ArrayList<>(List.of("npm", "install", "--no-audit", "--no-fund", "--prefix", "."));
+            cmd.addAll(missing);
+            run(dir, cmd, 300, "npm install " + String.join(" ", missing), env);
         }
         Http.awaitReady();
         String out = run(dir, List.of("node", "--test", file), 300, "node --test " + file, env);
