@@ -215,6 +215,7 @@ class TensorParallelServerIT {
                 "ROLLOUT_DIST_INIT_ADDR", "127.0.0.1:" + store, "ROLLOUT_TORCH_THREADS", "1", "ROLLOUT_DIST_TIMEOUT_SECONDS", "20");
         Path nodeLog = Files.createTempFile("rollout-node1-", ".log");
         ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx1g",
+                ServerProcessIT.SECOND_SERVER_JVM_OPTIONS,
                 "-cp", System.getProperty("java.class.path"), "dev.rollout.ranks.Worker").redirectErrorStream(true).redirectOutput(nodeLog.toFile());
         pb.environment().putAll(env);
         pb.environment().put("ROLLOUT_NODE_RANK", "1");
