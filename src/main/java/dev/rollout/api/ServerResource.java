@@ -160,7 +160,7 @@ public class ServerResource {
         return served;
     }
 
-    /** 200 once a one-token generation comes back within 20 s; 503 otherwise (SGLang's probe). */
+    /** 200 once a one-token generation comes back within 20 s; 503 otherwise, at once where nothing can generate (SGLang's probe). */
     @GET
     @Path("health_generate")
     public Response healthGenerate() {
@@ -170,6 +170,9 @@ public class ServerResource {
         } catch (ApiException e) {
             return Response.status(503).build();
         }
+        // While the memory is released or weights wait for a push the engine holds still (readiness
+        // is DOWN) until an operator resumes or pushes: the probe could only wait out its 20 s
+        if (!service.ready()) return Response.status(503).build();
         CompletableFuture<SequenceOutput> done = new CompletableFuture<>();
         String rid = "HEALTH_CHECK_" + System.nanoTime();
         Sequence probe = new Sequence(rid, 0, new int[] {0}, SamplingParams.builder().temperature(0).maxNewTokens(1).build(),

@@ -192,6 +192,7 @@ class TensorParallelTest {
 
     private static Process start(List<String> args, Path log) throws IOException {
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx512m",
+                "-XX:TieredStopAtLevel=1",   // short-lived ranks: C1 only, as the ITs' second servers (ServerProcessIT)
                 "-cp", System.getProperty("java.class.path"), TpWorker.class.getName()));
         cmd.addAll(args);
         return new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();

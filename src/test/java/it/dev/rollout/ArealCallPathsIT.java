@@ -26,7 +26,7 @@ import org.junit.jupiter.api.extension.RegisterExtension;
  */
 class ArealCallPathsIT {
     @RegisterExtension
-    static final FrameworkServer server = new FrameworkServer("areal");
+    static final FrameworkServer server = new FrameworkServer();
 
     /** SGLangBackend.build_generation_request: image_data always present (null), top_k 1e8 for "all", stop_token_ids []. */
     static String generateBody(int[] inputIds, int maxNewTokens, boolean ignoreEos) {

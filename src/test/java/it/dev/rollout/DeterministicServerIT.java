@@ -40,7 +40,10 @@ class DeterministicServerIT {
         int port = ServerProcessIT.freePort();
         try (ServerProcess server = ServerProcess.start(ServerProcessIT.secondServer("deterministic", port)
                 .withEnvironment("ROLLOUT_ENABLE_DETERMINISTIC_INFERENCE", "true").withEnvironment("ROLLOUT_LOGPROBS_MODE", "raw_logprobs")
-                .withEnvironment("ROLLOUT_TORCH_THREADS", "2"))) {
+                .withEnvironment("ROLLOUT_TORCH_THREADS", "2")
+                // C2, as in production: this server computes for a minute and more (the batch-invariant
+                // arithmetic), long enough that C1's cheaper start (ServerProcessIT's default) may not pay
+                .withEnvironment("JAVA_TOOL_OPTIONS", ""))) {
             String base = "http://localhost:" + port;
             Http.Reply info = Http.send(HttpRequest.newBuilder(URI.create(base + "/server_info")).GET());
             assertEquals(JsonValue.TRUE, info.object().get("enable_deterministic_inference"), info.body());

@@ -15,7 +15,6 @@ import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.Predicate;
-import org.junit.jupiter.api.extension.AfterAllCallback;
 import org.junit.jupiter.api.extension.AfterEachCallback;
 import org.junit.jupiter.api.extension.BeforeAllCallback;
 import org.junit.jupiter.api.extension.ExtensionContext;
@@ -24,50 +23,54 @@ import org.junit.jupiter.api.extension.ExtensionContext;
  * A server as the RL frameworks run it beside their trainers: no API or admin key, since none of
  * veRL, slime, AReaL or SGLang's own HTTP adapter sends one on any call (their calls are made
  * here exactly as they make them, headers included). A second Liberty server of the build, so
- * that the shared IT server keeps its admin key and its state.
+ * that the shared IT server keeps its admin key and its state. Pickled pushes are allowed
+ * ({@code rollout.allow-pickle}), as a server for veRL runs; slime's and AReaL's calls send none.
+ *
+ * <p>One per test JVM, shared by the frameworks' classes (a Liberty start takes some 20 s on a
+ * CI machine): started before the first class's tests, put back to serving before each class and
+ * after each test, stopped when the JVM exits.
  */
-final class FrameworkServer implements BeforeAllCallback, AfterAllCallback, AfterEachCallback {
-    private final String name;
-    private final String[] environment;
-    private ServerProcess process;
+final class FrameworkServer implements BeforeAllCallback, AfterEachCallback {
+    private static ServerProcess process;
+    private static String sharedModelPath;
     String base;
     String modelPath;
 
-    /**
-     * A server of its own for one test class ({@code @RegisterExtension static}): started before
-     * its tests, left serving after each, stopped after the last.
-     *
-     * @param environment settings as name, value pairs, e.g. {@code ROLLOUT_ALLOW_PICKLE, true}
-     */
-    FrameworkServer(String name, String... environment) {
-        this.name = name;
-        this.environment = environment;
-    }
+    /** The shared server, for one test class ({@code @RegisterExtension static}). */
+    FrameworkServer() {}
 
     @Override
     public void beforeAll(ExtensionContext context) throws IOException {
-        int port = ServerProcessIT.freePort();
-        ServerProcess.Spec spec = ServerProcessIT.secondServer(name, port);
-        for (int i = 0; i + 1 < environment.length; i += 2) spec = spec.withEnvironment(environment[i], environment[i + 1]);
-        // the copied jvm.options carry the IT server's admin key: this one runs without
-        Path options = Path.of(spec.environment().get("WLP_USER_DIR")).resolve("servers/" + name + "/jvm.options");
-        if (Files.exists(options)) {
-            List<String> kept = Files.readAllLines(options).stream().filter(l -> !l.contains("rollout.admin-api-key")).toList();
-            Files.write(options, kept);
+        synchronized (FrameworkServer.class) {
+            if (process == null) {
+                String name = "frameworks";
+                int port = ServerProcessIT.freePort();
+                ServerProcess.Spec spec = ServerProcessIT.secondServer(name, port).withEnvironment("ROLLOUT_ALLOW_PICKLE", "true");
+                // the copied jvm.options carry the IT server's admin key: this one runs without
+                Path options = Path.of(spec.environment().get("WLP_USER_DIR")).resolve("servers/" + name + "/jvm.options");
+                if (Files.exists(options)) {
+                    List<String> kept = Files.readAllLines(options).stream().filter(l -> !l.contains("rollout.admin-api-key")).toList();
+                    Files.write(options, kept);
+                }
+                ServerProcess started = ServerProcess.start(spec);
+                Runtime.getRuntime().addShutdownHook(new Thread(started::close, "stop-framework-server"));
+                process = started;
+                sharedModelPath = Http.send(HttpRequest.newBuilder(URI.create(started.url() + "/get_model_info")).GET()).object()
+                        .getString("model_path");
+            }
         }
-        process = ServerProcess.start(spec);
         base = process.url().toString();
-        modelPath = get("/get_model_info").object().getString("model_path");
-    }
-
-    @Override
-    public void afterAll(ExtensionContext context) {
-        if (process != null) process.close();
+        modelPath = sharedModelPath;
+        backToServing();   // whatever the class before left
     }
 
     /** Leaves the server serving after each test: not paused, its memory resumed, the weights pushed. */
     @Override
     public void afterEach(ExtensionContext context) {
+        backToServing();
+    }
+
+    private void backToServing() {
         post("/continue_generation", "{}");
         JsonArray released = get("/rl/state").object().getJsonArray("released");
         if (!released.isEmpty()) ok(post("/resume_memory_occupation", "{\"tags\": " + released + "}"));

@@ -47,7 +47,7 @@ final class GetRoutes {
             if (r.status() != want) failures.add(path + " -> " + r.status() + " (want " + want + ") " + abbreviate(r.body()));
         }
         List<String> probes = new ArrayList<>(List.of("/health/ready", "/health"));
-        if (probeGenerate) probes.add("/health_generate");  // waits up to 20 s where nothing can generate
+        if (probeGenerate) probes.add("/health_generate");  // runs a generation where the engine can (up to 20 s)
         for (String path : probes) {
             Http.Reply r = Http.send(HttpRequest.newBuilder(URI.create(base + path)).GET());
             if (r.status() != 200 && r.status() != 503) failures.add(path + " -> " + r.status() + " " + abbreviate(r.body()));

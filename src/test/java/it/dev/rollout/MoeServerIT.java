@@ -20,6 +20,8 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -35,15 +37,33 @@ class MoeServerIT {
     private static final int EXPERTS = 8;
     private static final String LAYER = "model.layers.0.mlp.experts.";
 
+    /**
+     * One server of the fixture for both tests (a Liberty start takes some 20 s on a CI machine),
+     * with routed experts returned and incremental streaming output on: what the second test
+     * asks; generation and pushes are the same either way.
+     */
+    private static ServerProcess server;
+
+    @BeforeAll
+    static void start() throws Exception {
+        Http.awaitReady();
+        server = ServerProcess.start(ServerProcessIT.secondServer("moe", ServerProcessIT.freePort())
+                .withEnvironment("ROLLOUT_MODEL_PATH", FIXTURE.toString()).withEnvironment("ROLLOUT_TORCH_THREADS", "1")
+                .withEnvironment("ROLLOUT_ENABLE_RETURN_ROUTED_EXPERTS", "true")
+                .withEnvironment("ROLLOUT_INCREMENTAL_STREAMING_OUTPUT", "true"));
+    }
+
+    @AfterAll
+    static void stop() {
+        if (server != null) server.close();
+    }
+
     @Test
     void generatesTransformersTokensAndTakesPerExpertAndStackedPushes() throws Exception {
-        Http.awaitReady();
         var ref = JsonParser.parseString(Files.readString(FIXTURE.resolve("reference.json"))).getAsJsonObject()
                 .getAsJsonArray("prompts");
-        int port = ServerProcessIT.freePort();
-        try (ServerProcess server = ServerProcess.start(ServerProcessIT.secondServer("moe", port)
-                .withEnvironment("ROLLOUT_MODEL_PATH", FIXTURE.toString()).withEnvironment("ROLLOUT_TORCH_THREADS", "1"));
-             RolloutClient client = RolloutClient.connect(URI.create("http://localhost:" + port),
+        int port = server.url().getPort();
+        try (RolloutClient client = RolloutClient.connect(URI.create("http://localhost:" + port),
                      RolloutClient.Options.defaults().withAdminApiKey(Http.ADMIN_KEY))) {
             String base = "http://localhost:" + port;
             List<String> before = new ArrayList<>();
@@ -112,74 +132,68 @@ class MoeServerIT {
         var ref = JsonParser.parseString(Files.readString(FIXTURE.resolve("reference.json"))).getAsJsonObject().getAsJsonArray("prompts");
         var prompt = ref.get(2).getAsJsonObject();
         int layers = 3, k = 2, moeLayers[] = {0, 2};   // mlp_only_layers = [1]
-        int port = ServerProcessIT.freePort();
-        try (ServerProcess server = ServerProcess.start(ServerProcessIT.secondServer("moe-routed", port)
-                .withEnvironment("ROLLOUT_MODEL_PATH", FIXTURE.toString()).withEnvironment("ROLLOUT_TORCH_THREADS", "1")
-                .withEnvironment("ROLLOUT_ENABLE_RETURN_ROUTED_EXPERTS", "true")
-                .withEnvironment("ROLLOUT_INCREMENTAL_STREAMING_OUTPUT", "true"))) {
-            String base = "http://localhost:" + port;
-            assertEquals(JsonValue.TRUE, Http.send(java.net.http.HttpRequest.newBuilder(URI.create(base + "/server_info"))).object()
-                    .get("enable_return_routed_experts"));
-            int tokens = prompt.getAsJsonArray("output_ids").size();
-            String body = "{\"input_ids\": " + prompt.getAsJsonArray("input_ids") + ", \"return_routed_experts\": true, "
-                    + "\"sampling_params\": {\"temperature\": 0, \"max_new_tokens\": " + tokens + ", \"ignore_eos\": true}";
-            Http.Reply whole = post(base, body + "}");
-            assertEquals(200, whole.status(), whole.body());
-            int[] routed = int32s(whole.object().getJsonObject("meta_info").getString("routed_experts"));
-            var want = prompt.getAsJsonArray("routed_experts");                                 // (positions, MoE layers, k)
-            assertEquals(want.size() * layers * k, routed.length, "prompt + output - 1 positions x layers x top-k");
-            for (int t = 0; t < want.size(); t++)
-                for (int l = 0; l < layers; l++)
-                    for (int j = 0; j < k; j++) {
-                        int m = l == moeLayers[0] ? 0 : l == moeLayers[1] ? 1 : -1;
-                        int expected = m < 0 ? 0 : want.get(t).getAsJsonArray().get(m).getAsJsonArray().get(j).getAsInt();
-                        assertEquals(expected, routed[(t * layers + l) * k + j], "position " + t + ", layer " + l + ", choice " + j);
-                    }
-
-            // streamed, each chunk with only what is new: the pieces are the whole
-            Http.Reply stream = post(base, body + ", \"stream\": true}");
-            assertEquals(200, stream.status(), stream.body());
-            ByteArrayOutputStream pieces = new ByteArrayOutputStream();
-            int carrying = 0;
-            for (String line : stream.body().split("\n")) {
-                if (!line.startsWith("data: {")) continue;
-                var chunk = jakarta.json.Json.createReader(new java.io.StringReader(line.substring(6))).readObject().getJsonObject("meta_info");
-                if (!chunk.containsKey("routed_experts")) continue;
-                byte[] b = java.util.Base64.getDecoder().decode(chunk.getString("routed_experts"));
-                if (b.length > 0) carrying++;
-                pieces.writeBytes(b);
-            }
-            org.junit.jupiter.api.Assertions.assertTrue(carrying > 1, "several chunks carried experts: " + carrying);
-            org.junit.jupiter.api.Assertions.assertArrayEquals(routed, int32s(java.util.Base64.getEncoder().encodeToString(pieces.toByteArray())));
-
-            // cut by an abort: every position computed before it, and its experts, are reported
-            int len = prompt.getAsJsonArray("input_ids").size();
-            String longBody = "{\"rid\": \"cut\", \"input_ids\": " + prompt.getAsJsonArray("input_ids") + ", \"return_routed_experts\": true, "
-                    + "\"stream\": true, \"sampling_params\": {\"temperature\": 0, \"max_new_tokens\": " + (250 - len) + ", \"ignore_eos\": true}}";
-            java.net.http.HttpResponse<java.util.stream.Stream<String>> open = Http.CLIENT.send(java.net.http.HttpRequest.newBuilder(
-                    URI.create(base + "/generate")).header("Content-Type", "application/json")
-                    .POST(java.net.http.HttpRequest.BodyPublishers.ofString(longBody)).build(), java.net.http.HttpResponse.BodyHandlers.ofLines());
-            ByteArrayOutputStream cut = new ByteArrayOutputStream();
-            jakarta.json.JsonObject last = null;
-            boolean aborted = false;
-            for (java.util.Iterator<String> it = open.body().iterator(); it.hasNext(); ) {
-                String line = it.next();
-                if (!line.startsWith("data: {")) continue;
-                last = jakarta.json.Json.createReader(new java.io.StringReader(line.substring(6))).readObject();
-                if (last.getJsonObject("meta_info").containsKey("routed_experts"))
-                    cut.writeBytes(java.util.Base64.getDecoder().decode(last.getJsonObject("meta_info").getString("routed_experts")));
-                if (!aborted) {
-                    assertEquals(200, post(base, "/abort_request", "{\"rid\": \"cut\"}").status());
-                    aborted = true;
+        String base = "http://localhost:" + server.url().getPort();
+        assertEquals(JsonValue.TRUE, Http.send(java.net.http.HttpRequest.newBuilder(URI.create(base + "/server_info"))).object()
+                .get("enable_return_routed_experts"));
+        int tokens = prompt.getAsJsonArray("output_ids").size();
+        String body = "{\"input_ids\": " + prompt.getAsJsonArray("input_ids") + ", \"return_routed_experts\": true, "
+                + "\"sampling_params\": {\"temperature\": 0, \"max_new_tokens\": " + tokens + ", \"ignore_eos\": true}";
+        Http.Reply whole = post(base, body + "}");
+        assertEquals(200, whole.status(), whole.body());
+        int[] routed = int32s(whole.object().getJsonObject("meta_info").getString("routed_experts"));
+        var want = prompt.getAsJsonArray("routed_experts");                                 // (positions, MoE layers, k)
+        assertEquals(want.size() * layers * k, routed.length, "prompt + output - 1 positions x layers x top-k");
+        for (int t = 0; t < want.size(); t++)
+            for (int l = 0; l < layers; l++)
+                for (int j = 0; j < k; j++) {
+                    int m = l == moeLayers[0] ? 0 : l == moeLayers[1] ? 1 : -1;
+                    int expected = m < 0 ? 0 : want.get(t).getAsJsonArray().get(m).getAsJsonArray().get(j).getAsInt();
+                    assertEquals(expected, routed[(t * layers + l) * k + j], "position " + t + ", layer " + l + ", choice " + j);
                 }
-            }
-            var meta = last.getJsonObject("meta_info");
-            assertEquals("abort", meta.getJsonObject("finish_reason").getString("type"), "aborted before its " + (250 - len) + " tokens");
-            int made = meta.getInt("completion_tokens");
-            int[] kept = int32s(java.util.Base64.getEncoder().encodeToString(cut.toByteArray()));
-            assertEquals((len + made - 1) * layers * k, kept.length, "every position computed before the abort");
-            for (int i = 0; i < Math.min(kept.length, routed.length); i++) assertEquals(routed[i], kept[i], "the same greedy positions, value " + i);
+
+        // streamed, each chunk with only what is new: the pieces are the whole
+        Http.Reply stream = post(base, body + ", \"stream\": true}");
+        assertEquals(200, stream.status(), stream.body());
+        ByteArrayOutputStream pieces = new ByteArrayOutputStream();
+        int carrying = 0;
+        for (String line : stream.body().split("\n")) {
+            if (!line.startsWith("data: {")) continue;
+            var chunk = jakarta.json.Json.createReader(new java.io.StringReader(line.substring(6))).readObject().getJsonObject("meta_info");
+            if (!chunk.containsKey("routed_experts")) continue;
+            byte[] b = java.util.Base64.getDecoder().decode(chunk.getString("routed_experts"));
+            if (b.length > 0) carrying++;
+            pieces.writeBytes(b);
         }
+        org.junit.jupiter.api.Assertions.assertTrue(carrying > 1, "several chunks carried experts: " + carrying);
+        org.junit.jupiter.api.Assertions.assertArrayEquals(routed, int32s(java.util.Base64.getEncoder().encodeToString(pieces.toByteArray())));
+
+        // cut by an abort: every position computed before it, and its experts, are reported
+        int len = prompt.getAsJsonArray("input_ids").size();
+        String longBody = "{\"rid\": \"cut\", \"input_ids\": " + prompt.getAsJsonArray("input_ids") + ", \"return_routed_experts\": true, "
+                + "\"stream\": true, \"sampling_params\": {\"temperature\": 0, \"max_new_tokens\": " + (250 - len) + ", \"ignore_eos\": true}}";
+        java.net.http.HttpResponse<java.util.stream.Stream<String>> open = Http.CLIENT.send(java.net.http.HttpRequest.newBuilder(
+                URI.create(base + "/generate")).header("Content-Type", "application/json")
+                .POST(java.net.http.HttpRequest.BodyPublishers.ofString(longBody)).build(), java.net.http.HttpResponse.BodyHandlers.ofLines());
+        ByteArrayOutputStream cut = new ByteArrayOutputStream();
+        jakarta.json.JsonObject last = null;
+        boolean aborted = false;
+        for (java.util.Iterator<String> it = open.body().iterator(); it.hasNext(); ) {
+            String line = it.next();
+            if (!line.startsWith("data: {")) continue;
+            last = jakarta.json.Json.createReader(new java.io.StringReader(line.substring(6))).readObject();
+            if (last.getJsonObject("meta_info").containsKey("routed_experts"))
+                cut.writeBytes(java.util.Base64.getDecoder().decode(last.getJsonObject("meta_info").getString("routed_experts")));
+            if (!aborted) {
+                assertEquals(200, post(base, "/abort_request", "{\"rid\": \"cut\"}").status());
+                aborted = true;
+            }
+        }
+        var meta = last.getJsonObject("meta_info");
+        assertEquals("abort", meta.getJsonObject("finish_reason").getString("type"), "aborted before its " + (250 - len) + " tokens");
+        int made = meta.getInt("completion_tokens");
+        int[] kept = int32s(java.util.Base64.getEncoder().encodeToString(cut.toByteArray()));
+        assertEquals((len + made - 1) * layers * k, kept.length, "every position computed before the abort");
+        for (int i = 0; i < Math.min(kept.length, routed.length); i++) assertEquals(routed[i], kept[i], "the same greedy positions, value " + i);
     }
 
     private static Http.Reply post(String base, String body) {

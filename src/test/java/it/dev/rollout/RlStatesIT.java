@@ -128,6 +128,7 @@ class RlStatesIT {
             assertEquals(200, r.status(), r.body());
             // no host copy on this server: with the weights released there is nothing to read back
             GetRoutes.checkAll(Http.BASE, "released", !tag.equals("weights"), true);
+            assertProbeRefusedAtOnce("with " + tag + " released");
             JsonObject resumed = Http.admin("/resume_memory_occupation", "{\"tags\": [\"" + tag + "\"]}").object();
             assertEquals(tag.equals("weights"), resumed.getBoolean("weights_must_be_pushed"), resumed.toString());
         }
@@ -135,7 +136,16 @@ class RlStatesIT {
         assertTrue(state.getInt("unpushed_parameters") > 0, state.toString());
         GetRoutes.checkAll(Http.BASE, "serving", true, true);   // zeroed weights, still readable; generation waits for the push
         assertEquals(503, Http.get("/health/ready").status(), "not ready until pushed");
+        assertProbeRefusedAtOnce("with the weights unpushed");
         reload();
         assertArrayEquals(original, greedy());
+        assertEquals(200, Http.get("/health_generate").status(), "pushed: the probe generates again");
+    }
+
+    /** Nothing can generate until an operator resumes or pushes: SGLang's generation probe says so at once, not after its 20 s. */
+    static void assertProbeRefusedAtOnce(String when) {
+        long t0 = System.nanoTime();
+        assertEquals(503, Http.get("/health_generate").status(), when);
+        assertTrue(System.nanoTime() - t0 < 5_000_000_000L, when + ": answered after " + (System.nanoTime() - t0) / 1_000_000 + " ms");
     }
 }

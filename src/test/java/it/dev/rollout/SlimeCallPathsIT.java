@@ -34,7 +34,7 @@ import org.junit.jupiter.api.extension.RegisterExtension;
  */
 class SlimeCallPathsIT {
     @RegisterExtension
-    static final FrameworkServer server = new FrameworkServer("slime");
+    static final FrameworkServer server = new FrameworkServer();
 
     /** sglang_rollout.generate: the sampling params slime always sends (None values included). */
     static String generateBody(int[] inputIds, int maxNewTokens, String extraSampling) {

@@ -46,6 +46,7 @@ class TpPushIT {
             Path log = Files.createTempFile("tp-rank" + r + "-", ".log");
             logs.add(log);
             ranks.add(new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx1g",
+                    ServerProcessIT.SECOND_SERVER_JVM_OPTIONS,
                     "-cp", System.getProperty("java.class.path"), TpPushWorker.class.getName(), String.valueOf(r), String.valueOf(world),
                     String.valueOf(port), ckpt.toString(), Http.BASE, Http.ADMIN_KEY, String.valueOf(bucketBytes), version)
                     .redirectErrorStream(true).redirectOutput(log.toFile()).start());

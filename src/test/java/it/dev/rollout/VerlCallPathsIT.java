@@ -29,9 +29,9 @@ import org.junit.jupiter.api.extension.RegisterExtension;
  * of the hybrid step is the same weights from disk, so that the calls around it run exactly.
  */
 class VerlCallPathsIT {
-    // veRL's pushes are pickles, so a server for veRL runs with them allowed
+    // veRL's pushes are pickles: the frameworks' server runs with them allowed
     @RegisterExtension
-    static final FrameworkServer server = new FrameworkServer("verl", "ROLLOUT_ALLOW_PICKLE", "true");
+    static final FrameworkServer server = new FrameworkServer();
 
     /** veRL's in-process generate (async_sglang_server.py), as a plugin would post it. */
     static String generateBody(int[] inputIds, int maxNewTokens) {

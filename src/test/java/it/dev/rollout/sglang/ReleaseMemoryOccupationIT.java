@@ -5,11 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.rollout.client.RolloutClient;
 import dev.rollout.client.ServerProcess;
 import it.dev.rollout.Checkpoints;
 import it.dev.rollout.RestoresServedWeights;
-import it.dev.rollout.ServerProcessIT;
+import it.dev.rollout.SharedServers;
 import jakarta.json.JsonObject;
 import jakarta.json.JsonString;
 import java.nio.file.Path;
@@ -93,23 +92,20 @@ class ReleaseMemoryOccupationIT {
     /**
      * With SGLang's enable_weights_cpu_backup (here rollout.weights-host-backup), the resume
      * restores the weights and the engine generates as before without a push. The shared
-     * server runs without it, so this test starts one of its own, as HostBackupIT does.
+     * server runs without it, so this test runs on the second server that HostBackupIT uses.
      */
     @Test
     void releaseAndResumeOccupationWithWeightsCpuBackup() throws Exception {
-        int port = ServerProcessIT.freePort();
-        ServerProcess.Spec spec = ServerProcessIT.secondServer("sglang-backup", port).withEnvironment("ROLLOUT_WEIGHTS_HOST_BACKUP", "true");
-        try (RolloutClient client = RolloutClient.launch(spec, RolloutClient.Options.defaults().withAdminApiKey(RlHttp.ADMIN_KEY))) {
-            String base = "http://localhost:" + port;
-            int[] before = generate(base);
-            JsonObject rel = RlHttp.sendTo(base, "POST", "/release_memory_occupation", "{}", Duration.ofSeconds(120)).ok().object();
-            assertTrue(freed(rel, "weights") > 0, rel.toString());
-            assertTrue(rel.getBoolean("weights_kept"), rel.toString());
-            JsonObject resumed = RlHttp.sendTo(base, "POST", "/resume_memory_occupation", "{}", Duration.ofSeconds(120)).ok().object();
-            assertTrue(resumed.getBoolean("weights_restored"), resumed.toString());
-            assertFalse(resumed.getBoolean("weights_must_be_pushed"));
-            assertArrayEquals(before, generate(base), "generate post resume: as before the release");
-        }
+        ServerProcess server = SharedServers.hostBackup();
+        String base = "http://localhost:" + server.url().getPort();
+        int[] before = generate(base);
+        JsonObject rel = RlHttp.sendTo(base, "POST", "/release_memory_occupation", "{}", Duration.ofSeconds(120)).ok().object();
+        assertTrue(freed(rel, "weights") > 0, rel.toString());
+        assertTrue(rel.getBoolean("weights_kept"), rel.toString());
+        JsonObject resumed = RlHttp.sendTo(base, "POST", "/resume_memory_occupation", "{}", Duration.ofSeconds(120)).ok().object();
+        assertTrue(resumed.getBoolean("weights_restored"), resumed.toString());
+        assertFalse(resumed.getBoolean("weights_must_be_pushed"));
+        assertArrayEquals(before, generate(base), "generate post resume: as before the release");
     }
 
     @Test
