@@ -241,9 +241,29 @@ class SglangSrtEndpointIT {
         }
     }
 
+    /**
+     * SGLang's case with one deliberate difference: its top 5 of a trained model hold " Yes" and
+     * " No"; the regex allows six first tokens in Qwen3's vocabulary (" ", " Y", " Ye", " Yes",
+     * " N", " No": every prefix of an answer), which a random model ranks at random, so this asks
+     * for the top 6, all of them, and checks that nothing the regex forbids is among them.
+     */
     @Test
     void test_logprob_grammar() {
-        Assumptions.abort("regex is served since issue #22's second slice; this case's port (the masked top-5 of a random model) is next");
+        List<String> allowed = List.of(" Yes", " No");
+        List<String> prefixes = List.of(" ", " Y", " Ye", " Yes", " N", " No");
+        Http.Reply r = Http.post("/generate", obj("text", "Question: Is Paris the Capital of France? Answer:",
+                "sampling_params", obj("temperature", 1.0, "max_new_tokens", 1, "regex", "( Yes| No)"),
+                "return_logprob", true, "top_logprobs_num", 6, "return_text_in_logprobs", true).toString());
+        assertEquals(200, r.status(), r.body());
+        JsonArray top = r.object().getJsonObject("meta_info").getJsonArray("output_top_logprobs").getJsonArray(0);
+        Double[] logprobs = new Double[allowed.size()];
+        for (int i = 0; i < top.size(); i++) {
+            String text = top.getJsonArray(i).getString(2);
+            assertTrue(prefixes.contains(text), "the regex allows no first token " + text + ": " + top);
+            int idx = allowed.indexOf(text);
+            if (idx >= 0) logprobs[idx] = top.getJsonArray(i).getJsonNumber(0).doubleValue();
+        }
+        for (int i = 0; i < allowed.size(); i++) assertTrue(logprobs[i] != null, allowed.get(i) + " is in the top 6: " + top);
     }
 
     /** Deliberate difference: SGLang runs the pickled processor; this server refuses code in a request. */
