@@ -57,6 +57,8 @@ final class Sampler {
     }
     /** The constrained rows' masks, (C, words) row-major, grown as needed and reused: no host allocation per step. */
     private long[] maskWords = new long[0];
+    /** FORBIDDEN_BITS on the device, (256, 8) bool: copied there by the first constrained step, then kept. */
+    private Tensor forbiddenBits;
 
     /** A sampler of libtorch's ops only. */
     Sampler(Device device, List<Integer> eosTokenIds) {
@@ -507,7 +509,11 @@ final class Sampler {
         // byte looked up in a table of its eight bits: one gather, where shifting int64 words
         // broadcast to (C, W, 64) made several passes over eight bytes a token
         Tensor bytes = Torch.longs(maskWords, c * words, device).view(ScalarType.Byte).to(ScalarType.Int);   // (C * W * 8) int32
-        Tensor disallowed = Torch.bools(FORBIDDEN_BITS, device, 256, 8).index_select(0, bytes)            // (C * W * 8, 8) bool
+        if (forbiddenBits == null) {
+            forbiddenBits = Torch.bools(FORBIDDEN_BITS, device, 256, 8);
+            forbiddenBits.retainReference();   // outlives the step's PointerScope
+        }
+        Tensor disallowed = forbiddenBits.index_select(0, bytes)                                             // (C * W * 8, 8) bool
                 .view(c, (long) words * 64).narrow(1, 0, vocab);                                           // (C, V) bool
         Scalar minusInf = new Scalar(Double.NEGATIVE_INFINITY);
         if (c == seqs.size()) {

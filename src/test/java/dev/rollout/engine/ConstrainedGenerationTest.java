@@ -226,4 +226,52 @@ class ConstrainedGenerationTest {
         assertEquals(FinishReason.length(3), length.finishReason());
         assertTrue(length.text().startsWith("{\"name\":\"") || "{\"name\":\"".startsWith(length.text()), length.text());
     }
+
+    /** Lists of digits nested up to the bound, then a word list written with left recursion. */
+    static final String GRAMMAR = """
+            root  ::= list " -- " words "."
+            list  ::= "[" item ("," item)? "]"
+            item  ::= [0-9] | list
+            words ::= words " " word | word    # left recursion: a loop, not a bound
+            word  ::= "red" | "green" | "blue"
+            """;
+    /** The same texts, nesting aside: what the output must match (depth is checked separately). */
+    static final Pattern SHAPE = Pattern.compile("[\\[\\],0-9]+ -- (red|green|blue)( (red|green|blue))*\\.");
+
+    /**
+     * EBNF grammars through the engine: what comes out is derived by the grammar, nested no deeper
+     * than the bound, and ended by it with EOS, greedy and sampled. The grammar recurses (nested
+     * lists) and loops by left recursion (a list of words), so both halves of the compiler are on the path.
+     */
+    @Test
+    void grammarOutputsAreDerivedByTheGrammarAndEndByIt() throws Exception {
+        TokenIndex grammar = constraints.ebnf(GRAMMAR);
+        int[] listPrompt = tok.encode("Write a nested list, then some colours:");
+        EngineHarness h = harness(1024, false);
+        h.add("greedy", listPrompt, SamplingParams.builder().temperature(0).maxNewTokens(200).constraint(grammar).build(), LogprobOptions.NONE);
+        for (int i = 0; i < 3; i++)
+            h.add("sampled-" + i, listPrompt, SamplingParams.builder().temperature(1.0).seed(40L + i).maxNewTokens(200).constraint(grammar).build(),
+                    LogprobOptions.NONE);
+        h.runToCompletion();
+        for (String rid : List.of("greedy", "sampled-0", "sampled-1", "sampled-2")) {
+            SequenceOutput out = h.finished.get(rid);
+            String text = out.text();
+            assertTrue(SHAPE.matcher(text).matches(), rid + ": " + text);
+            assertTrue(grammar.dfa().matches(text.getBytes(java.nio.charset.StandardCharsets.UTF_8)), rid + ": " + text);
+            nestedWithinTheBound(text.substring(0, text.indexOf(" -- ")));
+            endsByTheConstraint(out);
+        }
+    }
+
+    /** Brackets balanced and nested at most the top list plus the bound. */
+    static void nestedWithinTheBound(String text) {
+        int depth = 0, max = 0;
+        for (char ch : text.toCharArray()) {
+            depth += ch == '[' ? 1 : ch == ']' ? -1 : 0;
+            assertTrue(depth >= 0, text);
+            max = Math.max(max, depth);
+        }
+        assertEquals(0, depth, text);
+        assertTrue(max <= 1 + ConstraintLimits.DEFAULT.maxGrammarDepth(), max + " deep: " + text);
+    }
 }
