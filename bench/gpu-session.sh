@@ -24,6 +24,7 @@
 #   nsys05         Nsight Systems' per-kernel summary of graphed decode steps at batch 512
 #                  (it traces, where Nsight Compute replays each kernel and did not finish in 300 s)
 #   ncu05b1        Nsight Compute's time of every kernel of eager 0.5B decode steps at batch 1, summed by name
+#                  (past EngineBench's warm-up at 8 rows, some 8,000 launches; a batch-1 step is some 150)
 #   soak           issue #3's GPU soak (bench/rl_soak.py, the embedded default model, as in benchmarks.md)
 #   heapprobe      where the soak's native memory growth comes from: streams alone, then 200 pushes
 #                  in each transport alone, then release/resume cycles alone (the glibc heap after each)
@@ -32,7 +33,8 @@
 #   samplingtests  the sampling kernel's tests, its checks, CUDA graphs (bf16 logits) and logit_bias
 #   gemvtests      the decode matrix-vector kernels (dense_gemv.cu) against the ops they replace, in a model against
 #                  cuBLAS's GEMMs, and replayed from graphs
-#   gemv05         R4 and R5 at batches 1, 4, 8 with cuBLAS's projections and with dense_gemv.cu's (--dense-gemv), two rounds
+#   gemv05         R4 and R5 at batches 1, 2, 4, 8 with cuBLAS's projections (--cublas-projections) and with dense_gemv.cu's
+#                  (the default, up to Kernels.GEMV_STEP_ROWS rows), two rounds
 #   gemv7          the same at 7B (random weights made on the GPU), one round
 #   kernelgemv     KernelBench of a layer's projections at 1 to 8 rows, 0.5B and 7B: cuBLAS + fused ops against dense_gemv.cu,
 #                  weights from HBM (copies past the L2)
@@ -66,6 +68,8 @@
 #   moe30          issue #19: a random Qwen3-30B-A3B on the GPU, decode and a sweep: grouped expert GEMMs with CUDA
 #                  graphs, then eager, a GEMM pair per expert (eager: their baseline), graphs with routed experts kept
 #   sampling05     graphs05's R1 and batch sweep with libtorch's sampling ops instead of our kernel (its baseline)
+#   constrained05  issue #22's per-step cost: 256 requests constrained to JSON tool-call lines (EngineBench csweep,
+#                  the real Qwen3 vocabulary) against the same 256 unconstrained, kernels + graphs, two rounds
 #   r6ref          R6's in-process reference: 512 requests of 512 + 256 at once, kernels + graphs
 #   hf05           transformers on 0.5B: continuous batching on the reduced R1 shape, `generate` at
 #                  batch 1 (R4) and batches 1-512 (R5), load_state_dict from GPU/host/disk (R8)
@@ -133,11 +137,11 @@ for s in "$@"; do
     kernelgemv) stage kernelgemv 200 bash bench/gpu-bench.sh kernels --hbm-gbps "$gbps" gemv:0.5b:1 gemv:0.5b:2 gemv:0.5b:4 \
              gemv:0.5b:8 gemv:7b:1 gemv:7b:4 gemv:7b:8 ;;
     # R4 and R5's small batches with cuBLAS's projections, then dense_gemv.cu's, alternating twice (same build, same card)
-    gemv05) stage gemv05 400 bash -c "for round in 1 2; do for g in '' --dense-gemv; do echo \"== projections: \${g:-cuBLAS}\"; \
-             ${ours[*]} /tmp/q05 --native-kernels \$g --cuda-graphs --repeat 2 --hbm-gbps $gbps decode:128:512 sweep:512:128:1,4,8 \
+    gemv05) stage gemv05 400 bash -c "for round in 1 2; do for g in --cublas-projections ''; do echo \"== projections: \${g:-dense_gemv}\"; \
+             ${ours[*]} /tmp/q05 --native-kernels \$g --cuda-graphs --repeat 2 --hbm-gbps $gbps decode:128:512 sweep:512:128:1,2,4,8 \
              || exit 1; done; done" ;;
     gemv7) bash bench/gpu-bench.sh save /tmp/q7 qwen2.5-7b > /dev/null 2>&1
-           stage gemv7 400 bash -c "for g in '' --dense-gemv; do echo \"== projections: \${g:-cuBLAS}\"; \
+           stage gemv7 400 bash -c "for g in --cublas-projections ''; do echo \"== projections: \${g:-dense_gemv}\"; \
              ${ours[*]} /tmp/q7 --dummy --native-kernels \$g --cuda-graphs --repeat 2 --hbm-gbps $gbps decode:128:512 \
              sweep:512:128:1,8 || exit 1; done" ;;
     groups) stage groups 200 bash bench/gpu-bench.sh test dev.rollout.dist.CollectivesTest dev.rollout.dist.WeightSyncGroupTest \
@@ -170,7 +174,7 @@ for s in "$@"; do
     # issue #20: every kernel of eager 0.5B decode steps at batch 1 (about 260 a step), summed by kernel name
     ncu05b1) ncu="$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"
              stage ncu05b1 400 bash -c "'$ncu' --clock-control none --target-processes all --metrics gpu__time_duration.sum --csv \
-               --launch-skip 1500 --launch-count 780 ${ours[*]} /tmp/q05 --native-kernels --kv-fraction 0.05 \
+               --launch-skip 9500 --launch-count 450 ${ours[*]} /tmp/q05 --native-kernels --kv-fraction 0.05 \
                --hbm-gbps $gbps decode:128:64 > $logs/ncu05b1.csv; python3 bench/ncu-summary.py < $logs/ncu05b1.csv" ;;
     nsys05) nsys="$(command -v nsys || ls /opt/nvidia/nsight-systems/*/bin/nsys /usr/local/cuda/bin/nsys 2>/dev/null | head -1)"
             if [ -z "$nsys" ]; then echo "no nsys on this machine" | tee -a "$OUT/session.log"; else
@@ -236,6 +240,8 @@ for s in "$@"; do
             --hbm-gbps "$gbps" decode:128:64 sweep:128:32:1,8,64 ;;
     sampling05) stage sampling05 200 "${ours[@]}" /tmp/q05 --native-kernels --libtorch-sampling --cuda-graphs --repeat 2 \
                   --hbm-gbps "$gbps" sweep:512:128:1,64,512 $r1 ;;
+    constrained05) stage constrained05 300 "${ours[@]}" /tmp/q05 --native-kernels --cuda-graphs --repeat 2 --hbm-gbps "$gbps" \
+        sweep:128:256:256 csweep:128:256:256 ;;
     r6ref) stage r6ref 120 "${ours[@]}" /tmp/q05 --native-kernels --cuda-graphs --repeat 2 --hbm-gbps "$gbps" sweep:512:256:512 ;;
     hf05) stage hf05 300 bash bench/gpu-bench.sh hf /tmp/q05 --hbm-gbps "$gbps" decode:128:512 sweep:512:128:1,8,64,512 push \
             grpo:16:8:512:256 ;;

@@ -11,7 +11,16 @@ import dev.rollout.model.ModelConfig;
 import dev.rollout.model.PhaseTimer;
 import dev.rollout.model.Kernels;
 import dev.rollout.model.RolloutCuda;
+import dev.rollout.constrain.Constraint;
+import dev.rollout.constrain.ConstraintLimits;
+import dev.rollout.constrain.TokenIndex;
+import dev.rollout.constrain.Vocabulary;
+import dev.rollout.tokenizer.TokenBytes;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -25,10 +34,11 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * the HBM floor: the time to read the weights and every sequence's KV once per decode step.
  *
  * <pre>
- * EngineBench --model DIR [--dummy] [--stream] [--native-kernels [--libtorch-sampling] [--per-expert-gemms] [--dense-gemv]] [--cuda-graphs] [--repeat N] [--kv-fraction 0.5] [--device cuda] [--dtype bfloat16] [--hbm-gbps 4300] WORKLOAD...
+ * EngineBench --model DIR [--dummy] [--stream] [--native-kernels [--libtorch-sampling] [--per-expert-gemms] [--cublas-projections]] [--cuda-graphs] [--repeat N] [--kv-fraction 0.5] [--device cuda] [--dtype bfloat16] [--hbm-gbps 4300] WORKLOAD...
  *   grpo:P:n:IN:OUT        P prompts x n samples (prefix shared), fixed lengths (R1, R2)
  *   decode:IN:OUT          one request; median decode step (R4)
  *   sweep:IN:OUT:B1,B2,..  B requests at once; median decode step per B (R5)
+ *   csweep:IN:OUT:B1,..    the same, every request constrained by {@link #TOOL_CALLS} (issue #22's per-step cost)
  * </pre>
  * With {@code --dummy} the weights are random, made on the device from {@code DIR/config.json}.
  * Prompts are {@link Prompts}' seeded ids, the same that {@code bench/hf_cb.py} feeds transformers.
@@ -44,6 +54,15 @@ public final class EngineBench {
     /** The last step's shape, from the engine's observer: a decode-only step computes one token per sequence. */
     private int lastSequences, lastTokens;
     private double lastHostSeconds;
+    /**
+     * csweep's constraint: lines of JSON tool calls, the shape an agent's schema gives its output,
+     * over the real Qwen3 vocabulary. The vocabulary is given no EOS, so a line is always followed
+     * by another and every request runs its OUT tokens, as the unconstrained sweep's do: the two
+     * differ only in the masking. Each request walks its own path through the strings and numbers.
+     */
+    static final String TOOL_CALLS = "(\\{\"name\": \"(search|calculator|weather)\", \"arguments\": \\{\"query\": \"[a-z ]{1,64}\", "
+            + "\"limit\": [0-9]{1,4}, \"units\": \"(metric|imperial)\"\\}\\}\n)+";
+    private TokenIndex toolCalls;
     /** Sweeps make a snapshot per token, as the server does for streamed requests. */
     private static boolean stream;
 
@@ -56,7 +75,7 @@ public final class EngineBench {
     public static void main(String[] args) throws Exception {
         String model = null, device = "cuda", dtype = "bfloat16";
         boolean dummy = false, nativeKernels = false, samplingKernel = true, graphs = false, phaseProfile = false, routed = false,
-                perExpertGemms = false, deterministic = false, denseGemv = false;
+                perExpertGemms = false, deterministic = false, denseGemv = true;
         double gbps = 4300;  // H200, measured copy bandwidth (docs/benchmark-protocol.md); H100: 3000
         int maxSeqs = 512, repeat = 1;
         double kvFraction = 0.5;  // of the free memory: the rest is for activations, cuBLAS and the graphs' pool
@@ -80,7 +99,8 @@ public final class EngineBench {
                 // a mixture of experts keeps every token's routed experts, and every request asks for them (R3's cost)
                 case "--routed-experts" -> routed = true;
                 case "--deterministic" -> deterministic = true;   // issue #21's arithmetic (ADR 0026): its overhead
-                case "--dense-gemv" -> denseGemv = true;   // decode's few rows through dense_gemv.cu (ADR 0030), not cuBLAS
+                // decode's few rows through cuBLAS's GEMMs, not dense_gemv.cu (ADR 0030): the server's choice before it, its baseline
+                case "--cublas-projections" -> denseGemv = false;
                 case "--per-expert-gemms" -> perExpertGemms = true;   // a mixture of experts without the grouped GEMMs (their baseline)
                 default -> workloads.add(args[i]);
             }
@@ -141,6 +161,7 @@ public final class EngineBench {
                     case "grpo" -> b.grpo(i(p[1]), i(p[2]), i(p[3]), i(p[4]), true);
                     case "decode" -> b.sweep(i(p[1]), i(p[2]), new int[] {1}, "decode");
                     case "sweep" -> b.sweep(i(p[1]), i(p[2]), Arrays.stream(p[3].split(",")).mapToInt(Integer::parseInt).toArray(), "sweep");
+                    case "csweep" -> b.sweep(i(p[1]), i(p[2]), Arrays.stream(p[3].split(",")).mapToInt(Integer::parseInt).toArray(), "csweep");
                     default -> throw new IllegalArgumentException("unknown workload " + w);
                 }
                 if (dev.is_cuda()) memory(w);
@@ -226,11 +247,16 @@ public final class EngineBench {
     }
 
     /** For each batch size: B requests at once; the median step time once every prompt is in (decode only). */
-    void sweep(int in, int out, int[] batches, String what) {
+    void sweep(int in, int out, int[] batches, String what) throws IOException {
+        SamplingParams params = what.equals("csweep")
+                ? SamplingParams.builder().temperature(1.0).maxNewTokens(out).ignoreEos(true).constraint(toolCalls()).build() : params(out);
         for (int batch : batches) {
             int[][] ids = Prompts.make(batch, in, 99 + batch, vocab);
+            int[] cutShort = {0};   // a constrained request the engine ended early: its sampler broke the constraint
             for (int q = 0; q < batch; q++) {
-                Sequence s = new Sequence("s" + q, 0, ids[q], params(out), LogprobOptions.NONE, null, o -> { }, stream, q);
+                Sequence s = new Sequence("s" + q, 0, ids[q], params, LogprobOptions.NONE, null, o -> {
+                    if (o.finished() && o.completionTokens() < out) cutShort[0]++;
+                }, stream, q);
                 if (engine.keepsRoutedExperts()) s.collectRoutedExperts();
                 engine.add(s);
             }
@@ -255,9 +281,9 @@ public final class EngineBench {
             double floorMs = 1e3 * floorSeconds(batch, in + out / 2.0);
             System.out.printf(Locale.ROOT, "RESULT {\"what\": \"%s\", \"run\": " + run + ", \"batch\": %d, \"in\": %d, \"out\": %d, \"decode_steps\": %d, "
                             + "\"step_ms_p50\": %.3f, \"step_ms_p99\": %.3f, \"floor_ms\": %.3f, \"roofline_fraction\": %.4g, "
-                            + "\"host_ms_mean\": %.3f, \"makespan_s\": %.3f, \"out_tok_s\": %.1f}%n",
+                            + "\"host_ms_mean\": %.3f, \"makespan_s\": %.3f, \"out_tok_s\": %.1f, \"cut_short\": %d}%n",
                     what, batch, in, out, sorted.length, median, p99, floorMs, floorMs / median, hostMs / Math.max(1, sorted.length),
-                    makespan, (double) batch * out / makespan);
+                    makespan, (double) batch * out / makespan, cutShort[0]);
             if (phases.steps() > 0) {
                 StringBuilder j = new StringBuilder();
                 phases.perStep().forEach((k, v) -> j.append(j.length() == 0 ? "" : ", ")
@@ -266,6 +292,20 @@ public final class EngineBench {
                         + "\"steps\": %d, \"ms_per_step_and_count\": {%s}}%n", batch, in, out, phases.steps(), j);
             }
         }
+    }
+
+    /** {@link #TOOL_CALLS} over the packaged Qwen3 tokenizer's bytes, padded to the model's vocabulary; compiled once. */
+    private TokenIndex toolCalls() throws IOException {
+        if (toolCalls != null) return toolCalls;
+        Path json = Files.createTempFile("qwen3-tokenizer", ".json");
+        try (InputStream in = EngineBench.class.getResourceAsStream("/dev/rollout/tokenizer/qwen3/tokenizer.json")) {
+            if (in == null) throw new IllegalStateException("csweep needs the packaged Qwen3 tokenizer on the class path");
+            Files.copy(in, json, StandardCopyOption.REPLACE_EXISTING);
+            toolCalls = Constraint.regex(TOOL_CALLS, ConstraintLimits.DEFAULT).index(Vocabulary.of(TokenBytes.of(json), vocab));
+        } finally {
+            Files.deleteIfExists(json);
+        }
+        return toolCalls;
     }
 
     private int run() {

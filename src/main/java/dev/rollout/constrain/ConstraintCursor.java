@@ -25,7 +25,7 @@ public final class ConstraintCursor {
 
     /** The tokens allowed next (nothing once ended). */
     public TokenMask allowed() {
-        return ended ? new TokenMask(new long[(index.vocabulary().size() + 63) >>> 6], index.vocabulary().size()) : index.mask(state);
+        return ended ? index.none() : index.mask(state);
     }
 
     public boolean canEnd() {

@@ -1,5 +1,6 @@
 package dev.rollout.constrain;
 
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 
 /**
@@ -17,11 +18,16 @@ public final class TokenIndex {
     private final Vocabulary vocab;
     private final ByteDfa dfa;
     private final AtomicReferenceArray<TokenMask> masks;
+    /** Whether {@link #precompute} has been called: one walk of the states per index. */
+    private final AtomicBoolean precomputed = new AtomicBoolean();
+    /** What an ended output allows: nothing. One per index, as every state's mask is, so caches of masks see one. */
+    private final TokenMask none;
 
     public TokenIndex(Vocabulary vocab, ByteDfa dfa) {
         this.vocab = vocab;
         this.dfa = dfa;
         this.masks = new AtomicReferenceArray<>(dfa.states());
+        this.none = new TokenMask(new long[(vocab.size() + 63) >>> 6], vocab.size());
     }
 
     public Vocabulary vocabulary() {
@@ -44,6 +50,50 @@ public final class TokenIndex {
             if (!masks.compareAndSet(state, null, m)) m = masks.get(state);
         }
         return m;
+    }
+
+    /**
+     * Computes the masks of up to {@code maxStates} states, nearest the start first (breadth-first
+     * over the automaton's byte transitions), so that the engine's steps find them cached rather
+     * than walking the vocabulary themselves. Once per index: a later call returns 0 at once.
+     * Safe beside the engine's own {@link #mask} calls (the first mask stored wins).
+     *
+     * @return how many masks this call computed
+     */
+    public int precompute(int maxStates) {
+        if (!precomputed.compareAndSet(false, true)) return 0;
+        int states = dfa.states(), classes = dfa.classes(), computed = 0;
+        int[] next = dfa.next();
+        int[] queue = new int[states];
+        boolean[] seen = new boolean[states];
+        int head = 0, tail = 0;
+        queue[tail++] = start();
+        seen[start()] = true;
+        while (head < tail && computed < maxStates) {
+            int s = queue[head++];
+            if (masks.get(s) == null) {
+                mask(s);
+                computed++;
+            }
+            for (int c = 0; c < classes; c++) {
+                int t = next[s * classes + c];
+                if (t != ByteDfa.DEAD && !seen[t]) {
+                    seen[t] = true;
+                    queue[tail++] = t;
+                }
+            }
+        }
+        return computed;
+    }
+
+    /** Whether a state's mask has been computed. */
+    boolean hasMask(int state) {
+        return masks.get(state) != null;
+    }
+
+    /** The empty mask: nothing may follow an output that has ended. */
+    public TokenMask none() {
+        return none;
     }
 
     /** The state after a token (not EOS), or {@link ByteDfa#DEAD} where the token is not allowed. */

@@ -2,6 +2,7 @@ package dev.rollout.constrain;
 
 import java.util.Arrays;
 import java.util.BitSet;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The token ids a sequence may take next, one bit each over the model's vocabulary (word
@@ -9,9 +10,11 @@ import java.util.BitSet;
  * from). Immutable: one mask is shared by every sequence in the same automaton state.
  */
 public final class TokenMask {
+    private static final AtomicLong SERIAL = new AtomicLong();
     private final long[] words;
     private final int size;
     private final int count;
+    private final long id = SERIAL.incrementAndGet();
 
     TokenMask(long[] words, int size) {
         this.words = words;
@@ -19,6 +22,14 @@ public final class TokenMask {
         int c = 0;
         for (long w : words) c += Long.bitCount(w);
         this.count = c;
+    }
+
+    /**
+     * A number no other mask of this process has: a cache of masks elsewhere (the sampler's copies
+     * on the device) keys by it, neither hashing the bits nor holding the mask.
+     */
+    public long id() {
+        return id;
     }
 
     /** The vocabulary size the mask covers. */

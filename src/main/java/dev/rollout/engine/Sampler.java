@@ -48,17 +48,8 @@ final class Sampler {
     private final List<Integer> eosTokenIds;
     private final boolean kernel;  // rows without top-k/top-p/min-p go through our sampling kernel
     private final boolean deterministic;  // sorts and tie orders that depend on the row alone (ADR 0026)
-    /** Row v, column b: whether bit b of the byte v is clear (a token the mask forbids). */
-    private static final boolean[] FORBIDDEN_BITS = new boolean[256 * 8];
-    static {
-        if (java.nio.ByteOrder.nativeOrder() != java.nio.ByteOrder.LITTLE_ENDIAN)
-            throw new ExceptionInInitializerError("the constraint masks are read as little-endian bytes");
-        for (int v = 0; v < 256; v++) for (int b = 0; b < 8; b++) FORBIDDEN_BITS[v * 8 + b] = ((v >> b) & 1) == 0;
-    }
-    /** The constrained rows' masks, (C, words) row-major, grown as needed and reused: no host allocation per step. */
-    private long[] maskWords = new long[0];
-    /** FORBIDDEN_BITS on the device, (256, 8) bool: copied there by the first constrained step, then kept. */
-    private Tensor forbiddenBits;
+    /** The constrained rows' masks, each copied to the device once (made by the first constrained step). */
+    private DeviceMasks masks;
 
     /** A sampler of libtorch's ops only. */
     Sampler(Device device, List<Integer> eosTokenIds) {
@@ -177,12 +168,14 @@ final class Sampler {
 
     /**
      * Whether a row needs our kernel's draw and its logprob alone: nothing written into its logits
-     * (no penalty, bias or ban), no filter, and no logprob but SGLang's of the drawn token.
+     * but a constraint's mask (no penalty, bias or ban), no filter, and no logprob but SGLang's of
+     * the drawn token.
      */
     private static boolean plain(Sequence s, long vocab) {
         SamplingParams p = s.params;
         LogprobOptions lo = s.logprobs;
-        return !p.hasPenalties() && p.logitBias().size() == 0 && s.numOutputTokens() >= p.minNewTokens() && s.constraint == null
+        // a constraint's −∞ is as exact in bf16 as in float32: its rows stay plain
+        return !p.hasPenalties() && p.logitBias().size() == 0 && s.numOutputTokens() >= p.minNewTokens()
                 && !filters(p, vocab)
                 && (!lo.returnLogprob() || (lo.mode() == LogprobsMode.SGLANG && lo.topLogprobsNum() <= 0 && lo.tokenIds() == null));
     }
@@ -478,9 +471,9 @@ final class Sampler {
     }
 
     /**
-     * Sets to −∞ every token a constrained row's constraint does not allow next: one copy of the
-     * constrained rows' bit masks to the device, unpacked there into a boolean mask (each byte
-     * looked up in a table of its eight bits).
+     * Sets to −∞ every token a constrained row's constraint does not allow next: the rows' masks
+     * gathered from their copies on the device ({@link DeviceMasks}: each state's mask is copied
+     * there once) and unpacked into a boolean mask.
      * Only the constrained rows are read and written; the others stay bit for bit as they were.
      * A request's {@code stop_token_ids} count as EOS: allowed where the constraint may end.
      * Ids past the constraint's vocabulary (a logits width above the tokenizer's) stay disallowed.
@@ -489,32 +482,19 @@ final class Sampler {
         int c = 0;
         for (Sequence s : seqs) if (s.constraint != null) c++;
         if (c == 0) return;
-        int words = (int) ((vocab + 63) >>> 6);
-        if (maskWords.length < c * words) maskWords = new long[c * words];
+        TokenMask[] allowed = new TokenMask[c];
+        int[][] stops = new int[c][];
         long[] rows = new long[c];
         for (int row = 0, j = 0; row < seqs.size(); row++) {
             Sequence s = seqs.get(row);
             if (s.constraint == null) continue;
-            TokenMask m = s.constraint.allowed();   // cached per automaton state: a copy of words, no walk, after the first time
-            if (m.numWords() > words)
-                throw new IllegalStateException("a constraint over " + m.size() + " tokens for logits over " + vocab);
-            int at = j * words;
-            m.copyTo(maskWords, at);
-            Arrays.fill(maskWords, at + m.numWords(), at + words, 0L);
-            if (s.constraint.canEnd())
-                for (int t : s.params.stopTokenIds()) if (t < vocab) maskWords[at + (t >>> 6)] |= 1L << t;
+            allowed[j] = s.constraint.allowed();   // cached per automaton state: no walk after the first time
+            if (s.constraint.canEnd() && !s.params.stopTokenIds().isEmpty())
+                stops[j] = s.params.stopTokenIds().stream().mapToInt(Integer::intValue).toArray();
             rows[j++] = row;
         }
-        // the words as bytes (little-endian hosts: byte j of word w holds tokens 64w + 8j ...), each
-        // byte looked up in a table of its eight bits: one gather, where shifting int64 words
-        // broadcast to (C, W, 64) made several passes over eight bytes a token
-        Tensor bytes = Torch.longs(maskWords, c * words, device).view(ScalarType.Byte).to(ScalarType.Int);   // (C * W * 8) int32
-        if (forbiddenBits == null) {
-            forbiddenBits = Torch.bools(FORBIDDEN_BITS, device, 256, 8);
-            forbiddenBits.retainReference();   // outlives the step's PointerScope
-        }
-        Tensor disallowed = forbiddenBits.index_select(0, bytes)                                             // (C * W * 8, 8) bool
-                .view(c, (long) words * 64).narrow(1, 0, vocab);                                           // (C, V) bool
+        if (masks == null) masks = new DeviceMasks(device);
+        Tensor disallowed = masks.forbidden(allowed, stops, c, vocab);                                     // (C, V) bool
         Scalar minusInf = new Scalar(Double.NEGATIVE_INFINITY);
         if (c == seqs.size()) {
             logits.masked_fill_(disallowed, minusInf);

@@ -462,11 +462,11 @@ public final class CausalLm {
 
     /** Whether a step of these tokens runs {@link #forwardFewRows}: decode's few rows of a dense model at one rank. */
     private boolean fewRows(Tensor h) {
-        return kernels.denseGemv() && tp.size() == 1 && config.moe() == null && h.size(0) >= 1 && h.size(0) <= Kernels.GEMV_ROWS;
+        return kernels.denseGemv() && tp.size() == 1 && config.moe() == null && h.size(0) >= 1 && h.size(0) <= Kernels.GEMV_STEP_ROWS;
     }
 
     /**
-     * {@link #forward}'s layers for up to {@link Kernels#GEMV_ROWS} tokens, through dense_gemv.cu:
+     * {@link #forward}'s layers for up to {@link Kernels#GEMV_STEP_ROWS} tokens, through dense_gemv.cu:
      * each norm runs inside the projection after it and each residual add inside the one before
      * it (the residual stream {@code h} is updated in place), SiLU-and-mul inside gate-up. Six
      * kernels a layer with RoPE + the K/V write and the attention, where the GEMM path runs ten

@@ -23,7 +23,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  *
  * @param decodeAttention how decoding sequences attend
  * @param fusedOps        norms, q/k norm + RoPE + K/V write and SiLU-and-mul through fused_ops.cu ({@link FusedLayerOps})
- * @param denseGemv       a dense layer's projections at decode's few rows (up to {@link #GEMV_ROWS} tokens a step) as
+ * @param denseGemv       a dense layer's projections at decode's few rows (up to {@link #GEMV_STEP_ROWS} tokens a step) as
  *                        dense_gemv.cu's matrix-vector products, the norms, the residual adds and SiLU-and-mul fused
  *                        into them: six kernels a layer with the RoPE and attention kernels, where cuBLAS's path takes ten
  * @param fp32LmHead      logits in float32 straight from the LM head's GEMM (SGLang's --enable-fp32-lm-head)
@@ -40,8 +40,16 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean denseGemv, boolean fp32LmHead, boolean samplingKernel,
                       boolean cudaGraphs, boolean groupedExperts, boolean deterministic, List<NotUsed> notUsed) {
 
-    /** The most tokens a step runs through {@link #denseGemv()}'s kernels (dense_gemv.cu's gemv_max_rows()). */
+    /** The most rows dense_gemv.cu's kernels take (its gemv_max_rows()). */
     public static final int GEMV_ROWS = 8;
+    /**
+     * The most tokens a step runs through {@link #denseGemv()}'s kernels; more go to cuBLAS. A
+     * layer's projections with their small ops, weights read from HBM (KernelBench gemv:MODEL:B, H100,
+     * 2026-12-07; docs/benchmarks.md): ours against cuBLAS's take 19.4 against 30.8 µs at 1 row of
+     * 0.5B, 28.5 against 31.2 at 4 and 37.5 against 31.6 at 8; at 7B, 164 against 186 at 1, 179 against
+     * 186 at 4, 221 against 189 at 8.
+     */
+    public static final int GEMV_STEP_ROWS = 4;
 
     /** libtorch's ops everywhere, decoding sequences gathered: what runs on any device and dtype. */
     public static final Kernels LIBTORCH = libtorch(DecodeAttention.GATHER);
@@ -79,13 +87,9 @@ public record Kernels(DecodeAttention decodeAttention, boolean fusedOps, boolean
             return of(nativeKernels, cudaGraphs, fp32LmHead, false);
         }
 
-        /**
-         * The same, and {@code rollout.deterministic}. The decode matrix-vector kernels are not asked
-         * for: written without a GPU to run them (ADR 0030), they wait for their tests and their
-         * measurement against cuBLAS on one; benchmarks and tests ask for them by name.
-         */
+        /** The same, and {@code rollout.deterministic}. */
         public static Wanted of(boolean nativeKernels, boolean cudaGraphs, boolean fp32LmHead, boolean deterministic) {
-            return new Wanted(nativeKernels, false, nativeKernels, nativeKernels, cudaGraphs, fp32LmHead, nativeKernels, deterministic);
+            return new Wanted(nativeKernels, nativeKernels, nativeKernels, nativeKernels, cudaGraphs, fp32LmHead, nativeKernels, deterministic);
         }
     }
 

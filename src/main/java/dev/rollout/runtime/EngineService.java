@@ -41,6 +41,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -74,6 +76,8 @@ public class EngineService {
     private volatile HfTokenizer tokenizer;
     private volatile ChatTemplates chatTemplates;
     private volatile Constraints constraints;
+    /** One low-priority thread that computes constraints' masks ahead of the engine (Constraints). */
+    private ExecutorService maskThread;
     private volatile Path modelDir;
     private volatile WeightUpdates weights;
     private volatile TpGroup tpGroup;              // null at one rank
@@ -118,8 +122,14 @@ public class EngineService {
             Path tok = modelDir.resolve("tokenizer.json");
             tokenizer = Files.exists(tok) ? HfTokenizer.load(tok) : null;
             chatTemplates = ChatTemplates.load(modelDir);
+            maskThread = Executors.newSingleThreadExecutor(r -> {
+                Thread t = threads.newThread(r);
+                t.setName("rollout-constraint-masks");
+                t.setPriority(Thread.MIN_PRIORITY);   // the engine and HTTP threads first
+                return t;
+            });
             constraints = new Constraints(tokenizer, model.config().vocabSize(), model.config().eosTokenIds(),
-                    ConstraintLimits.DEFAULT);
+                    ConstraintLimits.DEFAULT, maskThread);
             LlmEngine engine = new LlmEngine(model, s.engine(), tokenizer, metrics.observer());
             engine.limitSessions(sessionLimits((long) engine.numKvBlocks() * s.engine().blockSize()));
             engine.setTimeouts(s.timeouts());
@@ -284,6 +294,8 @@ public class EngineService {
         // freeing the group under a thread still inside a collective would crash the JVM: only once the loop is gone
         if (tp != null && (l == null || !l.isAlive())) tp.close();
         if (ranks != null) ranks.close();
+        ExecutorService masks = maskThread;
+        if (masks != null) masks.shutdownNow();   // a walk in progress ends with its state; nothing waits on it
     }
 
     public Phase phase() {

@@ -35,7 +35,7 @@ class ConstraintRequestsTest {
     @BeforeAll
     static void load() throws Exception {
         tok = HfTokenizer.load(Path.of(ConstraintRequestsTest.class.getResource("/dev/rollout/tokenizer/qwen3/tokenizer.json").toURI()));
-        Constraints constraints = new Constraints(tok, 151936, List.of(151645, 151643), ConstraintLimits.DEFAULT);
+        Constraints constraints = new Constraints(tok, 151936, List.of(151645, 151643), ConstraintLimits.DEFAULT, null);
         parser = new GenerateRequestParser(new GenerateRequestParser.Limits(151936, 4096, 100_000, 4, 8), tok, LogprobsMode.DEFAULT,
                 constraints);
     }

@@ -55,7 +55,7 @@ class ToolChoiceConstraintTest {
         tok = HfTokenizer.load(QWEN3.resolve("tokenizer.json"));
         templates = ChatTemplates.load(QWEN3);
         parser = new GenerateRequestParser(new GenerateRequestParser.Limits(151936, 4096, 100_000, 4, 8), tok, LogprobsMode.DEFAULT,
-                new Constraints(tok, 151936, List.of(IM_END, 151643), ConstraintLimits.DEFAULT));
+                new Constraints(tok, 151936, List.of(IM_END, 151643), ConstraintLimits.DEFAULT, null));
     }
 
     @AfterAll

@@ -57,9 +57,27 @@ class EngineBenchTest {
         assertEquals(results.get(1).get("expected").getAsLong(), results.get(1).get("generated").getAsLong());
     }
 
-    /** EngineBench on a dummy model of the fixture's config, on the CPU in float32: its RESULT lines. */
+    /**
+     * Issue #22's per-step cost of constraints: every request of csweep is constrained to the tool-call
+     * lines over the real Qwen3 vocabulary and still runs all its tokens (the constraint never ends
+     * it early), so its steps compare with sweep's one for one.
+     */
+    @Test
+    void constrainedRequestsRunTheirTokensAsTheUnconstrainedDo(@TempDir Path dir) throws Exception {
+        Files.writeString(dir.resolve("config.json"), Files.readString(Path.of("src/test/resources/fixtures/qwen3/config.json"))
+                .replace("\"vocab_size\": 512", "\"vocab_size\": 151936"));
+        List<JsonObject> results = run(dir, null, "sweep:12:40:3", "csweep:12:40:3");
+        assertEquals(3, results.size(), results.toString());
+        for (JsonObject r : results.subList(1, 3)) {
+            assertEquals(39, r.get("decode_steps").getAsInt(), r.toString());
+            assertEquals(0, r.get("cut_short").getAsInt(), r.toString());
+        }
+        assertEquals("csweep", results.get(2).get("what").getAsString());
+    }
+
+    /** EngineBench on a dummy model of the fixture's config (of the one in dir when null), on the CPU in float32: its RESULT lines. */
     private static List<JsonObject> run(Path dir, String fixture, String... args) throws Exception {
-        Files.copy(Path.of("src/test/resources/fixtures", fixture, "config.json"), dir.resolve("config.json"));
+        if (fixture != null) Files.copy(Path.of("src/test/resources/fixtures", fixture, "config.json"), dir.resolve("config.json"));
         List<String> all = new java.util.ArrayList<>(List.of("--model", dir.toString(), "--dummy", "--device", "cpu", "--dtype", "float32"));
         all.addAll(List.of(args));
         ByteArrayOutputStream buf = new ByteArrayOutputStream();

@@ -51,6 +51,52 @@ class TokenIndexTest {
         }
     }
 
+    /** Masks computed ahead (off the engine thread) are the definition's; nearest the start first; once per index. */
+    @Test
+    void precomputedMasksAreTheDefinitionsNearestTheStartFirst() {
+        Vocabulary v = vocabulary(new Random(5), 300);
+        TokenIndex index = Constraint.regex("\\{\"a\":(1|\"[^\"]{0,3}\")\\}", ConstraintLimits.DEFAULT).index(v);
+        int states = index.dfa().states();
+        assertTrue(states > 6, "states: " + states);
+        index.mask(index.start());   // as the HTTP thread does: the precompute skips it
+        assertEquals(3, index.precompute(3));
+        assertEquals(0, index.precompute(states), "once per index");
+        int[] distance = distances(index.dfa());
+        int farthestCached = 0, nearestNot = Integer.MAX_VALUE, cached = 0;
+        for (int st = 0; st < states; st++) {
+            if (index.hasMask(st)) {
+                cached++;
+                farthestCached = Math.max(farthestCached, distance[st]);
+            } else {
+                nearestNot = Math.min(nearestNot, distance[st]);
+            }
+        }
+        assertEquals(4, cached, "the start and three more");
+        assertTrue(farthestCached <= nearestNot, "breadth-first: " + farthestCached + " > " + nearestNot);
+        TokenIndex fresh = Constraint.regex("\\{\"a\":(1|\"[^\"]{0,3}\")\\}", ConstraintLimits.DEFAULT).index(v);
+        assertEquals(fresh.precompute(states), states, "every state is reachable from the start");
+        for (int s = 0; s < states; s++) assertEquals(bruteForce(v, fresh.dfa(), s), fresh.mask(s).toBitSet(), "state " + s);
+    }
+
+    /** Each state's distance in bytes from the start. */
+    static int[] distances(ByteDfa dfa) {
+        int[] d = new int[dfa.states()];
+        java.util.Arrays.fill(d, Integer.MAX_VALUE);
+        java.util.ArrayDeque<Integer> queue = new java.util.ArrayDeque<>(List.of(ByteDfa.START));
+        d[ByteDfa.START] = 0;
+        while (!queue.isEmpty()) {
+            int st = queue.poll();
+            for (int c = 0; c < dfa.classes(); c++) {
+                int t = dfa.next()[st * dfa.classes() + c];
+                if (t != ByteDfa.DEAD && d[t] == Integer.MAX_VALUE) {
+                    d[t] = d[st] + 1;
+                    queue.add(t);
+                }
+            }
+        }
+        return d;
+    }
+
     @Test
     void aTokenMayEndInsideACharacterThatCanStillBeCompleted() {
         byte[] e = "é".getBytes(StandardCharsets.UTF_8);  // C3 A9

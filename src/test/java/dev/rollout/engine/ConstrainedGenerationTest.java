@@ -54,7 +54,7 @@ class ConstrainedGenerationTest {
         dir = DefaultModel.materialize(Path.of(System.getProperty("java.io.tmpdir")));
         tok = HfTokenizer.load(dir.resolve("tokenizer.json"));
         ModelConfig c = ModelConfig.read(dir);
-        constraints = new Constraints(tok, c.vocabSize(), c.eosTokenIds(), ConstraintLimits.DEFAULT);
+        constraints = new Constraints(tok, c.vocabSize(), c.eosTokenIds(), ConstraintLimits.DEFAULT, null);
         prompt = tok.encode("Answer in the format asked for:");
     }
 

@@ -57,7 +57,7 @@ class CudaGraphTest {
     }
 
     /**
-     * Decode at 5 rows a step, where the projections run as dense_gemv.cu's matrix-vector kernels
+     * Decode at 4 rows a step (Kernels.GEMV_STEP_ROWS), where the projections run as dense_gemv.cu's matrix-vector kernels
      * with the norms, residual adds and SiLU-and-mul inside them: against cuBLAS's GEMMs and the
      * separate fused ops, within a few bf16 steps as any faithful kernel change; replayed graphs of
      * them compute exactly what they do eagerly. Qwen2's shape: the q/k/v bias rides in the kernel.
@@ -70,7 +70,7 @@ class CudaGraphTest {
                  "max_position_embeddings": 4096, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
                  "tie_word_embeddings": false, "eos_token_id": 1, "torch_dtype": "bfloat16"}
                 """);
-        int prompts = 5;
+        int prompts = Kernels.GEMV_STEP_ROWS;
         DecodeAttention paged = DecodeAttention.PAGED_NATIVE;
         Map<String, SequenceOutput> gemms = run(new Kernels(paged, true, false, false, false, false, false, false, List.of()), prompts);
         Map<String, SequenceOutput> gemv = run(new Kernels(paged, true, true, false, false, false, false, false, List.of()), prompts);

@@ -35,7 +35,8 @@ class KernelsTest {
         assertEquals(DecodeAttention.GATHER, k.decodeAttention());
         assertFalse(k.fusedOps() || k.denseGemv() || k.samplingKernel() || k.cudaGraphs() || k.fp32LmHead(), k.describe());
         Map<Kernels.Kernel, String> why = reasons(k);
-        assertEquals(5, why.size(), k.describe());
+        assertEquals(6, why.size(), k.describe());
+        assertEquals("needs CUDA, bfloat16 (not float32), the native preset (not loaded)", why.get(Kernels.Kernel.DENSE_GEMV));
         // every requirement a kernel misses, not only the first
         String fused = why.get(Kernels.Kernel.FUSED_OPS);
         assertEquals("needs CUDA, bfloat16 (not float32), head_dim 64 or 128 (not 16), the native preset (not loaded)", fused);
@@ -47,10 +48,11 @@ class KernelsTest {
                 + "float32 LM head off; not used: fused ops: needs CUDA"), k.describe());
     }
 
-    /** Not asked for by the server's settings yet (ADR 0030); asked for, it says what it misses, and a mixture asks nothing of it. */
+    /** Asked for with the native kernels (ADR 0030); where they cannot run, they say what they miss. */
     @Test
     void theDecodeMatrixVectorKernelsNameWhatTheyMiss() throws Exception {
-        assertFalse(Kernels.Wanted.of(true, true, false).denseGemv(), "not asked for until measured on a GPU");
+        assertTrue(Kernels.Wanted.of(true, true, false).denseGemv(), "rollout.native-kernels asks for them");
+        assertFalse(Kernels.Wanted.of(false, true, false).denseGemv());
         Kernels.Wanted gemv = new Kernels.Wanted(false, true, false, false, false, false, false, false);
         Kernels k = Kernels.resolve(gemv, ModelConfig.read(QWEN3), ScalarType.Float, CPU);
         assertFalse(k.denseGemv());
