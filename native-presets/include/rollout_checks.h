@@ -189,7 +189,7 @@ inline void pagedDecodeAttention(const at::Tensor& q, const at::Tensor& kCache, 
 
 // logits (rows, vocab) float32; temperature, uniform (rows) float32; out (rows, 2) float32.
 inline void sampleRows(const at::Tensor& logits, const at::Tensor& temperature, const at::Tensor& uniform,
-                       const at::Tensor& out, c10::Device device) {
+                       const at::Tensor& out, const at::Tensor* maskWords, const at::Tensor* maskRow, c10::Device device) {
     const char* op = "sampleRows";
     tensor(op, "logits", logits, logits.defined() && logits.scalar_type() == BF16 ? BF16 : F32, 2, device);
     const int64_t rows = logits.size(0);
@@ -202,6 +202,14 @@ inline void sampleRows(const at::Tensor& logits, const at::Tensor& temperature, 
     size(op, "out", out, 1, 2, "token and logprob");
     toInt(op, "rows", rows);
     toInt(op, "vocab", logits.size(1));
+    if ((maskWords == nullptr) != (maskRow == nullptr)) fail(op, "maskWords", "and maskRow come together, or neither");
+    if (maskWords != nullptr) {
+        tensor(op, "maskWords", *maskWords, I64, 2, device);
+        size(op, "maskWords", *maskWords, 1, (logits.size(1) + 63) / 64, "a bit for each of the logits' tokens");
+        toInt(op, "maskWords' rows", maskWords->size(0));
+        tensor(op, "maskRow", *maskRow, I64, 1, device);
+        size(op, "maskRow", *maskRow, 0, rows, "logits' rows");
+    }
 }
 
 // moeRoute: logits (T, E) bf16 -> weights (T, k) float32, experts (T, k) int32; routed (slots, k)

@@ -134,14 +134,17 @@ inline void ropeAndCache(const at::Tensor& qkv, const at::Tensor& positions, con
     detail::check(kernels::rope_and_cache(a, detail::stream()));
 }
 
-// One token per row of the logits (sampling.cu): out (rows, 2) gets (token, logprob).
+// One token per row of the logits (sampling.cu): out (rows, 2) gets (token, logprob). maskWords
+// (T, ceil(vocab / 64)) int64 and maskRow (rows) int64, both or neither: each row's allowed tokens.
 inline void sampleRows(const at::Tensor& logits, const at::Tensor& temperature, const at::Tensor& uniform,
-                       const at::Tensor& out) {
-    checks::sampleRows(logits, temperature, uniform, out, detail::device());
+                       const at::Tensor& out, const at::Tensor* maskWords, const at::Tensor* maskRow) {
+    checks::sampleRows(logits, temperature, uniform, out, maskWords, maskRow, detail::device());
     detail::check(kernels::sample_rows(logits.data_ptr(), logits.scalar_type() == c10::ScalarType::BFloat16,
                                        temperature.data_ptr(), uniform.data_ptr(), out.data_ptr(),
                                        static_cast<int>(logits.size(0)), static_cast<int>(logits.size(1)),
-                                       detail::stream()));
+                                       maskWords == nullptr ? nullptr : maskWords->data_ptr(),
+                                       maskRow == nullptr ? nullptr : maskRow->data_ptr(),
+                                       maskWords == nullptr ? 0 : static_cast<int>(maskWords->size(0)), detail::stream()));
 }
 
 // A mixture of experts' routing (moe.cu): softmax over the router's logits, the top k, optionally

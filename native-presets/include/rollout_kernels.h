@@ -74,9 +74,12 @@ const char* rope_and_cache(const RopeArgs& args, cudaStream_t stream);
 
 // One token per row of logits [rows, vocab], float32 or (bf16 true) bf16 (sampling.cu): the argmax
 // where temperature[r] is 0, else a draw from softmax(logits / T) by inverse CDF at uniform[r] in
-// [0, 1). out [rows, 2] float32 gets (token, its logprob under softmax(logits / T)).
+// [0, 1). out [rows, 2] float32 gets (token, its logprob under softmax(logits / T)). mask_words
+// [mask_rows, ceil(vocab / 64)] uint64 and mask_row [rows] int64 (both or neither): row r takes
+// only the tokens whose bits are set in mask_words[mask_row[r]]; -1 (or any row outside the
+// table) masks nothing.
 const char* sample_rows(const void* logits, bool bf16, const void* temperature, const void* uniform, void* out, int rows,
-                        int vocab, cudaStream_t stream);
+                        int vocab, const void* mask_words, const void* mask_row, int mask_rows, cudaStream_t stream);
 
 // A mixture of experts' routing, sorting and combining around its grouped GEMMs (moe.cu).
 // moe_route: logits [T, E] bf16 -> weights [T, k] float32, experts [T, k] int32, and where routed

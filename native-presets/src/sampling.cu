@@ -21,6 +21,15 @@
 //   temperature  [rows] float32; 0 picks the argmax (the first, as torch.argmax does)
 //   uniform      [rows] float32 in [0, 1): the row's draw, from the sequence's own generator
 //   out          [rows, 2] float32: (token, logprob of the token under softmax(logits / T))
+//   mask_words   [table_rows, words] uint64 or null: constrained decoding's masks (issue #22), bit t
+//                of a row set where token t is allowed (the words of a Java BitSet), one row per
+//                automaton state, kept on the device by the sampler (DeviceMasks)
+//   mask_row     [rows] int64, with mask_words: the row of mask_words that masks each logits row, -1
+//                for none. A masked-out token is read as -inf, so a row draws, bit for bit, what it
+//                draws from logits with the mask already written in (masked_fill with -inf), without
+//                a (rows, vocab) boolean tensor made and read, nor a pass that writes the logits.
+//                A row index outside the table masks nothing: the engine then finds the token its
+//                constraint forbids and ends that request, where a wild read could take the GPU down.
 // The token id travels as a float, exact for vocabularies below 2^24 (the launcher checks).
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -86,6 +95,19 @@ __device__ __forceinline__ ArgMax better(ArgMax a, ArgMax b) {
     return (b.v > a.v || (b.v == a.v && b.i < a.i)) ? b : a;
 }
 
+// The row's mask, or null: bit v of words[v / 64] says whether token v is allowed.
+struct Mask {
+    const unsigned long long* words;
+
+    __device__ __forceinline__ bool allows(int v) const { return words == nullptr || ((words[v >> 6] >> (v & 63)) & 1ull); }
+    // the bits of tokens v .. v + VEC - 1, v a multiple of VEC (eight bits of one word)
+    __device__ __forceinline__ unsigned vec_bits(int v) const {
+        return words == nullptr ? 0xffu : static_cast<unsigned>((words[v >> 6] >> (v & 63)) & 0xffull);
+    }
+    // x where the token is allowed, -inf where it is not
+    __device__ __forceinline__ float apply(float x, int v) const { return allows(v) ? x : -CUDART_INF_F; }
+};
+
 __device__ __forceinline__ void take(ArgMax& am, MaxSum& ms, float x, int v, float inv_t) {
     am = better(am, {x, v});
     add(ms, x * inv_t);
@@ -123,9 +145,14 @@ __device__ float block_scan(float x, float* warp_sums, float& total) {
 template <typename T, bool kVec>
 __global__ void __launch_bounds__(THREADS) sample_kernel(const T* __restrict__ logits, int vocab, int chunk,
                                                          const float* __restrict__ temperature,
-                                                         const float* __restrict__ uniform, float* __restrict__ out) {
+                                                         const float* __restrict__ uniform, float* __restrict__ out,
+                                                         const unsigned long long* __restrict__ mask_words,
+                                                         const long long* __restrict__ mask_row, int mask_rows,
+                                                         int mask_stride) {
     const int row = blockIdx.x, tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const T* x = logits + (size_t) row * vocab;
+    const long long r = mask_words == nullptr ? -1 : mask_row[row];
+    const Mask mask{r >= 0 && r < mask_rows ? mask_words + (size_t) r * mask_stride : nullptr};
     const float t = temperature[row];
     const bool greedy = t <= 0.f;
     const float inv_t = greedy ? 1.f : 1.f / t;
@@ -139,10 +166,11 @@ __global__ void __launch_bounds__(THREADS) sample_kernel(const T* __restrict__ l
         if (kVec) {
             float f[VEC];
             load_vec(x + v, f);
+            const unsigned bits = mask.vec_bits(v);
 #pragma unroll
-            for (int i = 0; i < VEC; i++) take(am, ms, f[i], v + i, inv_t);
+            for (int i = 0; i < VEC; i++) take(am, ms, (bits >> i) & 1u ? f[i] : -CUDART_INF_F, v + i, inv_t);
         } else {
-            for (int i = 0; i < VEC && v + i < hi; i++) take(am, ms, to_float(x[v + i]), v + i, inv_t);
+            for (int i = 0; i < VEC && v + i < hi; i++) take(am, ms, mask.apply(to_float(x[v + i]), v + i), v + i, inv_t);
         }
     }
 #pragma unroll
@@ -196,13 +224,13 @@ __global__ void __launch_bounds__(THREADS) sample_kernel(const T* __restrict__ l
         const int a = min(clo + tid * per, chi), b = min(a + per, chi);
         float e_sum = 0.f;
         for (int v = a; v < b; v++) {
-            const float xv = to_float(x[v]);
+            const float xv = mask.apply(to_float(x[v]), v);
             e_sum += xv == -CUDART_INF_F ? 0.f : __expf(xv * inv_t - m);
         }
         float chunk_total;
         float acc = before + block_scan(e_sum, warp_sums, chunk_total) - e_sum;
         for (int v = a; v < b; v++) {
-            const float xv = to_float(x[v]);
+            const float xv = mask.apply(to_float(x[v]), v);
             if (xv == -CUDART_INF_F) continue;
             const float e = __expf(xv * inv_t - m);
             acc += e;
@@ -212,7 +240,7 @@ __global__ void __launch_bounds__(THREADS) sample_kernel(const T* __restrict__ l
             }
         }
         for (int v = b - 1; v >= a; v--) {  // the fallback: the chunk's last token with mass
-            if (__expf(to_float(x[v]) * inv_t - m) > 0.f) {
+            if (__expf(mask.apply(to_float(x[v]), v) * inv_t - m) > 0.f) {
                 atomicMax(&last, v);
                 break;
             }
@@ -233,23 +261,26 @@ namespace {
 
 template <typename T>
 void launch(const void* logits, const void* temperature, const void* uniform, void* out, int rows, int vocab,
-            cudaStream_t stream) {
+            const void* mask_words, const void* mask_row, int mask_rows, cudaStream_t stream) {
     // a row of bf16 is 16-byte aligned where the first is and vocab is a multiple of 8 (of float32: 4)
     const bool vec = vocab % VEC == 0 && reinterpret_cast<size_t>(logits) % 16 == 0;
     const int chunk = ((vocab + WARPS - 1) / WARPS + VEC - 1) / VEC * VEC;  // vectors never straddle two chunks
     auto kernel = vec ? sample_kernel<T, true> : sample_kernel<T, false>;
     kernel<<<rows, THREADS, 0, stream>>>(static_cast<const T*>(logits), vocab, chunk, static_cast<const float*>(temperature),
-                                         static_cast<const float*>(uniform), static_cast<float*>(out));
+                                         static_cast<const float*>(uniform), static_cast<float*>(out),
+                                         static_cast<const unsigned long long*>(mask_words),
+                                         static_cast<const long long*>(mask_row), mask_rows, (vocab + 63) / 64);
 }
 
 }  // namespace
 
 const char* sample_rows(const void* logits, bool bf16, const void* temperature, const void* uniform, void* out, int rows,
-                        int vocab, cudaStream_t stream) {
+                        int vocab, const void* mask_words, const void* mask_row, int mask_rows, cudaStream_t stream) {
     if (vocab <= 0 || vocab >= (1 << 24)) return "sample_rows: vocab must be in 1 .. 2^24 - 1 (token ids travel as float32)";
+    if ((mask_words == nullptr) != (mask_row == nullptr)) return "sample_rows: mask_words and mask_row come together";
     if (rows == 0) return nullptr;
-    if (bf16) launch<__nv_bfloat16>(logits, temperature, uniform, out, rows, vocab, stream);
-    else launch<float>(logits, temperature, uniform, out, rows, vocab, stream);
+    if (bf16) launch<__nv_bfloat16>(logits, temperature, uniform, out, rows, vocab, mask_words, mask_row, mask_rows, stream);
+    else launch<float>(logits, temperature, uniform, out, rows, vocab, mask_words, mask_row, mask_rows, stream);
     return launch_error();
 }
 

@@ -15,7 +15,8 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * mostly ones an earlier step used: each is copied to a row of a device table once and gathered
  * from there. A step then copies C row numbers to the device, not C masks of 19 KB each (at
  * Qwen's 151,936 tokens: 4.9 MB at C = 256, a pageable copy that held the host on the GPU's
- * queue every step).
+ * queue every step). The sampling kernel reads the table's bits itself ({@link #place},
+ * {@link #table}); the other paths get them unpacked into a boolean mask ({@link #forbidden}).
  *
  * <p>The table grows by doubling up to {@link #BUDGET_BYTES} (some 3,500 masks at Qwen's
  * vocabulary, more than any agent schema we have seen has states) or one step's rows, if more;
@@ -63,38 +64,53 @@ final class DeviceMasks {
     }
 
     /**
-     * Where each of {@code c} rows' masks forbids a token: (c, vocab) bool on the device, true
-     * at every token the row may not take. {@code extra[j]}, when not null, are ids row j allows
-     * besides its mask's.
+     * Puts each of {@code c} rows' masks in the table, copying those not there yet, and returns
+     * their rows of {@link #table()} (valid until the next call; the array is reused).
+     * {@code extra[j]}, when not null, are ids row j allows besides its mask's.
      */
-    Tensor forbidden(TokenMask[] masks, int[][] extra, int c, long vocab) {
+    long[] place(TokenMask[] masks, int[][] extra, int c, long vocab) {
         int w = (int) ((vocab + 63) >>> 6);
         for (int j = 0; j < c; j++)
             if (masks[j].numWords() > w) throw new IllegalStateException("a constraint over " + masks[j].size() + " tokens for logits over " + vocab);
         if (w != words) startOver(w);
         if (rows.length < c) rows = new long[c];
-        int pending = place(masks, extra, c);
+        int pending = assign(masks, extra, c);
         if (pending < 0) {   // full: start over, and this step's masks are the first
             rowOf.clear();
             used = 0;
-            pending = place(masks, extra, c);
+            pending = assign(masks, extra, c);
         }
         if (pending > 0) {
             Tensor fresh = Torch.longs(staging, pending * w, device).view(pending, w);                           // (P, W) int64
             table.index_copy_(0, Torch.longs(stagingRows, pending, device), fresh);
             copies += pending;
         }
+        return rows;
+    }
+
+    /** The masks' words, (capacity, ceil(vocab / 64)) int64 on the device: bit t of a row set where token t is allowed. */
+    Tensor table() {
+        return table;
+    }
+
+    /**
+     * Where each of {@code c} rows' masks forbids a token: (c, vocab) bool on the device, true
+     * at every token the row may not take. For the paths that write the masks into the logits
+     * (the sampling kernel reads {@link #table()} itself).
+     */
+    Tensor forbidden(TokenMask[] masks, int[][] extra, int c, long vocab) {
+        long[] at = place(masks, extra, c, vocab);
         // the words as bytes (little-endian: byte j of word w holds tokens 64w + 8j ...), each byte
         // looked up in a table of its eight bits: one gather, where shifting int64 words broadcast
         // to (C, W, 64) made several passes over eight bytes a token
-        Tensor bytes = table.index_select(0, Torch.longs(rows, c, device))                                      // (C, W) int64
+        Tensor bytes = table.index_select(0, Torch.longs(at, c, device))                                        // (C, W) int64
                 .view(ScalarType.Byte).view(-1).to(ScalarType.Int);                                              // (C * W * 8) int32
         if (forbiddenBits == null) {
             forbiddenBits = Torch.bools(FORBIDDEN_BITS, device, 256, 8);
             forbiddenBits.retainReference();
         }
         return forbiddenBits.index_select(0, bytes)                                                              // (C * W * 8, 8) bool
-                .view(c, (long) w * 64).narrow(1, 0, vocab);                                                    // (C, V) bool
+                .view(c, (long) words * 64).narrow(1, 0, vocab);                                                // (C, V) bool
     }
 
     /** Masks copied to the device so far. */
@@ -111,7 +127,7 @@ final class DeviceMasks {
      * Finds or assigns each row's table row (into {@link #rows}), staging the masks not on the
      * device yet; returns how many were staged, or -1 where the table is full and may not grow.
      */
-    private int place(TokenMask[] masks, int[][] extra, int c) {
+    private int assign(TokenMask[] masks, int[][] extra, int c) {
         int pending = 0, start = used;
         for (int j = 0; j < c; j++) {
             Integer r = extra[j] == null ? rowOf.get(masks[j].id()) : null;

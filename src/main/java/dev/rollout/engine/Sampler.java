@@ -33,7 +33,9 @@ import org.bytedeco.pytorch.global.torch;
  *
  * <p>A constrained row (a regex or JSON schema, ADR 0029) has every token its constraint does not
  * allow next at −∞, written after the bans, so it too reaches every way of picking and every
- * logprob mode but the raw ones. A step with no constrained row makes no mask and no extra pass.
+ * logprob mode but the raw ones. Where the sampling kernel's draw is the step's whole answer (every
+ * row {@link #plain}), the kernel reads the rows' packed masks itself instead, as −∞, without a
+ * boolean mask or a pass over the logits. A step with no constrained row makes no mask and no extra pass.
  *
  * <p>Randomness comes from each sequence's own generator, one uniform draw per token fed into an
  * inverse-CDF lookup on the device, so a seeded request samples the same tokens whatever else
@@ -88,7 +90,10 @@ final class Sampler {
     Result sample(Tensor logits, List<Sequence> seqs) {
         int rows = seqs.size();
         long vocab = logits.size(1);
-        if (logits.scalar_type().intern() != ScalarType.Float && !(kernel && seqs.stream().allMatch(s -> plain(s, vocab))))
+        // every row plain: the kernel's draw and logprob are the whole answer, and it reads the
+        // constrained rows' masks itself; otherwise the masks are written into the logits for every path
+        boolean kernelAlone = kernel && seqs.stream().allMatch(s -> plain(s, vocab));
+        if (logits.scalar_type().intern() != ScalarType.Float && !kernelAlone)
             logits = logits.to(ScalarType.Float);
         LogprobsMode[] modes = new LogprobsMode[rows];
         for (int i = 0; i < rows; i++) modes[i] = seqs.get(i).logprobs.returnLogprob() ? seqs.get(i).logprobs.mode() : LogprobsMode.SGLANG;
@@ -96,7 +101,13 @@ final class Sampler {
         long[] rawRows = rowsOf(modes, LogprobsMode::raw);
         Tensor raw = rawRows.length == 0 ? null : logits.index_select(0, Torch.longs(rawRows, device));   // (R, V)
         applyPenaltiesAndBans(logits, seqs, vocab);
-        applyConstraints(logits, seqs, vocab);
+        Constrained constrained = Constrained.of(seqs);
+        Tensor[] kernelMasks = null;   // (table, (S) int64 row of it or -1) for the kernel
+        if (constrained.count() > 0) {
+            if (masks == null) masks = new DeviceMasks(device);
+            if (kernelAlone) kernelMasks = kernelMasks(constrained, rows, vocab);
+            else applyConstraints(logits, constrained, vocab);
+        }
 
         float[] temps = new float[rows];
         float[] topP = new float[rows], minP = new float[rows], u = new float[rows];
@@ -129,9 +140,10 @@ final class Sampler {
             // batch); filtered rows are then redrawn below, and their logprobs come from libtorch
             float[] kernelTemps = new float[rows];
             for (int i = 0; i < rows; i++) kernelTemps[i] = greedy[i] ? 0f : temps[i];
-            float[] out = Torch.toFloats(NativeOps.sampleRows(logits, Torch.floats(kernelTemps, device), Torch.floats(u, device)));
+            float[] out = Torch.toFloats(NativeOps.sampleRows(logits, Torch.floats(kernelTemps, device), Torch.floats(u, device),
+                    kernelMasks == null ? null : kernelMasks[0], kernelMasks == null ? null : kernelMasks[1]));
             for (int i = 0; i < rows; i++) tokens[i] = (int) out[2 * i];
-            if (!anyFiltered && !anyLogprobDetail && sglangOnly) {  // the kernel's logprob is SGLang's
+            if (kernelAlone || (!anyFiltered && !anyLogprobDetail && sglangOnly)) {  // the kernel's logprob is SGLang's
                 TokenLogprob[] lps = new TokenLogprob[rows];
                 for (int i = 0; anyLogprobs && i < rows; i++)
                     lps[i] = new TokenLogprob(tokens[i], out[2 * i + 1], new int[0], new float[0], null);
@@ -478,29 +490,47 @@ final class Sampler {
      * A request's {@code stop_token_ids} count as EOS: allowed where the constraint may end.
      * Ids past the constraint's vocabulary (a logits width above the tokenizer's) stay disallowed.
      */
-    private void applyConstraints(Tensor logits, List<Sequence> seqs, long vocab) {
-        int c = 0;
-        for (Sequence s : seqs) if (s.constraint != null) c++;
-        if (c == 0) return;
-        TokenMask[] allowed = new TokenMask[c];
-        int[][] stops = new int[c][];
-        long[] rows = new long[c];
-        for (int row = 0, j = 0; row < seqs.size(); row++) {
-            Sequence s = seqs.get(row);
-            if (s.constraint == null) continue;
-            allowed[j] = s.constraint.allowed();   // cached per automaton state: no walk after the first time
-            if (s.constraint.canEnd() && !s.params.stopTokenIds().isEmpty())
-                stops[j] = s.params.stopTokenIds().stream().mapToInt(Integer::intValue).toArray();
-            rows[j++] = row;
-        }
-        if (masks == null) masks = new DeviceMasks(device);
-        Tensor disallowed = masks.forbidden(allowed, stops, c, vocab);                                     // (C, V) bool
+    private void applyConstraints(Tensor logits, Constrained c, long vocab) {
+        Tensor disallowed = masks.forbidden(c.allowed(), c.stops(), c.count(), vocab);                     // (C, V) bool
         Scalar minusInf = new Scalar(Double.NEGATIVE_INFINITY);
-        if (c == seqs.size()) {
+        if (c.count() == logits.size(0)) {
             logits.masked_fill_(disallowed, minusInf);
         } else {
-            Tensor at = Torch.longs(rows, device);
+            Tensor at = Torch.longs(c.rows(), device);
             logits.index_copy_(0, at, logits.index_select(0, at).masked_fill_(disallowed, minusInf));
+        }
+    }
+
+    /** The constrained rows' masks as the sampling kernel reads them: the table, and each of the step's rows' row of it or -1. */
+    private Tensor[] kernelMasks(Constrained c, int rows, long vocab) {
+        long[] at = masks.place(c.allowed(), c.stops(), c.count(), vocab);
+        long[] perRow = new long[rows];
+        Arrays.fill(perRow, -1L);
+        for (int j = 0; j < c.count(); j++) perRow[(int) c.rows()[j]] = at[j];
+        return new Tensor[] {masks.table(), Torch.longs(perRow, device)};
+    }
+
+    /**
+     * A step's constrained rows: each one's allowed tokens (its cursor's mask, cached per automaton
+     * state), the {@code stop_token_ids} it also allows where its text may end (or null), and its
+     * row in the step.
+     */
+    private record Constrained(TokenMask[] allowed, int[][] stops, long[] rows, int count) {
+        static Constrained of(List<Sequence> seqs) {
+            int c = 0;
+            for (Sequence s : seqs) if (s.constraint != null) c++;
+            TokenMask[] allowed = new TokenMask[c];
+            int[][] stops = new int[c][];
+            long[] rows = new long[c];
+            for (int row = 0, j = 0; j < c; row++) {
+                Sequence s = seqs.get(row);
+                if (s.constraint == null) continue;
+                allowed[j] = s.constraint.allowed();   // no walk of the vocabulary after a state's first time
+                if (s.constraint.canEnd() && !s.params.stopTokenIds().isEmpty())
+                    stops[j] = s.params.stopTokenIds().stream().mapToInt(Integer::intValue).toArray();
+                rows[j++] = row;
+            }
+            return new Constrained(allowed, stops, rows, c);
         }
     }
 }

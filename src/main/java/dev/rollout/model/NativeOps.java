@@ -20,9 +20,18 @@ public final class NativeOps {
      * (S, 2) float32 of (token, logprob under softmax(logits / T)).
      */
     public static Tensor sampleRows(Tensor logits, Tensor temperature, Tensor uniform) {
+        return sampleRows(logits, temperature, uniform, null, null);
+    }
+
+    /**
+     * The same, each row taking only the tokens its mask allows: {@code maskWords} (T, ceil(V / 64))
+     * int64, bit t of a row set where token t is allowed; {@code maskRow} (S) int64, each row's
+     * row of maskWords or -1. Both null for none.
+     */
+    public static Tensor sampleRows(Tensor logits, Tensor temperature, Tensor uniform, Tensor maskWords, Tensor maskRow) {
         Tensor l = logits.contiguous();
         Tensor out = Torch.empty(Torch.options(ScalarType.Float, l.device()), l.size(0), 2);
-        RolloutCuda.sampleRows(l, temperature, uniform, out);
+        RolloutCuda.sampleRows(l, temperature, uniform, out, maskWords, maskRow);
         return out;
     }
 

@@ -121,9 +121,13 @@ public final class RolloutCuda {
      * One token per row of float32 or bf16 logits (rows, vocab): the argmax where temperature is 0, else a
      * draw from softmax(logits / T) at the row's uniform in [0, 1). out (rows, 2) float32 gets
      * (token, its logprob under softmax(logits / T)). temperature and uniform are (rows) float32.
+     * maskWords (T, ceil(vocab / 64)) int64 and maskRow (rows) int64, both null or neither:
+     * constrained decoding's masks, row r taking only the tokens whose bits are set in
+     * maskWords[maskRow[r]] (BitSet's layout), -1 for none.
      */
     public static native void sampleRows(@Const @ByRef Tensor logits, @Const @ByRef Tensor temperature,
-                                         @Const @ByRef Tensor uniform, @Const @ByRef Tensor out);
+                                         @Const @ByRef Tensor uniform, @Const @ByRef Tensor out,
+                                         @Const Tensor maskWords, @Const Tensor maskRow);
 
     /**
      * A mixture of experts' GEMMs for all experts at once (libtorch's {@code _grouped_mm}): the rows

@@ -124,11 +124,18 @@ class NativeChecksTest {
             // sampleRows
             Tensor logits = f32(cuda, 4, 1000), temps = f32(cuda, 4), u = f32(cuda, 4), sampled = f32(cuda, 4, 2);
             refused("sampleRows: logits is Half, not Float",
-                    () -> RolloutCuda.sampleRows(Torch.zeros(Torch.options(ScalarType.Half, cuda), 4, 1000), temps, u, sampled));
+                    () -> RolloutCuda.sampleRows(Torch.zeros(Torch.options(ScalarType.Half, cuda), 4, 1000), temps, u, sampled, null, null));
             refused("sampleRows: uniform has shape [3]: dimension 0 must be 4 (logits' rows)",
-                    () -> RolloutCuda.sampleRows(logits, temps, f32(cuda, 3), sampled));
+                    () -> RolloutCuda.sampleRows(logits, temps, f32(cuda, 3), sampled, null, null));
             refused("sampleRows: out has shape [4, 3]: dimension 1 must be 2 (token and logprob)",
-                    () -> RolloutCuda.sampleRows(logits, temps, u, f32(cuda, 4, 3)));
+                    () -> RolloutCuda.sampleRows(logits, temps, u, f32(cuda, 4, 3), null, null));
+            Tensor words = Torch.zeros(Torch.options(ScalarType.Long, cuda), 3, 16), maskRow = Torch.zeros(Torch.options(ScalarType.Long, cuda), 4);
+            refused("sampleRows: maskWords and maskRow come together, or neither",
+                    () -> RolloutCuda.sampleRows(logits, temps, u, sampled, words, null));
+            refused("sampleRows: maskWords has shape [3, 15]: dimension 1 must be 16 (a bit for each of the logits' tokens)",
+                    () -> RolloutCuda.sampleRows(logits, temps, u, sampled, words.narrow(1, 0, 15).contiguous(), maskRow));
+            refused("sampleRows: maskRow has shape [3]: dimension 0 must be 4 (logits' rows)",
+                    () -> RolloutCuda.sampleRows(logits, temps, u, sampled, words, maskRow.narrow(0, 0, 3)));
 
             // moeRoute, moeAlign, moeCombine: 5 tokens, 16 experts, 4 per token
             Tensor router = bf16(cuda, T, 16), weights = f32(cuda, T, 4), chosen = Torch.zeros(Torch.options(ScalarType.Int, cuda), T, 4);
@@ -179,7 +186,7 @@ class NativeChecksTest {
             RolloutCuda.ropeAndCache(qkv, pos, slots, rope.cos(), rope.sin(), norm, norm, q, kCache, vCache, 1e-6f);
             RolloutCuda.ropeAndCache(qkv, pos, slots, rope.cos(), rope.sin(), null, null, q, kCache, vCache, 1e-6f);
             RolloutCuda.pagedDecodeAttention(qd, kCache, vCache, table, lens, m, l, acc, counters, od, BLOCK, 0, 0.125f);
-            RolloutCuda.sampleRows(logits, torch.zeros(new long[] {4}, Torch.options(ScalarType.Float, cuda)), u, sampled);
+            RolloutCuda.sampleRows(logits, torch.zeros(new long[] {4}, Torch.options(ScalarType.Float, cuda)), u, sampled, null, null);
             RolloutCuda.moeRoute(router, weights, chosen, record, slots, true, true);
             RolloutCuda.moeAlign(chosen, rows, tokenOf, ends);
             RolloutCuda.moeCombine(ys, rows, weights, combined, true);
