@@ -128,15 +128,11 @@ final class DeviceMasks {
      * device yet; returns how many were staged, or -1 where the table is full and may not grow.
      */
     private int assign(TokenMask[] masks, int[][] extra, int c) {
-        int pending = 0, start = used;
+        int pending = 0;
         for (int j = 0; j < c; j++) {
             Integer r = extra[j] == null ? rowOf.get(masks[j].id()) : null;
             if (r == null) {
-                if (used == capacity && !grow(c)) {
-                    for (int q = 0; q < pending; q++) rowOf.values().remove((int) stagingRows[q]);
-                    used = start;
-                    return -1;
-                }
+                if (used == capacity && !grow(c)) return -1;   // the caller starts over
                 r = used++;
                 if (extra[j] == null) rowOf.put(masks[j].id(), r);
                 stage(pending++, r, masks[j], extra[j]);
