@@ -36,6 +36,8 @@
 #   gemv05         R4 and R5 at batches 1, 2, 4, 8 with cuBLAS's projections (--cublas-projections) and with dense_gemv.cu's
 #                  (the default, up to Kernels.GEMV_STEP_ROWS rows), two rounds
 #   gemv7          the same at 7B (random weights made on the GPU), one round
+#   pdltests       the kernels' and graphs' tests with programmatic dependent launch on (ROLLOUT_PDL=1)
+#   pdl05          R4 and R5 at batches 1, 2, 4 and 64 without and with programmatic dependent launch, two rounds
 #   kernelgemv     KernelBench of a layer's projections at 1 to 8 rows, 0.5B and 7B: cuBLAS + fused ops against dense_gemv.cu,
 #                  weights from HBM (copies past the L2)
 #   phases05       GPU time per phase of eager decode steps (CUDA events: GEMMs, attention, fused ops, LM head,
@@ -140,6 +142,11 @@ for s in "$@"; do
     gemv05) stage gemv05 400 bash -c "for round in 1 2; do for g in --cublas-projections ''; do echo \"== projections: \${g:-dense_gemv}\"; \
              ${ours[*]} /tmp/q05 --native-kernels \$g --cuda-graphs --repeat 2 --hbm-gbps $gbps decode:128:512 sweep:512:128:1,2,4,8 \
              || exit 1; done; done" ;;
+    pdltests) stage pdltests 300 env ROLLOUT_PDL=1 bash bench/gpu-bench.sh test dev.rollout.model.DenseGemvTest \
+                dev.rollout.engine.CudaGraphTest dev.rollout.model.PagedDecodeKernelTest dev.rollout.model.FusedOpsTest ;;
+    pdl05) stage pdl05 400 bash -c "for round in 1 2; do for pdl in 0 1; do echo \"== ROLLOUT_PDL=\$pdl\"; \
+             ROLLOUT_PDL=\$pdl ${ours[*]} /tmp/q05 --native-kernels --cuda-graphs --repeat 2 --hbm-gbps $gbps decode:128:512 \
+             sweep:512:128:1,2,4,64 || exit 1; done; done" ;;
     gemv7) bash bench/gpu-bench.sh save /tmp/q7 qwen2.5-7b > /dev/null 2>&1
            stage gemv7 400 bash -c "for g in --cublas-projections ''; do echo \"== projections: \${g:-dense_gemv}\"; \
              ${ours[*]} /tmp/q7 --dummy --native-kernels \$g --cuda-graphs --repeat 2 --hbm-gbps $gbps decode:128:512 \

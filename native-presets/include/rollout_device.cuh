@@ -1,7 +1,12 @@
 // Device helpers our kernel files share (nvcc only; the JNI side never includes this): bf16
-// conversions that round as libtorch rounds, and a warp's float sum in one fixed order.
+// conversions that round as libtorch rounds, a warp's float sum in one fixed order, and
+// programmatic dependent launch.
 #pragma once
 #include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdlib>
+#include <utility>
 
 namespace rollout {
 namespace device {
@@ -17,6 +22,54 @@ __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
+}
+
+// Programmatic dependent launch (sm_90, issue #20): a kernel launched with it may start while the
+// kernel before it in the stream is still running, so that its launch and its prologue (loading
+// weights into L2, which no kernel writes) overlap the other's tail. At batch 1 a 0.5B decode step
+// is some 150 kernels of a few microseconds each, and the gaps between them are a fifth of it.
+// Every kernel launched this way calls pdl_wait() before it reads or writes anything the kernels
+// before it touch: the wait returns once those have finished and their writes are visible, so the
+// order of memory effects is the stream's. Launched without it, both calls return at once.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// Lets the next kernel's blocks be scheduled before this one's last blocks finish; called once a
+// block is past its main loop, so that the next kernel's waiting blocks do not take an SM from
+// this one's blocks that have not started.
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+
+// Whether our decode kernels are launched with programmatic dependent launch: ROLLOUT_PDL=1, read
+// once. Off by default until measured on a GPU (docs/benchmarks.md).
+inline bool pdl_enabled() {
+    static const bool on = [] {
+        const char* e = std::getenv("ROLLOUT_PDL");
+        return e != nullptr && e[0] == '1';
+    }();
+    return on;
+}
+
+// kernel<<<grid, block, smem, stream>>>(args...), with programmatic dependent launch where enabled.
+template <typename... Params, typename... Args>
+cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args&&... args) {
+    cudaLaunchConfig_t config{};
+    config.gridDim = grid;
+    config.blockDim = block;
+    config.dynamicSmemBytes = smem;
+    config.stream = stream;
+    cudaLaunchAttribute attribute[1];
+    attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute[0].val.programmaticStreamSerializationAllowed = 1;
+    config.attrs = attribute;
+    config.numAttrs = pdl_enabled() ? 1 : 0;
+    return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 
 }  // namespace device

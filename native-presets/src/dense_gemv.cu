@@ -32,6 +32,8 @@ constexpr int kRows = 4;        // weight rows per warp; silu_mul: two gate rows
 constexpr int kMaxSplits = 8;   // warps along K per group of rows: at most the block's
 
 using rollout::device::f;
+using rollout::device::pdl_launch_dependents;
+using rollout::device::pdl_wait;
 using rollout::device::round_bf16;
 using rollout::device::warp_sum;
 
@@ -72,7 +74,7 @@ enum Epilogue { kStore = 0, kResidual = 1, kSiluMul = 2 };
 template <int M, int EPI, bool NORM>
 __global__ void __launch_bounds__(kThreads, 2) dense_gemv_kernel(
         const bf16* __restrict__ x, const bf16* __restrict__ norm_w, const bf16* __restrict__ w,
-        const bf16* __restrict__ bias, bf16* __restrict__ out, int n, int k, int splits, float eps) {
+        const bf16* __restrict__ bias, bf16* __restrict__ out, int n, int k, int splits, float eps, bool prefetch_all) {
     extern __shared__ __align__(16) unsigned char normed_raw[];
     __shared__ float partial[kWarps][kRows][M];
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -92,14 +94,25 @@ __global__ void __launch_bounds__(kThreads, 2) dense_gemv_kernel(
     for (int r = 0; r < kRows; r++) wr[r] = reinterpret_cast<const uint4*>(w + (size_t) (active ? row[r] : 0) * k);
 
     const uint4* xs = reinterpret_cast<const uint4*>(x);   // [M, K / 8]
-    if constexpr (NORM) {
-        // the weights do not wait on the norm: their first loads are on their way to L2 meanwhile
-        if (active)
+    // The weights wait on nothing: no kernel writes them. Launched early (programmatic dependent
+    // launch), the block asks for all of its slice of them, a 128-byte line a lane at a time, while
+    // the kernel before it finishes (0.5B's layer is 30 MB, the H100's L2 50 MB); otherwise the
+    // first loads go ahead of the norm.
+    if (active) {
+        if (prefetch_all) {
+            for (int v = begin + lane * 8; v < end; v += 32 * 8)
+#pragma unroll
+                for (int r = 0; r < kRows; r++) prefetch_l2(wr[r] + v);
+        } else if (NORM) {
 #pragma unroll
             for (int j = 0; j < 2; j++)
                 if (begin + lane + 32 * j < end)
 #pragma unroll
                     for (int r = 0; r < kRows; r++) prefetch_l2(wr[r] + begin + lane + 32 * j);
+        }
+    }
+    pdl_wait();   // x, and out (the residual), are the kernels' before this one
+    if constexpr (NORM) {
         __shared__ float squares[kWarps][M];
         float ss[M] = {};
         for (int v = threadIdx.x; v < vecs; v += kThreads)
@@ -166,6 +179,7 @@ __global__ void __launch_bounds__(kThreads, 2) dense_gemv_kernel(
             }
         }
     }
+    pdl_launch_dependents();   // past the weights: the next kernel may queue its blocks and load its own
 #pragma unroll
     for (int r = 0; r < kRows; r++)
 #pragma unroll
@@ -215,10 +229,11 @@ const char* launch(const rollout::kernels::GemvArgs& a, int blocks, int splits, 
         if (opted != cudaSuccess) return cudaGetErrorString(opted);
         granted = smem;
     }
-    kernel<<<blocks, kThreads, smem, stream>>>(
-            static_cast<const bf16*>(a.x), static_cast<const bf16*>(a.norm_w), static_cast<const bf16*>(a.w),
-            static_cast<const bf16*>(a.bias), static_cast<bf16*>(a.out), a.n, a.k, splits, a.eps);
-    return rollout::kernels::launch_error();
+    const bool pdl = rollout::device::pdl_enabled();
+    const cudaError_t launched = rollout::device::launch(
+            kernel, dim3(blocks), dim3(kThreads), smem, stream, static_cast<const bf16*>(a.x), static_cast<const bf16*>(a.norm_w),
+            static_cast<const bf16*>(a.w), static_cast<const bf16*>(a.bias), static_cast<bf16*>(a.out), a.n, a.k, splits, a.eps, pdl);
+    return launched != cudaSuccess ? cudaGetErrorString(launched) : rollout::kernels::launch_error();
 }
 
 template <int M>

@@ -79,6 +79,10 @@ __global__ void rope_and_cache_kernel(const bf16* __restrict__ qkv, const long l
                                       const bf16* __restrict__ k_norm, bf16* __restrict__ q_out, bf16* __restrict__ k_cache,
                                       bf16* __restrict__ v_cache, int nH, int nKv, float eps) {
     constexpr int HALF = D / 2, PAIRS = HALF / 32;
+    // qkv comes from the kernel before (programmatic dependent launch); a block a token, one wave:
+    // the attention after may queue its blocks at once
+    rollout::device::pdl_wait();
+    rollout::device::pdl_launch_dependents();
     const int t = blockIdx.x, warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
     const size_t row = (size_t) t * (nH + 2 * nKv) * D;
     const long long pos = positions[t], slot = slots[t];
@@ -148,8 +152,10 @@ const char* silu_and_mul(const void* gate_up, void* out, int rows, int inter, cu
 const char* rope_and_cache(const RopeArgs& a, cudaStream_t stream) {
     if (a.tokens == 0) return nullptr;
     const int threads = 256;
+    cudaError_t launched;
 #define ROLLOUT_ROPE(DIM)                                                                                              \
-    rope_and_cache_kernel<DIM><<<a.tokens, threads, 0, stream>>>(                                                      \
+    launched = rollout::device::launch(                                                                                \
+            rope_and_cache_kernel<DIM>, dim3(a.tokens), dim3(threads), 0, stream,                                      \
             static_cast<const bf16*>(a.qkv), static_cast<const long long*>(a.positions),                               \
             static_cast<const long long*>(a.slots), static_cast<const bf16*>(a.cos), static_cast<const bf16*>(a.sin),   \
             static_cast<const bf16*>(a.q_norm), static_cast<const bf16*>(a.k_norm), static_cast<bf16*>(a.q_out),      \
@@ -160,7 +166,7 @@ const char* rope_and_cache(const RopeArgs& a, cudaStream_t stream) {
         default: return "rope_and_cache: head_dim must be 64 or 128";
     }
 #undef ROLLOUT_ROPE
-    return launch_error();
+    return launched != cudaSuccess ? cudaGetErrorString(launched) : launch_error();
 }
 
 }  // namespace kernels

@@ -43,6 +43,7 @@
 #include <cuda_runtime.h>
 #include <math_constants.h>
 
+#include "rollout_device.cuh"
 #include "rollout_kernels.h"
 
 namespace {
@@ -119,6 +120,8 @@ __global__ void __launch_bounds__(THREADS) decode_kernel(
         float* __restrict__ part_l, float* __restrict__ part_acc, int* __restrict__ counters, bf16* __restrict__ out,
         int nH, int nKv, int block_size, int max_blocks, int splits, int min_chunk, int partition_tokens, float scale_log2) {
     using S = Smem<D>;
+    // q and this token's K/V come from the kernel before (programmatic dependent launch, rollout_device.cuh)
+    rollout::device::pdl_wait();
     extern __shared__ __align__(128) unsigned char smem[];
     __shared__ bool last;
     const int b = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
@@ -266,6 +269,7 @@ __global__ void __launch_bounds__(THREADS) decode_kernel(
     }
     cp_async_wait<0>();
 
+    rollout::device::pdl_launch_dependents();   // past the K/V reads: the next kernel may queue its blocks
     // combine the warps: m, l and acc of each through shared memory
     l += __shfl_xor_sync(FULL, l, 1);
     l += __shfl_xor_sync(FULL, l, 2);
@@ -413,13 +417,14 @@ cudaError_t launch(const rollout::kernels::PagedDecodeArgs& a, cudaStream_t stre
     if (e != cudaSuccess) return e;
     constexpr float LOG2E = 1.4426950408889634f;
     dim3 grid(a.batch, a.num_kv_heads, a.splits);
-    decode_kernel<D><<<grid, THREADS, Smem<D>::BYTES, stream>>>(
+    const cudaError_t launched = rollout::device::launch(
+            decode_kernel<D>, grid, dim3(THREADS), Smem<D>::BYTES, stream,
             static_cast<const bf16*>(a.q), static_cast<const bf16*>(a.k_cache), static_cast<const bf16*>(a.v_cache),
             static_cast<const long long*>(a.block_table), static_cast<const long long*>(a.seq_lens),
             static_cast<float*>(a.part_m), static_cast<float*>(a.part_l), static_cast<float*>(a.part_acc),
             static_cast<int*>(a.counters), static_cast<bf16*>(a.out), a.num_heads, a.num_kv_heads, a.block_size,
             a.max_blocks, a.splits, a.min_chunk, a.partition_tokens, a.scale * LOG2E);
-    return cudaGetLastError();
+    return launched != cudaSuccess ? launched : cudaGetLastError();
 }
 
 }  // namespace
