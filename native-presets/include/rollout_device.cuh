@@ -6,6 +6,8 @@
 #include <cuda_runtime.h>
 
 #include <cstdlib>
+#include <mutex>
+#include <unordered_map>
 #include <utility>
 
 namespace rollout {
@@ -56,7 +58,26 @@ inline bool pdl_enabled() {
     return on;
 }
 
-// kernel<<<grid, block, smem, stream>>>(args...), with programmatic dependent launch where enabled.
+// Whether this kernel was compiled with the wait in it: PTX for sm_90 or later. A build for an
+// older architecture JIT-compiled on a Hopper card has no griddepcontrol.wait (it is behind
+// __CUDA_ARCH__ >= 900), and launched early it would race the kernel before it. Asked once per
+// kernel; the engine launches from one thread, tests from few.
+inline bool waits(const void* kernel) {
+    static std::mutex lock;
+    static std::unordered_map<const void*, bool> known;
+    std::lock_guard<std::mutex> guard(lock);
+    auto it = known.find(kernel);
+    if (it != known.end()) return it->second;
+    cudaFuncAttributes attributes{};
+    const bool yes = cudaFuncGetAttributes(&attributes, kernel) == cudaSuccess && attributes.ptxVersion >= 90;
+    if (!yes) cudaGetLastError();   // a failed query must not fail the next launch's check
+    known.emplace(kernel, yes);
+    return yes;
+}
+
+// kernel<<<grid, block, smem, stream>>>(args...), with programmatic dependent launch where enabled
+// and the kernel waits. A failed launch's error is also taken off the thread's last error, so that
+// it fails this launch alone, not the next op that checks.
 template <typename... Params, typename... Args>
 cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args&&... args) {
     cudaLaunchConfig_t config{};
@@ -64,12 +85,14 @@ cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem
     config.blockDim = block;
     config.dynamicSmemBytes = smem;
     config.stream = stream;
-    cudaLaunchAttribute attribute[1];
+    cudaLaunchAttribute attribute[1] = {};
     attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attribute[0].val.programmaticStreamSerializationAllowed = 1;
     config.attrs = attribute;
-    config.numAttrs = pdl_enabled() ? 1 : 0;
-    return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+    config.numAttrs = pdl_enabled() && waits(reinterpret_cast<const void*>(kernel)) ? 1 : 0;
+    const cudaError_t launched = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+    const cudaError_t last = cudaGetLastError();
+    return launched != cudaSuccess ? launched : last;
 }
 
 }  // namespace device

@@ -94,10 +94,10 @@ __global__ void __launch_bounds__(kThreads, 2) dense_gemv_kernel(
     for (int r = 0; r < kRows; r++) wr[r] = reinterpret_cast<const uint4*>(w + (size_t) (active ? row[r] : 0) * k);
 
     const uint4* xs = reinterpret_cast<const uint4*>(x);   // [M, K / 8]
-    // The weights wait on nothing: no kernel writes them. Launched early (programmatic dependent
-    // launch), the block asks for all of its slice of them, a 128-byte line a lane at a time, while
-    // the kernel before it finishes (0.5B's layer is 30 MB, the H100's L2 50 MB); otherwise the
-    // first loads go ahead of the norm.
+    // The weights wait on nothing: no kernel of the step writes them. Launched early (programmatic
+    // dependent launch) and small enough for L2, the block asks for all of its slice of them, a
+    // 128-byte line a lane at a time, while the kernel before it finishes; otherwise the first
+    // loads go ahead of the norm.
     if (active) {
         if (prefetch_all) {
             for (int v = begin + lane * 8; v < end; v += 32 * 8)
@@ -229,11 +229,13 @@ const char* launch(const rollout::kernels::GemvArgs& a, int blocks, int splits, 
         if (opted != cudaSuccess) return cudaGetErrorString(opted);
         granted = smem;
     }
-    const bool pdl = rollout::device::pdl_enabled();
+    // the whole slice into L2 while waiting, where the matrix fits it with room (0.5B's gate-up,
+    // 17 MB; not 7B's, 271 MB, whose blocks in later waves would evict the first ones' lines)
+    const bool pdl = rollout::device::pdl_enabled() && (size_t) a.n * a.k * sizeof(bf16) <= (size_t) 24 << 20;
     const cudaError_t launched = rollout::device::launch(
             kernel, dim3(blocks), dim3(kThreads), smem, stream, static_cast<const bf16*>(a.x), static_cast<const bf16*>(a.norm_w),
             static_cast<const bf16*>(a.w), static_cast<const bf16*>(a.bias), static_cast<bf16*>(a.out), a.n, a.k, splits, a.eps, pdl);
-    return launched != cudaSuccess ? cudaGetErrorString(launched) : rollout::kernels::launch_error();
+    return launched != cudaSuccess ? cudaGetErrorString(launched) : nullptr;
 }
 
 template <int M>

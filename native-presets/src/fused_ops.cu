@@ -166,7 +166,7 @@ const char* rope_and_cache(const RopeArgs& a, cudaStream_t stream) {
         default: return "rope_and_cache: head_dim must be 64 or 128";
     }
 #undef ROLLOUT_ROPE
-    return launched != cudaSuccess ? cudaGetErrorString(launched) : launch_error();
+    return launched != cudaSuccess ? cudaGetErrorString(launched) : nullptr;
 }
 
 }  // namespace kernels

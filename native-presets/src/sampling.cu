@@ -28,8 +28,9 @@
 //                for none. A masked-out token is read as -inf, so a row draws, bit for bit, what it
 //                draws from logits with the mask already written in (masked_fill with -inf), without
 //                a (rows, vocab) boolean tensor made and read, nor a pass that writes the logits.
-//                A row index outside the table masks nothing: the engine then finds the token its
-//                constraint forbids and ends that request, where a wild read could take the GPU down.
+//                A row index outside the table (a bug on the host) masks nothing rather than read
+//                wild memory: where the draw is a token the constraint forbids, the engine ends that
+//                request with the reason.
 // The token id travels as a float, exact for vocabularies below 2^24 (the launcher checks).
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -249,7 +250,8 @@ __global__ void __launch_bounds__(THREADS) sample_kernel(const T* __restrict__ l
         token = found < vocab ? found : last >= 0 ? last : token;
     }
     if (tid == 0) out[2 * row] = (float) token;
-    if (tid == 0) out[2 * row + 1] = to_float(x[token]) * inv_t - m - __logf(sum);
+    // a row whose mask leaves nothing finite keeps token 0: its logprob is what the masked logits give (NaN)
+    if (tid == 0) out[2 * row + 1] = mask.apply(to_float(x[token]), token) * inv_t - m - __logf(sum);
 }
 
 }  // namespace

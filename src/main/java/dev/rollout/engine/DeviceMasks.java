@@ -21,9 +21,9 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * <p>The table grows by doubling up to {@link #BUDGET_BYTES} (some 3,500 masks at Qwen's
  * vocabulary, more than any agent schema we have seen has states) or one step's rows, if more;
  * when full it starts over, and the step's masks are copied again. Masks are known by
- * {@link TokenMask#id()}: nothing is hashed per step and no mask is kept alive here. A row that
- * also allows its request's {@code stop_token_ids} is a mask of its own, copied for that step
- * alone (a rare combination: it takes a row until the next start-over).
+ * {@link TokenMask#id()}: no mask's bits are hashed and no mask is kept alive here. A row that
+ * also allows its request's {@code stop_token_ids} is a mask of its own, kept by the mask's id and
+ * those ids.
  *
  * <p>Engine thread only, like the sampler.
  */
@@ -40,7 +40,8 @@ final class DeviceMasks {
 
     private final Device device;
     private final long budgetBytes;
-    private final Map<Long, Integer> rowOf = new HashMap<>();
+    /** Each mask's row: by its id, or by a {@link WithExtra} where a row allows ids besides. */
+    private final Map<Object, Integer> rowOf = new HashMap<>();
     /** (capacity, words) int64 on the device: row r holds the mask whose id maps to r. Outlives the steps' PointerScopes. */
     private Tensor table;
     private int words, capacity, used;
@@ -74,16 +75,24 @@ final class DeviceMasks {
             if (masks[j].numWords() > w) throw new IllegalStateException("a constraint over " + masks[j].size() + " tokens for logits over " + vocab);
         if (w != words) startOver(w);
         if (rows.length < c) rows = new long[c];
-        int pending = assign(masks, extra, c);
-        if (pending < 0) {   // full: start over, and this step's masks are the first
+        try {
+            int pending = assign(masks, extra, c);
+            if (pending < 0) {   // full: start over, and this step's masks are the first
+                rowOf.clear();
+                used = 0;
+                pending = assign(masks, extra, c);
+            }
+            if (pending > 0) {
+                Tensor fresh = Torch.longs(staging, pending * w, device).view(pending, w);                       // (P, W) int64
+                table.index_copy_(0, Torch.longs(stagingRows, pending, device), fresh);
+                copies += pending;
+            }
+        } catch (RuntimeException | Error e) {
+            // rows were promised to masks before their copy (a device OOM growing the table, say):
+            // forget them all, or a later step would read another mask's bits as this one's
             rowOf.clear();
             used = 0;
-            pending = assign(masks, extra, c);
-        }
-        if (pending > 0) {
-            Tensor fresh = Torch.longs(staging, pending * w, device).view(pending, w);                           // (P, W) int64
-            table.index_copy_(0, Torch.longs(stagingRows, pending, device), fresh);
-            copies += pending;
+            throw e;
         }
         return rows;
     }
@@ -130,11 +139,12 @@ final class DeviceMasks {
     private int assign(TokenMask[] masks, int[][] extra, int c) {
         int pending = 0;
         for (int j = 0; j < c; j++) {
-            Integer r = extra[j] == null ? rowOf.get(masks[j].id()) : null;
+            Object key = extra[j] == null ? (Object) masks[j].id() : new WithExtra(masks[j].id(), extra[j]);
+            Integer r = rowOf.get(key);
             if (r == null) {
                 if (used == capacity && !grow(c)) return -1;   // the caller starts over
                 r = used++;
-                if (extra[j] == null) rowOf.put(masks[j].id(), r);
+                rowOf.put(key, r);
                 stage(pending++, r, masks[j], extra[j]);
             }
             rows[j] = r;
@@ -150,6 +160,23 @@ final class DeviceMasks {
         java.util.Arrays.fill(staging, at + mask.numWords(), at + words, 0L);
         if (extra != null) for (int t : extra) if (t >= 0 && t < (long) words * 64) staging[at + (t >>> 6)] |= 1L << t;
         stagingRows[p] = row;
+    }
+
+    /**
+     * A mask and the ids a request allows besides it (its {@code stop_token_ids} where the text may
+     * end): a row of its own, kept like a mask's, so a request that can end at every step takes one
+     * row, not one a step.
+     */
+    private record WithExtra(long id, int[] extra) {
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof WithExtra w && w.id == id && java.util.Arrays.equals(w.extra, extra);
+        }
+
+        @Override
+        public int hashCode() {
+            return Long.hashCode(id) * 31 + java.util.Arrays.hashCode(extra);
+        }
     }
 
     /** Doubles the table, up to the budget or one step's rows; false where it is there already. */

@@ -60,7 +60,7 @@ class DeviceMasksTest {
     }
 
     @Test
-    void aRowsExtraIdsAreAllowedInThatRowAlone() {
+    void aRowsExtraIdsAreAllowedInThatRowAloneAndKeptWithTheMask() {
         List<TokenMask> masks = masks();
         DeviceMasks device = new DeviceMasks(ConstrainedSamplerTest.CPU);
         TokenMask m = masks.get(0);
@@ -68,7 +68,9 @@ class DeviceMasksTest {
         check(device, new TokenMask[] {m, m, m}, extra);
         long copies = device.copies();
         check(device, new TokenMask[] {m, m, m}, extra);
-        assertEquals(copies + 1, device.copies(), "a row with extra ids is copied for its step alone; the plain mask is kept");
+        assertEquals(copies, device.copies(), "the mask with its extra ids is kept as the plain mask is");
+        check(device, new TokenMask[] {m, m}, new int[][] {{ConstrainedSamplerTest.STOP}, null});
+        assertEquals(copies + 1, device.copies(), "other extra ids: a row of their own");
     }
 
     /** forbidden() against each mask's own bits, id by id. */

@@ -146,13 +146,22 @@ class SamplingKernelTest {
                 if (i == 1) p.frequencyPenalty(0.5);
                 inLogits.add(seq(p.build(), 700 + i));
             }
+            // row 2's output has ended ("a", then EOS): its mask allows nothing, and both ways give token 0
+            // and the masked logits' logprob (NaN), not the raw logit's
+            for (List<Sequence> batch : List.of(inKernel, inLogits)) {
+                batch.get(2).constraint.advance(0);
+                batch.get(2).constraint.advance(ConstrainedSamplerTest.EOS);
+                assertTrue(batch.get(2).constraint.ended());
+            }
             Sampler s = kernelSampler();
             Sampler.Result a = s.sample(bf16.clone(), inKernel);
             Sampler.Result b = s.sample(bf16.clone(), inLogits);
             assertArrayEquals(b.tokens(), a.tokens());
+            assertEquals(0, a.tokens()[2]);
+            assertTrue(Float.isNaN(a.logprobs()[2].logprob()), "row 2: " + a.logprobs()[2].logprob());
             for (int i = 0; i < rows; i++) {
                 assertEquals(Float.floatToIntBits(b.logprobs()[i].logprob()), Float.floatToIntBits(a.logprobs()[i].logprob()), "row " + i);
-                if (i % 2 == 0) assertTrue(inKernel.get(i).constraint.allowed().allows(a.tokens()[i]),
+                if (i % 2 == 0 && i != 2) assertTrue(inKernel.get(i).constraint.allowed().allows(a.tokens()[i]),
                         "row " + i + " drew " + a.tokens()[i] + ", which [ab]+ does not allow first");
             }
         }
