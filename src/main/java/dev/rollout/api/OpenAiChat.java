@@ -7,6 +7,7 @@ import dev.rollout.chat.ChatTemplate;
 import dev.rollout.chat.ChatTemplates;
 import dev.rollout.engine.SequenceOutput;
 import dev.rollout.engine.TokenLogprob;
+import dev.rollout.runtime.ServerSettings.ToolStrictLevel;
 import dev.rollout.tokenizer.HfTokenizer;
 import jakarta.json.JsonArray;
 import jakarta.json.JsonArrayBuilder;
@@ -31,10 +32,13 @@ import java.util.UUID;
  * ({@link AssistantOutput}), whole or as {@code chat.completion.chunk} events.
  *
  * <p>{@code tool_choice} "none" leaves the tools out of the prompt (as SGLang does); "auto" lets the
- * model write text or calls; "required" and a named function constrain the answer to calls of
- * the offered tools in the template's format ({@link #toolCallTag}), which are then parsed into
- * {@code tool_calls}. {@code response_format} and vLLM's {@code guided_*} constrain the answer
- * ({@link OpenAi#constraint}): all of it is then {@code content}.
+ * model write text or calls, and where enforced ({@link #autoTag}: a strict tool, or the server's
+ * {@code rollout.tool-strict-level}) holds every call it opens to an offered tool's format;
+ * "required" and a named function constrain the answer to calls of the offered tools in the
+ * template's format ({@link #toolCallTag}), which are then parsed into {@code tool_calls}.
+ * {@code response_format} and vLLM's {@code guided_*} constrain the answer
+ * ({@link OpenAi#constraint}): all of it is then {@code content}, or, beside tools under "auto",
+ * either such content or calls ({@link #formatOrCalls}).
  */
 final class OpenAiChat {
     private static final Set<String> UNSUPPORTED = Set.of("audio", "modalities", "prediction", "functions",
@@ -88,13 +92,16 @@ final class OpenAiChat {
     }
 
     static Plan plan(JsonObject o, ChatTemplates templates, HfTokenizer tokenizer, int maxModelLen) {
+        return plan(o, templates, tokenizer, maxModelLen, ToolStrictLevel.AUTO);
+    }
+
+    /** @param strictness when "auto" is enforced, and how strictly ({@code rollout.tool-strict-level}) */
+    static Plan plan(JsonObject o, ChatTemplates templates, HfTokenizer tokenizer, int maxModelLen, ToolStrictLevel strictness) {
         for (String k : UNSUPPORTED)
             if (Fields.present(o, k)) throw ApiException.badRequest(k + " is not supported by this server's chat completions");
         OpenAi.refuseUnhonoured(o);
         if (tokenizer == null) throw ApiException.badRequest("this model has no tokenizer.json; use /v1/completions with token ids");
-        // a constraint (response_format, guided_*) shapes the whole answer from its first token: it is
-        // all content, never reasoning or a tool call (a reasoning phase before it is for later, issue #22)
-        boolean constrained = OpenAi.constraint(o) != null;
+        OpenAi.Constraint format = OpenAi.constraint(o);
         Rendered r = render(o, templates);
         ChatTemplate template = r.template();
         String prompt = r.prompt(), choice = r.toolChoice();
@@ -102,27 +109,41 @@ final class OpenAiChat {
 
         boolean hermes = template.mentions(AssistantOutput.CALL_START);
         String prefill = "";   // nothing now: the forced call is constrained from its first token, all of it output
-        if (constrained && withTools && !choice.equals("auto"))
-            throw ApiException.badRequest("tool_choice \"" + choice + "\" with a constraint (" + OpenAi.constraint(o).field()
-                    + ") is not supported yet: the constraint would apply to the forced call's arguments");
         boolean parallel = !Fields.present(o, "parallel_tool_calls") || OpenAi.flag(o, "parallel_tool_calls");
-        String callTag = null, constraintField = OpenAi.constraintField(o);
+        // a constraint that shapes the whole answer from its first token (response_format, guided_*, a
+        // forced call) leaves no room for reasoning before it (that is for later, issue #22); "auto"
+        // enforced leaves the text free, a think block included
+        boolean whole = format != null, formatUsed = format != null;
+        String callTag = null, constraintField = format == null ? null : format.field();
+        boolean separate = template.mentions(AssistantOutput.THINK_END)
+                && (!Fields.present(o, "separate_reasoning") || OpenAi.flag(o, "separate_reasoning"));
+        boolean startsInReasoning = separate && endsInThink(prompt, templates.specialTokens().get("eos_token"));
+        JsonArray offered = withTools ? o.getJsonArray("tools") : null;
         if (withTools && !choice.equals("auto")) {
             if (!hermes) throw ApiException.badRequest("tool_choice \"" + choice + "\" needs a template with <tool_call> blocks");
-            JsonArray offered = o.getJsonArray("tools");
             callTag = toolCallTag(offered, choice.equals("required") ? null : choice, parallel);
             constraintField = choice.equals("required") ? "tools (tool_choice \"required\")"
                     : "tools[" + indexOf(offered, choice) + "].function.parameters";
-            constrained = true;
+            // the answer is calls: a response_format shapes a later turn's text, none of this one's
+            // (OpenAI takes the two together; so does vLLM)
+            whole = true;
+            formatUsed = false;
+        } else if (withTools && hermes && format != null) {
+            callTag = formatOrCalls(offered, format, parallel, strictness);
+            constraintField = format.field() + " or tools (tool_choice \"auto\")";
+            formatUsed = false;   // inside the tag
+        } else if (withTools && hermes && enforced(offered, strictness)) {
+            callTag = autoTag(offered, parallel, strictness, separate, startsInReasoning);
+            constraintField = "tools (tool_choice \"auto\")";
         }
-        boolean reasoning = !constrained && template.mentions(AssistantOutput.THINK_END)
-                && (!Fields.present(o, "separate_reasoning") || OpenAi.flag(o, "separate_reasoning"));
-        boolean startsInReasoning = reasoning && prefill.isEmpty() && endsInThink(prompt, templates.specialTokens().get("eos_token"));
+        boolean reasoning = !whole && separate;
+        startsInReasoning &= reasoning && prefill.isEmpty();
         prompt += prefill;
 
         int[] ids = GenerateRequestParser.encode(tokenizer, prompt, false, maxModelLen, null);
         JsonObjectBuilder g = JSON.createObjectBuilder().add("input_ids", OpenAi.ids(ids, 0));
         JsonObjectBuilder sp = OpenAi.sampling(o, maxTokens(o, maxModelLen - ids.length));
+        if (format != null && !formatUsed) sp.remove(format.key());
         if (callTag != null) sp.add("structural_tag", callTag);
         g.add("sampling_params", sp);
         boolean logprobs = OpenAi.flag(o, "logprobs");
@@ -134,7 +155,7 @@ final class OpenAiChat {
         }
         if (logprobs) g.add("return_logprob", true);
         OpenAi.passThrough(o, g);
-        return new Plan(g.build(), prefill, reasoning, startsInReasoning, withTools && hermes && (callTag != null || !constrained),
+        return new Plan(g.build(), prefill, reasoning, startsInReasoning, withTools && hermes && (callTag != null || format == null),
                 OpenAi.includeUsage(o), OpenAi.flag(o, "return_token_ids"),
                 OpenAi.flag(o, "return_token_ids") || OpenAi.flag(o, "return_prompt_token_ids"), constraintField);
     }
@@ -153,6 +174,14 @@ final class OpenAiChat {
      * {@code parallel_tool_calls} is false. Tools without {@code parameters} take {@code {}}, as OpenAI's do.
      */
     static String toolCallTag(JsonArray tools, String only, boolean parallel) {
+        return tag(calls(callTags(tools, only, null), parallel, only != null));
+    }
+
+    /**
+     * One tag per offered tool ({@code only}: that one), its arguments held to its parameters, or,
+     * where {@code strictness} is given (enforced "auto"), as {@link #schemaHeld} says.
+     */
+    private static JsonArray callTags(JsonArray tools, String only, ToolStrictLevel strictness) {
         JsonArrayBuilder tags = JSON.createArrayBuilder();
         for (JsonValue t : tools) {
             JsonObject f = ((JsonObject) t).getJsonObject("function");
@@ -161,13 +190,99 @@ final class OpenAiChat {
             JsonValue params = f.get("parameters");
             if (params == null || params == JsonValue.NULL) params = JSON.createObjectBuilder().add("type", "object")
                     .add("properties", JSON.createObjectBuilder()).add("additionalProperties", false).build();
+            if (strictness != null && !schemaHeld(f, strictness)) params = ANY_ARGUMENTS;
             tags.add(JSON.createObjectBuilder().add("type", "tag").add("begin", CALL_BEGIN + name + CALL_ARGUMENTS).add("end", CALL_END)
                     .add("content", JSON.createObjectBuilder().add("type", "json_schema").add("json_schema", params)
                             .add("separators", JSON.createArrayBuilder().add(", ").add(": "))));
         }
-        return JSON.createObjectBuilder().add("type", "structural_tag").add("format", JSON.createObjectBuilder()
-                .add("type", "tags_with_separator").add("tags", tags).add("separator", CALL_SEPARATOR)
-                .add("at_least_one", true).add("stop_after_first", only != null || !parallel)).build().toString();
+        return tags.build();
+    }
+
+    /** One or more calls separated by the template's newline (exactly one where {@code once}). */
+    private static JsonObject calls(JsonArray tags, boolean parallel, boolean once) {
+        return JSON.createObjectBuilder().add("type", "tags_with_separator").add("tags", tags).add("separator", CALL_SEPARATOR)
+                .add("at_least_one", true).add("stop_after_first", once || !parallel).build();
+    }
+
+    private static String tag(JsonObject format) {
+        return JSON.createObjectBuilder().add("type", "structural_tag").add("format", format).build().toString();
+    }
+
+    /**
+     * What a non-strict tool's arguments are held to under enforced "auto": any JSON object (the
+     * compiler's free-form object, nested at most 3 deep), as SGLang gives such tools an empty
+     * schema: the call is well-formed, its arguments are the model's.
+     */
+    static final JsonObject ANY_ARGUMENTS = JSON.createObjectBuilder().add("type", "object").build();
+
+    /** Whether "auto" is enforced: some tool is strict, or the server says every request (ServerSettings.ToolStrictLevel). */
+    static boolean enforced(JsonArray tools, ToolStrictLevel strictness) {
+        if (strictness != ToolStrictLevel.AUTO) return true;
+        for (JsonValue t : tools) if (strict(((JsonObject) t).getJsonObject("function"))) return true;
+        return false;
+    }
+
+    private static boolean schemaHeld(JsonObject function, ToolStrictLevel strictness) {
+        return strictness == ToolStrictLevel.PARAMETER || strict(function);
+    }
+
+    private static boolean strict(JsonObject function) {
+        return function.get("strict") == JsonValue.TRUE;
+    }
+
+    /**
+     * {@code tool_choice: "auto"} enforced: free text in which every {@code <tool_call>} the model
+     * opens is a whole call of an offered tool ({@code triggered_tags}, the trigger the template's
+     * {@code <tool_call>}), at most one where {@code parallel_tool_calls} is false (nothing follows
+     * it). A think block the answer opens first ({@code <think>}, after any whitespace, as the
+     * reply's parser reads it; or the prompt opened it) is free text of its own, as SGLang leaves
+     * reasoning out of the grammar: only calls the parser would take are held to the format. The
+     * answer may end inside the think block, as it may unconstrained.
+     */
+    static String autoTag(JsonArray tools, boolean parallel, ToolStrictLevel strictness, boolean reasoning, boolean startsInReasoning) {
+        JsonObject calls = JSON.createObjectBuilder().add("type", "triggered_tags").add("triggers", JSON.createArrayBuilder().add(AssistantOutput.CALL_START))
+                .add("tags", callTags(tools, null, strictness)).add("stop_after_first", !parallel).build();
+        if (!reasoning) return tag(calls);
+        return tag(JSON.createObjectBuilder().add("type", "reasoning").add("begin", AssistantOutput.THINK_START)
+                .add("end", AssistantOutput.THINK_END).add("started", startsInReasoning).add("content", calls).build());
+    }
+
+    /**
+     * {@code response_format} beside tools under "auto": the answer is either content the format
+     * allows or one or more calls (one where {@code parallel_tool_calls} is false), as OpenAI
+     * answers such a request; from the first token, as the format alone is.
+     */
+    static String formatOrCalls(JsonArray tools, OpenAi.Constraint format, boolean parallel, ToolStrictLevel strictness) {
+        JsonObject f = switch (format.key()) {
+            case "regex" -> JSON.createObjectBuilder().add("type", "regex").add("pattern", format.source()).build();
+            case "ebnf" -> JSON.createObjectBuilder().add("type", "grammar").add("grammar", format.source()).build();
+            case "structural_tag" -> {
+                if (!(parse(format) instanceof JsonObject st) || !(st.get("format") instanceof JsonObject inner))
+                    throw ApiException.badRequest(format.field() + " beside tools must be {\"type\": \"structural_tag\", \"format\": {...}} "
+                            + "(the older form with structures and triggers is taken alone only)");
+                yield inner;
+            }
+            default -> JSON.createObjectBuilder().add("type", "json_schema").add("json_schema", parse(format)).build();
+        };
+        return tag(or(f, calls(callTags(tools, null, strictness), parallel, false)));
+    }
+
+    private static JsonValue parse(OpenAi.Constraint c) {
+        try {
+            return JSON.createReader(new java.io.StringReader(c.source())).readValue();
+        } catch (RuntimeException e) {
+            throw ApiException.badRequest(c.field() + " is refused: not valid JSON: " + e.getMessage());
+        }
+    }
+
+    private static JsonObject or(JsonObject... elements) {
+        return group("or", elements);
+    }
+
+    private static JsonObject group(String type, JsonObject... elements) {
+        JsonArrayBuilder a = JSON.createArrayBuilder();
+        for (JsonObject e : elements) a.add(e);
+        return JSON.createObjectBuilder().add("type", type).add("elements", a).build();
     }
 
     private static int indexOf(JsonArray tools, String name) {

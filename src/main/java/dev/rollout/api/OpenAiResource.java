@@ -57,7 +57,8 @@ public class OpenAiResource {
     @Path("v1/chat/completions")
     public Response chatCompletions(InputStream body) {
         Call c = call(body);
-        OpenAiChat.Plan plan = OpenAiChat.plan(c.body(), service.chatTemplates(), service.tokenizer(), c.loop().info().maxModelLen());
+        OpenAiChat.Plan plan = OpenAiChat.plan(c.body(), service.chatTemplates(), service.tokenizer(), c.loop().info().maxModelLen(),
+                service.settings().toolStrictLevel());
         GenerateRequest req = Requests.parser(service).constraintField(plan.constraintField()).parse(plan.generate());
         PendingGeneration pending = new PendingGeneration(req, c.loop(), service.tokenizer(), rids);
         return GenerationRelay.respond(pending, req.stream(), new OpenAiChat.Format(pending, service.tokenizer(), plan, c.model()),
@@ -70,7 +71,8 @@ public class OpenAiResource {
     public Response responses(InputStream body) {
         Call c = call(body);
         OpenAiResponses.Translation t = OpenAiResponses.toChat(c.body());
-        OpenAiChat.Plan plan = OpenAiChat.plan(t.chat(), service.chatTemplates(), service.tokenizer(), c.loop().info().maxModelLen());
+        OpenAiChat.Plan plan = OpenAiChat.plan(t.chat(), service.chatTemplates(), service.tokenizer(), c.loop().info().maxModelLen(),
+                service.settings().toolStrictLevel());
         GenerateRequest req = Requests.parser(service).constraintField(t.constraintField()).parse(plan.generate());
         PendingGeneration pending = new PendingGeneration(req, c.loop(), service.tokenizer(), rids);
         return GenerationRelay.respond(pending, req.stream(), new OpenAiResponses.Relay(plan, c.model(), t.echo()), service.settings());

@@ -25,9 +25,9 @@ public final class AutomatonBuilder {
     private final Map<Rx, Automaton> built = new IdentityHashMap<>();
     private final Map<Rx, Integer> uses = new IdentityHashMap<>();
 
-    private AutomatonBuilder(ConstraintLimits limits) {
+    private AutomatonBuilder(ConstraintLimits limits, long deadline) {
         this.limits = limits;
-        this.deadline = cpuNanos() + limits.maxMillis() * 1_000_000L;
+        this.deadline = deadline;
     }
 
     private static final java.lang.management.ThreadMXBean THREADS = java.lang.management.ManagementFactory.getThreadMXBean();
@@ -42,12 +42,17 @@ public final class AutomatonBuilder {
     }
 
     public static ByteDfa compile(Rx rx, ConstraintLimits limits) {
+        return compile(rx, limits, cpuNanos() + limits.maxMillis() * 1_000_000L);
+    }
+
+    /** As {@link #compile(Rx, ConstraintLimits)}, by a deadline already running (a structural tag's free text counts too). */
+    static ByteDfa compile(Rx rx, ConstraintLimits limits, long deadline) {
         long estimate = estimate(rx);
         if (estimate > limits.maxNfaStates())
             throw new ConstraintException("the constraint expands to about " + (estimate >= Long.MAX_VALUE / 4 ? "unboundedly many" : estimate)
                     + " automaton states before determinizing, more than the limit of " + limits.maxNfaStates()
                     + " (large repetition bounds multiply their bodies)");
-        AutomatonBuilder b = new AutomatonBuilder(limits);
+        AutomatonBuilder b = new AutomatonBuilder(limits, deadline);
         b.count(rx);
         return determinize(b.build(rx), limits, b.deadline);
     }

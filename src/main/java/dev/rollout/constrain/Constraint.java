@@ -21,9 +21,9 @@ public record Constraint(String kind, String source, ByteDfa dfa) {
         return new Constraint("ebnf", grammar, EbnfCompiler.compile(grammar, limits));
     }
 
-    /** A {@link StructuralTag}: literal text, schemas and regexes in sequence, the shape of a model's tool calls. */
+    /** A {@link StructuralTag}: literal text, schemas, regexes and free text in sequence, the shape of a model's tool calls. */
     public static Constraint structuralTag(String tag, ConstraintLimits limits) {
-        return new Constraint("structural_tag", tag, AutomatonBuilder.compile(StructuralTag.compile(tag, limits), limits));
+        return new Constraint("structural_tag", tag, StructuralTag.dfa(tag, limits));
     }
 
     public TokenIndex index(Vocabulary vocab) {

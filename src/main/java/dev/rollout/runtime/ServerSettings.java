@@ -15,6 +15,8 @@ import dev.rollout.ranks.RankSettings;
  * and nothing else; release_memory_occupation frees memory whichever it is. {@code deterministic}
  * is {@code rollout.deterministic}, or SGLang's name for it, {@code rollout.enable-deterministic-inference}.
  * {@code logprobsMode} is {@code rollout.logprobs-mode}: the mode of a request that names none.
+ * {@code toolStrictLevel} is {@code rollout.tool-strict-level}: when {@code tool_choice: "auto"}
+ * is enforced ({@link ToolStrictLevel}).
  */
 public record ServerSettings(
         String modelPath,
@@ -46,4 +48,29 @@ public record ServerSettings(
         RequestTimeouts timeouts,
         double pauseTimeoutSeconds,
         boolean enableMemorySaver,
-        RankSettings ranks) {}
+        RankSettings ranks,
+        ToolStrictLevel toolStrictLevel) {
+
+    /**
+     * When chat completions constrain {@code tool_choice: "auto"} to well-formed calls, vLLM's
+     * {@code --tool-strict-level} and SGLang's {@code SGLANG_TOOL_STRICT_LEVEL} (0, 1, 2), as
+     * their users know them. {@code AUTO}: only where a tool says {@code "strict": true}, and only
+     * such tools' arguments are held to their {@code parameters} (the others' to any JSON object);
+     * {@code FUNCTION}: every request with tools, arguments as under AUTO; {@code PARAMETER}: every
+     * request, every tool's arguments held to its schema, as if each were strict.
+     * {@code tool_choice} "required" or a named function always holds arguments to the schema.
+     */
+    public enum ToolStrictLevel {
+        AUTO, FUNCTION, PARAMETER;
+
+        /** The level by vLLM's name ({@code auto}, {@code function}, {@code parameter}) or SGLang's number; null for anything else. */
+        public static ToolStrictLevel parse(String name) {
+            return switch (name.strip().toLowerCase(java.util.Locale.ROOT)) {
+                case "auto", "off", "0" -> AUTO;
+                case "function", "1" -> FUNCTION;
+                case "parameter", "2" -> PARAMETER;
+                default -> null;
+            };
+        }
+    }
+}

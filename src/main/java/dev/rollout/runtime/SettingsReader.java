@@ -59,7 +59,15 @@ final class SettingsReader {
                         c.getValue("rollout.node-rank", Integer.class),
                         c.getOptionalValue("rollout.dist-init-addr", String.class).orElse(""),
                         c.getValue("rollout.dist-timeout-seconds", Double.class),
-                        c.getValue("rollout.dist-join-timeout-seconds", Double.class)));
+                        c.getValue("rollout.dist-join-timeout-seconds", Double.class)),
+                toolStrictLevel(c.getOptionalValue("rollout.tool-strict-level", String.class).orElse("auto")));
+    }
+
+    /** A misspelt level stops the server at start rather than leaving tool calls unenforced that the operator meant enforced. */
+    private static ServerSettings.ToolStrictLevel toolStrictLevel(String name) {
+        ServerSettings.ToolStrictLevel l = ServerSettings.ToolStrictLevel.parse(name);
+        if (l == null) throw new IllegalArgumentException("rollout.tool-strict-level must be auto, function or parameter (or SGLang's 0, 1, 2), not '" + name + "'");
+        return l;
     }
 
     /** A misspelt mode stops the server at start rather than serving numbers a trainer did not ask for. */

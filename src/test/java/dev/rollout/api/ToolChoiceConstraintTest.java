@@ -13,6 +13,7 @@ import dev.rollout.constrain.ConstraintLimits;
 import dev.rollout.constrain.TokenIndex;
 import dev.rollout.engine.LogprobsMode;
 import dev.rollout.runtime.Constraints;
+import dev.rollout.runtime.ServerSettings.ToolStrictLevel;
 import dev.rollout.tokenizer.HfTokenizer;
 import jakarta.json.Json;
 import jakarta.json.JsonObject;
@@ -28,11 +29,12 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * tool_choice "required" and a named function on chat completions (issue #22, slice 3): the plan
- * carries a structural tag of the offered tools in Qwen's tool-call format; it accepts exactly what
+ * tool_choice on chat completions (issue #22): "required" and a named function (slice 3), the plan
+ * carrying a structural tag of the offered tools in Qwen's tool-call format; it accepts exactly what
  * the chat template writes for a call (so a sampled call re-renders as it was sampled), its random
  * walks over the real vocabulary parse into tool calls valid under the tools' schemas, and a
- * refused parameters schema is a 400 naming the tool.
+ * refused parameters schema is a 400 naming the tool. "auto" enforced (free text, every call
+ * whole) where a tool is strict or the server's level says, and response_format beside tools.
  */
 class ToolChoiceConstraintTest {
     static final Path QWEN3 = Path.of("target/classes/dev/rollout/tokenizer/qwen3");
@@ -122,13 +124,180 @@ class ToolChoiceConstraintTest {
         assertFalse(c.dfa().matches(rendered("[" + call("ping", "{}") + ", " + call("ping", "{}") + "]").getBytes()));
     }
 
+    /** The tools without "strict": what most clients send. */
+    static final String LOOSE = TOOLS.replace("\"strict\": true, ", "");
+
+    static OpenAiChat.Plan plan(String tools, String extra, ToolStrictLevel level) {
+        return OpenAiChat.plan(json("{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"max_tokens\": 200, \"tools\": " + tools
+                + extra + "}"), templates, tok, 4096, level);
+    }
+
+    static boolean accepts(TokenIndex c, String text) {
+        return c.dfa().matches(text.getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** As vLLM and SGLang by default: "auto" is left alone unless a tool is strict or the server says otherwise. */
     @Test
-    void autoAndNoneAreUnconstrained() {
-        assertNull(constraint(plan(", \"tool_choice\": \"auto\"")));
-        assertNull(constraint(plan("")));
+    void autoIsEnforcedWhereAToolIsStrictOrTheServerSays() {
+        assertNull(constraint(plan(LOOSE, ", \"tool_choice\": \"auto\"", ToolStrictLevel.AUTO)));
+        assertNull(constraint(plan(LOOSE, "", ToolStrictLevel.AUTO)));
         OpenAiChat.Plan none = plan(", \"tool_choice\": \"none\"");
         assertNull(constraint(none));
         assertFalse(none.parseTools());
+        assertNull(constraint(plan(TOOLS, ", \"tool_choice\": \"none\"", ToolStrictLevel.PARAMETER)), "none is never constrained");
+
+        String ping = rendered("[" + call("ping", "{\"x\": [1, \"y\"]}") + "]");
+        String city = rendered("[" + call("get_city", "{\"city\": \"Oslo\", \"rank\": 3, \"tags\": [], \"note\": null}") + "]");
+        String badCity = rendered("[" + call("get_city", "{\"city\": \"Oslo\"}") + "]");
+        // a strict tool: enforced; its arguments held to its schema, the other's to any object
+        OpenAiChat.Plan strict = plan(", \"tool_choice\": \"auto\"");
+        assertTrue(strict.parseTools());
+        assertTrue(strict.reasoning(), "the text is free: a think block is still split off");
+        TokenIndex c = constraint(strict);
+        assertTrue(accepts(c, city) && accepts(c, ping), ping);
+        assertFalse(accepts(c, badCity), "the strict tool's required properties");
+        // the server's levels: function enforces loose tools' calls, parameter their schemas too
+        TokenIndex function = constraint(plan(LOOSE, "", ToolStrictLevel.FUNCTION));
+        assertTrue(accepts(function, badCity) && accepts(function, ping), "function: the call's envelope, any arguments object");
+        assertFalse(accepts(function, rendered("[" + call("get_town", "{}") + "]")), "function: offered names only");
+        TokenIndex parameter = constraint(plan(LOOSE, "", ToolStrictLevel.PARAMETER));
+        assertTrue(accepts(parameter, city));
+        assertFalse(accepts(parameter, badCity), "parameter: every tool as if strict");
+        assertFalse(accepts(parameter, ping), "parameter: ping takes {} only");
+        assertTrue(accepts(parameter, rendered("[" + call("ping", "{}") + "]")));
+    }
+
+    /** Enforced "auto": free text, and every call the reply's parser would take is a whole call of an offered tool. */
+    @Test
+    void autoAllowsTextAndHoldsEveryCallToTheFormat() {
+        TokenIndex c = constraint(plan(", \"tool_choice\": \"auto\""));
+        String one = call("get_city", "{\"city\": \"Oslo\", \"rank\": 3, \"tags\": [\"a\"], \"note\": \"x\"}");
+        // the template's own spelling of content then calls, as the next turn's prompt holds it
+        String withText = rendered("[" + one + ", " + call("ping", "{}") + "]").replace("<tool_call>", "Let me look that up.\n<tool_call>");
+        assertTrue(accepts(c, withText), withText);
+        assertTrue(accepts(c, "Just an answer, no call: <tool_call is not a call, nor is tool_call>. ünïcödé ✓"));
+        assertTrue(accepts(c, ""));
+        assertFalse(accepts(c, "Text, then <tool_call>\n{\"name\": \"get_city\", \"arguments\": {}}\n</tool_call>"), "a call must be whole");
+        assertFalse(accepts(c, "Text <tool_call>{\"name\": \"ping\"}</tool_call>"), "in the template's spelling");
+        // a think block first is free text of its own (SGLang leaves reasoning out of the grammar)
+        String thought = "<think>\nMaybe <tool_call> get_city? No.\n</think>\n\n";
+        assertTrue(accepts(c, thought + "The answer." + rendered("[" + call("ping", "{}") + "]")));
+        assertTrue(accepts(c, "\n" + thought), "whitespace before it, as the parser strips");
+        assertTrue(accepts(c, "<think>\nstill thinking <tool_call> when it ended"), "the answer may end inside the think block");
+        assertFalse(accepts(c, thought + "After it: <tool_call> no"), "after the think block, calls are held to the format");
+        assertFalse(accepts(c, "Text first <think> <tool_call> no"), "a think block only where the parser takes one");
+
+        String oneText = rendered("[" + one + "]"), pingText = rendered("[" + call("ping", "{}") + "]");
+        TokenIndex single = constraint(plan(", \"tool_choice\": \"auto\", \"parallel_tool_calls\": false"));
+        assertTrue(accepts(single, "Text " + oneText));
+        assertTrue(accepts(c, "Text " + oneText + "\n" + pingText));
+        assertFalse(accepts(single, "Text " + oneText + "\n" + pingText), "parallel_tool_calls false: one call, and nothing after it");
+        assertFalse(accepts(single, oneText + " more text"));
+
+        // a prompt that opens the think block for the model: the answer starts inside it
+        OpenAiChat.Plan opened = OpenAiChat.plan(json("{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}, {\"role\": \"assistant\", "
+                + "\"content\": \"<think>\\nLet me\"}], \"continue_final_message\": true, \"add_generation_prompt\": false, \"tools\": " + TOOLS
+                + "}"), templates, tok, 4096);
+        assertTrue(opened.startsInReasoning());
+        TokenIndex inside = constraint(opened);
+        assertTrue(accepts(inside, " see <tool_call> anything\n</think>\n\n" + oneText));
+        assertTrue(accepts(inside, " see, and stop"));
+        assertFalse(accepts(inside, " see</think> <tool_call> no"));
+    }
+
+    /**
+     * Random walks over the real vocabulary under enforced "auto", leaning towards {@code <think>},
+     * {@code </think>} and {@code <tool_call>} so that each part is walked: the parser finds no
+     * call left as text, and every call it finds is valid under its tool's schema.
+     */
+    @Test
+    void randomAutoWalksParseIntoTextAndValidCalls() {
+        TokenIndex c = constraint(plan(TOOLS, "", ToolStrictLevel.PARAMETER));
+        int callStart = 151657, thinkStart = 151667, thinkEnd = 151668;
+        Random r = new Random(29);
+        int calls = 0, texts = 0, thoughts = 0;
+        for (int run = 0; run < 40; run++) {
+            ConstraintCursor cur = c.cursor();
+            List<Integer> ids = new ArrayList<>();
+            for (int step = 0; !cur.ended(); step++) {
+                assertTrue(step < 3000, "bounded: " + tok.decode(ids.stream().mapToInt(Integer::intValue).toArray(), false));
+                int[] allowed = cur.allowed().ids();
+                int id = allowed[r.nextInt(allowed.length)];
+                for (int lean : new int[] {thinkEnd, callStart})
+                    if (r.nextInt(4) == 0 && java.util.Arrays.binarySearch(allowed, lean) >= 0) id = lean;
+                if (step == 0 && r.nextBoolean()) id = thinkStart;
+                if (cur.canEnd() && r.nextInt(8) == 0) id = IM_END;
+                assertTrue(cur.advance(id));
+                if (id != IM_END && id != 151643) ids.add(id);
+            }
+            String text = tok.decode(ids.stream().mapToInt(Integer::intValue).toArray(), false);
+            AssistantOutput out = new AssistantOutput(true, false, true);
+            AssistantOutput.Delta d = out.feed(text), end = out.finish();
+            String content = d.content() + end.content();
+            List<AssistantOutput.ToolCall> found = new ArrayList<>(d.toolCalls());
+            found.addAll(end.toolCalls());
+            assertFalse(content.contains(AssistantOutput.CALL_START), "no call left as text: " + text);
+            for (AssistantOutput.ToolCall call : found) {
+                if (call.name().equals("ping")) {
+                    assertEquals(Map.of(), call.arguments(), text);
+                    continue;
+                }
+                assertEquals("get_city", call.name(), text);
+                assertEquals(List.of("city", "rank", "tags", "note"), List.copyOf(((Map<?, ?>) call.arguments()).keySet()), text);
+            }
+            calls += found.size();
+            texts += content.isBlank() ? 0 : 1;
+            thoughts += (d.reasoning() + end.reasoning()).isEmpty() ? 0 : 1;
+        }
+        assertTrue(calls > 10 && texts > 10 && thoughts > 5, calls + " calls, " + texts + " texts, " + thoughts + " thoughts");
+    }
+
+    /**
+     * response_format beside tools: under "auto" the answer is the format's content or calls; under
+     * "required" or a named function it is calls, and the format applies to no text of this answer.
+     */
+    @Test
+    void responseFormatBesideToolChoice() {
+        String rf = ", \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"r\", \"schema\": "
+                + "{\"type\": \"object\", \"properties\": {\"ok\": {\"type\": \"boolean\"}}, \"required\": [\"ok\"], \"additionalProperties\": false}}}";
+        OpenAiChat.Plan auto = plan(LOOSE, rf, ToolStrictLevel.AUTO);
+        assertTrue(auto.parseTools());
+        assertFalse(auto.reasoning(), "the format shapes the answer from its first token, as alone");
+        JsonObject sp = auto.generate().getJsonObject("sampling_params");
+        assertTrue(sp.containsKey("structural_tag") && !sp.containsKey("json_schema"), sp.toString());
+        TokenIndex c = constraint(auto);
+        assertTrue(accepts(c, "{\"ok\":true}"), "the format's content, compact as alone");
+        String one = rendered("[" + call("ping", "{}") + "]");
+        assertTrue(accepts(c, one));
+        assertTrue(accepts(c, rendered("[" + call("ping", "{}") + ", " + call("get_city", "{\"a\": 1}") + "]")),
+                "calls of loose tools: any arguments object");
+        assertFalse(accepts(c, "Sure: {\"ok\":true}"), "no free text");
+        assertFalse(accepts(c, "{\"ok\":true}" + one), "content or calls, not both");
+        assertFalse(accepts(constraint(plan(LOOSE, rf + ", \"parallel_tool_calls\": false", ToolStrictLevel.AUTO)),
+                rendered("[" + call("ping", "{}") + ", " + call("ping", "{}") + "]")));
+        // the other constraint kinds beside tools: a regex, a grammar, a structural tag
+        TokenIndex regex = constraint(plan(LOOSE, ", \"regex\": \"(yes|no)\"", ToolStrictLevel.AUTO));
+        assertTrue(accepts(regex, "yes") && accepts(regex, one) && !accepts(regex, "maybe"));
+        TokenIndex grammar = constraint(plan(LOOSE, ", \"ebnf\": \"root ::= \\\"a\\\"+\"", ToolStrictLevel.AUTO));
+        assertTrue(accepts(grammar, "aaa") && accepts(grammar, one) && !accepts(grammar, "b"));
+        TokenIndex tag = constraint(plan(LOOSE, ", \"response_format\": {\"type\": \"structural_tag\", \"format\": {\"type\": \"const_string\", "
+                + "\"value\": \"done\"}}", ToolStrictLevel.AUTO));
+        assertTrue(accepts(tag, "done") && accepts(tag, one));
+
+        for (String choice : List.of("\"required\"", "{\"type\": \"function\", \"function\": {\"name\": \"ping\"}}")) {
+            OpenAiChat.Plan forced = plan(LOOSE, rf + ", \"tool_choice\": " + choice, ToolStrictLevel.AUTO);
+            JsonObject fsp = forced.generate().getJsonObject("sampling_params");
+            assertTrue(fsp.containsKey("structural_tag") && !fsp.containsKey("json_schema"), fsp.toString());
+            TokenIndex calls = constraint(forced);
+            assertTrue(accepts(calls, one));
+            assertFalse(accepts(calls, "{\"ok\":true}"), choice + ": calls only");
+        }
+        // a refusal names both fields; the format is the first element, tool i the i-th tag of the second
+        ApiException bad = assertThrows(ApiException.class, () -> constraint(plan(LOOSE, ", \"response_format\": {\"type\": \"json_schema\", "
+                + "\"json_schema\": {\"name\": \"r\", \"schema\": {\"type\": \"string\", \"format\": \"email\"}}}", ToolStrictLevel.AUTO)));
+        assertTrue(bad.getMessage().startsWith("response_format.json_schema.schema or tools (tool_choice \"auto\") is refused: "
+                + "structural_tag at format.elements[0]:"), bad.getMessage());
+        parser.constraintField(null);
     }
 
     /** Random walks over the real vocabulary: every one parses into calls whose arguments the schema takes. */
@@ -180,8 +349,11 @@ class ToolChoiceConstraintTest {
         ApiException e = assertThrows(ApiException.class, () -> constraint(p));
         assertEquals(400, e.status());
         assertTrue(e.getMessage().startsWith("tools[0].function.parameters is refused:") && e.getMessage().contains("'format'"), e.getMessage());
-        ApiException both = assertThrows(ApiException.class, () -> plan(", \"tool_choice\": \"required\", \"response_format\": {\"type\": \"json_object\"}"));
-        assertTrue(both.getMessage().contains("not supported yet"), both.getMessage());
+        String mail = bad.replace("\"name\": \"mail\"", "\"name\": \"mail\", \"strict\": true");
+        ApiException auto = assertThrows(ApiException.class, () -> constraint(OpenAiChat.plan(json("{\"messages\": [{\"role\": \"user\", "
+                + "\"content\": \"hi\"}], \"tools\": " + mail + "}"), templates, tok, 4096)));
+        assertTrue(auto.getMessage().startsWith("tools (tool_choice \"auto\") is refused: structural_tag at format.content.tags[0].content:"),
+                auto.getMessage());
         ApiException flag = assertThrows(ApiException.class, () -> plan(", \"tool_choice\": \"required\", \"parallel_tool_calls\": \"no\""));
         assertTrue(flag.getMessage().contains("parallel_tool_calls"), flag.getMessage());
         parser.constraintField(null);

@@ -8,7 +8,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.api.Test;
 
-/** Structural tags (xgrammar's format, our subset): the tool-call shape of slice 3, and refusals by name. */
+/** Structural tags (xgrammar's format, our subset): the tool-call shape of slice 3, and refusals by name (free text: {@link FreeTextTest}). */
 class StructuralTagTest {
     /** Qwen's tool-call format for two tools, Python's separators in the arguments, as OpenAiChat builds it. */
     static final String CALLS = """
@@ -59,10 +59,10 @@ class StructuralTagTest {
 
     @ParameterizedTest
     @CsvSource(delimiter = '|', quoteCharacter = '`', value = {
-            "{'structures':[],'triggers':[]}|older form with structures and triggers",
-            "{'type':'structural_tag','format':{'type':'any_text'}}|any_text is not supported yet",
-            "{'type':'structural_tag','format':{'type':'triggered_tags','triggers':['<'],'tags':[]}}|triggered_tags is not supported yet",
-            "{'type':'structural_tag','format':{'type':'grammar','grammar':'root ::= x'}}|grammar is not supported yet",
+            "{'structures':{},'triggers':[]}|the older form needs structures",
+            "{'type':'structural_tag','format':{'type':'triggered_tags','triggers':['<'],'tags':[]}}|tags must be a non-empty list",
+            "{'type':'structural_tag','format':{'type':'grammar','grammar':'root ::= x'}}|at format.grammar: ebnf",
+            "{'type':'structural_tag','format':{'type':'token','token':'</s>'}}|token is not supported: it works on token ids",
             "{'type':'structural_tag','format':{'type':'sequence','elements':[{'type':'jsonschema'}]}}|at format.elements[0]: unknown format type 'jsonschema'",
             "{'type':'structural_tag','format':{'type':'json_schema','json_schema':{'type':'string','format':'email'}}}|at format: json_schema at #: the keyword 'format'",
             "{'type':'structural_tag','format':{'type':'regex','pattern':'(a'}}|at format.pattern",

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.rollout.constrain.ByteDfa;
 import dev.rollout.constrain.ConstraintLimits;
 import dev.rollout.constrain.TokenIndex;
 import dev.rollout.model.CausalLm;
@@ -225,6 +226,60 @@ class ConstrainedGenerationTest {
         SequenceOutput length = h.finished.get("length");
         assertEquals(FinishReason.length(3), length.finishReason());
         assertTrue(length.text().startsWith("{\"name\":\"") || "{\"name\":\"".startsWith(length.text()), length.text());
+    }
+
+    /**
+     * tool_choice "auto" enforced as chat completions builds it (issue #22): a think block of free
+     * text may come first, then free text in which every {@code <tool_call>} is a whole call of
+     * get_weather, one call at most (parallel_tool_calls false).
+     */
+    static final String AUTO_CALLS = """
+            {"type": "structural_tag", "format": {"type": "reasoning", "begin": "<think>", "end": "</think>", "started": false, "content":
+              {"type": "triggered_tags", "triggers": ["<tool_call>"], "stop_after_first": true, "tags": [
+                {"type": "tag", "begin": "<tool_call>\\n{\\"name\\": \\"get_weather\\", \\"arguments\\": ", "end": "}\\n</tool_call>",
+                 "content": {"type": "json_schema", "separators": [", ", ": "], "json_schema": {"type": "object", "properties": {
+                   "city": {"type": "string", "maxLength": 6}, "days": {"type": "integer", "minimum": 1, "maximum": 7}},
+                   "required": ["city", "days"], "additionalProperties": false}}}]}}}""";
+
+    /** One whole call of get_weather, as the template writes it, its arguments valid. */
+    static void aCallOfGetWeather(String text) {
+        String open = "<tool_call>\n", close = "\n</tool_call>";
+        assertTrue(text.startsWith(open) && text.endsWith(close), text);
+        JsonObject call = Json.createReader(new StringReader(text.substring(open.length(), text.length() - close.length()))).readObject();
+        assertEquals("get_weather", call.getString("name"), text);
+        JsonObject args = call.getJsonObject("arguments");
+        assertEquals(List.of("city", "days"), List.copyOf(args.keySet()), text);
+        assertTrue(args.getString("city").codePointCount(0, args.getString("city").length()) <= 6, text);
+        assertTrue(args.getInt("days") >= 1 && args.getInt("days") <= 7, text);
+    }
+
+    /**
+     * Free text and a call through the engine. The random model rarely writes {@code <tool_call>}
+     * itself, so one request leans on it with a logit bias: the call that follows is the
+     * constraint's (the bias cannot push the trigger into the call), and nothing but EOS after it.
+     * Another runs free: its text stays a live prefix of the constraint, and ends at EOS or the length.
+     */
+    @Test
+    void autoToolCallsInFreeTextThroughTheEngine() throws Exception {
+        TokenIndex auto = constraints.structuralTag(AUTO_CALLS);
+        int toolCall = 151657;
+        EngineHarness h = harness(1024, false);
+        for (int i = 0; i < 2; i++)
+            h.add("call-" + i, prompt, SamplingParams.builder().temperature(1.0).seed(60L + i).maxNewTokens(120).constraint(auto)
+                    .logitBias(LogitBias.of(java.util.Map.of(toolCall, 30.0))).build(), LogprobOptions.NONE);
+        h.add("free", prompt, SamplingParams.builder().temperature(1.0).seed(5L).maxNewTokens(24).constraint(auto).build(), LogprobOptions.NONE);
+        h.runToCompletion();
+        for (String rid : List.of("call-0", "call-1")) {
+            SequenceOutput out = h.finished.get(rid);
+            aCallOfGetWeather(out.text());
+            assertEquals(toolCall, out.outputIds()[0], "the bias chose the trigger first");
+            endsByTheConstraint(out);
+        }
+        SequenceOutput free = h.finished.get("free");
+        byte[] bytes = free.text().getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(auto.dfa().walk(ByteDfa.START, bytes) != ByteDfa.DEAD, free.text());
+        assertTrue(free.outputIds().length > 1, "free text goes on: " + free.text());
+        if (free.finishReason().type() == FinishReason.Type.STOP) assertTrue(auto.dfa().matches(bytes), free.text());
     }
 
     /** Lists of digits nested up to the bound, then a word list written with left recursion. */

@@ -65,6 +65,17 @@ class SettingsReaderTest {
                 + "not 'processed'", e.getMessage());
     }
 
+    /** vLLM's and SGLang's default (auto enforced only for strict tools) unless set, by vLLM's names or SGLang's numbers. */
+    @Test
+    void toolStrictLevelIsAutoUnlessSetAndAnUnknownOneStopsTheStart() throws IOException {
+        assertEquals(ServerSettings.ToolStrictLevel.AUTO, read(Map.of()).toolStrictLevel());
+        assertEquals(ServerSettings.ToolStrictLevel.FUNCTION, read(Map.of("rollout.tool-strict-level", "function")).toolStrictLevel());
+        assertEquals(ServerSettings.ToolStrictLevel.PARAMETER, read(Map.of("rollout.tool-strict-level", "2")).toolStrictLevel());
+        assertEquals(ServerSettings.ToolStrictLevel.AUTO, read(Map.of("rollout.tool-strict-level", " OFF ")).toolStrictLevel());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> read(Map.of("rollout.tool-strict-level", "strict")));
+        assertTrue(e.getMessage().startsWith("rollout.tool-strict-level must be auto, function or parameter"), e.getMessage());
+    }
+
     /** Just enough of MicroProfile Config over a map: the reader asks only for values and optional values. */
     private record MapConfig(Map<String, String> values) implements Config {
         @Override

@@ -97,6 +97,38 @@ class ConstrainedDecodingIT {
         assertTrue(Set.of("yes", "no", "maybe (later)").contains(text), text);
     }
 
+    /**
+     * tool_choice "auto" with a strict tool: the answer is held to text and whole calls. The random
+     * model is leaned onto {@code <tool_call>} (id 151657) with logit_bias so that it calls; what
+     * follows is the constraint's, parsed into tool_calls. Beside response_format, "auto" answers
+     * the format's content or calls, and "required" is calls only (the format is for a later turn).
+     */
+    @Test
+    void chatCompletionsWithToolChoiceAutoAndBesideResponseFormat() {
+        String tools = "[{\"type\": \"function\", \"function\": {\"name\": \"get_city\", \"strict\": true, \"parameters\": " + SCHEMA + "}}]";
+        String head = "{\"model\": \"" + model + "\", \"messages\": [{\"role\": \"user\", \"content\": \"Look up a city\"}], "
+                + "\"max_tokens\": 120, \"temperature\": 1.0, \"seed\": 4, \"tools\": " + tools + ", \"parallel_tool_calls\": false, "
+                + "\"chat_template_kwargs\": {\"enable_thinking\": false}";
+        for (String extra : List.of(", \"logit_bias\": {\"151657\": 30}", ", \"tool_choice\": \"required\", \"response_format\": {\"type\": \"json_object\"}")) {
+            Http.Reply r = Http.post("/v1/chat/completions", head + extra + "}");
+            assertEquals(200, r.status(), r.body());
+            JsonObject choice = r.object().getJsonArray("choices").getJsonObject(0);
+            assertEquals("tool_calls", choice.getString("finish_reason"), r.body());
+            JsonArray calls = choice.getJsonObject("message").getJsonArray("tool_calls");
+            assertEquals(1, calls.size(), r.body());
+            assertEquals("get_city", calls.getJsonObject(0).getJsonObject("function").getString("name"), r.body());
+            validates(calls.getJsonObject(0).getJsonObject("function").getString("arguments"));
+        }
+        // response_format beside "auto": leaned onto "{" (id 90), the answer is the format's content, and no call
+        Http.Reply r = Http.post("/v1/chat/completions", head + ", \"logit_bias\": {\"90\": 30}, \"response_format\": "
+                + "{\"type\": \"json_schema\", \"json_schema\": {\"name\": \"city\", \"schema\": " + SCHEMA + "}}}");
+        assertEquals(200, r.status(), r.body());
+        JsonObject choice = r.object().getJsonArray("choices").getJsonObject(0);
+        assertEquals("stop", choice.getString("finish_reason"), r.body());
+        validates(choice.getJsonObject("message").getString("content"));
+        assertTrue(!choice.getJsonObject("message").containsKey("tool_calls") || choice.getJsonObject("message").isNull("tool_calls"), r.body());
+    }
+
     /** An EBNF grammar on /generate (SGLang's ebnf) and vLLM's guided_grammar on completions; recursion within its bound. */
     @Test
     void grammars() {
