@@ -395,20 +395,6 @@ public final class AutomatonBuilder {
         return a;
     }
 
-    /** A growable int array, for the table while it grows. */
-    private static final class IntList {
-        private int[] a = new int[1024];
-        private int size;
-
-        void add(int v) {
-            if (size == a.length) a = java.util.Arrays.copyOf(a, size * 2);
-            a[size++] = v;
-        }
-
-        int[] toArray() {
-            return java.util.Arrays.copyOf(a, size);
-        }
-    }
 
     private record SetKey(int[] members) {
         @Override

@@ -326,19 +326,4 @@ final class FreeText {
             default -> -1;
         };
     }
-
-    /** A growable int array. */
-    private static final class IntList {
-        private int[] a = new int[1024];
-        private int size;
-
-        void add(int v) {
-            if (size == a.length) a = java.util.Arrays.copyOf(a, size * 2);
-            a[size++] = v;
-        }
-
-        int[] toArray() {
-            return java.util.Arrays.copyOf(a, size);
-        }
-    }
 }
