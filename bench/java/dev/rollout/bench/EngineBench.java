@@ -12,6 +12,7 @@ import dev.rollout.model.PhaseTimer;
 import dev.rollout.model.Kernels;
 import dev.rollout.model.RolloutCuda;
 import dev.rollout.constrain.Constraint;
+import dev.rollout.constrain.ConstraintCursor;
 import dev.rollout.constrain.ConstraintLimits;
 import dev.rollout.constrain.TokenIndex;
 import dev.rollout.constrain.Vocabulary;
@@ -252,10 +253,14 @@ public final class EngineBench {
                 ? SamplingParams.builder().temperature(1.0).maxNewTokens(out).ignoreEos(true).constraint(toolCalls()).build() : params(out);
         for (int batch : batches) {
             int[][] ids = Prompts.make(batch, in, 99 + batch, vocab);
-            int[] cutShort = {0};   // a constrained request the engine ended early: its sampler broke the constraint
+            // a request ended early (the engine ends one whose token its constraint forbids), and a
+            // finished csweep output its constraint does not allow, walked again token by token
+            int[] cutShort = {0}, broken = {0};
             for (int q = 0; q < batch; q++) {
                 Sequence s = new Sequence("s" + q, 0, ids[q], params, LogprobOptions.NONE, null, o -> {
-                    if (o.finished() && o.completionTokens() < out) cutShort[0]++;
+                    if (!o.finished()) return;
+                    if (o.completionTokens() < out) cutShort[0]++;
+                    if (params.constraint() != null && !allowed(params.constraint(), o.outputIds())) broken[0]++;
                 }, stream, q);
                 if (engine.keepsRoutedExperts()) s.collectRoutedExperts();
                 engine.add(s);
@@ -281,9 +286,10 @@ public final class EngineBench {
             double floorMs = 1e3 * floorSeconds(batch, in + out / 2.0);
             System.out.printf(Locale.ROOT, "RESULT {\"what\": \"%s\", \"run\": " + run + ", \"batch\": %d, \"in\": %d, \"out\": %d, \"decode_steps\": %d, "
                             + "\"step_ms_p50\": %.3f, \"step_ms_p99\": %.3f, \"floor_ms\": %.3f, \"roofline_fraction\": %.4g, "
-                            + "\"host_ms_mean\": %.3f, \"makespan_s\": %.3f, \"out_tok_s\": %.1f, \"cut_short\": %d}%n",
+                            + "\"host_ms_mean\": %.3f, \"makespan_s\": %.3f, \"out_tok_s\": %.1f, \"cut_short\": %d, "
+                            + "\"broke_constraint\": %d}%n",
                     what, batch, in, out, sorted.length, median, p99, floorMs, floorMs / median, hostMs / Math.max(1, sorted.length),
-                    makespan, (double) batch * out / makespan, cutShort[0]);
+                    makespan, (double) batch * out / makespan, cutShort[0], broken[0]);
             if (phases.steps() > 0) {
                 StringBuilder j = new StringBuilder();
                 phases.perStep().forEach((k, v) -> j.append(j.length() == 0 ? "" : ", ")
@@ -292,6 +298,13 @@ public final class EngineBench {
                         + "\"steps\": %d, \"ms_per_step_and_count\": {%s}}%n", batch, in, out, phases.steps(), j);
             }
         }
+    }
+
+    /** Whether every token of an output is one its constraint allows where it stands. */
+    private static boolean allowed(TokenIndex constraint, int[] output) {
+        ConstraintCursor c = constraint.cursor();
+        for (int t : output) if (!c.advance(t)) return false;
+        return true;
     }
 
     /** {@link #TOOL_CALLS} over the packaged Qwen3 tokenizer's bytes, padded to the model's vocabulary; compiled once. */

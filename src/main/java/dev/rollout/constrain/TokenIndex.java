@@ -86,6 +86,11 @@ public final class TokenIndex {
         return computed;
     }
 
+    /** Whether {@link #precompute} has been called on this index. */
+    public boolean precomputed() {
+        return precomputed.get();
+    }
+
     /** Whether a state's mask has been computed. */
     boolean hasMask(int state) {
         return masks.get(state) != null;

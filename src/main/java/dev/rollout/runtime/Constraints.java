@@ -85,7 +85,7 @@ public final class Constraints {
      */
     private TokenIndex warm(TokenIndex index) {
         index.mask(index.start());
-        if (background != null) {
+        if (background != null && !index.precomputed()) {   // once per constraint, not once per request
             try {
                 background.execute(() -> index.precompute(PRECOMPUTED_STATES));
             } catch (RejectedExecutionException stopping) {

@@ -71,6 +71,7 @@ class EngineBenchTest {
         for (JsonObject r : results.subList(1, 3)) {
             assertEquals(39, r.get("decode_steps").getAsInt(), r.toString());
             assertEquals(0, r.get("cut_short").getAsInt(), r.toString());
+            assertEquals(0, r.get("broke_constraint").getAsInt(), r.toString());
         }
         assertEquals("csweep", results.get(2).get("what").getAsString());
     }

@@ -59,7 +59,9 @@ class TokenIndexTest {
         int states = index.dfa().states();
         assertTrue(states > 6, "states: " + states);
         index.mask(index.start());   // as the HTTP thread does: the precompute skips it
+        assertFalse(index.precomputed());
         assertEquals(3, index.precompute(3));
+        assertTrue(index.precomputed());
         assertEquals(0, index.precompute(states), "once per index");
         int[] distance = distances(index.dfa());
         int farthestCached = 0, nearestNot = Integer.MAX_VALUE, cached = 0;
