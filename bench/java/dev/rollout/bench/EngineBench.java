@@ -107,7 +107,6 @@ public final class EngineBench {
             }
         }
         if (model == null || workloads.isEmpty()) throw new IllegalArgumentException("usage: EngineBench --model DIR [--dummy] [--stream] WORKLOAD...");
-        if (phaseProfile && graphs) throw new IllegalArgumentException("--phase-profile times eager steps: leave out --cuda-graphs");
         Device dev = new Device(device);
         ScalarType st = switch (dtype) {
             case "float32" -> ScalarType.Float;
@@ -294,8 +293,12 @@ public final class EngineBench {
                 StringBuilder j = new StringBuilder();
                 phases.perStep().forEach((k, v) -> j.append(j.length() == 0 ? "" : ", ")
                         .append(String.format(Locale.ROOT, "\"%s\": [%.4f, %.0f]", k, v[0], v[1])));
+                // the GPU's share of a decode step's wall time: the rest is host work it waited for
+                double gpuMs = phases.perStep().values().stream().mapToDouble(v -> v[0]).sum();
+                double stepMean = decode.stream().mapToDouble(Double::doubleValue).average().orElse(Double.NaN);
                 System.out.printf(Locale.ROOT, "RESULT {\"what\": \"phases\", \"run\": " + run + ", \"batch\": %d, \"in\": %d, \"out\": %d, "
-                        + "\"steps\": %d, \"ms_per_step_and_count\": {%s}}%n", batch, in, out, phases.steps(), j);
+                        + "\"steps\": %d, \"gpu_ms_per_step\": %.4f, \"step_ms_mean\": %.4f, \"gpu_busy\": %.3f, "
+                        + "\"ms_per_step_and_count\": {%s}}%n", batch, in, out, phases.steps(), gpuMs, stepMean, gpuMs / stepMean, j);
             }
         }
     }

@@ -106,8 +106,12 @@ final class ModelRunner {
             // a step where every sequence decodes and samples one token may replay a CUDA graph
             // (a one-position embeddings prompt looks like a decode, but its input is no token)
             boolean decodeOnly = offset == batch.size() && numSampling == batch.size() && scoreRows.isEmpty() && !anyEmbeds;
-            Tensor logits = decodeOnly && graphs != null ? graphs.decode(decodeStep(batch), cache) : null;  // (B, V) bf16 or f32
-            PhaseTimer phases = model.phaseTimer();  // benchmarks' profile of eager steps; off otherwise
+            PhaseTimer phases = model.phaseTimer();  // benchmarks' profile of steps; off otherwise
+            DecodeGraphs.Step graphStep = decodeOnly && graphs != null ? decodeStep(batch) : null;
+            // a replayed step is one phase: its inputs' copies and the graph (the host's work before it stays outside)
+            if (graphStep != null) phases.begin();
+            Tensor logits = graphStep != null ? graphs.decode(graphStep, cache) : null;  // (B, V) bf16 or f32
+            if (logits != null) phases.mark("graph");
             Tensor hidden = null;
             List<Tensor> scoreSlices = List.of();
             if (logits == null) {

@@ -139,6 +139,8 @@ public final class DecodeGraphs implements AutoCloseable {
         Graph g = new Graph(batch, blocks, (int) cache.keys(0).size(1), model.device());
         g.fill(step, cache.scratchSlot());
         ForwardBatch fb = g.forwardBatch(cache.blockSize());
+        PhaseTimer timer = model.phaseTimer();
+        model.setPhaseTimer(PhaseTimer.OFF);   // its events would be recorded into the graph
         try {
             // warm-up on the capture stream: libtorch's kernels load and its allocator settles
             RolloutCuda.useCaptureStream();
@@ -165,6 +167,8 @@ public final class DecodeGraphs implements AutoCloseable {
             disabled = "capturing batch " + batch + " failed: " + e.getMessage();
             LOG.warning("CUDA graphs off, decode steps run eagerly: " + disabled);
             return null;
+        } finally {
+            model.setPhaseTimer(timer);
         }
     }
 

@@ -6,12 +6,15 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The GPU time of each phase of eager decode steps (each layer's GEMMs, attention, fused ops; the
- * LM head; sampling), from CUDA events recorded between the phases on the compute stream. A
- * benchmark's profile (EngineBench --phase-profile) where Nsight tools are missing or too slow: the
- * events measure what the GPU spent, not what the host did, as long as the host stays ahead of the
- * GPU, which large batches ensure. Off by default, and then free: {@link #OFF} records nothing.
- * Not for CUDA graph capture; eager steps only.
+ * The GPU time of each phase of decode steps (eager: each layer's GEMMs, attention, fused ops, the
+ * LM head; replayed from a CUDA graph: the graph as one phase; then sampling), from CUDA events
+ * recorded between the phases on the compute stream. A benchmark's profile (EngineBench
+ * --phase-profile) where Nsight tools are missing or too slow: the events measure what the GPU
+ * spent, not what the host did, as long as the host stays ahead of the GPU within the step. A
+ * step's wall time less the sum of its phases is then the host's work the GPU waited for (what
+ * overlapping host and GPU work could win). Off by default, and then free: {@link #OFF} records
+ * nothing. Never on during a graph's capture ({@code DecodeGraphs} turns it off), where its
+ * events would become nodes of the graph.
  */
 public final class PhaseTimer {
     public static final PhaseTimer OFF = new PhaseTimer(false);
