@@ -36,10 +36,14 @@
 #   gemv05         R4 and R5 at batches 1, 2, 4, 8 with cuBLAS's projections (--cublas-projections) and with dense_gemv.cu's
 #                  (the default, up to Kernels.GEMV_STEP_ROWS rows), two rounds
 #   gemv7          the same at 7B (random weights made on the GPU), one round
+#   mmatests       dense_gemv.cu's tensor-core form (ROLLOUT_GEMV_MMA=1): DenseGemvTest and CudaGraphTest
+#   mmagemv        KernelBench gemv at 1, 4 and 8 rows (0.5B, 7B), the CUDA-core form then the tensor-core form
 #   pdltests       the kernels' and graphs' tests with programmatic dependent launch on (ROLLOUT_PDL=1)
 #   pdl05          R4 and R5 at batches 1, 2, 4 and 64 without and with programmatic dependent launch, two rounds
 #   kernelgemv     KernelBench of a layer's projections at 1 to 8 rows, 0.5B and 7B: cuBLAS + fused ops against dense_gemv.cu,
 #                  weights from HBM (copies past the L2)
+#   busy05         the GPU's share of graphed decode steps at batches 1, 64 and 512 (CUDA events around the replay and
+#                  the sampling against the step's wall time: the rest is host work the GPU waits for), PDL off then on
 #   phases05       GPU time per phase of eager decode steps (CUDA events: GEMMs, attention, fused ops, LM head,
 #                  sampling) at batches 1, 64 and 512: the profile behind the large-batch misses
 #   phases7        the same on 7B random weights (batches 1, 64, 256)
@@ -136,6 +140,11 @@ for s in "$@"; do
     # issue #20's decode matrix-vector kernels: against the ops they replace, in a model, under graphs; then their speed
     gemvtests) stage gemvtests 240 bash bench/gpu-bench.sh test dev.rollout.model.DenseGemvTest dev.rollout.engine.CudaGraphTest \
              dev.rollout.model.FusedOpsTest ;;
+    # the tensor-core form of dense_gemv.cu (ROLLOUT_GEMV_MMA=1): its tests, then KernelBench against the CUDA-core form
+    mmatests) stage mmatests 240 env ROLLOUT_GEMV_MMA=1 bash bench/gpu-bench.sh test dev.rollout.model.DenseGemvTest \
+             dev.rollout.engine.CudaGraphTest ;;
+    mmagemv) stage mmagemv 300 bash -c "for mma in 0 1; do echo \"== ROLLOUT_GEMV_MMA=\$mma\"; ROLLOUT_GEMV_MMA=\$mma bash bench/gpu-bench.sh \
+             kernels --hbm-gbps $gbps gemv:0.5b:1 gemv:0.5b:4 gemv:0.5b:8 gemv:7b:1 gemv:7b:8 || exit 1; done" ;;
     kernelgemv) stage kernelgemv 200 bash bench/gpu-bench.sh kernels --hbm-gbps "$gbps" gemv:0.5b:1 gemv:0.5b:2 gemv:0.5b:4 \
              gemv:0.5b:8 gemv:7b:1 gemv:7b:4 gemv:7b:8 ;;
     # R4 and R5's small batches with cuBLAS's projections, then dense_gemv.cu's, alternating twice (same build, same card)
@@ -208,6 +217,8 @@ for s in "$@"; do
                    0.5b:512:2048 7b:1:576 7b:64:576 7b:256:576 ;;
     kernelmoe) stage kernelmoe 200 bash bench/gpu-bench.sh kernels --hbm-gbps "$gbps" moe30:1 moe30:2 moe30:4 moe30:8 moe30:16 \
                  moe30:32 moe30:64 ;;
+    busy05) stage busy05 300 bash -c "for pdl in 0 1; do echo \"== ROLLOUT_PDL=\$pdl\"; ROLLOUT_PDL=\$pdl ${ours[*]} /tmp/q05 --native-kernels \
+              --cuda-graphs --phase-profile --repeat 2 --hbm-gbps $gbps sweep:512:128:1,64,512 || exit 1; done" ;;
     phases05) stage phases05 200 "${ours[@]}" /tmp/q05 --native-kernels --phase-profile --hbm-gbps "$gbps" sweep:512:128:1,64,512 ;;
     phases7) bash bench/gpu-bench.sh save /tmp/q7 qwen2.5-7b > /dev/null 2>&1
              stage phases7 240 "${ours[@]}" /tmp/q7 --dummy --native-kernels --phase-profile --hbm-gbps "$gbps" sweep:512:128:1,64,256 ;;

@@ -26,6 +26,17 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
+// c[16 x 8] += a[16 x 16] * b[16 x 8]; a row-major, b column-major, bf16 in, float32 accumulate.
+// Fragments (lane = 4 * gid + tig): a {(gid, 2tig..+1), (gid+8, 2tig..), (gid, 8+2tig..), (gid+8, 8+2tig..)};
+// b {(k 2tig..+1, n gid), (k 8+2tig.., n gid)}; c {(gid, 2tig), (gid, 2tig+1), (gid+8, 2tig), (gid+8, 2tig+1)}.
+// (sm_80 and later.)
+__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                 "{%0, %1, %2, %3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
 // Programmatic dependent launch (sm_90, issue #20): a kernel launched with it may start while the
 // kernel before it in the stream is still running, so that its launch and its prologue (loading
 // weights into L2, which no kernel writes) overlap the other's tail. At batch 1 a 0.5B decode step

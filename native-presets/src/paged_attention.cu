@@ -49,6 +49,7 @@
 namespace {
 
 using bf16 = __nv_bfloat16;
+using rollout::device::mma;
 
 constexpr int WARPS = 4;
 constexpr int THREADS = WARPS * 32;
@@ -96,16 +97,6 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16* 
     const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s) : "memory");
-}
-
-// c[16 x 8] += a[16 x 16] * b[16 x 8]; a row-major, b column-major, bf16 in, float32 accumulate.
-// Fragments (lane = 4 * gid + tig): a {(gid, 2tig..+1), (gid+8, 2tig..), (gid, 8+2tig..), (gid+8, 8+2tig..)};
-// b {(k 2tig..+1, n gid), (k 8+2tig.., n gid)}; c {(gid, 2tig), (gid, 2tig+1), (gid+8, 2tig), (gid+8, 2tig+1)}.
-__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-                 "{%0, %1, %2, %3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
