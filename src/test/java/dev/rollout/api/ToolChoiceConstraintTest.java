@@ -136,6 +136,32 @@ class ToolChoiceConstraintTest {
         return c.dfa().matches(text.getBytes(StandardCharsets.UTF_8));
     }
 
+    /**
+     * A string argument may hold the call's end tag (and its start): the constraint keeps it inside
+     * the call, and the reply's parser reads the call by its JSON, so the call comes back whole
+     * (SGLang's and vLLM's parsers cut at the first end tag and lose it).
+     */
+    @Test
+    void anEndTagInsideAStringArgumentStaysInTheCall() {
+        String echo = "[{\"type\": \"function\", \"function\": {\"name\": \"echo\", \"strict\": true, \"parameters\": {\"type\": \"object\", "
+                + "\"properties\": {\"x\": {\"type\": \"string\"}}, \"required\": [\"x\"], \"additionalProperties\": false}}}]";
+        String one = rendered("[" + call("echo", "{\"x\": \"a\\n}\\n</tool_call>\\n<tool_call> b\"}") + "]");
+        assertTrue(one.contains("</tool_call>\\n<tool_call> b\"}}\n</tool_call>"), one);
+        for (String choice : List.of("auto", "required")) {
+            OpenAiChat.Plan p = plan(echo, ", \"tool_choice\": \"" + choice + "\"", ToolStrictLevel.AUTO);
+            String text = choice.equals("auto") ? "Sure.\n" + one : one;   // "required": calls only
+            assertTrue(accepts(constraint(p), text), text);
+            AssistantOutput out = p.parser();
+            AssistantOutput.Delta d = out.feed(text), rest = out.finish();
+            List<AssistantOutput.ToolCall> calls = new ArrayList<>(d.toolCalls());
+            calls.addAll(rest.toolCalls());
+            assertEquals(1, calls.size(), text);
+            assertEquals("echo", calls.get(0).name());
+            assertEquals(Map.of("x", "a\n}\n</tool_call>\n<tool_call> b"), calls.get(0).arguments());
+            assertEquals(choice.equals("auto") ? "Sure." : "", d.content() + rest.content());
+        }
+    }
+
     /** As vLLM and SGLang by default: "auto" is left alone unless a tool is strict or the server says otherwise. */
     @Test
     void autoIsEnforcedWhereAToolIsStrictOrTheServerSays() {
