@@ -109,7 +109,7 @@ final class OpenAiChat {
 
         boolean hermes = template.mentions(AssistantOutput.CALL_START);
         String prefill = "";   // nothing now: the forced call is constrained from its first token, all of it output
-        boolean parallel = !Fields.present(o, "parallel_tool_calls") || OpenAi.flag(o, "parallel_tool_calls");
+        boolean parallel = OpenAi.parallelToolCalls(o);
         // a constraint that shapes the whole answer from its first token (response_format, guided_*, a
         // forced call) leaves no room for reasoning before it (that is for later, issue #22); "auto"
         // enforced leaves the text free, a think block included

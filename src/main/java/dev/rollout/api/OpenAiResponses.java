@@ -116,7 +116,8 @@ final class OpenAiResponses {
             if (!(o.get("metadata") instanceof JsonObject m)) throw Fields.type("metadata", "an object of strings", o.get("metadata"));
             metadata = m;
         }
-        boolean parallel = !Fields.present(o, "parallel_tool_calls") || OpenAi.flag(o, "parallel_tool_calls");
+        boolean parallel = OpenAi.parallelToolCalls(o);
+        if (Fields.present(o, "parallel_tool_calls")) chat.add("parallel_tool_calls", parallel);   // chat's reading: one call at most where false
         Echo echo = new Echo(value(o, "instructions"), value(o, "max_output_tokens"), parallel,
                 Fields.present(o, "temperature") ? o.get("temperature") : JSON.createValue(1.0),
                 Fields.present(o, "top_p") ? o.get("top_p") : JSON.createValue(1.0), text, toolChoice, tools, metadata);

@@ -81,6 +81,9 @@ class OpenAiResponsesTest {
         assertEquals("json_object", chat("{'input': 'x', 'text': {'format': {'type': 'json_object'}}}").getJsonObject("response_format").getString("type"));
         assertFalse(chat("{'input': 'x', 'text': {'format': {'type': 'text'}, 'verbosity': 'low'}}").containsKey("response_format"));
         assertEquals("required", chat("{'input': 'x', 'tools': [], 'tool_choice': 'required'}").getString("tool_choice"));
+        // parallel_tool_calls goes to the chat request, which holds the calls to it (ToolChoiceConstraintTest)
+        assertFalse(chat("{'input': 'x', 'parallel_tool_calls': false}").getBoolean("parallel_tool_calls"));
+        assertFalse(chat("{'input': 'x'}").containsKey("parallel_tool_calls"), "absent: chat's default, true");
     }
 
     @Test
@@ -108,6 +111,7 @@ class OpenAiResponsesTest {
         "{'input': 'x', 'text': {'format': {'type': 'json_schema', 'name': 'n'}}}|text.format.schema must be a JSON schema",
         "{'input': 'x', 'text': {'format': {'type': 'grammar'}}}|text.format.type must be",
         "{'input': 'x', 'max_output_tokens': 'many'}|max_output_tokens",
+        "{'input': 'x', 'parallel_tool_calls': 'no'}|parallel_tool_calls must be",
         "{'input': 'x', 'include': ['message.output_text.logprobs']}|include: message.output_text.logprobs is not supported",
         "{'input': 'x', 'prompt': {'id': 'pmpt_1'}}|prompt: stored prompts are not supported"})
     void badInputIsA400NamingTheField(String c) {

@@ -136,6 +136,32 @@ class ToolChoiceConstraintTest {
         return c.dfa().matches(text.getBytes(StandardCharsets.UTF_8));
     }
 
+    /** A {@code /v1/responses} request as the chat plan it runs as. */
+    static OpenAiChat.Plan responses(String fields) {
+        return OpenAiChat.plan(OpenAiResponses.toChat(json("{\"input\": \"hi\", \"max_output_tokens\": 200, " + fields + "}")).chat(),
+                templates, tok, 4096);
+    }
+
+    /** The offered tools in the Responses API's flat form ({@code strict} as each of {@link #TOOLS} says). */
+    static final String FLAT_TOOLS = "\"tools\": [{\"type\": \"function\", \"name\": \"get_city\", \"strict\": true, \"parameters\": " + CITY + "}, "
+            + "{\"type\": \"function\", \"name\": \"ping\", \"description\": \"no arguments\", \"strict\": false}]";
+
+    /** parallel_tool_calls on /v1/responses as on chat: false, one call at most; true or absent, several. */
+    @Test
+    void responsesHonourParallelToolCalls() {
+        String one = rendered("[" + call("ping", "{}") + "]"), two = rendered("[" + call("ping", "{}") + ", " + call("ping", "{}") + "]");
+        for (String choice : List.of("auto", "required")) {
+            String fields = FLAT_TOOLS + ", \"tool_choice\": \"" + choice + "\"";
+            for (String parallel : List.of("", ", \"parallel_tool_calls\": true")) {
+                TokenIndex several = constraint(responses(fields + parallel));
+                assertTrue(accepts(several, one) && accepts(several, two), choice + parallel);
+            }
+            TokenIndex single = constraint(responses(fields + ", \"parallel_tool_calls\": false"));
+            assertTrue(accepts(single, one), choice);
+            assertFalse(accepts(single, two), choice + ": parallel_tool_calls false, one call");
+        }
+    }
+
     /**
      * A string argument may hold the call's end tag (and its start): the constraint keeps it inside
      * the call, and the reply's parser reads the call by its JSON, so the call comes back whole
