@@ -163,6 +163,39 @@ class ToolChoiceConstraintTest {
     }
 
     /**
+     * On /v1/responses a function tool is strict unless it says "strict": false (OpenAI's default
+     * there), so "auto" is enforced and the arguments held to the schema; one whose schema the
+     * compiler refuses is loose instead, as OpenAI falls back to best effort.
+     */
+    @Test
+    void responsesToolsAreStrictByDefault() {
+        String unsaid = FLAT_TOOLS.replace("\"strict\": true, ", "").replace(", \"strict\": false", "");
+        String city = rendered("[" + call("get_city", "{\"city\": \"Oslo\", \"rank\": 3, \"tags\": [], \"note\": null}") + "]");
+        String badCity = rendered("[" + call("get_city", "{\"city\": \"Oslo\"}") + "]");
+        TokenIndex c = constraint(responses(unsaid + ", \"tool_choice\": \"auto\""));
+        assertTrue(accepts(c, city));
+        assertFalse(accepts(c, badCity), "get_city's schema is held");
+        assertFalse(accepts(c, rendered("[" + call("ping", "{\"x\": 1}") + "]")), "ping takes {} only: strict too");
+        assertNull(constraint(responses(unsaid.replace("\"parameters\"", "\"strict\": false, \"parameters\"")
+                .replace("\"description\"", "\"strict\": false, \"description\"") + ", \"tool_choice\": \"auto\"")), "said false: loose, as on chat");
+        String email = "\"tools\": [{\"type\": \"function\", \"name\": \"mail\", \"parameters\": {\"type\": \"object\", \"properties\": "
+                + "{\"to\": {\"type\": \"string\", \"format\": \"email\"}}}}]";
+        assertNull(constraint(responses(email)), "a schema the compiler refuses: loose, not a 400");
+        OpenAiResponses.Translation strict = OpenAiResponses.toChat(json("{\"input\": \"hi\", " + email.replace("\"parameters\"", "\"strict\": true, \"parameters\"")
+                + ", \"tool_choice\": \"auto\"}"));
+        OpenAiChat.Plan p = OpenAiChat.plan(strict.chat(), templates, tok, 4096);
+        ApiException refused = assertThrows(ApiException.class, () -> parser.constraintField(strict.constraintField(p.constraintField())).parse(p.generate()));
+        assertTrue(refused.getMessage().startsWith("tools (tool_choice \"auto\") is refused: structural_tag at format.content.tags[0].content"),
+                refused.getMessage());
+        OpenAiResponses.Translation named = OpenAiResponses.toChat(json("{\"input\": \"hi\", " + email + ", \"tool_choice\": {\"type\": \"function\", "
+                + "\"name\": \"mail\"}}"));
+        OpenAiChat.Plan forced = OpenAiChat.plan(named.chat(), templates, tok, 4096);
+        ApiException namedRefused = assertThrows(ApiException.class,
+                () -> parser.constraintField(named.constraintField(forced.constraintField())).parse(forced.generate()));
+        assertTrue(namedRefused.getMessage().startsWith("tools[0].parameters is refused:"), "the Responses field: " + namedRefused.getMessage());
+    }
+
+    /**
      * A string argument may hold the call's end tag (and its start): the constraint keeps it inside
      * the call, and the reply's parser reads the call by its JSON, so the call comes back whole
      * (SGLang's and vLLM's parsers cut at the first end tag and lose it).
