@@ -285,9 +285,9 @@ final class OpenAiResponses {
 
     /**
      * Whether a function tool that does not say is strict. Unlike chat completions (false), the
-     * Responses API makes it strict where it can: OpenAI "will attempt to normalize your schema
-     * into strict mode when possible, and will fall back to non-strict, best-effort function
-     * calling if the schema cannot be made compatible with strict mode". So here: strict where the
+     * Responses API makes it strict where it can: OpenAI's function-calling guide says it
+     * normalizes such a schema into strict mode when possible and falls back to non-strict,
+     * best-effort calling where the schema cannot be made compatible. So here: strict where the
      * constraint compiler takes the parameters (ADR 0029's subset, read into its expression
      * without building the automaton), and loose where it does not, rather than a 400 for a
      * request OpenAI serves. The schema is held as written: optional properties stay optional,
