@@ -63,10 +63,13 @@ final class OpenAiResponses {
     }
 
     /**
-     * A Responses request as the chat request it means, with its {@code text.format} (null for
-     * none) and what the answer echoes.
+     * A Responses request as the chat request it means; its tools as the constraint reads them,
+     * each {@code strict} settled ({@link #strictByDefault}; null for no tools), where the chat
+     * request keeps them as sent, so that the prompt shows what the client wrote and one
+     * conversation renders alike on both routes; its {@code text.format} (null for none); and
+     * what the answer echoes.
      */
-    record Translation(JsonObject chat, Format format, boolean stream, Echo echo) {
+    record Translation(JsonObject chat, JsonArray tools, Format format, boolean stream, Echo echo) {
         /**
          * The field a refusal of the chat plan's constraint names ({@link OpenAiChat.Plan#constraintField}),
          * in this request's terms: {@code text.format.schema} for chat's
@@ -97,11 +100,14 @@ final class OpenAiResponses {
         else throw Fields.type("input", "a string or a non-empty list of input items", input);
         chat.add("messages", messages);
 
-        JsonArray tools = JsonValue.EMPTY_JSON_ARRAY;
+        JsonArray tools = JsonValue.EMPTY_JSON_ARRAY, settled = null;
         if (Fields.present(o, "tools")) {
             if (!(o.get("tools") instanceof JsonArray a)) throw Fields.type("tools", "a list of tools", o.get("tools"));
-            tools = tools(a);
-            if (!a.isEmpty()) chat.add("tools", chatTools(tools));
+            tools = settled(checked(a));
+            if (!a.isEmpty()) {
+                chat.add("tools", chatTools(a));
+                settled = chatTools(tools);
+            }
         }
         JsonValue toolChoice = JSON.createValue("auto");
         if (Fields.present(o, "tool_choice")) {
@@ -135,7 +141,7 @@ final class OpenAiResponses {
         Echo echo = new Echo(value(o, "instructions"), value(o, "max_output_tokens"), parallel,
                 Fields.present(o, "temperature") ? o.get("temperature") : JSON.createValue(1.0),
                 Fields.present(o, "top_p") ? o.get("top_p") : JSON.createValue(1.0), text, toolChoice, tools, metadata);
-        return new Translation(chat.build(), format, stream, echo);
+        return new Translation(chat.build(), settled, format, stream, echo);
     }
 
     private static JsonValue value(JsonObject o, String k) {
@@ -248,13 +254,8 @@ final class OpenAiResponses {
         }
     }
 
-    /**
-     * Responses' flat function tools, checked, each with its {@code strict} settled
-     * ({@link #strictByDefault}): what the chat request gets and the answer echoes. Hosted tools
-     * (web search, files, ...) are refused by name.
-     */
-    private static JsonArray tools(JsonArray a) {
-        JsonArrayBuilder out = JSON.createArrayBuilder();
+    /** Responses' flat function tools, checked; hosted tools (web search, files, ...) are refused by name. */
+    private static JsonArray checked(JsonArray a) {
         for (int i = 0; i < a.size(); i++) {
             String at = "tools[" + i + "]";
             if (!(a.get(i) instanceof JsonObject t) || !(t.get("type") instanceof JsonString type))
@@ -263,16 +264,22 @@ final class OpenAiResponses {
                 throw ApiException.badRequest(at + ".type \"" + type.getString() + "\" is not supported: this server runs function tools only");
             Fields.string(t.get("name"), at + ".name");
             if (Fields.present(t, "description")) Fields.string(t.get("description"), at + ".description");
-            JsonValue parameters = Fields.present(t, "parameters") ? t.get("parameters") : null;
-            if (parameters != null && !(parameters instanceof JsonObject))
-                throw Fields.type(at + ".parameters", "a JSON schema (an object)", parameters);
-            boolean strict = Fields.present(t, "strict") ? Fields.bool(t.get("strict"), at + ".strict") : strictByDefault(parameters);
-            out.add(JSON.createObjectBuilder(t).add("strict", strict));
+            if (Fields.present(t, "parameters") && !(t.get("parameters") instanceof JsonObject))
+                throw Fields.type(at + ".parameters", "a JSON schema (an object)", t.get("parameters"));
+            if (Fields.present(t, "strict")) Fields.bool(t.get("strict"), at + ".strict");
         }
+        return a;
+    }
+
+    /** Checked flat tools, each with its {@code strict} settled ({@link #strictByDefault}): what the constraint reads and the answer echoes. */
+    private static JsonArray settled(JsonArray flat) {
+        JsonArrayBuilder out = JSON.createArrayBuilder();
+        for (JsonObject t : flat.getValuesAs(JsonObject.class))
+            out.add(Fields.present(t, "strict") ? t : JSON.createObjectBuilder(t).add("strict", strictByDefault(t.get("parameters"))).build());
         return out.build();
     }
 
-    /** Checked flat tools ({@link #tools}) as chat's nested ones. */
+    /** Checked flat tools as chat's nested ones. */
     private static JsonArray chatTools(JsonArray flat) {
         JsonArrayBuilder out = JSON.createArrayBuilder();
         for (JsonObject t : flat.getValuesAs(JsonObject.class)) {
@@ -295,7 +302,7 @@ final class OpenAiResponses {
      * optional ones with empty values).
      */
     private static boolean strictByDefault(JsonValue parameters) {
-        if (parameters == null) return true;   // called with {}, as every tool without parameters
+        if (parameters == null || parameters == JsonValue.NULL) return true;   // called with {}, as every tool without parameters
         try {
             JsonSchemaCompiler.compile(parameters.toString(), JsonSchemaCompiler.Separators.PYTHON, ConstraintLimits.DEFAULT);
             return true;

@@ -138,8 +138,11 @@ class ToolChoiceConstraintTest {
 
     /** A {@code /v1/responses} request as the chat plan it runs as. */
     static OpenAiChat.Plan responses(String fields) {
-        return OpenAiChat.plan(OpenAiResponses.toChat(json("{\"input\": \"hi\", \"max_output_tokens\": 200, " + fields + "}")).chat(),
-                templates, tok, 4096);
+        return plan(OpenAiResponses.toChat(json("{\"input\": \"hi\", \"max_output_tokens\": 200, " + fields + "}")));
+    }
+
+    static OpenAiChat.Plan plan(OpenAiResponses.Translation t) {
+        return OpenAiChat.plan(t.chat(), templates, tok, 4096, ToolStrictLevel.AUTO, t.tools());
     }
 
     /** The offered tools in the Responses API's flat form ({@code strict} as each of {@link #TOOLS} says). */
@@ -183,13 +186,13 @@ class ToolChoiceConstraintTest {
         assertNull(constraint(responses(email)), "a schema the compiler refuses: loose, not a 400");
         OpenAiResponses.Translation strict = OpenAiResponses.toChat(json("{\"input\": \"hi\", " + email.replace("\"parameters\"", "\"strict\": true, \"parameters\"")
                 + ", \"tool_choice\": \"auto\"}"));
-        OpenAiChat.Plan p = OpenAiChat.plan(strict.chat(), templates, tok, 4096);
+        OpenAiChat.Plan p = plan(strict);
         ApiException refused = assertThrows(ApiException.class, () -> parser.constraintField(strict.constraintField(p.constraintField())).parse(p.generate()));
         assertTrue(refused.getMessage().startsWith("tools (tool_choice \"auto\") is refused: structural_tag at format.content.tags[0].content"),
                 refused.getMessage());
         OpenAiResponses.Translation named = OpenAiResponses.toChat(json("{\"input\": \"hi\", " + email + ", \"tool_choice\": {\"type\": \"function\", "
                 + "\"name\": \"mail\"}}"));
-        OpenAiChat.Plan forced = OpenAiChat.plan(named.chat(), templates, tok, 4096);
+        OpenAiChat.Plan forced = plan(named);
         ApiException namedRefused = assertThrows(ApiException.class,
                 () -> parser.constraintField(named.constraintField(forced.constraintField())).parse(forced.generate()));
         assertTrue(namedRefused.getMessage().startsWith("tools[0].parameters is refused:"), "the Responses field: " + namedRefused.getMessage());
