@@ -233,6 +233,14 @@ final class OpenAi {
         return Fields.present(o, name) && Fields.bool(o.get(name), name);
     }
 
+    /**
+     * {@code parallel_tool_calls}, OpenAI's default true: several calls in one answer; false, one
+     * at most (chat completions and the Responses API read it alike).
+     */
+    static boolean parallelToolCalls(JsonObject o) {
+        return !Fields.present(o, "parallel_tool_calls") || flag(o, "parallel_tool_calls");
+    }
+
     static String finishReason(FinishReason r) {
         return switch (r.type()) {
             case STOP -> "stop";

@@ -97,6 +97,16 @@ final class OpenAiChat {
 
     /** @param strictness when "auto" is enforced, and how strictly ({@code rollout.tool-strict-level}) */
     static Plan plan(JsonObject o, ChatTemplates templates, HfTokenizer tokenizer, int maxModelLen, ToolStrictLevel strictness) {
+        return plan(o, templates, tokenizer, maxModelLen, strictness, null);
+    }
+
+    /**
+     * @param settled the request's tools as the constraints read them, where the route settles a
+     *     {@code strict} the client left out (the Responses API, {@link OpenAiResponses#toChat});
+     *     the prompt shows the tools as sent. Null: as sent
+     */
+    static Plan plan(JsonObject o, ChatTemplates templates, HfTokenizer tokenizer, int maxModelLen, ToolStrictLevel strictness,
+                     JsonArray settled) {
         for (String k : UNSUPPORTED)
             if (Fields.present(o, k)) throw ApiException.badRequest(k + " is not supported by this server's chat completions");
         OpenAi.refuseUnhonoured(o);
@@ -109,7 +119,7 @@ final class OpenAiChat {
 
         boolean hermes = template.mentions(AssistantOutput.CALL_START);
         String prefill = "";   // nothing now: the forced call is constrained from its first token, all of it output
-        boolean parallel = !Fields.present(o, "parallel_tool_calls") || OpenAi.flag(o, "parallel_tool_calls");
+        boolean parallel = OpenAi.parallelToolCalls(o);
         // a constraint that shapes the whole answer from its first token (response_format, guided_*, a
         // forced call) leaves no room for reasoning before it (that is for later, issue #22); "auto"
         // enforced leaves the text free, a think block included
@@ -118,7 +128,7 @@ final class OpenAiChat {
         boolean separate = template.mentions(AssistantOutput.THINK_END)
                 && (!Fields.present(o, "separate_reasoning") || OpenAi.flag(o, "separate_reasoning"));
         boolean startsInReasoning = separate && endsInThink(prompt, templates.specialTokens().get("eos_token"));
-        JsonArray offered = withTools ? o.getJsonArray("tools") : null;
+        JsonArray offered = !withTools ? null : settled != null ? settled : o.getJsonArray("tools");
         if (withTools && !choice.equals("auto")) {
             if (!hermes) throw ApiException.badRequest("tool_choice \"" + choice + "\" needs a template with <tool_call> blocks");
             callTag = toolCallTag(offered, choice.equals("required") ? null : choice, parallel);

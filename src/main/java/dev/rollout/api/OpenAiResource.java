@@ -72,8 +72,8 @@ public class OpenAiResource {
         Call c = call(body);
         OpenAiResponses.Translation t = OpenAiResponses.toChat(c.body());
         OpenAiChat.Plan plan = OpenAiChat.plan(t.chat(), service.chatTemplates(), service.tokenizer(), c.loop().info().maxModelLen(),
-                service.settings().toolStrictLevel());
-        GenerateRequest req = Requests.parser(service).constraintField(t.constraintField()).parse(plan.generate());
+                service.settings().toolStrictLevel(), t.tools());
+        GenerateRequest req = Requests.parser(service).constraintField(t.constraintField(plan.constraintField())).parse(plan.generate());
         PendingGeneration pending = new PendingGeneration(req, c.loop(), service.tokenizer(), rids);
         return GenerationRelay.respond(pending, req.stream(), new OpenAiResponses.Relay(plan, c.model(), t.echo()), service.settings());
     }

@@ -3,6 +3,8 @@ package dev.rollout.api;
 import static dev.rollout.api.JsonBodies.JSON;
 
 import dev.rollout.chat.AssistantOutput;
+import dev.rollout.constrain.ConstraintLimits;
+import dev.rollout.constrain.JsonSchemaCompiler;
 import dev.rollout.engine.SequenceOutput;
 import jakarta.json.JsonArray;
 import jakarta.json.JsonArrayBuilder;
@@ -61,10 +63,26 @@ final class OpenAiResponses {
     }
 
     /**
-     * A Responses request as the chat request it means, with the Responses field that names its
-     * constraint (what a schema's 400 names) and what the answer echoes.
+     * A Responses request as the chat request it means; its tools as the constraint reads them,
+     * each {@code strict} settled ({@link #strictByDefault}; null for no tools), where the chat
+     * request keeps them as sent, so that the prompt shows what the client wrote and one
+     * conversation renders alike on both routes; its {@code text.format} (null for none); and
+     * what the answer echoes.
      */
-    record Translation(JsonObject chat, String constraintField, boolean stream, Echo echo) {}
+    record Translation(JsonObject chat, JsonArray tools, Format format, boolean stream, Echo echo) {
+        /**
+         * The field a refusal of the chat plan's constraint names ({@link OpenAiChat.Plan#constraintField}),
+         * in this request's terms: {@code text.format.schema} for chat's
+         * {@code response_format.json_schema.schema}, {@code tools[i].parameters} for chat's
+         * {@code tools[i].function.parameters} (the tools keep their places).
+         */
+        String constraintField(String chatField) {
+            if (chatField == null) return null;
+            String f = chatField.replace(".function.parameters", ".parameters");
+            boolean ofFormat = format != null && format.chatField() != null && f.startsWith(format.chatField());
+            return ofFormat ? format.field() + f.substring(format.chatField().length()) : f;
+        }
+    }
 
     static Translation toChat(JsonObject o) {
         for (Map.Entry<String, String> r : REFUSED.entrySet())
@@ -82,26 +100,28 @@ final class OpenAiResponses {
         else throw Fields.type("input", "a string or a non-empty list of input items", input);
         chat.add("messages", messages);
 
-        JsonArray tools = JsonValue.EMPTY_JSON_ARRAY;
+        JsonArray tools = JsonValue.EMPTY_JSON_ARRAY, settled = null;
         if (Fields.present(o, "tools")) {
             if (!(o.get("tools") instanceof JsonArray a)) throw Fields.type("tools", "a list of tools", o.get("tools"));
-            tools = a;
-            if (!a.isEmpty()) chat.add("tools", tools(a));
+            tools = settled(checked(a));
+            if (!a.isEmpty()) {
+                chat.add("tools", chatTools(a));
+                settled = chatTools(tools);
+            }
         }
         JsonValue toolChoice = JSON.createValue("auto");
         if (Fields.present(o, "tool_choice")) {
             toolChoice = o.get("tool_choice");
             chat.add("tool_choice", toolChoice(toolChoice));
         }
-        String constraintField = null;
+        Format format = null;
         JsonObject text = JSON.createObjectBuilder().add("format", JSON.createObjectBuilder().add("type", "text")).build();
         if (Fields.present(o, "text")) {
             if (!(o.get("text") instanceof JsonObject t)) throw Fields.type("text", "an object", o.get("text"));
             text = t;
             if (Fields.present(t, "format")) {
-                Format f = format(t.get("format"));
-                if (f.responseFormat() != null) chat.add("response_format", f.responseFormat());
-                constraintField = f.field();
+                format = format(t.get("format"));
+                if (format.responseFormat() != null) chat.add("response_format", format.responseFormat());
             }
         }
         if (Fields.present(o, "max_output_tokens"))
@@ -116,11 +136,12 @@ final class OpenAiResponses {
             if (!(o.get("metadata") instanceof JsonObject m)) throw Fields.type("metadata", "an object of strings", o.get("metadata"));
             metadata = m;
         }
-        boolean parallel = !Fields.present(o, "parallel_tool_calls") || OpenAi.flag(o, "parallel_tool_calls");
+        boolean parallel = OpenAi.parallelToolCalls(o);
+        if (Fields.present(o, "parallel_tool_calls")) chat.add("parallel_tool_calls", parallel);   // chat's reading: one call at most where false
         Echo echo = new Echo(value(o, "instructions"), value(o, "max_output_tokens"), parallel,
                 Fields.present(o, "temperature") ? o.get("temperature") : JSON.createValue(1.0),
                 Fields.present(o, "top_p") ? o.get("top_p") : JSON.createValue(1.0), text, toolChoice, tools, metadata);
-        return new Translation(chat.build(), constraintField, stream, echo);
+        return new Translation(chat.build(), settled, format, stream, echo);
     }
 
     private static JsonValue value(JsonObject o, String k) {
@@ -233,25 +254,61 @@ final class OpenAiResponses {
         }
     }
 
-    /** Responses' flat function tools as chat's nested ones; hosted tools (web search, files, ...) are refused by name. */
-    private static JsonArray tools(JsonArray a) {
-        JsonArrayBuilder out = JSON.createArrayBuilder();
+    /** Responses' flat function tools, checked; hosted tools (web search, files, ...) are refused by name. */
+    private static JsonArray checked(JsonArray a) {
         for (int i = 0; i < a.size(); i++) {
             String at = "tools[" + i + "]";
             if (!(a.get(i) instanceof JsonObject t) || !(t.get("type") instanceof JsonString type))
                 throw Fields.type(at, "{\"type\": \"function\", \"name\", \"parameters\", ...}", a.get(i));
             if (!type.getString().equals("function"))
                 throw ApiException.badRequest(at + ".type \"" + type.getString() + "\" is not supported: this server runs function tools only");
-            JsonObjectBuilder f = JSON.createObjectBuilder().add("name", Fields.string(t.get("name"), at + ".name"));
-            if (Fields.present(t, "description")) f.add("description", Fields.string(t.get("description"), at + ".description"));
-            if (Fields.present(t, "parameters")) {
-                if (!(t.get("parameters") instanceof JsonObject)) throw Fields.type(at + ".parameters", "a JSON schema (an object)", t.get("parameters"));
-                f.add("parameters", t.get("parameters"));
-            }
-            if (Fields.present(t, "strict")) f.add("strict", Fields.bool(t.get("strict"), at + ".strict"));
+            Fields.string(t.get("name"), at + ".name");
+            if (Fields.present(t, "description")) Fields.string(t.get("description"), at + ".description");
+            if (Fields.present(t, "parameters") && !(t.get("parameters") instanceof JsonObject))
+                throw Fields.type(at + ".parameters", "a JSON schema (an object)", t.get("parameters"));
+            if (Fields.present(t, "strict")) Fields.bool(t.get("strict"), at + ".strict");
+        }
+        return a;
+    }
+
+    /** Checked flat tools, each with its {@code strict} settled ({@link #strictByDefault}): what the constraint reads and the answer echoes. */
+    private static JsonArray settled(JsonArray flat) {
+        JsonArrayBuilder out = JSON.createArrayBuilder();
+        for (JsonObject t : flat.getValuesAs(JsonObject.class))
+            out.add(Fields.present(t, "strict") ? t : JSON.createObjectBuilder(t).add("strict", strictByDefault(t.get("parameters"))).build());
+        return out.build();
+    }
+
+    /** Checked flat tools as chat's nested ones. */
+    private static JsonArray chatTools(JsonArray flat) {
+        JsonArrayBuilder out = JSON.createArrayBuilder();
+        for (JsonObject t : flat.getValuesAs(JsonObject.class)) {
+            JsonObjectBuilder f = JSON.createObjectBuilder().add("name", t.get("name"));
+            for (String k : List.of("description", "parameters", "strict")) if (Fields.present(t, k)) f.add(k, t.get(k));
             out.add(JSON.createObjectBuilder().add("type", "function").add("function", f));
         }
         return out.build();
+    }
+
+    /**
+     * Whether a function tool that does not say is strict. Unlike chat completions (false), the
+     * Responses API makes it strict where it can: OpenAI's function-calling guide says it
+     * normalizes such a schema into strict mode when possible and falls back to non-strict,
+     * best-effort calling where the schema cannot be made compatible. So here: strict where the
+     * constraint compiler takes the parameters (ADR 0029's subset, read into its expression
+     * without building the automaton), and loose where it does not, rather than a 400 for a
+     * request OpenAI serves. The schema is held as written: optional properties stay optional,
+     * where OpenAI's normalization makes every property required (and models then fill the
+     * optional ones with empty values).
+     */
+    private static boolean strictByDefault(JsonValue parameters) {
+        if (parameters == null || parameters == JsonValue.NULL) return true;   // called with {}, as every tool without parameters
+        try {
+            JsonSchemaCompiler.compile(parameters.toString(), JsonSchemaCompiler.Separators.PYTHON, ConstraintLimits.DEFAULT);
+            return true;
+        } catch (RuntimeException notHeld) {   // a refusal by name, or a schema too malformed to read
+            return false;
+        }
     }
 
     /** "none", "auto", "required", or {@code {"type": "function", "name"}} as chat's {@code {"type": "function", "function": {"name"}}}. */
@@ -262,15 +319,18 @@ final class OpenAiResponses {
         throw Fields.type("tool_choice", "\"none\", \"auto\", \"required\" or {\"type\": \"function\", \"name\"}", v);
     }
 
-    /** {@code text.format} as chat's {@code response_format}, and the field a bad schema's 400 names. */
-    private record Format(JsonObject responseFormat, String field) {}
+    /**
+     * {@code text.format} as chat's {@code response_format}; the field a bad schema's 400 names,
+     * and chat's name for it (null for {@code text}, which constrains nothing).
+     */
+    record Format(JsonObject responseFormat, String field, String chatField) {}
 
     private static Format format(JsonValue v) {
         if (!(v instanceof JsonObject f) || !(f.get("type") instanceof JsonString t))
             throw Fields.type("text.format", "an object with a type: text, json_object or json_schema", v);
         return switch (t.getString()) {
-            case "text" -> new Format(null, null);
-            case "json_object" -> new Format(JSON.createObjectBuilder().add("type", "json_object").build(), "text.format");
+            case "text" -> new Format(null, null, null);
+            case "json_object" -> new Format(JSON.createObjectBuilder().add("type", "json_object").build(), "text.format", "response_format");
             case "json_schema" -> {
                 JsonValue schema = f.get("schema");
                 if (!(schema instanceof JsonObject) && schema != JsonValue.TRUE)
@@ -278,7 +338,8 @@ final class OpenAiResponses {
                 JsonObjectBuilder js = JSON.createObjectBuilder().add("schema", schema)
                         .add("name", Fields.present(f, "name") ? Fields.string(f.get("name"), "text.format.name") : "response");
                 if (Fields.present(f, "strict")) js.add("strict", Fields.bool(f.get("strict"), "text.format.strict"));
-                yield new Format(JSON.createObjectBuilder().add("type", "json_schema").add("json_schema", js).build(), "text.format.schema");
+                yield new Format(JSON.createObjectBuilder().add("type", "json_schema").add("json_schema", js).build(), "text.format.schema",
+                        "response_format.json_schema.schema");
             }
             default -> throw ApiException.badRequest("text.format.type must be text, json_object or json_schema, not \"" + t.getString() + "\"");
         };

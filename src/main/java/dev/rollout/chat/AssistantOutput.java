@@ -15,7 +15,8 @@ import java.util.Map;
  * ({@code <tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>}). It inverts the template:
  * the newlines the template puts around reasoning, between content and a call, and between calls
  * are not part of either. A marker cut across two feeds is held back until it can be told apart
- * from text; a call is reported once whole, and one whose JSON does not parse stays text.
+ * from text; a call is reported once whole, and one whose JSON does not parse stays text. A call
+ * ends at the first end tag outside its JSON's strings ({@link #callEnd}).
  */
 public final class AssistantOutput {
     public static final String THINK_START = "<think>", THINK_END = "</think>";
@@ -117,7 +118,9 @@ public final class AssistantOutput {
                 return false;
             }
             case TOOL_CALL -> {
-                int at = b.indexOf(CALL_END);
+                int at = callEnd(b);
+                // a string that never closed hid every end tag: the first one, as read without strings, once nothing more can come
+                if (at < 0 && last) at = b.indexOf(CALL_END);
                 if (at < 0) {
                     if (!last) return false;
                     emit(outContent, CALL_START + b);   // cut off mid-call: it stays text
@@ -170,6 +173,35 @@ public final class AssistantOutput {
         int end = b.length();
         while (end > 0 && b.charAt(end - 1) == '\n') end--;
         return end;
+    }
+
+    /**
+     * Where a call's body ends: the first end tag outside the strings of its JSON, or −1 while
+     * there is none yet. An argument may hold the text {@code </tool_call>} (a constrained call's
+     * strings may: the automaton keeps them inside the call), so the first end tag written is not
+     * always the call's; SGLang's and vLLM's Hermes parsers cut there and lose the call. Quotes
+     * count only inside a {@code {} or {@code [} of the body, so that a body that is not JSON
+     * ({@code say "hi</tool_call>}) still ends at its tag.
+     */
+    static int callEnd(String body) {
+        int depth = 0;
+        boolean inString = false;
+        for (int i = 0; i < body.length(); i++) {
+            char c = body.charAt(i);
+            if (inString) {
+                if (c == '\\') i++;   // an escaped character, a quote among them
+                else if (c == '"') inString = false;
+            } else if (c == '"') {
+                inString = depth > 0;
+            } else if (c == '{' || c == '[') {
+                depth++;
+            } else if (c == '}' || c == ']') {
+                depth = Math.max(0, depth - 1);
+            } else if (c == '<' && body.startsWith(CALL_END, i)) {
+                return i;
+            }
+        }
+        return -1;
     }
 
     /** {"name": ..., "arguments": {...}} (or "parameters"), else null. */

@@ -61,6 +61,10 @@ public final class AutomatonBuilder {
     static long estimate(Rx rx) {
         if (rx instanceof Rx.Chars c) return 2 + 4L * c.set().ranges().length;
         if (rx instanceof Rx.Compiled c) return c.dfa().states();
+        if (rx instanceof Rx.StringChars c) {
+            long counts = counts(c.minCodePoints(), c.maxUtf16Units(), astralCap(c.minCodePoints(), c.maxUtf16Units()));
+            return 1 + counts * estimate(c.chars());
+        }
         if (rx instanceof Rx.Seq s) return s.parts().stream().mapToLong(AutomatonBuilder::estimate).reduce(1, AutomatonBuilder::sat);
         if (rx instanceof Rx.Alt a) return a.options().stream().mapToLong(AutomatonBuilder::estimate).reduce(1, AutomatonBuilder::sat);
         Rx.Repeat r = (Rx.Repeat) rx;
@@ -107,6 +111,7 @@ public final class AutomatonBuilder {
     private Automaton construct(Rx rx) {
         if (rx instanceof Rx.Chars c) return chars(c);
         if (rx instanceof Rx.Compiled c) return toAutomaton(c.dfa());
+        if (rx instanceof Rx.StringChars c) return stringChars(c);
         if (rx instanceof Rx.Seq s) {
             if (s.parts().isEmpty()) return Automaton.makeEmptyString();
             List<Automaton> parts = new ArrayList<>();
@@ -178,6 +183,101 @@ public final class AutomatonBuilder {
         for (Transition t : copied.getTransitions()) start.addTransition(new Transition(t.getMin(), t.getMax(), t.getDest()));
         c.setInitialState(start);
         return c;
+    }
+
+    /** Characters of the Basic Multilingual Plane: one UTF-16 unit each; the rest take two (a surrogate pair). */
+    private static final CodePointSet BMP = CodePointSet.range(0, 0xFFFF);
+
+    /**
+     * {@link Rx.StringChars}: a counter whose states are (UTF-16 units written, characters written,
+     * the latter only until the minimum is reached), each joined to the next by a copy of the
+     * minimal automaton of one BMP character (one unit further) or of one astral character (two).
+     * A repetition cannot say this: its copies count characters, one each.
+     *
+     * <p>Below the minimum, the states are pairs, so their number grows with the minimum's square;
+     * {@link #astralCap} bounds how many astral characters may come before the minimum is reached,
+     * which keeps them about as many as the units' own. Exact for the bounds schemas use (a
+     * minimum up to 22, or larger with room in the maximum); past that, a string that opens with
+     * more astral characters than the cap is not written (it stays valid under both readings).
+     */
+    private Automaton stringChars(Rx.StringChars sc) {
+        int min = sc.minCodePoints(), max = sc.maxUtf16Units(), cap = astralCap(min, max);
+        ByteDfa one = oneChar(sc.chars().set().intersect(BMP), sc.chars().jsonEscaped());
+        ByteDfa two = oneChar(sc.chars().set().minus(BMP), sc.chars().jsonEscaped());
+        Map<Long, State> states = new HashMap<>();
+        java.util.ArrayDeque<long[]> queue = new java.util.ArrayDeque<>();
+        State start = counter(states, queue, 0, 0, min);
+        while (!queue.isEmpty()) {
+            if ((states.size() & 1023) == 0 && cpuNanos() > deadline)
+                throw new ConstraintException("the constraint took more than " + limits.maxMillis() + " ms to compile (building its automaton)");
+            long[] uc = queue.poll();
+            int units = (int) uc[0], chars = (int) uc[1];
+            State from = states.get(uc[0] * (min + 1) + chars);
+            from.setAccept(chars >= min);
+            int next = Math.min(chars + 1, min);
+            if (one != null && units + 1 <= max) link(from, one, counter(states, queue, units + 1, next, min));
+            // below the minimum the astral characters so far are units - chars
+            if (two != null && units + 2 <= max && (next >= min || units - chars + 1 <= cap))
+                link(from, two, counter(states, queue, units + 2, next, min));
+        }
+        Automaton a = new Automaton();
+        a.setInitialState(start);
+        a.setDeterministic(false);
+        return a;
+    }
+
+    /** The counter's state (units, characters up to the minimum), queued when new. */
+    private static State counter(Map<Long, State> states, java.util.ArrayDeque<long[]> queue, int units, int chars, int min) {
+        return states.computeIfAbsent((long) units * (min + 1) + chars, k -> {
+            queue.add(new long[] {units, chars});
+            return new State();
+        });
+    }
+
+    /** The minimal automaton of one character of the set, or null for none. */
+    private ByteDfa oneChar(CodePointSet set, boolean jsonEscaped) {
+        return set.isEmpty() ? null : determinize(chars(new Rx.Chars(set, jsonEscaped)), limits, deadline);
+    }
+
+    /**
+     * A copy of a one-character automaton from {@code from} to {@code to}: its start is
+     * {@code from}, its accepting state {@code to}. A character's encodings are prefix-free, so the
+     * accepting state is final and nothing returns to the start.
+     */
+    private static void link(State from, ByteDfa c, State to) {
+        State[] copy = new State[c.states()];
+        for (int s = 0; s < copy.length; s++) {
+            if (c.accept()[s] && !c.isFinal(s)) throw new IllegalStateException("a character's automaton goes on after it accepts");
+            copy[s] = s == ByteDfa.START ? from : c.accept()[s] ? to : new State();
+        }
+        for (int s = 0; s < copy.length; s++)
+            for (int lo = 0; lo < 256; ) {
+                int hi = classEnd(c, lo), t = c.next()[s * c.classes() + (c.classOf()[lo] & 0xFF)];
+                if (t != ByteDfa.DEAD) copy[s].addTransition(new Transition((char) lo, (char) hi, copy[t]));
+                lo = hi + 1;
+            }
+    }
+
+    /**
+     * How many astral characters may come before a string reaches its minimum
+     * ({@link #stringChars}): all of them (the minimum − 1) while the pairs of the states below the
+     * minimum number at most as many as the maximum's units, or 256; fewer past that.
+     */
+    static int astralCap(int min, int maxUnits) {
+        long budget = Math.max(maxUnits + 1L, 256);
+        int cap = Math.max(0, min - 1);
+        while (cap > 0 && counts(min, 0, cap) > budget) cap--;
+        return cap;
+    }
+
+    /**
+     * The counter's states below the minimum (characters 0 to min − 1, each with 0 to
+     * min(characters, cap) astral ones), and the maximum's units above it: an upper bound.
+     */
+    static long counts(int min, int maxUnits, int cap) {
+        long below = 0;
+        for (int c = 0; c < min; c++) below += Math.min(c, cap) + 1;
+        return below + maxUnits + 1L;
     }
 
     /** A set of characters as the union of its UTF-8 byte sequences (and, inside JSON strings, escapes). */
@@ -382,9 +482,7 @@ public final class AutomatonBuilder {
         }
         for (int s = 0; s < states.length; s++) {
             for (int lo = 0; lo < 256; ) {
-                int c = d.classOf()[lo] & 0xFF, hi = lo;
-                while (hi + 1 < 256 && (d.classOf()[hi + 1] & 0xFF) == c) hi++;
-                int t = d.next()[s * d.classes() + c];
+                int hi = classEnd(d, lo), t = d.next()[s * d.classes() + (d.classOf()[lo] & 0xFF)];
                 if (t != ByteDfa.DEAD) states[s].addTransition(new Transition((char) lo, (char) hi, states[t]));
                 lo = hi + 1;
             }
@@ -395,6 +493,13 @@ public final class AutomatonBuilder {
         return a;
     }
 
+
+    /** The last byte of the run of bytes from {@code lo} in one class (classes are contiguous byte ranges). */
+    private static int classEnd(ByteDfa d, int lo) {
+        int hi = lo;
+        while (hi + 1 < 256 && d.classOf()[hi + 1] == d.classOf()[lo]) hi++;
+        return hi;
+    }
 
     private record SetKey(int[] members) {
         @Override

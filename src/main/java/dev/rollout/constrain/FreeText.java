@@ -5,6 +5,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.IntFunction;
 
 /**
  * Free text as byte DFAs, for xgrammar's {@code any_text} and {@code triggered_tags}
@@ -47,22 +48,34 @@ final class FreeText {
     private final int[] hit;       // per node: the trigger completed there, EXCLUDED, or NONE
 
     /**
+     * What a refusal names: the format as a whole ({@code "structural_tag at format"}), and where
+     * the request wrote the i-th trigger and the i-th exclude, so that a bad string is named by its
+     * own field ({@code "structural_tag at format.rules[2][0]"}), whichever spelling wrote it.
+     */
+    record Where(String format, IntFunction<String> trigger, IntFunction<String> exclude) {
+        /** Every string named as the format: where they are not written apart. */
+        static Where of(String format) {
+            return new Where(format, i -> format, i -> format);
+        }
+    }
+
+    /**
      * @param triggers strings that end the free part (and start a tag); none for plain free text
      * @param excludes strings the free text must not contain
-     * @param what what the refusals name (e.g. "format.excludes")
+     * @param where    what the refusals name
      */
-    FreeText(List<String> triggers, List<String> excludes, String what, ConstraintLimits limits, long deadline) {
+    FreeText(List<String> triggers, List<String> excludes, Where where, ConstraintLimits limits, long deadline) {
         this.limits = limits;
         this.deadline = deadline;
         this.triggers = triggers.size();
-        check(triggers, excludes, what);
+        check(triggers, excludes, where);
         List<byte[]> strings = new ArrayList<>();
         int total = 0;
         for (String s : triggers) strings.add(s.getBytes(StandardCharsets.UTF_8));
         for (String s : excludes) strings.add(s.getBytes(StandardCharsets.UTF_8));
         for (byte[] b : strings) total += b.length;
         if (total > MAX_STRING_BYTES)
-            throw new ConstraintException(what + ": the triggers and excludes are " + total + " bytes together, more than the limit of " + MAX_STRING_BYTES);
+            throw new ConstraintException(where.format() + ": the triggers and excludes are " + total + " bytes together, more than the limit of " + MAX_STRING_BYTES);
 
         // byte classes: bytes that neither the validator nor any string tells apart
         boolean[] bound = new boolean[257];
@@ -127,26 +140,31 @@ final class FreeText {
      * a trigger inside another trigger or an exclude inside a trigger (the trigger could never be
      * written whole), and a trigger inside an exclude (it would always fire first).
      */
-    static void check(List<String> triggers, List<String> excludes, String what) {
+    static void check(List<String> triggers, List<String> excludes, Where where) {
         for (List<String> l : List.of(triggers, excludes)) {
-            for (String s : l) {
-                String kind = l == triggers ? "trigger" : "exclude";
-                if (s.isEmpty()) throw new ConstraintException(what + ": an empty " + kind + " string");
+            for (int i = 0; i < l.size(); i++) {
+                String s = l.get(i);
+                String kind = l == triggers ? "trigger" : "exclude", at = l == triggers ? where.trigger().apply(i) : where.exclude().apply(i);
+                if (s.isEmpty()) throw new ConstraintException(at + ": an empty " + kind + " string");
                 if (!wellFormed(s))
-                    throw new ConstraintException(what + ": the " + kind + " " + quote(s) + " is not valid Unicode (a lone surrogate)");
+                    throw new ConstraintException(at + ": the " + kind + " " + quote(s) + " is not valid Unicode (a lone surrogate)");
             }
         }
         for (int i = 0; i < triggers.size(); i++) {
             String t = triggers.get(i);
+            // the second of two equal triggers is the one listed twice; a trigger inside another is the one named
             for (int j = 0; j < triggers.size(); j++)
-                if (i != j && t.contains(triggers.get(j)))
-                    throw new ConstraintException(what + ": the trigger " + quote(triggers.get(j)) + (t.equals(triggers.get(j)) ? " is listed twice"
-                            : " is inside the trigger " + quote(t) + ", which could never be written whole"));
-            for (String x : excludes) {
-                if (t.contains(x))
-                    throw new ConstraintException(what + ": the excluded " + quote(x) + " is inside the trigger " + quote(t) + ", which could never be written");
-                if (x.contains(t))
-                    throw new ConstraintException(what + ": the trigger " + quote(t) + " is inside the excluded " + quote(x) + " (it would always fire first)");
+                if (i != j && t.contains(triggers.get(j)) && !(t.equals(triggers.get(j)) && j < i))
+                    throw new ConstraintException(where.trigger().apply(j) + ": the trigger " + quote(triggers.get(j)) + (t.equals(triggers.get(j))
+                            ? " is listed twice" : " is inside the trigger " + quote(t) + ", which could never be written whole"));
+            for (int x = 0; x < excludes.size(); x++) {
+                String e = excludes.get(x);
+                if (t.contains(e))
+                    throw new ConstraintException(where.exclude().apply(x) + ": the excluded " + quote(e) + " is inside the trigger " + quote(t)
+                            + ", which could never be written");
+                if (e.contains(t))
+                    throw new ConstraintException(where.trigger().apply(i) + ": the trigger " + quote(t) + " is inside the excluded " + quote(e)
+                            + " (it would always fire first)");
             }
         }
     }

@@ -61,7 +61,7 @@ public final class JsonSchemaCompiler {
     private static final List<String> BOUNDS = List.of("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum");
     static final Rx INTEGER = RegexParser.parse("-?(0|[1-9][0-9]{0,18})", ConstraintLimits.DEFAULT);
     static final Rx NUMBER = RegexParser.parse("-?(0|[1-9][0-9]{0,18})(\\.[0-9]{1,17})?([eE][+-]?[0-9]{1,3})?", ConstraintLimits.DEFAULT);
-    private static final Rx STRING_CHAR = new Rx.Chars(CodePointSet.ALL, true);
+    private static final Rx.Chars STRING_CHAR = new Rx.Chars(CodePointSet.ALL, true);
     private static final Rx QUOTE = Rx.literal("\"");
     private static final AnyValues COMPACT_ANY = new AnyValues(Separators.COMPACT), PYTHON_ANY = new AnyValues(Separators.PYTHON);
 
@@ -239,7 +239,8 @@ public final class JsonSchemaCompiler {
                 throw error(at, "pattern: " + e.getMessage());
             }
         }
-        return Rx.seq(QUOTE, new Rx.Repeat(STRING_CHAR, min, max), QUOTE);
+        // an upper bound is also zod's, in UTF-16 units (an emoji counts 2): see Rx.StringChars
+        return Rx.seq(QUOTE, max < 0 ? new Rx.Repeat(STRING_CHAR, min, -1) : new Rx.StringChars(STRING_CHAR, min, max), QUOTE);
     }
 
     private Rx array(JsonObject o, String at, int depth) {

@@ -30,6 +30,16 @@ public sealed interface Rx {
     record Repeat(Rx body, int min, int max) implements Rx {}
 
     /**
+     * A JSON string's characters ({@code chars}, {@code jsonEscaped}), at least {@code minCodePoints}
+     * of them and at most {@code maxUtf16Units} UTF-16 units: a character outside the Basic
+     * Multilingual Plane counts 1 toward the minimum and 2 toward the maximum. JSON Schema counts
+     * {@code minLength}/{@code maxLength} in code points, zod (the OpenAI and Vercel SDKs' validator)
+     * in JavaScript's {@code string.length}, UTF-16 units; a string held to both readings is valid
+     * under each (ADR 0029). Built by {@link AutomatonBuilder} as a counter of (units, characters).
+     */
+    record StringChars(Chars chars, int minCodePoints, int maxUtf16Units) implements Rx {}
+
+    /**
      * A part compiled already, used as it is. The grammar compiler ({@link EbnfCompiler})
      * minimizes each rule once and refers to the result wherever the rule is used: a recursive
      * rule expanded level by level would otherwise copy its whole subtree at each reference.

@@ -10,6 +10,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.IntFunction;
 
 /**
  * A structural tag, xgrammar's format that SGLang and vLLM take as {@code structural_tag}: literal
@@ -57,6 +58,8 @@ public final class StructuralTag {
     /** How deep formats may nest (each level is a Java stack frame while compiling). */
     static final int MAX_NESTING = 16;
     private static final Set<String> TOKEN_LEVEL = Set.of("token", "exclude_token", "any_tokens", "token_triggered_tags", "token_dispatch");
+    /** How a refusal starts: the path that follows is the field's, from the tag's top ({@code format.elements[2]}). */
+    private static final String PREFIX = "structural_tag at ";
     private static final String TYPES = "const_string, json_schema, regex, grammar, any_text, sequence, or, optional, star, plus, repeat, "
             + "tag, tags_with_separator, triggered_tags, dispatch, reasoning";
 
@@ -185,8 +188,8 @@ public final class StructuralTag {
                 Rx some = onlyOne ? one : Rx.seq(one, new Rx.Repeat(Rx.seq(Rx.literal(separator), one), 0, -1));
                 yield atLeastOne ? some : Rx.optional(some);
             }
-            case "triggered_tags" -> triggered(o, at, depth, ends);
-            case "dispatch" -> triggered(dispatch(o, at), at, depth, ends);
+            case "triggered_tags" -> triggered(o, Spelling.TRIGGERED_TAGS, at, depth, ends);
+            case "dispatch" -> triggered(dispatch(o, at), Spelling.DISPATCH, at, depth, ends);
             case "reasoning" -> reasoning(o, at, depth, ends);
             default -> throw error(at, TOKEN_LEVEL.contains(type) ? "the format type " + type + " is not supported: it works on token ids, and "
                     + "this engine's automata read text (write the token's text as a string)"
@@ -196,18 +199,18 @@ public final class StructuralTag {
 
     /** A tag: begin, content, one of the ends. */
     private Rx tag(JsonObject o, String at, int depth) {
-        Parts p = parts(o, at, depth);
+        Parts p = parts(o, at, at + ".content", depth);
         return Rx.seq(Rx.literal(p.begin()), p.content(), p.end());
     }
 
     /** A tag's begin, and its content and ends as one automaton each (shared where a tag is used twice). */
     private record Parts(String begin, Rx content, Rx end) {}
 
-    private Parts parts(JsonObject o, String at, int depth) {
+    private Parts parts(JsonObject o, String at, String contentAt, int depth) {
         if (!o.has("content")) throw error(at, "a tag needs content (a format)");
         String begin = string(o, "begin", at, false);
         List<String> ends = ends(o, at);
-        Rx content = format(o.get("content"), at + ".content", depth + 1, ends);
+        Rx content = format(o.get("content"), contentAt, depth + 1, ends);
         List<Rx> endRx = new ArrayList<>();
         for (String end : ends) endRx.add(Rx.literal(end));
         return new Parts(begin, content, Rx.alt(endRx));
@@ -248,9 +251,9 @@ public final class StructuralTag {
             if (maxChars < 0) throw error(at, "max_chars must be 0 or more, not " + maxChars);
             if (maxChars > limits.maxRepeat()) throw error(at, "max_chars " + maxChars + " is more than the limit of " + limits.maxRepeat());
         }
-        List<String> excludes = withEnds(strings(o, "excludes", at, true), ends);
+        List<String> own = strings(o, "excludes", at, true), excludes = withEnds(own, ends);
         if (excludes.isEmpty() && maxChars < 0) return new Rx.Repeat(Rx.chars(CodePointSet.ALL), 0, -1);
-        return new Rx.Compiled(new FreeText(List.of(), excludes, "structural_tag at " + at, limits, deadline).text(maxChars));
+        return new Rx.Compiled(new FreeText(List.of(), excludes, where(at, i -> at, own.size()), limits, deadline).text(maxChars));
     }
 
     /**
@@ -263,21 +266,23 @@ public final class StructuralTag {
      *   <li>both: exactly one whole tag.</li>
      * </ul>
      * Each tag's begin must start with exactly one of the triggers; the text excludes
-     * {@code excludes} and the ends of the tag around this format.
+     * {@code excludes} and the ends of the tag around this format. Refusals name the fields of
+     * the spelling the client wrote ({@link Spelling}).
      */
-    private Rx triggered(JsonObject o, String at, int depth, List<String> ends) {
+    private Rx triggered(JsonObject o, Spelling spelling, String at, int depth, List<String> ends) {
         List<String> triggers = strings(o, "triggers", at, false);
         if (triggers.isEmpty()) throw error(at, "triggers must be a non-empty list");
-        List<String> excludes = withEnds(strings(o, "excludes", at, true), ends);
-        FreeText.check(triggers, excludes, "structural_tag at " + at);   // before the tags: a trigger listed twice is named as that
+        List<String> own = strings(o, "excludes", at, true), excludes = withEnds(own, ends);
+        FreeText.Where where = where(at, i -> spelling.trigger(at, i), own.size());
+        FreeText.check(triggers, excludes, where);   // before the tags: a trigger listed twice is named as that
         JsonArray tags = array(o, "tags", at);
         boolean atLeastOne = bool(o, "at_least_one", at), onlyOne = bool(o, "stop_after_first", at);
         Map<Integer, List<Rx>> rests = new LinkedHashMap<>();
         List<Rx> whole = new ArrayList<>();
         for (int i = 0; i < tags.size(); i++) {
             JsonObject tag = tagObject(tags, i, at);
-            String tagAt = at + ".tags[" + i + "]";
-            Parts p = parts(tag, tagAt, depth + 1);
+            String tagAt = spelling.tag(at, i);
+            Parts p = parts(tag, tagAt, spelling.content(at, i), depth + 1);
             String begin = p.begin();
             int trigger = -1;
             for (int t = 0; t < triggers.size(); t++) {
@@ -302,7 +307,7 @@ public final class StructuralTag {
         if (estimate > limits.maxNfaStates())
             throw error(at, rests.size() + " triggers in use and " + bytes + " bytes of triggers and excludes expand to about " + estimate
                     + " automaton states before determinizing, more than the limit of " + limits.maxNfaStates());
-        FreeText free = new FreeText(triggers, excludes, "structural_tag at " + at, limits, deadline);
+        FreeText free = new FreeText(triggers, excludes, where, limits, deadline);
         Rx text = new Rx.Compiled(free.text(-1));
         List<Rx> dispatch = new ArrayList<>();
         for (Map.Entry<Integer, List<Rx>> r : rests.entrySet())
@@ -329,7 +334,8 @@ public final class StructuralTag {
         if (begin.isEmpty() || end.isEmpty()) throw error(at, "begin and end must not be empty");
         if (!o.has("content")) throw error(at, "reasoning needs content (a format)");
         ByteDfa content = AutomatonBuilder.compile(format(o.get("content"), at + ".content", depth + 1, ends), limits, deadline);
-        Rx thought = new Rx.Compiled(new FreeText(List.of(), withEnds(List.of(end), ends), "structural_tag at " + at, limits, deadline).text(-1));
+        Rx thought = new Rx.Compiled(new FreeText(List.of(), withEnds(List.of(end), ends), FreeText.Where.of(PREFIX + at), limits, deadline)
+                .text(-1));
         Rx after = Rx.seq(Rx.literal(end), new Rx.Compiled(content));
         if (bool(o, "started", at)) return Rx.alt(Rx.seq(thought, after), thought);
         Rx block = Rx.seq(new Rx.Repeat(Rx.chars(CodePointSet.ofRanges(0x09, 0x0D, ' ', ' ')), 0, -1), Rx.literal(begin), thought,
@@ -367,6 +373,36 @@ public final class StructuralTag {
             throw error(at, "loop must be true or false");
         f.addProperty("stop_after_first", loop != null && !loop.isJsonNull() && !loop.getAsBoolean());
         return f;
+    }
+
+    /**
+     * Where a triggered format's parts are in the request: {@code triggered_tags}' own fields, or
+     * {@code dispatch}'s rules ({@code [PATTERN, FORMAT]}, read as the same triggered tags), so that a
+     * refusal names the field the client wrote, not one of the tags it was read as.
+     */
+    private record Spelling(String trigger, String tag, String content) {
+        static final Spelling TRIGGERED_TAGS = new Spelling("%s.triggers[%d]", "%s.tags[%d]", "%s.tags[%d].content");
+        static final Spelling DISPATCH = new Spelling("%s.rules[%d][0]", "%s.rules[%d]", "%s.rules[%d][1]");
+
+        String trigger(String at, int i) {
+            return trigger.formatted(at, i);
+        }
+
+        String tag(String at, int i) {
+            return tag.formatted(at, i);
+        }
+
+        String content(String at, int i) {
+            return content.formatted(at, i);
+        }
+    }
+
+    /**
+     * What free text's refusals name: each trigger by {@code trigger}'s path, each of the format's
+     * own excludes as {@code at.excludes[i]}, and the ends of the tag around it (excluded too) as the format.
+     */
+    private static FreeText.Where where(String at, IntFunction<String> trigger, int ownExcludes) {
+        return new FreeText.Where(PREFIX + at, i -> PREFIX + trigger.apply(i), i -> PREFIX + (i < ownExcludes ? at + ".excludes[" + i + "]" : at));
     }
 
     private static List<String> withEnds(List<String> excludes, List<String> ends) {
@@ -454,6 +490,6 @@ public final class StructuralTag {
     }
 
     private static ConstraintException error(String at, String what) {
-        return new ConstraintException("structural_tag at " + at + ": " + what);
+        return new ConstraintException(PREFIX + at + ": " + what);
     }
 }

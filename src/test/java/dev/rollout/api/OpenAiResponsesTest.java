@@ -75,12 +75,41 @@ class OpenAiResponsesTest {
         assertEquals(json("{'type': 'function', 'function': {'name': 'get'}}"), t.chat().getJsonObject("tool_choice"));
         assertEquals(json("{'type': 'json_schema', 'json_schema': {'schema': {'type': 'string', 'maxLength': 3}, 'name': 'out', 'strict': true}}"),
                 t.chat().getJsonObject("response_format"));
-        assertEquals("text.format.schema", t.constraintField());
+        assertEquals("text.format.schema", t.constraintField("response_format.json_schema.schema"));
+        assertEquals("text.format.schema or tools (tool_choice \"auto\")",
+                t.constraintField("response_format.json_schema.schema or tools (tool_choice \"auto\")"), "chat's names, as this request spells them");
+        assertEquals("tools[0].parameters", t.constraintField("tools[0].function.parameters"));
         assertEquals(new OpenAi.Constraint("json_schema", "{\"type\":\"string\",\"maxLength\":3}", "response_format.json_schema.schema"),
                 OpenAi.constraint(t.chat()), "the same constraint response_format gives");
         assertEquals("json_object", chat("{'input': 'x', 'text': {'format': {'type': 'json_object'}}}").getJsonObject("response_format").getString("type"));
         assertFalse(chat("{'input': 'x', 'text': {'format': {'type': 'text'}, 'verbosity': 'low'}}").containsKey("response_format"));
         assertEquals("required", chat("{'input': 'x', 'tools': [], 'tool_choice': 'required'}").getString("tool_choice"));
+        // parallel_tool_calls goes to the chat request, which holds the calls to it (ToolChoiceConstraintTest)
+        assertFalse(chat("{'input': 'x', 'parallel_tool_calls': false}").getBoolean("parallel_tool_calls"));
+        assertFalse(chat("{'input': 'x'}").containsKey("parallel_tool_calls"), "absent: chat's default, true");
+    }
+
+    /**
+     * A function tool that does not say is strict on the Responses API (unlike chat completions),
+     * where the constraint compiler takes its parameters; loose where it does not, as OpenAI falls
+     * back to best effort. The answer echoes what was settled.
+     */
+    @Test
+    void functionToolsAreStrictUnlessTheySayOtherwise() {
+        OpenAiResponses.Translation t = OpenAiResponses.toChat(json("{'input': 'x', 'tools': ["
+                + "{'type': 'function', 'name': 'a', 'parameters': {'type': 'object', 'properties': {'q': {'type': 'string'}}}},"
+                + "{'type': 'function', 'name': 'b'},"
+                + "{'type': 'function', 'name': 'c', 'parameters': {'type': 'object'}, 'strict': false},"
+                + "{'type': 'function', 'name': 'd', 'parameters': {'type': 'object', 'properties': {'to': {'type': 'string', 'format': 'email'}}}},"
+                + "{'type': 'function', 'name': 'e', 'parameters': {'type': 'object', 'properties': {'to': {'type': 'string', 'format': 'email'}}}, "
+                + "'strict': true}]}"));
+        List<Boolean> strict = t.tools().getValuesAs(JsonObject.class).stream().map(tool -> tool.getJsonObject("function").getBoolean("strict")).toList();
+        assertEquals(List.of(true, true, false, false, true), strict, "absent: strict where the schema can be held; said: as said");
+        assertEquals(strict, t.echo().tools().getValuesAs(JsonObject.class).stream().map(tool -> tool.getBoolean("strict")).toList());
+        assertEquals("a", t.echo().tools().getJsonObject(0).getString("name"), "echoed in the flat form");
+        // the prompt shows the tools as sent: the same conversation renders alike on chat completions
+        assertEquals(List.of(false, false, true, false, true), t.chat().getJsonArray("tools").getValuesAs(JsonObject.class).stream()
+                .map(tool -> tool.getJsonObject("function").containsKey("strict")).toList());
     }
 
     @Test
@@ -108,6 +137,7 @@ class OpenAiResponsesTest {
         "{'input': 'x', 'text': {'format': {'type': 'json_schema', 'name': 'n'}}}|text.format.schema must be a JSON schema",
         "{'input': 'x', 'text': {'format': {'type': 'grammar'}}}|text.format.type must be",
         "{'input': 'x', 'max_output_tokens': 'many'}|max_output_tokens",
+        "{'input': 'x', 'parallel_tool_calls': 'no'}|parallel_tool_calls must be",
         "{'input': 'x', 'include': ['message.output_text.logprobs']}|include: message.output_text.logprobs is not supported",
         "{'input': 'x', 'prompt': {'id': 'pmpt_1'}}|prompt: stored prompts are not supported"})
     void badInputIsA400NamingTheField(String c) {

@@ -136,6 +136,94 @@ class ToolChoiceConstraintTest {
         return c.dfa().matches(text.getBytes(StandardCharsets.UTF_8));
     }
 
+    /** A {@code /v1/responses} request as the chat plan it runs as. */
+    static OpenAiChat.Plan responses(String fields) {
+        return plan(OpenAiResponses.toChat(json("{\"input\": \"hi\", \"max_output_tokens\": 200, " + fields + "}")));
+    }
+
+    static OpenAiChat.Plan plan(OpenAiResponses.Translation t) {
+        return OpenAiChat.plan(t.chat(), templates, tok, 4096, ToolStrictLevel.AUTO, t.tools());
+    }
+
+    /** The offered tools in the Responses API's flat form ({@code strict} as each of {@link #TOOLS} says). */
+    static final String FLAT_TOOLS = "\"tools\": [{\"type\": \"function\", \"name\": \"get_city\", \"strict\": true, \"parameters\": " + CITY + "}, "
+            + "{\"type\": \"function\", \"name\": \"ping\", \"description\": \"no arguments\", \"strict\": false}]";
+
+    /** parallel_tool_calls on /v1/responses as on chat: false, one call at most; true or absent, several. */
+    @Test
+    void responsesHonourParallelToolCalls() {
+        String one = rendered("[" + call("ping", "{}") + "]"), two = rendered("[" + call("ping", "{}") + ", " + call("ping", "{}") + "]");
+        for (String choice : List.of("auto", "required")) {
+            String fields = FLAT_TOOLS + ", \"tool_choice\": \"" + choice + "\"";
+            for (String parallel : List.of("", ", \"parallel_tool_calls\": true")) {
+                TokenIndex several = constraint(responses(fields + parallel));
+                assertTrue(accepts(several, one) && accepts(several, two), choice + parallel);
+            }
+            TokenIndex single = constraint(responses(fields + ", \"parallel_tool_calls\": false"));
+            assertTrue(accepts(single, one), choice);
+            assertFalse(accepts(single, two), choice + ": parallel_tool_calls false, one call");
+        }
+    }
+
+    /**
+     * On /v1/responses a function tool is strict unless it says "strict": false (OpenAI's default
+     * there), so "auto" is enforced and the arguments held to the schema; one whose schema the
+     * compiler refuses is loose instead, as OpenAI falls back to best effort.
+     */
+    @Test
+    void responsesToolsAreStrictByDefault() {
+        String unsaid = FLAT_TOOLS.replace("\"strict\": true, ", "").replace(", \"strict\": false", "");
+        String city = rendered("[" + call("get_city", "{\"city\": \"Oslo\", \"rank\": 3, \"tags\": [], \"note\": null}") + "]");
+        String badCity = rendered("[" + call("get_city", "{\"city\": \"Oslo\"}") + "]");
+        TokenIndex c = constraint(responses(unsaid + ", \"tool_choice\": \"auto\""));
+        assertTrue(accepts(c, city));
+        assertFalse(accepts(c, badCity), "get_city's schema is held");
+        assertFalse(accepts(c, rendered("[" + call("ping", "{\"x\": 1}") + "]")), "ping takes {} only: strict too");
+        assertNull(constraint(responses(unsaid.replace("\"parameters\"", "\"strict\": false, \"parameters\"")
+                .replace("\"description\"", "\"strict\": false, \"description\"") + ", \"tool_choice\": \"auto\"")), "said false: loose, as on chat");
+        String email = "\"tools\": [{\"type\": \"function\", \"name\": \"mail\", \"parameters\": {\"type\": \"object\", \"properties\": "
+                + "{\"to\": {\"type\": \"string\", \"format\": \"email\"}}}}]";
+        assertNull(constraint(responses(email)), "a schema the compiler refuses: loose, not a 400");
+        OpenAiResponses.Translation strict = OpenAiResponses.toChat(json("{\"input\": \"hi\", " + email.replace("\"parameters\"", "\"strict\": true, \"parameters\"")
+                + ", \"tool_choice\": \"auto\"}"));
+        OpenAiChat.Plan p = plan(strict);
+        ApiException refused = assertThrows(ApiException.class, () -> parser.constraintField(strict.constraintField(p.constraintField())).parse(p.generate()));
+        assertTrue(refused.getMessage().startsWith("tools (tool_choice \"auto\") is refused: structural_tag at format.content.tags[0].content"),
+                refused.getMessage());
+        OpenAiResponses.Translation named = OpenAiResponses.toChat(json("{\"input\": \"hi\", " + email + ", \"tool_choice\": {\"type\": \"function\", "
+                + "\"name\": \"mail\"}}"));
+        OpenAiChat.Plan forced = plan(named);
+        ApiException namedRefused = assertThrows(ApiException.class,
+                () -> parser.constraintField(named.constraintField(forced.constraintField())).parse(forced.generate()));
+        assertTrue(namedRefused.getMessage().startsWith("tools[0].parameters is refused:"), "the Responses field: " + namedRefused.getMessage());
+    }
+
+    /**
+     * A string argument may hold the call's end tag (and its start): the constraint keeps it inside
+     * the call, and the reply's parser reads the call by its JSON, so the call comes back whole
+     * (SGLang's and vLLM's parsers cut at the first end tag and lose it).
+     */
+    @Test
+    void anEndTagInsideAStringArgumentStaysInTheCall() {
+        String echo = "[{\"type\": \"function\", \"function\": {\"name\": \"echo\", \"strict\": true, \"parameters\": {\"type\": \"object\", "
+                + "\"properties\": {\"x\": {\"type\": \"string\"}}, \"required\": [\"x\"], \"additionalProperties\": false}}}]";
+        String one = rendered("[" + call("echo", "{\"x\": \"a\\n}\\n</tool_call>\\n<tool_call> b\"}") + "]");
+        assertTrue(one.contains("</tool_call>\\n<tool_call> b\"}}\n</tool_call>"), one);
+        for (String choice : List.of("auto", "required")) {
+            OpenAiChat.Plan p = plan(echo, ", \"tool_choice\": \"" + choice + "\"", ToolStrictLevel.AUTO);
+            String text = choice.equals("auto") ? "Sure.\n" + one : one;   // "required": calls only
+            assertTrue(accepts(constraint(p), text), text);
+            AssistantOutput out = p.parser();
+            AssistantOutput.Delta d = out.feed(text), rest = out.finish();
+            List<AssistantOutput.ToolCall> calls = new ArrayList<>(d.toolCalls());
+            calls.addAll(rest.toolCalls());
+            assertEquals(1, calls.size(), text);
+            assertEquals("echo", calls.get(0).name());
+            assertEquals(Map.of("x", "a\n}\n</tool_call>\n<tool_call> b"), calls.get(0).arguments());
+            assertEquals(choice.equals("auto") ? "Sure." : "", d.content() + rest.content());
+        }
+    }
+
     /** As vLLM and SGLang by default: "auto" is left alone unless a tool is strict or the server says otherwise. */
     @Test
     void autoIsEnforcedWhereAToolIsStrictOrTheServerSays() {

@@ -90,6 +90,37 @@ class AssistantOutputTest {
         assertEquals(Map.of(), AssistantOutput.parse("{\"name\": \"f\"}").arguments());
     }
 
+    /**
+     * The end tag written inside a string argument is the argument's text: a call ends at the first
+     * end tag outside its JSON's strings (SGLang's and vLLM's Hermes parsers cut at the first end
+     * tag, and the call then fails to parse).
+     */
+    @Test
+    void anEndTagInsideAStringArgumentDoesNotEndTheCall() {
+        String text = "Writing it.\n<tool_call>\n{\"name\": \"write\", \"arguments\": {\"text\": \"a </tool_call> b \\\" </tool_call>\\\\\", "
+                + "\"n\": [1, {\"k\": \"<tool_call>\"}]}}\n</tool_call>\n<tool_call>\n{\"name\": \"f\", \"arguments\": {}}\n</tool_call>";
+        AssistantOutput.Delta d = both(false, false, true, text);
+        assertEquals("Writing it.", d.content());
+        assertEquals(2, d.toolCalls().size(), d.toString());
+        assertEquals("write", d.toolCalls().get(0).name());
+        assertEquals("{\"text\": \"a </tool_call> b \\\" </tool_call>\\\\\", \"n\": [1, {\"k\": \"<tool_call>\"}]}",
+                d.toolCalls().get(0).argumentsJson());
+        assertEquals("f", d.toolCalls().get(1).name());
+    }
+
+    /** Calls that are not JSON end at the first end tag outside a string, as before; one whose string never closes, at the first end tag. */
+    @Test
+    void brokenCallsStillEndAtTheirEndTag() {
+        assertEquals(new AssistantOutput.Delta("", "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}\n</tool_call>after", List.of()),
+                both(false, false, true, "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}\n</tool_call>\nafter"));
+        assertEquals(new AssistantOutput.Delta("", "<tool_call>\nsay \"hi</tool_call>", List.of()),
+                both(false, false, true, "<tool_call>\nsay \"hi</tool_call>"));
+        AssistantOutput.Delta open = both(false, false, true,
+                "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": \"x}\n</tool_call>\nmore\n<tool_call>\n{\"name\": \"g\", \"arguments\": {}}\n</tool_call>");
+        assertEquals("<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": \"x}\n</tool_call>more", open.content());
+        assertEquals(List.of("g"), open.toolCalls().stream().map(AssistantOutput.ToolCall::name).toList());
+    }
+
     @Test
     void textLikeAMarkerIsReleasedOnceItIsNot() {
         AssistantOutput p = new AssistantOutput(false, false, true);

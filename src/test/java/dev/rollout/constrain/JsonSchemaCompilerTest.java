@@ -1,6 +1,7 @@
 package dev.rollout.constrain;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -60,6 +61,39 @@ class JsonSchemaCompilerTest {
     void refusesWithTheProblemNamed(String schema, String problem) {
         ConstraintException e = assertThrows(ConstraintException.class, () -> Constraint.jsonSchema(schema.replace('\'', '"'), ConstraintLimits.DEFAULT));
         assertTrue(e.getMessage().contains(problem), e.getMessage());
+    }
+
+    /**
+     * A length holds under JSON Schema's reading (code points) and zod's (JavaScript's
+     * {@code string.length}, UTF-16 units) at once: a character outside the Basic Multilingual
+     * Plane (an emoji) counts 2 toward maxLength and 1 toward minLength.
+     */
+    @Test
+    void lengthsHoldAsCodePointsAndAsUtf16Units() {
+        String max2 = "{\"type\":\"string\",\"maxLength\":2}";
+        assertTrue(accepts(max2, "\"ab\""));
+        assertTrue(accepts(max2, "\"😀\""), "one emoji: 1 code point, 2 units");
+        assertFalse(accepts(max2, "\"a😀\""), "2 code points but 3 units: zod's .max(2) rejects it");
+        assertFalse(accepts(max2, "\"😀😀\""));
+        String min2 = "{\"type\":\"string\",\"minLength\":2,\"maxLength\":4}";
+        assertFalse(accepts(min2, "\"😀\""), "2 units but 1 code point: JSON Schema's minLength 2 rejects it");
+        assertTrue(accepts(min2, "\"😀😀\""));
+        assertTrue(accepts(min2, "\"a😀b\""));
+        assertTrue(accepts(min2, "\"\\n\\u0001é€\""), "escapes and BMP characters count 1 each way");
+        assertFalse(accepts(min2, "\"😀😀a\""), "5 units");
+        assertTrue(accepts("{\"type\":\"string\",\"minLength\":1}", "\"😀😀😀😀😀\""), "no maxLength: no bound on units");
+        assertFalse(accepts("{\"type\":\"string\",\"minLength\":3,\"maxLength\":3}", "\"ab😀\""), "an exact length is BMP only");
+
+        // a long minimum: the astral characters before it is reached are capped (here at 1), not the automaton's states
+        String longer = "{\"type\":\"string\",\"minLength\":1000,\"maxLength\":2000}";
+        ByteDfa dfa = Constraint.jsonSchema(longer, ConstraintLimits.DEFAULT).dfa();
+        assertTrue(dfa.matches(("\"a😀" + "a".repeat(998) + "\"").getBytes(StandardCharsets.UTF_8)));
+        assertFalse(dfa.matches(("\"a😀😀" + "a".repeat(997) + "\"").getBytes(StandardCharsets.UTF_8)), "two before the minimum: past the cap");
+        assertTrue(dfa.matches(("\"" + "a".repeat(1000) + "😀".repeat(500) + "\"").getBytes(StandardCharsets.UTF_8)), "2,000 units");
+        assertFalse(dfa.matches(("\"" + "a".repeat(1000) + "😀".repeat(500) + "a\"").getBytes(StandardCharsets.UTF_8)), "2,001 units");
+        assertFalse(dfa.matches(("\"" + "a".repeat(999) + "\"").getBytes(StandardCharsets.UTF_8)));
+        int plain = Constraint.jsonSchema("{\"type\":\"string\",\"maxLength\":2000}", ConstraintLimits.DEFAULT).dfa().states();
+        assertTrue(dfa.states() < 3 * plain, dfa.states() + " states against " + plain);
     }
 
     @Test

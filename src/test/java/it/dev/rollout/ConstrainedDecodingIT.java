@@ -52,7 +52,7 @@ class ConstrainedDecodingIT {
     static void validates(String text) {
         JsonObject o = Json.createReader(new StringReader(text)).readObject();
         assertEquals(List.of("city", "population", "capital"), List.copyOf(o.keySet()), text);
-        assertTrue(o.getString("city").codePointCount(0, o.getString("city").length()) <= 10, text);
+        assertTrue(o.getString("city").length() <= 10, "maxLength in UTF-16 units, as zod counts (then in code points too): " + text);
         assertTrue(o.getJsonNumber("population").isIntegral(), text);
         assertTrue(o.get("capital").getValueType() == jakarta.json.JsonValue.ValueType.TRUE
                 || o.get("capital").getValueType() == jakarta.json.JsonValue.ValueType.FALSE, text);

@@ -19,7 +19,8 @@ import org.junit.jupiter.api.Test;
  * OpenAI's Responses API ({@code POST /v1/responses}, issue #22) over HTTP: string and item
  * input, instructions, earlier function calls and their outputs, {@code text.format} giving
  * schema-valid JSON from the random default model (the schema bounds its strings, so the
- * constraint ends the answer), the stream's event order, and the stateless refusal.
+ * constraint ends the answer), function tools strict by default and {@code parallel_tool_calls},
+ * the stream's event order, and the stateless refusal.
  */
 class ResponsesIT {
     static String model;
@@ -95,6 +96,32 @@ class ResponsesIT {
                 + "\"schema\": {\"type\": \"string\", \"format\": \"email\"}}}}");
         assertEquals(400, bad.status(), bad.body());
         assertTrue(bad.body().contains("text.format.schema"), "the 400 names the Responses field: " + bad.body());
+    }
+
+    /**
+     * Function tools are strict unless they say otherwise (OpenAI's default on this route), loose
+     * where the compiler cannot hold their schema; the answer echoes what was settled.
+     * {@code parallel_tool_calls: false} holds the enforced answer to one call, as on chat.
+     */
+    @Test
+    void toolsAreStrictByDefaultAndParallelToolCallsFalseGivesOneCall() {
+        String weather = "{\"type\": \"function\", \"name\": \"weather\", \"parameters\": {\"type\": \"object\", \"properties\": "
+                + "{\"city\": {\"type\": \"string\", \"maxLength\": 10}}, \"required\": [\"city\"], \"additionalProperties\": false}}";
+        String mail = "{\"type\": \"function\", \"name\": \"mail\", \"parameters\": {\"type\": \"object\", \"properties\": "
+                + "{\"to\": {\"type\": \"string\", \"format\": \"email\"}}}}";
+        JsonObject auto = respond("\"input\": \"Weather in Paris?\", \"max_output_tokens\": 4, \"tools\": [" + weather + ", " + mail + "]");
+        assertEquals(List.of(true, false), auto.getJsonArray("tools").getValuesAs(JsonObject.class).stream().map(t -> t.getBoolean("strict")).toList(),
+                "weather strict by default; mail's format is past the compiler, so loose rather than a 400: " + auto);
+        for (int seed = 1; seed <= 3; seed++) {
+            JsonObject r = respond("\"input\": \"Weather in Paris?\", \"max_output_tokens\": 200, \"temperature\": 1.0, \"seed\": " + seed
+                    + ", \"tool_choice\": \"required\", \"parallel_tool_calls\": false, \"tools\": [" + weather + "]");
+            assertEquals(false, r.getBoolean("parallel_tool_calls"));
+            List<JsonObject> calls = r.getJsonArray("output").getValuesAs(JsonObject.class).stream()
+                    .filter(i -> i.getString("type").equals("function_call")).toList();
+            assertEquals(1, calls.size(), "one call: " + r);
+            JsonObject args = Json.createReader(new java.io.StringReader(calls.get(0).getString("arguments"))).readObject();
+            assertTrue(args.getString("city").length() <= 10, args.toString());
+        }
     }
 
     @Test

@@ -7,8 +7,6 @@ import jakarta.json.spi.JsonProvider;
 import java.io.StringReader;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * What the agent loop writes between the model's turns, in the Qwen chat format with Hermes-style
@@ -23,7 +21,7 @@ import java.util.regex.Pattern;
  */
 public final class ChatFormat {
     private static final JsonProvider JSON = JsonProvider.provider();
-    private static final Pattern CALL = Pattern.compile("<tool_call>(.*?)</tool_call>", Pattern.DOTALL);
+    private static final String CALL_START = "<tool_call>", CALL_END = "</tool_call>";
 
     private ChatFormat() {}
 
@@ -45,21 +43,44 @@ public final class ChatFormat {
     /** The tool calls in an assistant turn's text, in order; none when it is a final answer. */
     public static List<ToolCall> toolCalls(String text) {
         List<ToolCall> calls = new ArrayList<>();
-        Matcher m = CALL.matcher(text);
-        while (m.find()) calls.add(parse(m.group(1).strip()));
-        // an opened call that never closed is a malformed one, not a final answer
-        int open = text.lastIndexOf("<tool_call>");
-        if (open >= 0 && text.indexOf("</tool_call>", open) < 0) calls.add(ToolCall.malformed("a <tool_call> without </tool_call>"));
+        for (int open = text.indexOf(CALL_START); open >= 0; ) {
+            int body = open + CALL_START.length(), end = callEnd(text, body);
+            if (end < 0) {   // an opened call that never closed is a malformed one, not a final answer
+                calls.add(ToolCall.malformed("a <tool_call> without </tool_call>"));
+                break;
+            }
+            calls.add(parse(text.substring(body, end).strip()));
+            open = text.indexOf(CALL_START, end + CALL_END.length());
+        }
         return calls;
     }
 
-    private static ToolCall parse(String json) {
-        JsonValue v;
-        try (var r = JSON.createReader(new StringReader(json))) {
-            v = r.readValue();
-        } catch (RuntimeException e) {
-            return ToolCall.malformed("the tool call is not valid JSON");
+    /**
+     * Where the call whose body starts at {@code body} ends: the first end tag before which the
+     * body is JSON, else the first end tag (a malformed call), or −1 for none. A string argument
+     * may hold the text {@code </tool_call>} (a constrained call's may), so the first end tag is
+     * not always the call's. The server's parser ({@code dev.rollout.chat.AssistantOutput}) finds
+     * the same end while the text streams in; the client jar carries none of its classes.
+     */
+    private static int callEnd(String text, int body) {
+        int first = text.indexOf(CALL_END, body);
+        for (int at = first; at >= 0; at = text.indexOf(CALL_END, at + 1))
+            if (json(text.substring(body, at)) != null) return at;
+        return first;
+    }
+
+    /** The JSON value the text is, or null. */
+    private static JsonValue json(String text) {
+        try (var r = JSON.createReader(new StringReader(text))) {
+            return r.readValue();
+        } catch (RuntimeException notJson) {
+            return null;
         }
+    }
+
+    private static ToolCall parse(String json) {
+        JsonValue v = json(json);
+        if (v == null) return ToolCall.malformed("the tool call is not valid JSON");
         if (!(v instanceof JsonObject o && o.get("name") instanceof JsonString name))
             return ToolCall.malformed("a tool call needs a \"name\"");
         JsonValue args = o.getOrDefault("arguments", JsonValue.EMPTY_JSON_OBJECT);

@@ -25,6 +25,22 @@ class ChatFormatTest {
         assertFalse(calls.get(1).isMalformed());
     }
 
+    /** A string argument holding the end tag: the call ends where its JSON does, not at the first end tag. */
+    @Test
+    void anEndTagInsideAStringArgumentDoesNotEndTheCall() {
+        List<ToolCall> calls = ChatFormat.toolCalls("""
+                <tool_call>
+                {"name": "write", "arguments": {"text": "a </tool_call> b"}}
+                </tool_call>
+                <tool_call>
+                {"name": "f", "arguments": {}}
+                </tool_call>""");
+        assertEquals(2, calls.size(), calls.toString());
+        assertFalse(calls.get(0).isMalformed(), calls.get(0).malformed());
+        assertEquals("a </tool_call> b", calls.get(0).arguments().getString("text"));
+        assertEquals("f", calls.get(1).name());
+    }
+
     @Test
     void aFinalAnswerHasNoCalls() {
         assertTrue(ChatFormat.toolCalls("The answer is 3367.").isEmpty());
