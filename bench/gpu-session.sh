@@ -136,7 +136,8 @@ for s in "$@"; do
              dev.rollout.engine.CudaWeightCheckerTest dev.rollout.engine.CudaHostBackupTest dev.rollout.engine.UpdateWhileReleasedTest ;;
     # the sampling path alone: the kernel, its checks, bf16 logits through graphs and logit_bias
     samplingtests) stage samplingtests 200 bash bench/gpu-bench.sh test dev.rollout.engine.SamplingKernelTest \
-             dev.rollout.model.NativeChecksTest dev.rollout.engine.CudaGraphTest dev.rollout.engine.LogitBiasTest ;;
+             dev.rollout.model.NativeChecksTest dev.rollout.engine.CudaGraphTest dev.rollout.engine.LogitBiasTest \
+             dev.rollout.model.SamplingLogitsTest ;;
     # issue #20's decode matrix-vector kernels: against the ops they replace, in a model, under graphs; then their speed
     gemvtests) stage gemvtests 240 bash bench/gpu-bench.sh test dev.rollout.model.DenseGemvTest dev.rollout.engine.CudaGraphTest \
              dev.rollout.model.FusedOpsTest ;;

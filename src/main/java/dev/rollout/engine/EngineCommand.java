@@ -133,6 +133,13 @@ public sealed interface EngineCommand<R> {
         }
     }
 
+    /**
+     * Captures the CUDA graphs of decode steps ahead of use, for every batch size and contexts of up
+     * to {@code contextTokens}; answers how many (0 while any request runs or waits: the captures
+     * run forwards over the cache).
+     */
+    record CaptureGraphs(int contextTokens) implements EngineCommand<Integer> {}
+
     /** Drops the prefix cache; answers false (nothing done) while any request runs or waits. */
     record FlushCache() implements EngineCommand<Boolean> {}
 

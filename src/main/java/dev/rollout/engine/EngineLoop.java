@@ -347,6 +347,8 @@ public final class EngineLoop implements AutoCloseable {
             return memory.release(r.tags());
         } else if (c instanceof EngineCommand.ResumeMemory r) {
             return memory.resume(r.tags());
+        } else if (c instanceof EngineCommand.CaptureGraphs g) {
+            return engine.captureDecodeGraphs(g.contextTokens());
         } else if (c instanceof EngineCommand.FlushCache) {
             return engine.flushCache();
         } else if (c instanceof EngineCommand.ReadParameter r) {

@@ -87,6 +87,17 @@ public final class LlmEngine {
         return (int) Math.min(fitting, useful);
     }
 
+    /**
+     * Captures the CUDA graphs of decode steps for every batch size this engine runs and contexts
+     * of up to {@code contextTokens} (at most {@link #maxModelLen}), before it serves: the captures
+     * its first steps would otherwise make. Only while nothing runs or waits (their captures run
+     * forwards over the cache); returns how many, 0 otherwise.
+     */
+    public int captureDecodeGraphs(int contextTokens) {
+        if (scheduler.hasWork()) return 0;
+        return runner.captureGraphs(Math.min(contextTokens, maxModelLen));
+    }
+
     /** How many CUDA graphs are captured now (0 when graphs are off). */
     public int numCudaGraphs() {
         return runner.graphs() == null ? 0 : runner.graphs().size();

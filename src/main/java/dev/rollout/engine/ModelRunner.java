@@ -202,6 +202,11 @@ final class ModelRunner {
         return new DecodeGraphs.Step(ids, pos, slots, table, maxBlocks, lens);
     }
 
+    /** Captures the decode graphs of every batch bucket for contexts of up to {@code contextTokens}; how many (0 without graphs or a cache). */
+    int captureGraphs(int contextTokens) {
+        return graphs == null || cache == null ? 0 : graphs.captureAll(cache, contextTokens);
+    }
+
     /** Frees the captured graphs; they are captured again on demand. Before weights or KV move. */
     void closeGraphs() {
         if (graphs != null) graphs.close();

@@ -644,9 +644,29 @@ public final class CausalLm {
      * token and logprob are the same bits.
      */
     public Tensor samplingLogits(Tensor hidden) {
-        if (!kernels.samplingKernel() || tp.size() > 1 || kernels.fp32LmHead() || dtype.intern() != ScalarType.BFloat16)
-            return logits(hidden);
+        if (!bf16SamplingLogits()) return logits(hidden);
         return linear(hidden, live().lmHead());                              // (rows, vocab) bf16
+    }
+
+    /**
+     * {@link #samplingLogits}, written into {@code out} (rows, vocab) bf16, contiguous: the same
+     * GEMM, its output where the caller keeps it (the CUDA graphs' one shared buffer). Only where
+     * {@link #bf16SamplingLogits()}.
+     */
+    public Tensor samplingLogits(Tensor hidden, Tensor out) {
+        if (!bf16SamplingLogits()) throw new IllegalStateException("the sampling logits are float32 here: no buffer of the caller's");
+        return torch.linear_out(out, hidden, live().lmHead());              // (rows, vocab) bf16
+    }
+
+    /** The width of {@link #samplingLogits}' rows: the LM head's rows (at one rank the vocabulary). */
+    public long samplingLogitsWidth() {
+        return live().lmHead().size(0);
+    }
+
+    /** Whether {@link #samplingLogits} gives the LM head's bf16 output as it is (one rank, our sampling kernel, no float32 head). */
+    public boolean bf16SamplingLogits() {
+        return kernels.samplingKernel() && tp.size() == 1 && !kernels.fp32LmHead() && !kernels.deterministic()
+                && dtype.intern() == ScalarType.BFloat16;
     }
 
     /**

@@ -13,8 +13,10 @@ import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /**
- * Decode steps as CUDA graphs: one graph per (batch bucket, block-table bucket), captured the
- * first time a step of that shape comes, then replayed. A decode step issued op by op from Java
+ * Decode steps as CUDA graphs: one graph per (batch bucket, block-table bucket), captured ahead
+ * of use for short contexts ({@link #captureAll}, at start-up) and otherwise the first time a step
+ * of that shape comes, then replayed. The graphs share one memory pool for their intermediates
+ * and, where the model allows, one buffer for their logits. A decode step issued op by op from Java
  * costs microseconds per op in launch and JNI overhead, hundreds of ops per step; a replay
  * launches them all at once.
  *
@@ -35,6 +37,15 @@ public final class DecodeGraphs implements AutoCloseable {
     private final int maxBatch;
     private final Map<Long, Graph> graphs = new HashMap<>();
     private String disabled;
+    /**
+     * (largest bucket, vocab) bf16: every graph's logits, where the model writes them into a
+     * buffer of ours ({@link CausalLm#bf16SamplingLogits}), or null. A graph's output outlives its
+     * capture, so the graphs' shared pool cannot hand it to the next one: each graph kept its own,
+     * and at a 152k vocabulary the 19 batch buckets' logits are 0.96 GB per block-table bucket. A
+     * step's logits are sampled before the next replay (one stream, one step at a time), so one
+     * buffer serves them all.
+     */
+    private Tensor sharedLogits;
 
     /**
      * One decode step as the host describes it.
@@ -120,8 +131,8 @@ public final class DecodeGraphs implements AutoCloseable {
     public Tensor decode(Step step, KvCache cache) {
         if (disabled != null || step.batch() > maxBatch) return null;
         int batch = bucket(step.batch());
-        int blocks = Math.max(MIN_BLOCKS, Integer.highestOneBit(Math.max(1, step.maxBlocks() - 1)) << 1);
-        long key = ((long) batch << 32) | blocks;
+        int blocks = blocksBucket(step.maxBlocks());
+        long key = key(batch, blocks);
         Graph g = graphs.get(key);
         if (g == null) {
             g = capture(batch, blocks, step, cache);
@@ -134,11 +145,48 @@ public final class DecodeGraphs implements AutoCloseable {
         return g.logits.narrow(0, 0, step.batch());
     }
 
+    /**
+     * Captures, before serving, the graphs of every batch bucket (up to the largest step) for each
+     * block-table bucket that a context of up to {@code contextTokens} falls in: what steps would
+     * otherwise capture on first use, tens of milliseconds each inside a step (a server's first
+     * pass). Largest first, so that the first capture sets the shared pool's high-water mark and
+     * the rest reuse its memory. Their own forwards write only the cache's scratch slot (every row
+     * is padding), but the cache must not be in use: start-up, with nothing running. Returns how
+     * many graphs were captured; stops at the first failure (graphs are then off, as on first use).
+     */
+    public int captureAll(KvCache cache, int contextTokens) {
+        int most = blocksBucket((contextTokens + cache.blockSize() - 1) / cache.blockSize());
+        Step padding = new Step(new long[0], new long[0], new long[0], new long[0], 0, new long[0]);
+        int captured = 0;
+        for (int blocks = most; blocks >= MIN_BLOCKS; blocks /= 2) {
+            for (int i = BATCHES.length - 1; i >= 0; i--) {
+                int batch = BATCHES[i];
+                if (batch > bucket(maxBatch) || graphs.containsKey(key(batch, blocks))) continue;
+                if (disabled != null) return captured;
+                Graph g = capture(batch, blocks, padding, cache);
+                if (g == null) return captured;
+                graphs.put(key(batch, blocks), g);
+                captured++;
+            }
+        }
+        return captured;
+    }
+
+    /** The block-table width a step of contexts up to {@code maxBlocks} blocks is captured at: a power of two, at least {@link #MIN_BLOCKS}. */
+    static int blocksBucket(int maxBlocks) {
+        return Math.max(MIN_BLOCKS, Integer.highestOneBit(Math.max(1, maxBlocks - 1)) << 1);
+    }
+
+    private static long key(int batch, int blocks) {
+        return ((long) batch << 32) | blocks;
+    }
+
     private Graph capture(int batch, int blocks, Step step, KvCache cache) {
         long t0 = System.nanoTime();
         Graph g = new Graph(batch, blocks, (int) cache.keys(0).size(1), model.device());
         g.fill(step, cache.scratchSlot());
         ForwardBatch fb = g.forwardBatch(cache.blockSize());
+        Tensor out = sharedLogits(batch);   // (batch, vocab) of the shared buffer, or null: the graph's own
         PhaseTimer timer = model.phaseTimer();
         model.setPhaseTimer(PhaseTimer.OFF);   // its events would be recorded into the graph
         try {
@@ -147,7 +195,9 @@ public final class DecodeGraphs implements AutoCloseable {
             try {
                 for (int i = 0; i < 2; i++) {
                     try (PointerScope scope = new PointerScope()) {
-                        model.samplingLogits(model.forward(fb, cache));
+                        Tensor hidden = model.forward(fb, cache);
+                        if (out == null) model.samplingLogits(hidden);
+                        else model.samplingLogits(hidden, out);
                     }
                 }
             } finally {
@@ -155,7 +205,8 @@ public final class DecodeGraphs implements AutoCloseable {
             }
             g.handle = RolloutCuda.graphBegin();
             try (PointerScope scope = new PointerScope()) {
-                g.logits = keep(model.samplingLogits(model.forward(fb, cache)));
+                Tensor hidden = model.forward(fb, cache);
+                g.logits = keep(out == null ? model.samplingLogits(hidden) : model.samplingLogits(hidden, out));
             } finally {
                 RolloutCuda.graphEnd(g.handle);
             }
@@ -170,6 +221,15 @@ public final class DecodeGraphs implements AutoCloseable {
         } finally {
             model.setPhaseTimer(timer);
         }
+    }
+
+    /** The shared logits' first {@code batch} rows, the buffer made on first use; null where the model makes its own. */
+    private Tensor sharedLogits(int batch) {
+        if (!model.bf16SamplingLogits()) return null;
+        if (sharedLogits == null)
+            sharedLogits = keep(Torch.empty(Torch.options(ScalarType.BFloat16, model.device()), bucket(maxBatch),
+                    model.samplingLogitsWidth()));
+        return sharedLogits.narrow(0, 0, batch);
     }
 
     static int bucket(int batch) {
@@ -188,6 +248,8 @@ public final class DecodeGraphs implements AutoCloseable {
     public void close() {
         for (Graph g : graphs.values()) g.close();
         graphs.clear();
+        if (sharedLogits != null) sharedLogits.releaseReference();
+        sharedLogits = null;
     }
 
     public int size() {

@@ -41,9 +41,11 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 import org.bytedeco.pytorch.Device;
@@ -150,6 +152,7 @@ public class EngineService {
                     (long) engine.numKvBlocks() * s.engine().blockSize(), (System.nanoTime() - t0) / 1e9));
             phase = Phase.WARMING_UP;
             long warm = System.nanoTime();
+            if (ranks.tpSize() == 1 && s.cudaGraphWarmupTokens() > 0) captureGraphs(s.cudaGraphWarmupTokens(), engine.maxModelLen());
             warmUp();
             phase = Phase.READY;
             // the one line an operator looks for
@@ -264,6 +267,24 @@ public class EngineService {
         return new SessionLimits(config.getOptionalValue("rollout.sessions.max-open", Integer.class).orElse(1024),
                 pinned > 0 ? Math.min(pinned, kvTokens) : kvTokens / 2,
                 config.getOptionalValue("rollout.sessions.max-requests", Integer.class).orElse(4096));
+    }
+
+    /**
+     * The decode graphs of every batch size, captured on the engine thread before anything is
+     * served (graphs exist at one rank only). A capture that fails or takes too long leaves the
+     * rest to first use, as without this.
+     */
+    private void captureGraphs(int tokens, int maxModelLen) {
+        long t0 = System.nanoTime();
+        try {
+            int graphs = loop.submit(new EngineCommand.CaptureGraphs(tokens)).get(600, TimeUnit.SECONDS);
+            if (graphs > 0) LOG.info(() -> String.format("captured %d decode graphs (every batch size, contexts up to %d tokens) in %.1f s",
+                    graphs, Math.min(tokens, maxModelLen), (System.nanoTime() - t0) / 1e9));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (ExecutionException | TimeoutException e) {
+            LOG.warning("decode graphs not captured ahead (each is captured on first use): " + e);
+        }
     }
 
     /** One short greedy generation through the whole path, as SGLang's warm-up does. */

@@ -16,7 +16,9 @@ import dev.rollout.ranks.RankSettings;
  * is {@code rollout.deterministic}, or SGLang's name for it, {@code rollout.enable-deterministic-inference}.
  * {@code logprobsMode} is {@code rollout.logprobs-mode}: the mode of a request that names none.
  * {@code toolStrictLevel} is {@code rollout.tool-strict-level}: when {@code tool_choice: "auto"}
- * is enforced ({@link ToolStrictLevel}).
+ * is enforced ({@link ToolStrictLevel}). {@code cudaGraphWarmupTokens} is
+ * {@code rollout.cuda-graph-warmup-tokens}: the contexts, in tokens, whose decode graphs are
+ * captured at start-up for every batch size (0: each on first use).
  */
 public record ServerSettings(
         String modelPath,
@@ -24,6 +26,7 @@ public record ServerSettings(
         long dummySeed,
         boolean nativeKernels,
         boolean cudaGraphs,
+        int cudaGraphWarmupTokens,
         boolean fp32LmHead,
         boolean deterministic,
         LogprobsMode logprobsMode,

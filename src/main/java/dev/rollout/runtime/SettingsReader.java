@@ -27,6 +27,7 @@ final class SettingsReader {
                 c.getValue("rollout.dummy-seed", Long.class),
                 c.getValue("rollout.native-kernels", Boolean.class),
                 c.getValue("rollout.cuda-graphs", Boolean.class),
+                c.getValue("rollout.cuda-graph-warmup-tokens", Integer.class),
                 c.getValue("rollout.fp32-lm-head", Boolean.class),
                 // SGLang's flag name serves too
                 c.getValue("rollout.deterministic", Boolean.class)

@@ -108,6 +108,33 @@ class CudaGraphTest {
                     rid + ": the routed experts recorded under replay differ");
     }
 
+    /**
+     * The server's defaults (our sampling kernel reading the LM head's bf16 logits, every graph
+     * writing them into one shared buffer): replayed graphs, captured on first use or all ahead of
+     * use (LlmEngine.captureDecodeGraphs, as start-up does), decode exactly what the same kernels do
+     * eagerly, and the graphs captured ahead serve every step with none captured later.
+     */
+    @Test
+    void graphsCapturedAheadIntoOneLogitsBufferDecodeAsEagerSteps() throws Exception {
+        Files.writeString(dir.resolve("config.json"), """
+                {"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "vocab_size": 32000, "hidden_size": 512,
+                 "intermediate_size": 1536, "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 4,
+                 "head_dim": 64, "max_position_embeddings": 4096, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+                 "tie_word_embeddings": true, "eos_token_id": 1, "torch_dtype": "bfloat16"}
+                """);
+        DecodeAttention paged = DecodeAttention.PAGED_NATIVE;
+        Map<String, SequenceOutput> eager = run(new Kernels(paged, true, true, false, true, false, false, false, List.of()), PROMPTS, 0);
+        Map<String, SequenceOutput> onFirstUse = run(new Kernels(paged, true, true, false, true, true, false, false, List.of()), PROMPTS, 0);
+        // 11 prompts of up to 375 tokens and 40 new: contexts up to 415 tokens, all within 512 (block tables of 16 and 32 blocks)
+        Map<String, SequenceOutput> ahead = run(new Kernels(paged, true, true, false, true, true, false, false, List.of()), PROMPTS, 512);
+        double[] lazy = compare("CUDA graphs, bf16 logits in one buffer", eager, onFirstUse);
+        double[] early = compare("CUDA graphs captured ahead", eager, ahead);
+        assertEquals(1.0, lazy[0], "a replayed graph computes what the same kernels do eagerly");
+        assertEquals(0.0, lazy[1], "a replayed graph computes what the same kernels do eagerly");
+        assertEquals(1.0, early[0], "a graph captured ahead computes what the same kernels do eagerly");
+        assertEquals(0.0, early[1], "a graph captured ahead computes what the same kernels do eagerly");
+    }
+
     private Map<String, SequenceOutput> run(DecodeAttention mode, boolean fusedOps, boolean graphs) throws Exception {
         return run(mode, fusedOps, graphs, false);
     }
@@ -118,11 +145,19 @@ class CudaGraphTest {
     }
 
     private Map<String, SequenceOutput> run(Kernels kernels, int prompts) throws Exception {
+        return run(kernels, prompts, 0);
+    }
+
+    /** @param ahead contexts (tokens) whose graphs are captured before the first round, every batch size; 0: none */
+    private Map<String, SequenceOutput> run(Kernels kernels, int prompts, int ahead) throws Exception {
         Device cuda = new Device(EngineHarness.DEVICE);
         boolean graphs = kernels.cudaGraphs(), experts = kernels.groupedExperts();
         CausalLm lm = CausalLm.random(dir, ScalarType.BFloat16, cuda, 5, 0.1, kernels);  // std 0.1: peaked logits, few near-ties
         LlmEngine engine = new LlmEngine(lm, new EngineConfig(EngineHarness.DEVICE, "bfloat16", 16, 2048, 64, 4096, 0, 0.8)
                 .withRoutedExperts(experts), null, null);
+        int captured = ahead > 0 ? engine.captureDecodeGraphs(ahead) : 0;
+        // 64 sequences at most: batch buckets 1 to 64 (9), block tables of 16 and 32 blocks
+        if (ahead > 0) assertEquals(18, captured, "every batch bucket at each block-table bucket up to " + ahead + " tokens");
         Map<String, SequenceOutput> out = new HashMap<>();
         for (int round = 0; round < 2; round++) {
             if (round == 1) {  // graphs must be dropped with the KV cache and captured again
@@ -141,6 +176,7 @@ class CudaGraphTest {
             }
             while (engine.hasWork()) engine.step();
             if (graphs) assertTrue(engine.numCudaGraphs() > 0, "decode steps were replayed from captured graphs");
+            if (round == 0 && ahead > 0) assertEquals(captured, engine.numCudaGraphs(), "no step captured a graph of its own");
         }
         return out;
     }
