@@ -28,18 +28,20 @@ import org.junit.jupiter.api.io.TempDir;
 @EnabledIfSystemProperty(named = "rollout.test.device", matches = "cuda.*")
 class CudaGraphTest {
     static final int PROMPTS = 11, NEW = 40;  // 11: not a batch bucket, so rows are padded
+    /** A small Qwen3 of the real layout: 4 layers, GQA 8/4, tied embeddings. */
+    static final String QWEN3 = """
+            {"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "vocab_size": 32000, "hidden_size": 512,
+             "intermediate_size": 1536, "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 4,
+             "head_dim": 64, "max_position_embeddings": 4096, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+             "tie_word_embeddings": true, "eos_token_id": 1, "torch_dtype": "bfloat16"}
+            """;
 
     @TempDir
     Path dir;
 
     @Test
     void graphsAndKernelDecodeAsLibtorchDoes() throws Exception {
-        Files.writeString(dir.resolve("config.json"), """
-                {"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "vocab_size": 32000, "hidden_size": 512,
-                 "intermediate_size": 1536, "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 4,
-                 "head_dim": 64, "max_position_embeddings": 4096, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
-                 "tie_word_embeddings": true, "eos_token_id": 1, "torch_dtype": "bfloat16"}
-                """);
+        Files.writeString(dir.resolve("config.json"), QWEN3);
         Map<String, SequenceOutput> libtorch = run(DecodeAttention.GATHER, false, false);
         // each change on its own first, so that a mismatch names its cause
         double[] again = compare("libtorch again", libtorch, run(DecodeAttention.GATHER, false, false));
@@ -116,12 +118,7 @@ class CudaGraphTest {
      */
     @Test
     void graphsCapturedAheadIntoOneLogitsBufferDecodeAsEagerSteps() throws Exception {
-        Files.writeString(dir.resolve("config.json"), """
-                {"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "vocab_size": 32000, "hidden_size": 512,
-                 "intermediate_size": 1536, "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 4,
-                 "head_dim": 64, "max_position_embeddings": 4096, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
-                 "tie_word_embeddings": true, "eos_token_id": 1, "torch_dtype": "bfloat16"}
-                """);
+        Files.writeString(dir.resolve("config.json"), QWEN3);
         DecodeAttention paged = DecodeAttention.PAGED_NATIVE;
         Map<String, SequenceOutput> eager = run(new Kernels(paged, true, true, false, true, false, false, false, List.of()), PROMPTS, 0);
         Map<String, SequenceOutput> onFirstUse = run(new Kernels(paged, true, true, false, true, true, false, false, List.of()), PROMPTS, 0);
