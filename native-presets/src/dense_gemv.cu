@@ -235,14 +235,37 @@ __global__ void __launch_bounds__(kThreads, 2) dense_gemv_kernel(
 // its k {2 tig, 2 tig + 1} and {8 + 2 tig, 9 + 2 tig}, from W and x alike. Each output's sum runs
 // in a fixed order (the MMA's over 16 k, chunk after chunk, then the splits in order): the same
 // bits whatever M or the other rows are, as above.
-constexpr int kMmaWarps = 4;
+constexpr int kMmaWarps = 8;
 constexpr int kMmaThreads = kMmaWarps * 32;
-constexpr int kChunk = 32;    // K a warp takes per row per step: 4 lanes x 8 bf16
-constexpr int kUnroll = 4;    // chunks a lane has in flight
+constexpr int kChunk = 32;      // K a warp takes per row per chunk: 4 lanes x 8 bf16
+constexpr int kUnroll = 8;      // chunks a lane has in flight: 128 bytes of W, 4 KB a warp
+constexpr int kMinChunks = 3;   // the fewest chunks a split leaves each warp (0.5B's 896-wide K: 28 chunks, 8 splits)
 constexpr int kNormPad = 4;   // 16-byte words after each normed row: row m + 1 starts 16 banks on, so a quarter warp's loads of two rows do not collide
 
+// One step of a warp's loop: chunks c0 .. c0 + kUnroll - 1 (FULL), or those of them before end,
+// every load issued before the first MMA. A full step has no branch, so that the compiler keeps
+// its loads together; only the warp's last step is partial.
+template <bool FULL, bool NORM>
+__device__ __forceinline__ void mma_step(float (&c)[4], const uint4* wr, const uint4* xr, bool token, int c0, int end) {
+    uint4 wv[kUnroll], xv[kUnroll];
+    const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+#pragma unroll
+    for (int u = 0; u < kUnroll; u++) {
+        const bool in = FULL || c0 + u < end;
+        wv[u] = in ? load_weights(wr + 4 * (c0 + u)) : zero;
+        xv[u] = in && token ? (NORM ? xr[4 * (c0 + u)] : __ldg(xr + 4 * (c0 + u))) : zero;
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; u++) {
+        if (!FULL && c0 + u >= end) break;   // the same for every lane of the warp
+        const uint32_t a0[4] = {xv[u].x, 0u, xv[u].y, 0u}, a1[4] = {xv[u].z, 0u, xv[u].w, 0u};
+        rollout::device::mma(c, a0, wv[u].x, wv[u].y);
+        rollout::device::mma(c, a1, wv[u].z, wv[u].w);
+    }
+}
+
 template <int M, int EPI, bool NORM>
-__global__ void __launch_bounds__(kMmaThreads, 4) dense_gemv_mma_kernel(
+__global__ void __launch_bounds__(kMmaThreads, 2) dense_gemv_mma_kernel(
         const bf16* __restrict__ x, const bf16* __restrict__ norm_w, const bf16* __restrict__ w,
         const bf16* __restrict__ bias, bf16* __restrict__ out, int n, int k, int splits, float eps, bool prefetch_all) {
     extern __shared__ __align__(16) unsigned char normed_raw[];
@@ -287,23 +310,9 @@ __global__ void __launch_bounds__(kMmaThreads, 4) dense_gemv_mma_kernel(
 
     float c[4] = {0.f, 0.f, 0.f, 0.f};   // (token gid, tile rows 2 tig and 2 tig + 1); c[2], c[3] the zero rows 8..15's
     if (active) {
-        for (int c0 = begin; c0 < end; c0 += kUnroll) {
-            uint4 wv[kUnroll], xv[kUnroll];
-#pragma unroll
-            for (int u = 0; u < kUnroll; u++) {
-                const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
-                const bool in = c0 + u < end;
-                wv[u] = in ? load_weights(wr + 4 * (c0 + u)) : zero;
-                xv[u] = in && token ? (NORM ? xr[4 * (c0 + u)] : __ldg(xr + 4 * (c0 + u))) : zero;
-            }
-#pragma unroll
-            for (int u = 0; u < kUnroll; u++) {
-                if (c0 + u >= end) break;   // the same for every lane of the warp
-                const uint32_t a0[4] = {xv[u].x, 0u, xv[u].y, 0u}, a1[4] = {xv[u].z, 0u, xv[u].w, 0u};
-                rollout::device::mma(c, a0, wv[u].x, wv[u].y);
-                rollout::device::mma(c, a1, wv[u].z, wv[u].w);
-            }
-        }
+        int c0 = begin;
+        for (; c0 + kUnroll <= end; c0 += kUnroll) mma_step<true, NORM>(c, wr, xr, token, c0, end);
+        if (c0 < end) mma_step<false, NORM>(c, wr, xr, token, c0, end);
     }
     pdl_launch_dependents();   // past the weights
     partial[warp][gid][2 * tig] = c[0];
@@ -425,11 +434,11 @@ const char* dense_gemv(const GemvArgs& a, cudaStream_t stream) {
     // H100's 132 SMs idle.
     const int target = 16 * multiprocessors();
     if (mma_enabled() && a.k % kChunk == 0 && (a.epilogue != kSiluMul || a.n % 8 == 0)) {
-        // a warp takes 8 rows (silu_mul: 4 gate rows and their up rows), and keeps at least one
-        // unrolled step of chunks
+        // a warp takes 8 rows (silu_mul: 4 gate rows and their up rows), and keeps at least
+        // kMinChunks chunks
         const int tiles = a.epilogue == kSiluMul ? a.n / 8 : (a.n + 7) / 8, chunks = a.k / kChunk;
         int splits = 1;
-        while (splits < kMmaWarps && tiles * splits < target && chunks / (2 * splits) >= kUnroll) splits *= 2;
+        while (splits < kMmaWarps && tiles * splits < target && chunks / (2 * splits) >= kMinChunks) splits *= 2;
         const int per_block = kMmaWarps / splits;
         const int blocks = (tiles + per_block - 1) / per_block;
         const size_t smem = a.norm_w != nullptr ? (size_t) a.rows * (a.k + 8 * kNormPad) * sizeof(bf16) : 0;

@@ -6,7 +6,7 @@
 # each MMA and where each output lands, not the hardware's rounding.
 #   python3 tools/reference/dense_gemv_mma_layout.py   (numpy; prints the largest error per shape)
 import numpy as np
-KMMA_WARPS, KCHUNK, KUNROLL = 4, 32, 4
+KMMA_WARPS, KCHUNK, KUNROLL = 8, 32, 8
 
 def mma(c, a, b):
     # a: dict lane -> 4 regs, each reg a pair of values; b: lane -> 2 regs (pairs); c: lane -> 4 floats
@@ -82,7 +82,8 @@ def run(M, epi, n, k, splits, x, W):
     return out
 
 rng = np.random.default_rng(1)
-for (M, epi, n, k, splits) in [(1,'store',40,64,1),(3,'store',37,128,2),(8,'store',24,96,4),(5,'silu',32,64,2),(8,'silu',48,256,4),(2,'silu',16,32,1),(7,'store',9,160,4)]:
+for (M, epi, n, k, splits) in [(1,'store',40,64,1),(3,'store',37,128,2),(8,'store',24,96,4),(5,'silu',32,64,2),(8,'silu',48,256,4),(2,'silu',16,32,1),(7,'store',9,160,4),
+                               (8,'store',20,896,8),(4,'silu',64,608,8),(6,'store',44,320,8)]:
     x = rng.standard_normal((M, k)); W = rng.standard_normal((n, k))
     got = run(M, epi, n, k, splits, x, W)
     y = x @ W.T

@@ -89,7 +89,7 @@ public final class EngineBench {
                 case "--native-kernels" -> nativeKernels = true;
                 case "--libtorch-sampling" -> samplingKernel = false;  // the baseline of the sampling kernel
                 case "--cuda-graphs" -> graphs = true;
-                // GPU time per phase of eager decode steps (CUDA events); graphs replay without the events
+                // GPU time per phase of decode steps (CUDA events): eager, each layer's phases; replayed, the graph and the sampling
                 case "--phase-profile" -> phaseProfile = true;
                 case "--device" -> device = args[++i];
                 case "--dtype" -> dtype = args[++i];
@@ -293,12 +293,15 @@ public final class EngineBench {
                 StringBuilder j = new StringBuilder();
                 phases.perStep().forEach((k, v) -> j.append(j.length() == 0 ? "" : ", ")
                         .append(String.format(Locale.ROOT, "\"%s\": [%.4f, %.0f]", k, v[0], v[1])));
-                // the GPU's share of a decode step's wall time: the rest is host work it waited for
+                // The GPU's share of a decode step's wall time: the rest is host work it waited for.
+                // The phases count every timed decode-only step, the wall times the steps with every
+                // sequence decoding: both counts are printed, and they agree once all are admitted.
                 double gpuMs = phases.perStep().values().stream().mapToDouble(v -> v[0]).sum();
-                double stepMean = decode.stream().mapToDouble(Double::doubleValue).average().orElse(Double.NaN);
+                double stepMean = decode.stream().mapToDouble(Double::doubleValue).average().orElse(0);
                 System.out.printf(Locale.ROOT, "RESULT {\"what\": \"phases\", \"run\": " + run + ", \"batch\": %d, \"in\": %d, \"out\": %d, "
-                        + "\"steps\": %d, \"gpu_ms_per_step\": %.4f, \"step_ms_mean\": %.4f, \"gpu_busy\": %.3f, "
-                        + "\"ms_per_step_and_count\": {%s}}%n", batch, in, out, phases.steps(), gpuMs, stepMean, gpuMs / stepMean, j);
+                        + "\"steps\": %d, \"wall_steps\": %d, \"gpu_ms_per_step\": %.4f, \"step_ms_mean\": %.4f, \"gpu_busy\": %.3f, "
+                        + "\"ms_per_step_and_count\": {%s}}%n", batch, in, out, phases.steps(), decode.size(), gpuMs, stepMean,
+                        stepMean > 0 ? gpuMs / stepMean : 0, j);
             }
         }
     }

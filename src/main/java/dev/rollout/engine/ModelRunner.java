@@ -107,10 +107,8 @@ final class ModelRunner {
             // (a one-position embeddings prompt looks like a decode, but its input is no token)
             boolean decodeOnly = offset == batch.size() && numSampling == batch.size() && scoreRows.isEmpty() && !anyEmbeds;
             PhaseTimer phases = model.phaseTimer();  // benchmarks' profile of steps; off otherwise
-            DecodeGraphs.Step graphStep = decodeOnly && graphs != null ? decodeStep(batch) : null;
-            // a replayed step is one phase: its inputs' copies and the graph (the host's work before it stays outside)
-            if (graphStep != null) phases.begin();
-            Tensor logits = graphStep != null ? graphs.decode(graphStep, cache) : null;  // (B, V) bf16 or f32
+            // a replayed step's graph is one phase (DecodeGraphs begins it at the replay; a step that captures is not timed)
+            Tensor logits = decodeOnly && graphs != null ? graphs.decode(decodeStep(batch), cache) : null;  // (B, V) bf16 or f32
             if (logits != null) phases.mark("graph");
             Tensor hidden = null;
             List<Tensor> scoreSlices = List.of();

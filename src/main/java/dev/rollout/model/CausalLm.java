@@ -788,7 +788,7 @@ public final class CausalLm {
         return out;
     }
 
-    /** Times the phases of eager steps (benchmarks); {@link PhaseTimer#OFF} by default. An instrument: it changes no result. */
+    /** Times the phases of steps (benchmarks: eager ones' layers, replayed graphs whole); {@link PhaseTimer#OFF} by default. An instrument: it changes no result. */
     public void setPhaseTimer(PhaseTimer timer) {
         phases = timer;
     }

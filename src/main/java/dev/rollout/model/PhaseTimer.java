@@ -7,8 +7,9 @@ import java.util.Map;
 
 /**
  * The GPU time of each phase of decode steps (eager: each layer's GEMMs, attention, fused ops, the
- * LM head; replayed from a CUDA graph: the graph as one phase; then sampling), from CUDA events
- * recorded between the phases on the compute stream. A benchmark's profile (EngineBench
+ * LM head; replayed from a CUDA graph: the replay as one phase, a step that captured its graph left
+ * out; then sampling, up to the host's copy of its tokens), from CUDA events recorded between the
+ * phases on the compute stream. A benchmark's profile (EngineBench
  * --phase-profile) where Nsight tools are missing or too slow: the events measure what the GPU
  * spent, not what the host did, as long as the host stays ahead of the GPU within the step. A
  * step's wall time less the sum of its phases is then the host's work the GPU waited for (what
