@@ -131,7 +131,7 @@ class SglangStreamingSessionIT {
         concurrentLogprobRun(", \"return_logprob\": true, \"logprob_start_len\": 0");
         concurrentLogprobRun("");
         assertEquals(200, get("/health").status(), "the server is healthy after concurrent logprob sessions");
-        assertEquals(free, freeKvTokens(), "every KV block came back once the sessions closed");
+        assertEquals(free, freeKvTokensOnceSettled(free), "every KV block came back once the sessions closed");
     }
 
     private void concurrentLogprobRun(String extra) throws Exception {
@@ -183,7 +183,7 @@ class SglangStreamingSessionIT {
         for (String sid : sids) assertEquals(200, post("/close_session", "{\"session_id\": \"" + sid + "\"}").status());
         for (int i = 0; i < 3; i++) generate(tokenize("Post-stress cleanup " + i + "."), null, null, 4, "");
         assertEquals(200, get("/health").status());
-        assertEquals(free, freeKvTokens(), "every KV block came back once the sessions closed");
+        assertEquals(free, freeKvTokensOnceSettled(free), "every KV block came back once the sessions closed");
     }
 
     // ---- test_nth_mid_abort_recovery / test_first_mid_abort_recovery ----------------------
@@ -306,7 +306,7 @@ class SglangStreamingSessionIT {
         for (String sid : sids) assertEquals(200, post("/close_session", "{\"session_id\": \"" + sid + "\"}").status());
         for (int i = 0; i < 3; i++) generate(tokenize("Post-session cleanup request " + i + "."), null, null, 4, "");
         assertEquals(200, get("/health").status());
-        assertEquals(free, freeKvTokens(), "every KV block came back once the sessions closed");
+        assertEquals(free, freeKvTokensOnceSettled(free), "every KV block came back once the sessions closed");
     }
 
     // ---- SGLang's other server configurations ----------------------------------------------
@@ -403,6 +403,21 @@ class SglangStreamingSessionIT {
         }
         assertTrue(ids.length >= min, "the filler makes " + min + " tokens");
         return ids.length <= max ? ids : java.util.Arrays.copyOf(ids, max);
+    }
+
+    /**
+     * The free KV tokens, read until they reach {@code expected} or 5 s pass: the last request's
+     * reply (or /health's probe) can reach the client a step before the engine has given back its
+     * blocks, so one read right after may see a block still held (a flake seen once in a full
+     * suite run, 2026-12-08). A leak stays short of it and fails.
+     */
+    private static long freeKvTokensOnceSettled(long expected) throws InterruptedException {
+        long deadline = System.nanoTime() + 5_000_000_000L, now = freeKvTokens();
+        while (now != expected && System.nanoTime() < deadline) {
+            Thread.sleep(50);
+            now = freeKvTokens();
+        }
+        return now;
     }
 
     private static long freeKvTokens() {
